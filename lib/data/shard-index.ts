@@ -235,7 +235,11 @@ async function scanShard(
     info.problem = (e as Error).message;
     return { info, candidates, excluded, labelSizes };
   }
-  if (scan.problem) info.problem = scan.problem.reason;
+  if (scan.problem) {
+    // Shard-level entry: members after the problem are unreachable (their keys are unknown).
+    info.problem = scan.problem.reason;
+    excluded.push({ key: '*', reason: `scan stopped: ${scan.problem.reason}` });
+  }
   const { samples, problems } = groupMembers(scan.members);
   for (const p of problems) excluded.push(p);
   // A scan that stopped early on corruption may have cut the last grouped sample short: its missing members
