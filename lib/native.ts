@@ -1,0 +1,142 @@
+/**
+ * The ONE module that loads the native addon (`build/Release/ctclip.node`) and types its raw surface.
+ * Everything else imports from here (or from the public API), never the `.node` file itself.
+ *
+ * Loading checks, in order, and each failure is an actionable `CtclipError`:
+ *  - the addon exists (ADDON_MISSING: how to provide libtorch and build it);
+ *  - the dynamic loader can resolve it (ADDON_MISMATCH when libtorch symbols are missing: built against another
+ *    libtorch than the one found at run time);
+ *  - the libtorch version it runs with equals the one it was compiled against (ADDON_MISMATCH).
+ *
+ * Handles are branded so that a tensor handle cannot be passed where a model handle is expected.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { CtclipError } from './errors';
+
+declare const brand: unique symbol;
+/** An opaque native object, distinguished at compile time by its brand. */
+export type Handle<B extends string> = { readonly [brand]: B; dispose(): void; readonly disposed: boolean };
+/** A libtorch tensor owned by native code. */
+export type TensorHandle = Handle<'Tensor'>;
+
+export type Dtype = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
+
+export interface BuildInfo {
+  compiledTorchVersion: string;
+  runtimeTorchVersion: string;
+  torchLibraryPath: string;
+  compiledTorchLibDir: string;
+  torchSource: string;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  nccl: boolean;
+  gloo: boolean;
+  sdpa: boolean;
+  threads: number;
+  interopThreads: number;
+  hardwareConcurrency: number;
+  blas: string;
+  cpuCapability: string;
+  parallelBackend: string;
+  napiVersion: number;
+}
+
+export interface TensorInfo {
+  shape: number[];
+  dtype: Dtype;
+  device: string;
+  contiguous: boolean;
+  nbytes: number;
+  /** True when the tensor's storage is a JS buffer (fromBuffer without a copy). */
+  borrowsJsMemory: boolean;
+}
+
+export type TypedData = Float32Array | Float64Array | Uint16Array | BigInt64Array | Int32Array | Uint8Array;
+
+export interface TensorData {
+  data: TypedData;
+  dtype: Dtype;
+  shape: number[];
+}
+
+/** The raw native surface. Argument validation happens in the TS wrappers; native code re-checks cheaply. */
+export interface RawAddon {
+  buildInfo(): BuildInfo;
+  setNumThreads(intraOp: number, interOp?: number): number;
+  /** Bytes of natively owned memory currently reported to V8 (AdjustExternalMemory's running total). */
+  externalMemory(): number;
+  fromBuffer(view: ArrayBufferView, dtype: Dtype, shape: number[]): TensorHandle;
+  toTypedArray(tensor: TensorHandle): TensorData;
+  tensorInfo(tensor: TensorHandle): TensorInfo;
+  transform(tensor: TensorHandle, opts: { permute?: number[]; dtype?: Dtype }): Promise<TensorHandle>;
+}
+
+const ROOT = path.resolve(__dirname, '..');
+
+/** Where the addon is looked for: `$CTCLIP_ADDON` (a file), else the cmake-js / node-gyp build outputs. */
+export function addonCandidates(): string[] {
+  if (process.env.CTCLIP_ADDON) return [path.resolve(process.env.CTCLIP_ADDON)];
+  return [path.join(ROOT, 'build', 'Release', 'ctclip.node'), path.join(ROOT, 'build', 'Debug', 'ctclip.node')];
+}
+
+const HOW_TO_BUILD =
+  'Build it with `npm run build:native` after providing libtorch in one of three ways: ' +
+  'export LIBTORCH=/path/to/libtorch (or Torch_DIR); pip install torch; or apt-get install libtorch-dev libgloo-dev ' +
+  'libopenblas0-pthread (Debian/Ubuntu; `bash scripts/setup.sh` does this as root).';
+
+/** Compares "1.13.0" with "1.13.1": the patch level is ABI-compatible and Debian's headers say .0 for 1.13.1. */
+function sameMinor(a: string, b: string): boolean {
+  const [am, an] = a.split('.');
+  const [bm, bn] = b.split('.');
+  return am === bm && an === bn;
+}
+
+let cached: RawAddon | undefined;
+
+/** Loads (once) and returns the raw addon, or throws ADDON_MISSING / ADDON_MISMATCH with what to do. */
+export function loadAddon(): RawAddon {
+  if (cached) return cached;
+  const candidates = addonCandidates();
+  const file = candidates.find((p) => fs.existsSync(p));
+  if (!file) {
+    throw new CtclipError('ADDON_MISSING', `the ctclip native addon is not built (looked for ${candidates.join(', ')}). ${HOW_TO_BUILD}`);
+  }
+  let addon: RawAddon;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    addon = require(file) as RawAddon;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    const symbolProblem = /undefined symbol|cannot open shared object|version .* not found|wrong ELF/i.test(msg);
+    throw new CtclipError(
+      symbolProblem ? 'ADDON_MISMATCH' : 'ADDON_MISSING',
+      `cannot load the ctclip native addon ${file}: ${msg}. ` +
+        (symbolProblem
+          ? 'It was most likely built against a different libtorch than the one found now; rebuild it with `npm run build:native -- --clean` (and keep LIBTORCH/Torch_DIR pointing at one install).'
+          : HOW_TO_BUILD),
+      { cause: e },
+    );
+  }
+  const info = addon.buildInfo();
+  if (info.runtimeTorchVersion && !sameMinor(info.runtimeTorchVersion, info.compiledTorchVersion)) {
+    throw new CtclipError(
+      'ADDON_MISMATCH',
+      `the ctclip addon ${file} was compiled against libtorch ${info.compiledTorchVersion} but runs with libtorch ` +
+        `${info.runtimeTorchVersion} (${info.torchLibraryPath}). Rebuild with \`npm run build:native -- --clean\`, or make ` +
+        `the original install (${info.compiledTorchLibDir}) the one that is loaded.`,
+    );
+  }
+  cached = addon;
+  return addon;
+}
+
+/** Whether the addon can be loaded (for tests and `ctclip info`), without throwing. */
+export function addonAvailable(): boolean {
+  try {
+    loadAddon();
+    return true;
+  } catch {
+    return false;
+  }
+}

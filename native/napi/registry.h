@@ -1,0 +1,12 @@
+// Each native/napi/*.cc concern registers its exports here; addon.cc calls them in order.
+#pragma once
+
+#include <napi.h>
+
+namespace ctclip {
+
+void RegisterTensorHandle(Napi::Env env, Napi::Object exports);
+void RegisterTensorBridge(Napi::Env env, Napi::Object exports);
+void RegisterBuildInfo(Napi::Env env, Napi::Object exports);
+
+}  // namespace ctclip
