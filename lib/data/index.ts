@@ -15,6 +15,7 @@ export {
   writeIndex,
   indexShards,
   openIndex,
+  openIndexFile,
   defaultIndexPath,
   shardPathsOf,
   classNamesFromLabelsCsv,

@@ -458,7 +458,21 @@ export interface OpenIndexOptions {
 export function openIndex(pattern: string, opts: OpenIndexOptions = {}): ShardIndex {
   const files = shardPathsOf(pattern);
   const indexPath = path.resolve(opts.indexPath ?? path.join(commonDir(files), INDEX_FILE_NAME));
-  const cmd = buildCommand(pattern);
+  return openResolved(indexPath, files, buildCommand(pattern), pattern, opts);
+}
+
+/**
+ * Opens an index file for all the shards it lists (benchmarks and tools that have no pattern at hand).
+ * Same checks as `openIndex`.
+ */
+export function openIndexFile(indexPath: string, opts: Omit<OpenIndexOptions, 'indexPath'> = {}): ShardIndex {
+  const abs = path.resolve(indexPath);
+  const file = readIndexFile(abs, `ctclip shards index '<pattern>' --out '${abs}'`);
+  const files = file.shards.map((s) => path.resolve(path.dirname(abs), s.file));
+  return openResolved(abs, files, buildCommand(file.pattern), file.pattern, opts, file);
+}
+
+function readIndexFile(indexPath: string, cmd: string): ShardIndexFile {
   let text: string;
   try {
     text = fs.readFileSync(indexPath, 'utf8');
@@ -474,7 +488,7 @@ export function openIndex(pattern: string, opts: OpenIndexOptions = {}): ShardIn
       }
       note = ` A reference manifest.json is there (total_samples=${total}), but it is not trusted: its counts are often estimates and it has no member offsets.`;
     }
-    throw new CtclipError('DATA_ERROR', `no ctclip shard index at '${indexPath}' for '${pattern}'.${note} Build it with: ${cmd}`);
+    throw new CtclipError('DATA_ERROR', `no ctclip shard index at '${indexPath}'.${note} Build it with: ${cmd}`);
   }
   let file: ShardIndexFile;
   try {
@@ -485,6 +499,11 @@ export function openIndex(pattern: string, opts: OpenIndexOptions = {}): ShardIn
   if (file.format !== INDEX_FORMAT || file.version !== INDEX_VERSION) {
     throw new CtclipError('DATA_ERROR', `'${indexPath}' is not a ctclip shard index of version ${INDEX_VERSION}; rebuild it with: ${cmd}`);
   }
+  return file;
+}
+
+function openResolved(indexPath: string, files: string[], cmd: string, pattern: string, opts: OpenIndexOptions, preloaded?: ShardIndexFile): ShardIndex {
+  const file = preloaded ?? readIndexFile(indexPath, cmd);
   const indexDir = path.dirname(indexPath);
   const byPath = new Map<string, number>();
   file.shards.forEach((s, i) => byPath.set(path.resolve(indexDir, s.file), i));
