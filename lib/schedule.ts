@@ -65,3 +65,34 @@ export function epochGeometry(input: StepsPerEpochInput): EpochGeometry {
 export function stepsPerEpoch(input: StepsPerEpochInput): number {
   return epochGeometry(input).stepsPerEpoch;
 }
+
+export interface LrScheduleParams {
+  /** Linear warmup length in optimizer steps (0 = none). */
+  warmupSteps: number;
+  /** T: the step at which the cosine reaches its floor. */
+  maxSteps: number;
+  /** Cosine floor as a fraction of the base learning rate. */
+  minLrRatio: number;
+}
+
+/**
+ * Learning-rate factor f(k) for optimizer step k (1-based): the LR applied IN step k is base·f(k).
+ *   warmup (k <= W):  f = k / W
+ *   after:            p = clamp((k − W) / max(1, T − W), 0, 1);  f = r + (1 − r)·½·(1 + cos πp)
+ * The progress is clamped, so past T the LR stays at the floor instead of rising again.
+ * Difference from the reference (pipeline-spec §3.3): its LambdaLR gives step k the factor f_ref(k−1), so
+ * step 1 runs at LR 0 and the last step at f(T−1); ctclip uses f(k), so step 1 already learns (1/W of the
+ * peak) and step T runs exactly at the floor.
+ */
+export function lrFactor(step: number, p: LrScheduleParams): number {
+  if (!Number.isInteger(step) || step < 1) throw new CtclipError('PLAN_ERROR', `optimizer steps are 1-based integers, got ${step}`);
+  const { warmupSteps, maxSteps, minLrRatio } = p;
+  if (warmupSteps > 0 && step <= warmupSteps) return step / warmupSteps;
+  const progress = Math.min(1, Math.max(0, (step - warmupSteps) / Math.max(1, maxSteps - warmupSteps)));
+  return minLrRatio + (1 - minLrRatio) * 0.5 * (1 + Math.cos(Math.PI * progress));
+}
+
+/** The learning rate applied in optimizer step k (1-based). */
+export function lrAt(step: number, baseLr: number, p: LrScheduleParams): number {
+  return baseLr * lrFactor(step, p);
+}
