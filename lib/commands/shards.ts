@@ -6,9 +6,9 @@
  * missing shards are excluded and listed. Exit 0 when the index was written (even with exclusions), 1 when
  * no valid sample was found, 2 for bad arguments.
  */
-import { parseArgs } from 'util';
-import { hasCode, CtclipError } from '../errors';
+import { CtclipError } from '../errors';
 import { indexShards } from '../data/shard-index';
+import { parseCommandArgs, runCommand } from './common';
 
 const USAGE = `usage: ctclip shards index <pattern> [--labels-csv FILE] [--classes a,b,...] [--out FILE] [--json]
 
@@ -18,43 +18,29 @@ const USAGE = `usage: ctclip shards index <pattern> [--labels-csv FILE] [--class
   --out FILE       index file to write (default: <shard dir>/ctclip-index.json)
   --json           print the summary as JSON`;
 
-export async function run(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        'labels-csv': { type: 'string' },
-        classes: { type: 'string' },
-        out: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
+export function run(argv: string[]): Promise<number> {
+  return runCommand('shards', USAGE, async () => {
+    const { values, positionals } = parseCommandArgs(argv, {
+      'labels-csv': { type: 'string' },
+      classes: { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'boolean', default: false },
     });
-  } catch (e) {
-    process.stderr.write(`ctclip shards: ${(e as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
-  const [sub, pattern, ...extra] = positionals;
-  if (sub !== 'index' || !pattern || extra.length) {
-    process.stderr.write(`ctclip shards: expected 'index <pattern>'${extra.length ? ` (unexpected: ${extra.join(' ')})` : ''}\n${USAGE}\n`);
-    return 2;
-  }
-  const classes = values.classes
-    ?.split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (values.classes !== undefined && (!classes || classes.length === 0)) {
-    process.stderr.write(`ctclip shards: --classes needs a comma-separated list of names\n${USAGE}\n`);
-    return 2;
-  }
-  try {
+    if (values.help) {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    }
+    const [sub, pattern, ...extra] = positionals;
+    if (sub !== 'index' || !pattern || extra.length) {
+      throw new CtclipError('ARGUMENT_ERROR', `expected 'index <pattern>'${extra.length ? ` (unexpected: ${extra.join(' ')})` : ''}`);
+    }
+    const classes = values.classes
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    if (values.classes !== undefined && (!classes || classes.length === 0)) {
+      throw new CtclipError('ARGUMENT_ERROR', '--classes needs a comma-separated list of names');
+    }
     const { index, indexPath } = await indexShards(pattern, { classNames: classes, labelsCsv: values['labels-csv'], indexPath: values.out });
     if (values.json) {
       const { samples: _samples, ...summary } = index;
@@ -75,15 +61,5 @@ export async function run(argv: string[]): Promise<number> {
       return 1;
     }
     return 0;
-  } catch (e) {
-    if (hasCode(e, 'ARGUMENT_ERROR')) {
-      process.stderr.write(`ctclip shards: ${(e as Error).message}\n`);
-      return 2;
-    }
-    if (e instanceof CtclipError) {
-      process.stderr.write(`ctclip shards: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
-  }
+  });
 }

@@ -4,8 +4,8 @@
  * Writes a synthetic CT-RATE-like dataset: canonical shards, our index, reports/labels/metadata CSVs and
  * vocab.txt (lib/data/synth.ts). Deterministic per arguments. Exit 0 on success, 2 for bad arguments.
  */
-import { parseArgs } from 'util';
-import { CtclipError, hasCode } from '../errors';
+import { CtclipError } from '../errors';
+import { intOption, parseCommandArgs, runCommand } from './common';
 import { CT_RATE_CLASSES } from '../data/classes';
 import { writeSynthDataset } from '../data/synth';
 
@@ -20,31 +20,17 @@ const USAGE = `usage: ctclip synth --out DIR --samples N --shape H,W,D --shards 
   --vocab-size V   size of vocab.txt (default 4096)
   --quiet          no progress output`;
 
-function int(name: string, text: string | undefined, dflt?: number): number {
-  if (text === undefined) {
-    if (dflt !== undefined) return dflt;
-    throw new CtclipError('ARGUMENT_ERROR', `--${name} is required`);
-  }
-  if (!/^\d+$/.test(text)) throw new CtclipError('ARGUMENT_ERROR', `--${name} must be a non-negative integer, got '${text}'`);
-  return parseInt(text, 10);
-}
-
-export async function run(argv: string[]): Promise<number> {
-  try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        out: { type: 'string' },
-        samples: { type: 'string' },
-        shape: { type: 'string' },
-        shards: { type: 'string' },
-        seed: { type: 'string' },
-        classes: { type: 'string' },
-        'vocab-size': { type: 'string' },
-        quiet: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
+export function run(argv: string[]): Promise<number> {
+  return runCommand('synth', USAGE, async () => {
+    const { values, positionals } = parseCommandArgs(argv, {
+      out: { type: 'string' },
+      samples: { type: 'string' },
+      shape: { type: 'string' },
+      shards: { type: 'string' },
+      seed: { type: 'string' },
+      classes: { type: 'string' },
+      'vocab-size': { type: 'string' },
+      quiet: { type: 'boolean', default: false },
     });
     if (values.help) {
       process.stdout.write(USAGE + '\n');
@@ -52,7 +38,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (positionals.length) throw new CtclipError('ARGUMENT_ERROR', `unexpected argument(s): ${positionals.join(' ')}`);
     if (!values.out) throw new CtclipError('ARGUMENT_ERROR', '--out is required');
-    const samples = int('samples', values.samples);
+    const samples = intOption('samples', values.samples);
     const shapeParts = (values.shape ?? '').split(',');
     if (shapeParts.length !== 3 || !shapeParts.every((p) => /^\d+$/.test(p.trim()) && parseInt(p, 10) > 0)) {
       throw new CtclipError('ARGUMENT_ERROR', `--shape must be H,W,D (three positive integers), got '${values.shape ?? ''}'`);
@@ -77,10 +63,10 @@ export async function run(argv: string[]): Promise<number> {
       out: values.out,
       samples,
       shape,
-      shards: int('shards', values.shards, 1),
-      seed: int('seed', values.seed, 0),
+      shards: intOption('shards', values.shards, 1),
+      seed: intOption('seed', values.seed, 0, 0),
       classes,
-      vocabSize: values['vocab-size'] !== undefined ? int('vocab-size', values['vocab-size']) : undefined,
+      vocabSize: values['vocab-size'] !== undefined ? intOption('vocab-size', values['vocab-size']) : undefined,
       onProgress: quiet ? undefined : (d, n) => process.stderr.write(`\rsynth: ${d}/${n} samples`),
     });
     if (!quiet) process.stderr.write('\n');
@@ -89,15 +75,5 @@ export async function run(argv: string[]): Promise<number> {
         `in ${((Date.now() - t0) / 1000).toFixed(1)} s\npattern: ${r.pattern}\nindex: ${r.indexPath}\n`,
     );
     return 0;
-  } catch (e) {
-    if (hasCode(e, 'ARGUMENT_ERROR') || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`ctclip synth: ${(e as Error).message}\n${USAGE}\n`);
-      return 2;
-    }
-    if (e instanceof CtclipError) {
-      process.stderr.write(`ctclip synth: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
-  }
+  });
 }

@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+/**
+ * `ctclip <command> [...]`: the product's command line. Each command lives in lib/commands/<name>.ts and
+ * exports `run(argv): Promise<exitCode>`; this file only dispatches (lazily, so `ctclip plan` never loads the
+ * native addon).
+ */
+import { EXIT_USAGE } from './commands/common';
+
+interface CommandEntry {
+  summary: string;
+  load: () => { run(argv: string[]): Promise<number> };
+}
+
+const COMMANDS: Record<string, CommandEntry> = {
+  info: { summary: 'libtorch build/runtime, CUDA, collectives, threads', load: () => require('./commands/info') },
+  plan: { summary: 'print the run plan (steps/epoch, warmup, eval/save cadence) for a config', load: () => require('./commands/plan') },
+  synth: { summary: 'write a synthetic CT-RATE-like dataset (shards, index, CSVs, vocab)', load: () => require('./commands/synth') },
+  shards: { summary: "index WebDataset shards: 'ctclip shards index <pattern>'", load: () => require('./commands/shards') },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `usage: ctclip <command> [options]   (ctclip <command> --help for details)\n\ncommands:\n${lines.join('\n')}`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return name ? 0 : EXIT_USAGE;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(`${(require('../package.json') as { version: string }).version}\n`);
+    return 0;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    process.stderr.write(`ctclip: unknown command '${name}'\n${usage()}\n`);
+    return EXIT_USAGE;
+  }
+  return entry.load().run(rest);
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`ctclip: ${e instanceof Error ? e.stack : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,64 @@
+/**
+ * What every `ctclip <command>` shares: argument parsing with util.parseArgs, and one mapping from errors to
+ * exit codes (documented in the README):
+ *   0 success · 1 runtime failure (data, I/O, native) · 2 bad arguments or configuration (nothing heavy ran).
+ */
+import { parseArgs, type ParseArgsConfig } from 'util';
+import { CtclipError } from '../errors';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** Error codes that mean "the user asked for something invalid" → exit 2. */
+const USAGE_CODES = new Set(['ARGUMENT_ERROR', 'CONFIG_ERROR', 'PLAN_ERROR', 'ERR_PARSE_ARGS_UNKNOWN_OPTION', 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE', 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL']);
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+type OptionValue<T> = T extends { type: 'boolean' }
+  ? T extends { multiple: true } ? boolean[] : boolean
+  : T extends { multiple: true } ? string[] : string;
+
+/** The parsed values of an options table (absent options are undefined). */
+export type ParsedValues<O extends Options> = { [K in keyof O]?: OptionValue<O[K]> } & { help?: boolean };
+
+/** parseArgs with `--help` added; positionals allowed; unknown options are errors (exit 2). */
+export function parseCommandArgs<O extends Options>(argv: string[], options: O): { values: ParsedValues<O>; positionals: string[] } {
+  const parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...options, help: { type: 'boolean', short: 'h', default: false } } });
+  return { values: parsed.values as ParsedValues<O>, positionals: parsed.positionals };
+}
+
+/**
+ * Runs a command body and turns errors into an exit code with a message on stderr:
+ * usage errors print the usage text too; CtclipErrors print their message; anything else is a bug (stack).
+ */
+export async function runCommand(name: string, usage: string, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code !== undefined && USAGE_CODES.has(code)) {
+      const argumentProblem = code !== 'CONFIG_ERROR' && code !== 'PLAN_ERROR';
+      process.stderr.write(`ctclip ${name}: ${(e as Error).message}\n${argumentProblem ? `${usage}\n` : ''}`);
+      return EXIT_USAGE;
+    }
+    if (e instanceof CtclipError || (e instanceof Error && code !== undefined)) {
+      process.stderr.write(`ctclip ${name}: ${e.message}${code ? ` [${code}]` : ''}\n`);
+      return EXIT_FAILURE;
+    }
+    process.stderr.write(`ctclip ${name}: unexpected error: ${e instanceof Error ? e.stack : String(e)}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+/** A positive integer option value, or ARGUMENT_ERROR naming the option. */
+export function intOption(name: string, text: string | undefined, fallback?: number, min = 1): number {
+  if (text === undefined) {
+    if (fallback !== undefined) return fallback;
+    throw new CtclipError('ARGUMENT_ERROR', `--${name} is required`);
+  }
+  if (!/^\d+$/.test(text.trim()) || parseInt(text, 10) < min) {
+    throw new CtclipError('ARGUMENT_ERROR', `--${name} must be an integer >= ${min}, got '${text}'`);
+  }
+  return parseInt(text, 10);
+}
