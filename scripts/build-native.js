@@ -8,6 +8,7 @@
 //   options: --debug, --out DIR (default build), --clean
 'use strict';
 const { spawnSync } = require('child_process');
+const { findLibtorch, HOW_TO } = require('./libtorch');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -17,24 +18,6 @@ const args = process.argv.slice(2);
 const ifLibtorch = args.includes('--if-libtorch');
 const outIdx = args.indexOf('--out');
 const outDir = outIdx >= 0 ? args[outIdx + 1] : 'build';
-
-const HOW_TO = [
-  'libtorch was not found. Provide it in one of three ways, then run `npm run build:native`:',
-  '  1. export LIBTORCH=/path/to/libtorch        (an unpacked libtorch; or Torch_DIR=<…/share/cmake/Torch>)',
-  '  2. pip install torch                        (the Python package; its bundled libtorch is used)',
-  '  3. apt-get install libtorch-dev libgloo-dev libopenblas0-pthread   (Debian/Ubuntu; `bash scripts/setup.sh` does it as root)',
-].join('\n');
-
-/** Mirrors the discovery order of CMakeLists.txt, only to decide whether a build can be attempted. */
-function findLibtorch() {
-  if (process.env.LIBTORCH) return `env LIBTORCH=${process.env.LIBTORCH}`;
-  if (process.env.Torch_DIR) return `env Torch_DIR=${process.env.Torch_DIR}`;
-  const py = spawnSync('python3', ['-c', 'import torch, torch.utils; print(torch.utils.cmake_prefix_path)'], { encoding: 'utf8' });
-  if (py.status === 0 && py.stdout.trim()) return `python torch (${py.stdout.trim()})`;
-  const candidates = ['/usr/lib/x86_64-linux-gnu/cmake/Torch', '/usr/lib/aarch64-linux-gnu/cmake/Torch', '/usr/share/cmake/Torch', '/usr/local/share/cmake/Torch', '/usr/lib/cmake/Torch'];
-  for (const c of candidates) if (fs.existsSync(path.join(c, 'TorchConfig.cmake'))) return `system (${c})`;
-  return null;
-}
 
 const found = findLibtorch();
 if (!found) {
@@ -50,7 +33,7 @@ if (!fs.existsSync(path.join(root, 'node_modules', 'cmake-js'))) {
   process.exit(1);
 }
 
-console.log(`ctclip: building the native addon against libtorch from ${found}`);
+console.log(`ctclip: building the native addon against libtorch from ${found.source}`);
 const cmakeJs = path.join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
 const cmd = [cmakeJs, args.includes('--clean') ? 'rebuild' : 'compile', '--out', outDir];
 if (args.includes('--debug')) cmd.push('--debug');

@@ -16,7 +16,11 @@
 #define CTCLIP_TORCH_LIBDIR ""
 #endif
 #ifndef CTCLIP_TORCH_SOURCE
+#ifdef CTCLIP_NODE_GYP_BUILD
+#define CTCLIP_TORCH_SOURCE "node-gyp build (see scripts/gyp-config.js)"
+#else
 #define CTCLIP_TORCH_SOURCE ""
+#endif
 #endif
 
 namespace ctclip {
