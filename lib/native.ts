@@ -70,6 +70,94 @@ export interface RawAddon {
   toTypedArray(tensor: TensorHandle): TensorData;
   tensorInfo(tensor: TensorHandle): TensorInfo;
   transform(tensor: TensorHandle, opts: { permute?: number[]; dtype?: Dtype }): Promise<TensorHandle>;
+  // --- CTViT model (issue 3) ---
+  createCTViT(config: CTViTConfig): CTViTHandle;
+  ctvitForward(model: CTViTHandle, video: TensorHandle, opts?: { returnIntermediates?: boolean }): Promise<CTViTForwardResult>;
+  ctvitForwardBackward(
+    model: CTViTHandle,
+    video: TensorHandle,
+    gradOutput: TensorHandle,
+    opts?: { returnIntermediates?: boolean },
+  ): Promise<CTViTForwardBackwardResult>;
+  ctvitVqForward(
+    model: CTViTHandle,
+    x: TensorHandle,
+    gradOutput?: TensorHandle,
+  ): Promise<{ quantized: TensorHandle; indices: TensorHandle; commitLoss?: TensorHandle; grad?: TensorHandle }>;
+  ctvitSetTraining(model: CTViTHandle, training: boolean): void;
+  ctvitInfo(model: CTViTHandle): CTViTInfo;
+  ctvitStateDict(model: CTViTHandle): { names: string[]; tensors: TensorHandle[]; kinds: CTViTTensorKind[]; shapes: number[][] };
+  ctvitLoadStateDict(
+    model: CTViTHandle,
+    names: string[],
+    tensors: TensorHandle[],
+    opts?: { strict?: boolean },
+  ): { missing: string[]; unexpected: string[] };
+  loadSafetensors(path: string): Promise<SafetensorsContent>;
+  saveSafetensors(path: string, names: string[], tensors: TensorHandle[], metadata?: Record<string, string>): Promise<void>;
+  /** GFLOP/s of an n×n float32 matmul on this process's intra-op threads (benchmark ceiling). */
+  matmulGflops(n: number, iters: number): Promise<number>;
+}
+
+/** A native CTViT encoder (issue 3). */
+export type CTViTHandle = Handle<'CTViT'>;
+
+/** CTViT configuration as the native side takes it (reference constructor names). */
+export interface CTViTConfig {
+  dim: number;
+  codebook_size: number;
+  image_size: number;
+  patch_size: number;
+  temporal_patch_size: number;
+  spatial_depth: number;
+  temporal_depth: number;
+  dim_head: number;
+  heads: number;
+  channels?: number;
+  use_cpb?: boolean;
+  vq?: 'straight_through' | 'rotation';
+  vq_decay?: number;
+  activation_checkpointing?: boolean;
+  seed: number;
+}
+
+export type CTViTTensorKind = 'parameter' | 'buffer' | 'inert';
+
+export interface CTViTForwardResult {
+  /** (B, H'·W'·dim): mean over T' of the quantized tokens, flattened (h, w, d). */
+  embedding: TensorHandle;
+  /** (B, T', H', W', dim): the tokens the reference returns with return_encoded_tokens=True. */
+  quantized: TensorHandle;
+  /** (B, T'·H'·W') int64 VQ code indices. */
+  indices: TensorHandle;
+  /** Scalar commitment loss (training mode only; not part of the CLIP loss). */
+  commitLoss?: TensorHandle;
+  /** Named activations (fixture names) when requested. */
+  intermediates?: Record<string, TensorHandle>;
+}
+
+export interface CTViTForwardBackwardResult extends CTViTForwardResult {
+  /** Scalar Σ embedding ⊙ gradOutput. */
+  loss: TensorHandle;
+  /** Gradients of the trainable parameters that received one, in state-dict order. */
+  grads: { names: string[]; tensors: TensorHandle[] };
+}
+
+export interface CTViTInfo {
+  config: Required<CTViTConfig>;
+  training: boolean;
+  parameterCount: number;
+  trainableParameterCount: number;
+  device: string;
+  dtype: string;
+  embeddingDim: number;
+  gridSize: number;
+}
+
+export interface SafetensorsContent {
+  names: string[];
+  tensors: TensorHandle[];
+  metadata: Record<string, string>;
 }
 
 const ROOT = path.resolve(__dirname, '..');

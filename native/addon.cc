@@ -19,6 +19,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterTensorHandle(env, exports);
   RegisterTensorBridge(env, exports);
   RegisterBuildInfo(env, exports);
+  RegisterCTViT(env, exports);
+  RegisterSafetensors(env, exports);
+  RegisterBenchmarks(env, exports);
   return exports;
 }
 

@@ -8,5 +8,9 @@ namespace ctclip {
 void RegisterTensorHandle(Napi::Env env, Napi::Object exports);
 void RegisterTensorBridge(Napi::Env env, Napi::Object exports);
 void RegisterBuildInfo(Napi::Env env, Napi::Object exports);
+// CTViT model (issue 3)
+void RegisterCTViT(Napi::Env env, Napi::Object exports);
+void RegisterSafetensors(Napi::Env env, Napi::Object exports);
+void RegisterBenchmarks(Napi::Env env, Napi::Object exports);
 
 }  // namespace ctclip

@@ -1,0 +1,256 @@
+/**
+ * The CTViT image encoder of CT-CLIP (native libtorch module, issue 3), typed.
+ *
+ * `CTViT.create(config)` validates the configuration here (each error names the key and the expected value), then
+ * builds the native module with deterministic, seeded initialisation. `forward` runs off the JS thread and returns
+ * the image embedding (mean over T' of the quantized tokens, flattened (h, w, d)), the quantized tokens and the code
+ * indices. The model starts in eval mode; `train()` switches the VQ to its training behaviour (EMA codebook update on
+ * every forward, gradient estimator). See native/model/ctvit.h for the exact semantics.
+ */
+import { CtclipError } from '../errors';
+import {
+  loadAddon,
+  type CTViTConfig,
+  type CTViTForwardBackwardResult,
+  type CTViTForwardResult,
+  type CTViTHandle,
+  type CTViTInfo,
+  type CTViTTensorKind,
+  type TensorHandle,
+} from '../native';
+
+export type { CTViTConfig, CTViTForwardBackwardResult, CTViTForwardResult, CTViTInfo, CTViTTensorKind };
+
+export type ResolvedCTViTConfig = Required<CTViTConfig>;
+
+const REQUIRED_INT_KEYS = [
+  'dim',
+  'codebook_size',
+  'image_size',
+  'patch_size',
+  'temporal_patch_size',
+  'dim_head',
+  'heads',
+] as const;
+const DEPTH_KEYS = ['spatial_depth', 'temporal_depth'] as const;
+const KNOWN_KEYS = new Set<string>([
+  ...REQUIRED_INT_KEYS,
+  ...DEPTH_KEYS,
+  'channels',
+  'use_cpb',
+  'vq',
+  'vq_decay',
+  'activation_checkpointing',
+  'seed',
+]);
+
+function argError(message: string): CtclipError {
+  return new CtclipError('ARGUMENT_ERROR', `ctvit config: ${message}`);
+}
+
+/** Validates a CTViT config and fills the defaults (channels 1, use_cpb true, vq straight_through, decay 0.8). */
+export function resolveCTViTConfig(config: unknown): ResolvedCTViTConfig {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw argError('expected an object');
+  const c = config as Record<string, unknown>;
+  for (const key of Object.keys(c)) {
+    if (!KNOWN_KEYS.has(key)) throw argError(`unknown key '${key}' (known: ${[...KNOWN_KEYS].join(', ')})`);
+  }
+  const int = (key: string, min: number, fallback?: number): number => {
+    const v = c[key];
+    if (v === undefined) {
+      if (fallback === undefined) throw argError(`'${key}' is required (an integer >= ${min})`);
+      return fallback;
+    }
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
+      throw argError(`'${key}' must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+    }
+    return v;
+  };
+  const bool = (key: string, fallback: boolean): boolean => {
+    const v = c[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'boolean') throw argError(`'${key}' must be true or false, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const resolved: ResolvedCTViTConfig = {
+    dim: int('dim', 1),
+    codebook_size: int('codebook_size', 1),
+    image_size: int('image_size', 1),
+    patch_size: int('patch_size', 1),
+    temporal_patch_size: int('temporal_patch_size', 1),
+    spatial_depth: int('spatial_depth', 0),
+    temporal_depth: int('temporal_depth', 0),
+    dim_head: int('dim_head', 1),
+    heads: int('heads', 1),
+    channels: int('channels', 1, 1),
+    use_cpb: bool('use_cpb', true),
+    vq: 'straight_through',
+    vq_decay: 0.8,
+    activation_checkpointing: bool('activation_checkpointing', false),
+    seed: int('seed', 0),
+  };
+  if (c.vq !== undefined) {
+    if (c.vq !== 'straight_through' && c.vq !== 'rotation') {
+      throw argError(`'vq' must be 'straight_through' or 'rotation', got ${JSON.stringify(c.vq)}`);
+    }
+    resolved.vq = c.vq;
+  }
+  if (c.vq_decay !== undefined) {
+    if (typeof c.vq_decay !== 'number' || !(c.vq_decay > 0 && c.vq_decay <= 1)) {
+      throw argError(`'vq_decay' must be a number in (0, 1], got ${JSON.stringify(c.vq_decay)}`);
+    }
+    resolved.vq_decay = c.vq_decay;
+  }
+  if (resolved.image_size % resolved.patch_size !== 0) {
+    throw argError(`'image_size' (${resolved.image_size}) must be divisible by 'patch_size' (${resolved.patch_size})`);
+  }
+  return resolved;
+}
+
+/** Token grid of a video with `frames` slices: (T', H', W'). Throws SHAPE_ERROR when F is not divisible. */
+export function ctvitGrid(config: ResolvedCTViTConfig, frames: number): [number, number, number] {
+  if (!Number.isInteger(frames) || frames <= 0 || frames % config.temporal_patch_size !== 0) {
+    throw new CtclipError(
+      'SHAPE_ERROR',
+      `ctvit: the number of frames F = ${frames} must be a positive multiple of temporal_patch_size = ${config.temporal_patch_size}`,
+    );
+  }
+  const hp = config.image_size / config.patch_size;
+  return [frames / config.temporal_patch_size, hp, hp];
+}
+
+/** int(4 · (2/3) · dim) exactly as Python evaluates it. */
+export function feedForwardInnerDim(dim: number): number {
+  return Math.trunc(4 * (2 / 3) * dim);
+}
+
+export interface CTViTFlops {
+  /** Forward FLOPs (1 multiply or add = 1 FLOP), matmuls and convolutions only, as in model-spec §5.2. */
+  forward: number;
+  /** Backward FLOPs: 2× the differentiable parts, 1× for the patch embedding (weight gradient only), VQ none. */
+  backward: number;
+  breakdown: Record<string, number>;
+}
+
+/**
+ * Analytic FLOPs of one CTViT call on a batch (model-spec §5.2): patch embedding 2·N·P·D; per layer the q/kv/out
+ * projections 2·N·D·3·inner + 2·N·inner·D, the feed-forward 2·N·D·2I + 2·N·I·D, the PEG 2·N·D·27, attention
+ * 2 matmuls · 2·rows·heads·n²·dh; the CPB MLP once per call 2·S²·(2D + D² + D·heads); the VQ cosine distances
+ * 2·N·K·D (+ the same again for the EMA sums in training).
+ */
+export function ctvitFlops(config: ResolvedCTViTConfig, batch: number, frames: number, opts: { train?: boolean } = {}): CTViTFlops {
+  const [T, H, W] = ctvitGrid(config, frames);
+  const D = config.dim;
+  const S = H * W;
+  const N = batch * T * S;
+  const P = config.channels * config.temporal_patch_size * config.patch_size * config.patch_size;
+  const inner = config.heads * config.dim_head;
+  const I = feedForwardInnerDim(D);
+  const dense = 2 * N * D * (inner + 2 * inner) + 2 * N * inner * D + (2 * N * D * 2 * I + 2 * N * I * D) + 2 * N * D * 27;
+  const spatialAttn = 2 * 2 * (batch * T * config.heads) * S * S * config.dim_head;
+  const temporalAttn = 2 * 2 * (batch * S * config.heads) * T * T * config.dim_head;
+  const breakdown: Record<string, number> = {
+    patchEmbed: 2 * N * P * D,
+    cpb: config.use_cpb ? 2 * S * S * (2 * D + D * D + D * config.heads) : 0,
+    spatialStack: config.spatial_depth * (dense + spatialAttn),
+    temporalStack: config.temporal_depth * (dense + temporalAttn),
+    vqDistances: 2 * N * config.codebook_size * D,
+    vqEma: opts.train ? 2 * N * config.codebook_size * D : 0,
+  };
+  const forward = Object.values(breakdown).reduce((a, b) => a + b, 0);
+  const backward = breakdown.patchEmbed + 2 * (breakdown.cpb + breakdown.spatialStack + breakdown.temporalStack);
+  return { forward, backward, breakdown };
+}
+
+export interface StateDict {
+  names: string[];
+  tensors: TensorHandle[];
+  kinds: CTViTTensorKind[];
+  shapes: number[][];
+}
+
+/** A native CTViT encoder. */
+export class CTViT {
+  readonly handle: CTViTHandle;
+  readonly config: ResolvedCTViTConfig;
+
+  private constructor(handle: CTViTHandle, config: ResolvedCTViTConfig) {
+    this.handle = handle;
+    this.config = config;
+  }
+
+  /** Builds a model with seeded initialisation (same seed ⇒ same weights). Starts in eval mode. */
+  static create(config: CTViTConfig): CTViT {
+    const resolved = resolveCTViTConfig(config);
+    return new CTViT(loadAddon().createCTViT(resolved), resolved);
+  }
+
+  /** Length of the image embedding: H'·W'·dim. */
+  get embeddingDim(): number {
+    const hp = this.config.image_size / this.config.patch_size;
+    return hp * hp * this.config.dim;
+  }
+
+  info(): CTViTInfo {
+    return loadAddon().ctvitInfo(this.handle);
+  }
+
+  get training(): boolean {
+    return this.info().training;
+  }
+
+  train(mode = true): this {
+    loadAddon().ctvitSetTraining(this.handle, mode);
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** video: (B, channels, F, image_size, image_size) float32. In training mode the codebook EMA runs once. */
+  forward(video: TensorHandle, opts: { returnIntermediates?: boolean } = {}): Promise<CTViTForwardResult> {
+    return loadAddon().ctvitForward(this.handle, video, opts);
+  }
+
+  /** Forward, then backward of Σ embedding ⊙ gradOutput; returns this call's parameter gradients. */
+  forwardBackward(
+    video: TensorHandle,
+    gradOutput: TensorHandle,
+    opts: { returnIntermediates?: boolean } = {},
+  ): Promise<CTViTForwardBackwardResult> {
+    return loadAddon().ctvitForwardBackward(this.handle, video, gradOutput, opts);
+  }
+
+  /** The vector quantizer alone on x (B, N, dim), optionally backpropagating gradOutput to x. */
+  vqForward(x: TensorHandle, gradOutput?: TensorHandle) {
+    return loadAddon().ctvitVqForward(this.handle, x, gradOutput);
+  }
+
+  /** Reference-ordered state (keys without the `visual_transformer.` prefix); tensors are shared, not copied. */
+  stateDict(): StateDict {
+    return loadAddon().ctvitStateDict(this.handle);
+  }
+
+  /** Copies tensors into the model by name. Strict (default) refuses missing or unexpected keys. */
+  loadStateDict(names: string[], tensors: TensorHandle[], opts: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
+    if (names.length !== tensors.length) {
+      throw new CtclipError('ARGUMENT_ERROR', `loadStateDict: ${names.length} names but ${tensors.length} tensors`);
+    }
+    return loadAddon().ctvitLoadStateDict(this.handle, names, tensors, { strict: opts.strict ?? true });
+  }
+
+  /** All parameters (inert ones included, as the reference counts them). */
+  parameterCount(): number {
+    return this.info().parameterCount;
+  }
+
+  /** Parameters that take part in training (inert tensors excluded). */
+  trainableParameterCount(): number {
+    return this.info().trainableParameterCount;
+  }
+
+  dispose(): void {
+    this.handle.dispose();
+  }
+}

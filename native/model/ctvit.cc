@@ -1,0 +1,178 @@
+#include "model/ctvit.h"
+
+#include "model/init.h"
+#include "napi/errors.h"
+
+namespace ctclip::model {
+
+namespace {
+
+// nn.Sequential(Linear(in → out), Rearrange): the Linear is child "0". Never run (the decoder path is unreachable).
+class PixelHead : public torch::nn::Module {
+ public:
+  PixelHead(int64_t in, int64_t out, at::Generator& gen) {
+    register_module("0", std::make_shared<Linear>(in, out, /*bias=*/true, gen));
+  }
+};
+
+bool StartsWith(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string Shape(const at::Tensor& t) { return c10::str(t.sizes()); }
+
+}  // namespace
+
+const char* TensorKindName(TensorKind kind) {
+  switch (kind) {
+    case TensorKind::Parameter: return "parameter";
+    case TensorKind::Buffer: return "buffer";
+    default: return "inert";
+  }
+}
+
+void CTViTConfig::Validate() const {
+  auto positive = [](int64_t v, const char* key) {
+    Require(v > 0, "ARGUMENT_ERROR", std::string("ctvit config: '") + key + "' must be a positive integer, got " + std::to_string(v));
+  };
+  positive(dim, "dim");
+  positive(codebook_size, "codebook_size");
+  positive(image_size, "image_size");
+  positive(patch_size, "patch_size");
+  positive(temporal_patch_size, "temporal_patch_size");
+  positive(dim_head, "dim_head");
+  positive(heads, "heads");
+  positive(channels, "channels");
+  Require(spatial_depth >= 0, "ARGUMENT_ERROR", "ctvit config: 'spatial_depth' must be >= 0, got " + std::to_string(spatial_depth));
+  Require(temporal_depth >= 0, "ARGUMENT_ERROR", "ctvit config: 'temporal_depth' must be >= 0, got " + std::to_string(temporal_depth));
+  Require(image_size % patch_size == 0, "ARGUMENT_ERROR",
+          "ctvit config: 'image_size' (" + std::to_string(image_size) + ") must be divisible by 'patch_size' (" +
+              std::to_string(patch_size) + ")");
+  Require(vq_decay > 0.0 && vq_decay <= 1.0, "ARGUMENT_ERROR",
+          "ctvit config: 'vq_decay' must be in (0, 1], got " + std::to_string(vq_decay));
+  Require(FeedForwardInnerDim(dim) > 0, "ARGUMENT_ERROR",
+          "ctvit config: 'dim' " + std::to_string(dim) + " gives an empty feed-forward width (need dim >= 1)");
+}
+
+CTViT::CTViT(const CTViTConfig& config) : config_(config) {
+  config_.Validate();
+  at::Generator gen = MakeInitGenerator(config_.seed);
+  const CTViTConfig& c = config_;
+  const int64_t p = c.patch_size, pt = c.temporal_patch_size;
+  spatial_rel_pos_bias = register_module("spatial_rel_pos_bias", std::make_shared<ContinuousPositionBias>(c.dim, c.heads, gen));
+  to_patch_emb_first_frame = register_module("to_patch_emb_first_frame", std::make_shared<PatchEmbed>(c.channels * p * p, c.dim, gen));
+  to_patch_emb = register_module("to_patch_emb", std::make_shared<PatchEmbed>(c.channels * pt * p * p, c.dim, gen));
+  enc_spatial_transformer = register_module(
+      "enc_spatial_transformer", std::make_shared<Transformer>(c.spatial_depth, c.dim, c.heads, c.dim_head, gen));
+  enc_temporal_transformer = register_module(
+      "enc_temporal_transformer", std::make_shared<Transformer>(c.temporal_depth, c.dim, c.heads, c.dim_head, gen));
+  vq = register_module("vq", std::make_shared<VectorQuantize>(c.dim, c.codebook_size, c.vq, c.vq_decay, gen));
+  register_module("to_pixels_first_frame", std::make_shared<PixelHead>(c.dim, c.channels * p * p, gen));
+  register_module("to_pixels", std::make_shared<PixelHead>(c.dim, c.channels * pt * p * p, gen));
+  // Inert tensors never take part in autograd: their gradients stay undefined.
+  for (const StateEntry& e : OrderedStateDict(*this)) {
+    if (!e.isBuffer && IsInert(e.name)) e.tensor.set_requires_grad(false);
+  }
+}
+
+bool CTViT::IsInert(const std::string& name) const {
+  return StartsWith(name, "to_patch_emb_first_frame.") || StartsWith(name, "to_pixels_first_frame.") ||
+         StartsWith(name, "to_pixels.") || EndsWith(name, ".context_norm.gamma") || EndsWith(name, ".context_norm.beta");
+}
+
+std::vector<NamedState> CTViT::State() const {
+  std::vector<NamedState> out;
+  for (StateEntry& e : OrderedStateDict(*this)) {
+    TensorKind kind = IsInert(e.name) ? TensorKind::Inert : e.isBuffer ? TensorKind::Buffer : TensorKind::Parameter;
+    out.push_back({std::move(e.name), e.tensor, kind});
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> CTViT::TrainableParameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const NamedState& s : State()) {
+    if (s.kind == TensorKind::Parameter) out.emplace_back(s.name, s.tensor);
+  }
+  return out;
+}
+
+int64_t CTViT::ParameterCount(bool trainableOnly) const {
+  int64_t n = 0;
+  for (const StateEntry& e : OrderedStateDict(*this)) {
+    if (e.isBuffer) continue;
+    if (trainableOnly && IsInert(e.name)) continue;
+    n += e.tensor.numel();
+  }
+  return n;
+}
+
+void CTViT::CheckInput(const at::Tensor& video) const {
+  const CTViTConfig& c = config_;
+  Require(video.defined(), "ARGUMENT_ERROR", "ctvit: the video tensor is undefined");
+  Require(video.dim() == 5, "SHAPE_ERROR",
+          "ctvit: video must be 5-D (B, C, F, H, W), got shape " + Shape(video));
+  Require(video.scalar_type() == at::kFloat, "ARGUMENT_ERROR",
+          "ctvit: video must be float32, got " + std::string(c10::toString(video.scalar_type())));
+  Require(video.size(0) > 0, "SHAPE_ERROR", "ctvit: the batch is empty (video shape " + Shape(video) + ")");
+  Require(video.size(1) == c.channels, "SHAPE_ERROR",
+          "ctvit: video has " + std::to_string(video.size(1)) + " channels but channels = " + std::to_string(c.channels) +
+              " (video shape " + Shape(video) + ")");
+  Require(video.size(3) == c.image_size && video.size(4) == c.image_size, "SHAPE_ERROR",
+          "ctvit: video frames are " + std::to_string(video.size(3)) + "×" + std::to_string(video.size(4)) +
+              " but image_size = " + std::to_string(c.image_size) + " (video shape " + Shape(video) + ")");
+  Require(video.size(2) > 0 && video.size(2) % c.temporal_patch_size == 0, "SHAPE_ERROR",
+          "ctvit: the number of frames F = " + std::to_string(video.size(2)) +
+              " must be a positive multiple of temporal_patch_size = " + std::to_string(c.temporal_patch_size) +
+              " (video shape " + Shape(video) + ")");
+}
+
+at::Tensor CTViT::ImageEmbedding(const at::Tensor& quantized) {
+  return quantized.mean(1).reshape({quantized.size(0), -1});
+}
+
+CTViTOutput CTViT::forward(const at::Tensor& video, Recorder* recorder) {
+  CheckInput(video);
+  const CTViTConfig& c = config_;
+  const int64_t B = video.size(0), T = video.size(2) / c.temporal_patch_size;
+  const int64_t Hp = c.image_size / c.patch_size, Wp = Hp, D = c.dim;
+  const bool checkpoint = c.activation_checkpointing && is_training();
+
+  at::Tensor tokens = to_patch_emb->forward(Patchify(video, c.temporal_patch_size, c.patch_size));  // (B, T', H', W', D)
+  Record(recorder, "patch_emb", tokens);
+
+  at::Tensor bias;
+  if (c.use_cpb) {
+    bias = spatial_rel_pos_bias->forward(Hp, Wp, video.options());
+    Record(recorder, "cpb_bias", bias);
+  }
+  const VideoShape videoShape{B, T, Hp, Wp};
+
+  // spatial: 'b t h w d -> (b t) (h w) d'
+  at::Tensor x = tokens.reshape({B * T, Hp * Wp, D});
+  x = enc_spatial_transformer->forward(x, videoShape, bias, checkpoint, recorder, "spatial");
+  Record(recorder, "spatial_out", x);
+
+  // temporal: '(b t) (h w) d -> b t h w d -> (b h w) t d'
+  x = x.reshape({B, T, Hp, Wp, D}).permute({0, 2, 3, 1, 4}).reshape({B * Hp * Wp, T, D});
+  x = enc_temporal_transformer->forward(x, videoShape, at::Tensor(), checkpoint, recorder, "temporal");
+  Record(recorder, "temporal_out", x);
+
+  // '(b h w) t d -> b t h w d', packed 'b (t h w) d'
+  at::Tensor packed = x.reshape({B, Hp, Wp, T, D}).permute({0, 3, 1, 2, 4}).reshape({B, T * Hp * Wp, D});
+  Record(recorder, "vq_input", packed);
+  VqOutput q = vq->forward(packed);
+  Record(recorder, "vq_indices", q.indices);
+
+  CTViTOutput out;
+  out.indices = q.indices;
+  out.commitLoss = q.commitLoss;
+  out.quantized = q.quantized.reshape({B, T, Hp, Wp, D});
+  Record(recorder, "quantized", out.quantized);
+  out.embedding = ImageEmbedding(out.quantized);
+  Record(recorder, "image_embedding", out.embedding);
+  return out;
+}
+
+}  // namespace ctclip::model

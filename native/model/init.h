@@ -1,0 +1,20 @@
+// Seeded initialisation. Every module draws its initial values from one dedicated torch::Generator created from
+// the model config's `seed`, never from libtorch's global generator: building a model must not perturb (or
+// depend on) anyone else's random stream, and the same seed must give the same weights in any process.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace ctclip::model {
+
+// A CPU generator seeded with `seed` (independent of at::globalContext()'s default generator).
+at::Generator MakeInitGenerator(uint64_t seed);
+
+// U(-bound, bound) in place, drawn from `gen`. This is PyTorch's default for Linear/Conv weights and biases
+// (kaiming_uniform with a = sqrt(5) reduces to bound = 1/sqrt(fan_in)).
+void UniformInit(at::Tensor& t, double bound, at::Generator& gen);
+
+// N(0, 1) in place, drawn from `gen`.
+void NormalInit(at::Tensor& t, at::Generator& gen);
+
+}  // namespace ctclip::model

@@ -1,0 +1,67 @@
+// Vector quantizer in the CTViT forward path: a cosine-similarity codebook (a BUFFER, never a parameter).
+//
+// Two variants:
+//  - StraightThrough (vector-quantize-pytorch 1.1.2, the original CT-CLIP; default, fixture-checked): the code is
+//    argmax_j cos(x_n, E_j) (first index on ties); the output is the stored row E[idx] read before the update; in
+//    training out = x + (E[idx] − x).detach() (so ∂L/∂x = ∂L/∂out), and the codebook moves by EMA:
+//    cluster_size ← lerp(bins, 1 − decay), E ← lerp(target, 1 − decay) with target = l2norm(mean of the assigned
+//    l2norm(x)) (or l2norm(E_j) for unused codes), with NO re-normalisation afterwards.
+//  - Rotation (1.23.2, the refactor's quantizer): the input is first x̂ = l2norm(x) (eps 1e-6); the EMA keeps
+//    `embed_avg` ← lerp(Σ assigned x̂, 1 − decay) and sets E = l2norm(embed_avg / laplace-smoothed cluster_size);
+//    the training output is the rotation trick (model-spec §1.6): out = (|e|/|x̂|)·[x̂ − 2(x̂·w)w + 2(x̂·u)q̂] with
+//    u = x̂/|x̂|, q̂ = e/|e|, w = l2norm(u + q̂), all (and the scale) treated as constants.
+// The commitment loss (MSE between the detached code and the input) is computed in training but is no part of the
+// CLIP loss.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+
+namespace ctclip::model {
+
+enum class VqVariant { StraightThrough, Rotation };
+
+VqVariant ParseVqVariant(const std::string& name);  // 'straight_through' | 'rotation' (ARGUMENT_ERROR otherwise)
+std::string VqVariantName(VqVariant variant);
+
+// `vq._codebook`: buffers initted (1,), cluster_size (1, K), [embed_avg (1, K, D), rotation only], embed (1, K, D).
+class CosineSimCodebook : public torch::nn::Module {
+ public:
+  CosineSimCodebook(int64_t dim, int64_t codebookSize, VqVariant variant, at::Generator& gen);
+
+  at::Tensor initted;
+  at::Tensor cluster_size;
+  at::Tensor embed_avg;  // undefined for StraightThrough
+  at::Tensor embed;
+};
+
+struct VqOutput {
+  at::Tensor quantized;   // (B, N, D)
+  at::Tensor indices;     // (B, N) int64
+  at::Tensor commitLoss;  // scalar; defined in training only
+};
+
+class VectorQuantize : public torch::nn::Module {
+ public:
+  VectorQuantize(int64_t dim, int64_t codebookSize, VqVariant variant, double decay, at::Generator& gen);
+  // x: (B, N, D) float32. In training mode this updates the codebook buffers in place (once per call).
+  VqOutput forward(const at::Tensor& x);
+
+  VqVariant variant() const { return variant_; }
+  double decay() const { return decay_; }
+
+  std::shared_ptr<CosineSimCodebook> codebook;
+
+ private:
+  void EmaUpdate(const at::Tensor& flatNormalized, const at::Tensor& indices, const at::Tensor& normalizedEmbed);
+
+  VqVariant variant_;
+  double decay_;
+};
+
+// The rotation-trick output for rows x̂ (M, D) and codes e (M, D) (exposed for tests).
+at::Tensor RotateTo(const at::Tensor& src, const at::Tensor& tgt);
+
+}  // namespace ctclip::model

@@ -1,0 +1,84 @@
+// loadSafetensors(path) → Promise<{names, tensors, metadata}>; saveSafetensors(path, names, tensors, metadata?) →
+// Promise<void>. Both run off the JS thread (files can be gigabytes). See io/safetensors.h for the format rules.
+#include <napi.h>
+#include <torch/torch.h>
+
+#include "io/safetensors.h"
+#include "napi/errors.h"
+#include "napi/promise_worker.h"
+#include "napi/registry.h"
+#include "napi/tensor_handle.h"
+
+namespace ctclip {
+
+namespace {
+
+Napi::Value LoadSafetensorsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  Require(info.Length() > 0 && info[0].IsString(), "ARGUMENT_ERROR", "loadSafetensors(path): path must be a string");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  return PromiseWorker<io::SafetensorsContent>::Start(
+      env, [path]() { return io::LoadSafetensors(path); },
+      [](Napi::Env e, io::SafetensorsContent& c) -> Napi::Value {
+        Napi::Array names = Napi::Array::New(e, c.tensors.size());
+        Napi::Array tensors = Napi::Array::New(e, c.tensors.size());
+        for (size_t i = 0; i < c.tensors.size(); i++) {
+          names.Set(static_cast<uint32_t>(i), c.tensors[i].name);
+          tensors.Set(static_cast<uint32_t>(i), NativeTensor::Wrap(e, c.tensors[i].tensor));
+        }
+        Napi::Object metadata = Napi::Object::New(e);
+        for (const auto& [k, v] : c.metadata) metadata.Set(k, v);
+        Napi::Object o = Napi::Object::New(e);
+        o.Set("names", names);
+        o.Set("tensors", tensors);
+        o.Set("metadata", metadata);
+        return o;
+      });
+  CTCLIP_NAPI_CATCH(env)
+}
+
+Napi::Value SaveSafetensorsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  Require(info.Length() > 2 && info[0].IsString() && info[1].IsArray() && info[2].IsArray(), "ARGUMENT_ERROR",
+          "saveSafetensors(path, names, tensors, metadata?): path must be a string, names and tensors arrays");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  Napi::Array names = info[1].As<Napi::Array>();
+  Napi::Array tensors = info[2].As<Napi::Array>();
+  Require(names.Length() == tensors.Length(), "ARGUMENT_ERROR",
+          "saveSafetensors: " + std::to_string(names.Length()) + " names but " + std::to_string(tensors.Length()) + " tensors");
+  std::vector<io::NamedTensor> items;
+  for (uint32_t i = 0; i < names.Length(); i++) {
+    Require(names.Get(i).IsString(), "ARGUMENT_ERROR", "saveSafetensors: names[" + std::to_string(i) + "] is not a string");
+    items.push_back({names.Get(i).As<Napi::String>().Utf8Value(), NativeTensor::FromValue(tensors.Get(i), "saveSafetensors(tensors)")});
+  }
+  io::Metadata metadata;
+  if (info.Length() > 3 && info[3].IsObject()) {
+    Napi::Object m = info[3].As<Napi::Object>();
+    Napi::Array keys = m.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); i++) {
+      std::string k = keys.Get(i).ToString().Utf8Value();
+      Napi::Value v = m.Get(k);
+      Require(v.IsString(), "ARGUMENT_ERROR", "saveSafetensors: metadata['" + k + "'] must be a string");
+      metadata.emplace_back(k, v.As<Napi::String>().Utf8Value());
+    }
+  }
+  return PromiseWorker<bool>::Start(
+      env,
+      [path, items, metadata]() {
+        io::SaveSafetensors(path, items, metadata);
+        return true;
+      },
+      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  CTCLIP_NAPI_CATCH(env)
+}
+
+}  // namespace
+
+void RegisterSafetensors(Napi::Env env, Napi::Object exports) {
+  exports.Set("loadSafetensors", Napi::Function::New(env, LoadSafetensorsJs, "loadSafetensors"));
+  exports.Set("saveSafetensors", Napi::Function::New(env, SaveSafetensorsJs, "saveSafetensors"));
+}
+
+}  // namespace ctclip
