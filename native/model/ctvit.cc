@@ -144,7 +144,10 @@ CTViTOutput CTViT::forward(const at::Tensor& video, Recorder* recorder) {
 
   at::Tensor bias;
   if (c.use_cpb) {
-    bias = spatial_rel_pos_bias->forward(Hp, Wp, video.options());
+    // Contiguous so that its gradient has the same memory layout whether or not the layers are checkpointed (a
+    // checkpointed layer receives the bias as a leaf, whose .grad follows the leaf's strides): the CPB weight
+    // gradients are then bit-identical on both paths. Values are unaffected.
+    bias = spatial_rel_pos_bias->forward(Hp, Wp, video.options()).contiguous();
     Record(recorder, "cpb_bias", bias);
   }
   const VideoShape videoShape{B, T, Hp, Wp};
