@@ -206,17 +206,24 @@ export function loadAddon(): RawAddon {
       { cause: e },
     );
   }
-  const info = addon.buildInfo();
+  checkBuildInfo(addon.buildInfo(), file);
+  cached = addon;
+  return addon;
+}
+
+/**
+ * Refuses an addon whose runtime libtorch differs from the one it was compiled against (ADDON_MISMATCH).
+ * Patch levels are ABI-compatible (and Debian's 1.13.1 headers say 1.13.0), so major.minor is compared.
+ */
+export function checkBuildInfo(info: Pick<BuildInfo, 'runtimeTorchVersion' | 'compiledTorchVersion' | 'torchLibraryPath' | 'compiledTorchLibDir'>, file: string): void {
   if (info.runtimeTorchVersion && !sameMinor(info.runtimeTorchVersion, info.compiledTorchVersion)) {
     throw new CtclipError(
       'ADDON_MISMATCH',
       `the ctclip addon ${file} was compiled against libtorch ${info.compiledTorchVersion} but runs with libtorch ` +
         `${info.runtimeTorchVersion} (${info.torchLibraryPath}). Rebuild with \`npm run build:native -- --clean\`, or make ` +
-        `the original install (${info.compiledTorchLibDir}) the one that is loaded.`,
+        `the original install (${info.compiledTorchLibDir || 'unknown'}) the one that is loaded.`,
     );
   }
-  cached = addon;
-  return addon;
 }
 
 /** Whether the addon can be loaded (for tests and `ctclip info`), without throwing. */

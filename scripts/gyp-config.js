@@ -49,7 +49,7 @@ switch (what) {
   case 'defines':
     // `<!@(...)` splits on whitespace and gyp drops the quotes of string defines, so only plain tokens here
     // (the cmake-js build also records the libtorch folder and source as strings).
-    console.log(['NAPI_VERSION=8', 'NODE_ADDON_API_DISABLE_DEPRECATED', 'NAPI_CPP_EXCEPTIONS', 'CTCLIP_NODE_GYP_BUILD=1', ...(haveGloo ? ['CTCLIP_HAVE_GLOO=1'] : [])].join(' '));
+    console.log(['NAPI_VERSION=8', 'NODE_ADDON_API_DISABLE_DEPRECATED', 'NAPI_CPP_EXCEPTIONS', 'CTCLIP_NODE_GYP_BUILD=1', ...(haveGloo ? ['CTCLIP_HAVE_GLOO=1', 'USE_DISTRIBUTED', 'USE_C10D_GLOO'] : [])].join(' '));
     break;
   case 'cflags':
     console.log([`-std=${cxx}`, '-D_GLIBCXX_USE_CXX11_ABI=1', '-fexceptions', '-Wno-unused-parameter'].join(' '));

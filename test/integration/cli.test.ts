@@ -1,0 +1,67 @@
+import { expect } from 'chai';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { addonAvailable } from '../../lib/native';
+import { repoRoot } from '../helpers/fixtures';
+
+function ctclip(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'cli.js'), ...args], { cwd: repoRoot, env: { ...process.env, ...env }, encoding: 'utf8' });
+}
+
+describe('cli: ctclip info / plan and exit codes', function () {
+  let dir: string;
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-cli-'));
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('info reports the libtorch actually loaded and applies --threads', function () {
+    if (!addonAvailable()) this.skip();
+    const r = ctclip(['info', '--json', '--threads', '1']);
+    expect(r.status, r.stderr).to.equal(0);
+    const info = JSON.parse(r.stdout);
+    expect(info.threads).to.equal(1);
+    expect(info.runtimeTorchVersion.split('.').slice(0, 2)).to.deep.equal(info.compiledTorchVersion.split('.').slice(0, 2));
+    expect(fs.existsSync(info.torchLibraryPath)).to.equal(true);
+    const human = ctclip(['info']);
+    expect(human.stdout).to.match(/libtorch \(loaded\)\s+\d+\.\d+/);
+    expect(human.stdout).to.match(/threads\s+\d+ intra-op/);
+  });
+
+  it('plan prints the documented lines from the shard index of the config', function () {
+    const out = path.join(dir, 'data');
+    expect(ctclip(['synth', '--out', path.join(out, 'train'), '--samples', '40', '--shape', '8,8,4', '--shards', '2', '--seed', '3', '--quiet']).status).to.equal(0);
+    const cfg = path.join(dir, 'c.yaml');
+    fs.writeFileSync(cfg, `_base_: ${path.join(repoRoot, 'configs', 'base_config.yaml')}\nexperiment: {name: t}\ndata: {webdataset_shards_train: "${out}/train/shard-{000000..000001}.tar", batch_size: 3}\ntraining: {warmup_steps: 2, max_epochs: 2}\n`);
+    const r = ctclip(['plan', '--config', cfg]);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout.split('\n').slice(0, 3)).to.deep.equal([
+      'Using epoch-based training: 2 epochs = 26 steps',
+      'Dataset: 40 samples / batch_size 3 = 13 steps/epoch',
+      'Dropped per epoch: 1 samples (the remainder of 40 / 3; a different subset each epoch)',
+    ]);
+    const w2 = ctclip(['plan', '--config', cfg, '--world-size', '2', '--set', 'data.batch_size=2']);
+    expect(w2.stdout).to.contain('Dataset: 40 samples / (batch_size 2 × 2 ranks × 1 accumulation steps) = 10 steps/epoch');
+  });
+
+  it('exits 2 with the file, key and value for a bad config, before any heavy work', function () {
+    const cfg = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(cfg, 'experiment: {name: t}\ntraining: {learning_rate: fast}\n');
+    const r = ctclip(['plan', '--config', cfg, '--samples', '10']);
+    expect(r.status).to.equal(2);
+    expect(r.stderr).to.contain(`${cfg}: training.learning_rate:`).and.contain('(got "fast")');
+    expect(ctclip(['plan', '--samples', '10']).status).to.equal(2);
+    expect(ctclip(['plan', '--config', cfg, '--bogus']).status).to.equal(2);
+    expect(ctclip(['nope']).status).to.equal(2);
+  });
+
+  it('exits 1 with the command to run when the training shards have no index', function () {
+    const cfg = path.join(dir, 'noindex.yaml');
+    fs.writeFileSync(cfg, `experiment: {name: t}\ndata: {webdataset_shards_train: "${dir}/none/shard-{000000..000001}.tar"}\n`);
+    const r = ctclip(['plan', '--config', cfg]);
+    expect(r.status).to.equal(1);
+    expect(r.stderr).to.contain("ctclip shards index '");
+  });
+});
