@@ -32,15 +32,15 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
+/** 32-bit rotate left (int32 result; callers store into the Uint32Array state or `>>> 0` it). */
 function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
+  return (x << k) | (x >>> (32 - k));
 }
 
 export class Rng {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
+  // The state lives in a Uint32Array: reads and writes stay 32-bit integers (no heap numbers), which makes
+  // nextUint32 several times faster than four number fields in V8.
+  private readonly s = new Uint32Array(4);
 
   /** A generator seeded from a non-negative integer seed (any integer up to 2^53 is used in full). */
   constructor(seed: number) {
@@ -50,11 +50,11 @@ export class Rng {
     const lo = seed % 0x100000000;
     const hi = Math.floor(seed / 0x100000000);
     const mix = splitmix32(lo ^ Math.imul(hi, 0x9e3779b1));
-    this.s0 = mix();
-    this.s1 = mix() ^ hi;
-    this.s2 = mix();
-    this.s3 = mix();
-    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s3 = 1;
+    this.s[0] = mix();
+    this.s[1] = mix() ^ hi;
+    this.s[2] = mix();
+    this.s[3] = mix();
+    if ((this.s[0] | this.s[1] | this.s[2] | this.s[3]) === 0) this.s[3] = 1;
   }
 
   /** A generator for an independent stream: same (seed, labels) ⇒ same stream. */
@@ -63,11 +63,8 @@ export class Rng {
     for (const label of labels) h = (Math.imul(h ^ fnv1a(String(label)), 0x9e3779b1) + 0x7f4a7c15) >>> 0;
     const r = new Rng(seed);
     const mix = splitmix32(h);
-    r.s0 ^= mix();
-    r.s1 ^= mix();
-    r.s2 ^= mix();
-    r.s3 ^= mix();
-    if ((r.s0 | r.s1 | r.s2 | r.s3) === 0) r.s3 = 1;
+    for (let i = 0; i < 4; i++) r.s[i] ^= mix();
+    if ((r.s[0] | r.s[1] | r.s[2] | r.s[3]) === 0) r.s[3] = 1;
     return r;
   }
 
@@ -78,29 +75,28 @@ export class Rng {
   }
 
   getState(): RngState {
-    return [this.s0, this.s1, this.s2, this.s3];
+    return [this.s[0], this.s[1], this.s[2], this.s[3]];
   }
 
   setState(state: RngState): void {
     if (state.length !== 4 || state.some((v) => !Number.isInteger(v) || v < 0 || v > 0xffffffff)) {
       throw new RangeError(`invalid Rng state ${JSON.stringify(state)}: expected four uint32 words`);
     }
-    [this.s0, this.s1, this.s2, this.s3] = state;
+    this.s.set(state);
   }
 
   /** Next uniformly distributed uint32. */
   nextUint32(): number {
-    const result = Math.imul(rotl(Math.imul(this.s1, 5) >>> 0, 7), 9) >>> 0;
-    const t = (this.s1 << 9) >>> 0;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    this.s0 >>>= 0;
-    this.s1 >>>= 0;
-    this.s2 >>>= 0;
+    const s = this.s;
+    const s0 = s[0];
+    const s1 = s[1];
+    const result = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+    const s2 = s[2] ^ s0;
+    const s3 = s[3] ^ s1;
+    s[1] = s1 ^ s2;
+    s[0] = s0 ^ s3;
+    s[2] = s2 ^ (s1 << 9);
+    s[3] = rotl(s3, 11);
     return result;
   }
 
