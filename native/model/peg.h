@@ -16,10 +16,16 @@ namespace ctclip::model {
 using VideoShape = std::array<int64_t, 4>;  // (B, T', H', W')
 
 // Conv3d(dim, dim, 3, groups=dim) with `weight` (dim, 1, 3, 3, 3) and `bias` (dim), no built-in padding.
+//
+// Computed channels-last as 27 shifted multiply-adds (and the matching backward) instead of at::conv3d: the
+// activation already is channels-last, so no layout round trip is needed, and libtorch's CPU depthwise 3-D
+// convolution is slow (tens of ms per layer at small sizes, mostly in backward). Same maths; only the rounding
+// order of the 27-term sums differs from the reference kernel.
 class DepthwiseConv3d : public torch::nn::Module {
  public:
   DepthwiseConv3d(int64_t dim, at::Generator& gen);
-  at::Tensor forward(const at::Tensor& x) const;  // (B, D, T, H, W) already padded
+  // xpad: (B, T + 2, H + 2, W + 2, D) channels-last, already padded → (B, T, H, W, D).
+  at::Tensor forward(const at::Tensor& xpad) const;
 
   at::Tensor weight;
   at::Tensor bias;
