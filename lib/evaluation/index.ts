@@ -1,0 +1,34 @@
+/**
+ * The evaluation output layer: everything the inference and embed commands call to write their results.
+ * File formats: docs/evaluation.md.
+ */
+export { writeEvaluation, resultsJson, writeTextAtomic, EVALUATION_FILES, type EvaluationFiles } from './write';
+export {
+  buildEvaluationResults,
+  classRocCurves,
+  ctclipVersion,
+  RESULTS_FORMAT,
+  RESULTS_FORMAT_VERSION,
+  type CheckpointInfo,
+  type ClassRocCurve,
+  type EvaluationBootstrapOptions,
+  type EvaluationInput,
+  type EvaluationResults,
+  type ExcludedClass,
+} from './results';
+export { formatEvaluationSummary, formatInterval, formatValue, METRIC_LABELS, type SummaryOptions } from './summary';
+export { predictionsCsv, predictionsHeader } from './predictions';
+export { perClassCsv, perClassTable, PER_CLASS_METRIC_COLUMNS } from './per-class';
+export { renderReport } from './report';
+export { aurocBars, rocPanel, rocPanels, truncate, type AurocBarRow } from './charts';
+export { CSV_EOL, csvField, csvRecord, formatCsv, parseCsv, type CsvCell } from './csv';
+export { Markup, el, escapeXml, fragment, linearScale, pathData, raw, svgNumber, type Attrs, type AttrValue, type Child } from './svg';
+export {
+  writeEmbeddings,
+  readEmbeddings,
+  embeddingsSidecarPath,
+  EMBEDDINGS_FORMAT,
+  EMBEDDINGS_FORMAT_VERSION,
+  type EmbeddingsInput,
+  type EmbeddingsSidecar,
+} from './embeddings';
