@@ -46,7 +46,7 @@ export function rocPanel(curve: ClassRocCurve): Markup {
   const ticks = [0, 0.25, 0.5, 0.75, 1];
   const xs = Array.from(curve.fpr, sx);
   const ys = Array.from(curve.tpr, sy);
-  const titleText = `${truncate(curve.name, 26)} · AUROC ${fmt3(curve.auroc)}`;
+  const titleText = truncate(curve.name, 30);
   return el(
     'svg',
     {
@@ -61,7 +61,7 @@ export function rocPanel(curve: ClassRocCurve): Markup {
       'font-size': 11,
     },
     el('title', null, `${curve.name}: AUROC ${fmt3(curve.auroc)}`),
-    el('text', { class: 'panel-title', x: left + size / 2, y: 16, 'text-anchor': 'middle', 'font-size': 12, 'font-weight': 'bold' }, titleText),
+    el('text', { class: 'panel-title', x: left + size / 2, y: 16, 'text-anchor': 'middle', 'font-size': 11.5, 'font-weight': 'bold' }, titleText),
     el('rect', { class: 'plot-frame', x: left, y: top, width: size, height: size, fill: 'none', stroke: '#ddd' }),
     el(
       'g',
@@ -88,6 +88,7 @@ export function rocPanel(curve: ClassRocCurve): Markup {
       'True positive rate',
     ),
     el('line', { class: 'roc-diagonal', x1: sx(0), y1: sy(0), x2: sx(1), y2: sy(1), stroke: MUTED, 'stroke-dasharray': '4 3', 'stroke-width': 1 }),
+    el('text', { class: 'panel-auroc', x: left + size - 6, y: top + size - 8, 'text-anchor': 'end', fill: '#222' }, `AUROC ${fmt3(curve.auroc)}`),
     el('path', { class: 'roc-curve', 'data-class': curve.name, d: pathData(xs, ys), fill: 'none', stroke: CURVE_COLOR, 'stroke-width': 1.75, 'stroke-linejoin': 'round' }),
   );
 }

@@ -50,9 +50,10 @@ export function parseCsv(text: string, what = 'csv'): string[][] {
     const ch = text[i];
     if (atFieldStart && ch === '"') {
       // Quoted field.
+      const startLine = line;
       i++;
       for (;;) {
-        if (i >= n) throw new CtclipError('DATA_ERROR', `${what}: line ${line}: unterminated quoted field`);
+        if (i >= n) throw new CtclipError('DATA_ERROR', `${what}: line ${startLine}: unterminated quoted field`);
         const c = text[i];
         if (c === '"') {
           if (text[i + 1] === '"') {
