@@ -1,0 +1,224 @@
+/**
+ * The canonical preprocessing of one CT volume (pipeline-spec §1.3 with ctclip's fixes; docs/preprocess.md):
+ *
+ *   read NIfTI (scl_slope/scl_inter applied, as nibabel's get_fdata does)
+ *   → HU: the metadata-CSV RescaleSlope/Intercept, applied per `rescale` (auto | always | never)
+ *   → clip to the window (default −1000, 1000)
+ *   → trilinear resample to the target spacing (native libtorch interpolate, align_corners false, fp32;
+ *     new size per axis = int(n · current / target))
+ *   → divide by 1000 → centre crop/pad to the shape with −1 → float16, stored (H, W, D) C order.
+ *
+ * Orientation: none by default (H, W, D = NIfTI i, j, k as stored); `reorient` RAS/LPS is opt-in.
+ * Spacing: the metadata CSV's (XYSpacing first value for i and j, ZSpacing for k) wins when given — that is
+ * what the reference resamples with; else the NIfTI pixdim. A disagreement over 1 % is a warning.
+ *
+ * `preprocessVolumeFile` is the in-memory path (`ctclip predict` will use it): file → float16 Buffer + meta.
+ */
+import { CtclipError } from '../errors';
+import { readNifti, type NiftiVolume } from './nifti';
+import { orientationPlan, type Reorient } from './orientation';
+import { preprocessVoxels, resampledSize, type PreprocessVolumeStats, type Vec3 } from './resample';
+
+export type RescaleMode = 'auto' | 'always' | 'never';
+
+export interface PreprocessOptions {
+  /** Target spacing (mm) for H, W, D (default 0.75, 0.75, 1.5). */
+  spacing?: Vec3;
+  /** Output shape (H, W, D) (default 480, 480, 240). */
+  shape?: Vec3;
+  /** HU window (default −1000, 1000). */
+  window?: [number, number];
+  /** Default 'auto'. */
+  rescale?: RescaleMode;
+  /** Metadata-CSV RescaleSlope / RescaleIntercept (default 1 / 0). */
+  slope?: number;
+  intercept?: number;
+  /** Metadata-CSV spacing: XYSpacing's first value (i and j) and ZSpacing (k). Default: from the NIfTI. */
+  sourceSpacing?: { xy: number; z: number };
+  /** Default 'none'. */
+  reorient?: Reorient;
+}
+
+export const DEFAULT_SPACING: Vec3 = [0.75, 0.75, 1.5];
+export const DEFAULT_SHAPE: Vec3 = [480, 480, 240];
+export const DEFAULT_WINDOW: [number, number] = [-1000, 1000];
+/** Divisor after resampling (HU → [−1, 1]) and the pad value. */
+export const HU_DIVISOR = 1000;
+export const PAD_VALUE = -1;
+/** Air band used by rescale 'auto' and the air-mode check. */
+export const AIR_BAND: [number, number] = [-1100, -900];
+
+export interface VolumeMeta {
+  file: string;
+  datatype: string;
+  /** NIfTI dims [ni, nj, nk] and pixdim spacing. */
+  storedShape: Vec3;
+  niftiSpacing: Vec3;
+  affineSource: string;
+  /** Spacing used for resampling, per output axis (H, W, D), and where it came from. */
+  sourceSpacing: Vec3;
+  spacingSource: 'metadata-csv' | 'nifti';
+  targetSpacing: Vec3;
+  /** Size after resampling and the final shape, (H, W, D). */
+  resampledSize: Vec3;
+  shape: Vec3;
+  window: [number, number];
+  /** Stored value range (before scl) and value range after scl_slope/inter (the reader's output). */
+  storedRange: [number, number];
+  valueRange: [number, number];
+  sclApplied: boolean;
+  rescale: {
+    mode: RescaleMode;
+    slope: number;
+    intercept: number;
+    applied: boolean;
+    /** Why: the rule that decided (see docs/preprocess.md). */
+    reason: string;
+    airVoxelsAsIs?: number;
+    airVoxelsRescaled?: number;
+  };
+  /** HU air mode in [−1500, −500) (null: nothing below −500 HU). */
+  airModeHu: number | null;
+  /** Fraction of output voxels that are not air/padding (> −0.99). */
+  nonAirFraction: number;
+  orientation: { reorient: Reorient; order: Vec3; flip: number[]; inputCodes: string; outputCodes: string };
+  warnings: string[];
+  seconds: { read: number; native: number };
+}
+
+export interface PreprocessedVolume {
+  /** float16 bits, C order (H, W, D). */
+  volume: Buffer;
+  shape: Vec3;
+  meta: VolumeMeta;
+}
+
+function checkVec(name: string, v: readonly number[], positive = true): void {
+  if (v.length !== 3 || !v.every((x) => Number.isFinite(x) && (!positive || x > 0))) {
+    throw new CtclipError('ARGUMENT_ERROR', `${name} must be three positive numbers, got [${v.join(', ')}]`);
+  }
+}
+
+/** Preprocesses an already-read NIfTI volume. */
+export async function preprocessNifti(nifti: NiftiVolume, opts: PreprocessOptions = {}, readSeconds = 0): Promise<PreprocessedVolume> {
+  const target = opts.spacing ?? DEFAULT_SPACING;
+  const shape = opts.shape ?? DEFAULT_SHAPE;
+  const window = opts.window ?? DEFAULT_WINDOW;
+  const mode = opts.rescale ?? 'auto';
+  const slope = opts.slope ?? 1;
+  const intercept = opts.intercept ?? 0;
+  checkVec('spacing', target);
+  checkVec('shape', shape);
+  if (!shape.every(Number.isInteger)) throw new CtclipError('ARGUMENT_ERROR', `shape must be integers, got [${shape.join(', ')}]`);
+  if (!(window[0] < window[1])) throw new CtclipError('ARGUMENT_ERROR', `window must be lo < hi, got [${window.join(', ')}]`);
+  if (!Number.isFinite(slope) || !Number.isFinite(intercept)) {
+    throw new CtclipError('DATA_ERROR', `${nifti.file}: RescaleSlope/RescaleIntercept must be finite, got ${slope}/${intercept}`);
+  }
+  const warnings: string[] = [];
+  const file = nifti.file;
+
+  // Spacing per NIfTI voxel axis (i, j, k).
+  let voxelSpacing: Vec3 = [...nifti.spacing];
+  let spacingSource: VolumeMeta['spacingSource'] = 'nifti';
+  if (opts.sourceSpacing) {
+    const { xy, z } = opts.sourceSpacing;
+    if (!(xy > 0) || !(z > 0)) throw new CtclipError('DATA_ERROR', `${file}: metadata spacing must be positive, got XY ${xy}, Z ${z}`);
+    const csv: Vec3 = [xy, xy, z];
+    const off = [0, 1, 2].filter((a) => Math.abs(csv[a] - nifti.spacing[a]) > 0.01 * Math.max(csv[a], nifti.spacing[a]));
+    if (off.length) {
+      warnings.push(
+        `spacing: metadata CSV [${csv.join(', ')}] mm differs by > 1 % from the NIfTI pixdim [${nifti.spacing.map((s) => +s.toFixed(6)).join(', ')}] mm ` +
+          `(axes ${off.map((a) => 'ijk'[a]).join(', ')}); the metadata CSV wins`,
+      );
+    }
+    voxelSpacing = csv;
+    spacingSource = 'metadata-csv';
+  }
+  voxelSpacing.forEach((s, a) => {
+    if (s < 0.1 || s > 10) warnings.push(`spacing: ${'ijk'[a]} spacing ${s} mm is implausible for CT (expected 0.1–10 mm)`);
+  });
+
+  const orient = orientationPlan(nifti.affine, opts.reorient ?? 'none', file);
+  const dims = orient.order.map((v) => nifti.shape[v]) as Vec3;
+  const sourceSpacing = orient.order.map((v) => voxelSpacing[v]) as Vec3;
+  const size = resampledSize(dims, sourceSpacing, target, file);
+
+  if (mode === 'always' && slope === 1 && intercept === 0) warnings.push('rescale: always, but the metadata slope/intercept are 1/0 (no-op)');
+  const t0 = performance.now();
+  const { bytes, shape: outShape, stats } = await preprocessVoxels(nifti.data, nifti.shape, {
+    order: orient.order,
+    flip: orient.flip,
+    rescale: mode,
+    slope,
+    intercept,
+    airLo: AIR_BAND[0],
+    airHi: AIR_BAND[1],
+    window,
+    size,
+    shape,
+    divide: HU_DIVISOR,
+    padValue: PAD_VALUE,
+    dtype: 'float16',
+  });
+  const nativeSeconds = (performance.now() - t0) / 1000;
+
+  const rescale = describeRescale(mode, slope, intercept, stats);
+  if (stats.airMode === null) warnings.push('air: no voxel below −500 HU (no air in the volume? wrong rescale?)');
+  else if (stats.airMode < AIR_BAND[0] || stats.airMode > AIR_BAND[1]) {
+    warnings.push(`air: HU mode below −500 is ${stats.airMode} HU, expected ≈ −1000 (wrong rescale or not a CT in HU?)`);
+  }
+  if (stats.nonAirFraction < 0.001) warnings.push(`empty: only ${(stats.nonAirFraction * 100).toFixed(3)} % of the output voxels are above air after crop/pad`);
+
+  return {
+    volume: bytes,
+    shape: outShape,
+    meta: {
+      file,
+      datatype: nifti.header.datatype,
+      storedShape: nifti.shape,
+      niftiSpacing: nifti.spacing,
+      affineSource: nifti.affineSource,
+      sourceSpacing,
+      spacingSource,
+      targetSpacing: [...target] as Vec3,
+      resampledSize: stats.resampledSize,
+      shape: outShape,
+      window,
+      storedRange: nifti.storedRange,
+      valueRange: [stats.inputMin, stats.inputMax],
+      sclApplied: nifti.sclApplied,
+      rescale,
+      airModeHu: stats.airMode,
+      nonAirFraction: stats.nonAirFraction,
+      orientation: orient,
+      warnings,
+      seconds: { read: readSeconds, native: nativeSeconds },
+    },
+  };
+}
+
+function describeRescale(mode: RescaleMode, slope: number, intercept: number, s: PreprocessVolumeStats): VolumeMeta['rescale'] {
+  const base = { mode, slope, intercept, applied: s.rescaled };
+  if (mode === 'never') return { ...base, reason: 'never: the data are used as stored (after NIfTI scl_slope/scl_inter)' };
+  if (mode === 'always') return { ...base, reason: 'always: HU = RescaleSlope · value + RescaleIntercept' };
+  const counts = { airVoxelsAsIs: s.airAsIs, airVoxelsRescaled: s.airRescaled };
+  if (slope === 1 && intercept === 0) return { ...base, ...counts, reason: 'auto: slope/intercept are 1/0 (nothing to apply)' };
+  return {
+    ...base,
+    ...counts,
+    reason: s.rescaled
+      ? `auto: applying slope/intercept puts more voxels in the air band [${AIR_BAND.join(', ')}] HU (${s.airRescaled} vs ${s.airAsIs} as stored): the data were raw`
+      : `auto: the data as stored put at least as many voxels in the air band [${AIR_BAND.join(', ')}] HU (${s.airAsIs} vs ${s.airRescaled} rescaled): already HU`,
+  };
+}
+
+/**
+ * Reads and preprocesses one NIfTI file in memory: `{ volume: float16 Buffer (H, W, D), shape, meta }`.
+ * This is the path `ctclip predict` will use for a single study.
+ */
+export async function preprocessVolumeFile(file: string, opts: PreprocessOptions = {}): Promise<PreprocessedVolume> {
+  const t0 = performance.now();
+  const nifti = await readNifti(file);
+  const read = (performance.now() - t0) / 1000;
+  return preprocessNifti(nifti, opts, read);
+}
