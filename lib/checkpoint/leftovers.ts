@@ -16,6 +16,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { CtclipError } from '../errors';
 import { fsyncDirSync, isCode, newestMtimeSync, processAlive } from './durable';
 import { parseLeftoverName, type LeftoverName } from './names';
 
@@ -61,7 +62,7 @@ export function cleanupLeftoversSync(dir: string, opts: { staleAfterMs?: number;
     entries = fs.readdirSync(dir);
   } catch (e) {
     if (isCode(e, 'ENOENT')) return report;
-    throw e;
+    throw new CtclipError('IO_ERROR', `cannot read checkpoint dir ${dir}: ${(e as Error).message}`, { cause: e });
   }
   const ctx: LeftoverContext = {
     now: opts.now ?? Date.now(),

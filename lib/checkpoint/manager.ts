@@ -315,6 +315,14 @@ export class CheckpointManager {
       throw new CtclipError('IO_ERROR', `checkpoint ${finalPath} was saved, but updating ${path.join(this.dir, LATEST_POINTER)} failed: ${describeError(e).text}`, { cause: e });
     }
     this.log(`Saved checkpoint: ${finalPath}`, 'info');
+    const newer = (await this.list()).filter((c) => c.step > step && c.complete);
+    if (newer.length > 0) {
+      this.log(
+        `${newer.map((c) => c.path).join(', ')} ${newer.length === 1 ? 'is' : 'are'} newer than step ${step} (left by a run that was ` +
+          `resumed from an earlier checkpoint); resuming with 'latest' picks the newest step, not this one`,
+        'warn',
+      );
+    }
 
     let isBest = false;
     let bestName: string | null = null;

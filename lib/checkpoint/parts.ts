@@ -57,5 +57,8 @@ export async function writePart(file: string, source: PartSource): Promise<void>
     await fsyncFile(file);
     return;
   }
+  if (await fsp.lstat(file).then(() => true, () => false)) {
+    throw new Error(`the writer created ${file} and also returned content; do one or the other`);
+  }
   await writeFileDurable(file, encodePartValue(value as PartValue));
 }

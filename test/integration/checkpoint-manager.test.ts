@@ -79,6 +79,12 @@ describe('checkpoint manager (real files)', () => {
       expect(entries(dir)).to.deep.equal([]);
     });
 
+    it('a writer that both creates its file and returns content fails the save', async () => {
+      const err = await rejection(mk().save(3, { 'a.bin': (p) => { fs.writeFileSync(p, 'x'); return Buffer.from('y'); } }, {}));
+      expect(err.message).to.match(/part 'a\.bin'/).and.match(/also returned content/);
+      expect(entries(dir)).to.deep.equal([]);
+    });
+
     it('readPart/readJsonPart/readMeta read parts back and refuse corrupted bytes', async () => {
       const res = await mk().save(7, sampleParts(7), { metrics: { weighted_auroc: 0.5 } });
       expect(await readPart(res.path, 'optimizer.safetensors')).to.deep.equal(fakeWeights(1007, 1024));
@@ -140,7 +146,10 @@ describe('checkpoint manager (real files)', () => {
       await saveSteps(mk({ keepLastN: 0, bestMetric: null }), [9, 10, 100000000, 99999999]);
       const m2 = mk({ keepLastN: 2, bestMetric: null });
       expect((await m2.list()).map((c) => c.step)).to.deep.equal([9, 10, 99999999, 100000000]);
+      log.clear();
       await saveSteps(m2, [11]);
+      expect(log.warnings()).to.have.length(1);
+      expect(log.warnings()[0]).to.contain(path.join(dir, 'ckpt-step100000000')).and.match(/newer than step 11/);
       // the newest (step 100000000) is never deleted; the one just saved is kept too
       expect(ckptDirs().sort()).to.deep.equal(['ckpt-step00000011', 'ckpt-step100000000', 'ckpt-step99999999'].sort());
     });
@@ -342,6 +351,18 @@ describe('checkpoint manager (real files)', () => {
     expect(fs.existsSync(leftover)).to.equal(true);
     const err = await rejection(ro.save(1, sampleParts(1), {}));
     expect(err.message).to.match(/read-only/);
+  });
+
+  it('a checkpoint dir that is a file is an IO_ERROR naming it', () => {
+    fs.writeFileSync(dir, 'not a folder');
+    let err: unknown;
+    try {
+      mk();
+    } catch (e) {
+      err = e;
+    }
+    expect(hasCode(err, 'IO_ERROR')).to.equal(true);
+    expect((err as Error).message).to.contain(dir);
   });
 
   it('rejects bad options with ARGUMENT_ERROR', () => {
