@@ -28,3 +28,5 @@ export { buildWordPieceVocab, vocabToText } from './text/vocab-builder';
 
 export * as data from './data';
 export * as metrics from './metrics';
+export * as evaluation from './evaluation';
+export { CheckpointManager } from './checkpoint';

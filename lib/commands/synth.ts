@@ -4,6 +4,7 @@
  * Writes a synthetic CT-RATE-like dataset: canonical shards, our index, reports/labels/metadata CSVs and
  * vocab.txt (lib/data/synth.ts). Deterministic per arguments. Exit 0 on success, 2 for bad arguments.
  */
+import { DEFAULT_PROMPTS } from '../config/schema';
 import { CtclipError } from '../errors';
 import { intOption, parseCommandArgs, runCommand } from './common';
 import { CT_RATE_CLASSES } from '../data/classes';
@@ -18,7 +19,16 @@ const USAGE = `usage: ctclip synth --out DIR --samples N --shape H,W,D --shards 
   --seed S         seed (default 0)
   --classes        18 (default) = the CT-RATE classes, or a comma-separated list of class names
   --vocab-size V   size of vocab.txt (default 4096)
+  --positive-prompt T, --negative-prompt T
+                   zero-shot prompt templates the reports contain ({p} = class name;
+                   default '{p} is present.' / '{p} is not present.', as validation.prompts)
   --quiet          no progress output`;
+
+function promptTemplate(name: string, value: string | undefined, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (!value.includes('{p}')) throw new CtclipError('ARGUMENT_ERROR', `--${name} must contain {p} (the class name), got '${value}'`);
+  return value;
+}
 
 export function run(argv: string[]): Promise<number> {
   return runCommand('synth', USAGE, async () => {
@@ -31,6 +41,8 @@ export function run(argv: string[]): Promise<number> {
       classes: { type: 'string' },
       'vocab-size': { type: 'string' },
       quiet: { type: 'boolean', default: false },
+      'positive-prompt': { type: 'string' },
+      'negative-prompt': { type: 'string' },
     });
     if (values.help) {
       process.stdout.write(USAGE + '\n');
@@ -66,6 +78,10 @@ export function run(argv: string[]): Promise<number> {
       shards: intOption('shards', values.shards, 1),
       seed: intOption('seed', values.seed, 0, 0),
       classes,
+      prompts: {
+        positive: promptTemplate('positive-prompt', values['positive-prompt'], DEFAULT_PROMPTS.positive),
+        negative: promptTemplate('negative-prompt', values['negative-prompt'], DEFAULT_PROMPTS.negative),
+      },
       vocabSize: values['vocab-size'] !== undefined ? intOption('vocab-size', values['vocab-size']) : undefined,
       onProgress: quiet ? undefined : (d, n) => process.stderr.write(`\rsynth: ${d}/${n} samples`),
     });

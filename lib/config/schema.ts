@@ -109,10 +109,16 @@ export const TrainingSchema = z
   })
   .strict();
 
+/**
+ * Zero-shot prompt templates ({p} = class name). The default is the published CT-CLIP evaluation's pair; the
+ * reference refactor's `There is {p}.` / `There is no {p}.` can be selected in the config.
+ */
+export const DEFAULT_PROMPTS = { positive: '{p} is present.', negative: '{p} is not present.' } as const;
+
 export const PromptsSchema = z
   .object({
-    positive: z.string().includes('{p}').default('There is {p}.').describe('Prompt for a present finding ({p} = class name)'),
-    negative: z.string().includes('{p}').default('There is no {p}.').describe('Prompt for an absent finding'),
+    positive: z.string().includes('{p}').default(DEFAULT_PROMPTS.positive).describe('Prompt for a present finding ({p} = class name)'),
+    negative: z.string().includes('{p}').default(DEFAULT_PROMPTS.negative).describe('Prompt for an absent finding'),
   })
   .strict();
 

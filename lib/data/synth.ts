@@ -8,7 +8,8 @@
  * elliptic body, spine, aorta, two lungs, a heart, and for each positive class a visible class-specific
  * structure (bright metal, calcifications, an enlarged heart, a dependent fluid layer, darker or banded
  * lungs, blobs at class-specific places…), so a small model can learn labels from images. Reports are built
- * from the labels and contain the zero-shot prompt sentences (`There is {class}.` / `There is no {class}.`).
+ * from the labels and contain the zero-shot prompt sentences of the config's templates (default
+ * `{class} is present.` / `{class} is not present.`).
  *
  * Speed: the volume is painted column by column (one (h, w) column = D contiguous voxels in the C-order
  * (H, W, D) layout): each structure covers an analytically computed run of slices that is copied from a
@@ -17,6 +18,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { DEFAULT_PROMPTS } from '../config/schema';
 import { CtclipError } from '../errors';
 import { Rng } from '../rng';
 import { buildWordPieceVocab, vocabToText } from '../text/vocab-builder';
@@ -33,7 +35,13 @@ export interface SynthReport {
 }
 
 /** Builds a report from labels (replaceable through SynthOptions.reportFn). */
-export type ReportFn = (labels: Float32Array, classNames: readonly string[], rng: Rng) => SynthReport;
+export type ReportFn = (labels: Float32Array, classNames: readonly string[], rng: Rng, prompts?: PromptTemplates) => SynthReport;
+
+/** Zero-shot prompt templates; `{p}` stands for the class name. */
+export interface PromptTemplates {
+  positive: string;
+  negative: string;
+}
 
 export interface SynthOptions {
   /** Output directory (created). */
@@ -49,6 +57,8 @@ export interface SynthOptions {
   classes?: readonly string[];
   /** Report generator (default `defaultSynthReport`). */
   reportFn?: ReportFn;
+  /** Zero-shot prompt templates the default reports contain (default: the config's default prompts). */
+  prompts?: PromptTemplates;
   /** vocab.txt size (default 4096; the result is shorter when the corpus has fewer words). */
   vocabSize?: number;
   /** Progress callback (sample index, total). */
@@ -67,9 +77,9 @@ export interface SynthResult {
   classNames: string[];
 }
 
-/** The zero-shot prompt sentence for a class (the class name as given, e.g. "There is no Cardiomegaly."). */
-export function promptSentence(className: string, positive: boolean): string {
-  return positive ? `There is ${className}.` : `There is no ${className}.`;
+/** The zero-shot prompt sentence for a class (the class name as given, e.g. "Cardiomegaly is not present."). */
+export function promptSentence(className: string, positive: boolean, templates: PromptTemplates = DEFAULT_PROMPTS): string {
+  return (positive ? templates.positive : templates.negative).split('{p}').join(className);
 }
 
 // Rough CT-RATE prevalences, so label statistics look plausible; custom classes get 0.25.
@@ -104,12 +114,12 @@ const DETAIL: Record<string, string> = {
 
 /** Default report: a fixed opening, one prompt sentence per class (with a detail for some positives), and
  * impressions listing the positives ("Not given." for about 5 % of samples, to exercise report cleaning). */
-export const defaultSynthReport: ReportFn = (labels, classNames, rng) => {
+export const defaultSynthReport: ReportFn = (labels, classNames, rng, prompts = DEFAULT_PROMPTS) => {
   const findings: string[] = ['Trachea and both main bronchi are open.'];
   const positives: string[] = [];
   classNames.forEach((name, c) => {
     const pos = labels[c] > 0.5;
-    findings.push(promptSentence(name, pos));
+    findings.push(promptSentence(name, pos, prompts));
     if (pos) {
       positives.push(name);
       if (DETAIL[name]) findings.push(DETAIL[name]);
@@ -343,7 +353,7 @@ export async function writeSynthDataset(opts: SynthOptions): Promise<SynthResult
       for (let i = k * perShard; i < Math.min(N, (k + 1) * perShard); i++) {
         const rng = Rng.derive(seed, 'synth-sample', i);
         const labels = synthLabels(classNames, rng);
-        const report = reportFn(labels, classNames, rng);
+        const report = reportFn(labels, classNames, rng, opts.prompts ?? DEFAULT_PROMPTS);
         const vol = phantomVolume(shape, labels, classNames, rng);
         const studyId = `synth_${i + 1}_a_1`;
         const key = `${String(k).padStart(6, '0')}_${String(i).padStart(6, '0')}`;
