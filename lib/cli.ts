@@ -16,6 +16,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   plan: { summary: 'print the run plan (steps/epoch, warmup, eval/save cadence) for a config', load: () => require('./commands/plan') },
   synth: { summary: 'write a synthetic CT-RATE-like dataset (shards, index, CSVs, vocab)', load: () => require('./commands/synth') },
   shards: { summary: "index WebDataset shards: 'ctclip shards index <pattern>'", load: () => require('./commands/shards') },
+  preprocess: { summary: 'CT-RATE NIfTI volumes + CSVs → canonical shards, index and preprocess_report.json', load: () => require('./commands/preprocess') },
 };
 
 function usage(): string {

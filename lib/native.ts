@@ -97,6 +97,13 @@ export interface RawAddon {
   saveSafetensors(path: string, names: string[], tensors: TensorHandle[], metadata?: Record<string, string>): Promise<void>;
   /** GFLOP/s of an n×n float32 matmul on this process's intra-op threads (benchmark ceiling). */
   matmulGflops(n: number, iters: number): Promise<number>;
+  // --- CT volume preprocessing (issue 12; native/napi/volume_ops.cc, wrapped by lib/preprocess/resample.ts) ---
+  /**
+   * HU (rescale never/always/auto) → clip → trilinear resample (align_corners false, fp32) → divide → centre
+   * crop/pad → cast, in one AsyncWorker. `size`/`shape` are in output axis order; output axis a = input axis
+   * `axes[a]`; `flip` lists input axes flipped first.
+   */
+  preprocessVolume(volume: TensorHandle, opts: PreprocessVolumeOptions): Promise<{ volume: TensorHandle; stats: PreprocessVolumeStats }>;
 }
 
 /** A native CTViT encoder (issue 3). */
@@ -158,6 +165,41 @@ export interface SafetensorsContent {
   names: string[];
   tensors: TensorHandle[];
   metadata: Record<string, string>;
+}
+
+// --- CT volume preprocessing (issue 12) ---
+export interface PreprocessVolumeOptions {
+  rescale?: 'never' | 'always' | 'auto';
+  slope?: number;
+  intercept?: number;
+  /** Air band for rescale 'auto' (default [-1100, -900] HU). */
+  airLo?: number;
+  airHi?: number;
+  window?: [number, number];
+  flip?: number[];
+  axes?: [number, number, number];
+  size?: [number, number, number];
+  shape?: [number, number, number];
+  divide?: number;
+  padValue?: number;
+  dtype?: 'float16' | 'float32';
+}
+
+export interface PreprocessVolumeStats {
+  inputMin: number;
+  inputMax: number;
+  voxels: number;
+  /** Voxels in the air band as the data are, and after slope/intercept ('auto' only; else 0). */
+  airAsIs: number;
+  airRescaled: number;
+  rescaled: boolean;
+  /** Mode of the HU histogram in [-1500, -500) (20 HU bins, bin centre); null when no voxel is below -500. */
+  airMode: number | null;
+  belowMinus500: number;
+  /** Fraction of output voxels above 0.99·padValue (not air/padding). */
+  nonAirFraction: number;
+  /** Size after resampling, output axis order. */
+  resampledSize: [number, number, number];
 }
 
 const ROOT = path.resolve(__dirname, '..');

@@ -22,6 +22,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterCTViT(env, exports);
   RegisterSafetensors(env, exports);
   RegisterBenchmarks(env, exports);
+  RegisterVolumeOps(env, exports);  // CT preprocessing (issue 12)
   return exports;
 }
 

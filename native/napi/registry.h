@@ -12,5 +12,7 @@ void RegisterBuildInfo(Napi::Env env, Napi::Object exports);
 void RegisterCTViT(Napi::Env env, Napi::Object exports);
 void RegisterSafetensors(Napi::Env env, Napi::Object exports);
 void RegisterBenchmarks(Napi::Env env, Napi::Object exports);
+// CT volume preprocessing (issue 12)
+void RegisterVolumeOps(Napi::Env env, Napi::Object exports);
 
 }  // namespace ctclip
