@@ -17,6 +17,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   synth: { summary: 'write a synthetic CT-RATE-like dataset (shards, index, CSVs, vocab)', load: () => require('./commands/synth') },
   shards: { summary: "index WebDataset shards: 'ctclip shards index <pattern>'", load: () => require('./commands/shards') },
   preprocess: { summary: 'CT-RATE NIfTI volumes + CSVs → canonical shards, index and preprocess_report.json', load: () => require('./commands/preprocess') },
+  'make-hf-folder': { summary: 'write a tiny Hugging Face BERT folder (config, vocab, safetensors/.bin) from our weights', load: () => require('./commands/make-hf-folder') },
   report: { summary: "write a training run's HTML report (loss/LR/metric curves, per-class AUROC) from RUN_DIR", load: () => require('./commands/report') },
 };
 

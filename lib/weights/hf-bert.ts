@@ -137,8 +137,14 @@ export async function importHfBertFolder(dir: string, opts: { strict?: boolean }
     throw e;
   }
   // Merge shards, then check against the key list config.json implies.
-  const names = parts.flatMap((p) => p.names);
-  const tensors = parts.flatMap((p) => p.tensors);
+  // BertModel order (a Python-written safetensors header is sorted by name), unknown keys last in file order.
+  const order = new Map(expected.map((e, i) => [e.key, i]));
+  const pairs = parts
+    .flatMap((p) => p.names.map((n, i) => ({ n, t: p.tensors[i] })))
+    .map((x, i) => ({ ...x, rank: order.get(x.n) ?? expected.length + i }))
+    .sort((a, b) => a.rank - b.rank);
+  const names = pairs.map((x) => x.n);
+  const tensors = pairs.map((x) => x.t);
   const first = parts[0].report;
   const have = new Set(names);
   const expectedSet = new Set(expected.map((e) => e.key));

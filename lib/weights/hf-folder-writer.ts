@@ -160,5 +160,7 @@ function bertOrder(key: string): number {
     const j = layer.indexOf(m[2]);
     return 100 + Number(m[1]) * 100 + (j < 0 ? 99 : j);
   }
-  return 1e9;
+  if (key === 'bert.pooler.dense.weight') return 1e9;
+  if (key === 'bert.pooler.dense.bias') return 1e9 + 1;
+  return 2e9;
 }
