@@ -18,6 +18,7 @@ import { CtclipError } from '../errors';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../io/safetensors';
 import type { TensorHandle } from '../native';
 import type { RngState } from '../rng';
+import { readTensor, tensorFromBuffer } from '../tensor';
 import { loadSafetensors, saveSafetensors } from './safetensors';
 
 export const OPTIMIZER_PART = 'optimizer.safetensors';
@@ -30,8 +31,8 @@ export interface OptimizerStateData {
   names: string[];
   expAvg: TensorHandle[];
   expAvgSq: TensorHandle[];
-  /** Optimizer steps taken (AdamW bias correction). */
-  step: number;
+  /** Optimizer steps taken (AdamW bias correction): one count, or one per parameter (as torch keeps them). */
+  step: number | number[];
   /** Hyper-parameters, informational (lr, betas, eps, weight_decay …). */
   hyper?: Record<string, number | number[]>;
 }
@@ -59,12 +60,14 @@ export async function saveOptimizerState(file: string, s: OptimizerStateData): P
   if (s.names.length !== s.expAvg.length || s.names.length !== s.expAvgSq.length) {
     throw new CtclipError('ARGUMENT_ERROR', `saveOptimizerState ${file}: ${s.names.length} names, ${s.expAvg.length} exp_avg, ${s.expAvgSq.length} exp_avg_sq`);
   }
-  if (!Number.isSafeInteger(s.step) || s.step < 0) throw new CtclipError('ARGUMENT_ERROR', `saveOptimizerState ${file}: step must be a non-negative integer, got ${s.step}`);
+  const steps = Array.isArray(s.step) ? s.step : [s.step];
+  if (Array.isArray(s.step) && s.step.length !== s.names.length) throw new CtclipError('ARGUMENT_ERROR', `saveOptimizerState ${file}: ${s.step.length} per-parameter steps for ${s.names.length} names`);
+  if (steps.some((x) => !Number.isSafeInteger(x) || x < 0)) throw new CtclipError('ARGUMENT_ERROR', `saveOptimizerState ${file}: steps must be non-negative integers, got ${JSON.stringify(s.step)}`);
   if (new Set(s.names).size !== s.names.length) throw new CtclipError('ARGUMENT_ERROR', `saveOptimizerState ${file}: a parameter name is given twice`);
   const names = [...s.names.map((n) => `exp_avg.${n}`), ...s.names.map((n) => `exp_avg_sq.${n}`)];
   await saveSafetensors(file, names, [...s.expAvg, ...s.expAvgSq], {
     format: OPT_FORMAT,
-    step: String(s.step),
+    step: JSON.stringify(s.step),
     names: JSON.stringify(s.names),
     hyper: JSON.stringify(s.hyper ?? {}),
   });
@@ -75,8 +78,14 @@ export async function loadOptimizerState(file: string): Promise<OptimizerStateDa
   const c = await loadSafetensors(file);
   try {
     if (c.metadata.format !== OPT_FORMAT) dataError(file, `not an optimizer state file (metadata format '${c.metadata.format ?? ''}', expected '${OPT_FORMAT}')`);
-    const step = Number(c.metadata.step);
-    if (!/^\d+$/.test(c.metadata.step ?? '') || !Number.isSafeInteger(step)) dataError(file, `metadata 'step' is '${c.metadata.step}'`);
+    let step: unknown;
+    try {
+      step = JSON.parse(c.metadata.step ?? '');
+    } catch {
+      step = undefined;
+    }
+    const stepOk = (x: unknown): boolean => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+    if (!(stepOk(step) || (Array.isArray(step) && step.every(stepOk)))) dataError(file, `metadata 'step' is '${c.metadata.step}'`);
     let names: unknown;
     let hyper: unknown;
     try {
@@ -97,7 +106,8 @@ export async function loadOptimizerState(file: string): Promise<OptimizerStateDa
     const expAvg = list.map((n) => take(`exp_avg.${n}`));
     const expAvgSq = list.map((n) => take(`exp_avg_sq.${n}`));
     if (byName.size) dataError(file, `unexpected tensors: ${[...byName.keys()].slice(0, 5).join(', ')}`);
-    return { names: list, expAvg, expAvgSq, step, hyper: hyper as Record<string, number | number[]> };
+    if (Array.isArray(step) && step.length !== list.length) dataError(file, `metadata 'step' has ${step.length} entries for ${list.length} parameters`);
+    return { names: list, expAvg, expAvgSq, step: step as number | number[], hyper: hyper as Record<string, number | number[]> };
   } catch (e) {
     c.tensors.forEach((t) => t.dispose());
     throw e;
@@ -218,4 +228,45 @@ export async function readTrainingState(dir: string): Promise<TrainingStateData>
     nativeRng: decodeNativeRngStates(rngBytes, rngFile),
     tsRng: decodeTsRngStates(readJson(TS_RNG_PART), path.join(dir, TS_RNG_PART)),
   };
+}
+
+// --- adapters to the CT-CLIP model handle's shapes (lib/model/ctclip.ts), structural so this module does not
+// depend on the model: optimizerState() → {names, exp_avg, exp_avg_sq, step[]}, scalerState() → {enabled, scale,
+// growthTracker}, rngState() → {init, dropout} uint8 tensors.
+
+export interface ModelOptimizerState {
+  names: string[];
+  exp_avg: TensorHandle[];
+  exp_avg_sq: TensorHandle[];
+  step: number[];
+}
+
+export function optimizerStateFromModel(s: ModelOptimizerState, hyper?: Record<string, number | number[]>): OptimizerStateData {
+  return { names: s.names, expAvg: s.exp_avg, expAvgSq: s.exp_avg_sq, step: s.step, hyper };
+}
+
+export function optimizerStateToModel(d: OptimizerStateData): ModelOptimizerState {
+  return { names: d.names, exp_avg: d.expAvg, exp_avg_sq: d.expAvgSq, step: Array.isArray(d.step) ? d.step : d.names.map(() => d.step as number) };
+}
+
+export function scalerStateFromModel(s: { enabled: boolean; scale: number; growthTracker: number }): ScalerStateData | null {
+  return s.enabled ? { scale: s.scale, growthTracker: s.growthTracker } : null;
+}
+
+/** Native generator-state tensors (uint8) → bytes (copied). */
+export function nativeRngFromTensors(states: Record<string, TensorHandle>): NativeRngStates {
+  const out: NativeRngStates = {};
+  for (const [name, t] of Object.entries(states)) {
+    const d = readTensor(t);
+    if (d.dtype !== 'uint8') throw new CtclipError('ARGUMENT_ERROR', `native RNG state '${name}' must be a uint8 tensor, got ${d.dtype}`);
+    out[name] = new Uint8Array(d.data.buffer, d.data.byteOffset, d.data.byteLength);
+  }
+  return out;
+}
+
+/** Bytes → uint8 tensors for the model's setRngState. */
+export function nativeRngToTensors(states: NativeRngStates): Record<string, TensorHandle> {
+  const out: Record<string, TensorHandle> = {};
+  for (const [name, b] of Object.entries(states)) out[name] = tensorFromBuffer(new Uint8Array(b), 'uint8', [b.length]);
+  return out;
 }

@@ -16,6 +16,11 @@ import {
   encodeScalerState,
   encodeTsRngStates,
   loadOptimizerState,
+  nativeRngFromTensors,
+  nativeRngToTensors,
+  optimizerStateFromModel,
+  optimizerStateToModel,
+  scalerStateFromModel,
   readTrainingState,
   saveOptimizerState,
   trainingStateParts,
@@ -60,6 +65,25 @@ describe('training state: (de)serialisation', function () {
     expect(back.hyper).to.deep.equal(opt.hyper);
     expectSameTensors({ names: back.names, tensors: back.expAvg }, { names: opt.names, tensors: opt.expAvg }, 'exp_avg');
     expectSameTensors({ names: back.names, tensors: back.expAvgSq }, { names: opt.names, tensors: opt.expAvgSq }, 'exp_avg_sq');
+  });
+
+  it('per-parameter steps and the model-shape adapters round-trip', async function () {
+    requireAddon(this);
+    if (!fixturesAvailable()) this.skip();
+    opt = opt ?? (await fixtureOptimizer());
+    const steps = opt.names.map((_, i) => (i % 3 === 0 ? 0 : 5));
+    const modelShape = optimizerStateToModel({ ...opt, step: steps });
+    expect(modelShape.exp_avg).to.equal(opt.expAvg);
+    const file = path.join(dir, 'optimizer-steps.safetensors');
+    await saveOptimizerState(file, optimizerStateFromModel(modelShape, opt.hyper));
+    const back = await loadOptimizerState(file);
+    expect(back.step).to.deep.equal(steps);
+    expect(optimizerStateToModel({ ...back, step: 4 }).step).to.deep.equal(opt.names.map(() => 4));
+    const rng = nativeRngFromTensors(nativeRngToTensors({ init: Uint8Array.from([1, 2, 3]), dropout: new Uint8Array(0) }));
+    expect(Array.from(rng.init)).to.deep.equal([1, 2, 3]);
+    expect(rng.dropout.length).to.equal(0);
+    expect(scalerStateFromModel({ enabled: false, scale: 1, growthTracker: 0 })).to.equal(null);
+    expect(scalerStateFromModel({ enabled: true, scale: 8, growthTracker: 2 })).to.deep.equal({ scale: 8, growthTracker: 2 });
   });
 
   it('loss scaler and TS Rng states round-trip through JSON text exactly; bad states are DATA_ERRORs', () => {
