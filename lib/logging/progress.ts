@@ -147,6 +147,7 @@ export class ProgressReporter {
     } else {
       this.spinner.text = text;
       if (!this.spinner.isSpinning) this.spinner.start();
+      else this.spinner.render(); // show the new text now, not at the next frame
     }
   }
 

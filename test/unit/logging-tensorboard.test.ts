@@ -1,0 +1,143 @@
+import { expect } from 'chai';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import {
+  TensorBoardWriter,
+  crc32c,
+  decodeEvent,
+  encodeEvent,
+  frameRecord,
+  listEventFiles,
+  maskedCrc32c,
+  readEvents,
+  readRecords,
+  readScalars,
+} from '../../lib/logging/tensorboard';
+
+/**
+ * An event file written by TensorBoard 2.21's own Python EventFileWriter (tensorboard.summary.writer), with
+ * events: file_version (+ source_metadata, field 10), then step 1 train/loss 0.6931, step 2 train/lr 1.25e-6,
+ * step 3 val/macro_auroc NaN (wall times 1700000000.25 + step), and step -3 with two values a=1.5, b=-2 at
+ * 1700000010.5.
+ */
+const TB_WRITTEN_HEX =
+  '4800000000000000fe92489d090adabf6a18c3da411a0d627261696e2e4576656e743a32522e0a2c74656e736f72626f6172642e73756d6d6172792e7772697465722e6576656e745f66696c655f7772697465727f5de0a9200000000000000029eda9500900005040fc54d94110012a130a110a0a747261696e2f6c6f737315006f313f09ec34c71e00000000000000d9dc12320900009040fc54d94110022a110a0f0a08747261696e2f6c7215acc5a735d1f38ff82500000000000000eabc36f3090000d040fc54d94110032a180a160a0f76616c2f6d6163726f5f6175726f63150000c07fbae6ccc92a00000000000000ae8d91f5090000a042fc54d94110fdffffffffffffffff012a140a080a0161150000c03f0a080a016215000000c00d3d5020';
+
+const f32 = (x: number): number => Math.fround(x);
+
+describe('logging/tensorboard', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-tb-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('CRC32C matches the known test vectors (RFC 3720 B.4 and "123456789")', () => {
+    expect(crc32c(Buffer.from('123456789'))).to.equal(0xe3069283);
+    expect(crc32c(Buffer.alloc(32, 0))).to.equal(0x8a9136aa);
+    expect(crc32c(Buffer.alloc(32, 0xff))).to.equal(0x62a8ab43);
+    expect(crc32c(Buffer.from(Array.from({ length: 32 }, (_, i) => i)))).to.equal(0x46dd794e);
+    expect(crc32c(Buffer.from(Array.from({ length: 32 }, (_, i) => 31 - i)))).to.equal(0x113fdb5c);
+    expect(crc32c(Buffer.alloc(0))).to.equal(0);
+  });
+
+  it('masks the CRC as TFRecord does', () => {
+    const data = Buffer.from('123456789');
+    const crc = 0xe3069283;
+    const expected = ((((crc >>> 15) | (crc << 17)) >>> 0) + 0xa282ead8) % 2 ** 32;
+    expect(maskedCrc32c(data)).to.equal(expected);
+  });
+
+  it('frames a record: u64 LE length, masked CRC of the length, data, masked CRC of the data', () => {
+    const data = Buffer.from('hello');
+    const rec = frameRecord(data);
+    expect(rec.length).to.equal(8 + 4 + 5 + 4);
+    expect(rec.readBigUInt64LE(0)).to.equal(5n);
+    expect(rec.readUInt32LE(8)).to.equal(maskedCrc32c(rec.subarray(0, 8)));
+    expect(rec.subarray(12, 17).toString()).to.equal('hello');
+    expect(rec.readUInt32LE(17)).to.equal(maskedCrc32c(data));
+    expect(readRecords(Buffer.concat([rec, rec]), 'x').map((r) => r.toString())).to.deep.equal(['hello', 'hello']);
+  });
+
+  it('reads a file written by TensorBoard itself, and encodes the same events byte for byte', () => {
+    const file = path.join(dir, 'events.out.tfevents.1.host.1.0');
+    fs.writeFileSync(file, Buffer.from(TB_WRITTEN_HEX, 'hex'));
+    const events = readEvents(file);
+    expect(events).to.have.length(5);
+    expect(events[0].fileVersion).to.equal('brain.Event:2');
+    expect(events[1]).to.deep.equal({ wallTime: 1700000001.25, step: 1, values: [{ tag: 'train/loss', value: f32(0.6931) }] });
+    expect(events[2].values).to.deep.equal([{ tag: 'train/lr', value: f32(1.25e-6) }]);
+    expect(events[3].values[0].tag).to.equal('val/macro_auroc');
+    expect(events[3].values[0].value).to.be.NaN;
+    expect(events[4]).to.deep.equal({ wallTime: 1700000010.5, step: -3, values: [{ tag: 'a', value: 1.5 }, { tag: 'b', value: -2 }] });
+    // our encoder reproduces TensorBoard's records 1..4 exactly
+    const records = readRecords(fs.readFileSync(file), file);
+    const ours = [
+      encodeEvent({ wallTime: 1700000001.25, step: 1, values: [{ tag: 'train/loss', value: 0.6931 }] }),
+      encodeEvent({ wallTime: 1700000002.25, step: 2, values: [{ tag: 'train/lr', value: 1.25e-6 }] }),
+      encodeEvent({ wallTime: 1700000003.25, step: 3, values: [{ tag: 'val/macro_auroc', value: NaN }] }),
+      encodeEvent({ wallTime: 1700000010.5, step: -3, values: [{ tag: 'a', value: 1.5 }, { tag: 'b', value: -2 }] }),
+    ];
+    ours.forEach((buf, i) => expect(buf.toString('hex'), `record ${i + 1}`).to.equal(records[i + 1].toString('hex')));
+    expect(Buffer.concat(ours.map(frameRecord)).toString('hex')).to.equal(TB_WRITTEN_HEX.slice(TB_WRITTEN_HEX.indexOf('2000000000000000')));
+  });
+
+  it('writer: file name, file_version first, tags/steps/values round trip, flush and close', () => {
+    let t = 1700000000.75;
+    const w = new TensorBoardWriter(path.join(dir, 'tb'), { clock: () => t, flushSecs: 0 });
+    expect(path.basename(w.file)).to.match(new RegExp(`^events\\.out\\.tfevents\\.1700000000\\.${os.hostname().replace(/[.]/g, '\\.')}\\.${process.pid}\\.\\d+$`));
+    w.addScalar('train/loss', 0.5, 10);
+    t += 1;
+    w.addScalars({ 'val/macro_auroc': 0.75, 'val/per_class_auroc/Lung nodule': 0.8125 }, 20, 123.5);
+    expect(readEvents(w.file)).to.have.length(1); // only file_version until flushed
+    w.flush();
+    w.addScalar('train/loss', 0.25, 2 ** 40); // int64 step beyond 32 bits
+    w.close();
+    const events = readEvents(w.file);
+    expect(events[0]).to.deep.equal({ wallTime: 1700000000.75, step: 0, fileVersion: 'brain.Event:2', values: [] });
+    expect(events.slice(1)).to.deep.equal([
+      { wallTime: 1700000000.75, step: 10, values: [{ tag: 'train/loss', value: 0.5 }] },
+      { wallTime: 123.5, step: 20, values: [{ tag: 'val/macro_auroc', value: 0.75 }, { tag: 'val/per_class_auroc/Lung nodule', value: 0.8125 }] },
+      { wallTime: 1700000001.75, step: 2 ** 40, values: [{ tag: 'train/loss', value: 0.25 }] },
+    ]);
+    expect(() => w.addScalar('x', 1, 1)).to.throw(/after close/);
+    const w2 = new TensorBoardWriter(path.join(dir, 'tb'), { clock: () => t, flushSecs: 0 });
+    w2.close();
+    expect(w2.file).to.not.equal(w.file);
+    expect(listEventFiles(path.join(dir, 'tb'))).to.have.length(2);
+    const scalars = readScalars(path.join(dir, 'tb'));
+    expect(scalars.get('train/loss')!.map((p) => [p.step, p.value])).to.deep.equal([
+      [10, 0.5],
+      [2 ** 40, 0.25],
+    ]);
+  });
+
+  it('detects a corrupted byte anywhere (length, length CRC, data, data CRC) and truncation', () => {
+    const w = new TensorBoardWriter(dir, { flushSecs: 0 });
+    w.addScalar('train/loss', 0.5, 1);
+    w.close();
+    const good = fs.readFileSync(w.file);
+    const firstLen = 16 + Number(good.readBigUInt64LE(0));
+    for (let i = firstLen; i < good.length; i++) {
+      const bad = Buffer.from(good);
+      bad[i] ^= 0x01;
+      fs.writeFileSync(w.file, bad);
+      expect(() => readEvents(w.file), `byte ${i}`).to.throw(/CRC mismatch|truncated record/);
+    }
+    const bad = Buffer.from(good);
+    bad[firstLen + 14] ^= 0x40; // inside the second record's data
+    fs.writeFileSync(w.file, bad);
+    expect(() => readEvents(w.file)).to.throw(new RegExp(`data CRC mismatch in the record at byte ${firstLen}`));
+    fs.writeFileSync(w.file, good.subarray(0, good.length - 3));
+    expect(() => readEvents(w.file)).to.throw(/truncated record/);
+    expect(readEvents(w.file, { allowTruncatedTail: true })).to.have.length(1);
+  });
+
+  it('decodeEvent skips unknown fields and rejects malformed protobuf', () => {
+    const known = encodeEvent({ wallTime: 1, step: 7, values: [{ tag: 't', value: 2 }] });
+    const withUnknown = Buffer.concat([Buffer.from([(9 << 3) | 0, 0x96, 0x01, (11 << 3) | 2, 2, 0x61, 0x62]), known]);
+    expect(decodeEvent(withUnknown)).to.deep.equal({ wallTime: 1, step: 7, values: [{ tag: 't', value: 2 }] });
+    expect(() => decodeEvent(Buffer.from([0x2a, 0x10, 0x0a]))).to.throw(/malformed Event protobuf/);
+  });
+});
