@@ -206,7 +206,7 @@ export interface ChartSeries {
 
 /** One line chart: one `<path class="curve">` per series (see the module comment). */
 export function lineChart(id: string, title: string, yLabel: string, series: readonly ChartSeries[]): Markup {
-  const left = 64;
+  const left = 72;
   const right = 16;
   const top = 30;
   const plotW = 440;
