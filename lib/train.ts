@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+/**
+ * `node lib/train.js --config FILE [--resume latest|best|PATH] [--init-from WEIGHTS] [--debug] [--set k=v ...]
+ * [--no-load-optimizer] [--threads N]` (also `ctclip train …`): trains CT-CLIP end to end (lib/train/trainer.ts).
+ *
+ * Exit codes: 0 done (or stopped on request), 1 runtime failure, 2 bad arguments or configuration (nothing heavy
+ * ran), 130 interrupted by SIGINT, 143 interrupted by SIGTERM (a checkpoint was saved first; a second signal exits
+ * at once).
+ *
+ * `--debug` (as the reference's): no remote logging (use_wandb off), a progress line every step, the timing
+ * breakdown on (every 100 steps), validation on 100 samples. Applied before any `--set`, so `--set` still wins.
+ *
+ * Test-only: `CTCLIP_TEST_FAULT` = comma-separated `kill-after-step=N`, `kill-before-commit=N`, `enospc=N`.
+ */
+import { EXIT_USAGE, intOption, parseCommandArgs, runCommand } from './commands/common';
+import { loadConfig } from './config/load';
+import { CtclipError } from './errors';
+import { StopSignals } from './train/signals';
+import { Trainer, type FaultInjection } from './train/trainer';
+
+export const USAGE = `usage: ctclip train --config FILE [--resume latest|best|PATH] [--init-from WEIGHTS] [--debug]
+                    [--set key.path=value ...] [--no-load-optimizer] [--threads N]
+
+  --config FILE          YAML config (with _base_ inheritance)
+  --resume WHICH         continue a run: 'latest' (the newest checkpoint whose checksums verify; starts fresh
+                         when there is none), 'best', or a checkpoint folder
+  --init-from WEIGHTS    start a NEW run (step 0) from weights only: a checkpoint folder, a model.safetensors,
+                         or a PyTorch .pt/.bin state dict (reference key names)
+  --no-load-optimizer    with --resume: restore weights and run position, start AdamW and the loss scaler fresh
+  --debug                no remote logging, a progress line every step, timing breakdown, 100 validation samples
+  --set k=v              override a config value (repeatable; applied after --debug)
+  --threads N            libtorch intra-op threads (default: training.threads, $CTCLIP_THREADS, the CPU count)
+
+exit codes: 0 done · 1 runtime failure · 2 bad arguments/config · 130 SIGINT · 143 SIGTERM`;
+
+/** The `--debug` overrides (reference train.py --debug, minus its worker settings). */
+export const DEBUG_OVERRIDES = ['logging.use_wandb=false', 'logging.log_every_n_steps=1', 'logging.profile_timing=true', 'validation.eval_samples=100'];
+
+export function parseFaults(text: string | undefined): FaultInjection {
+  const faults: FaultInjection = {};
+  if (!text) return faults;
+  for (const item of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^(kill-after-step|kill-before-commit|enospc)=(\d+)$/.exec(item);
+    if (!m) throw new CtclipError('ARGUMENT_ERROR', `CTCLIP_TEST_FAULT: cannot parse '${item}' (expected kill-after-step=N, kill-before-commit=N or enospc=N)`);
+    const n = Number(m[2]);
+    if (m[1] === 'kill-after-step') faults.killAfterStep = n;
+    else if (m[1] === 'kill-before-commit') faults.killBeforeCommitStep = n;
+    else faults.enospcStep = n;
+  }
+  return faults;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let signals: StopSignals | null = null;
+  try {
+    return await runCommand('train', USAGE, async () => {
+      const { values, positionals } = parseCommandArgs(argv, {
+        config: { type: 'string' },
+        resume: { type: 'string' },
+        'init-from': { type: 'string' },
+        debug: { type: 'boolean', default: false },
+        set: { type: 'string', multiple: true },
+        'no-load-optimizer': { type: 'boolean', default: false },
+        threads: { type: 'string' },
+      });
+      if (values.help) {
+        process.stdout.write(`${USAGE}\n`);
+        return 0;
+      }
+      if (positionals.length) throw new CtclipError('ARGUMENT_ERROR', `unexpected argument '${positionals[0]}'`);
+      if (!values.config) throw new CtclipError('ARGUMENT_ERROR', '--config is required');
+      if (values['no-load-optimizer'] && !values.resume) throw new CtclipError('ARGUMENT_ERROR', '--no-load-optimizer only makes sense with --resume');
+      const overrides = [...(values.debug ? DEBUG_OVERRIDES : []), ...(values.set ?? [])];
+      if (values.threads !== undefined) overrides.push(`training.threads=${intOption('threads', values.threads)}`);
+      const faults = parseFaults(process.env.CTCLIP_TEST_FAULT);
+      const { config } = loadConfig(values.config, { overrides });
+      if (values.debug) process.stdout.write(`Debug mode: ${DEBUG_OVERRIDES.join(', ')}\n`);
+      signals = new StopSignals().install();
+      const trainer = await Trainer.create({
+        config,
+        resume: values.resume ?? null,
+        initFrom: values['init-from'] ?? null,
+        loadOptimizer: !values['no-load-optimizer'],
+        signals,
+        faults,
+      });
+      const result = await trainer.fit();
+      return result.exitCode;
+    });
+  } finally {
+    (signals as StopSignals | null)?.dispose();
+  }
+}
+
+if (require.main === module) {
+  run(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`ctclip train: ${e instanceof Error ? e.stack : String(e)}\n`);
+      process.exitCode = e instanceof CtclipError && e.code === 'ARGUMENT_ERROR' ? EXIT_USAGE : 1;
+    },
+  );
+}

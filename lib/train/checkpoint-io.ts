@@ -1,0 +1,270 @@
+/**
+ * Filling and restoring the parts of a training checkpoint (the folder layout and atomicity are
+ * lib/checkpoint's; the part list is docs/checkpoints.md's):
+ *
+ *   model.safetensors       weights under the reference key names (PyTorch: load_state_dict(load_file(f)))
+ *   optimizer.safetensors   AdamW moments and per-parameter step counts keyed by parameter NAME
+ *   scaler.json             loss-scaler state (null without fp16)
+ *   rng.safetensors         native generator states (init, dropout), byte-exact
+ *   rng.json                TS Rng streams (the data-order stream of the current epoch, the eval subset)
+ *   data_position.json      {epoch, globalSamplePosition} to resume the loader exactly, plus the geometry
+ *   schedule.json           optimizer step, skipped steps, LR-schedule parameters, best-so-far, elapsed time
+ *   metrics.json            the full validation results of this step (only when it evaluated)
+ *   config.yaml             the fully merged configuration
+ *   versions.json           ctclip, node, libtorch compiled/loaded
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as YAML from 'yaml';
+import type { PartSource } from '../checkpoint';
+import type { Config } from '../config/schema';
+import type { DataPosition } from '../data/sampler';
+import { CtclipError } from '../errors';
+import type { CTClip } from '../model/ctclip';
+import { loadSafetensors } from '../model/safetensors';
+import {
+  nativeRngFromTensors,
+  nativeRngToTensors,
+  optimizerStateFromModel,
+  optimizerStateToModel,
+  readTrainingState,
+  scalerStateFromModel,
+  trainingStateParts,
+  type TsRngStates,
+} from '../model/training-state';
+import { loadAddon } from '../native';
+import { Rng } from '../rng';
+import { saveWeights } from '../weights/save';
+
+export const MODEL_PART = 'model.safetensors';
+export const DATA_POSITION_PART = 'data_position.json';
+export const SCHEDULE_PART = 'schedule.json';
+export const METRICS_PART = 'metrics.json';
+export const CONFIG_PART = 'config.yaml';
+export const VERSIONS_PART = 'versions.json';
+
+export interface BestSoFar {
+  metric: string;
+  mode: 'max' | 'min';
+  value: number;
+  step: number;
+}
+
+/** The trainer's position, saved in every checkpoint and restored on resume. */
+export interface TrainProgress {
+  /** Optimizer steps done (the LR-schedule position; skipped steps do not count). */
+  step: number;
+  /** Non-finite steps skipped so far (their batches were consumed). */
+  skippedSteps: number;
+  /** Micro-batches consumed so far by this rank. */
+  microBatches: number;
+  /** Where the data loader resumes. */
+  position: DataPosition;
+  /** Fractional epoch at `step` (from the data position). */
+  epoch: number;
+  /** The LR applied in the last optimizer step (0 before the first). */
+  lastLr: number;
+  best: BestSoFar | null;
+  /** Training wall time so far, seconds, over all processes of the run. */
+  elapsedSeconds: number;
+  /** The step of the last validation (so a resumed run does not repeat it). */
+  lastEvalStep: number | null;
+}
+
+export interface GeometryRecord {
+  samples: number;
+  batchSize: number;
+  worldSize: number;
+  gradAccumSteps: number;
+  stepsPerEpoch: number;
+}
+
+export interface ScheduleRecord {
+  baseLr: number;
+  warmupSteps: number;
+  maxSteps: number;
+  minLrRatio: number;
+}
+
+export interface CheckpointContext {
+  model: CTClip;
+  config: Config;
+  progress: TrainProgress;
+  geometry: GeometryRecord;
+  schedule: ScheduleRecord;
+  /** Full validation results of this step, when it evaluated. */
+  validation?: unknown;
+  /** Fault injection for tests: wraps the model writer. */
+  faultBeforeModelWrite?: () => void;
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function versionsRecord(): Record<string, unknown> {
+  const info = loadAddon().buildInfo();
+  return {
+    ctclip: packageVersion(),
+    node: process.version,
+    libtorch_compiled: info.compiledTorchVersion,
+    libtorch_loaded: info.runtimeTorchVersion,
+    libtorch_source: info.torchSource,
+    cuda_available: info.cudaAvailable,
+    cuda_devices: info.cudaDeviceCount,
+  };
+}
+
+/** The TS Rng streams of the run, as recorded (all are derived from experiment.seed; recorded for audit). */
+export function tsRngStreams(seed: number, epoch: number): TsRngStates {
+  return {
+    [`data-order/epoch-${epoch}`]: Rng.derive(seed, 'data-order', epoch).getState(),
+    'eval-subset': Rng.derive(seed, 'eval-subset').getState(),
+  };
+}
+
+/** The parts for CheckpointManager.save (see the module comment). */
+export function checkpointParts(ctx: CheckpointContext): Record<string, PartSource> {
+  const { model, config, progress } = ctx;
+  const sd = model.stateDict();
+  const opt = model.optimizerState();
+  const training = trainingStateParts({
+    optimizer: optimizerStateFromModel(opt, {
+      lr: progress.lastLr,
+      weight_decay: config.training.weight_decay,
+      betas: [...config.training.betas],
+      eps: config.training.eps,
+    }),
+    scaler: scalerStateFromModel(model.scalerState()),
+    nativeRng: nativeRngFromTensors(model.rngState()),
+    tsRng: tsRngStreams(config.experiment.seed, progress.position.epoch),
+  });
+  const parts: Record<string, PartSource> = {
+    [MODEL_PART]: async (tmp: string) => {
+      ctx.faultBeforeModelWrite?.();
+      await saveWeights(tmp, sd.names, sd.tensors, { ctclip_step: String(progress.step) });
+    },
+    ...(training as Record<string, PartSource>),
+    [DATA_POSITION_PART]: {
+      format: 'ctclip-data-position',
+      version: 1,
+      epoch: progress.position.epoch,
+      globalSamplePosition: progress.position.globalSamplePosition,
+      microBatches: progress.microBatches,
+      geometry: ctx.geometry,
+    },
+    [SCHEDULE_PART]: {
+      format: 'ctclip-schedule',
+      version: 1,
+      optimizerStep: progress.step,
+      skippedSteps: progress.skippedSteps,
+      epoch: progress.epoch,
+      lastLr: progress.lastLr,
+      schedule: ctx.schedule,
+      best: progress.best,
+      lastEvalStep: progress.lastEvalStep,
+      elapsedSeconds: progress.elapsedSeconds,
+    },
+    [CONFIG_PART]: YAML.stringify(config),
+    [VERSIONS_PART]: versionsRecord(),
+  };
+  if (ctx.validation !== undefined) parts[METRICS_PART] = ctx.validation as object;
+  return parts;
+}
+
+function readJson(dir: string, name: string): Record<string, unknown> {
+  const file = path.join(dir, name);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CtclipError('IO_ERROR', `${file}: cannot read: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch (e) {
+    throw new CtclipError('DATA_ERROR', `${file}: not JSON: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Loads model weights from a safetensors file into the model (strict: every key, no extras). */
+export async function loadModelWeights(model: CTClip, file: string): Promise<void> {
+  const c = await loadSafetensors(file);
+  try {
+    model.loadStateDict(c.names, c.tensors, { strict: true });
+  } catch (e) {
+    throw new CtclipError((e as { code?: string }).code === 'ARGUMENT_ERROR' ? 'DATA_ERROR' : ((e as CtclipError).code ?? 'DATA_ERROR'), `${file}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    c.tensors.forEach((t) => t.dispose());
+  }
+}
+
+export interface RestoreResult {
+  progress: TrainProgress;
+  geometry: GeometryRecord | null;
+  schedule: ScheduleRecord | null;
+  /** Whether the optimizer/scaler/RNG state was restored. */
+  optimizerRestored: boolean;
+  warnings: string[];
+}
+
+/**
+ * Restores a checkpoint folder into `model` and returns the run position. `loadOptimizer: false` restores the
+ * weights and the run position (step, data position, schedule, RNG) but starts AdamW and the loss scaler fresh.
+ */
+export async function restoreCheckpoint(model: CTClip, dir: string, opts: { loadOptimizer: boolean; seed: number }): Promise<RestoreResult> {
+  const warnings: string[] = [];
+  await loadModelWeights(model, path.join(dir, MODEL_PART));
+  const dp = readJson(dir, DATA_POSITION_PART);
+  const sc = readJson(dir, SCHEDULE_PART);
+  if (dp.format !== 'ctclip-data-position' || typeof dp.epoch !== 'number' || typeof dp.globalSamplePosition !== 'number') {
+    throw new CtclipError('DATA_ERROR', `${path.join(dir, DATA_POSITION_PART)}: not a ctclip data position`);
+  }
+  if (sc.format !== 'ctclip-schedule' || typeof sc.optimizerStep !== 'number') {
+    throw new CtclipError('DATA_ERROR', `${path.join(dir, SCHEDULE_PART)}: not a ctclip schedule record`);
+  }
+  const progress: TrainProgress = {
+    step: sc.optimizerStep,
+    skippedSteps: typeof sc.skippedSteps === 'number' ? sc.skippedSteps : 0,
+    microBatches: typeof dp.microBatches === 'number' ? dp.microBatches : 0,
+    position: { epoch: dp.epoch, globalSamplePosition: dp.globalSamplePosition },
+    epoch: typeof sc.epoch === 'number' ? sc.epoch : dp.epoch,
+    lastLr: typeof sc.lastLr === 'number' ? sc.lastLr : 0,
+    best: (sc.best as BestSoFar | null) ?? null,
+    elapsedSeconds: typeof sc.elapsedSeconds === 'number' ? sc.elapsedSeconds : 0,
+    lastEvalStep: typeof sc.lastEvalStep === 'number' ? sc.lastEvalStep : null,
+  };
+  const state = await readTrainingState(dir);
+  try {
+    if (opts.loadOptimizer) {
+      model.loadOptimizerState(optimizerStateToModel(state.optimizer));
+      if (state.scaler) model.setScalerState(state.scaler);
+    }
+    // The RNG streams are part of the run position: restored in both cases, so dropout continues exactly.
+    const rng = nativeRngToTensors(state.nativeRng);
+    model.setRngState({ init: rng.init, dropout: rng.dropout });
+    for (const t of Object.values(rng)) t.dispose();
+    model.setStepCounters({ optimizerSteps: progress.step, skippedSteps: progress.skippedSteps });
+  } finally {
+    state.optimizer.expAvg.forEach((t) => t.dispose());
+    state.optimizer.expAvgSq.forEach((t) => t.dispose());
+  }
+  const expected = tsRngStreams(opts.seed, progress.position.epoch);
+  for (const [name, s] of Object.entries(state.tsRng)) {
+    const e = expected[name];
+    if (e && e.some((w, i) => w !== s[i])) {
+      warnings.push(`the TS RNG stream '${name}' differs from the checkpoint's (experiment.seed changed?): the data order from here on is not the interrupted run's`);
+    }
+  }
+  return {
+    progress,
+    geometry: (dp.geometry as GeometryRecord | undefined) ?? null,
+    schedule: (sc.schedule as ScheduleRecord | undefined) ?? null,
+    optimizerRestored: opts.loadOptimizer,
+    warnings,
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * SIGINT / SIGTERM handling for the trainer: the first signal asks the loop to stop at the next step boundary
+ * (the current native step finishes, a checkpoint is saved, the process exits 130 for SIGINT or 143 for SIGTERM,
+ * the shell convention 128 + signal number); a second signal exits at once with the same code.
+ */
+export type StopSignalName = 'SIGINT' | 'SIGTERM';
+
+export const SIGNAL_EXIT_CODES: Readonly<Record<StopSignalName, number>> = { SIGINT: 130, SIGTERM: 143 };
+
+export class StopSignals {
+  private received: StopSignalName | null = null;
+  private readonly handlers = new Map<StopSignalName, () => void>();
+  private readonly waiters: Array<() => void> = [];
+
+  constructor(private readonly log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)) {}
+
+  /** Installs the handlers (idempotent). */
+  install(): this {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      if (this.handlers.has(sig)) continue;
+      const h = (): void => this.onSignal(sig);
+      this.handlers.set(sig, h);
+      process.on(sig, h);
+    }
+    return this;
+  }
+
+  /** Removes the handlers (default signal behaviour again). */
+  dispose(): void {
+    for (const [sig, h] of this.handlers) process.removeListener(sig, h);
+    this.handlers.clear();
+  }
+
+  /** The first signal received, or null. */
+  get signal(): StopSignalName | null {
+    return this.received;
+  }
+
+  get stopRequested(): boolean {
+    return this.received !== null;
+  }
+
+  /** The exit code for the signal received (0 when none). */
+  get exitCode(): number {
+    return this.received ? SIGNAL_EXIT_CODES[this.received] : 0;
+  }
+
+  /** A promise that settles on the first signal (for waits that should be interruptible). */
+  whenStopped(): Promise<void> {
+    if (this.received) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Simulates a signal (tests, early stopping): same effect as receiving it. */
+  trigger(sig: StopSignalName): void {
+    this.onSignal(sig);
+  }
+
+  private onSignal(sig: StopSignalName): void {
+    if (this.received) {
+      this.log(`${sig} received again: exiting immediately (exit ${SIGNAL_EXIT_CODES[this.received]}); the last saved checkpoint stays usable.`);
+      process.exit(SIGNAL_EXIT_CODES[this.received]);
+    }
+    this.received = sig;
+    this.log(`${sig} received: stopping after the current step and saving a checkpoint (send it again to exit immediately).`);
+    for (const w of this.waiters.splice(0)) w();
+  }
+}

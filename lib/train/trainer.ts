@@ -1,0 +1,700 @@
+/**
+ * The trainer: CT-CLIP end to end, by optimizer steps, reporting epochs as fractions (pipeline-spec §3, with the
+ * reference's bugs fixed; README "Training").
+ *
+ * One optimizer step = A micro-batches (`training.gradient_accumulation_steps`): `accumulate` × A then
+ * `optimizerStep(lr)` (A = 1: one fused `trainStep`). The LR applied in step k is `lrAt(k, …)`. A step whose loss
+ * or gradients are non-finite is skipped by the native side: its batches are consumed, the schedule does not
+ * advance (the next attempt uses the same LR) and `train/skipped_steps` counts it.
+ *
+ * Data loading overlaps the native step: the next micro-batch is requested from the loader (whose reads run on
+ * the libuv threadpool, `prefetch_factor` batches ahead) before the native AsyncWorker of the current one is
+ * awaited, and tokenization happens on the JS thread while nothing else waits for it.
+ *
+ * Cadence (after optimizer step k): progress lines at k = 1 and every `log_every_n_steps`; validation every
+ * `eval every` steps and at the last step (never twice for one step), each followed by a checkpoint carrying its
+ * metrics (best tracking in CheckpointManager by `checkpoint.best_metric`/mode); otherwise a checkpoint every
+ * `save every` steps. A stop request (SIGINT/SIGTERM, or `requestStop()` from an event listener, e.g. early
+ * stopping) ends the loop at the next step boundary with a checkpoint.
+ *
+ * Events (EventEmitter): 'step' (StepEvent), 'eval' (EvalEvent), 'checkpoint' (CheckpointEvent).
+ */
+import { EventEmitter } from 'events';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as YAML from 'yaml';
+import { CheckpointManager, type CheckpointManagerOptions, type SaveResult } from '../checkpoint';
+import type { Config } from '../config/schema';
+import { EvalLoader, TrainLoader, type Batch } from '../data/loader';
+import type { DataPosition } from '../data/sampler';
+import { classNamesFromLabelsCsv, openIndex, type ShardIndex } from '../data/shard-index';
+import { CtclipError } from '../errors';
+import {
+  EtaEstimator,
+  MetricsJsonlWriter,
+  ProfileTimer,
+  ProgressReporter,
+  TensorBoardWriter,
+  formatValidationLine,
+  formatValidationResults,
+  processMemory,
+  validationHeaderLines,
+  wandbPlan,
+  writeRunReport,
+} from '../logging';
+import { modelConfigFromConfig } from '../model/config';
+import { CTClip, textTensors, type CTClipStepResult } from '../model/ctclip';
+import { formatPlan, planRun, type RunPlan } from '../plan';
+import { configureThreads } from '../runtime';
+import { lrAt } from '../schedule';
+import { tensorFromBuffer } from '../tensor';
+import { Tokenizer } from '../text/tokenizer';
+import { importHfBertFolder, loadWeightsFile } from '../weights';
+import { checkpointParts, loadModelWeights, restoreCheckpoint, MODEL_PART, type TrainProgress } from './checkpoint-io';
+import { ensureRunDir, writeFileAtomic, type RunDir } from './run-dir';
+import type { StopSignals } from './signals';
+import { runValidation, type ValidationOutcome } from './validate';
+
+export interface StepEvent {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  temperature: number;
+  skipped: boolean;
+  stepTime: number;
+  dataTime: number;
+}
+
+export interface EvalEvent {
+  step: number;
+  epoch: number;
+  outcome: ValidationOutcome;
+}
+
+export interface CheckpointEvent {
+  step: number;
+  path: string;
+  isBest: boolean;
+  kind: 'eval' | 'periodic' | 'interrupt' | 'stop';
+}
+
+/** Test-only fault injection (README "Training" → tests; set through CTCLIP_TEST_FAULT by lib/train.ts). */
+export interface FaultInjection {
+  /** SIGKILL this process right after optimizer step N (before its validation/checkpoint). */
+  killAfterStep?: number;
+  /** SIGKILL this process inside the save of step N, after every file is written and before the rename. */
+  killBeforeCommitStep?: number;
+  /** Make the save of step N fail with ENOSPC while writing the model part. */
+  enospcStep?: number;
+}
+
+export interface TrainerOptions {
+  config: Config;
+  /** 'latest' | 'best' | a checkpoint path. */
+  resume?: string | null;
+  /** Weights to start a NEW run from (ours: a checkpoint folder or model.safetensors; or a torch .pt/.bin). */
+  initFrom?: string | null;
+  /** Default true; false restores weights + run position but starts AdamW and the loss scaler fresh. */
+  loadOptimizer?: boolean;
+  /** World size (data-parallel training is a separate issue; 1 here). */
+  worldSize?: number;
+  /** Where lines go (default: a ProgressReporter on stdout). */
+  reporter?: ProgressReporter;
+  signals?: StopSignals | null;
+  faults?: FaultInjection;
+  /** Extra CheckpointManager hooks (tests). */
+  checkpointHooks?: CheckpointManagerOptions['hooks'];
+}
+
+export type TrainStatus = 'completed' | 'interrupted' | 'stopped';
+
+export interface TrainResult {
+  status: TrainStatus;
+  step: number;
+  totalSteps: number;
+  best: TrainProgress['best'];
+  lastValidation: ValidationOutcome | null;
+  runDir: string;
+  reportPath: string | null;
+  /** Exit code the CLI should use: 0, or 130/143 after a signal. */
+  exitCode: number;
+}
+
+const GiB = 1024 ** 3;
+
+/** Class names: data.class_names, else the labels_valid CSV header, else the validation index's. */
+function resolveClassNames(cfg: Config, valIndex: ShardIndex | null): string[] {
+  if (cfg.data.class_names) return [...cfg.data.class_names];
+  if (cfg.data.labels_valid) return classNamesFromLabelsCsv(cfg.data.labels_valid);
+  if (valIndex?.classNames) return [...valIndex.classNames];
+  throw new CtclipError('CONFIG_ERROR', 'no class names: set data.labels_valid (a labels CSV) or data.class_names, or index the validation shards with --labels-csv');
+}
+
+function vocabFile(cfg: Config): string {
+  const te = cfg.model.text_encoder;
+  if (te.vocab) return te.vocab;
+  if (te.path) return path.join(te.path, 'vocab.txt');
+  throw new CtclipError('CONFIG_ERROR', 'model.text_encoder.vocab (a vocab.txt) or model.text_encoder.path (a Hugging Face BERT folder) must be set');
+}
+
+class MeanWindow {
+  private readonly buf: Float64Array;
+  private n = 0;
+  private i = 0;
+  constructor(size: number) {
+    this.buf = new Float64Array(size);
+  }
+  push(x: number): void {
+    this.buf[this.i] = x;
+    this.i = (this.i + 1) % this.buf.length;
+    this.n = Math.min(this.n + 1, this.buf.length);
+  }
+  mean(): number {
+    if (this.n === 0) return 0;
+    let s = 0;
+    for (let k = 0; k < this.n; k++) s += this.buf[k];
+    return s / this.n;
+  }
+}
+
+export class Trainer extends EventEmitter {
+  readonly config: Config;
+  readonly plan: RunPlan;
+  readonly runDir: RunDir;
+  readonly model: CTClip;
+  readonly tokenizer: Tokenizer;
+  readonly trainLoader: TrainLoader;
+  readonly evalLoader: EvalLoader;
+  readonly classNames: string[];
+  readonly checkpoints: CheckpointManager;
+  readonly reporter: ProgressReporter;
+  progress: TrainProgress;
+  private readonly signals: StopSignals | null;
+  private readonly faults: FaultInjection;
+  private stopReason: string | null = null;
+  private metrics: MetricsJsonlWriter | null = null;
+  private tensorboard: TensorBoardWriter | null = null;
+  private lastValidation: ValidationOutcome | null = null;
+  private lastSavedStep: number | null = null;
+  private readonly resumedFrom: string | null;
+  private readonly wandbLines: string[];
+
+  private constructor(init: {
+    config: Config;
+    plan: RunPlan;
+    runDir: RunDir;
+    model: CTClip;
+    tokenizer: Tokenizer;
+    trainLoader: TrainLoader;
+    evalLoader: EvalLoader;
+    classNames: string[];
+    checkpoints: CheckpointManager;
+    reporter: ProgressReporter;
+    progress: TrainProgress;
+    signals: StopSignals | null;
+    faults: FaultInjection;
+    resumedFrom: string | null;
+    wandbLines: string[];
+  }) {
+    super();
+    this.config = init.config;
+    this.plan = init.plan;
+    this.runDir = init.runDir;
+    this.model = init.model;
+    this.tokenizer = init.tokenizer;
+    this.trainLoader = init.trainLoader;
+    this.evalLoader = init.evalLoader;
+    this.classNames = init.classNames;
+    this.checkpoints = init.checkpoints;
+    this.reporter = init.reporter;
+    this.progress = init.progress;
+    this.signals = init.signals;
+    this.faults = init.faults;
+    this.resumedFrom = init.resumedFrom;
+    this.wandbLines = init.wandbLines;
+  }
+
+  /** Builds everything from the config: data, plan, tokenizer, model, resume/init, logging sinks. */
+  static async create(opts: TrainerOptions): Promise<Trainer> {
+    const cfg = opts.config;
+    const reporter = opts.reporter ?? new ProgressReporter();
+    const log = (...lines: string[]) => reporter.log(...lines);
+    const worldSize = opts.worldSize ?? 1;
+    if (!cfg.data.webdataset_shards_train) throw new CtclipError('CONFIG_ERROR', 'data.webdataset_shards_train is not set');
+    if (!cfg.data.webdataset_shards_val) throw new CtclipError('CONFIG_ERROR', 'data.webdataset_shards_val is not set (validation needs it)');
+
+    const threads = configureThreads(cfg.training.threads);
+    const index = openIndex(cfg.data.webdataset_shards_train);
+    const valIndex = openIndex(cfg.data.webdataset_shards_val);
+    const plan = planRun(cfg, { samples: index.samples.length, worldSize });
+    log(...formatPlan(plan));
+    const classNames = resolveClassNames(cfg, valIndex);
+    if (index.numClasses && index.numClasses !== classNames.length) {
+      throw new CtclipError('CONFIG_ERROR', `the training shards have ${index.numClasses} labels per sample but there are ${classNames.length} class names`);
+    }
+    if (valIndex.numClasses !== classNames.length) {
+      throw new CtclipError('CONFIG_ERROR', `the validation shards have ${valIndex.numClasses} labels per sample but there are ${classNames.length} class names (${cfg.data.labels_valid ?? 'data.class_names'})`);
+    }
+
+    const tokenizer = Tokenizer.fromVocabFile(vocabFile(cfg), { doLowerCase: cfg.model.text_encoder.do_lower_case });
+    const model = CTClip.create(modelConfigFromConfig(cfg, tokenizer.vocabSize));
+    const info = model.info();
+    log(`Model: ${info.parameterCount.toLocaleString('en-US')} parameters (${info.trainableParameterCount.toLocaleString('en-US')} trainable), ${info.precision}, ${info.device}, ${threads} threads`);
+
+    const runDir = ensureRunDir(cfg.checkpoint.save_dir);
+    const checkpoints = new CheckpointManager({
+      dir: runDir.checkpoints,
+      keepLastN: cfg.checkpoint.keep_last_n,
+      bestMetric: cfg.checkpoint.save_best ? cfg.checkpoint.best_metric : null,
+      bestMode: cfg.checkpoint.best_metric_mode,
+      onLog: (message, level) => (level === 'warn' ? process.stderr.write(`warning: ${message}\n`) : log(message)),
+      hooks: checkpointHooks(opts),
+    });
+
+    const stepsPerEpoch = plan.stepsPerEpoch;
+    let progress: TrainProgress = {
+      step: 0,
+      skippedSteps: 0,
+      microBatches: 0,
+      position: { epoch: 0, globalSamplePosition: 0 },
+      epoch: 0,
+      lastLr: 0,
+      best: null,
+      elapsedSeconds: 0,
+      lastEvalStep: null,
+    };
+    let resumedFrom: string | null = null;
+    if (opts.resume && opts.initFrom) throw new CtclipError('ARGUMENT_ERROR', '--resume and --init-from cannot be combined (--init-from starts a new run)');
+    if (opts.resume) {
+      const which = opts.resume;
+      const found = await checkpoints.resolve(which);
+      if (!found) {
+        if (which === 'latest') log(`No checkpoint found in ${runDir.checkpoints}: starting fresh`);
+        else throw new CtclipError('ARGUMENT_ERROR', `--resume best: there is no best checkpoint in ${runDir.checkpoints}`);
+      } else {
+        const loadOptimizer = opts.loadOptimizer ?? true;
+        const r = await restoreCheckpoint(model, found.path, { loadOptimizer, seed: cfg.experiment.seed });
+        for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+        progress = r.progress;
+        resumedFrom = found.path;
+        const g = r.geometry;
+        if (g && (g.batchSize !== cfg.data.batch_size || g.worldSize !== worldSize || g.gradAccumSteps !== cfg.training.gradient_accumulation_steps)) {
+          log(
+            `Note: the data geometry changed since the checkpoint (batch ${g.batchSize} → ${cfg.data.batch_size}, world size ${g.worldSize} → ${worldSize}, ` +
+              `accumulation ${g.gradAccumSteps} → ${cfg.training.gradient_accumulation_steps}): the rest of epoch ${progress.position.epoch} continues after sample position ` +
+              `${progress.position.globalSamplePosition} with the new geometry (no sample is repeated); later epochs use the new geometry.`,
+          );
+        }
+        log(
+          `Resumed from ${found.path}: step ${progress.step}, epoch ${progress.epoch.toFixed(2)}, data position {epoch ${progress.position.epoch}, sample ${progress.position.globalSamplePosition}}` +
+            (loadOptimizer ? '' : ' (--no-load-optimizer: AdamW moments and loss scaler start fresh)'),
+        );
+      }
+    } else if (opts.initFrom) {
+      await initFromWeights(model, opts.initFrom, log);
+    } else if (cfg.model.text_encoder.path) {
+      const hf = await importHfBertFolder(cfg.model.text_encoder.path);
+      const names = hf.names.map((n) => (n.startsWith('text_transformer.') ? n : `text_transformer.${n}`));
+      const r = model.loadStateDict(names, hf.tensors, { strict: false });
+      hf.tensors.forEach((t) => t.dispose());
+      if (r.unexpected.length) throw new CtclipError('DATA_ERROR', `${cfg.model.text_encoder.path}: keys that do not fit the text encoder: ${r.unexpected.slice(0, 5).join(', ')}`);
+      log(`Text encoder initialised from ${cfg.model.text_encoder.path}`);
+    }
+
+    const trainLoader = new TrainLoader(index, {
+      batchSize: cfg.data.batch_size,
+      worldSize,
+      rank: 0,
+      gradAccumSteps: cfg.training.gradient_accumulation_steps,
+      seed: cfg.experiment.seed,
+      prefetch: cfg.data.prefetch_factor,
+      readers: cfg.data.num_workers,
+      maxBadSamples: cfg.data.max_bad_samples,
+    });
+    const evalLoader = new EvalLoader(valIndex, {
+      batchSize: cfg.data.val_batch_size,
+      evalSamples: cfg.validation.eval_samples,
+      seed: cfg.experiment.seed,
+      prefetch: cfg.data.prefetch_factor,
+      readers: cfg.data.num_workers,
+      maxBadSamples: cfg.data.max_bad_samples,
+    });
+    log(trainLoader.summary());
+    log(`validation: ${evalLoader.chosen.length} of ${valIndex.samples.length} samples (fixed seeded subset), ${classNames.length} classes, prompts '${cfg.validation.prompts.positive}' / '${cfg.validation.prompts.negative}'`);
+    if (stepsPerEpoch !== trainLoader.stepsPerEpoch) throw new CtclipError('PLAN_ERROR', `plan and loader disagree on steps per epoch (${stepsPerEpoch} vs ${trainLoader.stepsPerEpoch})`);
+
+    writeFileAtomic(runDir.config, YAML.stringify(cfg));
+    writeFileAtomic(runDir.evalSubset, `${JSON.stringify({ seed: cfg.experiment.seed, eval_samples: cfg.validation.eval_samples, study_ids: evalLoader.chosenStudyIds() }, null, 2)}\n`);
+    const wb = wandbPlan(runDir.root, cfg.logging);
+    const trainer = new Trainer({
+      config: cfg,
+      plan,
+      runDir,
+      model,
+      tokenizer,
+      trainLoader,
+      evalLoader,
+      classNames,
+      checkpoints,
+      reporter,
+      progress,
+      signals: opts.signals ?? null,
+      faults: opts.faults ?? {},
+      resumedFrom,
+      wandbLines: wb.lines,
+    });
+    trainer.metrics = MetricsJsonlWriter.open(runDir.root, { resumeStep: resumedFrom ? progress.step : undefined });
+    if (wb.useTensorboard) trainer.tensorboard = new TensorBoardWriter(runDir.tensorboard);
+    if (wb.lines.length) log(...wb.lines);
+    return trainer;
+  }
+
+  /** Asks the loop to stop at the next step boundary (a checkpoint is saved). For early stopping from a listener. */
+  requestStop(reason = 'requested'): void {
+    this.stopReason = reason;
+  }
+
+  private get stopRequested(): boolean {
+    return this.stopReason !== null || (this.signals?.stopRequested ?? false);
+  }
+
+  private log(...lines: string[]): void {
+    this.reporter.log(...lines);
+  }
+
+  private epochAt(pos: DataPosition): number {
+    const L = this.plan.stepsPerEpoch * this.plan.samplesPerStep;
+    return pos.epoch + Math.min(1, pos.globalSamplePosition / L);
+  }
+
+  /** Micro-batches from `start`, epoch after epoch, without end. */
+  private async *microBatches(start: DataPosition): AsyncGenerator<Batch> {
+    let pos = start;
+    for (;;) {
+      const epoch = pos.epoch;
+      let last: DataPosition = { epoch: epoch + 1, globalSamplePosition: 0 };
+      let any = false;
+      for await (const b of this.trainLoader.batches(pos)) {
+        any = true;
+        last = b.position;
+        yield b;
+      }
+      pos = last.epoch === epoch ? { epoch: epoch + 1, globalSamplePosition: 0 } : last;
+      if (!any && pos.epoch > epoch + 1) throw new CtclipError('DATA_ERROR', 'the training loader yielded no batches');
+    }
+  }
+
+  /** Trains to the end of the plan (or a stop request); see the module comment. */
+  async fit(): Promise<TrainResult> {
+    const cfg = this.config;
+    const T = this.plan.maxSteps;
+    const A = this.plan.gradAccumSteps;
+    const base = cfg.training.learning_rate;
+    const logEvery = cfg.logging.log_every_n_steps;
+    const evalEvery = this.plan.evalEvery;
+    const saveEvery = this.plan.saveEvery;
+    const profile = cfg.logging.profile_timing !== false ? new ProfileTimer() : null;
+    const eta = new EtaEstimator({ totalSteps: T, startStep: this.progress.step, elapsedOffset: this.progress.elapsedSeconds });
+    const dataWindow = new MeanWindow(100);
+    const stepWindow = new MeanWindow(100);
+    const maxLength = cfg.model.text_encoder.max_length;
+    const p = this.progress;
+    let status: TrainStatus = 'completed';
+
+    if (p.step >= T) {
+      this.log(`Nothing to train: the run is already at step ${p.step} of ${T}.`);
+    }
+    this.model.train();
+    const micro = this.microBatches(p.position);
+    let pending: Promise<IteratorResult<Batch>> | null = null;
+    let currentEpoch = p.position.epoch;
+    eta.start();
+    const startElapsed = p.elapsedSeconds;
+    const wallStart = performance.now();
+    try {
+      while (p.step < T) {
+        if (this.stopRequested) break;
+        const k = p.step + 1;
+        const lr = lrAt(k, base, this.plan.schedule);
+        const t0 = performance.now();
+        let dataTime = 0;
+        let result: CTClipStepResult | null = null;
+        let fwd = 0;
+        let bwd = 0;
+        for (let a = 0; a < A; a++) {
+          const td = performance.now();
+          const r: IteratorResult<Batch> = await (pending ?? micro.next());
+          dataTime += (performance.now() - td) / 1000;
+          if (r.done) throw new CtclipError('DATA_ERROR', 'the training data ended unexpectedly');
+          const batch = r.value;
+          pending = micro.next(); // the loader reads the next micro-batch while the native step runs
+          if (batch.epoch !== currentEpoch) {
+            currentEpoch = batch.epoch;
+            this.log(`--- Epoch ${currentEpoch} ---`);
+          }
+          const tt = performance.now();
+          const enc = this.tokenizer.encodeBatch(batch.reports, maxLength);
+          const { inputIds, attentionMask } = textTensors(enc);
+          const n = batch.studyIds.length;
+          const [H, W, D] = batch.volumeShape;
+          const volumes = tensorFromBuffer(batch.volumes, 'float16', [n, H, W, D]);
+          profile?.add('tokenize', performance.now() - tt);
+          try {
+            if (A === 1) {
+              result = await this.model.trainStep({ inputIds, attentionMask, volumes }, lr);
+              fwd += result.timings.forwardMs;
+              bwd += result.timings.backwardMs;
+            } else {
+              const f = await this.model.accumulate({ inputIds, attentionMask, volumes }, { accumulationSteps: A });
+              fwd += f.timings.forwardMs;
+              bwd += f.timings.backwardMs;
+              f.textLatents.dispose();
+              f.imageLatents.dispose();
+              f.logits.dispose();
+              f.lossTensor.dispose();
+              f.scale.dispose();
+              f.indices.dispose();
+            }
+          } finally {
+            volumes.dispose();
+            inputIds.dispose();
+            attentionMask.dispose();
+            batch.release();
+          }
+          p.position = batch.position;
+          p.microBatches += 1;
+        }
+        if (A > 1) result = await this.model.optimizerStep(lr);
+        const res = result as CTClipStepResult;
+        const stepTime = (performance.now() - t0) / 1000;
+        if (profile) {
+          profile.add('data', dataTime * 1000);
+          profile.add('forward', fwd);
+          profile.add('backward', bwd);
+          profile.add('optimizer', res.timings.optimizerMs);
+          profile.endStep(stepTime * 1000);
+        }
+        p.epoch = this.epochAt(p.position);
+        if (res.skipped) {
+          p.skippedSteps += 1;
+          process.stderr.write(`warning: step ${k} skipped: non-finite loss or gradients (loss ${res.loss}, grad norm ${res.gradNorm}); its batch is consumed, the LR schedule does not advance (${p.skippedSteps} skipped so far)\n`);
+          this.emit('step', { step: p.step, totalSteps: T, epoch: p.epoch, loss: res.loss, lr, gradNorm: res.gradNorm, temperature: res.temperature, skipped: true, stepTime, dataTime } satisfies StepEvent);
+          continue;
+        }
+        p.step = k;
+        p.lastLr = lr;
+        eta.stepDone(k);
+        dataWindow.push(dataTime);
+        stepWindow.push(stepTime);
+        if (this.faults.killAfterStep === k) {
+          process.stdout.write(`FAULT kill-after-step ${k}\n`);
+          process.kill(process.pid, 'SIGKILL');
+        }
+        if (k === 1 || k % logEvery === 0) {
+          const mem = processMemory();
+          const meanStep = stepWindow.mean();
+          this.reporter.progress(
+            { step: k, totalSteps: T, epoch: p.epoch, loss: res.loss, lr, stepTime: eta.meanStepTime() ?? stepTime, eta: eta.eta(), elapsed: eta.elapsed() },
+            { rssBytes: mem.rssBytes, peakRssBytes: mem.peakRssBytes, dataTime: dataWindow.mean(), stepTime: meanStep },
+          );
+          const samplesPerS = meanStep > 0 ? this.plan.samplesPerStep / meanStep : 0;
+          const values = {
+            loss: res.loss,
+            lr,
+            grad_norm: res.gradNorm,
+            temperature: res.temperature,
+            step_time: stepTime,
+            data_time: dataTime,
+            samples_per_s: samplesPerS,
+            skipped_steps: p.skippedSteps,
+            ...(res.lossScale !== undefined && cfg.training.mixed_precision === 'fp16' ? { loss_scale: res.lossScale } : {}),
+            rss_gb: mem.rssBytes / GiB,
+          };
+          this.metrics?.write({ type: 'train', step: k, epoch: p.epoch, ...values });
+          if (this.tensorboard) {
+            const tb: Record<string, number> = { 'train/epoch': p.epoch };
+            for (const [key, v] of Object.entries(values)) if (key !== 'rss_gb' && Number.isFinite(v)) tb[`train/${key}`] = v;
+            this.tensorboard.addScalars(tb, k);
+          }
+        }
+        if (profile && ProfileTimer.due(k, cfg.logging.profile_timing)) this.log(...profile.report());
+        this.emit('step', { step: k, totalSteps: T, epoch: p.epoch, loss: res.loss, lr, gradNorm: res.gradNorm, temperature: res.temperature, skipped: false, stepTime, dataTime } satisfies StepEvent);
+
+        const isLast = k === T;
+        const doEval = isLast || (evalEvery !== null && k % evalEvery === 0);
+        const doSave = doEval || (saveEvery !== null && k % saveEvery === 0);
+        if (doEval || doSave) {
+          p.elapsedSeconds = startElapsed + (performance.now() - wallStart) / 1000;
+          await eta.paused(async () => {
+            const outcome = doEval ? await this.validate() : null;
+            await this.save(outcome ? 'eval' : 'periodic', outcome);
+          });
+          this.model.train();
+        }
+      }
+      if (this.stopRequested && p.step < T) {
+        status = this.signals?.stopRequested ? 'interrupted' : 'stopped';
+        if (p.step > 0 && this.lastSavedStep !== p.step) {
+          p.elapsedSeconds = startElapsed + (performance.now() - wallStart) / 1000;
+          await this.save(status === 'interrupted' ? 'interrupt' : 'stop', null);
+        } else if (p.step === 0) {
+          this.log('Stopped before the first step: nothing to save.');
+        }
+      }
+    } finally {
+      this.reporter.stop();
+      if (pending) {
+        const r = await pending.catch(() => null);
+        if (r && !r.done) r.value.release();
+      }
+      await micro.return(undefined).catch(() => undefined);
+    }
+    return this.finish(status);
+  }
+
+  private async finish(status: TrainStatus): Promise<TrainResult> {
+    const p = this.progress;
+    const T = this.plan.maxSteps;
+    if (status === 'completed') {
+      this.log('', '='.repeat(80), 'Training Complete!', '='.repeat(80));
+    } else {
+      this.log(`Training ${status} at step ${p.step}/${T}${this.stopReason ? ` (${this.stopReason})` : ''}. Resume with --resume latest.`);
+    }
+    if (p.best) this.log(`Best ${p.best.metric}: ${p.best.value.toFixed(4)} (step ${p.best.step})`);
+    this.metrics?.write({ type: 'end', step: p.step, epoch: p.epoch, status });
+    this.metrics?.close();
+    this.metrics = null;
+    this.tensorboard?.close();
+    this.tensorboard = null;
+    let reportPath: string | null = null;
+    try {
+      reportPath = await writeRunReport(this.runDir.root);
+    } catch (e) {
+      process.stderr.write(`warning: could not write the run report: ${(e as Error).message}\n`);
+    }
+    if (this.wandbLines.length) this.log(...this.wandbLines);
+    this.log(`Run directory: ${this.runDir.root}`);
+    if (reportPath) this.log(`Report: ${reportPath}`);
+    await this.trainLoader.close();
+    await this.evalLoader.close();
+    return {
+      status,
+      step: p.step,
+      totalSteps: T,
+      best: p.best,
+      lastValidation: this.lastValidation,
+      runDir: this.runDir.root,
+      reportPath,
+      exitCode: status === 'interrupted' ? (this.signals?.exitCode ?? 130) : 0,
+    };
+  }
+
+  /** Zero-shot validation at the current step: console lines, metrics.jsonl, TensorBoard, the 'eval' event. */
+  async validate(): Promise<ValidationOutcome> {
+    const p = this.progress;
+    const cfg = this.config;
+    this.log(...validationHeaderLines(p.step, p.epoch));
+    const outcome = await runValidation(this.model, this.tokenizer, this.evalLoader, this.classNames, cfg, {
+      onProgress: (done, total) => this.reporter.status(`Validating ${done}/${total}`),
+    });
+    this.lastValidation = outcome;
+    p.lastEvalStep = p.step;
+    const selection = cfg.checkpoint.best_metric;
+    this.log(...formatValidationResults(p.step, outcome.numSamples, outcome.logged, selection));
+    this.log(formatValidationLine(p.step, outcome.logged));
+    this.metrics?.write({ type: 'val', step: p.step, epoch: p.epoch, ...outcome.logged, seconds: outcome.seconds, per_class: outcome.metrics.per_class });
+    if (this.tensorboard) {
+      const tb: Record<string, number> = {};
+      for (const [k, v] of Object.entries(outcome.logged)) if (Number.isFinite(v)) tb[`val/${k}`] = v;
+      for (const [c, v] of Object.entries(outcome.perClassAuroc)) if (Number.isFinite(v)) tb[`val/per_class_auroc/${c}`] = v;
+      this.tensorboard.addScalars(tb, p.step);
+      this.tensorboard.flush();
+    }
+    this.emit('eval', { step: p.step, epoch: p.epoch, outcome } satisfies EvalEvent);
+    return outcome;
+  }
+
+  /** Saves a checkpoint of the current state (with the validation's metrics when it evaluated). */
+  async save(kind: CheckpointEvent['kind'], outcome: ValidationOutcome | null): Promise<SaveResult> {
+    const p = this.progress;
+    const cfg = this.config;
+    const step = p.step;
+    const metric = cfg.checkpoint.best_metric;
+    // Best so far (persisted in schedule.json; the manager keeps its own pointer from meta.json).
+    if (outcome && cfg.checkpoint.save_best) {
+      const v = outcome.logged[metric];
+      const better = Number.isFinite(v) && (p.best === null || (cfg.checkpoint.best_metric_mode === 'max' ? v > p.best.value : v < p.best.value));
+      if (better) p.best = { metric, mode: cfg.checkpoint.best_metric_mode, value: v, step };
+    }
+    const faults = this.faults;
+    const parts = checkpointParts({
+      model: this.model,
+      config: cfg,
+      progress: p,
+      geometry: { samples: this.plan.samples, batchSize: this.plan.batchSize, worldSize: this.plan.worldSize, gradAccumSteps: this.plan.gradAccumSteps, stepsPerEpoch: this.plan.stepsPerEpoch },
+      schedule: { baseLr: cfg.training.learning_rate, ...this.plan.schedule },
+      validation: outcome ? { ...outcome.metrics, bootstrap: outcome.bootstrap, num_samples: outcome.numSamples } : undefined,
+      faultBeforeModelWrite:
+        faults.enospcStep === step
+          ? () => {
+              throw Object.assign(new Error(`ENOSPC: no space left on device, write (injected by CTCLIP_TEST_FAULT)`), { code: 'ENOSPC' });
+            }
+          : undefined,
+    });
+    const meta = { metrics: outcome ? { ...outcome.logged } : {}, epoch: p.epoch, kind };
+    const result = await this.checkpoints.save(step, parts, meta);
+    this.lastSavedStep = step;
+    this.metrics?.write({ type: 'checkpoint', step, epoch: p.epoch, path: result.path, kind, best: result.isBest });
+    if (result.isBest && outcome) this.metrics?.write({ type: 'best', step, epoch: p.epoch, metric, value: outcome.logged[metric] });
+    this.emit('checkpoint', { step, path: result.path, isBest: result.isBest, kind } satisfies CheckpointEvent);
+    return result;
+  }
+}
+
+/** The CheckpointManager hooks: the caller's, plus the kill-before-commit fault. */
+function checkpointHooks(opts: TrainerOptions): CheckpointManagerOptions['hooks'] {
+  const killStep = opts.faults?.killBeforeCommitStep;
+  const user = opts.checkpointHooks?.beforeCommit;
+  if (killStep === undefined) return opts.checkpointHooks;
+  return {
+    beforeCommit: async (tmpDir: string) => {
+      if (user) await user(tmpDir);
+      const m = /^\.tmp-ckpt-step(\d+)-/.exec(path.basename(tmpDir));
+      if (m && Number(m[1]) === killStep) {
+        process.stdout.write(`FAULT kill-before-commit ${killStep} ${tmpDir}\n`);
+        process.kill(process.pid, 'SIGKILL');
+        await new Promise(() => undefined);
+      }
+    },
+  };
+}
+
+/** --init-from: ours (a checkpoint folder, its model.safetensors, any safetensors) or an imported torch file. */
+async function initFromWeights(model: CTClip, file: string, log: (...l: string[]) => void): Promise<void> {
+  if (!fs.existsSync(file)) throw new CtclipError('ARGUMENT_ERROR', `--init-from ${file}: no such file or folder`);
+  let target = file;
+  if (fs.statSync(file).isDirectory()) {
+    target = path.join(file, MODEL_PART);
+    if (!fs.existsSync(target)) throw new CtclipError('ARGUMENT_ERROR', `--init-from ${file}: a folder without ${MODEL_PART} (expected a checkpoint folder)`);
+  }
+  const imported = await loadWeightsFile(target, { expect: 'ctclip' });
+  try {
+    const r = model.loadStateDict(imported.names, imported.tensors, { strict: false });
+    if (r.missing.length || r.unexpected.length) {
+      throw new CtclipError(
+        'DATA_ERROR',
+        `--init-from ${target}: the weights do not fit the configured model (missing: ${r.missing.slice(0, 5).join(', ') || 'none'}; unexpected: ${r.unexpected.slice(0, 5).join(', ') || 'none'})`,
+      );
+    }
+  } finally {
+    imported.tensors.forEach((t) => t.dispose());
+  }
+  for (const note of imported.report.notes ?? []) log(`  ${note}`);
+  log(`Initialised the model from ${target} (${imported.layout} layout, ${imported.names.length} tensors); a new run starts at step 0`);
+}
+
+// Re-exported for lib/train.ts and tests.
+export { loadModelWeights };

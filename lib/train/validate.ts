@@ -1,0 +1,105 @@
+/**
+ * Zero-shot validation during training (pipeline-spec §5.1, with its fixes): the prompt latents are computed
+ * once per evaluation from the `validation.prompts` templates over the class names ("{p} is present." /
+ * "{p} is not present."), every volume of the fixed seeded `eval_samples` subset is encoded once, and
+ * P(present) per class is the softmax over each (present, absent) pair of scaled cosine similarities. Metrics
+ * come from `evaluateMultiLabel` (reference key names), with bootstrap intervals when `validation.use_bootstrap`.
+ *
+ * The model is put in eval mode (no dropout, codebook untouched, no RNG consumed) and left in eval mode; the
+ * caller switches back to training.
+ */
+import type { Config } from '../config/schema';
+import type { EvalLoader } from '../data/loader';
+import { bootstrapMetrics, flattenBootstrap, type BootstrapResult } from '../metrics/bootstrap';
+import { evaluateMultiLabel, type MultiLabelMetrics } from '../metrics/aggregate';
+import { textTensors, zeroShotPromptTexts, type CTClip } from '../model/ctclip';
+import { readTensor, tensorFromBuffer } from '../tensor';
+import type { Tokenizer } from '../text/tokenizer';
+
+export interface ValidationOutcome {
+  /** Samples actually evaluated. */
+  numSamples: number;
+  /** The full metrics (per_class included). */
+  metrics: MultiLabelMetrics;
+  /** Flat numeric metrics for logs and best tracking: macro_/weighted_ of `validation.metrics`, n_valid_classes, CI keys. */
+  logged: Record<string, number>;
+  /** Per-class AUROC by class name. */
+  perClassAuroc: Record<string, number>;
+  bootstrap: BootstrapResult | null;
+  seconds: number;
+}
+
+export interface ValidateOptions {
+  /** Called after each batch with (samples done, samples total). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Runs zero-shot validation; see the module comment. */
+export async function runValidation(
+  model: CTClip,
+  tokenizer: Tokenizer,
+  loader: EvalLoader,
+  classNames: readonly string[],
+  cfg: Config,
+  opts: ValidateOptions = {},
+): Promise<ValidationOutcome> {
+  const t0 = performance.now();
+  model.eval();
+  const C = classNames.length;
+  const texts = zeroShotPromptTexts(classNames, cfg.validation.prompts);
+  const enc = tokenizer.encodeBatch(texts, cfg.model.text_encoder.max_length);
+  const { inputIds, attentionMask } = textTensors(enc);
+  const promptLatents = await model.encodeText(inputIds, attentionMask);
+  inputIds.dispose();
+  attentionMask.dispose();
+  const scores: Float64Array[] = [];
+  const labels: Float64Array[] = [];
+  const total = loader.mine.length;
+  try {
+    for await (const batch of loader.batches()) {
+      const n = batch.studyIds.length;
+      if (n === 0) {
+        batch.release();
+        continue;
+      }
+      const [H, W, D] = batch.volumeShape;
+      const volumes = tensorFromBuffer(batch.volumes, 'float16', [n, H, W, D]);
+      let image;
+      try {
+        image = await model.encodeImage(volumes);
+      } finally {
+        volumes.dispose();
+        batch.release();
+      }
+      const { pPresent, logits } = await model.zeroShot(image, promptLatents);
+      const p = readTensor(pPresent).data as Float32Array;
+      image.dispose();
+      pPresent.dispose();
+      logits.dispose();
+      for (let i = 0; i < n; i++) {
+        scores.push(Float64Array.from(p.subarray(i * C, (i + 1) * C)));
+        labels.push(Float64Array.from(batch.labels.subarray(i * C, (i + 1) * C)));
+      }
+      opts.onProgress?.(scores.length, total);
+    }
+  } finally {
+    promptLatents.dispose();
+  }
+  const v = cfg.validation;
+  const metrics = evaluateMultiLabel(scores, labels, classNames, { threshold: v.threshold });
+  const logged: Record<string, number> = {};
+  const m = metrics as unknown as Record<string, number>;
+  for (const kind of ['macro', 'weighted']) for (const name of v.metrics) logged[`${kind}_${name}`] = m[`${kind}_${name}`];
+  logged.n_valid_classes = metrics.n_valid_classes;
+  let bootstrap: BootstrapResult | null = null;
+  if (v.use_bootstrap) {
+    bootstrap = bootstrapMetrics(scores, labels, classNames, { nResamples: v.n_bootstrap, seed: cfg.experiment.seed, level: v.bootstrap_level, threshold: v.threshold });
+    const flat = flattenBootstrap(bootstrap);
+    for (const [k, x] of Object.entries(flat)) {
+      if (v.metrics.some((name) => k.startsWith(`macro_${name}_ci`) || k.startsWith(`weighted_${name}_ci`))) logged[k] = x;
+    }
+  }
+  const perClassAuroc: Record<string, number> = {};
+  for (const [name, r] of Object.entries(metrics.per_class)) perClassAuroc[name] = r.auroc;
+  return { numSamples: scores.length, metrics, logged, perClassAuroc, bootstrap, seconds: (performance.now() - t0) / 1000 };
+}

@@ -1,0 +1,152 @@
+/**
+ * Helpers for the trainer's integration tests: synthetic data (written once per process and cached), configs
+ * derived from configs/debug_config.yaml, and `node lib/train.js` children with their output captured.
+ */
+import { spawn, type ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { writeSynthDataset } from '../../lib/data/synth';
+import { repoRoot } from './fixtures';
+
+export const TRAIN_JS = path.join(repoRoot, 'lib', 'train.js');
+
+export interface TrainData {
+  dir: string;
+  trainPattern: string;
+  valPattern: string;
+  labelsCsv: string;
+  vocab: string;
+}
+
+const cache = new Map<string, Promise<TrainData>>();
+
+/** Writes (once per process and argument set) a synthetic dataset like the demo's. */
+export function trainData(opts: { train: number; val: number; seed?: number; shape?: [number, number, number] }): Promise<TrainData> {
+  const key = JSON.stringify(opts);
+  let p = cache.get(key);
+  if (!p) {
+    p = (async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-train-data-'));
+      const shape = opts.shape ?? [32, 32, 12];
+      const seed = opts.seed ?? 1;
+      const tr = await writeSynthDataset({ out: path.join(dir, 'train'), samples: opts.train, shape, shards: 2, seed });
+      const va = await writeSynthDataset({ out: path.join(dir, 'valid'), samples: opts.val, shape, shards: 1, seed: seed + 1 });
+      process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+      return { dir, trainPattern: tr.pattern, valPattern: va.pattern, labelsCsv: path.join(dir, 'valid', 'labels.csv'), vocab: path.join(dir, 'train', 'vocab.txt') };
+    })();
+    cache.set(key, p);
+  }
+  return p;
+}
+
+/** A config file inheriting configs/debug_config.yaml, pointed at `data`, with `extra` YAML appended (top-level sections merge). */
+export function writeTrainConfig(dir: string, data: TrainData, saveDir: string, extra: Record<string, Record<string, unknown>> = {}): string {
+  const sections: Record<string, Record<string, unknown>> = {
+    data: { webdataset_shards_train: data.trainPattern, webdataset_shards_val: data.valPattern, labels_valid: data.labelsCsv },
+    model: { text_encoder: { vocab: data.vocab } },
+    checkpoint: { save_dir: saveDir },
+  };
+  for (const [k, v] of Object.entries(extra)) sections[k] = deepMerge(sections[k] ?? {}, v);
+  const file = path.join(dir, `config-${path.basename(saveDir)}.yaml`);
+  fs.writeFileSync(file, `_base_: ${JSON.stringify(path.join(repoRoot, 'configs', 'debug_config.yaml'))}\n${Object.entries(sections).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join('\n')}\n`);
+  return file;
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev) ? deepMerge(prev as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
+export interface TrainRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+export interface StartedTrain {
+  child: ChildProcess;
+  done: Promise<TrainRun>;
+  /** Resolves with the first stdout line matching `re`. */
+  waitForLine(re: RegExp): Promise<string>;
+}
+
+/** Starts `node lib/train.js ...args`. */
+export function startTrain(args: string[], env: NodeJS.ProcessEnv = {}): StartedTrain {
+  const t0 = Date.now();
+  const child = spawn(process.execPath, [TRAIN_JS, ...args], { cwd: repoRoot, env: { ...process.env, CI: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
+  let pendingLine = '';
+  child.stdout!.setEncoding('utf8');
+  child.stderr!.setEncoding('utf8');
+  child.stdout!.on('data', (chunk: string) => {
+    stdout += chunk;
+    pendingLine += chunk;
+    const lines = pendingLine.split('\n');
+    pendingLine = lines.pop() ?? '';
+    for (const line of lines) {
+      for (let i = waiters.length - 1; i >= 0; i--) {
+        if (waiters[i].re.test(line)) {
+          waiters[i].resolve(line);
+          waiters.splice(i, 1);
+        }
+      }
+    }
+  });
+  child.stderr!.on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const done = new Promise<TrainRun>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, seconds: (Date.now() - t0) / 1000 }));
+  });
+  return {
+    child,
+    done,
+    waitForLine: (re) =>
+      new Promise((resolve, reject) => {
+        const existing = stdout.split('\n').find((l) => re.test(l));
+        if (existing !== undefined) return resolve(existing);
+        waiters.push({ re, resolve });
+        void done.then((r) => reject(new Error(`the child exited (code ${r.code}, signal ${r.signal}) before printing a line matching ${re}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`)));
+      }),
+  };
+}
+
+export function runTrain(args: string[], env: NodeJS.ProcessEnv = {}): Promise<TrainRun> {
+  return startTrain(args, env).done;
+}
+
+/** The `train` events of a run's metrics.jsonl as step → loss. */
+export function trainLosses(runDir: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const line of fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const ev = JSON.parse(line) as { type: string; step: number; loss?: number };
+    if (ev.type === 'train') {
+      if (out.has(ev.step)) throw new Error(`${runDir}/metrics.jsonl: step ${ev.step} logged twice`);
+      out.set(ev.step, ev.loss as number);
+    }
+  }
+  return out;
+}
+
+/** Checkpoint folders of a run dir, ascending by step. */
+export function checkpointDirs(runDir: string): string[] {
+  return fs
+    .readdirSync(runDir)
+    .filter((n) => /^ckpt-step\d+$/.test(n))
+    .sort((a, b) => Number(a.slice(9)) - Number(b.slice(9)))
+    .map((n) => path.join(runDir, n));
+}
+
+export function describeRun(r: TrainRun): string {
+  return `exit ${r.code} signal ${r.signal}\n--- stdout ---\n${r.stdout.slice(-4000)}\n--- stderr ---\n${r.stderr.slice(-4000)}`;
+}
