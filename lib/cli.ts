@@ -18,6 +18,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   shards: { summary: "index WebDataset shards: 'ctclip shards index <pattern>'", load: () => require('./commands/shards') },
   preprocess: { summary: 'CT-RATE NIfTI volumes + CSVs → canonical shards, index and preprocess_report.json', load: () => require('./commands/preprocess') },
   'make-hf-folder': { summary: 'write a tiny Hugging Face BERT folder (config, vocab, safetensors/.bin) from our weights', load: () => require('./commands/make-hf-folder') },
+  train: { summary: 'train CT-CLIP: epochs by steps, validation, checkpoints, exact resume (--resume latest)', load: () => require('./train') },
   report: { summary: "write a training run's HTML report (loss/LR/metric curves, per-class AUROC) from RUN_DIR", load: () => require('./commands/report') },
 };
 
