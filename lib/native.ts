@@ -104,6 +104,51 @@ export interface RawAddon {
    * `axes[a]`; `flip` lists input axes flipped first.
    */
   preprocessVolume(volume: TensorHandle, opts: PreprocessVolumeOptions): Promise<{ volume: TensorHandle; stats: PreprocessVolumeStats }>;
+  // --- CT-CLIP model (issue 4; native/napi/ctclip_binding.cc, wrapped by lib/model/ctclip.ts) ---
+  createCTClip(config: CTClipNativeConfig): CTClipHandle;
+  ctclipSetTraining(model: CTClipHandle, training: boolean): void;
+  ctclipInfo(model: CTClipHandle): CTClipInfo;
+  ctclipStateDict(model: CTClipHandle): { names: string[]; tensors: TensorHandle[]; kinds: CTViTTensorKind[]; shapes: number[][] };
+  ctclipLoadStateDict(
+    model: CTClipHandle,
+    names: string[],
+    tensors: TensorHandle[],
+    opts?: { strict?: boolean },
+  ): { missing: string[]; unexpected: string[] };
+  /** Forward without autograd (train mode still runs the VQ EMA); loss with world size 1. */
+  ctclipForward(
+    model: CTClipHandle,
+    ids: TensorHandle,
+    mask: TensorHandle,
+    volumes: TensorHandle,
+    opts?: { returnIntermediates?: boolean },
+  ): Promise<CTClipForwardResult>;
+  /** Forward + backward of loss·lossScale/accumulationSteps, adding into the gradients. */
+  ctclipAccumulate(
+    model: CTClipHandle,
+    ids: TensorHandle,
+    mask: TensorHandle,
+    volumes: TensorHandle,
+    opts?: { accumulationSteps?: number; returnIntermediates?: boolean; returnGrads?: boolean },
+  ): Promise<CTClipForwardResult & { grads?: { names: string[]; tensors: TensorHandle[] } }>;
+  ctclipOptimizerStep(model: CTClipHandle, lr: number, opts?: { injectNonFiniteGrad?: boolean }): Promise<CTClipStepResult>;
+  ctclipTrainStep(model: CTClipHandle, ids: TensorHandle, mask: TensorHandle, volumes: TensorHandle, lr: number): Promise<CTClipStepResult>;
+  ctclipZeroGrad(model: CTClipHandle): void;
+  ctclipEncodeText(model: CTClipHandle, ids: TensorHandle, mask: TensorHandle): Promise<TensorHandle>;
+  ctclipEncodeImage(model: CTClipHandle, volumes: TensorHandle): Promise<TensorHandle>;
+  ctclipZeroShot(
+    model: CTClipHandle,
+    imageLatents: TensorHandle,
+    promptLatents: TensorHandle,
+    scale?: number,
+  ): Promise<{ logits: TensorHandle; pPresent: TensorHandle }>;
+  ctclipOptimizerState(model: CTClipHandle): CTClipOptimizerState;
+  ctclipLoadOptimizerState(model: CTClipHandle, state: CTClipOptimizerState): void;
+  ctclipScalerState(model: CTClipHandle): CTClipScalerState;
+  ctclipSetScalerState(model: CTClipHandle, state: { scale: number; growthTracker: number }): void;
+  ctclipRngState(model: CTClipHandle): { init: TensorHandle; dropout: TensorHandle };
+  ctclipSetRngState(model: CTClipHandle, state: { init?: TensorHandle; dropout?: TensorHandle }): void;
+  ctclipSetStepCounters(model: CTClipHandle, counters: { optimizerSteps: number; skippedSteps: number }): void;
 }
 
 /** A native CTViT encoder (issue 3). */
@@ -200,6 +245,115 @@ export interface PreprocessVolumeStats {
   nonAirFraction: number;
   /** Size after resampling, output axis order. */
   resampledSize: [number, number, number];
+  /** Seconds per native step (stats, huClip, resample, divide, cropPadCast). */
+  seconds: Record<string, number>;
+}
+
+// --- CT-CLIP model (issue 4) ---
+/** A native CT-CLIP model together with its trainer state (AdamW, loss scaler, step counters). */
+export type CTClipHandle = Handle<'CTClip'>;
+
+/** BERT configuration as the native side takes it (Hugging Face `BertConfig` names). */
+export interface BertNativeConfig {
+  vocab_size: number;
+  hidden_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  intermediate_size: number;
+  max_position_embeddings: number;
+  type_vocab_size?: number;
+  layer_norm_eps?: number;
+  hidden_dropout_prob?: number;
+  attention_probs_dropout_prob?: number;
+  pad_token_id?: number;
+  initializer_range?: number;
+}
+
+export interface CTClipTrainingNativeConfig {
+  precision?: 'fp32' | 'bf16' | 'fp16';
+  /** null: no clipping (the pre-clip norm is still reported). */
+  max_grad_norm?: number | null;
+  weight_decay?: number;
+  betas?: [number, number];
+  eps?: number;
+  loss_scale?: { enabled?: boolean; init_scale?: number; growth_factor?: number; backoff_factor?: number; growth_interval?: number };
+}
+
+export interface CTClipNativeConfig {
+  image: Omit<CTViTConfig, 'seed'> & { seed?: number };
+  text: BertNativeConfig;
+  dim_latent: number;
+  loss?: 'softmax' | 'siglip';
+  clamp_temperature?: boolean;
+  seed: number;
+  training?: CTClipTrainingNativeConfig;
+}
+
+export interface CTClipInfo {
+  training: boolean;
+  parameterCount: number;
+  trainableParameterCount: number;
+  dimImage: number;
+  dimLatent: number;
+  loss: 'softmax' | 'siglip';
+  precision: 'fp32' | 'bf16' | 'fp16';
+  optimizerSteps: number;
+  skippedSteps: number;
+  pendingMicroBatches: number;
+  temperature: number;
+  device: string;
+}
+
+export interface CTClipTimings {
+  forwardMs: number;
+  backwardMs: number;
+  optimizerMs: number;
+}
+
+export interface CTClipForwardResult {
+  /** (B, latent) unit rows. */
+  textLatents: TensorHandle;
+  imageLatents: TensorHandle;
+  /** (B, B): exp(t)·T·Iᵀ (+ logit_bias for SigLIP), rows texts. */
+  logits: TensorHandle;
+  loss: number;
+  lossTensor: TensorHandle;
+  /** 0-dim exp(temperature). */
+  scale: TensorHandle;
+  /** (B, N) int64 VQ code indices. */
+  indices: TensorHandle;
+  timings: CTClipTimings;
+  /** Fixture-named activations (text_last_hidden_state, text_cls, image_embedding, vq_input, …) when requested. */
+  intermediates?: Record<string, TensorHandle>;
+}
+
+export interface CTClipStepResult {
+  /** Mean of the accumulated micro-batch losses. */
+  loss: number;
+  /** Pre-clip global L2 gradient norm (after unscaling). */
+  gradNorm: number;
+  clipCoef: number;
+  temperature: number;
+  logitScale: number;
+  skipped: boolean;
+  lossScale: number;
+  microBatches: number;
+  optimizerSteps: number;
+  skippedSteps: number;
+  timings: CTClipTimings;
+}
+
+export interface CTClipOptimizerState {
+  names: string[];
+  exp_avg: TensorHandle[];
+  exp_avg_sq: TensorHandle[];
+  step: number[];
+}
+
+export interface CTClipScalerState {
+  enabled: boolean;
+  scale: number;
+  growthTracker: number;
 }
 
 const ROOT = path.resolve(__dirname, '..');

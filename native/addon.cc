@@ -21,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterBuildInfo(env, exports);
   RegisterCTViT(env, exports);
   RegisterSafetensors(env, exports);
+  RegisterCTClip(env, exports);  // CT-CLIP model and training step (issue 4)
   RegisterBenchmarks(env, exports);
   RegisterVolumeOps(env, exports);  // CT preprocessing (issue 12)
   return exports;

@@ -2,6 +2,7 @@
 // Everything else includes this header instead of testing TORCH_VERSION_* itself.
 #pragma once
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -27,5 +28,69 @@ inline std::string CompiledTorchVersion() {
 
 // Whether SDPA can be used in this build (a runtime switch can still turn it off).
 constexpr bool HaveSdpa() { return CTCLIP_HAVE_SDPA != 0; }
+
+// Half-precision CPU matmuls (and so fp16 CPU autocast) exist from 2.1 on; 1.13 has bf16 CPU autocast only.
+constexpr bool HaveCpuHalfAutocast() { return CTCLIP_TORCH_AT_LEAST(2, 1); }
+
+// Autocast on `device` (CPU or CUDA) in `dtype` for the guard's scope, restoring the previous thread-local state on
+// exit (and clearing the cast cache when the outermost autocast region ends, as torch.autocast.__exit__ does).
+// `enabled = false` turns autocast OFF in the scope (an fp32 island inside an autocast region).
+class AutocastGuard {
+ public:
+  AutocastGuard(c10::DeviceType device, c10::ScalarType dtype, bool enabled) : device_(device) {
+#if CTCLIP_TORCH_AT_LEAST(2, 4)
+    prevEnabled_ = at::autocast::is_autocast_enabled(device);
+    prevDtype_ = at::autocast::get_autocast_dtype(device);
+    at::autocast::set_autocast_enabled(device, enabled);
+    if (enabled) at::autocast::set_autocast_dtype(device, dtype);
+#else
+    if (device == c10::DeviceType::CUDA) {
+      prevEnabled_ = at::autocast::is_enabled();
+      prevDtype_ = at::autocast::get_autocast_gpu_dtype();
+      at::autocast::set_enabled(enabled);
+      if (enabled) at::autocast::set_autocast_gpu_dtype(dtype);
+    } else {
+      prevEnabled_ = at::autocast::is_cpu_enabled();
+      prevDtype_ = at::autocast::get_autocast_cpu_dtype();
+      at::autocast::set_cpu_enabled(enabled);
+      if (enabled) at::autocast::set_autocast_cpu_dtype(dtype);
+    }
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~AutocastGuard() {
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if CTCLIP_TORCH_AT_LEAST(2, 4)
+    at::autocast::set_autocast_enabled(device_, prevEnabled_);
+    at::autocast::set_autocast_dtype(device_, prevDtype_);
+#else
+    if (device_ == c10::DeviceType::CUDA) {
+      at::autocast::set_enabled(prevEnabled_);
+      at::autocast::set_autocast_gpu_dtype(prevDtype_);
+    } else {
+      at::autocast::set_cpu_enabled(prevEnabled_);
+      at::autocast::set_autocast_cpu_dtype(prevDtype_);
+    }
+#endif
+  }
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  c10::DeviceType device_;
+  bool prevEnabled_ = false;
+  c10::ScalarType prevDtype_ = c10::ScalarType::Float;
+};
+
+// Autocast OFF (both CPU and CUDA) for the guard's scope: fp32 islands such as the vector quantizer and the loss.
+class AutocastOff {
+ public:
+  AutocastOff()
+      : cpu_(c10::DeviceType::CPU, c10::ScalarType::Float, false), cuda_(c10::DeviceType::CUDA, c10::ScalarType::Float, false) {}
+
+ private:
+  AutocastGuard cpu_;
+  AutocastGuard cuda_;
+};
 
 }  // namespace ctclip::compat

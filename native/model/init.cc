@@ -12,10 +12,10 @@ void UniformInit(at::Tensor& t, double bound, at::Generator& gen) {
   t.uniform_(-bound, bound, gen);
 }
 
-void NormalInit(at::Tensor& t, at::Generator& gen) {
+void NormalInit(at::Tensor& t, at::Generator& gen, double std) {
   torch::NoGradGuard noGrad;
   if (t.numel() == 0) return;
-  t.normal_(0.0, 1.0, gen);
+  t.normal_(0.0, std, gen);
 }
 
 }  // namespace ctclip::model

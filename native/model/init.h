@@ -14,7 +14,7 @@ at::Generator MakeInitGenerator(uint64_t seed);
 // (kaiming_uniform with a = sqrt(5) reduces to bound = 1/sqrt(fan_in)).
 void UniformInit(at::Tensor& t, double bound, at::Generator& gen);
 
-// N(0, 1) in place, drawn from `gen`.
-void NormalInit(at::Tensor& t, at::Generator& gen);
+// N(0, std²) in place (default N(0, 1)), drawn from `gen`. BERT initialises its weights with std 0.02.
+void NormalInit(at::Tensor& t, at::Generator& gen, double std = 1.0);
 
 }  // namespace ctclip::model

@@ -2,13 +2,13 @@
 
 namespace ctclip::model {
 
-LayerNorm::LayerNorm(int64_t dim) {
+LayerNorm::LayerNorm(int64_t dim, double eps_) : eps(eps_) {
   weight = register_parameter("weight", torch::ones({dim}));
   bias = register_parameter("bias", torch::zeros({dim}));
 }
 
 at::Tensor LayerNorm::forward(const at::Tensor& x) const {
-  return at::layer_norm(x, {weight.size(0)}, weight, bias, kLayerNormEps);
+  return at::layer_norm(x, {weight.size(0)}, weight, bias, eps);
 }
 
 LayerNormNB::LayerNormNB(int64_t dim) {

@@ -12,11 +12,13 @@ constexpr double kLayerNormEps = 1e-5;
 
 class LayerNorm : public torch::nn::Module {
  public:
-  explicit LayerNorm(int64_t dim);
+  // `eps` defaults to the CTViT's 1e-5; BERT passes its config's layer_norm_eps (1e-12).
+  explicit LayerNorm(int64_t dim, double eps = kLayerNormEps);
   at::Tensor forward(const at::Tensor& x) const;
 
   at::Tensor weight;
   at::Tensor bias;
+  double eps;
 };
 
 class LayerNormNB : public torch::nn::Module {

@@ -1,5 +1,6 @@
 #include "model/vector_quantizer.h"
 
+#include "compat.h"
 #include "model/init.h"
 #include "napi/errors.h"
 
@@ -80,6 +81,7 @@ void VectorQuantize::EmaUpdate(const at::Tensor& flatNormalized, const at::Tenso
 }
 
 VqOutput VectorQuantize::forward(const at::Tensor& input) {
+  compat::AutocastOff fp32;  // code choice, EMA and the estimator run in float32 under mixed precision too
   const int64_t B = input.size(0), N = input.size(1), D = input.size(2);
   at::Tensor x = input.to(at::kFloat);
   const bool rotation = variant_ == VqVariant::Rotation;

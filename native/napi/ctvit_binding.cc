@@ -17,6 +17,7 @@
 #include <mutex>
 
 #include "model/ctvit.h"
+#include "napi/ctvit_config.h"
 #include "napi/errors.h"
 #include "napi/promise_worker.h"
 #include "napi/registry.h"
@@ -98,40 +99,6 @@ bool BoolOption(const Napi::Object& o, const char* key, bool fallback) {
   return o.Get(key).As<Napi::Boolean>().Value();
 }
 
-model::CTViTConfig ParseConfig(const Napi::Value& value) {
-  Require(value.IsObject(), "ARGUMENT_ERROR", "createCTViT(config): config must be an object");
-  Napi::Object o = value.As<Napi::Object>();
-  model::CTViTConfig c;
-  c.dim = IntOption(o, "dim", true, 0);
-  c.codebook_size = IntOption(o, "codebook_size", true, 0);
-  c.image_size = IntOption(o, "image_size", true, 0);
-  c.patch_size = IntOption(o, "patch_size", true, 0);
-  c.temporal_patch_size = IntOption(o, "temporal_patch_size", true, 0);
-  c.spatial_depth = IntOption(o, "spatial_depth", true, 0);
-  c.temporal_depth = IntOption(o, "temporal_depth", true, 0);
-  c.dim_head = IntOption(o, "dim_head", true, 0);
-  c.heads = IntOption(o, "heads", true, 0);
-  c.channels = IntOption(o, "channels", false, 1);
-  c.use_cpb = BoolOption(o, "use_cpb", true);
-  c.activation_checkpointing = BoolOption(o, "activation_checkpointing", false);
-  if (o.Has("vq") && !o.Get("vq").IsUndefined()) {
-    Require(o.Get("vq").IsString(), "ARGUMENT_ERROR", "ctvit config: 'vq' must be 'straight_through' or 'rotation'");
-    const std::string name = o.Get("vq").As<Napi::String>().Utf8Value();
-    Require(name == "straight_through" || name == "rotation", "ARGUMENT_ERROR",
-            "ctvit config: 'vq' must be 'straight_through' or 'rotation', got '" + name + "'");
-    c.vq = model::ParseVqVariant(name);
-  }
-  if (o.Has("vq_decay") && !o.Get("vq_decay").IsUndefined()) {
-    Require(o.Get("vq_decay").IsNumber(), "ARGUMENT_ERROR", "ctvit config: 'vq_decay' must be a number in (0, 1]");
-    c.vq_decay = o.Get("vq_decay").As<Napi::Number>().DoubleValue();
-  }
-  const int64_t seed = IntOption(o, "seed", true, 0);
-  Require(seed >= 0, "ARGUMENT_ERROR", "ctvit config: 'seed' must be a non-negative integer");
-  c.seed = static_cast<uint64_t>(seed);
-  c.Validate();
-  return c;
-}
-
 Napi::Object ConfigToJs(Napi::Env env, const model::CTViTConfig& c) {
   Napi::Object o = Napi::Object::New(env);
   auto num = [&](const char* k, double v) { o.Set(k, Napi::Number::New(env, v)); };
@@ -210,7 +177,7 @@ Napi::Value ForwardResultToJs(Napi::Env env, ForwardResult& r) {
 Napi::Value CreateCTViT(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  model::CTViTConfig config = ParseConfig(info.Length() > 0 ? info[0] : env.Undefined());
+  model::CTViTConfig config = ParseCTViTConfig(info.Length() > 0 ? info[0] : env.Undefined(), /*requireSeed=*/true);
   auto state = std::make_shared<ModelState>();
   state->net = std::make_shared<model::CTViT>(config);
   state->net->eval();  // like a freshly loaded checkpoint in a script: explicit train() before training
@@ -426,6 +393,41 @@ Napi::Value CTViTLoadStateDict(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+model::CTViTConfig ParseCTViTConfig(const Napi::Value& value, bool requireSeed) {
+  Require(value.IsObject(), "ARGUMENT_ERROR", "ctvit config: expected an object");
+  Napi::Object o = value.As<Napi::Object>();
+  model::CTViTConfig c;
+  c.dim = IntOption(o, "dim", true, 0);
+  c.codebook_size = IntOption(o, "codebook_size", true, 0);
+  c.image_size = IntOption(o, "image_size", true, 0);
+  c.patch_size = IntOption(o, "patch_size", true, 0);
+  c.temporal_patch_size = IntOption(o, "temporal_patch_size", true, 0);
+  c.spatial_depth = IntOption(o, "spatial_depth", true, 0);
+  c.temporal_depth = IntOption(o, "temporal_depth", true, 0);
+  c.dim_head = IntOption(o, "dim_head", true, 0);
+  c.heads = IntOption(o, "heads", true, 0);
+  c.channels = IntOption(o, "channels", false, 1);
+  c.use_cpb = BoolOption(o, "use_cpb", true);
+  c.activation_checkpointing = BoolOption(o, "activation_checkpointing", false);
+  if (o.Has("vq") && !o.Get("vq").IsUndefined()) {
+    Require(o.Get("vq").IsString(), "ARGUMENT_ERROR", "ctvit config: 'vq' must be 'straight_through' or 'rotation'");
+    const std::string name = o.Get("vq").As<Napi::String>().Utf8Value();
+    Require(name == "straight_through" || name == "rotation", "ARGUMENT_ERROR",
+            "ctvit config: 'vq' must be 'straight_through' or 'rotation', got '" + name + "'");
+    c.vq = model::ParseVqVariant(name);
+  }
+  if (o.Has("vq_decay") && !o.Get("vq_decay").IsUndefined()) {
+    Require(o.Get("vq_decay").IsNumber(), "ARGUMENT_ERROR", "ctvit config: 'vq_decay' must be a number in (0, 1]");
+    c.vq_decay = o.Get("vq_decay").As<Napi::Number>().DoubleValue();
+  }
+  const int64_t seed = IntOption(o, "seed", requireSeed, 0);
+  Require(seed >= 0, "ARGUMENT_ERROR", "ctvit config: 'seed' must be a non-negative integer");
+  c.seed = static_cast<uint64_t>(seed);
+  c.Validate();
+  return c;
+}
+
 
 void RegisterCTViT(Napi::Env env, Napi::Object exports) {
   auto* data = new BindingData();

@@ -11,6 +11,8 @@ void RegisterBuildInfo(Napi::Env env, Napi::Object exports);
 // CTViT model (issue 3)
 void RegisterCTViT(Napi::Env env, Napi::Object exports);
 void RegisterSafetensors(Napi::Env env, Napi::Object exports);
+// CT-CLIP model, losses, training step (issue 4)
+void RegisterCTClip(Napi::Env env, Napi::Object exports);
 void RegisterBenchmarks(Napi::Env env, Napi::Object exports);
 // CT volume preprocessing (issue 12)
 void RegisterVolumeOps(Napi::Env env, Napi::Object exports);

@@ -1,0 +1,397 @@
+/**
+ * CT-CLIP (native libtorch model + training step, issue 4), typed.
+ *
+ * `CTClip.create(config)` validates the configuration (errors name the key), then builds the native model: a BERT
+ * text tower (Hugging Face `BertModel` layout), the CTViT image encoder, bias-free latent projections, a learnable
+ * temperature (and logit bias for SigLIP), plus the trainer state (AdamW keyed by parameter name, a dynamic loss
+ * scaler for fp16, step counters). Build a config from a run config with `modelConfigFromConfig` (./config.ts).
+ *
+ * Training: `trainStep(batch, lr)` = forward, backward, clip, AdamW in one native call; for gradient accumulation
+ * call `accumulate(batch, {accumulationSteps: A})` A times, then `optimizerStep(lr)` (gradients are those of the
+ * mean of the A micro-batch losses). A step whose loss or gradients are non-finite is skipped (`skipped: true`,
+ * optimizer and step count unchanged). The model starts in eval mode: call `train()` first.
+ *
+ * Zero-shot: `encodeText` the prompt pairs once per evaluation (`zeroShotPromptTexts`), `encodeImage` the volumes,
+ * then `zeroShot(imageLatents, promptLatents)` = softmax over each (present, absent) pair of exp(t)·T·Iᵀ.
+ *
+ * Volumes: the loader's float16 (B, H, W, D) batch as a zero-copy tensor (`tensorFromBuffer(buf, 'float16',
+ * [B, H, W, D])`); the permute to (B, 1, D, H, W) and the cast to float32 happen natively. (B, 1, F, H, W) float32
+ * is accepted too. Token ids and masks: int64 (B, L) tensors (`textTensors(tokenizer.encodeBatch(...))`).
+ */
+import { CtclipError } from '../errors';
+import {
+  loadAddon,
+  type CTClipForwardResult,
+  type CTClipHandle,
+  type CTClipInfo,
+  type CTClipNativeConfig,
+  type CTClipOptimizerState,
+  type CTClipScalerState,
+  type CTClipStepResult,
+  type CTViTTensorKind,
+  type TensorHandle,
+} from '../native';
+import { tensorFromBuffer } from '../tensor';
+import type { BatchEncoding } from '../text/tokenizer';
+import { resolveCTViTConfig } from './ctvit';
+
+export type {
+  CTClipForwardResult,
+  CTClipInfo,
+  CTClipNativeConfig as CTClipConfig,
+  CTClipOptimizerState,
+  CTClipScalerState,
+  CTClipStepResult,
+};
+
+export interface CTClipBatch {
+  /** (B, L) int64 token ids. */
+  inputIds: TensorHandle;
+  /** (B, L) int64 attention mask (1 = real token). */
+  attentionMask: TensorHandle;
+  /** (B, H, W, D) float16/float32 as the loader gives it, or (B, 1, F, H, W) float32. */
+  volumes: TensorHandle;
+}
+
+export interface CTClipStateDict {
+  names: string[];
+  tensors: TensorHandle[];
+  kinds: CTViTTensorKind[];
+  shapes: number[][];
+}
+
+function argError(message: string): CtclipError {
+  return new CtclipError('ARGUMENT_ERROR', message);
+}
+
+const TEXT_REQUIRED = [
+  'vocab_size',
+  'hidden_size',
+  'num_hidden_layers',
+  'num_attention_heads',
+  'intermediate_size',
+  'max_position_embeddings',
+] as const;
+const TEXT_KEYS = new Set<string>([
+  ...TEXT_REQUIRED,
+  'type_vocab_size',
+  'layer_norm_eps',
+  'hidden_dropout_prob',
+  'attention_probs_dropout_prob',
+  'pad_token_id',
+  'initializer_range',
+]);
+const TOP_KEYS = new Set(['image', 'text', 'dim_latent', 'loss', 'clamp_temperature', 'seed', 'training']);
+const TRAINING_KEYS = new Set(['precision', 'max_grad_norm', 'weight_decay', 'betas', 'eps', 'loss_scale']);
+const LOSS_SCALE_KEYS = new Set(['enabled', 'init_scale', 'growth_factor', 'backoff_factor', 'growth_interval']);
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function checkKeys(o: Record<string, unknown>, known: Set<string>, where: string): void {
+  for (const key of Object.keys(o)) {
+    if (!known.has(key)) throw argError(`${where}: unknown key '${key}' (known: ${[...known].join(', ')})`);
+  }
+}
+
+function intAt(o: Record<string, unknown>, key: string, where: string, min: number, fallback?: number): number {
+  const v = o[key];
+  if (v === undefined) {
+    if (fallback === undefined) throw argError(`${where}: '${key}' is required (an integer >= ${min})`);
+    return fallback;
+  }
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
+    throw argError(`${where}: '${key}' must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function numAt(o: Record<string, unknown>, key: string, where: string, ok: (x: number) => boolean, expected: string, fallback: number): number {
+  const v = o[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !ok(v)) throw argError(`${where}: '${key}' must be ${expected}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Validates a CT-CLIP config (each error names the key) and fills the defaults. */
+export function resolveCTClipConfig(config: unknown): CTClipNativeConfig {
+  if (!isObject(config)) throw argError('ctclip config: expected an object');
+  checkKeys(config, TOP_KEYS, 'ctclip config');
+  if (!isObject(config.image)) throw argError("ctclip config: 'image' is required (the CTViT config, model.image_encoder)");
+  const { seed: _ignored, ...image } = resolveCTViTConfig({ ...config.image, seed: 0 });
+  if (!isObject(config.text)) throw argError("ctclip config: 'text' is required (the BERT config, model.text_encoder)");
+  const t = config.text;
+  checkKeys(t, TEXT_KEYS, 'ctclip config text');
+  const w = 'ctclip config text';
+  const prob = (x: number) => x >= 0 && x < 1;
+  const text = {
+    vocab_size: intAt(t, 'vocab_size', w, 1),
+    hidden_size: intAt(t, 'hidden_size', w, 1),
+    num_hidden_layers: intAt(t, 'num_hidden_layers', w, 0),
+    num_attention_heads: intAt(t, 'num_attention_heads', w, 1),
+    intermediate_size: intAt(t, 'intermediate_size', w, 1),
+    max_position_embeddings: intAt(t, 'max_position_embeddings', w, 1),
+    type_vocab_size: intAt(t, 'type_vocab_size', w, 1, 2),
+    layer_norm_eps: numAt(t, 'layer_norm_eps', w, (x) => x > 0, 'a number > 0', 1e-12),
+    hidden_dropout_prob: numAt(t, 'hidden_dropout_prob', w, prob, 'a probability in [0, 1)', 0),
+    attention_probs_dropout_prob: numAt(t, 'attention_probs_dropout_prob', w, prob, 'a probability in [0, 1)', 0),
+    pad_token_id: intAt(t, 'pad_token_id', w, 0, 0),
+    initializer_range: numAt(t, 'initializer_range', w, (x) => x > 0, 'a number > 0', 0.02),
+  };
+  if (text.hidden_size % text.num_attention_heads !== 0) {
+    throw argError(`${w}: 'num_attention_heads' (${text.num_attention_heads}) must divide 'hidden_size' (${text.hidden_size})`);
+  }
+  if (text.pad_token_id >= text.vocab_size) throw argError(`${w}: 'pad_token_id' ${text.pad_token_id} is outside the vocabulary`);
+  const loss = config.loss ?? 'softmax';
+  if (loss !== 'softmax' && loss !== 'siglip') {
+    throw argError(`ctclip config: 'loss' (model.loss.type) must be 'softmax' or 'siglip', got ${JSON.stringify(loss)}`);
+  }
+  if (config.clamp_temperature !== undefined && typeof config.clamp_temperature !== 'boolean') {
+    throw argError(`ctclip config: 'clamp_temperature' must be true or false, got ${JSON.stringify(config.clamp_temperature)}`);
+  }
+  const resolved: CTClipNativeConfig = {
+    image,
+    text,
+    dim_latent: intAt(config, 'dim_latent', 'ctclip config', 1),
+    loss,
+    clamp_temperature: config.clamp_temperature ?? false,
+    seed: intAt(config, 'seed', 'ctclip config', 0),
+    training: resolveTraining(config.training),
+  };
+  return resolved;
+}
+
+function resolveTraining(v: unknown): NonNullable<CTClipNativeConfig['training']> {
+  if (v === undefined) v = {};
+  if (!isObject(v)) throw argError("ctclip config: 'training' must be an object");
+  const w = 'ctclip config training';
+  checkKeys(v, TRAINING_KEYS, w);
+  const precision = v.precision ?? 'fp32';
+  if (precision !== 'fp32' && precision !== 'bf16' && precision !== 'fp16') {
+    throw argError(`${w}: 'precision' (training.mixed_precision) must be 'fp32', 'bf16' or 'fp16', got ${JSON.stringify(precision)}`);
+  }
+  let maxGradNorm: number | null = 0.5;
+  if (v.max_grad_norm !== undefined) {
+    if (v.max_grad_norm !== null && (typeof v.max_grad_norm !== 'number' || !(v.max_grad_norm > 0) || !Number.isFinite(v.max_grad_norm))) {
+      throw argError(`${w}: 'max_grad_norm' (training.max_grad_norm) must be a number > 0 or null, got ${JSON.stringify(v.max_grad_norm)}`);
+    }
+    maxGradNorm = v.max_grad_norm;
+  }
+  let betas: [number, number] = [0.9, 0.99];
+  if (v.betas !== undefined) {
+    const b = v.betas;
+    if (!Array.isArray(b) || b.length !== 2 || !b.every((x) => typeof x === 'number' && x >= 0 && x < 1)) {
+      throw argError(`${w}: 'betas' (training.betas) must be [beta1, beta2] in [0, 1), got ${JSON.stringify(b)}`);
+    }
+    betas = [b[0] as number, b[1] as number];
+  }
+  const out: NonNullable<CTClipNativeConfig['training']> = {
+    precision,
+    max_grad_norm: maxGradNorm,
+    weight_decay: numAt(v, 'weight_decay', w, (x) => x >= 0, 'a number >= 0 (training.weight_decay)', 0.01),
+    betas,
+    eps: numAt(v, 'eps', w, (x) => x > 0, 'a number > 0 (training.eps)', 1e-8),
+  };
+  if (v.loss_scale !== undefined) {
+    if (!isObject(v.loss_scale)) throw argError(`${w}: 'loss_scale' must be an object`);
+    const ls = v.loss_scale;
+    const lw = `${w} loss_scale`;
+    checkKeys(ls, LOSS_SCALE_KEYS, lw);
+    if (ls.enabled !== undefined && typeof ls.enabled !== 'boolean') throw argError(`${lw}: 'enabled' must be true or false`);
+    out.loss_scale = {
+      enabled: (ls.enabled as boolean | undefined) ?? precision === 'fp16',
+      init_scale: numAt(ls, 'init_scale', lw, (x) => x > 0 && Number.isFinite(x), 'a finite number > 0', 65536),
+      growth_factor: numAt(ls, 'growth_factor', lw, (x) => x > 1, 'a number > 1', 2),
+      backoff_factor: numAt(ls, 'backoff_factor', lw, (x) => x > 0 && x < 1, 'a number in (0, 1)', 0.5),
+      growth_interval: intAt(ls, 'growth_interval', lw, 1, 2000),
+    };
+  }
+  return out;
+}
+
+/** int64 (B, L) tensors from the tokenizer's `encodeBatch` output (no copy). */
+export function textTensors(enc: BatchEncoding): { inputIds: TensorHandle; attentionMask: TensorHandle } {
+  const shape = [enc.batchSize, enc.maxLength];
+  return {
+    inputIds: tensorFromBuffer(enc.inputIds, 'int64', shape),
+    attentionMask: tensorFromBuffer(enc.attentionMask, 'int64', shape),
+  };
+}
+
+/**
+ * The zero-shot prompt texts, class after class: [positive(c0), negative(c0), positive(c1), …], from the
+ * `validation.prompts` templates (`{p}` = class name). Encode them once per evaluation.
+ */
+export function zeroShotPromptTexts(classes: readonly string[], prompts: { positive: string; negative: string }): string[] {
+  for (const [key, template] of Object.entries(prompts)) {
+    if (typeof template !== 'string' || !template.includes('{p}')) {
+      throw argError(`validation.prompts.${key}: the template must contain '{p}', got ${JSON.stringify(template)}`);
+    }
+  }
+  const out: string[] = [];
+  for (const c of classes) {
+    out.push(prompts.positive.split('{p}').join(c), prompts.negative.split('{p}').join(c));
+  }
+  return out;
+}
+
+function checkLr(lr: number, fn: string): void {
+  if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0) {
+    throw argError(`${fn}: the learning rate (training.learning_rate schedule) must be a finite number >= 0, got ${lr}`);
+  }
+}
+
+/** A native CT-CLIP model with its trainer state. */
+export class CTClip {
+  readonly handle: CTClipHandle;
+  readonly config: CTClipNativeConfig;
+
+  private constructor(handle: CTClipHandle, config: CTClipNativeConfig) {
+    this.handle = handle;
+    this.config = config;
+  }
+
+  /** Builds a model with seeded initialisation (same seed ⇒ same weights). Starts in eval mode. */
+  static create(config: CTClipNativeConfig): CTClip {
+    const resolved = resolveCTClipConfig(config);
+    return new CTClip(loadAddon().createCTClip(resolved), resolved);
+  }
+
+  info(): CTClipInfo {
+    return loadAddon().ctclipInfo(this.handle);
+  }
+
+  get training(): boolean {
+    return this.info().training;
+  }
+
+  train(mode = true): this {
+    loadAddon().ctclipSetTraining(this.handle, mode);
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Reference-ordered state (full CTCLIP key names); tensors are shared with the model, not copied. */
+  stateDict(): CTClipStateDict {
+    return loadAddon().ctclipStateDict(this.handle);
+  }
+
+  /**
+   * Copies tensors into the model by name; the stale `text_transformer.embeddings.position_ids` of older files is
+   * dropped. Strict (default) refuses missing or unexpected keys.
+   */
+  loadStateDict(names: string[], tensors: TensorHandle[], opts: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
+    if (names.length !== tensors.length) throw argError(`loadStateDict: ${names.length} names but ${tensors.length} tensors`);
+    return loadAddon().ctclipLoadStateDict(this.handle, names, tensors, { strict: opts.strict ?? true });
+  }
+
+  /** Forward without autograd: latents, logits, loss (world size 1), optionally the fixture-named intermediates. */
+  forward(batch: CTClipBatch, opts: { returnIntermediates?: boolean } = {}): Promise<CTClipForwardResult> {
+    return loadAddon().ctclipForward(this.handle, batch.inputIds, batch.attentionMask, batch.volumes, opts);
+  }
+
+  /**
+   * One micro-batch: forward + backward of loss/accumulationSteps, added into the gradients. `returnGrads` copies
+   * the accumulated (un-clipped) gradients out, keyed by parameter name in state-dict order.
+   */
+  accumulate(
+    batch: CTClipBatch,
+    opts: { accumulationSteps?: number; returnIntermediates?: boolean; returnGrads?: boolean } = {},
+  ): Promise<CTClipForwardResult & { grads?: { names: string[]; tensors: TensorHandle[] } }> {
+    const a = opts.accumulationSteps ?? 1;
+    if (!Number.isSafeInteger(a) || a < 1) {
+      throw argError(`accumulate: accumulationSteps (training.gradient_accumulation_steps) must be an integer >= 1, got ${a}`);
+    }
+    return loadAddon().ctclipAccumulate(this.handle, batch.inputIds, batch.attentionMask, batch.volumes, { ...opts, accumulationSteps: a });
+  }
+
+  /** Unscale, pre-clip norm, skip if non-finite, clip, AdamW at `lr`, loss-scale update, gradients reset. */
+  optimizerStep(lr: number, opts: { injectNonFiniteGrad?: boolean } = {}): Promise<CTClipStepResult> {
+    checkLr(lr, 'optimizerStep');
+    return loadAddon().ctclipOptimizerStep(this.handle, lr, opts);
+  }
+
+  /** accumulate(batch) + optimizerStep(lr) in one native call. */
+  trainStep(batch: CTClipBatch, lr: number): Promise<CTClipStepResult> {
+    checkLr(lr, 'trainStep');
+    return loadAddon().ctclipTrainStep(this.handle, batch.inputIds, batch.attentionMask, batch.volumes, lr);
+  }
+
+  /** Drops accumulated gradients (set to undefined) and any pending micro-batches. */
+  zeroGrad(): void {
+    loadAddon().ctclipZeroGrad(this.handle);
+  }
+
+  /** (B, latent) unit text latents (no autograd). */
+  encodeText(inputIds: TensorHandle, attentionMask: TensorHandle): Promise<TensorHandle> {
+    return loadAddon().ctclipEncodeText(this.handle, inputIds, attentionMask);
+  }
+
+  /** (B, latent) unit image latents (no autograd; eval mode leaves the codebook untouched). */
+  encodeImage(volumes: TensorHandle): Promise<TensorHandle> {
+    return loadAddon().ctclipEncodeImage(this.handle, volumes);
+  }
+
+  /**
+   * Zero-shot scores: logits (N, C, 2) = scale·⟨prompt, image⟩ and pPresent (N, C) = softmax over each pair,
+   * element 0. `promptLatents` is (C, 2, latent) or (2·C, latent) ordered as `zeroShotPromptTexts`. The scale
+   * defaults to the model's exp(temperature).
+   */
+  zeroShot(imageLatents: TensorHandle, promptLatents: TensorHandle, opts: { scale?: number } = {}): Promise<{ logits: TensorHandle; pPresent: TensorHandle }> {
+    if (opts.scale !== undefined && (typeof opts.scale !== 'number' || !Number.isFinite(opts.scale))) {
+      throw argError(`zeroShot: scale must be a finite number, got ${opts.scale}`);
+    }
+    return loadAddon().ctclipZeroShot(this.handle, imageLatents, promptLatents, opts.scale);
+  }
+
+  /** AdamW state by parameter name (copies), for checkpoints. */
+  optimizerState(): CTClipOptimizerState {
+    return loadAddon().ctclipOptimizerState(this.handle);
+  }
+
+  loadOptimizerState(state: CTClipOptimizerState): void {
+    const n = state.names.length;
+    if (state.exp_avg.length !== n || state.exp_avg_sq.length !== n || state.step.length !== n) {
+      throw argError('loadOptimizerState: names, exp_avg, exp_avg_sq and step must have the same length');
+    }
+    loadAddon().ctclipLoadOptimizerState(this.handle, state);
+  }
+
+  scalerState(): CTClipScalerState {
+    return loadAddon().ctclipScalerState(this.handle);
+  }
+
+  setScalerState(state: { scale: number; growthTracker: number }): void {
+    loadAddon().ctclipSetScalerState(this.handle, state);
+  }
+
+  /** States of the init and dropout generators (uint8 tensors), for checkpoints. */
+  rngState(): { init: TensorHandle; dropout: TensorHandle } {
+    return loadAddon().ctclipRngState(this.handle);
+  }
+
+  setRngState(state: { init?: TensorHandle; dropout?: TensorHandle }): void {
+    loadAddon().ctclipSetRngState(this.handle, state);
+  }
+
+  /** Restores the optimizer-step / skipped-step counters (resume). */
+  setStepCounters(counters: { optimizerSteps: number; skippedSteps: number }): void {
+    loadAddon().ctclipSetStepCounters(this.handle, counters);
+  }
+
+  parameterCount(): number {
+    return this.info().parameterCount;
+  }
+
+  trainableParameterCount(): number {
+    return this.info().trainableParameterCount;
+  }
+
+  dispose(): void {
+    this.handle.dispose();
+  }
+}

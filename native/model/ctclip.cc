@@ -1,0 +1,156 @@
+#include "model/ctclip.h"
+
+#include <cmath>
+
+#include "compat.h"
+#include "model/init.h"
+#include "model/state_dict.h"
+#include "napi/errors.h"
+
+namespace ctclip::model {
+
+namespace {
+
+bool StartsWith(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
+
+// splitmix64: independent, reproducible sub-seeds for the model's random streams.
+uint64_t DeriveSeed(uint64_t seed, uint64_t stream) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stream + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+constexpr uint64_t kStreamImage = 1, kStreamText = 2, kStreamDropout = 3;
+const std::string kVisualPrefix = "visual_transformer.";
+
+}  // namespace
+
+ClipLossType ParseClipLossType(const std::string& name) {
+  if (name == "softmax") return ClipLossType::Softmax;
+  if (name == "siglip" || name == "sigmoid") return ClipLossType::SigLIP;
+  throw NativeError("ARGUMENT_ERROR", "ctclip config: 'loss' must be 'softmax' or 'siglip', got '" + name + "'");
+}
+
+const char* ClipLossTypeName(ClipLossType type) { return type == ClipLossType::SigLIP ? "siglip" : "softmax"; }
+
+double CTClipConfig::TemperatureInit() const { return loss == ClipLossType::SigLIP ? std::log(10.0) : 1.0; }
+
+int64_t CTClipConfig::DimImage() const {
+  const int64_t hp = image.image_size / image.patch_size;
+  return hp * hp * image.dim;
+}
+
+void CTClipConfig::Validate() const {
+  image.Validate();
+  text.Validate();
+  Require(dim_latent > 0, "ARGUMENT_ERROR", "ctclip config: 'dim_latent' must be a positive integer, got " + std::to_string(dim_latent));
+}
+
+at::Tensor NormalizeLatents(const at::Tensor& t) {
+  compat::AutocastOff fp32;
+  at::Tensor x = t.to(at::kFloat);
+  return x / x.norm(2, {-1}, /*keepdim=*/true).clamp_min(1e-12).expand_as(x);
+}
+
+CTClip::CTClip(const CTClipConfig& config) : config_(config) {
+  config_.image.seed = DeriveSeed(config_.seed, kStreamImage);
+  config_.Validate();
+  initGen_ = MakeInitGenerator(DeriveSeed(config_.seed, kStreamText));
+  dropoutGen_ = MakeInitGenerator(DeriveSeed(config_.seed, kStreamDropout));
+  const CTClipConfig& c = config_;
+
+  temperature = register_parameter("temperature", torch::full({}, c.TemperatureInit()));
+  if (c.loss == ClipLossType::SigLIP) logit_bias = register_parameter("logit_bias", torch::full({}, -10.0));
+  text_transformer = register_module("text_transformer", std::make_shared<BertModel>(c.text, initGen_));
+  visual_transformer = register_module("visual_transformer", std::make_shared<CTViT>(c.image));
+  const int64_t dimText = c.text.hidden_size, dimImage = c.DimImage();
+  to_text_latent = register_module("to_text_latent", std::make_shared<Linear>(dimText, c.dim_latent, false, initGen_));
+  to_visual_latent = register_module("to_visual_latent", std::make_shared<Linear>(dimImage, c.dim_latent, false, initGen_));
+  to_text_latent_extra = register_module("to_text_latent_extra", std::make_shared<Linear>(dimText, c.dim_latent, false, initGen_));
+  to_visual_latent_extra = register_module("to_visual_latent_extra", std::make_shared<Linear>(dimImage, c.dim_latent, false, initGen_));
+  {
+    // copy.deepcopy in the reference: the extra projections start equal to the real ones.
+    torch::NoGradGuard noGrad;
+    to_text_latent_extra->weight.copy_(to_text_latent->weight);
+    to_visual_latent_extra->weight.copy_(to_visual_latent->weight);
+  }
+  for (const StateEntry& e : OrderedStateDict(*this)) {
+    if (!e.isBuffer && IsInert(e.name)) e.tensor.set_requires_grad(false);
+  }
+}
+
+bool CTClip::IsInert(const std::string& name) const {
+  if (StartsWith(name, "text_transformer.pooler.")) return true;
+  if (StartsWith(name, "to_text_latent_extra.") || StartsWith(name, "to_visual_latent_extra.")) return true;
+  if (StartsWith(name, kVisualPrefix)) return visual_transformer->IsInert(name.substr(kVisualPrefix.size()));
+  return false;
+}
+
+std::vector<NamedState> CTClip::State() const {
+  std::vector<NamedState> out;
+  for (StateEntry& e : OrderedStateDict(*this)) {
+    TensorKind kind = IsInert(e.name) ? TensorKind::Inert : e.isBuffer ? TensorKind::Buffer : TensorKind::Parameter;
+    out.push_back({std::move(e.name), e.tensor, kind});
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> CTClip::TrainableParameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const NamedState& s : State()) {
+    if (s.kind == TensorKind::Parameter) out.emplace_back(s.name, s.tensor);
+  }
+  return out;
+}
+
+int64_t CTClip::ParameterCount(bool trainableOnly) const {
+  int64_t n = 0;
+  for (const StateEntry& e : OrderedStateDict(*this)) {
+    if (e.isBuffer) continue;  // inert buffers (context_norm.beta) included
+    if (trainableOnly && IsInert(e.name)) continue;
+    n += e.tensor.numel();
+  }
+  return n;
+}
+
+at::Tensor CTClip::Scale() const {
+  compat::AutocastOff fp32;
+  at::Tensor t = config_.clamp_temperature ? at::clamp_max(temperature, kTemperatureClampMax) : temperature;
+  return t.exp();
+}
+
+at::Tensor CTClip::ToVideo(const at::Tensor& volumes) {
+  Require(volumes.defined(), "ARGUMENT_ERROR", "ctclip: the volume tensor is undefined");
+  if (volumes.dim() == 4) {
+    // (B, H, W, D) → (B, 1, D, H, W), float32, contiguous.
+    return volumes.permute({0, 3, 1, 2}).unsqueeze(1).to(at::kFloat).contiguous();
+  }
+  Require(volumes.dim() == 5, "SHAPE_ERROR",
+          "ctclip: volumes must be (B, H, W, D) as the loader gives them or (B, C, F, H, W), got shape " + c10::str(volumes.sizes()));
+  return volumes.scalar_type() == at::kFloat ? volumes : volumes.to(at::kFloat);
+}
+
+TextLatents CTClip::EncodeText(const at::Tensor& ids, const at::Tensor& mask, Recorder* recorder) {
+  BertOutput bert = text_transformer->forward(ids, mask, dropoutGen_, recorder);
+  TextLatents out;
+  out.lastHiddenState = bert.lastHiddenState;
+  out.cls = bert.cls;
+  out.unnormalized = to_text_latent->forward(bert.cls);
+  Record(recorder, "text_latents_unnormalized", out.unnormalized);
+  out.latents = NormalizeLatents(out.unnormalized);
+  Record(recorder, "text_latents", out.latents);
+  return out;
+}
+
+ImageLatents CTClip::EncodeImage(const at::Tensor& video, Recorder* recorder) {
+  ImageLatents out;
+  out.vit = visual_transformer->forward(ToVideo(video), recorder);
+  out.unnormalized = to_visual_latent->forward(out.vit.embedding);
+  Record(recorder, "image_latents_unnormalized", out.unnormalized);
+  out.latents = NormalizeLatents(out.unnormalized);
+  Record(recorder, "image_latents", out.latents);
+  return out;
+}
+
+}  // namespace ctclip::model

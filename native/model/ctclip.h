@@ -1,0 +1,109 @@
+// The CT-CLIP wrapper ([orig] `CTCLIP` with `BertModel`; model-spec §2): a BERT text tower, the CTViT image
+// encoder, bias-free projections to a shared latent space, L2 normalisation, a learnable temperature and — for the
+// SigLIP loss — a learnable logit bias.
+//
+// State-dict keys and order (fixture cases C/D):
+//   temperature, [logit_bias (SigLIP)], text_transformer.*, visual_transformer.*, to_text_latent.weight,
+//   to_visual_latent.weight, to_text_latent_extra.weight, to_visual_latent_extra.weight
+// Inert tensors (kept so files interchange, requires_grad off, never optimised, gradients stay undefined): the BERT
+// pooler, the CTViT's inert modules (first-frame embedding, to_pixels*, context norms) and the `*_extra`
+// projections (initialised as copies of the real ones, as the reference's deepcopy does).
+//
+// "Compute latents" (EncodeText / EncodeImage) is separate from the loss (train/losses.h), which takes local and
+// global latents so that a distributed trainer can plug gathered latents in.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/bert.h"
+#include "model/ctvit.h"
+#include "model/linear.h"
+#include "model/recorder.h"
+
+namespace ctclip::model {
+
+enum class ClipLossType { Softmax, SigLIP };
+ClipLossType ParseClipLossType(const std::string& name);  // 'softmax' | 'siglip' (ARGUMENT_ERROR otherwise)
+const char* ClipLossTypeName(ClipLossType type);
+
+constexpr double kTemperatureClampMax = 4.605170185988092;  // ln 100
+
+struct CTClipConfig {
+  CTViTConfig image;  // image.seed is derived from `seed`
+  BertConfig text;
+  int64_t dim_latent = 512;
+  ClipLossType loss = ClipLossType::Softmax;
+  // Clamp the temperature at ln 100 (scale ≤ 100) in the forward; off by default, as in the reference.
+  bool clamp_temperature = false;
+  uint64_t seed = 0;
+
+  // Initial values: temperature 1.0 (softmax) or ln 10 (SigLIP); logit_bias −10 (SigLIP only).
+  double TemperatureInit() const;
+  int64_t DimImage() const;  // H'·W'·dim of the CTViT embedding
+  void Validate() const;
+};
+
+struct TextLatents {
+  at::Tensor lastHiddenState;  // (B, L, hidden)
+  at::Tensor cls;              // (B, hidden)
+  at::Tensor unnormalized;     // (B, latent)
+  at::Tensor latents;          // (B, latent), unit rows
+};
+
+struct ImageLatents {
+  CTViTOutput vit;
+  at::Tensor unnormalized;  // (B, latent)
+  at::Tensor latents;       // (B, latent), unit rows
+};
+
+class CTClip : public torch::nn::Module {
+ public:
+  explicit CTClip(const CTClipConfig& config);
+
+  // ids, mask: (B, L) int64. Records the BERT intermediates and `text_latents(_unnormalized)`.
+  TextLatents EncodeText(const at::Tensor& ids, const at::Tensor& mask, Recorder* recorder = nullptr);
+  // video: (B, C, F, H, W) float32 (see ToVideo for the loader's layout). Training mode runs the VQ EMA once.
+  ImageLatents EncodeImage(const at::Tensor& video, Recorder* recorder = nullptr);
+
+  // The logit scale exp(temperature) (clamped at ln 100 when configured), a differentiable 0-dim tensor.
+  at::Tensor Scale() const;
+  // logit_bias (SigLIP) or an undefined tensor.
+  at::Tensor Bias() const { return logit_bias; }
+
+  // Reference-ordered state with kinds (parameter / buffer / inert); tensors shared with the model.
+  std::vector<NamedState> State() const;
+  // Trainable parameters in state-dict order (inert tensors excluded).
+  std::vector<std::pair<std::string, at::Tensor>> TrainableParameters() const;
+  int64_t ParameterCount(bool trainableOnly) const;
+  bool IsInert(const std::string& name) const;
+
+  const CTClipConfig& config() const { return config_; }
+  at::Generator& dropoutGenerator() { return dropoutGen_; }
+  at::Generator& initGenerator() { return initGen_; }
+
+  // The loader's float16 (B, H, W, D) volume batch → (B, 1, D, H, W) float32 (a 5-D input is only cast).
+  static at::Tensor ToVideo(const at::Tensor& volumes);
+
+  at::Tensor temperature;
+  at::Tensor logit_bias;  // SigLIP only
+  std::shared_ptr<BertModel> text_transformer;
+  std::shared_ptr<CTViT> visual_transformer;
+  std::shared_ptr<Linear> to_text_latent;
+  std::shared_ptr<Linear> to_visual_latent;
+  std::shared_ptr<Linear> to_text_latent_extra;    // inert
+  std::shared_ptr<Linear> to_visual_latent_extra;  // inert
+
+ private:
+  CTClipConfig config_;
+  at::Generator initGen_;
+  at::Generator dropoutGen_;
+};
+
+// l2norm of rows in float32 (F.normalize, eps 1e-12).
+at::Tensor NormalizeLatents(const at::Tensor& t);
+
+}  // namespace ctclip::model

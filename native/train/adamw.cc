@@ -1,0 +1,85 @@
+#include "train/adamw.h"
+
+#include <cmath>
+#include <unordered_map>
+
+#include "napi/errors.h"
+
+namespace ctclip::train {
+
+AdamW::AdamW(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOptions options)
+    : params_(std::move(params)), state_(params_.size()), options_(options) {
+  Require(options_.beta1 >= 0 && options_.beta1 < 1 && options_.beta2 >= 0 && options_.beta2 < 1, "ARGUMENT_ERROR",
+          "adamw: betas must lie in [0, 1), got (" + std::to_string(options_.beta1) + ", " + std::to_string(options_.beta2) + ")");
+  Require(options_.eps > 0, "ARGUMENT_ERROR", "adamw: eps must be > 0");
+  Require(options_.weight_decay >= 0, "ARGUMENT_ERROR", "adamw: weight_decay must be >= 0");
+}
+
+void AdamW::Step(double lr) {
+  torch::NoGradGuard noGrad;
+  const double b1 = options_.beta1, b2 = options_.beta2;
+  for (size_t i = 0; i < params_.size(); i++) {
+    at::Tensor& p = params_[i].second;
+    const at::Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    AdamWParamState& s = state_[i];
+    if (!s.exp_avg.defined()) {
+      s.exp_avg = at::zeros_like(p, at::MemoryFormat::Preserve);
+      s.exp_avg_sq = at::zeros_like(p, at::MemoryFormat::Preserve);
+      s.step = 0;
+    }
+    s.step += 1;
+    const double wd = Decays(p) ? options_.weight_decay : 0.0;
+    if (wd != 0.0) p.mul_(1.0 - lr * wd);
+    s.exp_avg.lerp_(g, 1.0 - b1);
+    s.exp_avg_sq.mul_(b2).addcmul_(g, g, 1.0 - b2);
+    const double step = static_cast<double>(s.step);
+    const double biasCorrection1 = 1.0 - std::pow(b1, step);
+    const double biasCorrection2 = 1.0 - std::pow(b2, step);
+    const double stepSize = lr / biasCorrection1;
+    const double biasCorrection2Sqrt = std::sqrt(biasCorrection2);
+    at::Tensor denom = (s.exp_avg_sq.sqrt() / biasCorrection2Sqrt).add_(options_.eps);
+    p.addcdiv_(s.exp_avg, denom, -stepSize);
+  }
+}
+
+AdamWStateExport AdamW::Export() const {
+  AdamWStateExport out;
+  for (size_t i = 0; i < params_.size(); i++) {
+    const AdamWParamState& s = state_[i];
+    if (!s.exp_avg.defined()) continue;
+    out.names.push_back(params_[i].first);
+    out.exp_avg.push_back(s.exp_avg.clone());
+    out.exp_avg_sq.push_back(s.exp_avg_sq.clone());
+    out.steps.push_back(s.step);
+  }
+  return out;
+}
+
+void AdamW::Import(const AdamWStateExport& state) {
+  const size_t n = state.names.size();
+  Require(state.exp_avg.size() == n && state.exp_avg_sq.size() == n && state.steps.size() == n, "ARGUMENT_ERROR",
+          "adamw state: names, exp_avg, exp_avg_sq and step must have the same length");
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < params_.size(); i++) index.emplace(params_[i].first, i);
+  std::vector<AdamWParamState> next(params_.size());
+  for (size_t k = 0; k < n; k++) {
+    auto it = index.find(state.names[k]);
+    Require(it != index.end(), "DATA_ERROR", "adamw state: '" + state.names[k] + "' is not a trainable parameter of this model");
+    const at::Tensor& p = params_[it->second].second;
+    for (const at::Tensor* t : {&state.exp_avg[k], &state.exp_avg_sq[k]}) {
+      Require(t->defined() && t->sizes().equals(p.sizes()), "SHAPE_ERROR",
+              "adamw state: '" + state.names[k] + "' has shape " + (t->defined() ? c10::str(t->sizes()) : "undefined") +
+                  " but the parameter is " + c10::str(p.sizes()));
+    }
+    Require(state.steps[k] >= 0, "DATA_ERROR", "adamw state: step of '" + state.names[k] + "' is negative");
+    AdamWParamState& s = next[it->second];
+    Require(!s.exp_avg.defined(), "DATA_ERROR", "adamw state: '" + state.names[k] + "' is given twice");
+    s.exp_avg = state.exp_avg[k].to(p.options()).clone();
+    s.exp_avg_sq = state.exp_avg_sq[k].to(p.options()).clone();
+    s.step = state.steps[k];
+  }
+  state_ = std::move(next);
+}
+
+}  // namespace ctclip::train

@@ -1,0 +1,117 @@
+// One CT-CLIP training step in C++ (model-spec §7), split for gradient accumulation:
+//
+//   Accumulate(batch, A)  forward (under autocast for bf16/fp16; the VQ and the loss stay float32), then backward of
+//                         loss · lossScale / A, ADDING into the parameter gradients. After A calls the gradients
+//                         are those of the MEAN of the A micro-batch losses (= the average of the per-micro-batch
+//                         gradients); note that for InfoNCE this is not the gradient of one batch of A·B samples,
+//                         whose negatives would span all micro-batches.
+//   OptimizerStep(lr)     unscale (fp16), global L2 norm of all gradients (the pre-clip norm, reported), skip if the
+//                         norm or any accumulated loss is non-finite, else clip (coef = max_norm/(norm + 1e-6),
+//                         clamped at 1, exactly as torch.nn.utils.clip_grad_norm_) and AdamW; then the loss-scale
+//                         update and zeroing of the gradients (set to UNDEFINED, never zero-filled, so parameters
+//                         without a gradient — and inert tensors — are not decayed).
+//   Step(batch, lr)       Accumulate(batch, 1) + OptimizerStep(lr).
+//
+// A skipped step does not advance the optimizer (state, per-parameter step counts, `optimizerSteps`); it counts in
+// `skippedSteps`. Timings are host wall-clock (steady_clock) around each phase with no added synchronisation; the
+// single sync of a step is reading the loss/norm at the end of OptimizerStep.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+
+#include "model/ctclip.h"
+#include "model/recorder.h"
+#include "train/adamw.h"
+#include "train/grad_scaler.h"
+#include "train/losses.h"
+
+namespace ctclip::train {
+
+enum class Precision { Fp32, Bf16, Fp16 };
+Precision ParsePrecision(const std::string& name);  // 'fp32' | 'no' | 'bf16' | 'fp16'
+const char* PrecisionName(Precision p);
+
+struct TrainerOptions {
+  Precision precision = Precision::Fp32;
+  std::optional<double> maxGradNorm = 0.5;  // nullopt: no clipping (the norm is still reported)
+  AdamWOptions adamw;
+  GradScalerOptions scaler;  // enabled by default for fp16 only
+
+  void Validate() const;
+};
+
+struct Batch {
+  at::Tensor ids;      // (B, L) int64
+  at::Tensor mask;     // (B, L) int64
+  at::Tensor volumes;  // (B, H, W, D) float16/32 from the loader, or (B, C, F, H, W)
+};
+
+struct Timings {
+  double forwardMs = 0;
+  double backwardMs = 0;
+  double optimizerMs = 0;
+};
+
+struct MicroStepResult {
+  model::TextLatents text;    // detached
+  model::ImageLatents image;  // detached
+  LossOutput loss;            // detached, unscaled micro-batch loss
+  at::Tensor scale;           // exp(temperature) used
+  Timings timings;
+};
+
+struct StepResult {
+  double loss = 0;              // mean of the accumulated micro-batch losses
+  double gradNorm = 0;          // pre-clip global L2 norm (after unscaling); non-finite on a skipped step
+  double clipCoef = 1;          // applied clip coefficient (1 without clipping or on skipped steps)
+  double temperature = 0;       // after the step
+  double logitScale = 0;        // exp(temperature) after the step (clamped when configured)
+  bool skipped = false;
+  double lossScale = 1;         // after the update
+  int64_t microBatches = 0;
+  int64_t optimizerSteps = 0;   // after this step
+  int64_t skippedSteps = 0;
+  Timings timings;              // forward/backward summed over the micro-batches, plus the optimizer phase
+};
+
+class Trainer {
+ public:
+  Trainer(std::shared_ptr<model::CTClip> model, TrainerOptions options);
+
+  MicroStepResult Accumulate(const Batch& batch, int64_t accumulationSteps, model::Recorder* recorder = nullptr);
+  // `injectNonFiniteGrad` (tests only) sets one gradient element to +inf before the finiteness check.
+  StepResult OptimizerStep(double lr, bool injectNonFiniteGrad = false);
+  StepResult Step(const Batch& batch, double lr);
+
+  // Undefined gradients for every parameter (inert ones included) and a fresh accumulation.
+  void ZeroGrad();
+
+  // Copies of the current (accumulated, scaled as stored) gradients of the trainable parameters that have one.
+  std::vector<std::pair<std::string, at::Tensor>> Gradients() const;
+
+  AdamW& optimizer() { return *optimizer_; }
+  GradScaler& scaler() { return scaler_; }
+  const TrainerOptions& options() const { return options_; }
+  int64_t optimizerSteps() const { return optimizerSteps_; }
+  int64_t skippedSteps() const { return skippedSteps_; }
+  int64_t pendingMicroBatches() const { return micro_; }
+  void setCounters(int64_t optimizerSteps, int64_t skippedSteps);
+
+ private:
+  std::shared_ptr<model::CTClip> model_;
+  TrainerOptions options_;
+  std::unique_ptr<AdamW> optimizer_;
+  GradScaler scaler_;
+  int64_t optimizerSteps_ = 0;
+  int64_t skippedSteps_ = 0;
+  // accumulation in progress
+  int64_t micro_ = 0;
+  at::Tensor lossSum_;      // Σ loss_i / A (no sync)
+  at::Tensor lossFinite_;   // all losses finite so far (bool tensor)
+  Timings pending_;
+};
+
+}  // namespace ctclip::train
