@@ -228,6 +228,8 @@ export interface PreprocessVolumeOptions {
   divide?: number;
   padValue?: number;
   dtype?: 'float16' | 'float32';
+  /** The caller gives up the input's memory: the op writes HU/clipped values into it (saves a volume-sized buffer). */
+  inPlace?: boolean;
 }
 
 export interface PreprocessVolumeStats {

@@ -310,7 +310,7 @@ export async function preprocessDataset(o: PreprocessDatasetOptions): Promise<Pr
         try {
           const tr = performance.now();
           const nifti = await readNifti(v.file);
-          const r = await preprocessNifti(nifti, { spacing, shape, window, rescale, slope, intercept, sourceSpacing, reorient }, (performance.now() - tr) / 1000);
+          const r = await preprocessNifti(nifti, { spacing, shape, window, rescale, slope, intercept, sourceSpacing, reorient }, (performance.now() - tr) / 1000, true);
           r.meta.warnings.unshift(...pre);
           return { ok: true, volume: r.volume, shape: r.shape, meta: r.meta };
         } catch (e) {

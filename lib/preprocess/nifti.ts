@@ -88,8 +88,11 @@ export interface NiftiVolume {
   sform: Affine | null;
   /** Whether scl_slope/scl_inter changed the values. */
   sclApplied: boolean;
-  /** Min/max of the stored values (before scl), handy for diagnostics. */
-  storedRange: [number, number];
+  /**
+   * Min/max of the stored values (before scl) when scl_slope/scl_inter changed them (computed while scaling);
+   * null otherwise — the stored values are then the returned values (the pipeline reports their range).
+   */
+  storedRange: [number, number] | null;
 }
 
 function fail(file: string, field: string, msg: string): never {
@@ -235,12 +238,21 @@ function decode(buf: Uint8Array, file: string): NiftiVolume {
     fail(file, 'data', `dim ${dims.join('×')} ${h.datatype} needs ${need} bytes from vox_offset ${voxOffset}, file has ${buf.length} (truncated?)`);
   }
   const data = new Float32Array(n);
-  const storedRange = convert(buf, voxOffset, n, h.datatype, h.littleEndian, data);
+  convert(buf, voxOffset, n, h.datatype, h.littleEndian, data);
   const slope = Number.isFinite(h.sclSlope) ? h.sclSlope : 0;
   const inter = Number.isFinite(h.sclInter) ? h.sclInter : 0;
   const sclApplied = slope !== 0 && !(slope === 1 && inter === 0);
+  let storedRange: [number, number] | null = null;
   if (sclApplied) {
-    for (let i = 0; i < n; i++) data[i] = data[i] * slope + inter;
+    let min = Infinity;
+    let max = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const v = data[i];
+      if (v < min) min = v;
+      if (v > max) max = v;
+      data[i] = v * slope + inter;
+    }
+    storedRange = [min, max];
   }
   const unit = h.spatialUnits === 1 ? 1000 : h.spatialUnits === 3 ? 0.001 : 1;
   const spacing = [1, 2, 3].map((k) => {
@@ -285,7 +297,7 @@ const CTORS: Record<NiftiDatatype, TypedCtor> = {
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Converts n stored values at `offset` into `out` (native TypedArray.set), byte-swapping when needed. */
-function convert(buf: Uint8Array, offset: number, n: number, dtype: NiftiDatatype, le: boolean, out: Float32Array): [number, number] {
+function convert(buf: Uint8Array, offset: number, n: number, dtype: NiftiDatatype, le: boolean, out: Float32Array): void {
   const { bytes } = NIFTI_DATATYPES[dtype];
   const start = buf.byteOffset + offset;
   let src: Uint8Array = buf.subarray(offset, offset + n * bytes);
@@ -302,14 +314,6 @@ function convert(buf: Uint8Array, offset: number, n: number, dtype: NiftiDatatyp
   }
   const view = new CTORS[dtype](src.buffer, src.byteOffset, n);
   out.set(view as unknown as ArrayLike<number>);
-  let min = Infinity;
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) {
-    const v = out[i];
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
-  return [min, max];
 }
 
 export interface WriteNiftiOptions {

@@ -63,8 +63,8 @@ export interface VolumeMeta {
   resampledSize: Vec3;
   shape: Vec3;
   window: [number, number];
-  /** Stored value range (before scl) and value range after scl_slope/inter (the reader's output). */
-  storedRange: [number, number];
+  /** Stored value range (before scl; null when scl did not change the values) and value range after it. */
+  storedRange: [number, number] | null;
   valueRange: [number, number];
   sclApplied: boolean;
   rescale: {
@@ -83,7 +83,8 @@ export interface VolumeMeta {
   nonAirFraction: number;
   orientation: { reorient: Reorient; order: Vec3; flip: number[]; inputCodes: string; outputCodes: string };
   warnings: string[];
-  seconds: { read: number; native: number };
+  /** Wall seconds: read (+ gunzip + conversion), the native op, and its steps. */
+  seconds: { read: number; native: number; nativeSteps: Record<string, number> };
 }
 
 export interface PreprocessedVolume {
@@ -99,8 +100,11 @@ function checkVec(name: string, v: readonly number[], positive = true): void {
   }
 }
 
-/** Preprocesses an already-read NIfTI volume. */
-export async function preprocessNifti(nifti: NiftiVolume, opts: PreprocessOptions = {}, readSeconds = 0): Promise<PreprocessedVolume> {
+/**
+ * Preprocesses an already-read NIfTI volume. With `consume`, the caller gives up `nifti.data`: the native op
+ * writes the HU/clipped values into it instead of allocating another volume-sized buffer.
+ */
+export async function preprocessNifti(nifti: NiftiVolume, opts: PreprocessOptions = {}, readSeconds = 0, consume = false): Promise<PreprocessedVolume> {
   const target = opts.spacing ?? DEFAULT_SPACING;
   const shape = opts.shape ?? DEFAULT_SHAPE;
   const window = opts.window ?? DEFAULT_WINDOW;
@@ -159,6 +163,7 @@ export async function preprocessNifti(nifti: NiftiVolume, opts: PreprocessOption
     divide: HU_DIVISOR,
     padValue: PAD_VALUE,
     dtype: 'float16',
+    inPlace: consume,
   });
   const nativeSeconds = (performance.now() - t0) / 1000;
 
@@ -192,7 +197,7 @@ export async function preprocessNifti(nifti: NiftiVolume, opts: PreprocessOption
       nonAirFraction: stats.nonAirFraction,
       orientation: orient,
       warnings,
-      seconds: { read: readSeconds, native: nativeSeconds },
+      seconds: { read: readSeconds, native: nativeSeconds, nativeSteps: stats.seconds },
     },
   };
 }
@@ -220,5 +225,5 @@ export async function preprocessVolumeFile(file: string, opts: PreprocessOptions
   const t0 = performance.now();
   const nifti = await readNifti(file);
   const read = (performance.now() - t0) / 1000;
-  return preprocessNifti(nifti, opts, read);
+  return preprocessNifti(nifti, opts, read, true);
 }
