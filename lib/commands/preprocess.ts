@@ -10,7 +10,7 @@
 import { CtclipError } from '../errors';
 import { configureThreads } from '../runtime';
 import { intOption, parseCommandArgs, runCommand } from './common';
-import { preprocessDataset, REPORT_FILE, type Progress } from '../preprocess/dataset';
+import { defaultWorkers, preprocessDataset, REPORT_FILE, type Progress } from '../preprocess/dataset';
 import type { RescaleMode } from '../preprocess/pipeline';
 import type { Reorient } from '../preprocess/orientation';
 
@@ -24,7 +24,7 @@ const USAGE = `usage: ctclip preprocess --volumes DIR --reports reports.csv --la
   --out DIR                output: shard-NNNNNN.tar, ctclip-index.json, preprocess_report.json
   --split S                only volumes whose name starts with S_ (train, valid)
   --samples-per-shard N    default 100
-  --workers N              volumes in flight at once (default 2)
+  --workers N              volumes in flight at once (default 1 on <= 3 CPUs, else CPUs/2 up to 4)
   --threads N              libtorch intra-op threads (default CTCLIP_THREADS or the CPU count)
   --rescale MODE           auto (default) | always | never: apply the metadata RescaleSlope/Intercept
   --spacing X,Y,Z          target spacing in mm for H, W, D (default 0.75,0.75,1.5)
@@ -90,7 +90,7 @@ export function run(argv: string[]): Promise<number> {
     if (!(window[0] < window[1])) throw new CtclipError('ARGUMENT_ERROR', `--window must be LO,HI with LO < HI, got '${values.window}'`);
     if (values.split !== undefined && !/^[A-Za-z0-9]+$/.test(values.split)) throw new CtclipError('ARGUMENT_ERROR', `--split must be a name like train or valid, got '${values.split}'`);
     const samplesPerShard = intOption('samples-per-shard', values['samples-per-shard'], 100);
-    const workers = intOption('workers', values.workers, 2);
+    const workers = values.workers !== undefined ? intOption('workers', values.workers) : defaultWorkers();
     configureThreads(values.threads !== undefined ? intOption('threads', values.threads) : undefined);
 
     const quiet = values.quiet;

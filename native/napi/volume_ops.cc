@@ -19,8 +19,8 @@
 //   opts.dtype    'float16' (default) | 'float32'
 //   opts.inPlace  the caller gives up the input's memory: HU/clip are written into it (default false)
 // Stats: input min/max, air-band counts for both interpretations, the decision, the HU mode in
-// [−1500, −500) (20 HU bins) and how many HU voxels lie below −500, and the fraction of output voxels above
-// `padValue`·0.99·divide (i.e. non-air after crop).
+// [−1500, −500) (20 HU bins) and how many HU voxels lie below −500, the fraction of output voxels above
+// 0.99·padValue (i.e. not air/padding after crop), the resampled size and the seconds per step.
 #include <napi.h>
 #include <torch/torch.h>
 
