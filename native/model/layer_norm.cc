@@ -2,13 +2,23 @@
 
 namespace ctclip::model {
 
+namespace {
+
+// Under mixed precision the input may be bf16/fp16 while the affine parameters stay float32; libtorch 1.13's CPU
+// layer_norm refuses mixed dtypes, so normalise in float32 (autocast's fp32 policy for layer_norm). A no-op in fp32.
+at::Tensor AsParamDtype(const at::Tensor& x, const at::Tensor& param) {
+  return x.scalar_type() == param.scalar_type() ? x : x.to(param.scalar_type());
+}
+
+}  // namespace
+
 LayerNorm::LayerNorm(int64_t dim, double eps_) : eps(eps_) {
   weight = register_parameter("weight", torch::ones({dim}));
   bias = register_parameter("bias", torch::zeros({dim}));
 }
 
 at::Tensor LayerNorm::forward(const at::Tensor& x) const {
-  return at::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+  return at::layer_norm(AsParamDtype(x, weight), {weight.size(0)}, weight, bias, eps);
 }
 
 LayerNormNB::LayerNormNB(int64_t dim) {
@@ -17,7 +27,7 @@ LayerNormNB::LayerNormNB(int64_t dim) {
 }
 
 at::Tensor LayerNormNB::forward(const at::Tensor& x) const {
-  return at::layer_norm(x, {gamma.size(0)}, gamma, beta, kLayerNormEps);
+  return at::layer_norm(AsParamDtype(x, gamma), {gamma.size(0)}, gamma, beta, kLayerNormEps);
 }
 
 }  // namespace ctclip::model
