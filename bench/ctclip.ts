@@ -1,0 +1,245 @@
+/**
+ * A full CT-CLIP training step (forward, backward, global-norm clip 0.5, AdamW) on the `mid` config.
+ *
+ *   node bench/ctclip.js [--batch B] [--threads T] [--warmup W] [--iters K] [--matmul N] [--precision fp32|bf16] [--json]
+ *
+ * Config `mid` (the performance issue): CTViT dim 128, codebook 1024, image 96, patch 16, temporal patch 8, F 48,
+ * depth 2+2, heads 4 × 32; BERT hidden 128, 2 layers, 2 heads, intermediate 512, vocab 1500, sequence 64,
+ * dropout 0; latent 128; batch 4; fp32; 2 intra-op threads. Volumes enter as the loader gives them (float16
+ * (B, H, W, D), permuted and cast natively). Reports the median wall time of a step and the median forward /
+ * backward / optimizer breakdown (native timings) after warm-up, the achieved GFLOP/s (FLOPs counted analytically:
+ * `ctvitFlops` for the image side, the BERT matmuls and the projections for the rest; backward = 2× forward,
+ * optimizer not counted), the GFLOP/s of an N×N float32 matmul in the same process (the ceiling), and the ratio
+ * to the reference Python's median of 110 ms per step on this machine kind.
+ */
+import { parseArgs } from 'util';
+import { float32ArrayToFloat16 } from '../lib/data/float16';
+import { CTClip, type CTClipConfig } from '../lib/model/ctclip';
+import { ctvitFlops, resolveCTViTConfig } from '../lib/model/ctvit';
+import { loadAddon } from '../lib/native';
+import { tensorFromBuffer } from '../lib/tensor';
+
+export const REFERENCE_STEP_MS = 110;
+
+export const MID_CTCLIP_CONFIG: CTClipConfig = {
+  image: {
+    dim: 128,
+    codebook_size: 1024,
+    image_size: 96,
+    patch_size: 16,
+    temporal_patch_size: 8,
+    spatial_depth: 2,
+    temporal_depth: 2,
+    heads: 4,
+    dim_head: 32,
+  },
+  text: {
+    vocab_size: 1500,
+    hidden_size: 128,
+    num_hidden_layers: 2,
+    num_attention_heads: 2,
+    intermediate_size: 512,
+    max_position_embeddings: 512,
+    hidden_dropout_prob: 0,
+    attention_probs_dropout_prob: 0,
+  },
+  dim_latent: 128,
+  seed: 0,
+  training: { precision: 'fp32', max_grad_norm: 0.5, weight_decay: 0.01, betas: [0.9, 0.99], eps: 1e-8 },
+};
+
+export interface CtclipBenchOptions {
+  batch?: number;
+  frames?: number;
+  seqLen?: number;
+  threads?: number;
+  warmup?: number;
+  iters?: number;
+  matmulN?: number;
+  precision?: 'fp32' | 'bf16';
+  log?: (line: string) => void;
+}
+
+export interface CtclipBenchResult {
+  config: CTClipConfig;
+  batch: number;
+  frames: number;
+  seqLen: number;
+  threads: number;
+  iters: number;
+  precision: string;
+  stepMs: number;
+  forwardMs: number;
+  backwardMs: number;
+  optimizerMs: number;
+  gflop: number;
+  gflops: number;
+  matmulGflops: number;
+  ratioToMatmul: number;
+  referenceMs: number;
+  /** stepMs / reference (below 1 = faster than the reference Python). */
+  ratioToReference: number;
+  parameters: number;
+  trainableParameters: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function lcg(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+/** Forward FLOPs of the text tower and the two projections (matmuls only). */
+export function textAndHeadFlops(config: CTClipConfig, batch: number, seqLen: number): number {
+  const t = config.text;
+  const H = t.hidden_size;
+  const I = t.intermediate_size;
+  const tokens = batch * seqLen;
+  const perLayer = 2 * tokens * H * 3 * H + 2 * 2 * batch * seqLen * seqLen * H + 2 * tokens * H * H + 2 * 2 * tokens * H * I;
+  const hp = config.image.image_size / config.image.patch_size;
+  const dimImage = hp * hp * config.image.dim;
+  return t.num_hidden_layers * perLayer + 2 * batch * (H + dimImage) * config.dim_latent;
+}
+
+export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<CtclipBenchResult> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const addon = loadAddon();
+  const threads = opts.threads ?? 2;
+  addon.setNumThreads(threads);
+  const batch = opts.batch ?? 4;
+  const frames = opts.frames ?? 48;
+  const seqLen = opts.seqLen ?? 64;
+  const warmup = opts.warmup ?? 2;
+  const iters = opts.iters ?? 7;
+  const matmulN = opts.matmulN ?? 1024;
+  const precision = opts.precision ?? 'fp32';
+  const config: CTClipConfig = { ...MID_CTCLIP_CONFIG, training: { ...MID_CTCLIP_CONFIG.training, precision } };
+
+  const model = CTClip.create(config);
+  model.train();
+  const H = config.image.image_size;
+  const ids = new BigInt64Array(batch * seqLen);
+  const mask = new BigInt64Array(batch * seqLen);
+  let s = 7;
+  for (let b = 0; b < batch; b++) {
+    const len = seqLen - 5 * b; // some padding, like real reports
+    for (let i = 0; i < len; i++) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      ids[b * seqLen + i] = BigInt(i === 0 ? 2 : i === len - 1 ? 3 : 5 + (s % (config.text.vocab_size - 5)));
+      mask[b * seqLen + i] = 1n;
+    }
+  }
+  const volumes = float32ArrayToFloat16(lcg(batch * H * H * frames, 1));
+  const step = () =>
+    model.trainStep(
+      {
+        inputIds: tensorFromBuffer(ids, 'int64', [batch, seqLen]),
+        attentionMask: tensorFromBuffer(mask, 'int64', [batch, seqLen]),
+        volumes: tensorFromBuffer(volumes, 'float16', [batch, H, H, frames]),
+      },
+      1e-5,
+    );
+  for (let i = 0; i < warmup; i++) await step();
+  const wall: number[] = [];
+  const fwd: number[] = [];
+  const bwd: number[] = [];
+  const opt: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = process.hrtime.bigint();
+    const r = await step();
+    wall.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    fwd.push(r.timings.forwardMs);
+    bwd.push(r.timings.backwardMs);
+    opt.push(r.timings.optimizerMs);
+  }
+  const info = model.info();
+  model.dispose();
+
+  const matmulIters = Math.max(3, Math.round(2e10 / (2 * matmulN ** 3)));
+  const matmul = await addon.matmulGflops(matmulN, matmulIters);
+  const vit = ctvitFlops(resolveCTViTConfig({ ...config.image, seed: 0 }), batch, frames, { train: true });
+  const textFwd = textAndHeadFlops(config, batch, seqLen);
+  const flop = vit.forward + vit.backward + 3 * textFwd;
+  const stepMs = median(wall);
+  const gflops = flop / 1e9 / (stepMs / 1e3);
+  const result: CtclipBenchResult = {
+    config,
+    batch,
+    frames,
+    seqLen,
+    threads,
+    iters,
+    precision,
+    stepMs,
+    forwardMs: median(fwd),
+    backwardMs: median(bwd),
+    optimizerMs: median(opt),
+    gflop: flop / 1e9,
+    gflops,
+    matmulGflops: matmul,
+    ratioToMatmul: gflops / matmul,
+    referenceMs: REFERENCE_STEP_MS,
+    ratioToReference: stepMs / REFERENCE_STEP_MS,
+    parameters: info.parameterCount,
+    trainableParameters: info.trainableParameterCount,
+  };
+
+  const f = (x: number, d = 1) => x.toFixed(d);
+  const c = config.image;
+  log(
+    `CT-CLIP train step bench (mid): CTViT dim ${c.dim}, codebook ${c.codebook_size}, image ${c.image_size}, patch ${c.patch_size}/${c.temporal_patch_size}, ` +
+      `F ${frames}, depth ${c.spatial_depth}+${c.temporal_depth}, heads ${c.heads}×${c.dim_head}; BERT ${config.text.hidden_size}×${config.text.num_hidden_layers}, ` +
+      `seq ${seqLen}, vocab ${config.text.vocab_size}; latent ${config.dim_latent}; batch ${batch}; ${precision}; ${threads} threads; ` +
+      `median of ${iters} after ${warmup} warm-up`,
+  );
+  log(`  step (wall)      ${f(stepMs).padStart(8)} ms   ${f(result.gflop, 2)} GFLOP  ${f(gflops)} GFLOP/s  ${f(100 * result.ratioToMatmul)}% of matmul`);
+  log(`    forward        ${f(result.forwardMs).padStart(8)} ms`);
+  log(`    backward       ${f(result.backwardMs).padStart(8)} ms`);
+  log(`    optimizer      ${f(result.optimizerMs).padStart(8)} ms   (clip + AdamW over ${result.trainableParameters} trainable parameters)`);
+  log(`  matmul ceiling ${matmulN}×${matmulN} float32: ${f(matmul)} GFLOP/s`);
+  log(`  reference Python: ${REFERENCE_STEP_MS} ms/step → ratio ${f(result.ratioToReference, 2)} (${result.ratioToReference <= 1 ? 'faster' : 'slower'})`);
+  return result;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      batch: { type: 'string' },
+      threads: { type: 'string' },
+      warmup: { type: 'string' },
+      iters: { type: 'string' },
+      matmul: { type: 'string' },
+      precision: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  const precision = values.precision as 'fp32' | 'bf16' | undefined;
+  const r = await runCtclipBench({
+    batch: num(values.batch),
+    threads: num(values.threads),
+    warmup: num(values.warmup),
+    iters: num(values.iters),
+    matmulN: num(values.matmul),
+    precision,
+    log: values.json ? () => undefined : undefined,
+  });
+  if (values.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+}
+
+if (require.main === module) {
+  main().catch((e: unknown) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exit(1);
+  });
+}
