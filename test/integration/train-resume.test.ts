@@ -1,0 +1,163 @@
+/**
+ * Issue 9: checkpoints that survive anything, and resume that reproduces the uninterrupted run exactly.
+ * Real `node lib/train.js` children on a tiny debug-derived config (CPU, fp32, 1 thread, dropout on), killed with
+ * SIGKILL at deterministic points through CTCLIP_TEST_FAULT (lib/train.ts), then resumed with `--resume latest`.
+ * The reference is an uninterrupted run of the same config: per-step losses (metrics.jsonl) must be equal and the
+ * final model.safetensors bit-identical.
+ */
+import { expect } from 'chai';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { CheckpointManager } from '../../lib/checkpoint';
+import { Rng } from '../../lib/rng';
+import { requireAddon } from '../helpers/native';
+import { checkpointDirs, describeRun, runTrain, trainData, trainLosses, writeTrainConfig, type TrainData } from '../helpers/train-fixtures';
+
+const TOTAL = 24;
+const SAVE_EVERY = 4;
+
+describe('train: checkpoints and exact resume (issue 9)', function () {
+  this.timeout(300_000);
+  let data: TrainData;
+  let dir: string;
+  let refDir: string;
+  let refLosses: Map<number, number>;
+  let refWeights: Buffer;
+  let refOptimizer: Buffer;
+
+  function config(name: string): { cfg: string; runDir: string } {
+    const runDir = path.join(dir, name);
+    const cfg = writeTrainConfig(dir, data, runDir, {
+      training: { max_steps: TOTAL, max_epochs: null, save_every_n_steps: SAVE_EVERY, warmup_steps: 4, threads: 1 },
+      validation: { eval_every_n_steps: 12, eval_samples: 16 },
+      checkpoint: { keep_last_n: 3 },
+      logging: { log_every_n_steps: 1, use_tensorboard: false },
+      model: { text_encoder: { hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1 } },
+    });
+    return { cfg, runDir };
+  }
+
+  function finalWeights(runDir: string): { model: Buffer; optimizer: Buffer } {
+    const last = checkpointDirs(runDir).pop() as string;
+    expect(path.basename(last)).to.equal(`ckpt-step${String(TOTAL).padStart(8, '0')}`);
+    return { model: fs.readFileSync(path.join(last, 'model.safetensors')), optimizer: fs.readFileSync(path.join(last, 'optimizer.safetensors')) };
+  }
+
+  function expectSameAsReference(runDir: string): void {
+    const losses = trainLosses(runDir);
+    expect([...losses.keys()]).to.deep.equal([...refLosses.keys()]);
+    for (const [step, loss] of refLosses) expect(losses.get(step), `loss at step ${step}`).to.equal(loss);
+    const w = finalWeights(runDir);
+    expect(w.model.equals(refWeights), 'final model.safetensors bit-identical').to.equal(true);
+    expect(w.optimizer.equals(refOptimizer), 'final optimizer.safetensors bit-identical').to.equal(true);
+  }
+
+  before(async function () {
+    requireAddon(this);
+    data = await trainData({ train: 64, val: 16 });
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-train-resume-'));
+    const { cfg, runDir } = config('reference');
+    const r = await runTrain(['--config', cfg]);
+    expect(r.code, describeRun(r)).to.equal(0);
+    refDir = runDir;
+    refLosses = trainLosses(runDir);
+    expect(refLosses.size).to.equal(TOTAL);
+    const w = finalWeights(runDir);
+    refWeights = w.model;
+    refOptimizer = w.optimizer;
+  });
+  after(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the uninterrupted run is deterministic: a second run gives the same losses and weights', async function () {
+    const { cfg, runDir } = config('again');
+    const r = await runTrain(['--config', cfg]);
+    expect(r.code, describeRun(r)).to.equal(0);
+    expectSameAsReference(runDir);
+  });
+
+  it('SIGKILL at a seeded pseudo-random step, then --resume latest: same per-step losses, bit-identical final weights', async function () {
+    const k = SAVE_EVERY + 1 + new Rng(20250).int(TOTAL - SAVE_EVERY - 2); // in [5, 22]: after the first checkpoint
+    const { cfg, runDir } = config(`kill-${k}`);
+    const killed = await runTrain(['--config', cfg], { CTCLIP_TEST_FAULT: `kill-after-step=${k}` });
+    expect(killed.signal, describeRun(killed)).to.equal('SIGKILL');
+    expect(killed.stdout).to.contain(`FAULT kill-after-step ${k}`);
+    const expectedFrom = Math.floor((k - 1) / SAVE_EVERY) * SAVE_EVERY; // the save of step k itself never ran
+    const resumed = await runTrain(['--config', cfg, '--resume', 'latest']);
+    expect(resumed.code, describeRun(resumed)).to.equal(0);
+    expect(resumed.stdout).to.match(new RegExp(`Resumed from \\S*ckpt-step${String(expectedFrom).padStart(8, '0')}: step ${expectedFrom},`));
+    expectSameAsReference(runDir);
+    const events = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number });
+    expect(events.filter((e) => e.type === 'resume').map((e) => e.step)).to.deep.equal([expectedFrom]);
+  });
+
+  it('SIGKILL between the file writes and the rename: resume uses the previous checkpoint and cleans the leftover', async function () {
+    const { cfg, runDir } = config('kill-commit');
+    const killed = await runTrain(['--config', cfg], { CTCLIP_TEST_FAULT: `kill-before-commit=${2 * SAVE_EVERY}` });
+    expect(killed.signal, describeRun(killed)).to.equal('SIGKILL');
+    const names = fs.readdirSync(runDir);
+    expect(names.filter((n) => n.startsWith('.tmp-ckpt-step00000008-'))).to.have.length(1);
+    expect(names).to.not.include('ckpt-step00000008');
+    expect(names).to.include('ckpt-step00000004');
+    const resumed = await runTrain(['--config', cfg, '--resume', 'latest']);
+    expect(resumed.code, describeRun(resumed)).to.equal(0);
+    expect(resumed.stdout).to.match(/Resumed from \S*ckpt-step00000004: step 4,/);
+    expect(resumed.stdout).to.match(/Removed leftover of an interrupted checkpoint write: \S*\.tmp-ckpt-step00000008-/);
+    expect(fs.readdirSync(runDir).filter((n) => n.startsWith('.tmp-'))).to.deep.equal([]);
+    expectSameAsReference(runDir);
+  });
+
+  it('a bit-flipped or truncated newest checkpoint is skipped with a warning', async function () {
+    const runDir = path.join(dir, 'corrupt');
+    fs.cpSync(refDir, runDir, { recursive: true });
+    const cfg = config('corrupt').cfg;
+    const ckpts = checkpointDirs(runDir).map((d) => path.basename(d));
+    expect(ckpts.slice(-3)).to.deep.equal(['ckpt-step00000016', 'ckpt-step00000020', 'ckpt-step00000024']);
+    // newest: one flipped bit in the weights; the one before: a truncated optimizer part
+    const model24 = path.join(runDir, 'ckpt-step00000024', 'model.safetensors');
+    const bytes = fs.readFileSync(model24);
+    bytes[bytes.length - 5] ^= 0x01;
+    fs.writeFileSync(model24, bytes);
+    const opt20 = path.join(runDir, 'ckpt-step00000020', 'optimizer.safetensors');
+    fs.truncateSync(opt20, fs.statSync(opt20).size - 100);
+    const resumed = await runTrain(['--config', cfg, '--resume', 'latest']);
+    expect(resumed.code, describeRun(resumed)).to.equal(0);
+    expect(resumed.stderr, describeRun(resumed)).to.match(/warning: skipping corrupt checkpoint \S*ckpt-step00000024: .*model\.safetensors/);
+    expect(resumed.stderr, describeRun(resumed)).to.match(/warning: skipping (corrupt )?checkpoint \S*ckpt-step00000020: .*optimizer\.safetensors: size \d+ bytes, manifest says \d+ \(truncated/);
+    expect(resumed.stdout).to.match(/Resumed from \S*ckpt-step00000016: step 16,/);
+    expectSameAsReference(runDir);
+  });
+
+  it('ENOSPC while saving: a clear error, exit 1, and the previous checkpoint intact and resumable', async function () {
+    const { cfg, runDir } = config('enospc');
+    const failed = await runTrain(['--config', cfg], { CTCLIP_TEST_FAULT: `enospc=${2 * SAVE_EVERY}` });
+    expect(failed.code, describeRun(failed)).to.equal(1);
+    expect(failed.stderr).to.match(/no space left on device/);
+    expect(failed.stderr).to.match(/ckpt-step00000008.*model\.safetensors/);
+    expect(failed.stderr).to.contain('Nothing was committed; earlier checkpoints are intact.');
+    const names = fs.readdirSync(runDir);
+    expect(names.filter((n) => n.startsWith('ckpt-step'))).to.deep.equal(['ckpt-step00000004']);
+    expect(names.filter((n) => n.startsWith('.tmp-'))).to.deep.equal([]);
+    const manager = new CheckpointManager({ dir: runDir, keepLastN: 3, readOnly: true, onLog: () => undefined });
+    const v = await manager.verify(path.join(runDir, 'ckpt-step00000004'));
+    expect(v.ok, v.problems.join('; ')).to.equal(true);
+    const resumed = await runTrain(['--config', cfg, '--resume', 'latest']);
+    expect(resumed.code, describeRun(resumed)).to.equal(0);
+    expect(resumed.stdout).to.match(/Resumed from \S*ckpt-step00000004: step 4,/);
+    expectSameAsReference(runDir);
+  });
+
+  it("--resume latest without any checkpoint starts fresh and says so; --resume best without one exits 2", async function () {
+    const { cfg, runDir } = config('fresh');
+    const r = await runTrain(['--config', cfg, '--resume', 'latest', '--set', 'training.max_steps=4', '--set', 'training.save_every_n_steps=null', '--set', 'validation.eval_every_n_steps=null']);
+    expect(r.code, describeRun(r)).to.equal(0);
+    expect(r.stdout).to.contain(`No checkpoint found in ${runDir}: starting fresh`);
+    const empty = path.join(dir, 'empty');
+    const cfg2 = config('empty').cfg;
+    const b = await runTrain(['--config', cfg2, '--resume', 'best']);
+    expect(b.code, describeRun(b)).to.equal(2);
+    expect(b.stderr).to.contain(`there is no best checkpoint in ${empty}`);
+  });
+});

@@ -1,0 +1,57 @@
+/**
+ * SIGINT / SIGTERM: the trainer stops at the next step boundary, saves a checkpoint and exits 130 / 143; the run
+ * then resumes from that checkpoint.
+ */
+import { expect } from 'chai';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { requireAddon } from '../helpers/native';
+import { checkpointDirs, describeRun, runTrain, startTrain, trainData, writeTrainConfig, type TrainData } from '../helpers/train-fixtures';
+
+describe('train: SIGINT / SIGTERM', function () {
+  this.timeout(180_000);
+  let data: TrainData;
+  let dir: string;
+
+  before(async function () {
+    requireAddon(this);
+    data = await trainData({ train: 64, val: 16 });
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-train-signals-'));
+  });
+  after(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    it(`${sig}: stops at the next step boundary, saves a checkpoint and exits ${code}`, async function () {
+      const runDir = path.join(dir, sig);
+      const cfg = writeTrainConfig(dir, data, runDir, {
+        training: { max_steps: 2000, max_epochs: null, save_every_n_steps: null, save_every_n_epochs: null, threads: 1 },
+        validation: { eval_every_n_steps: null, eval_every_n_epochs: null, eval_samples: 8 },
+        logging: { log_every_n_steps: 1 },
+      });
+      const child = startTrain(['--config', cfg]);
+      await child.waitForLine(/^Step 3\/2000 /);
+      child.child.kill(sig);
+      const r = await child.done;
+      expect(r.code, describeRun(r)).to.equal(code);
+      expect(r.stderr).to.contain(`${sig} received: stopping after the current step and saving a checkpoint`);
+      const m = /Training interrupted at step (\d+)\/2000/.exec(r.stdout);
+      expect(m, describeRun(r)).to.not.equal(null);
+      const step = Number((m as RegExpExecArray)[1]);
+      expect(step).to.be.at.least(3).and.below(2000);
+      const ckpts = checkpointDirs(runDir);
+      expect(ckpts.map((d) => path.basename(d))).to.deep.equal([`ckpt-step${String(step).padStart(8, '0')}`]);
+      expect(r.stdout).to.contain(`Saved checkpoint: ${ckpts[0]}`);
+      const meta = JSON.parse(fs.readFileSync(path.join(ckpts[0], 'meta.json'), 'utf8')) as { kind: string };
+      expect(meta.kind).to.equal('interrupt');
+      if (sig === 'SIGINT') {
+        const resumed = await runTrain(['--config', cfg, '--resume', 'latest', '--set', `training.max_steps=${step + 2}`, '--set', 'validation.eval_samples=8']);
+        expect(resumed.code, describeRun(resumed)).to.equal(0);
+        expect(resumed.stdout).to.contain(`Resumed from ${ckpts[0]}: step ${step},`);
+        expect(resumed.stdout).to.contain(`Step ${step + 2}/${step + 2} `);
+      }
+    });
+  }
+});
