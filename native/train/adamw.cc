@@ -38,7 +38,8 @@ void AdamW::Step(double lr) {
     const double biasCorrection2 = 1.0 - std::pow(b2, step);
     const double stepSize = lr / biasCorrection1;
     const double biasCorrection2Sqrt = std::sqrt(biasCorrection2);
-    at::Tensor denom = (s.exp_avg_sq.sqrt() / biasCorrection2Sqrt).add_(options_.eps);
+    at::Tensor denom = s.exp_avg_sq.sqrt();
+    denom.div_(biasCorrection2Sqrt).add_(options_.eps);
     p.addcdiv_(s.exp_avg, denom, -stepSize);
   }
 }

@@ -298,8 +298,11 @@ describe('native: CT-CLIP golden fixtures', function () {
     const dir = 'zero_shot';
 
     it('matches image and prompt latents, logits and P(present)', async function () {
-      const meta = readMeta('ctclip_tiny');
-      const { model, weights } = await buildModel('ctclip_tiny', meta, 'softmax');
+      // E reuses C's model: meta.weights = "<case>/weights.safetensors (…)"
+      const zmeta = JSON.parse(fs.readFileSync(fixturePath(dir, 'meta.json'), 'utf8')) as { weights?: string };
+      const modelDir = zmeta.weights?.split('/')[0] ?? 'ctclip_tiny';
+      const meta = readMeta(modelDir);
+      const { model, weights } = await buildModel(modelDir, meta, 'softmax');
       const inputs = await loadSafetensors(fixturePath(dir, 'inputs.safetensors'));
       const outputs = await loadSafetensors(fixturePath(dir, 'outputs.safetensors'));
       model.eval();
