@@ -605,7 +605,7 @@ export class Trainer extends EventEmitter {
     const selection = cfg.checkpoint.best_metric;
     this.log(...formatValidationResults(p.step, outcome.numSamples, outcome.logged, selection));
     this.log(formatValidationLine(p.step, outcome.logged));
-    this.metrics?.write({ type: 'val', step: p.step, epoch: p.epoch, ...outcome.logged, seconds: outcome.seconds, per_class: outcome.metrics.per_class });
+    this.metrics?.write({ type: 'val', step: p.step, epoch: p.epoch, ...outcome.logged, n_valid_classes: outcome.metrics.n_valid_classes, n_samples: outcome.numSamples, seconds: outcome.seconds, per_class: outcome.metrics.per_class });
     if (this.tensorboard) {
       const tb: Record<string, number> = {};
       for (const [k, v] of Object.entries(outcome.logged)) if (Number.isFinite(v)) tb[`val/${k}`] = v;

@@ -21,7 +21,7 @@ export interface ValidationOutcome {
   numSamples: number;
   /** The full metrics (per_class included). */
   metrics: MultiLabelMetrics;
-  /** Flat numeric metrics for logs and best tracking: macro_/weighted_ of `validation.metrics`, n_valid_classes, CI keys. */
+  /** Flat numeric metrics for logs and best tracking: macro_/weighted_ of `validation.metrics` (+ CI keys). */
   logged: Record<string, number>;
   /** Per-class AUROC by class name. */
   perClassAuroc: Record<string, number>;
@@ -90,7 +90,6 @@ export async function runValidation(
   const logged: Record<string, number> = {};
   const m = metrics as unknown as Record<string, number>;
   for (const kind of ['macro', 'weighted']) for (const name of v.metrics) logged[`${kind}_${name}`] = m[`${kind}_${name}`];
-  logged.n_valid_classes = metrics.n_valid_classes;
   let bootstrap: BootstrapResult | null = null;
   if (v.use_bootstrap) {
     bootstrap = bootstrapMetrics(scores, labels, classNames, { nResamples: v.n_bootstrap, seed: cfg.experiment.seed, level: v.bootstrap_level, threshold: v.threshold });
