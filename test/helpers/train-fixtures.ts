@@ -11,6 +11,9 @@ import { repoRoot } from './fixtures';
 
 export const TRAIN_JS = path.join(repoRoot, 'lib', 'train.js');
 
+/** The demo's findings (scripts/demo.sh): structures several voxels large at 32×32×12. */
+export const DEMO_CLASSES = ['Lung opacity', 'Atelectasis', 'Emphysema', 'Consolidation', 'Pleural effusion', 'Cardiomegaly'];
+
 export interface TrainData {
   dir: string;
   trainPattern: string;
@@ -22,7 +25,7 @@ export interface TrainData {
 const cache = new Map<string, Promise<TrainData>>();
 
 /** Writes (once per process and argument set) a synthetic dataset like the demo's. */
-export function trainData(opts: { train: number; val: number; seed?: number; shape?: [number, number, number] }): Promise<TrainData> {
+export function trainData(opts: { train: number; val: number; seed?: number; shape?: [number, number, number]; classes?: string[] }): Promise<TrainData> {
   const key = JSON.stringify(opts);
   let p = cache.get(key);
   if (!p) {
@@ -30,8 +33,9 @@ export function trainData(opts: { train: number; val: number; seed?: number; sha
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-train-data-'));
       const shape = opts.shape ?? [32, 32, 12];
       const seed = opts.seed ?? 1;
-      const tr = await writeSynthDataset({ out: path.join(dir, 'train'), samples: opts.train, shape, shards: 2, seed });
-      const va = await writeSynthDataset({ out: path.join(dir, 'valid'), samples: opts.val, shape, shards: 1, seed: seed + 1 });
+      const classes = opts.classes;
+      const tr = await writeSynthDataset({ out: path.join(dir, 'train'), samples: opts.train, shape, shards: 2, seed, classes });
+      const va = await writeSynthDataset({ out: path.join(dir, 'valid'), samples: opts.val, shape, shards: 1, seed: seed + 1, classes });
       process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
       return { dir, trainPattern: tr.pattern, valPattern: va.pattern, labelsCsv: path.join(dir, 'valid', 'labels.csv'), vocab: path.join(dir, 'train', 'vocab.txt') };
     })();

@@ -10,6 +10,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { CheckpointManager } from '../../lib/checkpoint';
+import { decodeSafetensors } from '../../lib/io/safetensors';
+import { writeTorchSave } from '../../lib/weights/torch-save';
 import { Rng } from '../../lib/rng';
 import { requireAddon } from '../helpers/native';
 import { checkpointDirs, describeRun, runTrain, trainData, trainLosses, writeTrainConfig, type TrainData } from '../helpers/train-fixtures';
@@ -147,6 +149,53 @@ describe('train: checkpoints and exact resume (issue 9)', function () {
     expect(resumed.code, describeRun(resumed)).to.equal(0);
     expect(resumed.stdout).to.match(/Resumed from \S*ckpt-step00000004: step 4,/);
     expectSameAsReference(runDir);
+  });
+
+  it('--no-load-optimizer: the weights and run position are restored, AdamW starts fresh', async function () {
+    const runDir = path.join(dir, 'no-opt');
+    fs.cpSync(refDir, runDir, { recursive: true });
+    for (const d of checkpointDirs(runDir)) if (!d.endsWith('ckpt-step00000016')) fs.rmSync(d, { recursive: true });
+    const cfg = config('no-opt').cfg;
+    const r = await runTrain(['--config', cfg, '--resume', 'latest', '--no-load-optimizer']);
+    expect(r.code, describeRun(r)).to.equal(0);
+    expect(r.stdout).to.match(/Resumed from \S*ckpt-step00000016: step 16, .*\(--no-load-optimizer: AdamW moments and loss scaler start fresh\)/);
+    const losses = trainLosses(runDir);
+    // step 17 runs on the restored weights, data and dropout stream: the same loss; later steps use fresh moments
+    expect(losses.get(17)).to.equal(refLosses.get(17));
+    expect(losses.get(18)).to.not.equal(refLosses.get(18));
+    expect(finalWeights(runDir).model.equals(refWeights)).to.equal(false);
+  });
+
+  it('--init-from starts a new run from weights only: our checkpoint folder, or a PyTorch torch.save file', async function () {
+    const last = checkpointDirs(refDir).pop() as string;
+    const a = config('init-ours');
+    const ours = await runTrain(['--config', a.cfg, '--init-from', last, '--set', 'training.max_steps=4', '--set', 'training.warmup_steps=2']);
+    expect(ours.code, describeRun(ours)).to.equal(0);
+    expect(ours.stdout).to.contain(`Initialised the model from ${path.join(last, 'model.safetensors')}`);
+    expect(ours.stdout).to.contain('a new run starts at step 0');
+    const oursLosses = trainLosses(a.runDir);
+    expect([...oursLosses.keys()]).to.deep.equal([1, 2, 3, 4]);
+    expect(oursLosses.get(1)).to.not.equal(refLosses.get(1)); // trained weights, not the seeded init
+
+    // the same weights as a torch.save zip (reference key names, under model_state_dict)
+    const st = decodeSafetensors(fs.readFileSync(path.join(last, 'model.safetensors')));
+    const dtypes: Record<string, 'float32' | 'int64'> = { F32: 'float32', I64: 'int64' };
+    const entries = [...st.tensors].map(([name, t]) => {
+      const dtype = dtypes[t.dtype];
+      if (!dtype) throw new Error(`unexpected dtype ${t.dtype} for ${name}`);
+      return { name, dtype, shape: t.shape, data: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) };
+    });
+    const pt = path.join(dir, 'weights.pt');
+    writeTorchSave(pt, entries, { wrapper: 'model_state_dict', extra: { epoch: 1 } });
+    const b = config('init-pt');
+    const fromPt = await runTrain(['--config', b.cfg, '--init-from', pt, '--set', 'training.max_steps=4', '--set', 'training.warmup_steps=2']);
+    expect(fromPt.code, describeRun(fromPt)).to.equal(0);
+    expect(fromPt.stdout).to.contain(`Initialised the model from ${pt}`);
+    const ptLosses = trainLosses(b.runDir);
+    for (const step of [1, 2, 3, 4]) expect(ptLosses.get(step), `step ${step}`).to.equal(oursLosses.get(step));
+    const bad = await runTrain(['--config', b.cfg, '--init-from', path.join(dir, 'nope.pt')]);
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr).to.contain('no such file or folder');
   });
 
   it("--resume latest without any checkpoint starts fresh and says so; --resume best without one exits 2", async function () {
