@@ -4,6 +4,7 @@
 #include <limits>
 #include <string>
 
+#include "compat.h"
 #include "model/init.h"
 #include "napi/errors.h"
 
@@ -146,7 +147,8 @@ void BertModel::CheckInput(const at::Tensor& ids, const at::Tensor& mask) const 
   }
 }
 
-at::Tensor BertModel::Layer(const BertLayer& layer, const at::Tensor& x, const at::Tensor& additiveMask, at::Generator& gen) const {
+at::Tensor BertModel::Layer(const BertLayer& layer, const at::Tensor& x, const at::Tensor& additiveMask, const at::Tensor& keepMask,
+                             at::Generator& gen) const {
   const BertConfig& c = config_;
   const bool train = is_training();
   const int64_t B = x.size(0), L = x.size(1), H = c.hidden_size, heads = c.num_attention_heads, dh = H / heads;
@@ -156,11 +158,23 @@ at::Tensor BertModel::Layer(const BertLayer& layer, const at::Tensor& x, const a
   at::Tensor b = at::cat({sa.query->bias, sa.key->bias, sa.value->bias}, 0);
   at::Tensor qkv = at::linear(x, w, b).view({B, L, 3, heads, dh}).permute({2, 0, 3, 1, 4});  // (3, B, h, L, dh)
   at::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
-  const double scaling = 1.0 / std::sqrt(static_cast<double>(dh));
-  at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) * scaling + additiveMask;  // (B, h, L, L)
-  at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(v.scalar_type());
-  probs = SeededDropout(probs, c.attention_probs_dropout_prob, train, gen);
-  at::Tensor context = at::matmul(probs, v).transpose(1, 2).reshape({B, L, H});
+  at::Tensor context;
+#if CTCLIP_HAVE_SDPA
+  // The fused kernel (same maths, no (L × L) probabilities kept) whenever no attention dropout has to be drawn: its
+  // dropout would come from libtorch's global generator, not ours. A boolean keep-mask gives the same softmax as
+  // the additive float32-min mask.
+  if (!(train && c.attention_probs_dropout_prob > 0.0)) {
+    context = at::scaled_dot_product_attention(q, k, v, keepMask, 0.0, false);
+  }
+#endif
+  if (!context.defined()) {
+    const double scaling = 1.0 / std::sqrt(static_cast<double>(dh));
+    at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) * scaling + additiveMask;  // (B, h, L, L)
+    at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(v.scalar_type());
+    probs = SeededDropout(probs, c.attention_probs_dropout_prob, train, gen);
+    context = at::matmul(probs, v);
+  }
+  context = context.transpose(1, 2).reshape({B, L, H});
 
   const BertAddNorm& ao = *layer.attention->output;
   at::Tensor a = SeededDropout(ao.dense->forward(context), c.hidden_dropout_prob, train, gen);
@@ -190,8 +204,9 @@ BertOutput BertModel::forward(const at::Tensor& ids, const at::Tensor& mask, at:
 
   // (1 − mask) · float32-min, broadcast over heads and queries: padded keys get ~zero attention.
   at::Tensor additive = (1.0 - mask.to(x.device(), at::kFloat)).mul(std::numeric_limits<float>::lowest()).view({B, 1, 1, L});
+  at::Tensor keep = mask.to(x.device()).ne(0).view({B, 1, 1, L});
   for (size_t i = 0; i < layers.size(); i++) {
-    x = Layer(*layers[i], x, additive, dropoutGen);
+    x = Layer(*layers[i], x, additive, keep, dropoutGen);
     Record(recorder, "text_l" + std::to_string(i), x);
   }
   Record(recorder, "text_last_hidden_state", x);

@@ -11,7 +11,9 @@
 // Semantics (fixture README §1.3): embeddings = word[id] + position[0..L−1] + token_type[0] (token_type ids are
 // never passed, so all zero), LayerNorm(eps = layer_norm_eps); per layer scores = q·kᵀ/√dh + (1 − mask)·min(dtype),
 // softmax, dropout, ·v; dense, dropout, LN(· + input); intermediate dense + GELU(erf); dense, dropout, LN(· + h).
-// The q/k/v projections run as one fused matmul over the concatenated weights (same maths, one GEMM).
+// The q/k/v projections run as one fused matmul over the concatenated weights (same maths, one GEMM). With
+// libtorch >= 2.0 the attention itself runs through scaled_dot_product_attention unless attention dropout is active
+// (checked against fixtures C/D/E on 2.x); 1.13 uses the explicit softmax(q·kᵀ/√dh + mask)·v.
 // Dropout draws its masks from a dedicated generator owned by the caller (seeded, state recordable), never from
 // libtorch's global generator; it is active only in training mode with a probability > 0.
 #pragma once
@@ -136,7 +138,9 @@ class BertModel : public torch::nn::Module {
   std::shared_ptr<BertPooler> pooler;
 
  private:
-  at::Tensor Layer(const BertLayer& layer, const at::Tensor& x, const at::Tensor& additiveMask, at::Generator& gen) const;
+  // additiveMask: (B, 1, 1, L) float (1 − mask)·min; keepMask: the same as booleans (for the fused SDPA path).
+  at::Tensor Layer(const BertLayer& layer, const at::Tensor& x, const at::Tensor& additiveMask, const at::Tensor& keepMask,
+                   at::Generator& gen) const;
 
   BertConfig config_;
 };
