@@ -16,8 +16,11 @@ export function fixturePath(...parts: string[]): string {
   return path.join(fixturesDir(), ...parts);
 }
 
+/** Whether the fixtures are present. In CI (CI=true) they must be: a missing set fails instead of skipping. */
 export function fixturesAvailable(): boolean {
-  return fs.existsSync(path.join(fixturesDir(), 'README.md'));
+  const ok = fs.existsSync(path.join(fixturesDir(), 'README.md'));
+  if (!ok && process.env.CI === 'true') throw new Error(`golden fixtures not found at ${fixturesDir()} (set CTCLIP_FIXTURES); CI must run the fixture tests`);
+  return ok;
 }
 
 export function readFixtureJson<T = unknown>(...parts: string[]): T {

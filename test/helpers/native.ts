@@ -1,8 +1,11 @@
 /** Native-test helpers: skip a suite when the addon is not built (unit-only runs), force GC. */
 import { addonAvailable } from '../../lib/native';
 
+/** Skips the suite when the addon is not built; in CI (CI=true) a missing addon is a failure, never a skip. */
 export function requireAddon(ctx: Mocha.Context): void {
-  if (!addonAvailable()) ctx.skip();
+  if (addonAvailable()) return;
+  if (process.env.CI === 'true') throw new Error('the native addon is not built, but CI must run the native tests');
+  ctx.skip();
 }
 
 /** Runs a full GC (mocha is started with --expose-gc) and lets finalizers and queued releases run. */
