@@ -12,8 +12,8 @@ import type { Config } from '../config/schema';
 import type { EvalLoader } from '../data/loader';
 import { bootstrapMetrics, flattenBootstrap, type BootstrapResult } from '../metrics/bootstrap';
 import { evaluateMultiLabel, type MultiLabelMetrics } from '../metrics/aggregate';
-import { textTensors, zeroShotPromptTexts, type CTClip } from '../model/ctclip';
-import { readTensor, tensorFromBuffer } from '../tensor';
+import { zeroShotScores } from '../eval/zero-shot';
+import type { CTClip } from '../model/ctclip';
 import type { Tokenizer } from '../text/tokenizer';
 
 export interface ValidationOutcome {
@@ -44,47 +44,14 @@ export async function runValidation(
   opts: ValidateOptions = {},
 ): Promise<ValidationOutcome> {
   const t0 = performance.now();
-  model.eval();
-  const C = classNames.length;
-  const texts = zeroShotPromptTexts(classNames, cfg.validation.prompts);
-  const enc = tokenizer.encodeBatch(texts, cfg.model.text_encoder.max_length);
-  const { inputIds, attentionMask } = textTensors(enc);
-  const promptLatents = await model.encodeText(inputIds, attentionMask);
-  inputIds.dispose();
-  attentionMask.dispose();
-  const scores: Float64Array[] = [];
-  const labels: Float64Array[] = [];
-  const total = loader.mine.length;
-  try {
-    for await (const batch of loader.batches()) {
-      const n = batch.studyIds.length;
-      if (n === 0) {
-        batch.release();
-        continue;
-      }
-      const [H, W, D] = batch.volumeShape;
-      const volumes = tensorFromBuffer(batch.volumes, 'float16', [n, H, W, D]);
-      let image;
-      try {
-        image = await model.encodeImage(volumes);
-      } finally {
-        volumes.dispose();
-        batch.release();
-      }
-      const { pPresent, logits } = await model.zeroShot(image, promptLatents);
-      const p = readTensor(pPresent).data as Float32Array;
-      image.dispose();
-      pPresent.dispose();
-      logits.dispose();
-      for (let i = 0; i < n; i++) {
-        scores.push(Float64Array.from(p.subarray(i * C, (i + 1) * C)));
-        labels.push(Float64Array.from(batch.labels.subarray(i * C, (i + 1) * C)));
-      }
-      opts.onProgress?.(scores.length, total);
-    }
-  } finally {
-    promptLatents.dispose();
-  }
+  const { scores, labels } = await zeroShotScores(
+    model,
+    tokenizer,
+    loader,
+    classNames,
+    { prompts: cfg.validation.prompts, maxLength: cfg.model.text_encoder.max_length },
+    { onProgress: opts.onProgress },
+  );
   const v = cfg.validation;
   const metrics = evaluateMultiLabel(scores, labels, classNames, { threshold: v.threshold });
   const logged: Record<string, number> = {};
