@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import { CTViT, type CTViTConfig } from '../../lib/model/ctvit';
 import { loadSafetensors } from '../../lib/model/safetensors';
-import { loadAddon, type SafetensorsContent, type TensorHandle } from '../../lib/native';
+import type { SafetensorsContent, TensorHandle } from '../../lib/native';
 import { readTensor } from '../../lib/tensor';
 import { fixturePath, fixturesAvailable } from '../helpers/fixtures';
 import { requireAddon } from '../helpers/native';

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { loadSafetensors, saveSafetensors } from '../../lib/model/safetensors';
-import { loadAddon, type Dtype, type TensorHandle } from '../../lib/native';
+import type { Dtype, TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { fixturePath, fixturesAvailable } from '../helpers/fixtures';
 import { requireAddon } from '../helpers/native';
