@@ -16,7 +16,7 @@ import type { Config } from '../../lib/config/schema';
 import { EvalLoader } from '../../lib/data/loader';
 import { openIndex } from '../../lib/data/shard-index';
 import { encodePrompts, scoreVolumes } from '../../lib/eval/zero-shot';
-import { parseCsv, readEmbeddings } from '../../lib/evaluation';
+import { readEmbeddings } from '../../lib/evaluation';
 import { evaluateMultiLabel } from '../../lib/metrics/aggregate';
 import { toStrictJsonValue } from '../../lib/metrics/json';
 import { modelConfigFromConfig } from '../../lib/model/config';
@@ -45,8 +45,41 @@ const infer = (...args: string[]): Run => node('lib/inference.js', args);
 const ctclip = (...args: string[]): Run => node('lib/cli.js', args);
 const show = (r: Run): string => `exit ${r.status}\n--- stdout ---\n${r.stdout.slice(-3000)}\n--- stderr ---\n${r.stderr.slice(-3000)}`;
 
+/** A small independent RFC 4180 reader (quoted fields with "" escapes, CRLF or LF records). */
+function parseCsvText(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') {
+      row.push(field);
+      field = '';
+    } else if (ch === '\n' || ch === '\r') {
+      if (ch === '\r' && text[i + 1] === '\n') i++;
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+    } else field += ch;
+  }
+  if (field !== '' || row.length) {
+    row.push(field);
+    rows.push(row);
+  }
+  return rows;
+}
+
 function readPredictions(file: string, classNames: string[]): { ids: string[]; scores: number[][]; labels: number[][] } {
-  const rows = parseCsv(fs.readFileSync(file, 'utf8'));
+  const rows = parseCsvText(fs.readFileSync(file, 'utf8'));
   expect(rows[0]).to.deep.equal(['study_id', ...classNames, ...classNames.map((c) => `label:${c}`)]);
   const body = rows.slice(1).filter((r) => r.length > 1);
   const C = classNames.length;
