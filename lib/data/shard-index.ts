@@ -18,6 +18,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CtclipError } from '../errors';
+import { parseCsv } from '../io/csv';
 import { expandShardPattern } from './brace';
 import { CT_RATE_CLASSES, LABEL_ID_COLUMNS } from './classes';
 import { scanTar } from './tar-index';
@@ -131,29 +132,6 @@ export function defaultIndexPath(pattern: string): string {
   return path.join(commonDir(shardPathsOf(pattern)), INDEX_FILE_NAME);
 }
 
-/** Splits one CSV line (RFC 4180 quoting). */
-export function splitCsvLine(line: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (quoted) {
-      if (c === '"' && line[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else cur += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') {
-      out.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  out.push(cur);
-  return out;
-}
-
 /** Class names from a labels CSV header: all columns except VolumeName/study_id, in column order. */
 export function classNamesFromLabelsCsv(file: string): string[] {
   let text: string;
@@ -162,9 +140,9 @@ export function classNamesFromLabelsCsv(file: string): string[] {
   } catch (e) {
     throw new CtclipError('IO_ERROR', `cannot read labels CSV '${file}': ${(e as Error).message}`, { cause: e });
   }
-  const first = text.replace(/^\uFEFF/, '').split(/\r?\n/, 1)[0] ?? '';
-  const names = splitCsvLine(first).map((s) => s.trim()).filter((c) => c !== '' && !LABEL_ID_COLUMNS.includes(c));
-  if (names.length === 0) throw new CtclipError('DATA_ERROR', `labels CSV '${file}' has no class columns in its header ('${first}')`);
+  const header = parseCsv(text, file)[0]?.fields ?? [];
+  const names = header.map((s) => s.trim()).filter((c) => c !== '' && !LABEL_ID_COLUMNS.includes(c));
+  if (names.length === 0) throw new CtclipError('DATA_ERROR', `labels CSV '${file}' has no class columns in its header ('${header.join(',')}')`);
   return names;
 }
 

@@ -8,7 +8,7 @@
  * (AUROC by default). NaN (single-valued classes, or no defined resample) is an EMPTY cell.
  */
 import type { AggregatedMetric } from '../metrics';
-import { CsvCell, formatCsv } from './csv';
+import { type CsvCell, formatCsv } from '../io/csv';
 import type { EvaluationResults } from './results';
 
 /** The metric columns, in order. */

@@ -7,7 +7,7 @@
  */
 import { CtclipError } from '../errors';
 import type { MatrixInput } from '../metrics';
-import { CsvCell, formatCsv } from './csv';
+import { type CsvCell, formatCsv } from '../io/csv';
 
 /** The header of predictions.csv for these classes. Throws ARGUMENT_ERROR if two columns would share a name. */
 export function predictionsHeader(classNames: readonly string[]): string[] {

@@ -1,8 +1,15 @@
 /**
- * RFC 4180 CSV parsing for the CT-RATE CSVs (reports carry commas, double quotes and newlines inside quoted
- * fields). `lib/data/shard-index.ts` has `splitCsvLine`, which splits one physical line only (enough for a
- * labels header); this parser handles whole files: quoted fields spanning lines, `""` escapes, CRLF/LF/CR line
- * ends, a UTF-8 BOM, a missing final newline. Blank lines are skipped.
+ * RFC 4180 CSV, read and written in one place.
+ *
+ * Reading (the CT-RATE CSVs: reports carry commas, double quotes and newlines inside quoted fields): quoted
+ * fields spanning lines, `""` escapes, CRLF/LF/CR line ends, a UTF-8 BOM, a missing final newline; blank lines
+ * are skipped. Lenient by default like Python's csv module (a quote inside an unquoted field, or text after a
+ * closing quote, is kept literally); `strict` refuses both (for files we wrote ourselves).
+ *
+ * Writing: fields separated by commas, records by CRLF; a field containing a comma, a double quote, CR or LF
+ * (or leading/trailing spaces, which some readers trim) is enclosed in double quotes, with every inner double
+ * quote doubled. Numbers are written in JavaScript's shortest round-trip form (`String(v)`, e.g. 0.1, 1e-7), so
+ * parsing a cell gives back the exact float64; NaN, ±Infinity, null and undefined become an EMPTY cell.
  */
 import * as fs from 'fs';
 import { CtclipError } from '../errors';
@@ -13,8 +20,14 @@ export interface CsvRow {
   fields: string[];
 }
 
+export interface CsvParseOptions {
+  /** Refuse a quote inside an unquoted field and text after a closing quote (default false: keep them). */
+  strict?: boolean;
+}
+
 /** Parses CSV text into records. Throws DATA_ERROR (naming `file` and the line) on an unterminated quote. */
-export function parseCsv(text: string, file = '<csv>'): CsvRow[] {
+export function parseCsv(text: string, file = '<csv>', opts: CsvParseOptions = {}): CsvRow[] {
+  const strict = opts.strict ?? false;
   const rows: CsvRow[] = [];
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   const n = text.length;
@@ -62,6 +75,9 @@ export function parseCsv(text: string, file = '<csv>'): CsvRow[] {
         i++;
       }
       if (!closed) throw new CtclipError('DATA_ERROR', `${file}: line ${qLine}: unterminated quoted field`);
+      if (strict && i < n && text[i] !== ',' && text[i] !== '\r' && text[i] !== '\n') {
+        throw new CtclipError('DATA_ERROR', `${file}: line ${line}: unexpected character ${JSON.stringify(text[i])} after a closing quote`);
+      }
       fieldStarted = true;
       // Characters after the closing quote up to the delimiter are kept literally (lenient, like Python's csv).
       continue;
@@ -84,6 +100,7 @@ export function parseCsv(text: string, file = '<csv>'): CsvRow[] {
     while (j < n) {
       const d = text.charCodeAt(j);
       if (d === 44 || d === 10 || d === 13) break;
+      if (d === 34 && strict) throw new CtclipError('DATA_ERROR', `${file}: line ${line}: stray double quote inside an unquoted field`);
       j++;
     }
     field += text.slice(i, j);
@@ -92,6 +109,11 @@ export function parseCsv(text: string, file = '<csv>'): CsvRow[] {
   }
   if (fieldStarted || field !== '' || fields.length > 0) endRecord();
   return rows;
+}
+
+/** Parses CSV text into plain rows of fields (`parseCsv` without the line numbers). */
+export function parseCsvRows(text: string, file = '<csv>', opts: CsvParseOptions = {}): string[][] {
+  return parseCsv(text, file, opts).map((r) => r.fields);
 }
 
 export interface CsvTable {
@@ -151,3 +173,30 @@ export function pandasStr(cell: string | undefined): string {
 
 /** pandas.read_csv's default NA strings (a cell equal to one of these is NaN). */
 export const PANDAS_NA = new Set(['', '#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan', '1.#IND', '1.#QNAN', '<NA>', 'N/A', 'NA', 'NULL', 'NaN', 'None', 'n/a', 'nan', 'null']);
+
+/** A cell value for writing. */
+export type CsvCell = string | number | null | undefined;
+
+/** The record separator we write (RFC 4180). */
+export const CSV_EOL = '\r\n';
+
+/** One field, quoted when needed. */
+export function csvField(value: CsvCell): string {
+  if (value === null || value === undefined) return '';
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : '';
+  const text = String(value);
+  if (/[",\r\n]/.test(text) || /^\s|\s$/.test(text)) return `"${text.replace(/"/g, '""')}"`;
+  return text;
+}
+
+/** One record, without the line ending. */
+export function csvRecord(cells: readonly CsvCell[]): string {
+  return cells.map(csvField).join(',');
+}
+
+/** A whole document: every record followed by CRLF. */
+export function formatCsv(rows: ReadonlyArray<readonly CsvCell[]>): string {
+  let out = '';
+  for (const row of rows) out += csvRecord(row) + CSV_EOL;
+  return out;
+}

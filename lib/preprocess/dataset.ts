@@ -21,7 +21,7 @@ import { LABEL_ID_COLUMNS } from '../data/classes';
 import { indexShards, type ShardIndexFile } from '../data/shard-index';
 import { scanTar } from '../data/tar-index';
 import { TarWriter } from '../data/tar-writer';
-import { pandasStr, readCsvTable, type CsvTable } from './csv';
+import { pandasStr, readCsvTable, type CsvTable } from '../io/csv';
 import { readNifti } from './nifti';
 import type { Reorient } from './orientation';
 import { DEFAULT_SHAPE, DEFAULT_SPACING, DEFAULT_WINDOW, preprocessNifti, type RescaleMode, type VolumeMeta } from './pipeline';

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { parseCsv } from '../../lib/evaluation/csv';
+import { parseCsv } from '../../lib/evaluation';
 import { EVALUATION_FILES, writeEvaluation } from '../../lib/evaluation/write';
 import { formatEvaluationSummary } from '../../lib/evaluation/summary';
 import { readSafetensors } from '../../lib/io/safetensors';

@@ -1,6 +1,7 @@
 /** RFC 4180 CSV writing/parsing and the two CSV tables of the evaluation output. */
 import { expect } from 'chai';
-import { CSV_EOL, csvField, csvRecord, formatCsv, parseCsv } from '../../lib/evaluation/csv';
+import { CSV_EOL, csvField, csvRecord, formatCsv } from '../../lib/io/csv';
+import { parseCsv } from '../../lib/evaluation';
 import { predictionsCsv, predictionsHeader } from '../../lib/evaluation/predictions';
 import { perClassCsv } from '../../lib/evaluation/per-class';
 import { buildEvaluationResults } from '../../lib/evaluation/results';

@@ -1,6 +1,6 @@
 /** RFC 4180 CSV parsing for the CT-RATE CSVs, and the report/metadata cell rules. */
 import { expect } from 'chai';
-import { csvTableFromText, pandasStr, parseCsv } from '../../lib/preprocess/csv';
+import { csvTableFromText, pandasStr, parseCsv } from '../../lib/io/csv';
 import { parseXYSpacing, sampleJson, studyIdOf } from '../../lib/preprocess/dataset';
 
 const rows = (t: string): string[][] => parseCsv(t).map((r) => r.fields);
