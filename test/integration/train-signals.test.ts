@@ -27,7 +27,7 @@ describe('train: SIGINT / SIGTERM', function () {
     it(`${sig}: stops at the next step boundary, saves a checkpoint and exits ${code}`, async function () {
       const runDir = path.join(dir, sig);
       const cfg = writeTrainConfig(dir, data, runDir, {
-        training: { max_steps: 2000, max_epochs: null, save_every_n_steps: null, save_every_n_epochs: null, threads: 1 },
+        training: { max_steps: 2000, max_epochs: null, warmup_steps: 2, save_every_n_steps: null, save_every_n_epochs: null, threads: 1 },
         validation: { eval_every_n_steps: null, eval_every_n_epochs: null, eval_samples: 8 },
         logging: { log_every_n_steps: 1 },
       });
