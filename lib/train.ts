@@ -10,7 +10,8 @@
  * `--debug` (as the reference's): no remote logging (use_wandb off), a progress line every step, the timing
  * breakdown on (every 100 steps), validation on 100 samples. Applied before any `--set`, so `--set` still wins.
  *
- * Test-only: `CTCLIP_TEST_FAULT` = comma-separated `kill-after-step=N`, `kill-before-commit=N`, `enospc=N`.
+ * Test-only: `CTCLIP_TEST_FAULT` = comma-separated `kill-after-step=N`, `kill-before-commit=N`, `enospc=N`,
+ * `non-finite=N` (the first attempt at optimizer step N gets a non-finite gradient and must be skipped).
  */
 import { EXIT_USAGE, intOption, parseCommandArgs, runCommand } from './commands/common';
 import { loadConfig } from './config/load';
@@ -40,11 +41,12 @@ export function parseFaults(text: string | undefined): FaultInjection {
   const faults: FaultInjection = {};
   if (!text) return faults;
   for (const item of text.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const m = /^(kill-after-step|kill-before-commit|enospc)=(\d+)$/.exec(item);
-    if (!m) throw new CtclipError('ARGUMENT_ERROR', `CTCLIP_TEST_FAULT: cannot parse '${item}' (expected kill-after-step=N, kill-before-commit=N or enospc=N)`);
+    const m = /^(kill-after-step|kill-before-commit|enospc|non-finite)=(\d+)$/.exec(item);
+    if (!m) throw new CtclipError('ARGUMENT_ERROR', `CTCLIP_TEST_FAULT: cannot parse '${item}' (expected kill-after-step=N, kill-before-commit=N, enospc=N or non-finite=N)`);
     const n = Number(m[2]);
     if (m[1] === 'kill-after-step') faults.killAfterStep = n;
     else if (m[1] === 'kill-before-commit') faults.killBeforeCommitStep = n;
+    else if (m[1] === 'non-finite') faults.nonFiniteStep = n;
     else faults.enospcStep = n;
   }
   return faults;

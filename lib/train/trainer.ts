@@ -89,6 +89,8 @@ export interface FaultInjection {
   killBeforeCommitStep?: number;
   /** Make the save of step N fail with ENOSPC while writing the model part. */
   enospcStep?: number;
+  /** Make the first attempt at optimizer step N non-finite (native injectNonFiniteGrad): it must be skipped. */
+  nonFiniteStep?: number;
 }
 
 export interface TrainerOptions {
@@ -179,6 +181,7 @@ export class Trainer extends EventEmitter {
   private tensorboard: TensorBoardWriter | null = null;
   private lastValidation: ValidationOutcome | null = null;
   private lastSavedStep: number | null = null;
+  private injectedNonFinite = false;
   private readonly resumedFrom: string | null;
   private readonly wandbLines: string[];
 
@@ -424,6 +427,9 @@ export class Trainer extends EventEmitter {
         let result: CTClipStepResult | null = null;
         let fwd = 0;
         let bwd = 0;
+        const inject = this.faults.nonFiniteStep === k && !this.injectedNonFinite;
+        if (inject) this.injectedNonFinite = true;
+        const fused = A === 1 && !inject;
         for (let a = 0; a < A; a++) {
           const td = performance.now();
           const r: IteratorResult<Batch> = await (pending ?? micro.next());
@@ -443,7 +449,7 @@ export class Trainer extends EventEmitter {
           const volumes = tensorFromBuffer(batch.volumes, 'float16', [n, H, W, D]);
           profile?.add('tokenize', performance.now() - tt);
           try {
-            if (A === 1) {
+            if (fused) {
               result = await this.model.trainStep({ inputIds, attentionMask, volumes }, lr);
               fwd += result.timings.forwardMs;
               bwd += result.timings.backwardMs;
@@ -467,7 +473,7 @@ export class Trainer extends EventEmitter {
           p.position = batch.position;
           p.microBatches += 1;
         }
-        if (A > 1) result = await this.model.optimizerStep(lr);
+        if (!fused) result = await this.model.optimizerStep(lr, inject ? { injectNonFiniteGrad: true } : {});
         const res = result as CTClipStepResult;
         const stepTime = (performance.now() - t0) / 1000;
         if (profile) {

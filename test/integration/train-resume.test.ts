@@ -198,6 +198,64 @@ describe('train: checkpoints and exact resume (issue 9)', function () {
     expect(bad.stderr).to.contain('no such file or folder');
   });
 
+  it('gradient accumulation (A = 2): a run killed and resumed matches its uninterrupted run', async function () {
+    const extra = ['--set', 'training.gradient_accumulation_steps=2'];
+    const a = config('accum-ref');
+    const ref = await runTrain(['--config', a.cfg, ...extra]);
+    expect(ref.code, describeRun(ref)).to.equal(0);
+    expect(ref.stdout).to.contain('Dataset: 64 samples / (batch_size 16 × 1 ranks × 2 accumulation steps) = 2 steps/epoch');
+    const refA = trainLosses(a.runDir);
+    expect(refA.size).to.equal(TOTAL);
+    expect(refA.get(1)).to.not.equal(refLosses.get(1)); // the mean over two micro-batches, not one batch
+    const b = config('accum-kill');
+    const killed = await runTrain(['--config', b.cfg, ...extra], { CTCLIP_TEST_FAULT: 'kill-after-step=10' });
+    expect(killed.signal, describeRun(killed)).to.equal('SIGKILL');
+    const resumed = await runTrain(['--config', b.cfg, ...extra, '--resume', 'latest']);
+    expect(resumed.code, describeRun(resumed)).to.equal(0);
+    expect(resumed.stdout).to.match(/Resumed from \S*ckpt-step00000008: step 8,/);
+    const losses = trainLosses(b.runDir);
+    expect([...losses]).to.deep.equal([...refA]);
+    const last = (d: string) => fs.readFileSync(path.join(checkpointDirs(d).pop() as string, 'model.safetensors'));
+    expect(last(b.runDir).equals(last(a.runDir))).to.equal(true);
+    const pos = JSON.parse(fs.readFileSync(path.join(checkpointDirs(b.runDir).pop() as string, 'data_position.json'), 'utf8')) as { microBatches: number; epoch: number; globalSamplePosition: number };
+    expect(pos.microBatches).to.equal(2 * TOTAL);
+    expect(pos).to.include({ epoch: TOTAL / 2, globalSamplePosition: 0 });
+  });
+
+  it('a non-finite step is skipped: its batch is consumed, the LR schedule does not advance', async function () {
+    const { cfg, runDir } = config('non-finite');
+    const r = await runTrain(['--config', cfg, '--set', 'training.max_steps=6', '--set', 'training.save_every_n_steps=null', '--set', 'validation.eval_every_n_steps=null'], { CTCLIP_TEST_FAULT: 'non-finite=3' });
+    expect(r.code, describeRun(r)).to.equal(0);
+    expect(r.stderr).to.match(/warning: step 3 skipped: non-finite loss or gradients .*the LR schedule does not advance \(1 skipped so far\)/);
+    const events = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number; lr?: number; skipped_steps?: number });
+    const train = events.filter((e) => e.type === 'train');
+    expect(train.map((e) => e.step)).to.deep.equal([1, 2, 3, 4, 5, 6]);
+    expect(train.map((e) => e.skipped_steps)).to.deep.equal([0, 0, 1, 1, 1, 1]);
+    expect(train[2].lr).to.equal(1e-3 * (3 / 4)); // step 3 (retried) still runs at the warmup LR of step 3
+    const pos = JSON.parse(fs.readFileSync(path.join(checkpointDirs(runDir).pop() as string, 'data_position.json'), 'utf8')) as { microBatches: number };
+    expect(pos.microBatches).to.equal(7); // six steps plus the skipped one
+    const sched = JSON.parse(fs.readFileSync(path.join(checkpointDirs(runDir).pop() as string, 'schedule.json'), 'utf8')) as { optimizerStep: number; skippedSteps: number };
+    expect(sched).to.include({ optimizerStep: 6, skippedSteps: 1 });
+  });
+
+  it('resume with a changed batch size continues the interrupted epoch after the saved position', async function () {
+    const { cfg, runDir } = config('geometry');
+    const sets = ['--set', 'training.save_every_n_steps=3', '--set', 'validation.eval_every_n_steps=null', '--set', 'training.max_steps=10'];
+    const killed = await runTrain(['--config', cfg, ...sets], { CTCLIP_TEST_FAULT: 'kill-after-step=5' });
+    expect(killed.signal, describeRun(killed)).to.equal('SIGKILL');
+    const pos3 = JSON.parse(fs.readFileSync(path.join(runDir, 'ckpt-step00000003', 'data_position.json'), 'utf8')) as { epoch: number; globalSamplePosition: number };
+    expect(pos3).to.include({ epoch: 0, globalSamplePosition: 48 });
+    const resumed = await runTrain(['--config', cfg, ...sets, '--resume', 'latest', '--set', 'data.batch_size=8']);
+    expect(resumed.code, describeRun(resumed)).to.equal(0);
+    expect(resumed.stdout).to.contain('Note: the data geometry changed since the checkpoint (batch 16 → 8, world size 1 → 1, accumulation 1 → 1)');
+    expect(resumed.stdout).to.contain('Dataset: 64 samples / batch_size 8 = 8 steps/epoch');
+    // the rest of epoch 0 is positions 48..63: two batches of 8, then epoch 1 with the new geometry
+    const pos = (step: number) => JSON.parse(fs.readFileSync(path.join(runDir, `ckpt-step${String(step).padStart(8, '0')}`, 'data_position.json'), 'utf8')) as { epoch: number; globalSamplePosition: number };
+    expect(pos(6)).to.include({ epoch: 1, globalSamplePosition: 8 });
+    expect(pos(9)).to.include({ epoch: 1, globalSamplePosition: 32 });
+    expect([...trainLosses(runDir).keys()]).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
   it("--resume latest without any checkpoint starts fresh and says so; --resume best without one exits 2", async function () {
     const { cfg, runDir } = config('fresh');
     const r = await runTrain(['--config', cfg, '--resume', 'latest', '--set', 'training.max_steps=4', '--set', 'training.save_every_n_steps=null', '--set', 'validation.eval_every_n_steps=null']);
