@@ -7,7 +7,13 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { writeSynthDataset } from '../../lib/data/synth';
+import { addonAvailable, loadAddon } from '../../lib/native';
 import { repoRoot } from './fixtures';
+
+/** Skips a suite when the addon is not built, or is a stale build without the CT-CLIP model (npm run build:native). */
+export function requireTrainer(ctx: Mocha.Context): void {
+  if (!addonAvailable() || typeof (loadAddon() as unknown as { createCTClip?: unknown }).createCTClip !== 'function') ctx.skip();
+}
 
 export const TRAIN_JS = path.join(repoRoot, 'lib', 'train.js');
 

@@ -9,8 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { readScalars } from '../../lib/logging/tensorboard';
-import { requireAddon } from '../helpers/native';
-import { DEMO_CLASSES, describeRun, runTrain, trainData, writeTrainConfig } from '../helpers/train-fixtures';
+import { DEMO_CLASSES, describeRun, runTrain, trainData, writeTrainConfig, requireTrainer } from '../helpers/train-fixtures';
 
 const TRAIN = 1024;
 const VAL = 200;
@@ -46,7 +45,7 @@ describe('train: the debug config learns zero-shot classification (issue 8)', fu
   });
 
   it(`reaches macro zero-shot AUROC >= 0.65 on ${VAL} validation samples, with the documented lines and TensorBoard events`, async function () {
-    requireAddon(this);
+    requireTrainer(this);
     const data = await trainData({ train: TRAIN, val: VAL, classes: DEMO_CLASSES });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-train-learn-'));
     const runDir = path.join(dir, 'run');

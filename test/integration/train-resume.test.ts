@@ -13,8 +13,7 @@ import { CheckpointManager } from '../../lib/checkpoint';
 import { decodeSafetensors } from '../../lib/io/safetensors';
 import { writeTorchSave } from '../../lib/weights/torch-save';
 import { Rng } from '../../lib/rng';
-import { requireAddon } from '../helpers/native';
-import { checkpointDirs, describeRun, runTrain, trainData, trainLosses, writeTrainConfig, type TrainData } from '../helpers/train-fixtures';
+import { checkpointDirs, describeRun, runTrain, trainData, trainLosses, writeTrainConfig, type TrainData, requireTrainer } from '../helpers/train-fixtures';
 
 const TOTAL = 24;
 const SAVE_EVERY = 4;
@@ -56,7 +55,7 @@ describe('train: checkpoints and exact resume (issue 9)', function () {
   }
 
   before(async function () {
-    requireAddon(this);
+    requireTrainer(this);
     data = await trainData({ train: 64, val: 16 });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-train-resume-'));
     const { cfg, runDir } = config('reference');

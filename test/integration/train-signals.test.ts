@@ -6,8 +6,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { requireAddon } from '../helpers/native';
-import { checkpointDirs, describeRun, runTrain, startTrain, trainData, writeTrainConfig, type TrainData } from '../helpers/train-fixtures';
+import { checkpointDirs, describeRun, runTrain, startTrain, trainData, writeTrainConfig, type TrainData, requireTrainer } from '../helpers/train-fixtures';
 
 describe('train: SIGINT / SIGTERM', function () {
   this.timeout(180_000);
@@ -15,7 +14,7 @@ describe('train: SIGINT / SIGTERM', function () {
   let dir: string;
 
   before(async function () {
-    requireAddon(this);
+    requireTrainer(this);
     data = await trainData({ train: 64, val: 16 });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-train-signals-'));
   });
