@@ -4,7 +4,7 @@
  * exports `run(argv): Promise<exitCode>`; this file only dispatches (lazily, so `ctclip plan` never loads the
  * native addon).
  */
-import { EXIT_USAGE } from './commands/common';
+import { EXIT_USAGE, runAsMain } from './commands/common';
 
 interface CommandEntry {
   summary: string;
@@ -49,14 +49,4 @@ export async function main(argv: string[]): Promise<number> {
   return entry.load().run(rest);
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      process.stderr.write(`ctclip: ${e instanceof Error ? e.stack : String(e)}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+if (require.main === module) runAsMain('ctclip', main);

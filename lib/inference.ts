@@ -9,9 +9,8 @@
  * Exit codes: 0 done · 1 runtime failure (data, I/O, native) · 2 bad arguments or configuration.
  */
 import * as path from 'path';
-import { EXIT_USAGE, intOption, parseCommandArgs, runCommand } from './commands/common';
+import { intOption, parseCommandArgs, runAsMain, runCommand } from './commands/common';
 import { loadConfig } from './config/load';
-import { EvalLoader } from './data/loader';
 import { openIndex } from './data/shard-index';
 import { CtclipError } from './errors';
 import { loadInferenceModel, resolveClassNames } from './eval/model';
@@ -19,6 +18,7 @@ import { SamplesProgress } from './eval/progress';
 import { zeroShotScores } from './eval/zero-shot';
 import { formatEvaluationSummary, writeEvaluation } from './evaluation';
 import { configureThreads } from './runtime';
+import { evalLoaderFor } from './eval/loader';
 
 export const USAGE = `usage: node lib/inference.js --checkpoint W --config C [--output DIR] [--bootstrap] [--n_bootstrap N]
                           [--limit N] [--set key.path=value ...] [--threads N]      (or: ctclip infer …)
@@ -81,14 +81,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     const { model, tokenizer, checkpoint, report } = await loadInferenceModel(cfg, values.checkpoint, log);
     try {
-      const loader = new EvalLoader(index, {
-        batchSize: cfg.data.val_batch_size,
-        evalSamples: limit,
-        seed: cfg.experiment.seed,
-        prefetch: cfg.data.prefetch_factor,
-        readers: cfg.data.num_workers,
-        maxBadSamples: cfg.data.max_bad_samples,
-      });
+      const loader = evalLoaderFor(cfg, index, limit);
       const total = loader.mine.length;
       log(
         `Zero-shot: ${total} of ${index.samples.length} samples${limit !== null && limit < index.samples.length ? ` (--limit ${limit}: fixed seeded subset, seed ${cfg.experiment.seed})` : ''}, ` +
@@ -136,14 +129,4 @@ export async function run(argv: string[]): Promise<number> {
   });
 }
 
-if (require.main === module) {
-  run(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      process.stderr.write(`ctclip infer: ${e instanceof Error ? e.stack : String(e)}\n`);
-      process.exitCode = e instanceof CtclipError && e.code === 'ARGUMENT_ERROR' ? EXIT_USAGE : 1;
-    },
-  );
-}
+if (require.main === module) runAsMain('ctclip infer', run);

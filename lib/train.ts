@@ -13,7 +13,7 @@
  * Test-only: `CTCLIP_TEST_FAULT` = comma-separated `kill-after-step=N`, `kill-before-commit=N`, `enospc=N`,
  * `non-finite=N` (the first attempt at optimizer step N gets a non-finite gradient and must be skipped).
  */
-import { EXIT_USAGE, intOption, parseCommandArgs, runCommand } from './commands/common';
+import { intOption, parseCommandArgs, runAsMain, runCommand } from './commands/common';
 import { loadConfig } from './config/load';
 import { CtclipError } from './errors';
 import { StopSignals } from './train/signals';
@@ -94,14 +94,4 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module) {
-  run(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      process.stderr.write(`ctclip train: ${e instanceof Error ? e.stack : String(e)}\n`);
-      process.exitCode = e instanceof CtclipError && e.code === 'ARGUMENT_ERROR' ? EXIT_USAGE : 1;
-    },
-  );
-}
+if (require.main === module) runAsMain('ctclip train', run);

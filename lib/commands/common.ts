@@ -51,6 +51,22 @@ export async function runCommand(name: string, usage: string, body: () => Promis
   }
 }
 
+/**
+ * Runs an entry point's `run(argv)` as the process's main function: its result becomes the exit code; an error
+ * that escaped `runCommand` is printed with its stack and exits 2 for an ARGUMENT_ERROR, else 1.
+ */
+export function runAsMain(name: string, run: (argv: string[]) => Promise<number>): void {
+  run(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`${name}: ${e instanceof Error ? e.stack : String(e)}\n`);
+      process.exitCode = (e as { code?: string }).code === 'ARGUMENT_ERROR' ? EXIT_USAGE : EXIT_FAILURE;
+    },
+  );
+}
+
 /** A positive integer option value, or ARGUMENT_ERROR naming the option. */
 export function intOption(name: string, text: string | undefined, fallback?: number, min = 1): number {
   if (text === undefined) {

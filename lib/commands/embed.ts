@@ -12,7 +12,6 @@
  */
 import * as path from 'path';
 import { loadConfig } from '../config/load';
-import { EvalLoader } from '../data/loader';
 import { openIndex } from '../data/shard-index';
 import { CtclipError } from '../errors';
 import { loadInferenceModel } from '../eval/model';
@@ -21,8 +20,9 @@ import { writeEmbeddings } from '../evaluation';
 import { textTensors } from '../model/ctclip';
 import type { TensorHandle } from '../native';
 import { configureThreads } from '../runtime';
-import { readTensor, tensorFromBuffer, tensorInfo, transformTensor } from '../tensor';
+import { readTensor, tensorInfo, transformTensor } from '../tensor';
 import { intOption, parseCommandArgs, runCommand } from './common';
+import { batchVolumes, evalLoaderFor } from '../eval/loader';
 
 export const USAGE = `usage: ctclip embed --checkpoint W --config C --shards PATTERN --out FILE.safetensors [--limit N]
                     [--with-image-embeddings] [--set key.path=value ...] [--threads N] [--quiet]
@@ -98,14 +98,7 @@ export function run(argv: string[]): Promise<number> {
     const { model, tokenizer, checkpoint } = await loadInferenceModel(cfg, values.checkpoint!, log);
     const maxLength = cfg.model.text_encoder.max_length;
     try {
-      const loader = new EvalLoader(index, {
-        batchSize: cfg.data.val_batch_size,
-        evalSamples: limit,
-        seed: cfg.experiment.seed,
-        prefetch: cfg.data.prefetch_factor,
-        readers: cfg.data.num_workers,
-        maxBadSamples: cfg.data.max_bad_samples,
-      });
+      const loader = evalLoaderFor(cfg, index, limit);
       const total = loader.mine.length;
       log(`Embedding ${total} of ${index.samples.length} samples (${values.shards}), batch ${cfg.data.val_batch_size}, ${threads} threads${withEmb ? ', with image embeddings' : ''}`);
       const studyIds: string[] = [];
@@ -121,8 +114,7 @@ export function run(argv: string[]): Promise<number> {
             batch.release();
             continue;
           }
-          const [H, W, D] = batch.volumeShape;
-          const volumes = tensorFromBuffer(batch.volumes, 'float16', [n, H, W, D]);
+          const volumes = batchVolumes(batch);
           const { inputIds, attentionMask } = textTensors(tokenizer.encodeBatch(batch.reports, maxLength));
           const owned: TensorHandle[] = [volumes, inputIds, attentionMask];
           try {

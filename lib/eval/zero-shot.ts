@@ -14,8 +14,9 @@ import type { EvalLoader } from '../data/loader';
 import { CtclipError } from '../errors';
 import type { TensorHandle } from '../native';
 import { textTensors, zeroShotPromptTexts, type CTClip } from '../model/ctclip';
-import { readTensor, tensorFromBuffer } from '../tensor';
+import { readTensor } from '../tensor';
 import type { Tokenizer } from '../text/tokenizer';
+import { batchVolumes } from './loader';
 
 export interface ZeroShotPrompts {
   positive: string;
@@ -102,8 +103,7 @@ export async function zeroShotScores(
         batch.release();
         continue;
       }
-      const [H, W, D] = batch.volumeShape;
-      const volumes = tensorFromBuffer(batch.volumes, 'float16', [n, H, W, D]);
+      const volumes = batchVolumes(batch);
       let p: Float32Array;
       try {
         p = await scoreVolumes(model, volumes, promptLatents, C);

@@ -47,13 +47,13 @@ import { CTClip, textTensors, type CTClipStepResult } from '../model/ctclip';
 import { formatPlan, planRun, type RunPlan } from '../plan';
 import { configureThreads } from '../runtime';
 import { lrAt } from '../schedule';
-import { tensorFromBuffer } from '../tensor';
 import { Tokenizer } from '../text/tokenizer';
 import { importHfBertFolder, loadWeightsFile } from '../weights';
 import { checkpointParts, loadModelWeights, restoreCheckpoint, MODEL_PART, type TrainProgress } from './checkpoint-io';
 import { ensureRunDir, writeFileAtomic, type RunDir } from './run-dir';
 import type { StopSignals } from './signals';
 import { runValidation, type ValidationOutcome } from './validate';
+import { batchVolumes, evalLoaderFor } from '../eval/loader';
 
 export interface StepEvent {
   step: number;
@@ -182,7 +182,8 @@ export class Trainer extends EventEmitter {
   private lastValidation: ValidationOutcome | null = null;
   private lastSavedStep: number | null = null;
   private injectedNonFinite = false;
-  private readonly resumedFrom: string | null;
+  /** The checkpoint this run resumed from (null for a fresh run). */
+  readonly resumedFrom: string | null;
   private readonly wandbLines: string[];
 
   private constructor(init: {
@@ -317,14 +318,7 @@ export class Trainer extends EventEmitter {
       readers: cfg.data.num_workers,
       maxBadSamples: cfg.data.max_bad_samples,
     });
-    const evalLoader = new EvalLoader(valIndex, {
-      batchSize: cfg.data.val_batch_size,
-      evalSamples: cfg.validation.eval_samples,
-      seed: cfg.experiment.seed,
-      prefetch: cfg.data.prefetch_factor,
-      readers: cfg.data.num_workers,
-      maxBadSamples: cfg.data.max_bad_samples,
-    });
+    const evalLoader = evalLoaderFor(cfg, valIndex, cfg.validation.eval_samples);
     log(trainLoader.summary());
     log(`validation: ${evalLoader.chosen.length} of ${valIndex.samples.length} samples (fixed seeded subset), ${classNames.length} classes, prompts '${cfg.validation.prompts.positive}' / '${cfg.validation.prompts.negative}'`);
     if (stepsPerEpoch !== trainLoader.stepsPerEpoch) throw new CtclipError('PLAN_ERROR', `plan and loader disagree on steps per epoch (${stepsPerEpoch} vs ${trainLoader.stepsPerEpoch})`);
@@ -444,9 +438,7 @@ export class Trainer extends EventEmitter {
           const tt = performance.now();
           const enc = this.tokenizer.encodeBatch(batch.reports, maxLength);
           const { inputIds, attentionMask } = textTensors(enc);
-          const n = batch.studyIds.length;
-          const [H, W, D] = batch.volumeShape;
-          const volumes = tensorFromBuffer(batch.volumes, 'float16', [n, H, W, D]);
+          const volumes = batchVolumes(batch);
           profile?.add('tokenize', performance.now() - tt);
           try {
             if (fused) {

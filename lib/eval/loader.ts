@@ -1,0 +1,27 @@
+/**
+ * The evaluation loader and batch bridge every evaluating command shares (trainer validation, `infer`, `embed`):
+ * one place that maps the config's data section onto an EvalLoader, and one that hands a batch's float16
+ * (B, H, W, D) volumes to native code without a copy.
+ */
+import type { Config } from '../config/schema';
+import { EvalLoader, type Batch } from '../data/loader';
+import type { ShardIndex } from '../data/shard-index';
+import { tensorFromBuffer, type TensorHandle } from '../tensor';
+
+/** An EvalLoader over `index` with the config's batch size, prefetch, readers, error budget and seed. */
+export function evalLoaderFor(cfg: Config, index: ShardIndex, evalSamples: number | null): EvalLoader {
+  return new EvalLoader(index, {
+    batchSize: cfg.data.val_batch_size,
+    evalSamples,
+    seed: cfg.experiment.seed,
+    prefetch: cfg.data.prefetch_factor,
+    readers: cfg.data.num_workers,
+    maxBadSamples: cfg.data.max_bad_samples,
+  });
+}
+
+/** The batch's volumes as a (B, H, W, D) float16 tensor borrowing the batch Buffer (no copy). */
+export function batchVolumes(batch: Batch): TensorHandle {
+  const [H, W, D] = batch.volumeShape;
+  return tensorFromBuffer(batch.volumes, 'float16', [batch.studyIds.length, H, W, D]);
+}
