@@ -27,6 +27,7 @@ import { float32ToFloat16Bits } from './float16';
 import { cleanReport } from './report';
 import { indexShards, type ShardIndexFile } from './shard-index';
 import { TarWriter } from './tar-writer';
+import { writeFileAtomicSync } from '../io/atomic';
 
 /** A report as the two CT-RATE columns. */
 export interface SynthReport {
@@ -314,12 +315,6 @@ function csvField(v: string | number): string {
   return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
 }
 
-function writeFileAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
-}
-
 /** Brace pattern for K shards in `dir`. */
 export function synthPattern(dir: string, shards: number): string {
   return path.join(dir, `shard-{${'0'.repeat(6)}..${String(shards - 1).padStart(6, '0')}}.tar`);
@@ -375,23 +370,23 @@ export async function writeSynthDataset(opts: SynthOptions): Promise<SynthResult
   }
 
   const vol = (id: string): string => `${id}.nii.gz`;
-  writeFileAtomic(
+  writeFileAtomicSync(
     path.join(opts.out, 'reports.csv'),
     'VolumeName,Findings_EN,Impressions_EN\n' + studyIds.map((id, i) => [vol(id), reports[i].findings, reports[i].impressions].map(csvField).join(',')).join('\n') + '\n',
   );
-  writeFileAtomic(
+  writeFileAtomicSync(
     path.join(opts.out, 'labels.csv'),
     ['VolumeName', ...classNames].map(csvField).join(',') +
       '\n' +
       studyIds.map((id, i) => [vol(id), ...Array.from(allLabels.subarray(i * C, (i + 1) * C), (v) => (v > 0.5 ? 1 : 0))].map(csvField).join(',')).join('\n') +
       '\n',
   );
-  writeFileAtomic(
+  writeFileAtomicSync(
     path.join(opts.out, 'metadata.csv'),
     'VolumeName,RescaleSlope,RescaleIntercept,XYSpacing,ZSpacing\n' + studyIds.map((id) => [vol(id), 1, 0, '[0.75, 0.75]', 1.5].map(csvField).join(',')).join('\n') + '\n',
   );
   const corpus = reports.map((r) => cleanReport(`${r.findings}\n${r.impressions}`));
-  writeFileAtomic(path.join(opts.out, 'vocab.txt'), vocabToText(buildWordPieceVocab(corpus, { vocabSize: opts.vocabSize ?? 4096 })));
+  writeFileAtomicSync(path.join(opts.out, 'vocab.txt'), vocabToText(buildWordPieceVocab(corpus, { vocabSize: opts.vocabSize ?? 4096 })));
 
   const pattern = synthPattern(opts.out, K);
   const { index, indexPath } = await indexShards(pattern, { classNames });

@@ -21,7 +21,7 @@ import { CtclipError } from '../errors';
 import { SafetensorsTensor, readSafetensors, writeSafetensors } from '../io/safetensors';
 import { toStrictJson } from '../metrics';
 import { ctclipVersion } from './results';
-import { writeTextAtomic } from './write';
+import { writeFileAtomic } from '../io/atomic';
 
 export const EMBEDDINGS_FORMAT = 'ctclip-embeddings';
 export const EMBEDDINGS_FORMAT_VERSION = 1;
@@ -112,7 +112,7 @@ export async function writeEmbeddings(
     study_ids: input.studyIds.slice(),
     meta: JSON.parse(metaJson),
   };
-  await writeTextAtomic(sidecarFile, toStrictJson(sidecar, 2) + '\n');
+  await writeFileAtomic(sidecarFile, toStrictJson(sidecar, 2) + '\n');
   return { files: { safetensors: file, sidecar: sidecarFile }, nSamples: n, dimLatent: d, dimEmbedding: e };
 }
 

@@ -2,7 +2,7 @@
  * The evaluation output layer: everything the inference and embed commands call to write their results.
  * File formats: docs/evaluation.md.
  */
-export { writeEvaluation, resultsJson, writeTextAtomic, EVALUATION_FILES, type EvaluationFiles } from './write';
+export { writeEvaluation, resultsJson, EVALUATION_FILES, type EvaluationFiles } from './write';
 export {
   buildEvaluationResults,
   classRocCurves,

@@ -14,6 +14,7 @@ import { perClassCsv } from './per-class';
 import { predictionsCsv } from './predictions';
 import { renderReport } from './report';
 import { EvaluationInput, EvaluationResults, buildEvaluationResults, classRocCurves } from './results';
+import { writeFileAtomic } from '../io/atomic';
 
 /** The file names inside the output folder. */
 export const EVALUATION_FILES = {
@@ -28,20 +29,6 @@ export interface EvaluationFiles {
   predictions: string;
   perClass: string;
   report: string;
-}
-
-let tmpCounter = 0;
-
-/** Writes `text` (UTF-8) to `file` through a temporary sibling and a rename; IO_ERROR naming the file on failure. */
-export async function writeTextAtomic(file: string, text: string): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${(tmpCounter++).toString(36)}`);
-  try {
-    await fs.promises.writeFile(tmp, text, 'utf8');
-    await fs.promises.rename(tmp, file);
-  } catch (e) {
-    await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
-    throw new CtclipError('IO_ERROR', `${file}: cannot write (${(e as Error).message})`, { cause: e });
-  }
 }
 
 /** The text of results.json: strict JSON (NaN/Infinity → null), 2-space indent, final newline. */
@@ -71,7 +58,7 @@ export async function writeEvaluation(outDir: string, input: EvaluationInput): P
   const files = {} as EvaluationFiles;
   for (const key of Object.keys(EVALUATION_FILES) as Array<keyof EvaluationFiles>) {
     files[key] = path.join(dir, EVALUATION_FILES[key]);
-    await writeTextAtomic(files[key], texts[key]);
+    await writeFileAtomic(files[key], texts[key]);
   }
   return { files, results };
 }

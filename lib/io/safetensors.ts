@@ -19,8 +19,8 @@
  */
 import * as fs from 'fs';
 import * as os from 'os';
-import * as path from 'path';
 import { CtclipError } from '../errors';
+import { writeFileAtomic } from './atomic';
 
 /** The safetensors dtype names this module reads and writes. */
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL';
@@ -304,18 +304,3 @@ export async function writeSafetensors(file: string, tensors: ReadonlyArray<read
   await writeFileAtomic(file, bytes);
 }
 
-let tmpCounter = 0;
-
-/** Writes `data` to `file` through a temporary sibling and a rename; IO_ERROR naming the file on failure. */
-async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${(tmpCounter++).toString(36)}`);
-  try {
-    await fs.promises.mkdir(dir, { recursive: true });
-    await fs.promises.writeFile(tmp, data);
-    await fs.promises.rename(tmp, file);
-  } catch (e) {
-    await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
-    throw new CtclipError('IO_ERROR', `${file}: cannot write (${(e as Error).message})`, { cause: e });
-  }
-}

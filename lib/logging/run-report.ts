@@ -23,7 +23,7 @@ import * as path from 'path';
 import { CtclipError } from '../errors';
 import { aurocBars, type AurocBarRow } from '../evaluation/charts';
 import { Child, Markup, el, fragment, linearScale, pathData, raw, svgNumber } from '../evaluation/svg';
-import { writeTextAtomic } from '../evaluation/write';
+import { writeFileAtomic } from '../io/atomic';
 import { formatExp, formatFixed } from './format';
 import { METRICS_FILE, type MetricsEvent, readMetricsJsonl } from './jsonl';
 import { listEventFiles, readScalars } from './tensorboard';
@@ -425,6 +425,6 @@ export function runReportHtml(data: RunData, options: { created?: Date } = {}): 
 export async function writeRunReport(runDir: string, options: { out?: string; created?: Date } = {}): Promise<string> {
   const data = loadRunData(runDir);
   const out = options.out ?? path.join(runDir, REPORT_FILE);
-  await writeTextAtomic(out, runReportHtml(data, { created: options.created }));
+  await writeFileAtomic(out, runReportHtml(data, { created: options.created }));
   return out;
 }

@@ -26,6 +26,7 @@ import { readNifti } from './nifti';
 import type { Reorient } from './orientation';
 import { DEFAULT_SHAPE, DEFAULT_SPACING, DEFAULT_WINDOW, preprocessNifti, type RescaleMode, type VolumeMeta } from './pipeline';
 import type { Vec3 } from './resample';
+import { writeFileAtomicSync } from '../io/atomic';
 
 export const PLAN_FILE = 'preprocess_plan.json';
 export const REPORT_FILE = 'preprocess_report.json';
@@ -163,9 +164,7 @@ function shardName(k: number): string {
 }
 
 function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(value, null, 1) + '\n');
-  fs.renameSync(tmp, file);
+  writeFileAtomicSync(file, JSON.stringify(value, null, 1) + '\n');
 }
 
 /** The stored JSON member, formatted as Python's json.dumps writes it (the reference's bytes). */

@@ -53,18 +53,3 @@ export function ensureRunDir(saveDir: string): RunDir {
   return dirs;
 }
 
-/** Writes a small text file atomically (temp + rename). */
-export function writeFileAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    try {
-      fs.rmSync(tmp, { force: true });
-    } catch {
-      /* best effort */
-    }
-    throw new CtclipError('IO_ERROR', `cannot write ${file}: ${(e as Error).message}`, { cause: e });
-  }
-}

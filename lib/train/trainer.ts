@@ -50,7 +50,8 @@ import { lrAt } from '../schedule';
 import { Tokenizer } from '../text/tokenizer';
 import { importHfBertFolder, loadWeightsFile } from '../weights';
 import { checkpointParts, loadModelWeights, restoreCheckpoint, MODEL_PART, type TrainProgress } from './checkpoint-io';
-import { ensureRunDir, writeFileAtomic, type RunDir } from './run-dir';
+import { ensureRunDir, type RunDir } from './run-dir';
+import { writeFileAtomicSync } from '../io/atomic';
 import type { StopSignals } from './signals';
 import { runValidation, type ValidationOutcome } from './validate';
 import { batchVolumes, evalLoaderFor } from '../eval/loader';
@@ -323,8 +324,8 @@ export class Trainer extends EventEmitter {
     log(`validation: ${evalLoader.chosen.length} of ${valIndex.samples.length} samples (fixed seeded subset), ${classNames.length} classes, prompts '${cfg.validation.prompts.positive}' / '${cfg.validation.prompts.negative}'`);
     if (stepsPerEpoch !== trainLoader.stepsPerEpoch) throw new CtclipError('PLAN_ERROR', `plan and loader disagree on steps per epoch (${stepsPerEpoch} vs ${trainLoader.stepsPerEpoch})`);
 
-    writeFileAtomic(runDir.config, YAML.stringify(cfg));
-    writeFileAtomic(runDir.evalSubset, `${JSON.stringify({ seed: cfg.experiment.seed, eval_samples: cfg.validation.eval_samples, study_ids: evalLoader.chosenStudyIds() }, null, 2)}\n`);
+    writeFileAtomicSync(runDir.config, YAML.stringify(cfg));
+    writeFileAtomicSync(runDir.evalSubset, `${JSON.stringify({ seed: cfg.experiment.seed, eval_samples: cfg.validation.eval_samples, study_ids: evalLoader.chosenStudyIds() }, null, 2)}\n`);
     const wb = wandbPlan(runDir.root, cfg.logging);
     const trainer = new Trainer({
       config: cfg,
