@@ -18,6 +18,7 @@ import { CTClip, type CTClipConfig } from '../lib/model/ctclip';
 import { ctvitFlops, resolveCTViTConfig } from '../lib/model/ctvit';
 import { loadAddon } from '../lib/native';
 import { tensorFromBuffer } from '../lib/tensor';
+import { median, uniformArray } from './common';
 
 export const REFERENCE_STEP_MS = 110;
 
@@ -83,22 +84,6 @@ export interface CtclipBenchResult {
   trainableParameters: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function lcg(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 32) * 2 - 1;
-  }
-  return out;
-}
-
 /** Forward FLOPs of the text tower and the two projections (matmuls only). */
 export function textAndHeadFlops(config: CTClipConfig, batch: number, seqLen: number): number {
   const t = config.text;
@@ -139,7 +124,7 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
       mask[b * seqLen + i] = 1n;
     }
   }
-  const volumes = float32ArrayToFloat16(lcg(batch * H * H * frames, 1));
+  const volumes = float32ArrayToFloat16(uniformArray(batch * H * H * frames, 1));
   const step = () =>
     model.trainStep(
       {

@@ -11,8 +11,8 @@
  */
 import { parseArgs } from 'util';
 import { CTViT, ctvitFlops, type CTViTConfig } from '../lib/model/ctvit';
-import { loadAddon, type TensorHandle } from '../lib/native';
-import { tensorFromBuffer } from '../lib/tensor';
+import { loadAddon } from '../lib/native';
+import { timeIt, uniformTensor } from './common';
 
 export const MID_CONFIG: CTViTConfig = {
   dim: 128,
@@ -57,34 +57,6 @@ export interface CtvitBenchResult {
   matmulN: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function randomTensor(shape: number[], seed: number): TensorHandle {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = (s / 2 ** 32) * 2 - 1;
-  }
-  return tensorFromBuffer(data, 'float32', shape);
-}
-
-async function timeIt(warmup: number, iters: number, fn: () => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < warmup; i++) await fn();
-  const times: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const t0 = process.hrtime.bigint();
-    await fn();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  return median(times);
-}
-
 export async function runCtvitBench(opts: CtvitBenchOptions = {}): Promise<CtvitBenchResult> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const addon = loadAddon();
@@ -98,8 +70,8 @@ export async function runCtvitBench(opts: CtvitBenchOptions = {}): Promise<Ctvit
 
   const model = CTViT.create({ ...MID_CONFIG, ...opts.config });
   const config = model.config;
-  const video = randomTensor([batch, config.channels, frames, config.image_size, config.image_size], 1);
-  const grad = randomTensor([batch, model.embeddingDim], 2);
+  const video = uniformTensor([batch, config.channels, frames, config.image_size, config.image_size], 1);
+  const grad = uniformTensor([batch, model.embeddingDim], 2);
 
   model.eval();
   const fwdMs = await timeIt(warmup, iters, () => model.forward(video));
