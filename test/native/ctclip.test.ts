@@ -13,6 +13,7 @@ import { loadAddon, type TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { requireAddon } from '../helpers/native';
 import { maxAbs, scalar, shapeOf, values } from '../helpers/tensors';
+import { expectRejects } from '../helpers/errors';
 
 const F = 4;
 const TINY: CTClipConfig = {
@@ -88,19 +89,6 @@ function stateCopy(model: CTClip): { names: string[]; tensors: TensorHandle[] } 
     const d = readTensor(t);
     return tensorFromBuffer(d.data, d.dtype, d.shape);
   }) };
-}
-
-async function expectRejects(p: Promise<unknown> | (() => unknown), code: string, ...fragments: string[]): Promise<void> {
-  let error: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    error = e;
-  }
-  expect(error, 'expected an error').to.be.instanceOf(Error);
-  const e = error as Error & { code?: string };
-  expect(e.code, e.message).to.equal(code);
-  for (const f of fragments) expect(e.message).to.include(f);
 }
 
 function maxDiff(a: number[], b: number[]): number {

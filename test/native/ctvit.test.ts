@@ -12,6 +12,7 @@ import { loadSafetensors, saveSafetensors } from '../../lib/model/safetensors';
 import { loadAddon, type TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { requireAddon } from '../helpers/native';
+import { expectRejects } from '../helpers/errors';
 
 const TINY: CTViTConfig = {
   dim: 16,
@@ -61,20 +62,6 @@ function stateValues(model: CTViT, name: string): number[] {
   const i = sd.names.indexOf(name);
   if (i < 0) throw new Error(`no state tensor ${name}`);
   return values(sd.tensors[i]);
-}
-
-async function expectRejects(p: Promise<unknown> | (() => unknown), code: string, ...fragments: string[]): Promise<Error> {
-  let error: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    error = e;
-  }
-  expect(error, 'expected an error').to.be.instanceOf(Error);
-  const e = error as Error & { code?: string };
-  expect(e.code, e.message).to.equal(code);
-  for (const f of fragments) expect(e.message).to.include(f);
-  return e;
 }
 
 /**

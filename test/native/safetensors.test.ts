@@ -8,19 +8,7 @@ import type { Dtype, TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { fixturePath, fixturesAvailable } from '../helpers/fixtures';
 import { requireAddon } from '../helpers/native';
-
-async function expectRejects(p: Promise<unknown>, code: string, ...fragments: string[]): Promise<void> {
-  let error: unknown;
-  try {
-    await p;
-  } catch (e) {
-    error = e;
-  }
-  expect(error, 'expected an error').to.be.instanceOf(Error);
-  const e = error as Error & { code?: string };
-  expect(e.code, e.message).to.equal(code);
-  for (const f of fragments) expect(e.message).to.include(f);
-}
+import { expectRejects } from '../helpers/errors';
 
 /** Writes a raw safetensors file from a header object and a data buffer. */
 function writeRaw(file: string, header: unknown, data: Buffer, headerText?: string): void {
