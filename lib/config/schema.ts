@@ -77,6 +77,7 @@ export const LossSchema = z
   .object({
     type: z.enum(['softmax', 'siglip']).default('softmax').describe('InfoNCE (softmax) or SigLIP'),
     gather: z.boolean().default(true).describe('Contrast against the global batch of all ranks (false = per-rank, as the reference)'),
+    local_loss: z.boolean().default(true).describe("With gather: each rank scores its own rows against the global batch (open_clip local_loss); false = every rank computes the full global loss"),
   })
   .strict();
 
@@ -172,6 +173,14 @@ export const DeviceSchema = z
   })
   .strict();
 
+export const DistributedSchema = z
+  .object({
+    backend: z.enum(['auto', 'gloo', 'nccl']).default('auto').describe('c10d backend: auto = NCCL on CUDA when built in, else Gloo'),
+    timeout_minutes: posNumber.default(30).describe('Timeout of every collective; a dead or stuck rank fails the others after this long'),
+    bucket_mb: posNumber.default(25).describe('Gradient all-reduce bucket size in MiB'),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     experiment: ExperimentSchema,
@@ -182,6 +191,7 @@ export const ConfigSchema = z
     checkpoint: CheckpointSchema.prefault({}),
     logging: LoggingSchema.prefault({}),
     device: DeviceSchema.prefault({}),
+    distributed: DistributedSchema.prefault({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {
