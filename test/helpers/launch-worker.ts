@@ -4,8 +4,10 @@
  * stdout and `hello from rank N` on stderr, then acts as told by LW_PLAN, a JSON object
  * `{ "<attempt>|*": { "<rank>|*": action } }` (attempt = TORCHELASTIC_RESTART_COUNT; default action 'exit:0'):
  *   exit:N         exit with code N
+ *   exit-after-ready:N  wait until every other rank of this attempt is sleeping (its ready marker exists), then
+ *                  exit with code N (so the others have their signal handlers installed when the launcher stops them)
  *   partial        write 'no newline at the end' without a newline to stdout, then exit 0
- *   sleep          print 'READY pid=P', wait for SIGINT/SIGTERM; on one, write the marker file
+ *   sleep          write the marker `$LW_MARKERS/ready-rank<R>-attempt<A>`, print 'READY pid=P', wait for SIGINT/SIGTERM; on one, write the marker file
  *                  `$LW_MARKERS/rank<R>-attempt<A>-<SIG>` and exit 128 + signal number (130 / 143)
  *   ignore-term    like sleep, but SIGTERM is only recorded in a marker (the launcher must SIGKILL it)
  * A sleeping worker exits 99 by itself after 60 s, so nothing outlives a broken test.
@@ -37,6 +39,16 @@ function marker(sig: string): void {
 
 if (action.startsWith('exit:')) {
   process.exitCode = Number(action.slice(5));
+} else if (action.startsWith('exit-after-ready:')) {
+  const code = Number(action.slice('exit-after-ready:'.length));
+  const others = Number(process.env.LOCAL_WORLD_SIZE ?? '1') - 1;
+  const dir = process.env.LW_MARKERS as string;
+  const poll = setInterval(() => {
+    if (fs.readdirSync(dir).filter((n) => n.startsWith('ready-') && n.endsWith(`-attempt${attempt}`)).length >= others) {
+      clearInterval(poll);
+      process.exit(code);
+    }
+  }, 20);
 } else if (action === 'partial') {
   process.stdout.write('no newline at the end');
 } else if (action === 'sleep' || action === 'ignore-term') {
@@ -50,6 +62,7 @@ if (action.startsWith('exit:')) {
       process.exitCode = code;
     });
   }
+  if (process.env.LW_MARKERS) fs.writeFileSync(path.join(process.env.LW_MARKERS, `ready-rank${rank}-attempt${attempt}`), '');
   process.stdout.write(`READY pid=${process.pid}\n`);
 } else {
   process.stderr.write(`launch-worker: unknown action '${action}'\n`);
