@@ -41,7 +41,9 @@ root="${CTCLIP_ROOT:-${SLURM_SUBMIT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/..
 : "${SLURM_NNODES:?SLURM_NNODES is unset}"
 
 if [[ -z "${MASTER_ADDR:-}" ]]; then
-  MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
+  # the whole list first (no `| head -n 1`: with pipefail, scontrol's SIGPIPE would abort the script)
+  hosts="$(scontrol show hostnames "$SLURM_JOB_NODELIST")"
+  MASTER_ADDR="${hosts%%$'\n'*}"
 fi
 [[ -n "$MASTER_ADDR" ]] || { echo "train_slurm_multi_node.sh: could not determine MASTER_ADDR from '$SLURM_JOB_NODELIST'" >&2; exit 2; }
 MASTER_PORT="${MASTER_PORT:-$((29500 + ${SLURM_JOB_ID:-0} % 1000))}"
