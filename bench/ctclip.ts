@@ -1,7 +1,11 @@
 /**
- * A full CT-CLIP training step (forward, backward, global-norm clip 0.5, AdamW) on the `mid` config.
+ * A full CT-CLIP training step (forward, backward, global-norm clip 0.5, AdamW) on the `mid` or `large` config.
  *
- *   node bench/ctclip.js [--batch B] [--threads T] [--warmup W] [--iters K] [--matmul N] [--precision fp32|bf16] [--json]
+ *   node bench/ctclip.js [--preset mid|large] [--batch B] [--frames F] [--seq L] [--threads T] [--warmup W]
+ *                        [--iters K] [--matmul N] [--precision fp32|bf16] [--image JSON] [--text JSON] [--json]
+ *
+ * --image / --text merge overrides into the preset's image / text config (e.g. '{"use_flash_attention":true}').
+ * `large` is the issue's second config (see LARGE_CTCLIP_CONFIG; reference 624 ms per step).
  *
  * Config `mid` (the performance issue): CTViT dim 128, codebook 1024, image 96, patch 16, temporal patch 8, F 48,
  * depth 2+2, heads 4 × 32; BERT hidden 128, 2 layers, 2 heads, intermediate 512, vocab 1500, sequence 64,
@@ -21,6 +25,9 @@ import { tensorFromBuffer } from '../lib/tensor';
 import { median, uniformArray } from './common';
 
 export const REFERENCE_STEP_MS = 110;
+
+/** The performance issue's configs; reference = the Python reference's median step (torch 2.13 CPU, 2 threads). */
+export type CtclipPreset = 'mid' | 'large';
 
 export const MID_CTCLIP_CONFIG: CTClipConfig = {
   image: {
@@ -49,7 +56,46 @@ export const MID_CTCLIP_CONFIG: CTClipConfig = {
   training: { precision: 'fp32', max_grad_norm: 0.5, weight_decay: 0.01, betas: [0.9, 0.99], eps: 1e-8 },
 };
 
+/** `large`: CTViT dim 256, codebook 2048, image 160, patch 20/10, F 80, depth 2+2, heads 8×32; BERT 256×4, 4 heads,
+ * intermediate 1024, sequence 128; latent 256; batch 4. Reference: 624 ms per step. */
+export const LARGE_CTCLIP_CONFIG: CTClipConfig = {
+  image: {
+    dim: 256,
+    codebook_size: 2048,
+    image_size: 160,
+    patch_size: 20,
+    temporal_patch_size: 10,
+    spatial_depth: 2,
+    temporal_depth: 2,
+    heads: 8,
+    dim_head: 32,
+  },
+  text: {
+    vocab_size: 1500,
+    hidden_size: 256,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    intermediate_size: 1024,
+    max_position_embeddings: 512,
+    hidden_dropout_prob: 0,
+    attention_probs_dropout_prob: 0,
+  },
+  dim_latent: 256,
+  seed: 0,
+  training: MID_CTCLIP_CONFIG.training,
+};
+
+export const PRESETS: Record<CtclipPreset, { config: CTClipConfig; frames: number; seqLen: number; referenceMs: number }> = {
+  mid: { config: MID_CTCLIP_CONFIG, frames: 48, seqLen: 64, referenceMs: REFERENCE_STEP_MS },
+  large: { config: LARGE_CTCLIP_CONFIG, frames: 80, seqLen: 128, referenceMs: 624 },
+};
+
 export interface CtclipBenchOptions {
+  preset?: CtclipPreset;
+  /** Image-encoder overrides on top of the preset (e.g. the modern variants). */
+  imageOverrides?: Partial<CTClipConfig['image']>;
+  /** Text-encoder overrides on top of the preset. */
+  textOverrides?: Partial<CTClipConfig['text']>;
   batch?: number;
   frames?: number;
   seqLen?: number;
@@ -62,6 +108,7 @@ export interface CtclipBenchOptions {
 }
 
 export interface CtclipBenchResult {
+  preset: CtclipPreset;
   config: CTClipConfig;
   batch: number;
   frames: number;
@@ -82,6 +129,11 @@ export interface CtclipBenchResult {
   ratioToReference: number;
   parameters: number;
   trainableParameters: number;
+  samplesPerSec: number;
+  /** Peak resident set of this process (MiB; run one preset per process for a per-config figure). */
+  peakRssMiB: number;
+  /** Per-step wall times (ms), for spread. */
+  stepTimesMs: number[];
 }
 
 /** Forward FLOPs of the text tower and the two projections (matmuls only). */
@@ -101,14 +153,21 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
   const addon = loadAddon();
   const threads = opts.threads ?? 2;
   addon.setNumThreads(threads);
+  const preset = opts.preset ?? 'mid';
+  const p = PRESETS[preset];
   const batch = opts.batch ?? 4;
-  const frames = opts.frames ?? 48;
-  const seqLen = opts.seqLen ?? 64;
+  const frames = opts.frames ?? p.frames;
+  const seqLen = opts.seqLen ?? p.seqLen;
   const warmup = opts.warmup ?? 2;
   const iters = opts.iters ?? 7;
   const matmulN = opts.matmulN ?? 1024;
   const precision = opts.precision ?? 'fp32';
-  const config: CTClipConfig = { ...MID_CTCLIP_CONFIG, training: { ...MID_CTCLIP_CONFIG.training, precision } };
+  const config: CTClipConfig = {
+    ...p.config,
+    image: { ...p.config.image, ...(opts.imageOverrides ?? {}) },
+    text: { ...p.config.text, ...(opts.textOverrides ?? {}) },
+    training: { ...p.config.training, precision },
+  };
 
   const model = CTClip.create(config);
   model.train();
@@ -158,6 +217,7 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
   const stepMs = median(wall);
   const gflops = flop / 1e9 / (stepMs / 1e3);
   const result: CtclipBenchResult = {
+    preset,
     config,
     batch,
     frames,
@@ -173,16 +233,19 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
     gflops,
     matmulGflops: matmul,
     ratioToMatmul: gflops / matmul,
-    referenceMs: REFERENCE_STEP_MS,
-    ratioToReference: stepMs / REFERENCE_STEP_MS,
+    referenceMs: p.referenceMs,
+    ratioToReference: stepMs / p.referenceMs,
     parameters: info.parameterCount,
     trainableParameters: info.trainableParameterCount,
+    samplesPerSec: batch / (stepMs / 1e3),
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    stepTimesMs: wall,
   };
 
   const f = (x: number, d = 1) => x.toFixed(d);
   const c = config.image;
   log(
-    `CT-CLIP train step bench (mid): CTViT dim ${c.dim}, codebook ${c.codebook_size}, image ${c.image_size}, patch ${c.patch_size}/${c.temporal_patch_size}, ` +
+    `CT-CLIP train step bench (${preset}): CTViT dim ${c.dim}, codebook ${c.codebook_size}, image ${c.image_size}, patch ${c.patch_size}/${c.temporal_patch_size}, ` +
       `F ${frames}, depth ${c.spatial_depth}+${c.temporal_depth}, heads ${c.heads}×${c.dim_head}; BERT ${config.text.hidden_size}×${config.text.num_hidden_layers}, ` +
       `seq ${seqLen}, vocab ${config.text.vocab_size}; latent ${config.dim_latent}; batch ${batch}; ${precision}; ${threads} threads; ` +
       `median of ${iters} after ${warmup} warm-up`,
@@ -192,7 +255,8 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
   log(`    backward       ${f(result.backwardMs).padStart(8)} ms`);
   log(`    optimizer      ${f(result.optimizerMs).padStart(8)} ms   (clip + AdamW over ${result.trainableParameters} trainable parameters)`);
   log(`  matmul ceiling ${matmulN}×${matmulN} float32: ${f(matmul)} GFLOP/s`);
-  log(`  reference Python: ${REFERENCE_STEP_MS} ms/step → ratio ${f(result.ratioToReference, 2)} (${result.ratioToReference <= 1 ? 'faster' : 'slower'})`);
+  log(`  peak RSS ${f(result.peakRssMiB, 0)} MiB; ${f(result.samplesPerSec, 1)} samples/s`);
+  log(`  reference Python: ${p.referenceMs} ms/step → ratio ${f(result.ratioToReference, 2)} (${result.ratioToReference <= 1 ? 'faster' : 'slower'})`);
   return result;
 }
 
@@ -205,12 +269,24 @@ async function main(): Promise<void> {
       iters: { type: 'string' },
       matmul: { type: 'string' },
       precision: { type: 'string' },
+      preset: { type: 'string' },
+      image: { type: 'string' },
+      text: { type: 'string' },
+      frames: { type: 'string' },
+      seq: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
   const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
   const precision = values.precision as 'fp32' | 'bf16' | undefined;
+  const preset = (values.preset ?? 'mid') as CtclipPreset;
+  if (!(preset in PRESETS)) throw new Error(`unknown preset '${preset}' (known: ${Object.keys(PRESETS).join(', ')})`);
   const r = await runCtclipBench({
+    preset,
+    imageOverrides: values.image ? (JSON.parse(values.image) as Partial<CTClipConfig['image']>) : undefined,
+    textOverrides: values.text ? (JSON.parse(values.text) as Partial<CTClipConfig['text']>) : undefined,
+    frames: num(values.frames),
+    seqLen: num(values.seq),
     batch: num(values.batch),
     threads: num(values.threads),
     warmup: num(values.warmup),

@@ -6,7 +6,10 @@
  *
  *   loader      loader MB/s ÷ single-thread positioned-read MB/s of the same full-size files (target ≥ 0.9)
  *   ctvit       CTViT mid config: forward and forward+backward GFLOP/s ÷ this process's matmul GFLOP/s
- *   ctclip      full CT-CLIP train step, mid config: GFLOP/s ÷ matmul, and ms ÷ the reference Python's 110 ms
+ *   ctclip      full CT-CLIP train step, `mid` and `large` configs, each in its own child process (clean peak RSS):
+ *               forward / backward / optimizer / step medians, ratio to the reference Python (110 / 624 ms),
+ *               GFLOP/s ÷ matmul GFLOP/s, samples/s, peak RSS — printed as ONE table (`formatStepTable`); further
+ *               rows (e.g. a 2-rank vs 1-rank distributed step) are appended as more `StepRow`s.
  *   preprocess  volumes/s for a 512×512×300 int16 NIfTI at the default spacing/shape
  *
  * --quick shrinks the work (fewer samples/iterations) for a smoke run.
@@ -14,13 +17,77 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { spawnSync } from 'child_process';
 import { parseArgs } from 'util';
 import { addonAvailable, loadAddon } from '../lib/native';
+import type { CtclipBenchResult, CtclipPreset } from './ctclip';
 
 interface Row {
   bench: string;
   figure: string;
   ratio: string;
+}
+
+/** One row of the train-step table. */
+export interface StepRow {
+  name: string;
+  forwardMs: number;
+  backwardMs: number;
+  optimizerMs: number;
+  stepMs: number;
+  referenceMs: number | null;
+  /** Achieved GFLOP/s ÷ this process's matmul GFLOP/s. */
+  ratioToMatmul: number;
+  gflops: number;
+  samplesPerSec: number;
+  peakRssMiB: number;
+}
+
+export function stepRowFromResult(name: string, r: CtclipBenchResult): StepRow {
+  return {
+    name,
+    forwardMs: r.forwardMs,
+    backwardMs: r.backwardMs,
+    optimizerMs: r.optimizerMs,
+    stepMs: r.stepMs,
+    referenceMs: r.referenceMs,
+    ratioToMatmul: r.ratioToMatmul,
+    gflops: r.gflops,
+    samplesPerSec: r.samplesPerSec,
+    peakRssMiB: r.peakRssMiB,
+  };
+}
+
+/** The train-step table: one line per row, medians in ms. */
+export function formatStepTable(rows: StepRow[]): string {
+  const head = ['config', 'fwd ms', 'bwd ms', 'opt ms', 'step ms', 'ref ms', '×ref', 'GFLOP/s', '÷matmul', 'samples/s', 'peak RSS MiB'];
+  const body = rows.map((r) => [
+    r.name,
+    r.forwardMs.toFixed(1),
+    r.backwardMs.toFixed(1),
+    r.optimizerMs.toFixed(1),
+    r.stepMs.toFixed(1),
+    r.referenceMs === null ? '-' : String(r.referenceMs),
+    r.referenceMs === null ? '-' : (r.stepMs / r.referenceMs).toFixed(2),
+    r.gflops.toFixed(1),
+    r.ratioToMatmul.toFixed(2),
+    r.samplesPerSec.toFixed(1),
+    r.peakRssMiB.toFixed(0),
+  ]);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ') + ' |';
+  return [line(head), '|' + w.map((n, i) => (i === 0 ? ':' : '') + '-'.repeat(n + 1) + (i === 0 ? '' : ':')).join('|') + '|', ...body.map(line)].join('\n');
+}
+
+/** Runs `bench/ctclip.js --preset <p> --json` in a child process (its own peak RSS) and parses the result. */
+export function runCtclipPresetInChild(preset: CtclipPreset, extra: string[] = []): CtclipBenchResult {
+  const r = spawnSync(process.execPath, [path.join(__dirname, 'ctclip.js'), '--preset', preset, '--json', ...extra], {
+    encoding: 'utf8',
+    env: process.env,
+    maxBuffer: 64 << 20,
+  });
+  if (r.status !== 0) throw new Error(`bench ctclip --preset ${preset} failed (exit ${r.status}): ${r.stderr}`);
+  return JSON.parse(r.stdout) as CtclipBenchResult;
 }
 
 async function main(): Promise<void> {
@@ -30,6 +97,7 @@ async function main(): Promise<void> {
   for (const o of only) if (!all.includes(o)) throw new Error(`unknown bench '${o}' (known: ${all.join(', ')})`);
   const quick = values.quick ?? false;
   const rows: Row[] = [];
+  const stepRows: StepRow[] = [];
   const record: Record<string, unknown> = { time: new Date().toISOString(), host: os.hostname(), cpus: os.cpus().length, quick };
   if (addonAvailable()) record.buildInfo = loadAddon().buildInfo();
 
@@ -47,10 +115,15 @@ async function main(): Promise<void> {
     rows.push({ bench: 'CTViT fwd+bwd (mid)', figure: `${r.forwardBackward.ms.toFixed(1)} ms, ${r.forwardBackward.gflops.toFixed(1)} GFLOP/s`, ratio: `${r.forwardBackward.ratioToMatmul.toFixed(2)} of matmul` });
   }
   if (only.includes('ctclip')) {
-    const { runCtclipBench } = await import('./ctclip');
-    const r = await runCtclipBench({ iters: quick ? 2 : 7, warmup: quick ? 1 : 2 });
-    record.ctclip = r;
-    rows.push({ bench: 'CT-CLIP train step (mid)', figure: `${r.stepMs.toFixed(1)} ms (fwd ${r.forwardMs.toFixed(0)}, bwd ${r.backwardMs.toFixed(0)}, opt ${r.optimizerMs.toFixed(0)}), ${r.gflops.toFixed(1)} GFLOP/s`, ratio: `${r.ratioToReference.toFixed(2)}× the reference's ${r.referenceMs} ms; ${r.ratioToMatmul.toFixed(2)} of matmul` });
+    const presets: CtclipPreset[] = ['mid', 'large'];
+    const results: Record<string, CtclipBenchResult> = {};
+    for (const preset of presets) {
+      const r = runCtclipPresetInChild(preset, quick ? ['--iters', '2', '--warmup', '1'] : []);
+      results[preset] = r;
+      stepRows.push(stepRowFromResult(`${preset} (B${r.batch}, ${r.precision}, ${r.threads} thr)`, r));
+    }
+    record.ctclip = results;
+    record.stepTable = stepRows;
   }
   if (only.includes('preprocess')) {
     const { benchPreprocess } = await import('./preprocess');
@@ -60,17 +133,27 @@ async function main(): Promise<void> {
     rows.push({ bench: 'preprocess 512×512×300 i16', figure: `${d.volumesPerSecond.toFixed(2)} volumes/s`, ratio: `native ${r.single.nativeSeconds.toFixed(2)} s of ${r.single.totalSeconds.toFixed(2)} s per volume` });
   }
 
-  const w = [Math.max(...rows.map((r) => r.bench.length)), Math.max(...rows.map((r) => r.figure.length))];
-  console.log('\nctclip benchmarks (ratios against ceilings measured in this run)');
-  for (const r of rows) console.log(`  ${r.bench.padEnd(w[0])}  ${r.figure.padEnd(w[1])}  ${r.ratio}`);
+  if (stepRows.length > 0) {
+    console.log('\nCT-CLIP train step (medians; ×ref = step ÷ the reference Python; ÷matmul = achieved GFLOP/s ÷ matmul GFLOP/s)');
+    console.log(formatStepTable(stepRows));
+  }
+  if (rows.length > 0) {
+    const w = [Math.max(...rows.map((r) => r.bench.length)), Math.max(...rows.map((r) => r.figure.length))];
+    console.log('\nother benchmarks (ratios against ceilings measured in this run)');
+    for (const r of rows) console.log(`  ${r.bench.padEnd(w[0])}  ${r.figure.padEnd(w[1])}  ${r.ratio}`);
+  }
   const dir = path.resolve(__dirname, 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   fs.writeFileSync(file, JSON.stringify(record, null, 2));
-  console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
+  // The latest summary under a fixed name (committed for CPU runs: bench/results/latest-cpu.json).
+  fs.writeFileSync(path.join(dir, 'latest-cpu.json'), JSON.stringify(record, null, 2));
+  console.log(`\nwrote ${path.relative(process.cwd(), file)} (and bench/results/latest-cpu.json)`);
 }
 
-main().catch((e) => {
-  console.error(`bench: ${e instanceof Error ? e.stack : String(e)}`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(`bench: ${e instanceof Error ? e.stack : String(e)}`);
+    process.exit(1);
+  });
+}
