@@ -11,8 +11,8 @@
  * Areas: configuration (`loadConfig`), run planning (`planRun` / `planSchedule`, `lrAt`), data (`data.*`: shard
  * index, reader, loaders, tar writer, synthetic data), text (`Tokenizer`), the model (`CTClip` and the
  * `createModel` / `loadModel` / `saveModel` / `encodeTexts` / `zeroShot` helpers), training (`Trainer` and its
- * events), checkpoints (`CheckpointManager`), weights import/export (`weights.*`), metrics (`metrics.*`) and
- * evaluation output (`evaluation.*`).
+ * events), multi-process launch (`launch`), checkpoints (`CheckpointManager`), weights import/export
+ * (`weights.*`), metrics (`metrics.*`) and evaluation output (`evaluation.*`).
  */
 import type { ErrorCode } from './errors';
 import { planRun } from './plan';
@@ -168,6 +168,14 @@ export interface TrainerEvents {
   eval: import('./train/trainer').EvalEvent;
   checkpoint: import('./train/trainer').CheckpointEvent;
 }
+
+/**
+ * The torchrun-style launcher (what `node lib/launch.js` / `ctclip launch` run): `await launch({nprocPerNode,
+ * script, args, nnodes?, nodeRank?, masterAddr?, masterPort?, maxRestarts?})` starts the workers on this node with
+ * the torchrun environment, prefixes their output with `[rank N] `, restarts them all with `--resume latest` after
+ * a failure (up to `maxRestarts`) and forwards SIGINT/SIGTERM; resolves with the outcome and the exit code.
+ */
+export { launch, type LaunchOptions, type LaunchResult, type WorkerFailure } from './launch';
 
 // ── checkpoints and weights ───────────────────────────────────────────────────────────────────────────────────
 /**

@@ -24,8 +24,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import {
   loadConfig, planRun, planSchedule, formatPlan, lrAt, Tokenizer, createModel, textTensors, tensorFromBuffer,
-  readTensor, metrics, CtclipError, hasCode, ERROR_CODES, addonAvailable,
-  type Config, type RunPlan, type StepEvent, type TrainerEvents, type ErrorCode,
+  readTensor, metrics, CtclipError, hasCode, ERROR_CODES, addonAvailable, launch,
+  type Config, type LaunchOptions, type RunPlan, type StepEvent, type TrainerEvents, type ErrorCode,
 } from 'ctclip';
 
 async function main(): Promise<void> {
@@ -45,6 +45,8 @@ async function main(): Promise<void> {
   const onStep = (e: TrainerEvents['step']): number => e.loss;
   const stepEvent: StepEvent | null = null;
   void onStep; void stepEvent;
+  const launchOptions: LaunchOptions = { nprocPerNode: 2, script: 'lib/train.js', args: ['--config', 'my.yaml'] };
+  void launchOptions;
 
   const plan: RunPlan = planSchedule(cfg, { samples: 1000, worldSize: 2 });
   const samePlan = planRun(cfg, { samples: 1000, worldSize: 2 });
@@ -83,6 +85,7 @@ async function main(): Promise<void> {
     configError,
     addon: addonAvailable(),
     errorCodes: ERROR_CODES.length,
+    launch: typeof launch,
     text: { shape: textLatents.shape, data: Array.from(textLatents.data as Float32Array) },
     image: { shape: imageLatents.shape, data: Array.from(imageLatents.data as Float32Array) },
     auroc, auprc,
@@ -178,6 +181,7 @@ describe('the npm package as a library (npm pack → install → strict tsc → 
     expect(out.configError).to.match(/unknown key training\.learnig_rate \(did you mean training\.learning_rate\?\)/);
     expect(out.addon).to.equal(true);
     expect(out.errorCodes).to.equal(12);
+    expect(out.launch).to.equal('function');
 
     // One forward: (2, dim_latent) unit latents, all finite.
     for (const which of ['text', 'image'] as const) {
