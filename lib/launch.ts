@@ -344,6 +344,7 @@ export class Launcher {
   private readonly cpus: number;
   private readonly handleSignals: boolean;
   private workers: Worker[] = [];
+  private exitOrder: Worker[] = [];
   private interrupted: InterruptSignal | null = null;
   private interruptCount = 0;
   private wake: (() => void) | null = null;
@@ -453,6 +454,7 @@ export class Launcher {
     const o = this.options;
     const args = workerArgs(o.args, attempt);
     this.workers = [];
+    this.exitOrder = [];
     for (let local = 0; local < o.nprocPerNode; local++) {
       const env = workerEnv(this.env, o, local, attempt, threads);
       const rank = Number(env.RANK);
@@ -484,8 +486,10 @@ export class Launcher {
       w.closed = new Promise<void>((resolve) => {
         child.on('error', (e) => {
           this.log(`rank ${rank}: could not start '${process.execPath} ${o.script}': ${e.message}`);
+          if (w.exited) return;
           w.exited = true;
           w.code = 1;
+          this.exitOrder.push(w);
           this.wake?.();
           resolve();
         });
@@ -493,8 +497,14 @@ export class Launcher {
           w.exited = true;
           w.code = code;
           w.signal = signal;
+          this.exitOrder.push(w);
           this.wake?.();
-          void Promise.all(ended).then(() => resolve());
+          // its output is complete when both pipes end; a grandchild still holding them must not stall the launcher
+          const cap = setTimeout(resolve, 5000);
+          void Promise.all(ended).then(() => {
+            clearTimeout(cap);
+            resolve();
+          });
         });
       });
       this.workers.push(w);
@@ -504,13 +514,15 @@ export class Launcher {
 
   /** Waits until all workers exited 0 (null), one failed (its failure), or an interrupt arrived (null). */
   private async monitor(attempt: number): Promise<WorkerFailure | null> {
-    const order: Worker[] = [];
-    for (const w of this.workers) void w.closed.then(() => order.push(w));
     for (;;) {
       if (this.interrupted) return null;
-      const failed = order.find((w) => isFailure(w.code, w.signal));
+      // the first worker (in exit order) that failed decides
+      const failed = this.exitOrder.find((w) => isFailure(w.code, w.signal));
       if (failed) return { attempt, rank: failed.rank, localRank: failed.localRank, exitCode: failed.code, signal: failed.signal };
-      if (order.length === this.workers.length) return null;
+      if (this.exitOrder.length === this.workers.length) {
+        await Promise.all(this.workers.map((w) => w.closed)); // all output written
+        return null;
+      }
       await new Promise<void>((resolve) => {
         const t = setTimeout(done, this.options.monitorInterval * 1000);
         function done(): void {
