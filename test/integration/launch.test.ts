@@ -5,7 +5,7 @@
  * period's SIGKILL, and bad arguments.
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'child_process';
+import { spawn, spawnSync, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -213,6 +213,18 @@ describe('launch: the launcher supervising real worker processes', function () {
     expect(r.stderr).to.contain('grace period over: SIGKILL to rank(s) 1');
     expect(signalMarkers(markers)).to.deep.equal(['rank1-attempt0-SIGTERM']);
     expect(Date.now() - t0).to.be.below(8000);
+  });
+
+  it('`ctclip launch` is the same command (help: exit 0 with the exit-code table; a run through lib/cli.js)', async () => {
+    const cli = path.join(repoRoot, 'lib', 'cli.js');
+    const help = spawnSync(process.execPath, [cli, 'launch', '--help'], { encoding: 'utf8' });
+    expect(help.status).to.equal(0);
+    expect(help.stdout).to.contain('usage: ctclip launch');
+    expect(help.stdout).to.match(/130 SIGINT .* 143 SIGTERM/);
+    const r = spawnSync(process.execPath, [cli, 'launch', '--nproc_per_node', '2', WORKER_JS, '--help'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).to.equal(0);
+    // --help after the worker script belongs to the worker
+    expect(attempts(r.stdout, 0).map((w) => w.argv)).to.deep.equal([['--help'], ['--help']]);
   });
 
   it('bad arguments: exit 2 with the reason and the usage; nothing is started', async () => {
