@@ -26,8 +26,8 @@
  * GROUP_WORLD_SIZE = nnodes, ROLE_NAME = default, ROLE_RANK = RANK, ROLE_WORLD_SIZE = WORLD_SIZE, MASTER_ADDR,
  * MASTER_PORT, TORCHELASTIC_RESTART_COUNT, TORCHELASTIC_MAX_RESTARTS, TORCHELASTIC_RUN_ID. Not
  * TORCHELASTIC_USE_AGENT_STORE: this launcher hosts no c10d store (rank 0 does), so an inherited value is removed.
- * CTCLIP_THREADS = max(1, ⌊CPUs / nproc_per_node⌋) unless CTCLIP_THREADS or OMP_NUM_THREADS is already set (then
- * that value is used).
+ * CTCLIP_THREADS = max(1, ⌊CPUs / nproc_per_node⌋) unless CTCLIP_THREADS or OMP_NUM_THREADS (a positive integer)
+ * is already set (then that value is used).
  *
  * Multi-node: one launcher per node with the same --nnodes, --master_addr, --master_port and its own --node_rank.
  * Restarts are per node (there is no rendezvous between launchers): a failure on one node makes the other nodes'
@@ -231,8 +231,8 @@ export function threadsChoice(env: NodeJS.ProcessEnv, cpus: number, nprocPerNode
   if (env.CTCLIP_THREADS !== undefined && env.CTCLIP_THREADS !== '') {
     return { value: env.CTCLIP_THREADS, message: `CTCLIP_THREADS=${env.CTCLIP_THREADS} per worker (from the environment)` };
   }
-  if (env.OMP_NUM_THREADS !== undefined && env.OMP_NUM_THREADS !== '') {
-    return { value: env.OMP_NUM_THREADS, message: `CTCLIP_THREADS=${env.OMP_NUM_THREADS} per worker (from OMP_NUM_THREADS)` };
+  if (env.OMP_NUM_THREADS !== undefined && /^\s*[1-9]\d*\s*$/.test(env.OMP_NUM_THREADS)) {
+    return { value: env.OMP_NUM_THREADS.trim(), message: `CTCLIP_THREADS=${env.OMP_NUM_THREADS} per worker (from OMP_NUM_THREADS)` };
   }
   const n = Math.max(1, Math.floor(cpus / nprocPerNode));
   return { value: String(n), message: `CTCLIP_THREADS=${n} per worker (${cpus} CPUs / ${nprocPerNode} workers; set CTCLIP_THREADS to override)` };

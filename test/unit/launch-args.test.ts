@@ -107,6 +107,7 @@ describe('launch: worker environment', () => {
     expect(threadsChoice({ OMP_NUM_THREADS: '2' }, 16, 4)).to.deep.include({ value: '2' });
     expect(threadsChoice({ OMP_NUM_THREADS: '2' }, 16, 4).message).to.contain('OMP_NUM_THREADS');
     expect(threadsChoice({ CTCLIP_THREADS: '' }, 16, 4).value).to.equal('4');
+    expect(threadsChoice({ OMP_NUM_THREADS: '4,2' }, 16, 8).value).to.equal('2'); // nested OpenMP syntax: not a count
   });
 
   it('restarts append --resume latest unless the args already resume', () => {
