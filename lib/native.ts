@@ -170,6 +170,10 @@ export interface CTViTConfig {
   vq?: 'straight_through' | 'rotation';
   vq_decay?: number;
   activation_checkpointing?: boolean;
+  /** MODERN variants (model-spec §3), default false: attention without QK-norm (SDPA), RMSNorm, SwiGLU. */
+  use_flash_attention?: boolean;
+  use_rms_norm?: boolean;
+  use_swiglu?: boolean;
   seed: number;
 }
 

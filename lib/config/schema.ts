@@ -52,6 +52,15 @@ export const ImageEncoderSchema = z
     vq: z.enum(['straight_through', 'rotation']).default('straight_through').describe('Vector-quantizer gradient estimator'),
     vq_decay: probability.default(0.8).describe('Codebook EMA decay'),
     activation_checkpointing: z.boolean().default(false).describe('Recompute each transformer layer in backward to save memory'),
+    use_flash_attention: z
+      .boolean()
+      .default(false)
+      .describe('MODERN variant: attention without QK-norm (q, k, v from LayerNorm(x) with weight and bias; softmax(q·kᵀ/√dim_head)·v via SDPA); weights do not interchange with the reference'),
+    use_rms_norm: z
+      .boolean()
+      .default(false)
+      .describe('MODERN variant: RMSNorm (key `weight`) for the attention norms and each stack\'s norm_out'),
+    use_swiglu: z.boolean().default(false).describe('MODERN variant: SwiGLU feed-forward, SiLU(first half) · second half, instead of GEGLU'),
   })
   .strict();
 

@@ -44,6 +44,9 @@ export function modelConfigFromConfig(cfg: Config, vocabSize: number): CTClipNat
       vq: ie.vq,
       vq_decay: ie.vq_decay,
       activation_checkpointing: ie.activation_checkpointing,
+      use_flash_attention: ie.use_flash_attention,
+      use_rms_norm: ie.use_rms_norm,
+      use_swiglu: ie.use_swiglu,
     },
     text: {
       vocab_size: te.vocab_size ?? vocabSize,

@@ -41,6 +41,9 @@ const KNOWN_KEYS = new Set<string>([
   'vq',
   'vq_decay',
   'activation_checkpointing',
+  'use_flash_attention',
+  'use_rms_norm',
+  'use_swiglu',
   'seed',
 ]);
 
@@ -87,6 +90,9 @@ export function resolveCTViTConfig(config: unknown): ResolvedCTViTConfig {
     vq: 'straight_through',
     vq_decay: 0.8,
     activation_checkpointing: bool('activation_checkpointing', false),
+    use_flash_attention: bool('use_flash_attention', false),
+    use_rms_norm: bool('use_rms_norm', false),
+    use_swiglu: bool('use_swiglu', false),
     seed: int('seed', 0),
   };
   if (c.vq !== undefined) {

@@ -1,30 +1,68 @@
 #include "model/attention.h"
 
+#include <cmath>
+
+#include "compat.h"
+
 namespace ctclip::model {
 
 at::Tensor L2Normalize(const at::Tensor& t, double eps) {
   return t / t.norm(2, {-1}, /*keepdim=*/true).clamp_min(eps).expand_as(t);
 }
 
-Attention::Attention(int64_t dim, int64_t heads, int64_t dimHead, at::Generator& gen) : heads_(heads), dimHead_(dimHead) {
+at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
+                                     double scale, bool allowSdpa) {
+#if CTCLIP_HAVE_SDPA
+  // SDPA's default scale is 1/√dh; other scales are folded into q (exact for the power-of-two 8/√32 cases and
+  // within rounding otherwise). A float mask is added to the logits, broadcasting (heads, n, n) over the batch.
+  // A bias that needs its own gradient (the CPB in training) takes the explicit path: not every fused kernel
+  // returns a gradient for the mask.
+  if (allowSdpa && !(bias.defined() && bias.requires_grad() && at::GradMode::is_enabled())) {
+    const double dflt = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+    const at::Tensor qs = std::abs(scale - dflt) <= 1e-12 * dflt ? q : q * (scale / dflt);
+    const at::Tensor mask = bias.defined() ? bias.to(q.scalar_type()) : at::Tensor();
+    return at::scaled_dot_product_attention(qs, k, v, mask, 0.0, false);
+  }
+#else
+  (void)allowSdpa;
+#endif
+  at::Tensor sim = at::matmul(q, k.transpose(-1, -2)) * scale;
+  if (bias.defined()) sim = sim + bias;
+  return at::matmul(at::softmax(sim, -1), v);
+}
+
+Attention::Attention(int64_t dim, int64_t heads, int64_t dimHead, at::Generator& gen, const TransformerVariant& variant)
+    : heads_(heads), dimHead_(dimHead), variant_(variant) {
   const int64_t inner = heads * dimHead;
-  // num_null_kv = 0 for self-attention: (heads, 2·0, dim_head), zero elements (randn init is a no-op).
-  null_kv = register_parameter("null_kv", torch::empty({heads, 0, dimHead}));
-  q_scale = register_parameter("q_scale", torch::ones({dimHead}));
-  k_scale = register_parameter("k_scale", torch::ones({dimHead}));
-  norm = register_module("norm", std::make_shared<LayerNormNB>(dim));
-  context_norm = register_module("context_norm", std::make_shared<LayerNormNB>(dim));
+  if (variant.flashAttention) {
+    // (heads, num_null_kv = 0, 2, dim_head)
+    null_kv = register_parameter("null_kv", torch::empty({heads, 0, 2, dimHead}));
+    norm = NormSlot(*this, "norm", NormKind::LayerNorm, dim);
+    context_norm = NormSlot(*this, "context_norm", NormKind::LayerNormNB, dim);
+  } else {
+    // num_null_kv = 0 for self-attention: (heads, 2·0, dim_head), zero elements (randn init is a no-op).
+    null_kv = register_parameter("null_kv", torch::empty({heads, 0, dimHead}));
+    q_scale = register_parameter("q_scale", torch::ones({dimHead}));
+    k_scale = register_parameter("k_scale", torch::ones({dimHead}));
+    const NormKind kind = variant.rmsNorm ? NormKind::RMSNorm : NormKind::LayerNormNB;
+    norm = NormSlot(*this, "norm", kind, dim);
+    context_norm = NormSlot(*this, "context_norm", kind, dim);
+  }
   to_q = register_module("to_q", std::make_shared<Linear>(dim, inner, /*bias=*/false, gen));
   to_kv = register_module("to_kv", std::make_shared<Linear>(dim, 2 * inner, /*bias=*/false, gen));
   to_out = register_module("to_out", std::make_shared<Linear>(inner, dim, /*bias=*/false, gen));
 }
 
 at::Tensor Attention::forward(const at::Tensor& x, const at::Tensor& attnBias) const {
+  return variant_.flashAttention ? ForwardFlash(x, attnBias) : ForwardReference(x, attnBias);
+}
+
+at::Tensor Attention::ForwardReference(const at::Tensor& x, const at::Tensor& attnBias) const {
   const int64_t b = x.size(0), n = x.size(1);
   // 'b n (h d) -> b h n d'
   auto headsFirst = [&](const at::Tensor& t) { return t.reshape({b, n, heads_, dimHead_}).permute({0, 2, 1, 3}); };
 
-  at::Tensor q = headsFirst(to_q->forward(norm->forward(x)));
+  at::Tensor q = headsFirst(to_q->forward(norm.forward(x)));
   std::vector<at::Tensor> kv = to_kv->forward(x).chunk(2, -1);  // k from the raw x, not LN(x)
   at::Tensor k = headsFirst(kv[0]);
   at::Tensor v = headsFirst(kv[1]);
@@ -46,6 +84,26 @@ at::Tensor Attention::forward(const at::Tensor& x, const at::Tensor& attnBias) c
   at::Tensor attn = at::softmax(sim, -1);
   at::Tensor out = at::matmul(attn, v).permute({0, 2, 1, 3}).reshape({b, n, heads_ * dimHead_});
   return to_out->forward(out);
+}
+
+at::Tensor Attention::ForwardFlash(const at::Tensor& x, const at::Tensor& attnBias) const {
+  const int64_t b = x.size(0), n = x.size(1);
+  auto headsFirst = [&](const at::Tensor& t) { return t.reshape({b, n, heads_, dimHead_}).permute({0, 2, 1, 3}); };
+  const at::Tensor xn = norm.forward(x);
+  at::Tensor q = headsFirst(to_q->forward(xn));
+  std::vector<at::Tensor> kv = to_kv->forward(xn).chunk(2, -1);
+  at::Tensor k = headsFirst(kv[0]);
+  at::Tensor v = headsFirst(kv[1]);
+  // null_kv (heads, 0, 2, dh): no rows to prepend; kept in the graph (an empty gradient, as the reference path).
+  const int64_t numNull = null_kv.size(1);
+  if (numNull > 0 || null_kv.requires_grad()) {
+    at::Tensor nullKv = null_kv.unsqueeze(0).expand({b, heads_, numNull, 2, dimHead_});
+    k = at::cat({nullKv.select(3, 0), k}, 2);
+    v = at::cat({nullKv.select(3, 1), v}, 2);
+  }
+  const at::Tensor bias = attnBias.defined() && numNull > 0 ? at::constant_pad_nd(attnBias, {numNull, 0}, 0) : attnBias;
+  at::Tensor out = ScaledDotProductAttention(q, k, v, bias, 1.0 / std::sqrt(static_cast<double>(dimHead_)));
+  return to_out->forward(out.permute({0, 2, 1, 3}).reshape({b, n, heads_ * dimHead_}));
 }
 
 }  // namespace ctclip::model

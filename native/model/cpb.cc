@@ -26,7 +26,11 @@ at::Tensor ContinuousPositionBias::RelativePositions(int64_t h, int64_t w, const
 }
 
 at::Tensor ContinuousPositionBias::forward(int64_t h, int64_t w, const at::TensorOptions& options) const {
-  at::Tensor x = RelativePositions(h, w, options);
+  return forward(RelativePositions(h, w, options));
+}
+
+at::Tensor ContinuousPositionBias::forward(const at::Tensor& relPos) const {
+  at::Tensor x = relPos;
   for (const auto& layer : hidden) x = layer->forward(x);
   return out->forward(x).permute({2, 0, 1});  // 'i j h -> h i j'
 }

@@ -29,6 +29,8 @@ class ContinuousPositionBias : public torch::nn::Module {
   // The log-distance offsets (h·w, h·w, 2), float32.
   static at::Tensor RelativePositions(int64_t h, int64_t w, const at::TensorOptions& options);
   at::Tensor forward(int64_t h, int64_t w, const at::TensorOptions& options) const;
+  // The MLP on precomputed offsets (RelativePositions), → (heads, h·w, h·w).
+  at::Tensor forward(const at::Tensor& relPos) const;
 
   std::vector<std::shared_ptr<CpbHiddenLayer>> hidden;
   std::shared_ptr<Linear> out;

@@ -1,5 +1,6 @@
 #include "model/ctclip.h"
 
+#include <chrono>
 #include <cmath>
 
 #include "compat.h"
@@ -20,6 +21,9 @@ uint64_t DeriveSeed(uint64_t seed, uint64_t stream) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
 }
+
+using Clock = std::chrono::steady_clock;
+double MsSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 constexpr uint64_t kStreamImage = 1, kStreamText = 2, kStreamDropout = 3;
 const std::string kVisualPrefix = "visual_transformer.";
@@ -131,8 +135,20 @@ at::Tensor CTClip::ToVideo(const at::Tensor& volumes) {
   return volumes.scalar_type() == at::kFloat ? volumes : volumes.to(at::kFloat);
 }
 
+PhaseTimes CTClip::TakePhaseTimes() {
+  PhaseTimes out = phase_;
+  const CTViTPhaseTimes vit = visual_transformer->TakePhaseTimes();
+  out.spatialMs += vit.spatialMs;
+  out.temporalMs += vit.temporalMs;
+  phase_ = PhaseTimes();
+  return out;
+}
+
 TextLatents CTClip::EncodeText(const at::Tensor& ids, const at::Tensor& mask, Recorder* recorder) {
+  const Clock::time_point tText = Clock::now();
   BertOutput bert = text_transformer->forward(ids, mask, dropoutGen_, recorder);
+  phase_.textMs += MsSince(tText);
+  const Clock::time_point tHeads = Clock::now();
   TextLatents out;
   out.lastHiddenState = bert.lastHiddenState;
   out.cls = bert.cls;
@@ -140,16 +156,22 @@ TextLatents CTClip::EncodeText(const at::Tensor& ids, const at::Tensor& mask, Re
   Record(recorder, "text_latents_unnormalized", out.unnormalized);
   out.latents = NormalizeLatents(out.unnormalized);
   Record(recorder, "text_latents", out.latents);
+  phase_.headsMs += MsSince(tHeads);
   return out;
 }
 
 ImageLatents CTClip::EncodeImage(const at::Tensor& video, Recorder* recorder) {
   ImageLatents out;
-  out.vit = visual_transformer->forward(ToVideo(video), recorder);
+  const Clock::time_point tVideo = Clock::now();
+  const at::Tensor v = ToVideo(video);
+  phase_.spatialMs += MsSince(tVideo);
+  out.vit = visual_transformer->forward(v, recorder);
+  const Clock::time_point tHeads = Clock::now();
   out.unnormalized = to_visual_latent->forward(out.vit.embedding);
   Record(recorder, "image_latents_unnormalized", out.unnormalized);
   out.latents = NormalizeLatents(out.unnormalized);
   Record(recorder, "image_latents", out.latents);
+  phase_.headsMs += MsSince(tHeads);
   return out;
 }
 

@@ -54,6 +54,16 @@ struct TextLatents {
   at::Tensor latents;          // (B, latent), unit rows
 };
 
+// Host-side wall time of the forward phases (ms), accumulated over EncodeText / EncodeImage calls until
+// TakePhaseTimes(). std::chrono::steady_clock around each phase: exact compute time on CPU; on an asynchronous
+// device it is launch time unless the caller synchronises. Cost: a few clock reads per forward.
+struct PhaseTimes {
+  double spatialMs = 0;   // CTViT: volume → video cast, patch embedding, CPB, spatial stack
+  double temporalMs = 0;  // CTViT: temporal stack, vector quantizer, mean over T' (the image embedding)
+  double textMs = 0;      // BERT forward (embeddings + layers, [CLS])
+  double headsMs = 0;     // to_text_latent / to_visual_latent projections + L2 normalisation
+};
+
 struct ImageLatents {
   CTViTOutput vit;
   at::Tensor unnormalized;  // (B, latent)
@@ -68,6 +78,9 @@ class CTClip : public torch::nn::Module {
   TextLatents EncodeText(const at::Tensor& ids, const at::Tensor& mask, Recorder* recorder = nullptr);
   // video: (B, C, F, H, W) float32 (see ToVideo for the loader's layout). Training mode runs the VQ EMA once.
   ImageLatents EncodeImage(const at::Tensor& video, Recorder* recorder = nullptr);
+
+  // The phase times accumulated since the last call (all zero when nothing ran); resets them.
+  PhaseTimes TakePhaseTimes();
 
   // The logit scale exp(temperature) (clamped at ln 100 when configured), a differentiable 0-dim tensor.
   at::Tensor Scale() const;
@@ -101,6 +114,7 @@ class CTClip : public torch::nn::Module {
   CTClipConfig config_;
   at::Generator initGen_;
   at::Generator dropoutGen_;
+  PhaseTimes phase_;  // text and heads; the CTViT keeps its own spatial / temporal times
 };
 
 // l2norm of rows in float32 (F.normalize, eps 1e-12).

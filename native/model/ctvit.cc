@@ -1,5 +1,7 @@
 #include "model/ctvit.h"
 
+#include <chrono>
+
 #include "model/init.h"
 #include "napi/errors.h"
 
@@ -21,6 +23,9 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
 }
 
 std::string Shape(const at::Tensor& t) { return c10::str(t.sizes()); }
+
+using Clock = std::chrono::steady_clock;
+double MsSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 }  // namespace
 
@@ -63,10 +68,11 @@ CTViT::CTViT(const CTViTConfig& config) : config_(config) {
   spatial_rel_pos_bias = register_module("spatial_rel_pos_bias", std::make_shared<ContinuousPositionBias>(c.dim, c.heads, gen));
   to_patch_emb_first_frame = register_module("to_patch_emb_first_frame", std::make_shared<PatchEmbed>(c.channels * p * p, c.dim, gen));
   to_patch_emb = register_module("to_patch_emb", std::make_shared<PatchEmbed>(c.channels * pt * p * p, c.dim, gen));
+  const TransformerVariant variant = c.Variant();
   enc_spatial_transformer = register_module(
-      "enc_spatial_transformer", std::make_shared<Transformer>(c.spatial_depth, c.dim, c.heads, c.dim_head, gen));
+      "enc_spatial_transformer", std::make_shared<Transformer>(c.spatial_depth, c.dim, c.heads, c.dim_head, gen, variant));
   enc_temporal_transformer = register_module(
-      "enc_temporal_transformer", std::make_shared<Transformer>(c.temporal_depth, c.dim, c.heads, c.dim_head, gen));
+      "enc_temporal_transformer", std::make_shared<Transformer>(c.temporal_depth, c.dim, c.heads, c.dim_head, gen, variant));
   vq = register_module("vq", std::make_shared<VectorQuantize>(c.dim, c.codebook_size, c.vq, c.vq_decay, gen));
   register_module("to_pixels_first_frame", std::make_shared<PixelHead>(c.dim, c.channels * p * p, gen));
   register_module("to_pixels", std::make_shared<PixelHead>(c.dim, c.channels * pt * p * p, gen));
@@ -78,7 +84,51 @@ CTViT::CTViT(const CTViTConfig& config) : config_(config) {
 
 bool CTViT::IsInert(const std::string& name) const {
   return StartsWith(name, "to_patch_emb_first_frame.") || StartsWith(name, "to_pixels_first_frame.") ||
-         StartsWith(name, "to_pixels.") || EndsWith(name, ".context_norm.gamma") || EndsWith(name, ".context_norm.beta");
+         StartsWith(name, "to_pixels.") || EndsWith(name, ".context_norm.gamma") || EndsWith(name, ".context_norm.beta") ||
+         EndsWith(name, ".context_norm.weight");
+}
+
+CTViTPhaseTimes CTViT::TakePhaseTimes() {
+  CTViTPhaseTimes out = phase_;
+  phase_ = CTViTPhaseTimes();
+  return out;
+}
+
+void CTViT::ClearCaches() {
+  cpbCache_ = at::Tensor();
+  cpbCacheKey_.clear();
+}
+
+void CTViT::train(bool on) {
+  ClearCaches();
+  torch::nn::Module::train(on);
+}
+
+at::Tensor CTViT::SpatialBias(int64_t h, int64_t w, const at::TensorOptions& options) {
+  const ContinuousPositionBias& cpb = *spatial_rel_pos_bias;
+  const int64_t device = static_cast<int64_t>(options.device().type()) * 1024 + options.device().index();
+  const std::vector<int64_t> gridKey{h, w, device};
+  if (!relPos_.defined() || relPosKey_ != gridKey) {
+    torch::NoGradGuard noGrad;
+    relPos_ = ContinuousPositionBias::RelativePositions(h, w, options);
+    relPosKey_ = gridKey;
+  }
+  if (torch::GradMode::is_enabled()) {
+    // Training (or gradients wanted): a fresh bias in the graph, computed once for all spatial layers.
+    cpbCache_ = at::Tensor();
+    return cpb.forward(relPos_);
+  }
+  std::vector<int64_t> key = gridKey;
+  key.push_back(static_cast<int64_t>(options.dtype().toScalarType()));
+  for (const at::Tensor& p : cpb.parameters()) {
+    key.push_back(p._version());
+    key.push_back(static_cast<int64_t>(reinterpret_cast<std::uintptr_t>(p.data_ptr())));
+  }
+  if (!cpbCache_.defined() || cpbCacheKey_ != key) {
+    cpbCache_ = cpb.forward(relPos_).contiguous();
+    cpbCacheKey_ = std::move(key);
+  }
+  return cpbCache_;
 }
 
 std::vector<NamedState> CTViT::State() const {
@@ -138,6 +188,7 @@ CTViTOutput CTViT::forward(const at::Tensor& video, Recorder* recorder) {
   const int64_t B = video.size(0), T = video.size(2) / c.temporal_patch_size;
   const int64_t Hp = c.image_size / c.patch_size, Wp = Hp, D = c.dim;
   const bool checkpoint = c.activation_checkpointing && is_training();
+  const Clock::time_point tSpatial = Clock::now();
 
   at::Tensor tokens = to_patch_emb->forward(Patchify(video, c.temporal_patch_size, c.patch_size));  // (B, T', H', W', D)
   Record(recorder, "patch_emb", tokens);
@@ -147,7 +198,7 @@ CTViTOutput CTViT::forward(const at::Tensor& video, Recorder* recorder) {
     // Contiguous so that its gradient has the same memory layout whether or not the layers are checkpointed (a
     // checkpointed layer receives the bias as a leaf, whose .grad follows the leaf's strides): the CPB weight
     // gradients are then bit-identical on both paths. Values are unaffected.
-    bias = spatial_rel_pos_bias->forward(Hp, Wp, video.options()).contiguous();
+    bias = SpatialBias(Hp, Wp, video.options()).contiguous();
     Record(recorder, "cpb_bias", bias);
   }
   const VideoShape videoShape{B, T, Hp, Wp};
@@ -156,6 +207,8 @@ CTViTOutput CTViT::forward(const at::Tensor& video, Recorder* recorder) {
   at::Tensor x = tokens.reshape({B * T, Hp * Wp, D});
   x = enc_spatial_transformer->forward(x, videoShape, bias, checkpoint, recorder, "spatial");
   Record(recorder, "spatial_out", x);
+  phase_.spatialMs += MsSince(tSpatial);
+  const Clock::time_point tTemporal = Clock::now();
 
   // temporal: '(b t) (h w) d -> b t h w d -> (b h w) t d'
   x = x.reshape({B, T, Hp, Wp, D}).permute({0, 2, 3, 1, 4}).reshape({B * Hp * Wp, T, D});
@@ -175,6 +228,7 @@ CTViTOutput CTViT::forward(const at::Tensor& video, Recorder* recorder) {
   Record(recorder, "quantized", out.quantized);
   out.embedding = ImageEmbedding(out.quantized);
   Record(recorder, "image_embedding", out.embedding);
+  phase_.temporalMs += MsSince(tTemporal);
   return out;
 }
 

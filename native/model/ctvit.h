@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,7 +41,13 @@ struct CTViTConfig {
   VqVariant vq = VqVariant::StraightThrough;
   double vq_decay = 0.8;
   bool activation_checkpointing = false;
+  // MODERN variants (model-spec §3), all off by default (= the reference model; weights do not interchange when on).
+  bool use_flash_attention = false;  // attention without QK-norm: LayerNorm(x) → q, k, v; softmax(q·kᵀ/√dh)·v (SDPA)
+  bool use_rms_norm = false;         // RMSNorm (key `weight`) for the attention norms and norm_out
+  bool use_swiglu = false;           // SiLU(first half) · second half in the feed-forward
   uint64_t seed = 0;
+
+  TransformerVariant Variant() const { return {use_flash_attention, use_rms_norm, use_swiglu}; }
 
   // ARGUMENT_ERROR naming the offending key and the expected value.
   void Validate() const;
@@ -51,6 +58,13 @@ struct CTViTOutput {
   at::Tensor indices;     // (B, T'·H'·W') int64 code indices
   at::Tensor embedding;   // (B, H'·W'·D): mean over T', flattened (h, w, d)
   at::Tensor commitLoss;  // scalar in training (not part of the CLIP loss); undefined in eval
+};
+
+// Host-side wall time of the forward phases, accumulated over calls (std::chrono::steady_clock around the phase;
+// on CPU this is compute time, on an asynchronous device it is launch time unless the caller synchronises).
+struct CTViTPhaseTimes {
+  double spatialMs = 0;   // patchify + patch embedding + CPB + spatial stack
+  double temporalMs = 0;  // temporal stack + vector quantizer + the embedding (mean over T')
 };
 
 enum class TensorKind { Parameter, Buffer, Inert };
@@ -84,6 +98,17 @@ class CTViT : public torch::nn::Module {
   const CTViTConfig& config() const { return config_; }
   bool IsInert(const std::string& name) const;
 
+  // Returns the phase times accumulated since the last call and resets them.
+  CTViTPhaseTimes TakePhaseTimes();
+
+  // The spatial CPB bias (heads, H'·W', H'·W'). Computed once per forward; with grad mode off (eval / inference)
+  // it is cached and reused while the CPB parameters are unchanged (same storage and version counters, same
+  // grid, dtype and device). train() / eval() and any weight write invalidate it.
+  at::Tensor SpatialBias(int64_t h, int64_t w, const at::TensorOptions& options);
+  // Drops the cached CPB bias (called by train(); loaders that swap parameter storage may call it too).
+  void ClearCaches();
+  void train(bool on = true) override;
+
   std::shared_ptr<ContinuousPositionBias> spatial_rel_pos_bias;  // always present (keys exist even with CPB off)
   std::shared_ptr<PatchEmbed> to_patch_emb_first_frame;          // inert
   std::shared_ptr<PatchEmbed> to_patch_emb;
@@ -93,6 +118,13 @@ class CTViT : public torch::nn::Module {
 
  private:
   CTViTConfig config_;
+  CTViTPhaseTimes phase_;
+  // Cached eval-mode CPB bias and the key it was computed under.
+  at::Tensor cpbCache_;
+  std::vector<int64_t> cpbCacheKey_;
+  // The log-distance offsets depend only on the grid: cached per (h, w, device).
+  at::Tensor relPos_;
+  std::vector<int64_t> relPosKey_;
 };
 
 }  // namespace ctclip::model

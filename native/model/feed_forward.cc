@@ -7,7 +7,7 @@ int64_t FeedForwardInnerDim(int64_t dim) {
   return static_cast<int64_t>(mult * (2.0 / 3.0) * static_cast<double>(dim));
 }
 
-FeedForward::FeedForward(int64_t dim, at::Generator& gen) {
+FeedForward::FeedForward(int64_t dim, at::Generator& gen, bool swiglu_) : swiglu(swiglu_) {
   const int64_t inner = FeedForwardInnerDim(dim);
   norm = register_module("0", std::make_shared<LayerNorm>(dim));
   proj_in = register_module("1", std::make_shared<Linear>(dim, 2 * inner, /*bias=*/false, gen));
@@ -16,6 +16,7 @@ FeedForward::FeedForward(int64_t dim, at::Generator& gen) {
 
 at::Tensor FeedForward::forward(const at::Tensor& x) const {
   std::vector<at::Tensor> halves = proj_in->forward(norm->forward(x)).chunk(2, -1);
+  if (swiglu) return proj_out->forward(at::silu(halves[0]) * halves[1]);
   return proj_out->forward(at::gelu(halves[1]) * halves[0]);
 }
 

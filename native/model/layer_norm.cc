@@ -30,4 +30,28 @@ at::Tensor LayerNormNB::forward(const at::Tensor& x) const {
   return at::layer_norm(AsParamDtype(x, gamma), {gamma.size(0)}, gamma, beta, kLayerNormEps);
 }
 
+RMSNorm::RMSNorm(int64_t dim) { weight = register_parameter("weight", torch::ones({dim})); }
+
+at::Tensor RMSNorm::forward(const at::Tensor& x) const {
+  at::Tensor xf = AsParamDtype(x, weight);
+  at::Tensor rms = xf.pow(2).mean({-1}, /*keepdim=*/true).sqrt();
+  return xf / (rms + kRmsNormEps) * weight;
+}
+
+NormSlot::NormSlot(torch::nn::Module& parent, const std::string& name, NormKind kind, int64_t dim) : kind_(kind) {
+  switch (kind) {
+    case NormKind::LayerNorm: ln = parent.register_module(name, std::make_shared<LayerNorm>(dim)); break;
+    case NormKind::RMSNorm: rms = parent.register_module(name, std::make_shared<RMSNorm>(dim)); break;
+    default: nb = parent.register_module(name, std::make_shared<LayerNormNB>(dim)); break;
+  }
+}
+
+at::Tensor NormSlot::forward(const at::Tensor& x) const {
+  switch (kind_) {
+    case NormKind::LayerNorm: return ln->forward(x);
+    case NormKind::RMSNorm: return rms->forward(x);
+    default: return nb->forward(x);
+  }
+}
+
 }  // namespace ctclip::model

@@ -4,10 +4,11 @@
 
 namespace ctclip::model {
 
-TransformerLayer::TransformerLayer(int64_t dim, int64_t heads, int64_t dimHead, at::Generator& gen) {
+TransformerLayer::TransformerLayer(int64_t dim, int64_t heads, int64_t dimHead, at::Generator& gen,
+                                   const TransformerVariant& variant) {
   peg = register_module("0", std::make_shared<PEG>(dim, gen));
-  attn = register_module("1", std::make_shared<Attention>(dim, heads, dimHead, gen));
-  ff = register_module("3", std::make_shared<FeedForward>(dim, gen));
+  attn = register_module("1", std::make_shared<Attention>(dim, heads, dimHead, gen, variant));
+  ff = register_module("3", std::make_shared<FeedForward>(dim, gen, variant.swiglu));
 }
 
 at::Tensor TransformerLayer::forward(const at::Tensor& input, const VideoShape& videoShape, const at::Tensor& attnBias,
@@ -23,13 +24,14 @@ at::Tensor TransformerLayer::forward(const at::Tensor& input, const VideoShape& 
   return f + x;
 }
 
-Transformer::Transformer(int64_t depth, int64_t dim, int64_t heads, int64_t dimHead, at::Generator& gen) {
+Transformer::Transformer(int64_t depth, int64_t dim, int64_t heads, int64_t dimHead, at::Generator& gen,
+                         const TransformerVariant& variant) {
   auto list = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < depth; i++) {
-    layers.push_back(std::make_shared<TransformerLayer>(dim, heads, dimHead, gen));
+    layers.push_back(std::make_shared<TransformerLayer>(dim, heads, dimHead, gen, variant));
     list->push_back(layers.back());
   }
-  norm_out = register_module("norm_out", std::make_shared<LayerNormNB>(dim));
+  norm_out = NormSlot(*this, "norm_out", variant.rmsNorm ? NormKind::RMSNorm : NormKind::LayerNormNB, dim);
 }
 
 at::Tensor Transformer::forward(at::Tensor x, const VideoShape& videoShape, const at::Tensor& attnBias, bool checkpoint,
@@ -51,7 +53,7 @@ at::Tensor Transformer::forward(at::Tensor x, const VideoShape& videoShape, cons
       x = layers[i]->forward(x, videoShape, attnBias, recorder, name);
     }
   }
-  return norm_out->forward(x);
+  return norm_out.forward(x);
 }
 
 }  // namespace ctclip::model

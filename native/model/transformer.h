@@ -1,6 +1,7 @@
 // One CTViT transformer stack (reference `Transformer`, peg=True, peg_causal=True, no cross-attention):
 // `layers` is a ModuleList of [PEG "0", Attention "1", (cross-attention slot "2" = None), FeedForward "3"]; each
-// layer does x ← x + PEG(x); x ← x + Attn(x, bias); x ← x + FF(x). After the last layer `norm_out` (LN_nb).
+// layer does x ← x + PEG(x); x ← x + Attn(x, bias); x ← x + FF(x). After the last layer `norm_out` (LN_nb, or RMSNorm
+// with the `use_rms_norm` variant).
 #pragma once
 
 #include <torch/torch.h>
@@ -19,7 +20,7 @@ namespace ctclip::model {
 
 class TransformerLayer : public torch::nn::Module {
  public:
-  TransformerLayer(int64_t dim, int64_t heads, int64_t dimHead, at::Generator& gen);
+  TransformerLayer(int64_t dim, int64_t heads, int64_t dimHead, at::Generator& gen, const TransformerVariant& variant = {});
   // Records `<prefix>_peg`, `<prefix>_attn`, `<prefix>_ff` (sub-block outputs before their residual adds).
   at::Tensor forward(const at::Tensor& x, const VideoShape& videoShape, const at::Tensor& attnBias, Recorder* recorder,
                      const std::string& prefix) const;
@@ -31,14 +32,14 @@ class TransformerLayer : public torch::nn::Module {
 
 class Transformer : public torch::nn::Module {
  public:
-  Transformer(int64_t depth, int64_t dim, int64_t heads, int64_t dimHead, at::Generator& gen);
+  Transformer(int64_t depth, int64_t dim, int64_t heads, int64_t dimHead, at::Generator& gen, const TransformerVariant& variant = {});
   // x: (rows, n, dim). With `checkpoint` (and grad mode on, nothing recorded), each layer is recomputed in backward.
   // `prefix` names the recorded intermediates: `<prefix>_l<i>_{peg,attn,ff}`.
   at::Tensor forward(at::Tensor x, const VideoShape& videoShape, const at::Tensor& attnBias, bool checkpoint,
                      Recorder* recorder, const std::string& prefix) const;
 
   std::vector<std::shared_ptr<TransformerLayer>> layers;
-  std::shared_ptr<LayerNormNB> norm_out;
+  NormSlot norm_out;  // LN_nb, or RMSNorm (key `norm_out.weight`) with the rmsNorm variant
 };
 
 }  // namespace ctclip::model

@@ -116,6 +116,9 @@ Napi::Object ConfigToJs(Napi::Env env, const model::CTViTConfig& c) {
   o.Set("vq", model::VqVariantName(c.vq));
   num("vq_decay", c.vq_decay);
   o.Set("activation_checkpointing", c.activation_checkpointing);
+  o.Set("use_flash_attention", c.use_flash_attention);
+  o.Set("use_rms_norm", c.use_rms_norm);
+  o.Set("use_swiglu", c.use_swiglu);
   num("seed", static_cast<double>(c.seed));
   return o;
 }
@@ -410,6 +413,9 @@ model::CTViTConfig ParseCTViTConfig(const Napi::Value& value, bool requireSeed) 
   c.channels = IntOption(o, "channels", false, 1);
   c.use_cpb = BoolOption(o, "use_cpb", true);
   c.activation_checkpointing = BoolOption(o, "activation_checkpointing", false);
+  c.use_flash_attention = BoolOption(o, "use_flash_attention", false);
+  c.use_rms_norm = BoolOption(o, "use_rms_norm", false);
+  c.use_swiglu = BoolOption(o, "use_swiglu", false);
   if (o.Has("vq") && !o.Get("vq").IsUndefined()) {
     Require(o.Get("vq").IsString(), "ARGUMENT_ERROR", "ctvit config: 'vq' must be 'straight_through' or 'rotation'");
     const std::string name = o.Get("vq").As<Napi::String>().Utf8Value();
