@@ -149,6 +149,44 @@ export interface RawAddon {
   ctclipRngState(model: CTClipHandle): { init: TensorHandle; dropout: TensorHandle };
   ctclipSetRngState(model: CTClipHandle, state: { init?: TensorHandle; dropout?: TensorHandle }): void;
   ctclipSetStepCounters(model: CTClipHandle, counters: { optimizerSteps: number; skippedSteps: number }): void;
+  ctclipTrainStepBatches(
+    model: CTClipHandle,
+    batches: { ids: TensorHandle; mask: TensorHandle; volumes: TensorHandle }[],
+    lr: number,
+    flags?: { injectNonFiniteGrad?: boolean; stopRequested?: boolean; captureGrads?: boolean },
+  ): Promise<CTClipStepResult>;
+  ctclipSetDistributed(model: CTClipHandle, group: DistGroupHandle | null): void;
+  ctclipBroadcastState(model: CTClipHandle, root: number): Promise<void>;
+
+  // --- c10d collectives (issue 10; native/napi/dist_binding.cc, wrapped by lib/dist/group.ts) ---
+  distBackends(): { gloo: boolean; nccl: boolean };
+  distInit(opts: DistInitOptions): Promise<DistGroupHandle>;
+  distAllReduce(group: DistGroupHandle, tensors: TensorHandle[]): Promise<void>;
+  distAllGather(group: DistGroupHandle, tensor: TensorHandle): Promise<TensorHandle>;
+  distBroadcast(group: DistGroupHandle, tensors: TensorHandle[], root: number): Promise<void>;
+  distBarrier(group: DistGroupHandle, what?: string): Promise<void>;
+  distShutdown(group: DistGroupHandle): void;
+  distStoreServer(port: number): { port: number; close(): void };
+}
+
+export interface DistInitOptions {
+  rank: number;
+  worldSize: number;
+  localRank?: number;
+  masterAddr?: string;
+  masterPort?: number;
+  /** torchrun's agent store: every rank is a client, keys under /worker/attempt_<restartCount>. */
+  useAgentStore?: boolean;
+  restartCount?: number;
+  timeoutMs?: number;
+  backend?: 'gloo' | 'nccl';
+}
+
+/** A c10d process group (opaque). */
+export interface DistGroupHandle {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly backend: 'gloo' | 'nccl';
 }
 
 /** A native CTViT encoder (issue 3). */
@@ -283,6 +321,12 @@ export interface CTClipTrainingNativeConfig {
   betas?: [number, number];
   eps?: number;
   loss_scale?: { enabled?: boolean; init_scale?: number; growth_factor?: number; backoff_factor?: number; growth_interval?: number };
+  /** loss.gather: the contrastive loss over the whole global batch (all micro-batches and ranks). Default true. */
+  gather?: boolean;
+  /** loss.local_loss: own rows against the global batch (false: every rank the full loss). Default true. */
+  local_loss?: boolean;
+  /** distributed.bucket_mb in bytes. */
+  bucket_bytes?: number;
 }
 
 export interface CTClipNativeConfig {
@@ -347,6 +391,11 @@ export interface CTClipStepResult {
   optimizerSteps: number;
   skippedSteps: number;
   timings: CTClipTimings;
+  /** Some rank asked to stop after this step (the same on every rank). */
+  stopRequested: boolean;
+  worldSize: number;
+  /** With `captureGrads`: the all-reduced, un-clipped gradients by parameter name. */
+  grads?: { names: string[]; tensors: TensorHandle[] };
 }
 
 export interface CTClipOptimizerState {

@@ -10,6 +10,11 @@
  * `--debug` (as the reference's): no remote logging (use_wandb off), a progress line every step, the timing
  * breakdown on (every 100 steps), validation on 100 samples. Applied before any `--set`, so `--set` still wins.
  *
+ * Data parallel: started by `ctclip launch` / `node lib/launch.js`, by `torchrun --no-python … node lib/train.js`,
+ * or one SLURM task per rank, the process joins the job its environment describes (lib/dist/env.ts: RANK,
+ * WORLD_SIZE, …; SLURM_* when RANK is absent) over c10d (`distributed.*` in the config); only rank 0 prints and
+ * writes. See scripts/MULTI_GPU_GUIDE.md.
+ *
  * Test-only: `CTCLIP_TEST_FAULT` = comma-separated `kill-after-step=N`, `kill-before-commit=N`, `enospc=N`,
  * `non-finite=N` (the first attempt at optimizer step N gets a non-finite gradient and must be skipped).
  */
@@ -17,6 +22,8 @@ import { intOption, parseCommandArgs, runAsMain, runCommand } from './commands/c
 import { loadConfig } from './config/load';
 import { CtclipError } from './errors';
 import { StopSignals } from './train/signals';
+import { distEnvFrom } from './dist/env';
+import { ProcessGroup } from './dist/group';
 import { Trainer, type FaultInjection } from './train/trainer';
 
 export const USAGE = `usage: ctclip train --config FILE [--resume latest|best|PATH] [--init-from WEIGHTS] [--debug]
@@ -78,16 +85,28 @@ export async function run(argv: string[]): Promise<number> {
       const { config } = loadConfig(values.config, { overrides });
       if (values.debug) process.stdout.write(`Debug mode: ${DEBUG_OVERRIDES.join(', ')}\n`);
       signals = new StopSignals().install();
-      const trainer = await Trainer.create({
-        config,
-        resume: values.resume ?? null,
-        initFrom: values['init-from'] ?? null,
-        loadOptimizer: !values['no-load-optimizer'],
-        signals,
-        faults,
-      });
-      const result = await trainer.fit();
-      return result.exitCode;
+      const env = distEnvFrom(process.env);
+      let group: ProcessGroup | null = null;
+      if (env.worldSize > 1) {
+        const d = config.distributed;
+        if (env.rank === 0) process.stdout.write(`Joining a ${env.worldSize}-rank job at ${env.masterAddr}:${env.masterPort} (${env.source}${env.useAgentStore ? ', agent store' : ''}, restart ${env.restartCount})\n`);
+        group = await ProcessGroup.init(env, { backend: d.backend, timeoutMs: d.timeout_minutes * 60_000, cuda: false });
+      }
+      try {
+        const trainer = await Trainer.create({
+          config,
+          resume: values.resume ?? null,
+          initFrom: values['init-from'] ?? null,
+          loadOptimizer: !values['no-load-optimizer'],
+          signals,
+          faults,
+          group,
+        });
+        const result = await trainer.fit();
+        return result.exitCode;
+      } finally {
+        group?.shutdown();
+      }
     });
   } finally {
     (signals as StopSignals | null)?.dispose();

@@ -24,6 +24,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterCTClip(env, exports);  // CT-CLIP model and training step (issue 4)
   RegisterBenchmarks(env, exports);
   RegisterVolumeOps(env, exports);  // CT preprocessing (issue 12)
+  RegisterDistributed(env, exports);  // c10d collectives (issue 10)
   return exports;
 }
 

@@ -8,9 +8,14 @@ import { EvalLoader, type Batch } from '../data/loader';
 import type { ShardIndex } from '../data/shard-index';
 import { tensorFromBuffer, type TensorHandle } from '../tensor';
 
-/** An EvalLoader over `index` with the config's batch size, prefetch, readers, error budget and seed. */
-export function evalLoaderFor(cfg: Config, index: ShardIndex, evalSamples: number | null): EvalLoader {
+/**
+ * An EvalLoader over `index` with the config's batch size, prefetch, readers, error budget and seed; with `shard`,
+ * this rank's share of the chosen samples (data-parallel validation).
+ */
+export function evalLoaderFor(cfg: Config, index: ShardIndex, evalSamples: number | null, shard: { rank: number; worldSize: number } = { rank: 0, worldSize: 1 }): EvalLoader {
   return new EvalLoader(index, {
+    rank: shard.rank,
+    worldSize: shard.worldSize,
     batchSize: cfg.data.val_batch_size,
     evalSamples,
     seed: cfg.experiment.seed,

@@ -70,6 +70,9 @@ export function modelConfigFromConfig(cfg: Config, vocabSize: number): CTClipNat
       weight_decay: t.weight_decay,
       betas: [t.betas[0], t.betas[1]],
       eps: t.eps,
+      gather: m.loss.gather,
+      local_loss: m.loss.local_loss,
+      bucket_bytes: Math.max(1, Math.round(cfg.distributed.bucket_mb * 1024 * 1024)),
     },
   };
 }

@@ -29,6 +29,7 @@ import {
   type CTClipScalerState,
   type CTClipStepResult,
   type CTViTTensorKind,
+  type DistGroupHandle,
   type TensorHandle,
 } from '../native';
 import { tensorFromBuffer } from '../tensor';
@@ -319,6 +320,37 @@ export class CTClip {
   trainStep(batch: CTClipBatch, lr: number): Promise<CTClipStepResult> {
     checkLr(lr, 'trainStep');
     return loadAddon().ctclipTrainStep(this.handle, batch.inputIds, batch.attentionMask, batch.volumes, lr);
+  }
+
+  /**
+   * The trainer's step over the A micro-batches of one optimizer step (native/train/step.h TrainStep): with
+   * `loss.gather` the contrastive loss of the whole global batch (A·B·W samples, open_clip's feature cache), else
+   * the reference's per-micro-batch loss; then the optimizer step. `stopRequested` is all-reduced over ranks and
+   * comes back in the result, so every rank stops at the same step.
+   */
+  trainStepBatches(
+    batches: CTClipBatch[],
+    lr: number,
+    flags: { injectNonFiniteGrad?: boolean; stopRequested?: boolean; captureGrads?: boolean } = {},
+  ): Promise<CTClipStepResult> {
+    checkLr(lr, 'trainStepBatches');
+    if (batches.length === 0) throw argError('trainStepBatches: at least one micro-batch is needed');
+    return loadAddon().ctclipTrainStepBatches(
+      this.handle,
+      batches.map((b) => ({ ids: b.inputIds, mask: b.attentionMask, volumes: b.volumes })),
+      lr,
+      flags,
+    );
+  }
+
+  /** Data parallel: reduce gradients, codebook statistics and step decisions over `group` (null: single process). */
+  setDistributed(group: DistGroupHandle | null): void {
+    loadAddon().ctclipSetDistributed(this.handle, group);
+  }
+
+  /** Every parameter and buffer becomes rank `root`'s (identical starting weights everywhere). */
+  broadcastState(root = 0): Promise<void> {
+    return loadAddon().ctclipBroadcastState(this.handle, root);
   }
 
   /** Drops accumulated gradients (set to undefined) and any pending micro-batches. */

@@ -55,6 +55,10 @@ import { writeFileAtomicSync } from '../io/atomic';
 import type { StopSignals } from './signals';
 import { runValidation, type ValidationOutcome } from './validate';
 import { batchVolumes, evalLoaderFor } from '../eval/loader';
+import type { ProcessGroup } from '../dist/group';
+import type { TensorHandle } from '../native';
+import { Rng } from '../rng';
+import { Writable } from 'stream';
 
 export interface StepEvent {
   step: number;
@@ -102,8 +106,12 @@ export interface TrainerOptions {
   initFrom?: string | null;
   /** Default true; false restores weights + run position but starts AdamW and the loss scaler fresh. */
   loadOptimizer?: boolean;
-  /** World size (data-parallel training is a separate issue; 1 here). */
-  worldSize?: number;
+  /**
+   * Data parallel: this rank's process group (lib/dist/group.ts; null or absent = one process). Every rank reads
+   * its slice of each global batch, gradients and decisions are reduced over the group, validation is sharded and
+   * gathered to rank 0, and only rank 0 logs and writes files.
+   */
+  group?: ProcessGroup | null;
   /** Where lines go (default: a ProgressReporter on stdout). */
   reporter?: ProgressReporter;
   signals?: StopSignals | null;
@@ -186,6 +194,8 @@ export class Trainer extends EventEmitter {
   /** The checkpoint this run resumed from (null for a fresh run). */
   readonly resumedFrom: string | null;
   private readonly wandbLines: string[];
+  /** The process group (null: one process). */
+  readonly group: ProcessGroup | null;
 
   private constructor(init: {
     config: Config;
@@ -203,6 +213,7 @@ export class Trainer extends EventEmitter {
     faults: FaultInjection;
     resumedFrom: string | null;
     wandbLines: string[];
+    group: ProcessGroup | null;
   }) {
     super();
     this.config = init.config;
@@ -220,14 +231,24 @@ export class Trainer extends EventEmitter {
     this.faults = init.faults;
     this.resumedFrom = init.resumedFrom;
     this.wandbLines = init.wandbLines;
+    this.group = init.group;
+  }
+
+  /** Rank 0 (or the only process): the one that logs and writes files. */
+  get isMain(): boolean {
+    return (this.group?.rank ?? 0) === 0;
   }
 
   /** Builds everything from the config: data, plan, tokenizer, model, resume/init, logging sinks. */
   static async create(opts: TrainerOptions): Promise<Trainer> {
     const cfg = opts.config;
-    const reporter = opts.reporter ?? new ProgressReporter();
+    const group = opts.group && opts.group.worldSize > 1 ? opts.group : null;
+    const worldSize = group?.worldSize ?? 1;
+    const rank = group?.rank ?? 0;
+    const isMain = rank === 0;
+    // Only rank 0 prints progress; the others keep warnings and errors (stderr).
+    const reporter = isMain ? (opts.reporter ?? new ProgressReporter()) : new ProgressReporter({ stream: silentStream(), tty: false });
     const log = (...lines: string[]) => reporter.log(...lines);
-    const worldSize = opts.worldSize ?? 1;
     if (!cfg.data.webdataset_shards_train) throw new CtclipError('CONFIG_ERROR', 'data.webdataset_shards_train is not set');
     if (!cfg.data.webdataset_shards_val) throw new CtclipError('CONFIG_ERROR', 'data.webdataset_shards_val is not set (validation needs it)');
 
@@ -245,9 +266,18 @@ export class Trainer extends EventEmitter {
     }
 
     const tokenizer = Tokenizer.fromVocabFile(vocabFile(cfg), { doLowerCase: cfg.model.text_encoder.do_lower_case });
-    const model = CTClip.create(modelConfigFromConfig(cfg, tokenizer.vocabSize));
+    const modelConfig = modelConfigFromConfig(cfg, tokenizer.vocabSize);
+    // Rank r > 0 gets its own dropout stream; its initial weights are replaced by rank 0's (broadcast below).
+    if (rank > 0) modelConfig.seed = Rng.derive(cfg.experiment.seed, 'model', 'rank', rank).nextUint32();
+    const model = CTClip.create(modelConfig);
     const info = model.info();
-    log(`Model: ${info.parameterCount.toLocaleString('en-US')} parameters (${info.trainableParameterCount.toLocaleString('en-US')} trainable), ${info.precision}, ${info.device}, ${threads} threads`);
+    log(`Model: ${info.parameterCount.toLocaleString('en-US')} parameters (${info.trainableParameterCount.toLocaleString('en-US')} trainable), ${info.precision}, ${info.device}, ${threads} threads${group ? ` per rank` : ''}`);
+    if (group) {
+      log(
+        `Data parallel: ${worldSize} ranks (${group.backend}, timeout ${(group.timeoutMs / 60000).toFixed(1)} min), ` +
+          `loss over ${cfg.model.loss.gather ? `the global batch of ${cfg.data.batch_size * worldSize * cfg.training.gradient_accumulation_steps}${cfg.model.loss.local_loss ? ' (local rows)' : ' (full loss on every rank)'}` : `each rank's micro-batch of ${cfg.data.batch_size} (loss.gather false)`}`,
+      );
+    }
 
     const runDir = ensureRunDir(cfg.checkpoint.save_dir);
     const checkpoints = new CheckpointManager({
@@ -257,6 +287,7 @@ export class Trainer extends EventEmitter {
       bestMode: cfg.checkpoint.best_metric_mode,
       onLog: (message, level) => (level === 'warn' ? process.stderr.write(`warning: ${message}\n`) : log(message)),
       hooks: checkpointHooks(opts),
+      readOnly: !isMain,
     });
 
     const stepsPerEpoch = plan.stepsPerEpoch;
@@ -309,23 +340,31 @@ export class Trainer extends EventEmitter {
       log(`Text encoder initialised from ${cfg.model.text_encoder.path}`);
     }
 
+    if (group) {
+      // Identical starting weights and codebooks everywhere (after any resume/init, which every rank did alike).
+      model.setDistributed(group.handle);
+      await model.broadcastState(0);
+    }
+
     const trainLoader = new TrainLoader(index, {
       batchSize: cfg.data.batch_size,
       worldSize,
-      rank: 0,
+      rank,
       gradAccumSteps: cfg.training.gradient_accumulation_steps,
       seed: cfg.experiment.seed,
       prefetch: cfg.data.prefetch_factor,
       readers: cfg.data.num_workers,
       maxBadSamples: cfg.data.max_bad_samples,
     });
-    const evalLoader = evalLoaderFor(cfg, valIndex, cfg.validation.eval_samples);
+    const evalLoader = evalLoaderFor(cfg, valIndex, cfg.validation.eval_samples, { rank, worldSize });
     log(trainLoader.summary());
     log(`validation: ${evalLoader.chosen.length} of ${valIndex.samples.length} samples (fixed seeded subset), ${classNames.length} classes, prompts '${cfg.validation.prompts.positive}' / '${cfg.validation.prompts.negative}'`);
     if (stepsPerEpoch !== trainLoader.stepsPerEpoch) throw new CtclipError('PLAN_ERROR', `plan and loader disagree on steps per epoch (${stepsPerEpoch} vs ${trainLoader.stepsPerEpoch})`);
 
-    writeFileAtomicSync(runDir.config, YAML.stringify(cfg));
-    writeFileAtomicSync(runDir.evalSubset, `${JSON.stringify({ seed: cfg.experiment.seed, eval_samples: cfg.validation.eval_samples, study_ids: evalLoader.chosenStudyIds() }, null, 2)}\n`);
+    if (isMain) {
+      writeFileAtomicSync(runDir.config, YAML.stringify(cfg));
+      writeFileAtomicSync(runDir.evalSubset, `${JSON.stringify({ seed: cfg.experiment.seed, eval_samples: cfg.validation.eval_samples, study_ids: evalLoader.chosenStudyIds() }, null, 2)}\n`);
+    }
     const wb = wandbPlan(runDir.root, cfg.logging);
     const trainer = new Trainer({
       config: cfg,
@@ -342,11 +381,14 @@ export class Trainer extends EventEmitter {
       signals: opts.signals ?? null,
       faults: opts.faults ?? {},
       resumedFrom,
-      wandbLines: wb.lines,
+      wandbLines: isMain ? wb.lines : [],
+      group,
     });
-    trainer.metrics = MetricsJsonlWriter.open(runDir.root, { resumeStep: resumedFrom ? progress.step : undefined });
-    if (wb.useTensorboard) trainer.tensorboard = new TensorBoardWriter(runDir.tensorboard);
-    if (wb.lines.length) log(...wb.lines);
+    if (isMain) {
+      trainer.metrics = MetricsJsonlWriter.open(runDir.root, { resumeStep: resumedFrom ? progress.step : undefined });
+      if (wb.useTensorboard) trainer.tensorboard = new TensorBoardWriter(runDir.tensorboard);
+      if (wb.lines.length) log(...wb.lines);
+    }
     return trainer;
   }
 
@@ -401,6 +443,8 @@ export class Trainer extends EventEmitter {
     const maxLength = cfg.model.text_encoder.max_length;
     const p = this.progress;
     let status: TrainStatus = 'completed';
+    const distributed = this.group !== null;
+    let stopAgreed = false;
 
     if (p.step >= T) {
       this.log(`Nothing to train: the run is already at step ${p.step} of ${T}.`);
@@ -414,7 +458,8 @@ export class Trainer extends EventEmitter {
     const wallStart = performance.now();
     try {
       while (p.step < T) {
-        if (this.stopRequested) break;
+        // One process stops between steps; ranks stop after the step in which any of them asked (all-reduced).
+        if (distributed ? stopAgreed : this.stopRequested) break;
         const k = p.step + 1;
         const lr = lrAt(k, base, this.plan.schedule);
         const t0 = performance.now();
@@ -424,50 +469,45 @@ export class Trainer extends EventEmitter {
         let bwd = 0;
         const inject = this.faults.nonFiniteStep === k && !this.injectedNonFinite;
         if (inject) this.injectedNonFinite = true;
-        const fused = A === 1 && !inject;
-        for (let a = 0; a < A; a++) {
-          const td = performance.now();
-          const r: IteratorResult<Batch> = await (pending ?? micro.next());
-          dataTime += (performance.now() - td) / 1000;
-          if (r.done) throw new CtclipError('DATA_ERROR', 'the training data ended unexpectedly');
-          const batch = r.value;
-          pending = micro.next(); // the loader reads the next micro-batch while the native step runs
-          if (batch.epoch !== currentEpoch) {
-            currentEpoch = batch.epoch;
-            this.log(`--- Epoch ${currentEpoch} ---`);
-          }
-          const tt = performance.now();
-          const enc = this.tokenizer.encodeBatch(batch.reports, maxLength);
-          const { inputIds, attentionMask } = textTensors(enc);
-          const volumes = batchVolumes(batch);
-          profile?.add('tokenize', performance.now() - tt);
-          try {
-            if (fused) {
-              result = await this.model.trainStep({ inputIds, attentionMask, volumes }, lr);
-              fwd += result.timings.forwardMs;
-              bwd += result.timings.backwardMs;
-            } else {
-              const f = await this.model.accumulate({ inputIds, attentionMask, volumes }, { accumulationSteps: A });
-              fwd += f.timings.forwardMs;
-              bwd += f.timings.backwardMs;
-              f.textLatents.dispose();
-              f.imageLatents.dispose();
-              f.logits.dispose();
-              f.lossTensor.dispose();
-              f.scale.dispose();
-              f.indices.dispose();
+        // The step's A micro-batches (the loader reads ahead while the native step runs).
+        const batches: Batch[] = [];
+        const inputs: { inputIds: TensorHandle; attentionMask: TensorHandle; volumes: TensorHandle }[] = [];
+        try {
+          for (let a = 0; a < A; a++) {
+            const td = performance.now();
+            const r: IteratorResult<Batch> = await (pending ?? micro.next());
+            dataTime += (performance.now() - td) / 1000;
+            pending = null;
+            if (r.done) throw new CtclipError('DATA_ERROR', 'the training data ended unexpectedly');
+            const batch = r.value;
+            batches.push(batch);
+            pending = micro.next();
+            if (batch.epoch !== currentEpoch) {
+              currentEpoch = batch.epoch;
+              this.log(`--- Epoch ${currentEpoch} ---`);
             }
-          } finally {
-            volumes.dispose();
-            inputIds.dispose();
-            attentionMask.dispose();
-            batch.release();
+            const tt = performance.now();
+            const enc = this.tokenizer.encodeBatch(batch.reports, maxLength);
+            const { inputIds, attentionMask } = textTensors(enc);
+            inputs.push({ inputIds, attentionMask, volumes: batchVolumes(batch) });
+            profile?.add('tokenize', performance.now() - tt);
           }
-          p.position = batch.position;
-          p.microBatches += 1;
+          // Distributed: the stop request travels with the step's decisions, so every rank stops after the same step.
+          result = await this.model.trainStepBatches(inputs, lr, { injectNonFiniteGrad: inject, stopRequested: distributed && this.stopRequested });
+        } finally {
+          for (const x of inputs) {
+            x.volumes.dispose();
+            x.inputIds.dispose();
+            x.attentionMask.dispose();
+          }
+          for (const b of batches) b.release();
         }
-        if (!fused) result = await this.model.optimizerStep(lr, inject ? { injectNonFiniteGrad: true } : {});
+        fwd = (result as CTClipStepResult).timings.forwardMs;
+        bwd = (result as CTClipStepResult).timings.backwardMs;
+        p.position = batches[batches.length - 1].position;
+        p.microBatches += A;
         const res = result as CTClipStepResult;
+        if (res.stopRequested) stopAgreed = true;
         const stepTime = (performance.now() - t0) / 1000;
         if (profile) {
           profile.add('data', dataTime * 1000);
@@ -534,7 +574,7 @@ export class Trainer extends EventEmitter {
           this.model.train();
         }
       }
-      if (this.stopRequested && p.step < T) {
+      if ((distributed ? stopAgreed : this.stopRequested) && p.step < T) {
         status = this.signals?.stopRequested ? 'interrupted' : 'stopped';
         if (p.step > 0 && this.lastSavedStep !== p.step) {
           p.elapsedSeconds = startElapsed + (performance.now() - wallStart) / 1000;
@@ -569,12 +609,16 @@ export class Trainer extends EventEmitter {
     this.tensorboard?.close();
     this.tensorboard = null;
     let reportPath: string | null = null;
-    try {
-      reportPath = await writeRunReport(this.runDir.root);
-    } catch (e) {
-      process.stderr.write(`warning: could not write the run report: ${(e as Error).message}\n`);
+    if (this.isMain) {
+      try {
+        reportPath = await writeRunReport(this.runDir.root);
+      } catch (e) {
+        process.stderr.write(`warning: could not write the run report: ${(e as Error).message}\n`);
+      }
     }
     if (this.wandbLines.length) this.log(...this.wandbLines);
+    // Nobody leaves (and rank 0 does not take its store down) before every rank has finished.
+    await this.group?.barrier('end of training');
     this.log(`Run directory: ${this.runDir.root}`);
     if (reportPath) this.log(`Report: ${reportPath}`);
     await this.trainLoader.close();
@@ -591,16 +635,22 @@ export class Trainer extends EventEmitter {
     };
   }
 
-  /** Zero-shot validation at the current step: console lines, metrics.jsonl, TensorBoard, the 'eval' event. */
-  async validate(): Promise<ValidationOutcome> {
+  /**
+   * Zero-shot validation at the current step: console lines, metrics.jsonl, TensorBoard, the 'eval' event.
+   * Distributed: every rank scores its share of the fixed subset; rank 0 gathers the scores by study, computes the
+   * metrics and returns them; the other ranks return null.
+   */
+  async validate(): Promise<ValidationOutcome | null> {
     const p = this.progress;
     const cfg = this.config;
     this.log(...validationHeaderLines(p.step, p.epoch));
     const outcome = await runValidation(this.model, this.tokenizer, this.evalLoader, this.classNames, cfg, {
-      onProgress: (done, total) => this.reporter.status(`Validating ${done}/${total}`),
+      onProgress: (done, total) => this.reporter.status(`Validating ${done}/${total}${this.group ? ` (rank 0's share)` : ''}`),
+      group: this.group,
     });
-    this.lastValidation = outcome;
     p.lastEvalStep = p.step;
+    if (!outcome) return null;
+    this.lastValidation = outcome;
     const selection = cfg.checkpoint.best_metric;
     this.log(...formatValidationResults(p.step, outcome.numSamples, outcome.logged, selection));
     this.log(formatValidationLine(p.step, outcome.logged));
@@ -616,11 +666,19 @@ export class Trainer extends EventEmitter {
     return outcome;
   }
 
-  /** Saves a checkpoint of the current state (with the validation's metrics when it evaluated). */
-  async save(kind: CheckpointEvent['kind'], outcome: ValidationOutcome | null): Promise<SaveResult> {
+  /**
+   * Saves a checkpoint of the current state (with the validation's metrics when it evaluated). Distributed: rank 0
+   * writes, then every rank meets at a barrier (so nobody races ahead of a checkpoint); other ranks return null.
+   */
+  async save(kind: CheckpointEvent['kind'], outcome: ValidationOutcome | null): Promise<SaveResult | null> {
     const p = this.progress;
     const cfg = this.config;
     const step = p.step;
+    if (!this.isMain) {
+      this.lastSavedStep = step;
+      await this.group?.barrier(`checkpoint of step ${step}`);
+      return null;
+    }
     const metric = cfg.checkpoint.best_metric;
     // Best so far (persisted in schedule.json; the manager keeps its own pointer from meta.json).
     if (outcome && cfg.checkpoint.save_best) {
@@ -646,11 +704,17 @@ export class Trainer extends EventEmitter {
     const meta = { metrics: outcome ? { ...outcome.logged } : {}, epoch: p.epoch, kind };
     const result = await this.checkpoints.save(step, parts, meta);
     this.lastSavedStep = step;
+    await this.group?.barrier(`checkpoint of step ${step}`);
     this.metrics?.write({ type: 'checkpoint', step, epoch: p.epoch, path: result.path, kind, best: result.isBest });
     if (result.isBest && outcome) this.metrics?.write({ type: 'best', step, epoch: p.epoch, metric, value: outcome.logged[metric] });
     this.emit('checkpoint', { step, path: result.path, isBest: result.isBest, kind } satisfies CheckpointEvent);
     return result;
   }
+}
+
+/** Where the progress lines of ranks other than 0 go. */
+function silentStream(): Writable {
+  return new Writable({ write: (_chunk, _enc, done) => done() });
 }
 
 /** The CheckpointManager hooks: the caller's, plus the kill-before-commit fault. */

@@ -15,6 +15,8 @@ import { evaluateMultiLabel, type MultiLabelMetrics } from '../metrics/aggregate
 import { zeroShotScores } from '../eval/zero-shot';
 import type { CTClip } from '../model/ctclip';
 import type { Tokenizer } from '../text/tokenizer';
+import type { ProcessGroup } from '../dist/group';
+import { CtclipError } from '../errors';
 
 export interface ValidationOutcome {
   /** Samples actually evaluated. */
@@ -32,6 +34,11 @@ export interface ValidationOutcome {
 export interface ValidateOptions {
   /** Called after each batch with (samples done, samples total). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Data parallel: the loader holds this rank's share; the scores are gathered to rank 0 in the subset's order
+   * (each study once) and only rank 0 computes metrics — the others get null.
+   */
+  group?: ProcessGroup | null;
 }
 
 /** Runs zero-shot validation; see the module comment. */
@@ -42,9 +49,9 @@ export async function runValidation(
   classNames: readonly string[],
   cfg: Config,
   opts: ValidateOptions = {},
-): Promise<ValidationOutcome> {
+): Promise<ValidationOutcome | null> {
   const t0 = performance.now();
-  const { scores, labels } = await zeroShotScores(
+  let { scores, labels, studyIds } = await zeroShotScores(
     model,
     tokenizer,
     loader,
@@ -52,6 +59,11 @@ export async function runValidation(
     { prompts: cfg.validation.prompts, maxLength: cfg.model.text_encoder.max_length },
     { onProgress: opts.onProgress },
   );
+  if (opts.group && opts.group.worldSize > 1) {
+    const gathered = await gatherScores(opts.group, loader, classNames.length, { scores, labels, studyIds });
+    if (!gathered) return null;
+    ({ scores, labels } = gathered);
+  }
   const v = cfg.validation;
   const metrics = evaluateMultiLabel(scores, labels, classNames, { threshold: v.threshold });
   const logged: Record<string, number> = {};
@@ -68,4 +80,44 @@ export async function runValidation(
   const perClassAuroc: Record<string, number> = {};
   for (const [name, r] of Object.entries(metrics.per_class)) perClassAuroc[name] = r.auroc;
   return { numSamples: scores.length, metrics, logged, perClassAuroc, bootstrap, seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * Rows [position in the chosen subset, C scores, C labels] from every rank, ordered by position with each
+ * position once; null on ranks other than 0.
+ */
+async function gatherScores(
+  group: ProcessGroup,
+  loader: EvalLoader,
+  C: number,
+  mine: { scores: Float64Array[]; labels: Float64Array[]; studyIds: string[] },
+): Promise<{ scores: Float64Array[]; labels: Float64Array[] } | null> {
+  const position = new Map<string, number>();
+  loader.chosenStudyIds().forEach((id, k) => {
+    if (!position.has(id)) position.set(id, k);
+  });
+  const width = 1 + 2 * C;
+  const rows = new Float64Array(mine.studyIds.length * width);
+  mine.studyIds.forEach((id, i) => {
+    const k = position.get(id);
+    if (k === undefined) throw new CtclipError('DATA_ERROR', `validation: study ${id} is not in the chosen subset`);
+    rows[i * width] = k;
+    rows.set(mine.scores[i], i * width + 1);
+    rows.set(mine.labels[i], i * width + 1 + C);
+  });
+  const { data } = await group.gatherRows(rows, width);
+  if (group.rank !== 0) return null;
+  const n = data.length / width;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => data[a * width] - data[b * width]);
+  const scores: Float64Array[] = [];
+  const labels: Float64Array[] = [];
+  let last = -1;
+  for (const i of order) {
+    const k = data[i * width];
+    if (k === last) continue; // a study is scored by exactly one rank; never count it twice
+    last = k;
+    scores.push(data.slice(i * width + 1, i * width + 1 + C));
+    labels.push(data.slice(i * width + 1 + C, (i + 1) * width));
+  }
+  return { scores, labels };
 }

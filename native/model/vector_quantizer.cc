@@ -57,18 +57,42 @@ at::Tensor RotateTo(const at::Tensor& src, const at::Tensor& tgt) {
   return rotated * (normTgt / normSrc.clamp_min(kRotationEps)).detach();
 }
 
-void VectorQuantize::EmaUpdate(const at::Tensor& flatNormalized, const at::Tensor& indices,
-                               const at::Tensor& normalizedEmbed) {
+void VectorQuantize::EmaUpdate(const at::Tensor& flatNormalized, const at::Tensor& indices) {
+  if (emaMode_ == EmaMode::Skip) return;
   torch::NoGradGuard noGrad;
   const int64_t K = codebook->embed.size(1);
-  const double step = 1.0 - decay_;
   at::Tensor flat = flatNormalized.detach();
   at::Tensor bins = at::bincount(indices, /*weights=*/{}, K).to(flat.scalar_type()).unsqueeze(0);  // (1, K)
+  at::Tensor embedSum = at::zeros({K, flat.size(1)}, flat.options()).index_add_(0, indices, flat).unsqueeze(0);
+  if (reducer_) {
+    // sync_codebook: the statistics of all ranks' samples, so every rank applies the same update.
+    std::vector<at::Tensor> stats{bins, embedSum};
+    reducer_(stats);
+    bins = stats[0];
+    embedSum = stats[1];
+  }
+  if (emaMode_ == EmaMode::Defer) {
+    deferred_.emplace_back(bins, embedSum);
+    return;
+  }
+  ApplyEma(bins, embedSum);
+}
+
+void VectorQuantize::ApplyDeferred() {
+  for (const auto& [bins, embedSum] : deferred_) ApplyEma(bins, embedSum);
+  deferred_.clear();
+}
+
+void VectorQuantize::ApplyEma(const at::Tensor& bins, const at::Tensor& embedSum) {
+  torch::NoGradGuard noGrad;
+  compat::AutocastOff fp32;
+  const int64_t K = codebook->embed.size(1);
+  const double step = 1.0 - decay_;
   // ema_inplace: moving_avg.mul_(decay).add_(new, alpha = 1 − decay)
   codebook->cluster_size.mul_(decay_).add_(bins, step);
-  at::Tensor embedSum = at::zeros({K, flat.size(1)}, flat.options()).index_add_(0, indices, flat).unsqueeze(0);
   if (variant_ == VqVariant::StraightThrough) {
-    at::Tensor zeroMask = (bins == 0).unsqueeze(-1);                     // (1, K, 1)
+    at::Tensor normalizedEmbed = Normalize(codebook->embed, kStraightThroughEps);  // (1, K, D), before the update
+    at::Tensor zeroMask = (bins == 0).unsqueeze(-1);                                // (1, K, 1)
     at::Tensor means = embedSum / bins.masked_fill(bins == 0, 1.0).unsqueeze(-1);
     at::Tensor target = at::where(zeroMask, normalizedEmbed, Normalize(means, kStraightThroughEps));
     codebook->embed.mul_(decay_).add_(target, step);
@@ -105,7 +129,7 @@ VqOutput VectorQuantize::forward(const at::Tensor& input) {
   VqOutput out;
   out.indices = indices.reshape({B, N});
   if (is_training()) {
-    EmaUpdate(flatNormalized, indices, normalizedEmbed);
+    EmaUpdate(flatNormalized, indices);
     if (rotation) {
       out.quantized = RotateTo(x.reshape({B * N, D}), codes.reshape({B * N, D})).reshape({B, N, D});
     } else {

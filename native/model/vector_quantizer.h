@@ -16,8 +16,10 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace ctclip::model {
 
@@ -43,6 +45,16 @@ struct VqOutput {
   at::Tensor commitLoss;  // scalar; defined in training only
 };
 
+// What a training-mode forward does with the codebook EMA:
+//  - Immediate: update the buffers in this call (the reference);
+//  - Skip: leave them alone (the no-grad feature-caching pass of gradient accumulation);
+//  - Defer: keep this call's statistics and apply them later with ApplyDeferred(), so every micro-batch of an
+//    accumulated step quantizes with the step's starting codebook (A × B then equals one batch of A·B).
+enum class EmaMode { Immediate, Skip, Defer };
+
+// Sums EMA statistics over data-parallel ranks in place (so codebooks stay identical everywhere).
+using StatReducer = std::function<void(std::vector<at::Tensor>&)>;
+
 class VectorQuantize : public torch::nn::Module {
  public:
   VectorQuantize(int64_t dim, int64_t codebookSize, VqVariant variant, double decay, at::Generator& gen);
@@ -54,11 +66,21 @@ class VectorQuantize : public torch::nn::Module {
 
   std::shared_ptr<CosineSimCodebook> codebook;
 
+  void setEmaMode(EmaMode mode) { emaMode_ = mode; }
+  EmaMode emaMode() const { return emaMode_; }
+  void setStatReducer(StatReducer reducer) { reducer_ = std::move(reducer); }
+  // Applies the deferred updates in call order (one EMA step per deferred forward) and clears them.
+  void ApplyDeferred();
+
  private:
-  void EmaUpdate(const at::Tensor& flatNormalized, const at::Tensor& indices, const at::Tensor& normalizedEmbed);
+  void EmaUpdate(const at::Tensor& flatNormalized, const at::Tensor& indices);
+  void ApplyEma(const at::Tensor& bins, const at::Tensor& embedSum);
 
   VqVariant variant_;
   double decay_;
+  EmaMode emaMode_ = EmaMode::Immediate;
+  StatReducer reducer_;
+  std::vector<std::pair<at::Tensor, at::Tensor>> deferred_;  // (bins, embedSum) per deferred forward
 };
 
 // The rotation-trick output for rows x̂ (M, D) and codes e (M, D) (exposed for tests).

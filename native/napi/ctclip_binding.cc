@@ -8,6 +8,9 @@
 //       → Promise<{loss, logits, textLatents, imageLatents, scale, timings, intermediates?, grads?}>
 //   ctclipOptimizerStep(h, lr, {injectNonFiniteGrad?}) → Promise<StepResult>
 //   ctclipTrainStep(h, ids, mask, volumes, lr) → Promise<StepResult>
+//   ctclipTrainStepBatches(h, [{ids, mask, volumes}, …], lr, {injectNonFiniteGrad?, stopRequested?})
+//       → Promise<StepResult>                                  the trainer's step over A micro-batches (step.h)
+//   ctclipSetDistributed(h, group | null), ctclipBroadcastState(h, root) → Promise<void>   data parallel
 //   ctclipZeroGrad(h)
 //   ctclipEncodeText(h, ids, mask) / ctclipEncodeImage(h, volumes) → Promise<latents>   no autograd
 //   ctclipZeroShot(h, imageLatents (N, d), promptLatents (C, 2, d), scale?) → Promise<{logits (N, C, 2), pPresent (N, C)}>
@@ -25,6 +28,7 @@
 
 #include "model/ctclip.h"
 #include "napi/ctvit_config.h"
+#include "napi/dist_handle.h"
 #include "napi/errors.h"
 #include "napi/promise_worker.h"
 #include "napi/registry.h"
@@ -170,6 +174,9 @@ train::TrainerOptions ParseTraining(const Napi::Object& o) {
   t.scaler.growth_factor = Number(ls, "growth_factor", lw, 2.0);
   t.scaler.backoff_factor = Number(ls, "backoff_factor", lw, 0.5);
   t.scaler.growth_interval = Int(ls, "growth_interval", lw, 2000);
+  t.gather = Bool(o, "gather", w, true);
+  t.localLoss = Bool(o, "local_loss", w, true);
+  if (Has(o, "bucket_bytes")) t.bucketBytes = Int(o, "bucket_bytes", w, std::nullopt);
   t.Validate();
   return t;
 }
@@ -273,6 +280,9 @@ Napi::Value StepResultToJs(Napi::Env env, const train::StepResult& r) {
   o.Set("optimizerSteps", Napi::Number::New(env, static_cast<double>(r.optimizerSteps)));
   o.Set("skippedSteps", Napi::Number::New(env, static_cast<double>(r.skippedSteps)));
   o.Set("timings", TimingsToJs(env, r.timings));
+  o.Set("stopRequested", r.stopRequested);
+  o.Set("worldSize", Napi::Number::New(env, static_cast<double>(r.worldSize)));
+  if (!r.grads.empty()) o.Set("grads", NamedTensorsToJs(env, r.grads));
   return o;
 }
 
@@ -527,6 +537,68 @@ Napi::Value TrainStep(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_CATCH(env)
 }
 
+Napi::Value TrainStepBatches(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipTrainStepBatches");
+  Require(info.Length() > 1 && info[1].IsArray(), "ARGUMENT_ERROR",
+          "ctclipTrainStepBatches(handle, batches, lr, flags): batches must be an array of {ids, mask, volumes}");
+  Napi::Array arr = info[1].As<Napi::Array>();
+  std::vector<train::Batch> batches;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Require(arr.Get(i).IsObject(), "ARGUMENT_ERROR", "ctclipTrainStepBatches: batches[" + std::to_string(i) + "] must be an object");
+    Napi::Object b = arr.Get(i).As<Napi::Object>();
+    const std::string w = "ctclipTrainStepBatches(batches[" + std::to_string(i) + "].";
+    train::Batch batch;
+    batch.ids = NativeTensor::FromValue(b.Get("ids"), (w + "ids)").c_str());
+    batch.mask = NativeTensor::FromValue(b.Get("mask"), (w + "mask)").c_str());
+    batch.volumes = NativeTensor::FromValue(b.Get("volumes"), (w + "volumes)").c_str());
+    batches.push_back(std::move(batch));
+  }
+  const double lr = LearningRate(info, 2, "ctclipTrainStepBatches");
+  train::StepFlags flags;
+  flags.injectNonFiniteGrad = OptFlag(info, 3, "injectNonFiniteGrad");
+  flags.stopRequested = OptFlag(info, 3, "stopRequested");
+  flags.captureGrads = OptFlag(info, 3, "captureGrads");
+  return PromiseWorker<train::StepResult>::Start(
+      env,
+      [state, batches, lr, flags]() {
+        std::lock_guard<std::mutex> lock(state->mutex);
+        return state->trainer->TrainStep(batches, lr, flags);
+      },
+      StepResultToJs, {info[1]});
+  CTCLIP_NAPI_CATCH(env)
+}
+
+Napi::Value SetDistributed(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipSetDistributed");
+  std::shared_ptr<dist::Group> group;
+  if (info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined()) group = GroupFromValue(info[1], "ctclipSetDistributed(group)");
+  std::lock_guard<std::mutex> lock(state->mutex);
+  state->trainer->SetDistributed(group);
+  return env.Undefined();
+  CTCLIP_NAPI_CATCH(env)
+}
+
+Napi::Value BroadcastState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipBroadcastState");
+  Require(info.Length() > 1 && info[1].IsNumber(), "ARGUMENT_ERROR", "ctclipBroadcastState(handle, root): root must be a rank");
+  const int64_t root = info[1].As<Napi::Number>().Int64Value();
+  return PromiseWorker<bool>::Start(
+      env,
+      [state, root]() {
+        std::lock_guard<std::mutex> lock(state->mutex);
+        state->trainer->BroadcastState(root);
+        return true;
+      },
+      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  CTCLIP_NAPI_CATCH(env)
+}
+
 Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
@@ -764,6 +836,9 @@ void RegisterCTClip(Napi::Env env, Napi::Object exports) {
   fn("ctclipAccumulate", Accumulate);
   fn("ctclipOptimizerStep", OptimizerStep);
   fn("ctclipTrainStep", TrainStep);
+  fn("ctclipTrainStepBatches", TrainStepBatches);
+  fn("ctclipSetDistributed", SetDistributed);
+  fn("ctclipBroadcastState", BroadcastState);
   fn("ctclipZeroGrad", ZeroGrad);
   fn("ctclipEncodeText", EncodeText);
   fn("ctclipEncodeImage", EncodeImage);

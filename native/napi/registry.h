@@ -16,5 +16,7 @@ void RegisterCTClip(Napi::Env env, Napi::Object exports);
 void RegisterBenchmarks(Napi::Env env, Napi::Object exports);
 // CT volume preprocessing (issue 12)
 void RegisterVolumeOps(Napi::Env env, Napi::Object exports);
+// c10d collectives for data-parallel training (issue 10)
+void RegisterDistributed(Napi::Env env, Napi::Object exports);
 
 }  // namespace ctclip

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "compat.h"
+#include "dist/gather.h"
 #include "napi/errors.h"
 
 namespace ctclip::train {
@@ -13,6 +14,23 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double Ms(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); }
+
+// Resets the quantizer to immediate EMA updates when a step ends, normally or by an exception.
+class EmaModeScope {
+ public:
+  explicit EmaModeScope(model::VectorQuantize& vq) : vq_(vq) {}
+  ~EmaModeScope() { vq_.setEmaMode(model::EmaMode::Immediate); }
+
+ private:
+  model::VectorQuantize& vq_;
+};
+
+at::Tensor CatWithSlot(const std::vector<at::Tensor>& cached, size_t slot, const at::Tensor& live) {
+  if (cached.size() == 1) return live;
+  std::vector<at::Tensor> parts(cached);
+  parts[slot] = live;
+  return at::cat(parts, 0);
+}
 
 }  // namespace
 
@@ -37,6 +55,7 @@ void TrainerOptions::Validate() const {
             "training config: 'max_grad_norm' must be a finite number > 0 (or null for no clipping)");
   }
   scaler.Validate();
+  Require(bucketBytes > 0, "ARGUMENT_ERROR", "distributed config: 'bucket_mb' must be > 0");
   if (precision == Precision::Fp16) {
     Require(compat::HaveCpuHalfAutocast(), "ARGUMENT_ERROR",
             "training config: 'precision' fp16 needs half-precision CPU kernels (libtorch >= 2.1; this build has " +
@@ -130,10 +149,170 @@ std::vector<std::pair<std::string, at::Tensor>> Trainer::Gradients() const {
 }
 
 StepResult Trainer::OptimizerStep(double lr, bool injectNonFiniteGrad) {
+  StepFlags flags;
+  flags.injectNonFiniteGrad = injectNonFiniteGrad;
+  return OptimizerStep(lr, flags);
+}
+
+void Trainer::SetDistributed(std::shared_ptr<dist::Group> group) {
+  group_ = std::move(group);
+  auto& vq = *model_->visual_transformer->vq;
+  if (group_ && group_->size() > 1) {
+    dist::Group* g = group_.get();
+    vq.setStatReducer([g](std::vector<at::Tensor>& stats) { g->AllReduceSum(stats, "all-reduce of the codebook statistics"); });
+  } else {
+    vq.setStatReducer(nullptr);
+  }
+}
+
+void Trainer::BroadcastState(int64_t root) {
+  if (!group_ || group_->size() == 1) return;
+  torch::NoGradGuard noGrad;
+  std::vector<at::Tensor> tensors;
+  for (const model::NamedState& s : model_->State()) tensors.push_back(s.tensor.detach());
+  group_->Broadcast(tensors, root, "broadcast of the starting weights from rank " + std::to_string(root));
+}
+
+void Trainer::CachedAccumulate(const std::vector<Batch>& microBatches) {
+  model::CTClip& m = *model_;
+  model::VectorQuantize& vq = *m.visual_transformer->vq;
+  EmaModeScope emaScope(vq);
+  const size_t A = microBatches.size();
+  const bool distributed = group_ && group_->size() > 1;
+  auto autocastFor = [this](std::optional<compat::AutocastGuard>& guard) {
+    if (options_.precision != Precision::Fp32) {
+      guard.emplace(c10::DeviceType::CPU, options_.precision == Precision::Bf16 ? at::kBFloat16 : at::kHalf, true);
+    }
+  };
+  std::vector<at::Tensor> cacheText(A), cacheImage(A), dropoutStates(A);
+  at::Generator& gen = m.dropoutGenerator();
+  const auto t0 = Clock::now();
+  if (A > 1) {
+    // Pass 1: every micro-batch's latents without a graph (and without touching the codebook).
+    torch::NoGradGuard noGrad;
+    vq.setEmaMode(model::EmaMode::Skip);
+    for (size_t a = 0; a < A; a++) {
+      {
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        dropoutStates[a] = gen.get_state();
+      }
+      std::optional<compat::AutocastGuard> autocast;
+      autocastFor(autocast);
+      cacheText[a] = m.EncodeText(microBatches[a].ids, microBatches[a].mask).latents.to(at::kFloat);
+      cacheImage[a] = m.EncodeImage(microBatches[a].volumes).latents.to(at::kFloat);
+    }
+    vq.setEmaMode(model::EmaMode::Defer);
+  }
+  pending_.forwardMs += Ms(t0, Clock::now());
+
+  // Pass 2: each micro-batch live in turn against the cached rest; the full loss each time.
+  torch::AutoGradMode enable(true);
+  const int64_t b = microBatches[0].ids.size(0);
+  const int64_t rows = static_cast<int64_t>(A) * b;
+  for (size_t a = 0; a < A; a++) {
+    const auto f0 = Clock::now();
+    if (A > 1) {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(dropoutStates[a]);
+    }
+    at::Tensor text, image;
+    {
+      std::optional<compat::AutocastGuard> autocast;
+      autocastFor(autocast);
+      text = m.EncodeText(microBatches[a].ids, microBatches[a].mask).latents;
+      image = m.EncodeImage(microBatches[a].volumes).latents;
+    }
+    Require(text.size(0) == b && image.size(0) == b, "SHAPE_ERROR",
+            "trainStep: every micro-batch of a step must have " + std::to_string(b) + " samples (micro-batch " + std::to_string(a) +
+                " has " + std::to_string(text.size(0)) + ")");
+    at::Tensor localText = CatWithSlot(cacheText, a, text.to(at::kFloat));
+    at::Tensor localImage = CatWithSlot(cacheImage, a, image.to(at::kFloat));
+    at::Tensor allText = distributed ? dist::GatherWithGrad(localText, *group_) : localText;
+    at::Tensor allImage = distributed ? dist::GatherWithGrad(localImage, *group_) : localImage;
+    // The temperature (and bias) enter every pass's loss; only the first pass may give them a gradient.
+    at::Tensor scale = a == 0 ? m.Scale() : m.Scale().detach();
+    at::Tensor bias = m.Bias();
+    if (bias.defined() && a > 0) bias = bias.detach();
+    const int64_t offset = distributed ? group_->rank() * rows : 0;
+    LossOutput loss = options_.localLoss
+                          ? ContrastiveLoss(m.config().loss, localText, localImage, allText, allImage, offset, scale, bias)
+                          : ContrastiveLoss(m.config().loss, allText, allImage, allText, allImage, 0, scale, bias);
+    const auto f1 = Clock::now();
+    (loss.loss * scaler_.scale()).backward();
+    const auto f2 = Clock::now();
+    pending_.forwardMs += Ms(f0, f1);
+    pending_.backwardMs += Ms(f1, f2);
+    if (a == 0) {
+      lossSum_ = loss.loss.detach();
+      lossFinite_ = at::isfinite(lossSum_);
+    }
+  }
+  vq.setEmaMode(model::EmaMode::Immediate);
+  vq.ApplyDeferred();
+  micro_ = static_cast<int64_t>(A);
+}
+
+StepResult Trainer::TrainStep(const std::vector<Batch>& microBatches, double lr, const StepFlags& flags) {
+  Require(micro_ == 0, "ARGUMENT_ERROR",
+          "trainStep: " + std::to_string(micro_) + " accumulated micro-batch(es) are pending; finish them with optimizerStep");
+  Require(!microBatches.empty(), "ARGUMENT_ERROR", "trainStep: at least one micro-batch is needed");
+  const int64_t A = static_cast<int64_t>(microBatches.size());
+  const int64_t W = group_ ? group_->size() : 1;
+  for (const Batch& batch : microBatches) {
+    Require(batch.ids.defined() && batch.mask.defined() && batch.volumes.defined(), "ARGUMENT_ERROR",
+            "trainStep: ids, mask and volumes are required");
+    Require(batch.ids.size(0) == batch.volumes.size(0), "SHAPE_ERROR",
+            "trainStep: " + std::to_string(batch.ids.size(0)) + " texts but " + std::to_string(batch.volumes.size(0)) + " volumes");
+  }
+  try {
+    if (!options_.gather || (A == 1 && W == 1)) {
+      for (const Batch& batch : microBatches) Accumulate(batch, A);
+    } else {
+      CachedAccumulate(microBatches);
+    }
+  } catch (...) {
+    ZeroGrad();
+    throw;
+  }
+  return OptimizerStep(lr, flags);
+}
+
+StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
+  const bool injectNonFiniteGrad = flags.injectNonFiniteGrad;
   Require(micro_ > 0, "ARGUMENT_ERROR", "optimizerStep: no micro-batch was accumulated since the last step");
   Require(std::isfinite(lr) && lr >= 0, "ARGUMENT_ERROR", "optimizerStep: the learning rate must be a finite number >= 0");
   torch::NoGradGuard noGrad;
   const auto t0 = Clock::now();
+  bool stopAll = flags.stopRequested;
+  const int64_t W = group_ ? group_->size() : 1;
+  if (W > 1) {
+    // One small all-reduce for the decisions: [loss, stop, has-gradient per parameter] ...
+    const auto& params = optimizer_->params();
+    at::Tensor control = at::zeros({static_cast<int64_t>(params.size()) + 2}, at::kDouble);
+    control[0] = lossSum_.to(at::kDouble);
+    control[1] = flags.stopRequested ? 1.0 : 0.0;
+    for (size_t i = 0; i < params.size(); i++) {
+      if (params[i].second.grad().defined()) control[static_cast<int64_t>(i) + 2] = 1.0;
+    }
+    std::vector<at::Tensor> c{control};
+    group_->AllReduceSum(c, "all-reduce of the step's loss and decisions (step " + std::to_string(optimizerSteps_ + 1) + ")");
+    control = c[0];
+    lossSum_ = (control[0] / static_cast<double>(W)).to(at::kFloat);
+    lossFinite_ = at::isfinite(lossSum_);
+    stopAll = control[1].item<double>() > 0;
+    // ... then the gradients themselves, in buckets (zeros stand in where only other ranks have a gradient).
+    std::vector<at::Tensor> reduce;
+    for (size_t i = 0; i < params.size(); i++) {
+      at::Tensor p = params[i].second;
+      if (control[static_cast<int64_t>(i) + 2].item<double>() == 0) continue;
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+      reduce.push_back(p.grad());
+    }
+    dist::AllReduceMeanBucketed(*group_, reduce, options_.bucketBytes,
+                                "gradient all-reduce (step " + std::to_string(optimizerSteps_ + 1) + ")");
+  }
+  std::vector<std::pair<std::string, at::Tensor>> captured;
+  if (flags.captureGrads) captured = Gradients();
   std::vector<at::Tensor> grads;
   for (const auto& [name, p] : optimizer_->params()) {
     if (p.grad().defined()) grads.push_back(p.grad());
@@ -186,6 +365,9 @@ StepResult Trainer::OptimizerStep(double lr, bool injectNonFiniteGrad) {
   r.temperature = model_->temperature.item<double>();
   r.logitScale = model_->Scale().item<double>();
   r.timings = pending_;
+  r.stopRequested = stopAll;
+  r.worldSize = W;
+  r.grads = std::move(captured);
   ZeroGrad();
   r.timings.optimizerMs = Ms(t0, Clock::now());
   return r;

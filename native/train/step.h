@@ -11,6 +11,20 @@
 //                         update and zeroing of the gradients (set to UNDEFINED, never zero-filled, so parameters
 //                         without a gradient — and inert tensors — are not decayed).
 //   Step(batch, lr)       Accumulate(batch, 1) + OptimizerStep(lr).
+//   TrainStep(batches, lr, flags)   the trainer's step over A micro-batches. With `gather` (the default) the loss
+//                         is the contrastive loss of the whole global batch of A·B·W samples (open_clip's
+//                         feature cache, docs/distributed.md): a no-grad pass caches every micro-batch's latents,
+//                         then each micro-batch is recomputed WITH gradients (replaying its dropout masks) and the
+//                         full loss is formed with that micro-batch's rows live and the others cached; the
+//                         temperature (and SigLIP bias) get their gradient in the first pass only. The VQ EMA update
+//                         is deferred to the end of the step (one update per micro-batch, all quantizing with the
+//                         step's starting codebook), so A × B equals one batch of A·B. Across ranks, latents are
+//                         all-gathered with a gradient. Without `gather`: the reference's per-micro-batch, per-rank
+//                         loss (Accumulate × A).
+//
+// Data parallel (SetDistributed): gradients are averaged over ranks in buckets before the norm; the VQ EMA
+// statistics are summed over ranks before every update; the loss, the stop request and which parameters have
+// gradients travel in one small all-reduce, so every rank takes the same skip/clip/stop decisions.
 //
 // A skipped step does not advance the optimizer (state, per-parameter step counts, `optimizerSteps`); it counts in
 // `skippedSteps`. Timings are host wall-clock (steady_clock) around each phase with no added synchronisation; the
@@ -22,6 +36,7 @@
 #include <memory>
 #include <optional>
 
+#include "dist/group.h"
 #include "model/ctclip.h"
 #include "model/recorder.h"
 #include "train/adamw.h"
@@ -39,6 +54,9 @@ struct TrainerOptions {
   std::optional<double> maxGradNorm = 0.5;  // nullopt: no clipping (the norm is still reported)
   AdamWOptions adamw;
   GradScalerOptions scaler;  // enabled by default for fp16 only
+  bool gather = true;        // loss.gather: contrast against the global batch (all micro-batches and ranks)
+  bool localLoss = true;     // loss.local_loss: own rows against the global batch (false: the full global loss)
+  int64_t bucketBytes = 25LL << 20;  // distributed.bucket_mb
 
   void Validate() const;
 };
@@ -63,6 +81,12 @@ struct MicroStepResult {
   Timings timings;
 };
 
+struct StepFlags {
+  bool injectNonFiniteGrad = false;  // tests only
+  bool stopRequested = false;        // this rank wants to stop after this step (all-reduced)
+  bool captureGrads = false;         // tests: copy the (all-reduced, still scaled, un-clipped) gradients out
+};
+
 struct StepResult {
   double loss = 0;              // mean of the accumulated micro-batch losses
   double gradNorm = 0;          // pre-clip global L2 norm (after unscaling); non-finite on a skipped step
@@ -75,6 +99,9 @@ struct StepResult {
   int64_t optimizerSteps = 0;   // after this step
   int64_t skippedSteps = 0;
   Timings timings;              // forward/backward summed over the micro-batches, plus the optimizer phase
+  bool stopRequested = false;   // some rank asked to stop (the same answer on every rank)
+  int64_t worldSize = 1;
+  std::vector<std::pair<std::string, at::Tensor>> grads;  // with StepFlags::captureGrads
 };
 
 class Trainer {
@@ -84,7 +111,15 @@ class Trainer {
   MicroStepResult Accumulate(const Batch& batch, int64_t accumulationSteps, model::Recorder* recorder = nullptr);
   // `injectNonFiniteGrad` (tests only) sets one gradient element to +inf before the finiteness check.
   StepResult OptimizerStep(double lr, bool injectNonFiniteGrad = false);
+  StepResult OptimizerStep(double lr, const StepFlags& flags);
   StepResult Step(const Batch& batch, double lr);
+  StepResult TrainStep(const std::vector<Batch>& microBatches, double lr, const StepFlags& flags);
+
+  // Data parallel: gradients, codebook statistics and step decisions are reduced over `group`.
+  void SetDistributed(std::shared_ptr<dist::Group> group);
+  const std::shared_ptr<dist::Group>& group() const { return group_; }
+  // Every parameter and buffer becomes root's (identical starting weights on all ranks).
+  void BroadcastState(int64_t root);
 
   // Undefined gradients for every parameter (inert ones included) and a fresh accumulation.
   void ZeroGrad();
@@ -112,6 +147,9 @@ class Trainer {
   at::Tensor lossSum_;      // Σ loss_i / A (no sync)
   at::Tensor lossFinite_;   // all losses finite so far (bool tensor)
   Timings pending_;
+  std::shared_ptr<dist::Group> group_;
+
+  void CachedAccumulate(const std::vector<Batch>& microBatches);
 };
 
 }  // namespace ctclip::train

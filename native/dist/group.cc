@@ -1,0 +1,403 @@
+#include "dist/group.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "compat.h"
+#include "napi/errors.h"
+
+#if defined(CTCLIP_HAVE_GLOO) || defined(CTCLIP_HAVE_NCCL)
+#define CTCLIP_HAVE_C10D 1
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+#ifdef CTCLIP_HAVE_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#ifdef CTCLIP_HAVE_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+namespace ctclip::dist {
+
+bool HaveGloo() {
+#ifdef CTCLIP_HAVE_GLOO
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool HaveNccl() {
+#ifdef CTCLIP_HAVE_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+void GroupOptions::Validate() const {
+  Require(worldSize >= 1, "ARGUMENT_ERROR", "distributed: WORLD_SIZE must be >= 1, got " + std::to_string(worldSize));
+  Require(rank >= 0 && rank < worldSize, "ARGUMENT_ERROR",
+          "distributed: RANK must be in [0, " + std::to_string(worldSize) + "), got " + std::to_string(rank));
+  Require(masterPort > 0 && masterPort < 65536, "ARGUMENT_ERROR",
+          "distributed: MASTER_PORT must be in 1..65535, got " + std::to_string(masterPort));
+  Require(!masterAddr.empty(), "ARGUMENT_ERROR", "distributed: MASTER_ADDR is empty");
+  Require(timeout.count() > 0, "ARGUMENT_ERROR", "distributed: the timeout must be > 0");
+  Require(backend == "gloo" || backend == "nccl", "ARGUMENT_ERROR",
+          "distributed: backend must be 'gloo' or 'nccl', got '" + backend + "'");
+  Require(backend != "gloo" || HaveGloo(), "ARGUMENT_ERROR",
+          "distributed: this build's libtorch has no c10d Gloo backend (" + compat::CompiledTorchVersion() + ")");
+  Require(backend != "nccl" || HaveNccl(), "ARGUMENT_ERROR",
+          "distributed: this build's libtorch has no c10d NCCL backend (a CUDA libtorch is needed); use backend 'gloo'");
+}
+
+namespace {
+
+std::string Seconds(std::chrono::milliseconds ms) {
+  std::ostringstream s;
+  s.precision(3);
+  s << static_cast<double>(ms.count()) / 1000.0 << " s";
+  return s.str();
+}
+
+}  // namespace
+
+void AllReduceMeanBucketed(Group& group, std::vector<at::Tensor>& tensors, int64_t bucketBytes, const std::string& what) {
+  if (group.size() == 1 || tensors.empty()) return;
+  torch::NoGradGuard noGrad;
+  // Consecutive same-dtype tensors share a bucket until it reaches bucketBytes.
+  std::vector<std::vector<size_t>> buckets;
+  int64_t filled = 0;
+  for (size_t i = 0; i < tensors.size(); i++) {
+    const at::Tensor& t = tensors[i];
+    const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+    const bool startNew = buckets.empty() || filled >= bucketBytes ||
+                          tensors[buckets.back().front()].scalar_type() != t.scalar_type();
+    if (startNew) {
+      buckets.emplace_back();
+      filled = 0;
+    }
+    buckets.back().push_back(i);
+    filled += bytes;
+  }
+  std::vector<at::Tensor> flat;
+  flat.reserve(buckets.size());
+  for (const auto& b : buckets) {
+    std::vector<at::Tensor> parts;
+    parts.reserve(b.size());
+    for (size_t i : b) parts.push_back(tensors[i].reshape({-1}));
+    flat.push_back(at::cat(parts));
+  }
+  group.AllReduceSum(flat, what + " (" + std::to_string(buckets.size()) + " bucket(s))");
+  const double inv = 1.0 / static_cast<double>(group.size());
+  for (size_t k = 0; k < buckets.size(); k++) {
+    flat[k].mul_(inv);
+    int64_t offset = 0;
+    for (size_t i : buckets[k]) {
+      const int64_t n = tensors[i].numel();
+      tensors[i].copy_(flat[k].narrow(0, offset, n).view_as(tensors[i]));
+      offset += n;
+    }
+  }
+}
+
+#ifdef CTCLIP_HAVE_C10D
+
+namespace {
+
+constexpr const char* kHeartbeatPrefix = "ctclip_heartbeat/";
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::vector<uint8_t> Bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+
+bool IsLoopback(const std::string& addr) {
+  return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
+}
+
+// The store this rank uses: a fresh TCPStore connection (server on rank 0 without an agent store), under the
+// agent's attempt prefix when torchrun hosts it.
+c10::intrusive_ptr<c10d::Store> ConnectStore(const GroupOptions& o, bool server, std::chrono::milliseconds timeout) {
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(o.masterPort);
+  so.isServer = server;
+  so.numWorkers = static_cast<std::size_t>(o.worldSize);
+  so.waitWorkers = false;  // the process group's own rendezvous waits for everybody
+  so.timeout = timeout;
+  so.multiTenant = true;
+  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(o.masterAddr, so);
+  if (o.useAgentStore) {
+    store = c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(o.restartCount), store);
+  }
+  return store;
+}
+
+// Periodic "I am alive" stamps in the store, and the diagnosis that reads them after a failed collective.
+class Heartbeat {
+ public:
+  explicit Heartbeat(const GroupOptions& o) : options_(o) {
+    const int64_t t = o.timeout.count();
+    intervalMs_ = std::max<int64_t>(100, std::min<int64_t>(2000, t / 5));
+    staleMs_ = 3 * intervalMs_ + 500;
+    store_ = ConnectStore(o, /*server=*/false, o.timeout);
+    Beat();
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Heartbeat() { Stop(); }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Which ranks stopped answering. Waits up to the staleness threshold for a dead rank's stamp to age (a
+  // connection reset is seen at once, before the peer's last stamp is old).
+  std::string Diagnose() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(staleMs_ + intervalMs_);
+    std::string last;
+    for (;;) {
+      std::vector<std::string> silent;
+      try {
+        c10::intrusive_ptr<c10d::Store> probe = ConnectStore(options_, false, std::chrono::milliseconds(std::max<int64_t>(staleMs_, 3000)));
+        const int64_t now = NowMs();
+        for (int64_t r = 0; r < options_.worldSize; r++) {
+          if (r == options_.rank) continue;
+          const std::string key = kHeartbeatPrefix + std::to_string(r);
+          if (!probe->check({key})) {
+            silent.push_back("rank " + std::to_string(r) + " (never joined)");
+            continue;
+          }
+          std::vector<uint8_t> v = probe->get(key);
+          const int64_t age = now - std::stoll(std::string(v.begin(), v.end()));
+          if (age > staleMs_) silent.push_back("rank " + std::to_string(r) + " (silent for " + Seconds(std::chrono::milliseconds(age)) + ")");
+        }
+      } catch (const std::exception&) {
+        return options_.useAgentStore
+                   ? "the launcher's store at " + options_.masterAddr + ":" + std::to_string(options_.masterPort) + " is unreachable"
+                   : "rank 0 is not answering (its store at " + options_.masterAddr + ":" + std::to_string(options_.masterPort) +
+                         " is unreachable: rank 0 is dead or stuck)";
+      }
+      if (!silent.empty()) {
+        std::string s = "not answering: ";
+        for (size_t i = 0; i < silent.size(); i++) s += (i ? ", " : "") + silent[i];
+        return s;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return "every rank's heartbeat is fresh: a rank may be stuck or have left the collective order (mismatched configs?)";
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(intervalMs_));
+    }
+  }
+
+ private:
+  void Beat() { store_->set(kHeartbeatPrefix + std::to_string(options_.rank), Bytes(std::to_string(NowMs()))); }
+
+  void Run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stopped_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(intervalMs_), [this] { return stopped_; });
+      if (stopped_) break;
+      lock.unlock();
+      try {
+        Beat();
+      } catch (...) {
+        // The store host is gone; the next collective reports it.
+      }
+      lock.lock();
+    }
+  }
+
+  GroupOptions options_;
+  int64_t intervalMs_ = 2000;
+  int64_t staleMs_ = 6500;
+  c10::intrusive_ptr<c10d::Store> store_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stopped_ = false;
+};
+
+template <typename Backend>
+class C10dGroup : public Group {
+ public:
+  C10dGroup(GroupOptions options, c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<Backend> pg,
+            std::unique_ptr<Heartbeat> heartbeat)
+      : Group(std::move(options)), store_(std::move(store)), pg_(std::move(pg)), heartbeat_(std::move(heartbeat)) {}
+  ~C10dGroup() override { Shutdown(); }
+
+  void AllReduceSum(std::vector<at::Tensor>& tensors, const std::string& what) override {
+    std::vector<std::vector<at::Tensor>> io(tensors.size());
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    Guard(what, [&] {
+      for (size_t i = 0; i < tensors.size(); i++) {
+        io[i] = {tensors[i].is_contiguous() ? tensors[i] : tensors[i].contiguous()};
+        c10d::AllreduceOptions o;
+        o.reduceOp = c10d::ReduceOp::SUM;
+        o.timeout = options_.timeout;
+        works.push_back(Live()->allreduce(io[i], o));
+      }
+      for (auto& w : works) w->wait();
+    });
+    for (size_t i = 0; i < tensors.size(); i++) {
+      if (!io[i][0].is_same(tensors[i])) tensors[i].copy_(io[i][0]);
+    }
+  }
+
+  at::Tensor AllGather(const at::Tensor& tensor, const std::string& what) override {
+    std::vector<at::Tensor> input{tensor.contiguous()};
+    std::vector<std::vector<at::Tensor>> output(1);
+    for (int64_t r = 0; r < options_.worldSize; r++) output[0].push_back(at::empty_like(input[0]));
+    Guard(what, [&] {
+      c10d::AllgatherOptions o;
+      o.timeout = options_.timeout;
+      Live()->allgather(output, input, o)->wait();
+    });
+    return at::cat(output[0], 0);
+  }
+
+  void Broadcast(std::vector<at::Tensor>& tensors, int64_t root, const std::string& what) override {
+    std::vector<std::vector<at::Tensor>> io(tensors.size());
+    Guard(what, [&] {
+      std::vector<c10::intrusive_ptr<c10d::Work>> works;
+      for (size_t i = 0; i < tensors.size(); i++) {
+        io[i] = {tensors[i].is_contiguous() ? tensors[i] : tensors[i].contiguous()};
+        c10d::BroadcastOptions o;
+        o.rootRank = root;
+        o.rootTensor = 0;
+        o.timeout = options_.timeout;
+        works.push_back(Live()->broadcast(io[i], o));
+      }
+      for (auto& w : works) w->wait();
+    });
+    for (size_t i = 0; i < tensors.size(); i++) {
+      if (!io[i][0].is_same(tensors[i])) tensors[i].copy_(io[i][0]);
+    }
+  }
+
+  void Barrier(const std::string& what) override {
+    Guard(what, [&] {
+      c10d::BarrierOptions o;
+      o.timeout = options_.timeout;
+      Live()->barrier(o)->wait();
+    });
+  }
+
+  void Shutdown() override {
+    std::lock_guard<std::mutex> lock(shutdownMutex_);
+    if (heartbeat_) heartbeat_->Stop();
+    heartbeat_.reset();
+    pg_.reset();
+    store_.reset();
+  }
+
+ private:
+  Backend* Live() {
+    Require(pg_.defined(), "DIST_ERROR", "distributed: the process group was shut down");
+    return pg_.get();
+  }
+
+  // Runs a collective; a failure becomes DIST_TIMEOUT / DIST_ERROR naming this rank, the operation and the ranks
+  // that stopped answering.
+  template <typename Fn>
+  void Guard(const std::string& what, Fn&& fn) {
+    try {
+      fn();
+    } catch (const NativeError&) {
+      throw;
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      const size_t nl = msg.find('\n');
+      if (nl != std::string::npos) msg = msg.substr(0, nl);  // c10::Error appends a C++ backtrace
+      const bool timedOut = msg.find("imed out") != std::string::npos || msg.find("imeout") != std::string::npos;
+      const std::string who = heartbeat_ ? heartbeat_->Diagnose() : std::string("(no heartbeat)");
+      throw NativeError(timedOut ? "DIST_TIMEOUT" : "DIST_ERROR",
+                        "rank " + std::to_string(options_.rank) + "/" + std::to_string(options_.worldSize) + ": " + what +
+                            (timedOut ? " timed out after " + Seconds(options_.timeout) + " (distributed.timeout_minutes)"
+                                      : " failed") +
+                            ": " + who + ". [" + options_.backend + ": " + msg + "]");
+    }
+  }
+
+  c10::intrusive_ptr<c10d::Store> store_;
+  c10::intrusive_ptr<Backend> pg_;
+  std::unique_ptr<Heartbeat> heartbeat_;
+  std::mutex shutdownMutex_;
+};
+
+}  // namespace
+
+std::shared_ptr<Group> Group::Create(const GroupOptions& options) {
+  options.Validate();
+  const GroupOptions& o = options;
+  c10::intrusive_ptr<c10d::Store> store;
+  try {
+    store = ConnectStore(o, /*server=*/!o.useAgentStore && o.rank == 0, o.timeout);
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    msg = msg.substr(0, msg.find('\n'));
+    throw NativeError("DIST_ERROR", "rank " + std::to_string(o.rank) + ": cannot reach the rendezvous store at " + o.masterAddr + ":" +
+                                        std::to_string(o.masterPort) + (o.rank == 0 && !o.useAgentStore ? " (hosting it failed: is the port in use?)" : "") +
+                                        ": " + msg);
+  }
+  auto pgStore = c10::make_intrusive<c10d::PrefixStore>("default_pg", store);
+  try {
+    if (o.backend == "gloo") {
+#ifdef CTCLIP_HAVE_GLOO
+      auto gopts = c10d::ProcessGroupGloo::Options::create(o.timeout);
+      // Gloo needs an explicit transport device: loopback for single-node runs on 127.0.0.1, else the interface
+      // GLOO_SOCKET_IFNAME names, else the machine's hostname address.
+      if (IsLoopback(o.masterAddr)) {
+        gopts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+      } else if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname != nullptr && *ifname) {
+        gopts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+      } else {
+        gopts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+      }
+      auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(pgStore, static_cast<int>(o.rank), static_cast<int>(o.worldSize), gopts);
+      return std::make_shared<C10dGroup<c10d::ProcessGroupGloo>>(o, store, pg, std::make_unique<Heartbeat>(o));
+#endif
+    } else {
+#ifdef CTCLIP_HAVE_NCCL
+      // Without async error handling a dead peer would hang NCCL forever instead of hitting the timeout.
+      setenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1", 0);
+      setenv("NCCL_ASYNC_ERROR_HANDLING", "1", 0);
+      auto nopts = c10d::ProcessGroupNCCL::Options::create();
+      nopts->timeout = o.timeout;
+      auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(pgStore, static_cast<int>(o.rank), static_cast<int>(o.worldSize), nopts);
+      return std::make_shared<C10dGroup<c10d::ProcessGroupNCCL>>(o, store, pg, std::make_unique<Heartbeat>(o));
+#endif
+    }
+  } catch (const NativeError&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    msg = msg.substr(0, msg.find('\n'));
+    throw NativeError(msg.find("imed out") != std::string::npos ? "DIST_TIMEOUT" : "DIST_ERROR",
+                      "rank " + std::to_string(o.rank) + "/" + std::to_string(o.worldSize) + ": creating the " + o.backend +
+                          " process group failed (did every rank start, with the same WORLD_SIZE, MASTER_ADDR and MASTER_PORT?): " + msg);
+  }
+  throw NativeError("ARGUMENT_ERROR", "distributed: backend '" + o.backend + "' is not built in");
+}
+
+#else  // no c10d in this libtorch
+
+std::shared_ptr<Group> Group::Create(const GroupOptions& options) {
+  options.Validate();  // reports the missing backend
+  throw NativeError("ARGUMENT_ERROR", "distributed: this libtorch has no c10d");
+}
+
+#endif
+
+}  // namespace ctclip::dist

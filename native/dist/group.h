@@ -1,0 +1,68 @@
+// A c10d process group for data-parallel training (Gloo on CPU, NCCL on CUDA when built in).
+//
+// Rendezvous follows torchrun's store rules: with `useAgentStore` (TORCHELASTIC_USE_AGENT_STORE=True) every rank is
+// a TCPStore client of the agent's store and keys live under `/worker/attempt_<restartCount>`; otherwise rank 0
+// hosts the TCPStore at MASTER_ADDR:MASTER_PORT. The process group itself sits under the `default_pg` prefix.
+//
+// Every collective has the configured timeout. When one fails (a peer died: connection closed; a peer is stuck:
+// timeout), the error names the ranks that stopped answering, found through per-rank heartbeats in the store, so a
+// dead rank makes the others fail fast with a clear message instead of hanging.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ctclip::dist {
+
+struct GroupOptions {
+  int64_t rank = 0;
+  int64_t worldSize = 1;
+  int64_t localRank = 0;
+  std::string masterAddr = "127.0.0.1";
+  int64_t masterPort = 29500;
+  bool useAgentStore = false;
+  int64_t restartCount = 0;
+  std::chrono::milliseconds timeout{30 * 60 * 1000};
+  std::string backend = "gloo";  // "gloo" | "nccl"
+
+  void Validate() const;
+};
+
+// Which backends this build has (compile-time detected from libtorch's CMake targets).
+bool HaveGloo();
+bool HaveNccl();
+
+class Group {
+ public:
+  virtual ~Group() = default;
+  static std::shared_ptr<Group> Create(const GroupOptions& options);
+
+  int64_t rank() const { return options_.rank; }
+  int64_t size() const { return options_.worldSize; }
+  const GroupOptions& options() const { return options_; }
+  const std::string& backendName() const { return options_.backend; }
+
+  // In place: every tensor becomes the element-wise sum over ranks (issued together, then awaited).
+  virtual void AllReduceSum(std::vector<at::Tensor>& tensors, const std::string& what) = 0;
+  // The concatenation over ranks along dim 0 (every rank passes the same shape).
+  virtual at::Tensor AllGather(const at::Tensor& tensor, const std::string& what) = 0;
+  // In place: every tensor becomes root's.
+  virtual void Broadcast(std::vector<at::Tensor>& tensors, int64_t root, const std::string& what) = 0;
+  virtual void Barrier(const std::string& what) = 0;
+  // Stops the heartbeat and drops the connections (also done by the destructor).
+  virtual void Shutdown() = 0;
+
+ protected:
+  explicit Group(GroupOptions options) : options_(std::move(options)) {}
+  GroupOptions options_;
+};
+
+// Gradient averaging in buckets of about `bucketBytes` (same-dtype runs flattened into one buffer each, all
+// buckets in flight at once): afterwards every tensor holds the mean over ranks.
+void AllReduceMeanBucketed(Group& group, std::vector<at::Tensor>& tensors, int64_t bucketBytes, const std::string& what);
+
+}  // namespace ctclip::dist

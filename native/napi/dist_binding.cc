@@ -1,0 +1,242 @@
+// Data-parallel collectives for TypeScript (typed in lib/native.ts, wrapped by lib/dist/).
+//
+//   distBackends() → {gloo, nccl}                              what this build's libtorch has
+//   distInit({rank, worldSize, localRank, masterAddr, masterPort, useAgentStore, restartCount, timeoutMs, backend})
+//       → Promise<DistGroup>                                   rendezvous (blocks until every rank joined)
+//   distAllReduce(group, tensors) → Promise<void>              in-place sum over ranks
+//   distAllGather(group, tensor) → Promise<tensor>             concatenation over ranks along dim 0
+//   distBroadcast(group, tensors, root) → Promise<void>        in place
+//   distBarrier(group) → Promise<void>
+//   distShutdown(group)
+//   distStoreServer(port) → {close()}                          a TCPStore host (what torchrun's agent runs)
+//
+// Collectives run on libuv worker threads (PromiseWorker), never on the JS thread.
+#include <napi.h>
+#include <torch/torch.h>
+
+#include <memory>
+
+#include "dist/group.h"
+#include "napi/dist_handle.h"
+#include "napi/errors.h"
+#include "napi/promise_worker.h"
+#include "napi/registry.h"
+#include "napi/tensor_handle.h"
+
+#if defined(CTCLIP_HAVE_GLOO) || defined(CTCLIP_HAVE_NCCL)
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+namespace ctclip {
+
+namespace {
+
+const napi_type_tag kGroupTag = {0x6374636c69706467ULL, 0x726f757068616e64ULL};
+const napi_type_tag kStoreTag = {0x6374636c69707374ULL, 0x6f72657365727665ULL};
+
+struct GroupHolder {
+  std::shared_ptr<dist::Group> group;
+};
+
+std::string Str(const Napi::Object& o, const char* key, const std::string& fallback) {
+  if (!o.Has(key) || o.Get(key).IsUndefined()) return fallback;
+  Require(o.Get(key).IsString(), "ARGUMENT_ERROR", std::string("distInit: '") + key + "' must be a string");
+  return o.Get(key).As<Napi::String>().Utf8Value();
+}
+
+int64_t IntOf(const Napi::Object& o, const char* key, std::optional<int64_t> fallback) {
+  if (!o.Has(key) || o.Get(key).IsUndefined()) {
+    Require(fallback.has_value(), "ARGUMENT_ERROR", std::string("distInit: '") + key + "' is required");
+    return *fallback;
+  }
+  Require(o.Get(key).IsNumber(), "ARGUMENT_ERROR", std::string("distInit: '") + key + "' must be a number");
+  const double d = o.Get(key).As<Napi::Number>().DoubleValue();
+  Require(d == static_cast<double>(static_cast<int64_t>(d)), "ARGUMENT_ERROR", std::string("distInit: '") + key + "' must be an integer");
+  return static_cast<int64_t>(d);
+}
+
+std::vector<at::Tensor> TensorList(const Napi::Value& v, const char* what) {
+  Require(v.IsArray(), "ARGUMENT_ERROR", std::string(what) + ": expected an array of tensors");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(NativeTensor::FromValue(a.Get(i), what));
+  return out;
+}
+
+Napi::Value Backends(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("gloo", dist::HaveGloo());
+  o.Set("nccl", dist::HaveNccl());
+  return o;
+}
+
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  Require(info.Length() > 0 && info[0].IsObject(), "ARGUMENT_ERROR", "distInit(options): options must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  dist::GroupOptions g;
+  g.rank = IntOf(o, "rank", std::nullopt);
+  g.worldSize = IntOf(o, "worldSize", std::nullopt);
+  g.localRank = IntOf(o, "localRank", 0);
+  g.masterAddr = Str(o, "masterAddr", "127.0.0.1");
+  g.masterPort = IntOf(o, "masterPort", 29500);
+  g.useAgentStore = o.Has("useAgentStore") && o.Get("useAgentStore").ToBoolean().Value();
+  g.restartCount = IntOf(o, "restartCount", 0);
+  g.timeout = std::chrono::milliseconds(IntOf(o, "timeoutMs", 30 * 60 * 1000));
+  g.backend = Str(o, "backend", "gloo");
+  g.Validate();
+  return PromiseWorker<std::shared_ptr<dist::Group>>::Start(
+      env, [g]() { return dist::Group::Create(g); },
+      [](Napi::Env e, std::shared_ptr<dist::Group>& group) -> Napi::Value { return WrapGroup(e, group); });
+  CTCLIP_NAPI_CATCH(env)
+}
+
+Napi::Value AllReduce(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distAllReduce(group)");
+  std::vector<at::Tensor> tensors = TensorList(info.Length() > 1 ? info[1] : env.Undefined(), "distAllReduce(tensors)");
+  return PromiseWorker<bool>::Start(
+      env,
+      [group, tensors]() mutable {
+        group->AllReduceSum(tensors, "all-reduce");
+        return true;
+      },
+      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); }, {info[1]});
+  CTCLIP_NAPI_CATCH(env)
+}
+
+Napi::Value AllGather(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distAllGather(group)");
+  at::Tensor t = NativeTensor::FromValue(info.Length() > 1 ? info[1] : env.Undefined(), "distAllGather(tensor)");
+  return PromiseWorker<at::Tensor>::Start(
+      env, [group, t]() { return group->AllGather(t, "all-gather"); },
+      [](Napi::Env e, at::Tensor& r) -> Napi::Value { return NativeTensor::Wrap(e, r); }, {info[1]});
+  CTCLIP_NAPI_CATCH(env)
+}
+
+Napi::Value Broadcast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distBroadcast(group)");
+  std::vector<at::Tensor> tensors = TensorList(info.Length() > 1 ? info[1] : env.Undefined(), "distBroadcast(tensors)");
+  Require(info.Length() > 2 && info[2].IsNumber(), "ARGUMENT_ERROR", "distBroadcast(group, tensors, root): root must be a rank");
+  const int64_t root = info[2].As<Napi::Number>().Int64Value();
+  Require(root >= 0 && root < group->size(), "ARGUMENT_ERROR", "distBroadcast: root " + std::to_string(root) + " is not a rank");
+  return PromiseWorker<bool>::Start(
+      env,
+      [group, tensors, root]() mutable {
+        group->Broadcast(tensors, root, "broadcast");
+        return true;
+      },
+      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); }, {info[1]});
+  CTCLIP_NAPI_CATCH(env)
+}
+
+Napi::Value Barrier(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distBarrier(group)");
+  std::string what = "barrier";
+  if (info.Length() > 1 && info[1].IsString()) what = "barrier (" + info[1].As<Napi::String>().Utf8Value() + ")";
+  return PromiseWorker<bool>::Start(
+      env,
+      [group, what]() {
+        group->Barrier(what);
+        return true;
+      },
+      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  CTCLIP_NAPI_CATCH(env)
+}
+
+Napi::Value Shutdown(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  Napi::Value v = info.Length() > 0 ? info[0] : env.Undefined();
+  Require(v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&kGroupTag), "ARGUMENT_ERROR", "distShutdown(group): expected a process group");
+  auto* holder = v.As<Napi::Object>().Get("_native").As<Napi::External<GroupHolder>>().Data();
+  if (holder->group) holder->group->Shutdown();
+  holder->group.reset();
+  return env.Undefined();
+  CTCLIP_NAPI_CATCH(env)
+}
+
+#if defined(CTCLIP_HAVE_GLOO) || defined(CTCLIP_HAVE_NCCL)
+struct StoreHolder {
+  c10::intrusive_ptr<c10d::Store> store;
+};
+#endif
+
+Napi::Value StoreServer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  Require(info.Length() > 0 && info[0].IsNumber(), "ARGUMENT_ERROR", "distStoreServer(port): port must be a number");
+  const int64_t port = info[0].As<Napi::Number>().Int64Value();
+  Require(port > 0 && port < 65536, "ARGUMENT_ERROR", "distStoreServer: port must be in 1..65535, got " + std::to_string(port));
+#if defined(CTCLIP_HAVE_GLOO) || defined(CTCLIP_HAVE_NCCL)
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(port);
+  so.isServer = true;
+  so.waitWorkers = false;
+  so.multiTenant = true;
+  auto* holder = new StoreHolder();
+  try {
+    holder->store = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", so);
+  } catch (const std::exception& e) {
+    delete holder;
+    std::string msg = e.what();
+    throw NativeError("DIST_ERROR", "distStoreServer: cannot host a store on port " + std::to_string(port) + ": " + msg.substr(0, msg.find('\n')));
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.TypeTag(&kStoreTag);
+  auto ext = Napi::External<StoreHolder>::New(env, holder, [](Napi::Env, StoreHolder* h) { delete h; });
+  o.Set("_native", ext);
+  o.Set("port", Napi::Number::New(env, static_cast<double>(port)));
+  o.Set("close", Napi::Function::New(env, [holder](const Napi::CallbackInfo& ci) -> Napi::Value {
+          holder->store.reset();
+          return ci.Env().Undefined();
+        }));
+  return o;
+#else
+  throw NativeError("ARGUMENT_ERROR", "distStoreServer: this libtorch has no c10d");
+#endif
+  CTCLIP_NAPI_CATCH(env)
+}
+
+}  // namespace
+
+Napi::Object WrapGroup(Napi::Env env, std::shared_ptr<dist::Group> group) {
+  Napi::Object o = Napi::Object::New(env);
+  o.TypeTag(&kGroupTag);
+  auto* holder = new GroupHolder{group};
+  o.Set("_native", Napi::External<GroupHolder>::New(env, holder, [](Napi::Env, GroupHolder* h) { delete h; }));
+  o.Set("rank", Napi::Number::New(env, static_cast<double>(group->rank())));
+  o.Set("worldSize", Napi::Number::New(env, static_cast<double>(group->size())));
+  o.Set("backend", group->backendName());
+  return o;
+}
+
+std::shared_ptr<dist::Group> GroupFromValue(const Napi::Value& value, const char* what) {
+  Require(value.IsObject() && value.As<Napi::Object>().CheckTypeTag(&kGroupTag), "ARGUMENT_ERROR",
+          std::string(what) + ": expected a process group from distInit");
+  auto* holder = value.As<Napi::Object>().Get("_native").As<Napi::External<GroupHolder>>().Data();
+  Require(holder->group != nullptr, "ARGUMENT_ERROR", std::string(what) + ": the process group was shut down");
+  return holder->group;
+}
+
+void RegisterDistributed(Napi::Env env, Napi::Object exports) {
+  auto fn = [&](const char* name, Napi::Value (*cb)(const Napi::CallbackInfo&)) { exports.Set(name, Napi::Function::New(env, cb, name)); };
+  fn("distBackends", Backends);
+  fn("distInit", Init);
+  fn("distAllReduce", AllReduce);
+  fn("distAllGather", AllGather);
+  fn("distBroadcast", Broadcast);
+  fn("distBarrier", Barrier);
+  fn("distShutdown", Shutdown);
+  fn("distStoreServer", StoreServer);
+}
+
+}  // namespace ctclip
