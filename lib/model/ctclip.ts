@@ -83,7 +83,7 @@ const TEXT_KEYS = new Set<string>([
   'initializer_range',
 ]);
 const TOP_KEYS = new Set(['image', 'text', 'dim_latent', 'loss', 'clamp_temperature', 'seed', 'training']);
-const TRAINING_KEYS = new Set(['precision', 'max_grad_norm', 'weight_decay', 'betas', 'eps', 'loss_scale']);
+const TRAINING_KEYS = new Set(['precision', 'max_grad_norm', 'weight_decay', 'betas', 'eps', 'loss_scale', 'gather', 'local_loss', 'bucket_bytes']);
 const LOSS_SCALE_KEYS = new Set(['enabled', 'init_scale', 'growth_factor', 'backoff_factor', 'growth_interval']);
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -194,6 +194,12 @@ function resolveTraining(v: unknown): NonNullable<CTClipNativeConfig['training']
     betas,
     eps: numAt(v, 'eps', w, (x) => x > 0, 'a number > 0 (training.eps)', 1e-8),
   };
+  for (const key of ['gather', 'local_loss'] as const) {
+    if (v[key] === undefined) continue;
+    if (typeof v[key] !== 'boolean') throw argError(`${w}: '${key}' (model.loss.${key}) must be true or false, got ${JSON.stringify(v[key])}`);
+    out[key] = v[key] as boolean;
+  }
+  if (v.bucket_bytes !== undefined) out.bucket_bytes = intAt(v, 'bucket_bytes', w, 1);
   if (v.loss_scale !== undefined) {
     if (!isObject(v.loss_scale)) throw argError(`${w}: 'loss_scale' must be an object`);
     const ls = v.loss_scale;
