@@ -32,7 +32,7 @@ import {
   trainingStateParts,
   type TsRngStates,
 } from '../model/training-state';
-import { loadAddon } from '../native';
+import { loadAddon, type TensorHandle } from '../native';
 import { Rng } from '../rng';
 import { saveWeights } from '../weights/save';
 
@@ -96,6 +96,13 @@ export interface CheckpointContext {
   validation?: unknown;
   /** Fault injection for tests: wraps the model writer. */
   faultBeforeModelWrite?: () => void;
+  /** Data parallel: the dropout generator states of ranks 1…W−1 (rank 0's is the model's own). */
+  rankDropoutStates?: Uint8Array[];
+}
+
+/** The rng.safetensors stream holding rank r's dropout generator (r ≥ 1; rank 0 uses 'dropout'). */
+export function rankDropoutStream(rank: number): string {
+  return `dropout_rank${rank}`;
 }
 
 function packageVersion(): string {
@@ -140,7 +147,10 @@ export function checkpointParts(ctx: CheckpointContext): Record<string, PartSour
       eps: config.training.eps,
     }),
     scaler: scalerStateFromModel(model.scalerState()),
-    nativeRng: nativeRngFromTensors(model.rngState()),
+    nativeRng: {
+      ...nativeRngFromTensors(model.rngState()),
+      ...Object.fromEntries((ctx.rankDropoutStates ?? []).map((bytes, i) => [rankDropoutStream(i + 1), bytes])),
+    },
     tsRng: tsRngStreams(config.experiment.seed, progress.position.epoch),
   });
   const parts: Record<string, PartSource> = {
@@ -216,7 +226,7 @@ export interface RestoreResult {
  * Restores a checkpoint folder into `model` and returns the run position. `loadOptimizer: false` restores the
  * weights and the run position (step, data position, schedule, RNG) but starts AdamW and the loss scaler fresh.
  */
-export async function restoreCheckpoint(model: CTClip, dir: string, opts: { loadOptimizer: boolean; seed: number }): Promise<RestoreResult> {
+export async function restoreCheckpoint(model: CTClip, dir: string, opts: { loadOptimizer: boolean; seed: number; rank?: number }): Promise<RestoreResult> {
   const warnings: string[] = [];
   await loadModelWeights(model, path.join(dir, MODEL_PART));
   const dp = readJson(dir, DATA_POSITION_PART);
@@ -245,8 +255,16 @@ export async function restoreCheckpoint(model: CTClip, dir: string, opts: { load
       if (state.scaler) model.setScalerState(state.scaler);
     }
     // The RNG streams are part of the run position: restored in both cases, so dropout continues exactly.
+    const rank = opts.rank ?? 0;
     const rng = nativeRngToTensors(state.nativeRng);
-    model.setRngState({ init: rng.init, dropout: rng.dropout });
+    let dropout: TensorHandle | undefined = rng.dropout;
+    if (rank > 0) {
+      // Data parallel: each rank continues its own dropout stream; a rank the checkpoint does not know (the world
+      // size grew) keeps the fresh stream it was created with.
+      dropout = rng[rankDropoutStream(rank)];
+      if (!dropout) warnings.push(`rank ${rank}: the checkpoint has no dropout stream for this rank (saved with fewer ranks): it starts a fresh one`);
+    }
+    model.setRngState(dropout ? { init: rng.init, dropout } : { init: rng.init });
     for (const t of Object.values(rng)) t.dispose();
     model.setStepCounters({ optimizerSteps: progress.step, skippedSteps: progress.skippedSteps });
   } finally {

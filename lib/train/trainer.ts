@@ -57,6 +57,7 @@ import { runValidation, type ValidationOutcome } from './validate';
 import { batchVolumes, evalLoaderFor } from '../eval/loader';
 import type { ProcessGroup } from '../dist/group';
 import type { TensorHandle } from '../native';
+import { readTensor, tensorFromBuffer } from '../tensor';
 import { Rng } from '../rng';
 import { Writable } from 'stream';
 
@@ -312,7 +313,7 @@ export class Trainer extends EventEmitter {
         else throw new CtclipError('ARGUMENT_ERROR', `--resume best: there is no best checkpoint in ${runDir.checkpoints}`);
       } else {
         const loadOptimizer = opts.loadOptimizer ?? true;
-        const r = await restoreCheckpoint(model, found.path, { loadOptimizer, seed: cfg.experiment.seed });
+        const r = await restoreCheckpoint(model, found.path, { loadOptimizer, seed: cfg.experiment.seed, rank });
         for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
         progress = r.progress;
         resumedFrom = found.path;
@@ -666,6 +667,25 @@ export class Trainer extends EventEmitter {
     return outcome;
   }
 
+  /** Ranks 1…W−1's dropout generator states (on rank 0; the same-size byte strings of every rank, all-gathered). */
+  private async gatherDropoutStates(): Promise<Uint8Array[]> {
+    const group = this.group as ProcessGroup;
+    const own = this.model.rngState();
+    try {
+      const bytes = readTensor(own.dropout).data as Uint8Array;
+      const all = await group.allGather(tensorFromBuffer(new Uint8Array(bytes), 'uint8', [1, bytes.length]));
+      try {
+        const data = readTensor(all).data as Uint8Array;
+        return Array.from({ length: group.worldSize - 1 }, (_, i) => data.slice((i + 1) * bytes.length, (i + 2) * bytes.length));
+      } finally {
+        all.dispose();
+      }
+    } finally {
+      own.init.dispose();
+      own.dropout.dispose();
+    }
+  }
+
   /**
    * Saves a checkpoint of the current state (with the validation's metrics when it evaluated). Distributed: rank 0
    * writes, then every rank meets at a barrier (so nobody races ahead of a checkpoint); other ranks return null.
@@ -674,6 +694,8 @@ export class Trainer extends EventEmitter {
     const p = this.progress;
     const cfg = this.config;
     const step = p.step;
+    // Every rank's dropout stream goes into the checkpoint, so a resumed data-parallel run continues exactly.
+    const rankDropoutStates = this.group ? await this.gatherDropoutStates() : undefined;
     if (!this.isMain) {
       this.lastSavedStep = step;
       await this.group?.barrier(`checkpoint of step ${step}`);
@@ -694,6 +716,7 @@ export class Trainer extends EventEmitter {
       geometry: { samples: this.plan.samples, batchSize: this.plan.batchSize, worldSize: this.plan.worldSize, gradAccumSteps: this.plan.gradAccumSteps, stepsPerEpoch: this.plan.stepsPerEpoch },
       schedule: { baseLr: cfg.training.learning_rate, ...this.plan.schedule },
       validation: outcome ? { ...outcome.metrics, bootstrap: outcome.bootstrap, num_samples: outcome.numSamples } : undefined,
+      rankDropoutStates,
       faultBeforeModelWrite:
         faults.enospcStep === step
           ? () => {
