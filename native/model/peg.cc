@@ -1,6 +1,11 @@
 #include "model/peg.h"
 
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <vector>
 
 #include "model/init.h"
 
@@ -13,12 +18,108 @@ at::Tensor Window(const at::Tensor& xpad, int64_t kt, int64_t ky, int64_t kx, in
   return xpad.slice(1, kt, kt + T).slice(2, ky, ky + H).slice(3, kx, kx + W);
 }
 
+// ---- Fused CPU kernels (contiguous channels-last float/double): one pass per direction instead of 27 strided
+// tensor ops (plus 27 temporaries for the weight gradient). Summation order per output element is the same as the
+// tap-by-tap version (bias, then taps k = 0..26); the weight/bias gradients accumulate in double over fixed-size
+// row chunks reduced in chunk order, so results do not depend on the thread count.
+constexpr int64_t kTaps = 27;
+constexpr int64_t kRowsPerChunk = 16;  // (b, t, h) rows of W·D elements per weight-gradient partial
+
+template <typename T>
+void FusedForward(const T* xp, const T* taps, const T* bias, T* out, int64_t B, int64_t Tn, int64_t H, int64_t W, int64_t D) {
+  const int64_t Hp = H + 2, Wp = W + 2, Tp = Tn + 2;
+  at::parallel_for(0, B * Tn * H, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const int64_t h = r % H, t = (r / H) % Tn, b = r / (H * Tn);
+      for (int64_t w = 0; w < W; w++) {
+        T* o = out + (r * W + w) * D;
+        for (int64_t d = 0; d < D; d++) o[d] = bias[d];
+        for (int64_t k = 0; k < kTaps; k++) {
+          const int64_t kt = k / 9, ky = (k / 3) % 3, kx = k % 3;
+          const T* src = xp + (((b * Tp + t + kt) * Hp + h + ky) * Wp + w + kx) * D;
+          const T* tap = taps + k * D;
+          for (int64_t d = 0; d < D; d++) o[d] += src[d] * tap[d];
+        }
+      }
+    }
+  });
+}
+
+// gradXpad[b, tp, hp, wp] = Σ_k g[b, tp − kt, hp − ky, wp − kx] · tap_k over the in-range taps.
+template <typename T>
+void FusedGradInput(const T* g, const T* taps, T* gx, int64_t B, int64_t Tn, int64_t H, int64_t W, int64_t D) {
+  const int64_t Hp = H + 2, Wp = W + 2, Tp = Tn + 2;
+  at::parallel_for(0, B * Tp * Hp, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const int64_t hp = r % Hp, tp = (r / Hp) % Tp, b = r / (Hp * Tp);
+      for (int64_t wp = 0; wp < Wp; wp++) {
+        T* o = gx + (r * Wp + wp) * D;
+        for (int64_t d = 0; d < D; d++) o[d] = T(0);
+        for (int64_t k = 0; k < kTaps; k++) {
+          const int64_t t = tp - k / 9, h = hp - (k / 3) % 3, w = wp - k % 3;
+          if (t < 0 || t >= Tn || h < 0 || h >= H || w < 0 || w >= W) continue;
+          const T* src = g + (((b * Tn + t) * H + h) * W + w) * D;
+          const T* tap = taps + k * D;
+          for (int64_t d = 0; d < D; d++) o[d] += src[d] * tap[d];
+        }
+      }
+    }
+  });
+}
+
+// (28, D) double: rows 0..26 = Σ g · window_k (the tap gradients), row 27 = Σ g (the bias gradient).
+template <typename T>
+std::vector<double> FusedGradWeight(const T* g, const T* xp, int64_t B, int64_t Tn, int64_t H, int64_t W, int64_t D) {
+  const int64_t Hp = H + 2, Wp = W + 2, Tp = Tn + 2;
+  const int64_t rows = B * Tn * H, chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk, width = (kTaps + 1) * D;
+  std::vector<double> partial(static_cast<size_t>(chunks * width), 0.0);
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; c++) {
+      double* acc = partial.data() + c * width;
+      for (int64_t r = c * kRowsPerChunk; r < std::min(rows, (c + 1) * kRowsPerChunk); r++) {
+        const int64_t h = r % H, t = (r / H) % Tn, b = r / (H * Tn);
+        for (int64_t w = 0; w < W; w++) {
+          const T* gg = g + (r * W + w) * D;
+          for (int64_t k = 0; k < kTaps; k++) {
+            const T* src = xp + (((b * Tp + t + k / 9) * Hp + h + (k / 3) % 3) * Wp + w + k % 3) * D;
+            double* a = acc + k * D;
+            for (int64_t d = 0; d < D; d++) a[d] += static_cast<double>(gg[d]) * static_cast<double>(src[d]);
+          }
+          double* a = acc + kTaps * D;
+          for (int64_t d = 0; d < D; d++) a[d] += static_cast<double>(gg[d]);
+        }
+      }
+    }
+  });
+  std::vector<double> total(static_cast<size_t>(width), 0.0);
+  for (int64_t c = 0; c < chunks; c++) {
+    const double* a = partial.data() + c * width;
+    for (int64_t i = 0; i < width; i++) total[i] += a[i];
+  }
+  return total;
+}
+
+bool UseFused(const at::Tensor& x) {
+  return x.device().is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble);
+}
+
 // out[b,t,h,w,d] = bias[d] + Σ_{kt,ky,kx} weight[d,0,kt,ky,kx] · xpad[b, t+kt, h+ky, w+kx, d]
 struct DepthwiseConv3dChannelsLast : public torch::autograd::Function<DepthwiseConv3dChannelsLast> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& xpad,
                                                 const at::Tensor& weight, const at::Tensor& bias) {
     const int64_t B = xpad.size(0), T = xpad.size(1) - 2, H = xpad.size(2) - 2, W = xpad.size(3) - 2, D = xpad.size(4);
     at::Tensor taps = weight.reshape({D, 27}).t().contiguous();  // (27, D): tap k = (kt·3 + ky)·3 + kx
+    if (UseFused(xpad) && taps.scalar_type() == xpad.scalar_type() && bias.scalar_type() == xpad.scalar_type()) {
+      const at::Tensor xc = xpad.contiguous();
+      const at::Tensor bc = bias.contiguous();
+      at::Tensor out = at::empty({B, T, H, W, D}, xpad.options());
+      AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "peg_dwconv_forward", [&] {
+        FusedForward<scalar_t>(xc.data_ptr<scalar_t>(), taps.data_ptr<scalar_t>(), bc.data_ptr<scalar_t>(),
+                               out.data_ptr<scalar_t>(), B, T, H, W, D);
+      });
+      ctx->save_for_backward({xc, taps});
+      return {out};
+    }
     at::Tensor out = bias.reshape({1, 1, 1, 1, D}).expand({B, T, H, W, D}).contiguous();
     for (int64_t k = 0; k < 27; k++) out.addcmul_(Window(xpad, k / 9, (k / 3) % 3, k % 3, T, H, W), taps[k]);
     ctx->save_for_backward({xpad, taps});
@@ -33,6 +134,22 @@ struct DepthwiseConv3dChannelsLast : public torch::autograd::Function<DepthwiseC
     const at::Tensor g = gradOutputs[0].contiguous();
     const int64_t T = g.size(1), H = g.size(2), W = g.size(3), D = g.size(4);
     at::Tensor gradX, gradW, gradB;
+    if (UseFused(xpad) && xpad.is_contiguous() && g.scalar_type() == xpad.scalar_type() && taps.scalar_type() == xpad.scalar_type()) {
+      const int64_t B = g.size(0);
+      AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "peg_dwconv_backward", [&] {
+        if (ctx->needs_input_grad(0)) {
+          gradX = at::empty_like(xpad);
+          FusedGradInput<scalar_t>(g.data_ptr<scalar_t>(), taps.data_ptr<scalar_t>(), gradX.data_ptr<scalar_t>(), B, T, H, W, D);
+        }
+        if (ctx->needs_input_grad(1) || ctx->needs_input_grad(2)) {
+          std::vector<double> sums = FusedGradWeight<scalar_t>(g.data_ptr<scalar_t>(), xpad.data_ptr<scalar_t>(), B, T, H, W, D);
+          at::Tensor all = at::from_blob(sums.data(), {28, D}, at::TensorOptions().dtype(at::kDouble)).to(g.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
+          if (ctx->needs_input_grad(1)) gradW = all.slice(0, 0, 27).t().reshape({D, 1, 3, 3, 3});
+          if (ctx->needs_input_grad(2)) gradB = all[27].clone();
+        }
+      });
+      return {gradX, gradW, gradB};
+    }
     if (ctx->needs_input_grad(0)) {
       gradX = at::zeros_like(xpad);
       for (int64_t k = 0; k < 27; k++) Window(gradX, k / 9, (k / 3) % 3, k % 3, T, H, W).addcmul_(g, taps[k]);
