@@ -76,6 +76,11 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_CATCH(env)
 }
 
+// OpenBLAS (the Debian libtorch's BLAS) keeps its own pthread pool sized to the CPU count, independent of
+// at::set_num_threads: with `--threads 2` on a 16-core machine every GEMM would still fan out to 16 threads (and
+// on small machines its spinning workers compete with the OpenMP pool). Resolved weakly: absent with MKL builds.
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+
 // setNumThreads(intraOp: number, interOp?: number). libtorch's default here is 1 intra-op thread, so the
 // caller always sets it explicitly (config/--threads, default = CPU count). Inter-op threads can only be set
 // once per process, before any inter-op work; later attempts are ignored rather than fatal.
@@ -86,6 +91,7 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   int intra = info[0].As<Napi::Number>().Int32Value();
   Require(intra >= 1, "ARGUMENT_ERROR", "setNumThreads: intra-op threads must be >= 1, got " + std::to_string(intra));
   at::set_num_threads(intra);
+  if (openblas_set_num_threads != nullptr) openblas_set_num_threads(intra);
   if (info.Length() >= 2 && info[1].IsNumber()) {
     int inter = info[1].As<Napi::Number>().Int32Value();
     Require(inter >= 1, "ARGUMENT_ERROR", "setNumThreads: inter-op threads must be >= 1, got " + std::to_string(inter));
