@@ -358,6 +358,13 @@ export interface CTClipTimings {
   forwardMs: number;
   backwardMs: number;
   optimizerMs: number;
+  /** Parts of forwardMs (host clocks around each phase; 0 where not measured). */
+  spatialMs: number;
+  temporalMs: number;
+  textMs: number;
+  headsMs: number;
+  /** Data parallel: the step's decision + gradient all-reduces (excluded from optimizerMs). */
+  allReduceMs: number;
 }
 
 export interface CTClipForwardResult {

@@ -26,7 +26,7 @@ import { CtclipError } from '../errors';
 import { formatFixed } from './format';
 
 /** The canonical phase names, in report order. */
-export const PROFILE_PHASES = ['data', 'h2d', 'tokenize', 'forward_spatial', 'forward_temporal', 'forward_text', 'heads', 'loss', 'backward', 'optimizer'] as const;
+export const PROFILE_PHASES = ['data', 'h2d', 'tokenize', 'forward_spatial', 'forward_temporal', 'forward_text', 'heads', 'loss', 'backward', 'allreduce', 'optimizer'] as const;
 
 export class ProfileTimer {
   readonly window: number;

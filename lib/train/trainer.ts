@@ -437,7 +437,9 @@ export class Trainer extends EventEmitter {
     const logEvery = cfg.logging.log_every_n_steps;
     const evalEvery = this.plan.evalEvery;
     const saveEvery = this.plan.saveEvery;
-    const profile = cfg.logging.profile_timing !== false ? new ProfileTimer() : null;
+    // The breakdown averages over exactly the steps since the previous report (window = the cadence).
+    const profileEvery = cfg.logging.profile_timing === true ? 100 : cfg.logging.profile_timing === false ? 0 : cfg.logging.profile_timing;
+    const profile = profileEvery > 0 ? new ProfileTimer({ window: profileEvery }) : null;
     const eta = new EtaEstimator({ totalSteps: T, startStep: this.progress.step, elapsedOffset: this.progress.elapsedSeconds });
     const dataWindow = new MeanWindow(100);
     const stepWindow = new MeanWindow(100);
@@ -512,9 +514,18 @@ export class Trainer extends EventEmitter {
         const stepTime = (performance.now() - t0) / 1000;
         if (profile) {
           profile.add('data', dataTime * 1000);
-          profile.add('forward', fwd);
+          // forward = spatial + temporal (CTViT) + text (BERT) + heads (projections) + loss (the rest: loss,
+          // all-gathers, feature-cache bookkeeping); host clocks, no device sync.
+          const t = res.timings;
+          const parts = (t.spatialMs ?? 0) + (t.temporalMs ?? 0) + (t.textMs ?? 0) + (t.headsMs ?? 0);
+          profile.add('forward_spatial', t.spatialMs ?? 0);
+          profile.add('forward_temporal', t.temporalMs ?? 0);
+          profile.add('forward_text', t.textMs ?? 0);
+          profile.add('heads', t.headsMs ?? 0);
+          profile.add('loss', Math.max(0, fwd - parts));
           profile.add('backward', bwd);
           profile.add('optimizer', res.timings.optimizerMs);
+          if (res.timings.allReduceMs) profile.add('allreduce', res.timings.allReduceMs);
           profile.endStep(stepTime * 1000);
         }
         p.epoch = this.epochAt(p.position);

@@ -163,37 +163,24 @@ class Heartbeat {
   }
 
   // Which ranks stopped answering. Waits up to the staleness threshold for a dead rank's stamp to age (a
-  // connection reset is seen at once, before the peer's last stamp is old).
+  // connection reset is seen at once, before the peer's last stamp is old). When the store itself is gone (its
+  // host exited after its own failure, or died), the last snapshot this rank's heartbeat thread read decides.
   std::string Diagnose() {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(staleMs_ + intervalMs_);
-    std::string last;
     for (;;) {
       std::vector<std::string> silent;
       try {
         c10::intrusive_ptr<c10d::Store> probe = ConnectStore(options_, false, std::chrono::milliseconds(std::max<int64_t>(staleMs_, 3000)));
-        const int64_t now = NowMs();
-        for (int64_t r = 0; r < options_.worldSize; r++) {
-          if (r == options_.rank) continue;
-          const std::string key = kHeartbeatPrefix + std::to_string(r);
-          if (!probe->check({key})) {
-            silent.push_back("rank " + std::to_string(r) + " (never joined)");
-            continue;
-          }
-          std::vector<uint8_t> v = probe->get(key);
-          const int64_t age = now - std::stoll(std::string(v.begin(), v.end()));
-          if (age > staleMs_) silent.push_back("rank " + std::to_string(r) + " (silent for " + Seconds(std::chrono::milliseconds(age)) + ")");
-        }
+        silent = Silent(ReadStamps(*probe), NowMs());
       } catch (const std::exception&) {
-        return options_.useAgentStore
-                   ? "the launcher's store at " + options_.masterAddr + ":" + std::to_string(options_.masterPort) + " is unreachable"
-                   : "rank 0 is not answering (its store at " + options_.masterAddr + ":" + std::to_string(options_.masterPort) +
-                         " is unreachable: rank 0 is dead or stuck)";
+        std::lock_guard<std::mutex> lock(mutex_);
+        std::vector<std::string> before = Silent(snapshot_, snapshotAt_);
+        const std::string host = options_.useAgentStore ? "the launcher's store" : "rank 0's store";
+        std::string s = host + " at " + options_.masterAddr + ":" + std::to_string(options_.masterPort) + " is unreachable now";
+        if (!before.empty()) return s + "; before that, not answering: " + Join(before);
+        return s + (options_.useAgentStore ? "" : ": rank 0 is dead or stuck, or exited after its own failure");
       }
-      if (!silent.empty()) {
-        std::string s = "not answering: ";
-        for (size_t i = 0; i < silent.size(); i++) s += (i ? ", " : "") + silent[i];
-        return s;
-      }
+      if (!silent.empty()) return "not answering: " + Join(silent);
       if (std::chrono::steady_clock::now() >= deadline) {
         return "every rank's heartbeat is fresh: a rank may be stuck or have left the collective order (mismatched configs?)";
       }
@@ -204,18 +191,55 @@ class Heartbeat {
  private:
   void Beat() { store_->set(kHeartbeatPrefix + std::to_string(options_.rank), Bytes(std::to_string(NowMs()))); }
 
+  // Every rank's last stamp (-1: never stamped).
+  std::vector<int64_t> ReadStamps(c10d::Store& store) {
+    std::vector<int64_t> stamps(static_cast<size_t>(options_.worldSize), -1);
+    for (int64_t r = 0; r < options_.worldSize; r++) {
+      const std::string key = kHeartbeatPrefix + std::to_string(r);
+      if (!store.check({key})) continue;
+      std::vector<uint8_t> v = store.get(key);
+      stamps[static_cast<size_t>(r)] = std::stoll(std::string(v.begin(), v.end()));
+    }
+    return stamps;
+  }
+
+  std::vector<std::string> Silent(const std::vector<int64_t>& stamps, int64_t now) const {
+    std::vector<std::string> out;
+    for (int64_t r = 0; r < static_cast<int64_t>(stamps.size()); r++) {
+      if (r == options_.rank) continue;
+      const int64_t ts = stamps[static_cast<size_t>(r)];
+      if (ts < 0) out.push_back("rank " + std::to_string(r) + " (never joined)");
+      else if (now - ts > staleMs_) out.push_back("rank " + std::to_string(r) + " (silent for " + Seconds(std::chrono::milliseconds(now - ts)) + ")");
+    }
+    return out;
+  }
+
+  static std::string Join(const std::vector<std::string>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size(); i++) s += (i ? ", " : "") + v[i];
+    return s;
+  }
+
   void Run() {
     std::unique_lock<std::mutex> lock(mutex_);
     while (!stopped_) {
       cv_.wait_for(lock, std::chrono::milliseconds(intervalMs_), [this] { return stopped_; });
       if (stopped_) break;
       lock.unlock();
+      std::vector<int64_t> stamps;
+      int64_t at = 0;
       try {
         Beat();
+        stamps = ReadStamps(*store_);
+        at = NowMs();
       } catch (...) {
-        // The store host is gone; the next collective reports it.
+        // The store host is gone; the next collective reports it (from the last snapshot).
       }
       lock.lock();
+      if (!stamps.empty()) {
+        snapshot_ = std::move(stamps);
+        snapshotAt_ = at;
+      }
     }
   }
 
@@ -227,6 +251,8 @@ class Heartbeat {
   std::mutex mutex_;
   std::condition_variable cv_;
   bool stopped_ = false;
+  std::vector<int64_t> snapshot_;  // the last stamps read by the heartbeat thread (guarded by mutex_)
+  int64_t snapshotAt_ = 0;
 };
 
 template <typename Backend>

@@ -93,6 +93,7 @@ MicroStepResult Trainer::Accumulate(const Batch& batch, int64_t accumulationStep
           "accumulate: " + std::to_string(batch.ids.size(0)) + " texts but " + std::to_string(batch.volumes.size(0)) + " volumes");
   torch::AutoGradMode enable(true);
   model::CTClip& m = *model_;
+  if (micro_ == 0) m.TakePhaseTimes();  // forwards since the last step (validation) are not this step's
   MicroStepResult r;
   const auto t0 = Clock::now();
   {
@@ -258,6 +259,7 @@ StepResult Trainer::TrainStep(const std::vector<Batch>& microBatches, double lr,
   Require(!microBatches.empty(), "ARGUMENT_ERROR", "trainStep: at least one micro-batch is needed");
   const int64_t A = static_cast<int64_t>(microBatches.size());
   const int64_t W = group_ ? group_->size() : 1;
+  model_->TakePhaseTimes();  // forwards since the last step (validation) are not this step's
   for (const Batch& batch : microBatches) {
     Require(batch.ids.defined() && batch.mask.defined() && batch.volumes.defined(), "ARGUMENT_ERROR",
             "trainStep: ids, mask and volumes are required");
@@ -284,6 +286,7 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
   torch::NoGradGuard noGrad;
   const auto t0 = Clock::now();
   bool stopAll = flags.stopRequested;
+  double allReduceMs = 0;
   const int64_t W = group_ ? group_->size() : 1;
   if (W > 1) {
     // One small all-reduce for the decisions: [loss, stop, has-gradient per parameter] ...
@@ -310,6 +313,7 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
     }
     dist::AllReduceMeanBucketed(*group_, reduce, options_.bucketBytes,
                                 "gradient all-reduce (step " + std::to_string(optimizerSteps_ + 1) + ")");
+    allReduceMs = Ms(t0, Clock::now());
   }
   std::vector<std::pair<std::string, at::Tensor>> captured;
   if (flags.captureGrads) captured = Gradients();
@@ -365,11 +369,17 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
   r.temperature = model_->temperature.item<double>();
   r.logitScale = model_->Scale().item<double>();
   r.timings = pending_;
+  const model::PhaseTimes phases = model_->TakePhaseTimes();
+  r.timings.spatialMs = phases.spatialMs;
+  r.timings.temporalMs = phases.temporalMs;
+  r.timings.textMs = phases.textMs;
+  r.timings.headsMs = phases.headsMs;
   r.stopRequested = stopAll;
   r.worldSize = W;
   r.grads = std::move(captured);
   ZeroGrad();
-  r.timings.optimizerMs = Ms(t0, Clock::now());
+  r.timings.allReduceMs = allReduceMs;
+  r.timings.optimizerMs = Ms(t0, Clock::now()) - allReduceMs;
   return r;
 }
 

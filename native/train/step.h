@@ -71,6 +71,13 @@ struct Timings {
   double forwardMs = 0;
   double backwardMs = 0;
   double optimizerMs = 0;
+  // Inside forwardMs (model::PhaseTimes, summed over the step's forwards); the rest of forwardMs is the loss,
+  // the all-gathers and the micro-batch bookkeeping.
+  double spatialMs = 0;
+  double temporalMs = 0;
+  double textMs = 0;
+  double headsMs = 0;
+  double allReduceMs = 0;  // data parallel: the step's decision and gradient all-reduces (not in optimizerMs)
 };
 
 struct MicroStepResult {

@@ -91,18 +91,21 @@ describe('native: c10d process group (Gloo, loopback)', function () {
       runs = startRanks([CHILD], 3, port, () => ({ DIST_SCENARIO: scenario, DIST_TIMEOUT_MS: String(timeoutMs) }));
       const survivors = await Promise.all(runs.slice(0, 2).map((r) => r.done));
       killAll(runs);
+      const codes: string[] = [];
       for (const [i, s] of survivors.entries()) {
         const r = runs[i];
         expect(s.code, `rank ${i}: ${r.stdout}${r.stderr}`).to.equal(1);
         const err = taggedJson<{ code: string; message: string }>(r.stdout, 'ERROR')!;
         expect(err, r.stdout).to.not.equal(null);
         expect(err.code).to.match(/^DIST_(TIMEOUT|ERROR)$/);
-        if (scenario === 'stuck') expect(err.code).to.equal('DIST_TIMEOUT');
+        codes.push(err.code);
         expect(err.message).to.include(`rank ${i}/3`);
-        expect(err.message).to.match(/rank 2 \((silent for|never joined)/);
+        expect(err.message, err.message).to.match(/rank 2 \((silent for|never joined)/);
         // Well within the timeout plus the heartbeat's staleness window; never a hang.
-        expect(s.ms).to.be.below(timeoutMs + 15000);
+        expect(s.ms).to.be.below(timeoutMs + 30000);
       }
+      // A stuck peer is a timeout for whoever notices first (the others may then see that rank leave).
+      if (scenario === 'stuck') expect(codes).to.include('DIST_TIMEOUT');
     });
   }
 });
