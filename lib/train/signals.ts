@@ -2,13 +2,21 @@
  * SIGINT / SIGTERM handling for the trainer: the first signal asks the loop to stop at the next step boundary
  * (the current native step finishes, a checkpoint is saved, the process exits 130 for SIGINT or 143 for SIGTERM,
  * the shell convention 128 + signal number); a second signal exits at once with the same code.
+ *
+ * The same signal again within DUPLICATE_WINDOW_MS is taken as one delivery, not a second request: under SLURM,
+ * `scancel` signals every process of the step, so a worker gets SIGTERM directly and once more forwarded by its
+ * launcher, and must still save its interrupt checkpoint.
  */
 export type StopSignalName = 'SIGINT' | 'SIGTERM';
 
 export const SIGNAL_EXIT_CODES: Readonly<Record<StopSignalName, number>> = { SIGINT: 130, SIGTERM: 143 };
 
+/** Repeats of the first signal within this many ms are one delivery (see the module comment). */
+export const DUPLICATE_WINDOW_MS = 1000;
+
 export class StopSignals {
   private received: StopSignalName | null = null;
+  private receivedAt = 0;
   private readonly handlers = new Map<StopSignalName, () => void>();
   private readonly waiters: Array<() => void> = [];
 
@@ -57,11 +65,16 @@ export class StopSignals {
   }
 
   private onSignal(sig: StopSignalName): void {
+    if (this.received === sig && Date.now() - this.receivedAt < DUPLICATE_WINDOW_MS) {
+      this.log(`${sig} received twice within ${DUPLICATE_WINDOW_MS} ms (e.g. from SLURM and from the launcher): treated as one; still stopping after the current step.`);
+      return;
+    }
     if (this.received) {
       this.log(`${sig} received again: exiting immediately (exit ${SIGNAL_EXIT_CODES[this.received]}); the last saved checkpoint stays usable.`);
       process.exit(SIGNAL_EXIT_CODES[this.received]);
     }
     this.received = sig;
+    this.receivedAt = Date.now();
     this.log(`${sig} received: stopping after the current step and saving a checkpoint (send it again to exit immediately).`);
     for (const w of this.waiters.splice(0)) w();
   }
