@@ -593,14 +593,10 @@ Napi::Value BroadcastState(const Napi::CallbackInfo& info) {
   std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipBroadcastState");
   Require(info.Length() > 1 && info[1].IsNumber(), "ARGUMENT_ERROR", "ctclipBroadcastState(handle, root): root must be a rank");
   const int64_t root = info[1].As<Napi::Number>().Int64Value();
-  return PromiseWorker<bool>::Start(
-      env,
-      [state, root]() {
-        std::lock_guard<std::mutex> lock(state->mutex);
-        state->trainer->BroadcastState(root);
-        return true;
-      },
-      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  return StartVoidWorker(env, [state, root]() {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    state->trainer->BroadcastState(root);
+  });
   CTCLIP_NAPI_CATCH(env)
 }
 

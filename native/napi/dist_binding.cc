@@ -97,13 +97,7 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_TRY
   auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distAllReduce(group)");
   std::vector<at::Tensor> tensors = TensorList(info.Length() > 1 ? info[1] : env.Undefined(), "distAllReduce(tensors)");
-  return PromiseWorker<bool>::Start(
-      env,
-      [group, tensors]() mutable {
-        group->AllReduceSum(tensors, "all-reduce");
-        return true;
-      },
-      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); }, {info[1]});
+  return StartVoidWorker(env, [group, tensors]() mutable { group->AllReduceSum(tensors, "all-reduce"); }, {info[1]});
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -126,13 +120,7 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   Require(info.Length() > 2 && info[2].IsNumber(), "ARGUMENT_ERROR", "distBroadcast(group, tensors, root): root must be a rank");
   const int64_t root = info[2].As<Napi::Number>().Int64Value();
   Require(root >= 0 && root < group->size(), "ARGUMENT_ERROR", "distBroadcast: root " + std::to_string(root) + " is not a rank");
-  return PromiseWorker<bool>::Start(
-      env,
-      [group, tensors, root]() mutable {
-        group->Broadcast(tensors, root, "broadcast");
-        return true;
-      },
-      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); }, {info[1]});
+  return StartVoidWorker(env, [group, tensors, root]() mutable { group->Broadcast(tensors, root, "broadcast"); }, {info[1]});
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -142,13 +130,7 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
   auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distBarrier(group)");
   std::string what = "barrier";
   if (info.Length() > 1 && info[1].IsString()) what = "barrier (" + info[1].As<Napi::String>().Utf8Value() + ")";
-  return PromiseWorker<bool>::Start(
-      env,
-      [group, what]() {
-        group->Barrier(what);
-        return true;
-      },
-      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  return StartVoidWorker(env, [group, what]() { group->Barrier(what); });
   CTCLIP_NAPI_CATCH(env)
 }
 

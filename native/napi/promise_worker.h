@@ -72,4 +72,16 @@ class PromiseWorker : public Napi::AsyncWorker {
   std::vector<Napi::ObjectReference> keep_;
 };
 
+// A Promise<undefined> for work that returns nothing (collectives, state broadcasts).
+inline Napi::Promise StartVoidWorker(Napi::Env env, std::function<void()> execute,
+                                     std::initializer_list<Napi::Value> keepAlive = {}) {
+  return PromiseWorker<bool>::Start(
+      env,
+      [execute = std::move(execute)]() {
+        execute();
+        return true;
+      },
+      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); }, keepAlive);
+}
+
 }  // namespace ctclip
