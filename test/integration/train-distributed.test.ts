@@ -28,7 +28,7 @@ describe('train: data parallel over c10d (issue 10)', function () {
       training: { max_steps: TOTAL, max_epochs: null, save_every_n_steps: 4, warmup_steps: 3, threads: 1, gradient_accumulation_steps: 2 },
       validation: { eval_every_n_steps: 6, eval_samples: 14 },
       checkpoint: { keep_last_n: 0 },
-      logging: { log_every_n_steps: 1, use_tensorboard: false },
+      logging: { log_every_n_steps: 1, use_tensorboard: false, profile_timing: 4 },
       model: { text_encoder: { hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1 } },
       distributed: { timeout_minutes: 0.1 },
     });
@@ -72,6 +72,11 @@ describe('train: data parallel over c10d (issue 10)', function () {
     expect(ref.rank0).to.match(/Step 1\/12 \(Epoch 0\.25\)/);
     expect(ref.rank0).to.match(/Step 6 - val \| macro_auroc: /);
     expect(ref.rank1).to.not.match(/Step \d+\/12/);
+    // logging.profile_timing: the per-phase breakdown from the native step, averaged over the 4 steps since the last one
+    const block = ref.rank0.split('Timing (mean over the last 4 steps):')[1] ?? '';
+    for (const phase of ['data', 'tokenize', 'forward_spatial', 'forward_temporal', 'forward_text', 'heads', 'backward', 'allreduce', 'optimizer', 'total']) {
+      expect(block, `profile phase ${phase}`).to.match(new RegExp(`\\n  ${phase} +\\d+\\.\\d\\d ms +\\d+\\.\\d%`));
+    }
     expect(ref.losses.size).to.equal(TOTAL);
     const vals = fs
       .readFileSync(path.join(ref.runDir, 'metrics.jsonl'), 'utf8')
