@@ -177,6 +177,16 @@ export interface TrainerEvents {
  */
 export { launch, type LaunchOptions, type LaunchResult, type WorkerFailure } from './launch';
 
+/**
+ * Data parallel from your own code (docs/distributed.md): `distEnvFrom(process.env)` reads the job's place from the
+ * torchrun (or SLURM) environment; `await ProcessGroup.init(env, {backend, timeoutMs})` joins the c10d group; pass
+ * it as `Trainer.create({..., group})`, or use its collectives (`allReduceSum`, `allGather`, `broadcast`,
+ * `barrier`, `gatherRows`) directly. Collectives fail with DIST_ERROR / DIST_TIMEOUT naming the ranks that stopped
+ * answering.
+ */
+export { distEnvFrom, firstSlurmHost, type DistEnv } from './dist/env';
+export { ProcessGroup, distBackends, type ProcessGroupOptions, type DistBackend } from './dist/group';
+
 // ── checkpoints and weights ───────────────────────────────────────────────────────────────────────────────────
 /**
  * Crash-safe step-named checkpoint folders with checksum manifests, `latest`/`best` pointers and retention

@@ -15,7 +15,7 @@ describe('public API (lib/index.ts)', () => {
     for (const name of [
       'loadConfig', 'parseConfig', 'ConfigSchema', 'planRun', 'planSchedule', 'formatPlan', 'lrAt', 'lrFactor', 'Tokenizer',
       'CTClip', 'createModel', 'loadModel', 'saveModel', 'encodeTexts', 'zeroShot', 'encodePrompts', 'scoreVolumes',
-      'Trainer', 'CheckpointManager', 'launch', 'CtclipError', 'hasCode', 'ERROR_CODES', 'Rng', 'tensorFromBuffer',
+      'Trainer', 'CheckpointManager', 'launch', 'ProcessGroup', 'distEnvFrom', 'CtclipError', 'hasCode', 'ERROR_CODES', 'Rng', 'tensorFromBuffer',
       'readTensor', 'addonAvailable', 'buildInfo', 'indexShards', 'openIndex', 'SampleReader', 'TarWriter',
       'configKeyReference', 'renderConfigReference',
     ]) {
