@@ -134,6 +134,8 @@ export interface CtclipBenchResult {
   peakRssMiB: number;
   /** Per-step wall times (ms), for spread. */
   stepTimesMs: number[];
+  /** Median process CPU time (user + system, all threads) per step, ms: robust to other processes' load. */
+  cpuMsPerStep: number;
 }
 
 /** Forward FLOPs of the text tower and the two projections (matmuls only). */
@@ -198,10 +200,14 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
   const fwd: number[] = [];
   const bwd: number[] = [];
   const opt: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < iters; i++) {
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const r = await step();
     wall.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const c1 = process.cpuUsage(c0);
+    cpu.push((c1.user + c1.system) / 1e3);
     fwd.push(r.timings.forwardMs);
     bwd.push(r.timings.backwardMs);
     opt.push(r.timings.optimizerMs);
@@ -240,6 +246,7 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
     samplesPerSec: batch / (stepMs / 1e3),
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
     stepTimesMs: wall,
+    cpuMsPerStep: median(cpu),
   };
 
   const f = (x: number, d = 1) => x.toFixed(d);
