@@ -1,0 +1,157 @@
+/**
+ * Data-parallel throughput: the `mid` (or `large`) CT-CLIP train step as W = 1 and W = 2 ranks on 127.0.0.1 (Gloo),
+ * 1 thread per rank, B = 4 per rank, the global-batch loss on (issue 13's "2-rank vs 1-rank throughput").
+ *
+ *   node bench/distributed.js [--preset mid|large] [--iters N] [--warmup N] [--json]
+ *
+ * Figures: median step time per W, samples/s (B·W / step), the all-reduce share of the step, and the scaling
+ * efficiency = samples/s(W=2) ÷ (2 × samples/s(W=1)). On a 2-core machine W = 2 uses both cores, so the ideal is 1.
+ * Each rank runs in its own process with the torchrun environment (RANK, WORLD_SIZE, MASTER_*).
+ */
+import { spawn } from 'child_process';
+import * as net from 'net';
+import { parseArgs } from 'util';
+import { distEnvFrom } from '../lib/dist/env';
+import { ProcessGroup } from '../lib/dist/group';
+import { float32ArrayToFloat16 } from '../lib/data/float16';
+import { CTClip } from '../lib/model/ctclip';
+import { loadAddon } from '../lib/native';
+import { tensorFromBuffer } from '../lib/tensor';
+import { median, uniformArray } from './common';
+import { PRESETS, type CtclipPreset } from './ctclip';
+
+export interface DistributedBenchRow {
+  worldSize: number;
+  stepMs: number;
+  allReduceMs: number;
+  samplesPerSec: number;
+}
+
+export interface DistributedBenchResult {
+  preset: CtclipPreset;
+  batchPerRank: number;
+  threadsPerRank: number;
+  rows: DistributedBenchRow[];
+  /** samples/s(W=2) ÷ (2 × samples/s(W=1)). */
+  scalingEfficiency: number;
+}
+
+const BATCH = 4;
+
+/** One rank: warm up, time `iters` steps, print `RESULT {...}` on rank 0. */
+async function worker(preset: CtclipPreset, warmup: number, iters: number): Promise<void> {
+  const env = distEnvFrom(process.env);
+  loadAddon().setNumThreads(1);
+  const p = PRESETS[preset];
+  const group = env.worldSize > 1 ? await ProcessGroup.init(env, { backend: 'gloo', timeoutMs: 600_000 }) : null;
+  const model = CTClip.create({ ...p.config, training: { ...p.config.training, gather: true } });
+  if (group) {
+    model.setDistributed(group.handle);
+    await model.broadcastState(0);
+  }
+  model.train();
+  const H = p.config.image.image_size;
+  const L = p.seqLen;
+  const ids = new BigInt64Array(BATCH * L);
+  const mask = new BigInt64Array(BATCH * L);
+  for (let b = 0; b < BATCH; b++) {
+    for (let i = 0; i < L - 5 * b; i++) {
+      ids[b * L + i] = BigInt(i === 0 ? 2 : 5 + ((i * 31 + b * 7 + env.rank) % (p.config.text.vocab_size - 5)));
+      mask[b * L + i] = 1n;
+    }
+  }
+  const volumes = float32ArrayToFloat16(uniformArray(BATCH * H * H * p.frames, 1 + env.rank));
+  const step = () =>
+    model.trainStepBatches(
+      [{ inputIds: tensorFromBuffer(ids, 'int64', [BATCH, L]), attentionMask: tensorFromBuffer(mask, 'int64', [BATCH, L]), volumes: tensorFromBuffer(volumes, 'float16', [BATCH, H, H, p.frames]) }],
+      1e-5,
+    );
+  for (let i = 0; i < warmup; i++) await step();
+  const wall: number[] = [];
+  const reduce: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = process.hrtime.bigint();
+    const r = await step();
+    wall.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    reduce.push(r.timings.allReduceMs);
+  }
+  if (env.rank === 0) {
+    const stepMs = median(wall);
+    const row: DistributedBenchRow = { worldSize: env.worldSize, stepMs, allReduceMs: median(reduce), samplesPerSec: (BATCH * env.worldSize) / (stepMs / 1000) };
+    process.stdout.write(`RESULT ${JSON.stringify(row)}\n`);
+  }
+  model.dispose();
+  group?.shutdown();
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function runWorld(worldSize: number, preset: CtclipPreset, warmup: number, iters: number): Promise<DistributedBenchRow> {
+  const port = await freePort();
+  const outputs = await Promise.all(
+    Array.from({ length: worldSize }, (_, rank) =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const child = spawn(process.execPath, [__filename, '--worker', '--preset', preset, '--warmup', String(warmup), '--iters', String(iters)], {
+          env: { ...process.env, RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: String(worldSize), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (err += d));
+        child.on('exit', (code) => resolve({ code, out, err }));
+      }),
+    ),
+  );
+  const bad = outputs.findIndex((o) => o.code !== 0);
+  if (bad >= 0) throw new Error(`distributed bench W=${worldSize}: rank ${bad} failed: ${outputs[bad].err}`);
+  const line = outputs[0].out.split('\n').find((l) => l.startsWith('RESULT '));
+  if (!line) throw new Error(`distributed bench W=${worldSize}: rank 0 printed no result:\n${outputs[0].out}`);
+  return JSON.parse(line.slice(7)) as DistributedBenchRow;
+}
+
+/** W = 1 and W = 2 at 1 thread per rank (see the module comment). */
+export async function runDistributedBench(opts: { preset?: CtclipPreset; warmup?: number; iters?: number } = {}): Promise<DistributedBenchResult> {
+  const preset = opts.preset ?? 'mid';
+  const warmup = opts.warmup ?? 2;
+  const iters = opts.iters ?? 7;
+  const rows = [await runWorld(1, preset, warmup, iters), await runWorld(2, preset, warmup, iters)];
+  return { preset, batchPerRank: BATCH, threadsPerRank: 1, rows, scalingEfficiency: rows[1].samplesPerSec / (2 * rows[0].samplesPerSec) };
+}
+
+export function formatDistributedBench(r: DistributedBenchResult): string[] {
+  const lines = [`Data parallel, ${r.preset}, B = ${r.batchPerRank} per rank, ${r.threadsPerRank} thread per rank, Gloo on 127.0.0.1:`];
+  for (const row of r.rows) {
+    lines.push(
+      `  W=${row.worldSize}: step ${row.stepMs.toFixed(1)} ms (all-reduce ${row.allReduceMs.toFixed(1)} ms, ${((100 * row.allReduceMs) / row.stepMs).toFixed(1)}%), ${row.samplesPerSec.toFixed(2)} samples/s`,
+    );
+  }
+  lines.push(`  scaling efficiency W=2 vs 2 × W=1: ${r.scalingEfficiency.toFixed(2)} (ideal 1.00)`);
+  return lines;
+}
+
+if (require.main === module) {
+  const { values } = parseArgs({
+    options: { worker: { type: 'boolean', default: false }, preset: { type: 'string', default: 'mid' }, warmup: { type: 'string', default: '2' }, iters: { type: 'string', default: '7' }, json: { type: 'boolean', default: false } },
+  });
+  const preset = values.preset as CtclipPreset;
+  if (!(preset in PRESETS)) throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(', ')}`);
+  const warmup = Number(values.warmup);
+  const iters = Number(values.iters);
+  const main = values.worker
+    ? worker(preset, warmup, iters)
+    : runDistributedBench({ preset, warmup, iters }).then((r) => console.log(values.json ? JSON.stringify(r) : formatDistributedBench(r).join('\n')));
+  main.catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
