@@ -73,10 +73,12 @@ at::Tensor Attention::ForwardReference(const at::Tensor& x, const at::Tensor& at
   k = at::cat({nullKv.select(3, 0), k}, 2);
   v = at::cat({nullKv.select(3, 1), v}, 2);
 
-  q = L2Normalize(q, kQkNormEps) * q_scale;
+  // The logit scale 8 is folded into the (dh-sized) q scale instead of a pass over the (rows·heads·n·n) logits: ×8
+  // is exact in binary floating point, so values and gradients are bit-identical to (q̂·s)·k̂ᵀ·8.
+  q = L2Normalize(q, kQkNormEps) * (q_scale * kAttentionLogitScale);
   k = L2Normalize(k, kQkNormEps) * k_scale;
 
-  at::Tensor sim = at::matmul(q, k.transpose(-1, -2)) * kAttentionLogitScale;
+  at::Tensor sim = at::matmul(q, k.transpose(-1, -2));
   if (attnBias.defined()) {
     // The bias covers the real keys only; null keys (if any) get a zero bias on the left.
     sim = sim + (numNull > 0 ? at::constant_pad_nd(attnBias, {numNull, 0}, 0) : attnBias);
