@@ -98,7 +98,8 @@ async function main(): Promise<void> {
   const quick = values.quick ?? false;
   const rows: Row[] = [];
   const stepRows: StepRow[] = [];
-  const record: Record<string, unknown> = { time: new Date().toISOString(), host: os.hostname(), cpus: os.cpus().length, quick };
+  // loadavg: other processes' load when the run started (figures from a loaded machine are not comparable).
+  const record: Record<string, unknown> = { time: new Date().toISOString(), host: os.hostname(), cpus: os.cpus().length, loadavg: os.loadavg(), quick };
   if (addonAvailable()) record.buildInfo = loadAddon().buildInfo();
 
   if (only.includes('loader')) {
@@ -136,6 +137,7 @@ async function main(): Promise<void> {
   if (stepRows.length > 0) {
     console.log('\nCT-CLIP train step (medians; ×ref = step ÷ the reference Python; ÷matmul = achieved GFLOP/s ÷ matmul GFLOP/s)');
     console.log(formatStepTable(stepRows));
+    console.log(`(load average at start: ${(record.loadavg as number[]).map((l) => l.toFixed(2)).join(', ')} on ${os.cpus().length} CPUs)`);
   }
   if (rows.length > 0) {
     const w = [Math.max(...rows.map((r) => r.bench.length)), Math.max(...rows.map((r) => r.figure.length))];
