@@ -20,7 +20,9 @@ at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, c
   if (allowSdpa && !(bias.defined() && bias.requires_grad() && at::GradMode::is_enabled())) {
     const double dflt = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
     const at::Tensor qs = std::abs(scale - dflt) <= 1e-12 * dflt ? q : q * (scale / dflt);
-    const at::Tensor mask = bias.defined() ? bias.to(q.scalar_type()) : at::Tensor();
+    // No bias = no mask at all (an undefined tensor inside the optional is rejected by SDPA).
+    c10::optional<at::Tensor> mask;
+    if (bias.defined()) mask = bias.to(q.scalar_type());
     return at::scaled_dot_product_attention(qs, k, v, mask, 0.0, false);
   }
 #else
