@@ -136,6 +136,8 @@ export interface CtclipBenchResult {
   stepTimesMs: number[];
   /** Median process CPU time (user + system, all threads) per step, ms: robust to other processes' load. */
   cpuMsPerStep: number;
+  /** Median forward phase times (CTClip::TakePhaseTimes via the step's timings), ms. */
+  phasesMs: { spatial: number; temporal: number; text: number; heads: number };
 }
 
 /** Forward FLOPs of the text tower and the two projections (matmuls only). */
@@ -201,6 +203,7 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
   const bwd: number[] = [];
   const opt: number[] = [];
   const cpu: number[] = [];
+  const ph = { spatial: [] as number[], temporal: [] as number[], text: [] as number[], heads: [] as number[] };
   for (let i = 0; i < iters; i++) {
     const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
@@ -211,6 +214,10 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
     fwd.push(r.timings.forwardMs);
     bwd.push(r.timings.backwardMs);
     opt.push(r.timings.optimizerMs);
+    ph.spatial.push(r.timings.spatialMs ?? 0);
+    ph.temporal.push(r.timings.temporalMs ?? 0);
+    ph.text.push(r.timings.textMs ?? 0);
+    ph.heads.push(r.timings.headsMs ?? 0);
   }
   const info = model.info();
   model.dispose();
@@ -247,6 +254,7 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
     stepTimesMs: wall,
     cpuMsPerStep: median(cpu),
+    phasesMs: { spatial: median(ph.spatial), temporal: median(ph.temporal), text: median(ph.text), heads: median(ph.heads) },
   };
 
   const f = (x: number, d = 1) => x.toFixed(d);
@@ -258,7 +266,7 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
       `median of ${iters} after ${warmup} warm-up`,
   );
   log(`  step (wall)      ${f(stepMs).padStart(8)} ms   ${f(result.gflop, 2)} GFLOP  ${f(gflops)} GFLOP/s  ${f(100 * result.ratioToMatmul)}% of matmul`);
-  log(`    forward        ${f(result.forwardMs).padStart(8)} ms`);
+  log(`    forward        ${f(result.forwardMs).padStart(8)} ms   (spatial ${f(result.phasesMs.spatial)}, temporal ${f(result.phasesMs.temporal)}, text ${f(result.phasesMs.text)}, heads ${f(result.phasesMs.heads)})`);
   log(`    backward       ${f(result.backwardMs).padStart(8)} ms`);
   log(`    optimizer      ${f(result.optimizerMs).padStart(8)} ms   (clip + AdamW over ${result.trainableParameters} trainable parameters)`);
   log(`  matmul ceiling ${matmulN}×${matmulN} float32: ${f(matmul)} GFLOP/s`);

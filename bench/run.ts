@@ -137,6 +137,10 @@ async function main(): Promise<void> {
   if (stepRows.length > 0) {
     console.log('\nCT-CLIP train step (medians; ×ref = step ÷ the reference Python; ÷matmul = achieved GFLOP/s ÷ matmul GFLOP/s)');
     console.log(formatStepTable(stepRows));
+    for (const [name, r] of Object.entries((record.ctclip ?? {}) as Record<string, CtclipBenchResult>)) {
+      const p = r.phasesMs;
+      if (p) console.log(`forward phases, ${name}: spatial ${p.spatial.toFixed(1)} ms, temporal ${p.temporal.toFixed(1)} ms, text ${p.text.toFixed(1)} ms, heads ${p.heads.toFixed(1)} ms`);
+    }
     console.log(`(load average at start: ${(record.loadavg as number[]).map((l) => l.toFixed(2)).join(', ')} on ${os.cpus().length} CPUs)`);
   }
   if (rows.length > 0) {
