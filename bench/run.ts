@@ -2,7 +2,7 @@
  * `npm run bench`: every benchmark of the product in one process, printed as ratios against ceilings measured
  * in the same run (never as timed tests), plus a JSON record under bench/results/.
  *
- *   node bench/run.js [--only loader,ctvit,ctclip,preprocess] [--quick]
+ *   node bench/run.js [--only loader,ctvit,ctclip,preprocess,distributed] [--quick]
  *
  *   loader      loader MB/s ÷ single-thread positioned-read MB/s of the same full-size files (target ≥ 0.9)
  *   ctvit       CTViT mid config: forward and forward+backward GFLOP/s ÷ this process's matmul GFLOP/s
@@ -11,6 +11,8 @@
  *               GFLOP/s ÷ matmul GFLOP/s, samples/s, peak RSS — printed as ONE table (`formatStepTable`); further
  *               rows (e.g. a 2-rank vs 1-rank distributed step) are appended as more `StepRow`s.
  *   preprocess  volumes/s for a 512×512×300 int16 NIfTI at the default spacing/shape
+ *   distributed `mid` train step as W = 1 and W = 2 ranks (Gloo, 127.0.0.1), 1 thread per rank: samples/s each,
+ *               the all-reduce share, and the scaling efficiency samples/s(W=2) ÷ (2 × samples/s(W=1))
  *
  * --quick shrinks the work (fewer samples/iterations) for a smoke run.
  */
@@ -92,7 +94,7 @@ export function runCtclipPresetInChild(preset: CtclipPreset, extra: string[] = [
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } } });
-  const all = ['loader', 'ctvit', 'ctclip', 'preprocess'];
+  const all = ['loader', 'ctvit', 'ctclip', 'preprocess', 'distributed'];
   const only = values.only ? values.only.split(',').map((s) => s.trim()) : all;
   for (const o of only) if (!all.includes(o)) throw new Error(`unknown bench '${o}' (known: ${all.join(', ')})`);
   const quick = values.quick ?? false;
@@ -132,6 +134,17 @@ async function main(): Promise<void> {
     record.preprocess = r;
     const d = r.driver[0];
     rows.push({ bench: 'preprocess 512×512×300 i16', figure: `${d.volumesPerSecond.toFixed(2)} volumes/s`, ratio: `native ${r.single.nativeSeconds.toFixed(2)} s of ${r.single.totalSeconds.toFixed(2)} s per volume` });
+  }
+  if (only.includes('distributed')) {
+    const { runDistributedBench } = await import('./distributed');
+    const r = await runDistributedBench({ preset: 'mid', iters: quick ? 2 : 7, warmup: quick ? 1 : 2 });
+    record.distributed = r;
+    const [w1, w2] = r.rows;
+    rows.push({
+      bench: 'data parallel mid, 1 thr/rank',
+      figure: `W=1 ${w1.samplesPerSec.toFixed(1)} samples/s, W=2 ${w2.samplesPerSec.toFixed(1)} samples/s (all-reduce ${((100 * w2.allReduceMs) / w2.stepMs).toFixed(0)}% of the step)`,
+      ratio: `${r.scalingEfficiency.toFixed(2)} scaling efficiency`,
+    });
   }
 
   if (stepRows.length > 0) {
