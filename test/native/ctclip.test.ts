@@ -12,7 +12,7 @@ import { CTClip, resolveCTClipConfig, zeroShotPromptTexts, type CTClipBatch, typ
 import { loadAddon, type TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { requireAddon } from '../helpers/native';
-import { maxAbs, scalar, shapeOf, values } from '../helpers/tensors';
+import { maxAbs, randomData, scalar, shapeOf, values } from '../helpers/tensors';
 import { expectRejects } from '../helpers/errors';
 
 const F = 4;
@@ -43,17 +43,6 @@ const TINY: CTClipConfig = {
 
 function cfg(over: Partial<CTClipConfig> = {}, image: Partial<CTClipConfig['image']> = {}, text: Partial<CTClipConfig['text']> = {}): CTClipConfig {
   return { ...TINY, ...over, image: { ...TINY.image, ...image }, text: { ...TINY.text, ...text } };
-}
-
-/** Deterministic pseudo-random floats in [-1, 1) (a 32-bit LCG). */
-function randomData(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 32) * 2 - 1;
-  }
-  return out;
 }
 
 /** B texts of length L (CLS, random ids, SEP, padding with decreasing true lengths) and B volumes (B, 1, F, H, W). */

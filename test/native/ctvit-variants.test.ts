@@ -11,6 +11,7 @@ import { CTViT, resolveCTViTConfig, type CTViTConfig } from '../../lib/model/ctv
 import { type TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { requireAddon } from '../helpers/native';
+import { randomData, randomTensor, values } from '../helpers/tensors';
 
 const TINY: CTViTConfig = {
   dim: 16,
@@ -24,24 +25,6 @@ const TINY: CTViTConfig = {
   dim_head: 8,
   seed: 5,
 };
-
-function randomData(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 32) * 2 - 1;
-  }
-  return out;
-}
-
-function randomTensor(shape: number[], seed: number): TensorHandle {
-  return tensorFromBuffer(randomData(shape.reduce((a, b) => a * b, 1), seed), 'float32', shape);
-}
-
-function values(t: TensorHandle): number[] {
-  return Array.from(readTensor(t).data as ArrayLike<number | bigint>, (v) => Number(v));
-}
 
 function shapeOf(t: TensorHandle): number[] {
   return readTensor(t).shape.map(Number);

@@ -12,6 +12,7 @@ import { loadSafetensors, saveSafetensors } from '../../lib/model/safetensors';
 import { loadAddon, type TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { requireAddon } from '../helpers/native';
+import { randomData, randomTensor, values } from '../helpers/tensors';
 import { expectRejects } from '../helpers/errors';
 
 const TINY: CTViTConfig = {
@@ -27,27 +28,8 @@ const TINY: CTViTConfig = {
   seed: 3,
 };
 
-/** Deterministic pseudo-random floats in [-1, 1) (a 32-bit LCG; no dependence on Math.random). */
-function randomData(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 32) * 2 - 1;
-  }
-  return out;
-}
-
-function randomTensor(shape: number[], seed: number): TensorHandle {
-  return tensorFromBuffer(randomData(shape.reduce((a, b) => a * b, 1), seed), 'float32', shape);
-}
-
 function video(config: CTViTConfig, batch: number, frames: number, seed: number): TensorHandle {
   return randomTensor([batch, config.channels ?? 1, frames, config.image_size, config.image_size], seed);
-}
-
-function values(t: TensorHandle): number[] {
-  return Array.from(readTensor(t).data as ArrayLike<number | bigint>, (v) => Number(v));
 }
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
