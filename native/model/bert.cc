@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <tuple>
 
 #include "compat.h"
 #include "model/init.h"
@@ -140,7 +141,11 @@ void BertModel::CheckInput(const at::Tensor& ids, const at::Tensor& mask) const 
           "bert: sequence length " + std::to_string(ids.size(1)) + " exceeds max_position_embeddings = " +
               std::to_string(config_.max_position_embeddings));
   if (ids.numel() > 0) {
-    const int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+    // One reduction (aminmax) and one device→host read for both bounds (a single sync on CUDA, not two).
+    at::Tensor lo_t, hi_t;
+    std::tie(lo_t, hi_t) = at::aminmax(ids);
+    const at::Tensor bounds = at::stack({lo_t.to(at::kLong), hi_t.to(at::kLong)}).to(at::kCPU);
+    const int64_t lo = bounds.data_ptr<int64_t>()[0], hi = bounds.data_ptr<int64_t>()[1];
     Require(lo >= 0 && hi < config_.vocab_size, "ARGUMENT_ERROR",
             "bert: token ids must lie in [0, vocab_size = " + std::to_string(config_.vocab_size) + "), got range [" +
                 std::to_string(lo) + ", " + std::to_string(hi) + "]");

@@ -1,5 +1,7 @@
 #include "model/feed_forward.h"
 
+#include "model/fused_ops.h"
+
 namespace ctclip::model {
 
 int64_t FeedForwardInnerDim(int64_t dim) {
@@ -15,9 +17,13 @@ FeedForward::FeedForward(int64_t dim, at::Generator& gen, bool swiglu_) : swiglu
 }
 
 at::Tensor FeedForward::forward(const at::Tensor& x) const {
-  std::vector<at::Tensor> halves = proj_in->forward(norm->forward(x)).chunk(2, -1);
-  if (swiglu) return proj_out->forward(at::silu(halves[0]) * halves[1]);
-  return proj_out->forward(at::gelu(halves[1]) * halves[0]);
+  const at::Tensor h = proj_in->forward(norm->forward(x));
+  if (swiglu) {
+    std::vector<at::Tensor> halves = h.chunk(2, -1);
+    return proj_out->forward(at::silu(halves[0]) * halves[1]);
+  }
+  // value · GELU_erf(gate) in one fused pass (backward: one pass writing both halves' gradients, saving only h).
+  return proj_out->forward(FusedGeglu(h));
 }
 
 }  // namespace ctclip::model
