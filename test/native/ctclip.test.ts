@@ -12,6 +12,7 @@ import { CTClip, resolveCTClipConfig, zeroShotPromptTexts, type CTClipBatch, typ
 import { loadAddon, type TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { requireAddon } from '../helpers/native';
+import { TINY_BERT } from '../helpers/tiny-configs';
 import { maxAbs, randomData, scalar, shapeOf, values } from '../helpers/tensors';
 import { expectRejects } from '../helpers/errors';
 
@@ -28,14 +29,7 @@ const TINY: CTClipConfig = {
     heads: 2,
     dim_head: 8,
   },
-  text: {
-    vocab_size: 50,
-    hidden_size: 16,
-    num_hidden_layers: 1,
-    num_attention_heads: 2,
-    intermediate_size: 32,
-    max_position_embeddings: 16,
-  },
+  text: TINY_BERT,
   dim_latent: 8,
   seed: 7,
   training: { max_grad_norm: 0.5 },

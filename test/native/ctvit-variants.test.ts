@@ -11,20 +11,10 @@ import { CTViT, resolveCTViTConfig, type CTViTConfig } from '../../lib/model/ctv
 import { type TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { requireAddon } from '../helpers/native';
+import { TINY_BERT, TINY_CTVIT } from '../helpers/tiny-configs';
 import { randomData, randomTensor, values } from '../helpers/tensors';
 
-const TINY: CTViTConfig = {
-  dim: 16,
-  codebook_size: 32,
-  image_size: 32,
-  patch_size: 8,
-  temporal_patch_size: 4,
-  spatial_depth: 1,
-  temporal_depth: 1,
-  heads: 2,
-  dim_head: 8,
-  seed: 5,
-};
+const TINY: CTViTConfig = { ...TINY_CTVIT, seed: 5 };
 
 function shapeOf(t: TensorHandle): number[] {
   return readTensor(t).shape.map(Number);
@@ -243,16 +233,7 @@ describe('native: CTViT modern variants (model-spec §3)', function () {
   it('a CT-CLIP training step runs with all three variants on and gives a finite loss', async function () {
     const model = CTClip.create({
       image: { ...TINY, use_flash_attention: true, use_rms_norm: true, use_swiglu: true },
-      text: {
-        vocab_size: 50,
-        hidden_size: 16,
-        num_hidden_layers: 1,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 16,
-        hidden_dropout_prob: 0,
-        attention_probs_dropout_prob: 0,
-      },
+      text: { ...TINY_BERT, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0 },
       dim_latent: 8,
       seed: 1,
     });

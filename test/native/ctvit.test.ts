@@ -12,21 +12,11 @@ import { loadSafetensors, saveSafetensors } from '../../lib/model/safetensors';
 import { loadAddon, type TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { requireAddon } from '../helpers/native';
+import { TINY_CTVIT } from '../helpers/tiny-configs';
 import { randomData, randomTensor, values } from '../helpers/tensors';
 import { expectRejects } from '../helpers/errors';
 
-const TINY: CTViTConfig = {
-  dim: 16,
-  codebook_size: 32,
-  image_size: 32,
-  patch_size: 8,
-  temporal_patch_size: 4,
-  spatial_depth: 1,
-  temporal_depth: 1,
-  heads: 2,
-  dim_head: 8,
-  seed: 3,
-};
+const TINY: CTViTConfig = { ...TINY_CTVIT, seed: 3 };
 
 function video(config: CTViTConfig, batch: number, frames: number, seed: number): TensorHandle {
   return randomTensor([batch, config.channels ?? 1, frames, config.image_size, config.image_size], seed);
