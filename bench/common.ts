@@ -1,4 +1,5 @@
 /** Helpers the benchmarks share: deterministic inputs and median timing (medians come from lib/metrics). */
+import * as net from 'net';
 import { median } from '../lib/metrics/percentile';
 import { tensorFromBuffer, type TensorHandle } from '../lib/tensor';
 
@@ -30,4 +31,17 @@ export async function timeIt(warmup: number, iters: number, fn: () => Promise<un
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   return median(times);
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1 (rendezvous ports for multi-process runs). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
 }

@@ -9,15 +9,15 @@
  * Each rank runs in its own process with the torchrun environment (RANK, WORLD_SIZE, MASTER_*).
  */
 import { spawn } from 'child_process';
-import * as net from 'net';
 import { parseArgs } from 'util';
 import { distEnvFrom } from '../lib/dist/env';
+import { resolveLaunchOptions, torchrunEnv } from '../lib/launch';
 import { ProcessGroup } from '../lib/dist/group';
 import { float32ArrayToFloat16 } from '../lib/data/float16';
 import { CTClip } from '../lib/model/ctclip';
 import { loadAddon } from '../lib/native';
 import { tensorFromBuffer } from '../lib/tensor';
-import { median, uniformArray } from './common';
+import { freePort, median, uniformArray } from './common';
 import { PRESETS, type CtclipPreset } from './ctclip';
 
 export interface DistributedBenchRow {
@@ -84,24 +84,13 @@ async function worker(preset: CtclipPreset, warmup: number, iters: number): Prom
   group?.shutdown();
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 async function runWorld(worldSize: number, preset: CtclipPreset, warmup: number, iters: number): Promise<DistributedBenchRow> {
-  const port = await freePort();
+  const job = resolveLaunchOptions({ nprocPerNode: worldSize, masterPort: await freePort(), script: __filename }, false);
   const outputs = await Promise.all(
     Array.from({ length: worldSize }, (_, rank) =>
       new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
         const child = spawn(process.execPath, [__filename, '--worker', '--preset', preset, '--warmup', String(warmup), '--iters', String(iters)], {
-          env: { ...process.env, RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: String(worldSize), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) },
+          env: { ...process.env, ...torchrunEnv(job, rank, 0) },
           stdio: ['ignore', 'pipe', 'pipe'],
         });
         let out = '';

@@ -1,19 +1,8 @@
 /** Multi-process helpers for the data-parallel tests: a free loopback port, and N ranks of a script started with the torchrun environment. */
 import { spawn, type ChildProcess } from 'child_process';
-import * as net from 'net';
+import { resolveLaunchOptions, torchrunEnv } from '../../lib/launch';
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../bench/common';
 
 export interface RankRun {
   rank: number;
@@ -24,27 +13,17 @@ export interface RankRun {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
 }
 
-/** The torchrun environment of `rank` in a single-node job of `worldSize` at 127.0.0.1:`port`. */
-export function torchrunEnv(rank: number, worldSize: number, port: number, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    RANK: String(rank),
-    WORLD_SIZE: String(worldSize),
-    LOCAL_RANK: String(rank),
-    LOCAL_WORLD_SIZE: String(worldSize),
-    MASTER_ADDR: '127.0.0.1',
-    MASTER_PORT: String(port),
-    TORCHELASTIC_RESTART_COUNT: '0',
-    ...extra,
-  };
-}
-
-/** Starts `worldSize` node processes of `args` (a script and its arguments), rank r with torchrunEnv(r) + env(r). */
+/**
+ * Starts `worldSize` node processes of `args` (a script and its arguments) on one node at 127.0.0.1:`port`, rank r
+ * with the launcher's torchrun environment (lib/launch.ts torchrunEnv) + env(r).
+ */
 export function startRanks(args: string[], worldSize: number, port: number, env: (rank: number) => Record<string, string> = () => ({})): RankRun[] {
   const runs: RankRun[] = [];
+  const job = resolveLaunchOptions({ nprocPerNode: worldSize, masterPort: port, script: args[0] }, false);
   for (let rank = 0; rank < worldSize; rank++) {
     const t0 = Date.now();
     const child = spawn(process.execPath, args, {
-      env: { ...process.env, ...torchrunEnv(rank, worldSize, port), ...env(rank) },
+      env: { ...process.env, ...torchrunEnv(job, rank, 0), ...env(rank) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const run: RankRun = {

@@ -10,9 +10,9 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
+import { freePort } from '../helpers/dist';
 import { repoRoot } from '../helpers/fixtures';
 import { checkpointDirs, requireTrainer, trainData, trainLosses, writeTrainConfig, type TrainData } from '../helpers/train-fixtures';
 
@@ -30,17 +30,6 @@ interface Run {
 
 function show(r: Run): string {
   return `exit ${r.code} signal ${r.signal}\n--- stdout ---\n${r.stdout.slice(-5000)}\n--- stderr ---\n${r.stderr.slice(-5000)}`;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function startLaunch(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<Run>; waitFor(re: RegExp): Promise<void> } {
