@@ -67,6 +67,15 @@ std::string Seconds(std::chrono::milliseconds ms) {
 
 }  // namespace
 
+std::string FirstLine(const std::exception& e) {
+  const std::string msg = e.what();
+  return msg.substr(0, msg.find('\n'));
+}
+
+bool IsTimeoutMessage(const std::string& message) {
+  return message.find("imed out") != std::string::npos || message.find("imeout") != std::string::npos;
+}
+
 void AllReduceMeanBucketed(Group& group, std::vector<at::Tensor>& tensors, int64_t bucketBytes, const std::string& what) {
   if (group.size() == 1 || tensors.empty()) return;
   torch::NoGradGuard noGrad;
@@ -343,10 +352,8 @@ class C10dGroup : public Group {
     } catch (const NativeError&) {
       throw;
     } catch (const std::exception& e) {
-      std::string msg = e.what();
-      const size_t nl = msg.find('\n');
-      if (nl != std::string::npos) msg = msg.substr(0, nl);  // c10::Error appends a C++ backtrace
-      const bool timedOut = msg.find("imed out") != std::string::npos || msg.find("imeout") != std::string::npos;
+      const std::string msg = FirstLine(e);
+      const bool timedOut = IsTimeoutMessage(msg);
       const std::string who = heartbeat_ ? heartbeat_->Diagnose() : std::string("(no heartbeat)");
       throw NativeError(timedOut ? "DIST_TIMEOUT" : "DIST_ERROR",
                         "rank " + std::to_string(options_.rank) + "/" + std::to_string(options_.worldSize) + ": " + what +
@@ -371,8 +378,7 @@ std::shared_ptr<Group> Group::Create(const GroupOptions& options) {
   try {
     store = ConnectStore(o, /*server=*/!o.useAgentStore && o.rank == 0, o.timeout);
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    msg = msg.substr(0, msg.find('\n'));
+    const std::string msg = FirstLine(e);
     throw NativeError("DIST_ERROR", "rank " + std::to_string(o.rank) + ": cannot reach the rendezvous store at " + o.masterAddr + ":" +
                                         std::to_string(o.masterPort) + (o.rank == 0 && !o.useAgentStore ? " (hosting it failed: is the port in use?)" : "") +
                                         ": " + msg);
@@ -408,9 +414,8 @@ std::shared_ptr<Group> Group::Create(const GroupOptions& options) {
   } catch (const NativeError&) {
     throw;
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    msg = msg.substr(0, msg.find('\n'));
-    throw NativeError(msg.find("imed out") != std::string::npos ? "DIST_TIMEOUT" : "DIST_ERROR",
+    const std::string msg = FirstLine(e);
+    throw NativeError(IsTimeoutMessage(msg) ? "DIST_TIMEOUT" : "DIST_ERROR",
                       "rank " + std::to_string(o.rank) + "/" + std::to_string(o.worldSize) + ": creating the " + o.backend +
                           " process group failed (did every rank start, with the same WORLD_SIZE, MASTER_ADDR and MASTER_PORT?): " + msg);
   }

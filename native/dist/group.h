@@ -61,6 +61,11 @@ class Group {
   GroupOptions options_;
 };
 
+// The first line of a c10d/Gloo error (c10::Error appends a C++ backtrace after it).
+std::string FirstLine(const std::exception& e);
+// Whether such a message reports a timeout (DIST_TIMEOUT rather than DIST_ERROR).
+bool IsTimeoutMessage(const std::string& message);
+
 // Gradient averaging in buckets of about `bucketBytes` (same-dtype runs flattened into one buffer each, all
 // buckets in flight at once): afterwards every tensor holds the mean over ranks.
 void AllReduceMeanBucketed(Group& group, std::vector<at::Tensor>& tensors, int64_t bucketBytes, const std::string& what);

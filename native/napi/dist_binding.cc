@@ -169,8 +169,7 @@ Napi::Value StoreServer(const Napi::CallbackInfo& info) {
     holder->store = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", so);
   } catch (const std::exception& e) {
     delete holder;
-    std::string msg = e.what();
-    throw NativeError("DIST_ERROR", "distStoreServer: cannot host a store on port " + std::to_string(port) + ": " + msg.substr(0, msg.find('\n')));
+    throw NativeError("DIST_ERROR", "distStoreServer: cannot host a store on port " + std::to_string(port) + ": " + dist::FirstLine(e));
   }
   Napi::Object o = Napi::Object::New(env);
   o.TypeTag(&kStoreTag);

@@ -63,6 +63,12 @@ void TrainerOptions::Validate() const {
   }
 }
 
+void Trainer::EnterAutocast(std::optional<compat::AutocastGuard>& guard) const {
+  if (options_.precision != Precision::Fp32) {
+    guard.emplace(c10::DeviceType::CPU, options_.precision == Precision::Bf16 ? at::kBFloat16 : at::kHalf, true);
+  }
+}
+
 Trainer::Trainer(std::shared_ptr<model::CTClip> model, TrainerOptions options)
     : model_(std::move(model)), options_(options), scaler_(options.scaler) {
   options_.Validate();
@@ -98,9 +104,7 @@ MicroStepResult Trainer::Accumulate(const Batch& batch, int64_t accumulationStep
   const auto t0 = Clock::now();
   {
     std::optional<compat::AutocastGuard> autocast;
-    if (options_.precision != Precision::Fp32) {
-      autocast.emplace(c10::DeviceType::CPU, options_.precision == Precision::Bf16 ? at::kBFloat16 : at::kHalf, true);
-    }
+    EnterAutocast(autocast);
     r.text = m.EncodeText(batch.ids, batch.mask, recorder);
     r.image = m.EncodeImage(batch.volumes, recorder);
   }
@@ -180,11 +184,6 @@ void Trainer::CachedAccumulate(const std::vector<Batch>& microBatches) {
   EmaModeScope emaScope(vq);
   const size_t A = microBatches.size();
   const bool distributed = group_ && group_->size() > 1;
-  auto autocastFor = [this](std::optional<compat::AutocastGuard>& guard) {
-    if (options_.precision != Precision::Fp32) {
-      guard.emplace(c10::DeviceType::CPU, options_.precision == Precision::Bf16 ? at::kBFloat16 : at::kHalf, true);
-    }
-  };
   std::vector<at::Tensor> cacheText(A), cacheImage(A), dropoutStates(A);
   at::Generator& gen = m.dropoutGenerator();
   const auto t0 = Clock::now();
@@ -198,7 +197,7 @@ void Trainer::CachedAccumulate(const std::vector<Batch>& microBatches) {
         dropoutStates[a] = gen.get_state();
       }
       std::optional<compat::AutocastGuard> autocast;
-      autocastFor(autocast);
+      EnterAutocast(autocast);
       cacheText[a] = m.EncodeText(microBatches[a].ids, microBatches[a].mask).latents.to(at::kFloat);
       cacheImage[a] = m.EncodeImage(microBatches[a].volumes).latents.to(at::kFloat);
     }
@@ -219,7 +218,7 @@ void Trainer::CachedAccumulate(const std::vector<Batch>& microBatches) {
     at::Tensor text, image;
     {
       std::optional<compat::AutocastGuard> autocast;
-      autocastFor(autocast);
+      EnterAutocast(autocast);
       text = m.EncodeText(microBatches[a].ids, microBatches[a].mask).latents;
       image = m.EncodeImage(microBatches[a].volumes).latents;
     }

@@ -36,6 +36,7 @@
 #include <memory>
 #include <optional>
 
+#include "compat.h"
 #include "dist/group.h"
 #include "model/ctclip.h"
 #include "model/recorder.h"
@@ -157,6 +158,8 @@ class Trainer {
   std::shared_ptr<dist::Group> group_;
 
   void CachedAccumulate(const std::vector<Batch>& microBatches);
+  // Autocast (bf16/fp16 on the CPU) for the encoders' forward when the precision asks for it; fp32: nothing.
+  void EnterAutocast(std::optional<compat::AutocastGuard>& guard) const;
 };
 
 }  // namespace ctclip::train
