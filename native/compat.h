@@ -2,10 +2,13 @@
 // Everything else includes this header instead of testing TORCH_VERSION_* itself.
 #pragma once
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
+#include <c10/util/Exception.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <mutex>
 #include <string>
 
 #define CTCLIP_TORCH_AT_LEAST(major, minor) \
@@ -92,5 +95,31 @@ class AutocastOff {
   AutocastGuard cpu_;
   AutocastGuard cuda_;
 };
+
+// A generator on `device` seeded with `seed`: a CPU (mt19937) generator on the CPU, otherwise a clone of the device's
+// default generator (CUDA: Philox), re-seeded. Device-generic: compiles against CPU-only libtorch (the CUDA branch
+// then throws at run time, through CUDA hooks, which callers prevent by validating the device first).
+inline at::Generator MakeGenerator(const c10::Device& device, uint64_t seed) {
+  if (device.is_cpu()) return at::make_generator<at::CPUGeneratorImpl>(seed);
+  const at::Generator& def = at::globalContext().defaultGenerator(device);
+  at::Generator gen;
+  {
+    std::lock_guard<std::mutex> lock(const_cast<at::Generator&>(def).mutex());
+    gen = def.clone();
+  }
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_current_seed(seed);
+  return gen;
+}
+
+// Whether a libtorch error is an allocation failure: c10::OutOfMemoryError (thrown by the CUDA caching allocator,
+// declared from 1.13 on) or the CPU allocator's "can't allocate memory" / any "out of memory" message.
+inline bool IsOutOfMemory(const c10::Error& e) {
+#if CTCLIP_TORCH_AT_LEAST(1, 13)
+  if (dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr) return true;
+#endif
+  const std::string m = e.what_without_backtrace();
+  return m.find("out of memory") != std::string::npos || m.find("can't allocate memory") != std::string::npos;
+}
 
 }  // namespace ctclip::compat

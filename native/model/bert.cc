@@ -53,8 +53,9 @@ void BertConfig::Validate() const {
 
 at::Tensor SeededDropout(const at::Tensor& x, double p, bool active, at::Generator& gen) {
   if (!active || p <= 0.0) return x;
-  // The mask is drawn on the CPU generator (bit-reproducible across runs and devices), then moved.
-  at::Tensor keep = at::empty(x.sizes(), at::TensorOptions().dtype(at::kFloat));
+  // The mask is drawn in float32 on the generator's device (the model's: CTClip::ToDevice moves the generator
+  // along), so nothing crosses the host; on the CPU this is the mt19937 stream of the fixtures.
+  at::Tensor keep = at::empty(x.sizes(), at::TensorOptions().dtype(at::kFloat).device(gen.device()));
   keep.bernoulli_(1.0 - p, gen);
   keep.mul_(1.0 / (1.0 - p));
   return x * keep.to(x.options());

@@ -135,6 +135,33 @@ at::Tensor CTClip::ToVideo(const at::Tensor& volumes) {
   return volumes.scalar_type() == at::kFloat ? volumes : volumes.to(at::kFloat);
 }
 
+at::Tensor CTClip::ToModelDevice(const at::Tensor& t) const {
+  const c10::Device d = device();
+  if (!t.defined() || t.device() == d) return t;
+  // Host → device from pageable memory: non_blocking returns once the source is staged, so the JS buffer may go.
+  return t.to(d, /*non_blocking=*/t.device().is_cpu());
+}
+
+void CTClip::ToDevice(const c10::Device& target) {
+  const c10::Device from = device();
+  if (from == target) return;
+  torch::NoGradGuard noGrad;
+  for (auto& p : parameters()) p.mutable_grad() = at::Tensor();
+  torch::nn::Module::to(target, /*non_blocking=*/false);  // set_data: the tensors keep their identity
+  visual_transformer->ClearCaches(/*includeGrid=*/true);
+  visual_transformer->vq->ClearDeferred();
+  at::Generator next;
+  {
+    std::lock_guard<std::mutex> lock(dropoutGen_.mutex());
+    next = compat::MakeGenerator(target, dropoutGen_.current_seed());
+    if (from.type() == target.type()) {
+      std::lock_guard<std::mutex> nextLock(next.mutex());
+      next.set_state(dropoutGen_.get_state());
+    }
+  }
+  dropoutGen_ = next;
+}
+
 PhaseTimes CTClip::TakePhaseTimes() {
   PhaseTimes out = phase_;
   const CTViTPhaseTimes vit = visual_transformer->TakePhaseTimes();
@@ -146,7 +173,7 @@ PhaseTimes CTClip::TakePhaseTimes() {
 
 TextLatents CTClip::EncodeText(const at::Tensor& ids, const at::Tensor& mask, Recorder* recorder) {
   const Clock::time_point tText = Clock::now();
-  BertOutput bert = text_transformer->forward(ids, mask, dropoutGen_, recorder);
+  BertOutput bert = text_transformer->forward(ToModelDevice(ids), ToModelDevice(mask), dropoutGen_, recorder);
   phase_.textMs += MsSince(tText);
   const Clock::time_point tHeads = Clock::now();
   TextLatents out;
@@ -163,7 +190,7 @@ TextLatents CTClip::EncodeText(const at::Tensor& ids, const at::Tensor& mask, Re
 ImageLatents CTClip::EncodeImage(const at::Tensor& video, Recorder* recorder) {
   ImageLatents out;
   const Clock::time_point tVideo = Clock::now();
-  const at::Tensor v = ToVideo(video);
+  const at::Tensor v = ToVideo(ToModelDevice(video));  // float16 crosses as float16; cast on the device
   phase_.spatialMs += MsSince(tVideo);
   out.vit = visual_transformer->forward(v, recorder);
   const Clock::time_point tHeads = Clock::now();

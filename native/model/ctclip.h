@@ -95,6 +95,17 @@ class CTClip : public torch::nn::Module {
   bool IsInert(const std::string& name) const;
 
   const CTClipConfig& config() const { return config_; }
+  // The device every parameter and buffer lives on (one device per model).
+  c10::Device device() const { return temperature.device(); }
+  // `t` on the model's device (no copy when it is there already; host → device copies are non-blocking).
+  at::Tensor ToModelDevice(const at::Tensor& t) const;
+  // Moves every parameter and buffer (codebook and EMA buffers included) to `device`, drops gradients and the
+  // CTViT's caches (CPB bias, grid offsets), and re-creates the dropout generator there: same device type → the
+  // generator state carries over (CPU: the same generator); another type (CPU ↔ CUDA) → a generator of the new
+  // type seeded with the old one's seed (mt19937 and Philox states do not convert). The init generator stays on
+  // the CPU (it only serves construction). The caller validates `device` (napi/device.h).
+  void ToDevice(const c10::Device& device);
+  // The dropout masks are drawn on this generator's device (napi: CPU until ToDevice).
   at::Generator& dropoutGenerator() { return dropoutGen_; }
   at::Generator& initGenerator() { return initGen_; }
 

@@ -94,9 +94,13 @@ CTViTPhaseTimes CTViT::TakePhaseTimes() {
   return out;
 }
 
-void CTViT::ClearCaches() {
+void CTViT::ClearCaches(bool includeGrid) {
   cpbCache_ = at::Tensor();
   cpbCacheKey_.clear();
+  if (includeGrid) {
+    relPos_ = at::Tensor();
+    relPosKey_.clear();
+  }
 }
 
 void CTViT::train(bool on) {

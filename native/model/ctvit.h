@@ -105,8 +105,9 @@ class CTViT : public torch::nn::Module {
   // it is cached and reused while the CPB parameters are unchanged (same storage and version counters, same
   // grid, dtype and device). train() / eval() and any weight write invalidate it.
   at::Tensor SpatialBias(int64_t h, int64_t w, const at::TensorOptions& options);
-  // Drops the cached CPB bias (called by train(); loaders that swap parameter storage may call it too).
-  void ClearCaches();
+  // Drops the cached CPB bias (called by train(); loaders that swap parameter storage may call it too);
+  // `includeGrid` also drops the cached grid offsets (a device move).
+  void ClearCaches(bool includeGrid = false);
   void train(bool on = true) override;
 
   std::shared_ptr<ContinuousPositionBias> spatial_rel_pos_bias;  // always present (keys exist even with CPB off)

@@ -71,6 +71,8 @@ class VectorQuantize : public torch::nn::Module {
   void setStatReducer(StatReducer reducer) { reducer_ = std::move(reducer); }
   // Applies the deferred updates in call order (one EMA step per deferred forward) and clears them.
   void ApplyDeferred();
+  // Drops deferred updates without applying them (a device move between steps).
+  void ClearDeferred() { deferred_.clear(); }
 
  private:
   void EmaUpdate(const at::Tensor& flatNormalized, const at::Tensor& indices);

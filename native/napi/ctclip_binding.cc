@@ -15,7 +15,13 @@
 //   ctclipEncodeText(h, ids, mask) / ctclipEncodeImage(h, volumes) → Promise<latents>   no autograd
 //   ctclipZeroShot(h, imageLatents (N, d), promptLatents (C, 2, d), scale?) → Promise<{logits (N, C, 2), pPresent (N, C)}>
 //   ctclipOptimizerState(h) / ctclipLoadOptimizerState(h, state), ctclipScalerState(h) / ctclipSetScalerState(h, s),
-//   ctclipRngState(h) / ctclipSetRngState(h, s), ctclipSetStepCounters(h, {optimizerSteps, skippedSteps})
+//   ctclipRngState(h) / ctclipSetRngState(h, s) → {reseeded}, ctclipSetStepCounters(h, {optimizerSteps, skippedSteps})
+//   ctclipToDevice(h, 'cpu' | 'cuda' | 'cuda:N') → Promise<device string>   model, AdamW moments, dropout generator
+//
+// Devices: the model lives on one device; inputs arrive as CPU tensors and are moved by the model/trainer
+// (CTClip::ToModelDevice, Trainer::ToModelDevice); everything handed back to JS is a CPU tensor (ToHost, inside the
+// worker for the asynchronous calls; WrapHost at the boundary as the safety net). Loading state dicts and optimizer
+// state copies host tensors onto the model's device.
 //
 // A per-model mutex serialises everything that touches one model (training forwards update the codebook, the
 // optimizer mutates parameters), so concurrent calls queue instead of racing.
@@ -28,6 +34,7 @@
 
 #include "model/ctclip.h"
 #include "napi/ctvit_config.h"
+#include "napi/device.h"
 #include "napi/dist_handle.h"
 #include "napi/errors.h"
 #include "napi/promise_worker.h"
@@ -221,12 +228,15 @@ Napi::Array ShapeToJs(Napi::Env env, at::IntArrayRef sizes) {
   return a;
 }
 
+// The binding boundary: every tensor handed to JS is on the host (a no-op for CPU tensors, which stay shared).
+Napi::Value WrapHost(Napi::Env env, const at::Tensor& t) { return NativeTensor::Wrap(env, ToHost(t)); }
+
 Napi::Object NamedTensorsToJs(Napi::Env env, const std::vector<std::pair<std::string, at::Tensor>>& v) {
   Napi::Array names = Napi::Array::New(env, v.size());
   Napi::Array tensors = Napi::Array::New(env, v.size());
   for (size_t i = 0; i < v.size(); i++) {
     names.Set(static_cast<uint32_t>(i), v[i].first);
-    tensors.Set(static_cast<uint32_t>(i), NativeTensor::Wrap(env, v[i].second));
+    tensors.Set(static_cast<uint32_t>(i), WrapHost(env, v[i].second));
   }
   Napi::Object o = Napi::Object::New(env);
   o.Set("names", names);
@@ -363,7 +373,7 @@ Napi::Value StateDict(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < entries.size(); i++) {
     const auto idx = static_cast<uint32_t>(i);
     names.Set(idx, entries[i].name);
-    tensors.Set(idx, NativeTensor::Wrap(env, entries[i].tensor.detach()));  // shared, no autograd history
+    tensors.Set(idx, WrapHost(env, entries[i].tensor.detach()));  // no autograd history; shared on the CPU, copied from a device
     kinds.Set(idx, model::TensorKindName(entries[i].kind));
     shapes.Set(idx, ShapeToJs(env, entries[i].tensor.sizes()));
   }
@@ -429,20 +439,34 @@ struct ForwardResult {
   double loss = 0;
 };
 
+// Brings a forward's outputs to the host inside the worker (device → host copies off the JS thread).
+void HostForward(ForwardResult& f) {
+  for (at::Tensor* t : {&f.r.text.latents, &f.r.image.latents, &f.r.loss.logits, &f.r.loss.loss, &f.r.scale, &f.r.image.vit.indices}) {
+    *t = ToHost(*t);
+  }
+  for (auto& entry : f.recorder.entries) entry.second = ToHost(entry.second);
+  for (auto& g : f.grads) g.second = ToHost(g.second);
+}
+
+train::StepResult HostStep(train::StepResult r) {
+  for (auto& g : r.grads) g.second = ToHost(g.second);
+  return r;
+}
+
 Napi::Value ForwardResultToJs(Napi::Env env, ForwardResult& f) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("textLatents", NativeTensor::Wrap(env, f.r.text.latents));
-  o.Set("imageLatents", NativeTensor::Wrap(env, f.r.image.latents));
-  o.Set("logits", NativeTensor::Wrap(env, f.r.loss.logits));
-  o.Set("lossTensor", NativeTensor::Wrap(env, f.r.loss.loss));
+  o.Set("textLatents", WrapHost(env, f.r.text.latents));
+  o.Set("imageLatents", WrapHost(env, f.r.image.latents));
+  o.Set("logits", WrapHost(env, f.r.loss.logits));
+  o.Set("lossTensor", WrapHost(env, f.r.loss.loss));
   o.Set("loss", f.loss);
-  o.Set("scale", NativeTensor::Wrap(env, f.r.scale));
-  o.Set("indices", NativeTensor::Wrap(env, f.r.image.vit.indices));
+  o.Set("scale", WrapHost(env, f.r.scale));
+  o.Set("indices", WrapHost(env, f.r.image.vit.indices));
   o.Set("timings", TimingsToJs(env, f.r.timings));
   if (f.withIntermediates) {
     Napi::Object im = Napi::Object::New(env);
-    for (auto& [name, t] : f.recorder.entries) im.Set(name, NativeTensor::Wrap(env, t));
-    im.Set("logits", NativeTensor::Wrap(env, f.r.loss.logits));
+    for (auto& [name, t] : f.recorder.entries) im.Set(name, WrapHost(env, t));
+    im.Set("logits", WrapHost(env, f.r.loss.logits));
     o.Set("intermediates", im);
   }
   if (f.withGrads) o.Set("grads", NamedTensorsToJs(env, f.grads));
@@ -470,6 +494,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
         f.r.loss = train::ContrastiveLoss(net.config().loss, f.r.text.latents, f.r.image.latents, f.r.text.latents,
                                           f.r.image.latents, 0, f.r.scale, net.Bias());
         f.loss = f.r.loss.loss.item<double>();
+        HostForward(f);
         return f;
       },
       ForwardResultToJs, {info[1], info[2], info[3]});
@@ -498,6 +523,7 @@ Napi::Value Accumulate(const Napi::CallbackInfo& info) {
         f.r = state->trainer->Accumulate(batch, steps, withIntermediates ? &f.recorder : nullptr);
         if (withGrads) f.grads = state->trainer->Gradients();
         f.loss = f.r.loss.loss.item<double>();
+        HostForward(f);
         return f;
       },
       ForwardResultToJs, {info[1], info[2], info[3]});
@@ -569,7 +595,7 @@ Napi::Value TrainStepBatches(const Napi::CallbackInfo& info) {
       env,
       [state, batches, lr, flags]() {
         std::lock_guard<std::mutex> lock(state->mutex);
-        return state->trainer->TrainStep(batches, lr, flags);
+        return HostStep(state->trainer->TrainStep(batches, lr, flags));
       },
       StepResultToJs, {info[1]});
   CTCLIP_NAPI_CATCH(env)
@@ -621,9 +647,9 @@ Napi::Value EncodeText(const Napi::CallbackInfo& info) {
       [state, ids, mask]() {
         std::lock_guard<std::mutex> lock(state->mutex);
         torch::NoGradGuard noGrad;
-        return state->net->EncodeText(ids, mask).latents;
+        return ToHost(state->net->EncodeText(ids, mask).latents);
       },
-      [](Napi::Env e, at::Tensor& t) -> Napi::Value { return NativeTensor::Wrap(e, t); }, {info[1], info[2]});
+      [](Napi::Env e, at::Tensor& t) -> Napi::Value { return WrapHost(e, t); }, {info[1], info[2]});
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -637,9 +663,9 @@ Napi::Value EncodeImage(const Napi::CallbackInfo& info) {
       [state, volumes]() {
         std::lock_guard<std::mutex> lock(state->mutex);
         torch::NoGradGuard noGrad;
-        return state->net->EncodeImage(volumes).latents;
+        return ToHost(state->net->EncodeImage(volumes).latents);
       },
-      [](Napi::Env e, at::Tensor& t) -> Napi::Value { return NativeTensor::Wrap(e, t); }, {info[1]});
+      [](Napi::Env e, at::Tensor& t) -> Napi::Value { return WrapHost(e, t); }, {info[1]});
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -684,8 +710,8 @@ Napi::Value ZeroShot(const Napi::CallbackInfo& info) {
       },
       [](Napi::Env e, ZeroShotResult& r) -> Napi::Value {
         Napi::Object o = Napi::Object::New(e);
-        o.Set("logits", NativeTensor::Wrap(e, r.logits));
-        o.Set("pPresent", NativeTensor::Wrap(e, r.pPresent));
+        o.Set("logits", WrapHost(e, r.logits));
+        o.Set("pPresent", WrapHost(e, r.pPresent));
         return o;
       },
       {info[1], info[2]});
@@ -703,8 +729,8 @@ Napi::Value OptimizerState(const Napi::CallbackInfo& info) {
   Napi::Array steps = Napi::Array::New(env, s.names.size());
   for (size_t i = 0; i < s.names.size(); i++) {
     const auto idx = static_cast<uint32_t>(i);
-    avg.Set(idx, NativeTensor::Wrap(env, s.exp_avg[i]));
-    sq.Set(idx, NativeTensor::Wrap(env, s.exp_avg_sq[i]));
+    avg.Set(idx, WrapHost(env, s.exp_avg[i]));
+    sq.Set(idx, WrapHost(env, s.exp_avg_sq[i]));
     steps.Set(idx, Napi::Number::New(env, static_cast<double>(s.steps[i])));
   }
   Napi::Object o = Napi::Object::New(env);
@@ -777,12 +803,26 @@ Napi::Value RngState(const Napi::CallbackInfo& info) {
   for (const char* which : {"init", "dropout"}) {
     at::Generator& gen = std::string(which) == "init" ? state->net->initGenerator() : state->net->dropoutGenerator();
     std::lock_guard<std::mutex> genLock(gen.mutex());
-    o.Set(which, NativeTensor::Wrap(env, gen.get_state()));
+    o.Set(which, WrapHost(env, gen.get_state()));
   }
   return o;
   CTCLIP_NAPI_CATCH(env)
 }
 
+// A 64-bit seed from a byte string (FNV-1a, then splitmix64 finalisation).
+uint64_t SeedFromBytes(const at::Tensor& bytes) {
+  const at::Tensor b = bytes.to(at::kCPU).contiguous().to(at::kByte);
+  const uint8_t* p = b.data_ptr<uint8_t>();
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (int64_t i = 0; i < b.numel(); i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  h = (h ^ (h >> 27)) * 0x94D049BB133111EBULL;
+  return h ^ (h >> 31);
+}
+
+// Restores {init?, dropout?}. A dropout state whose size is not this generator's was saved from a generator of
+// another device type (mt19937 on the CPU, Philox on CUDA: the states do not convert): the dropout generator is then
+// re-seeded deterministically from those bytes, and the result lists it under `reseeded` so the caller can warn.
 Napi::Value SetRngState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
@@ -790,18 +830,48 @@ Napi::Value SetRngState(const Napi::CallbackInfo& info) {
   Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR", "ctclipSetRngState(handle, {init?, dropout?})");
   Napi::Object o = info[1].As<Napi::Object>();
   std::lock_guard<std::mutex> lock(state->mutex);
+  std::vector<std::string> reseeded;
   for (const char* which : {"init", "dropout"}) {
     if (!Has(o, which)) continue;
     at::Tensor t = NativeTensor::FromValue(o.Get(which), "ctclipSetRngState");
-    at::Generator& gen = std::string(which) == "init" ? state->net->initGenerator() : state->net->dropoutGenerator();
+    const bool dropout = std::string(which) == "dropout";
+    at::Generator& gen = dropout ? state->net->dropoutGenerator() : state->net->initGenerator();
     std::lock_guard<std::mutex> genLock(gen.mutex());
+    if (dropout && t.numel() != gen.get_state().numel()) {
+      gen.set_current_seed(SeedFromBytes(t));
+      reseeded.push_back(which);
+      continue;
+    }
     try {
       gen.set_state(t);
     } catch (const c10::Error& e) {
       throw NativeError("DATA_ERROR", std::string("ctclipSetRngState: invalid '") + which + "' generator state: " + e.what_without_backtrace());
     }
   }
-  return env.Undefined();
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("reseeded", StringsToJs(env, reseeded));
+  return r;
+  CTCLIP_NAPI_CATCH(env)
+}
+
+// ctclipToDevice(handle, device) → Promise<string>: the device is parsed and checked in the worker, so an
+// unavailable device rejects (DEVICE_UNAVAILABLE) rather than throwing synchronously.
+Napi::Value ToDevice(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipToDevice");
+  Require(info.Length() > 1 && info[1].IsString(), "ARGUMENT_ERROR",
+          "ctclipToDevice(handle, device): device must be a string ('cpu', 'cuda' or 'cuda:N')");
+  const std::string requested = info[1].As<Napi::String>().Utf8Value();
+  return PromiseWorker<std::string>::Start(
+      env,
+      [state, requested]() {
+        const c10::Device device = ParseDevice(requested, "ctclipToDevice");
+        std::lock_guard<std::mutex> lock(state->mutex);
+        state->trainer->ToDevice(device);
+        return state->net->device().str();
+      },
+      [](Napi::Env e, std::string& d) -> Napi::Value { return Napi::String::New(e, d); });
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -851,6 +921,7 @@ void RegisterCTClip(Napi::Env env, Napi::Object exports) {
   fn("ctclipRngState", RngState);
   fn("ctclipSetRngState", SetRngState);
   fn("ctclipSetStepCounters", SetStepCounters);
+  fn("ctclipToDevice", ToDevice);
 }
 
 }  // namespace ctclip

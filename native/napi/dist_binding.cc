@@ -10,10 +10,12 @@
 //   distShutdown(group)
 //   distStoreServer(port) → {close()}                          a TCPStore host (what torchrun's agent runs)
 //
-// Collectives run on libuv worker threads (PromiseWorker), never on the JS thread.
+// Collectives run on libuv worker threads (PromiseWorker), never on the JS thread. JS hands in CPU tensors; with
+// NCCL (CUDA tensors only) they are staged on cuda:<localRank> for the collective and copied back.
 #include <napi.h>
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 
 #include "dist/group.h"
@@ -92,12 +94,39 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_CATCH(env)
 }
 
+// Where a JS-level collective runs: the host for Gloo, cuda:<localRank> for NCCL.
+c10::Device CollectiveDevice(const dist::Group& group) {
+  if (group.backendName() == "nccl") return c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(group.options().localRank));
+  return c10::Device(c10::DeviceType::CPU);
+}
+
+// Runs `op` on copies of `tensors` on the collective's device and writes the results back in place.
+void OnCollectiveDevice(const dist::Group& group, std::vector<at::Tensor>& tensors, const std::function<void(std::vector<at::Tensor>&)>& op) {
+  const c10::Device device = CollectiveDevice(group);
+  bool staged = false;
+  std::vector<at::Tensor> work;
+  for (const at::Tensor& t : tensors) {
+    staged = staged || t.device() != device;
+    work.push_back(t.device() == device ? t : t.to(device));
+  }
+  op(work);
+  if (!staged) return;
+  for (size_t i = 0; i < tensors.size(); i++) {
+    if (!work[i].is_same(tensors[i])) tensors[i].copy_(work[i]);
+  }
+}
+
 Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
   auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distAllReduce(group)");
   std::vector<at::Tensor> tensors = TensorList(info.Length() > 1 ? info[1] : env.Undefined(), "distAllReduce(tensors)");
-  return StartVoidWorker(env, [group, tensors]() mutable { group->AllReduceSum(tensors, "all-reduce"); }, {info[1]});
+  return StartVoidWorker(
+      env,
+      [group, tensors]() mutable {
+        OnCollectiveDevice(*group, tensors, [&](std::vector<at::Tensor>& w) { group->AllReduceSum(w, "all-reduce"); });
+      },
+      {info[1]});
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -107,7 +136,12 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
   auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distAllGather(group)");
   at::Tensor t = NativeTensor::FromValue(info.Length() > 1 ? info[1] : env.Undefined(), "distAllGather(tensor)");
   return PromiseWorker<at::Tensor>::Start(
-      env, [group, t]() { return group->AllGather(t, "all-gather"); },
+      env,
+      [group, t]() {
+        const c10::Device device = CollectiveDevice(*group);
+        at::Tensor out = group->AllGather(t.device() == device ? t : t.to(device), "all-gather");
+        return t.device() == out.device() ? out : out.to(t.device());
+      },
       [](Napi::Env e, at::Tensor& r) -> Napi::Value { return NativeTensor::Wrap(e, r); }, {info[1]});
   CTCLIP_NAPI_CATCH(env)
 }
@@ -120,7 +154,12 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   Require(info.Length() > 2 && info[2].IsNumber(), "ARGUMENT_ERROR", "distBroadcast(group, tensors, root): root must be a rank");
   const int64_t root = info[2].As<Napi::Number>().Int64Value();
   Require(root >= 0 && root < group->size(), "ARGUMENT_ERROR", "distBroadcast: root " + std::to_string(root) + " is not a rank");
-  return StartVoidWorker(env, [group, tensors, root]() mutable { group->Broadcast(tensors, root, "broadcast"); }, {info[1]});
+  return StartVoidWorker(
+      env,
+      [group, tensors, root]() mutable {
+        OnCollectiveDevice(*group, tensors, [&](std::vector<at::Tensor>& w) { group->Broadcast(w, root, "broadcast"); });
+      },
+      {info[1]});
   CTCLIP_NAPI_CATCH(env)
 }
 

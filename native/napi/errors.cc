@@ -2,6 +2,8 @@
 
 #include <c10/util/Exception.h>
 
+#include "compat.h"
+
 #include <new>
 
 namespace ctclip {
@@ -12,7 +14,9 @@ ErrorInfo DescribeException(std::exception_ptr error) {
   } catch (const NativeError& e) {
     return {e.code(), e.what()};
   } catch (const c10::Error& e) {
-    // what_without_backtrace(): the C++ stack trace libtorch appends is noise for JS users.
+    // what_without_backtrace(): the C++ stack trace libtorch appends is noise for JS users. An allocation failure
+    // (CUDA caching allocator or CPU allocator) gets its own code so callers can react (e.g. a smaller batch).
+    if (compat::IsOutOfMemory(e)) return {"OUT_OF_MEMORY", e.what_without_backtrace()};
     return {"TORCH_ERROR", e.what_without_backtrace()};
   } catch (const std::bad_alloc&) {
     return {"OUT_OF_MEMORY", "native allocation failed (out of memory)"};

@@ -1,6 +1,7 @@
 // C++ → JS error conversion. Every native entry point runs its body inside CTCLIP_NAPI_TRY/CATCH (or inside a
 // PromiseWorker), so no C++ exception ever escapes into Node (which would abort the process). Each JS Error
-// gets a `code`: our own codes from NativeError, TORCH_ERROR for c10::Error, OUT_OF_MEMORY for bad_alloc,
+// gets a `code`: our own codes from NativeError, TORCH_ERROR for c10::Error, OUT_OF_MEMORY for bad_alloc and for
+// libtorch allocation failures (c10::OutOfMemoryError, e.g. CUDA out of memory),
 // NATIVE_ERROR for anything else.
 #pragma once
 

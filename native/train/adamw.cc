@@ -103,6 +103,13 @@ void AdamW::Step(double lr) {
   }
 }
 
+void AdamW::ToDevice(const c10::Device& device) {
+  for (AdamWParamState& s : state_) {
+    if (s.exp_avg.defined()) s.exp_avg = s.exp_avg.to(device);
+    if (s.exp_avg_sq.defined()) s.exp_avg_sq = s.exp_avg_sq.to(device);
+  }
+}
+
 AdamWStateExport AdamW::Export() const {
   AdamWStateExport out;
   for (size_t i = 0; i < params_.size(); i++) {

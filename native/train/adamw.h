@@ -50,6 +50,8 @@ class AdamW {
   // Replaces the whole state (parameters not listed start fresh). DATA_ERROR for an unknown name, SHAPE_ERROR for a
   // shape that differs from the parameter's; nothing is modified on error.
   void Import(const AdamWStateExport& state);
+  // Moves the moments (where they exist) to `device`; the parameters are the model's and move with it.
+  void ToDevice(const c10::Device& device);
 
   const AdamWOptions& options() const { return options_; }
   const std::vector<std::pair<std::string, at::Tensor>>& params() const { return params_; }

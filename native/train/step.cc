@@ -65,8 +65,25 @@ void TrainerOptions::Validate() const {
 
 void Trainer::EnterAutocast(std::optional<compat::AutocastGuard>& guard) const {
   if (options_.precision != Precision::Fp32) {
-    guard.emplace(c10::DeviceType::CPU, options_.precision == Precision::Bf16 ? at::kBFloat16 : at::kHalf, true);
+    guard.emplace(model_->device().type(), options_.precision == Precision::Bf16 ? at::kBFloat16 : at::kHalf, true);
   }
+}
+
+Batch Trainer::ToModelDevice(const Batch& batch) const {
+  Batch b;
+  b.ids = model_->ToModelDevice(batch.ids);
+  b.mask = model_->ToModelDevice(batch.mask);
+  b.volumes = model_->ToModelDevice(batch.volumes);
+  return b;
+}
+
+void Trainer::ToDevice(const c10::Device& device) {
+  if (device == model_->device()) return;  // nothing moves: pending micro-batches and gradients stay
+  Require(micro_ == 0, "ARGUMENT_ERROR",
+          "toDevice: " + std::to_string(micro_) + " accumulated micro-batch(es) are pending; finish them with optimizerStep first");
+  ZeroGrad();
+  model_->ToDevice(device);
+  optimizer_->ToDevice(device);
 }
 
 Trainer::Trainer(std::shared_ptr<model::CTClip> model, TrainerOptions options)
@@ -90,11 +107,12 @@ void Trainer::setCounters(int64_t optimizerSteps, int64_t skippedSteps) {
   skippedSteps_ = skippedSteps;
 }
 
-MicroStepResult Trainer::Accumulate(const Batch& batch, int64_t accumulationSteps, model::Recorder* recorder) {
+MicroStepResult Trainer::Accumulate(const Batch& hostBatch, int64_t accumulationSteps, model::Recorder* recorder) {
   Require(accumulationSteps >= 1, "ARGUMENT_ERROR",
           "accumulate: training.gradient_accumulation_steps must be >= 1, got " + std::to_string(accumulationSteps));
-  Require(batch.ids.defined() && batch.mask.defined() && batch.volumes.defined(), "ARGUMENT_ERROR",
+  Require(hostBatch.ids.defined() && hostBatch.mask.defined() && hostBatch.volumes.defined(), "ARGUMENT_ERROR",
           "accumulate: ids, mask and volumes are required");
+  const Batch batch = ToModelDevice(hostBatch);
   Require(batch.ids.size(0) == batch.volumes.size(0), "SHAPE_ERROR",
           "accumulate: " + std::to_string(batch.ids.size(0)) + " texts but " + std::to_string(batch.volumes.size(0)) + " volumes");
   torch::AutoGradMode enable(true);
@@ -266,10 +284,13 @@ StepResult Trainer::TrainStep(const std::vector<Batch>& microBatches, double lr,
             "trainStep: " + std::to_string(batch.ids.size(0)) + " texts but " + std::to_string(batch.volumes.size(0)) + " volumes");
   }
   try {
+    std::vector<Batch> onDevice;
+    onDevice.reserve(microBatches.size());
+    for (const Batch& batch : microBatches) onDevice.push_back(ToModelDevice(batch));
     if (!options_.gather || (A == 1 && W == 1)) {
-      for (const Batch& batch : microBatches) Accumulate(batch, A);
+      for (const Batch& batch : onDevice) Accumulate(batch, A);
     } else {
-      CachedAccumulate(microBatches);
+      CachedAccumulate(onDevice);
     }
   } catch (...) {
     ZeroGrad();
@@ -290,23 +311,27 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
   if (W > 1) {
     // One small all-reduce for the decisions: [loss, stop, has-gradient per parameter] ...
     const auto& params = optimizer_->params();
-    at::Tensor control = at::zeros({static_cast<int64_t>(params.size()) + 2}, at::kDouble);
-    control[0] = lossSum_.to(at::kDouble);
-    control[1] = flags.stopRequested ? 1.0 : 0.0;
+    // Built on the host (flags), sent on the model's device (NCCL reduces CUDA tensors only), read back once.
+    at::Tensor hostControl = at::zeros({static_cast<int64_t>(params.size()) + 2}, at::kDouble);
+    hostControl[1] = flags.stopRequested ? 1.0 : 0.0;
     for (size_t i = 0; i < params.size(); i++) {
-      if (params[i].second.grad().defined()) control[static_cast<int64_t>(i) + 2] = 1.0;
+      if (params[i].second.grad().defined()) hostControl[static_cast<int64_t>(i) + 2] = 1.0;
     }
+    at::Tensor control = hostControl.to(model_->device());
+    control[0] = lossSum_.to(at::kDouble);
     std::vector<at::Tensor> c{control};
     group_->AllReduceSum(c, "all-reduce of the step's loss and decisions (step " + std::to_string(optimizerSteps_ + 1) + ")");
     control = c[0];
     lossSum_ = (control[0] / static_cast<double>(W)).to(at::kFloat);
     lossFinite_ = at::isfinite(lossSum_);
-    stopAll = control[1].item<double>() > 0;
+    hostControl = control.cpu();  // one device → host read for the decisions
+    const double* decided = hostControl.data_ptr<double>();
+    stopAll = decided[1] > 0;
     // ... then the gradients themselves, in buckets (zeros stand in where only other ranks have a gradient).
     std::vector<at::Tensor> reduce;
     for (size_t i = 0; i < params.size(); i++) {
       at::Tensor p = params[i].second;
-      if (control[static_cast<int64_t>(i) + 2].item<double>() == 0) continue;
+      if (decided[i + 2] == 0) continue;
       if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
       reduce.push_back(p.grad());
     }
@@ -333,7 +358,7 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
   // clip_grad_norm_: per-tensor L2 norms, then the L2 norm of those (0-element grads count as 0).
   at::Tensor total;
   if (grads.empty()) {
-    total = at::zeros({}, at::kFloat);
+    total = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(model_->device()));
   } else {
     std::vector<at::Tensor> norms;
     norms.reserve(grads.size());

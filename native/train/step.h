@@ -29,6 +29,10 @@
 // A skipped step does not advance the optimizer (state, per-parameter step counts, `optimizerSteps`); it counts in
 // `skippedSteps`. Timings are host wall-clock (steady_clock) around each phase with no added synchronisation; the
 // single sync of a step is reading the loss/norm at the end of OptimizerStep.
+//
+// Devices: the model lives on one device (ToDevice); batches come from JS as CPU tensors and are moved in
+// ToModelDevice; everything the step creates (loss sums, the decision vector of the distributed step, norms) is
+// made on the model's device, so c10d gets device tensors (NCCL needs CUDA tensors, Gloo takes CPU ones).
 #pragma once
 
 #include <torch/torch.h>
@@ -129,6 +133,12 @@ class Trainer {
   // Every parameter and buffer becomes root's (identical starting weights on all ranks).
   void BroadcastState(int64_t root);
 
+  // Moves the model (model::CTClip::ToDevice) and the AdamW moments to `device`; gradients and any pending
+  // accumulation are dropped (ARGUMENT_ERROR while micro-batches are pending). The model's own device: a no-op.
+  // The loss-scaler state is host-side (a double), so it needs no move.
+  void ToDevice(const c10::Device& device);
+  c10::Device device() const { return model_->device(); }
+
   // Undefined gradients for every parameter (inert ones included) and a fresh accumulation.
   void ZeroGrad();
 
@@ -158,7 +168,10 @@ class Trainer {
   std::shared_ptr<dist::Group> group_;
 
   void CachedAccumulate(const std::vector<Batch>& microBatches);
-  // Autocast (bf16/fp16 on the CPU) for the encoders' forward when the precision asks for it; fp32: nothing.
+  // The batch on the model's device: ids/mask as int64, volumes in their own dtype (float16 stays float16 until it
+  // is on the device; the encoder casts there). The one place batches cross to the device.
+  Batch ToModelDevice(const Batch& batch) const;
+  // Autocast (bf16/fp16 on the model's device type) for the encoders' forward when the precision asks for it; fp32: nothing.
   void EnterAutocast(std::optional<compat::AutocastGuard>& guard) const;
 };
 
