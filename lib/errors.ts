@@ -15,7 +15,11 @@ export type ErrorCode =
   | 'SHAPE_ERROR'
   | 'DIST_ERROR'
   | 'DIST_TIMEOUT'
-  | 'NATIVE_ERROR';
+  | 'NATIVE_ERROR'
+  /** A device (training.device, `model.to(...)`) that libtorch does not have (native, lib/model/device.ts). */
+  | 'DEVICE_UNAVAILABLE'
+  /** An allocation failed in the CPU or CUDA allocator of libtorch (native). */
+  | 'OUT_OF_MEMORY';
 
 export class CtclipError extends Error {
   readonly code: ErrorCode;

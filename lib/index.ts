@@ -25,7 +25,8 @@ export { CtclipError, hasCode, type ErrorCode } from './errors';
  * Every `ErrorCode`, for callers that branch on codes: CONFIG_ERROR / ARGUMENT_ERROR (bad input; the CLI exits
  * 2), IO_ERROR, DATA_ERROR, PLAN_ERROR, SHAPE_ERROR, TORCH_ERROR, NATIVE_ERROR (runtime; exit 1), DIST_ERROR,
  * DIST_TIMEOUT (distributed training), ADDON_MISSING / ADDON_MISMATCH (the native addon is not built, or was
- * built against another libtorch than the one loaded).
+ * built against another libtorch than the one loaded), DEVICE_UNAVAILABLE (a CUDA device libtorch does not see),
+ * OUT_OF_MEMORY (an allocation failed, e.g. CUDA out of memory: try a smaller batch).
  */
 export const ERROR_CODES = [
   'CONFIG_ERROR',
@@ -40,6 +41,8 @@ export const ERROR_CODES = [
   'DIST_ERROR',
   'DIST_TIMEOUT',
   'NATIVE_ERROR',
+  'DEVICE_UNAVAILABLE',
+  'OUT_OF_MEMORY',
 ] as const satisfies readonly ErrorCode[];
 // Compile-time check that ERROR_CODES lists every ErrorCode.
 type MissingErrorCode = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;
@@ -126,9 +129,12 @@ export { modelConfigFromConfig } from './model/config';
  * checkpoint)` (as `ctclip infer --checkpoint`: our safetensors, checkpoint folder, run directory or a PyTorch
  * file), `saveModel(model, file)` (reference-named safetensors), `encodeTexts(model, tokenizer, texts, maxLength)`
  * and `zeroShot(model, tokenizer, volumes, classNames)` (P(present) per class, scored as validation scores).
+ * Devices: `await model.to('cuda:0')`, `createModelOn(config, {device})`, `loadModel(config, checkpoint, {device})`;
+ * `resolveDevice(request, {cudaDeviceCount, localRank})` is how `training.device` becomes a concrete device.
  */
 export {
   createModel,
+  createModelOn,
   loadModel,
   saveModel,
   encodeTexts,
@@ -139,6 +145,7 @@ export {
   type ZeroShotOptions,
   type ZeroShotResult,
 } from './model/ctclip-api';
+export { resolveDevice, type Device, type DeviceRequest } from './model/device';
 /**
  * Zero-shot scoring building blocks shared by validation, `ctclip infer` and `ctclip predict`: `encodePrompts`
  * (the (2C, latent) prompt latents), `scoreVolumes` (P(present) of one batch), `zeroShotScores` (a whole loader).

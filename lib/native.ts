@@ -147,7 +147,8 @@ export interface RawAddon {
   ctclipScalerState(model: CTClipHandle): CTClipScalerState;
   ctclipSetScalerState(model: CTClipHandle, state: { scale: number; growthTracker: number }): void;
   ctclipRngState(model: CTClipHandle): { init: TensorHandle; dropout: TensorHandle };
-  ctclipSetRngState(model: CTClipHandle, state: { init?: TensorHandle; dropout?: TensorHandle }): void;
+  /** `reseeded` lists streams whose state came from a generator of another device type (re-seeded from it). */
+  ctclipSetRngState(model: CTClipHandle, state: { init?: TensorHandle; dropout?: TensorHandle }): { reseeded: string[] };
   ctclipSetStepCounters(model: CTClipHandle, counters: { optimizerSteps: number; skippedSteps: number }): void;
   ctclipTrainStepBatches(
     model: CTClipHandle,
@@ -157,6 +158,12 @@ export interface RawAddon {
   ): Promise<CTClipStepResult>;
   ctclipSetDistributed(model: CTClipHandle, group: DistGroupHandle | null): void;
   ctclipBroadcastState(model: CTClipHandle, root: number): Promise<void>;
+  // --- CT-CLIP device placement (issue 13; native/napi/ctclip_binding.cc ToDevice, wrapped by lib/model/ctclip.ts) ---
+  /**
+   * Moves the model, its AdamW moments and its dropout generator to 'cpu' | 'cuda' | 'cuda:N'; resolves to the
+   * device libtorch reports ('cpu', 'cuda:0', …). Rejects with DEVICE_UNAVAILABLE when libtorch has no such device.
+   */
+  ctclipToDevice(model: CTClipHandle, device: string): Promise<string>;
 
   // --- c10d collectives (issue 10; native/napi/dist_binding.cc, wrapped by lib/dist/group.ts) ---
   distBackends(): { gloo: boolean; nccl: boolean };

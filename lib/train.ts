@@ -24,6 +24,7 @@ import { CtclipError } from './errors';
 import { StopSignals } from './train/signals';
 import { distEnvFrom } from './dist/env';
 import { ProcessGroup } from './dist/group';
+import { deviceForConfig, isCudaDevice, launchedLocalRank } from './model/device';
 import { Trainer, type FaultInjection } from './train/trainer';
 
 export const USAGE = `usage: ctclip train --config FILE [--resume latest|best|PATH] [--init-from WEIGHTS] [--debug]
@@ -87,10 +88,12 @@ export async function run(argv: string[]): Promise<number> {
       signals = new StopSignals().install();
       const env = distEnvFrom(process.env);
       let group: ProcessGroup | null = null;
+      // The device first: it decides the c10d backend under distributed.backend 'auto' (NCCL on CUDA).
+      const device = deviceForConfig(config, env.worldSize > 1 ? env.localRank : launchedLocalRank());
       if (env.worldSize > 1) {
         const d = config.distributed;
         if (env.rank === 0) process.stdout.write(`Joining a ${env.worldSize}-rank job at ${env.masterAddr}:${env.masterPort} (${env.source}${env.useAgentStore ? ', agent store' : ''}, restart ${env.restartCount})\n`);
-        group = await ProcessGroup.init(env, { backend: d.backend, timeoutMs: d.timeout_minutes * 60_000, cuda: false });
+        group = await ProcessGroup.init(env, { backend: d.backend, timeoutMs: d.timeout_minutes * 60_000, cuda: isCudaDevice(device) });
       }
       try {
         const trainer = await Trainer.create({
@@ -101,6 +104,7 @@ export async function run(argv: string[]): Promise<number> {
           signals,
           faults,
           group,
+          device,
         });
         const result = await trainer.fit();
         return result.exitCode;

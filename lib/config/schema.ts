@@ -116,6 +116,11 @@ export const TrainingSchema = z
     save_every_n_epochs: posNumber.nullable().default(0.5).describe('Checkpoint cadence in epochs'),
     mixed_precision: z.enum(['no', 'fp16', 'bf16']).default('no').describe('Autocast dtype (fp16 uses a loss scaler)'),
     threads: posInt.nullable().default(null).describe('libtorch intra-op threads; null = the CPU count'),
+    device: z
+      .string()
+      .regex(/^(auto|cpu|cuda(:\d+)?)$/)
+      .default('auto')
+      .describe('Device for the model and step: auto = cuda:<LOCAL_RANK> when libtorch sees a GPU, else cpu'),
   })
   .strict();
 

@@ -20,6 +20,7 @@ import type { Config } from '../config/schema';
 import { classNamesFromLabelsCsv, type ShardIndex } from '../data/shard-index';
 import { CtclipError } from '../errors';
 import { modelConfigFromConfig } from '../model/config';
+import { deviceForConfig, launchedLocalRank } from '../model/device';
 import { CTClip } from '../model/ctclip';
 import { Tokenizer } from '../text/tokenizer';
 import { loadWeightsFile, type ReferenceKey, type WeightsReport } from '../weights';
@@ -130,7 +131,13 @@ export interface InferenceModel {
  * Builds the tokenizer and the model from `cfg`, loads `--checkpoint` into it (eval mode) and returns both.
  * `log` receives the import report of a torch file (always) and one line naming what was loaded.
  */
-export async function loadInferenceModel(cfg: Config, checkpointArg: string, log: (...lines: string[]) => void, onWarn: (message: string) => void = (m) => process.stderr.write(`warning: ${m}\n`)): Promise<InferenceModel> {
+export async function loadInferenceModel(
+  cfg: Config,
+  checkpointArg: string,
+  log: (...lines: string[]) => void,
+  onWarn: (message: string) => void = (m) => process.stderr.write(`warning: ${m}\n`),
+  opts: { device?: string } = {},
+): Promise<InferenceModel> {
   const weights = await resolveWeights(checkpointArg, onWarn);
   const tokenizer = Tokenizer.fromVocabFile(vocabFile(cfg), { doLowerCase: cfg.model.text_encoder.do_lower_case });
   const model = CTClip.create(modelConfigFromConfig(cfg, tokenizer.vocabSize));
@@ -156,10 +163,13 @@ export async function loadInferenceModel(cfg: Config, checkpointArg: string, log
     } finally {
       imported.tensors.forEach((t) => t.dispose());
     }
+    // The weights were copied in on the CPU; one move puts the whole model on its device (training.device).
+    const device = deviceForConfig(opts.device === undefined ? cfg : { ...cfg, training: { ...cfg.training, device: opts.device } }, launchedLocalRank());
+    await model.to(device);
     model.eval();
     const sha256 = weights.sha256 ?? (await hashFile(weights.file)).sha256;
     const where = weights.checkpointDir ? `checkpoint ${weights.checkpointDir}${weights.step !== null ? ` (step ${weights.step})` : ''}` : weights.file;
-    log(`Loaded ${imported.names.length} tensors from ${where} (${r.layoutDescription})`);
+    log(`Loaded ${imported.names.length} tensors from ${where} (${r.layoutDescription}), model on ${model.device}`);
     return { model, tokenizer, weights, report: r, checkpoint: { path: weights.checkpointDir ?? weights.file, step: weights.step, sha256 } };
   } catch (e) {
     model.dispose();

@@ -15,6 +15,7 @@ import type { WeightsReport } from '../weights/layout';
 import { saveWeights } from '../weights/save';
 import { modelConfigFromConfig } from './config';
 import { CTClip, textTensors } from './ctclip';
+import { deviceForConfig, launchedLocalRank, type DeviceRequest } from './device';
 
 /** A model together with the tokenizer its text tower was built for. */
 export interface ModelWithTokenizer {
@@ -26,6 +27,11 @@ export interface ModelWithTokenizer {
 export interface CreateModelOptions {
   /** The tokenizer (default: built from `model.text_encoder.vocab` / `<path>/vocab.txt` of the config). */
   tokenizer?: Tokenizer;
+  /**
+   * Where the model goes ('auto' | 'cpu' | 'cuda' | 'cuda:N', resolved as lib/model/device.ts does). Only
+   * `createModelOn` honours it (moving a model is asynchronous); `createModel` builds on the CPU.
+   */
+  device?: DeviceRequest;
 }
 
 /**
@@ -37,6 +43,23 @@ export function createModel(cfg: Config, opts: CreateModelOptions = {}): ModelWi
   const tokenizer = opts.tokenizer ?? Tokenizer.fromVocabFile(vocabFile(cfg), { doLowerCase: cfg.model.text_encoder.do_lower_case });
   const model = CTClip.create(modelConfigFromConfig(cfg, tokenizer.vocabSize));
   return { model, tokenizer };
+}
+
+/**
+ * `createModel`, then the model moved to `opts.device` (default: the config's `training.device`): 'auto' picks
+ * cuda:<LOCAL_RANK> when libtorch sees a GPU, else the CPU. DEVICE_UNAVAILABLE / CONFIG_ERROR when the device is not
+ * there.
+ */
+export async function createModelOn(cfg: Config, opts: CreateModelOptions = {}): Promise<ModelWithTokenizer> {
+  const device = deviceForConfig(opts.device === undefined ? cfg : { ...cfg, training: { ...cfg.training, device: opts.device } }, launchedLocalRank());
+  const created = createModel(cfg, opts);
+  try {
+    await created.model.to(device);
+  } catch (e) {
+    created.model.dispose();
+    throw e;
+  }
+  return created;
 }
 
 /** What `loadModel` returns: the model (eval mode), its tokenizer, and what was read. */
@@ -51,10 +74,16 @@ export interface LoadedModel extends ModelWithTokenizer {
  * Builds the model the config describes and loads `checkpoint` into it, exactly as `ctclip infer --checkpoint`:
  * one of our `model.safetensors`, a checkpoint folder (verified against its manifest), a run directory (its
  * newest complete checkpoint) or a PyTorch `torch.save` file (read without executing pickle code). The weights
- * must fit the configured model (DATA_ERROR naming the keys otherwise). `log` receives progress lines.
+ * must fit the configured model (DATA_ERROR naming the keys otherwise). `log` receives progress lines. `device`
+ * ('auto' | 'cpu' | 'cuda' | 'cuda:N'; default the config's `training.device`) is where the model ends up
+ * (lib/model/device.ts; 'auto' = cuda:<LOCAL_RANK> when libtorch sees a GPU, else cpu).
  */
-export async function loadModel(cfg: Config, checkpoint: string, opts: { log?: (...lines: string[]) => void; onWarn?: (message: string) => void } = {}): Promise<LoadedModel> {
-  const loaded = await loadInferenceModel(cfg, checkpoint, opts.log ?? (() => undefined), opts.onWarn);
+export async function loadModel(
+  cfg: Config,
+  checkpoint: string,
+  opts: { log?: (...lines: string[]) => void; onWarn?: (message: string) => void; device?: DeviceRequest } = {},
+): Promise<LoadedModel> {
+  const loaded = await loadInferenceModel(cfg, checkpoint, opts.log ?? (() => undefined), opts.onWarn, { device: opts.device });
   return { model: loaded.model, tokenizer: loaded.tokenizer, report: loaded.report, checkpoint: loaded.checkpoint };
 }
 

@@ -273,6 +273,24 @@ export class CTClip {
     return this.info().training;
   }
 
+  /** The device the model lives on, as libtorch names it ('cpu', 'cuda:0', …). */
+  get device(): string {
+    return this.info().device;
+  }
+
+  /**
+   * Moves the model (every parameter and buffer, codebook EMA buffers included), its AdamW moments and its dropout
+   * generator to `device` ('cpu' | 'cuda' | 'cuda:N'); gradients and pending micro-batches are dropped. Inputs stay
+   * CPU tensors (moved natively, volumes as float16), and every tensor this class returns is a CPU tensor, so
+   * checkpoints are device-independent. Rejects with DEVICE_UNAVAILABLE when libtorch has no such device. Use
+   * `resolveDevice` (./device.ts) to turn `training.device` into a concrete device first.
+   */
+  async to(device: string): Promise<this> {
+    if (typeof device !== 'string') throw argError(`to(device): device must be a string ('cpu', 'cuda' or 'cuda:N'), got ${JSON.stringify(device)}`);
+    await loadAddon().ctclipToDevice(this.handle, device);
+    return this;
+  }
+
   train(mode = true): this {
     loadAddon().ctclipSetTraining(this.handle, mode);
     return this;
@@ -412,8 +430,13 @@ export class CTClip {
     return loadAddon().ctclipRngState(this.handle);
   }
 
-  setRngState(state: { init?: TensorHandle; dropout?: TensorHandle }): void {
-    loadAddon().ctclipSetRngState(this.handle, state);
+  /**
+   * Restores generator states. A dropout state saved on another device type (CPU mt19937 vs CUDA Philox) cannot be
+   * restored: the dropout generator is then re-seeded deterministically from it and 'dropout' is listed in
+   * `reseeded` (the caller warns).
+   */
+  setRngState(state: { init?: TensorHandle; dropout?: TensorHandle }): { reseeded: string[] } {
+    return loadAddon().ctclipSetRngState(this.handle, state);
   }
 
   /** Restores the optimizer-step / skipped-step counters (resume). */

@@ -264,7 +264,13 @@ export async function restoreCheckpoint(model: CTClip, dir: string, opts: { load
       dropout = rng[rankDropoutStream(rank)];
       if (!dropout) warnings.push(`rank ${rank}: the checkpoint has no dropout stream for this rank (saved with fewer ranks): it starts a fresh one`);
     }
-    model.setRngState(dropout ? { init: rng.init, dropout } : { init: rng.init });
+    const { reseeded } = model.setRngState(dropout ? { init: rng.init, dropout } : { init: rng.init });
+    if (reseeded.includes('dropout')) {
+      warnings.push(
+        `the checkpoint's dropout generator state was saved on another device type (model now on ${model.device}): the dropout stream is re-seeded from it ` +
+          '(weights, optimizer, schedule and data position are restored exactly; the dropout masks differ from an uninterrupted run)',
+      );
+    }
     for (const t of Object.values(rng)) t.dispose();
     model.setStepCounters({ optimizerSteps: progress.step, skippedSteps: progress.skippedSteps });
   } finally {

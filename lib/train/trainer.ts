@@ -43,6 +43,7 @@ import {
   writeRunReport,
 } from '../logging';
 import { modelConfigFromConfig } from '../model/config';
+import { deviceForConfig, launchedLocalRank } from '../model/device';
 import { CTClip, textTensors, type CTClipStepResult } from '../model/ctclip';
 import { formatPlan, planRun, type RunPlan } from '../plan';
 import { configureThreads } from '../runtime';
@@ -119,6 +120,11 @@ export interface TrainerOptions {
   faults?: FaultInjection;
   /** Extra CheckpointManager hooks (tests). */
   checkpointHooks?: CheckpointManagerOptions['hooks'];
+  /**
+   * The concrete device ('cpu' | 'cuda:N') for the model and the step; absent: `training.device` resolved against
+   * this libtorch and the rank's LOCAL_RANK (lib/model/device.ts).
+   */
+  device?: string;
 }
 
 export type TrainStatus = 'completed' | 'interrupted' | 'stopped';
@@ -270,9 +276,12 @@ export class Trainer extends EventEmitter {
     const modelConfig = modelConfigFromConfig(cfg, tokenizer.vocabSize);
     // Rank r > 0 gets its own dropout stream; its initial weights are replaced by rank 0's (broadcast below).
     if (rank > 0) modelConfig.seed = Rng.derive(cfg.experiment.seed, 'model', 'rank', rank).nextUint32();
+    const device = opts.device ?? deviceForConfig(cfg, group ? group.env.localRank : launchedLocalRank());
     const model = CTClip.create(modelConfig);
+    // On its device before any weights are restored or broadcast: loads copy the (CPU) checkpoint tensors there.
+    await model.to(device);
     const info = model.info();
-    log(`Model: ${info.parameterCount.toLocaleString('en-US')} parameters (${info.trainableParameterCount.toLocaleString('en-US')} trainable), ${info.precision}, ${info.device}, ${threads} threads${group ? ` per rank` : ''}`);
+    log(`Model: ${info.parameterCount.toLocaleString('en-US')} parameters (${info.trainableParameterCount.toLocaleString('en-US')} trainable), ${info.precision}, device ${info.device} (training.device ${cfg.training.device}), ${threads} threads${group ? ` per rank` : ''}`);
     if (group) {
       log(
         `Data parallel: ${worldSize} ranks (${group.backend}, timeout ${(group.timeoutMs / 60000).toFixed(1)} min), ` +
