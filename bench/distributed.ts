@@ -2,7 +2,9 @@
  * Data-parallel throughput: the `mid` (or `large`) CT-CLIP train step as W = 1 and W = 2 ranks on 127.0.0.1 (Gloo),
  * 1 thread per rank, B = 4 per rank, the global-batch loss on (issue 13's "2-rank vs 1-rank throughput").
  *
- *   node bench/distributed.js [--preset mid|large] [--iters N] [--warmup N] [--json]
+ *   node bench/distributed.js [--preset mid|large|full] [--iters N] [--warmup N] [--device cpu|cuda] [--json]
+ *
+ * `--device cuda`: rank r runs on cuda:<LOCAL_RANK> with NCCL (resolveDevice 'cuda'); default cpu with Gloo.
  *
  * Figures: median step time per W, samples/s (B·W / step), the all-reduce share of the step, and the scaling
  * efficiency = samples/s(W=2) ÷ (2 × samples/s(W=1)). On a 2-core machine W = 2 uses both cores, so the ideal is 1.
@@ -15,6 +17,7 @@ import { resolveLaunchOptions, torchrunEnv } from '../lib/launch';
 import { ProcessGroup } from '../lib/dist/group';
 import { float32ArrayToFloat16 } from '../lib/data/float16';
 import { CTClip } from '../lib/model/ctclip';
+import { isCudaDevice, resolveDevice } from '../lib/model/device';
 import { loadAddon } from '../lib/native';
 import { tensorFromBuffer } from '../lib/tensor';
 import { freePort, median, uniformArray } from './common';
@@ -29,6 +32,8 @@ export interface DistributedBenchRow {
 
 export interface DistributedBenchResult {
   preset: CtclipPreset;
+  /** The requested device: 'cpu' (Gloo) or 'cuda' (cuda:<LOCAL_RANK>, NCCL). */
+  device: string;
   batchPerRank: number;
   threadsPerRank: number;
   rows: DistributedBenchRow[];
@@ -39,12 +44,16 @@ export interface DistributedBenchResult {
 const BATCH = 4;
 
 /** One rank: warm up, time `iters` steps, print `RESULT {...}` on rank 0. */
-async function worker(preset: CtclipPreset, warmup: number, iters: number): Promise<void> {
+async function worker(preset: CtclipPreset, warmup: number, iters: number, requested: string): Promise<void> {
   const env = distEnvFrom(process.env);
-  loadAddon().setNumThreads(1);
+  const addon = loadAddon();
+  addon.setNumThreads(1);
   const p = PRESETS[preset];
-  const group = env.worldSize > 1 ? await ProcessGroup.init(env, { backend: 'gloo', timeoutMs: 600_000 }) : null;
+  const info = addon.buildInfo();
+  const device = resolveDevice(requested, { cudaDeviceCount: info.cudaAvailable ? info.cudaDeviceCount : 0, localRank: env.localRank });
+  const group = env.worldSize > 1 ? await ProcessGroup.init(env, { backend: isCudaDevice(device) ? 'auto' : 'gloo', cuda: isCudaDevice(device), timeoutMs: 600_000 }) : null;
   const model = CTClip.create({ ...p.config, training: { ...p.config.training, gather: true } });
+  await model.to(device);
   if (group) {
     model.setDistributed(group.handle);
     await model.broadcastState(0);
@@ -84,12 +93,12 @@ async function worker(preset: CtclipPreset, warmup: number, iters: number): Prom
   group?.shutdown();
 }
 
-async function runWorld(worldSize: number, preset: CtclipPreset, warmup: number, iters: number): Promise<DistributedBenchRow> {
+async function runWorld(worldSize: number, preset: CtclipPreset, warmup: number, iters: number, device: string): Promise<DistributedBenchRow> {
   const job = resolveLaunchOptions({ nprocPerNode: worldSize, masterPort: await freePort(), script: __filename }, false);
   const outputs = await Promise.all(
     Array.from({ length: worldSize }, (_, rank) =>
       new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const child = spawn(process.execPath, [__filename, '--worker', '--preset', preset, '--warmup', String(warmup), '--iters', String(iters)], {
+        const child = spawn(process.execPath, [__filename, '--worker', '--preset', preset, '--warmup', String(warmup), '--iters', String(iters), '--device', device], {
           env: { ...process.env, ...torchrunEnv(job, rank, 0) },
           stdio: ['ignore', 'pipe', 'pipe'],
         });
@@ -109,16 +118,18 @@ async function runWorld(worldSize: number, preset: CtclipPreset, warmup: number,
 }
 
 /** W = 1 and W = 2 at 1 thread per rank (see the module comment). */
-export async function runDistributedBench(opts: { preset?: CtclipPreset; warmup?: number; iters?: number } = {}): Promise<DistributedBenchResult> {
+export async function runDistributedBench(opts: { preset?: CtclipPreset; warmup?: number; iters?: number; device?: string } = {}): Promise<DistributedBenchResult> {
   const preset = opts.preset ?? 'mid';
   const warmup = opts.warmup ?? 2;
   const iters = opts.iters ?? 7;
-  const rows = [await runWorld(1, preset, warmup, iters), await runWorld(2, preset, warmup, iters)];
-  return { preset, batchPerRank: BATCH, threadsPerRank: 1, rows, scalingEfficiency: rows[1].samplesPerSec / (2 * rows[0].samplesPerSec) };
+  const device = opts.device ?? 'cpu';
+  const rows = [await runWorld(1, preset, warmup, iters, device), await runWorld(2, preset, warmup, iters, device)];
+  return { preset, device, batchPerRank: BATCH, threadsPerRank: 1, rows, scalingEfficiency: rows[1].samplesPerSec / (2 * rows[0].samplesPerSec) };
 }
 
 export function formatDistributedBench(r: DistributedBenchResult): string[] {
-  const lines = [`Data parallel, ${r.preset}, B = ${r.batchPerRank} per rank, ${r.threadsPerRank} thread per rank, Gloo on 127.0.0.1:`];
+  const where = r.device === 'cpu' ? 'Gloo' : `${r.device}:<LOCAL_RANK>, NCCL`;
+  const lines = [`Data parallel, ${r.preset}, B = ${r.batchPerRank} per rank, ${r.threadsPerRank} thread per rank, ${where} on 127.0.0.1:`];
   for (const row of r.rows) {
     lines.push(
       `  W=${row.worldSize}: step ${row.stepMs.toFixed(1)} ms (all-reduce ${row.allReduceMs.toFixed(1)} ms, ${((100 * row.allReduceMs) / row.stepMs).toFixed(1)}%), ${row.samplesPerSec.toFixed(2)} samples/s`,
@@ -130,15 +141,15 @@ export function formatDistributedBench(r: DistributedBenchResult): string[] {
 
 if (require.main === module) {
   const { values } = parseArgs({
-    options: { worker: { type: 'boolean', default: false }, preset: { type: 'string', default: 'mid' }, warmup: { type: 'string', default: '2' }, iters: { type: 'string', default: '7' }, json: { type: 'boolean', default: false } },
+    options: { worker: { type: 'boolean', default: false }, preset: { type: 'string', default: 'mid' }, warmup: { type: 'string', default: '2' }, iters: { type: 'string', default: '7' }, device: { type: 'string', default: 'cpu' }, json: { type: 'boolean', default: false } },
   });
   const preset = values.preset as CtclipPreset;
   if (!(preset in PRESETS)) throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(', ')}`);
   const warmup = Number(values.warmup);
   const iters = Number(values.iters);
   const main = values.worker
-    ? worker(preset, warmup, iters)
-    : runDistributedBench({ preset, warmup, iters }).then((r) => console.log(values.json ? JSON.stringify(r) : formatDistributedBench(r).join('\n')));
+    ? worker(preset, warmup, iters, values.device as string)
+    : runDistributedBench({ preset, warmup, iters, device: values.device as string }).then((r) => console.log(values.json ? JSON.stringify(r) : formatDistributedBench(r).join('\n')));
   main.catch((e) => {
     console.error(e);
     process.exit(1);

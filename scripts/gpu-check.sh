@@ -8,11 +8,16 @@
 #   GPU_CHECK_DRY_RUN=1 bash scripts/gpu-check.sh  here: the non-CUDA steps on CPU with an existing addon
 #                                                  ($CTCLIP_ADDON, else build-perf/ or build/), nothing compiled
 #
-# Honest status: the model has NO device placement yet (lib/model/ctclip.ts and native/ run on the CPU only), so
-# on a CUDA machine this script checks that the addon builds and links against CUDA libtorch, that CUDA is visible
-# to it (buildInfo().cudaAvailable / cudaDeviceCount), runs the fixture tests (on the CPU, as they are), and runs
-# the CPU train-step bench with all cores. The `full` (base config) bf16 CUDA bench — batch 4 and the largest batch
-# that fits, NCCL across GPUs when several — is printed as NOT RUN until CUDA placement exists.
+# What runs (everything under the 8-minute budget; each step is capped by what is left):
+#   build           the addon against the machine's libtorch (build-cuda/)
+#   CUDA, when libtorch sees a GPU (skipped, with a SKIP line each, in a dry run or without CUDA):
+#     fixture-tests-cuda   the golden-fixture and device tests with the model on cuda:0 (CTCLIP_TEST_DEVICE=cuda:0;
+#                          the tolerances are the CPU ones)
+#     bench-full-bf16-b4   the `full` preset (configs/base_config.yaml's model) in bf16 at batch 4 on cuda:0
+#     bench-full-bf16-bN   the largest batch that fits: 6, 8, 11, 16, 24, 32, 48 … until OUT_OF_MEMORY or the
+#                          budget; GPU memory sampled every 200 ms (nvidia-smi) and the peak reported per batch
+#     bench-nccl           with more than one GPU: the 2-rank data-parallel bench on cuda:<LOCAL_RANK> with NCCL
+#   CPU: the fixture tests and the `mid`/`large` train-step benches with all cores (what is left of the budget).
 set -uo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -100,24 +105,78 @@ require('fs').writeFileSync(process.argv[1], JSON.stringify(i, null, 2));
 cuda=$(node -e "try{const i=require(process.argv[1]);console.log(i.cudaAvailable?i.cudaDeviceCount:0)}catch(e){console.log(0)}" "$out/build-info.json")
 log "addon: CUDA available to libtorch: $cuda device(s)"
 
-# 3. Golden-fixture and variant tests (the model runs on the CPU: no device placement yet).
+# 3. CUDA: the model on the GPU (needs device placement: ctclipToDevice).
+have_to_device=0
+node -e "process.exit(require('./lib/native').loadAddon().ctclipToDevice ? 0 : 1)" >/dev/null 2>&1 && have_to_device=1
+cuda_steps=(fixture-tests-cuda bench-full-bf16-b4 bench-full-bf16-largest bench-nccl)
+# sample_start NAME / sample_stop NAME: GPU memory used (MiB per GPU) every 200 ms into $out/NAME.mem; the peak is the
+# largest sample of any GPU
+sampler_pid=""
+sample_start() {
+  sampler_pid=""
+  command -v nvidia-smi >/dev/null 2>&1 || return 0
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >"$out/$1.mem" 2>/dev/null &
+  sampler_pid=$!
+}
+sample_stop() {
+  if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null; wait "$sampler_pid" 2>/dev/null; fi
+  sampler_pid=""
+  local peak
+  peak=$(sort -n "$out/$1.mem" 2>/dev/null | tail -1)
+  echo "${peak:-?}"
+}
+if [ "$cuda" -gt 0 ] 2>/dev/null && [ "$have_to_device" = 1 ]; then
+  cuda_tests=(test/native/ctclip-fixtures.test.js test/native/device.test.js)
+  step fixture-tests-cuda 120 env CTCLIP_TEST_DEVICE=cuda:0 npx mocha --reporter dot "${cuda_tests[@]}" ||
+    log "FAIL: fixture tests on cuda:0 (see fixture-tests-cuda.log)"
+  full_args=(--preset full --device cuda:0 --precision bf16 --threads "$(nproc)" --iters 3 --warmup 1 --json)
+  sample_start bench-full-bf16-b4
+  step bench-full-bf16-b4 150 node bench/ctclip.js "${full_args[@]}" --batch 4
+  rc=$?
+  log "     bench-full-bf16-b4: exit $rc, peak GPU memory $(sample_stop bench-full-bf16-b4) MiB (nvidia-smi, 200 ms samples)"
+  cp "$out/bench-full-bf16-b4.log" "$out/bench-full-bf16-b4.json" 2>/dev/null || true
+  largest=""
+  if [ "$rc" -eq 0 ]; then
+    largest=4
+    for b in 6 8 11 16 24 32 48 64; do
+      [ "$(left)" -le 30 ] && { log "largest-batch search: budget nearly spent, stopping before batch $b"; break; }
+      sample_start "bench-full-bf16-b$b"
+      step "bench-full-bf16-b$b" 90 node bench/ctclip.js "${full_args[@]}" --batch "$b"
+      rc=$?
+      log "     bench-full-bf16-b$b: exit $rc, peak GPU memory $(sample_stop "bench-full-bf16-b$b") MiB"
+      if [ "$rc" -ne 0 ]; then
+        if grep -q 'OUT_OF_MEMORY\|out of memory' "$out/bench-full-bf16-b$b.log" 2>/dev/null; then
+          log "largest-batch search: batch $b is out of memory"
+        else
+          log "largest-batch search: batch $b failed (exit $rc, not OOM; see bench-full-bf16-b$b.log)"
+        fi
+        break
+      fi
+      largest=$b
+    done
+  fi
+  log "RESULT largest full bf16 batch that ran on cuda:0: ${largest:-none}"
+  if [ "$gpus" -gt 1 ] 2>/dev/null; then
+    step bench-nccl 150 node bench/distributed.js --preset large --device cuda --iters 3 --warmup 1 --json ||
+      log "FAIL: 2-rank NCCL bench (see bench-nccl.log)"
+  else
+    log "SKIP bench-nccl: needs more than one GPU ($gpus visible)"
+  fi
+else
+  if [ "$have_to_device" != 1 ]; then why="the addon has no ctclipToDevice (device placement)"
+  elif [ "$dry" = "1" ]; then why="dry run"
+  else why="libtorch sees no CUDA device"; fi
+  for s in "${cuda_steps[@]}"; do log "SKIP $s: $why"; done
+fi
+
+# 4. CPU: golden-fixture and variant tests, then the train-step benches (what is left of the budget).
 tests=(test/native/ctvit-fixtures.test.js test/native/ctclip-fixtures.test.js test/native/ctvit-variants.test.js)
 step fixture-tests 150 npx mocha --reporter dot "${tests[@]}" || log "FAIL: fixture tests (see fixture-tests.log)"
-
-# 4. Benches.
 threads=$(nproc)
 [ "$dry" = "1" ] && bench_args=(--iters 2 --warmup 1) || bench_args=(--iters 5 --warmup 2)
 for preset in mid large; do
   step "bench-$preset-cpu" 90 node bench/ctclip.js --preset "$preset" --threads "$threads" "${bench_args[@]}" --json
   cp "$out/bench-$preset-cpu.log" "$out/bench-$preset-cpu.json" 2>/dev/null || true
 done
-if [ "$cuda" -gt 0 ] 2>/dev/null && node -e "process.exit(require('./lib/native').loadAddon().ctclipSetDevice ? 0 : 1)" 2>/dev/null; then
-  # Placeholder for when CUDA placement lands: bf16 full config, batch 4 and the largest batch that fits.
-  log "CUDA placement binding found, but the full CUDA bench is not wired in this script yet"
-else
-  log "NOT RUN: full (base config) bf16 CUDA bench — device placement is not implemented yet (the model is CPU-only);"
-  log "         the CPU benches above are what this machine can report today."
-  if [ "$gpus" -gt 1 ] 2>/dev/null; then log "NOT RUN: NCCL multi-GPU step ($gpus GPUs) — needs CUDA placement too"; fi
-fi
 
 log "done in $(($(date +%s) - start_s))s; results in $out"

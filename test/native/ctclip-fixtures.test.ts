@@ -91,12 +91,17 @@ function gradTolerance(ref: TensorHandle): number {
   return 1e-5 + 1e-4 * maxAbs(values(ref));
 }
 
+/** The device the fixture models run on (CTCLIP_TEST_DEVICE, e.g. cuda:0); unset = the CPU, as always. */
+const TEST_DEVICE = process.env.CTCLIP_TEST_DEVICE || null;
+
 async function buildModel(dir: string, meta: ClipMeta, loss: 'softmax' | 'siglip', training?: CTClipConfig['training']) {
   const weights = await loadSafetensors(fixturePath(dir, 'weights.safetensors'));
   const model = CTClip.create(configFrom(meta, loss, training));
   const report = model.loadStateDict(weights.names, weights.tensors, { strict: true });
   expect(report.missing).to.deep.equal([]);
   expect(report.unexpected).to.deep.equal([]);
+  // scripts/gpu-check.sh runs these cases with the model on a GPU (CTCLIP_TEST_DEVICE=cuda:0), same tolerances.
+  if (TEST_DEVICE) await model.to(TEST_DEVICE);
   return { model, weights };
 }
 
