@@ -366,7 +366,9 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((e: unknown) => {
-    console.error(e instanceof Error ? e.message : e);
+    // The code first (OUT_OF_MEMORY, DEVICE_UNAVAILABLE, …): scripts/gpu-check.sh greps it.
+    const code = (e as { code?: unknown })?.code;
+    console.error(e instanceof Error ? `${typeof code === 'string' ? `${code}: ` : ''}${e.message}` : e);
     process.exit(1);
   });
 }
