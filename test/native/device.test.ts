@@ -149,6 +149,30 @@ describe('native: device placement (CTClip.to)', function () {
     }
   });
 
+  it('a dropout state from another device type (another size) re-seeds the stream from its bytes, deterministically', async () => {
+    // A CUDA (Philox) state is not an mt19937 state: its bytes seed the CPU generator instead, and the caller is told.
+    const foreign = new Uint8Array(16).map((_, i) => i * 17 + 3);
+    const a = CTClip.create(config()).train();
+    const b = CTClip.create(config()).train();
+    const c = CTClip.create(config()).train();
+    try {
+      const own = a.rngState();
+      expect(a.setRngState({ dropout: tensorFromBuffer(foreign, 'uint8', [16]) })).to.deep.equal({ reseeded: ['dropout'] });
+      expect(b.setRngState({ dropout: tensorFromBuffer(foreign.slice(), 'uint8', [16]) })).to.deep.equal({ reseeded: ['dropout'] });
+      const ra = await a.trainStep(batch(), 1e-3);
+      const rb = await b.trainStep(batch(), 1e-3);
+      const rc = await c.trainStep(batch(), 1e-3);
+      expect(rb.loss).to.equal(ra.loss);
+      expect(rc.loss).to.not.equal(ra.loss); // a fresh stream draws other masks
+      // A same-size state is restored as it is.
+      expect(c.setRngState({ dropout: own.dropout, init: own.init })).to.deep.equal({ reseeded: [] });
+    } finally {
+      a.dispose();
+      b.dispose();
+      c.dispose();
+    }
+  });
+
   describe('save → load with {device}', function () {
     let dir: string;
     const VOCAB = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'lung', 'opacity', 'is', 'present', 'not', '.'];
