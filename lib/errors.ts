@@ -16,7 +16,7 @@ export type ErrorCode =
   | 'DIST_ERROR'
   | 'DIST_TIMEOUT'
   | 'NATIVE_ERROR'
-  /** A device (training.device, `model.to(...)`) that libtorch does not have (native, lib/model/device.ts). */
+  /** A device (the config's `device` section, a `{device}` option, `model.to(...)`) that libtorch does not have (native, lib/model/device.ts). */
   | 'DEVICE_UNAVAILABLE'
   /** An allocation failed in the CPU or CUDA allocator of libtorch (native). */
   | 'OUT_OF_MEMORY';

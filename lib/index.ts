@@ -130,7 +130,8 @@ export { modelConfigFromConfig } from './model/config';
  * file), `saveModel(model, file)` (reference-named safetensors), `encodeTexts(model, tokenizer, texts, maxLength)`
  * and `zeroShot(model, tokenizer, volumes, classNames)` (P(present) per class, scored as validation scores).
  * Devices: `await model.to('cuda:0')`, `createModelOn(config, {device})`, `loadModel(config, checkpoint, {device})`;
- * `resolveDevice(request, {cudaDeviceCount, localRank})` is how `training.device` becomes a concrete device.
+ * `resolveDevice(request, {cudaDeviceCount, localRank})` is how a request ('auto' | 'cpu' | 'cuda' | 'cuda:N') becomes a
+ * concrete device; without a request, the config's `device` section (`device.use_cuda`, `device.cuda_device`) decides.
  */
 export {
   createModel,

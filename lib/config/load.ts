@@ -239,6 +239,11 @@ function valueAt(tree: unknown, keys: PropertyKey[]): unknown {
   return node;
 }
 
+/** Keys that no longer exist, with where their setting lives now (instead of a "did you mean" guess). */
+const REMOVED_KEYS: ReadonlyMap<string, string> = new Map([
+  ['training.device', 'removed: the device is chosen by the device section, device.use_cuda (auto, true or false) and device.cuda_device (the GPU index of a single process)'],
+]);
+
 function formatIssues(error: z.ZodError, raw: Tree, origins: Map<string, string>, mainFile: string): string {
   const lines: string[] = [];
   for (const issue of error.issues) {
@@ -246,8 +251,10 @@ function formatIssues(error: z.ZodError, raw: Tree, origins: Map<string, string>
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) {
         const full = [...keys, key].join('.');
-        const hint = suggest(key, knownKeysAt(keys));
-        lines.push(`${originOf(full, origins, mainFile)}: unknown key ${full}${hint ? ` (did you mean ${[...keys, hint].join('.')}?)` : ''}`);
+        const removed = REMOVED_KEYS.get(full);
+        const hint = removed === undefined ? suggest(key, knownKeysAt(keys)) : undefined;
+        const note = removed !== undefined ? ` (${removed})` : hint ? ` (did you mean ${[...keys, hint].join('.')}?)` : '';
+        lines.push(`${originOf(full, origins, mainFile)}: unknown key ${full}${note}`);
       }
       continue;
     }

@@ -64,7 +64,7 @@ const SECTION_INTROS: Record<string, string> = {
   checkpoint: 'The run directory, checkpoint retention and model selection.',
   logging: 'Console, TensorBoard and Weights & Biases output.',
   'logging.wandb': 'Weights & Biases run settings (ctclip writes TensorBoard events for `wandb sync --sync-tensorboard`).',
-  device: 'CPU / CUDA placement.',
+  device: 'CPU / CUDA placement of the model and the training step: the one place the device is chosen (docs/training.md "Devices"; the public API\'s `{device}` options override it per call).',
   distributed: 'Data-parallel training over c10d (Gloo / NCCL).',
 };
 

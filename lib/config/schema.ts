@@ -116,11 +116,6 @@ export const TrainingSchema = z
     save_every_n_epochs: posNumber.nullable().default(0.5).describe('Checkpoint cadence in epochs'),
     mixed_precision: z.enum(['no', 'fp16', 'bf16']).default('no').describe('Autocast dtype (fp16 uses a loss scaler)'),
     threads: posInt.nullable().default(null).describe('libtorch intra-op threads; null = the CPU count'),
-    device: z
-      .string()
-      .regex(/^(auto|cpu|cuda(:\d+)?)$/)
-      .default('auto')
-      .describe('Device for the model and step: auto = cuda:<LOCAL_RANK> when libtorch sees a GPU, else cpu'),
   })
   .strict();
 
@@ -182,8 +177,13 @@ export const LoggingSchema = z
 
 export const DeviceSchema = z
   .object({
-    use_cuda: z.union([z.boolean(), z.literal('auto')]).default('auto').describe('Train on CUDA (auto = when available)'),
-    cuda_device: nonNegInt.default(0).describe('CUDA device index for single-process runs (LOCAL_RANK wins when launched)'),
+    use_cuda: z
+      .union([z.boolean(), z.literal('auto')])
+      .default('auto')
+      .describe('Device for the model and step: auto = CUDA when libtorch sees a GPU, else cpu; true = CUDA required (CONFIG_ERROR when libtorch sees no GPU); false = cpu. The GPU is cuda:<LOCAL_RANK> when launched, else device.cuda_device'),
+    cuda_device: nonNegInt
+      .default(0)
+      .describe('CUDA device index of a single process (CONFIG_ERROR when libtorch does not see it); when launched (LOCAL_RANK set), cuda:<LOCAL_RANK> wins'),
   })
   .strict();
 

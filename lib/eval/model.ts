@@ -20,7 +20,7 @@ import type { Config } from '../config/schema';
 import { classNamesFromLabelsCsv, type ShardIndex } from '../data/shard-index';
 import { CtclipError } from '../errors';
 import { modelConfigFromConfig } from '../model/config';
-import { deviceForConfig, launchedLocalRank } from '../model/device';
+import { deviceFor, launchedLocalRank } from '../model/device';
 import { CTClip } from '../model/ctclip';
 import { Tokenizer } from '../text/tokenizer';
 import { loadWeightsFile, type ReferenceKey, type WeightsReport } from '../weights';
@@ -163,8 +163,9 @@ export async function loadInferenceModel(
     } finally {
       imported.tensors.forEach((t) => t.dispose());
     }
-    // The weights were copied in on the CPU; one move puts the whole model on its device (training.device).
-    const device = deviceForConfig(opts.device === undefined ? cfg : { ...cfg, training: { ...cfg.training, device: opts.device } }, launchedLocalRank());
+    // The weights were copied in on the CPU; one move puts the whole model on its device (opts.device, else the
+    // config's device section).
+    const device = deviceFor(cfg, opts.device, launchedLocalRank());
     await model.to(device);
     model.eval();
     const sha256 = weights.sha256 ?? (await hashFile(weights.file)).sha256;

@@ -15,7 +15,7 @@ import type { WeightsReport } from '../weights/layout';
 import { saveWeights } from '../weights/save';
 import { modelConfigFromConfig } from './config';
 import { CTClip, textTensors } from './ctclip';
-import { deviceForConfig, launchedLocalRank, type DeviceRequest } from './device';
+import { deviceFor, launchedLocalRank, type DeviceRequest } from './device';
 
 /** A model together with the tokenizer its text tower was built for. */
 export interface ModelWithTokenizer {
@@ -46,12 +46,13 @@ export function createModel(cfg: Config, opts: CreateModelOptions = {}): ModelWi
 }
 
 /**
- * `createModel`, then the model moved to `opts.device` (default: the config's `training.device`): 'auto' picks
- * cuda:<LOCAL_RANK> when libtorch sees a GPU, else the CPU. DEVICE_UNAVAILABLE / CONFIG_ERROR when the device is not
- * there.
+ * `createModel`, then the model moved to `opts.device` ('auto' | 'cpu' | 'cuda' | 'cuda:N'; 'auto' picks
+ * cuda:<LOCAL_RANK> when libtorch sees a GPU, else the CPU) or, without it, to the device the config's `device`
+ * section chooses (`device.use_cuda`, `device.cuda_device`; lib/model/device.ts). DEVICE_UNAVAILABLE / CONFIG_ERROR
+ * when the device is not there.
  */
 export async function createModelOn(cfg: Config, opts: CreateModelOptions = {}): Promise<ModelWithTokenizer> {
-  const device = deviceForConfig(opts.device === undefined ? cfg : { ...cfg, training: { ...cfg.training, device: opts.device } }, launchedLocalRank());
+  const device = deviceFor(cfg, opts.device, launchedLocalRank());
   const created = createModel(cfg, opts);
   try {
     await created.model.to(device);
@@ -75,8 +76,8 @@ export interface LoadedModel extends ModelWithTokenizer {
  * one of our `model.safetensors`, a checkpoint folder (verified against its manifest), a run directory (its
  * newest complete checkpoint) or a PyTorch `torch.save` file (read without executing pickle code). The weights
  * must fit the configured model (DATA_ERROR naming the keys otherwise). `log` receives progress lines. `device`
- * ('auto' | 'cpu' | 'cuda' | 'cuda:N'; default the config's `training.device`) is where the model ends up
- * (lib/model/device.ts; 'auto' = cuda:<LOCAL_RANK> when libtorch sees a GPU, else cpu).
+ * ('auto' | 'cpu' | 'cuda' | 'cuda:N'; 'auto' = cuda:<LOCAL_RANK> when libtorch sees a GPU, else cpu) is where the
+ * model ends up; without it, the device the config's `device` section chooses (lib/model/device.ts).
  */
 export async function loadModel(
   cfg: Config,

@@ -283,7 +283,7 @@ export class CTClip {
    * generator to `device` ('cpu' | 'cuda' | 'cuda:N'); gradients and pending micro-batches are dropped. Inputs stay
    * CPU tensors (moved natively, volumes as float16), and every tensor this class returns is a CPU tensor, so
    * checkpoints are device-independent. Rejects with DEVICE_UNAVAILABLE when libtorch has no such device. Use
-   * `resolveDevice` (./device.ts) to turn `training.device` into a concrete device first.
+   * `resolveDevice` (./device.ts) to turn a request ('auto', 'cuda') into a concrete device first.
    */
   async to(device: string): Promise<this> {
     if (typeof device !== 'string') throw argError(`to(device): device must be a string ('cpu', 'cuda' or 'cuda:N'), got ${JSON.stringify(device)}`);

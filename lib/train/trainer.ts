@@ -43,7 +43,7 @@ import {
   writeRunReport,
 } from '../logging';
 import { modelConfigFromConfig } from '../model/config';
-import { deviceForConfig, launchedLocalRank } from '../model/device';
+import { describeDeviceConfig, deviceForConfig, launchedLocalRank } from '../model/device';
 import { CTClip, textTensors, type CTClipStepResult } from '../model/ctclip';
 import { formatPlan, planRun, type RunPlan } from '../plan';
 import { configureThreads } from '../runtime';
@@ -121,8 +121,9 @@ export interface TrainerOptions {
   /** Extra CheckpointManager hooks (tests). */
   checkpointHooks?: CheckpointManagerOptions['hooks'];
   /**
-   * The concrete device ('cpu' | 'cuda:N') for the model and the step; absent: `training.device` resolved against
-   * this libtorch and the rank's LOCAL_RANK (lib/model/device.ts).
+   * The concrete device ('cpu' | 'cuda:N') for the model and the step; absent: the config's `device` section
+   * (`device.use_cuda`, `device.cuda_device`) resolved against this libtorch and the rank's LOCAL_RANK
+   * (lib/model/device.ts).
    */
   device?: string;
 }
@@ -276,12 +277,13 @@ export class Trainer extends EventEmitter {
     const modelConfig = modelConfigFromConfig(cfg, tokenizer.vocabSize);
     // Rank r > 0 gets its own dropout stream; its initial weights are replaced by rank 0's (broadcast below).
     if (rank > 0) modelConfig.seed = Rng.derive(cfg.experiment.seed, 'model', 'rank', rank).nextUint32();
-    const device = opts.device ?? deviceForConfig(cfg, group ? group.env.localRank : launchedLocalRank());
+    const localRank = group ? group.env.localRank : launchedLocalRank();
+    const device = opts.device ?? deviceForConfig(cfg, localRank);
     const model = CTClip.create(modelConfig);
     // On its device before any weights are restored or broadcast: loads copy the (CPU) checkpoint tensors there.
     await model.to(device);
     const info = model.info();
-    log(`Model: ${info.parameterCount.toLocaleString('en-US')} parameters (${info.trainableParameterCount.toLocaleString('en-US')} trainable), ${info.precision}, device ${info.device} (training.device ${cfg.training.device}), ${threads} threads${group ? ` per rank` : ''}`);
+    log(`Model: ${info.parameterCount.toLocaleString('en-US')} parameters (${info.trainableParameterCount.toLocaleString('en-US')} trainable), ${info.precision}, device ${info.device} (${describeDeviceConfig(cfg.device, localRank)}), ${threads} threads${group ? ` per rank` : ''}`);
     if (group) {
       log(
         `Data parallel: ${worldSize} ranks (${group.backend}, timeout ${(group.timeoutMs / 60000).toFixed(1)} min), ` +

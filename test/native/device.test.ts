@@ -182,7 +182,7 @@ describe('native: device placement (CTClip.to)', function () {
     });
     after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
 
-    function runConfig(device: string): Config {
+    function runConfig(useCuda: boolean | 'auto'): Config {
       return parseConfig({
         experiment: { name: 'device', seed: 3 },
         model: {
@@ -190,12 +190,12 @@ describe('native: device placement (CTClip.to)', function () {
           image_encoder: { dim: 16, codebook_size: 16, image_size: 16, frames: 4, patch_size: 8, temporal_patch_size: 2, spatial_depth: 1, temporal_depth: 1, heads: 2, dim_head: 8 },
           text_encoder: { vocab: path.join(dir, 'vocab.txt'), hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 16, max_length: 8, hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1 },
         },
-        training: { device },
+        device: { use_cuda: useCuda },
       });
     }
 
     it("a model trained one step, saved, loaded with {device: 'cpu'} has the same weights and latents", async () => {
-      const cfg = runConfig('cpu');
+      const cfg = runConfig(false);
       const { model, tokenizer } = await api.createModelOn(cfg);
       const file = path.join(dir, 'model.safetensors');
       const enc = api.textTensors(tokenizer.encodeBatch(['lung opacity is present .', 'not present'], 8));
@@ -218,9 +218,23 @@ describe('native: device placement (CTClip.to)', function () {
         } finally {
           loaded.model.dispose();
         }
-        // A device the config cannot have is refused before anything is loaded (CONFIG_ERROR naming the key).
+        // A device libtorch does not have is refused before anything is loaded (CONFIG_ERROR naming the key): an
+        // explicit request, or the config's device section.
         if (cudaDeviceCount() === 0) {
-          await expectRejects(api.loadModel(cfg, file, { device: 'cuda' }), 'CONFIG_ERROR', /training\.device: 'cuda' needs a CUDA device/);
+          await expectRejects(api.loadModel(cfg, file, { device: 'cuda' }), 'CONFIG_ERROR', /^device: 'cuda' needs a CUDA device/);
+          await expectRejects(api.loadModel(runConfig(true), file), 'CONFIG_ERROR', /^device\.use_cuda: true needs a CUDA device/);
+        } else {
+          const beyond = `cuda:${cudaDeviceCount()}` as const;
+          await expectRejects(api.loadModel(cfg, file, { device: beyond }), 'CONFIG_ERROR', new RegExp(`^device: '${beyond}' is not available`));
+        }
+        // use_cuda false: the CPU even with a GPU; an explicit request wins over the section.
+        for (const [c, device] of [[runConfig(false), undefined], [runConfig(true), 'cpu' as const]] as const) {
+          const onCpu = await api.loadModel(c, file, { device });
+          try {
+            expect(onCpu.model.device).to.equal('cpu');
+          } finally {
+            onCpu.model.dispose();
+          }
         }
       } finally {
         model.dispose();
