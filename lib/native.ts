@@ -97,6 +97,20 @@ export interface RawAddon {
   saveSafetensors(path: string, names: string[], tensors: TensorHandle[], metadata?: Record<string, string>): Promise<void>;
   /** GFLOP/s of an n×n float32 matmul on this process's intra-op threads (benchmark ceiling). */
   matmulGflops(n: number, iters: number): Promise<number>;
+  /**
+   * The attention's batched products (native/model/batched_matmul.cc) against at::matmul on the same random inputs:
+   * max |difference| of the output and both input gradients, whether the small-matrix kernel took the product, and
+   * the median ms of one forward + backward of each (tests and bench).
+   */
+  batchedMatmulCompare(opts: {
+    batch: number;
+    m: number;
+    k: number;
+    n: number;
+    transB: boolean;
+    dtype?: 'float32' | 'float64';
+    iters: number;
+  }): Promise<{ small: boolean; maxDiff: { out: number; gradA: number; gradB: number }; smallMs: number; atenMs: number }>;
   // --- CT volume preprocessing (issue 12; native/napi/volume_ops.cc, wrapped by lib/preprocess/resample.ts) ---
   /**
    * HU (rescale never/always/auto) → clip → trilinear resample (align_corners false, fp32) → divide → centre

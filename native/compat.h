@@ -85,6 +85,15 @@ class AutocastGuard {
   c10::ScalarType prevDtype_ = c10::ScalarType::Float;
 };
 
+// Whether autocast is on for `device` in this thread (ops that bypass the dispatcher's autocast must defer to it).
+inline bool AutocastEnabled(c10::DeviceType device) {
+#if CTCLIP_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(device);
+#else
+  return device == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
+}
+
 // Autocast OFF (both CPU and CUDA) for the guard's scope: fp32 islands such as the vector quantizer and the loss.
 class AutocastOff {
  public:

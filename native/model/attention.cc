@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "compat.h"
+#include "model/batched_matmul.h"
 
 namespace ctclip::model {
 
@@ -28,9 +29,9 @@ at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, c
 #else
   (void)allowSdpa;
 #endif
-  at::Tensor sim = at::matmul(q, k.transpose(-1, -2)) * scale;
+  at::Tensor sim = BatchedMatmulNT(q, k) * scale;
   if (bias.defined()) sim = sim + bias;
-  return at::matmul(at::softmax(sim, -1), v);
+  return BatchedMatmul(at::softmax(sim, -1), v);
 }
 
 Attention::Attention(int64_t dim, int64_t heads, int64_t dimHead, at::Generator& gen, const TransformerVariant& variant)
@@ -80,13 +81,14 @@ at::Tensor Attention::ForwardReference(const at::Tensor& x, const at::Tensor& at
   q = L2Normalize(q, kQkNormEps) * (q_scale * kAttentionLogitScale);
   k = L2Normalize(k, kQkNormEps) * k_scale;
 
-  at::Tensor sim = at::matmul(q, k.transpose(-1, -2));
+  // Temporal attention = many tiny (T' × T') products: BatchedMatmul* keeps them out of ATen's per-matrix bmm loop.
+  at::Tensor sim = BatchedMatmulNT(q, k);
   if (attnBias.defined()) {
     // The bias covers the real keys only; null keys (if any) get a zero bias on the left.
     sim = sim + (numNull > 0 ? at::constant_pad_nd(attnBias, {numNull, 0}, 0) : attnBias);
   }
   at::Tensor attn = at::softmax(sim, -1);
-  at::Tensor out = at::matmul(attn, v).permute({0, 2, 1, 3}).reshape({b, n, heads_ * dimHead_});
+  at::Tensor out = BatchedMatmul(attn, v).permute({0, 2, 1, 3}).reshape({b, n, heads_ * dimHead_});
   return to_out->forward(out);
 }
 

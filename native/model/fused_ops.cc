@@ -172,7 +172,35 @@ struct GegluFunction : public torch::autograd::Function<GegluFunction> {
   }
 };
 
+#if CTCLIP_FUSED_AVX2
+__attribute__((target("avx,f16c"))) void HalfToFloatF16c(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  }
+  for (; i < n; i++) dst[i] = _cvtsh_ss(src[i]);
+}
+
+bool HaveF16c() {
+  static const bool have = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  return have;
+}
+#endif
+
 }  // namespace
+
+at::Tensor HalfToFloat(const at::Tensor& t) {
+#if CTCLIP_FUSED_AVX2
+  if (t.device().is_cpu() && t.scalar_type() == at::kHalf && t.is_contiguous() && HaveF16c()) {
+    at::Tensor out = at::empty(t.sizes(), t.options().dtype(at::kFloat));
+    const uint16_t* src = reinterpret_cast<const uint16_t*>(t.data_ptr<at::Half>());
+    float* dst = out.data_ptr<float>();
+    at::parallel_for(0, t.numel(), 1 << 16, [&](int64_t i0, int64_t i1) { HalfToFloatF16c(src + i0, dst + i0, i1 - i0); });
+    return out;
+  }
+#endif
+  return t.to(at::kFloat);
+}
 
 at::Tensor FusedGeglu(const at::Tensor& h) {
   if (!UseFusedFloat(h) || h.dim() == 0 || h.size(-1) % 2 != 0) return GegluReference(h);

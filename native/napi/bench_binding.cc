@@ -5,8 +5,11 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <chrono>
+#include <vector>
 
+#include "model/batched_matmul.h"
 #include "napi/errors.h"
 #include "napi/promise_worker.h"
 #include "napi/registry.h"
@@ -42,10 +45,92 @@ Napi::Value MatmulGflops(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_CATCH(env)
 }
 
+// batchedMatmulCompare({batch, m, k, n, transB, dtype, iters}) → Promise<{small, maxDiff: {out, gradA, gradB},
+// smallMs, atenMs}>: model::BatchedMatmul{,NT} against at::matmul on the same random inputs (forward and both input
+// gradients of sum(out · w) for a random w), and the median time of one forward + backward of each. `small` says
+// whether the loop kernel took the product (else both sides are at::matmul and the differences are 0).
+struct MatmulCompare {
+  bool small = false;
+  double out = 0, gradA = 0, gradB = 0, smallMs = 0, atenMs = 0;
+};
+
+Napi::Value BatchedMatmulCompare(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  Require(info.Length() >= 1 && info[0].IsObject(), "ARGUMENT_ERROR", "batchedMatmulCompare(options): an object expected");
+  const Napi::Object o = info[0].As<Napi::Object>();
+  auto num = [&](const char* key) -> int64_t {
+    Require(o.Get(key).IsNumber(), "ARGUMENT_ERROR", std::string("batchedMatmulCompare: '") + key + "' must be a number");
+    const int64_t v = o.Get(key).As<Napi::Number>().Int64Value();
+    Require(v >= 1 && v <= (1 << 20), "ARGUMENT_ERROR", std::string("batchedMatmulCompare: '") + key + "' must be in [1, 2^20], got " + std::to_string(v));
+    return v;
+  };
+  const int64_t batch = num("batch"), m = num("m"), k = num("k"), n = num("n"), iters = num("iters");
+  const bool transB = o.Get("transB").ToBoolean().Value();
+  const std::string dtypeName = o.Get("dtype").IsString() ? o.Get("dtype").As<Napi::String>().Utf8Value() : "float32";
+  Require(dtypeName == "float32" || dtypeName == "float64", "ARGUMENT_ERROR",
+          "batchedMatmulCompare: dtype must be 'float32' or 'float64', got '" + dtypeName + "'");
+  const at::ScalarType dtype = dtypeName == "float64" ? at::kDouble : at::kFloat;
+  return PromiseWorker<MatmulCompare>::Start(
+      env,
+      [=]() {
+        at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(4321);
+        const auto opts = at::TensorOptions().dtype(dtype);
+        const at::Tensor a0 = at::empty({batch, m, k}, opts).uniform_(-1, 1, gen);
+        const at::Tensor b0 = at::empty(transB ? std::vector<int64_t>{batch, n, k} : std::vector<int64_t>{batch, k, n}, opts).uniform_(-1, 1, gen);
+        const at::Tensor w = at::empty({batch, m, n}, opts).uniform_(-1, 1, gen);
+        auto run = [&](bool ours, at::Tensor& out, at::Tensor& ga, at::Tensor& gb) {
+          at::Tensor a = a0.detach().requires_grad_(true), b = b0.detach().requires_grad_(true);
+          out = ours ? (transB ? model::BatchedMatmulNT(a, b) : model::BatchedMatmul(a, b))
+                     : at::matmul(a, transB ? b.transpose(-1, -2) : b);
+          (out * w).sum().backward();
+          ga = a.grad();
+          gb = b.grad();
+        };
+        MatmulCompare r;
+        r.small = model::UseSmallBatchedMatmul(a0, m, k, n);
+        at::Tensor o1, ga1, gb1, o2, ga2, gb2;
+        run(true, o1, ga1, gb1);
+        run(false, o2, ga2, gb2);
+        auto maxDiff = [](const at::Tensor& x, const at::Tensor& y) { return (x - y).abs().max().item<double>(); };
+        r.out = maxDiff(o1, o2);
+        r.gradA = maxDiff(ga1, ga2);
+        r.gradB = maxDiff(gb1, gb2);
+        auto median = [&](bool ours) {
+          std::vector<double> ms;
+          for (int64_t i = 0; i < iters; i++) {
+            const auto start = std::chrono::steady_clock::now();
+            at::Tensor out, ga, gb;
+            run(ours, out, ga, gb);
+            ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+          }
+          std::sort(ms.begin(), ms.end());
+          return ms[ms.size() / 2];
+        };
+        r.smallMs = median(true);
+        r.atenMs = median(false);
+        return r;
+      },
+      [](Napi::Env e, MatmulCompare& r) -> Napi::Value {
+        Napi::Object out = Napi::Object::New(e);
+        out.Set("small", r.small);
+        Napi::Object d = Napi::Object::New(e);
+        d.Set("out", r.out);
+        d.Set("gradA", r.gradA);
+        d.Set("gradB", r.gradB);
+        out.Set("maxDiff", d);
+        out.Set("smallMs", r.smallMs);
+        out.Set("atenMs", r.atenMs);
+        return out;
+      });
+  CTCLIP_NAPI_CATCH(env)
+}
+
 }  // namespace
 
 void RegisterBenchmarks(Napi::Env env, Napi::Object exports) {
   exports.Set("matmulGflops", Napi::Function::New(env, MatmulGflops, "matmulGflops"));
+  exports.Set("batchedMatmulCompare", Napi::Function::New(env, BatchedMatmulCompare, "batchedMatmulCompare"));
 }
 
 }  // namespace ctclip
