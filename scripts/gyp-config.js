@@ -44,7 +44,8 @@ switch (what) {
     console.log(['-ltorch', '-ltorch_cpu', '-lc10'].join(' '));
     break;
   case 'ldflags':
-    console.log([`-L${torch.libDir}`, `-Wl,-rpath,${torch.libDir}`, '-Wl,--disable-new-dtags'].join(' '));
+    // -fopenmp: the same libgomp libtorch loads (see CMakeLists.txt: our at::parallel_for kernels need _OPENMP).
+    console.log([`-L${torch.libDir}`, `-Wl,-rpath,${torch.libDir}`, '-Wl,--disable-new-dtags', '-fopenmp'].join(' '));
     break;
   case 'defines':
     // `<!@(...)` splits on whitespace and gyp drops the quotes of string defines, so only plain tokens here
@@ -52,7 +53,7 @@ switch (what) {
     console.log(['NAPI_VERSION=8', 'NODE_ADDON_API_DISABLE_DEPRECATED', 'NAPI_CPP_EXCEPTIONS', 'CTCLIP_NODE_GYP_BUILD=1', ...(haveGloo ? ['CTCLIP_HAVE_GLOO=1', 'USE_DISTRIBUTED', 'USE_C10D_GLOO'] : [])].join(' '));
     break;
   case 'cflags':
-    console.log([`-std=${cxx}`, '-D_GLIBCXX_USE_CXX11_ABI=1', '-fexceptions', '-Wno-unused-parameter'].join(' '));
+    console.log([`-std=${cxx}`, '-D_GLIBCXX_USE_CXX11_ABI=1', '-fexceptions', '-Wno-unused-parameter', '-fopenmp'].join(' '));
     break;
   default:
     console.error(`unknown item '${what}'`);
