@@ -94,6 +94,15 @@ inline bool AutocastEnabled(c10::DeviceType device) {
 #endif
 }
 
+// The autocast dtype set for `device` in this thread (meaningful while AutocastEnabled(device)).
+inline c10::ScalarType AutocastDtype(c10::DeviceType device) {
+#if CTCLIP_TORCH_AT_LEAST(2, 4)
+  return at::autocast::get_autocast_dtype(device);
+#else
+  return device == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+#endif
+}
+
 // Autocast OFF (both CPU and CUDA) for the guard's scope: fp32 islands such as the vector quantizer and the loss.
 class AutocastOff {
  public:

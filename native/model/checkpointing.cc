@@ -2,6 +2,8 @@
 
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "compat.h"
+
 namespace ctclip::model {
 
 namespace {
@@ -21,6 +23,13 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
                                                 c10::IValue capsule) {
     ctx->saved_data["block"] = capsule;
     ctx->save_for_backward(inputs.vec());
+    // The recompute must run under the forward's autocast state (as torch.utils.checkpoint does): the backward runs
+    // after the trainer's autocast scope has closed, and a float32 recompute of a bf16 forward would differentiate
+    // another graph.
+    for (const auto& [key, device] : {std::pair{"cpu", c10::DeviceType::CPU}, std::pair{"cuda", c10::DeviceType::CUDA}}) {
+      ctx->saved_data[std::string("autocast_") + key] = compat::AutocastEnabled(device);
+      ctx->saved_data[std::string("autocast_dtype_") + key] = compat::AutocastDtype(device);
+    }
     // Function::apply already disables grad mode here, so the block records nothing.
     return {BlockOf(capsule)(inputs.vec())};
   }
@@ -35,6 +44,10 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     at::Tensor output;
     {
       torch::AutoGradMode enable(true);
+      compat::AutocastGuard cpu(c10::DeviceType::CPU, ctx->saved_data["autocast_dtype_cpu"].toScalarType(),
+                                ctx->saved_data["autocast_cpu"].toBool());
+      compat::AutocastGuard cuda(c10::DeviceType::CUDA, ctx->saved_data["autocast_dtype_cuda"].toScalarType(),
+                                 ctx->saved_data["autocast_cuda"].toBool());
       output = block(detached);
     }
     if (output.requires_grad() && gradOutputs[0].defined()) {

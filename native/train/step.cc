@@ -56,14 +56,19 @@ void TrainerOptions::Validate() const {
   }
   scaler.Validate();
   Require(bucketBytes > 0, "ARGUMENT_ERROR", "distributed config: 'bucket_mb' must be > 0");
-  if (precision == Precision::Fp16) {
-    Require(compat::HaveCpuHalfAutocast(), "ARGUMENT_ERROR",
-            "training config: 'precision' fp16 needs half-precision CPU kernels (libtorch >= 2.1; this build has " +
-                compat::CompiledTorchVersion() + "); use 'bf16' or 'fp32' on this CPU");
-  }
+  // fp16 on the CPU needs libtorch >= 2.1. Models are created on the CPU and moved afterwards, so with a GPU in
+  // sight the check waits for the first step (EnterAutocast); without one, refuse at once.
+  if (precision == Precision::Fp16 && !torch::cuda::is_available()) CheckFp16Device(c10::DeviceType::CPU);
+}
+
+void TrainerOptions::CheckFp16Device(c10::DeviceType device) {
+  Require(device != c10::DeviceType::CPU || compat::HaveCpuHalfAutocast(), "ARGUMENT_ERROR",
+          "training config: 'precision' fp16 needs half-precision CPU kernels (libtorch >= 2.1; this build has " +
+              compat::CompiledTorchVersion() + "); use 'bf16' or 'fp32' on this CPU, or train on CUDA");
 }
 
 void Trainer::EnterAutocast(std::optional<compat::AutocastGuard>& guard) const {
+  if (options_.precision == Precision::Fp16) TrainerOptions::CheckFp16Device(model_->device().type());
   if (options_.precision != Precision::Fp32) {
     guard.emplace(model_->device().type(), options_.precision == Precision::Bf16 ? at::kBFloat16 : at::kHalf, true);
   }

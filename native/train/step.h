@@ -64,6 +64,8 @@ struct TrainerOptions {
   int64_t bucketBytes = 25LL << 20;  // distributed.bucket_mb
 
   void Validate() const;
+  // ARGUMENT_ERROR when fp16 autocast cannot run on `device` with this libtorch (CPU half kernels: >= 2.1).
+  static void CheckFp16Device(c10::DeviceType device);
 };
 
 struct Batch {

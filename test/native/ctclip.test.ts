@@ -188,6 +188,21 @@ describe('native: CT-CLIP model and training step', function () {
     bf16.dispose();
   });
 
+  it('activation checkpointing under bf16 autocast recomputes in bf16: the same gradients as without checkpointing', async function () {
+    const plain = CTClip.create(cfg({ training: { max_grad_norm: 0.5, precision: 'bf16' } }));
+    const ckpt = CTClip.create(cfg({ training: { max_grad_norm: 0.5, precision: 'bf16' } }, { activation_checkpointing: true }));
+    const batch = makeBatch(TINY, 3, 5);
+    plain.train();
+    ckpt.train();
+    const a = await plain.accumulate(batch, { returnGrads: true });
+    const b = await ckpt.accumulate(batch, { returnGrads: true });
+    expect(b.loss).to.equal(a.loss);
+    expect(b.grads!.names).to.deep.equal(a.grads!.names);
+    a.grads!.names.forEach((name, i) => expect(values(b.grads!.tensors[i]), name).to.deep.equal(values(a.grads!.tensors[i])));
+    plain.dispose();
+    ckpt.dispose();
+  });
+
   it('fp16 (with the dynamic loss scaler) runs where libtorch has half CPU kernels, and is refused naming the key elsewhere', async function () {
     const v = loadAddon().buildInfo().compiledTorchVersion.split('.').map(Number);
     const hasHalf = v[0] > 2 || (v[0] === 2 && v[1] >= 1);
