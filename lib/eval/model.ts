@@ -138,6 +138,8 @@ export async function loadInferenceModel(
   onWarn: (message: string) => void = (m) => process.stderr.write(`warning: ${m}\n`),
   opts: { device?: string } = {},
 ): Promise<InferenceModel> {
+  // Resolved first: a device this machine does not have fails before any weights are read.
+  const device = deviceFor(cfg, opts.device, launchedLocalRank());
   const weights = await resolveWeights(checkpointArg, onWarn);
   const tokenizer = Tokenizer.fromVocabFile(vocabFile(cfg), { doLowerCase: cfg.model.text_encoder.do_lower_case });
   const model = CTClip.create(modelConfigFromConfig(cfg, tokenizer.vocabSize));
@@ -165,7 +167,6 @@ export async function loadInferenceModel(
     }
     // The weights were copied in on the CPU; one move puts the whole model on its device (opts.device, else the
     // config's device section).
-    const device = deviceFor(cfg, opts.device, launchedLocalRank());
     await model.to(device);
     model.eval();
     const sha256 = weights.sha256 ?? (await hashFile(weights.file)).sha256;

@@ -141,6 +141,18 @@ at::Tensor SmallProduct(const at::Tensor& a, const at::Tensor& b, bool transB) {
   return SmallBatchedMatmulFunction::apply(af, bf, transB)[0].view(outSizes);
 }
 
+bool UseSmallProduct(const at::Tensor& a, const at::Tensor& b, bool transB) {
+  if (!SameBatch(a, b) || a.scalar_type() != b.scalar_type()) return false;
+  const int64_t k = a.size(-1), n = transB ? b.size(-2) : b.size(-1);
+  return (transB ? b.size(-1) : b.size(-2)) == k && UseSmallBatchedMatmul(a, a.size(-2), k, n);
+}
+
+// a · b (transB: a · bᵀ), by the loop kernel where it applies, else at::matmul.
+at::Tensor Product(const at::Tensor& a, const at::Tensor& b, bool transB) {
+  if (UseSmallProduct(a, b, transB)) return SmallProduct(a, b, transB);
+  return at::matmul(a, transB ? b.transpose(-1, -2) : b);
+}
+
 }  // namespace
 
 bool UseSmallBatchedMatmul(const at::Tensor& a, int64_t m, int64_t k, int64_t n) {
@@ -149,20 +161,8 @@ bool UseSmallBatchedMatmul(const at::Tensor& a, int64_t m, int64_t k, int64_t n)
   return a.device().is_cpu() && !compat::AutocastEnabled(c10::DeviceType::CPU) && (dtype == at::kFloat || dtype == at::kDouble) && m * k * n <= kSmallMaxMacs && m * k * n > 0;
 }
 
-at::Tensor BatchedMatmul(const at::Tensor& a, const at::Tensor& b) {
-  if (SameBatch(a, b) && a.scalar_type() == b.scalar_type() && a.size(-1) == b.size(-2) &&
-      UseSmallBatchedMatmul(a, a.size(-2), a.size(-1), b.size(-1))) {
-    return SmallProduct(a, b, /*transB=*/false);
-  }
-  return at::matmul(a, b);
-}
+at::Tensor BatchedMatmul(const at::Tensor& a, const at::Tensor& b) { return Product(a, b, /*transB=*/false); }
 
-at::Tensor BatchedMatmulNT(const at::Tensor& a, const at::Tensor& b) {
-  if (SameBatch(a, b) && a.scalar_type() == b.scalar_type() && a.size(-1) == b.size(-1) &&
-      UseSmallBatchedMatmul(a, a.size(-2), a.size(-1), b.size(-2))) {
-    return SmallProduct(a, b, /*transB=*/true);
-  }
-  return at::matmul(a, b.transpose(-1, -2));
-}
+at::Tensor BatchedMatmulNT(const at::Tensor& a, const at::Tensor& b) { return Product(a, b, /*transB=*/true); }
 
 }  // namespace ctclip::model

@@ -16,12 +16,7 @@ namespace {
 bool StartsWith(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
 
 // splitmix64: independent, reproducible sub-seeds for the model's random streams.
-uint64_t DeriveSeed(uint64_t seed, uint64_t stream) {
-  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stream + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
+uint64_t DeriveSeed(uint64_t seed, uint64_t stream) { return MixSeed(seed + 0x9E3779B97F4A7C15ULL * (stream + 1)); }
 
 using Clock = std::chrono::steady_clock;
 double MsSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
@@ -132,12 +127,11 @@ at::Tensor CTClip::ToVideo(const at::Tensor& volumes) {
     // over contiguous memory, and the only layout change is the patchify gather (CTViT's Patchify reshapes this
     // view without a copy until its last step). Making it contiguous here cost two more full gathers per step
     // (~8 % of the `large` bench step).
-    const at::Tensor f32 = volumes.scalar_type() == at::kHalf ? HalfToFloat(volumes) : volumes.to(at::kFloat);
-    return f32.permute({0, 3, 1, 2}).unsqueeze(1);
+    return ToFloat32(volumes).permute({0, 3, 1, 2}).unsqueeze(1);
   }
   Require(volumes.dim() == 5, "SHAPE_ERROR",
           "ctclip: volumes must be (B, H, W, D) as the loader gives them or (B, C, F, H, W), got shape " + c10::str(volumes.sizes()));
-  return volumes.scalar_type() == at::kFloat ? volumes : volumes.to(at::kFloat);
+  return ToFloat32(volumes);
 }
 
 at::Tensor CTClip::ToModelDevice(const at::Tensor& t) const {

@@ -189,7 +189,7 @@ bool HaveF16c() {
 
 }  // namespace
 
-at::Tensor HalfToFloat(const at::Tensor& t) {
+at::Tensor ToFloat32(const at::Tensor& t) {
 #if CTCLIP_FUSED_AVX2
   if (t.device().is_cpu() && t.scalar_type() == at::kHalf && t.is_contiguous() && HaveF16c()) {
     at::Tensor out = at::empty(t.sizes(), t.options().dtype(at::kFloat));

@@ -10,8 +10,8 @@ namespace ctclip::model {
 // GEGLU on the last axis: h = [a | g] (… , 2·I) → a · GELU_erf(g) (… , I). Saves only h for the backward.
 at::Tensor FusedGeglu(const at::Tensor& h);
 
-// float16 → float32 (exact). CPU contiguous input: one F16C pass (libtorch 1.13 converts element by element, ~25 ms
-// for one `large` bench volume batch); anything else: `t.to(kFloat)`.
-at::Tensor HalfToFloat(const at::Tensor& t);
+// `t` as float32 (float16 → float32 is exact). CPU contiguous float16: one F16C pass (libtorch 1.13 converts element
+// by element, ~25 ms for one `large` bench volume batch); anything else: `t.to(kFloat)` (no copy for float32).
+at::Tensor ToFloat32(const at::Tensor& t);
 
 }  // namespace ctclip::model

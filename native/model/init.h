@@ -7,6 +7,14 @@
 
 namespace ctclip::model {
 
+// splitmix64's finaliser: a well-mixed 64-bit seed from any 64-bit value (sub-seeds of the model's random streams,
+// seeds hashed from bytes).
+inline uint64_t MixSeed(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
 // A CPU generator seeded with `seed` (independent of at::globalContext()'s default generator).
 at::Generator MakeInitGenerator(uint64_t seed);
 

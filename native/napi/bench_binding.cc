@@ -11,6 +11,7 @@
 
 #include "model/batched_matmul.h"
 #include "napi/errors.h"
+#include "napi/js_args.h"
 #include "napi/promise_worker.h"
 #include "napi/registry.h"
 
@@ -59,17 +60,17 @@ Napi::Value BatchedMatmulCompare(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_TRY
   Require(info.Length() >= 1 && info[0].IsObject(), "ARGUMENT_ERROR", "batchedMatmulCompare(options): an object expected");
   const Napi::Object o = info[0].As<Napi::Object>();
-  auto num = [&](const char* key) -> int64_t {
-    Require(o.Get(key).IsNumber(), "ARGUMENT_ERROR", std::string("batchedMatmulCompare: '") + key + "' must be a number");
-    const int64_t v = o.Get(key).As<Napi::Number>().Int64Value();
-    Require(v >= 1 && v <= (1 << 20), "ARGUMENT_ERROR", std::string("batchedMatmulCompare: '") + key + "' must be in [1, 2^20], got " + std::to_string(v));
+  const std::string where = "batchedMatmulCompare";
+  auto num = [&](const char* key) {
+    const int64_t v = js::Int(o, key, where, std::nullopt);
+    Require(v >= 1 && v <= (1 << 20), "ARGUMENT_ERROR", where + ": '" + key + "' must be in [1, 2^20], got " + std::to_string(v));
     return v;
   };
   const int64_t batch = num("batch"), m = num("m"), k = num("k"), n = num("n"), iters = num("iters");
-  const bool transB = o.Get("transB").ToBoolean().Value();
-  const std::string dtypeName = o.Get("dtype").IsString() ? o.Get("dtype").As<Napi::String>().Utf8Value() : "float32";
+  const bool transB = js::Bool(o, "transB", where, false);
+  const std::string dtypeName = js::Str(o, "dtype", where, "float32");
   Require(dtypeName == "float32" || dtypeName == "float64", "ARGUMENT_ERROR",
-          "batchedMatmulCompare: dtype must be 'float32' or 'float64', got '" + dtypeName + "'");
+          where + ": dtype must be 'float32' or 'float64', got '" + dtypeName + "'");
   const at::ScalarType dtype = dtypeName == "float64" ? at::kDouble : at::kFloat;
   return PromiseWorker<MatmulCompare>::Start(
       env,

@@ -33,10 +33,12 @@
 #include <mutex>
 
 #include "model/ctclip.h"
+#include "model/init.h"
 #include "napi/ctvit_config.h"
 #include "napi/device.h"
 #include "napi/dist_handle.h"
 #include "napi/errors.h"
+#include "napi/js_args.h"
 #include "napi/promise_worker.h"
 #include "napi/registry.h"
 #include "napi/tensor_handle.h"
@@ -100,39 +102,13 @@ std::shared_ptr<ClipState> ClipFrom(const Napi::CallbackInfo& info, size_t index
   return s;
 }
 
-// ---- config parsing (every error names the key) ----
+// ---- config parsing (every error names the key): napi/js_args.h ----
 
-bool Has(const Napi::Object& o, const char* key) { return o.Has(key) && !o.Get(key).IsUndefined(); }
-
-double Number(const Napi::Object& o, const char* key, const std::string& where, std::optional<double> fallback) {
-  if (!Has(o, key)) {
-    Require(fallback.has_value(), "ARGUMENT_ERROR", where + ": '" + key + "' is required");
-    return *fallback;
-  }
-  Require(o.Get(key).IsNumber(), "ARGUMENT_ERROR", where + ": '" + key + "' must be a number");
-  return o.Get(key).As<Napi::Number>().DoubleValue();
-}
-
-int64_t Int(const Napi::Object& o, const char* key, const std::string& where, std::optional<int64_t> fallback) {
-  const double d = Number(o, key, where, fallback ? std::optional<double>(static_cast<double>(*fallback)) : std::nullopt);
-  Require(d == static_cast<double>(static_cast<int64_t>(d)), "ARGUMENT_ERROR", where + ": '" + key + "' must be an integer");
-  return static_cast<int64_t>(d);
-}
-
-bool Bool(const Napi::Object& o, const char* key, const std::string& where, bool fallback) {
-  if (!Has(o, key)) return fallback;
-  Require(o.Get(key).IsBoolean(), "ARGUMENT_ERROR", where + ": '" + key + "' must be a boolean");
-  return o.Get(key).As<Napi::Boolean>().Value();
-}
-
-Napi::Object Obj(const Napi::Object& o, const char* key, const std::string& where, bool required) {
-  if (!Has(o, key)) {
-    Require(!required, "ARGUMENT_ERROR", where + ": '" + key + "' is required (an object)");
-    return Napi::Object::New(o.Env());
-  }
-  Require(o.Get(key).IsObject(), "ARGUMENT_ERROR", where + ": '" + key + "' must be an object");
-  return o.Get(key).As<Napi::Object>();
-}
+using js::Bool;
+using js::Has;
+using js::Int;
+using js::Number;
+using js::Obj;
 
 model::BertConfig ParseBert(const Napi::Object& o) {
   const std::string w = "text config";
@@ -815,9 +791,7 @@ uint64_t SeedFromBytes(const at::Tensor& bytes) {
   const uint8_t* p = b.data_ptr<uint8_t>();
   uint64_t h = 0xcbf29ce484222325ULL;
   for (int64_t i = 0; i < b.numel(); i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  h = (h ^ (h >> 27)) * 0x94D049BB133111EBULL;
-  return h ^ (h >> 31);
+  return model::MixSeed(h);
 }
 
 // Restores {init?, dropout?}. A dropout state whose size is not this generator's was saved from a generator of

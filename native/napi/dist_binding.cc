@@ -21,6 +21,7 @@
 #include "dist/group.h"
 #include "napi/dist_handle.h"
 #include "napi/errors.h"
+#include "napi/js_args.h"
 #include "napi/promise_worker.h"
 #include "napi/registry.h"
 #include "napi/tensor_handle.h"
@@ -39,23 +40,6 @@ const napi_type_tag kStoreTag = {0x6374636c69707374ULL, 0x6f72657365727665ULL};
 struct GroupHolder {
   std::shared_ptr<dist::Group> group;
 };
-
-std::string Str(const Napi::Object& o, const char* key, const std::string& fallback) {
-  if (!o.Has(key) || o.Get(key).IsUndefined()) return fallback;
-  Require(o.Get(key).IsString(), "ARGUMENT_ERROR", std::string("distInit: '") + key + "' must be a string");
-  return o.Get(key).As<Napi::String>().Utf8Value();
-}
-
-int64_t IntOf(const Napi::Object& o, const char* key, std::optional<int64_t> fallback) {
-  if (!o.Has(key) || o.Get(key).IsUndefined()) {
-    Require(fallback.has_value(), "ARGUMENT_ERROR", std::string("distInit: '") + key + "' is required");
-    return *fallback;
-  }
-  Require(o.Get(key).IsNumber(), "ARGUMENT_ERROR", std::string("distInit: '") + key + "' must be a number");
-  const double d = o.Get(key).As<Napi::Number>().DoubleValue();
-  Require(d == static_cast<double>(static_cast<int64_t>(d)), "ARGUMENT_ERROR", std::string("distInit: '") + key + "' must be an integer");
-  return static_cast<int64_t>(d);
-}
 
 std::vector<at::Tensor> TensorList(const Napi::Value& v, const char* what) {
   Require(v.IsArray(), "ARGUMENT_ERROR", std::string(what) + ": expected an array of tensors");
@@ -78,15 +62,15 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   Require(info.Length() > 0 && info[0].IsObject(), "ARGUMENT_ERROR", "distInit(options): options must be an object");
   Napi::Object o = info[0].As<Napi::Object>();
   dist::GroupOptions g;
-  g.rank = IntOf(o, "rank", std::nullopt);
-  g.worldSize = IntOf(o, "worldSize", std::nullopt);
-  g.localRank = IntOf(o, "localRank", 0);
-  g.masterAddr = Str(o, "masterAddr", "127.0.0.1");
-  g.masterPort = IntOf(o, "masterPort", 29500);
+  g.rank = js::Int(o, "rank", "distInit", std::nullopt);
+  g.worldSize = js::Int(o, "worldSize", "distInit", std::nullopt);
+  g.localRank = js::Int(o, "localRank", "distInit", 0);
+  g.masterAddr = js::Str(o, "masterAddr", "distInit", "127.0.0.1");
+  g.masterPort = js::Int(o, "masterPort", "distInit", 29500);
   g.useAgentStore = o.Has("useAgentStore") && o.Get("useAgentStore").ToBoolean().Value();
-  g.restartCount = IntOf(o, "restartCount", 0);
-  g.timeout = std::chrono::milliseconds(IntOf(o, "timeoutMs", 30 * 60 * 1000));
-  g.backend = Str(o, "backend", "gloo");
+  g.restartCount = js::Int(o, "restartCount", "distInit", 0);
+  g.timeout = std::chrono::milliseconds(js::Int(o, "timeoutMs", "distInit", 30 * 60 * 1000));
+  g.backend = js::Str(o, "backend", "distInit", "gloo");
   g.Validate();
   return PromiseWorker<std::shared_ptr<dist::Group>>::Start(
       env, [g]() { return dist::Group::Create(g); },
@@ -100,17 +84,13 @@ c10::Device CollectiveDevice(const dist::Group& group) {
   return c10::Device(c10::DeviceType::CPU);
 }
 
-// Runs `op` on copies of `tensors` on the collective's device and writes the results back in place.
+// Runs `op` on `tensors` staged on the collective's device (Tensor::to is the identity for a tensor already there)
+// and copies the results back into the staged ones' originals.
 void OnCollectiveDevice(const dist::Group& group, std::vector<at::Tensor>& tensors, const std::function<void(std::vector<at::Tensor>&)>& op) {
   const c10::Device device = CollectiveDevice(group);
-  bool staged = false;
   std::vector<at::Tensor> work;
-  for (const at::Tensor& t : tensors) {
-    staged = staged || t.device() != device;
-    work.push_back(t.device() == device ? t : t.to(device));
-  }
+  for (const at::Tensor& t : tensors) work.push_back(t.to(device));
   op(work);
-  if (!staged) return;
   for (size_t i = 0; i < tensors.size(); i++) {
     if (!work[i].is_same(tensors[i])) tensors[i].copy_(work[i]);
   }
@@ -138,9 +118,7 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
   return PromiseWorker<at::Tensor>::Start(
       env,
       [group, t]() {
-        const c10::Device device = CollectiveDevice(*group);
-        at::Tensor out = group->AllGather(t.device() == device ? t : t.to(device), "all-gather");
-        return t.device() == out.device() ? out : out.to(t.device());
+        return group->AllGather(t.to(CollectiveDevice(*group)), "all-gather").to(t.device());
       },
       [](Napi::Env e, at::Tensor& r) -> Napi::Value { return NativeTensor::Wrap(e, r); }, {info[1]});
   CTCLIP_NAPI_CATCH(env)
