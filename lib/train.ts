@@ -95,8 +95,9 @@ export async function run(argv: string[]): Promise<number> {
         if (env.rank === 0) process.stdout.write(`Joining a ${env.worldSize}-rank job at ${env.masterAddr}:${env.masterPort} (${env.source}${env.useAgentStore ? ', agent store' : ''}, restart ${env.restartCount})\n`);
         group = await ProcessGroup.init(env, { backend: d.backend, timeoutMs: d.timeout_minutes * 60_000, cuda: isCudaDevice(device) });
       }
+      let trainer: Trainer | null = null;
       try {
-        const trainer = await Trainer.create({
+        trainer = await Trainer.create({
           config,
           resume: values.resume ?? null,
           initFrom: values['init-from'] ?? null,
@@ -109,6 +110,8 @@ export async function run(argv: string[]): Promise<number> {
         const result = await trainer.fit();
         return result.exitCode;
       } finally {
+        // The run lock is released at the end of fit(); after an error, here (and, failing all else, on exit).
+        (trainer as Trainer | null)?.runLock?.release();
         group?.shutdown();
       }
     });

@@ -10,9 +10,12 @@
  *       config.yaml              the fully merged configuration of the latest start (also in every checkpoint)
  *       eval_subset.json         the study ids of the fixed validation subset
  *       report.html              the run report, written at the end (or by `ctclip report RUN_DIR`)
+ *       run.lock                 held while a trainer runs here (lib/checkpoint/run-lock.ts; rank 0 only)
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { RunLock, type AcquireRunLockOptions } from '../checkpoint/run-lock';
+import type { ProcessGroup } from '../dist/group';
 import { CtclipError } from '../errors';
 import { METRICS_FILE } from '../logging/jsonl';
 import { REPORT_FILE } from '../logging/run-report';
@@ -53,3 +56,35 @@ export function ensureRunDir(saveDir: string): RunDir {
   return dirs;
 }
 
+
+/**
+ * Creates the run directory and takes its lock (rank 0 only; the other ranks of a group never write there).
+ * Distributed: every rank learns whether rank 0 got the lock (one small all-reduce), so that all of them stop at
+ * once, rank 0 with the holder's description and the others naming rank 0, instead of timing out later.
+ */
+export async function lockRunDir(saveDir: string, group: ProcessGroup | null, opts: AcquireRunLockOptions = {}): Promise<RunLock | null> {
+  const rank = group?.rank ?? 0;
+  let lock: RunLock | null = null;
+  let failure: unknown = null;
+  if (rank === 0) {
+    try {
+      lock = RunLock.acquire(ensureRunDir(saveDir).root, opts);
+    } catch (e) {
+      failure = e;
+    }
+  }
+  if (group) {
+    let failed = 0;
+    try {
+      [failed] = await group.sumFloat64([failure ? 1 : 0]);
+    } catch (e) {
+      lock?.release();
+      throw failure ?? e;
+    }
+    if (failed > 0 && rank !== 0) {
+      throw new CtclipError('IO_ERROR', `rank 0 could not lock the run directory ${path.resolve(saveDir)} (see rank 0's error): this rank stops too`);
+    }
+  }
+  if (failure) throw failure;
+  return lock;
+}

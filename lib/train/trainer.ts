@@ -51,7 +51,8 @@ import { lrAt } from '../schedule';
 import { Tokenizer } from '../text/tokenizer';
 import { importHfBertFolder, loadWeightsFile } from '../weights';
 import { checkpointParts, loadModelWeights, restoreCheckpoint, MODEL_PART, type TrainProgress } from './checkpoint-io';
-import { ensureRunDir, type RunDir } from './run-dir';
+import { ensureRunDir, lockRunDir, type RunDir } from './run-dir';
+import type { RunLock } from '../checkpoint/run-lock';
 import { writeFileAtomicSync } from '../io/atomic';
 import type { StopSignals } from './signals';
 import { runValidation, type ValidationOutcome } from './validate';
@@ -204,6 +205,8 @@ export class Trainer extends EventEmitter {
   private readonly wandbLines: string[];
   /** The process group (null: one process). */
   readonly group: ProcessGroup | null;
+  /** The run directory's lock (rank 0; null on other ranks), released at the end of `fit()`. */
+  runLock: RunLock | null = null;
 
   private constructor(init: {
     config: Config;
@@ -247,8 +250,24 @@ export class Trainer extends EventEmitter {
     return (this.group?.rank ?? 0) === 0;
   }
 
-  /** Builds everything from the config: data, plan, tokenizer, model, resume/init, logging sinks. */
+  /**
+   * Builds everything from the config: data, plan, tokenizer, model, resume/init, logging sinks. Rank 0 holds the
+   * run directory's lock (lib/checkpoint/run-lock.ts) from here until the end of `fit()` (`runLock`); an error
+   * on the way releases it.
+   */
   static async create(opts: TrainerOptions): Promise<Trainer> {
+    const held: { lock: RunLock | null } = { lock: null };
+    try {
+      const trainer = await Trainer.build(opts, held);
+      trainer.runLock = held.lock;
+      return trainer;
+    } catch (e) {
+      held.lock?.release();
+      throw e;
+    }
+  }
+
+  private static async build(opts: TrainerOptions, held: { lock: RunLock | null }): Promise<Trainer> {
     const cfg = opts.config;
     const group = opts.group && opts.group.worldSize > 1 ? opts.group : null;
     const worldSize = group?.worldSize ?? 1;
@@ -259,6 +278,8 @@ export class Trainer extends EventEmitter {
     const log = (...lines: string[]) => reporter.log(...lines);
     if (!cfg.data.webdataset_shards_train) throw new CtclipError('CONFIG_ERROR', 'data.webdataset_shards_train is not set');
     if (!cfg.data.webdataset_shards_val) throw new CtclipError('CONFIG_ERROR', 'data.webdataset_shards_val is not set (validation needs it)');
+    // Before anything heavy: a second trainer on this run directory stops here, having written nothing.
+    held.lock = await lockRunDir(cfg.checkpoint.save_dir, group);
 
     const threads = configureThreads(cfg.training.threads);
     const index = openIndex(cfg.data.webdataset_shards_train);
@@ -324,7 +345,7 @@ export class Trainer extends EventEmitter {
         else throw new CtclipError('ARGUMENT_ERROR', `--resume best: there is no best checkpoint in ${runDir.checkpoints}`);
       } else {
         const loadOptimizer = opts.loadOptimizer ?? true;
-        const r = await restoreCheckpoint(model, found.path, { loadOptimizer, seed: cfg.experiment.seed, rank });
+        const r = await restoreCheckpoint(model, found.path, { loadOptimizer, seed: cfg.experiment.seed, rank, samples: index.samples.length });
         for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
         progress = r.progress;
         resumedFrom = found.path;
@@ -646,6 +667,7 @@ export class Trainer extends EventEmitter {
     if (reportPath) this.log(`Report: ${reportPath}`);
     await this.trainLoader.close();
     await this.evalLoader.close();
+    this.runLock?.release();
     return {
       status,
       step: p.step,

@@ -36,6 +36,7 @@ describe('train: SIGINT / SIGTERM', function () {
       const r = await child.done;
       expect(r.code, describeRun(r)).to.equal(code);
       expect(r.stderr).to.contain(`${sig} received: stopping after the current step and saving a checkpoint`);
+      expect(fs.existsSync(path.join(runDir, 'run.lock')), 'the run lock is released').to.equal(false);
       const m = /Training interrupted at step (\d+)\/2000/.exec(r.stdout);
       expect(m, describeRun(r)).to.not.equal(null);
       const step = Number((m as RegExpExecArray)[1]);
