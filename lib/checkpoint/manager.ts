@@ -183,18 +183,31 @@ export class CheckpointManager {
    * with a warning naming the failing file); `best`: the best pointer's checkpoint (re-derived from the
    * checkpoints' metrics when the pointer is missing or dangling), verified; otherwise a folder path (or a
    * folder name inside the checkpoint dir), verified. Null when there is no such checkpoint (`latest`/`best`).
+   * `latest` when checkpoint folders exist but every one fails its checks: IO_ERROR listing each and why (a caller
+   * that took that for "no checkpoint" and started fresh would overwrite them).
    */
   async resolve(which: 'latest' | 'best' | string): Promise<ResolvedCheckpoint | null> {
     if (which === 'latest') {
       const all = await this.list();
+      const rejected: string[] = [];
       for (const c of [...all].reverse()) {
         if (!c.complete) {
           this.log(`skipping checkpoint ${c.path}: ${c.problem ?? 'incomplete'}`, 'warn');
+          rejected.push(`${c.path}: ${c.problem ?? 'incomplete'}`);
           continue;
         }
         const v = await this.verify(c.path);
         if (v.ok && v.manifest) return { path: c.path, manifest: v.manifest };
         this.log(`skipping corrupt checkpoint ${c.path}: ${v.problems.join('; ')}`, 'warn');
+        rejected.push(`${c.path}: ${v.problems.join('; ')}`);
+      }
+      if (rejected.length > 0) {
+        // Never "no checkpoint": a caller that starts fresh would then overwrite these (docs/checkpoints.md).
+        throw new CtclipError(
+          'IO_ERROR',
+          `no usable checkpoint in ${this.dir}: all ${rejected.length} fail their checks:\n${rejected.map((r) => `  ${r}`).join('\n')}\n` +
+            `Nothing was changed. Repair or restore them, resume from a copy elsewhere (--resume PATH), or start a new run in another directory (checkpoint.save_dir).`,
+        );
       }
       return null;
     }

@@ -186,19 +186,125 @@ export function checkpointParts(ctx: CheckpointContext): Record<string, PartSour
   return parts;
 }
 
+/** The JSON parts of a checkpoint are small; a larger one is not ours (read with this bound). */
+export const MAX_JSON_PART_BYTES = 16 * 1024 * 1024;
+
 function readJson(dir: string, name: string): Record<string, unknown> {
   const file = path.join(dir, name);
   let text: string;
   try {
+    const size = fs.statSync(file).size;
+    if (size > MAX_JSON_PART_BYTES) throw new CtclipError('DATA_ERROR', `${file}: ${size} bytes, more than a checkpoint's JSON part can be (${MAX_JSON_PART_BYTES})`);
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
+    if (e instanceof CtclipError) throw e;
     throw new CtclipError('IO_ERROR', `${file}: cannot read: ${(e as Error).message}`, { cause: e });
   }
+  let v: unknown;
   try {
-    return JSON.parse(text) as Record<string, unknown>;
+    v = JSON.parse(text);
   } catch (e) {
     throw new CtclipError('DATA_ERROR', `${file}: not JSON: ${(e as Error).message}`, { cause: e });
   }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new CtclipError('DATA_ERROR', `${file}: expected a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+/**
+ * Field checks for the run-position parts (data_position.json, schedule.json): a value that was edited (its
+ * manifest checksum updated too) or written by another tool is a DATA_ERROR naming the file, the key, the value
+ * and what was expected, never a crash or an "invalid argument" later in the loader.
+ */
+class PartFields {
+  constructor(
+    readonly file: string,
+    private readonly o: Record<string, unknown>,
+  ) {}
+
+  fail(key: string, expected: string): never {
+    const v = this.o[key];
+    const shown = JSON.stringify(v) ?? String(v);
+    throw new CtclipError('DATA_ERROR', `${this.file}: "${key}" must be ${expected}, got ${shown.length > 80 ? `${shown.slice(0, 80)}…` : shown}`);
+  }
+
+  /** A safe integer in [min, max]; `fallback` when absent (undefined = required). */
+  int(key: string, opts: { min?: number; max?: number; fallback?: number } = {}): number {
+    const v = this.o[key];
+    const min = opts.min ?? 0;
+    const max = opts.max ?? Number.MAX_SAFE_INTEGER;
+    if (v === undefined && opts.fallback !== undefined) return opts.fallback;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) this.fail(key, `an integer in [${min}, ${max === Number.MAX_SAFE_INTEGER ? '2^53' : max}]`);
+    return v as number;
+  }
+
+  /** A finite number >= min; `fallback` when absent. */
+  num(key: string, fallback: number, min = -Infinity): number {
+    const v = this.o[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) this.fail(key, `a finite number${min > -Infinity ? ` >= ${min}` : ''}`);
+    return v as number;
+  }
+}
+
+function readDataPosition(dir: string, samples: number | undefined): { position: DataPosition; microBatches: number; geometry: GeometryRecord | null } {
+  const file = path.join(dir, DATA_POSITION_PART);
+  const dp = readJson(dir, DATA_POSITION_PART);
+  const f = new PartFields(file, dp);
+  if (dp.format !== 'ctclip-data-position') f.fail('format', "'ctclip-data-position' (not a ctclip data position)");
+  if (dp.version !== undefined && dp.version !== 1) f.fail('version', '1 (written by a newer ctclip?)');
+  const epoch = f.int('epoch');
+  const globalSamplePosition = f.int('globalSamplePosition', samples !== undefined ? { max: samples } : {});
+  const microBatches = f.int('microBatches', { fallback: 0 });
+  let geometry: GeometryRecord | null = null;
+  if (dp.geometry !== undefined && dp.geometry !== null) {
+    if (typeof dp.geometry !== 'object' || Array.isArray(dp.geometry)) f.fail('geometry', 'an object');
+    const g = new PartFields(`${file} geometry`, dp.geometry as Record<string, unknown>);
+    geometry = {
+      samples: g.int('samples', { min: 1 }),
+      batchSize: g.int('batchSize', { min: 1 }),
+      worldSize: g.int('worldSize', { min: 1 }),
+      gradAccumSteps: g.int('gradAccumSteps', { min: 1 }),
+      stepsPerEpoch: g.int('stepsPerEpoch', { min: 1 }),
+    };
+  }
+  return { position: { epoch, globalSamplePosition }, microBatches, geometry };
+}
+
+function readSchedule(dir: string): { progress: Omit<TrainProgress, 'position' | 'microBatches' | 'epoch'>; epoch: number | null; schedule: ScheduleRecord | null } {
+  const file = path.join(dir, SCHEDULE_PART);
+  const sc = readJson(dir, SCHEDULE_PART);
+  const f = new PartFields(file, sc);
+  if (sc.format !== 'ctclip-schedule') f.fail('format', "'ctclip-schedule' (not a ctclip schedule record)");
+  if (sc.version !== undefined && sc.version !== 1) f.fail('version', '1 (written by a newer ctclip?)');
+  const step = f.int('optimizerStep');
+  let best: BestSoFar | null = null;
+  if (sc.best !== undefined && sc.best !== null) {
+    const b = sc.best as Record<string, unknown>;
+    if (typeof b !== 'object' || Array.isArray(b) || typeof b.metric !== 'string' || (b.mode !== 'max' && b.mode !== 'min') || typeof b.value !== 'number' || !Number.isSafeInteger(b.step)) {
+      f.fail('best', 'null or {metric, mode: "max"|"min", value, step}');
+    }
+    best = { metric: b.metric as string, mode: b.mode as 'max' | 'min', value: b.value as number, step: b.step as number };
+  }
+  let lastEvalStep: number | null = null;
+  if (sc.lastEvalStep !== undefined && sc.lastEvalStep !== null) lastEvalStep = f.int('lastEvalStep');
+  let schedule: ScheduleRecord | null = null;
+  if (sc.schedule !== undefined && sc.schedule !== null) {
+    if (typeof sc.schedule !== 'object' || Array.isArray(sc.schedule)) f.fail('schedule', 'an object');
+    const g = new PartFields(`${file} schedule`, sc.schedule as Record<string, unknown>);
+    schedule = { baseLr: g.num('baseLr', 0), warmupSteps: g.int('warmupSteps', { fallback: 0 }), maxSteps: g.int('maxSteps', { fallback: 0 }), minLrRatio: g.num('minLrRatio', 0, 0) };
+  }
+  return {
+    epoch: sc.epoch === undefined ? null : f.num('epoch', 0, 0),
+    progress: {
+      step,
+      skippedSteps: f.int('skippedSteps', { fallback: 0 }),
+      lastLr: f.num('lastLr', 0),
+      best,
+      elapsedSeconds: f.num('elapsedSeconds', 0, 0),
+      lastEvalStep,
+    },
+    schedule,
+  };
 }
 
 /** Loads model weights from a safetensors file into the model (strict: every key, no extras). */
@@ -225,28 +331,24 @@ export interface RestoreResult {
 /**
  * Restores a checkpoint folder into `model` and returns the run position. `loadOptimizer: false` restores the
  * weights and the run position (step, data position, schedule, RNG) but starts AdamW and the loss scaler fresh.
+ * `samples` (the training index's sample count) bounds the saved sample position. A data_position.json or
+ * schedule.json that is not what ctclip writes is a DATA_ERROR naming the file and the key (PartFields).
  */
-export async function restoreCheckpoint(model: CTClip, dir: string, opts: { loadOptimizer: boolean; seed: number; rank?: number }): Promise<RestoreResult> {
+export async function restoreCheckpoint(
+  model: CTClip,
+  dir: string,
+  opts: { loadOptimizer: boolean; seed: number; rank?: number; samples?: number },
+): Promise<RestoreResult> {
   const warnings: string[] = [];
+  // The small run-position parts first: a bad one fails before any weights are loaded.
+  const dp = readDataPosition(dir, opts.samples);
+  const sc = readSchedule(dir);
   await loadModelWeights(model, path.join(dir, MODEL_PART));
-  const dp = readJson(dir, DATA_POSITION_PART);
-  const sc = readJson(dir, SCHEDULE_PART);
-  if (dp.format !== 'ctclip-data-position' || typeof dp.epoch !== 'number' || typeof dp.globalSamplePosition !== 'number') {
-    throw new CtclipError('DATA_ERROR', `${path.join(dir, DATA_POSITION_PART)}: not a ctclip data position`);
-  }
-  if (sc.format !== 'ctclip-schedule' || typeof sc.optimizerStep !== 'number') {
-    throw new CtclipError('DATA_ERROR', `${path.join(dir, SCHEDULE_PART)}: not a ctclip schedule record`);
-  }
   const progress: TrainProgress = {
-    step: sc.optimizerStep,
-    skippedSteps: typeof sc.skippedSteps === 'number' ? sc.skippedSteps : 0,
-    microBatches: typeof dp.microBatches === 'number' ? dp.microBatches : 0,
-    position: { epoch: dp.epoch, globalSamplePosition: dp.globalSamplePosition },
-    epoch: typeof sc.epoch === 'number' ? sc.epoch : dp.epoch,
-    lastLr: typeof sc.lastLr === 'number' ? sc.lastLr : 0,
-    best: (sc.best as BestSoFar | null) ?? null,
-    elapsedSeconds: typeof sc.elapsedSeconds === 'number' ? sc.elapsedSeconds : 0,
-    lastEvalStep: typeof sc.lastEvalStep === 'number' ? sc.lastEvalStep : null,
+    ...sc.progress,
+    microBatches: dp.microBatches,
+    position: dp.position,
+    epoch: sc.epoch ?? dp.position.epoch,
   };
   const state = await readTrainingState(dir);
   try {
@@ -286,8 +388,8 @@ export async function restoreCheckpoint(model: CTClip, dir: string, opts: { load
   }
   return {
     progress,
-    geometry: (dp.geometry as GeometryRecord | undefined) ?? null,
-    schedule: (sc.schedule as ScheduleRecord | undefined) ?? null,
+    geometry: dp.geometry,
+    schedule: sc.schedule,
     optimizerRestored: opts.loadOptimizer,
     warnings,
   };

@@ -298,11 +298,19 @@ describe('checkpoint manager (real files)', () => {
         expect(err.message).to.match(pattern);
       });
     }
-    it('latest is null when every checkpoint is corrupt; a corrupt best is an error', async () => {
+    it('latest is an error listing each checkpoint when every one is corrupt or incomplete (never "none"); a corrupt best is an error', async () => {
       const m = mk();
       const p = (await m.save(1, sampleParts(1), { metrics: { weighted_auroc: 0.5 } })).path;
+      const q = (await m.save(2, sampleParts(2), {})).path;
       flipByte(path.join(p, 'schedule.json'), 2);
-      expect(await m.resolve('latest')).to.equal(null);
+      fs.rmSync(path.join(q, 'manifest.json'));
+      const latest = await rejection(m.resolve('latest'));
+      expect(hasCode(latest, 'IO_ERROR')).to.equal(true);
+      expect(latest.message).to.contain(`no usable checkpoint in ${dir}: all 2 fail their checks`);
+      expect(latest.message).to.contain(`\n  ${p}: ${path.join(p, 'schedule.json')}: sha256 mismatch`);
+      expect(latest.message).to.contain(`\n  ${q}: `);
+      expect(latest.message).to.contain('another directory (checkpoint.save_dir)');
+      fs.rmSync(q, { recursive: true });
       const err = await rejection(m.resolve('best'));
       expect(hasCode(err, 'IO_ERROR')).to.equal(true);
       expect(err.message).to.contain(path.join(p, 'schedule.json'));

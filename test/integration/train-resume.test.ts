@@ -6,6 +6,7 @@
  * final model.safetensors bit-identical.
  */
 import { expect } from 'chai';
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -138,6 +139,7 @@ describe('train: checkpoints and exact resume (issue 9)', function () {
     expect(failed.stderr).to.match(/no space left on device/);
     expect(failed.stderr).to.match(/ckpt-step00000008.*model\.safetensors/);
     expect(failed.stderr).to.contain('Nothing was committed; earlier checkpoints are intact.');
+    expect(fs.existsSync(path.join(runDir, 'run.lock')), 'the run lock is released after the error').to.equal(false);
     const names = fs.readdirSync(runDir);
     expect(names.filter((n) => n.startsWith('ckpt-step'))).to.deep.equal(['ckpt-step00000004']);
     expect(names.filter((n) => n.startsWith('.tmp-'))).to.deep.equal([]);
@@ -266,4 +268,69 @@ describe('train: checkpoints and exact resume (issue 9)', function () {
     expect(b.code, describeRun(b)).to.equal(2);
     expect(b.stderr).to.contain(`there is no best checkpoint in ${empty}`);
   });
+
+  /** Every file under `d` with its bytes' sha256 (to show that nothing was written). */
+  function tree(d: string, rel = '', out: Record<string, string> = {}): Record<string, string> {
+    for (const e of fs.readdirSync(path.join(d, rel), { withFileTypes: true })) {
+      const r = path.join(rel, e.name);
+      if (e.isDirectory()) tree(d, r, out);
+      else out[r] = createHash('sha256').update(fs.readFileSync(path.join(d, r))).digest('hex');
+    }
+    return out;
+  }
+
+  it('--resume latest refuses when every checkpoint fails its checks: exit 1 listing each and why, nothing overwritten', async function () {
+    const runDir = path.join(dir, 'all-corrupt');
+    fs.cpSync(refDir, runDir, { recursive: true });
+    const cfg = config('all-corrupt').cfg;
+    const ckpts = checkpointDirs(runDir);
+    expect(ckpts.length).to.be.at.least(3);
+    // every checkpoint damaged: flipped bytes in the weights, and one without its manifest
+    for (const c of ckpts) {
+      const f = path.join(c, 'model.safetensors');
+      const bytes = fs.readFileSync(f);
+      bytes[bytes.length - 3] ^= 0x10;
+      fs.writeFileSync(f, bytes);
+    }
+    fs.rmSync(path.join(ckpts[0], 'manifest.json'));
+    const before = tree(runDir);
+    const r = await runTrain(['--config', cfg, '--resume', 'latest']);
+    expect(r.code, describeRun(r)).to.equal(1);
+    expect(r.stderr).to.contain(`no usable checkpoint in ${runDir}: all ${ckpts.length} fail their checks`);
+    for (const c of ckpts) expect(r.stderr).to.contain(`\n  ${c}: `);
+    expect(r.stderr).to.match(/model\.safetensors: sha256/);
+    expect(r.stderr).to.contain('manifest.json');
+    expect(r.stderr).to.contain('start a new run in another directory (checkpoint.save_dir)');
+    expect(r.stderr).to.not.contain('usage:');
+    expect(r.stdout).to.not.contain('starting fresh');
+    expect(tree(runDir), 'checkpoints, pointers and metrics.jsonl untouched').to.deep.equal(before);
+  });
+
+  for (const [key, value, expected] of [
+    ['globalSamplePosition', 1_000_000, 'an integer in [0, 64]'],
+    ['epoch', 1.5, 'an integer in [0, 2^53]'],
+  ] as const) {
+    it(`a tampered data_position.json (${key} ${value}) with its manifest checksum updated: exit 1 naming the file and the key`, async function () {
+      const runDir = path.join(dir, `tampered-${key}`);
+      fs.cpSync(refDir, runDir, { recursive: true });
+      for (const d of checkpointDirs(runDir)) if (!d.endsWith('ckpt-step00000016')) fs.rmSync(d, { recursive: true });
+      const ckpt = path.join(runDir, 'ckpt-step00000016');
+      const file = path.join(ckpt, 'data_position.json');
+      const dp = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+      dp[key] = value;
+      const text = `${JSON.stringify(dp, null, 2)}\n`;
+      fs.writeFileSync(file, text);
+      const manifestFile = path.join(ckpt, 'manifest.json');
+      const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as { files: Record<string, { size: number; sha256: string }> };
+      manifest.files['data_position.json'] = { size: Buffer.byteLength(text), sha256: createHash('sha256').update(text).digest('hex') };
+      fs.writeFileSync(manifestFile, JSON.stringify(manifest, null, 2));
+      const v = await new CheckpointManager({ dir: runDir, keepLastN: 0, readOnly: true, onLog: () => undefined }).verify(ckpt);
+      expect(v.ok, 'the checksums match').to.equal(true);
+      const r = await runTrain(['--config', config(`tampered-${key}`).cfg, '--resume', 'latest']);
+      expect(r.code, describeRun(r)).to.equal(1);
+      expect(r.stderr).to.contain(`${file}: "${key}" must be ${expected}, got ${value}`);
+      expect(r.stderr).to.contain('[DATA_ERROR]');
+      expect(r.stderr).to.not.contain('usage:');
+    });
+  }
 });
