@@ -8,8 +8,9 @@
  *
  * Training: `trainStep(batch, lr)` = forward, backward, clip, AdamW in one native call; for gradient accumulation
  * call `accumulate(batch, {accumulationSteps: A})` A times, then `optimizerStep(lr)` (gradients are those of the
- * mean of the A micro-batch losses). A step whose loss or gradients are non-finite is skipped (`skipped: true`,
- * optimizer and step count unchanged). The model starts in eval mode: call `train()` first.
+ * mean of the A micro-batch losses). A step whose loss or gradients are non-finite is skipped (`skipped: true`):
+ * parameters, buffers (the codebook EMA), AdamW state, step count and the dropout stream stay exactly as they were
+ * before the step; only the fp16 loss scaler backs off. The model starts in eval mode: call `train()` first.
  *
  * Zero-shot: `encodeText` the prompt pairs once per evaluation (`zeroShotPromptTexts`), `encodeImage` the volumes,
  * then `zeroShot(imageLatents, promptLatents)` = softmax over each (present, absent) pair of exp(t)·T·Iᵀ.
@@ -377,7 +378,10 @@ export class CTClip {
     return loadAddon().ctclipBroadcastState(this.handle, root);
   }
 
-  /** Drops accumulated gradients (set to undefined) and any pending micro-batches. */
+  /**
+   * Drops accumulated gradients (set to undefined) and any pending micro-batches. A step in progress is abandoned
+   * like a skipped one: the codebook EMA updates of its micro-batches and its dropout draws are rolled back.
+   */
   zeroGrad(): void {
     loadAddon().ctclipZeroGrad(this.handle);
   }

@@ -83,9 +83,40 @@ void VectorQuantize::ApplyDeferred() {
   deferred_.clear();
 }
 
+void VectorQuantize::BeginStep() {
+  if (stepOpen_) return;
+  stepOpen_ = true;
+  snapshot_.clear();
+}
+
+void VectorQuantize::CommitStep() {
+  stepOpen_ = false;  // closed first: the deferred updates need no copy
+  snapshot_.clear();
+  ApplyDeferred();
+}
+
+void VectorQuantize::RollbackStep() {
+  deferred_.clear();
+  if (!snapshot_.empty()) {
+    torch::NoGradGuard noGrad;
+    // In place (copy_), so every handle on the buffers (state dicts, the optimizer) keeps seeing them.
+    size_t i = 0;
+    codebook->cluster_size.copy_(snapshot_[i++]);
+    if (codebook->embed_avg.defined()) codebook->embed_avg.copy_(snapshot_[i++]);
+    codebook->embed.copy_(snapshot_[i++]);
+  }
+  stepOpen_ = false;
+  snapshot_.clear();
+}
+
 void VectorQuantize::ApplyEma(const at::Tensor& bins, const at::Tensor& embedSum) {
   torch::NoGradGuard noGrad;
   compat::AutocastOff fp32;
+  if (stepOpen_ && snapshot_.empty()) {
+    snapshot_.push_back(codebook->cluster_size.clone());
+    if (codebook->embed_avg.defined()) snapshot_.push_back(codebook->embed_avg.clone());
+    snapshot_.push_back(codebook->embed.clone());
+  }
   const int64_t K = codebook->embed.size(1);
   const double step = 1.0 - decay_;
   // ema_inplace: moving_avg.mul_(decay).add_(new, alpha = 1 − decay)

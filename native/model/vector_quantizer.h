@@ -74,6 +74,19 @@ class VectorQuantize : public torch::nn::Module {
   // Drops deferred updates without applying them (a device move between steps).
   void ClearDeferred() { deferred_.clear(); }
 
+  // A training step as a transaction over the codebook buffers (the trainer's step, train/step.h):
+  //  - BeginStep() opens it (a no-op when one is open);
+  //  - the first EMA update APPLIED while it is open first copies cluster_size, embed_avg (rotation) and embed
+  //    (once per step; a step whose updates are all deferred to the commit copies nothing);
+  //  - CommitStep() applies the deferred updates in call order and drops the copy;
+  //  - RollbackStep() drops the deferred updates and restores the buffers bit for bit from the copy, so a step
+  //    that is skipped (non-finite) or abandoned leaves the codebook exactly as it found it.
+  // Without an open step (plain forwards in training mode) updates apply as before and nothing is copied.
+  void BeginStep();
+  void CommitStep();
+  void RollbackStep();
+  bool stepOpen() const { return stepOpen_; }
+
  private:
   void EmaUpdate(const at::Tensor& flatNormalized, const at::Tensor& indices);
   void ApplyEma(const at::Tensor& bins, const at::Tensor& embedSum);
@@ -83,6 +96,8 @@ class VectorQuantize : public torch::nn::Module {
   EmaMode emaMode_ = EmaMode::Immediate;
   StatReducer reducer_;
   std::vector<std::pair<at::Tensor, at::Tensor>> deferred_;  // (bins, embedSum) per deferred forward
+  bool stepOpen_ = false;
+  std::vector<at::Tensor> snapshot_;  // the buffers as the open step found them (taken before its first update)
 };
 
 // The rotation-trick output for rows x̂ (M, D) and codes e (M, D) (exposed for tests).

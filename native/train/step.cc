@@ -98,7 +98,34 @@ Trainer::Trainer(std::shared_ptr<model::CTClip> model, TrainerOptions options)
   ZeroGrad();
 }
 
+void Trainer::BeginStep() {
+  if (stepOpen_) return;
+  at::Generator& gen = model_->dropoutGenerator();
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    dropoutState_ = gen.get_state();
+  }
+  model_->visual_transformer->vq->BeginStep();
+  stepOpen_ = true;
+}
+
+void Trainer::EndStep(bool commit) {
+  if (!stepOpen_) return;
+  model::VectorQuantize& vq = *model_->visual_transformer->vq;
+  if (commit) {
+    vq.CommitStep();
+  } else {
+    vq.RollbackStep();
+    at::Generator& gen = model_->dropoutGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(dropoutState_);
+  }
+  dropoutState_ = at::Tensor();
+  stepOpen_ = false;
+}
+
 void Trainer::ZeroGrad() {
+  EndStep(/*commit=*/false);  // a step in progress is abandoned
   for (auto& p : model_->parameters()) p.mutable_grad() = at::Tensor();
   micro_ = 0;
   lossSum_ = at::Tensor();
@@ -122,21 +149,31 @@ MicroStepResult Trainer::Accumulate(const Batch& hostBatch, int64_t accumulation
           "accumulate: " + std::to_string(batch.ids.size(0)) + " texts but " + std::to_string(batch.volumes.size(0)) + " volumes");
   torch::AutoGradMode enable(true);
   model::CTClip& m = *model_;
-  if (micro_ == 0) m.TakePhaseTimes();  // forwards since the last step (validation) are not this step's
+  const bool first = micro_ == 0;
+  if (first) {
+    m.TakePhaseTimes();  // forwards since the last step (validation) are not this step's
+    BeginStep();
+  }
   MicroStepResult r;
   const auto t0 = Clock::now();
-  {
-    std::optional<compat::AutocastGuard> autocast;
-    EnterAutocast(autocast);
-    r.text = m.EncodeText(batch.ids, batch.mask, recorder);
-    r.image = m.EncodeImage(batch.volumes, recorder);
+  Clock::time_point t1, t2;
+  try {
+    {
+      std::optional<compat::AutocastGuard> autocast;
+      EnterAutocast(autocast);
+      r.text = m.EncodeText(batch.ids, batch.mask, recorder);
+      r.image = m.EncodeImage(batch.volumes, recorder);
+    }
+    r.scale = m.Scale();
+    r.loss = ContrastiveLoss(m.config().loss, r.text.latents, r.image.latents, r.text.latents, r.image.latents, 0, r.scale, m.Bias());
+    t1 = Clock::now();
+    at::Tensor scaled = r.loss.loss * (scaler_.scale() / static_cast<double>(accumulationSteps));
+    scaled.backward();
+    t2 = Clock::now();
+  } catch (...) {
+    if (first) ZeroGrad();  // the step's only micro-batch failed: nothing of it stays
+    throw;
   }
-  r.scale = m.Scale();
-  r.loss = ContrastiveLoss(m.config().loss, r.text.latents, r.image.latents, r.text.latents, r.image.latents, 0, r.scale, m.Bias());
-  const auto t1 = Clock::now();
-  at::Tensor scaled = r.loss.loss * (scaler_.scale() / static_cast<double>(accumulationSteps));
-  scaled.backward();
-  const auto t2 = Clock::now();
 
   at::Tensor l = r.loss.loss.detach();
   at::Tensor contribution = l / static_cast<double>(accumulationSteps);
@@ -224,8 +261,10 @@ void Trainer::CachedAccumulate(const std::vector<Batch>& microBatches) {
       cacheText[a] = m.EncodeText(microBatches[a].ids, microBatches[a].mask).latents.to(at::kFloat);
       cacheImage[a] = m.EncodeImage(microBatches[a].volumes).latents.to(at::kFloat);
     }
-    vq.setEmaMode(model::EmaMode::Defer);
   }
+  // Pass 2's EMA updates wait for the step's decision (OptimizerStep commits or drops them): every micro-batch
+  // quantizes with the step's starting codebook, and a skipped step never touches it.
+  vq.setEmaMode(model::EmaMode::Defer);
   pending_.forwardMs += Ms(t0, Clock::now());
 
   // Pass 2: each micro-batch live in turn against the cached rest; the full loss each time.
@@ -271,7 +310,6 @@ void Trainer::CachedAccumulate(const std::vector<Batch>& microBatches) {
     }
   }
   vq.setEmaMode(model::EmaMode::Immediate);
-  vq.ApplyDeferred();
   micro_ = static_cast<int64_t>(A);
 }
 
@@ -288,17 +326,24 @@ StepResult Trainer::TrainStep(const std::vector<Batch>& microBatches, double lr,
     Require(batch.ids.size(0) == batch.volumes.size(0), "SHAPE_ERROR",
             "trainStep: " + std::to_string(batch.ids.size(0)) + " texts but " + std::to_string(batch.volumes.size(0)) + " volumes");
   }
+  BeginStep();
   try {
     std::vector<Batch> onDevice;
     onDevice.reserve(microBatches.size());
     for (const Batch& batch : microBatches) onDevice.push_back(ToModelDevice(batch));
     if (!options_.gather || (A == 1 && W == 1)) {
+      // One micro-batch: its EMA update waits for the step's decision (nothing reads the codebook before it, so
+      // this is the immediate update, only later). Several: each quantizes with the codebook its predecessors
+      // updated (the reference's sequential accumulation); the step's first update copies the codebook first.
+      model::VectorQuantize& vq = *model_->visual_transformer->vq;
+      EmaModeScope emaScope(vq);
+      if (A == 1) vq.setEmaMode(model::EmaMode::Defer);
       for (const Batch& batch : onDevice) Accumulate(batch, A);
     } else {
       CachedAccumulate(onDevice);
     }
   } catch (...) {
-    ZeroGrad();
+    ZeroGrad();  // abandons the step: gradients, codebook updates and dropout draws
     throw;
   }
   return OptimizerStep(lr, flags);
@@ -313,6 +358,15 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
   bool stopAll = flags.stopRequested;
   double allReduceMs = 0;
   const int64_t W = group_ ? group_->size() : 1;
+  if (injectNonFiniteGrad) {
+    // Before the gradient all-reduce: the +inf reaches every rank's averaged gradient, so all ranks skip together.
+    for (const auto& [name, p] : optimizer_->params()) {
+      if (p.grad().defined() && p.grad().numel() > 0) {
+        p.grad().view(-1)[0].fill_(std::numeric_limits<float>::infinity());
+        break;
+      }
+    }
+  }
   if (W > 1) {
     // One small all-reduce for the decisions: [loss, stop, has-gradient per parameter] ...
     const auto& params = optimizer_->params();
@@ -350,14 +404,6 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
   for (const auto& [name, p] : optimizer_->params()) {
     if (p.grad().defined()) grads.push_back(p.grad());
   }
-  if (injectNonFiniteGrad) {
-    for (at::Tensor& g : grads) {
-      if (g.numel() > 0) {
-        g.view(-1)[0].fill_(std::numeric_limits<float>::infinity());
-        break;
-      }
-    }
-  }
   scaler_.Unscale(grads);
 
   // clip_grad_norm_: per-tensor L2 norms, then the L2 norm of those (0-element grads count as 0).
@@ -391,6 +437,9 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
   } else {
     skippedSteps_ += 1;
   }
+  // Commit the step's codebook updates, or put the codebook and the dropout stream back as the step found them
+  // (every rank decides alike: the norm and loss are all-reduced values).
+  EndStep(finite);
   scaler_.Update(!finite);
   r.lossScale = scaler_.scale();
   r.optimizerSteps = optimizerSteps_;
@@ -415,7 +464,13 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
 StepResult Trainer::Step(const Batch& batch, double lr) {
   Require(micro_ == 0, "ARGUMENT_ERROR",
           "trainStep: " + std::to_string(micro_) + " accumulated micro-batch(es) are pending; finish them with optimizerStep");
-  Accumulate(batch, 1);
+  BeginStep();
+  {
+    model::VectorQuantize& vq = *model_->visual_transformer->vq;
+    EmaModeScope emaScope(vq);
+    vq.setEmaMode(model::EmaMode::Defer);  // one micro-batch: the update waits for the decision (see TrainStep)
+    Accumulate(batch, 1);                  // abandons the step itself when it fails
+  }
   return OptimizerStep(lr);
 }
 

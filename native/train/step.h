@@ -26,8 +26,14 @@
 // statistics are summed over ranks before every update; the loss, the stop request and which parameters have
 // gradients travel in one small all-reduce, so every rank takes the same skip/clip/stop decisions.
 //
-// A skipped step does not advance the optimizer (state, per-parameter step counts, `optimizerSteps`); it counts in
-// `skippedSteps`. Timings are host wall-clock (steady_clock) around each phase with no added synchronisation; the
+// A skipped step (non-finite loss or gradient norm) is a rolled-back transaction: it leaves the parameters, every
+// buffer (the VQ codebook EMA: cluster_size, embed_avg, embed), the AdamW state (moments, per-parameter step counts,
+// `optimizerSteps`) and the dropout generator exactly as the step found them, bit for bit, on every rank (the
+// decision is taken on all-reduced values); it counts in `skippedSteps`. The one state a skip changes on purpose
+// is the dynamic fp16 loss scaler (backoff). The step opens with its first micro-batch (the dropout state is kept;
+// the codebook is copied before the step's first applied EMA update, and the single-batch and feature-cache paths
+// defer their EMA updates to the commit, so they copy nothing) and closes in OptimizerStep: commit when finite,
+// rollback when skipped. ZeroGrad and an error inside TrainStep abandon an open step the same way. Timings are host wall-clock (steady_clock) around each phase with no added synchronisation; the
 // single sync of a step is reading the loss/norm at the end of OptimizerStep.
 //
 // Devices: the model lives on one device (ToDevice); batches come from JS as CPU tensors and are moved in
@@ -123,7 +129,8 @@ class Trainer {
   Trainer(std::shared_ptr<model::CTClip> model, TrainerOptions options);
 
   MicroStepResult Accumulate(const Batch& batch, int64_t accumulationSteps, model::Recorder* recorder = nullptr);
-  // `injectNonFiniteGrad` (tests only) sets one gradient element to +inf before the finiteness check.
+  // `injectNonFiniteGrad` (tests only) sets one gradient element to +inf before the gradient all-reduce (so every
+  // rank sees it) and the finiteness check.
   StepResult OptimizerStep(double lr, bool injectNonFiniteGrad = false);
   StepResult OptimizerStep(double lr, const StepFlags& flags);
   StepResult Step(const Batch& batch, double lr);
@@ -141,7 +148,8 @@ class Trainer {
   void ToDevice(const c10::Device& device);
   c10::Device device() const { return model_->device(); }
 
-  // Undefined gradients for every parameter (inert ones included) and a fresh accumulation.
+  // Undefined gradients for every parameter (inert ones included) and a fresh accumulation; a step in progress is
+  // abandoned (its codebook updates and dropout draws are rolled back, as for a skipped step).
   void ZeroGrad();
 
   // Copies of the current (accumulated, scaled as stored) gradients of the trainable parameters that have one.
@@ -168,6 +176,14 @@ class Trainer {
   at::Tensor lossFinite_;   // all losses finite so far (bool tensor)
   Timings pending_;
   std::shared_ptr<dist::Group> group_;
+  // The open step (see the file comment): the dropout generator's state when it began.
+  bool stepOpen_ = false;
+  at::Tensor dropoutState_;
+
+  // Opens the step transaction (a no-op when one is open) / closes it: commit keeps what the step did, rollback
+  // restores the codebook buffers and the dropout generator.
+  void BeginStep();
+  void EndStep(bool commit);
 
   void CachedAccumulate(const std::vector<Batch>& microBatches);
   // The batch on the model's device: ids/mask as int64, volumes in their own dtype (float16 stays float16 until it
