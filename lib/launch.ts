@@ -25,7 +25,8 @@
  * WORLD_SIZE = nnodes·nproc_per_node, LOCAL_RANK, LOCAL_WORLD_SIZE = nproc_per_node, GROUP_RANK = node_rank,
  * GROUP_WORLD_SIZE = nnodes, ROLE_NAME = default, ROLE_RANK = RANK, ROLE_WORLD_SIZE = WORLD_SIZE, MASTER_ADDR,
  * MASTER_PORT, TORCHELASTIC_RESTART_COUNT, TORCHELASTIC_MAX_RESTARTS, TORCHELASTIC_RUN_ID. Not
- * TORCHELASTIC_USE_AGENT_STORE: this launcher hosts no c10d store (rank 0 does), so an inherited value is removed.
+ * TORCHELASTIC_USE_AGENT_STORE: this launcher hosts no store (rank 0 does, listening on MASTER_ADDR for a
+ * single-node job; docs/distributed.md "Network exposure"), so an inherited value is removed.
  * CTCLIP_THREADS = max(1, ⌊CPUs / nproc_per_node⌋) unless CTCLIP_THREADS or OMP_NUM_THREADS (a positive integer)
  * is already set (then that value is used).
  *
@@ -48,7 +49,7 @@ export const USAGE = `usage: ctclip launch [--nproc_per_node N] [--nnodes M --no
   --nnodes M            nodes taking part (default 1)
   --node_rank R         this node's index, 0 <= R < M (default 0)
   --master_addr A       address of the node that runs rank 0 (default 127.0.0.1)
-  --master_port P       free TCP port there for rank 0's c10d store, 1..65535 (default 29500)
+  --master_port P       free TCP port there for rank 0's rendezvous store, 1..65535 (default 29500)
   --max_restarts K      restart all workers of this node up to K times after a failure (default 0),
                         with --resume latest appended to the worker args
   --monitor_interval S  seconds between checks of the workers' state (default 0.1)

@@ -188,12 +188,16 @@ export interface RawAddon {
   distBarrier(group: DistGroupHandle, what?: string): Promise<void>;
   distShutdown(group: DistGroupHandle): void;
   distStoreServer(port: number): { port: number; close(): void };
+  /** Rank 0's rendezvous store alone (native/dist/store.h), listening on `host` ('' = every interface); port 0 = any. */
+  distRendezvousServer(host: string, port: number): { address: string; close(): void };
 }
 
 export interface DistInitOptions {
   rank: number;
   worldSize: number;
   localRank?: number;
+  /** Ranks on this node (LOCAL_WORLD_SIZE; default 1). Equal to worldSize: a single-node job, whose store listens on masterAddr only. */
+  localWorldSize?: number;
   masterAddr?: string;
   masterPort?: number;
   /** torchrun's agent store: every rank is a client, keys under /worker/attempt_<restartCount>. */
@@ -208,6 +212,8 @@ export interface DistGroupHandle {
   readonly rank: number;
   readonly worldSize: number;
   readonly backend: 'gloo' | 'nccl';
+  /** Where the rendezvous store this rank hosts listens ('127.0.0.1:29500', '*:29500'); null when it hosts none. */
+  readonly storeAddress: string | null;
 }
 
 /** A native CTViT encoder (issue 3). */

@@ -15,6 +15,9 @@
  * WORLD_SIZE, …; SLURM_* when RANK is absent) over c10d (`distributed.*` in the config); only rank 0 prints and
  * writes. See scripts/MULTI_GPU_GUIDE.md.
  *
+ * Run directory: one trainer at a time (rank 0 holds `run.lock`, lib/checkpoint/run-lock.ts); a second one exits 1
+ * naming the holder. Released at the end, after an error or a signal, and on exit.
+ *
  * Test-only: `CTCLIP_TEST_FAULT` = comma-separated `kill-after-step=N`, `kill-before-commit=N`, `enospc=N`,
  * `non-finite=N` (the first attempt at optimizer step N gets a non-finite gradient and must be skipped).
  */
@@ -32,7 +35,7 @@ export const USAGE = `usage: ctclip train --config FILE [--resume latest|best|PA
 
   --config FILE          YAML config (with _base_ inheritance)
   --resume WHICH         continue a run: 'latest' (the newest checkpoint whose checksums verify; starts fresh
-                         when there is none), 'best', or a checkpoint folder
+                         when there is none, refuses when every one fails its checks), 'best', or a checkpoint folder
   --init-from WEIGHTS    start a NEW run (step 0) from weights only: a checkpoint folder, a model.safetensors,
                          or a PyTorch .pt/.bin state dict (reference key names)
   --no-load-optimizer    with --resume: restore weights and run position, start AdamW and the loss scaler fresh
@@ -94,6 +97,12 @@ export async function run(argv: string[]): Promise<number> {
         const d = config.distributed;
         if (env.rank === 0) process.stdout.write(`Joining a ${env.worldSize}-rank job at ${env.masterAddr}:${env.masterPort} (${env.source}${env.useAgentStore ? ', agent store' : ''}, restart ${env.restartCount})\n`);
         group = await ProcessGroup.init(env, { backend: d.backend, timeoutMs: d.timeout_minutes * 60_000, cuda: isCudaDevice(device) });
+        const store = group.storeAddress;
+        if (store?.startsWith('*:')) {
+          process.stderr.write(`warning: the rendezvous store listens on every interface (${store}): MASTER_ADDR '${env.masterAddr}' is a host name in a multi-node job; give the master's IP address on the private network to restrict it (docs/distributed.md)\n`);
+        } else if (store) {
+          process.stdout.write(`Rendezvous store listening on ${store} (no authentication: keep it on a private network)\n`);
+        }
       }
       let trainer: Trainer | null = null;
       try {

@@ -54,6 +54,14 @@ export class ProcessGroup {
     return this.env.rank === 0;
   }
 
+  /**
+   * Where the rendezvous store this rank hosts listens (rank 0 without an agent store): MASTER_ADDR:MASTER_PORT,
+   * or '*:PORT' (every interface) for a multi-node job whose MASTER_ADDR is a host name; null on the other ranks.
+   */
+  get storeAddress(): string | null {
+    return this.handle.storeAddress ?? null;
+  }
+
   /** Joins the job described by `env` (blocks until every rank has joined, up to the timeout). */
   static async init(env: DistEnv, opts: ProcessGroupOptions = {}): Promise<ProcessGroup> {
     const timeoutMs = opts.timeoutMs ?? 30 * 60 * 1000;
@@ -63,6 +71,7 @@ export class ProcessGroup {
       rank: env.rank,
       worldSize: env.worldSize,
       localRank: env.localRank,
+      localWorldSize: env.localWorldSize,
       masterAddr: env.masterAddr,
       masterPort: env.masterPort,
       useAgentStore: env.useAgentStore,

@@ -10,10 +10,14 @@
 #include "compat.h"
 #include "napi/errors.h"
 
+#include <arpa/inet.h>
+
 #if defined(CTCLIP_HAVE_GLOO) || defined(CTCLIP_HAVE_NCCL)
 #define CTCLIP_HAVE_C10D 1
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "dist/store.h"
 #endif
 #ifdef CTCLIP_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -44,6 +48,8 @@ void GroupOptions::Validate() const {
   Require(worldSize >= 1, "ARGUMENT_ERROR", "distributed: WORLD_SIZE must be >= 1, got " + std::to_string(worldSize));
   Require(rank >= 0 && rank < worldSize, "ARGUMENT_ERROR",
           "distributed: RANK must be in [0, " + std::to_string(worldSize) + "), got " + std::to_string(rank));
+  Require(localWorldSize >= 1 && localWorldSize <= worldSize, "ARGUMENT_ERROR",
+          "distributed: LOCAL_WORLD_SIZE must be in [1, " + std::to_string(worldSize) + "], got " + std::to_string(localWorldSize));
   Require(masterPort > 0 && masterPort < 65536, "ARGUMENT_ERROR",
           "distributed: MASTER_PORT must be in 1..65535, got " + std::to_string(masterPort));
   Require(!masterAddr.empty(), "ARGUMENT_ERROR", "distributed: MASTER_ADDR is empty");
@@ -131,21 +137,36 @@ bool IsLoopback(const std::string& addr) {
   return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
 }
 
-// The store this rank uses: a fresh TCPStore connection (server on rank 0 without an agent store), under the
-// agent's attempt prefix when torchrun hosts it.
-c10::intrusive_ptr<c10d::Store> ConnectStore(const GroupOptions& o, bool server, std::chrono::milliseconds timeout) {
+bool IsNumericAddress(const std::string& addr) {
+  in6_addr buf{};
+  return ::inet_pton(AF_INET, addr.c_str(), &buf) == 1 || ::inet_pton(AF_INET6, addr.c_str(), &buf) == 1;
+}
+
+}  // namespace
+
+std::string StoreListenHost(const GroupOptions& o) {
+  // Single node: every rank connects to MASTER_ADDR as resolved on this very host. A numeric or loopback address is
+  // the same everywhere. Only a multi-node job's host NAME may resolve differently here (e.g. to 127.0.1.1 through
+  // /etc/hosts) than on the other nodes: there the store listens on every interface, as c10d's does.
+  if (o.localWorldSize >= o.worldSize || IsLoopback(o.masterAddr) || IsNumericAddress(o.masterAddr)) return o.masterAddr;
+  return "";
+}
+
+namespace {
+
+// A fresh connection to the store this rank uses: rank 0's (StoreClient), or torchrun's agent store (a c10d
+// TCPStore) under the agent's attempt prefix.
+c10::intrusive_ptr<c10d::Store> ConnectStore(const GroupOptions& o, std::chrono::milliseconds timeout) {
+  if (!o.useAgentStore) return c10::make_intrusive<StoreClient>(o.masterAddr, static_cast<std::uint16_t>(o.masterPort), timeout);
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(o.masterPort);
-  so.isServer = server;
+  so.isServer = false;
   so.numWorkers = static_cast<std::size_t>(o.worldSize);
   so.waitWorkers = false;  // the process group's own rendezvous waits for everybody
   so.timeout = timeout;
   so.multiTenant = true;
   c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(o.masterAddr, so);
-  if (o.useAgentStore) {
-    store = c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(o.restartCount), store);
-  }
-  return store;
+  return c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(o.restartCount), store);
 }
 
 // Periodic "I am alive" stamps in the store, and the diagnosis that reads them after a failed collective.
@@ -155,7 +176,7 @@ class Heartbeat {
     const int64_t t = o.timeout.count();
     intervalMs_ = std::max<int64_t>(100, std::min<int64_t>(2000, t / 5));
     staleMs_ = 3 * intervalMs_ + 500;
-    store_ = ConnectStore(o, /*server=*/false, o.timeout);
+    store_ = ConnectStore(o, o.timeout);
     Beat();
     thread_ = std::thread([this] { Run(); });
   }
@@ -179,7 +200,7 @@ class Heartbeat {
     for (;;) {
       std::vector<std::string> silent;
       try {
-        c10::intrusive_ptr<c10d::Store> probe = ConnectStore(options_, false, std::chrono::milliseconds(std::max<int64_t>(staleMs_, 3000)));
+        c10::intrusive_ptr<c10d::Store> probe = ConnectStore(options_, std::chrono::milliseconds(std::max<int64_t>(staleMs_, 3000)));
         silent = Silent(ReadStamps(*probe), NowMs());
       } catch (const std::exception&) {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -267,9 +288,11 @@ class Heartbeat {
 template <typename Backend>
 class C10dGroup : public Group {
  public:
-  C10dGroup(GroupOptions options, c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<Backend> pg,
-            std::unique_ptr<Heartbeat> heartbeat)
-      : Group(std::move(options)), store_(std::move(store)), pg_(std::move(pg)), heartbeat_(std::move(heartbeat)) {}
+  C10dGroup(GroupOptions options, std::shared_ptr<StoreServer> server, c10::intrusive_ptr<c10d::Store> store,
+            c10::intrusive_ptr<Backend> pg, std::unique_ptr<Heartbeat> heartbeat)
+      : Group(std::move(options)), server_(std::move(server)), store_(std::move(store)), pg_(std::move(pg)), heartbeat_(std::move(heartbeat)) {
+    if (server_) storeAddress_ = server_->address();
+  }
   ~C10dGroup() override { Shutdown(); }
 
   void AllReduceSum(std::vector<at::Tensor>& tensors, const std::string& what) override {
@@ -335,6 +358,7 @@ class C10dGroup : public Group {
     heartbeat_.reset();
     pg_.reset();
     store_.reset();
+    server_.reset();  // rank 0: the store goes last (every rank met at the final barrier before this)
   }
 
  private:
@@ -363,6 +387,7 @@ class C10dGroup : public Group {
     }
   }
 
+  std::shared_ptr<StoreServer> server_;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<Backend> pg_;
   std::unique_ptr<Heartbeat> heartbeat_;
@@ -374,13 +399,21 @@ class C10dGroup : public Group {
 std::shared_ptr<Group> Group::Create(const GroupOptions& options) {
   options.Validate();
   const GroupOptions& o = options;
+  std::shared_ptr<StoreServer> server;
+  if (!o.useAgentStore && o.rank == 0) {
+    try {
+      server = std::make_shared<StoreServer>(StoreListenHost(o), static_cast<std::uint16_t>(o.masterPort));
+    } catch (const std::exception& e) {
+      throw NativeError("DIST_ERROR", "rank 0: " + FirstLine(e));
+    }
+  }
   c10::intrusive_ptr<c10d::Store> store;
   try {
-    store = ConnectStore(o, /*server=*/!o.useAgentStore && o.rank == 0, o.timeout);
+    store = ConnectStore(o, o.timeout);
   } catch (const std::exception& e) {
     const std::string msg = FirstLine(e);
     throw NativeError("DIST_ERROR", "rank " + std::to_string(o.rank) + ": cannot reach the rendezvous store at " + o.masterAddr + ":" +
-                                        std::to_string(o.masterPort) + (o.rank == 0 && !o.useAgentStore ? " (hosting it failed: is the port in use?)" : "") +
+                                        std::to_string(o.masterPort) +
                                         ": " + msg);
   }
   auto pgStore = c10::make_intrusive<c10d::PrefixStore>("default_pg", store);
@@ -398,7 +431,7 @@ std::shared_ptr<Group> Group::Create(const GroupOptions& options) {
         gopts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
       }
       auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(pgStore, static_cast<int>(o.rank), static_cast<int>(o.worldSize), gopts);
-      return std::make_shared<C10dGroup<c10d::ProcessGroupGloo>>(o, store, pg, std::make_unique<Heartbeat>(o));
+      return std::make_shared<C10dGroup<c10d::ProcessGroupGloo>>(o, server, store, pg, std::make_unique<Heartbeat>(o));
 #endif
     } else {
 #ifdef CTCLIP_HAVE_NCCL
@@ -408,7 +441,7 @@ std::shared_ptr<Group> Group::Create(const GroupOptions& options) {
       auto nopts = c10d::ProcessGroupNCCL::Options::create();
       nopts->timeout = o.timeout;
       auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(pgStore, static_cast<int>(o.rank), static_cast<int>(o.worldSize), nopts);
-      return std::make_shared<C10dGroup<c10d::ProcessGroupNCCL>>(o, store, pg, std::make_unique<Heartbeat>(o));
+      return std::make_shared<C10dGroup<c10d::ProcessGroupNCCL>>(o, server, store, pg, std::make_unique<Heartbeat>(o));
 #endif
     }
   } catch (const NativeError&) {

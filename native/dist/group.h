@@ -2,7 +2,9 @@
 //
 // Rendezvous follows torchrun's store rules: with `useAgentStore` (TORCHELASTIC_USE_AGENT_STORE=True) every rank is
 // a TCPStore client of the agent's store and keys live under `/worker/attempt_<restartCount>`; otherwise rank 0
-// hosts the TCPStore at MASTER_ADDR:MASTER_PORT. The process group itself sits under the `default_pg` prefix.
+// hosts the store (dist/store.h) at MASTER_ADDR:MASTER_PORT, listening on MASTER_ADDR only, except in a multi-node
+// job whose MASTER_ADDR is a host name (every interface then; StoreListenHost). The process group itself sits under
+// the `default_pg` prefix.
 //
 // Every collective has the configured timeout. When one fails (a peer died: connection closed; a peer is stuck:
 // timeout), the error names the ranks that stopped answering, found through per-rank heartbeats in the store, so a
@@ -22,6 +24,7 @@ struct GroupOptions {
   int64_t rank = 0;
   int64_t worldSize = 1;
   int64_t localRank = 0;
+  int64_t localWorldSize = 1;  // ranks on this node (LOCAL_WORLD_SIZE); == worldSize: a single-node job
   std::string masterAddr = "127.0.0.1";
   int64_t masterPort = 29500;
   bool useAgentStore = false;
@@ -45,6 +48,8 @@ class Group {
   int64_t size() const { return options_.worldSize; }
   const GroupOptions& options() const { return options_; }
   const std::string& backendName() const { return options_.backend; }
+  // Where the store this rank hosts listens ("127.0.0.1:29500"); empty when it hosts none.
+  const std::string& storeAddress() const { return storeAddress_; }
 
   // In place: every tensor becomes the element-wise sum over ranks (issued together, then awaited).
   virtual void AllReduceSum(std::vector<at::Tensor>& tensors, const std::string& what) = 0;
@@ -59,7 +64,11 @@ class Group {
  protected:
   explicit Group(GroupOptions options) : options_(std::move(options)) {}
   GroupOptions options_;
+  std::string storeAddress_;
 };
+
+// The address rank 0's store listens on for these options ("" = every interface; see the header comment).
+std::string StoreListenHost(const GroupOptions& options);
 
 // The first line of a c10d/Gloo error (c10::Error appends a C++ backtrace after it).
 std::string FirstLine(const std::exception& e);

@@ -1,14 +1,17 @@
 // Data-parallel collectives for TypeScript (typed in lib/native.ts, wrapped by lib/dist/).
 //
 //   distBackends() → {gloo, nccl}                              what this build's libtorch has
-//   distInit({rank, worldSize, localRank, masterAddr, masterPort, useAgentStore, restartCount, timeoutMs, backend})
-//       → Promise<DistGroup>                                   rendezvous (blocks until every rank joined)
+//   distInit({rank, worldSize, localRank, localWorldSize, masterAddr, masterPort, useAgentStore, restartCount,
+//             timeoutMs, backend})
+//       → Promise<DistGroup>                                   rendezvous (blocks until every rank joined);
+//                                                               rank 0 hosts the store (storeAddress: where)
 //   distAllReduce(group, tensors) → Promise<void>              in-place sum over ranks
 //   distAllGather(group, tensor) → Promise<tensor>             concatenation over ranks along dim 0
 //   distBroadcast(group, tensors, root) → Promise<void>        in place
 //   distBarrier(group) → Promise<void>
 //   distShutdown(group)
-//   distStoreServer(port) → {close()}                          a TCPStore host (what torchrun's agent runs)
+//   distStoreServer(port) → {close()}                          a c10d TCPStore host, as torchrun's agent runs (tests)
+//   distRendezvousServer(host, port) → {address, close()}     rank 0's store on its own (tests: hostile peers)
 //
 // Collectives run on libuv worker threads (PromiseWorker), never on the JS thread. JS hands in CPU tensors; with
 // NCCL (CUDA tensors only) they are staged on cuda:<localRank> for the collective and copied back.
@@ -19,6 +22,7 @@
 #include <memory>
 
 #include "dist/group.h"
+#include "dist/store.h"
 #include "napi/dist_handle.h"
 #include "napi/errors.h"
 #include "napi/js_args.h"
@@ -65,6 +69,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   g.rank = js::Int(o, "rank", "distInit", std::nullopt);
   g.worldSize = js::Int(o, "worldSize", "distInit", std::nullopt);
   g.localRank = js::Int(o, "localRank", "distInit", 0);
+  g.localWorldSize = js::Int(o, "localWorldSize", "distInit", 1);
   g.masterAddr = js::Str(o, "masterAddr", "distInit", "127.0.0.1");
   g.masterPort = js::Int(o, "masterPort", "distInit", 29500);
   g.useAgentStore = o.Has("useAgentStore") && o.Get("useAgentStore").ToBoolean().Value();
@@ -204,6 +209,30 @@ Napi::Value StoreServer(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_CATCH(env)
 }
 
+Napi::Value RendezvousServer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  Require(info.Length() > 1 && info[0].IsString() && info[1].IsNumber(), "ARGUMENT_ERROR", "distRendezvousServer(host, port): a host string ('' = every interface) and a port number");
+  const std::string host = info[0].As<Napi::String>().Utf8Value();
+  const int64_t port = info[1].As<Napi::Number>().Int64Value();
+  Require(port >= 0 && port < 65536, "ARGUMENT_ERROR", "distRendezvousServer: port must be in 0..65535, got " + std::to_string(port));
+#if defined(CTCLIP_HAVE_GLOO) || defined(CTCLIP_HAVE_NCCL)
+  auto server = std::make_shared<dist::StoreServer>(host, static_cast<std::uint16_t>(port));
+  auto* holder = new std::shared_ptr<dist::StoreServer>(server);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("_native", Napi::External<std::shared_ptr<dist::StoreServer>>::New(env, holder, [](Napi::Env, std::shared_ptr<dist::StoreServer>* h) { delete h; }));
+  o.Set("address", server->address());
+  o.Set("close", Napi::Function::New(env, [holder](const Napi::CallbackInfo& ci) -> Napi::Value {
+          if (*holder) (*holder)->Stop();
+          return ci.Env().Undefined();
+        }));
+  return o;
+#else
+  throw NativeError("ARGUMENT_ERROR", "distRendezvousServer: this libtorch has no c10d");
+#endif
+  CTCLIP_NAPI_CATCH(env)
+}
+
 }  // namespace
 
 Napi::Object WrapGroup(Napi::Env env, std::shared_ptr<dist::Group> group) {
@@ -214,6 +243,7 @@ Napi::Object WrapGroup(Napi::Env env, std::shared_ptr<dist::Group> group) {
   o.Set("rank", Napi::Number::New(env, static_cast<double>(group->rank())));
   o.Set("worldSize", Napi::Number::New(env, static_cast<double>(group->size())));
   o.Set("backend", group->backendName());
+  o.Set("storeAddress", group->storeAddress().empty() ? env.Null() : Napi::String::New(env, group->storeAddress()));
   return o;
 }
 
@@ -235,6 +265,7 @@ void RegisterDistributed(Napi::Env env, Napi::Object exports) {
   fn("distBarrier", Barrier);
   fn("distShutdown", Shutdown);
   fn("distStoreServer", StoreServer);
+  fn("distRendezvousServer", RendezvousServer);
 }
 
 }  // namespace ctclip

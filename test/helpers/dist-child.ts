@@ -1,8 +1,9 @@
 /**
  * A rank of a small c10d job for test/native/dist.test.ts, started with the torchrun environment (RANK,
- * WORLD_SIZE, MASTER_ADDR, MASTER_PORT, …). `DIST_SCENARIO` picks what it does; it prints one JSON line
+ * WORLD_SIZE, MASTER_ADDR, MASTER_PORT, …). `DIST_SCENARIO` picks what it does (collectives, listen, stuck, dead); it prints one JSON line
  * `RESULT {...}` (or `ERROR {...}` with the error's code and message) and exits.
  */
+import * as fs from 'fs';
 import { distEnvFrom } from '../../lib/dist/env';
 import { ProcessGroup } from '../../lib/dist/group';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
@@ -36,6 +37,14 @@ async function main(): Promise<void> {
           gatherRows: { counts: g.counts, data: Array.from(g.data) },
         })}\n`,
       );
+    } else if (scenario === 'listen') {
+      // Stays in the job (store up, Gloo connected) until the test has looked at the listening sockets.
+      await group.barrier('joined');
+      process.stdout.write(`READY ${process.pid}\n`);
+      const release = process.env.DIST_RELEASE_FILE as string;
+      while (!fs.existsSync(release)) await new Promise((resolve) => setTimeout(resolve, 50));
+      await group.barrier('released');
+      process.stdout.write(`RESULT ${JSON.stringify({ rank: r, storeAddress: group.storeAddress })}\n`);
     } else if (scenario === 'stuck' || scenario === 'dead') {
       // The last rank stops answering: stopped (SIGSTOP, alive but silent) or gone (SIGKILL).
       if (r === W - 1) {

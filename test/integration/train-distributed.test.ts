@@ -89,6 +89,25 @@ describe('train: data parallel over c10d (issue 10)', function () {
     expect(checkpointDirs(ref.runDir).map((d) => path.basename(d))).to.deep.equal([4, 6, 8, 12].map((s) => `ckpt-step${String(s).padStart(8, '0')}`));
   });
 
+  it('only rank 0 takes the run lock; a run directory in use stops every rank at once, before any model is built', async function () {
+    // The reference run above succeeded with both ranks on one directory: a second taker would have been refused.
+    expect(fs.existsSync(path.join(ref.runDir, 'run.lock')), 'released at the end').to.equal(false);
+    const { cfg, runDir } = config('locked');
+    fs.mkdirSync(runDir, { recursive: true });
+    // held by a live process on this host: this test process
+    const lock = JSON.stringify({ format: 'ctclip-run-lock', version: 1, pid: process.pid, host: os.hostname(), startedAt: '2025-01-31T12:00:00.000Z', command: 'mocha', nonce: 'test' });
+    fs.writeFileSync(path.join(runDir, 'run.lock'), lock);
+    const r = await train(['--config', cfg]);
+    for (const x of r) {
+      expect(x.child.exitCode, `rank ${x.rank}:\n${x.stdout}\n${x.stderr}`).to.equal(1);
+      expect(x.stdout, `rank ${x.rank} built no model`).to.not.contain('Model:');
+    }
+    expect(r[0].stderr).to.contain(`is in use by another training run: ${path.join(runDir, 'run.lock')} is held by pid ${process.pid} on host ${os.hostname()}`);
+    expect(r[1].stderr).to.contain(`rank 0 could not lock the run directory ${runDir}`);
+    expect(fs.readdirSync(runDir)).to.deep.equal(['run.lock']);
+    expect(fs.readFileSync(path.join(runDir, 'run.lock'), 'utf8')).to.equal(lock);
+  });
+
   it('a dead rank makes the other fail fast naming it; --resume latest on both ranks reproduces the uninterrupted run', async function () {
     const { cfg, runDir } = config('killed');
     // Rank 1 SIGKILLs itself right after step 7; rank 0 fails at the next collective.

@@ -3,6 +3,9 @@
  * and a rank that stops answering (stuck or dead) failing the others within the timeout, naming it.
  */
 import { expect } from 'chai';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
 import * as path from 'path';
 import { distEnvFrom, firstSlurmHost } from '../../lib/dist/env';
 import { loadAddon } from '../../lib/native';
@@ -19,6 +22,57 @@ interface CollectivesResult {
   allGather: { shape: number[]; data: number[] };
   broadcast: number[];
   gatherRows: { counts: number[]; data: number[] };
+}
+
+/** Resolves when a rank prints a line matching `re` (rejects if it exits first). */
+function stdoutLine(run: RankRun, re: RegExp): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = (): boolean => run.stdout.split('\n').some((l) => re.test(l));
+    if (check()) return resolve();
+    run.child.stdout!.on('data', () => check() && resolve());
+    void run.done.then(() => (check() ? resolve() : reject(new Error(`rank ${run.rank} exited before printing ${re}:\n${run.stdout}${run.stderr}`))));
+  });
+}
+
+/** IPv4/IPv6 sockets in LISTEN state in this network namespace (/proc/net/tcp, tcp6), with their inodes. */
+function listeningSockets(): Array<{ address: string; port: number; inode: string }> {
+  const out: Array<{ address: string; port: number; inode: string }> = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!fs.existsSync(file)) continue;
+    for (const line of fs.readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== '0A') continue; // 0A = LISTEN
+      const [hex, portHex] = f[1].split(':');
+      // 32-bit words in host (little-endian) byte order
+      const bytes: number[] = [];
+      for (let i = 0; i < hex.length; i += 8) {
+        const w = parseInt(hex.slice(i, i + 8), 16);
+        bytes.push(w & 0xff, (w >>> 8) & 0xff, (w >>> 16) & 0xff, (w >>> 24) & 0xff);
+      }
+      let address: string;
+      if (bytes.length === 4) address = bytes.join('.');
+      else if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) address = bytes.slice(12).join('.');
+      else if (bytes.every((b) => b === 0)) address = '::';
+      else address = Array.from({ length: 8 }, (_, i) => ((bytes[2 * i] << 8) | bytes[2 * i + 1]).toString(16)).join(':');
+      out.push({ address, port: parseInt(portHex, 16), inode: f[9] });
+    }
+  }
+  return out;
+}
+
+/** The inodes of the sockets process `pid` has open. */
+function socketInodes(pid: number): string[] {
+  const dir = `/proc/${pid}/fd`;
+  const out: string[] = [];
+  for (const fd of fs.readdirSync(dir)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(path.join(dir, fd)));
+      if (m) out.push(m[1]);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
 }
 
 async function finish(runs: RankRun[]): Promise<void> {
@@ -82,6 +136,96 @@ describe('native: c10d process group (Gloo, loopback)', function () {
     } finally {
       store.close();
     }
+  });
+
+  it('rank 0 hosts the store on MASTER_ADDR only (127.0.0.1:PORT, not *:PORT); nothing of a loopback job listens on a wildcard address', async function () {
+    if (process.platform !== 'linux') this.skip(); // reads /proc/net/tcp{,6}
+    const port = await freePort();
+    const release = path.join(os.tmpdir(), `ctclip-dist-release-${process.pid}-${port}`);
+    try {
+      runs = startRanks([CHILD], 2, port, () => ({ DIST_SCENARIO: 'listen', DIST_RELEASE_FILE: release }));
+      await Promise.all(runs.map((r) => stdoutLine(r, /^READY /)));
+      const listening = listeningSockets();
+      const jobInodes = new Set(runs.flatMap((r) => socketInodes(r.child.pid as number)));
+      fs.writeFileSync(release, '');
+      await finish(runs);
+      const results = runs.map((r) => {
+        expect(r.child.exitCode, `rank ${r.rank}: ${r.stdout}${r.stderr}`).to.equal(0);
+        return taggedJson<{ rank: number; storeAddress: string | null }>(r.stdout, 'RESULT')!;
+      });
+      // the kernel's view: the store's port is bound to 127.0.0.1 only
+      expect(listening.filter((l) => l.port === port).map((l) => l.address), JSON.stringify(listening.filter((l) => l.port === port))).to.deep.equal(['127.0.0.1']);
+      // and every listening socket of the two ranks (the store; Gloo's, while it has one) is on loopback
+      const ours = listening.filter((l) => jobInodes.has(l.inode));
+      expect(ours.map((l) => l.port), JSON.stringify(listening)).to.include(port);
+      for (const l of ours) expect(l.address, JSON.stringify(l)).to.equal('127.0.0.1');
+      expect(results.map((x) => x.storeAddress), 'reported by rank 0 only').to.deep.equal([`127.0.0.1:${port}`, null]);
+    } finally {
+      fs.rmSync(release, { force: true });
+    }
+  });
+
+  describe('rank 0\'s store against hostile peers (no authentication: bounded instead)', function () {
+    const MAGIC = Buffer.from('CTCLIPS1');
+    const u32 = (n: number): Buffer => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(n >>> 0);
+      return b;
+    };
+    const str = (b: Buffer): Buffer => Buffer.concat([u32(b.length), b]);
+
+    /** Sends `chunks` on a fresh connection; resolves with what came back once the server closed it or `want` bytes arrived. */
+    function exchange(address: string, chunks: Buffer[], want = Infinity): Promise<{ reply: Buffer; closedByServer: boolean }> {
+      const port = Number(address.slice(address.lastIndexOf(':') + 1));
+      return new Promise((resolve, reject) => {
+        const sock = net.connect({ host: '127.0.0.1', port });
+        const got: Buffer[] = [];
+        let closedByServer = false;
+        sock.on('error', (e: NodeJS.ErrnoException) => (e.code === 'ECONNRESET' || e.code === 'EPIPE' ? (closedByServer = true) : reject(e)));
+        sock.on('data', (d: Buffer) => {
+          got.push(d);
+          if (Buffer.concat(got).length >= want) sock.destroy();
+        });
+        sock.on('end', () => (closedByServer = true));
+        sock.on('close', () => resolve({ reply: Buffer.concat(got), closedByServer }));
+        sock.on('connect', () => {
+          for (const c of chunks) sock.write(c);
+        });
+      });
+    }
+
+    it('listens where asked; a wrong handshake, an oversized key or value length and a full store cost nothing', async function () {
+      const server = loadAddon().distRendezvousServer('127.0.0.1', 0);
+      try {
+        expect(server.address).to.match(/^127\.0\.0\.1:\d+$/);
+        const wrong = await exchange(server.address, [Buffer.from('GET / HTTP/1.0\r\n\r\n')]);
+        expect(wrong.closedByServer).to.equal(true);
+        expect(wrong.reply.length).to.equal(0);
+        const rss0 = process.memoryUsage().rss;
+        // a SET whose key claims 4 GiB, then one whose value claims 3 GiB: closed without reading or allocating
+        for (const req of [
+          Buffer.concat([MAGIC, Buffer.from([1]), u32(0xffffffff)]),
+          Buffer.concat([MAGIC, Buffer.from([1]), str(Buffer.from('k')), u32(3 * 1024 ** 3)]),
+          Buffer.concat([MAGIC, Buffer.from([5]), u32(1_000_000)]),
+        ]) {
+          const r = await exchange(server.address, [req]);
+          expect(r.closedByServer).to.equal(true);
+          expect(r.reply.equals(MAGIC), 'only the handshake was answered').to.equal(true);
+        }
+        // the whole store is capped at 64 MiB: the fifth 15 MiB value is refused with an error reply
+        const big = Buffer.alloc(15 * 1024 * 1024, 7);
+        const replies: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          const r = await exchange(server.address, [Buffer.concat([MAGIC, Buffer.from([1]), str(Buffer.from(`key${i}`)), str(big)])], MAGIC.length + 1);
+          replies.push(r.reply[MAGIC.length]);
+        }
+        expect(replies).to.deep.equal([0, 0, 0, 0, 1]);
+        const grownMiB = (process.memoryUsage().rss - rss0) / 2 ** 20;
+        expect(grownMiB, `RSS grew by ${grownMiB.toFixed(0)} MiB`).to.be.below(64 + 128);
+      } finally {
+        server.close();
+      }
+    });
   });
 
   for (const scenario of ['stuck', 'dead'] as const) {

@@ -1,0 +1,727 @@
+#include "dist/store.h"
+
+#if defined(CTCLIP_HAVE_GLOO) || defined(CTCLIP_HAVE_NCCL)
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <set>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "napi/errors.h"
+
+namespace ctclip::dist {
+
+namespace {
+
+constexpr char kMagic[8] = {'C', 'T', 'C', 'L', 'I', 'P', 'S', '1'};
+
+enum Op : uint8_t { kSet = 1, kGet = 2, kAdd = 3, kCheck = 4, kWait = 5, kDelete = 6, kNumKeys = 7, kCompareSet = 8 };
+
+#ifdef MSG_NOSIGNAL
+constexpr int kSendFlags = MSG_NOSIGNAL;
+#else
+constexpr int kSendFlags = 0;
+#endif
+
+using Clock = std::chrono::steady_clock;
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+int RemainingMs(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(left, 1 << 30)));
+}
+
+// Sends all of `data` (blocking socket). False on error.
+bool SendAll(int fd, const char* data, size_t n) {
+  while (n > 0) {
+    const ssize_t k = ::send(fd, data, n, kSendFlags);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data += k;
+    n -= static_cast<size_t>(k);
+  }
+  return true;
+}
+
+// Reads exactly n bytes. With a deadline, waits for each chunk with poll (false on timeout, `timedOut` set).
+bool RecvExact(int fd, char* out, size_t n, const Clock::time_point* deadline = nullptr, bool* timedOut = nullptr) {
+  while (n > 0) {
+    if (deadline != nullptr) {
+      pollfd p{fd, POLLIN, 0};
+      const int r = ::poll(&p, 1, RemainingMs(*deadline));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return false;
+      }
+      if (r == 0) {
+        if (timedOut) *timedOut = true;
+        return false;
+      }
+    }
+    const ssize_t k = ::recv(fd, out, n, 0);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (k == 0) return false;
+    out += k;
+    n -= static_cast<size_t>(k);
+  }
+  return true;
+}
+
+void PutU32(std::string& b, uint32_t v) {
+  for (int i = 0; i < 4; i++) b.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void PutI64(std::string& b, int64_t v) {
+  const uint64_t u = static_cast<uint64_t>(v);
+  for (int i = 0; i < 8; i++) b.push_back(static_cast<char>((u >> (8 * i)) & 0xff));
+}
+void PutStr(std::string& b, const std::string& s) {
+  PutU32(b, static_cast<uint32_t>(s.size()));
+  b += s;
+}
+void PutBytes(std::string& b, const std::vector<uint8_t>& v) {
+  PutU32(b, static_cast<uint32_t>(v.size()));
+  b.append(reinterpret_cast<const char*>(v.data()), v.size());
+}
+uint32_t GetU32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; i++) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return v;
+}
+int64_t GetI64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return static_cast<int64_t>(v);
+}
+
+// A socket with FD_CLOEXEC (and O_NONBLOCK when asked), portably (no SOCK_CLOEXEC / SOCK_NONBLOCK on macOS).
+int OpenSocket(int family, int type, int protocol, bool nonblocking) {
+  const int fd = ::socket(family, type, protocol);
+  if (fd < 0) return fd;
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  if (nonblocking) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+#ifdef SO_NOSIGPIPE
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
+#endif
+  return fd;
+}
+
+std::string HostPort(const sockaddr* sa) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  uint16_t port = 0;
+  if (sa->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    port = ntohs(in->sin_port);
+    return std::string(host) + ":" + std::to_string(port);
+  }
+  const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+  ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+  port = ntohs(in6->sin6_port);
+  return "[" + std::string(host) + "]:" + std::to_string(port);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------------------------------------------
+
+struct StoreServer::State {
+  std::mutex mutex;
+  std::condition_variable changed;  // a key was set/added/deleted, a connection ended, or stopping
+  std::unordered_map<std::string, std::vector<uint8_t>> kv;
+  std::size_t bytes = 0;
+  std::size_t inflight = 0;  // request and reply buffers of the requests being served (Budget)
+  bool stopping = false;
+  std::set<int> clients;
+  std::size_t connections = 0;
+  int listenFd = -1;
+  int wakeRead = -1;
+  int wakeWrite = -1;
+};
+
+namespace {
+
+using State = StoreServer::State;
+
+// Whether the peer of a connection that is waiting for keys hung up (checked while a GET/WAIT blocks).
+bool PeerGone(int fd) {
+  short events = POLLIN;
+#ifdef POLLRDHUP
+  events |= POLLRDHUP;
+#endif
+  pollfd p{fd, events, 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  short gone = POLLHUP | POLLERR | POLLNVAL;
+#ifdef POLLRDHUP
+  gone |= POLLRDHUP;
+#endif
+  return (p.revents & gone) != 0;
+}
+
+// Blocks until every key exists (true), or the server stops / the client leaves (false). Holds `lock`.
+bool WaitForKeys(State& s, std::unique_lock<std::mutex>& lock, int fd, const std::vector<std::string>& keys) {
+  for (;;) {
+    if (s.stopping) return false;
+    if (std::all_of(keys.begin(), keys.end(), [&](const std::string& k) { return s.kv.count(k) > 0; })) return true;
+    s.changed.wait_for(lock, std::chrono::milliseconds(200));
+    if (PeerGone(fd)) return false;
+  }
+}
+
+// The memory one request may hold while it is served (what it sent, what it is sent back), reserved against
+// StoreLimits::kMaxInflightBytes over all connections before allocating; released when the request is done.
+class Budget {
+ public:
+  explicit Budget(State& s) : s_(s) {}
+  ~Budget() {
+    std::lock_guard<std::mutex> lock(s_.mutex);
+    s_.inflight -= held_;
+  }
+  // `locked`: the caller holds s.mutex.
+  bool Take(std::size_t n, bool locked = false) {
+    std::unique_lock<std::mutex> lock(s_.mutex, std::defer_lock);
+    if (!locked) lock.lock();
+    if (s_.inflight + n > StoreLimits::kMaxInflightBytes) return false;
+    s_.inflight += n;
+    held_ += n;
+    return true;
+  }
+
+ private:
+  State& s_;
+  std::size_t held_ = 0;
+};
+
+bool ReadStr(int fd, Budget& budget, std::size_t max, std::string& out) {
+  char len[4];
+  if (!RecvExact(fd, len, 4)) return false;
+  const uint32_t n = GetU32(len);
+  if (n > max || !budget.Take(n)) return false;  // over a cap: the connection is closed before allocating
+  out.resize(n);
+  return n == 0 || RecvExact(fd, out.data(), n);
+}
+
+bool ReadBytes(int fd, Budget& budget, std::size_t max, std::vector<uint8_t>& out) {
+  char len[4];
+  if (!RecvExact(fd, len, 4)) return false;
+  const uint32_t n = GetU32(len);
+  if (n > max || !budget.Take(n)) return false;
+  out.resize(n);
+  return n == 0 || RecvExact(fd, reinterpret_cast<char*>(out.data()), n);
+}
+
+bool ReadKeys(int fd, Budget& budget, std::vector<std::string>& keys) {
+  char cnt[4];
+  if (!RecvExact(fd, cnt, 4)) return false;
+  const uint32_t n = GetU32(cnt);
+  if (n > StoreLimits::kMaxKeysPerRequest) return false;
+  keys.resize(n);
+  for (auto& k : keys) {
+    if (!ReadStr(fd, budget, StoreLimits::kMaxKeyBytes, k)) return false;
+  }
+  return true;
+}
+
+std::string Ok(const std::string& payload = "") { return std::string(1, '\0') + payload; }
+std::string Err(const std::string& message) {
+  std::string b(1, '\1');
+  PutStr(b, message);
+  return b;
+}
+
+// Stores key = value within the total budget; false (nothing changed) when it would exceed it. Holds the lock.
+bool Put(State& s, const std::string& key, std::vector<uint8_t> value) {
+  auto it = s.kv.find(key);
+  const std::size_t old = it == s.kv.end() ? 0 : key.size() + it->second.size();
+  const std::size_t now = key.size() + value.size();
+  if (s.bytes - old + now > StoreLimits::kMaxTotalBytes) return false;
+  s.bytes = s.bytes - old + now;
+  s.kv[key] = std::move(value);
+  s.changed.notify_all();
+  return true;
+}
+
+std::string FullMessage() {
+  return "the rendezvous store is full (" + std::to_string(StoreLimits::kMaxTotalBytes >> 20) + " MiB of keys and values)";
+}
+
+// One request → its reply; false: protocol violation or connection gone (the connection is closed).
+bool Serve(State& s, Budget& budget, int fd, uint8_t op, std::string& reply) {
+  std::string key;
+  switch (op) {
+    case kSet: {
+      std::vector<uint8_t> value;
+      if (!ReadStr(fd, budget, StoreLimits::kMaxKeyBytes, key) || !ReadBytes(fd, budget, StoreLimits::kMaxValueBytes, value)) return false;
+      std::lock_guard<std::mutex> lock(s.mutex);
+      reply = Put(s, key, std::move(value)) ? Ok() : Err(FullMessage());
+      return true;
+    }
+    case kGet: {
+      if (!ReadStr(fd, budget, StoreLimits::kMaxKeyBytes, key)) return false;
+      std::unique_lock<std::mutex> lock(s.mutex);
+      if (!WaitForKeys(s, lock, fd, {key})) return false;
+      const auto& v = s.kv[key];
+      if (!budget.Take(v.size(), /*locked=*/true)) return false;
+      std::string payload;
+      PutBytes(payload, v);
+      reply = Ok(payload);
+      return true;
+    }
+    case kAdd: {
+      char delta[8];
+      if (!ReadStr(fd, budget, StoreLimits::kMaxKeyBytes, key) || !RecvExact(fd, delta, 8)) return false;
+      std::lock_guard<std::mutex> lock(s.mutex);
+      int64_t current = 0;
+      auto it = s.kv.find(key);
+      if (it != s.kv.end()) {
+        const std::string text(it->second.begin(), it->second.end());
+        char* end = nullptr;
+        errno = 0;
+        current = std::strtoll(text.c_str(), &end, 10);
+        if (text.empty() || errno != 0 || *end != '\0') {
+          reply = Err("add: the value of key '" + key.substr(0, 200) + "' is not an integer");
+          return true;
+        }
+      }
+      const int64_t next = static_cast<int64_t>(static_cast<uint64_t>(current) + static_cast<uint64_t>(GetI64(delta)));
+      const std::string text = std::to_string(next);
+      if (!Put(s, key, std::vector<uint8_t>(text.begin(), text.end()))) {
+        reply = Err(FullMessage());
+        return true;
+      }
+      std::string payload;
+      PutI64(payload, next);
+      reply = Ok(payload);
+      return true;
+    }
+    case kCheck:
+    case kWait: {
+      std::vector<std::string> keys;
+      if (!ReadKeys(fd, budget, keys)) return false;
+      std::unique_lock<std::mutex> lock(s.mutex);
+      if (op == kCheck) {
+        const bool all = std::all_of(keys.begin(), keys.end(), [&](const std::string& k) { return s.kv.count(k) > 0; });
+        reply = Ok(std::string(1, all ? '\1' : '\0'));
+        return true;
+      }
+      if (!WaitForKeys(s, lock, fd, keys)) return false;
+      reply = Ok();
+      return true;
+    }
+    case kDelete: {
+      if (!ReadStr(fd, budget, StoreLimits::kMaxKeyBytes, key)) return false;
+      std::lock_guard<std::mutex> lock(s.mutex);
+      auto it = s.kv.find(key);
+      const bool found = it != s.kv.end();
+      if (found) {
+        s.bytes -= key.size() + it->second.size();
+        s.kv.erase(it);
+        s.changed.notify_all();
+      }
+      reply = Ok(std::string(1, found ? '\1' : '\0'));
+      return true;
+    }
+    case kNumKeys: {
+      std::lock_guard<std::mutex> lock(s.mutex);
+      std::string payload;
+      PutI64(payload, static_cast<int64_t>(s.kv.size()));
+      reply = Ok(payload);
+      return true;
+    }
+    case kCompareSet: {
+      std::vector<uint8_t> expected;
+      std::vector<uint8_t> desired;
+      if (!ReadStr(fd, budget, StoreLimits::kMaxKeyBytes, key) || !ReadBytes(fd, budget, StoreLimits::kMaxValueBytes, expected) ||
+          !ReadBytes(fd, budget, StoreLimits::kMaxValueBytes, desired)) {
+        return false;
+      }
+      std::lock_guard<std::mutex> lock(s.mutex);
+      // TCPStore's semantics: a missing key is created only when `expected` is empty; the reply is the value now.
+      auto it = s.kv.find(key);
+      std::vector<uint8_t> now;
+      if ((it == s.kv.end() && expected.empty()) || (it != s.kv.end() && it->second == expected)) {
+        if (!Put(s, key, desired)) {
+          reply = Err(FullMessage());
+          return true;
+        }
+        now = desired;
+      } else {
+        now = it == s.kv.end() ? expected : it->second;
+      }
+      if (!budget.Take(now.size(), /*locked=*/true)) return false;
+      std::string payload;
+      PutBytes(payload, now);
+      reply = Ok(payload);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+void ServeConnection(std::shared_ptr<State> s, int fd) {
+  char magic[sizeof(kMagic)];
+  if (RecvExact(fd, magic, sizeof(kMagic)) && std::memcmp(magic, kMagic, sizeof(kMagic)) == 0 && SendAll(fd, kMagic, sizeof(kMagic))) {
+    for (;;) {
+      uint8_t op = 0;
+      if (!RecvExact(fd, reinterpret_cast<char*>(&op), 1)) break;
+      std::string reply;
+      Budget budget(*s);
+      if (!Serve(*s, budget, fd, op, reply)) break;
+      if (!SendAll(fd, reply.data(), reply.size())) break;
+    }
+  }
+  std::lock_guard<std::mutex> lock(s->mutex);
+  s->clients.erase(fd);
+  ::close(fd);
+  s->connections--;
+  s->changed.notify_all();
+}
+
+void AcceptLoop(std::shared_ptr<State> s) {
+  for (;;) {
+    pollfd fds[2] = {{s->listenFd, POLLIN, 0}, {s->wakeRead, POLLIN, 0}};
+    const int r = ::poll(fds, 2, -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 || (fds[1].revents & POLLIN) != 0) return;
+    if ((fds[0].revents & POLLIN) == 0) continue;
+    const int fd = ::accept(s->listenFd, nullptr, nullptr);
+    if (fd < 0) continue;
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    std::lock_guard<std::mutex> lock(s->mutex);
+    if (s->stopping || s->connections >= StoreLimits::kMaxConnections) {
+      ::close(fd);
+      continue;
+    }
+    s->clients.insert(fd);
+    s->connections++;
+    std::thread(ServeConnection, s, fd).detach();
+  }
+}
+
+}  // namespace
+
+StoreServer::StoreServer(const std::string& host, std::uint16_t port) : state_(std::make_shared<State>()) {
+  const std::string shown = (host.empty() ? "*" : host) + ":" + std::to_string(port);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const std::string service = std::to_string(port);
+  const int gai = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
+  if (gai != 0) throw NativeError("DIST_ERROR", "cannot host the rendezvous store on " + shown + ": " + ::gai_strerror(gai));
+  std::string lastError = "no address";
+  int fd = -1;
+  // Every interface: prefer the IPv6 wildcard (dual stack), as c10d does; a named host: its first address that binds.
+  std::vector<addrinfo*> order;
+  for (addrinfo* a = res; a != nullptr; a = a->ai_next) order.push_back(a);
+  if (host.empty()) std::stable_sort(order.begin(), order.end(), [](addrinfo* a, addrinfo* b) { return a->ai_family == AF_INET6 && b->ai_family != AF_INET6; });
+  for (addrinfo* a : order) {
+    fd = OpenSocket(a->ai_family, a->ai_socktype, a->ai_protocol, false);
+    if (fd < 0) {
+      lastError = ErrnoText(errno);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (a->ai_family == AF_INET6 && host.empty()) {
+      int zero = 0;
+      ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    }
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 128) == 0) {
+      sockaddr_storage bound{};
+      socklen_t len = sizeof(bound);
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);  // the actual port when `port` is 0
+      const std::string hp = HostPort(reinterpret_cast<sockaddr*>(&bound));
+      address_ = host.empty() ? "*" + hp.substr(hp.rfind(':')) : hp;
+      break;
+    }
+    lastError = ErrnoText(errno);
+    ::close(fd);
+    fd = -1;
+  }
+  ::freeaddrinfo(res);
+  if (fd < 0) throw NativeError("DIST_ERROR", "cannot host the rendezvous store on " + shown + ": " + lastError + " (is the port in use?)");
+  int pipeFds[2];
+  if (::pipe(pipeFds) != 0) {
+    ::close(fd);
+    throw NativeError("DIST_ERROR", "rendezvous store: pipe(): " + ErrnoText(errno));
+  }
+  ::fcntl(pipeFds[0], F_SETFD, FD_CLOEXEC);
+  ::fcntl(pipeFds[1], F_SETFD, FD_CLOEXEC);
+  state_->listenFd = fd;
+  state_->wakeRead = pipeFds[0];
+  state_->wakeWrite = pipeFds[1];
+  acceptThread_ = std::thread(AcceptLoop, state_);
+}
+
+StoreServer::~StoreServer() { Stop(); }
+
+void StoreServer::Stop() {
+  if (!acceptThread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->stopping = true;
+    for (int fd : state_->clients) ::shutdown(fd, SHUT_RDWR);
+    state_->changed.notify_all();
+  }
+  const char x = 1;
+  while (::write(state_->wakeWrite, &x, 1) < 0 && errno == EINTR) {
+  }
+  acceptThread_.join();
+  ::close(state_->listenFd);
+  ::close(state_->wakeRead);
+  ::close(state_->wakeWrite);
+  // The connection threads end promptly (their sockets are shut down; waits see `stopping`).
+  std::unique_lock<std::mutex> lock(state_->mutex);
+  state_->changed.wait(lock, [&] { return state_->connections == 0; });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Client
+// ---------------------------------------------------------------------------------------------------------------
+
+StoreClient::StoreClient(std::string host, std::uint16_t port, std::chrono::milliseconds timeout)
+    : c10d::Store(timeout), host_(std::move(host)), port_(port) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Connect(Clock::now() + timeout);
+}
+
+StoreClient::~StoreClient() { Disconnect(); }
+
+void StoreClient::Disconnect() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+void StoreClient::Connect(Clock::time_point deadline) {
+  const std::string where = host_ + ":" + std::to_string(port_);
+  std::string lastError = "nobody listens there";
+  auto pause = std::chrono::milliseconds(10);
+  for (;;) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    const std::string service = std::to_string(port_);
+    const int gai = ::getaddrinfo(host_.c_str(), service.c_str(), &hints, &res);
+    if (gai != 0) {
+      lastError = ::gai_strerror(gai);
+    } else {
+      for (addrinfo* a = res; a != nullptr && fd_ < 0; a = a->ai_next) {
+        const int fd = OpenSocket(a->ai_family, a->ai_socktype, a->ai_protocol, true);
+        if (fd < 0) {
+          lastError = ErrnoText(errno);
+          continue;
+        }
+        int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
+        if (rc != 0 && errno == EINPROGRESS) {
+          pollfd p{fd, POLLOUT, 0};
+          rc = ::poll(&p, 1, std::max(1, std::min(RemainingMs(deadline), 5000)));
+          int err = 0;
+          socklen_t len = sizeof(err);
+          if (rc == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
+            rc = 0;
+          } else {
+            errno = rc == 0 ? ETIMEDOUT : (err != 0 ? err : errno);
+            rc = -1;
+          }
+        }
+        if (rc != 0) {
+          lastError = ErrnoText(errno);
+          ::close(fd);
+          continue;
+        }
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        char magic[sizeof(kMagic)];
+        bool timedOut = false;
+        if (!SendAll(fd, kMagic, sizeof(kMagic)) || !RecvExact(fd, magic, sizeof(kMagic), &deadline, &timedOut)) {
+          lastError = timedOut ? "no answer to the handshake" : "the connection closed during the handshake";
+          ::close(fd);
+          continue;
+        }
+        if (std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) {
+          ::close(fd);
+          ::freeaddrinfo(res);
+          throw NativeError("DIST_ERROR", "the service at " + where +
+                                              " is not a ctclip rendezvous store (another program on MASTER_PORT? a torchrun agent store "
+                                              "needs TORCHELASTIC_USE_AGENT_STORE=True)");
+        }
+        fd_ = fd;
+      }
+      ::freeaddrinfo(res);
+    }
+    if (fd_ >= 0) return;
+    if (Clock::now() + pause >= deadline) {
+      throw std::runtime_error("connecting to the rendezvous store at " + where + " timed out: " + lastError);
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
+  }
+}
+
+std::string StoreClient::Call(const std::string& request, std::chrono::milliseconds timeout, const char* what) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto deadline = Clock::now() + (timeout == kNoTimeout ? std::chrono::hours(24 * 365) : timeout);
+  if (fd_ < 0) Connect(deadline);
+  const std::string where = "rendezvous store " + host_ + ":" + std::to_string(port_);
+  if (!SendAll(fd_, request.data(), request.size())) {
+    Disconnect();
+    throw std::runtime_error(std::string(what) + ": the " + where + " closed the connection");
+  }
+  // The reply: status, then an op-specific payload the caller parses from what follows; read it whole here.
+  bool timedOut = false;
+  char status = 0;
+  auto fail = [&]() -> std::runtime_error {
+    Disconnect();
+    if (timedOut) return std::runtime_error(std::string(what) + ": timed out after " + std::to_string(timeout.count()) + " ms waiting for the " + where);
+    return std::runtime_error(std::string(what) + ": the " + where + " closed the connection");
+  };
+  if (!RecvExact(fd_, &status, 1, &deadline, &timedOut)) throw fail();
+  const uint8_t op = static_cast<uint8_t>(request[0]);
+  std::string payload;
+  if (status != 0) {
+    char len[4];
+    if (!RecvExact(fd_, len, 4, &deadline, &timedOut)) throw fail();
+    const uint32_t n = std::min<uint32_t>(GetU32(len), 4096);
+    std::string msg(n, '\0');
+    if (n > 0 && !RecvExact(fd_, msg.data(), n, &deadline, &timedOut)) throw fail();
+    throw NativeError("DIST_ERROR", std::string(what) + ": " + where + ": " + msg);
+  }
+  auto readFixed = [&](size_t n) {
+    std::string b(n, '\0');
+    if (n > 0 && !RecvExact(fd_, b.data(), n, &deadline, &timedOut)) throw fail();
+    return b;
+  };
+  switch (op) {
+    case kGet:
+    case kCompareSet: {
+      const std::string len = readFixed(4);
+      const uint32_t n = GetU32(len.data());
+      if (n > StoreLimits::kMaxValueBytes) {
+        Disconnect();
+        throw NativeError("DIST_ERROR", std::string(what) + ": the " + where + " sent a value over the limit");
+      }
+      payload = readFixed(n);
+      break;
+    }
+    case kAdd:
+    case kNumKeys:
+      payload = readFixed(8);
+      break;
+    case kCheck:
+    case kDelete:
+      payload = readFixed(1);
+      break;
+    default:
+      break;
+  }
+  return payload;
+}
+
+namespace {
+
+void CheckKey(const std::string& key) {
+  Require(key.size() <= StoreLimits::kMaxKeyBytes, "DIST_ERROR", "rendezvous store: a key of " + std::to_string(key.size()) + " bytes (limit " + std::to_string(StoreLimits::kMaxKeyBytes) + ")");
+}
+void CheckValue(const std::vector<uint8_t>& v) {
+  Require(v.size() <= StoreLimits::kMaxValueBytes, "DIST_ERROR", "rendezvous store: a value of " + std::to_string(v.size()) + " bytes (limit " + std::to_string(StoreLimits::kMaxValueBytes) + ")");
+}
+std::string KeysRequest(Op op, const std::vector<std::string>& keys) {
+  Require(keys.size() <= StoreLimits::kMaxKeysPerRequest, "DIST_ERROR", "rendezvous store: more than " + std::to_string(StoreLimits::kMaxKeysPerRequest) + " keys in one request");
+  std::string b(1, static_cast<char>(op));
+  PutU32(b, static_cast<uint32_t>(keys.size()));
+  for (const auto& k : keys) {
+    CheckKey(k);
+    PutStr(b, k);
+  }
+  return b;
+}
+
+}  // namespace
+
+void StoreClient::set(const std::string& key, const std::vector<uint8_t>& value) {
+  CheckKey(key);
+  CheckValue(value);
+  std::string b(1, static_cast<char>(kSet));
+  PutStr(b, key);
+  PutBytes(b, value);
+  Call(b, timeout_, "store set");
+}
+
+std::vector<uint8_t> StoreClient::compareSet(const std::string& key, const std::vector<uint8_t>& expected, const std::vector<uint8_t>& desired) {
+  CheckKey(key);
+  CheckValue(expected);
+  CheckValue(desired);
+  std::string b(1, static_cast<char>(kCompareSet));
+  PutStr(b, key);
+  PutBytes(b, expected);
+  PutBytes(b, desired);
+  const std::string v = Call(b, timeout_, "store compareSet");
+  return std::vector<uint8_t>(v.begin(), v.end());
+}
+
+std::vector<uint8_t> StoreClient::get(const std::string& key) {
+  CheckKey(key);
+  std::string b(1, static_cast<char>(kGet));
+  PutStr(b, key);
+  const std::string v = Call(b, timeout_, ("store get '" + key.substr(0, 200) + "'").c_str());
+  return std::vector<uint8_t>(v.begin(), v.end());
+}
+
+int64_t StoreClient::add(const std::string& key, int64_t value) {
+  CheckKey(key);
+  std::string b(1, static_cast<char>(kAdd));
+  PutStr(b, key);
+  PutI64(b, value);
+  return GetI64(Call(b, timeout_, "store add").data());
+}
+
+bool StoreClient::deleteKey(const std::string& key) {
+  CheckKey(key);
+  std::string b(1, static_cast<char>(kDelete));
+  PutStr(b, key);
+  return Call(b, timeout_, "store delete")[0] != 0;
+}
+
+bool StoreClient::check(const std::vector<std::string>& keys) { return Call(KeysRequest(kCheck, keys), timeout_, "store check")[0] != 0; }
+
+int64_t StoreClient::getNumKeys() { return GetI64(Call(std::string(1, static_cast<char>(kNumKeys)), timeout_, "store getNumKeys").data()); }
+
+void StoreClient::wait(const std::vector<std::string>& keys) { wait(keys, timeout_); }
+
+void StoreClient::wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) {
+  Call(KeysRequest(kWait, keys), timeout, "store wait");
+}
+
+c10::intrusive_ptr<c10d::Store> StoreClient::clone() { return c10::make_intrusive<StoreClient>(host_, port_, timeout_); }
+
+}  // namespace ctclip::dist
+
+#endif  // c10d
