@@ -8,3 +8,5 @@ export type { CheckpointManifest, ManifestEntry, VerifyResult } from './manifest
 export { checkpointName, parseCheckpointName, LATEST_POINTER, BEST_POINTER, MANIFEST_FILE, META_FILE } from './names';
 export type { PartSource, PartWriter, PartValue } from './parts';
 export type { BestMode } from './best';
+export { RunLock, inspectRunLock, RUN_LOCK_FILE } from './run-lock';
+export type { RunLockInfo, RunLockState, AcquireRunLockOptions } from './run-lock';
