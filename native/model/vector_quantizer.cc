@@ -86,37 +86,46 @@ void VectorQuantize::ApplyDeferred() {
 void VectorQuantize::BeginStep() {
   if (stepOpen_) return;
   stepOpen_ = true;
-  snapshot_.clear();
+  snapshotTaken_ = false;
 }
 
 void VectorQuantize::CommitStep() {
   stepOpen_ = false;  // closed first: the deferred updates need no copy
-  snapshot_.clear();
+  snapshotTaken_ = false;
   ApplyDeferred();
 }
 
 void VectorQuantize::RollbackStep() {
   deferred_.clear();
-  if (!snapshot_.empty()) {
+  if (snapshotTaken_) {
     torch::NoGradGuard noGrad;
     // In place (copy_), so every handle on the buffers (state dicts, the optimizer) keeps seeing them.
-    size_t i = 0;
-    codebook->cluster_size.copy_(snapshot_[i++]);
-    if (codebook->embed_avg.defined()) codebook->embed_avg.copy_(snapshot_[i++]);
-    codebook->embed.copy_(snapshot_[i++]);
+    codebook->cluster_size.copy_(snapshot_[0]);
+    if (codebook->embed_avg.defined()) codebook->embed_avg.copy_(snapshot_[1]);
+    codebook->embed.copy_(snapshot_[2]);
   }
   stepOpen_ = false;
-  snapshot_.clear();
+  snapshotTaken_ = false;
+}
+
+void VectorQuantize::TakeSnapshot() {
+  // Copies into tensors kept from the previous snapshot (allocated once per shape and device): a copy, no allocation.
+  const at::Tensor sources[3] = {codebook->cluster_size, codebook->embed_avg, codebook->embed};
+  for (size_t i = 0; i < 3; i++) {
+    at::Tensor& dst = snapshot_[i];
+    const at::Tensor& src = sources[i];
+    if (!src.defined()) continue;
+    if (!dst.defined() || dst.sizes() != src.sizes() || dst.scalar_type() != src.scalar_type() ||
+        dst.device() != src.device()) dst = at::empty_like(src);
+    dst.copy_(src);
+  }
+  snapshotTaken_ = true;
 }
 
 void VectorQuantize::ApplyEma(const at::Tensor& bins, const at::Tensor& embedSum) {
   torch::NoGradGuard noGrad;
   compat::AutocastOff fp32;
-  if (stepOpen_ && snapshot_.empty()) {
-    snapshot_.push_back(codebook->cluster_size.clone());
-    if (codebook->embed_avg.defined()) snapshot_.push_back(codebook->embed_avg.clone());
-    snapshot_.push_back(codebook->embed.clone());
-  }
+  if (stepOpen_ && !snapshotTaken_) TakeSnapshot();
   const int64_t K = codebook->embed.size(1);
   const double step = 1.0 - decay_;
   // ema_inplace: moving_avg.mul_(decay).add_(new, alpha = 1 − decay)

@@ -77,7 +77,8 @@ class VectorQuantize : public torch::nn::Module {
   // A training step as a transaction over the codebook buffers (the trainer's step, train/step.h):
   //  - BeginStep() opens it (a no-op when one is open);
   //  - the first EMA update APPLIED while it is open first copies cluster_size, embed_avg (rotation) and embed
-  //    (once per step; a step whose updates are all deferred to the commit copies nothing);
+  //    (once per step, into buffers kept for the next step; a step whose updates are all deferred to the commit
+  //    copies nothing);
   //  - CommitStep() applies the deferred updates in call order and drops the copy;
   //  - RollbackStep() drops the deferred updates and restores the buffers bit for bit from the copy, so a step
   //    that is skipped (non-finite) or abandoned leaves the codebook exactly as it found it.
@@ -97,7 +98,11 @@ class VectorQuantize : public torch::nn::Module {
   StatReducer reducer_;
   std::vector<std::pair<at::Tensor, at::Tensor>> deferred_;  // (bins, embedSum) per deferred forward
   bool stepOpen_ = false;
-  std::vector<at::Tensor> snapshot_;  // the buffers as the open step found them (taken before its first update)
+  // cluster_size, embed_avg (rotation), embed as the open step found them (valid when snapshotTaken_); the tensors
+  // are kept between steps so that a snapshot is a copy without an allocation.
+  at::Tensor snapshot_[3];
+  bool snapshotTaken_ = false;
+  void TakeSnapshot();
 };
 
 // The rotation-trick output for rows x̂ (M, D) and codes e (M, D) (exposed for tests).
