@@ -3,6 +3,7 @@
  * and a rank that stops answering (stuck or dead) failing the others within the timeout, naming it.
  */
 import { expect } from 'chai';
+import { promises as dns } from 'dns';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
@@ -162,6 +163,44 @@ describe('native: c10d process group (Gloo, loopback)', function () {
       expect(results.map((x) => x.storeAddress), 'reported by rank 0 only').to.deep.equal([`127.0.0.1:${port}`, null]);
     } finally {
       fs.rmSync(release, { force: true });
+    }
+  });
+
+  it('a multi-node job whose MASTER_ADDR is a host name: the store listens on every interface; on one node it binds that name', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const host = os.hostname();
+    try {
+      await dns.lookup(host);
+    } catch {
+      this.skip(); // this machine cannot resolve its own name
+    }
+    for (const [localWorldSize, expectWildcard] of [
+      [1, true], // as if each rank were on its own node
+      [2, false],
+    ] as const) {
+      const port = await freePort();
+      const release = path.join(os.tmpdir(), `ctclip-dist-release-${process.pid}-${port}`);
+      try {
+        runs = startRanks([CHILD], 2, port, (rank) => ({ DIST_SCENARIO: 'listen', DIST_RELEASE_FILE: release, MASTER_ADDR: host, LOCAL_WORLD_SIZE: String(localWorldSize), LOCAL_RANK: String(localWorldSize === 1 ? 0 : rank) }));
+        await Promise.all(runs.map((r) => stdoutLine(r, /^READY /)));
+        const onPort = listeningSockets().filter((l) => l.port === port);
+        fs.writeFileSync(release, '');
+        await finish(runs);
+        const results = runs.map((r) => {
+          expect(r.child.exitCode, `rank ${r.rank}: ${r.stdout}${r.stderr}`).to.equal(0);
+          return taggedJson<{ storeAddress: string | null }>(r.stdout, 'RESULT')!;
+        });
+        const address = results[0].storeAddress as string;
+        if (expectWildcard) {
+          expect(address).to.equal(`*:${port}`);
+          expect(onPort.map((l) => l.address)).to.deep.equal(['::']);
+        } else {
+          expect(address).to.match(new RegExp(`:${port}$`)).and.not.match(/^\*/);
+          expect(onPort.map((l) => l.address)).to.not.include('::').and.not.include('0.0.0.0');
+        }
+      } finally {
+        fs.rmSync(release, { force: true });
+      }
     }
   });
 
