@@ -19,7 +19,9 @@ export type ErrorCode =
   /** A device (the config's `device` section, a `{device}` option, `model.to(...)`) that libtorch does not have (native, lib/model/device.ts). */
   | 'DEVICE_UNAVAILABLE'
   /** An allocation failed in the CPU or CUDA allocator of libtorch (native). */
-  | 'OUT_OF_MEMORY';
+  | 'OUT_OF_MEMORY'
+  /** Training stopped: too many consecutive non-finite (skipped) steps (training.max_consecutive_skipped_steps). */
+  | 'NON_FINITE';
 
 export class CtclipError extends Error {
   readonly code: ErrorCode;

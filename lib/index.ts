@@ -26,7 +26,8 @@ export { CtclipError, hasCode, type ErrorCode } from './errors';
  * 2), IO_ERROR, DATA_ERROR, PLAN_ERROR, SHAPE_ERROR, TORCH_ERROR, NATIVE_ERROR (runtime; exit 1), DIST_ERROR,
  * DIST_TIMEOUT (distributed training), ADDON_MISSING / ADDON_MISMATCH (the native addon is not built, or was
  * built against another libtorch than the one loaded), DEVICE_UNAVAILABLE (a CUDA device libtorch does not see),
- * OUT_OF_MEMORY (an allocation failed, e.g. CUDA out of memory: try a smaller batch).
+ * OUT_OF_MEMORY (an allocation failed, e.g. CUDA out of memory: try a smaller batch), NON_FINITE (training stopped
+ * after training.max_consecutive_skipped_steps non-finite steps in a row; exit 1).
  */
 export const ERROR_CODES = [
   'CONFIG_ERROR',
@@ -43,6 +44,7 @@ export const ERROR_CODES = [
   'NATIVE_ERROR',
   'DEVICE_UNAVAILABLE',
   'OUT_OF_MEMORY',
+  'NON_FINITE',
 ] as const satisfies readonly ErrorCode[];
 // Compile-time check that ERROR_CODES lists every ErrorCode.
 type MissingErrorCode = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;

@@ -19,7 +19,8 @@
  * naming the holder. Released at the end, after an error or a signal, and on exit.
  *
  * Test-only: `CTCLIP_TEST_FAULT` = comma-separated `kill-after-step=N`, `kill-before-commit=N`, `enospc=N`,
- * `non-finite=N` (the first attempt at optimizer step N gets a non-finite gradient and must be skipped).
+ * `non-finite=N` (the first attempt at optimizer step N gets a non-finite gradient and must be skipped),
+ * `non-finite-from=N` (every attempt at step N and later does: the run ends by training.max_consecutive_skipped_steps).
  */
 import { intOption, parseCommandArgs, runAsMain, runCommand } from './commands/common';
 import { loadConfig } from './config/load';
@@ -52,12 +53,13 @@ export function parseFaults(text: string | undefined): FaultInjection {
   const faults: FaultInjection = {};
   if (!text) return faults;
   for (const item of text.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const m = /^(kill-after-step|kill-before-commit|enospc|non-finite)=(\d+)$/.exec(item);
-    if (!m) throw new CtclipError('ARGUMENT_ERROR', `CTCLIP_TEST_FAULT: cannot parse '${item}' (expected kill-after-step=N, kill-before-commit=N, enospc=N or non-finite=N)`);
+    const m = /^(kill-after-step|kill-before-commit|enospc|non-finite|non-finite-from)=(\d+)$/.exec(item);
+    if (!m) throw new CtclipError('ARGUMENT_ERROR', `CTCLIP_TEST_FAULT: cannot parse '${item}' (expected kill-after-step=N, kill-before-commit=N, enospc=N, non-finite=N or non-finite-from=N)`);
     const n = Number(m[2]);
     if (m[1] === 'kill-after-step') faults.killAfterStep = n;
     else if (m[1] === 'kill-before-commit') faults.killBeforeCommitStep = n;
     else if (m[1] === 'non-finite') faults.nonFiniteStep = n;
+    else if (m[1] === 'non-finite-from') faults.nonFiniteFromStep = n;
     else faults.enospcStep = n;
   }
   return faults;

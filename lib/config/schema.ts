@@ -116,6 +116,10 @@ export const TrainingSchema = z
     save_every_n_epochs: posNumber.nullable().default(0.5).describe('Checkpoint cadence in epochs'),
     mixed_precision: z.enum(['no', 'fp16', 'bf16']).default('no').describe('Autocast dtype (fp16 uses a loss scaler)'),
     threads: posInt.nullable().default(null).describe('libtorch intra-op threads; null = the CPU count'),
+    max_consecutive_skipped_steps: posInt
+      .nullable()
+      .default(20)
+      .describe('Stop the run (exit 1, naming the samples of the last skipped batch) after this many consecutive non-finite (skipped) steps; null = no cap'),
   })
   .strict();
 

@@ -5,7 +5,14 @@
  * One optimizer step = A micro-batches (`training.gradient_accumulation_steps`): `accumulate` × A then
  * `optimizerStep(lr)` (A = 1: one fused `trainStep`). The LR applied in step k is `lrAt(k, …)`. A step whose loss
  * or gradients are non-finite is skipped by the native side: its batches are consumed, the schedule does not
- * advance (the next attempt uses the same LR) and `train/skipped_steps` counts it.
+ * advance (the next attempt uses the same LR) and `train/skipped_steps` counts it. The native side rolls a skipped
+ * step back completely (weights, codebook, AdamW, dropout stream). `training.max_consecutive_skipped_steps` skipped
+ * steps in a row stop the run with NON_FINITE, naming the samples of the last skipped step; no checkpoint is
+ * written over the last good one.
+ *
+ * A failure inside the loop (the skipped-step cap, the loader's bad-sample budget, a native error) still closes the
+ * run: an `end` event with status 'failed' and the error, the run report, the loaders; then the error goes on to
+ * the caller (the CLI prints its message and exits 1).
  *
  * Data loading overlaps the native step: the next micro-batch is requested from the loader (whose reads run on
  * the libuv threadpool, `prefetch_factor` batches ahead) before the native AsyncWorker of the current one is
@@ -99,6 +106,8 @@ export interface FaultInjection {
   enospcStep?: number;
   /** Make the first attempt at optimizer step N non-finite (native injectNonFiniteGrad): it must be skipped. */
   nonFiniteStep?: number;
+  /** Make EVERY attempt at optimizer step N and later non-finite (the run can only end by the skipped-step cap). */
+  nonFiniteFromStep?: number;
 }
 
 export interface TrainerOptions {
@@ -480,6 +489,9 @@ export class Trainer extends EventEmitter {
     let status: TrainStatus = 'completed';
     const distributed = this.group !== null;
     let stopAgreed = false;
+    const maxSkipped = cfg.training.max_consecutive_skipped_steps;
+    let consecutiveSkipped = 0;
+    let failure: { error: unknown } | null = null;
 
     if (p.step >= T) {
       this.log(`Nothing to train: the run is already at step ${p.step} of ${T}.`);
@@ -502,7 +514,7 @@ export class Trainer extends EventEmitter {
         let result: CTClipStepResult | null = null;
         let fwd = 0;
         let bwd = 0;
-        const inject = this.faults.nonFiniteStep === k && !this.injectedNonFinite;
+        const inject = (this.faults.nonFiniteStep === k && !this.injectedNonFinite) || (this.faults.nonFiniteFromStep !== undefined && k >= this.faults.nonFiniteFromStep);
         if (inject) this.injectedNonFinite = true;
         // The step's A micro-batches (the loader reads ahead while the native step runs).
         const batches: Batch[] = [];
@@ -517,6 +529,9 @@ export class Trainer extends EventEmitter {
             const batch = r.value;
             batches.push(batch);
             pending = micro.next();
+            // Read ahead while the step runs: a loader error (e.g. the bad-sample budget) must not become an
+            // unhandled rejection before it is awaited; it is thrown where the next micro-batch is awaited.
+            pending.catch(() => undefined);
             if (batch.epoch !== currentEpoch) {
               currentEpoch = batch.epoch;
               this.log(`--- Epoch ${currentEpoch} ---`);
@@ -563,10 +578,14 @@ export class Trainer extends EventEmitter {
         p.epoch = this.epochAt(p.position);
         if (res.skipped) {
           p.skippedSteps += 1;
-          process.stderr.write(`warning: step ${k} skipped: non-finite loss or gradients (loss ${res.loss}, grad norm ${res.gradNorm}); its batch is consumed, the LR schedule does not advance (${p.skippedSteps} skipped so far)\n`);
+          consecutiveSkipped += 1;
+          process.stderr.write(`warning: step ${k} skipped: non-finite loss or gradients (loss ${res.loss}, grad norm ${res.gradNorm}); its batch is consumed, the LR schedule does not advance (${p.skippedSteps} skipped so far); ${consecutiveSkipped} in a row${maxSkipped !== null ? ` (the run stops at training.max_consecutive_skipped_steps = ${maxSkipped})` : ''}\n`);
           this.emit('step', { step: p.step, totalSteps: T, epoch: p.epoch, loss: res.loss, lr, gradNorm: res.gradNorm, temperature: res.temperature, skipped: true, stepTime, dataTime } satisfies StepEvent);
+          // Every rank takes the same skip decisions (all-reduced), so every rank stops here together.
+          if (maxSkipped !== null && consecutiveSkipped >= maxSkipped) throw this.tooManySkipped(consecutiveSkipped, maxSkipped, k, res, batches);
           continue;
         }
+        consecutiveSkipped = 0;
         p.step = k;
         p.lastLr = lr;
         eta.stepDone(k);
@@ -627,6 +646,8 @@ export class Trainer extends EventEmitter {
           this.log('Stopped before the first step: nothing to save.');
         }
       }
+    } catch (e) {
+      failure = { error: e };
     } finally {
       this.reporter.stop();
       if (pending) {
@@ -635,7 +656,58 @@ export class Trainer extends EventEmitter {
       }
       await micro.return(undefined).catch(() => undefined);
     }
+    if (failure) {
+      await this.closeFailed(failure.error);
+      throw failure.error;
+    }
     return this.finish(status);
+  }
+
+  /**
+   * The run failed inside the loop: the `end` event (status 'failed', with the error's message and code), the run
+   * report and the loaders are closed as at a normal end; no checkpoint is written. The caller rethrows.
+   */
+  private async closeFailed(e: unknown): Promise<void> {
+    const p = this.progress;
+    const code = (e as { code?: unknown }).code;
+    const message = e instanceof Error ? e.message : String(e);
+    this.log(`Training failed at step ${p.step}/${this.plan.maxSteps}${this.lastSavedStep !== null ? ` (last checkpoint written by this run: step ${this.lastSavedStep})` : ''}.`);
+    this.metrics?.write({ type: 'end', step: p.step, epoch: p.epoch, status: 'failed', error: message, ...(typeof code === 'string' ? { code } : {}) });
+    this.metrics?.close();
+    this.metrics = null;
+    this.tensorboard?.close();
+    this.tensorboard = null;
+    if (this.isMain) {
+      try {
+        const reportPath = await writeRunReport(this.runDir.root);
+        this.log(`Report: ${reportPath}`);
+      } catch (err) {
+        process.stderr.write(`warning: could not write the run report: ${(err as Error).message}\n`);
+      }
+    }
+    this.log(`Run directory: ${this.runDir.root}`);
+    await this.trainLoader.close().catch(() => undefined);
+    await this.evalLoader.close().catch(() => undefined);
+  }
+
+  /** NON_FINITE: the skipped-step cap was reached; names every sample of the last skipped step (shard file and key). */
+  private tooManySkipped(n: number, cap: number, k: number, res: CTClipStepResult, batches: Batch[]): CtclipError {
+    const index = this.trainLoader.index;
+    const samples: string[] = [];
+    for (const b of batches) {
+      b.keys.forEach((key, i) => {
+        const s = index.samples[b.indices[i]];
+        samples.push(`${s ? index.shardPaths[s.shard] : '?'} key '${key}'`);
+      });
+    }
+    const resumeFrom = this.lastSavedStep ?? (this.resumedFrom ? this.progress.step : null);
+    return new CtclipError(
+      'NON_FINITE',
+      `${n} consecutive training steps had a non-finite loss or gradient norm and were skipped (training.max_consecutive_skipped_steps = ${cap}); ` +
+        `stopped before step ${k}. The last attempt (loss ${res.loss}, grad norm ${res.gradNorm}) used ${samples.length} sample(s)${this.group ? ` on rank ${this.group.rank}` : ''}: ${samples.join('; ')}. ` +
+        `${resumeFrom !== null ? `The last checkpoint (step ${resumeFrom}) is untouched.` : 'No checkpoint was written.'} ` +
+        `Check those samples and the weights, or lower training.learning_rate; raise the cap or set it to null to keep skipping.`,
+    );
   }
 
   private async finish(status: TrainStatus): Promise<TrainResult> {

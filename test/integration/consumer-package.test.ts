@@ -180,7 +180,7 @@ describe('the npm package as a library (npm pack → install → strict tsc → 
     expect(out.vocabSize).to.equal(VOCAB.length);
     expect(out.configError).to.match(/unknown key training\.learnig_rate \(did you mean training\.learning_rate\?\)/);
     expect(out.addon).to.equal(true);
-    expect(out.errorCodes).to.equal(14);
+    expect(out.errorCodes).to.equal(15);
     expect(out.launch).to.equal('function');
 
     // One forward: (2, dim_latent) unit latents, all finite.
