@@ -74,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
       for (const l of lines) process.stdout.write(`${l}\n`);
     };
     const threads = configureThreads(cfg.training.threads);
-    const index = openIndex(cfg.data.webdataset_shards_val);
+    const index = openIndex(cfg.data.webdataset_shards_val, { missingShards: cfg.data.missing_shards });
     const classNames = resolveClassNames(cfg, index);
     if (index.numClasses !== classNames.length) {
       throw new CtclipError('CONFIG_ERROR', `the validation shards have ${index.numClasses} labels per sample but there are ${classNames.length} class names (${cfg.data.class_names ? 'data.class_names' : cfg.data.labels_valid ?? 'the index'})`);

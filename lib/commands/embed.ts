@@ -94,7 +94,7 @@ export function run(argv: string[]): Promise<number> {
     };
 
     const threads = configureThreads(cfg.training.threads);
-    const index = openIndex(values.shards!);
+    const index = openIndex(values.shards!, { missingShards: cfg.data.missing_shards });
     const { model, tokenizer, checkpoint } = await loadInferenceModel(cfg, values.checkpoint!, log);
     const maxLength = cfg.model.text_encoder.max_length;
     try {

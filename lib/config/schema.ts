@@ -31,7 +31,16 @@ export const DataSchema = z
     val_batch_size: posInt.default(1).describe('Validation batch size per rank'),
     num_workers: posInt.default(4).describe('Parallel sample reads in flight'),
     prefetch_factor: posInt.default(2).describe('Batches read ahead of the training step'),
-    max_bad_samples: nonNegInt.default(100).describe('Error budget: corrupt samples skipped per run before training aborts'),
+    max_bad_samples: nonNegInt
+      .default(100)
+      .describe('Error budget: samples lost per run (excluded or lost at index time, plus distinct bad samples met while reading) before training aborts'),
+    missing_shards: z
+      .enum(['error', 'skip'])
+      .default('error')
+      .describe('Shards of a pattern that were missing, empty or unreadable at index time: error = refuse to start; skip = go on without them, their samples counted against max_bad_samples'),
+    max_report_bytes: posInt
+      .default(1024 * 1024)
+      .describe('Largest report text (txt member) of a sample, in bytes, checked from the tar header before reading; a larger one is a bad sample'),
   })
   .strict();
 

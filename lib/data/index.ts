@@ -4,9 +4,10 @@
  */
 export { expandBraces, expandShardPattern, isCompressedShardName } from './brace';
 export { CT_RATE_CLASSES, LABEL_ID_COLUMNS } from './classes';
-export { float32ToFloat16Bits, float16BitsToFloat32, float32ArrayToFloat16, float16ArrayToFloat32, float16View } from './float16';
+export { float32ToFloat16Bits, float16BitsToFloat32, float32ArrayToFloat16, float16ArrayToFloat32, float16View, float16HasNonFinite, float16NonFiniteSummary } from './float16';
+export { BAD_SAMPLE_REASONS, isBadSampleReason, type BadSampleReason } from './reasons';
 export { cleanReport } from './report';
-export { scanTar, parsePax, parseTarNumber, type TarMember, type TarScan } from './tar-index';
+export { scanTar, parsePax, parseTarNumber, type TarMember, type TarScan, type TarProblem } from './tar-index';
 export { TarWriter, tarHeader } from './tar-writer';
 export { splitMemberName, groupMembers, type GroupedSample, type GroupProblem, type MemberRef } from './webdataset';
 export {
@@ -20,6 +21,17 @@ export {
   shardPathsOf,
   classNamesFromLabelsCsv,
   parseSampleJson,
+  checkLabelValues,
+  checkMissingShards,
+  isUnusableShard,
+  excludedCount,
+  DEFAULT_MAX_REPORT_BYTES,
+  MAX_JSON_BYTES,
+  MAX_LABEL_BYTES,
+  MAX_INDEX_FILE_BYTES,
+  MAX_VOLUME_DIM,
+  MAX_SAMPLE_BYTES,
+  type MissingShardsPolicy,
   type BuildIndexOptions,
   type OpenIndexOptions,
   type ShardIndex,
@@ -31,7 +43,7 @@ export {
 } from './shard-index';
 export { EpochSampler, evalSubset, validatePosition, type DataPosition, type SamplerOptions, type MicroBatchPlan } from './sampler';
 export { SampleReader, SampleReadError, Semaphore, type ReaderOptions, type SampleMeta } from './reader';
-export { TrainLoader, EvalLoader, type Batch, type LoaderStats, type TrainLoaderOptions, type EvalLoaderOptions, type LoaderCommonOptions } from './loader';
+export { TrainLoader, EvalLoader, formatReasonCounts, badSamplesEvent, formatBadSamples, type BadSamplesPart, type Batch, type LoaderStats, type TrainLoaderOptions, type EvalLoaderOptions, type LoaderCommonOptions } from './loader';
 export {
   writeSynthDataset,
   phantomVolume,

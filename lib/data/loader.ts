@@ -11,17 +11,21 @@
  * Prefetch: up to `prefetch` batches are being read or waiting while the consumer holds the current one, so
  * the loader itself holds at most prefetch × B × sampleBytes of volume memory (`stats().peakHeldBytes`).
  *
- * Bad samples at read time (I/O error, truncated file, size/shape mismatch, bad JSON): skipped with a
- * warning naming shard and key, counted per epoch, and — in training — replaced by the sampler's
- * deterministic rule (`EpochSampler.replacementCandidates`); failures are resolved strictly in batch order,
- * so the choice does not depend on read timing. More than `maxBadSamples` distinct bad samples over the
- * loader's life abort with DATA_ERROR naming the count and the budget. A sample that failed once is not
- * read again (it is skipped as known-bad), which changes nothing in the outcome.
+ * Bad samples at read time (I/O error, truncated file, size/shape mismatch, bad JSON, bad label values,
+ * NaN/±Inf voxels, an oversize report): skipped with a warning naming shard, key and reason, counted per epoch
+ * and per reason code (reasons.ts), and — in training — replaced by the sampler's deterministic rule
+ * (`EpochSampler.replacementCandidates`); failures are resolved strictly in batch order, so the choice does not
+ * depend on read timing. The error budget `maxBadSamples` covers every sample the run loses: those excluded
+ * or lost at index time (`index.totalExcluded`, charged when the loader is created) plus the distinct bad
+ * samples met while reading; exceeding it aborts with DATA_ERROR naming the counts and the budget. A sample
+ * that failed once is not read again (it is skipped as known-bad), which changes nothing in the outcome.
  */
+import { constants as bufferConstants } from 'buffer';
 import { CtclipError } from '../errors';
 import { EpochSampler, evalSubset, validatePosition, type DataPosition, type MicroBatchPlan } from './sampler';
 import { SampleReader, SampleReadError, type ReaderOptions, type SampleMeta } from './reader';
-import type { ShardIndex } from './shard-index';
+import { excludedCount, type ShardIndex } from './shard-index';
+import type { BadSampleReason } from './reasons';
 
 /** What the loaders yield. */
 export interface Batch {
@@ -67,25 +71,46 @@ export interface LoaderStats {
   bytesRead: number;
   batchesYielded: number;
   badSamples: {
-    /** Distinct bad samples seen (what the budget counts). */
+    /** Distinct bad samples met while reading. */
     distinct: number;
+    /** Samples excluded or lost at index time (index.totalExcluded for this loader's shards). */
+    excludedAtIndex: number;
+    /** What the budget counts: excludedAtIndex + distinct. */
+    counted: number;
     budget: number;
+    /**
+     * `counted` by stable reason name (reasons.ts), index-time exclusions and read-time failures together, e.g.
+     * `{ non_finite_volume: 2, bad_label: 1, truncated_shard: 11 }`. Only reasons that occurred are present.
+     */
+    byReason: Partial<Record<BadSampleReason, number>>;
     /** Skip events per epoch ('0', '1', … or 'eval'). */
     byEpoch: Record<string, number>;
     /** Replacements that had to take a sample already trained on in the epoch (remainder exhausted). */
     duplicatedReplacements: number;
     /** The most recent skip events (up to 100). */
-    recent: Array<{ epoch: string; shard: string; key: string; reason: string }>;
+    recent: Array<{ epoch: string; shard: string; key: string; reason: string; code: BadSampleReason }>;
   };
 }
 
 export interface LoaderCommonOptions extends ReaderOptions {
   /** Batches read ahead (default 2, minimum 1). */
   prefetch?: number;
-  /** Budget of distinct bad samples before aborting (config data.max_bad_samples; default 100). */
+  /**
+   * Budget of samples lost before aborting (config data.max_bad_samples; default 100): index-time exclusions
+   * plus distinct bad samples at read time.
+   */
   maxBadSamples?: number;
   /** Receives warnings (default: written to stderr). */
   onWarning?: (message: string) => void;
+}
+
+/** `reason n, reason n` (largest first), for log lines. */
+export function formatReasonCounts(byReason: Partial<Record<string, number>>): string {
+  return Object.entries(byReason)
+    .filter(([, n]) => (n ?? 0) > 0)
+    .sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0) || a[0].localeCompare(b[0]))
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
 }
 
 class BufferPool {
@@ -121,6 +146,8 @@ abstract class LoaderBase {
   private readonly warn: (message: string) => void;
   private readonly knownBad = new Map<number, SampleReadError>();
   private readonly badByEpoch: Record<string, number> = {};
+  private readonly byReason: Partial<Record<BadSampleReason, number>> = {};
+  private readonly excludedAtIndex: number;
   private readonly recent: LoaderStats['badSamples']['recent'] = [];
   protected duplicatedReplacements = 0;
   private held = 0;
@@ -137,9 +164,34 @@ abstract class LoaderBase {
     if (!Number.isInteger(this.maxBadSamples) || this.maxBadSamples < 0) {
       throw new CtclipError('ARGUMENT_ERROR', `data.max_bad_samples must be a non-negative integer, got ${opts.maxBadSamples}`);
     }
+    const batchBytes = batchSize * index.sampleBytes;
+    if (batchBytes > bufferConstants.MAX_LENGTH) {
+      throw new CtclipError(
+        'CONFIG_ERROR',
+        `a batch of ${batchSize} volumes of ${index.sampleBytes} bytes (${index.volumeShape.join('×')} float16) needs ${batchBytes} bytes, ` +
+          `more than the largest Buffer (${bufferConstants.MAX_LENGTH}); lower the batch size (data.batch_size / data.val_batch_size)`,
+      );
+    }
     this.reader = new SampleReader(index, opts);
-    this.pool = new BufferPool(batchSize * index.sampleBytes, this.prefetch + 2);
+    this.pool = new BufferPool(batchBytes, this.prefetch + 2);
     this.warn = opts.onWarning ?? ((m) => process.stderr.write(`warning: ${m}\n`));
+    // Samples the index already lost count against the same budget.
+    this.excludedAtIndex = 0;
+    for (const x of index.excluded) {
+      const n = excludedCount(x);
+      if (n === 0) continue;
+      const code: BadSampleReason = x.code ?? 'excluded';
+      this.byReason[code] = (this.byReason[code] ?? 0) + n;
+      this.excludedAtIndex += n;
+    }
+    if (this.excludedAtIndex > this.maxBadSamples) {
+      const reasons = formatReasonCounts(this.byReason);
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${this.excludedAtIndex} samples were excluded or lost when '${index.pattern}' was indexed (${reasons}; see ${index.indexPath}), ` +
+          `more than the error budget data.max_bad_samples = ${this.maxBadSamples}; fix or restore the shards and re-index, or raise the budget`,
+      );
+    }
   }
 
   protected get numClasses(): number {
@@ -149,7 +201,7 @@ abstract class LoaderBase {
   /** Reads sample `idx` into slot `slot`; a failure comes back as a value (not thrown) so batches can resolve in order. */
   protected async tryRead(idx: number, buf: Buffer, slot: number, labels: Float32Array): Promise<SampleMeta | SampleReadError> {
     const known = this.knownBad.get(idx);
-    if (known) return new SampleReadError(known.shard, known.key, `known bad (${known.reason})`);
+    if (known) return new SampleReadError(known.shard, known.key, `known bad (${known.reason})`, known.code);
     try {
       const meta = await this.reader.readSample(idx, buf, slot * this.index.sampleBytes, labels, slot * this.numClasses);
       this.samplesRead++;
@@ -157,26 +209,31 @@ abstract class LoaderBase {
     } catch (e) {
       if (e instanceof SampleReadError) return e;
       const s = this.index.samples[idx];
-      return new SampleReadError(this.index.shards[s.shard].file, s.key, `unexpected error: ${(e as Error).message}`);
+      return new SampleReadError(this.index.shards[s.shard].file, s.key, `unexpected error: ${(e as Error).message}`, 'unexpected');
     }
   }
 
   /** Counts a skip, warns, and enforces the budget (throws DATA_ERROR when exceeded). */
   protected recordBad(epochLabel: string, idx: number, err: SampleReadError): void {
-    if (!this.knownBad.has(idx)) this.knownBad.set(idx, err);
+    if (!this.knownBad.has(idx)) {
+      this.knownBad.set(idx, err);
+      this.byReason[err.code] = (this.byReason[err.code] ?? 0) + 1;
+    }
     this.badByEpoch[epochLabel] = (this.badByEpoch[epochLabel] ?? 0) + 1;
-    this.recent.push({ epoch: epochLabel, shard: err.shard, key: err.key, reason: err.reason });
+    this.recent.push({ epoch: epochLabel, shard: err.shard, key: err.key, reason: err.reason, code: err.code });
     if (this.recent.length > 100) this.recent.shift();
     const distinct = this.knownBad.size;
+    const counted = distinct + this.excludedAtIndex;
+    const atIndex = this.excludedAtIndex ? ` + ${this.excludedAtIndex} excluded at index time` : '';
     this.warn(
-      `skipping bad sample: shard '${err.shard}' key '${err.key}': ${err.reason} ` +
-        `(epoch ${epochLabel}: ${this.badByEpoch[epochLabel]} skipped; ${distinct} distinct bad of budget ${this.maxBadSamples})`,
+      `skipping bad sample: shard '${err.shard}' key '${err.key}': ${err.reason} [${err.code}] ` +
+        `(epoch ${epochLabel}: ${this.badByEpoch[epochLabel]} skipped; ${distinct} distinct bad${atIndex} of budget ${this.maxBadSamples})`,
     );
-    if (distinct > this.maxBadSamples) {
+    if (counted > this.maxBadSamples) {
       throw new CtclipError(
         'DATA_ERROR',
-        `${distinct} bad samples exceed the error budget data.max_bad_samples = ${this.maxBadSamples} ` +
-          `(last: shard '${err.shard}' key '${err.key}': ${err.reason}); fix or re-index the shards, or raise the budget`,
+        `${counted} bad samples exceed the error budget data.max_bad_samples = ${this.maxBadSamples} ` +
+          `(${distinct} while reading${atIndex}; last: shard '${err.shard}' key '${err.key}': ${err.reason}); fix or re-index the shards, or raise the budget`,
       );
     }
   }
@@ -260,7 +317,10 @@ abstract class LoaderBase {
       batchesYielded: this.batchesYielded,
       badSamples: {
         distinct: this.knownBad.size,
+        excludedAtIndex: this.excludedAtIndex,
+        counted: this.knownBad.size + this.excludedAtIndex,
         budget: this.maxBadSamples,
+        byReason: { ...this.byReason },
         byEpoch: { ...this.badByEpoch },
         duplicatedReplacements: this.duplicatedReplacements,
         recent: [...this.recent],
@@ -317,7 +377,7 @@ export class TrainLoader extends LoaderBase {
   summary(): string {
     const g = this.sampler.geometry;
     return (
-      `data: ${this.index.samples.length} samples (${this.index.totalExcluded} excluded at index time), ` +
+      `data: ${this.index.samples.length} samples (${this.index.totalExcluded} excluded at index time${this.index.totalExcluded ? `: ${formatReasonCounts(this.stats().badSamples.byReason)}` : ''}), ` +
       `${g.stepsPerEpoch} steps/epoch × ${g.samplesPerStep} samples (B ${this.sampler.batchSize} × W ${this.sampler.worldSize} × A ${this.sampler.gradAccumSteps}); ` +
       `${g.droppedPerEpoch} samples dropped per epoch (a different random remainder each epoch)`
     );
@@ -514,4 +574,34 @@ export class EvalLoader extends LoaderBase {
       }
     });
   }
+}
+
+/** One loader's part of `badSamplesEvent`. */
+export interface BadSamplesPart {
+  excluded_at_index: number;
+  bad_at_read: number;
+  budget: number;
+  by_reason: Partial<Record<BadSampleReason, number>>;
+}
+
+/**
+ * The bad-sample counts of a run's loaders for metrics.jsonl (the `bad_samples` field of the `end` event) and
+ * the run report: per loader (`train`, `val`), samples excluded at index time, distinct bad samples met while
+ * reading, the budget, and both together by reason name.
+ */
+export function badSamplesEvent(loaders: Record<string, LoaderStats>): Record<string, BadSamplesPart> {
+  const out: Record<string, BadSamplesPart> = {};
+  for (const [name, st] of Object.entries(loaders)) {
+    const b = st.badSamples;
+    out[name] = { excluded_at_index: b.excludedAtIndex, bad_at_read: b.distinct, budget: b.budget, by_reason: { ...b.byReason } };
+  }
+  return out;
+}
+
+/** One log line for `badSamplesEvent` (empty when nothing was lost). */
+export function formatBadSamples(event: Record<string, BadSamplesPart>): string {
+  const parts = Object.entries(event)
+    .filter(([, p]) => p.excluded_at_index + p.bad_at_read > 0)
+    .map(([name, p]) => `${name} ${p.excluded_at_index + p.bad_at_read} (${p.excluded_at_index} at index time, ${p.bad_at_read} while reading: ${formatReasonCounts(p.by_reason)})`);
+  return parts.length ? `Bad samples: ${parts.join('; ')}` : '';
 }

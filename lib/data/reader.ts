@@ -4,23 +4,36 @@
  * copy one sample in parallel; a FIFO semaphore bounds the reads in flight (`readers`), and because it is
  * FIFO, earlier samples finish first. The small members (json, labels, txt) are adjacent in canonical shards,
  * so they are fetched with one read of their span when it is small.
+ *
+ * Every sample is checked as it is read, because shards can change after indexing and an index can be older
+ * than the checks: member sizes against the index and the caps (JSON 1 MiB, report `maxReportBytes`, checked
+ * BEFORE anything is read), the JSON, the label values (finite, 0 or 1), and the volume for NaN/±Inf (float16
+ * exponent bits all ones; each chunk is scanned as soon as it arrives, ≈ 16 ms per 480×480×240 volume on the
+ * JS thread while the other chunks are still being read). A failure is a SampleReadError with a stable `code`
+ * (reasons.ts).
  */
 import * as fs from 'fs';
 import * as os from 'os';
-import { parseSampleJson, type Extent, type ShardIndex } from './shard-index';
+import { checkLabelValues, DEFAULT_MAX_REPORT_BYTES, MAX_JSON_BYTES, parseSampleJson, type Extent, type ShardIndex } from './shard-index';
+import { float16HasNonFinite, float16NonFiniteSummary } from './float16';
+import type { BadSampleReason } from './reasons';
 import { cleanReport } from './report';
 
-/** A sample that could not be read; `reason` says why (I/O error, size mismatch, bad JSON, …). */
+/** A sample that could not be read; `reason` says why (I/O error, size mismatch, bad JSON, …), `code` names it. */
 export class SampleReadError extends Error {
   constructor(
     readonly shard: string,
     readonly key: string,
     readonly reason: string,
+    readonly code: BadSampleReason = 'unexpected',
   ) {
     super(`shard '${shard}' sample '${key}': ${reason}`);
     this.name = 'SampleReadError';
   }
 }
+
+/** A read that hit the end of the file (the shard was cut or changed since indexing). */
+class EndOfFileError extends Error {}
 
 /** FIFO counting semaphore. */
 export class Semaphore {
@@ -48,6 +61,8 @@ export interface ReaderOptions {
   chunkBytes?: number;
   /** Shard file handles kept open (default 64; least recently used idle ones are closed). */
   maxOpenFiles?: number;
+  /** Largest report text (`txt` member) read, in bytes (config data.max_report_bytes; default 1 MiB). */
+  maxReportBytes?: number;
 }
 
 /** Decoded small members of a sample. */
@@ -78,6 +93,7 @@ export function defaultReaders(): number {
 export class SampleReader {
   readonly readers: number;
   readonly chunkBytes: number;
+  readonly maxReportBytes: number;
   private readonly maxOpen: number;
   private readonly sem: Semaphore;
   private readonly files = new Map<number, OpenFile>();
@@ -90,7 +106,12 @@ export class SampleReader {
     opts: ReaderOptions = {},
   ) {
     this.readers = Math.max(1, Math.floor(opts.readers ?? defaultReaders()));
-    this.chunkBytes = Math.max(64 * 1024, Math.floor(opts.chunkBytes ?? 8 * 1024 * 1024));
+    // A multiple of 8, so every chunk of a volume starts on a float16 (and 32-bit scan) boundary.
+    this.chunkBytes = Math.max(64 * 1024, Math.floor((opts.chunkBytes ?? 8 * 1024 * 1024) / 8) * 8);
+    this.maxReportBytes = opts.maxReportBytes ?? DEFAULT_MAX_REPORT_BYTES;
+    if (!Number.isSafeInteger(this.maxReportBytes) || this.maxReportBytes < 1) {
+      throw new RangeError(`data.max_report_bytes must be a positive integer, got ${opts.maxReportBytes}`);
+    }
     this.maxOpen = Math.max(1, opts.maxOpenFiles ?? 64);
     this.sem = new Semaphore(this.readers);
   }
@@ -133,7 +154,7 @@ export class SampleReader {
       let done = 0;
       while (done < length) {
         const { bytesRead } = await fh.read(dst, dstOffset + done, length - done, position + done);
-        if (bytesRead === 0) throw new Error(`unexpected end of file at offset ${position + done} (needed ${length} bytes at ${position}; shard truncated since indexing?)`);
+        if (bytesRead === 0) throw new EndOfFileError(`unexpected end of file at offset ${position + done} (needed ${length} bytes at ${position}; shard truncated since indexing?)`);
         done += bytesRead;
       }
       this.bytesRead += length;
@@ -150,19 +171,22 @@ export class SampleReader {
   async readSample(i: number, volumes: Buffer, volOffset: number, labels: Float32Array | null, labelOffset: number): Promise<SampleMeta> {
     const s = this.index.samples[i];
     const shardName = this.index.shards[s.shard].file;
-    const fail = (reason: string): never => {
-      throw new SampleReadError(shardName, s.key, reason);
+    const fail = (reason: string, code: BadSampleReason): never => {
+      throw new SampleReadError(shardName, s.key, reason, code);
     };
-    if (s.bin[1] !== this.index.sampleBytes) fail(`'.bin' is ${s.bin[1]} bytes in the index, the dataset's volumes are ${this.index.sampleBytes}`);
+    if (s.bin[1] !== this.index.sampleBytes) fail(`'.bin' is ${s.bin[1]} bytes in the index, the dataset's volumes are ${this.index.sampleBytes}`, 'size_mismatch');
     const C = this.index.numClasses;
-    if (C > 0 && (!s.labels || s.labels[1] !== C * 4)) fail(`labels member is ${s.labels ? s.labels[1] : 0} bytes, expected ${C * 4} (${C} float32)`);
+    if (C > 0 && (!s.labels || s.labels[1] !== C * 4)) fail(`bad label: labels member is ${s.labels ? s.labels[1] : 0} bytes, expected ${C * 4} (${C} float32)`, 'bad_label');
+    // Size caps before anything is read: a huge member never gets a buffer.
+    if (s.json[1] > MAX_JSON_BYTES) fail(`bad JSON: implausible size ${s.json[1]} bytes (limit ${MAX_JSON_BYTES})`, 'bad_json');
+    if (s.txt[1] > this.maxReportBytes) fail(`report text is ${s.txt[1]} bytes, above the limit of ${this.maxReportBytes} (data.max_report_bytes)`, 'oversize_report');
     const f = this.acquireFile(s.shard);
     try {
       let fh: fs.promises.FileHandle;
       try {
         fh = await f.fh;
       } catch (e) {
-        return fail(`cannot open shard: ${(e as Error).message}`);
+        return fail(`cannot open shard: ${(e as Error).message}`, 'io_error');
       }
       // Small members: one read of their span when they sit together (canonical order bin, json, labels, txt).
       const small: Array<[string, Extent]> = [
@@ -190,22 +214,40 @@ export class SampleReader {
       })();
       const [binOff, binSize] = s.bin;
       const chunks: Promise<void>[] = [];
+      let nonFinite = false;
       for (let done = 0; done < binSize; done += this.chunkBytes) {
         const len = Math.min(this.chunkBytes, binSize - done);
-        chunks.push(this.readExact(fh, volumes, volOffset + done, len, binOff + done));
+        const at = volOffset + done;
+        // Scan each chunk as soon as it is in (cheap: see float16HasNonFinite), while later chunks are read.
+        chunks.push(this.readExact(fh, volumes, at, len, binOff + done).then(() => {
+          if (!nonFinite && float16HasNonFinite(volumes, at, at + len)) nonFinite = true;
+        }));
       }
       const settled = await Promise.allSettled([smallRead, ...chunks]);
       const bad = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (bad) fail(`I/O error: ${(bad.reason as Error).message}`);
+      if (bad) {
+        const eof = bad.reason instanceof EndOfFileError;
+        fail(`I/O error: ${(bad.reason as Error).message}`, eof ? 'truncated_member' : 'io_error');
+      }
 
       const meta = parseSampleJson(parts.get('json')!);
-      if (typeof meta === 'string') return fail(meta);
+      if (typeof meta === 'string') return fail(meta, 'bad_json');
       const shape = this.index.volumeShape;
-      if (meta.dtype !== this.index.volumeDtype) fail(`volume_dtype '${meta.dtype}' differs from the index's '${this.index.volumeDtype}'`);
-      if (meta.shape.join(',') !== shape.join(',')) fail(`volume_shape ${JSON.stringify(meta.shape)} differs from the index's ${JSON.stringify(shape)} (size mismatch)`);
-      if (labels && C > 0) {
+      if (meta.dtype !== this.index.volumeDtype) fail(`volume_dtype '${meta.dtype}' differs from the index's '${this.index.volumeDtype}'`, 'bad_dtype');
+      if (meta.shape.join(',') !== shape.join(',')) fail(`volume_shape ${JSON.stringify(meta.shape)} differs from the index's ${JSON.stringify(shape)} (size mismatch)`, 'shape_mismatch');
+      if (C > 0) {
         const lb = parts.get('labels')!;
-        Buffer.from(labels.buffer, labels.byteOffset + labelOffset * 4, C * 4).set(lb);
+        const labelProblem = checkLabelValues(lb, this.index.classNames);
+        if (labelProblem) fail(labelProblem, 'bad_label');
+        if (labels) Buffer.from(labels.buffer, labels.byteOffset + labelOffset * 4, C * 4).set(lb);
+      }
+      if (nonFinite) {
+        const n = float16NonFiniteSummary(volumes, volOffset, volOffset + binSize);
+        const total = n.nan + n.posInf + n.negInf;
+        fail(
+          `non-finite volume: ${total} of ${binSize / 2} voxels are NaN/±Inf (${n.nan} NaN, ${n.posInf} +Inf, ${n.negInf} -Inf; first at element ${n.first}: ${n.firstValue})`,
+          'non_finite_volume',
+        );
       }
       return { studyId: meta.studyId, report: cleanReport(parts.get('txt')!.toString('utf8')) };
     } finally {

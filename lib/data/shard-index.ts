@@ -8,19 +8,31 @@
  * grouping (duplicate extensions, repeated keys), truncation, required members (bin, json, txt, and
  * labels/cls when the dataset has classes), the JSON member (parsed: study_id, volume_shape, volume_dtype),
  * the dtype (float16 only), the `bin` payload size against shape × dtype, the label count, and one volume
- * shape for the whole dataset (batches are contiguous). Bad samples and missing/corrupt shards are excluded
- * and listed in the report; the bin payloads are never read.
+ * shape for the whole dataset (batches are contiguous), the label VALUES (finite, 0 or 1) and the report size
+ * (`maxReportBytes`). Bad samples and missing/corrupt shards are excluded and listed in the report, each with a
+ * stable reason code (reasons.ts); the bin payloads are never read.
  *
- * `openIndex(pattern)` is what training calls: it refuses (DATA_ERROR) when the index is missing or stale
- * (a shard's size or mtime changed, or a shard of the pattern is not in the index), naming the command that
- * (re)builds it. A pattern that selects a subset of the indexed shards is served from the same index.
+ * Nothing is lost silently: a shard that is missing, empty or unreadable, or that stops early (cut inside a
+ * member, cut at a member boundary — seen as missing end-of-archive blocks — or a corrupt header), gets a
+ * shard-level entry (key '*') that counts the samples it lost: exactly, from the previous index of the same
+ * shard when one is there, else estimated from the other shards' typical sample count. `totalExcluded` is the
+ * number of samples excluded or lost, not the number of entries.
+ *
+ * `openIndex(pattern)` is what training calls: it validates the file (zod; bounded size and shapes; errors name
+ * the file and the JSON path), refuses (DATA_ERROR) when the index is missing or stale (a shard's size or mtime
+ * changed, or a shard of the pattern is not in the index), naming the command that (re)builds it, and — with
+ * `missingShards: 'error'`, the default — when a shard of the pattern was missing, empty or unreadable at
+ * index time. A pattern that selects a subset of the indexed shards is served from the same index.
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { z } from 'zod';
 import { CtclipError } from '../errors';
 import { parseCsv } from '../io/csv';
+import { writeFileAtomicSync } from '../io/atomic';
 import { expandShardPattern } from './brace';
 import { CT_RATE_CLASSES, LABEL_ID_COLUMNS } from './classes';
+import type { BadSampleReason } from './reasons';
 import { scanTar } from './tar-index';
 import { groupMembers, type MemberRef } from './webdataset';
 
@@ -30,6 +42,22 @@ export const INDEX_VERSION = 1;
 
 /** Bytes per element of the volume dtypes we accept. Only float16 is accepted: the native bridge takes it as is. */
 export const VOLUME_DTYPE_BYTES: Readonly<Record<string, number>> = { float16: 2 };
+
+/** Default cap on a sample's report text (`txt` member), config `data.max_report_bytes`. */
+export const DEFAULT_MAX_REPORT_BYTES = 1024 * 1024;
+/** Cap on a sample's JSON member (it holds three small fields). */
+export const MAX_JSON_BYTES = 1024 * 1024;
+/** Cap on a sample's labels member (262 144 float32 classes). */
+export const MAX_LABEL_BYTES = 1024 * 1024;
+/** Largest `ctclip-index.json` read (≈ 1 M samples); a bigger file is refused before it is read. */
+export const MAX_INDEX_FILE_BYTES = 256 * 1024 * 1024;
+/** Largest volume side accepted from an index. */
+export const MAX_VOLUME_DIM = 65536;
+/** Largest volume (bytes) accepted from an index: 2 GiB, e.g. 1024³ float16. */
+export const MAX_SAMPLE_BYTES = 2 ** 31;
+
+/** What to do with shards of the pattern that are missing, empty or unreadable (config `data.missing_shards`). */
+export type MissingShardsPolicy = 'error' | 'skip';
 
 /** [offset, size] of a member payload in its shard. */
 export type Extent = [number, number];
@@ -61,8 +89,16 @@ export interface IndexedShard {
   excluded: number;
   /** True when the shard file did not exist at index time. */
   missing?: boolean;
+  /** True when the shard file held no samples at all (0 bytes, or a tar without sample members). */
+  empty?: boolean;
+  /** True when the shard file exists but nothing in it could be read (permissions, gzip data, corrupt first header). */
+  unreadable?: boolean;
   /** Why the scan of this shard stopped early (truncated tar, bad checksum, …). */
   problem?: string;
+  /** Samples lost at the shard level (missing/empty/unreadable file, or the unreachable rest after a cut). */
+  lost?: number;
+  /** True when `lost` is an estimate (no previous index of this shard to compare with). */
+  lostEstimated?: boolean;
 }
 
 /** A sample (or whole shard, key '*') excluded at index time. */
@@ -70,6 +106,22 @@ export interface ExcludedSample {
   shard: string;
   key: string;
   reason: string;
+  /** Stable reason name (reasons.ts); absent in indexes written before reason codes existed. */
+  code?: BadSampleReason;
+  /** Samples this entry stands for: 1 for a sample (the default), the lost count for a shard-level ('*') entry. */
+  samples?: number;
+  /** True when `samples` is an estimate. */
+  estimated?: boolean;
+}
+
+/** How many samples an exclusion entry stands for. */
+export function excludedCount(x: ExcludedSample): number {
+  return x.samples ?? 1;
+}
+
+/** True for a shard that contributed nothing because its file was missing, empty or unreadable at index time. */
+export function isUnusableShard(s: IndexedShard): boolean {
+  return !!(s.missing || s.empty || s.unreadable);
 }
 
 /** The on-disk index (JSON). */
@@ -88,6 +140,7 @@ export interface ShardIndexFile {
   /** Where the class names came from ('option', 'labels-csv:<file>', 'ct-rate-default', 'none'). */
   classNamesSource: string;
   totalSamples: number;
+  /** Samples excluded or lost at index time (shard-level entries count the samples they lost). */
   totalExcluded: number;
   shards: IndexedShard[];
   excluded: ExcludedSample[];
@@ -110,6 +163,13 @@ export interface BuildIndexOptions {
   indexPath?: string;
   /** Shards scanned in parallel (default 8). */
   concurrency?: number;
+  /** Largest report text (`txt` member) kept, in bytes (default 1 MiB, config `data.max_report_bytes`). */
+  maxReportBytes?: number;
+  /**
+   * Compare with the index already at the index path (default true): a shard that now stops early is
+   * charged exactly the samples it had then.
+   */
+  usePreviousIndex?: boolean;
 }
 
 function commonDir(files: string[]): string {
@@ -187,72 +247,143 @@ export function parseSampleJson(raw: Buffer | string): { studyId: string; shape:
   return { studyId: m.study_id, shape: shape as [number, number, number], dtype: m.volume_dtype };
 }
 
+/**
+ * Checks the values of a labels member (little-endian float32): every one finite and exactly 0 or 1. Returns
+ * null when they are, else a reason naming the first bad class index (and name) and its value. Exported because
+ * the reader applies the same rule at read time.
+ */
+export function checkLabelValues(raw: Uint8Array, classNames?: readonly string[] | null): string | null {
+  if (raw.byteLength % 4 !== 0) return `bad label: the labels member has ${raw.byteLength} bytes, not a whole number of float32 values`;
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  let bad = 0;
+  let first = -1;
+  let firstValue = 0;
+  for (let c = 0; c < raw.byteLength / 4; c++) {
+    const v = view.getFloat32(c * 4, true);
+    if (v === 0 || v === 1) continue;
+    if (bad++ === 0) {
+      first = c;
+      firstValue = v;
+    }
+  }
+  if (bad === 0) return null;
+  const name = classNames && classNames[first] !== undefined ? ` (${JSON.stringify(classNames[first])})` : '';
+  const value = Number.isNaN(firstValue) ? 'NaN' : String(firstValue);
+  return `bad label: class index ${first}${name} is ${value}, expected 0 or 1${bad > 1 ? ` (${bad} bad values in this sample)` : ''}`;
+}
+
+type Exclusion = { key: string; reason: string; code: BadSampleReason };
+
+interface ShardScan {
+  info: Omit<IndexedShard, 'file' | 'samples' | 'excluded'>;
+  candidates: Candidate[];
+  excluded: Exclusion[];
+  labelSizes: number[];
+  /** Distinct sample keys seen (kept or excluded), for the lost-sample count of a shard that stops early. */
+  seen: number;
+  /** The shard-level problem (key '*'), if any, and whether the cut fell inside a sample already counted. */
+  shardProblem: { reason: string; code: BadSampleReason; cutInsideSample: boolean } | null;
+}
+
 /** Scans one shard: candidates (samples that passed the per-sample checks) and exclusions. */
-async function scanShard(
-  file: string,
-  shardNo: number,
-  numClasses: number | null,
-): Promise<{ info: Omit<IndexedShard, 'file' | 'samples' | 'excluded'>; candidates: Candidate[]; excluded: Array<{ key: string; reason: string }>; labelSizes: number[] }> {
-  const excluded: Array<{ key: string; reason: string }> = [];
+async function scanShard(file: string, shardNo: number, numClasses: number | null, classNames: readonly string[] | null, maxReportBytes: number): Promise<ShardScan> {
+  const excluded: Exclusion[] = [];
   const candidates: Candidate[] = [];
   const labelSizes: number[] = [];
+  const shardLevel = (info: ShardScan['info'], reason: string, code: BadSampleReason): ShardScan => ({
+    info,
+    candidates,
+    excluded,
+    labelSizes,
+    seen: 0,
+    shardProblem: { reason, code, cutInsideSample: false },
+  });
   let st: fs.Stats;
   try {
     st = await fs.promises.stat(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    excluded.push({ key: '*', reason: code === 'ENOENT' ? 'missing shard file' : `cannot stat shard: ${(e as Error).message}` });
-    return { info: { size: 0, mtimeMs: 0, missing: true }, candidates, excluded, labelSizes };
+    if (code === 'ENOENT') return shardLevel({ size: 0, mtimeMs: 0, missing: true }, 'missing shard file', 'missing_shard');
+    return shardLevel({ size: 0, mtimeMs: 0, missing: true }, `cannot stat shard: ${(e as Error).message}`, 'missing_shard');
   }
-  const info: Omit<IndexedShard, 'file' | 'samples' | 'excluded'> = { size: st.size, mtimeMs: st.mtimeMs };
+  const info: ShardScan['info'] = { size: st.size, mtimeMs: st.mtimeMs };
+  if (st.size === 0) return shardLevel({ ...info, empty: true }, 'empty shard file (0 bytes)', 'empty_shard');
   let scan;
   try {
     scan = await scanTar(file);
   } catch (e) {
-    excluded.push({ key: '*', reason: `cannot read shard: ${(e as Error).message}` });
-    info.problem = (e as Error).message;
-    return { info, candidates, excluded, labelSizes };
+    return shardLevel({ ...info, unreadable: true, problem: (e as Error).message }, `cannot read shard: ${(e as Error).message}`, 'unreadable_shard');
   }
+  if (scan.problem && scan.members.length === 0) {
+    const code: BadSampleReason = scan.problem.kind === 'truncated' ? 'truncated_shard' : 'unreadable_shard';
+    return shardLevel({ ...info, unreadable: true, problem: scan.problem.reason }, `scan stopped: ${scan.problem.reason}`, code);
+  }
+  let shardProblem: ShardScan['shardProblem'] = null;
   if (scan.problem) {
     // Shard-level entry: members after the problem are unreachable (their keys are unknown).
     info.problem = scan.problem.reason;
-    excluded.push({ key: '*', reason: `scan stopped: ${scan.problem.reason}` });
+    const code: BadSampleReason = scan.problem.kind === 'truncated' ? 'truncated_shard' : scan.problem.kind === 'corrupt' ? 'corrupt_shard' : 'unreadable_shard';
+    const lastMember = scan.members[scan.members.length - 1];
+    shardProblem = { reason: `scan stopped: ${scan.problem.reason}`, code, cutInsideSample: !!lastMember?.truncated };
   }
   const { samples, problems } = groupMembers(scan.members);
-  for (const p of problems) excluded.push(p);
+  for (const p of problems) excluded.push({ key: p.key, reason: p.reason, code: p.code });
+  const seen = samples.length + problems.length;
+  if (seen === 0 && !scan.problem) {
+    return { ...shardLevel({ ...info, empty: true }, `empty shard: ${scan.members.length} member(s), none of them part of a sample`, 'empty_shard'), seen };
+  }
   // A scan that stopped early on corruption may have cut the last grouped sample short: its missing members
   // are reported below as 'missing member', with the scan problem appended so the cause is visible.
   const lastKey = samples.length ? samples[samples.length - 1].key : null;
+  if (scan.problem && shardProblem && lastKey !== null && scan.members.length && !shardProblem.cutInsideSample) {
+    // A cut at a member boundary can still split the last sample: then that sample is counted on its own.
+    const last = samples[samples.length - 1];
+    const required = ['bin', 'json', 'txt'];
+    if (numClasses !== null && numClasses > 0) required.push('labels');
+    if (required.some((e) => !(e === 'labels' ? last.members.labels ?? last.members.cls : last.members[e]))) shardProblem.cutInsideSample = true;
+  }
   const fh = await fs.promises.open(file, 'r');
   try {
     for (const s of samples) {
-      const suffix = scan.problem && s.key === lastKey ? ` (${scan.problem.reason})` : '';
+      const cut = scan.problem && s.key === lastKey;
+      const suffix = cut ? ` (${scan.problem!.reason})` : '';
       const m = s.members;
       const labelsRef = m.labels ?? m.cls;
       const missing = ['bin', 'json', 'txt'].filter((e) => !m[e]);
       if (numClasses !== null && numClasses > 0 && !labelsRef) missing.push('labels');
       if (missing.length) {
-        excluded.push({ key: s.key, reason: `missing member${missing.length > 1 ? 's' : ''} ${missing.map((e) => "'." + e + "'").join(', ')}${suffix}` });
+        excluded.push({ key: s.key, reason: `missing member${missing.length > 1 ? 's' : ''} ${missing.map((e) => "'." + e + "'").join(', ')}${suffix}`, code: cut ? 'truncated_member' : 'missing_member' });
         continue;
       }
-      if (m.json.size > 1024 * 1024) {
-        excluded.push({ key: s.key, reason: `bad JSON: implausible size ${m.json.size} bytes` });
+      if (m.json.size > MAX_JSON_BYTES) {
+        excluded.push({ key: s.key, reason: `bad JSON: implausible size ${m.json.size} bytes (limit ${MAX_JSON_BYTES})`, code: 'bad_json' });
+        continue;
+      }
+      if (m.txt.size > maxReportBytes) {
+        excluded.push({ key: s.key, reason: `report text '${m.txt.name}' is ${m.txt.size} bytes, above the limit of ${maxReportBytes} (data.max_report_bytes)`, code: 'oversize_report' });
+        continue;
+      }
+      if (labelsRef && labelsRef.size > MAX_LABEL_BYTES) {
+        excluded.push({ key: s.key, reason: `bad label: '${labelsRef.name}' has an implausible size of ${labelsRef.size} bytes (limit ${MAX_LABEL_BYTES})`, code: 'bad_label' });
         continue;
       }
       let parsed;
+      let labelProblem: string | null = null;
       try {
-        parsed = parseSampleJson(await readSmall(fh, m.json));
+        const [jsonBuf, labelBuf] = await readSmallMembers(fh, m.json, labelsRef ?? null);
+        parsed = parseSampleJson(jsonBuf);
+        if (labelBuf) labelProblem = checkLabelValues(labelBuf, classNames);
       } catch (e) {
-        excluded.push({ key: s.key, reason: `cannot read JSON member: ${(e as Error).message}` });
+        excluded.push({ key: s.key, reason: `cannot read JSON/labels members: ${(e as Error).message}`, code: 'io_error' });
         continue;
       }
       if (typeof parsed === 'string') {
-        excluded.push({ key: s.key, reason: parsed });
+        excluded.push({ key: s.key, reason: parsed, code: 'bad_json' });
         continue;
       }
       const itemBytes = VOLUME_DTYPE_BYTES[parsed.dtype];
       if (!itemBytes) {
-        excluded.push({ key: s.key, reason: `unknown volume_dtype '${parsed.dtype}' (supported: ${Object.keys(VOLUME_DTYPE_BYTES).join(', ')})` });
+        excluded.push({ key: s.key, reason: `unknown volume_dtype '${parsed.dtype}' (supported: ${Object.keys(VOLUME_DTYPE_BYTES).join(', ')})`, code: 'bad_dtype' });
         continue;
       }
       const expected = parsed.shape[0] * parsed.shape[1] * parsed.shape[2] * itemBytes;
@@ -260,7 +391,12 @@ async function scanShard(
         excluded.push({
           key: s.key,
           reason: `wrong payload size: '.bin' has ${m.bin.size} bytes, volume_shape ${JSON.stringify(parsed.shape)} × ${parsed.dtype} needs ${expected}`,
+          code: 'size_mismatch',
         });
+        continue;
+      }
+      if (labelProblem) {
+        excluded.push({ key: s.key, reason: labelProblem, code: 'bad_label' });
         continue;
       }
       if (labelsRef) labelSizes.push(labelsRef.size);
@@ -269,7 +405,17 @@ async function scanShard(
   } finally {
     await fh.close();
   }
-  return { info, candidates, excluded, labelSizes };
+  return { info, candidates, excluded, labelSizes, seen, shardProblem };
+}
+
+/** The JSON member and (when given) the labels member: one read of their span when they are adjacent. */
+async function readSmallMembers(fh: fs.promises.FileHandle, json: MemberRef, labels: MemberRef | null): Promise<[Buffer, Buffer | null]> {
+  if (!labels) return [await readSmall(fh, json), null];
+  const lo = Math.min(json.offset, labels.offset);
+  const hi = Math.max(json.offset + json.size, labels.offset + labels.size);
+  if (hi - lo > 64 * 1024) return [await readSmall(fh, json), await readSmall(fh, labels)];
+  const span = await readSmall(fh, { name: `${json.name}…${labels.name}`, offset: lo, size: hi - lo });
+  return [span.subarray(json.offset - lo, json.offset - lo + json.size), span.subarray(labels.offset - lo, labels.offset - lo + labels.size)];
 }
 
 function mode<T>(values: T[], keyOf: (v: T) => string): T | undefined {
@@ -285,12 +431,33 @@ function mode<T>(values: T[], keyOf: (v: T) => string): T | undefined {
   return best?.v;
 }
 
+/** Per-shard sample counts (kept + excluded + lost) of a usable previous index at `indexPath`, by shard file. */
+function previousShardCounts(indexPath: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  let file: ShardIndexFile;
+  try {
+    file = readIndexFile(indexPath, '');
+  } catch {
+    return counts; // no (usable) previous index: estimates instead
+  }
+  for (const s of file.shards) {
+    // Only a shard that was read completely then tells how many samples it holds.
+    if (isUnusableShard(s) || s.problem) continue;
+    counts.set(s.file, s.samples + s.excluded);
+  }
+  return counts;
+}
+
 /** Scans the shards of `pattern` and builds the index in memory (see module comment). */
 export async function buildIndex(pattern: string, opts: BuildIndexOptions = {}): Promise<{ index: ShardIndexFile; indexPath: string }> {
   const files = shardPathsOf(pattern);
   const indexPath = path.resolve(opts.indexPath ?? path.join(commonDir(files), INDEX_FILE_NAME));
   if (path.basename(indexPath) === 'manifest.json') {
     throw new CtclipError('ARGUMENT_ERROR', `refusing to write our index over '${indexPath}': manifest.json belongs to the reference tooling`);
+  }
+  const maxReportBytes = opts.maxReportBytes ?? DEFAULT_MAX_REPORT_BYTES;
+  if (!Number.isSafeInteger(maxReportBytes) || maxReportBytes < 1) {
+    throw new CtclipError('ARGUMENT_ERROR', `maxReportBytes (data.max_report_bytes) must be a positive integer, got ${maxReportBytes}`);
   }
   let classNames: string[] | null = null;
   let classNamesSource = 'none';
@@ -303,26 +470,53 @@ export async function buildIndex(pattern: string, opts: BuildIndexOptions = {}):
   }
   const numClassesOpt = classNames ? classNames.length : null;
 
-  const results: Awaited<ReturnType<typeof scanShard>>[] = new Array(files.length);
+  const results: ShardScan[] = new Array(files.length);
   const concurrency = Math.max(1, opts.concurrency ?? 8);
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, files.length) }, async () => {
       while (next < files.length) {
         const i = next++;
-        results[i] = await scanShard(files[i], i, numClassesOpt);
+        results[i] = await scanShard(files[i], i, numClassesOpt, classNames, maxReportBytes);
       }
     }),
   );
 
   const indexDir = path.dirname(indexPath);
   const relName = (i: number): string => path.relative(indexDir, files[i]).split(path.sep).join('/');
+
+  // Samples lost at the shard level: exact from the previous index of the same shard, else estimated from the
+  // typical sample count of the shards read completely.
+  const previous = opts.usePreviousIndex === false ? new Map<string, number>() : previousShardCounts(indexPath);
+  const typical = mode(
+    results.filter((r) => !r.shardProblem).map((r) => r.seen),
+    String,
+  );
+  const lostOf = (i: number): { lost: number; estimated: boolean } => {
+    const r = results[i];
+    const unusable = isUnusableShard({ file: '', samples: 0, excluded: 0, ...r.info });
+    const before = previous.get(relName(i));
+    if (before !== undefined) return { lost: Math.max(0, before - r.seen), estimated: false };
+    // Nothing to compare with: a whole shard lost counts the typical shard (at least 1); a shard cut inside a
+    // sample (already counted on its own) counts the typical rest; any other early stop at least one sample.
+    const rest = typical !== undefined ? typical - r.seen : 0;
+    if (unusable) return { lost: Math.max(1, rest), estimated: true };
+    return { lost: Math.max(r.shardProblem?.cutInsideSample ? 0 : 1, rest), estimated: true };
+  };
+
   const excluded: ExcludedSample[] = [];
   const shardExcluded = new Array<number>(files.length).fill(0);
+  const shardLost = new Array<{ lost: number; estimated: boolean } | null>(files.length).fill(null);
   for (let i = 0; i < files.length; i++) {
-    for (const x of results[i].excluded) {
-      excluded.push({ shard: relName(i), key: x.key, reason: x.reason });
-      if (x.key !== '*') shardExcluded[i]++;
+    const r = results[i];
+    if (r.shardProblem) {
+      const l = lostOf(i);
+      shardLost[i] = l;
+      excluded.push({ shard: relName(i), key: '*', reason: r.shardProblem.reason, code: r.shardProblem.code, samples: l.lost, ...(l.estimated ? { estimated: true } : {}) });
+    }
+    for (const x of r.excluded) {
+      excluded.push({ shard: relName(i), key: x.key, reason: x.reason, code: x.code });
+      shardExcluded[i]++;
     }
   }
 
@@ -343,15 +537,17 @@ export async function buildIndex(pattern: string, opts: BuildIndexOptions = {}):
   for (const c of candidates) {
     const labelsRef = c.members.labels ?? c.members.cls ?? null;
     let reason: string | null = null;
+    let code: BadSampleReason = 'shape_mismatch';
     if (c.shape.join('x') !== shape.join('x')) {
       reason = `volume_shape ${JSON.stringify(c.shape)} differs from the dataset's ${JSON.stringify(shape)} (batches need one shape)`;
     } else if (numClasses > 0 && (!labelsRef || labelsRef.size !== numClasses * 4)) {
+      code = labelsRef ? 'bad_label' : 'missing_member';
       reason = labelsRef
         ? `wrong label count: '${labelsRef.name}' has ${labelsRef.size} bytes (${labelsRef.size / 4} float32), expected ${numClasses} classes (${numClasses * 4} bytes)`
         : `missing member '.labels'`;
     }
     if (reason) {
-      excluded.push({ shard: relName(c.shard), key: c.key, reason });
+      excluded.push({ shard: relName(c.shard), key: c.key, reason, code });
       shardExcluded[c.shard]++;
       continue;
     }
@@ -369,7 +565,10 @@ export async function buildIndex(pattern: string, opts: BuildIndexOptions = {}):
   candidates = [];
   const perShard = new Array<number>(files.length).fill(0);
   for (const s of kept) perShard[s.shard]++;
-  const shards: IndexedShard[] = files.map((_, i) => ({ file: relName(i), ...results[i].info, samples: perShard[i], excluded: shardExcluded[i] }));
+  const shards: IndexedShard[] = files.map((_, i) => {
+    const l = shardLost[i];
+    return { file: relName(i), ...results[i].info, samples: perShard[i], excluded: shardExcluded[i], ...(l ? { lost: l.lost, ...(l.estimated ? { lostEstimated: true } : {}) } : {}) };
+  });
   const index: ShardIndexFile = {
     format: INDEX_FORMAT,
     version: INDEX_VERSION,
@@ -382,7 +581,7 @@ export async function buildIndex(pattern: string, opts: BuildIndexOptions = {}):
     classNames,
     classNamesSource,
     totalSamples: kept.length,
-    totalExcluded: excluded.length,
+    totalExcluded: excluded.reduce((n, x) => n + excludedCount(x), 0),
     shards,
     excluded,
     samples: kept,
@@ -390,12 +589,14 @@ export async function buildIndex(pattern: string, opts: BuildIndexOptions = {}):
   return { index, indexPath };
 }
 
-/** Writes an index atomically (temp file + rename). */
+/**
+ * Writes an index atomically (temp file + rename). A failed write (a full disk) removes the temporary file and
+ * throws IO_ERROR naming the index file; the previous index, if any, stays as it was.
+ */
 export function writeIndex(index: ShardIndexFile, indexPath: string): void {
   if (path.basename(indexPath) === 'manifest.json') {
     throw new CtclipError('ARGUMENT_ERROR', `refusing to write our index over '${indexPath}': manifest.json belongs to the reference tooling`);
   }
-  const tmp = `${indexPath}.tmp-${process.pid}`;
   // One sample per line keeps the file diffable and readable without a huge single line.
   const { samples, excluded, shards, ...head } = index;
   const text =
@@ -406,8 +607,7 @@ export function writeIndex(index: ShardIndexFile, indexPath: string): void {
     `  "shards": [\n${shards.map((s) => '    ' + JSON.stringify(s)).join(',\n')}\n  ],\n` +
     `  "excluded": [\n${excluded.map((s) => '    ' + JSON.stringify(s)).join(',\n')}\n  ],\n` +
     `  "samples": [\n${samples.map((s) => '    ' + JSON.stringify(s)).join(',\n')}\n  ]\n}\n`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, indexPath);
+  writeFileAtomicSync(indexPath, text);
 }
 
 /** Builds and writes the index; the exclusions are in `index.excluded`. */
@@ -426,12 +626,41 @@ export interface OpenIndexOptions {
   indexPath?: string;
   /** Check shard sizes/mtimes against the index (default true). */
   verify?: boolean;
+  /**
+   * Shards of the pattern that were missing, empty or unreadable at index time (config `data.missing_shards`):
+   * 'error' (default) refuses with DATA_ERROR naming them; 'skip' serves the rest, their lost samples counted in
+   * `totalExcluded` (and so against the loaders' error budget).
+   */
+  missingShards?: MissingShardsPolicy;
+}
+
+/**
+ * Throws DATA_ERROR naming the shards of `index` that were missing, empty or unreadable at index time, unless
+ * `policy` is 'skip'. `shards index` and `openIndex` apply it.
+ */
+export function checkMissingShards(index: Pick<ShardIndexFile, 'shards' | 'excluded'>, policy: MissingShardsPolicy, pattern: string, indexPath: string): void {
+  if (policy !== 'error' && policy !== 'skip') throw new CtclipError('CONFIG_ERROR', `data.missing_shards must be 'error' or 'skip', got ${JSON.stringify(policy)}`);
+  if (policy === 'skip') return;
+  const bad = index.shards.filter(isUnusableShard);
+  if (bad.length === 0) return;
+  const why = (s: IndexedShard): string => index.excluded.find((x) => x.shard === s.file && x.key === '*')?.reason ?? (s.missing ? 'missing shard file' : s.empty ? 'empty shard' : 'unreadable shard');
+  const list = bad
+    .slice(0, 10)
+    .map((s) => `'${s.file}' (${why(s)})`)
+    .join(', ');
+  throw new CtclipError(
+    'DATA_ERROR',
+    `${bad.length} of ${index.shards.length} shard(s) of '${pattern}' ${bad.length === 1 ? 'is' : 'are'} missing, empty or unreadable (index '${indexPath}'): ${list}` +
+      `${bad.length > 10 ? `, … ${bad.length - 10} more` : ''}. Restore them and re-index with ${buildCommand(pattern)}, or set data.missing_shards: skip ` +
+      `(shards index: --missing-shards skip) to go on without them; their samples then count against data.max_bad_samples`,
+  );
 }
 
 /**
  * Opens our index for the shards of `pattern` (training's entry point). Throws DATA_ERROR, naming the command
- * that builds the index, when it is missing, of another format/version, or stale; serves a subset pattern
- * from an index of more shards. Samples keep the pattern's shard order.
+ * that builds the index, when it is missing, invalid, of another format/version, or stale, or (policy 'error')
+ * when a shard of the pattern was missing, empty or unreadable; serves a subset pattern from an index of more
+ * shards. Samples keep the pattern's shard order.
  */
 export function openIndex(pattern: string, opts: OpenIndexOptions = {}): ShardIndex {
   const files = shardPathsOf(pattern);
@@ -450,17 +679,108 @@ export function openIndexFile(indexPath: string, opts: Omit<OpenIndexOptions, 'i
   return openResolved(abs, files, buildCommand(file.pattern), file.pattern, opts, file);
 }
 
+// ---- validation of ctclip-index.json (it is read back from disk: never trusted blindly) ----------------------
+
+const safeNonNeg = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const extentSchema = z.tuple([safeNonNeg, safeNonNeg]);
+const nameSchema = z.string().min(1).max(4096);
+const reasonCodeSchema = z.string().regex(/^[a-z_]{1,64}$/);
+
+const indexedSampleSchema = z.object({
+  shard: safeNonNeg,
+  key: nameSchema,
+  studyId: nameSchema,
+  bin: extentSchema,
+  json: extentSchema,
+  txt: extentSchema,
+  labels: extentSchema.nullable(),
+});
+
+const indexedShardSchema = z.object({
+  file: nameSchema,
+  size: safeNonNeg,
+  mtimeMs: z.number().min(0).max(Number.MAX_SAFE_INTEGER),
+  samples: safeNonNeg,
+  excluded: safeNonNeg,
+  missing: z.boolean().optional(),
+  empty: z.boolean().optional(),
+  unreadable: z.boolean().optional(),
+  problem: z.string().max(65536).optional(),
+  lost: safeNonNeg.optional(),
+  lostEstimated: z.boolean().optional(),
+});
+
+const excludedSchema = z.object({
+  shard: z.string().max(4096),
+  key: z.string().max(4096),
+  reason: z.string().max(65536),
+  code: reasonCodeSchema.optional(),
+  samples: safeNonNeg.optional(),
+  estimated: z.boolean().optional(),
+});
+
+const volumeDim = z.number().int().min(0).max(MAX_VOLUME_DIM);
+
+const indexFileSchema = z
+  .object({
+    format: z.literal(INDEX_FORMAT),
+    version: z.literal(INDEX_VERSION),
+    createdAt: z.string().max(64),
+    pattern: z.string().max(65536),
+    volumeShape: z.tuple([volumeDim, volumeDim, volumeDim]),
+    volumeDtype: z.string().refine((d) => VOLUME_DTYPE_BYTES[d] !== undefined, { message: `expected one of: ${Object.keys(VOLUME_DTYPE_BYTES).join(', ')}` }),
+    sampleBytes: z.number().int().min(0).max(MAX_SAMPLE_BYTES),
+    numClasses: z.number().int().min(0).max(MAX_LABEL_BYTES / 4),
+    classNames: z.array(z.string().max(4096)).nullable(),
+    classNamesSource: z.string().max(65536),
+    totalSamples: safeNonNeg,
+    totalExcluded: safeNonNeg,
+    shards: z.array(indexedShardSchema),
+    excluded: z.array(excludedSchema),
+    samples: z.array(indexedSampleSchema),
+  })
+  .superRefine((f, ctx) => {
+    const [h, w, d] = f.volumeShape;
+    const bytes = h * w * d * (VOLUME_DTYPE_BYTES[f.volumeDtype] ?? 0);
+    if (bytes !== f.sampleBytes) {
+      ctx.addIssue({ code: 'custom', path: ['sampleBytes'], message: `expected volumeShape ${h}×${w}×${d} × ${VOLUME_DTYPE_BYTES[f.volumeDtype] ?? '?'} bytes (${f.volumeDtype}) = ${bytes}` });
+    }
+    if (f.classNames !== null && f.classNames.length !== f.numClasses) {
+      ctx.addIssue({ code: 'custom', path: ['classNames'], message: `expected ${f.numClasses} names (numClasses), got ${f.classNames.length}` });
+    }
+  });
+
+/** `a.b[3].c` from a zod issue path. */
+function jsonPath(p: readonly PropertyKey[]): string {
+  let out = '';
+  for (const k of p) out += typeof k === 'number' ? `[${k}]` : out === '' ? String(k) : `.${String(k)}`;
+  return out || '(top level)';
+}
+
+/** The value at `p` in `root` (for error messages), shortened. */
+function valueAt(root: unknown, p: readonly PropertyKey[]): string {
+  let v: unknown = root;
+  for (const k of p) {
+    if (v === null || typeof v !== 'object') return 'nothing';
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  if (v === undefined) return 'nothing';
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
 function readIndexFile(indexPath: string, cmd: string): ShardIndexFile {
-  let text: string;
+  let size: number;
   try {
-    text = fs.readFileSync(indexPath, 'utf8');
-  } catch {
+    size = fs.statSync(indexPath).size;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new CtclipError('IO_ERROR', `cannot read shard index '${indexPath}': ${(e as Error).message}`, { cause: e });
     const manifest = path.join(path.dirname(indexPath), 'manifest.json');
     let note = '';
     if (fs.existsSync(manifest)) {
       let total = '?';
       try {
-        total = String((JSON.parse(fs.readFileSync(manifest, 'utf8')) as { total_samples?: unknown }).total_samples ?? '?');
+        if (fs.statSync(manifest).size <= MAX_JSON_BYTES) total = String((JSON.parse(fs.readFileSync(manifest, 'utf8')) as { total_samples?: unknown }).total_samples ?? '?');
       } catch {
         /* unreadable manifest: still not trusted */
       }
@@ -468,16 +788,54 @@ function readIndexFile(indexPath: string, cmd: string): ShardIndexFile {
     }
     throw new CtclipError('DATA_ERROR', `no ctclip shard index at '${indexPath}'.${note} Build it with: ${cmd}`);
   }
-  let file: ShardIndexFile;
+  if (size > MAX_INDEX_FILE_BYTES) {
+    throw new CtclipError('DATA_ERROR', `shard index '${indexPath}' is ${size} bytes, above the limit of ${MAX_INDEX_FILE_BYTES}; it is not a ctclip index (or rebuild it with: ${cmd})`);
+  }
+  let text: string;
   try {
-    file = JSON.parse(text) as ShardIndexFile;
+    text = fs.readFileSync(indexPath, 'utf8');
+  } catch (e) {
+    throw new CtclipError('IO_ERROR', `cannot read shard index '${indexPath}': ${(e as Error).message}`, { cause: e });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
   } catch (e) {
     throw new CtclipError('DATA_ERROR', `shard index '${indexPath}' is not valid JSON (${(e as Error).message}); rebuild it with: ${cmd}`);
   }
-  if (file.format !== INDEX_FORMAT || file.version !== INDEX_VERSION) {
+  const head = raw as { format?: unknown; version?: unknown } | null;
+  if (!head || typeof head !== 'object' || Array.isArray(head) || head.format !== INDEX_FORMAT || head.version !== INDEX_VERSION) {
     throw new CtclipError('DATA_ERROR', `'${indexPath}' is not a ctclip shard index of version ${INDEX_VERSION}; rebuild it with: ${cmd}`);
   }
-  return file;
+  const parsed = indexFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues;
+    const first = issues[0];
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
+    throw new CtclipError(
+      'DATA_ERROR',
+      `shard index '${indexPath}' is invalid at ${jsonPath(first.path)}: ${first.message} (found ${valueAt(raw, first.path)})${more}; rebuild it with: ${cmd}`,
+    );
+  }
+  return parsed.data as ShardIndexFile;
+}
+
+/** Why a sample of the index cannot be right (shard not listed, extents outside its shard, sizes off), or null. */
+function sampleRefProblem(s: IndexedSample, file: ShardIndexFile): string | null {
+  const shard = file.shards[s.shard];
+  if (!shard) return `names shard #${s.shard}, but the index lists ${file.shards.length} shard(s)`;
+  const extents: Array<[string, Extent | null]> = [
+    ['bin', s.bin],
+    ['json', s.json],
+    ['txt', s.txt],
+    ['labels', s.labels],
+  ];
+  for (const [name, e] of extents) {
+    if (e && e[0] + e[1] > shard.size) return `'${name}' extent [${e[0]}, ${e[1]}] runs past the end of '${shard.file}' (${shard.size} bytes)`;
+  }
+  if (s.bin[1] !== file.sampleBytes) return `'bin' is ${s.bin[1]} bytes, the index's volumes are ${file.sampleBytes}`;
+  if (file.numClasses > 0 && (!s.labels || s.labels[1] !== file.numClasses * 4)) return `labels extent is ${s.labels ? s.labels[1] : 0} bytes, expected ${file.numClasses * 4}`;
+  return null;
 }
 
 function openResolved(indexPath: string, files: string[], cmd: string, pattern: string, opts: OpenIndexOptions, preloaded?: ShardIndexFile): ShardIndex {
@@ -510,10 +868,22 @@ function openResolved(indexPath: string, files: string[], cmd: string, pattern: 
     remap.set(i, shards.length);
     shards.push(s);
   }
+  const keptNames = new Set(shards.map((s) => s.file));
+  const excluded = file.excluded.filter((x) => keptNames.has(x.shard));
+  checkMissingShards({ shards, excluded }, opts.missingShards ?? 'error', pattern, indexPath);
   const samples: IndexedSample[] = [];
-  // Keep the pattern's shard order, then tar order within a shard.
+  // Keep the pattern's shard order, then tar order within a shard. A sample that cannot be right (names a shard
+  // the index does not list, extents outside its shard) is excluded and counted, never dropped silently.
   const byShard = new Map<number, IndexedSample[]>();
   for (const s of file.samples) {
+    const problem = sampleRefProblem(s, file);
+    if (problem) {
+      const shardName = file.shards[s.shard]?.file ?? `#${s.shard}`;
+      // Samples of shards outside a subset pattern are not this pattern's business; broken references are.
+      if (file.shards[s.shard] && !keptNames.has(shardName)) continue;
+      excluded.push({ shard: shardName, key: s.key, reason: `bad index entry: ${problem}`, code: 'bad_index_ref' });
+      continue;
+    }
     const list = byShard.get(s.shard);
     if (list) list.push(s);
     else byShard.set(s.shard, [s]);
@@ -522,10 +892,9 @@ function openResolved(indexPath: string, files: string[], cmd: string, pattern: 
     const old = byPath.get(f)!;
     for (const s of byShard.get(old) ?? []) samples.push({ ...s, shard: remap.get(old)! });
   }
-  const keptNames = new Set(shards.map((s) => s.file));
-  const excluded = file.excluded.filter((x) => keptNames.has(x.shard));
+  const totalExcluded = excluded.reduce((n, x) => n + excludedCount(x), 0);
   if (samples.length === 0) {
-    throw new CtclipError('DATA_ERROR', `shard index '${indexPath}' has no valid samples for '${pattern}' (${excluded.length} excluded; first: ${excluded[0] ? `${excluded[0].shard} ${excluded[0].key}: ${excluded[0].reason}` : 'none'})`);
+    throw new CtclipError('DATA_ERROR', `shard index '${indexPath}' has no valid samples for '${pattern}' (${totalExcluded} excluded; first: ${excluded[0] ? `${excluded[0].shard} ${excluded[0].key}: ${excluded[0].reason}` : 'none'})`);
   }
   return {
     ...file,
@@ -533,7 +902,7 @@ function openResolved(indexPath: string, files: string[], cmd: string, pattern: 
     samples,
     excluded,
     totalSamples: samples.length,
-    totalExcluded: excluded.length,
+    totalExcluded,
     indexPath,
     shardPaths: files,
   };

@@ -2,7 +2,8 @@
  * Synthetic CT-RATE-like data for the demo, tests and benchmarks (`ctclip synth`): canonical shards
  * (`shard-{k:06d}.tar`, members `bin, json, labels, txt`, keys `{shard:06d}_{idx:06d}`, written under a temp
  * name and renamed), our index, CT-RATE-layout CSVs (reports/labels/metadata) and a `vocab.txt` built from
- * the report corpus.
+ * the report corpus. A failed write (a full disk) throws IO_ERROR naming the file and leaves no temporary file
+ * (TarWriter and the atomic writer remove theirs); shards finished before the failure stay.
  *
  * Volumes are phantom chests in [-1, 1] (HU/1000; air outside the body is exactly -1, the pad value): an
  * elliptic body, spine, aorta, two lungs, a heart, and for each positive class a visible class-specific
@@ -333,7 +334,11 @@ export async function writeSynthDataset(opts: SynthOptions): Promise<SynthResult
   const classNames = [...(opts.classes ?? CT_RATE_CLASSES)];
   const C = classNames.length;
   const reportFn = opts.reportFn ?? defaultSynthReport;
-  fs.mkdirSync(opts.out, { recursive: true });
+  try {
+    fs.mkdirSync(opts.out, { recursive: true });
+  } catch (e) {
+    throw new CtclipError('IO_ERROR', `${opts.out}: cannot create the output folder (${(e as Error).message})`, { cause: e });
+  }
 
   const perShard = Math.ceil(N / K);
   const shardPaths: string[] = [];

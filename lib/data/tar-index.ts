@@ -7,6 +7,10 @@
  * type 'L'), pax extended headers (type 'x', keys `path` and `size`), base-256 sizes. Directories, links and
  * other non-file entries are skipped. Problems (truncated file, bad checksum) end the scan; the members
  * before them are still returned, and the member that was cut short is returned with `truncated: true`.
+ * A file that ends without the end-of-archive blocks (a zero block) is truncated too, even when the cut falls
+ * exactly on a member boundary: every writer (GNU tar, Python's tarfile, webdataset, ours) ends a complete
+ * archive with them, so their absence is the only trace of members cut off at a boundary. A 0-byte file is an
+ * empty scan without a problem (the caller decides what an empty shard means).
  */
 import * as fs from 'fs';
 
@@ -28,8 +32,15 @@ export interface TarMember {
 export interface TarScan {
   members: TarMember[];
   fileSize: number;
-  /** Set when the scan stopped early: why and where. */
-  problem?: { offset: number; reason: string };
+  /** Set when the scan stopped early: why and where, and what kind of problem it is. */
+  problem?: TarProblem;
+}
+
+/** Why a scan stopped early: the file is cut short, a header is corrupt, or the file is gzip data. */
+export interface TarProblem {
+  offset: number;
+  reason: string;
+  kind: 'truncated' | 'corrupt' | 'compressed';
 }
 
 const BLOCK = 512;
@@ -116,33 +127,38 @@ export async function scanTar(file: string): Promise<TarScan> {
       const magic = Buffer.alloc(2);
       await readFully(fh, magic, 2, 0);
       if (magic[0] === 0x1f && magic[1] === 0x8b) {
-        return { members, fileSize, problem: { offset: 0, reason: 'file is gzip-compressed; decompress it (random access needs a plain tar)' } };
+        return { members, fileSize, problem: { offset: 0, reason: 'file is gzip-compressed; decompress it (random access needs a plain tar)', kind: 'compressed' } };
       }
     }
     for (;;) {
       if (pos >= fileSize) {
-        // EOF at a block boundary without the end-of-archive blocks: tolerated (Python's tarfile does too),
-        // unless a long-name/pax header announced a member that never came.
-        if (longName !== null || paxPath !== null) return { members, fileSize, problem: { offset: pos, reason: 'truncated tar: extended header without its member' } };
-        return { members, fileSize };
+        if (longName !== null || paxPath !== null) return { members, fileSize, problem: { offset: pos, reason: 'truncated tar: extended header without its member', kind: 'truncated' } };
+        if (pos === 0) return { members, fileSize }; // a 0-byte file
+        // EOF at a block boundary without the end-of-archive blocks: members after the cut are lost.
+        const last = members.length ? ` after member '${members[members.length - 1].name}'` : '';
+        return {
+          members,
+          fileSize,
+          problem: { offset: pos, reason: `truncated tar: the file ends at offset ${pos}${last} without the end-of-archive blocks (cut at a member boundary)`, kind: 'truncated' },
+        };
       }
       const n = await readFully(fh, header, BLOCK, pos);
-      if (n < BLOCK) return { members, fileSize, problem: { offset: pos, reason: `truncated tar: partial header (${n} of 512 bytes) at offset ${pos}` } };
+      if (n < BLOCK) return { members, fileSize, problem: { offset: pos, reason: `truncated tar: partial header (${n} of 512 bytes) at offset ${pos}`, kind: 'truncated' } };
       if (isZeroBlock(header)) return { members, fileSize };
-      if (!checksumOk(header)) return { members, fileSize, problem: { offset: pos, reason: `corrupt tar: bad header checksum at offset ${pos}` } };
+      if (!checksumOk(header)) return { members, fileSize, problem: { offset: pos, reason: `corrupt tar: bad header checksum at offset ${pos}`, kind: 'corrupt' } };
       if (firstHeaderOfMember < 0) firstHeaderOfMember = pos;
       const type = String.fromCharCode(header[156] || 0x30);
       let size = parseTarNumber(header, 124, 12);
-      if (!Number.isFinite(size) || size < 0) return { members, fileSize, problem: { offset: pos, reason: `corrupt tar: bad size field at offset ${pos}` } };
+      if (!Number.isFinite(size) || size < 0) return { members, fileSize, problem: { offset: pos, reason: `corrupt tar: bad size field at offset ${pos}`, kind: 'corrupt' } };
       if (paxSize !== null && (type === '0' || type === '7')) size = paxSize;
       const dataOffset = pos + BLOCK;
       const next = dataOffset + Math.ceil(size / BLOCK) * BLOCK;
       const truncated = dataOffset + size > fileSize;
 
       if (type === 'L' || type === 'x' || type === 'K' || type === 'g') {
-        if (truncated) return { members, fileSize, problem: { offset: pos, reason: `truncated tar: extended header payload at offset ${pos} runs past end of file` } };
+        if (truncated) return { members, fileSize, problem: { offset: pos, reason: `truncated tar: extended header payload at offset ${pos} runs past end of file`, kind: 'truncated' } };
         if (type === 'L' || type === 'x') {
-          if (size > 16 * 1024 * 1024) return { members, fileSize, problem: { offset: pos, reason: `corrupt tar: implausible extended header size ${size} at offset ${pos}` } };
+          if (size > 16 * 1024 * 1024) return { members, fileSize, problem: { offset: pos, reason: `corrupt tar: implausible extended header size ${size} at offset ${pos}`, kind: 'corrupt' } };
           const payload = Buffer.alloc(size);
           await readFully(fh, payload, size, dataOffset);
           if (type === 'L') longName = cString(payload, 0, size);
@@ -180,11 +196,11 @@ export async function scanTar(file: string): Promise<TarScan> {
         if (truncated) {
           m.truncated = true;
           members.push(m);
-          return { members, fileSize, problem: { offset: pos, reason: `truncated tar: member '${name}' needs ${size} bytes at offset ${dataOffset}, file has ${fileSize}` } };
+          return { members, fileSize, problem: { offset: pos, reason: `truncated tar: member '${name}' needs ${size} bytes at offset ${dataOffset}, file has ${fileSize}`, kind: 'truncated' } };
         }
         members.push(m);
       } else if (truncated) {
-        return { members, fileSize, problem: { offset: pos, reason: `truncated tar: entry '${name}' at offset ${pos} runs past end of file` } };
+        return { members, fileSize, problem: { offset: pos, reason: `truncated tar: entry '${name}' at offset ${pos} runs past end of file`, kind: 'truncated' } };
       }
       pos = next;
     }

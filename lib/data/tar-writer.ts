@@ -2,9 +2,11 @@
  * A minimal streaming tar writer (ustar, GNU long names for names over 100 bytes) used by `ctclip synth`
  * and by tests. Output is deterministic: fixed mtime/uid/gid, so the same members give the same bytes.
  * Files are written under a temporary name and renamed into place on `close()`, so a crash never leaves a
- * half-written shard under the final name.
+ * half-written shard under the final name. A failed write (a full disk, a file-size limit) removes the
+ * temporary file and throws IO_ERROR naming the shard.
  */
 import * as fs from 'fs';
+import { CtclipError } from '../errors';
 
 const BLOCK = 512;
 const RECORD = 10240; // GNU tar pads archives to 20-block records; we do the same for fidelity.
@@ -50,12 +52,27 @@ export class TarWriter {
 
   constructor(readonly file: string) {
     this.tmp = `${file}.tmp-${process.pid}`;
-    this.fd = fs.openSync(this.tmp, 'w');
+    try {
+      this.fd = fs.openSync(this.tmp, 'w');
+    } catch (e) {
+      throw new CtclipError('IO_ERROR', `${file}: cannot create shard (${(e as Error).message})`, { cause: e });
+    }
+  }
+
+  /** Removes the temporary file and throws IO_ERROR naming the shard. */
+  private fail(what: string, e: unknown): never {
+    this.abort();
+    throw new CtclipError('IO_ERROR', `${this.file}: cannot ${what} (${(e as Error).message}); the partial file was removed`, { cause: e });
   }
 
   private write(buf: Uint8Array): void {
+    if (this.closed) throw new CtclipError('IO_ERROR', `${this.file}: write after close/abort`);
     let done = 0;
-    while (done < buf.byteLength) done += fs.writeSync(this.fd, buf, done, buf.byteLength - done, this.pos + done);
+    try {
+      while (done < buf.byteLength) done += fs.writeSync(this.fd, buf, done, buf.byteLength - done, this.pos + done);
+    } catch (e) {
+      this.fail(`write shard at offset ${this.pos + done}`, e);
+    }
     this.pos += buf.byteLength;
   }
 
@@ -85,10 +102,15 @@ export class TarWriter {
     this.write(Buffer.alloc(2 * BLOCK));
     const rem = this.pos % RECORD;
     if (rem) this.write(Buffer.alloc(RECORD - rem));
-    fs.fsyncSync(this.fd);
-    fs.closeSync(this.fd);
-    this.closed = true;
-    fs.renameSync(this.tmp, this.file);
+    try {
+      fs.fsyncSync(this.fd);
+      fs.closeSync(this.fd);
+      this.closed = true;
+      fs.renameSync(this.tmp, this.file);
+    } catch (e) {
+      this.closed = false; // so abort() closes what is still open and removes the temporary file
+      this.fail('finish shard', e);
+    }
   }
 
   /** Abandons the file (removes the temporary). */
@@ -100,6 +122,10 @@ export class TarWriter {
     } catch {
       /* already closed */
     }
-    fs.rmSync(this.tmp, { force: true });
+    try {
+      fs.rmSync(this.tmp, { force: true });
+    } catch {
+      /* best effort: the caller gets the original error */
+    }
   }
 }

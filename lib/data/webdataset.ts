@@ -8,6 +8,7 @@
  *   the run; we exclude the sample and report it).
  */
 import type { TarMember } from './tar-index';
+import type { BadSampleReason } from './reasons';
 
 /** Where one member's payload lies. */
 export interface MemberRef {
@@ -27,6 +28,7 @@ export interface GroupedSample {
 export interface GroupProblem {
   key: string;
   reason: string;
+  code: BadSampleReason;
 }
 
 /** Splits a member name into WebDataset key and extension, or null when it belongs to no sample. */
@@ -49,12 +51,13 @@ export function groupMembers(members: TarMember[]): { samples: GroupedSample[]; 
   const seenKeys = new Set<string>();
   let current: GroupedSample | null = null;
   let currentBad: string | null = null;
+  let currentCode: BadSampleReason = 'duplicate_member';
 
   const flush = (): void => {
     if (!current) return;
-    if (currentBad) problems.push({ key: current.key, reason: currentBad });
+    if (currentBad) problems.push({ key: current.key, reason: currentBad, code: currentCode });
     else if (seenKeys.has(current.key)) {
-      problems.push({ key: current.key, reason: `key '${current.key}' appears again later in the shard (members of a sample must be adjacent)` });
+      problems.push({ key: current.key, reason: `key '${current.key}' appears again later in the shard (members of a sample must be adjacent)`, code: 'duplicate_member' });
     } else samples.push(current);
     seenKeys.add(current.key);
     current = null;
@@ -68,9 +71,15 @@ export function groupMembers(members: TarMember[]): { samples: GroupedSample[]; 
       flush();
       current = { key: parts.key, members: {} };
     }
-    if (m.truncated) currentBad = currentBad ?? `truncated tar: member '${m.name}' is cut short by the end of the file`;
+    if (m.truncated && !currentBad) {
+      currentBad = `truncated tar: member '${m.name}' is cut short by the end of the file`;
+      currentCode = 'truncated_member';
+    }
     if (current.members[parts.ext]) {
-      currentBad = currentBad ?? `duplicate extension '${parts.ext}' in sample '${parts.key}' ('${current.members[parts.ext].name}' and '${m.name}')`;
+      if (!currentBad) {
+        currentBad = `duplicate extension '${parts.ext}' in sample '${parts.key}' ('${current.members[parts.ext].name}' and '${m.name}')`;
+        currentCode = 'duplicate_member';
+      }
       continue;
     }
     current.members[parts.ext] = { name: m.name, offset: m.offset, size: m.size, ...(m.truncated ? { truncated: true } : {}) };

@@ -9,7 +9,7 @@ import type { ShardIndex } from '../data/shard-index';
 import { tensorFromBuffer, type TensorHandle } from '../tensor';
 
 /**
- * An EvalLoader over `index` with the config's batch size, prefetch, readers, error budget and seed; with `shard`,
+ * An EvalLoader over `index` with the config's batch size, prefetch, readers, error budget, report cap and seed; with `shard`,
  * this rank's share of the chosen samples (data-parallel validation).
  */
 export function evalLoaderFor(cfg: Config, index: ShardIndex, evalSamples: number | null, shard: { rank: number; worldSize: number } = { rank: 0, worldSize: 1 }): EvalLoader {
@@ -22,6 +22,7 @@ export function evalLoaderFor(cfg: Config, index: ShardIndex, evalSamples: numbe
     prefetch: cfg.data.prefetch_factor,
     readers: cfg.data.num_workers,
     maxBadSamples: cfg.data.max_bad_samples,
+    maxReportBytes: cfg.data.max_report_bytes,
   });
 }
 

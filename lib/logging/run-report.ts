@@ -11,7 +11,9 @@
  *    weighted curve;
  * 4. per-class AUROC bars of the last validation and of the best one (`best` events in metrics.jsonl, else the
  *    highest `weighted_auroc`);
- * 5. a table of all validations.
+ * 5. a table of all validations;
+ * 6. data: the samples the run lost, by reason name (excluded at index time or skipped while reading), for the
+ *    training and the validation data (the `bad_samples` field of the last `end` event; omitted without one).
  *
  * Markup structure (stable, tested): every chart is `<svg class="line-chart" data-chart="…">` with exactly one
  * `<path class="curve" data-series="train/loss">` per series (validation points also get `<circle class="point">`
@@ -55,6 +57,11 @@ export interface RunData {
   best: { step: number; metric: string } | null;
   lastStep: number;
   lastEpoch: number | null;
+  /**
+   * Samples lost per loader ('train', 'val'): index-time exclusions, bad samples met while reading, the budget,
+   * and counts by reason name (lib/data/reasons.ts). From the last `end` event; null when there is none.
+   */
+  badSamples?: Record<string, { excluded_at_index: number; bad_at_read: number; budget: number; by_reason: Record<string, number> }> | null;
 }
 
 function push(map: Map<string, Series>, key: string, step: number, value: number): void {
@@ -78,6 +85,7 @@ function fromJsonl(runDir: string, events: MetricsEvent[]): RunData {
   let best: RunData['best'] = null;
   let lastStep = 0;
   let lastEpoch: number | null = null;
+  let badSamples: RunData['badSamples'] = null;
   for (const ev of events) {
     lastStep = Math.max(lastStep, ev.step);
     if (typeof ev.epoch === 'number' && ev.step >= lastStep) lastEpoch = ev.epoch;
@@ -109,9 +117,11 @@ function fromJsonl(runDir: string, events: MetricsEvent[]): RunData {
       validations.push({ step: ev.step, epoch: typeof ev.epoch === 'number' ? ev.epoch : undefined, metrics, perClassAuroc });
     } else if (ev.type === 'best' && typeof ev.metric === 'string') {
       best = { step: ev.step, metric: ev.metric };
+    } else if (ev.type === 'end' && ev.bad_samples && typeof ev.bad_samples === 'object') {
+      badSamples = ev.bad_samples as NonNullable<RunData['badSamples']>;
     }
   }
-  return { runDir, source: 'metrics.jsonl', train, validations, best, lastStep, lastEpoch };
+  return { runDir, source: 'metrics.jsonl', train, validations, best, lastStep, lastEpoch, badSamples };
 }
 
 function fromTensorboard(runDir: string): RunData {
@@ -388,6 +398,8 @@ export function runReportHtml(data: RunData, options: { created?: Date } = {}): 
       )
     : el('p', { class: 'meta' }, 'No validation was logged.');
 
+  const dataSection = badSamplesSection(data.badSamples ?? null);
+
   const runName = path.basename(path.resolve(data.runDir));
   const summary = [
     `source: ${data.source}`,
@@ -415,10 +427,42 @@ export function runReportHtml(data: RunData, options: { created?: Date } = {}): 
         valTable,
         el('h2', null, 'Per-class AUROC'),
         perClass.length ? perClass : el('p', { class: 'meta' }, 'No per-class AUROC was logged.'),
+        dataSection,
       ),
     ),
   );
   return `${page.html}\n`;
+}
+
+/** The "Data" section: samples lost per reason name and loader (null without counts). */
+function badSamplesSection(bad: RunData['badSamples']): Markup | null {
+  if (!bad || typeof bad !== 'object') return null;
+  const loaders = Object.keys(bad).filter((k) => bad[k] && typeof bad[k] === 'object');
+  if (!loaders.length) return null;
+  const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+  const reasons = [...new Set(loaders.flatMap((k) => Object.keys(bad[k].by_reason ?? {})))].filter((r) => loaders.some((k) => count(bad[k].by_reason?.[r]) > 0)).sort();
+  const total = (k: string): number => count(bad[k].excluded_at_index) + count(bad[k].bad_at_read);
+  const label = (k: string): string => (k === 'train' ? 'training' : k === 'val' ? 'validation' : k);
+  const body: Child[] = [
+    el(
+      'p',
+      { class: 'meta' },
+      loaders.map((k) => `${label(k)}: ${total(k)} sample(s) lost (${count(bad[k].excluded_at_index)} excluded at index time, ${count(bad[k].bad_at_read)} skipped while reading; budget ${count(bad[k].budget)})`).join(' · '),
+    ),
+  ];
+  if (reasons.length) {
+    body.push(
+      el(
+        'table',
+        { class: 'bad-samples' },
+        el('tr', null, el('th', null, 'reason'), loaders.map((k) => el('th', null, label(k)))),
+        reasons.map((r) => el('tr', { 'data-reason': r }, el('td', { style: 'text-align:left' }, r), loaders.map((k) => el('td', null, String(count(bad[k].by_reason?.[r])))))),
+      ),
+    );
+  } else {
+    body.push(el('p', { class: 'meta' }, 'No sample was excluded or skipped.'));
+  }
+  return fragment(el('h2', null, 'Data: excluded and bad samples'), body);
 }
 
 /** Writes `<runDir>/report.html` (or `out`) atomically and returns its path. */

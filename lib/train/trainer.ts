@@ -32,7 +32,7 @@ import * as path from 'path';
 import * as YAML from 'yaml';
 import { CheckpointManager, type CheckpointManagerOptions, type SaveResult } from '../checkpoint';
 import type { Config } from '../config/schema';
-import { EvalLoader, TrainLoader, type Batch } from '../data/loader';
+import { EvalLoader, TrainLoader, badSamplesEvent, formatBadSamples, type Batch } from '../data/loader';
 import type { DataPosition } from '../data/sampler';
 import { classNamesFromLabelsCsv, openIndex, type ShardIndex } from '../data/shard-index';
 import { CtclipError } from '../errors';
@@ -291,8 +291,8 @@ export class Trainer extends EventEmitter {
     held.lock = await lockRunDir(cfg.checkpoint.save_dir, group);
 
     const threads = configureThreads(cfg.training.threads);
-    const index = openIndex(cfg.data.webdataset_shards_train);
-    const valIndex = openIndex(cfg.data.webdataset_shards_val);
+    const index = openIndex(cfg.data.webdataset_shards_train, { missingShards: cfg.data.missing_shards });
+    const valIndex = openIndex(cfg.data.webdataset_shards_val, { missingShards: cfg.data.missing_shards });
     const plan = planRun(cfg, { samples: index.samples.length, worldSize });
     log(...formatPlan(plan));
     const classNames = resolveClassNames(cfg, valIndex);
@@ -397,6 +397,7 @@ export class Trainer extends EventEmitter {
       prefetch: cfg.data.prefetch_factor,
       readers: cfg.data.num_workers,
       maxBadSamples: cfg.data.max_bad_samples,
+      maxReportBytes: cfg.data.max_report_bytes,
     });
     const evalLoader = evalLoaderFor(cfg, valIndex, cfg.validation.eval_samples, { rank, worldSize });
     log(trainLoader.summary());
@@ -719,7 +720,11 @@ export class Trainer extends EventEmitter {
       this.log(`Training ${status} at step ${p.step}/${T}${this.stopReason ? ` (${this.stopReason})` : ''}. Resume with --resume latest.`);
     }
     if (p.best) this.log(`Best ${p.best.metric}: ${p.best.value.toFixed(4)} (step ${p.best.step})`);
-    this.metrics?.write({ type: 'end', step: p.step, epoch: p.epoch, status });
+    // Per-reason counts of the samples lost (index time and read time), for the run report.
+    const badSamples = badSamplesEvent({ train: this.trainLoader.stats(), val: this.evalLoader.stats() });
+    const badLine = formatBadSamples(badSamples);
+    if (badLine) this.log(badLine);
+    this.metrics?.write({ type: 'end', step: p.step, epoch: p.epoch, status, bad_samples: badSamples });
     this.metrics?.close();
     this.metrics = null;
     this.tensorboard?.close();

@@ -87,7 +87,8 @@ describe('data: shard index (corruption at index time)', () => {
     expect(reasonOf(x, 'shape_json')).to.match(/volume_shape must be three positive integers/);
     expect(reasonOf(x, 't_cut')).to.match(/truncated tar/);
     const missing = x.find((e) => e.shard === 'shard-000002.tar');
-    expect(missing).to.deep.equal({ shard: 'shard-000002.tar', key: '*', reason: 'missing shard file' });
+    // No earlier index: the lost count is estimated from the typical shard (shard-000000 holds 11 keys).
+    expect(missing).to.deep.equal({ shard: 'shard-000002.tar', key: '*', reason: 'missing shard file', code: 'missing_shard', samples: 11, estimated: true });
     expect(x.find((e) => e.shard === 'shard-000004.tar')).to.deep.include({ key: '*' });
     expect(x.find((e) => e.shard === 'shard-000004.tar')?.reason).to.match(/gzip-compressed; decompress/);
     expect(x.find((e) => e.shard === 'shard-000001.tar' && e.key === '*')?.reason).to.match(/scan stopped: truncated tar/);
@@ -109,13 +110,6 @@ describe('data: shard index (corruption at index time)', () => {
   });
 
   it('openIndex serves the pattern and subsets of it; refuses stale, uncovered and missing indexes', async () => {
-    const idx = openIndex(pattern);
-    expect(idx.samples).to.have.length(5);
-    const sub = openIndex(path.join(dir, 'shard-{000003,000000}.tar'));
-    expect(sub.samples.map((s) => s.key)).to.deep.equal(['k0', 'k1', 'good0', 'good1']);
-    expect(sub.samples.map((s) => s.shard)).to.deep.equal([0, 0, 1, 1]);
-    expect(sub.shardPaths.map((p) => path.basename(p))).to.deep.equal(['shard-000003.tar', 'shard-000000.tar']);
-
     const expectDataError = (fn: () => unknown, re: RegExp): void => {
       try {
         fn();
@@ -125,22 +119,34 @@ describe('data: shard index (corruption at index time)', () => {
         expect((e as Error).message).to.match(re).and.match(/ctclip shards index/);
       }
     };
+    const idx = openIndex(pattern, { missingShards: 'skip' });
+    expect(idx.samples).to.have.length(5);
+    expectDataError(() => openIndex(pattern), /2 of 5 shard\(s\) .* missing, empty or unreadable.*'shard-000002\.tar' \(missing shard file\).*'shard-000004\.tar' \(.*gzip/);
+    const sub = openIndex(path.join(dir, 'shard-{000003,000000}.tar'));
+    expect(sub.samples.map((s) => s.key)).to.deep.equal(['k0', 'k1', 'good0', 'good1']);
+    expect(sub.samples.map((s) => s.shard)).to.deep.equal([0, 0, 1, 1]);
+    expect(sub.shardPaths.map((p) => path.basename(p))).to.deep.equal(['shard-000003.tar', 'shard-000000.tar']);
+
     expectDataError(() => openIndex(path.join(dir, 'shard-{000003..000005}.tar')), /does not cover/);
     const f3 = path.join(dir, 'shard-000003.tar');
     const t = new Date(Date.now() + 5000);
     fs.utimesSync(f3, t, t);
     expectDataError(() => openIndex(pattern), /stale: .*shard-000003\.tar/);
-    expect(openIndex(pattern, { verify: false }).samples).to.have.length(5);
+    expect(openIndex(pattern, { verify: false, missingShards: 'skip' }).samples).to.have.length(5);
     expectDataError(() => openIndex(path.join(dir, 'nowhere', 'shard-{0..1}.tar')), /no ctclip shard index/);
   });
 
   it('ctclip shards index: writes the index, reports exclusions, refuses bad arguments', async () => {
     const csv = path.join(dir, 'labels.csv');
     fs.writeFileSync(csv, 'VolumeName,Alpha,"Beta, b",Gamma,Delta\nx.nii.gz,0,1,0,1\n');
-    const ok = await captureStdout(() => shardsCommand(['index', pattern, '--labels-csv', csv]));
+    // A missing shard is an error by default (the index is still written), a warning with --missing-shards skip.
+    const refused = await captureStdout(() => shardsCommand(['index', pattern, '--labels-csv', csv]));
+    expect(refused.code).to.equal(1);
+    expect(refused.err).to.match(/shard-000002\.tar' \(missing shard file\)/).and.match(/--missing-shards skip/);
+    const ok = await captureStdout(() => shardsCommand(['index', pattern, '--labels-csv', csv, '--missing-shards', 'skip']));
     expect(ok.code).to.equal(0);
     expect(ok.out).to.match(/5 valid samples/).and.match(/excluded shard-000000\.tar short_bin: wrong payload size/).and.match(/1 missing shard/);
-    expect(openIndex(pattern).classNames).to.deep.equal(['Alpha', 'Beta, b', 'Gamma', 'Delta']);
+    expect(openIndex(pattern, { missingShards: 'skip' }).classNames).to.deep.equal(['Alpha', 'Beta, b', 'Gamma', 'Delta']);
     const usage = await captureStdout(() => shardsCommand(['index']));
     expect(usage.code).to.equal(2);
     expect(usage.err).to.match(/usage: ctclip shards index/);
