@@ -88,7 +88,7 @@ export async function run(argv: string[]): Promise<number> {
       const overrides = [...(values.debug ? DEBUG_OVERRIDES : []), ...(values.set ?? [])];
       if (values.threads !== undefined) overrides.push(`training.threads=${intOption('threads', values.threads)}`);
       const faults = parseFaults(process.env.CTCLIP_TEST_FAULT);
-      const { config } = loadConfig(values.config, { overrides });
+      const { config } = loadConfig(values.config, { overrides, checkFiles: 'train' });
       if (values.debug) process.stdout.write(`Debug mode: ${DEBUG_OVERRIDES.join(', ')}\n`);
       signals = new StopSignals().install();
       const env = distEnvFrom(process.env);

@@ -2,6 +2,10 @@
  * `ctclip plan --config FILE [--world-size W] [--samples N] [--set k=v ...]`: prints the run plan (steps per
  * epoch, total steps, warmup/eval/save cadences) exactly as `train` will use it, without loading the model.
  * N comes from the training shards' index unless --samples is given.
+ *
+ * Without --samples, the files the config names (shards, labels CSV, vocabulary, text-encoder folder) are checked
+ * as `train` checks them: a missing one is exit 2 naming the key. `--samples N` plans a run whose data are
+ * elsewhere (e.g. the full-size base config on a laptop): the files are not checked.
  */
 import { loadConfig } from '../config/load';
 import { CtclipError } from '../errors';
@@ -13,7 +17,8 @@ const USAGE = `usage: ctclip plan --config FILE [--world-size W] [--samples N] [
 
   --config FILE     YAML config (with _base_ inheritance)
   --world-size W    number of processes (default: $WORLD_SIZE or 1)
-  --samples N       training samples (default: from the training shards' index)
+  --samples N       training samples (default: from the training shards' index); with --samples the files
+                    the config names are not checked (planning without the data)
   --set k=v         override a config value (repeatable)
   --json            print the plan as JSON`;
 
@@ -31,7 +36,7 @@ export function run(argv: string[]): Promise<number> {
       return 0;
     }
     if (!values.config) throw new CtclipError('ARGUMENT_ERROR', '--config is required');
-    const { config } = loadConfig(values.config, { overrides: values.set ?? [] });
+    const { config } = loadConfig(values.config, { overrides: values.set ?? [], checkFiles: values.samples === undefined ? 'plan' : undefined });
     const worldSize = intOption('world-size', values['world-size'] ?? process.env.WORLD_SIZE, 1);
     let samples: number;
     if (values.samples !== undefined) {

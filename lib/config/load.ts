@@ -9,13 +9,21 @@
  *     deep-merge this file on top: mappings merge key by key; anything else, lists included, is replaced;
  *  3. apply `--set key.path=value` overrides (values parsed as YAML scalars, so `1e-5` is a number);
  *  4. drop the reference pipeline's unused keys with one "ignored" warning each (ignored.ts);
- *  5. validate with the schema; unknown keys get a "did you mean" hint.
+ *  5. validate with the schema; unknown keys get a "did you mean" hint;
+ *  6. with `checkFiles`, check that the files the command needs from the config exist (files.ts).
+ *
+ * Hostile files (docs/limits.md): a config file (the main one and every `_base_`) must be a regular file of at
+ * most MAX_CONFIG_BYTES (1 MiB), checked on the open descriptor (a FIFO or `/dev/zero` is refused, never read);
+ * the keys `__proto__`, `constructor` and `prototype` are unknown keys wherever they appear (in a file, a
+ * `--set` path or value, or an expanded `${VAR}`), so no config can reach an object prototype.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as YAML from 'yaml';
 import { z } from 'zod';
 import { CtclipError } from '../errors';
+import { readRegularFileSync } from '../io/regular-file';
+import { checkConfigFiles, type FileCheck } from './files';
 import { IGNORED_KEYS } from './ignored';
 import { ConfigSchema, type Config } from './schema';
 
@@ -28,6 +36,48 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   /** Receives the "ignored key" warnings (default: console.warn). */
   warn?: (message: string) => void;
+  /**
+   * Check that the files this command needs from the config exist (shards, labels CSV, vocabulary, text encoder
+   * folder; see files.ts): CONFIG_ERROR naming each key path and file. Default: no check.
+   */
+  checkFiles?: FileCheck;
+}
+
+/** Largest config file accepted (each of the main file and its `_base_` files): 1 MiB. */
+export const MAX_CONFIG_BYTES = 2 ** 20;
+
+/** Keys that would reach an object prototype in JavaScript; never config keys. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+function forbiddenKey(where: string, keyPath: string): never {
+  return fail(`${where}: unknown key ${keyPath} (a reserved JavaScript name, never a config key)`);
+}
+
+/**
+ * A parsed YAML node (from `toJS({ mapAsMap: true })`, so every key is kept as written) → plain objects and
+ * arrays; a forbidden key is an "unknown key" error naming `where` and its path.
+ */
+function plainTree(node: unknown, where: string, keyPath: string): unknown {
+  if (node instanceof Map) {
+    const out: Tree = {};
+    for (const [k, v] of node) {
+      const key = typeof k === 'object' && k !== null ? JSON.stringify(k) : String(k);
+      const p = keyPath ? `${keyPath}.${key}` : key;
+      if (FORBIDDEN_KEYS.has(key)) forbiddenKey(where, p);
+      out[key] = plainTree(v, where, p);
+    }
+    return out;
+  }
+  if (node instanceof Set) return [...node].map((v, i) => plainTree(v, where, `${keyPath}[${i}]`));
+  if (Array.isArray(node)) return node.map((v, i) => plainTree(v, where, `${keyPath}[${i}]`));
+  return node;
+}
+
+/** Parses YAML text (a document, a `--set` value, an expanded variable) into plain data, forbidden keys refused. */
+function parseYaml(text: string, where: string, keyPath: string): unknown {
+  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) throw doc.errors[0];
+  return plainTree(doc.toJS({ mapAsMap: true }), where, keyPath);
 }
 
 export interface LoadedConfig {
@@ -64,7 +114,15 @@ function expandEnv(node: unknown, env: NodeJS.ProcessEnv, file: string, keyPath:
       return fail(`${file}: ${keyPath || '(root)'}: environment variable ${name} is not set and "${node}" gives no default (write \${${name}:default})`);
     });
     // A value that is exactly one ${...} takes the type its text has in YAML (numbers, booleans, null).
-    return whole ? YAML.parse(out) ?? null : out;
+    if (!whole) return out;
+    let value: unknown;
+    try {
+      value = parseYaml(out, file, keyPath);
+    } catch (e) {
+      if (e instanceof CtclipError) throw e;
+      return fail(`${file}: ${keyPath || '(root)'}: the value of "${node}" is not valid YAML: ${(e as Error).message}`);
+    }
+    return value ?? null;
   }
   if (Array.isArray(node)) return node.map((v, i) => expandEnv(v, env, file, `${keyPath}[${i}]`));
   if (isTree(node)) {
@@ -102,19 +160,22 @@ function recordOrigins(tree: Tree, origin: string, origins: Map<string, string>,
 function readYamlFile(file: string, env: NodeJS.ProcessEnv, chain: string[], origins: Map<string, string>, files: string[]): Tree {
   const abs = path.resolve(file);
   if (chain.includes(abs)) fail(`${abs}: _base_ inheritance cycle: ${[...chain, abs].join(' -> ')}`);
+  const of = chain.length ? ` (the _base_ of ${chain[chain.length - 1]})` : '';
   let text: string;
   try {
-    text = fs.readFileSync(abs, 'utf8');
+    // Regular files only, at most 1 MiB, checked on the open descriptor: a FIFO or a device is never read.
+    text = readRegularFileSync(abs, { what: 'config', code: 'CONFIG_ERROR', ioCode: 'CONFIG_ERROR', maxBytes: MAX_CONFIG_BYTES, limitName: 'the 1 MiB limit for config files' }).toString('utf8');
   } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message;
-    return fail(`${abs}: cannot read config (${why})${chain.length ? ` (the _base_ of ${chain[chain.length - 1]})` : ''}`);
+    const cause = (e as { cause?: NodeJS.ErrnoException }).cause;
+    if (!cause) return fail(`${(e as Error).message}${of}`); // not a regular file, or over the size limit (names the file)
+    const why = cause.code === 'ENOENT' ? 'file not found' : cause.message;
+    return fail(`${abs}: cannot read config (${why})${of}`);
   }
   let parsed: unknown;
   try {
-    const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-    if (doc.errors.length > 0) throw doc.errors[0];
-    parsed = doc.toJS() ?? {};
+    parsed = parseYaml(text, abs, '') ?? {};
   } catch (e) {
+    if (e instanceof CtclipError) throw e;
     return fail(`${abs}: invalid YAML: ${(e as Error).message}`);
   }
   if (!isTree(parsed)) fail(`${abs}: a config must be a YAML mapping at the top level, got ${show(parsed)}`);
@@ -140,14 +201,17 @@ export function applyOverride(tree: Tree, spec: string, origins?: Map<string, st
   if (eq <= 0) fail(`--set ${spec}: expected key.path=value (e.g. --set training.learning_rate=1e-5)`);
   const keyPath = spec.slice(0, eq).trim();
   const raw = spec.slice(eq + 1);
-  let value: unknown;
-  try {
-    value = raw === '' ? '' : YAML.parse(raw);
-  } catch (e) {
-    return fail(`--set ${keyPath}: cannot parse value ${show(raw)}: ${(e as Error).message}`);
-  }
   const keys = keyPath.split('.');
   if (keys.some((k) => k === '')) fail(`--set ${spec}: empty key in path "${keyPath}"`);
+  const bad = keys.findIndex((k) => FORBIDDEN_KEYS.has(k));
+  if (bad >= 0) forbiddenKey(`--set ${keyPath}`, keys.slice(0, bad + 1).join('.'));
+  let value: unknown;
+  try {
+    value = raw === '' ? '' : parseYaml(raw, `--set ${keyPath}`, keyPath);
+  } catch (e) {
+    if (e instanceof CtclipError) throw e;
+    return fail(`--set ${keyPath}: cannot parse value ${show(raw)}: ${(e as Error).message}`);
+  }
   const out: Tree = { ...tree };
   let node = out;
   for (const k of keys.slice(0, -1)) {
@@ -285,5 +349,7 @@ export function loadConfig(file: string, opts: LoadConfigOptions = {}): LoadedCo
   dropIgnored(tree, warnings, origins);
   const warn = opts.warn ?? ((m: string) => console.warn(`warning: ${m}`));
   for (const w of warnings) warn(w);
-  return { config: parseConfig(tree, origins, mainFile), files, warnings };
+  const config = parseConfig(tree, origins, mainFile);
+  if (opts.checkFiles) checkConfigFiles(config, opts.checkFiles, (key) => originOf(key, origins, mainFile));
+  return { config, files, warnings };
 }

@@ -34,7 +34,7 @@ describe('cli: ctclip info / plan and exit codes', function () {
     const out = path.join(dir, 'data');
     expect(ctclip(['synth', '--out', path.join(out, 'train'), '--samples', '40', '--shape', '8,8,4', '--shards', '2', '--seed', '3', '--quiet']).status).to.equal(0);
     const cfg = path.join(dir, 'c.yaml');
-    fs.writeFileSync(cfg, `_base_: ${path.join(repoRoot, 'configs', 'base_config.yaml')}\nexperiment: {name: t}\ndata: {webdataset_shards_train: "${out}/train/shard-{000000..000001}.tar", batch_size: 3}\ntraining: {warmup_steps: 2, max_epochs: 2}\n`);
+    fs.writeFileSync(cfg, `_base_: ${path.join(repoRoot, 'configs', 'base_config.yaml')}\nexperiment: {name: t}\ndata: {webdataset_shards_train: "${out}/train/shard-{000000..000001}.tar", webdataset_shards_val: null, labels_valid: null, batch_size: 3}\nmodel: {text_encoder: {path: null}}\ntraining: {warmup_steps: 2, max_epochs: 2}\n`);
     const r = ctclip(['plan', '--config', cfg]);
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stdout.split('\n').slice(0, 3)).to.deep.equal([
@@ -59,6 +59,9 @@ describe('cli: ctclip info / plan and exit codes', function () {
 
   it('exits 1 with the command to run when the training shards have no index', function () {
     const cfg = path.join(dir, 'noindex.yaml');
+    // The shard files exist (a pattern of which none exists is a config error, exit 2); their index does not.
+    fs.mkdirSync(path.join(dir, 'none'));
+    for (const n of ['000000', '000001']) fs.writeFileSync(path.join(dir, 'none', `shard-${n}.tar`), '');
     fs.writeFileSync(cfg, `experiment: {name: t}\ndata: {webdataset_shards_train: "${dir}/none/shard-{000000..000001}.tar"}\n`);
     const r = ctclip(['plan', '--config', cfg]);
     expect(r.status).to.equal(1);
