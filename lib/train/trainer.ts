@@ -673,7 +673,8 @@ export class Trainer extends EventEmitter {
     const code = (e as { code?: unknown }).code;
     const message = e instanceof Error ? e.message : String(e);
     this.log(`Training failed at step ${p.step}/${this.plan.maxSteps}${this.lastSavedStep !== null ? ` (last checkpoint written by this run: step ${this.lastSavedStep})` : ''}.`);
-    this.metrics?.write({ type: 'end', step: p.step, epoch: p.epoch, status: 'failed', error: message, ...(typeof code === 'string' ? { code } : {}) });
+    const badSamples = badSamplesEvent({ train: this.trainLoader.stats(), val: this.evalLoader.stats() });
+    this.metrics?.write({ type: 'end', step: p.step, epoch: p.epoch, status: 'failed', error: message, ...(typeof code === 'string' ? { code } : {}), bad_samples: badSamples });
     this.metrics?.close();
     this.metrics = null;
     this.tensorboard?.close();

@@ -66,5 +66,21 @@ describe('train: bad samples in the training and validation data', function () {
     const html = fs.readFileSync(path.join(runDir, 'report.html'), 'utf8');
     expect(html).to.match(/<tr data-reason="non_finite_volume"><td[^>]*>non_finite_volume<\/td><td>1<\/td><td>1<\/td><\/tr>/);
     expect(html).to.match(/<tr data-reason="bad_label"><td[^>]*>bad_label<\/td><td>0<\/td><td>1<\/td><\/tr>/);
+
+    // Past the budget (1: the index-time exclusion fits, the read-time NaN volume of the validation does not):
+    // exit 1 naming the counts; the failed run's end event and report still carry the counts by reason.
+    const strictDir = path.join(dir, 'strict');
+    const strictCfg = writeTrainConfig(dir, data, strictDir, {
+      data: { max_bad_samples: 1 },
+      training: { max_steps: 4, max_epochs: null, warmup_steps: 2, save_every_n_steps: null, save_every_n_epochs: null, threads: 1 },
+      validation: { eval_every_n_steps: 4, eval_every_n_epochs: null, eval_samples: null },
+    });
+    const failed = await runTrain(['--config', strictCfg]);
+    expect(failed.code, describeRun(failed)).to.equal(1);
+    expect(failed.stderr).to.match(/2 bad samples exceed the error budget data\.max_bad_samples = 1 \(1 while reading \+ 1 excluded at index time; last: shard 'shard-000000\.tar' key '[^']+': non-finite volume/);
+    const last = JSON.parse(fs.readFileSync(path.join(strictDir, 'metrics.jsonl'), 'utf8').trim().split('\n').pop()!) as Record<string, any>;
+    expect(last).to.deep.include({ type: 'end', status: 'failed', code: 'DATA_ERROR' });
+    expect(last.bad_samples.val).to.deep.equal({ excluded_at_index: 1, bad_at_read: 1, budget: 1, by_reason: { bad_label: 1, non_finite_volume: 1 } });
+    expect(fs.readFileSync(path.join(strictDir, 'report.html'), 'utf8')).to.contain('validation: 2 sample(s) lost (1 excluded at index time, 1 skipped while reading; budget 1)');
   });
 });
