@@ -215,7 +215,9 @@ export * as weights from './weights';
 /**
  * WebDataset shards (docs/data.md): the shard index (`indexShards`, `buildIndex`, `writeIndex`, `openIndex`),
  * the sample reader (`SampleReader`), the loaders (`TrainLoader`, `EvalLoader`, `EpochSampler`), the tar writer
- * (`TarWriter`), brace patterns, float16 helpers and the synthetic dataset writer (`writeSynthDataset`).
+ * (`TarWriter`), brace patterns, float16 helpers (`float16HasNonFinite`), the synthetic dataset writer
+ * (`writeSynthDataset`) and the stable bad-sample reason names (`BAD_SAMPLE_REASONS`, as in
+ * `loader.stats().badSamples.byReason`).
  */
 export * as data from './data';
 /** Shard index and I/O at the top level too (the same functions as under `data`). */
