@@ -44,7 +44,7 @@ export function run(argv: string[]): Promise<number> {
     } else {
       const pattern = config.data.webdataset_shards_train;
       if (!pattern) throw new CtclipError('CONFIG_ERROR', `${values.config}: data.webdataset_shards_train is not set (or pass --samples N)`);
-      samples = openIndex(pattern, { verify: false }).totalSamples;
+      samples = openIndex(pattern, { verify: false, missingShards: config.data.missing_shards }).totalSamples;
     }
     const plan = planRun(config, { samples, worldSize });
     if (values.json) process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
