@@ -1,10 +1,18 @@
 /** Native-test helpers: skip a suite when the addon is not built (unit-only runs), force GC. */
-import { addonAvailable } from '../../lib/native';
+import { addonAvailable, loadAddon } from '../../lib/native';
 
 /** Skips the suite when the addon is not built; in CI (CI=true) a missing addon is a failure, never a skip. */
 export function requireAddon(ctx: Mocha.Context): void {
   if (addonAvailable()) return;
   if (process.env.CI === 'true') throw new Error('the native addon is not built, but CI must run the native tests');
+  ctx.skip();
+}
+
+/** `requireAddon`, then skips the suite when the build lacks c10d Gloo; in CI a build without Gloo is a failure. */
+export function requireGloo(ctx: Mocha.Context): void {
+  requireAddon(ctx);
+  if (loadAddon().distBackends().gloo) return;
+  if (process.env.CI === 'true') throw new Error('CI builds must have c10d Gloo');
   ctx.skip();
 }
 

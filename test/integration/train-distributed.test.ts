@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loadAddon } from '../../lib/native';
+import { requireGloo } from '../helpers/native';
 import { freePort, killAll, startRanks, type RankRun } from '../helpers/dist';
 import { checkpointDirs, requireTrainer, TRAIN_JS, trainData, trainLosses, writeTrainConfig, type TrainData } from '../helpers/train-fixtures';
 
@@ -52,10 +52,7 @@ describe('train: data parallel over c10d (issue 10)', function () {
 
   before(async function () {
     requireTrainer(this);
-    if (!loadAddon().distBackends().gloo) {
-      if (process.env.CI === 'true') throw new Error('CI builds must have c10d Gloo');
-      this.skip();
-    }
+    requireGloo(this);
     data = await trainData({ train: 64, val: 16 });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-train-dist-'));
     const { cfg, runDir } = config('reference');

@@ -11,6 +11,7 @@ import { modelConfigFromConfig } from '../../lib/model/config';
 import { CTClip, resolveCTClipConfig, zeroShotPromptTexts, type CTClipBatch, type CTClipConfig } from '../../lib/model/ctclip';
 import { loadAddon, type TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
+import { makeCTClipBatch } from '../helpers/ctclip-batch';
 import { requireAddon } from '../helpers/native';
 import { TINY_BERT } from '../helpers/tiny-configs';
 import { maxAbs, randomData, scalar, shapeOf, values } from '../helpers/tensors';
@@ -39,25 +40,8 @@ function cfg(over: Partial<CTClipConfig> = {}, image: Partial<CTClipConfig['imag
   return { ...TINY, ...over, image: { ...TINY.image, ...image }, text: { ...TINY.text, ...text } };
 }
 
-/** B texts of length L (CLS, random ids, SEP, padding with decreasing true lengths) and B volumes (B, 1, F, H, W). */
 function makeBatch(config: CTClipConfig, B: number, seed: number, L = 10): CTClipBatch {
-  const ids = new BigInt64Array(B * L);
-  const mask = new BigInt64Array(B * L);
-  let s = seed;
-  for (let b = 0; b < B; b++) {
-    const len = Math.max(3, L - b * 2);
-    for (let i = 0; i < len; i++) {
-      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-      ids[b * L + i] = BigInt(i === 0 ? 2 : i === len - 1 ? 3 : 5 + (s % (config.text.vocab_size - 5)));
-      mask[b * L + i] = 1n;
-    }
-  }
-  const H = config.image.image_size;
-  return {
-    inputIds: tensorFromBuffer(ids, 'int64', [B, L]),
-    attentionMask: tensorFromBuffer(mask, 'int64', [B, L]),
-    volumes: tensorFromBuffer(randomData(B * F * H * H, seed + 99), 'float32', [B, 1, F, H, H]),
-  };
+  return makeCTClipBatch(config, B, seed, { L, frames: F });
 }
 
 function stateValues(model: CTClip): Map<string, number[]> {

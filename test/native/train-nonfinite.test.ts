@@ -10,9 +10,8 @@
 import { expect } from 'chai';
 import { CTClip, type CTClipBatch, type CTClipConfig } from '../../lib/model/ctclip';
 import type { CTClipStepResult } from '../../lib/native';
-import { tensorFromBuffer } from '../../lib/tensor';
 import { requireAddon } from '../helpers/native';
-import { randomData } from '../helpers/tensors';
+import { makeCTClipBatch } from '../helpers/ctclip-batch';
 import { TINY_BERT } from '../helpers/tiny-configs';
 import { stateDiff, trainingState } from '../helpers/train-state';
 
@@ -38,25 +37,14 @@ function config(over: { vq?: 'straight_through' | 'rotation'; gather?: boolean; 
 
 /** B reports and B volumes (B, 1, F, H, W) from `seed`; `nan` puts one NaN voxel into the second volume. */
 function batch(seed: number, nan = false): CTClipBatch {
-  const L = 10;
-  const ids = new BigInt64Array(B * L);
-  const mask = new BigInt64Array(B * L);
-  let s = seed;
-  for (let b = 0; b < B; b++) {
-    const len = Math.max(3, L - b * 2);
-    for (let i = 0; i < len; i++) {
-      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-      ids[b * L + i] = BigInt(i === 0 ? 2 : i === len - 1 ? 3 : 5 + (s % (TINY_BERT.vocab_size - 5)));
-      mask[b * L + i] = 1n;
-    }
-  }
-  const vol = randomData(B * F * H * H, seed + 99);
-  if (nan) vol[F * H * H + 5 * H + 7] = NaN;
-  return {
-    inputIds: tensorFromBuffer(ids, 'int64', [B, L]),
-    attentionMask: tensorFromBuffer(mask, 'int64', [B, L]),
-    volumes: tensorFromBuffer(vol, 'float32', [B, 1, F, H, H]),
-  };
+  return makeCTClipBatch(config(), B, seed, {
+    frames: F,
+    editVolumes: nan
+      ? (v) => {
+          v[F * H * H + 5 * H + 7] = NaN;
+        }
+      : undefined,
+  });
 }
 
 interface StepPath {
