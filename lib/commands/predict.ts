@@ -1,12 +1,15 @@
 /**
- * `ctclip predict VOLUME.nii[.gz] --checkpoint W --config C [--json] [--spacing X,Y,Z] [--rescale MODE]
- * [--slope S --intercept I] [--window LO,HI] [--reorient none|LPS|RAS] [--set k=v] [--threads N]`:
+ * `ctclip predict VOLUME.nii[.gz] --checkpoint W --config C [--json] [--spacing X,Y,Z] [--source-spacing X,Y,Z]
+ * [--rescale MODE] [--slope S --intercept I] [--window LO,HI] [--reorient none|LPS|RAS] [--max-voxels N]
+ * [--max-resampled-voxels N] [--set k=v] [--threads N]`:
  * preprocesses one study in memory (`preprocessVolumeFile`, docs/preprocess.md) to the model's input geometry —
  * shape (image_size, image_size, frames) from `model.image_encoder`, spacing 0.75,0.75,1.5 mm unless given —
  * and prints the zero-shot P(present) per class (prompts from `validation.prompts`, the same scoring as
  * validation: lib/eval/zero-shot.ts). Class names: data.class_names, else the data.labels_valid header, else
  * the 18 CT-RATE classes.
  *
+ * The NIfTI header is checked before any voxel is read (docs/limits.md): the stored and resampled grid limits,
+ * and pixdim[1..3] finite and non-zero unless `--source-spacing` gives the spacing.
  * `--json` prints one JSON object on stdout (everything else goes to stderr).
  * Exit codes: 0 done · 1 runtime failure · 2 bad arguments/config.
  */
@@ -18,15 +21,15 @@ import { loadInferenceModel, numberList, resolveClassNames } from '../eval/model
 import { encodePrompts, scoreVolumes } from '../eval/zero-shot';
 import { toStrictJson } from '../metrics/json';
 import type { Reorient } from '../preprocess/orientation';
-import { DEFAULT_SPACING, preprocessVolumeFile, type RescaleMode } from '../preprocess/pipeline';
+import { DEFAULT_MAX_RESAMPLED_VOXELS, DEFAULT_MAX_VOXELS, DEFAULT_SPACING, preprocessVolumeFile, type RescaleMode } from '../preprocess/pipeline';
 import type { Vec3 } from '../preprocess/resample';
 import { configureThreads } from '../runtime';
 import { tensorFromBuffer } from '../tensor';
 import { intOption, parseCommandArgs, runCommand } from './common';
 
 export const USAGE = `usage: ctclip predict VOLUME.nii.gz --checkpoint W --config C [--json] [--spacing X,Y,Z] [--rescale MODE]
-                      [--slope S] [--intercept I] [--window LO,HI] [--reorient none|LPS|RAS]
-                      [--set key.path=value ...] [--threads N]
+                      [--source-spacing X,Y,Z] [--slope S] [--intercept I] [--window LO,HI] [--reorient none|LPS|RAS]
+                      [--max-voxels N] [--max-resampled-voxels N] [--set key.path=value ...] [--threads N]
 
   VOLUME             one CT study, NIfTI-1 (.nii or .nii.gz)
   --checkpoint W     our model.safetensors, a checkpoint folder, a run directory, or a torch .pt
@@ -34,11 +37,15 @@ export const USAGE = `usage: ctclip predict VOLUME.nii.gz --checkpoint W --confi
                      class names (data.class_names or data.labels_valid; default the 18 CT-RATE classes)
   --json             print one JSON object (probabilities, geometry, timings) on stdout
   --spacing X,Y,Z    target spacing in mm for H, W, D (default 0.75,0.75,1.5)
+  --source-spacing X,Y,Z   the volume's voxel size in mm along NIfTI i, j, k, instead of its pixdim[1..3]
+                     (required when pixdim is 0, NaN or infinite)
   --rescale MODE     auto (default) | always | never: apply --slope/--intercept (the metadata CSV's
                      RescaleSlope/RescaleIntercept) — 'auto' decides from the air voxels
   --slope S, --intercept I   DICOM rescale values (default 1, 0)
   --window LO,HI     HU clip window (default -1000,1000)
   --reorient MODE    none (default: H, W, D = NIfTI i, j, k as stored) | RAS | LPS
+  --max-voxels N     largest stored grid ni·nj·nk accepted (default ${DEFAULT_MAX_VOXELS} = 2^29), checked from the header
+  --max-resampled-voxels N   largest grid after resampling to --spacing (default ${DEFAULT_MAX_RESAMPLED_VOXELS} = 2^29)
   --set k=v          override a config value (repeatable)
   --threads N        libtorch intra-op threads
 
@@ -58,6 +65,9 @@ export function run(argv: string[]): Promise<number> {
       config: { type: 'string' },
       json: { type: 'boolean', default: false },
       spacing: { type: 'string' },
+      'source-spacing': { type: 'string' },
+      'max-voxels': { type: 'string' },
+      'max-resampled-voxels': { type: 'string' },
       rescale: { type: 'string' },
       slope: { type: 'string' },
       intercept: { type: 'string' },
@@ -76,6 +86,13 @@ export function run(argv: string[]): Promise<number> {
     const file = positionals[0];
     const spacing = (numberList('spacing', values.spacing, 3) as Vec3 | undefined) ?? DEFAULT_SPACING;
     if (!spacing.every((x) => x > 0)) throw new CtclipError('ARGUMENT_ERROR', `--spacing must be positive, got '${values.spacing}'`);
+    const voxelSpacing = numberList('source-spacing', values['source-spacing'], 3) as Vec3 | undefined;
+    if (voxelSpacing && !voxelSpacing.every((x) => x > 0)) throw new CtclipError('ARGUMENT_ERROR', `--source-spacing must be positive, got '${values['source-spacing']}'`);
+    const maxVoxels = intOption('max-voxels', values['max-voxels'], DEFAULT_MAX_VOXELS);
+    const maxResampledVoxels = intOption('max-resampled-voxels', values['max-resampled-voxels'], DEFAULT_MAX_RESAMPLED_VOXELS);
+    for (const [flag, v] of [['max-voxels', maxVoxels], ['max-resampled-voxels', maxResampledVoxels]] as const) {
+      if (!Number.isSafeInteger(v)) throw new CtclipError('ARGUMENT_ERROR', `--${flag} must be an integer <= ${Number.MAX_SAFE_INTEGER}, got '${values[flag]}'`);
+    }
     const window = numberList('window', values.window, 2) as [number, number] | undefined;
     const rescale = (values.rescale ?? 'auto') as RescaleMode;
     if (!['auto', 'always', 'never'].includes(rescale)) throw new CtclipError('ARGUMENT_ERROR', `--rescale must be auto, always or never, got '${values.rescale}'`);
@@ -85,7 +102,8 @@ export function run(argv: string[]): Promise<number> {
     const intercept = numberOption('intercept', values.intercept);
     const overrides = [...(values.set ?? [])];
     if (values.threads !== undefined) overrides.push(`training.threads=${intOption('threads', values.threads)}`);
-    const { config: cfg } = loadConfig(values.config, { overrides });
+    // The files the config names for inference (vocab, labels) are checked here: exit 2 naming the key.
+    const { config: cfg } = loadConfig(values.config, { overrides, checkFiles: 'predict' });
     const json = values.json === true;
     const log = (...lines: string[]): void => {
       for (const l of lines) (json ? process.stderr : process.stdout).write(`${l}\n`);
@@ -96,7 +114,7 @@ export function run(argv: string[]): Promise<number> {
     const classNames = cfg.data.class_names || cfg.data.labels_valid ? resolveClassNames(cfg, null) : [...CT_RATE_CLASSES];
     const threads = configureThreads(cfg.training.threads);
     const t0 = performance.now();
-    const pre = await preprocessVolumeFile(file, { spacing, shape, rescale, slope, intercept, window, reorient });
+    const pre = await preprocessVolumeFile(file, { spacing, shape, rescale, slope, intercept, window, reorient, voxelSpacing, maxVoxels, maxResampledVoxels });
     const tPre = (performance.now() - t0) / 1000;
     for (const w of pre.meta.warnings) process.stderr.write(`warning: ${file}: ${w}\n`);
     const { model, tokenizer, checkpoint } = await loadInferenceModel(cfg, values.checkpoint, log);

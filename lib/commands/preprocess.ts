@@ -1,7 +1,8 @@
 /**
  * `ctclip preprocess --volumes DIR --reports reports.csv --labels labels.csv [--metadata metadata.csv] --out DIR
  *   [--split train|valid] [--samples-per-shard 100] [--workers N] [--rescale auto|always|never]
- *   [--spacing 0.75,0.75,1.5] [--shape 480,480,240] [--window -1000,1000] [--reorient none|LPS|RAS] [--force]`
+ *   [--spacing 0.75,0.75,1.5] [--shape 480,480,240] [--window -1000,1000] [--reorient none|LPS|RAS]
+ *   [--max-voxels N] [--max-resampled-voxels N] [--force]`
  *
  * CT-RATE NIfTI volumes → canonical shards + index + preprocess_report.json (lib/preprocess/dataset.ts,
  * docs/preprocess.md). Exit 0 on success (also when some volumes were skipped or failed: they are listed in
@@ -11,7 +12,7 @@ import { CtclipError } from '../errors';
 import { configureThreads } from '../runtime';
 import { intOption, parseCommandArgs, runCommand } from './common';
 import { defaultWorkers, preprocessDataset, REPORT_FILE, type Progress } from '../preprocess/dataset';
-import type { RescaleMode } from '../preprocess/pipeline';
+import { DEFAULT_MAX_RESAMPLED_VOXELS, DEFAULT_MAX_VOXELS, type RescaleMode } from '../preprocess/pipeline';
 import type { Reorient } from '../preprocess/orientation';
 
 const USAGE = `usage: ctclip preprocess --volumes DIR --reports reports.csv --labels labels.csv [--metadata metadata.csv] --out DIR [options]
@@ -31,6 +32,9 @@ const USAGE = `usage: ctclip preprocess --volumes DIR --reports reports.csv --la
   --shape H,W,D            output shape (default 480,480,240)
   --window LO,HI           HU clip window (default -1000,1000)
   --reorient MODE          none (default: H, W, D = NIfTI i, j, k as stored) | RAS | LPS
+  --max-voxels N           largest stored grid ni·nj·nk per volume (default 536870912 = 2^29), checked from the
+                           NIfTI header before reading; a larger volume fails and is listed in the report
+  --max-resampled-voxels N largest grid after resampling to --spacing (default 536870912 = 2^29)
   --force                  redo everything when --out holds shards of a different plan
   --quiet                  no progress output`;
 
@@ -67,6 +71,8 @@ export function run(argv: string[]): Promise<number> {
       shape: { type: 'string' },
       window: { type: 'string' },
       reorient: { type: 'string' },
+      'max-voxels': { type: 'string' },
+      'max-resampled-voxels': { type: 'string' },
       force: { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
     });
@@ -90,6 +96,11 @@ export function run(argv: string[]): Promise<number> {
     if (!(window[0] < window[1])) throw new CtclipError('ARGUMENT_ERROR', `--window must be LO,HI with LO < HI, got '${values.window}'`);
     if (values.split !== undefined && !/^[A-Za-z0-9]+$/.test(values.split)) throw new CtclipError('ARGUMENT_ERROR', `--split must be a name like train or valid, got '${values.split}'`);
     const samplesPerShard = intOption('samples-per-shard', values['samples-per-shard'], 100);
+    const maxVoxels = intOption('max-voxels', values['max-voxels'], DEFAULT_MAX_VOXELS);
+    const maxResampledVoxels = intOption('max-resampled-voxels', values['max-resampled-voxels'], DEFAULT_MAX_RESAMPLED_VOXELS);
+    for (const [flag, v] of [['max-voxels', maxVoxels], ['max-resampled-voxels', maxResampledVoxels]] as const) {
+      if (!Number.isSafeInteger(v)) throw new CtclipError('ARGUMENT_ERROR', `--${flag} must be an integer <= ${Number.MAX_SAFE_INTEGER}, got '${values[flag]}'`);
+    }
     const workers = values.workers !== undefined ? intOption('workers', values.workers) : defaultWorkers();
     configureThreads(values.threads !== undefined ? intOption('threads', values.threads) : undefined);
 
@@ -120,6 +131,8 @@ export function run(argv: string[]): Promise<number> {
       shape: shape as [number, number, number],
       window: window as [number, number],
       reorient,
+      maxVoxels,
+      maxResampledVoxels,
       force: values.force,
       onProgress,
       onWarning: quiet ? () => undefined : (m) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}warning: ${m}\n`),

@@ -22,9 +22,18 @@ import { indexShards, type ShardIndexFile } from '../data/shard-index';
 import { scanTar } from '../data/tar-index';
 import { TarWriter } from '../data/tar-writer';
 import { pandasStr, readCsvTable, type CsvTable } from '../io/csv';
-import { readNifti } from './nifti';
 import type { Reorient } from './orientation';
-import { DEFAULT_SHAPE, DEFAULT_SPACING, DEFAULT_WINDOW, preprocessNifti, type RescaleMode, type VolumeMeta } from './pipeline';
+import {
+  DEFAULT_MAX_RESAMPLED_VOXELS,
+  DEFAULT_MAX_VOXELS,
+  DEFAULT_SHAPE,
+  DEFAULT_SPACING,
+  DEFAULT_WINDOW,
+  preprocessNifti,
+  readVolume,
+  type RescaleMode,
+  type VolumeMeta,
+} from './pipeline';
 import type { Vec3 } from './resample';
 import { writeFileAtomicSync } from '../io/atomic';
 
@@ -47,6 +56,10 @@ export interface PreprocessDatasetOptions {
   shape?: Vec3;
   window?: [number, number];
   reorient?: Reorient;
+  /** Largest stored grid ni·nj·nk per volume (default 2^29); a larger volume fails (listed in the report). */
+  maxVoxels?: number;
+  /** Largest resampled grid per volume (default 2^29); a larger one fails (listed in the report). */
+  maxResampledVoxels?: number;
   /** Redo everything even when a previous plan differs (old shards are deleted). */
   force?: boolean;
   onProgress?: (p: Progress) => void;
@@ -181,6 +194,8 @@ export async function preprocessDataset(o: PreprocessDatasetOptions): Promise<Pr
   const window = o.window ?? DEFAULT_WINDOW;
   const rescale = o.rescale ?? 'auto';
   const reorient = o.reorient ?? 'none';
+  const maxVoxels = o.maxVoxels ?? DEFAULT_MAX_VOXELS;
+  const maxResampledVoxels = o.maxResampledVoxels ?? DEFAULT_MAX_RESAMPLED_VOXELS;
   const warn = o.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
 
   if (!fs.existsSync(o.volumes) || !fs.statSync(o.volumes).isDirectory()) {
@@ -233,7 +248,19 @@ export async function preprocessDataset(o: PreprocessDatasetOptions): Promise<Pr
 
   // Plan / resume.
   fs.mkdirSync(path.join(o.out, STATE_DIR), { recursive: true });
-  const options = { spacing, shape, window, rescale, reorient, samplesPerShard: sps, split: o.split ?? null };
+  // The grid limits decide which volumes fail, so they belong to the plan — when not the defaults (plans written
+  // before the limits existed stay valid).
+  const options = {
+    spacing,
+    shape,
+    window,
+    rescale,
+    reorient,
+    samplesPerShard: sps,
+    split: o.split ?? null,
+    ...(maxVoxels !== DEFAULT_MAX_VOXELS ? { maxVoxels } : {}),
+    ...(maxResampledVoxels !== DEFAULT_MAX_RESAMPLED_VOXELS ? { maxResampledVoxels } : {}),
+  };
   const plan = {
     format: 'ctclip-preprocess-plan',
     version: 1,
@@ -319,8 +346,10 @@ export async function preprocessDataset(o: PreprocessDatasetOptions): Promise<Pr
         if (!metadata && rescale === 'always') pre.push('rescale always without --metadata: slope/intercept are 1/0');
         try {
           const tr = performance.now();
-          const nifti = await readNifti(v.file);
-          const r = await preprocessNifti(nifti, { spacing, shape, window, rescale, slope, intercept, sourceSpacing, reorient }, (performance.now() - tr) / 1000, true);
+          const popts = { spacing, shape, window, rescale, slope, intercept, sourceSpacing, reorient, maxVoxels, maxResampledVoxels };
+          // The header is checked (grid limits, pixdim unless the metadata CSV gives the spacing) before the voxels are read.
+          const nifti = await readVolume(v.file, popts);
+          const r = await preprocessNifti(nifti, popts, (performance.now() - tr) / 1000, true);
           r.meta.warnings.unshift(...pre);
           return { ok: true, volume: r.volume, shape: r.shape, meta: r.meta };
         } catch (e) {

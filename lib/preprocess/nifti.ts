@@ -9,15 +9,18 @@
  * int32, uint32, float32, float64; RGB/RGBA, complex, 64-bit integers and float128 are refused by name.
  * Every error names the file and the header field.
  *
+ * Hostile files (docs/limits.md): the header is read and checked before anything volume-sized is allocated or
+ * inflated — ni·nj·nk against `maxVoxels` (default 2^29), vox_offset against MAX_VOX_OFFSET, pixdim[1..3] must be
+ * finite and non-zero unless a spacing is given — then exactly the voxel data are read (a `.nii.gz` is inflated
+ * only up to vox_offset + n · bytes per voxel). Only regular files are opened.
+ *
  * Writer (`writeNifti`): builds a `.nii` (or gzip'ed) Buffer in memory with known geometry, for tests and the
  * benchmark.
  */
 import * as fs from 'fs';
 import * as zlib from 'zlib';
-import { promisify } from 'util';
 import { CtclipError } from '../errors';
-
-const gunzipAsync = promisify(zlib.gunzip);
+import { openRegularFile } from '../io/regular-file';
 
 export type NiftiDatatype = 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
 
@@ -79,8 +82,10 @@ export interface NiftiVolume {
   data: Float32Array;
   /** [ni, nj, nk]. */
   shape: [number, number, number];
-  /** Voxel size in mm along i, j, k (|pixdim[1..3]|, converted from the spatial units). */
+  /** Voxel size in mm along i, j, k in effect: the `spacing` read option when given, else |pixdim[1..3]| in mm. */
   spacing: [number, number, number];
+  /** |pixdim[1..3]| converted to mm as stored (may be 0, NaN or ±Inf when the `spacing` option overrides it). */
+  pixdimSpacing: [number, number, number];
   /** The affine in effect: sform when sform_code > 0, else qform when qform_code > 0, else diag(pixdim). */
   affine: Affine;
   affineSource: 'sform' | 'qform' | 'pixdim';
@@ -186,42 +191,71 @@ export function parseNiftiHeader(buf: Uint8Array, file = '<buffer>'): NiftiHeade
   };
 }
 
-/** Decodes a complete (decompressed or gzip'ed) NIfTI-1 file held in memory. */
-export function parseNifti(input: Uint8Array, file = '<buffer>'): NiftiVolume {
-  let buf = input;
-  if (isGzip(buf)) {
-    try {
-      buf = zlib.gunzipSync(buf);
-    } catch (e) {
-      fail(file, 'gzip', `cannot decompress: ${(e as Error).message}`);
-    }
-  }
-  return decode(buf, file);
+/** Largest ni·nj·nk accepted by default: 2^29 = 536,870,912 voxels (512×512×2048; CT-RATE volumes are 512×512×≤ ~1000). */
+export const DEFAULT_MAX_VOXELS = 2 ** 29;
+/** Largest vox_offset accepted: the header plus at most 64 MiB of NIfTI extensions (bytes that are inflated and skipped). */
+export const MAX_VOX_OFFSET = 348 + 64 * 2 ** 20;
+
+/** Decompressed bytes produced per step while inflating a `.nii.gz` (the most inflated past the voxel data). */
+const INFLATE_CHUNK = 1 << 20;
+
+export interface NiftiReadOptions {
+  /**
+   * Voxel size in mm along i, j, k to use instead of pixdim[1..3] (the spacing in effect and the pixdim affine).
+   * Without it, a pixdim[1..3] of 0, NaN or ±Inf is an error naming the field.
+   */
+  spacing?: [number, number, number];
+  /** Largest ni·nj·nk accepted (default DEFAULT_MAX_VOXELS), checked from the header before any voxel is read. */
+  maxVoxels?: number;
+  /**
+   * Called with the geometry from the header, before the voxel data are read or inflated (throw to refuse the
+   * file: the pipeline checks the resampled grid size here).
+   */
+  check?: (geometry: NiftiGeometry) => void;
 }
 
-/** Reads a `.nii` or `.nii.gz` file (decompression on the libuv threadpool). */
-export async function readNifti(file: string): Promise<NiftiVolume> {
-  let raw: Buffer;
-  try {
-    raw = await fs.promises.readFile(file);
-  } catch (e) {
-    throw new CtclipError('IO_ERROR', `cannot read NIfTI file '${file}': ${(e as Error).message}`, { cause: e });
-  }
-  if (isGzip(raw)) {
-    try {
-      raw = await gunzipAsync(raw, { chunkSize: 1 << 20 });
-    } catch (e) {
-      fail(file, 'gzip', `cannot decompress: ${(e as Error).message}`);
-    }
-  }
-  return decode(raw, file);
+/** What the header says about the volume: validated, before any voxel is read. */
+export interface NiftiGeometry {
+  file: string;
+  header: NiftiHeader;
+  /** [ni, nj, nk]. */
+  shape: [number, number, number];
+  /** Voxel size in mm along i, j, k in effect: `spacing` when given, else |pixdim[1..3]| in mm. */
+  spacing: [number, number, number];
+  /** |pixdim[1..3]| converted to mm as stored (may be 0, NaN or ±Inf when `spacing` overrides it). */
+  pixdimSpacing: [number, number, number];
+  affine: Affine;
+  affineSource: 'sform' | 'qform' | 'pixdim';
+  qform: Affine | null;
+  sform: Affine | null;
+  voxOffset: number;
+  /** ni·nj·nk and the bytes they take as stored (n · bytes per voxel). */
+  voxels: number;
+  dataBytes: number;
 }
 
-function decode(buf: Uint8Array, file: string): NiftiVolume {
-  const h = parseNiftiHeader(buf, file);
+/** Human-readable byte count (GiB / MiB / KiB / B). */
+export function formatBytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(1)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+function checkSpacingOverride(file: string, s: readonly number[]): void {
+  if (s.length !== 3 || !s.every((x) => Number.isFinite(x) && x > 0)) {
+    throw new CtclipError('ARGUMENT_ERROR', `${file}: the spacing given instead of pixdim must be three positive numbers (mm along i, j, k), got [${s.join(', ')}]`);
+  }
+}
+
+/**
+ * Validates a parsed header and derives the geometry (shape, spacing, affine, byte counts), enforcing the voxel
+ * cap. Nothing volume-sized is allocated.
+ */
+export function niftiGeometry(h: NiftiHeader, file: string, opts: NiftiReadOptions = {}): NiftiGeometry {
   const ndim = h.dim[0];
   if (ndim < 1 || ndim > 7) fail(file, 'dim[0]', `must be 1..7, got ${ndim}`);
-  const dims = [1, 2, 3].map((k) => (k <= ndim ? h.dim[k] : 1));
+  const dims = [1, 2, 3].map((k) => (k <= ndim ? h.dim[k] : 1)) as [number, number, number];
   dims.forEach((n, k) => {
     if (n < 1) fail(file, `dim[${k + 1}]`, `must be >= 1, got ${n}`);
   });
@@ -229,16 +263,75 @@ function decode(buf: Uint8Array, file: string): NiftiVolume {
     if (h.dim[k] > 1) fail(file, `dim[${k}]`, `is ${h.dim[k]}: only 3-D volumes are supported (one time point / component)`);
   }
   const { bytes } = NIFTI_DATATYPES[h.datatype];
+  const voxels = dims[0] * dims[1] * dims[2];
+  const dataBytes = voxels * bytes;
+  const maxVoxels = opts.maxVoxels ?? DEFAULT_MAX_VOXELS;
+  if (voxels > maxVoxels) {
+    fail(
+      file,
+      'dim[1..3]',
+      `${dims.join('×')} is ${voxels.toLocaleString('en-US')} voxels (${h.datatype}: ${formatBytes(dataBytes)} of voxel data, ` +
+        `${formatBytes(voxels * 4)} as float32), over the limit of ${maxVoxels.toLocaleString('en-US')} voxels (maxVoxels, CLI --max-voxels)`,
+    );
+  }
   if (h.bitpix !== bytes * 8) fail(file, 'bitpix', `${h.bitpix} does not match datatype ${h.datatype} (${bytes * 8})`);
   const voxOffset = h.voxOffset;
   if (!Number.isInteger(voxOffset) || voxOffset < 348) fail(file, 'vox_offset', `must be an integer >= 348 for a single-file NIfTI, got ${voxOffset}`);
-  const n = dims[0] * dims[1] * dims[2];
-  const need = voxOffset + n * bytes;
-  if (buf.length < need) {
-    fail(file, 'data', `dim ${dims.join('×')} ${h.datatype} needs ${need} bytes from vox_offset ${voxOffset}, file has ${buf.length} (truncated?)`);
+  if (voxOffset > MAX_VOX_OFFSET) {
+    fail(file, 'vox_offset', `${voxOffset} leaves ${formatBytes(voxOffset - 348)} of extensions before the voxel data, over the limit of ${MAX_VOX_OFFSET} (header + 64 MiB)`);
   }
+  const unit = h.spatialUnits === 1 ? 1000 : h.spatialUnits === 3 ? 0.001 : 1;
+  const unitName = h.spatialUnits === 1 ? ' (metres)' : h.spatialUnits === 3 ? ' (micrometres)' : '';
+  const pixdimSpacing = [1, 2, 3].map((k) => (k <= ndim ? Math.abs(h.pixdim[k]) * unit : 1)) as [number, number, number];
+  let spacing: [number, number, number];
+  if (opts.spacing) {
+    checkSpacingOverride(file, opts.spacing);
+    spacing = [...opts.spacing] as [number, number, number];
+  } else {
+    pixdimSpacing.forEach((v, a) => {
+      if (!(Number.isFinite(v) && v > 0)) {
+        fail(
+          file,
+          `pixdim[${a + 1}]`,
+          `${h.pixdim[a + 1]}${unitName} is not a usable voxel size (expected a finite, non-zero size); ` +
+            'give the spacing explicitly to override it (ctclip predict --source-spacing X,Y,Z; ctclip preprocess: the metadata CSV\'s XYSpacing/ZSpacing)',
+        );
+      }
+    });
+    spacing = pixdimSpacing;
+  }
+  const sform: Affine | null = h.sformCode > 0 ? [...h.srow.map((r) => [...r]), [0, 0, 0, 1]] : null;
+  // The qform scales its rotation by pixdim; an overriding spacing (in the file's units) replaces pixdim[1..3].
+  const qPixdim = opts.spacing ? [h.pixdim[0], ...spacing.map((s) => s / unit)] : h.pixdim;
+  const qform = h.qformCode > 0 ? qformAffine(h.quatern, qPixdim) : null;
+  const affine: Affine = sform ?? qform ?? [
+    [spacing[0], 0, 0, 0],
+    [0, spacing[1], 0, 0],
+    [0, 0, spacing[2], 0],
+    [0, 0, 0, 1],
+  ];
+  return {
+    file,
+    header: h,
+    shape: dims,
+    spacing,
+    pixdimSpacing,
+    affine,
+    affineSource: sform ? 'sform' : qform ? 'qform' : 'pixdim',
+    qform,
+    sform,
+    voxOffset,
+    voxels,
+    dataBytes,
+  };
+}
+
+/** Converts the stored voxels (`raw`: exactly the geometry's dataBytes) to float32 with scl applied. */
+function decodeVoxels(g: NiftiGeometry, raw: Uint8Array): NiftiVolume {
+  const h = g.header;
+  const n = g.voxels;
   const data = new Float32Array(n);
-  convert(buf, voxOffset, n, h.datatype, h.littleEndian, data);
+  convert(raw, 0, n, h.datatype, h.littleEndian, data);
   const slope = Number.isFinite(h.sclSlope) ? h.sclSlope : 0;
   const inter = Number.isFinite(h.sclInter) ? h.sclInter : 0;
   const sclApplied = slope !== 0 && !(slope === 1 && inter === 0);
@@ -254,32 +347,185 @@ function decode(buf: Uint8Array, file: string): NiftiVolume {
     }
     storedRange = [min, max];
   }
-  const unit = h.spatialUnits === 1 ? 1000 : h.spatialUnits === 3 ? 0.001 : 1;
-  const spacing = [1, 2, 3].map((k) => {
-    const v = Math.abs(h.pixdim[k]) * unit;
-    return k <= ndim && Number.isFinite(v) && v > 0 ? v : 1;
-  }) as [number, number, number];
-  const sform: Affine | null = h.sformCode > 0 ? [...h.srow.map((r) => [...r]), [0, 0, 0, 1]] : null;
-  const qform = h.qformCode > 0 ? qformAffine(h.quatern, h.pixdim) : null;
-  const affine: Affine = sform ?? qform ?? [
-    [spacing[0], 0, 0, 0],
-    [0, spacing[1], 0, 0],
-    [0, 0, spacing[2], 0],
-    [0, 0, 0, 1],
-  ];
   return {
-    file,
+    file: g.file,
     header: h,
     data,
-    shape: dims as [number, number, number],
-    spacing,
-    affine,
-    affineSource: sform ? 'sform' : qform ? 'qform' : 'pixdim',
-    qform,
-    sform,
+    shape: g.shape,
+    spacing: g.spacing,
+    pixdimSpacing: g.pixdimSpacing,
+    affine: g.affine,
+    affineSource: g.affineSource,
+    qform: g.qform,
+    sform: g.sform,
     sclApplied,
     storedRange,
   };
+}
+
+function geometryFromHead(head: Uint8Array, file: string, opts: NiftiReadOptions): NiftiGeometry {
+  const g = niftiGeometry(parseNiftiHeader(head, file), file, opts);
+  opts.check?.(g);
+  return g;
+}
+
+function truncated(g: NiftiGeometry, have: number): never {
+  const need = g.voxOffset + g.dataBytes;
+  return fail(g.file, 'data', `dim ${g.shape.join('×')} ${g.header.datatype} needs ${need} bytes from vox_offset ${g.voxOffset}, file has ${have} (truncated?)`);
+}
+
+/**
+ * Inflates a gzip held in memory up to `want` decompressed bytes (or all of it when shorter), never much past:
+ * growing prefixes of the compressed input are inflated with Z_SYNC_FLUSH, each capped at `want` + one chunk.
+ */
+function gunzipPrefixSync(input: Uint8Array, want: number, file: string): Buffer {
+  const cap = want + INFLATE_CHUNK;
+  const inflate = (p: number): Buffer | null => {
+    try {
+      return zlib.gunzipSync(input.subarray(0, p), { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: cap, chunkSize: INFLATE_CHUNK });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return null;
+      return fail(file, 'gzip', `cannot decompress: ${(e as Error).message}`);
+    }
+  };
+  let lo = 0; // a prefix known to inflate to < want bytes
+  let p = Math.min(input.length, 1 << 16);
+  for (;;) {
+    const out = inflate(p);
+    if (out && out.length >= want) return out;
+    if (out) {
+      if (p === input.length) {
+        // The whole stream is shorter than `want`: a stream cut short is an error here, not a short file.
+        try {
+          zlib.gunzipSync(input, { maxOutputLength: cap });
+        } catch (e) {
+          fail(file, 'gzip', `cannot decompress: ${(e as Error).message}`);
+        }
+        return out;
+      }
+      lo = p;
+      p = Math.min(input.length, p * 2);
+      continue;
+    }
+    // Too much output from p bytes: the point where `want` is reached lies in (lo, p); bisect.
+    let hi = p;
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      const o = inflate(mid);
+      if (o && o.length >= want) return o;
+      if (o) lo = mid;
+      else hi = mid;
+    }
+    // Unreachable for deflate (one compressed byte inflates to a few KiB at most); refuse rather than loop.
+    return fail(file, 'gzip', `a single compressed byte inflates to more than ${INFLATE_CHUNK} bytes at offset ${lo}`);
+  }
+}
+
+/**
+ * Decodes a NIfTI-1 file held in memory (decompressed or gzip'ed). A gzip is inflated only up to the end of
+ * the voxel data (vox_offset + n · bytes per voxel), after the header and the voxel cap were checked.
+ */
+export function parseNifti(input: Uint8Array, file = '<buffer>', opts: NiftiReadOptions = {}): NiftiVolume {
+  if (!isGzip(input)) {
+    const g = geometryFromHead(input, file, opts);
+    const need = g.voxOffset + g.dataBytes;
+    if (input.length < need) truncated(g, input.length);
+    return decodeVoxels(g, input.subarray(g.voxOffset, need));
+  }
+  const head = gunzipPrefixSync(input, 348, file);
+  const g = geometryFromHead(head, file, opts);
+  const need = g.voxOffset + g.dataBytes;
+  const all = head.length >= need ? head : gunzipPrefixSync(input, need, file);
+  if (all.length < need) truncated(g, all.length);
+  return decodeVoxels(g, all.subarray(g.voxOffset, need));
+}
+
+/**
+ * Reads a `.nii` or `.nii.gz` file (gzip detected from the magic bytes). Regular files only (a FIFO or a device
+ * is refused, see lib/io/regular-file.ts). The header is read and checked first (the voxel cap, `check`); then
+ * exactly the voxel data are read: a `.nii` by positioned reads, a `.nii.gz` by streaming inflation (on the
+ * libuv threadpool) that stops at the end of the voxel data, so bytes after it are never inflated.
+ */
+export async function readNifti(file: string, opts: NiftiReadOptions = {}): Promise<NiftiVolume> {
+  const { handle, size } = await openRegularFile(file, { what: 'NIfTI file' });
+  try {
+    const head = Buffer.alloc(Math.min(size, 348));
+    await readFully(handle, head, 0, file);
+    if (isGzip(head)) return await readGzipped(handle, file, opts);
+    const g = geometryFromHead(head, file, opts);
+    const need = g.voxOffset + g.dataBytes;
+    if (size < need) truncated(g, size);
+    const raw = Buffer.allocUnsafeSlow(g.dataBytes);
+    await readFully(handle, raw, g.voxOffset, file);
+    return decodeVoxels(g, raw);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readFully(handle: fs.promises.FileHandle, buf: Buffer, position: number, file: string): Promise<void> {
+  let n = 0;
+  while (n < buf.length) {
+    let got: number;
+    try {
+      ({ bytesRead: got } = await handle.read(buf, n, Math.min(buf.length - n, 1 << 30), position + n));
+    } catch (e) {
+      throw new CtclipError('IO_ERROR', `cannot read NIfTI file '${file}': ${(e as Error).message}`, { cause: e });
+    }
+    if (got === 0) throw new CtclipError('IO_ERROR', `cannot read NIfTI file '${file}': it ended at byte ${position + n} while being read`);
+    n += got;
+  }
+}
+
+async function readGzipped(handle: fs.promises.FileHandle, file: string, opts: NiftiReadOptions): Promise<NiftiVolume> {
+  const src = handle.createReadStream({ start: 0, highWaterMark: 1 << 16, autoClose: false });
+  const gz = zlib.createGunzip({ chunkSize: INFLATE_CHUNK });
+  src.on('error', (e) => gz.destroy(e));
+  src.pipe(gz);
+  const head: Buffer[] = [];
+  let headBytes = 0;
+  let g: NiftiGeometry | null = null;
+  let raw: Buffer | null = null;
+  let pos = 0; // decompressed bytes seen
+  let filled = 0; // voxel bytes copied into raw
+  try {
+    for await (const chunk of gz as AsyncIterable<Buffer>) {
+      if (!g) {
+        head.push(chunk);
+        headBytes += chunk.length;
+        if (headBytes < 348) continue;
+        const first = Buffer.concat(head, headBytes);
+        head.length = 0;
+        g = geometryFromHead(first, file, opts);
+        raw = Buffer.allocUnsafeSlow(g.dataBytes);
+        filled = copyVoxels(first, 0, g, raw, filled);
+        pos = first.length;
+      } else {
+        filled = copyVoxels(chunk, pos, g, raw!, filled);
+        pos += chunk.length;
+      }
+      if (filled === g.dataBytes) break; // the voxel data are complete: nothing after them is inflated
+    }
+  } catch (e) {
+    if (e instanceof CtclipError) throw e;
+    fail(file, 'gzip', `cannot decompress: ${(e as Error).message}`);
+  } finally {
+    src.unpipe(gz);
+    src.destroy();
+    gz.destroy();
+  }
+  if (!g) return fail(file, 'header', `file inflates to ${headBytes} bytes, shorter than the 348-byte NIfTI-1 header`);
+  if (filled < g.dataBytes) truncated(g, g.voxOffset + filled);
+  return decodeVoxels(g, raw!);
+}
+
+/** Copies the part of `chunk` (at decompressed offset `pos`) that lies in the voxel data into `raw`. */
+function copyVoxels(chunk: Buffer, pos: number, g: NiftiGeometry, raw: Buffer, filled: number): number {
+  const start = Math.max(g.voxOffset, pos);
+  const end = Math.min(g.voxOffset + g.dataBytes, pos + chunk.length);
+  if (end <= start) return filled;
+  chunk.copy(raw, start - g.voxOffset, start - pos, end - pos);
+  return Math.max(filled, end - g.voxOffset);
 }
 
 type TypedCtor = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): ArrayLike<number> & { length: number } };
