@@ -75,11 +75,10 @@ export interface NiftiHeader {
   descrip: string;
 }
 
-export interface NiftiVolume {
+/** Where a volume's voxels are: the grid, voxel size and affines, from the header (and the read options). */
+export interface NiftiSpatial {
   file: string;
   header: NiftiHeader;
-  /** Voxels in NIfTI order (i fastest), scl_slope/scl_inter applied; length ni·nj·nk. */
-  data: Float32Array;
   /** [ni, nj, nk]. */
   shape: [number, number, number];
   /** Voxel size in mm along i, j, k in effect: the `spacing` read option when given, else |pixdim[1..3]| in mm. */
@@ -91,6 +90,11 @@ export interface NiftiVolume {
   affineSource: 'sform' | 'qform' | 'pixdim';
   qform: Affine | null;
   sform: Affine | null;
+}
+
+export interface NiftiVolume extends NiftiSpatial {
+  /** Voxels in NIfTI order (i fastest), scl_slope/scl_inter applied; length ni·nj·nk. */
+  data: Float32Array;
   /** Whether scl_slope/scl_inter changed the values. */
   sclApplied: boolean;
   /**
@@ -215,19 +219,7 @@ export interface NiftiReadOptions {
 }
 
 /** What the header says about the volume: validated, before any voxel is read. */
-export interface NiftiGeometry {
-  file: string;
-  header: NiftiHeader;
-  /** [ni, nj, nk]. */
-  shape: [number, number, number];
-  /** Voxel size in mm along i, j, k in effect: `spacing` when given, else |pixdim[1..3]| in mm. */
-  spacing: [number, number, number];
-  /** |pixdim[1..3]| converted to mm as stored (may be 0, NaN or ±Inf when `spacing` overrides it). */
-  pixdimSpacing: [number, number, number];
-  affine: Affine;
-  affineSource: 'sform' | 'qform' | 'pixdim';
-  qform: Affine | null;
-  sform: Affine | null;
+export interface NiftiGeometry extends NiftiSpatial {
   voxOffset: number;
   /** ni·nj·nk and the bytes they take as stored (n · bytes per voxel). */
   voxels: number;
@@ -347,20 +339,8 @@ function decodeVoxels(g: NiftiGeometry, raw: Uint8Array): NiftiVolume {
     }
     storedRange = [min, max];
   }
-  return {
-    file: g.file,
-    header: h,
-    data,
-    shape: g.shape,
-    spacing: g.spacing,
-    pixdimSpacing: g.pixdimSpacing,
-    affine: g.affine,
-    affineSource: g.affineSource,
-    qform: g.qform,
-    sform: g.sform,
-    sclApplied,
-    storedRange,
-  };
+  const { voxOffset: _o, voxels: _n, dataBytes: _b, ...spatial } = g;
+  return { ...spatial, data, sclApplied, storedRange };
 }
 
 function geometryFromHead(head: Uint8Array, file: string, opts: NiftiReadOptions): NiftiGeometry {

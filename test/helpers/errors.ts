@@ -17,3 +17,13 @@ export async function expectRejects(p: Promise<unknown> | (() => unknown), code:
   for (const f of fragments) expect(e.message).to.include(f);
   return e;
 }
+
+/** The error `p` rejects with (any error); fails when `p` resolves. For tests that inspect the error themselves. */
+export async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error & { code?: string };
+  }
+  throw new Error('expected a rejection');
+}

@@ -9,17 +9,9 @@ import * as path from 'path';
 import { CheckpointManager, checkpointName, type CheckpointManagerOptions } from '../../lib/checkpoint';
 import { CtclipError, hasCode } from '../../lib/errors';
 import { collectLog, deadPid, entries, makeCkptDir, removeDir, sampleParts } from '../helpers/checkpoint-fixtures';
+import { rejection } from '../helpers/errors';
 
 const CHILD = path.join(__dirname, '../helpers/checkpoint-child.js');
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error & { code?: string };
-  }
-  throw new Error('expected a rejection');
-}
 
 /** Runs the child until it prints `marker`, SIGKILLs it, waits for its exit; returns its pid and the line. */
 function killChildAt(args: object, marker: string): Promise<{ pid: number; line: string; signal: string | null }> {

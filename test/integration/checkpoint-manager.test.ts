@@ -9,18 +9,10 @@ import * as path from 'path';
 import { CheckpointManager, checkpointName, readJsonPart, readMeta, readPart, type CheckpointManagerOptions } from '../../lib/checkpoint';
 import { hasCode } from '../../lib/errors';
 import { collectLog, entries, fakeWeights, flipByte, makeCkptDir, removeDir, sampleParts } from '../helpers/checkpoint-fixtures';
+import { rejection } from '../helpers/errors';
 
 const pkgVersion = (JSON.parse(fs.readFileSync(path.join(__dirname, '../../package.json'), 'utf8')) as { version: string }).version;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error & { code?: string };
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('checkpoint manager (real files)', () => {
   let dir: string;

@@ -13,18 +13,10 @@ import * as zlib from 'zlib';
 import { DEFAULT_MAX_VOXELS, niftiGeometry, parseNifti, parseNiftiHeader, readNifti, writeNifti } from '../../lib/preprocess/nifti';
 import { DEFAULT_MAX_RESAMPLED_VOXELS, planVolume, readVolume } from '../../lib/preprocess/pipeline';
 import { writeGzipWithZeros, writeNiftiBomb } from '../helpers/nifti-bombs';
+import { rejection } from '../helpers/errors';
 
 /** Peak RSS of this process in MiB (monotonic: growth across a call bounds what the call allocated). */
 const peakMiB = (): number => process.resourceUsage().maxRSS / 1024;
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error & { code?: string };
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('preprocess limits: hostile NIfTI files', function () {
   this.timeout(30_000);
