@@ -207,7 +207,10 @@ export { CheckpointManager } from './checkpoint';
 export * as checkpoint from './checkpoint';
 /**
  * Weights import/export (docs/weights.md): `loadWeightsFile` (safetensors or torch.save, no pickle code run),
- * `saveWeights`, `importTorchFile`, Hugging Face BERT folders (`importHfBertFolder`, `writeHfBertFolder`).
+ * `saveWeights`, `importTorchFile`, Hugging Face BERT folders (`importHfBertFolder`, `writeHfBertFolder`). Loads are
+ * bounded and checked (docs/limits.md): `importTorchFile(file, {expected, maxBytes})` reads only the expected keys
+ * within a byte budget (`importBudget`), every route refuses NaN / Inf weights (`assertFiniteWeights`), and
+ * `readModelSafetensors` is the checkpoint-resume read with the same checks.
  */
 export * as weights from './weights';
 

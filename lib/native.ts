@@ -95,6 +95,9 @@ export interface RawAddon {
   ): { missing: string[]; unexpected: string[] };
   loadSafetensors(path: string): Promise<SafetensorsContent>;
   saveSafetensors(path: string, names: string[], tensors: TensorHandle[], metadata?: Record<string, string>): Promise<void>;
+  // --- weights checks (native/io/finite.h; wrapped by lib/weights/limits.ts) ---
+  /** The first NaN / ±Inf over the floating-point tensors (list order, then row-major), or null when all are finite. */
+  findNonFinite(tensors: TensorHandle[]): Promise<{ index: number; element: number; value: 'NaN' | '+Inf' | '-Inf' } | null>;
   /** GFLOP/s of an n×n float32 matmul on this process's intra-op threads (benchmark ceiling). */
   matmulGflops(n: number, iters: number): Promise<number>;
   /**

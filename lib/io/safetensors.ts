@@ -14,8 +14,10 @@
  *
  * The reader checks what the reference implementation checks: the header fits in the file and is a JSON object,
  * every entry has a known dtype, a shape of non-negative integers, offsets whose length equals numel·itemsize,
- * and the entries tile the data section exactly (no gaps, no overlaps, nothing left over). Errors are
- * `DATA_ERROR` (malformed file) or `IO_ERROR` (cannot read), and name the file and the entry.
+ * and the entries tile the data section exactly (no gaps, no overlaps, nothing left over). Before parsing, the
+ * header's length (`MAX_HEADER_LENGTH`), entries (`MAX_TENSORS`) and JSON separators (`MAX_JSON_SEPARATORS`) are
+ * bounded, the same limits as the native reader's. Errors are `DATA_ERROR` (malformed file or over a limit) or
+ * `IO_ERROR` (cannot read), and name the file and the entry.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -99,8 +101,40 @@ const ARRAY_TYPES: Record<SafetensorsDtype, { new (buffer: ArrayBuffer, byteOffs
   BOOL: Uint8Array,
 };
 
-/** Largest header we accept (the reference implementation's limit is 100 MB). */
-export const MAX_HEADER_LENGTH = 100_000_000;
+/**
+ * Largest header we accept: 100 MiB, as the native reader (the reference implementation's limit is 100 000 000
+ * bytes). A longer header is refused with its length and this limit named.
+ */
+export const MAX_HEADER_LENGTH = 100 * 1024 * 1024;
+
+/** Most tensor entries a header may list (real models have hundreds to a few thousand). */
+export const MAX_TENSORS = 100_000;
+
+/**
+ * Most JSON separators (',' and ':') a header may contain, a bound on the values `JSON.parse` would build: a real
+ * entry has about 11. Counted before parsing, together with the entries, so a hostile header costs one pass.
+ */
+export const MAX_JSON_SEPARATORS = 20 * MAX_TENSORS;
+
+/** Top-level members and separators of a JSON text, counted without parsing it (strings skipped). */
+function countJson(b: Uint8Array): { members: number; separators: number } {
+  let depth = 0;
+  let members = 0;
+  let separators = 0;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i];
+    if (c === 0x22) {
+      // A string: skip to its closing quote (escapes skip one byte).
+      for (i++; i < b.length && b[i] !== 0x22; i++) if (b[i] === 0x5c) i++;
+    } else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x3a) {
+      separators++;
+      if (depth === 1) members++;
+    } else if (c === 0x2c) separators++;
+  }
+  return { members, separators };
+}
 
 const LITTLE_ENDIAN_HOST = os.endianness() === 'LE';
 
@@ -134,12 +168,17 @@ export function parseSafetensorsHeader(prefix: Uint8Array, what = 'safetensors',
   if (prefix.length < 8) throw new CtclipError('DATA_ERROR', `${what}: file is ${prefix.length} bytes; a safetensors file starts with an 8-byte header length`);
   const view = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
   const big = view.getBigUint64(0, true);
-  if (big > BigInt(MAX_HEADER_LENGTH)) throw new CtclipError('DATA_ERROR', `${what}: header length ${big} exceeds ${MAX_HEADER_LENGTH} bytes; not a safetensors file?`);
+  if (big > BigInt(MAX_HEADER_LENGTH)) throw new CtclipError('DATA_ERROR', `${what}: header length ${big} exceeds the limit of 100 MiB (${MAX_HEADER_LENGTH} bytes)`);
   const headerLength = Number(big);
   if (fileSize !== undefined && 8 + headerLength > fileSize) {
     throw new CtclipError('DATA_ERROR', `${what}: header length ${headerLength} runs past the end of the ${fileSize}-byte file`);
   }
   if (prefix.length < 8 + headerLength) throw new CtclipError('DATA_ERROR', `${what}: truncated header (${prefix.length - 8} of ${headerLength} bytes)`);
+  const counts = countJson(prefix.subarray(8, 8 + headerLength));
+  if (counts.members > MAX_TENSORS + 1) throw new CtclipError('DATA_ERROR', `${what}: the header has ${counts.members} entries, over the limit of ${MAX_TENSORS} tensors`);
+  if (counts.separators > MAX_JSON_SEPARATORS) {
+    throw new CtclipError('DATA_ERROR', `${what}: the header has ${counts.separators} JSON separators, over the limit of ${MAX_JSON_SEPARATORS} (20 per tensor)`);
+  }
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(prefix.subarray(8, 8 + headerLength)));

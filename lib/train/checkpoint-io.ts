@@ -21,7 +21,7 @@ import type { Config } from '../config/schema';
 import type { DataPosition } from '../data/sampler';
 import { CtclipError } from '../errors';
 import type { CTClip } from '../model/ctclip';
-import { loadSafetensors } from '../model/safetensors';
+import { readModelSafetensors } from '../weights/load';
 import {
   nativeRngFromTensors,
   nativeRngToTensors,
@@ -307,9 +307,9 @@ function readSchedule(dir: string): { progress: Omit<TrainProgress, 'position' |
   };
 }
 
-/** Loads model weights from a safetensors file into the model (strict: every key, no extras). */
+/** Loads model weights from a safetensors file into the model (strict: every key, no extras; finite values). */
 export async function loadModelWeights(model: CTClip, file: string): Promise<void> {
-  const c = await loadSafetensors(file);
+  const c = await readModelSafetensors(file);
   try {
     model.loadStateDict(c.names, c.tensors, { strict: true });
   } catch (e) {

@@ -56,7 +56,7 @@ import { formatPlan, planRun, type RunPlan } from '../plan';
 import { configureThreads } from '../runtime';
 import { lrAt } from '../schedule';
 import { Tokenizer } from '../text/tokenizer';
-import { importHfBertFolder, loadWeightsFile } from '../weights';
+import { importHfBertFolder, loadWeightsFile, type ReferenceKey } from '../weights';
 import { checkpointParts, loadModelWeights, restoreCheckpoint, MODEL_PART, type TrainProgress } from './checkpoint-io';
 import { ensureRunDir, lockRunDir, type RunDir } from './run-dir';
 import type { RunLock } from '../checkpoint/run-lock';
@@ -888,9 +888,14 @@ async function initFromWeights(model: CTClip, file: string, log: (...l: string[]
     target = path.join(file, MODEL_PART);
     if (!fs.existsSync(target)) throw new CtclipError('ARGUMENT_ERROR', `--init-from ${file}: a folder without ${MODEL_PART} (expected a checkpoint folder)`);
   }
-  const imported = await loadWeightsFile(target, { expect: 'ctclip' });
+  // Only the keys the model has, at their shapes, are read (the rest is reported); see docs/limits.md.
+  const sd = model.stateDict();
+  const expected: ReferenceKey[] = sd.names.map((key, i) => ({ key, shape: sd.shapes[i], kind: sd.kinds[i] === 'parameter' ? 'param' : 'buffer' }));
+  sd.tensors.forEach((t) => t.dispose());
+  const imported = await loadWeightsFile(target, { expect: 'ctclip', expected });
   try {
     const r = model.loadStateDict(imported.names, imported.tensors, { strict: false });
+    r.unexpected.push(...imported.report.unexpected, ...imported.report.shapeMismatches.map((m) => `${m.key} [${m.got}] (expected [${m.expected}])`));
     if (r.missing.length || r.unexpected.length) {
       throw new CtclipError(
         'DATA_ERROR',

@@ -131,7 +131,8 @@ export async function importHfBertFolder(dir: string, opts: { strict?: boolean }
   const files = weightsFiles(dir);
   const parts: ImportedWeights[] = [];
   try {
-    for (const f of files) parts.push(await loadWeightsFile(f, { expect: 'bert' }));
+    // Only the keys config.json implies are loaded (at their shapes); the rest is reported from each shard.
+    for (const f of files) parts.push(await loadWeightsFile(f, { expect: 'bert', expected }));
   } catch (e) {
     parts.forEach((p) => p.tensors.forEach((t) => t.dispose()));
     throw e;
@@ -148,10 +149,14 @@ export async function importHfBertFolder(dir: string, opts: { strict?: boolean }
   const first = parts[0].report;
   const have = new Set(names);
   const expectedSet = new Set(expected.map((e) => e.key));
-  const missingAll = expected.filter((e) => !have.has(e.key)).map((e) => e.key);
+  // Keys a shard holds but that were not loaded: unexpected ones, and expected ones at another shape (a mismatch,
+  // not missing).
+  const shapeMismatches: ShapeMismatch[] = parts.flatMap((p) => p.report.shapeMismatches);
+  const unexpected = parts.flatMap((p) => p.report.unexpected);
+  const mismatched = new Set(shapeMismatches.map((m) => m.key));
+  const missingAll = expected.filter((e) => !have.has(e.key) && !mismatched.has(e.key)).map((e) => e.key);
   const missingUnused = missingAll.filter((k) => k.startsWith('text_transformer.pooler.'));
   const missing = missingAll.filter((k) => !k.startsWith('text_transformer.pooler.'));
-  const shapeMismatches: ShapeMismatch[] = [];
   const expectedByKey = new Map(expected.map((e) => [e.key, e]));
   for (let i = 0; i < names.length; i++) {
     const e = expectedByKey.get(names[i]);
@@ -173,9 +178,9 @@ export async function importHfBertFolder(dir: string, opts: { strict?: boolean }
     dropped: parts.flatMap((p) => p.report.dropped),
     missing,
     missingUnused,
-    unexpected: names.filter((n) => !expectedSet.has(n)),
+    unexpected: [...unexpected, ...names.filter((n) => !expectedSet.has(n))],
     shapeMismatches,
-    notes: [...notes, ...first.notes.filter((n) => !n.startsWith('no expected key list'))],
+    notes: [...notes, ...first.notes.filter((n) => !n.startsWith('no expected key list') && !/expected keys absent that the forward pass never reads/.test(n))],
   };
   if (opts.strict) {
     try {

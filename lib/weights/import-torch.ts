@@ -6,12 +6,17 @@
  * or `model`), keys are mapped (`./layout.ts`: stale `position_ids` dropped, the refactor layout recognised and
  * mapped), and only then are the kept tensors' storages read — each straight into the buffer the tensor borrows.
  * Storages saved from a GPU ('cuda:0' …) are read onto the CPU.
+ *
+ * Bounded (docs/limits.md): with `expected`, only the keys the model expects, at their expected shapes, are read;
+ * every storage and every gathered (strided) view is charged to a byte budget (`importBudget`) before it is
+ * allocated; the loaded floating-point tensors must be finite (`assertFiniteWeights`).
  */
 import { CtclipError } from '../errors';
 import type { TensorHandle } from '../native';
 import { PyDict, pyTypeName, type PyValue } from './pickle';
 import { readTorchArchive, StorageCache, TorchTensorRef, type TorchArchive } from './torch-file';
-import { enforceStrict, mapKeys, REFACTOR_LAYOUT_NAME, WRAPPER_KEYS, type DroppedKey, type Expect, type WeightsReport } from './layout';
+import { enforceStrict, entriesToLoad, mapKeys, REFACTOR_LAYOUT_NAME, WRAPPER_KEYS, type DroppedKey, type Expect, type WeightsReport } from './layout';
+import { assertFiniteWeights, importBudget } from './limits';
 import type { ReferenceKey } from './reference-keys';
 
 export interface ImportOptions {
@@ -19,8 +24,16 @@ export interface ImportOptions {
   strict?: boolean;
   /** What the file should hold: a CT-CLIP state dict (default) or a bare BERT. */
   expect?: Expect;
-  /** The keys (with shapes, to check them too) the target model has, e.g. `ctclipReferenceKeys(...)`. */
+  /**
+   * The keys (with shapes, to check them too) the target model has, e.g. `ctclipReferenceKeys(...)`. When given,
+   * only these keys (at these shapes) are loaded; the others are reported.
+   */
   expected?: ReferenceKey[] | string[];
+  /**
+   * Most bytes of tensor data a torch.save import may allocate (storages read plus gathered views). Default: 8
+   * bytes per expected element plus 64 MiB with an `expected` list with shapes, else 8 GiB (docs/limits.md).
+   */
+  maxBytes?: number;
 }
 
 export interface ImportedWeights {
@@ -71,8 +84,9 @@ function findStateDict(archive: TorchArchive): FoundStateDict {
 
 /** Reads a torch.save file; see the module comment. IO_ERROR / DATA_ERROR name the file and the key. */
 export async function importTorchFile(file: string, opts: ImportOptions = {}): Promise<ImportedWeights> {
+  const budget = importBudget(opts.expected, opts.maxBytes);
   const archive = readTorchArchive(file);
-  const cache = new StorageCache(archive);
+  const cache = new StorageCache(archive, budget);
   try {
     const found = findStateDict(archive);
     const refs = new Map<string, TorchTensorRef>();
@@ -94,6 +108,7 @@ export async function importTorchFile(file: string, opts: ImportOptions = {}): P
     if (foreign.length) notes.push(`storages were saved on ${foreign.join(', ')}; read onto the CPU`);
     const { missing, missingUnused, unexpected, shapeMismatches, renamed } = mapping.report;
     const dropped = [...nonTensor, ...mapping.report.dropped];
+    const load = entriesToLoad(mapping, opts.expected, notes);
     const report: WeightsReport = {
       file,
       format: 'torch',
@@ -102,7 +117,7 @@ export async function importTorchFile(file: string, opts: ImportOptions = {}): P
       wrapper: found.wrapper,
       otherEntries: found.otherEntries,
       locations: archive.locations,
-      kept: mapping.keep.length,
+      kept: load.length,
       renamed,
       dropped,
       missing,
@@ -114,15 +129,21 @@ export async function importTorchFile(file: string, opts: ImportOptions = {}): P
     if (opts.strict) enforceStrict(file, report);
     const names: string[] = [];
     const tensors: TensorHandle[] = [];
-    for (const k of mapping.keep) {
+    for (const k of load) {
       try {
-        tensors.push(cache.tensor(refs.get(k.from) as TorchTensorRef));
+        tensors.push(await cache.tensor(refs.get(k.from) as TorchTensorRef, k.from));
       } catch (e) {
         tensors.forEach((t) => t.dispose());
         if (e instanceof CtclipError && e.message.includes(file)) throw e;
         throw new CtclipError(e instanceof CtclipError ? e.code : 'DATA_ERROR', `${file}: key '${k.from}': ${(e as Error).message}`, { cause: e });
       }
       names.push(k.to);
+    }
+    try {
+      await assertFiniteWeights(file, load.map((k) => k.from), tensors);
+    } catch (e) {
+      tensors.forEach((t) => t.dispose());
+      throw e;
     }
     return { names, tensors, layout, dropped, report };
   } finally {

@@ -3,7 +3,8 @@
  * folders, the reference key list, and our torch.save / HF-folder writers. See docs/weights.md.
  */
 export { importTorchFile, type ImportedWeights, type ImportOptions } from './import-torch';
-export { loadWeightsFile, importSafetensorsFile, sniffWeightsFormat, type WeightsFormat } from './load';
+export { loadWeightsFile, importSafetensorsFile, readModelSafetensors, sniffWeightsFormat, type WeightsFormat } from './load';
+export { assertFiniteWeights, importBudget, DEFAULT_MAX_IMPORT_BYTES } from './limits';
 export { saveWeights } from './save';
 export { importHfBertFolder, parseHfBertConfig, type HfBertImport, type HfTextEncoderConfig } from './hf-bert';
 export { writeHfBertFolder, type HfFolderOptions } from './hf-folder-writer';

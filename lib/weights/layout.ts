@@ -11,7 +11,8 @@
  * - a bare BERT (`expect: 'bert'`, e.g. a Hugging Face folder): `bert.X` or `X` → `text_transformer.X`, MLM and
  *   projection heads (`cls.*`, `cls_projection_head.*`) dropped.
  *
- * Works on names and shapes only, so dropped tensors are never read.
+ * Works on names and shapes only, so dropped tensors are never read; `entriesToLoad` then leaves out what the
+ * model does not expect.
  */
 import { CtclipError } from '../errors';
 import type { ReferenceKey } from './reference-keys';
@@ -164,6 +165,21 @@ export function mapKeys(inputs: KeyInput[], opts: { expect: Expect; expected?: R
     notes.push('no expected key list was given: missing keys were not checked');
   }
   return { keep, report: { renamed, dropped, missing, missingUnused, unexpected, shapeMismatches, notes, refactor } };
+}
+
+/**
+ * The kept entries to load: with an expected key list, only the keys the model expects, at the expected shape
+ * (unexpected keys and shape mismatches stay in the report and are never read, so a file cannot make us allocate
+ * for tensors the model has no use for); without one, every kept entry. Adds a note when some were left unread.
+ */
+export function entriesToLoad(mapping: KeyMapping, expected: ReferenceKey[] | string[] | undefined, notes: string[]): KeyMapping['keep'] {
+  if (!expected) return mapping.keep;
+  const wanted = new Set(expected.map((e) => (typeof e === 'string' ? e : e.key)));
+  const mismatched = new Set(mapping.report.shapeMismatches.map((m) => m.key));
+  const load = mapping.keep.filter((k) => wanted.has(k.to) && !mismatched.has(k.to));
+  const skipped = mapping.keep.length - load.length;
+  if (skipped) notes.push(`${skipped} keys the model does not expect (unexpected, or of another shape) were not loaded`);
+  return load;
 }
 
 /** "a, b, c and 4 more" */

@@ -4,16 +4,21 @@
  * - an 8-byte little-endian length followed by `{` → safetensors (native reader), keys mapped the same way
  *   (stale position_ids dropped, refactor names mapped, BERT prefixes for `expect: 'bert'`);
  * - a bare pickle (`\x80` …) → torch.save's legacy (< 1.6) format: refused with how to convert it.
+ * An 8-byte length followed by `{` is safetensors whatever the length says: a header over the limit is refused by
+ * the reader, naming its length and the limit, not misclassified.
  * With an expected key list, safetensors tensors are returned in that list's order (a safetensors header does
- * not keep the state_dict order when Python wrote it).
+ * not keep the state_dict order when Python wrote it), and only the expected keys at their expected shapes.
+ * Every floating-point tensor returned is finite (`assertFiniteWeights`); `readModelSafetensors` gives the
+ * checkpoint-resume route the same check.
  */
 import * as fs from 'fs';
 import { CtclipError } from '../errors';
 import type { TensorHandle } from '../native';
-import { loadSafetensors } from '../model/safetensors';
+import { loadSafetensors, type SafetensorsContent } from '../model/safetensors';
 import { tensorInfo } from '../tensor';
 import { importTorchFile, type ImportedWeights, type ImportOptions } from './import-torch';
-import { enforceStrict, mapKeys, REFACTOR_LAYOUT_NAME, type WeightsReport } from './layout';
+import { enforceStrict, entriesToLoad, mapKeys, REFACTOR_LAYOUT_NAME, type WeightsReport } from './layout';
+import { assertFiniteWeights } from './limits';
 
 export type WeightsFormat = 'torch' | 'safetensors';
 
@@ -33,7 +38,7 @@ export function sniffWeightsFormat(file: string): WeightsFormat {
     throw new CtclipError('IO_ERROR', `${file}: cannot read: ${(e as Error).message}`, { cause: e });
   }
   if (head.length >= 4 && head.readUInt32LE(0) === 0x04034b50) return 'torch';
-  if (head.length >= 9 && head[8] === 0x7b && head.readBigUInt64LE(0) < 100_000_000n) return 'safetensors';
+  if (head.length >= 9 && head[8] === 0x7b) return 'safetensors';
   if (head.length >= 2 && head[0] === 0x80 && head[1] <= 5) {
     throw new CtclipError(
       'DATA_ERROR',
@@ -54,6 +59,7 @@ export async function importSafetensorsFile(file: string, opts: ImportOptions = 
   });
   const mapping = mapKeys(inputs, { expect: opts.expect ?? 'ctclip', expected: opts.expected });
   const refactor = mapping.report.refactor;
+  const load = entriesToLoad(mapping, opts.expected, mapping.report.notes);
   const report: WeightsReport = {
     file,
     format: 'safetensors',
@@ -62,7 +68,7 @@ export async function importSafetensorsFile(file: string, opts: ImportOptions = 
     wrapper: null,
     otherEntries: content.metadata,
     locations: ['cpu'],
-    kept: mapping.keep.length,
+    kept: load.length,
     ...mapping.report,
   };
   delete (report as Partial<{ refactor: boolean }>).refactor;
@@ -73,7 +79,7 @@ export async function importSafetensorsFile(file: string, opts: ImportOptions = 
     release();
     throw e;
   }
-  let keep = mapping.keep;
+  let keep = load;
   if (opts.expected) {
     const order = new Map(opts.expected.map((e, i) => [typeof e === 'string' ? e : e.key, i]));
     keep = [...keep].sort((a, b) => (order.get(a.to) ?? Infinity) - (order.get(b.to) ?? Infinity));
@@ -81,7 +87,29 @@ export async function importSafetensorsFile(file: string, opts: ImportOptions = 
   const kept = new Set(keep.map((k) => k.from));
   for (const [n, t] of byName) if (!kept.has(n)) t.dispose();
   const tensors: TensorHandle[] = keep.map((k) => byName.get(k.from) as TensorHandle);
+  try {
+    await assertFiniteWeights(file, keep.map((k) => k.from), tensors);
+  } catch (e) {
+    tensors.forEach((t) => t.dispose());
+    throw e;
+  }
   return { names: keep.map((k) => k.to), tensors, layout: report.layout, dropped: report.dropped, report };
+}
+
+/**
+ * A model-weights safetensors file as written by `saveWeights` / a checkpoint's model part, read as is (no key
+ * mapping) with the native reader's checks plus finiteness: the checkpoint-resume route. The caller disposes the
+ * tensors.
+ */
+export async function readModelSafetensors(file: string): Promise<SafetensorsContent> {
+  const c = await loadSafetensors(file);
+  try {
+    await assertFiniteWeights(file, c.names, c.tensors);
+  } catch (e) {
+    c.tensors.forEach((t) => t.dispose());
+    throw e;
+  }
+  return c;
 }
 
 /** Any weights file: torch.save zip or safetensors, by content. */

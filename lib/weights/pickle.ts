@@ -88,11 +88,16 @@ function isKey(v: PyValue): v is PyKey {
   return v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean';
 }
 
-/** Two's-complement little-endian bytes → int (number when safe, else bigint). */
+/** Longest LONG1/LONG4 payload (bytes) and INT/LONG literal (digits, Python's own default limit) we decode. */
+export const MAX_LONG_BYTES = 4096;
+export const MAX_INT_DIGITS = 4300;
+
+/** Two's-complement little-endian bytes → int (number when safe, else bigint), in linear time. */
 function decodeLong(b: Uint8Array): number | bigint {
   if (b.length === 0) return 0;
-  let n = 0n;
-  for (let i = b.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(b[i]);
+  let hex = '';
+  for (let i = b.length - 1; i >= 0; i--) hex += b[i].toString(16).padStart(2, '0');
+  let n = BigInt(`0x${hex}`);
   if (b[b.length - 1] & 0x80) n -= 1n << BigInt(8 * b.length);
   return normInt(n);
 }
@@ -266,6 +271,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
         const n = dv.getInt32(pos, true);
         pos += 4;
         if (n < 0) fail('negative LONG4 length');
+        if (n > MAX_LONG_BYTES) fail(`LONG4 of ${n} bytes is over the limit of ${MAX_LONG_BYTES} (no state dict holds such an int)`);
         push(decodeLong(bytes(n)));
         break;
       }
@@ -273,13 +279,13 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
         const s = line().trim();
         if (s === '00') push(false);
         else if (s === '01') push(true);
-        else if (/^[+-]?\d+$/.test(s)) push(normInt(BigInt(s)));
-        else fail(`bad INT literal '${s.slice(0, 40)}'`);
+        else if (/^[+-]?\d+$/.test(s) && s.length <= MAX_INT_DIGITS + 1) push(normInt(BigInt(s)));
+        else fail(`bad INT literal '${s.slice(0, 40)}' (at most ${MAX_INT_DIGITS} digits)`);
         break;
       }
       case 0x4c: {
         const s = line().trim().replace(/L$/, '');
-        if (!/^[+-]?\d+$/.test(s)) fail(`bad LONG literal '${s.slice(0, 40)}'`);
+        if (!/^[+-]?\d+$/.test(s) || s.length > MAX_INT_DIGITS + 1) fail(`bad LONG literal '${s.slice(0, 40)}' (at most ${MAX_INT_DIGITS} digits)`);
         push(normInt(BigInt(s)));
         break;
       }

@@ -16,14 +16,23 @@
  * 'cuda:0', 'mps', …) is recorded and ignored: every storage is read onto the CPU. Any other global is refused
  * with a DATA_ERROR naming it.
  *
- * Parsing (`readTorchArchive`) needs no addon: tensors stay `TorchTensorRef`s. `materializeTensor` reads a
+ * Parsing (`readTorchArchive`) needs no addon: tensors stay `TorchTensorRef`s. `StorageCache.tensor` reads a
  * storage entry straight into a fresh buffer (once per storage) and wraps it as a native tensor without a copy
  * (`tensorFromBuffer`); only a non-contiguous view is gathered into its own buffer.
+ *
+ * Limits (docs/limits.md): data.pkl may declare at most `MAX_PICKLE_BYTES`, `byteorder` / `version` at most
+ * `MAX_TEXT_ENTRY_BYTES`; every storage read and every gathered view is charged to the caller's `ByteBudget`
+ * *before* its buffer is allocated, so neither a deflate bomb nor a zero-stride view can cost more than the budget.
  */
 import { CtclipError } from '../errors';
 import { tensorFromBuffer, bytesPerElement, type Dtype, type TensorHandle } from '../tensor';
 import { PyDict, PyGlobal, PyTuple, pyTypeName, unpickle, type AllowedGlobal, type PyValue } from './pickle';
-import { ZipReader, type ZipEntry } from './zip';
+import { ByteBudget, ZipReader, type ZipEntry } from './zip';
+
+/** Largest data.pkl we read (a state dict of 100 000 tensors pickles to about 15 MB). */
+export const MAX_PICKLE_BYTES = 64 * 1024 * 1024;
+/** Largest `byteorder` / `version` entry we read. */
+export const MAX_TEXT_ENTRY_BYTES = 4096;
 
 /** Storage types we read, and their element dtype. */
 export const TORCH_STORAGE_TYPES: Readonly<Record<string, Dtype>> = {
@@ -198,13 +207,13 @@ export function readTorchArchive(file: string): TorchArchive {
     const root = findRoot(zip);
     const entryText = (name: string): string | null => {
       const e = zip.entries.get(`${root}/${name}`);
-      return e ? new TextDecoder().decode(zip.read(e.name)).trim() : null;
+      return e ? new TextDecoder().decode(zip.read(e.name, MAX_TEXT_ENTRY_BYTES)).trim() : null;
     };
     const byteorder = entryText('byteorder') ?? 'little';
     if (byteorder !== 'little' && byteorder !== 'big') throw new CtclipError('DATA_ERROR', `${file}: ${root}/byteorder is '${byteorder}'`);
     if (byteorder === 'big') throw new CtclipError('DATA_ERROR', `${file}: big-endian storages (byteorder 'big') are not supported; re-save the file on a little-endian machine`);
     const version = entryText('version');
-    const pkl = zip.read(`${root}/data.pkl`);
+    const pkl = zip.read(`${root}/data.pkl`, MAX_PICKLE_BYTES);
     const storages = new Map<string, TorchStorageRef>();
     const used = new Set<string>();
     const persistentLoad = (pid: PyValue, at: string): PyValue => {
@@ -258,42 +267,72 @@ export function readTorchArchive(file: string): TorchArchive {
 /** Reads storages on demand (each once) and turns tensor references into native CPU tensors. */
 export class StorageCache {
   private readonly buffers = new Map<string, ArrayBuffer>();
-  constructor(private readonly archive: TorchArchive) {}
+  /** `budget` is charged before every allocation (storages and gathered views). */
+  constructor(
+    private readonly archive: TorchArchive,
+    readonly budget: ByteBudget,
+  ) {}
 
-  storageBytes(s: TorchStorageRef): ArrayBuffer {
+  async storageBytes(s: TorchStorageRef): Promise<ArrayBuffer> {
     let ab = this.buffers.get(s.key);
     if (!ab) {
-      const entry = this.archive.zip.entries.get(`${this.archive.root}/data/${s.key}`) as ZipEntry;
+      const name = `${this.archive.root}/data/${s.key}`;
+      const entry = this.archive.zip.entries.get(name) as ZipEntry;
+      this.budget.charge(this.archive.path, `entry '${name}'`, entry.size);
       ab = new ArrayBuffer(entry.size);
-      this.archive.zip.readInto(entry, new Uint8Array(ab));
+      await this.archive.zip.readIntoStreaming(entry, new Uint8Array(ab));
       this.buffers.set(s.key, ab);
     }
     return ab;
   }
 
-  /** A native tensor for `ref` (borrowing the storage buffer when the view is contiguous). */
-  tensor(ref: TorchTensorRef): TensorHandle {
+  /**
+   * A native tensor for `ref` (borrowing the storage buffer when the view is contiguous). `key` names it in errors.
+   */
+  async tensor(ref: TorchTensorRef, key = '?'): Promise<TensorHandle> {
     const es = bytesPerElement(ref.dtype);
-    const ab = this.storageBytes(ref.storage);
     const n = ref.numel;
-    if (ref.contiguous) return tensorFromBuffer(new Uint8Array(ab, ref.offset * es, n * es), ref.dtype, ref.size);
-    // A strided view (e.g. a saved transpose): gather its elements into their own buffer.
-    const src = new Uint8Array(ab);
-    const dst = new Uint8Array(n * es);
-    const idx = new Array<number>(ref.size.length).fill(0);
-    for (let i = 0; i < n; i++) {
-      let off = ref.offset;
-      for (let d = 0; d < idx.length; d++) off += idx[d] * ref.stride[d];
-      dst.set(src.subarray(off * es, off * es + es), i * es);
-      for (let d = idx.length - 1; d >= 0; d--) {
-        if (++idx[d] < ref.size[d]) break;
-        idx[d] = 0;
-      }
+    if (!ref.contiguous) {
+      // Charged before the storage is even read: a view can be far larger than its storage (stride 0).
+      this.budget.charge(this.archive.path, `tensor '${key}' (a strided view, size [${ref.size}] stride [${ref.stride}], of storage '${ref.storage.key}')`, n * es);
     }
-    return tensorFromBuffer(dst, ref.dtype, ref.size);
+    const ab = await this.storageBytes(ref.storage);
+    if (ref.contiguous) return tensorFromBuffer(new Uint8Array(ab, ref.offset * es, n * es), ref.dtype, ref.size);
+    return tensorFromBuffer(gatherView(ab, ref, es), ref.dtype, ref.size);
   }
 
   release(): void {
     this.buffers.clear();
   }
+}
+
+/** The elements of a strided view, row-major, in a buffer of their own (element-wise copies of `es` bytes). */
+function gatherView(src: ArrayBuffer, ref: TorchTensorRef, es: number): Uint8Array {
+  const n = ref.numel;
+  const dst = new Uint8Array(n * es);
+  if (n === 0) return dst;
+  // Copy whole elements through an integer view of the element's width (8-byte elements as two 32-bit words).
+  const words = es === 8 ? 2 : 1;
+  const unit = es === 8 ? 4 : es;
+  const View = unit === 4 ? Uint32Array : unit === 2 ? Uint16Array : Uint8Array;
+  const s = new View(src, 0, src.byteLength / unit);
+  const d = new View(dst.buffer, 0, dst.byteLength / unit);
+  const dims = ref.size.length;
+  const last = dims ? ref.size[dims - 1] : 1;
+  const lastStride = dims ? ref.stride[dims - 1] * words : 0;
+  const idx = new Array<number>(Math.max(0, dims - 1)).fill(0);
+  let o = 0;
+  for (let row = 0; row < n / last; row++) {
+    let base = ref.offset;
+    for (let d0 = 0; d0 < idx.length; d0++) base += idx[d0] * ref.stride[d0];
+    let from = base * words;
+    for (let i = 0; i < last; i++, from += lastStride) {
+      for (let w = 0; w < words; w++) d[o++] = s[from + w];
+    }
+    for (let d0 = idx.length - 1; d0 >= 0; d0--) {
+      if (++idx[d0] < ref.size[d0]) break;
+      idx[d0] = 0;
+    }
+  }
+  return dst;
 }

@@ -6,12 +6,19 @@
  * torch writes every entry uncompressed ("stored"); deflate is accepted too (zlib), anything else is refused.
  * Encrypted entries, multi-disk archives and entries that point outside the file are DATA_ERRORs naming the file.
  *
+ * Hostile archives: every read goes into a buffer of the entry's *declared* size, allocated only after the caller
+ * has accepted that size (`maxBytes`, `ByteBudget`); a deflated entry is inflated into that buffer and refused as
+ * soon as it produces one byte more (a deflate bomb never inflates past its declared size). Every entry's CRC-32
+ * is checked, except when the archive records 0 (torch ≥ 2.6 writes 0 when saving with CRCs turned off).
+ *
  * Writer: stored entries only, data aligned to 64 bytes with a padding extra field (as torch's writer does, so
  * a storage can be mapped in place), CRC-32 on every entry, no zip64 (files up to 4 GiB), written to a temporary
  * name and renamed into place.
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { Readable, Writable } from 'stream';
+import { pipeline } from 'stream/promises';
 import * as zlib from 'zlib';
 import { CtclipError } from '../errors';
 
@@ -31,22 +38,69 @@ export interface ZipEntry {
   localHeaderOffset: number;
 }
 
+/**
+ * How many bytes the entries read from one archive may take in memory together. `charge` is called before each
+ * allocation and refuses (DATA_ERROR naming the file, what asked, the request and the limit) when the running total
+ * would pass the limit; `reason` says where the limit comes from.
+ */
+export class ByteBudget {
+  used = 0;
+  constructor(
+    readonly limit: number,
+    readonly reason: string,
+  ) {}
+
+  /** `what` names the request, e.g. "entry 'archive/data/0'". */
+  charge(file: string, what: string, bytes: number): void {
+    if (this.used + bytes > this.limit) {
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${file}: ${what} needs ${bytes} bytes, which would take the tensor data read from this file to ${this.used + bytes} bytes, over the limit of ${this.limit} bytes (${this.reason})`,
+      );
+    }
+    this.used += bytes;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
-// CRC-32 (IEEE), used by the writer and to check small entries (data.pkl).
+// CRC-32 (IEEE), used by the writer and to check every entry read.
 
-let crcTable: Uint32Array | undefined;
+let crcTables: Uint32Array[] | undefined;
 
-function crc32Fallback(data: Uint8Array, crc = 0): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
+/**
+ * CRC-32 in JS for a Node without `zlib.crc32` (< 20.15): slicing-by-8 (eight bytes per step, about 0.8 GB/s),
+ * so checking every storage's CRC stays a small part of a load there too.
+ */
+export function crc32Fallback(data: Uint8Array, crc = 0): number {
+  if (!crcTables) {
+    crcTables = Array.from({ length: 8 }, () => new Uint32Array(256));
+    const t0 = crcTables[0];
     for (let n = 0; n < 256; n++) {
       let c = n;
       for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
+      t0[n] = c >>> 0;
+    }
+    for (let n = 0; n < 256; n++) {
+      for (let k = 1; k < 8; k++) crcTables[k][n] = (t0[crcTables[k - 1][n] & 0xff] ^ (crcTables[k - 1][n] >>> 8)) >>> 0;
     }
   }
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = crcTables;
   let c = (crc ^ 0xffffffff) >>> 0;
-  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  let i = 0;
+  const end8 = data.length - (data.length % 8);
+  for (; i < end8; i += 8) {
+    const a = (c ^ (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24))) >>> 0;
+    c =
+      t7[a & 0xff] ^
+      t6[(a >>> 8) & 0xff] ^
+      t5[(a >>> 16) & 0xff] ^
+      t4[a >>> 24] ^
+      t3[data[i + 4]] ^
+      t2[data[i + 5]] ^
+      t1[data[i + 6]] ^
+      t0[data[i + 7]];
+  }
+  for (; i < data.length; i++) c = t0[(c ^ data[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 
@@ -222,39 +276,120 @@ export class ZipReader {
     return start;
   }
 
-  /**
-   * Reads an entry's (uncompressed) bytes into `target`, which must be exactly `entry.size` long. Stored entries
-   * are read straight into it. `checkCrc` verifies the CRC-32 (cheap for small entries such as data.pkl).
-   */
-  readInto(entry: ZipEntry, target: Uint8Array, checkCrc = false): void {
-    if (target.length !== entry.size) throw new CtclipError('DATA_ERROR', `${this.file}: entry '${entry.name}' holds ${entry.size} bytes, expected ${target.length}`);
-    const start = this.dataOffset(entry);
+  /** DATA_ERROR naming the entry when its CRC-32 is recorded (non-zero) and `data` does not match it. */
+  private checkCrc(entry: ZipEntry, data: Uint8Array): void {
+    if (entry.crc32 !== 0 && crc32(data) !== entry.crc32) {
+      this.fail(`entry '${entry.name}' fails its CRC-32 check (recorded ${hex32(entry.crc32)}, data ${hex32(crc32(data))}): the file is corrupt`);
+    }
+  }
+
+  private checkMethod(entry: ZipEntry): void {
     if (entry.method === 0) {
       if (entry.compressedSize !== entry.size) this.fail(`stored entry '${entry.name}' has compressed size ${entry.compressedSize} != size ${entry.size}`);
-      this.readAt(start, target);
     } else if (entry.method === 8) {
-      let out: Buffer;
-      try {
-        out = zlib.inflateRawSync(this.bytes(start, entry.compressedSize));
-      } catch (e) {
-        throw new CtclipError('DATA_ERROR', `${this.file}: entry '${entry.name}': cannot inflate: ${(e as Error).message}`, { cause: e });
+      // Deflate never needs much more than the data itself (stored blocks cost 5 bytes per 64 KiB).
+      if (entry.compressedSize > entry.size + Math.floor(entry.size / 256) + 1024) {
+        this.fail(`deflated entry '${entry.name}' is ${entry.compressedSize} bytes compressed, more than deflate needs for its declared ${entry.size} bytes`);
       }
-      if (out.length !== entry.size) this.fail(`entry '${entry.name}' inflates to ${out.length} bytes, expected ${entry.size}`);
-      target.set(out);
     } else {
       this.fail(`entry '${entry.name}' uses compression method ${entry.method} (only stored and deflate are supported)`);
     }
-    if (checkCrc && crc32(target) !== entry.crc32) this.fail(`entry '${entry.name}' fails its CRC-32 check`);
   }
 
-  /** Reads a whole entry into a new buffer. */
-  read(name: string, checkCrc = true): Uint8Array {
+  private inflateFailed(entry: ZipEntry, e: unknown): never {
+    throw new CtclipError('DATA_ERROR', `${this.file}: entry '${entry.name}': cannot inflate: ${(e as Error).message}`, { cause: e });
+  }
+
+  private overflow(entry: ZipEntry): never {
+    return this.fail(`deflated entry '${entry.name}' inflates to more than its declared ${entry.size} bytes (refused there)`);
+  }
+
+  /**
+   * Reads an entry's (uncompressed) bytes into `target`, which must be exactly `entry.size` long, synchronously
+   * (small entries such as data.pkl: a deflated one transiently takes up to twice its declared size). Stored
+   * entries are read straight into it; a deflated one is inflated with its declared size as the hard output limit.
+   * The CRC-32 is checked.
+   */
+  readInto(entry: ZipEntry, target: Uint8Array): void {
+    if (target.length !== entry.size) throw new CtclipError('DATA_ERROR', `${this.file}: entry '${entry.name}' holds ${entry.size} bytes, expected ${target.length}`);
+    this.checkMethod(entry);
+    const start = this.dataOffset(entry);
+    if (entry.method === 0) {
+      this.readAt(start, target);
+    } else {
+      let out: Buffer;
+      try {
+        out = zlib.inflateRawSync(this.bytes(start, entry.compressedSize), { maxOutputLength: Math.max(1, entry.size) });
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') this.overflow(entry);
+        this.inflateFailed(entry, e);
+      }
+      if (out.length !== entry.size) this.fail(`entry '${entry.name}' inflates to ${out.length} bytes, expected ${entry.size}`);
+      target.set(out);
+    }
+    this.checkCrc(entry, target);
+  }
+
+  /**
+   * `readInto` for large entries (tensor storages): a deflated entry is streamed from the file in 1 MiB pieces and
+   * inflated straight into `target`, so memory stays at the declared size however far the data would inflate.
+   */
+  async readIntoStreaming(entry: ZipEntry, target: Uint8Array): Promise<void> {
+    if (entry.method !== 8) return this.readInto(entry, target);
+    if (target.length !== entry.size) throw new CtclipError('DATA_ERROR', `${this.file}: entry '${entry.name}' holds ${entry.size} bytes, expected ${target.length}`);
+    this.checkMethod(entry);
+    const start = this.dataOffset(entry);
+    const piece = 1 << 20;
+    const reader = this;
+    function* compressed(): Generator<Buffer> {
+      for (let off = 0; off < entry.compressedSize; off += piece) {
+        const b = Buffer.allocUnsafe(Math.min(piece, entry.compressedSize - off));
+        reader.readAt(start + off, b);
+        yield b;
+      }
+    }
+    let pos = 0;
+    let over = false;
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        if (pos + chunk.length > target.length) {
+          over = true;
+          done(new Error('declared size exceeded'));
+          return;
+        }
+        target.set(chunk, pos);
+        pos += chunk.length;
+        done();
+      },
+    });
+    try {
+      await pipeline(Readable.from(compressed()), zlib.createInflateRaw({ chunkSize: 1 << 20 }), sink);
+    } catch (e) {
+      if (over) this.overflow(entry);
+      if (e instanceof CtclipError) throw e;
+      this.inflateFailed(entry, e);
+    }
+    if (pos !== entry.size) this.fail(`entry '${entry.name}' inflates to ${pos} bytes, expected ${entry.size}`);
+    this.checkCrc(entry, target);
+  }
+
+  /**
+   * Reads a whole entry into a new buffer, refusing (before allocating) an entry declared larger than `maxBytes`.
+   */
+  read(name: string, maxBytes: number): Uint8Array {
     const entry = this.entries.get(name);
     if (!entry) throw new CtclipError('DATA_ERROR', `${this.file}: the archive has no entry '${name}'`);
+    if (entry.size > maxBytes) {
+      throw new CtclipError('DATA_ERROR', `${this.file}: entry '${name}' declares ${entry.size} bytes, over the limit of ${maxBytes} bytes for it`);
+    }
     const b = new Uint8Array(entry.size);
-    this.readInto(entry, b, checkCrc);
+    this.readInto(entry, b);
     return b;
   }
+}
+
+function hex32(n: number): string {
+  return `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

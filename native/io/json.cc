@@ -232,4 +232,32 @@ std::string JsonQuote(const std::string& s) {
   return out + "\"";
 }
 
+JsonCounts CountJson(const std::string& text) {
+  JsonCounts c;
+  int depth = 0;
+  bool inString = false;
+  for (size_t i = 0; i < text.size(); i++) {
+    const char ch = text[i];
+    if (inString) {
+      if (ch == '\\') i++;
+      else if (ch == '"') inString = false;
+      continue;
+    }
+    switch (ch) {
+      case '"': inString = true; break;
+      case '{':
+      case '[': depth++; break;
+      case '}':
+      case ']': depth--; break;
+      case ':':
+        c.separators++;
+        if (depth == 1) c.topLevelMembers++;
+        break;
+      case ',': c.separators++; break;
+      default: break;
+    }
+  }
+  return c;
+}
+
 }  // namespace ctclip::io

@@ -26,6 +26,15 @@ struct JsonValue {
 // Parses `text` completely. On malformed input throws std::runtime_error with the byte offset and what was wrong.
 JsonValue ParseJson(const std::string& text);
 
+// What a document would cost to parse, counted in one pass without allocating (for limits checked before
+// ParseJson builds anything): members of the outermost object, and structural separators (',' and ':') anywhere,
+// a bound on the number of values. Strings and escapes are skipped; malformed text is left to ParseJson.
+struct JsonCounts {
+  uint64_t topLevelMembers = 0;
+  uint64_t separators = 0;
+};
+JsonCounts CountJson(const std::string& text);
+
 // A JSON string literal (with quotes), escaping quotes, backslashes and control characters.
 std::string JsonQuote(const std::string& s);
 

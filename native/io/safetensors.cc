@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <unordered_set>
 
@@ -21,8 +22,6 @@ namespace ctclip::io {
 
 namespace {
 
-// Headers beyond this are not safetensors files (the reference reader refuses > 100 MB too).
-constexpr uint64_t kMaxHeaderBytes = 100ull * 1024 * 1024;
 
 [[noreturn]] void DataError(const std::string& path, const std::string& what) {
   throw NativeError("DATA_ERROR", "safetensors file " + path + ": " + what);
@@ -112,22 +111,45 @@ SafetensorsContent LoadSafetensors(const std::string& path) {
   ReadExact(f.fd, path, 0, lenBytes, 8);
   uint64_t headerLen = 0;
   for (int i = 7; i >= 0; i--) headerLen = (headerLen << 8) | lenBytes[i];
-  if (headerLen > kMaxHeaderBytes || headerLen > fileSize - 8) {
-    DataError(path, "header length " + std::to_string(headerLen) + " exceeds the file (" + std::to_string(fileSize) +
-                        " bytes) or the 100 MB limit");
+  if (headerLen > kSafetensorsMaxHeaderBytes) {
+    DataError(path, "header length " + std::to_string(headerLen) + " exceeds the limit of 100 MiB (" +
+                        std::to_string(kSafetensorsMaxHeaderBytes) + " bytes)");
+  }
+  if (headerLen > fileSize - 8) {
+    DataError(path, "header length " + std::to_string(headerLen) + " runs past the end of the " + std::to_string(fileSize) +
+                        "-byte file");
   }
   std::string headerText(headerLen, '\0');
   ReadExact(f.fd, path, 8, headerText.data(), headerLen);
+  // Counted before parsing: the parser's tree costs ~100 bytes per value.
+  const JsonCounts counts = CountJson(headerText);
+  if (counts.topLevelMembers > kSafetensorsMaxTensors + 1) {
+    DataError(path, "the header has " + std::to_string(counts.topLevelMembers) + " entries, over the limit of " +
+                        std::to_string(kSafetensorsMaxTensors) + " tensors");
+  }
+  if (counts.separators > kSafetensorsMaxJsonSeparators) {
+    DataError(path, "the header has " + std::to_string(counts.separators) + " JSON separators, over the limit of " +
+                        std::to_string(kSafetensorsMaxJsonSeparators) + " (20 per tensor)");
+  }
   JsonValue header;
   try {
     header = ParseJson(headerText);
   } catch (const std::runtime_error& e) {
     DataError(path, std::string("header: ") + e.what());
   }
+  headerText.clear();
+  headerText.shrink_to_fit();
   if (header.type != JsonValue::Type::Object) DataError(path, "header is not a JSON object");
 
   const uint64_t dataStart = 8 + headerLen;
   const uint64_t dataSize = fileSize - dataStart;
+  struct Entry {
+    const std::string* name;
+    at::ScalarType type;
+    std::vector<int64_t> sizes;
+    uint64_t begin, end;
+  };
+  std::vector<Entry> entries;
   SafetensorsContent content;
   std::unordered_set<std::string> seen;
   for (const auto& [name, entry] : header.members) {
@@ -176,9 +198,34 @@ SafetensorsContent LoadSafetensors(const std::string& path) {
       DataError(path, where + ": 'data_offsets' span " + std::to_string(end - begin) + " bytes but dtype " + dtype->text +
                           " and shape " + c10::str(at::IntArrayRef(sizes)) + " need " + std::to_string(nbytes));
     }
-    at::Tensor t = at::empty(sizes, at::TensorOptions().dtype(type));
-    if (nbytes > 0) ReadExact(f.fd, path, dataStart + static_cast<uint64_t>(begin), t.data_ptr(), nbytes);
-    content.tensors.push_back({name, t});
+    entries.push_back({&name, type, std::move(sizes), static_cast<uint64_t>(begin), static_cast<uint64_t>(end)});
+  }
+
+  // The entries must tile [0, dataSize) exactly, like the reference reader requires; checked before allocating.
+  std::vector<const Entry*> byOffset;
+  byOffset.reserve(entries.size());
+  for (const Entry& e : entries) byOffset.push_back(&e);
+  std::stable_sort(byOffset.begin(), byOffset.end(), [](const Entry* a, const Entry* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  uint64_t covered = 0;
+  for (const Entry* e : byOffset) {
+    if (e->begin != covered) {
+      DataError(path, "tensor '" + *e->name + "' starts at data offset " + std::to_string(e->begin) +
+                          (e->begin < covered ? " and overlaps the previous entry (which ends at " + std::to_string(covered) + ")"
+                                              : " and leaves a gap (the previous entry ends at " + std::to_string(covered) + ")"));
+    }
+    covered = e->end;
+  }
+  if (covered != dataSize) {
+    DataError(path, "the header describes " + std::to_string(covered) + " data bytes but the file has " + std::to_string(dataSize));
+  }
+
+  content.tensors.reserve(entries.size());
+  for (const Entry& e : entries) {
+    at::Tensor t = at::empty(e.sizes, at::TensorOptions().dtype(e.type));
+    if (e.end > e.begin) ReadExact(f.fd, path, dataStart + e.begin, t.data_ptr(), e.end - e.begin);
+    content.tensors.push_back({*e.name, t});
   }
   return content;
 }

@@ -29,7 +29,17 @@ struct SafetensorsContent {
   Metadata metadata;
 };
 
-// IO_ERROR when the file cannot be read; DATA_ERROR (naming the file and the field) when it is malformed.
+// Limits of the reader (docs/limits.md; lib/io/safetensors.ts enforces the same): the header's length, its
+// number of tensor entries, and its JSON separators (',' and ':', a bound on the values the parser would build:
+// a real entry has about 11). All are checked before the header is parsed.
+constexpr uint64_t kSafetensorsMaxHeaderBytes = 100ull * 1024 * 1024;
+constexpr uint64_t kSafetensorsMaxTensors = 100000;
+constexpr uint64_t kSafetensorsMaxJsonSeparators = 20 * kSafetensorsMaxTensors;
+
+// IO_ERROR when the file cannot be read; DATA_ERROR (naming the file and the field) when it is malformed or over
+// a limit. The entries must tile the data section exactly (sorted by offset: no gap, no overlap, nothing left
+// over), as the reference reader requires; this is checked for every entry before any tensor is allocated, so
+// the tensors take exactly the file's data bytes.
 SafetensorsContent LoadSafetensors(const std::string& path);
 
 // ARGUMENT_ERROR for duplicate/empty names or unsupported dtypes; IO_ERROR when writing fails.

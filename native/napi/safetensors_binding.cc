@@ -1,8 +1,10 @@
 // loadSafetensors(path) → Promise<{names, tensors, metadata}>; saveSafetensors(path, names, tensors, metadata?) →
-// Promise<void>. Both run off the JS thread (files can be gigabytes). See io/safetensors.h for the format rules.
+// Promise<void>; findNonFinite(tensors) → Promise<null | {index, element, value}> (the first NaN / ±Inf, see
+// io/finite.h). All run off the JS thread (files can be gigabytes). See io/safetensors.h for the format rules.
 #include <napi.h>
 #include <torch/torch.h>
 
+#include "io/finite.h"
 #include "io/safetensors.h"
 #include "napi/errors.h"
 #include "napi/promise_worker.h"
@@ -74,11 +76,35 @@ Napi::Value SaveSafetensorsJs(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_CATCH(env)
 }
 
+Napi::Value FindNonFiniteJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  Require(info.Length() > 0 && info[0].IsArray(), "ARGUMENT_ERROR", "findNonFinite(tensors): tensors must be an array");
+  Napi::Array list = info[0].As<Napi::Array>();
+  std::vector<at::Tensor> tensors;
+  tensors.reserve(list.Length());
+  for (uint32_t i = 0; i < list.Length(); i++) tensors.push_back(NativeTensor::FromValue(list.Get(i), "findNonFinite(tensors)"));
+  // The handles stay alive until the scan is done: a tensor may borrow a JS buffer.
+  return PromiseWorker<std::optional<io::NonFinite>>::Start(
+      env, [tensors]() { return io::FirstNonFinite(tensors); },
+      [](Napi::Env e, std::optional<io::NonFinite>& r) -> Napi::Value {
+        if (!r) return e.Null();
+        Napi::Object o = Napi::Object::New(e);
+        o.Set("index", Napi::Number::New(e, static_cast<double>(r->tensor)));
+        o.Set("element", Napi::Number::New(e, static_cast<double>(r->element)));
+        o.Set("value", r->value);
+        return o;
+      },
+      {info[0]});
+  CTCLIP_NAPI_CATCH(env)
+}
+
 }  // namespace
 
 void RegisterSafetensors(Napi::Env env, Napi::Object exports) {
   exports.Set("loadSafetensors", Napi::Function::New(env, LoadSafetensorsJs, "loadSafetensors"));
   exports.Set("saveSafetensors", Napi::Function::New(env, SaveSafetensorsJs, "saveSafetensors"));
+  exports.Set("findNonFinite", Napi::Function::New(env, FindNonFiniteJs, "findNonFinite"));
 }
 
 }  // namespace ctclip
