@@ -227,6 +227,12 @@ class PartFields {
     throw new CtclipError('DATA_ERROR', `${this.file}: "${key}" must be ${expected}, got ${shown.length > 80 ? `${shown.slice(0, 80)}…` : shown}`);
   }
 
+  /** The part's `format` must be `format` (`what` says what the part is) and its `version`, when present, 1. */
+  formatV1(format: string, what: string): void {
+    if (this.o.format !== format) this.fail('format', `'${format}' (not a ctclip ${what})`);
+    if (this.o.version !== undefined && this.o.version !== 1) this.fail('version', '1 (written by a newer ctclip?)');
+  }
+
   /** A safe integer in [min, max]; `fallback` when absent (undefined = required). */
   int(key: string, opts: { min?: number; max?: number; fallback?: number } = {}): number {
     const v = this.o[key];
@@ -250,8 +256,7 @@ function readDataPosition(dir: string, samples: number | undefined): { position:
   const file = path.join(dir, DATA_POSITION_PART);
   const dp = readJson(dir, DATA_POSITION_PART);
   const f = new PartFields(file, dp);
-  if (dp.format !== 'ctclip-data-position') f.fail('format', "'ctclip-data-position' (not a ctclip data position)");
-  if (dp.version !== undefined && dp.version !== 1) f.fail('version', '1 (written by a newer ctclip?)');
+  f.formatV1('ctclip-data-position', 'data position');
   const epoch = f.int('epoch');
   const globalSamplePosition = f.int('globalSamplePosition', samples !== undefined ? { max: samples } : {});
   const microBatches = f.int('microBatches', { fallback: 0 });
@@ -274,8 +279,7 @@ function readSchedule(dir: string): { progress: Omit<TrainProgress, 'position' |
   const file = path.join(dir, SCHEDULE_PART);
   const sc = readJson(dir, SCHEDULE_PART);
   const f = new PartFields(file, sc);
-  if (sc.format !== 'ctclip-schedule') f.fail('format', "'ctclip-schedule' (not a ctclip schedule record)");
-  if (sc.version !== undefined && sc.version !== 1) f.fail('version', '1 (written by a newer ctclip?)');
+  f.formatV1('ctclip-schedule', 'schedule record');
   const step = f.int('optimizerStep');
   let best: BestSoFar | null = null;
   if (sc.best !== undefined && sc.best !== null) {
