@@ -13,6 +13,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CtclipError } from './errors';
+// The native model configs are defined once, as zod schemas (types only here: nothing is loaded).
+import type {
+  BertNativeConfig,
+  CTClipNativeConfig,
+  CTClipTrainingNativeConfig,
+  CTViTConfig,
+  ResolvedCTViTConfig,
+} from './model/config';
+
+export type { BertNativeConfig, CTClipNativeConfig, CTClipTrainingNativeConfig, CTViTConfig };
 
 declare const brand: unique symbol;
 /** An opaque native object, distinguished at compile time by its brand. */
@@ -222,29 +232,6 @@ export interface DistGroupHandle {
 /** A native CTViT encoder (issue 3). */
 export type CTViTHandle = Handle<'CTViT'>;
 
-/** CTViT configuration as the native side takes it (reference constructor names). */
-export interface CTViTConfig {
-  dim: number;
-  codebook_size: number;
-  image_size: number;
-  patch_size: number;
-  temporal_patch_size: number;
-  spatial_depth: number;
-  temporal_depth: number;
-  dim_head: number;
-  heads: number;
-  channels?: number;
-  use_cpb?: boolean;
-  vq?: 'straight_through' | 'rotation';
-  vq_decay?: number;
-  activation_checkpointing?: boolean;
-  /** MODERN variants (model-spec §3), default false: attention without QK-norm (SDPA), RMSNorm, SwiGLU. */
-  use_flash_attention?: boolean;
-  use_rms_norm?: boolean;
-  use_swiglu?: boolean;
-  seed: number;
-}
-
 export type CTViTTensorKind = 'parameter' | 'buffer' | 'inert';
 
 export interface CTViTForwardResult {
@@ -268,7 +255,7 @@ export interface CTViTForwardBackwardResult extends CTViTForwardResult {
 }
 
 export interface CTViTInfo {
-  config: Required<CTViTConfig>;
+  config: ResolvedCTViTConfig;
   training: boolean;
   parameterCount: number;
   trainableParameterCount: number;
@@ -326,48 +313,6 @@ export interface PreprocessVolumeStats {
 // --- CT-CLIP model (issue 4) ---
 /** A native CT-CLIP model together with its trainer state (AdamW, loss scaler, step counters). */
 export type CTClipHandle = Handle<'CTClip'>;
-
-/** BERT configuration as the native side takes it (Hugging Face `BertConfig` names). */
-export interface BertNativeConfig {
-  vocab_size: number;
-  hidden_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  intermediate_size: number;
-  max_position_embeddings: number;
-  type_vocab_size?: number;
-  layer_norm_eps?: number;
-  hidden_dropout_prob?: number;
-  attention_probs_dropout_prob?: number;
-  pad_token_id?: number;
-  initializer_range?: number;
-}
-
-export interface CTClipTrainingNativeConfig {
-  precision?: 'fp32' | 'bf16' | 'fp16';
-  /** null: no clipping (the pre-clip norm is still reported). */
-  max_grad_norm?: number | null;
-  weight_decay?: number;
-  betas?: [number, number];
-  eps?: number;
-  loss_scale?: { enabled?: boolean; init_scale?: number; growth_factor?: number; backoff_factor?: number; growth_interval?: number };
-  /** loss.gather: the contrastive loss over the whole global batch (all micro-batches and ranks). Default true. */
-  gather?: boolean;
-  /** loss.local_loss: own rows against the global batch (false: every rank the full loss). Default true. */
-  local_loss?: boolean;
-  /** distributed.bucket_mb in bytes. */
-  bucket_bytes?: number;
-}
-
-export interface CTClipNativeConfig {
-  image: Omit<CTViTConfig, 'seed'> & { seed?: number };
-  text: BertNativeConfig;
-  dim_latent: number;
-  loss?: 'softmax' | 'siglip';
-  clamp_temperature?: boolean;
-  seed: number;
-  training?: CTClipTrainingNativeConfig;
-}
 
 export interface CTClipInfo {
   training: boolean;

@@ -25,7 +25,6 @@ import {
   type CTClipForwardResult,
   type CTClipHandle,
   type CTClipInfo,
-  type CTClipNativeConfig,
   type CTClipOptimizerState,
   type CTClipScalerState,
   type CTClipStepResult,
@@ -35,13 +34,14 @@ import {
 } from '../native';
 import { tensorFromBuffer } from '../tensor';
 import type { BatchEncoding } from '../text/tokenizer';
-import { resolveCTViTConfig } from './ctvit';
+import { CTClipConfigSchema, parseNativeConfig, type CTClipNativeConfig, type ResolvedCTClipConfig } from './config';
 
 export type {
   CTClipForwardResult,
   CTClipInfo,
   CTClipNativeConfig as CTClipConfig,
   CTClipOptimizerState,
+  ResolvedCTClipConfig,
   CTClipScalerState,
   CTClipStepResult,
 };
@@ -66,156 +66,9 @@ function argError(message: string): CtclipError {
   return new CtclipError('ARGUMENT_ERROR', message);
 }
 
-const TEXT_REQUIRED = [
-  'vocab_size',
-  'hidden_size',
-  'num_hidden_layers',
-  'num_attention_heads',
-  'intermediate_size',
-  'max_position_embeddings',
-] as const;
-const TEXT_KEYS = new Set<string>([
-  ...TEXT_REQUIRED,
-  'type_vocab_size',
-  'layer_norm_eps',
-  'hidden_dropout_prob',
-  'attention_probs_dropout_prob',
-  'pad_token_id',
-  'initializer_range',
-]);
-const TOP_KEYS = new Set(['image', 'text', 'dim_latent', 'loss', 'clamp_temperature', 'seed', 'training']);
-const TRAINING_KEYS = new Set(['precision', 'max_grad_norm', 'weight_decay', 'betas', 'eps', 'loss_scale', 'gather', 'local_loss', 'bucket_bytes']);
-const LOSS_SCALE_KEYS = new Set(['enabled', 'init_scale', 'growth_factor', 'backoff_factor', 'growth_interval']);
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function checkKeys(o: Record<string, unknown>, known: Set<string>, where: string): void {
-  for (const key of Object.keys(o)) {
-    if (!known.has(key)) throw argError(`${where}: unknown key '${key}' (known: ${[...known].join(', ')})`);
-  }
-}
-
-function intAt(o: Record<string, unknown>, key: string, where: string, min: number, fallback?: number): number {
-  const v = o[key];
-  if (v === undefined) {
-    if (fallback === undefined) throw argError(`${where}: '${key}' is required (an integer >= ${min})`);
-    return fallback;
-  }
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
-    throw argError(`${where}: '${key}' must be an integer >= ${min}, got ${JSON.stringify(v)}`);
-  }
-  return v;
-}
-
-function numAt(o: Record<string, unknown>, key: string, where: string, ok: (x: number) => boolean, expected: string, fallback: number): number {
-  const v = o[key];
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !ok(v)) throw argError(`${where}: '${key}' must be ${expected}, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-/** Validates a CT-CLIP config (each error names the key) and fills the defaults. */
-export function resolveCTClipConfig(config: unknown): CTClipNativeConfig {
-  if (!isObject(config)) throw argError('ctclip config: expected an object');
-  checkKeys(config, TOP_KEYS, 'ctclip config');
-  if (!isObject(config.image)) throw argError("ctclip config: 'image' is required (the CTViT config, model.image_encoder)");
-  const { seed: _ignored, ...image } = resolveCTViTConfig({ ...config.image, seed: 0 });
-  if (!isObject(config.text)) throw argError("ctclip config: 'text' is required (the BERT config, model.text_encoder)");
-  const t = config.text;
-  checkKeys(t, TEXT_KEYS, 'ctclip config text');
-  const w = 'ctclip config text';
-  const prob = (x: number) => x >= 0 && x < 1;
-  const text = {
-    vocab_size: intAt(t, 'vocab_size', w, 1),
-    hidden_size: intAt(t, 'hidden_size', w, 1),
-    num_hidden_layers: intAt(t, 'num_hidden_layers', w, 0),
-    num_attention_heads: intAt(t, 'num_attention_heads', w, 1),
-    intermediate_size: intAt(t, 'intermediate_size', w, 1),
-    max_position_embeddings: intAt(t, 'max_position_embeddings', w, 1),
-    type_vocab_size: intAt(t, 'type_vocab_size', w, 1, 2),
-    layer_norm_eps: numAt(t, 'layer_norm_eps', w, (x) => x > 0, 'a number > 0', 1e-12),
-    hidden_dropout_prob: numAt(t, 'hidden_dropout_prob', w, prob, 'a probability in [0, 1)', 0),
-    attention_probs_dropout_prob: numAt(t, 'attention_probs_dropout_prob', w, prob, 'a probability in [0, 1)', 0),
-    pad_token_id: intAt(t, 'pad_token_id', w, 0, 0),
-    initializer_range: numAt(t, 'initializer_range', w, (x) => x > 0, 'a number > 0', 0.02),
-  };
-  if (text.hidden_size % text.num_attention_heads !== 0) {
-    throw argError(`${w}: 'num_attention_heads' (${text.num_attention_heads}) must divide 'hidden_size' (${text.hidden_size})`);
-  }
-  if (text.pad_token_id >= text.vocab_size) throw argError(`${w}: 'pad_token_id' ${text.pad_token_id} is outside the vocabulary`);
-  const loss = config.loss ?? 'softmax';
-  if (loss !== 'softmax' && loss !== 'siglip') {
-    throw argError(`ctclip config: 'loss' (model.loss.type) must be 'softmax' or 'siglip', got ${JSON.stringify(loss)}`);
-  }
-  if (config.clamp_temperature !== undefined && typeof config.clamp_temperature !== 'boolean') {
-    throw argError(`ctclip config: 'clamp_temperature' must be true or false, got ${JSON.stringify(config.clamp_temperature)}`);
-  }
-  const resolved: CTClipNativeConfig = {
-    image,
-    text,
-    dim_latent: intAt(config, 'dim_latent', 'ctclip config', 1),
-    loss,
-    clamp_temperature: config.clamp_temperature ?? false,
-    seed: intAt(config, 'seed', 'ctclip config', 0),
-    training: resolveTraining(config.training),
-  };
-  return resolved;
-}
-
-function resolveTraining(v: unknown): NonNullable<CTClipNativeConfig['training']> {
-  if (v === undefined) v = {};
-  if (!isObject(v)) throw argError("ctclip config: 'training' must be an object");
-  const w = 'ctclip config training';
-  checkKeys(v, TRAINING_KEYS, w);
-  const precision = v.precision ?? 'fp32';
-  if (precision !== 'fp32' && precision !== 'bf16' && precision !== 'fp16') {
-    throw argError(`${w}: 'precision' (training.mixed_precision) must be 'fp32', 'bf16' or 'fp16', got ${JSON.stringify(precision)}`);
-  }
-  let maxGradNorm: number | null = 0.5;
-  if (v.max_grad_norm !== undefined) {
-    if (v.max_grad_norm !== null && (typeof v.max_grad_norm !== 'number' || !(v.max_grad_norm > 0) || !Number.isFinite(v.max_grad_norm))) {
-      throw argError(`${w}: 'max_grad_norm' (training.max_grad_norm) must be a number > 0 or null, got ${JSON.stringify(v.max_grad_norm)}`);
-    }
-    maxGradNorm = v.max_grad_norm;
-  }
-  let betas: [number, number] = [0.9, 0.99];
-  if (v.betas !== undefined) {
-    const b = v.betas;
-    if (!Array.isArray(b) || b.length !== 2 || !b.every((x) => typeof x === 'number' && x >= 0 && x < 1)) {
-      throw argError(`${w}: 'betas' (training.betas) must be [beta1, beta2] in [0, 1), got ${JSON.stringify(b)}`);
-    }
-    betas = [b[0] as number, b[1] as number];
-  }
-  const out: NonNullable<CTClipNativeConfig['training']> = {
-    precision,
-    max_grad_norm: maxGradNorm,
-    weight_decay: numAt(v, 'weight_decay', w, (x) => x >= 0, 'a number >= 0 (training.weight_decay)', 0.01),
-    betas,
-    eps: numAt(v, 'eps', w, (x) => x > 0, 'a number > 0 (training.eps)', 1e-8),
-  };
-  for (const key of ['gather', 'local_loss'] as const) {
-    if (v[key] === undefined) continue;
-    if (typeof v[key] !== 'boolean') throw argError(`${w}: '${key}' (model.loss.${key}) must be true or false, got ${JSON.stringify(v[key])}`);
-    out[key] = v[key] as boolean;
-  }
-  if (v.bucket_bytes !== undefined) out.bucket_bytes = intAt(v, 'bucket_bytes', w, 1);
-  if (v.loss_scale !== undefined) {
-    if (!isObject(v.loss_scale)) throw argError(`${w}: 'loss_scale' must be an object`);
-    const ls = v.loss_scale;
-    const lw = `${w} loss_scale`;
-    checkKeys(ls, LOSS_SCALE_KEYS, lw);
-    if (ls.enabled !== undefined && typeof ls.enabled !== 'boolean') throw argError(`${lw}: 'enabled' must be true or false`);
-    out.loss_scale = {
-      enabled: (ls.enabled as boolean | undefined) ?? precision === 'fp16',
-      init_scale: numAt(ls, 'init_scale', lw, (x) => x > 0 && Number.isFinite(x), 'a finite number > 0', 65536),
-      growth_factor: numAt(ls, 'growth_factor', lw, (x) => x > 1, 'a number > 1', 2),
-      backoff_factor: numAt(ls, 'backoff_factor', lw, (x) => x > 0 && x < 1, 'a number in (0, 1)', 0.5),
-      growth_interval: intAt(ls, 'growth_interval', lw, 1, 2000),
-    };
-  }
-  return out;
+/** Validates a CT-CLIP config (each error names the key and the value) and fills the defaults. */
+export function resolveCTClipConfig(config: unknown): ResolvedCTClipConfig {
+  return parseNativeConfig(CTClipConfigSchema, config, 'ctclip config');
 }
 
 /** int64 (B, L) tensors from the tokenizer's `encodeBatch` output (no copy). */
@@ -253,9 +106,9 @@ function checkLr(lr: number, fn: string): void {
 /** A native CT-CLIP model with its trainer state. */
 export class CTClip {
   readonly handle: CTClipHandle;
-  readonly config: CTClipNativeConfig;
+  readonly config: ResolvedCTClipConfig;
 
-  private constructor(handle: CTClipHandle, config: CTClipNativeConfig) {
+  private constructor(handle: CTClipHandle, config: ResolvedCTClipConfig) {
     this.handle = handle;
     this.config = config;
   }

@@ -10,7 +10,6 @@
 import { CtclipError } from '../errors';
 import {
   loadAddon,
-  type CTViTConfig,
   type CTViTForwardBackwardResult,
   type CTViTForwardResult,
   type CTViTHandle,
@@ -18,99 +17,13 @@ import {
   type CTViTTensorKind,
   type TensorHandle,
 } from '../native';
+import { CTViTConfigSchema, parseNativeConfig, type CTViTConfig, type ResolvedCTViTConfig } from './config';
 
-export type { CTViTConfig, CTViTForwardBackwardResult, CTViTForwardResult, CTViTInfo, CTViTTensorKind };
-
-export type ResolvedCTViTConfig = Required<CTViTConfig>;
-
-const REQUIRED_INT_KEYS = [
-  'dim',
-  'codebook_size',
-  'image_size',
-  'patch_size',
-  'temporal_patch_size',
-  'dim_head',
-  'heads',
-] as const;
-const DEPTH_KEYS = ['spatial_depth', 'temporal_depth'] as const;
-const KNOWN_KEYS = new Set<string>([
-  ...REQUIRED_INT_KEYS,
-  ...DEPTH_KEYS,
-  'channels',
-  'use_cpb',
-  'vq',
-  'vq_decay',
-  'activation_checkpointing',
-  'use_flash_attention',
-  'use_rms_norm',
-  'use_swiglu',
-  'seed',
-]);
-
-function argError(message: string): CtclipError {
-  return new CtclipError('ARGUMENT_ERROR', `ctvit config: ${message}`);
-}
+export type { CTViTConfig, CTViTForwardBackwardResult, CTViTForwardResult, CTViTInfo, CTViTTensorKind, ResolvedCTViTConfig };
 
 /** Validates a CTViT config and fills the defaults (channels 1, use_cpb true, vq straight_through, decay 0.8). */
 export function resolveCTViTConfig(config: unknown): ResolvedCTViTConfig {
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw argError('expected an object');
-  const c = config as Record<string, unknown>;
-  for (const key of Object.keys(c)) {
-    if (!KNOWN_KEYS.has(key)) throw argError(`unknown key '${key}' (known: ${[...KNOWN_KEYS].join(', ')})`);
-  }
-  const int = (key: string, min: number, fallback?: number): number => {
-    const v = c[key];
-    if (v === undefined) {
-      if (fallback === undefined) throw argError(`'${key}' is required (an integer >= ${min})`);
-      return fallback;
-    }
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
-      throw argError(`'${key}' must be an integer >= ${min}, got ${JSON.stringify(v)}`);
-    }
-    return v;
-  };
-  const bool = (key: string, fallback: boolean): boolean => {
-    const v = c[key];
-    if (v === undefined) return fallback;
-    if (typeof v !== 'boolean') throw argError(`'${key}' must be true or false, got ${JSON.stringify(v)}`);
-    return v;
-  };
-  const resolved: ResolvedCTViTConfig = {
-    dim: int('dim', 1),
-    codebook_size: int('codebook_size', 1),
-    image_size: int('image_size', 1),
-    patch_size: int('patch_size', 1),
-    temporal_patch_size: int('temporal_patch_size', 1),
-    spatial_depth: int('spatial_depth', 0),
-    temporal_depth: int('temporal_depth', 0),
-    dim_head: int('dim_head', 1),
-    heads: int('heads', 1),
-    channels: int('channels', 1, 1),
-    use_cpb: bool('use_cpb', true),
-    vq: 'straight_through',
-    vq_decay: 0.8,
-    activation_checkpointing: bool('activation_checkpointing', false),
-    use_flash_attention: bool('use_flash_attention', false),
-    use_rms_norm: bool('use_rms_norm', false),
-    use_swiglu: bool('use_swiglu', false),
-    seed: int('seed', 0),
-  };
-  if (c.vq !== undefined) {
-    if (c.vq !== 'straight_through' && c.vq !== 'rotation') {
-      throw argError(`'vq' must be 'straight_through' or 'rotation', got ${JSON.stringify(c.vq)}`);
-    }
-    resolved.vq = c.vq;
-  }
-  if (c.vq_decay !== undefined) {
-    if (typeof c.vq_decay !== 'number' || !(c.vq_decay > 0 && c.vq_decay <= 1)) {
-      throw argError(`'vq_decay' must be a number in (0, 1], got ${JSON.stringify(c.vq_decay)}`);
-    }
-    resolved.vq_decay = c.vq_decay;
-  }
-  if (resolved.image_size % resolved.patch_size !== 0) {
-    throw argError(`'image_size' (${resolved.image_size}) must be divisible by 'patch_size' (${resolved.patch_size})`);
-  }
-  return resolved;
+  return parseNativeConfig(CTViTConfigSchema, config, 'ctvit config');
 }
 
 /** Token grid of a video with `frames` slices: (T', H', W'). Throws SHAPE_ERROR when F is not divisible. */
