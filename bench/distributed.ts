@@ -1,6 +1,6 @@
 /**
  * Data-parallel throughput: the `mid` (or `large`) CT-CLIP train step as W = 1 and W = 2 ranks on 127.0.0.1 (Gloo),
- * 1 thread per rank, B = 4 per rank, the global-batch loss on (issue 13's "2-rank vs 1-rank throughput").
+ * 1 thread per rank, B = 4 per rank, the global-batch loss on (2-rank vs 1-rank throughput).
  *
  *   node bench/distributed.js [--preset mid|large|full] [--iters N] [--warmup N] [--device cpu|cuda] [--json]
  *

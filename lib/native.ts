@@ -80,7 +80,7 @@ export interface RawAddon {
   toTypedArray(tensor: TensorHandle): TensorData;
   tensorInfo(tensor: TensorHandle): TensorInfo;
   transform(tensor: TensorHandle, opts: { permute?: number[]; dtype?: Dtype }): Promise<TensorHandle>;
-  // --- CTViT model (issue 3) ---
+  // --- CTViT model ---
   createCTViT(config: CTViTConfig): CTViTHandle;
   ctvitForward(model: CTViTHandle, video: TensorHandle, opts?: { returnIntermediates?: boolean }): Promise<CTViTForwardResult>;
   ctvitForwardBackward(
@@ -124,14 +124,14 @@ export interface RawAddon {
     dtype?: 'float32' | 'float64';
     iters: number;
   }): Promise<{ small: boolean; maxDiff: { out: number; gradA: number; gradB: number }; smallMs: number; atenMs: number }>;
-  // --- CT volume preprocessing (issue 12; native/napi/volume_ops.cc, wrapped by lib/preprocess/resample.ts) ---
+  // --- CT volume preprocessing (native/napi/volume_ops.cc, wrapped by lib/preprocess/resample.ts) ---
   /**
    * HU (rescale never/always/auto) → clip → trilinear resample (align_corners false, fp32) → divide → centre
    * crop/pad → cast, in one AsyncWorker. `size`/`shape` are in output axis order; output axis a = input axis
    * `axes[a]`; `flip` lists input axes flipped first.
    */
   preprocessVolume(volume: TensorHandle, opts: PreprocessVolumeOptions): Promise<{ volume: TensorHandle; stats: PreprocessVolumeStats }>;
-  // --- CT-CLIP model (issue 4; native/napi/ctclip_binding.cc, wrapped by lib/model/ctclip.ts) ---
+  // --- CT-CLIP model (native/napi/ctclip_binding.cc, wrapped by lib/model/ctclip.ts) ---
   createCTClip(config: CTClipNativeConfig): CTClipHandle;
   ctclipSetTraining(model: CTClipHandle, training: boolean): void;
   ctclipInfo(model: CTClipHandle): CTClipInfo;
@@ -185,14 +185,14 @@ export interface RawAddon {
   ): Promise<CTClipStepResult>;
   ctclipSetDistributed(model: CTClipHandle, group: DistGroupHandle | null): void;
   ctclipBroadcastState(model: CTClipHandle, root: number): Promise<void>;
-  // --- CT-CLIP device placement (issue 13; native/napi/ctclip_binding.cc ToDevice, wrapped by lib/model/ctclip.ts) ---
+  // --- CT-CLIP device placement (native/napi/ctclip_binding.cc ToDevice, wrapped by lib/model/ctclip.ts) ---
   /**
    * Moves the model, its AdamW moments and its dropout generator to 'cpu' | 'cuda' | 'cuda:N'; resolves to the
    * device libtorch reports ('cpu', 'cuda:0', …). Rejects with DEVICE_UNAVAILABLE when libtorch has no such device.
    */
   ctclipToDevice(model: CTClipHandle, device: string): Promise<string>;
 
-  // --- c10d collectives (issue 10; native/napi/dist_binding.cc, wrapped by lib/dist/group.ts) ---
+  // --- c10d collectives (native/napi/dist_binding.cc, wrapped by lib/dist/group.ts) ---
   distBackends(): { gloo: boolean; nccl: boolean };
   distInit(opts: DistInitOptions): Promise<DistGroupHandle>;
   distAllReduce(group: DistGroupHandle, tensors: TensorHandle[]): Promise<void>;
@@ -229,7 +229,7 @@ export interface DistGroupHandle {
   readonly storeAddress: string | null;
 }
 
-/** A native CTViT encoder (issue 3). */
+/** A native CTViT encoder. */
 export type CTViTHandle = Handle<'CTViT'>;
 
 export type CTViTTensorKind = 'parameter' | 'buffer' | 'inert';
@@ -271,7 +271,7 @@ export interface SafetensorsContent {
   metadata: Record<string, string>;
 }
 
-// --- CT volume preprocessing (issue 12) ---
+// --- CT volume preprocessing ---
 export interface PreprocessVolumeOptions {
   rescale?: 'never' | 'always' | 'auto';
   slope?: number;
@@ -310,7 +310,7 @@ export interface PreprocessVolumeStats {
   seconds: Record<string, number>;
 }
 
-// --- CT-CLIP model (issue 4) ---
+// --- CT-CLIP model ---
 /** A native CT-CLIP model together with its trainer state (AdamW, loss scaler, step counters). */
 export type CTClipHandle = Handle<'CTClip'>;
 

@@ -1,6 +1,6 @@
 /**
  * The run plan: everything the trainer derives from the config and the dataset size before step 1
- * (pipeline-spec §3.1 with its missing guards added). Pure; `ctclip plan` prints it.
+ * (the reference's arithmetic, with its missing guards added). Pure; `ctclip plan` prints it.
  */
 import type { Config } from './config/schema';
 import { CtclipError } from './errors';

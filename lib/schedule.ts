@@ -1,7 +1,7 @@
 /**
  * Epoch/step math and the learning-rate schedule: pure functions, no I/O.
  *
- * Conventions (pipeline-spec §3.1, with the reference's bugs fixed):
+ * Conventions (the reference's, with its bugs fixed):
  *   N = samples in the training split (from our shard index), B = per-rank batch, W = world size,
  *   A = gradient-accumulation steps. One optimizer step consumes B·W·A samples, so
  *   S = floor(N / (B·W·A)) steps per epoch, and the remainder N − S·B·W·A samples of each epoch are dropped.
@@ -80,7 +80,7 @@ export interface LrScheduleParams {
  *   warmup (k <= W):  f = k / W
  *   after:            p = clamp((k − W) / max(1, T − W), 0, 1);  f = r + (1 − r)·½·(1 + cos πp)
  * The progress is clamped, so past T the LR stays at the floor instead of rising again.
- * Difference from the reference (pipeline-spec §3.3): its LambdaLR gives step k the factor f_ref(k−1), so
+ * Difference from the reference: its LambdaLR gives step k the factor f_ref(k−1), so
  * step 1 runs at LR 0 and the last step at f(T−1); ctclip uses f(k), so step 1 already learns (1/W of the
  * peak) and step T runs exactly at the floor.
  */

@@ -1,7 +1,7 @@
 /**
  * Best-checkpoint rule (pure). A checkpoint can become best only through a finite value of the configured
  * metric in its own `meta.metrics`; a save without that metric (a save-only step), null, NaN or ±Infinity never
- * becomes best (the reference let a save-only checkpoint become best after a resume, pipeline-spec §10.1).
+ * becomes best (the reference let a save-only checkpoint become best after a resume).
  * Improvement is strict: a tie keeps the earlier best.
  */
 export type BestMode = 'max' | 'min';

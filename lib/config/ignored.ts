@@ -1,6 +1,6 @@
 /**
- * Keys that the reference pipeline's configs carry but ctclip does not use (pipeline-spec §2 "read but unused"
- * and §1.7, plus the MODERN model ablation flags). A reference config must load: each of these is accepted,
+ * Keys that the reference pipeline's configs carry but ctclip does not use (read but unused there,
+ * plus the MODERN model ablation flags). A reference config must load: each of these is accepted,
  * removed, and reported once as "ignored" with the reason. Any other unknown key is an error.
  */
 export const IGNORED_KEYS: ReadonlyMap<string, string> = new Map([

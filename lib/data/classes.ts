@@ -1,5 +1,5 @@
 /**
- * The 18 CT-RATE abnormality classes in the labels-CSV column order (pipeline-spec §1.5). The stored
+ * The 18 CT-RATE abnormality classes in the labels-CSV column order (the reference's order). The stored
  * `labels` member of a canonical shard holds float32 values in exactly this order.
  */
 export const CT_RATE_CLASSES: readonly string[] = [

@@ -1,7 +1,7 @@
 /**
  * Report-text cleaning, done in the data layer (not the tokenizer) so every consumer sees the same text.
  *
- * The stored text is `Findings_EN + "\n" + Impressions_EN` (pipeline-spec §1.4). We split at the FIRST "\n"
+ * The stored text is `Findings_EN + "\n" + Impressions_EN`. We split at the FIRST "\n"
  * (findings never contain one in stage-1 output; anything after the first "\n" belongs to the impressions),
  * blank a part that is exactly "nan" (pandas NaN written by `str()`) or "Not given.", join with "\n", and
  * delete the ASCII characters `" ' ( )`. Nothing else is stripped: whitespace and the "\n" separator stay, so

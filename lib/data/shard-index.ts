@@ -2,7 +2,7 @@
  * OUR shard index (`ctclip-index.json`, written next to the shards; a user's `manifest.json` is never
  * touched or trusted): the exact list of valid samples with the byte offsets and sizes of their members,
  * built by scanning tar headers only. It exists because the reference trusts `manifest.json.total_samples`,
- * which is often an estimate (pipeline-spec §1.6), and because positioned reads need offsets.
+ * which is often an estimate, and because positioned reads need offsets.
  *
  * Built by `ctclip shards index <pattern>` (or `ctclip synth`). Every sample is checked at index time:
  * grouping (duplicate extensions, repeated keys), truncation, required members (bin, json, txt, and

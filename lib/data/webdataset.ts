@@ -1,5 +1,5 @@
 /**
- * WebDataset grouping of tar members into samples (webdataset 1.0.2 rules, pipeline-spec §1.2):
+ * WebDataset grouping of tar members into samples (webdataset 1.0.2 rules, as the reference reads its shards):
  * - key = the path up to the first '.' of the basename (directory part kept), extension = the rest,
  *   lower-cased; a name whose basename has no '.' is not part of any sample and is ignored;
  * - members of a sample are adjacent: a new key starts a new sample;

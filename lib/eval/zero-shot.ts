@@ -1,6 +1,6 @@
 /**
  * Zero-shot scoring, shared by training-time validation (lib/train/validate.ts), `node lib/inference.js` and
- * `ctclip predict` (pipeline-spec §5.1, with its fixes):
+ * `ctclip predict` (the reference's zero-shot scoring, with its bugs fixed):
  *
  * - the prompt latents are computed ONCE per evaluation from the `validation.prompts` templates over the class
  *   names (`zeroShotPromptTexts`: [positive(c0), negative(c0), positive(c1), …]);

@@ -1,5 +1,5 @@
 /**
- * The console summary of an evaluation, in the reference's style (pipeline-spec §3.6 / §5.5):
+ * The console summary of an evaluation, in the reference's style:
  *
  *   Evaluation: 1000 samples, 18 classes (17 valid), threshold 0.5
  *   Macro AUROC: 0.7312  95% CI [0.7011, 0.7598]

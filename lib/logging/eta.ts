@@ -1,6 +1,6 @@
 /**
  * `EtaEstimator`: time per step over a sliding window of PURE step durations, and elapsed time since training
- * start. It fixes two reference bugs (pipeline-spec §3.6, §10.12): the reference's ETA averaged the wall time
+ * start. It fixes two reference bugs: the reference's ETA averaged the wall time
  * between successive steps, validation and checkpointing included, so the ETA jumped up after every evaluation;
  * and its "elapsed" counted from trainer construction (checkpoint loading included).
  *

@@ -2,7 +2,7 @@
  * `logging.profile_timing`: a per-phase timing breakdown averaged over a bounded window of recent steps.
  *
  * The reference appended every step's timings to unbounded lists and compared a 100-step trainer average with
- * the model's LAST-step internal numbers (pipeline-spec §3.7, §10.12). Here every phase and the step total live in
+ * the model's LAST-step internal numbers. Here every phase and the step total live in
  * fixed ring buffers of the same `window` steps, so all numbers in a report are means over the same steps and
  * memory stays constant.
  *

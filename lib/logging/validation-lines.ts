@@ -1,5 +1,5 @@
 /**
- * The reference's parseable validation console lines (pipeline-spec §3.6, §6), kept byte-compatible because
+ * The reference's parseable validation console lines, kept byte-compatible because
  * tools such as `scripts/find_best_auprc_epoch.py` parse them out of stdout / output.log:
  *
  *     ================================================================================   (80 '=')

@@ -2,7 +2,7 @@
  * Weights & Biases, the honest way: ctclip has no wandb client. When `logging.use_wandb` is true it forces the
  * TensorBoard writer on and prints exactly how to upload the run with the wandb CLI (which imports TensorBoard
  * event files), instead of silently doing nothing (the reference's `use_tensorboard` only warned "not
- * implemented"; pipeline-spec §6, §10.12).
+ * implemented").
  */
 import * as path from 'path';
 

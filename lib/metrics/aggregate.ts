@@ -1,6 +1,6 @@
 /**
  * Multi-label evaluation: per-class metrics for every class plus the macro and weighted aggregates, with the
- * reference's key names (pipeline-spec §5.3, fixture G):
+ * reference's key names (checked against fixture G, docs/reference.md):
  *
  * - `macro_<m>`: mean of the non-NaN per-class values; NaN if every class is NaN. Single-valued classes are
  *   thereby excluded, so the denominator can shrink: `n_valid_classes` says by how much (the reference did

@@ -1,6 +1,6 @@
 /**
  * Per-class (binary) metrics, defined exactly as the reference pipeline and fixture G define them
- * (scikit-learn 1.9.1 semantics; see ../shared/fixtures/README.md §G and pipeline-spec §5.2):
+ * (scikit-learn 1.9.1 semantics; fixture G, docs/reference.md):
  *
  * - `auroc`: `roc_auc_score`, the trapezoidal area under the ROC curve. Ties are one ROC point, so the area
  *   equals the Mann–Whitney statistic with average ranks.

@@ -1,5 +1,5 @@
 /**
- * Bootstrap confidence intervals for the multi-label metrics (pipeline-spec §5.4, with its "Fix" applied).
+ * Bootstrap confidence intervals for the multi-label metrics (the reference's, with its bug fixed).
  *
  * Procedure: draw `nResamples` resamples of the n samples with replacement, recompute every per-class metric on
  * each (including a fresh oracle-threshold F1), aggregate (macro and weighted), and take percentile intervals
@@ -276,7 +276,7 @@ export function ciLabel(level: number): string {
 }
 
 /**
- * The reference's flat key style (§5.4), extended to weighted metrics: `macro_auroc_ci_lower`,
+ * The reference's flat key style, extended to weighted metrics: `macro_auroc_ci_lower`,
  * `macro_auroc_ci_upper`, `macro_auroc_ci_width`, … (NaN where undefined), plus `bootstrap_level` so that the
  * level travels with the numbers.
  */

@@ -1,6 +1,6 @@
 /**
  * Strict JSON for metric results. JSON has no NaN or Infinity; Python's json writes the non-standard `NaN`
- * (the reference's bug, pipeline-spec §10.10). `JSON.stringify` already maps non-finite numbers to `null`, but
+ * (the reference's bug). `JSON.stringify` already maps non-finite numbers to `null`, but
  * only implicitly, and it writes typed arrays as `{"0": …}` objects. This helper makes the rule explicit and
  * tested (the fixtures' `nan_encoding: "null"`) and turns typed arrays (Float64Array curves) into arrays.
  */

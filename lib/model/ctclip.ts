@@ -1,5 +1,5 @@
 /**
- * CT-CLIP (native libtorch model + training step, issue 4), typed.
+ * CT-CLIP (native libtorch model + training step), typed.
  *
  * `CTClip.create(config)` validates the configuration (errors name the key), then builds the native model: a BERT
  * text tower (Hugging Face `BertModel` layout), the CTViT image encoder, bias-free latent projections, a learnable

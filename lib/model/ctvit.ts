@@ -1,5 +1,5 @@
 /**
- * The CTViT image encoder of CT-CLIP (native libtorch module, issue 3), typed.
+ * The CTViT image encoder of CT-CLIP (native libtorch module), typed.
  *
  * `CTViT.create(config)` validates the configuration here (each error names the key and the expected value), then
  * builds the native module with deterministic, seeded initialisation. `forward` runs off the JS thread and returns
@@ -44,7 +44,7 @@ export function feedForwardInnerDim(dim: number): number {
 }
 
 export interface CTViTFlops {
-  /** Forward FLOPs (1 multiply or add = 1 FLOP), matmuls and convolutions only, as in model-spec §5.2. */
+  /** Forward FLOPs (1 multiply or add = 1 FLOP), matmuls and convolutions only, (docs/reference.md#counting-flops). */
   forward: number;
   /** Backward FLOPs: 2× the differentiable parts, 1× for the patch embedding (weight gradient only), VQ none. */
   backward: number;
@@ -52,7 +52,7 @@ export interface CTViTFlops {
 }
 
 /**
- * Analytic FLOPs of one CTViT call on a batch (model-spec §5.2): patch embedding 2·N·P·D; per layer the q/kv/out
+ * Analytic FLOPs of one CTViT call on a batch (docs/reference.md#counting-flops): patch embedding 2·N·P·D; per layer the q/kv/out
  * projections 2·N·D·3·inner + 2·N·inner·D, the feed-forward 2·N·D·2I + 2·N·I·D, the PEG 2·N·D·27, attention
  * 2 matmuls · 2·rows·heads·n²·dh; the CPB MLP once per call 2·S²·(2D + D² + D·heads); the VQ cosine distances
  * 2·N·K·D (+ the same again for the EMA sums in training).

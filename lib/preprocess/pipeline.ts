@@ -1,5 +1,5 @@
 /**
- * The canonical preprocessing of one CT volume (pipeline-spec §1.3 with ctclip's fixes; docs/preprocess.md):
+ * The canonical preprocessing of one CT volume (the reference's, with ctclip's fixes; docs/preprocess.md):
  *
  *   read NIfTI (scl_slope/scl_inter applied, as nibabel's get_fdata does)
  *   → HU: the metadata-CSV RescaleSlope/Intercept, applied per `rescale` (auto | always | never)

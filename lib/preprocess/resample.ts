@@ -15,7 +15,7 @@ export type { PreprocessVolumeStats };
 
 export type Vec3 = [number, number, number];
 
-/** Centre crop/pad of one axis of length n to t (pipeline-spec §1.3 step 7). */
+/** Centre crop/pad of one axis of length n to t (docs/preprocess.md, step 5). */
 export interface CropPad {
   /** First kept source index. */
   start: number;

@@ -1,5 +1,5 @@
 /**
- * Zero-shot validation during training (pipeline-spec §5.1, with its fixes): the prompt latents are computed
+ * Zero-shot validation during training (the reference's, with its bugs fixed): the prompt latents are computed
  * once per evaluation from the `validation.prompts` templates over the class names ("{p} is present." /
  * "{p} is not present."), every volume of the fixed seeded `eval_samples` subset is encoded once, and
  * P(present) per class is the softmax over each (present, absent) pair of scaled cosine similarities. Metrics

@@ -1,5 +1,5 @@
 /**
- * Weights in and out (issue 5): PyTorch torch.save import (restricted unpickler), safetensors, Hugging Face BERT
+ * Weights in and out: PyTorch torch.save import (restricted unpickler), safetensors, Hugging Face BERT
  * folders, the reference key list, and our torch.save / HF-folder writers. See docs/weights.md.
  */
 export { importTorchFile, type ImportedWeights, type ImportOptions } from './import-torch';

@@ -1,5 +1,5 @@
 /**
- * Key layouts of imported weights, and the mapping to ours (the reference [orig] names, model-spec §4):
+ * Key layouts of imported weights, and the mapping to ours (the reference [orig] names, lib/weights/reference-keys.ts):
  *
  * - wrappers: `{model_state_dict | state_dict | model: <state dict>, …}` (MODERN's CheckpointManager, trainers),
  *   and a `module.` prefix on every key (DistributedDataParallel) — unwrapped and reported;
@@ -82,7 +82,7 @@ function refactorDrop(key: string): string | null {
   if (/^text_transformer\.cls\./.test(key)) return 'refactor MLM head (CXRBertModel cls.*), unused by CT-CLIP';
   if (/^text_transformer\.cls_projection_head\./.test(key)) return 'refactor projection head (CXRBertModel cls_projection_head.*), unused by CT-CLIP';
   if (/^visual_transformer\.dec_(spatial|temporal)_transformer\./.test(key)) return 'CTViT decoder, unused by CT-CLIP';
-  if (key === 'visual_transformer.vq._codebook.embed_avg') return 'vector-quantize-pytorch 1.23 EMA sum, unused by the 1.1.2 quantizer (model-spec §4.3)';
+  if (key === 'visual_transformer.vq._codebook.embed_avg') return 'vector-quantize-pytorch 1.23 EMA sum, unused by the 1.1.2 quantizer';
   return null;
 }
 

@@ -1,5 +1,5 @@
 /**
- * The reference CT-CLIP state_dict key list ([orig] layout = the published `CT-CLIP_v2.pt`, model-spec §4.1/§4.2),
+ * The reference CT-CLIP state_dict key list ([orig] layout = the published `CT-CLIP_v2.pt`),
  * computed from a configuration: every key in true `state_dict()` order with its shape and kind. Used to check
  * imported files (missing / unexpected / shape mismatches) and saved files without building a model.
  */

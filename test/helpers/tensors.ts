@@ -1,5 +1,5 @@
 /**
- * Tensor comparison helpers for fixture tests (README §0.5 tolerances are applied by the callers): read values,
+ * Tensor comparison helpers for fixture tests (the tolerances of docs/reference.md are applied by the callers): read values,
  * look tensors up by name in a loaded safetensors file, max-abs differences, exact and atol comparisons.
  */
 import { expect } from 'chai';

@@ -1,5 +1,5 @@
 /**
- * Issue 12 end to end on real data: the real head CT (../shared/data/real-ct, HU NIfTI; skipped when absent)
+ * Preprocessing end to end on real data: the real head CT (../shared/data/real-ct, HU NIfTI; skipped when absent)
  * goes through `ctclip preprocess` (small --shape and --spacing matching a tiny model's image_size/frames) →
  * shards → our index → TrainLoader → ONE training step of a tiny CT-CLIP (`CTClip.trainStep`) with a finite,
  * positive loss and a finite gradient norm, and the weights move. The output geometry is asserted.

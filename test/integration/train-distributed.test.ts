@@ -1,5 +1,5 @@
 /**
- * Issue 10 end to end: `node lib/train.js` as 2 ranks on 127.0.0.1 (Gloo) with the torchrun environment.
+ * Data-parallel training end to end: `node lib/train.js` as 2 ranks on 127.0.0.1 (Gloo) with the torchrun environment.
  * The debug config (dropout on, gradient accumulation 2) trains, validates (sharded over the ranks, gathered to
  * rank 0: every chosen study once), checkpoints (rank 0 writes); a rank that dies makes the other fail within
  * distributed.timeout_minutes naming it; `--resume latest` on both ranks then ends with the same weights and
@@ -15,7 +15,7 @@ import { checkpointDirs, requireTrainer, TRAIN_JS, trainData, trainLosses, write
 
 const TOTAL = 12;
 
-describe('train: data parallel over c10d (issue 10)', function () {
+describe('train: data parallel over c10d', function () {
   this.timeout(400_000);
   let data: TrainData;
   let dir: string;

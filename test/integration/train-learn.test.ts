@@ -1,5 +1,5 @@
 /**
- * Issue 8, "done when": a seeded run of the debug config on synthetic data (≥ 100 validation samples) learns
+ * A seeded run of the debug config on synthetic data (≥ 100 validation samples) learns
  * zero-shot classification (macro AUROC ≥ 0.65 at the end), its stdout has the documented progress and
  * validation lines, and its TensorBoard event files decode (framing and CRCs checked by the reader) to the
  * values of metrics.jsonl.
@@ -37,7 +37,7 @@ function parsePairs(body: string): Record<string, number> {
   return out;
 }
 
-describe('train: the debug config learns zero-shot classification (issue 8)', function () {
+describe('train: the debug config learns zero-shot classification', function () {
   this.timeout(600_000);
   let dir: string;
   after(() => {

@@ -1,5 +1,5 @@
 /**
- * Issue 9: checkpoints that survive anything, and resume that reproduces the uninterrupted run exactly.
+ * Checkpoints that survive anything, and resume that reproduces the uninterrupted run exactly.
  * Real `node lib/train.js` children on a tiny debug-derived config (CPU, fp32, 1 thread, dropout on), killed with
  * SIGKILL at deterministic points through CTCLIP_TEST_FAULT (lib/train.ts), then resumed with `--resume latest`.
  * The reference is an uninterrupted run of the same config: per-step losses (metrics.jsonl) must be equal and the
@@ -19,7 +19,7 @@ import { checkpointDirs, describeRun, runTrain, trainData, trainLosses, writeTra
 const TOTAL = 24;
 const SAVE_EVERY = 4;
 
-describe('train: checkpoints and exact resume (issue 9)', function () {
+describe('train: checkpoints and exact resume', function () {
   this.timeout(300_000);
   let data: TrainData;
   let dir: string;

@@ -1,7 +1,7 @@
 /**
  * Golden fixtures C (`ctclip_tiny`: InfoNCE forward, every gradient, pre-clip norm, one clipped AdamW step),
  * D (`ctclip_tiny_siglip`: SigLIP forward and gradients, EMA buffers) and E (`zero_shot`: both prompt styles),
- * checked with the README §0.5 tolerances. Configs, key tables, gradient keys, sizes and optimiser settings are read
+ * checked with the fixture tolerances (docs/reference.md). Configs, key tables, gradient keys, sizes and optimiser settings are read
  * from each case's meta.json and files, so the same test runs on a fixture set with other shapes, vocabularies,
  * batch and latent sizes.
  */

@@ -1,6 +1,6 @@
 /**
  * Golden fixtures A (`ctvit_tiny_eval`) and B (`ctvit_tiny_train_step`), checked with the tolerances of the fixture
- * README §0.5. Everything (config, key table, output names, gradient keys) is read from the fixture's meta.json and
+ * docs/reference.md. Everything (config, key table, output names, gradient keys) is read from the fixture's meta.json and
  * files, so the same test works on any fixture set of these kinds (other shapes, depths, seeds).
  */
 import { expect } from 'chai';

@@ -1,5 +1,5 @@
 /**
- * The MODERN model variants of model-spec §3 behind config flags (default off): `use_flash_attention` (attention
+ * The MODERN model variants (docs/model-variants.md) behind config flags (default off): `use_flash_attention` (attention
  * without QK-norm, q/k/v from nn.LayerNorm(x), softmax(q·kᵀ/√dh)·v through SDPA where libtorch has it),
  * `use_rms_norm` (RMSNorm, key `weight`) and `use_swiglu` (SiLU(first half)·second half). Checked here: state-dict
  * key names and shapes, hand-computed attention / RMSNorm / SwiGLU outputs from the model's own weights and
@@ -77,7 +77,7 @@ function maxAbsDiff(a: number[], b: number[]): number {
 
 const L0 = 'enc_spatial_transformer.layers.0';
 
-describe('native: CTViT modern variants (model-spec §3)', function () {
+describe('native: CTViT modern variants', function () {
   before(function () {
     requireAddon(this);
   });

@@ -1,6 +1,6 @@
 /**
  * CTViT behaviour beyond the golden fixtures: CPB on/off, the literal temporal-PEG reinterpretation, activation
- * checkpointing, the rotation quantizer against its closed form (model-spec §1.6), shape/config errors, safetensors
+ * checkpointing, the rotation quantizer against its closed form (native/model/vector_quantizer.h), shape/config errors, safetensors
  * round trips and seeded determinism. Tiny configs only (the whole file runs in seconds).
  */
 import { expect } from 'chai';
@@ -196,7 +196,7 @@ describe('native: CTViT', function () {
       expect(maxAbsDiff(stateValues(model, 'vq._codebook.embed'), E.flat())).to.be.above(1e-4); // EMA moved it
     });
 
-    it('rotation: matches the closed form of model-spec §1.6 (value, gradient, EMA with embed_avg)', async function () {
+    it('rotation: matches the closed form (value, gradient, EMA with embed_avg)', async function () {
       const model = CTViT.create({ ...cfg, vq: 'rotation' }).train();
       const sd = model.stateDict();
       expect(sd.names.slice(sd.names.indexOf('vq._codebook.initted'), sd.names.indexOf('vq._codebook.initted') + 4)).to.deep.equal([
@@ -298,7 +298,7 @@ describe('native: CTViT', function () {
       const tiny = CTViT.create(TINY);
       const t = await tiny.forward(video(TINY, 3, 12, 4));
       expect(readTensor(t.embedding).shape).to.deep.equal([3, 4 * 4 * 16]);
-      // 240 slices: 24 slabs; the analytic FLOPs of the published config match model-spec §5.2
+      // 240 slices: 24 slabs; the analytic FLOPs of the published config match the reference's FlopCounterMode totals (docs/reference.md)
       const published = resolveCTViTConfig({ dim: 512, codebook_size: 8192, image_size: 480, patch_size: 20, temporal_patch_size: 10, spatial_depth: 4, temporal_depth: 4, heads: 8, dim_head: 32, seed: 0 });
       const f = ctvitFlops(published, 1, 240);
       expect(f.forward / 1e9).to.be.closeTo(966.67, 0.5);

@@ -1,5 +1,5 @@
 /**
- * Device placement (issue 13): `CTClip.to(device)`, the `device` getter, DEVICE_UNAVAILABLE for CUDA devices
+ * Device placement: `CTClip.to(device)`, the `device` getter, DEVICE_UNAVAILABLE for CUDA devices
  * libtorch does not have, device-independent save → load, and (on a machine whose libtorch sees a GPU) a train step
  * on cuda:0 against the same step on the CPU. BERT dropout is on (p = 0.1), so the dropout generator matters.
  */

@@ -1,5 +1,5 @@
 /**
- * Data-parallel equivalence (issue 10, fixture README §0.5 tolerances): one step with W = 2 ranks × B samples gives
+ * Data-parallel equivalence (the fixture tolerances of docs/reference.md): one step with W = 2 ranks × B samples gives
  * the loss, the all-reduced gradients, the post-step weights (case C's noise-aware rule) and the VQ codebook of
  * one process with the 2B samples; likewise A = 2 micro-batches × B against A = 1 × 2B, and W = 2 × A = 2 × 1.
  * Gather on, dropout 0. Also with loss.local_loss false and with SigLIP.
@@ -23,7 +23,7 @@ interface StepOut {
   state: Record<string, { kind: string; values: number[] }>;
 }
 
-/** Gradients that are mathematically zero (fixture README §0.5): compare only that they are tiny. */
+/** Gradients that are mathematically zero (docs/reference.md): compare only that they are tiny. */
 const NOISE_ONLY = [/attention\.self\.key\.bias$/, /spatial_rel_pos_bias\.net\.2\.bias$/];
 
 describe('native: data-parallel step equivalence (Gloo, loopback)', function () {

@@ -1,7 +1,7 @@
 /**
  * Fixture G (../shared/fixtures/metrics/metrics_cases.json, produced by scikit-learn 1.9.1): every per-class
  * metric, the fixed-threshold counts, f1_threshold, n_pr_points and every macro/weighted aggregate must
- * match to atol 1e-9 (the fixture README's tolerance; a float64 re-implementation reaches ~1e-15).
+ * match to atol 1e-9 (the fixture tolerance, docs/reference.md; a float64 re-implementation reaches ~1e-15).
  */
 import { expect } from 'chai';
 import { evaluateMultiLabel, toStrictJson } from '../../lib/metrics';
