@@ -1,6 +1,6 @@
 /**
- * The trainer: CT-CLIP end to end, by optimizer steps, reporting epochs as fractions (pipeline-spec §3, with the
- * reference's bugs fixed; README "Training").
+ * The trainer: CT-CLIP end to end, by optimizer steps, reporting epochs as fractions (the reference's
+ * loop with its bugs fixed; README "Training").
  *
  * One optimizer step = A micro-batches (`training.gradient_accumulation_steps`): `accumulate` × A then
  * `optimizerStep(lr)` (A = 1: one fused `trainStep`). The LR applied in step k is `lrAt(k, …)`. A step whose loss
