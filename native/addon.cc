@@ -21,10 +21,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterBuildInfo(env, exports);
   RegisterCTViT(env, exports);
   RegisterSafetensors(env, exports);
-  RegisterCTClip(env, exports);  // CT-CLIP model and training step (issue 4)
+  RegisterCTClip(env, exports);  // CT-CLIP model and training step
   RegisterBenchmarks(env, exports);
-  RegisterVolumeOps(env, exports);  // CT preprocessing (issue 12)
-  RegisterDistributed(env, exports);  // c10d collectives (issue 10)
+  RegisterVolumeOps(env, exports);  // CT preprocessing
+  RegisterDistributed(env, exports);  // c10d collectives
   return exports;
 }
 

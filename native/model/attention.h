@@ -11,7 +11,7 @@
 //    part of the graph and gets its (empty) gradient, exactly as in the reference;
 //  - `context_norm` exists only so that state files interchange: cross-attention is never built.
 //
-// Flash variant (MODERN `use_flash_attention`, model-spec §3; `TransformerVariant::flashAttention`):
+// Flash variant (MODERN `use_flash_attention`, docs/model-variants.md; `TransformerVariant::flashAttention`):
 //  - pre-norm `norm` is an nn.LayerNorm (keys `norm.weight`, `norm.bias`), also when RMSNorm is on;
 //  - q, k and v are all projected from LayerNorm(x); no QK-norm, no `q_scale` / `k_scale` (the keys are absent);
 //  - logits = q·kᵀ / √dh (+ the CPB bias when enabled), softmax, ·v — through at::scaled_dot_product_attention
@@ -32,7 +32,7 @@ namespace ctclip::model {
 constexpr double kAttentionLogitScale = 8.0;
 constexpr double kQkNormEps = 1e-12;
 
-// The MODERN flags of model-spec §3 (all off = the reference model).
+// The MODERN flags of docs/model-variants.md (all off = the reference model).
 struct TransformerVariant {
   bool flashAttention = false;  // config `use_flash_attention`
   bool rmsNorm = false;         // config `use_rms_norm`

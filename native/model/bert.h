@@ -8,7 +8,7 @@
 //   pooler.dense.{weight,bias}            (built but never run: CT-CLIP takes [CLS] of the last hidden state)
 // `embeddings.position_ids` is not a state entry (transformers >= 4.31 does not save it).
 //
-// Semantics (fixture README §1.3): embeddings = word[id] + position[0..L−1] + token_type[0] (token_type ids are
+// Semantics (Hugging Face `BertModel`, as fixture C encodes it): embeddings = word[id] + position[0..L−1] + token_type[0] (token_type ids are
 // never passed, so all zero), LayerNorm(eps = layer_norm_eps); per layer scores = q·kᵀ/√dh + (1 − mask)·min(dtype),
 // softmax, dropout, ·v; dense, dropout, LN(· + input); intermediate dense + GELU(erf); dense, dropout, LN(· + h).
 // The q/k/v projections run as one fused matmul over the concatenated weights (same maths, one GEMM). With

@@ -1,4 +1,4 @@
-// The CT-CLIP wrapper ([orig] `CTCLIP` with `BertModel`; model-spec §2): a BERT text tower, the CTViT image
+// The CT-CLIP wrapper ([orig] `CTCLIP` with `BertModel`): a BERT text tower, the CTViT image
 // encoder, bias-free projections to a shared latent space, L2 normalisation, a learnable temperature and — for the
 // SigLIP loss — a learnable logit bias.
 //

@@ -1,7 +1,7 @@
 // GEGLU feed-forward (reference `FeedForward`, an nn.Sequential): "0" LayerNorm(dim) → "1" Linear(dim → 2·I, no
 // bias) → GEGLU: value = first half, gate = second half, value · GELU_erf(gate) → dropout (p = 0) → "4" Linear(I →
 // dim, no bias). I = int(mult · (2/3) · dim) evaluated in double exactly as Python does (85 for dim 32).
-// SwiGLU variant (MODERN `use_swiglu`, model-spec §3): SiLU(FIRST half) · second half — the gate sits on the
+// SwiGLU variant (MODERN `use_swiglu`, docs/model-variants.md): SiLU(FIRST half) · second half — the gate sits on the
 // opposite half to GEGLU. Same keys and shapes; the pre-norm stays nn.LayerNorm.
 #pragma once
 

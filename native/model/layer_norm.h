@@ -2,7 +2,7 @@
 //  - LayerNorm: torch.nn.LayerNorm with `weight` and `bias` parameters;
 //  - LayerNormNB: the repo's "bias-less" LayerNorm: a `gamma` parameter and a `beta` BUFFER (zero in every real
 //    checkpoint, but stored and used, so a file with a non-zero beta behaves as in Python);
-//  - RMSNorm (MODERN `use_rms_norm`, model-spec §3): x · weight / (sqrt(mean(x²)) + 1e-8), key `weight`;
+//  - RMSNorm (MODERN `use_rms_norm`, docs/model-variants.md): x · weight / (sqrt(mean(x²)) + 1e-8), key `weight`;
 //  - NormSlot: one of the three, registered under a given name (the variant flags pick which).
 #pragma once
 

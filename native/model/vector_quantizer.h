@@ -8,7 +8,7 @@
 //    l2norm(x)) (or l2norm(E_j) for unused codes), with NO re-normalisation afterwards.
 //  - Rotation (1.23.2, the refactor's quantizer): the input is first x̂ = l2norm(x) (eps 1e-6); the EMA keeps
 //    `embed_avg` ← lerp(Σ assigned x̂, 1 − decay) and sets E = l2norm(embed_avg / laplace-smoothed cluster_size);
-//    the training output is the rotation trick (model-spec §1.6): out = (|e|/|x̂|)·[x̂ − 2(x̂·w)w + 2(x̂·u)q̂] with
+//    the training output is the rotation trick: out = (|e|/|x̂|)·[x̂ − 2(x̂·w)w + 2(x̂·u)q̂] with
 //    u = x̂/|x̂|, q̂ = e/|e|, w = l2norm(u + q̂), all (and the scale) treated as constants.
 // The commitment loss (MSE between the detached code and the input) is computed in training but is no part of the
 // CLIP loss.

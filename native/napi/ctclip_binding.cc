@@ -362,7 +362,7 @@ Napi::Value StateDict(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_CATCH(env)
 }
 
-// Keys that older files carry and no current model has: dropped silently (model-spec §4.3).
+// Keys that older files carry and no current model has: dropped silently.
 const char* const kStaleKeys[] = {"text_transformer.embeddings.position_ids"};
 
 Napi::Value LoadStateDictFn(const Napi::CallbackInfo& info) {

@@ -1,5 +1,5 @@
 // preprocessVolume(volume, opts) → Promise<{ volume, stats }>: the canonical CT preprocessing of one volume
-// (pipeline-spec §1.3, with ctclip's fixes; docs/preprocess.md) in ONE AsyncWorker, off the JS thread:
+// (the reference's, with ctclip's fixes; docs/preprocess.md) in ONE AsyncWorker, off the JS thread:
 //
 //   HU (optional x·slope + intercept, decided by `rescale`) → clip to the window → trilinear resample
 //   (interpolate, align_corners = false, fp32, explicit output size) → divide → centre crop/pad with `padValue`

@@ -1,4 +1,4 @@
-// Contrastive losses of CT-CLIP (model-spec §2.3), computed in float32 (autocast off) from L2-normalised latents.
+// Contrastive losses of CT-CLIP, computed in float32 (autocast off) from L2-normalised latents.
 //
 // The signature separates "my latents" from "everybody's latents" so that a data-parallel trainer can pass the
 // latents gathered over all ranks: rows of the logits are this rank's texts, columns are all images, and the

@@ -1,4 +1,4 @@
-// One CT-CLIP training step in C++ (model-spec §7), split for gradient accumulation:
+// One CT-CLIP training step in C++, split for gradient accumulation:
 //
 //   Accumulate(batch, A)  forward (under autocast for bf16/fp16; the VQ and the loss stay float32), then backward of
 //                         loss · lossScale / A, ADDING into the parameter gradients. After A calls the gradients
