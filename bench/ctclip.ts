@@ -11,9 +11,9 @@
  * native step reads the loss and the gradient norm with .item() before it returns.
  *
  * --image / --text merge overrides into the preset's image / text config (e.g. '{"use_flash_attention":true}').
- * `large` is the issue's second config (see LARGE_CTCLIP_CONFIG; reference 624 ms per step).
+ * `large` is the second preset (see LARGE_CTCLIP_CONFIG; reference 624 ms per step).
  *
- * Config `mid` (the performance issue): CTViT dim 128, codebook 1024, image 96, patch 16, temporal patch 8, F 48,
+ * Config `mid` (docs/performance.md): CTViT dim 128, codebook 1024, image 96, patch 16, temporal patch 8, F 48,
  * depth 2+2, heads 4 × 32; BERT hidden 128, 2 layers, 2 heads, intermediate 512, vocab 1500, sequence 64,
  * dropout 0; latent 128; batch 4; fp32; 2 intra-op threads. Volumes enter as the loader gives them (float16
  * (B, H, W, D), permuted and cast natively). Reports the median wall time of a step and the median forward /
@@ -36,7 +36,7 @@ import { median, uniformArray } from './common';
 export const REFERENCE_STEP_MS = 110;
 
 /**
- * The performance issue's configs (reference = the Python reference's median step, torch 2.13 CPU, 2 threads) and
+ * The benchmark presets of docs/performance.md (reference = the Python reference's median step, torch 2.13 CPU, 2 threads) and
  * `full`, the base config's model (no reference: NaN).
  */
 export type CtclipPreset = 'mid' | 'large' | 'full';

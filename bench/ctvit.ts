@@ -3,7 +3,7 @@
  *
  *   node bench/ctvit.js [--batch B] [--frames F] [--threads T] [--warmup W] [--iters K] [--matmul N] [--json]
  *
- * Config `mid` (the performance issue's CTViT part): dim 128, codebook 1024, image 96, patch 16, temporal patch 8,
+ * Config `mid` (the CTViT part of docs/performance.md's `mid`): dim 128, codebook 1024, image 96, patch 16, temporal patch 8,
  * F 48, depth 2+2, heads 4, dim_head 32, batch 4, 2 intra-op threads. Reports the median wall time of a forward
  * (eval mode, no autograd) and of a forward+backward (train mode: EMA + straight-through, backward of
  * Σ embedding ⊙ R), the achieved GFLOP/s with FLOPs counted analytically as docs/reference.md says (`ctvitFlops`), the

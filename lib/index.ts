@@ -79,7 +79,7 @@ export { epochGeometry, stepsPerEpoch, lrFactor, lrAt, type EpochGeometry, type 
  */
 export { planRun, formatPlan, type RunPlan, type PlanInput } from './plan';
 /**
- * Alias of `planRun`, under the name the issue tracker and some docs use: the run plan is the training
+ * Alias of `planRun`, kept for callers that use this name: the run plan is the training
  * schedule (steps/epoch, total steps, warmup, eval and save cadence) of a config on N samples and W ranks.
  */
 export const planSchedule: typeof planRun = planRun;
@@ -158,7 +158,7 @@ export { encodePrompts, scoreVolumes, zeroShotScores, type ZeroShotPrompts, type
 // ── training ──────────────────────────────────────────────────────────────────────────────────────────────────
 /**
  * The trainer (what `node lib/train.js` runs): `await Trainer.create({config, resume?, initFrom?})`, then
- * `await trainer.run()` → `TrainResult`. It is an EventEmitter; see `TrainerEvents` for the events and their
+ * `await trainer.fit()` → `TrainResult`. It is an EventEmitter; see `TrainerEvents` for the events and their
  * payloads. `trainer.requestStop(reason)` (e.g. from a listener, for early stopping) finishes the current step,
  * saves a checkpoint and returns with status 'stopped'.
  */

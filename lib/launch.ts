@@ -38,6 +38,7 @@ import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, parseCommandArgs, runAsMain, runCommand } from './commands/common';
+import { DEFAULT_MASTER_PORT } from './dist/env';
 import { CtclipError } from './errors';
 
 export const USAGE = `usage: ctclip launch [--nproc_per_node N] [--nnodes M --node_rank R --master_addr A --master_port P]
@@ -49,7 +50,7 @@ export const USAGE = `usage: ctclip launch [--nproc_per_node N] [--nnodes M --no
   --nnodes M            nodes taking part (default 1)
   --node_rank R         this node's index, 0 <= R < M (default 0)
   --master_addr A       address of the node that runs rank 0 (default 127.0.0.1)
-  --master_port P       free TCP port there for rank 0's rendezvous store, 1..65535 (default 29500)
+  --master_port P       free TCP port there for rank 0's rendezvous store, 1..65535 (default ${DEFAULT_MASTER_PORT})
   --max_restarts K      restart all workers of this node up to K times after a failure (default 0),
                         with --resume latest appended to the worker args
   --monitor_interval S  seconds between checks of the workers' state (default 0.1)
@@ -79,7 +80,7 @@ export interface LaunchOptions {
   nodeRank?: number;
   /** Address of rank 0's node (default 127.0.0.1). */
   masterAddr?: string;
-  /** Port of rank 0's c10d store, 1..65535 (default 29500). */
+  /** Port of rank 0's c10d store, 1..65535 (default `DEFAULT_MASTER_PORT`, 29500). */
   masterPort?: number;
   /** Restarts of all workers after a failure (default 0). */
   maxRestarts?: number;
@@ -187,7 +188,7 @@ export function resolveLaunchOptions(o: LaunchOptions, checkScript = true): Reso
   const nnodes = integer('nnodes', str(o.nnodes), 1, 1);
   const nodeRank = integer('node_rank', str(o.nodeRank), 0, 0);
   if (nodeRank >= nnodes) throw new CtclipError('ARGUMENT_ERROR', `--node_rank must be < --nnodes (${nnodes}), got ${nodeRank}`);
-  const masterPort = integer('master_port', str(o.masterPort), 29500, 1, 65535);
+  const masterPort = integer('master_port', str(o.masterPort), DEFAULT_MASTER_PORT, 1, 65535);
   const maxRestarts = integer('max_restarts', str(o.maxRestarts), 0, 0);
   const monitorInterval = seconds('monitor_interval', str(o.monitorInterval), 0.1);
   const gracePeriod = seconds('grace_period', str(o.gracePeriod), 10);
@@ -215,7 +216,7 @@ export function parseLaunchArgs(argv: string[], checkScript = true): ResolvedLau
       nnodes: intText('nnodes', 1, 1),
       nodeRank: intText('node_rank', 0, 0),
       masterAddr: values.master_addr,
-      masterPort: intText('master_port', 29500, 1, 65535),
+      masterPort: intText('master_port', DEFAULT_MASTER_PORT, 1, 65535),
       maxRestarts: intText('max_restarts', 0, 0),
       monitorInterval: seconds('monitor_interval', values.monitor_interval, 0.1),
       gracePeriod: seconds('grace_period', values.grace_period, 10),

@@ -21,6 +21,7 @@ export interface DistEnv {
   source: 'torchrun' | 'slurm' | 'single';
 }
 
+/** The rendezvous port when none is given (torchrun's default): MASTER_PORT, `ctclip launch --master_port`. */
 export const DEFAULT_MASTER_PORT = 29500;
 
 type Env = Record<string, string | undefined>;
