@@ -5,7 +5,7 @@ export { readPart, readJsonPart, readMeta } from './read';
 export type { CheckpointMeta } from './read';
 export { verifyCheckpoint, readManifest, MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION } from './manifest';
 export type { CheckpointManifest, ManifestEntry, VerifyResult } from './manifest';
-export { checkpointName, parseCheckpointName, LATEST_POINTER, BEST_POINTER, MANIFEST_FILE, META_FILE } from './names';
+export { checkpointName, parseCheckpointName, LATEST_POINTER, BEST_POINTER, MANIFEST_FILE, META_FILE, MODEL_PART } from './names';
 export type { PartSource, PartWriter, PartValue } from './parts';
 export type { BestMode } from './best';
 export { RunLock, inspectRunLock, RUN_LOCK_FILE } from './run-lock';

@@ -18,6 +18,8 @@ export const LATEST_POINTER = 'latest.json';
 export const BEST_POINTER = 'best.json';
 export const MANIFEST_FILE = 'manifest.json';
 export const META_FILE = 'meta.json';
+/** The model weights part of a training checkpoint (safetensors under the reference key names). */
+export const MODEL_PART = 'model.safetensors';
 
 const CHECKPOINT_RE = /^ckpt-step(\d{8,})$/;
 const LEFTOVER_RE = /^\.(tmp|old|del)-(ckpt-step\d{8,})-(\d+)-([0-9a-z]+)$/;

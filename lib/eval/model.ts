@@ -14,18 +14,19 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { CheckpointManager, LATEST_POINTER, MANIFEST_FILE, parseCheckpointName, readMeta } from '../checkpoint';
+import { CheckpointManager, LATEST_POINTER, MANIFEST_FILE, MODEL_PART, parseCheckpointName, readMeta } from '../checkpoint';
 import { hashFile } from '../checkpoint/manifest';
 import type { Config } from '../config/schema';
-import { classNamesFromLabelsCsv, type ShardIndex } from '../data/shard-index';
 import { CtclipError } from '../errors';
-import { modelConfigFromConfig } from '../model/config';
 import { deviceFor, launchedLocalRank } from '../model/device';
-import { CTClip } from '../model/ctclip';
-import { Tokenizer } from '../text/tokenizer';
-import { loadWeightsFile, type ReferenceKey, type WeightsReport } from '../weights';
+import type { CTClip } from '../model/ctclip';
+import { buildModel } from '../model/factory';
+import { loadWeightsInto } from '../model/load-weights';
+import type { Tokenizer } from '../text/tokenizer';
+import type { WeightsReport } from '../weights';
 
-export const MODEL_WEIGHTS_PART = 'model.safetensors';
+// Resolved as training resolves them (one place: lib/model/factory.ts).
+export { resolveClassNames, vocabFile } from '../model/factory';
 
 export interface ResolvedWeights {
   /** The weights file actually read. */
@@ -54,27 +55,27 @@ export async function resolveWeights(arg: string, onWarn: (message: string) => v
   if (fs.existsSync(path.join(abs, MANIFEST_FILE))) {
     const manager = new CheckpointManager({ dir: path.dirname(abs), keepLastN: 0, readOnly: true, onLog: log });
     const found = await manager.resolve(abs);
-    return fromCheckpoint(found!.path, found!.manifest.files[MODEL_WEIGHTS_PART]?.sha256 ?? null, 'checkpoint');
+    return fromCheckpoint(found!.path, found!.manifest.files[MODEL_PART]?.sha256 ?? null, 'checkpoint');
   }
   const entries = fs.readdirSync(abs);
   if (entries.includes(LATEST_POINTER) || entries.some((n) => parseCheckpointName(n) !== null)) {
     const manager = new CheckpointManager({ dir: abs, keepLastN: 0, readOnly: true, onLog: log });
     const found = await manager.resolve('latest');
     if (!found) throw new CtclipError('ARGUMENT_ERROR', `--checkpoint ${arg}: a run directory without a complete checkpoint`);
-    return fromCheckpoint(found.path, found.manifest.files[MODEL_WEIGHTS_PART]?.sha256 ?? null, 'run-dir');
+    return fromCheckpoint(found.path, found.manifest.files[MODEL_PART]?.sha256 ?? null, 'run-dir');
   }
-  if (entries.includes(MODEL_WEIGHTS_PART)) {
-    return { file: path.join(abs, MODEL_WEIGHTS_PART), kind: 'folder', checkpointDir: null, step: null, sha256: null };
+  if (entries.includes(MODEL_PART)) {
+    return { file: path.join(abs, MODEL_PART), kind: 'folder', checkpointDir: null, step: null, sha256: null };
   }
   throw new CtclipError(
     'ARGUMENT_ERROR',
-    `--checkpoint ${arg}: a folder that is neither a checkpoint (no ${MANIFEST_FILE}), nor a run directory (no ${LATEST_POINTER} or ckpt-step* folders), nor holds a ${MODEL_WEIGHTS_PART}`,
+    `--checkpoint ${arg}: a folder that is neither a checkpoint (no ${MANIFEST_FILE}), nor a run directory (no ${LATEST_POINTER} or ckpt-step* folders), nor holds a ${MODEL_PART}`,
   );
 }
 
 async function fromCheckpoint(dir: string, sha256: string | null, kind: 'checkpoint' | 'run-dir'): Promise<ResolvedWeights> {
-  const file = path.join(dir, MODEL_WEIGHTS_PART);
-  if (!fs.existsSync(file)) throw new CtclipError('DATA_ERROR', `checkpoint ${dir} has no ${MODEL_WEIGHTS_PART}`);
+  const file = path.join(dir, MODEL_PART);
+  if (!fs.existsSync(file)) throw new CtclipError('DATA_ERROR', `checkpoint ${dir} has no ${MODEL_PART}`);
   let step: number | null = parseCheckpointName(path.basename(dir));
   try {
     const meta = await readMeta(dir, { verify: false });
@@ -83,22 +84,6 @@ async function fromCheckpoint(dir: string, sha256: string | null, kind: 'checkpo
     /* the folder name's step is enough */
   }
   return { file, kind, checkpointDir: dir, step, sha256 };
-}
-
-/** Class names: data.class_names, else the labels_valid CSV header, else the shard index's (as the trainer). */
-export function resolveClassNames(cfg: Config, index: ShardIndex | null): string[] {
-  if (cfg.data.class_names) return [...cfg.data.class_names];
-  if (cfg.data.labels_valid) return classNamesFromLabelsCsv(cfg.data.labels_valid);
-  if (index?.classNames) return [...index.classNames];
-  throw new CtclipError('CONFIG_ERROR', 'no class names: set data.labels_valid (a labels CSV) or data.class_names, or index the shards with --labels-csv');
-}
-
-/** The tokenizer's vocab.txt: model.text_encoder.vocab, else <model.text_encoder.path>/vocab.txt. */
-export function vocabFile(cfg: Config): string {
-  const te = cfg.model.text_encoder;
-  if (te.vocab) return te.vocab;
-  if (te.path) return path.join(te.path, 'vocab.txt');
-  throw new CtclipError('CONFIG_ERROR', 'model.text_encoder.vocab (a vocab.txt) or model.text_encoder.path (a Hugging Face BERT folder) must be set');
 }
 
 /** Human-readable lines of a weights import report (layout, dropped/renamed/missing/unexpected keys). */
@@ -141,37 +126,31 @@ export async function loadInferenceModel(
   // Resolved first: a device this machine does not have fails before any weights are read.
   const device = deviceFor(cfg, opts.device, launchedLocalRank());
   const weights = await resolveWeights(checkpointArg, onWarn);
-  const tokenizer = Tokenizer.fromVocabFile(vocabFile(cfg), { doLowerCase: cfg.model.text_encoder.do_lower_case });
-  const model = CTClip.create(modelConfigFromConfig(cfg, tokenizer.vocabSize));
+  const { model, tokenizer } = buildModel(cfg);
   try {
-    const sd = model.stateDict();
-    const expected: ReferenceKey[] = sd.names.map((key, i) => ({ key, shape: sd.shapes[i], kind: sd.kinds[i] === 'parameter' ? 'param' : 'buffer' }));
-    sd.tensors.forEach((t) => t.dispose());
-    const imported = await loadWeightsFile(weights.file, { expect: 'ctclip', expected });
-    const r = imported.report;
-    if (r.format === 'torch') log(...formatImportReport(r));
-    try {
-      const problems: string[] = [];
-      if (r.missing && r.missing.length) problems.push(`missing: ${r.missing.slice(0, 5).join(', ')}${r.missing.length > 5 ? ` (+${r.missing.length - 5})` : ''}`);
-      if (r.unexpected.length) problems.push(`unexpected: ${r.unexpected.slice(0, 5).join(', ')}${r.unexpected.length > 5 ? ` (+${r.unexpected.length - 5})` : ''}`);
-      if (r.shapeMismatches.length) problems.push(`shape mismatches: ${r.shapeMismatches.slice(0, 3).map((m) => JSON.stringify(m)).join('; ')}`);
-      if (problems.length) {
-        throw new CtclipError('DATA_ERROR', `${weights.file}: the weights do not fit the model configured by the config (${problems.join('; ')}); check model.* in the config`);
-      }
-      const loaded = model.loadStateDict(imported.names, imported.tensors, { strict: false });
-      if (loaded.missing.length || loaded.unexpected.length) {
-        throw new CtclipError('DATA_ERROR', `${weights.file}: the weights do not fit the configured model (missing: ${loaded.missing.slice(0, 5).join(', ') || 'none'}; unexpected: ${loaded.unexpected.slice(0, 5).join(', ') || 'none'})`);
-      }
-    } finally {
-      imported.tensors.forEach((t) => t.dispose());
+    const loaded = await loadWeightsInto(model, { kind: 'weights-file', file: weights.file }, {
+      beforeLoad: (r) => {
+        if (r.format === 'torch') log(...formatImportReport(r));
+        const problems: string[] = [];
+        if (r.missing && r.missing.length) problems.push(`missing: ${r.missing.slice(0, 5).join(', ')}${r.missing.length > 5 ? ` (+${r.missing.length - 5})` : ''}`);
+        if (r.unexpected.length) problems.push(`unexpected: ${r.unexpected.slice(0, 5).join(', ')}${r.unexpected.length > 5 ? ` (+${r.unexpected.length - 5})` : ''}`);
+        if (r.shapeMismatches.length) problems.push(`shape mismatches: ${r.shapeMismatches.slice(0, 3).map((m) => JSON.stringify(m)).join('; ')}`);
+        if (problems.length) {
+          throw new CtclipError('DATA_ERROR', `${weights.file}: the weights do not fit the model configured by the config (${problems.join('; ')}); check model.* in the config`);
+        }
+      },
+    });
+    if (loaded.missing.length || loaded.unexpected.length) {
+      throw new CtclipError('DATA_ERROR', `${weights.file}: the weights do not fit the configured model (missing: ${loaded.missing.slice(0, 5).join(', ') || 'none'}; unexpected: ${loaded.unexpected.slice(0, 5).join(', ') || 'none'})`);
     }
+    const r = loaded.report as WeightsReport;
     // The weights were copied in on the CPU; one move puts the whole model on its device (opts.device, else the
     // config's device section).
     await model.to(device);
     model.eval();
     const sha256 = weights.sha256 ?? (await hashFile(weights.file)).sha256;
     const where = weights.checkpointDir ? `checkpoint ${weights.checkpointDir}${weights.step !== null ? ` (step ${weights.step})` : ''}` : weights.file;
-    log(`Loaded ${imported.names.length} tensors from ${where} (${r.layoutDescription}), model on ${model.device}`);
+    log(`Loaded ${loaded.count} tensors from ${where} (${r.layoutDescription}), model on ${model.device}`);
     return { model, tokenizer, weights, report: r, checkpoint: { path: weights.checkpointDir ?? weights.file, step: weights.step, sha256 } };
   } catch (e) {
     model.dispose();

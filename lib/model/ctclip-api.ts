@@ -1,21 +1,21 @@
 /**
  * Convenience wrappers over `CTClip` for library users (exported from the package root): build a model from a run
  * config, load weights the way `ctclip infer` does, save weights the way a checkpoint does, encode texts, and
- * zero-shot-score volumes. Thin by design: model construction is lib/model/config.ts + `CTClip.create`, loading
+ * zero-shot-score volumes. Thin by design: model construction is lib/model/factory.ts (`buildModel`), loading
  * is lib/eval/model.ts (`loadInferenceModel`), saving is lib/weights/save.ts, and zero-shot scoring is
  * lib/eval/zero-shot.ts (`encodePrompts` + `scoreVolumes`), the same code training-time validation runs.
  */
 import { DEFAULT_PROMPTS, type Config } from '../config/schema';
 import { CtclipError } from '../errors';
-import { loadInferenceModel, vocabFile } from '../eval/model';
+import { loadInferenceModel } from '../eval/model';
 import { encodePrompts, scoreVolumes, type ZeroShotPrompts } from '../eval/zero-shot';
 import type { TensorHandle } from '../native';
-import { Tokenizer } from '../text/tokenizer';
+import type { Tokenizer } from '../text/tokenizer';
 import type { WeightsReport } from '../weights/layout';
 import { saveWeights } from '../weights/save';
-import { modelConfigFromConfig } from './config';
-import { CTClip, textTensors } from './ctclip';
+import { textTensors, type CTClip } from './ctclip';
 import { deviceFor, launchedLocalRank, type DeviceRequest } from './device';
+import { buildModel } from './factory';
 
 /** A model together with the tokenizer its text tower was built for. */
 export interface ModelWithTokenizer {
@@ -40,9 +40,7 @@ export interface CreateModelOptions {
  * vocabulary and none is passed.
  */
 export function createModel(cfg: Config, opts: CreateModelOptions = {}): ModelWithTokenizer {
-  const tokenizer = opts.tokenizer ?? Tokenizer.fromVocabFile(vocabFile(cfg), { doLowerCase: cfg.model.text_encoder.do_lower_case });
-  const model = CTClip.create(modelConfigFromConfig(cfg, tokenizer.vocabSize));
-  return { model, tokenizer };
+  return buildModel(cfg, { tokenizer: opts.tokenizer });
 }
 
 /**

@@ -16,12 +16,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as YAML from 'yaml';
-import type { PartSource } from '../checkpoint';
+import { MODEL_PART, type PartSource } from '../checkpoint';
 import type { Config } from '../config/schema';
 import type { DataPosition } from '../data/sampler';
 import { CtclipError } from '../errors';
 import type { CTClip } from '../model/ctclip';
-import { readModelSafetensors } from '../weights/load';
+import { loadWeightsInto } from '../model/load-weights';
 import {
   nativeRngFromTensors,
   nativeRngToTensors,
@@ -36,7 +36,7 @@ import { loadAddon, type TensorHandle } from '../native';
 import { Rng } from '../rng';
 import { saveWeights } from '../weights/save';
 
-export const MODEL_PART = 'model.safetensors';
+export { MODEL_PART };
 export const DATA_POSITION_PART = 'data_position.json';
 export const SCHEDULE_PART = 'schedule.json';
 export const METRICS_PART = 'metrics.json';
@@ -311,16 +311,12 @@ function readSchedule(dir: string): { progress: Omit<TrainProgress, 'position' |
   };
 }
 
-/** Loads model weights from a safetensors file into the model (strict: every key, no extras; finite values). */
+/**
+ * Loads a checkpoint's model part into the model (strict: every key, no extras; finite values): the 'model-part'
+ * route of `loadWeightsInto` (lib/model/load-weights.ts).
+ */
 export async function loadModelWeights(model: CTClip, file: string): Promise<void> {
-  const c = await readModelSafetensors(file);
-  try {
-    model.loadStateDict(c.names, c.tensors, { strict: true });
-  } catch (e) {
-    throw new CtclipError((e as { code?: string }).code === 'ARGUMENT_ERROR' ? 'DATA_ERROR' : ((e as CtclipError).code ?? 'DATA_ERROR'), `${file}: ${(e as Error).message}`, { cause: e });
-  } finally {
-    c.tensors.forEach((t) => t.dispose());
-  }
+  await loadWeightsInto(model, { kind: 'model-part', file });
 }
 
 export interface RestoreResult {

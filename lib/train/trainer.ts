@@ -30,11 +30,11 @@ import { EventEmitter } from 'events';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as YAML from 'yaml';
-import { CheckpointManager, type CheckpointManagerOptions, type SaveResult } from '../checkpoint';
+import { CheckpointManager, MODEL_PART, type CheckpointManagerOptions, type SaveResult } from '../checkpoint';
 import type { Config } from '../config/schema';
 import { EvalLoader, TrainLoader, badSamplesEvent, formatBadSamples, type Batch } from '../data/loader';
 import type { DataPosition } from '../data/sampler';
-import { classNamesFromLabelsCsv, openIndex, type ShardIndex } from '../data/shard-index';
+import { openIndex } from '../data/shard-index';
 import { CtclipError } from '../errors';
 import {
   EtaEstimator,
@@ -49,15 +49,16 @@ import {
   wandbPlan,
   writeRunReport,
 } from '../logging';
-import { modelConfigFromConfig } from '../model/config';
 import { describeDeviceConfig, deviceForConfig, launchedLocalRank } from '../model/device';
-import { CTClip, textTensors, type CTClipStepResult } from '../model/ctclip';
+import { textTensors, type CTClip, type CTClipStepResult } from '../model/ctclip';
+import { buildModel, resolveClassNames } from '../model/factory';
+import { loadWeightsInto } from '../model/load-weights';
 import { formatPlan, planRun, type RunPlan } from '../plan';
 import { configureThreads } from '../runtime';
 import { lrAt } from '../schedule';
-import { Tokenizer } from '../text/tokenizer';
-import { importHfBertFolder, loadWeightsFile, type ReferenceKey } from '../weights';
-import { checkpointParts, loadModelWeights, restoreCheckpoint, MODEL_PART, type TrainProgress } from './checkpoint-io';
+import type { Tokenizer } from '../text/tokenizer';
+import type { WeightsReport } from '../weights';
+import { checkpointParts, loadModelWeights, restoreCheckpoint, type TrainProgress } from './checkpoint-io';
 import { ensureRunDir, lockRunDir, type RunDir } from './run-dir';
 import type { RunLock } from '../checkpoint/run-lock';
 import { writeFileAtomicSync } from '../io/atomic';
@@ -153,21 +154,6 @@ export interface TrainResult {
 }
 
 const GiB = 1024 ** 3;
-
-/** Class names: data.class_names, else the labels_valid CSV header, else the validation index's. */
-function resolveClassNames(cfg: Config, valIndex: ShardIndex | null): string[] {
-  if (cfg.data.class_names) return [...cfg.data.class_names];
-  if (cfg.data.labels_valid) return classNamesFromLabelsCsv(cfg.data.labels_valid);
-  if (valIndex?.classNames) return [...valIndex.classNames];
-  throw new CtclipError('CONFIG_ERROR', 'no class names: set data.labels_valid (a labels CSV) or data.class_names, or index the validation shards with --labels-csv');
-}
-
-function vocabFile(cfg: Config): string {
-  const te = cfg.model.text_encoder;
-  if (te.vocab) return te.vocab;
-  if (te.path) return path.join(te.path, 'vocab.txt');
-  throw new CtclipError('CONFIG_ERROR', 'model.text_encoder.vocab (a vocab.txt) or model.text_encoder.path (a Hugging Face BERT folder) must be set');
-}
 
 class MeanWindow {
   private readonly buf: Float64Array;
@@ -295,7 +281,7 @@ export class Trainer extends EventEmitter {
     const valIndex = openIndex(cfg.data.webdataset_shards_val, { missingShards: cfg.data.missing_shards });
     const plan = planRun(cfg, { samples: index.samples.length, worldSize });
     log(...formatPlan(plan));
-    const classNames = resolveClassNames(cfg, valIndex);
+    const classNames = resolveClassNames(cfg, valIndex, 'validation shards');
     if (index.numClasses && index.numClasses !== classNames.length) {
       throw new CtclipError('CONFIG_ERROR', `the training shards have ${index.numClasses} labels per sample but there are ${classNames.length} class names`);
     }
@@ -303,13 +289,11 @@ export class Trainer extends EventEmitter {
       throw new CtclipError('CONFIG_ERROR', `the validation shards have ${valIndex.numClasses} labels per sample but there are ${classNames.length} class names (${cfg.data.labels_valid ?? 'data.class_names'})`);
     }
 
-    const tokenizer = Tokenizer.fromVocabFile(vocabFile(cfg), { doLowerCase: cfg.model.text_encoder.do_lower_case });
-    const modelConfig = modelConfigFromConfig(cfg, tokenizer.vocabSize);
     // Rank r > 0 gets its own dropout stream; its initial weights are replaced by rank 0's (broadcast below).
-    if (rank > 0) modelConfig.seed = Rng.derive(cfg.experiment.seed, 'model', 'rank', rank).nextUint32();
+    const seed = rank > 0 ? Rng.derive(cfg.experiment.seed, 'model', 'rank', rank).nextUint32() : undefined;
     const localRank = group ? group.env.localRank : launchedLocalRank();
     const device = opts.device ?? deviceForConfig(cfg, localRank);
-    const model = CTClip.create(modelConfig);
+    const { model, tokenizer } = buildModel(cfg, { seed });
     // On its device before any weights are restored or broadcast: loads copy the (CPU) checkpoint tensors there.
     await model.to(device);
     const info = model.info();
@@ -374,10 +358,7 @@ export class Trainer extends EventEmitter {
     } else if (opts.initFrom) {
       await initFromWeights(model, opts.initFrom, log);
     } else if (cfg.model.text_encoder.path) {
-      const hf = await importHfBertFolder(cfg.model.text_encoder.path);
-      const names = hf.names.map((n) => (n.startsWith('text_transformer.') ? n : `text_transformer.${n}`));
-      const r = model.loadStateDict(names, hf.tensors, { strict: false });
-      hf.tensors.forEach((t) => t.dispose());
+      const r = await loadWeightsInto(model, { kind: 'hf-bert', dir: cfg.model.text_encoder.path });
       if (r.unexpected.length) throw new CtclipError('DATA_ERROR', `${cfg.model.text_encoder.path}: keys that do not fit the text encoder: ${r.unexpected.slice(0, 5).join(', ')}`);
       log(`Text encoder initialised from ${cfg.model.text_encoder.path}`);
     }
@@ -889,24 +870,17 @@ async function initFromWeights(model: CTClip, file: string, log: (...l: string[]
     if (!fs.existsSync(target)) throw new CtclipError('ARGUMENT_ERROR', `--init-from ${file}: a folder without ${MODEL_PART} (expected a checkpoint folder)`);
   }
   // Only the keys the model has, at their shapes, are read (the rest is reported); see docs/limits.md.
-  const sd = model.stateDict();
-  const expected: ReferenceKey[] = sd.names.map((key, i) => ({ key, shape: sd.shapes[i], kind: sd.kinds[i] === 'parameter' ? 'param' : 'buffer' }));
-  sd.tensors.forEach((t) => t.dispose());
-  const imported = await loadWeightsFile(target, { expect: 'ctclip', expected });
-  try {
-    const r = model.loadStateDict(imported.names, imported.tensors, { strict: false });
-    r.unexpected.push(...imported.report.unexpected, ...imported.report.shapeMismatches.map((m) => `${m.key} [${m.got}] (expected [${m.expected}])`));
-    if (r.missing.length || r.unexpected.length) {
-      throw new CtclipError(
-        'DATA_ERROR',
-        `--init-from ${target}: the weights do not fit the configured model (missing: ${r.missing.slice(0, 5).join(', ') || 'none'}; unexpected: ${r.unexpected.slice(0, 5).join(', ') || 'none'})`,
-      );
-    }
-  } finally {
-    imported.tensors.forEach((t) => t.dispose());
+  const r = await loadWeightsInto(model, { kind: 'weights-file', file: target });
+  const report = r.report as WeightsReport;
+  const unexpected = [...r.unexpected, ...report.unexpected, ...report.shapeMismatches.map((m) => `${m.key} [${m.got}] (expected [${m.expected}])`)];
+  if (r.missing.length || unexpected.length) {
+    throw new CtclipError(
+      'DATA_ERROR',
+      `--init-from ${target}: the weights do not fit the configured model (missing: ${r.missing.slice(0, 5).join(', ') || 'none'}; unexpected: ${unexpected.slice(0, 5).join(', ') || 'none'})`,
+    );
   }
-  for (const note of imported.report.notes ?? []) log(`  ${note}`);
-  log(`Initialised the model from ${target} (${imported.layout} layout, ${imported.names.length} tensors); a new run starts at step 0`);
+  for (const note of report.notes ?? []) log(`  ${note}`);
+  log(`Initialised the model from ${target} (${r.layout} layout, ${r.count} tensors); a new run starts at step 0`);
 }
 
 // Re-exported for lib/train.ts and tests.
