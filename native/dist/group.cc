@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "compat.h"
-#include "napi/errors.h"
+#include "core/errors.h"
 
 #include <arpa/inet.h>
 

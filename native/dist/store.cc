@@ -20,7 +20,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
-#include "napi/errors.h"
+#include "core/errors.h"
 
 namespace ctclip::dist {
 

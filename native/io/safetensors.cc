@@ -12,7 +12,7 @@
 #include <unordered_set>
 
 #include "io/json.h"
-#include "napi/errors.h"
+#include "core/errors.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors I/O assumes a little-endian host"

@@ -7,7 +7,7 @@
 #include "model/fused_ops.h"
 #include "model/init.h"
 #include "model/state_dict.h"
-#include "napi/errors.h"
+#include "core/errors.h"
 
 namespace ctclip::model {
 

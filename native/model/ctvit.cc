@@ -3,7 +3,7 @@
 #include <chrono>
 
 #include "model/init.h"
-#include "napi/errors.h"
+#include "core/errors.h"
 
 namespace ctclip::model {
 

@@ -3,7 +3,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "napi/errors.h"
+#include "core/errors.h"
 
 namespace ctclip::model {
 

@@ -2,7 +2,7 @@
 
 #include "compat.h"
 #include "model/init.h"
-#include "napi/errors.h"
+#include "core/errors.h"
 
 namespace ctclip::model {
 

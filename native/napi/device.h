@@ -7,7 +7,7 @@
 #include <regex>
 #include <string>
 
-#include "napi/errors.h"
+#include "core/errors.h"
 
 #ifndef CTCLIP_TORCH_LIBDIR
 #define CTCLIP_TORCH_LIBDIR ""

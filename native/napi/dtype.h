@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "napi/errors.h"
+#include "core/errors.h"
 
 namespace ctclip {
 

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <unordered_map>
 
-#include "napi/errors.h"
+#include "core/errors.h"
 
 namespace ctclip::train {
 

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "napi/errors.h"
+#include "core/errors.h"
 
 namespace ctclip::train {
 

@@ -1,7 +1,7 @@
 #include "train/losses.h"
 
 #include "compat.h"
-#include "napi/errors.h"
+#include "core/errors.h"
 
 namespace ctclip::train {
 

@@ -6,7 +6,7 @@
 
 #include "compat.h"
 #include "dist/gather.h"
-#include "napi/errors.h"
+#include "core/errors.h"
 
 namespace ctclip::train {
 
