@@ -18,9 +18,7 @@
  * Run directory: one trainer at a time (rank 0 holds `run.lock`, lib/checkpoint/run-lock.ts); a second one exits 1
  * naming the holder. Released at the end, after an error or a signal, and on exit.
  *
- * Test-only: `CTCLIP_TEST_FAULT` = comma-separated `kill-after-step=N`, `kill-before-commit=N`, `enospc=N`,
- * `non-finite=N` (the first attempt at optimizer step N gets a non-finite gradient and must be skipped),
- * `non-finite-from=N` (every attempt at step N and later does: the run ends by training.max_consecutive_skipped_steps).
+ * Test-only: `CTCLIP_TEST_FAULT` (lib/train/faults.ts: kill, ENOSPC and non-finite faults at chosen steps).
  */
 import { intOption, parseCommandArgs, runAsMain, runCommand } from './commands/common';
 import { loadConfig } from './config/load';
@@ -29,7 +27,10 @@ import { StopSignals } from './train/signals';
 import { distEnvFrom } from './dist/env';
 import { ProcessGroup } from './dist/group';
 import { deviceForConfig, isCudaDevice, launchedLocalRank } from './model/device';
-import { Trainer, type FaultInjection } from './train/trainer';
+import { parseFaults } from './train/faults';
+import { Trainer } from './train/trainer';
+
+export { parseFaults };
 
 export const USAGE = `usage: ctclip train --config FILE [--resume latest|best|PATH] [--init-from WEIGHTS] [--debug]
                     [--set key.path=value ...] [--no-load-optimizer] [--threads N]
@@ -48,22 +49,6 @@ exit codes: 0 done · 1 runtime failure · 2 bad arguments/config · 130 SIGINT 
 
 /** The `--debug` overrides (reference train.py --debug, minus its worker settings). */
 export const DEBUG_OVERRIDES = ['logging.use_wandb=false', 'logging.log_every_n_steps=1', 'logging.profile_timing=true', 'validation.eval_samples=100'];
-
-export function parseFaults(text: string | undefined): FaultInjection {
-  const faults: FaultInjection = {};
-  if (!text) return faults;
-  for (const item of text.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const m = /^(kill-after-step|kill-before-commit|enospc|non-finite|non-finite-from)=(\d+)$/.exec(item);
-    if (!m) throw new CtclipError('ARGUMENT_ERROR', `CTCLIP_TEST_FAULT: cannot parse '${item}' (expected kill-after-step=N, kill-before-commit=N, enospc=N, non-finite=N or non-finite-from=N)`);
-    const n = Number(m[2]);
-    if (m[1] === 'kill-after-step') faults.killAfterStep = n;
-    else if (m[1] === 'kill-before-commit') faults.killBeforeCommitStep = n;
-    else if (m[1] === 'non-finite') faults.nonFiniteStep = n;
-    else if (m[1] === 'non-finite-from') faults.nonFiniteFromStep = n;
-    else faults.enospcStep = n;
-  }
-  return faults;
-}
 
 export async function run(argv: string[]): Promise<number> {
   let signals: StopSignals | null = null;

@@ -45,3 +45,4 @@ export {
 export { tensorboardDir, wandbPlan, type WandbLoggingConfig, type WandbPlan } from './wandb';
 export { REPORT_FILE, bestValidation, lineChart, loadRunData, runReportHtml, writeRunReport, type RunData, type ValidationPoint } from './run-report';
 export { PROFILE_PHASES, ProfileTimer } from './profile';
+export { RunLog } from './run-log';
