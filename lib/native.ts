@@ -124,7 +124,7 @@ export interface RawAddon {
     dtype?: 'float32' | 'float64';
     iters: number;
   }): Promise<{ small: boolean; maxDiff: { out: number; gradA: number; gradB: number }; smallMs: number; atenMs: number }>;
-  // --- CT volume preprocessing (native/napi/volume_ops.cc, wrapped by lib/preprocess/resample.ts) ---
+  // --- CT volume preprocessing (native/napi/volume_binding.cc over native/preprocess/volume.cc, wrapped by lib/preprocess/resample.ts) ---
   /**
    * HU (rescale never/always/auto) → clip → trilinear resample (align_corners false, fp32) → divide → centre
    * crop/pad → cast, in one AsyncWorker. `size`/`shape` are in output axis order; output axis a = input axis

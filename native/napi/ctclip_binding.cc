@@ -33,12 +33,15 @@
 #include <mutex>
 
 #include "model/ctclip.h"
-#include "model/init.h"
+#include "model/load_state.h"
+#include "model/rng_state.h"
+#include "model/zero_shot.h"
 #include "napi/ctvit_config.h"
 #include "napi/device.h"
 #include "napi/dist_handle.h"
 #include "napi/errors.h"
 #include "napi/js_args.h"
+#include "napi/model_handle.h"
 #include "napi/promise_worker.h"
 #include "napi/registry.h"
 #include "napi/tensor_handle.h"
@@ -50,65 +53,28 @@ namespace ctclip {
 namespace {
 
 struct ClipState {
+  static constexpr const char* kClassName = "CTClip";
+  static constexpr const char* kCreator = "createCTClip";
   std::shared_ptr<model::CTClip> net;
   std::unique_ptr<train::Trainer> trainer;
   std::mutex mutex;
 };
 
-struct PendingClip {
-  std::shared_ptr<ClipState> state;
-};
-
-class CTClipWrap : public Napi::ObjectWrap<CTClipWrap> {
- public:
-  static Napi::Function DefineClass(Napi::Env env) {
-    return ObjectWrap<CTClipWrap>::DefineClass(
-        env, "CTClip",
-        {InstanceMethod("dispose", &CTClipWrap::Dispose), InstanceAccessor("disposed", &CTClipWrap::IsDisposed, nullptr)});
-  }
-
-  explicit CTClipWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CTClipWrap>(info) {
-    if (info.Length() != 1 || !info[0].IsExternal()) {
-      throw Napi::TypeError::New(info.Env(), "CTClip handles are created by createCTClip only");
-    }
-    state_ = info[0].As<Napi::External<PendingClip>>().Data()->state;
-  }
-
-  std::shared_ptr<ClipState> state() const { return state_; }
-
- private:
-  Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    state_.reset();  // in-flight work holds its own reference
-    return info.Env().Undefined();
-  }
-  Napi::Value IsDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !state_); }
-
-  std::shared_ptr<ClipState> state_;
-};
-
-struct BindingData {
-  Napi::FunctionReference ctor;
-};
-
-BindingData& DataOf(const Napi::CallbackInfo& info) { return *static_cast<BindingData*>(info.Data()); }
-
-std::shared_ptr<ClipState> ClipFrom(const Napi::CallbackInfo& info, size_t index, const char* fn) {
-  Napi::Value v = info.Length() > index ? info[index] : info.Env().Undefined();
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(DataOf(info).ctor.Value())) {
-    throw NativeError("ARGUMENT_ERROR", std::string(fn) + ": expected a CTClip handle");
-  }
-  std::shared_ptr<ClipState> s = CTClipWrap::Unwrap(v.As<Napi::Object>())->state();
-  Require(s != nullptr, "ARGUMENT_ERROR", std::string(fn) + ": the CTClip handle was disposed");
-  return s;
-}
+using Handle = ModelHandle<ClipState>;
 
 // ---- config parsing (every error names the key): napi/js_args.h ----
 
 using js::Bool;
 using js::Has;
 using js::Int;
+using js::NamedTensorsToJs;
 using js::Number;
 using js::Obj;
+using js::OptFlag;
+using js::StringsFrom;
+using js::StringsToJs;
+using js::TensorsFrom;
+using js::WrapHost;
 
 model::BertConfig ParseBert(const Napi::Object& o) {
   const std::string w = "text config";
@@ -190,60 +156,7 @@ ParsedConfig ParseClipConfig(const Napi::Value& value) {
   return p;
 }
 
-// ---- small JS helpers ----
-
-Napi::Array StringsToJs(Napi::Env env, const std::vector<std::string>& v) {
-  Napi::Array a = Napi::Array::New(env, v.size());
-  for (size_t i = 0; i < v.size(); i++) a.Set(static_cast<uint32_t>(i), v[i]);
-  return a;
-}
-
-Napi::Array ShapeToJs(Napi::Env env, at::IntArrayRef sizes) {
-  Napi::Array a = Napi::Array::New(env, sizes.size());
-  for (size_t i = 0; i < sizes.size(); i++) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(sizes[i])));
-  return a;
-}
-
-// The binding boundary: every tensor handed to JS is on the host (a no-op for CPU tensors, which stay shared).
-Napi::Value WrapHost(Napi::Env env, const at::Tensor& t) { return NativeTensor::Wrap(env, ToHost(t)); }
-
-Napi::Object NamedTensorsToJs(Napi::Env env, const std::vector<std::pair<std::string, at::Tensor>>& v) {
-  Napi::Array names = Napi::Array::New(env, v.size());
-  Napi::Array tensors = Napi::Array::New(env, v.size());
-  for (size_t i = 0; i < v.size(); i++) {
-    names.Set(static_cast<uint32_t>(i), v[i].first);
-    tensors.Set(static_cast<uint32_t>(i), WrapHost(env, v[i].second));
-  }
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("names", names);
-  o.Set("tensors", tensors);
-  return o;
-}
-
-std::vector<std::string> StringsFrom(const Napi::Value& v, const std::string& what) {
-  Require(v.IsArray(), "ARGUMENT_ERROR", what + " must be an array of strings");
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<std::string> out;
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Require(a.Get(i).IsString(), "ARGUMENT_ERROR", what + "[" + std::to_string(i) + "] is not a string");
-    out.push_back(a.Get(i).As<Napi::String>().Utf8Value());
-  }
-  return out;
-}
-
-std::vector<at::Tensor> TensorsFrom(const Napi::Value& v, const char* what) {
-  Require(v.IsArray(), "ARGUMENT_ERROR", std::string(what) + " must be an array of tensor handles");
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<at::Tensor> out;
-  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(NativeTensor::FromValue(a.Get(i), what));
-  return out;
-}
-
-bool OptFlag(const Napi::CallbackInfo& info, size_t index, const char* key) {
-  if (info.Length() <= index || !info[index].IsObject()) return false;
-  Napi::Object o = info[index].As<Napi::Object>();
-  return o.Has(key) && o.Get(key).ToBoolean().Value();
-}
+// ---- results ----
 
 Napi::Object TimingsToJs(Napi::Env env, const train::Timings& t) {
   Napi::Object o = Napi::Object::New(env);
@@ -296,15 +209,14 @@ Napi::Value CreateCTClip(const Napi::CallbackInfo& info) {
   state->net = std::make_shared<model::CTClip>(config.model);
   state->net->eval();  // explicit train() before training, as with a loaded checkpoint
   state->trainer = std::make_unique<train::Trainer>(state->net, config.training);
-  PendingClip pending{state};
-  return DataOf(info).ctor.New({Napi::External<PendingClip>::New(env, &pending)});
+  return Handle::New(info, state);
   CTCLIP_NAPI_CATCH(env)
 }
 
 Napi::Value SetTraining(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipSetTraining");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipSetTraining");
   Require(info.Length() > 1 && info[1].IsBoolean(), "ARGUMENT_ERROR", "ctclipSetTraining(handle, training): training must be a boolean");
   std::lock_guard<std::mutex> lock(state->mutex);
   state->net->train(info[1].As<Napi::Boolean>().Value());
@@ -315,7 +227,7 @@ Napi::Value SetTraining(const Napi::CallbackInfo& info) {
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipInfo");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipInfo");
   std::lock_guard<std::mutex> lock(state->mutex);
   const model::CTClip& net = *state->net;
   const train::Trainer& tr = *state->trainer;
@@ -339,70 +251,19 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 Napi::Value StateDict(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipStateDict");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipStateDict");
   std::lock_guard<std::mutex> lock(state->mutex);
-  std::vector<model::NamedState> entries = state->net->State();
-  Napi::Array names = Napi::Array::New(env, entries.size());
-  Napi::Array tensors = Napi::Array::New(env, entries.size());
-  Napi::Array kinds = Napi::Array::New(env, entries.size());
-  Napi::Array shapes = Napi::Array::New(env, entries.size());
-  for (size_t i = 0; i < entries.size(); i++) {
-    const auto idx = static_cast<uint32_t>(i);
-    names.Set(idx, entries[i].name);
-    tensors.Set(idx, WrapHost(env, entries[i].tensor.detach()));  // no autograd history; shared on the CPU, copied from a device
-    kinds.Set(idx, model::TensorKindName(entries[i].kind));
-    shapes.Set(idx, ShapeToJs(env, entries[i].tensor.sizes()));
-  }
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("names", names);
-  o.Set("tensors", tensors);
-  o.Set("kinds", kinds);
-  o.Set("shapes", shapes);
-  return o;
+  return StateToJs(env, state->net->State());
   CTCLIP_NAPI_CATCH(env)
 }
-
-// Keys that older files carry and no current model has: dropped silently.
-const char* const kStaleKeys[] = {"text_transformer.embeddings.position_ids"};
 
 Napi::Value LoadStateDictFn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipLoadStateDict");
-  Require(info.Length() > 2, "ARGUMENT_ERROR", "ctclipLoadStateDict(handle, names, tensors, opts): names and tensors are required");
-  std::vector<std::string> allNames = StringsFrom(info[1], "ctclipLoadStateDict: names");
-  std::vector<at::Tensor> allTensors = TensorsFrom(info[2], "ctclipLoadStateDict(tensors)");
-  Require(allNames.size() == allTensors.size(), "ARGUMENT_ERROR",
-          "ctclipLoadStateDict: " + std::to_string(allNames.size()) + " names but " + std::to_string(allTensors.size()) + " tensors");
-  std::vector<std::string> names;
-  std::vector<at::Tensor> tensors;
-  for (size_t i = 0; i < allNames.size(); i++) {
-    if (std::find(std::begin(kStaleKeys), std::end(kStaleKeys), allNames[i]) != std::end(kStaleKeys)) continue;
-    names.push_back(allNames[i]);
-    tensors.push_back(allTensors[i]);
-  }
-  bool strict = true;
-  if (info.Length() > 3 && info[3].IsObject() && Has(info[3].As<Napi::Object>(), "strict")) {
-    strict = info[3].As<Napi::Object>().Get("strict").ToBoolean().Value();
-  }
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipLoadStateDict");
+  StateDictArgs args = StateDictArgsFrom(info, "ctclipLoadStateDict");
   std::lock_guard<std::mutex> lock(state->mutex);
-  std::vector<model::StateEntry> target;
-  for (const model::NamedState& s : state->net->State()) target.push_back({s.name, s.tensor, s.kind == model::TensorKind::Buffer});
-  model::LoadReport report = model::LoadStateDict(target, names, tensors, strict);
-  // A 1.1.2-layout file loaded into a rotation quantizer: embed_avg = embed, cluster_size = 1 (as createCTViT does).
-  auto& cb = *state->net->visual_transformer->vq->codebook;
-  const std::string avgKey = "visual_transformer.vq._codebook.embed_avg";
-  const bool missingAvg = std::find(report.missing.begin(), report.missing.end(), avgKey) != report.missing.end();
-  const bool gotEmbed = std::find(names.begin(), names.end(), "visual_transformer.vq._codebook.embed") != names.end();
-  if (cb.embed_avg.defined() && missingAvg && gotEmbed) {
-    torch::NoGradGuard noGrad;
-    cb.embed_avg.copy_(cb.embed);
-    cb.cluster_size.fill_(1.0);
-  }
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("missing", StringsToJs(env, report.missing));
-  o.Set("unexpected", StringsToJs(env, report.unexpected));
-  return o;
+  return LoadReportToJs(env, model::LoadCTClipState(*state->net, args.names, args.tensors, args.strict));
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -452,7 +313,7 @@ Napi::Value ForwardResultToJs(Napi::Env env, ForwardResult& f) {
 Napi::Value Forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipForward");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipForward");
   train::Batch batch = BatchFrom(info, 1, "ctclipForward");
   const bool withIntermediates = OptFlag(info, 4, "returnIntermediates");
   return PromiseWorker<ForwardResult>::Start(
@@ -480,7 +341,7 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
 Napi::Value Accumulate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipAccumulate");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipAccumulate");
   train::Batch batch = BatchFrom(info, 1, "ctclipAccumulate");
   const bool withIntermediates = OptFlag(info, 4, "returnIntermediates");
   const bool withGrads = OptFlag(info, 4, "returnGrads");
@@ -515,7 +376,7 @@ double LearningRate(const Napi::CallbackInfo& info, size_t index, const char* fn
 Napi::Value OptimizerStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipOptimizerStep");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipOptimizerStep");
   const double lr = LearningRate(info, 1, "ctclipOptimizerStep");
   const bool inject = OptFlag(info, 2, "injectNonFiniteGrad");
   return PromiseWorker<train::StepResult>::Start(
@@ -531,7 +392,7 @@ Napi::Value OptimizerStep(const Napi::CallbackInfo& info) {
 Napi::Value TrainStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipTrainStep");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipTrainStep");
   train::Batch batch = BatchFrom(info, 1, "ctclipTrainStep");
   const double lr = LearningRate(info, 4, "ctclipTrainStep");
   return PromiseWorker<train::StepResult>::Start(
@@ -547,7 +408,7 @@ Napi::Value TrainStep(const Napi::CallbackInfo& info) {
 Napi::Value TrainStepBatches(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipTrainStepBatches");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipTrainStepBatches");
   Require(info.Length() > 1 && info[1].IsArray(), "ARGUMENT_ERROR",
           "ctclipTrainStepBatches(handle, batches, lr, flags): batches must be an array of {ids, mask, volumes}");
   Napi::Array arr = info[1].As<Napi::Array>();
@@ -580,7 +441,7 @@ Napi::Value TrainStepBatches(const Napi::CallbackInfo& info) {
 Napi::Value SetDistributed(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipSetDistributed");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipSetDistributed");
   std::shared_ptr<dist::Group> group;
   if (info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined()) group = GroupFromValue(info[1], "ctclipSetDistributed(group)");
   std::lock_guard<std::mutex> lock(state->mutex);
@@ -592,7 +453,7 @@ Napi::Value SetDistributed(const Napi::CallbackInfo& info) {
 Napi::Value BroadcastState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipBroadcastState");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipBroadcastState");
   Require(info.Length() > 1 && info[1].IsNumber(), "ARGUMENT_ERROR", "ctclipBroadcastState(handle, root): root must be a rank");
   const int64_t root = info[1].As<Napi::Number>().Int64Value();
   return StartVoidWorker(env, [state, root]() {
@@ -605,7 +466,7 @@ Napi::Value BroadcastState(const Napi::CallbackInfo& info) {
 Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipZeroGrad");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipZeroGrad");
   std::lock_guard<std::mutex> lock(state->mutex);
   state->trainer->ZeroGrad();
   return env.Undefined();
@@ -615,7 +476,7 @@ Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
 Napi::Value EncodeText(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipEncodeText");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipEncodeText");
   at::Tensor ids = NativeTensor::FromValue(info[1], "ctclipEncodeText(ids)");
   at::Tensor mask = NativeTensor::FromValue(info[2], "ctclipEncodeText(mask)");
   return PromiseWorker<at::Tensor>::Start(
@@ -632,7 +493,7 @@ Napi::Value EncodeText(const Napi::CallbackInfo& info) {
 Napi::Value EncodeImage(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipEncodeImage");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipEncodeImage");
   at::Tensor volumes = NativeTensor::FromValue(info[1], "ctclipEncodeImage(volumes)");
   return PromiseWorker<at::Tensor>::Start(
       env,
@@ -645,46 +506,28 @@ Napi::Value EncodeImage(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_CATCH(env)
 }
 
-struct ZeroShotResult {
-  at::Tensor logits;
-  at::Tensor pPresent;
-};
-
 Napi::Value ZeroShot(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipZeroShot");
-  at::Tensor image = NativeTensor::FromValue(info[1], "ctclipZeroShot(imageLatents)");
-  at::Tensor prompts = NativeTensor::FromValue(info[2], "ctclipZeroShot(promptLatents)");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipZeroShot");
+  const at::Tensor image = NativeTensor::FromValue(info[1], "ctclipZeroShot(imageLatents)");
+  const at::Tensor prompts = model::ZeroShotPrompts(image, NativeTensor::FromValue(info[2], "ctclipZeroShot(promptLatents)"));
   std::optional<double> scale;
   if (info.Length() > 3 && info[3].IsNumber()) scale = info[3].As<Napi::Number>().DoubleValue();
-  Require(image.dim() == 2, "SHAPE_ERROR", "ctclipZeroShot: imageLatents must be (N, latent), got " + c10::str(image.sizes()));
-  // (C, 2, latent), or (2·C, latent) as encodeText returns it for [present_0, absent_0, present_1, …].
-  if (prompts.dim() == 2 && prompts.size(0) % 2 == 0) prompts = prompts.reshape({prompts.size(0) / 2, 2, prompts.size(1)});
-  Require(prompts.dim() == 3 && prompts.size(1) == 2 && prompts.size(2) == image.size(1), "SHAPE_ERROR",
-          "ctclipZeroShot: promptLatents must be (C, 2, latent = " + std::to_string(image.size(1)) + ") or (2·C, latent), got " +
-              c10::str(prompts.sizes()));
-  return PromiseWorker<ZeroShotResult>::Start(
+  return PromiseWorker<model::ZeroShotScores>::Start(
       env,
       [state, image, prompts, scale]() {
-        torch::NoGradGuard noGrad;
         double s;
         if (scale) {
           s = *scale;
         } else {
           std::lock_guard<std::mutex> lock(state->mutex);
+          torch::NoGradGuard noGrad;
           s = state->net->Scale().item<double>();
         }
-        const int64_t C = prompts.size(0), N = image.size(0), d = image.size(1);
-        // text_latents @ image_latents.T, scaled: (C·2, N) → (N, C, 2); softmax over each (present, absent) pair.
-        at::Tensor t = prompts.to(at::kFloat).reshape({C * 2, d});
-        at::Tensor sim = at::matmul(t, image.to(at::kFloat).t()) * s;
-        ZeroShotResult r;
-        r.logits = sim.reshape({C, 2, N}).permute({2, 0, 1}).contiguous();
-        r.pPresent = at::softmax(r.logits, -1).select(-1, 0).contiguous();
-        return r;
+        return model::ZeroShot(image, prompts, s);
       },
-      [](Napi::Env e, ZeroShotResult& r) -> Napi::Value {
+      [](Napi::Env e, model::ZeroShotScores& r) -> Napi::Value {
         Napi::Object o = Napi::Object::New(e);
         o.Set("logits", WrapHost(e, r.logits));
         o.Set("pPresent", WrapHost(e, r.pPresent));
@@ -697,7 +540,7 @@ Napi::Value ZeroShot(const Napi::CallbackInfo& info) {
 Napi::Value OptimizerState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipOptimizerState");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipOptimizerState");
   std::lock_guard<std::mutex> lock(state->mutex);
   train::AdamWStateExport s = state->trainer->optimizer().Export();
   Napi::Array avg = Napi::Array::New(env, s.names.size());
@@ -721,7 +564,7 @@ Napi::Value OptimizerState(const Napi::CallbackInfo& info) {
 Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipLoadOptimizerState");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipLoadOptimizerState");
   Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR",
           "ctclipLoadOptimizerState(handle, {names, exp_avg, exp_avg_sq, step}): state must be an object");
   Napi::Object o = info[1].As<Napi::Object>();
@@ -744,7 +587,7 @@ Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info) {
 Napi::Value ScalerState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipScalerState");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipScalerState");
   std::lock_guard<std::mutex> lock(state->mutex);
   const train::GradScaler& sc = state->trainer->scaler();
   Napi::Object o = Napi::Object::New(env);
@@ -758,7 +601,7 @@ Napi::Value ScalerState(const Napi::CallbackInfo& info) {
 Napi::Value SetScalerState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipSetScalerState");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipSetScalerState");
   Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR", "ctclipSetScalerState(handle, {scale, growthTracker})");
   Napi::Object o = info[1].As<Napi::Object>();
   train::GradScalerState s;
@@ -773,57 +616,29 @@ Napi::Value SetScalerState(const Napi::CallbackInfo& info) {
 Napi::Value RngState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipRngState");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipRngState");
   std::lock_guard<std::mutex> lock(state->mutex);
   Napi::Object o = Napi::Object::New(env);
-  for (const char* which : {"init", "dropout"}) {
-    at::Generator& gen = std::string(which) == "init" ? state->net->initGenerator() : state->net->dropoutGenerator();
-    std::lock_guard<std::mutex> genLock(gen.mutex());
-    o.Set(which, WrapHost(env, gen.get_state()));
-  }
+  for (const auto& [which, t] : model::SaveGeneratorStates(*state->net)) o.Set(which, WrapHost(env, t));
   return o;
   CTCLIP_NAPI_CATCH(env)
 }
 
-// A 64-bit seed from a byte string (FNV-1a, then splitmix64 finalisation).
-uint64_t SeedFromBytes(const at::Tensor& bytes) {
-  const at::Tensor b = bytes.to(at::kCPU).contiguous().to(at::kByte);
-  const uint8_t* p = b.data_ptr<uint8_t>();
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (int64_t i = 0; i < b.numel(); i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-  return model::MixSeed(h);
-}
-
-// Restores {init?, dropout?}. A dropout state whose size is not this generator's was saved from a generator of
-// another device type (mt19937 on the CPU, Philox on CUDA: the states do not convert): the dropout generator is then
-// re-seeded deterministically from those bytes, and the result lists it under `reseeded` so the caller can warn.
+// Restores {init?, dropout?} (model/rng_state.h); `reseeded` lists a dropout generator re-seeded from a state of
+// another device type, so the caller can warn.
 Napi::Value SetRngState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipSetRngState");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipSetRngState");
   Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR", "ctclipSetRngState(handle, {init?, dropout?})");
   Napi::Object o = info[1].As<Napi::Object>();
-  std::lock_guard<std::mutex> lock(state->mutex);
-  std::vector<std::string> reseeded;
+  model::GeneratorStates states;
   for (const char* which : {"init", "dropout"}) {
-    if (!Has(o, which)) continue;
-    at::Tensor t = NativeTensor::FromValue(o.Get(which), "ctclipSetRngState");
-    const bool dropout = std::string(which) == "dropout";
-    at::Generator& gen = dropout ? state->net->dropoutGenerator() : state->net->initGenerator();
-    std::lock_guard<std::mutex> genLock(gen.mutex());
-    if (dropout && t.numel() != gen.get_state().numel()) {
-      gen.set_current_seed(SeedFromBytes(t));
-      reseeded.push_back(which);
-      continue;
-    }
-    try {
-      gen.set_state(t);
-    } catch (const c10::Error& e) {
-      throw NativeError("DATA_ERROR", std::string("ctclipSetRngState: invalid '") + which + "' generator state: " + e.what_without_backtrace());
-    }
+    if (Has(o, which)) states.emplace_back(which, NativeTensor::FromValue(o.Get(which), "ctclipSetRngState"));
   }
+  std::lock_guard<std::mutex> lock(state->mutex);
   Napi::Object r = Napi::Object::New(env);
-  r.Set("reseeded", StringsToJs(env, reseeded));
+  r.Set("reseeded", StringsToJs(env, model::RestoreGeneratorStates(*state->net, states, "ctclipSetRngState")));
   return r;
   CTCLIP_NAPI_CATCH(env)
 }
@@ -833,7 +648,7 @@ Napi::Value SetRngState(const Napi::CallbackInfo& info) {
 Napi::Value ToDevice(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipToDevice");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipToDevice");
   Require(info.Length() > 1 && info[1].IsString(), "ARGUMENT_ERROR",
           "ctclipToDevice(handle, device): device must be a string ('cpu', 'cuda' or 'cuda:N')");
   const std::string requested = info[1].As<Napi::String>().Utf8Value();
@@ -852,7 +667,7 @@ Napi::Value ToDevice(const Napi::CallbackInfo& info) {
 Napi::Value SetStepCounters(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = ClipFrom(info, 0, "ctclipSetStepCounters");
+  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipSetStepCounters");
   Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR", "ctclipSetStepCounters(handle, {optimizerSteps, skippedSteps})");
   Napi::Object o = info[1].As<Napi::Object>();
   std::lock_guard<std::mutex> lock(state->mutex);
@@ -864,11 +679,7 @@ Napi::Value SetStepCounters(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterCTClip(Napi::Env env, Napi::Object exports) {
-  auto* data = new BindingData();
-  Napi::Function ctor = CTClipWrap::DefineClass(env);
-  data->ctor = Napi::Persistent(ctor);
-  env.AddCleanupHook([data]() { delete data; });
-  exports.Set("CTClip", ctor);
+  Handle::Class* data = Handle::Register(env, exports);
   auto fn = [&](const char* name, Napi::Value (*cb)(const Napi::CallbackInfo&)) {
     exports.Set(name, Napi::Function::New(env, cb, name, data));
   };

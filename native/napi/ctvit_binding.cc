@@ -17,8 +17,11 @@
 #include <mutex>
 
 #include "model/ctvit.h"
+#include "model/load_state.h"
 #include "napi/ctvit_config.h"
 #include "napi/errors.h"
+#include "napi/js_args.h"
+#include "napi/model_handle.h"
 #include "napi/promise_worker.h"
 #include "napi/registry.h"
 #include "napi/tensor_handle.h"
@@ -28,57 +31,13 @@ namespace ctclip {
 namespace {
 
 struct ModelState {
+  static constexpr const char* kClassName = "CTViT";
+  static constexpr const char* kCreator = "createCTViT";
   std::shared_ptr<model::CTViT> net;
   std::mutex mutex;
 };
 
-struct PendingModel {
-  std::shared_ptr<ModelState> state;
-};
-
-class CTViTWrap : public Napi::ObjectWrap<CTViTWrap> {
- public:
-  static Napi::Function DefineClass(Napi::Env env) {
-    return ObjectWrap<CTViTWrap>::DefineClass(
-        env, "CTViT",
-        {InstanceMethod("dispose", &CTViTWrap::Dispose), InstanceAccessor("disposed", &CTViTWrap::IsDisposed, nullptr)});
-  }
-
-  explicit CTViTWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CTViTWrap>(info) {
-    if (info.Length() != 1 || !info[0].IsExternal()) {
-      throw Napi::TypeError::New(info.Env(), "CTViT handles are created by createCTViT only");
-    }
-    state_ = info[0].As<Napi::External<PendingModel>>().Data()->state;
-  }
-
-  std::shared_ptr<ModelState> state() const { return state_; }
-
- private:
-  Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    // In-flight work holds its own reference to the state, so disposing never frees a model mid-forward.
-    state_.reset();
-    return info.Env().Undefined();
-  }
-  Napi::Value IsDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !state_); }
-
-  std::shared_ptr<ModelState> state_;
-};
-
-struct BindingData {
-  Napi::FunctionReference ctor;
-};
-
-BindingData& DataOf(const Napi::CallbackInfo& info) { return *static_cast<BindingData*>(info.Data()); }
-
-std::shared_ptr<ModelState> ModelFrom(const Napi::CallbackInfo& info, size_t index, const char* fn) {
-  Napi::Value v = info.Length() > index ? info[index] : info.Env().Undefined();
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(DataOf(info).ctor.Value())) {
-    throw NativeError("ARGUMENT_ERROR", std::string(fn) + ": expected a CTViT handle");
-  }
-  std::shared_ptr<ModelState> s = CTViTWrap::Unwrap(v.As<Napi::Object>())->state();
-  Require(s != nullptr, "ARGUMENT_ERROR", std::string(fn) + ": the CTViT handle was disposed");
-  return s;
-}
+using Handle = ModelHandle<ModelState>;
 
 // Config parsing: every error names the key and what was expected.
 int64_t IntOption(const Napi::Object& o, const char* key, bool required, int64_t fallback) {
@@ -123,24 +82,6 @@ Napi::Object ConfigToJs(Napi::Env env, const model::CTViTConfig& c) {
   return o;
 }
 
-Napi::Array StringsToJs(Napi::Env env, const std::vector<std::string>& v) {
-  Napi::Array a = Napi::Array::New(env, v.size());
-  for (size_t i = 0; i < v.size(); i++) a.Set(static_cast<uint32_t>(i), v[i]);
-  return a;
-}
-
-Napi::Array ShapeToJs(Napi::Env env, at::IntArrayRef sizes) {
-  Napi::Array a = Napi::Array::New(env, sizes.size());
-  for (size_t i = 0; i < sizes.size(); i++) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(sizes[i])));
-  return a;
-}
-
-bool ReturnIntermediates(const Napi::CallbackInfo& info, size_t index) {
-  if (info.Length() <= index || !info[index].IsObject()) return false;
-  Napi::Object o = info[index].As<Napi::Object>();
-  return o.Has("returnIntermediates") && o.Get("returnIntermediates").ToBoolean().Value();
-}
-
 struct ForwardResult {
   model::CTViTOutput out;
   at::Tensor loss;
@@ -162,18 +103,7 @@ Napi::Value ForwardResultToJs(Napi::Env env, ForwardResult& r) {
     for (auto& [name, t] : r.recorder.entries) im.Set(name, NativeTensor::Wrap(env, t));
     o.Set("intermediates", im);
   }
-  if (r.withGrads) {
-    Napi::Array names = Napi::Array::New(env, r.grads.size());
-    Napi::Array tensors = Napi::Array::New(env, r.grads.size());
-    for (size_t i = 0; i < r.grads.size(); i++) {
-      names.Set(static_cast<uint32_t>(i), r.grads[i].first);
-      tensors.Set(static_cast<uint32_t>(i), NativeTensor::Wrap(env, r.grads[i].second));
-    }
-    Napi::Object g = Napi::Object::New(env);
-    g.Set("names", names);
-    g.Set("tensors", tensors);
-    o.Set("grads", g);
-  }
+  if (r.withGrads) o.Set("grads", js::NamedTensorsToJs(env, r.grads));
   return o;
 }
 
@@ -184,17 +114,16 @@ Napi::Value CreateCTViT(const Napi::CallbackInfo& info) {
   auto state = std::make_shared<ModelState>();
   state->net = std::make_shared<model::CTViT>(config);
   state->net->eval();  // like a freshly loaded checkpoint in a script: explicit train() before training
-  PendingModel pending{state};
-  return DataOf(info).ctor.New({Napi::External<PendingModel>::New(env, &pending)});
+  return Handle::New(info, state);
   CTCLIP_NAPI_CATCH(env)
 }
 
 Napi::Value CTViTForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ModelState> state = ModelFrom(info, 0, "ctvitForward");
+  std::shared_ptr<ModelState> state = Handle::From(info, 0, "ctvitForward");
   at::Tensor video = NativeTensor::FromValue(info[1], "ctvitForward(video)");
-  const bool withIntermediates = ReturnIntermediates(info, 2);
+  const bool withIntermediates = js::OptFlag(info, 2, "returnIntermediates");
   return PromiseWorker<ForwardResult>::Start(
       env,
       [state, video, withIntermediates]() {
@@ -212,10 +141,10 @@ Napi::Value CTViTForward(const Napi::CallbackInfo& info) {
 Napi::Value CTViTForwardBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ModelState> state = ModelFrom(info, 0, "ctvitForwardBackward");
+  std::shared_ptr<ModelState> state = Handle::From(info, 0, "ctvitForwardBackward");
   at::Tensor video = NativeTensor::FromValue(info[1], "ctvitForwardBackward(video)");
   at::Tensor gradOutput = NativeTensor::FromValue(info[2], "ctvitForwardBackward(gradOutput)");
-  const bool withIntermediates = ReturnIntermediates(info, 3);
+  const bool withIntermediates = js::OptFlag(info, 3, "returnIntermediates");
   return PromiseWorker<ForwardResult>::Start(
       env,
       [state, video, gradOutput, withIntermediates]() {
@@ -254,7 +183,7 @@ struct VqResult {
 Napi::Value CTViTVqForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ModelState> state = ModelFrom(info, 0, "ctvitVqForward");
+  std::shared_ptr<ModelState> state = Handle::From(info, 0, "ctvitVqForward");
   at::Tensor x = NativeTensor::FromValue(info[1], "ctvitVqForward(x)");
   at::Tensor gradOutput;
   if (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsNull()) {
@@ -293,7 +222,7 @@ Napi::Value CTViTVqForward(const Napi::CallbackInfo& info) {
 Napi::Value CTViTSetTraining(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ModelState> state = ModelFrom(info, 0, "ctvitSetTraining");
+  std::shared_ptr<ModelState> state = Handle::From(info, 0, "ctvitSetTraining");
   Require(info.Length() > 1 && info[1].IsBoolean(), "ARGUMENT_ERROR", "ctvitSetTraining(handle, training): training must be a boolean");
   std::lock_guard<std::mutex> lock(state->mutex);
   state->net->train(info[1].As<Napi::Boolean>().Value());
@@ -304,7 +233,7 @@ Napi::Value CTViTSetTraining(const Napi::CallbackInfo& info) {
 Napi::Value CTViTInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ModelState> state = ModelFrom(info, 0, "ctvitInfo");
+  std::shared_ptr<ModelState> state = Handle::From(info, 0, "ctvitInfo");
   std::lock_guard<std::mutex> lock(state->mutex);
   const model::CTViT& net = *state->net;
   const model::CTViTConfig& c = net.config();
@@ -326,72 +255,19 @@ Napi::Value CTViTInfo(const Napi::CallbackInfo& info) {
 Napi::Value CTViTStateDict(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ModelState> state = ModelFrom(info, 0, "ctvitStateDict");
+  std::shared_ptr<ModelState> state = Handle::From(info, 0, "ctvitStateDict");
   std::lock_guard<std::mutex> lock(state->mutex);
-  std::vector<model::NamedState> entries = state->net->State();
-  Napi::Array names = Napi::Array::New(env, entries.size());
-  Napi::Array tensors = Napi::Array::New(env, entries.size());
-  Napi::Array kinds = Napi::Array::New(env, entries.size());
-  Napi::Array shapes = Napi::Array::New(env, entries.size());
-  for (size_t i = 0; i < entries.size(); i++) {
-    const auto idx = static_cast<uint32_t>(i);
-    names.Set(idx, entries[i].name);
-    // Shared with the model (a detached alias, so JS-side use never records autograd history).
-    tensors.Set(idx, NativeTensor::Wrap(env, entries[i].tensor.detach()));
-    kinds.Set(idx, model::TensorKindName(entries[i].kind));
-    shapes.Set(idx, ShapeToJs(env, entries[i].tensor.sizes()));
-  }
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("names", names);
-  o.Set("tensors", tensors);
-  o.Set("kinds", kinds);
-  o.Set("shapes", shapes);
-  return o;
+  return StateToJs(env, state->net->State());
   CTCLIP_NAPI_CATCH(env)
 }
 
 Napi::Value CTViTLoadStateDict(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  std::shared_ptr<ModelState> state = ModelFrom(info, 0, "ctvitLoadStateDict");
-  Require(info.Length() > 2 && info[1].IsArray() && info[2].IsArray(), "ARGUMENT_ERROR",
-          "ctvitLoadStateDict(handle, names, tensors, opts): names and tensors must be arrays");
-  Napi::Array jsNames = info[1].As<Napi::Array>();
-  Napi::Array jsTensors = info[2].As<Napi::Array>();
-  std::vector<std::string> names;
-  std::vector<at::Tensor> tensors;
-  for (uint32_t i = 0; i < jsNames.Length(); i++) {
-    Require(jsNames.Get(i).IsString(), "ARGUMENT_ERROR", "ctvitLoadStateDict: names[" + std::to_string(i) + "] is not a string");
-    names.push_back(jsNames.Get(i).As<Napi::String>().Utf8Value());
-  }
-  for (uint32_t i = 0; i < jsTensors.Length(); i++) {
-    tensors.push_back(NativeTensor::FromValue(jsTensors.Get(i), "ctvitLoadStateDict(tensors)"));
-  }
-  bool strict = true;
-  if (info.Length() > 3 && info[3].IsObject()) {
-    Napi::Object o = info[3].As<Napi::Object>();
-    if (o.Has("strict") && !o.Get("strict").IsUndefined()) strict = o.Get("strict").ToBoolean().Value();
-  }
+  std::shared_ptr<ModelState> state = Handle::From(info, 0, "ctvitLoadStateDict");
+  StateDictArgs args = StateDictArgsFrom(info, "ctvitLoadStateDict");
   std::lock_guard<std::mutex> lock(state->mutex);
-  std::vector<model::StateEntry> target;
-  for (const model::NamedState& s : state->net->State()) {
-    target.push_back({s.name, s.tensor, s.kind == model::TensorKind::Buffer});
-  }
-  model::LoadReport report = model::LoadStateDict(target, names, tensors, strict);
-  // A 1.1.2-layout file (no embed_avg) loaded into a rotation quantizer: start from the state of a fresh 1.23.2
-  // quantizer on that codebook (embed_avg = embed, cluster_size = 1), never from the stored cluster sizes.
-  auto& cb = *state->net->vq->codebook;
-  const bool missingAvg = std::find(report.missing.begin(), report.missing.end(), "vq._codebook.embed_avg") != report.missing.end();
-  const bool gotEmbed = std::find(names.begin(), names.end(), "vq._codebook.embed") != names.end();
-  if (cb.embed_avg.defined() && missingAvg && gotEmbed) {
-    torch::NoGradGuard noGrad;
-    cb.embed_avg.copy_(cb.embed);
-    cb.cluster_size.fill_(1.0);
-  }
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("missing", StringsToJs(env, report.missing));
-  o.Set("unexpected", StringsToJs(env, report.unexpected));
-  return o;
+  return LoadReportToJs(env, model::LoadCTViTState(*state->net, args.names, args.tensors, args.strict));
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -436,11 +312,7 @@ model::CTViTConfig ParseCTViTConfig(const Napi::Value& value, bool requireSeed) 
 
 
 void RegisterCTViT(Napi::Env env, Napi::Object exports) {
-  auto* data = new BindingData();
-  Napi::Function ctor = CTViTWrap::DefineClass(env);
-  data->ctor = Napi::Persistent(ctor);
-  env.AddCleanupHook([data]() { delete data; });
-  exports.Set("CTViT", ctor);
+  Handle::Class* data = Handle::Register(env, exports);
   auto fn = [&](const char* name, Napi::Value (*cb)(const Napi::CallbackInfo&)) {
     exports.Set(name, Napi::Function::New(env, cb, name, data));
   };

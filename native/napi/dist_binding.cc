@@ -45,14 +45,6 @@ struct GroupHolder {
   std::shared_ptr<dist::Group> group;
 };
 
-std::vector<at::Tensor> TensorList(const Napi::Value& v, const char* what) {
-  Require(v.IsArray(), "ARGUMENT_ERROR", std::string(what) + ": expected an array of tensors");
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<at::Tensor> out;
-  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(NativeTensor::FromValue(a.Get(i), what));
-  return out;
-}
-
 Napi::Value Backends(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("gloo", dist::HaveGloo());
@@ -105,7 +97,7 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
   auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distAllReduce(group)");
-  std::vector<at::Tensor> tensors = TensorList(info.Length() > 1 ? info[1] : env.Undefined(), "distAllReduce(tensors)");
+  std::vector<at::Tensor> tensors = js::TensorsFrom(info.Length() > 1 ? info[1] : env.Undefined(), "distAllReduce(tensors)");
   return StartVoidWorker(
       env,
       [group, tensors]() mutable {
@@ -133,7 +125,7 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
   auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distBroadcast(group)");
-  std::vector<at::Tensor> tensors = TensorList(info.Length() > 1 ? info[1] : env.Undefined(), "distBroadcast(tensors)");
+  std::vector<at::Tensor> tensors = js::TensorsFrom(info.Length() > 1 ? info[1] : env.Undefined(), "distBroadcast(tensors)");
   Require(info.Length() > 2 && info[2].IsNumber(), "ARGUMENT_ERROR", "distBroadcast(group, tensors, root): root must be a rank");
   const int64_t root = info[2].As<Napi::Number>().Int64Value();
   Require(root >= 0 && root < group->size(), "ARGUMENT_ERROR", "distBroadcast: root " + std::to_string(root) + " is not a rank");

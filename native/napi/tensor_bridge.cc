@@ -9,9 +9,10 @@
 
 #include <thread>
 
+#include "core/dtype.h"
 #include "napi/addon_data.h"
-#include "napi/dtype.h"
 #include "napi/errors.h"
+#include "napi/js_args.h"
 #include "napi/js_memory.h"
 #include "napi/promise_worker.h"
 #include "napi/registry.h"
@@ -38,28 +39,6 @@ void ReleaseKeeper(Napi::Env env, JsMemoryKeeper* keeper, const void* data_ptr) 
   (void)status;
 }
 
-std::vector<int64_t> ShapeFrom(const Napi::Value& value, const char* what) {
-  Napi::Env env = value.Env();
-  if (!value.IsArray()) throw MakeJsError(env, {"ARGUMENT_ERROR", std::string(what) + ": shape must be an array"});
-  Napi::Array arr = value.As<Napi::Array>();
-  std::vector<int64_t> shape;
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    Napi::Value v = arr.Get(i);
-    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
-    if (d < 0 || d != static_cast<double>(static_cast<int64_t>(d))) {
-      throw MakeJsError(env, {"ARGUMENT_ERROR", std::string(what) + ": shape[" + std::to_string(i) + "] must be a non-negative integer"});
-    }
-    shape.push_back(static_cast<int64_t>(d));
-  }
-  return shape;
-}
-
-Napi::Array ShapeToJs(Napi::Env env, at::IntArrayRef sizes) {
-  Napi::Array arr = Napi::Array::New(env, sizes.size());
-  for (size_t i = 0; i < sizes.size(); i++) arr.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(sizes[i])));
-  return arr;
-}
-
 // fromBuffer(view: TypedArray | Buffer | DataView, dtype: string, shape: number[]) → NativeTensor
 Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -81,7 +60,7 @@ Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
     byteLength = dv.ByteLength();
   }
   at::ScalarType dtype = ParseDtype(info[1].As<Napi::String>().Utf8Value());
-  std::vector<int64_t> shape = ShapeFrom(info[2], "fromBuffer");
+  std::vector<int64_t> shape = js::ShapeFrom(info[2], "fromBuffer");
   int64_t numel = 1;
   for (int64_t s : shape) numel *= s;
   const size_t elementSize = c10::elementSize(dtype);
@@ -129,7 +108,7 @@ Napi::Value ToTypedArray(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("data", data);
   out.Set("dtype", DtypeName(t.scalar_type()));
-  out.Set("shape", ShapeToJs(env, t.sizes()));
+  out.Set("shape", js::ShapeToJs(env, t.sizes()));
   return out;
   CTCLIP_NAPI_CATCH(env)
 }
@@ -140,7 +119,7 @@ Napi::Value TensorInfo(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_TRY
   const at::Tensor& t = NativeTensor::FromValue(info[0], "tensorInfo");
   Napi::Object out = Napi::Object::New(env);
-  out.Set("shape", ShapeToJs(env, t.sizes()));
+  out.Set("shape", js::ShapeToJs(env, t.sizes()));
   out.Set("dtype", DtypeName(t.scalar_type()));
   out.Set("device", t.device().str());
   out.Set("contiguous", t.is_contiguous());
@@ -158,7 +137,7 @@ Napi::Value Transform(const Napi::CallbackInfo& info) {
   at::Tensor input = NativeTensor::FromValue(info[0], "transform");
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   std::vector<int64_t> perm;
-  if (opts.Has("permute") && !opts.Get("permute").IsUndefined()) perm = ShapeFrom(opts.Get("permute"), "transform.permute");
+  if (opts.Has("permute") && !opts.Get("permute").IsUndefined()) perm = js::ShapeFrom(opts.Get("permute"), "transform.permute");
   std::optional<at::ScalarType> dtype;
   if (opts.Has("dtype") && opts.Get("dtype").IsString()) dtype = ParseDtype(opts.Get("dtype").As<Napi::String>().Utf8Value());
   return PromiseWorker<at::Tensor>::Start(

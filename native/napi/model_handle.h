@@ -1,0 +1,136 @@
+// The JS handle of a native model (CTViT, CT-CLIP), and the state-dict converters both bindings share.
+//
+// A handle is an opaque object that holds a shared `State` until dispose().
+// In-flight work holds its own reference to the state, so disposing never frees a model mid-call.
+//
+// `State` names its class and creator: `static constexpr const char* kClassName = "CTViT"`,
+// `static constexpr const char* kCreator = "createCTViT"`. A binding registers the class once
+// (ModelHandle<State>::Register), passes the returned data to every function it exports, and reads handles back
+// with ModelHandle<State>::From.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/ctvit.h"
+#include "napi/errors.h"
+#include "napi/js_args.h"
+
+namespace ctclip {
+
+template <typename State>
+class ModelHandle : public Napi::ObjectWrap<ModelHandle<State>> {
+  using Base = Napi::ObjectWrap<ModelHandle<State>>;
+
+ public:
+  // Per-environment binding data: the class constructor.
+  struct Class {
+    Napi::FunctionReference ctor;
+  };
+
+  // Defines the class, exports it under kClassName, and returns the data every function of the binding gets
+  // (freed when the environment shuts down).
+  static Class* Register(Napi::Env env, Napi::Object exports) {
+    auto* data = new Class();
+    Napi::Function ctor = Base::DefineClass(
+        env, State::kClassName,
+        {Base::InstanceMethod("dispose", &ModelHandle::Dispose), Base::InstanceAccessor("disposed", &ModelHandle::IsDisposed, nullptr)});
+    data->ctor = Napi::Persistent(ctor);
+    env.AddCleanupHook([data]() { delete data; });
+    exports.Set(State::kClassName, ctor);
+    return data;
+  }
+
+  // A new handle owning `state` (`info` is the creator's call, whose data is Register's).
+  static Napi::Value New(const Napi::CallbackInfo& info, std::shared_ptr<State> state) {
+    Pending pending{std::move(state)};
+    return ClassOf(info).ctor.New({Napi::External<Pending>::New(info.Env(), &pending)});
+  }
+
+  // The state behind info[index]; ARGUMENT_ERROR naming `fn` for anything else or a disposed handle.
+  static std::shared_ptr<State> From(const Napi::CallbackInfo& info, size_t index, const char* fn) {
+    Napi::Value v = info.Length() > index ? info[index] : info.Env().Undefined();
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ClassOf(info).ctor.Value())) {
+      throw NativeError("ARGUMENT_ERROR", std::string(fn) + ": expected a " + State::kClassName + " handle");
+    }
+    std::shared_ptr<State> s = Base::Unwrap(v.As<Napi::Object>())->state_;
+    Require(s != nullptr, "ARGUMENT_ERROR", std::string(fn) + ": the " + State::kClassName + " handle was disposed");
+    return s;
+  }
+
+  explicit ModelHandle(const Napi::CallbackInfo& info) : Base(info) {
+    if (info.Length() != 1 || !info[0].IsExternal()) {
+      throw Napi::TypeError::New(info.Env(), std::string(State::kClassName) + " handles are created by " + State::kCreator + " only");
+    }
+    state_ = info[0].As<Napi::External<Pending>>().Data()->state;
+  }
+
+ private:
+  struct Pending {
+    std::shared_ptr<State> state;
+  };
+
+  static Class& ClassOf(const Napi::CallbackInfo& info) { return *static_cast<Class*>(info.Data()); }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    state_.reset();
+    return info.Env().Undefined();
+  }
+  Napi::Value IsDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !state_); }
+
+  std::shared_ptr<State> state_;
+};
+
+// {names, tensors, kinds, shapes} of a model's reference-ordered state. The tensors are detached aliases (JS-side use
+// never records autograd history), shared on the CPU, copied from a device.
+inline Napi::Object StateToJs(Napi::Env env, const std::vector<model::NamedState>& entries) {
+  Napi::Array names = Napi::Array::New(env, entries.size());
+  Napi::Array tensors = Napi::Array::New(env, entries.size());
+  Napi::Array kinds = Napi::Array::New(env, entries.size());
+  Napi::Array shapes = Napi::Array::New(env, entries.size());
+  for (size_t i = 0; i < entries.size(); i++) {
+    const auto idx = static_cast<uint32_t>(i);
+    names.Set(idx, entries[i].name);
+    tensors.Set(idx, js::WrapHost(env, entries[i].tensor.detach()));
+    kinds.Set(idx, model::TensorKindName(entries[i].kind));
+    shapes.Set(idx, js::ShapeToJs(env, entries[i].tensor.sizes()));
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("names", names);
+  o.Set("tensors", tensors);
+  o.Set("kinds", kinds);
+  o.Set("shapes", shapes);
+  return o;
+}
+
+// The arguments of `fn(handle, names, tensors, {strict?})` (strict by default).
+struct StateDictArgs {
+  std::vector<std::string> names;
+  std::vector<at::Tensor> tensors;
+  bool strict = true;
+};
+
+inline StateDictArgs StateDictArgsFrom(const Napi::CallbackInfo& info, const std::string& fn) {
+  Require(info.Length() > 2 && info[1].IsArray() && info[2].IsArray(), "ARGUMENT_ERROR",
+          fn + "(handle, names, tensors, opts): names and tensors must be arrays");
+  StateDictArgs a;
+  a.names = js::StringsFrom(info[1], fn + ": names");
+  a.tensors = js::TensorsFrom(info[2], fn + "(tensors)");
+  Require(a.names.size() == a.tensors.size(), "ARGUMENT_ERROR",
+          fn + ": " + std::to_string(a.names.size()) + " names but " + std::to_string(a.tensors.size()) + " tensors");
+  a.strict = js::OptFlag(info, 3, "strict", true);
+  return a;
+}
+
+// {missing, unexpected} of a load.
+inline Napi::Object LoadReportToJs(Napi::Env env, const model::LoadReport& report) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("missing", js::StringsToJs(env, report.missing));
+  o.Set("unexpected", js::StringsToJs(env, report.unexpected));
+  return o;
+}
+
+}  // namespace ctclip
