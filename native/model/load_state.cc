@@ -34,15 +34,15 @@ void SeedRotationCodebook(VectorQuantize& vq, const std::string& prefix, const L
 
 }  // namespace
 
-LoadReport LoadCTViTState(CTViT& net, const std::vector<std::string>& names, const std::vector<at::Tensor>& tensors,
-                          bool strict) {
+LoadReport LoadState(CTViT& net, const std::vector<std::string>& names, const std::vector<at::Tensor>& tensors,
+                     bool strict) {
   LoadReport report = LoadStateDict(Targets(net.State()), names, tensors, strict);
   SeedRotationCodebook(*net.vq, "", report, names);
   return report;
 }
 
-LoadReport LoadCTClipState(CTClip& net, const std::vector<std::string>& allNames, const std::vector<at::Tensor>& allTensors,
-                           bool strict) {
+LoadReport LoadState(CTClip& net, const std::vector<std::string>& allNames, const std::vector<at::Tensor>& allTensors,
+                     bool strict) {
   Require(allNames.size() == allTensors.size(), "ARGUMENT_ERROR",
           "loadStateDict: " + std::to_string(allNames.size()) + " names but " + std::to_string(allTensors.size()) + " tensors");
   std::vector<std::string> names;

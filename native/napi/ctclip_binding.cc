@@ -55,6 +55,7 @@ namespace {
 struct ClipState {
   static constexpr const char* kClassName = "CTClip";
   static constexpr const char* kCreator = "createCTClip";
+  static constexpr const char* kPrefix = "ctclip";
   std::shared_ptr<model::CTClip> net;
   std::unique_ptr<train::Trainer> trainer;
   std::mutex mutex;
@@ -213,17 +214,6 @@ Napi::Value CreateCTClip(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_CATCH(env)
 }
 
-Napi::Value SetTraining(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipSetTraining");
-  Require(info.Length() > 1 && info[1].IsBoolean(), "ARGUMENT_ERROR", "ctclipSetTraining(handle, training): training must be a boolean");
-  std::lock_guard<std::mutex> lock(state->mutex);
-  state->net->train(info[1].As<Napi::Boolean>().Value());
-  return env.Undefined();
-  CTCLIP_NAPI_CATCH(env)
-}
-
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
@@ -245,25 +235,6 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("temperature", net.temperature.item<double>());
   o.Set("device", net.temperature.device().str());
   return o;
-  CTCLIP_NAPI_CATCH(env)
-}
-
-Napi::Value StateDict(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipStateDict");
-  std::lock_guard<std::mutex> lock(state->mutex);
-  return StateToJs(env, state->net->State());
-  CTCLIP_NAPI_CATCH(env)
-}
-
-Napi::Value LoadStateDictFn(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipLoadStateDict");
-  StateDictArgs args = StateDictArgsFrom(info, "ctclipLoadStateDict");
-  std::lock_guard<std::mutex> lock(state->mutex);
-  return LoadReportToJs(env, model::LoadCTClipState(*state->net, args.names, args.tensors, args.strict));
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -684,10 +655,10 @@ void RegisterCTClip(Napi::Env env, Napi::Object exports) {
     exports.Set(name, Napi::Function::New(env, cb, name, data));
   };
   fn("createCTClip", CreateCTClip);
-  fn("ctclipSetTraining", SetTraining);
+  fn("ctclipSetTraining", Handle::SetTraining);
   fn("ctclipInfo", Info);
-  fn("ctclipStateDict", StateDict);
-  fn("ctclipLoadStateDict", LoadStateDictFn);
+  fn("ctclipStateDict", Handle::StateDict);
+  fn("ctclipLoadStateDict", Handle::LoadStateDict);
   fn("ctclipForward", Forward);
   fn("ctclipAccumulate", Accumulate);
   fn("ctclipOptimizerStep", OptimizerStep);

@@ -33,6 +33,7 @@ namespace {
 struct ModelState {
   static constexpr const char* kClassName = "CTViT";
   static constexpr const char* kCreator = "createCTViT";
+  static constexpr const char* kPrefix = "ctvit";
   std::shared_ptr<model::CTViT> net;
   std::mutex mutex;
 };
@@ -219,17 +220,6 @@ Napi::Value CTViTVqForward(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_CATCH(env)
 }
 
-Napi::Value CTViTSetTraining(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ModelState> state = Handle::From(info, 0, "ctvitSetTraining");
-  Require(info.Length() > 1 && info[1].IsBoolean(), "ARGUMENT_ERROR", "ctvitSetTraining(handle, training): training must be a boolean");
-  std::lock_guard<std::mutex> lock(state->mutex);
-  state->net->train(info[1].As<Napi::Boolean>().Value());
-  return env.Undefined();
-  CTCLIP_NAPI_CATCH(env)
-}
-
 Napi::Value CTViTInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
@@ -249,25 +239,6 @@ Napi::Value CTViTInfo(const Napi::CallbackInfo& info) {
   o.Set("embeddingDim", Napi::Number::New(env, static_cast<double>(hp * hp * c.dim)));
   o.Set("gridSize", Napi::Number::New(env, static_cast<double>(hp)));
   return o;
-  CTCLIP_NAPI_CATCH(env)
-}
-
-Napi::Value CTViTStateDict(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ModelState> state = Handle::From(info, 0, "ctvitStateDict");
-  std::lock_guard<std::mutex> lock(state->mutex);
-  return StateToJs(env, state->net->State());
-  CTCLIP_NAPI_CATCH(env)
-}
-
-Napi::Value CTViTLoadStateDict(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ModelState> state = Handle::From(info, 0, "ctvitLoadStateDict");
-  StateDictArgs args = StateDictArgsFrom(info, "ctvitLoadStateDict");
-  std::lock_guard<std::mutex> lock(state->mutex);
-  return LoadReportToJs(env, model::LoadCTViTState(*state->net, args.names, args.tensors, args.strict));
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -320,10 +291,10 @@ void RegisterCTViT(Napi::Env env, Napi::Object exports) {
   fn("ctvitForward", CTViTForward);
   fn("ctvitForwardBackward", CTViTForwardBackward);
   fn("ctvitVqForward", CTViTVqForward);
-  fn("ctvitSetTraining", CTViTSetTraining);
+  fn("ctvitSetTraining", Handle::SetTraining);
   fn("ctvitInfo", CTViTInfo);
-  fn("ctvitStateDict", CTViTStateDict);
-  fn("ctvitLoadStateDict", CTViTLoadStateDict);
+  fn("ctvitStateDict", Handle::StateDict);
+  fn("ctvitLoadStateDict", Handle::LoadStateDict);
 }
 
 }  // namespace ctclip

@@ -3,86 +3,27 @@
 // A handle is an opaque object that holds a shared `State` until dispose().
 // In-flight work holds its own reference to the state, so disposing never frees a model mid-call.
 //
-// `State` names its class and creator: `static constexpr const char* kClassName = "CTViT"`,
-// `static constexpr const char* kCreator = "createCTViT"`. A binding registers the class once
-// (ModelHandle<State>::Register), passes the returned data to every function it exports, and reads handles back
-// with ModelHandle<State>::From.
+// `State` holds `net` (a model with State() and train()) and `mutex`, and names its class, creator and function
+// prefix: `static constexpr const char* kClassName = "CTViT"`, `kCreator = "createCTViT"`, `kPrefix = "ctvit"`. A
+// binding registers the class once (ModelHandle<State>::Register), passes the returned data to every function it
+// exports, reads handles back with ModelHandle<State>::From, and exports the entry points every model shares:
+//   <prefix>SetTraining(h, bool), <prefix>StateDict(h) → {names, tensors, kinds, shapes},
+//   <prefix>LoadStateDict(h, names, tensors, {strict?}) → {missing, unexpected}   (model::LoadState)
 #pragma once
 
 #include <napi.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "model/ctvit.h"
+#include "model/load_state.h"
 #include "napi/errors.h"
 #include "napi/js_args.h"
 
 namespace ctclip {
-
-template <typename State>
-class ModelHandle : public Napi::ObjectWrap<ModelHandle<State>> {
-  using Base = Napi::ObjectWrap<ModelHandle<State>>;
-
- public:
-  // Per-environment binding data: the class constructor.
-  struct Class {
-    Napi::FunctionReference ctor;
-  };
-
-  // Defines the class, exports it under kClassName, and returns the data every function of the binding gets
-  // (freed when the environment shuts down).
-  static Class* Register(Napi::Env env, Napi::Object exports) {
-    auto* data = new Class();
-    Napi::Function ctor = Base::DefineClass(
-        env, State::kClassName,
-        {Base::InstanceMethod("dispose", &ModelHandle::Dispose), Base::InstanceAccessor("disposed", &ModelHandle::IsDisposed, nullptr)});
-    data->ctor = Napi::Persistent(ctor);
-    env.AddCleanupHook([data]() { delete data; });
-    exports.Set(State::kClassName, ctor);
-    return data;
-  }
-
-  // A new handle owning `state` (`info` is the creator's call, whose data is Register's).
-  static Napi::Value New(const Napi::CallbackInfo& info, std::shared_ptr<State> state) {
-    Pending pending{std::move(state)};
-    return ClassOf(info).ctor.New({Napi::External<Pending>::New(info.Env(), &pending)});
-  }
-
-  // The state behind info[index]; ARGUMENT_ERROR naming `fn` for anything else or a disposed handle.
-  static std::shared_ptr<State> From(const Napi::CallbackInfo& info, size_t index, const char* fn) {
-    Napi::Value v = info.Length() > index ? info[index] : info.Env().Undefined();
-    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ClassOf(info).ctor.Value())) {
-      throw NativeError("ARGUMENT_ERROR", std::string(fn) + ": expected a " + State::kClassName + " handle");
-    }
-    std::shared_ptr<State> s = Base::Unwrap(v.As<Napi::Object>())->state_;
-    Require(s != nullptr, "ARGUMENT_ERROR", std::string(fn) + ": the " + State::kClassName + " handle was disposed");
-    return s;
-  }
-
-  explicit ModelHandle(const Napi::CallbackInfo& info) : Base(info) {
-    if (info.Length() != 1 || !info[0].IsExternal()) {
-      throw Napi::TypeError::New(info.Env(), std::string(State::kClassName) + " handles are created by " + State::kCreator + " only");
-    }
-    state_ = info[0].As<Napi::External<Pending>>().Data()->state;
-  }
-
- private:
-  struct Pending {
-    std::shared_ptr<State> state;
-  };
-
-  static Class& ClassOf(const Napi::CallbackInfo& info) { return *static_cast<Class*>(info.Data()); }
-
-  Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    state_.reset();
-    return info.Env().Undefined();
-  }
-  Napi::Value IsDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !state_); }
-
-  std::shared_ptr<State> state_;
-};
 
 // {names, tensors, kinds, shapes} of a model's reference-ordered state. The tensors are detached aliases (JS-side use
 // never records autograd history), shared on the CPU, copied from a device.
@@ -132,5 +73,100 @@ inline Napi::Object LoadReportToJs(Napi::Env env, const model::LoadReport& repor
   o.Set("unexpected", js::StringsToJs(env, report.unexpected));
   return o;
 }
+
+template <typename State>
+class ModelHandle : public Napi::ObjectWrap<ModelHandle<State>> {
+  using Base = Napi::ObjectWrap<ModelHandle<State>>;
+
+ public:
+  // Per-environment binding data: the class constructor.
+  struct Class {
+    Napi::FunctionReference ctor;
+  };
+
+  // Defines the class, exports it under kClassName, and returns the data every function of the binding gets
+  // (freed when the environment shuts down).
+  static Class* Register(Napi::Env env, Napi::Object exports) {
+    auto* data = new Class();
+    Napi::Function ctor = Base::DefineClass(
+        env, State::kClassName,
+        {Base::InstanceMethod("dispose", &ModelHandle::Dispose), Base::InstanceAccessor("disposed", &ModelHandle::IsDisposed, nullptr)});
+    data->ctor = Napi::Persistent(ctor);
+    env.AddCleanupHook([data]() { delete data; });
+    exports.Set(State::kClassName, ctor);
+    return data;
+  }
+
+  // A new handle owning `state` (`info` is the creator's call, whose data is Register's).
+  static Napi::Value New(const Napi::CallbackInfo& info, std::shared_ptr<State> state) {
+    Pending pending{std::move(state)};
+    return ClassOf(info).ctor.New({Napi::External<Pending>::New(info.Env(), &pending)});
+  }
+
+  // The state behind info[index]; ARGUMENT_ERROR naming `fn` for anything else or a disposed handle.
+  static std::shared_ptr<State> From(const Napi::CallbackInfo& info, size_t index, const char* fn) {
+    Napi::Value v = info.Length() > index ? info[index] : info.Env().Undefined();
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ClassOf(info).ctor.Value())) {
+      throw NativeError("ARGUMENT_ERROR", std::string(fn) + ": expected a " + State::kClassName + " handle");
+    }
+    std::shared_ptr<State> s = Base::Unwrap(v.As<Napi::Object>())->state_;
+    Require(s != nullptr, "ARGUMENT_ERROR", std::string(fn) + ": the " + State::kClassName + " handle was disposed");
+    return s;
+  }
+
+  static Napi::Value SetTraining(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CTCLIP_NAPI_TRY
+    const std::string fn = std::string(State::kPrefix) + "SetTraining";
+    std::shared_ptr<State> state = From(info, 0, fn.c_str());
+    Require(info.Length() > 1 && info[1].IsBoolean(), "ARGUMENT_ERROR", fn + "(handle, training): training must be a boolean");
+    std::lock_guard<std::mutex> lock(state->mutex);
+    state->net->train(info[1].As<Napi::Boolean>().Value());
+    return env.Undefined();
+    CTCLIP_NAPI_CATCH(env)
+  }
+
+  static Napi::Value StateDict(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CTCLIP_NAPI_TRY
+    std::shared_ptr<State> state = From(info, 0, (std::string(State::kPrefix) + "StateDict").c_str());
+    std::lock_guard<std::mutex> lock(state->mutex);
+    return StateToJs(env, state->net->State());
+    CTCLIP_NAPI_CATCH(env)
+  }
+
+  static Napi::Value LoadStateDict(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CTCLIP_NAPI_TRY
+    const std::string fn = std::string(State::kPrefix) + "LoadStateDict";
+    std::shared_ptr<State> state = From(info, 0, fn.c_str());
+    StateDictArgs args = StateDictArgsFrom(info, fn);
+    std::lock_guard<std::mutex> lock(state->mutex);
+    return LoadReportToJs(env, model::LoadState(*state->net, args.names, args.tensors, args.strict));
+    CTCLIP_NAPI_CATCH(env)
+  }
+
+  explicit ModelHandle(const Napi::CallbackInfo& info) : Base(info) {
+    if (info.Length() != 1 || !info[0].IsExternal()) {
+      throw Napi::TypeError::New(info.Env(), std::string(State::kClassName) + " handles are created by " + State::kCreator + " only");
+    }
+    state_ = info[0].As<Napi::External<Pending>>().Data()->state;
+  }
+
+ private:
+  struct Pending {
+    std::shared_ptr<State> state;
+  };
+
+  static Class& ClassOf(const Napi::CallbackInfo& info) { return *static_cast<Class*>(info.Data()); }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    state_.reset();
+    return info.Env().Undefined();
+  }
+  Napi::Value IsDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !state_); }
+
+  std::shared_ptr<State> state_;
+};
 
 }  // namespace ctclip
