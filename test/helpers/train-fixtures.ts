@@ -166,3 +166,21 @@ export function checkpointDirs(runDir: string): string[] {
 export function describeRun(r: TrainRun): string {
   return `exit ${r.code} signal ${r.signal}\n--- stdout ---\n${r.stdout.slice(-4000)}\n--- stderr ---\n${r.stderr.slice(-4000)}`;
 }
+
+/**
+ * The usual setup of a trainer suite, registered as its before/after hooks: requires the trainer, writes (or
+ * reuses) the 64 + 16 sample synthetic set, and makes a scratch folder `ctclip-<name>-…` removed after the suite.
+ * Read `ctx.data` / `ctx.dir` inside the tests.
+ */
+export function trainSuite(name: string): { data: TrainData; dir: string } {
+  const ctx = {} as { data: TrainData; dir: string };
+  before(async function () {
+    requireTrainer(this);
+    ctx.data = await trainData({ train: 64, val: 16 });
+    ctx.dir = fs.mkdtempSync(path.join(os.tmpdir(), `ctclip-${name}-`));
+  });
+  after(() => {
+    if (ctx.dir) fs.rmSync(ctx.dir, { recursive: true, force: true });
+  });
+  return ctx;
+}

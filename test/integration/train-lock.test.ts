@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { RUN_LOCK_FILE } from '../../lib/checkpoint/run-lock';
-import { checkpointDirs, describeRun, requireTrainer, runTrain, startTrain, trainData, trainLosses, writeTrainConfig, type TrainData } from '../helpers/train-fixtures';
+import { checkpointDirs, describeRun, runTrain, startTrain, trainLosses, writeTrainConfig, trainSuite } from '../helpers/train-fixtures';
 
 /** Every entry of a run directory (recursively) with the sha256 of its content. */
 function snapshot(dir: string): Record<string, string> {
@@ -38,21 +38,11 @@ function lockOf(fields: Record<string, unknown>): string {
 
 describe('train: one trainer per run directory', function () {
   this.timeout(240_000);
-  let data: TrainData;
-  let dir: string;
-
-  before(async function () {
-    requireTrainer(this);
-    data = await trainData({ train: 64, val: 16 });
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-train-lock-'));
-  });
-  after(() => {
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const suite = trainSuite('train-lock');
 
   function config(name: string, maxSteps: number): { cfg: string; runDir: string } {
-    const runDir = path.join(dir, name);
-    const cfg = writeTrainConfig(dir, data, runDir, {
+    const runDir = path.join(suite.dir, name);
+    const cfg = writeTrainConfig(suite.dir, suite.data, runDir, {
       training: { max_steps: maxSteps, max_epochs: null, save_every_n_steps: 2, warmup_steps: 2, threads: 1 },
       validation: { eval_every_n_steps: 2, eval_samples: 8 },
       checkpoint: { keep_last_n: 1 },

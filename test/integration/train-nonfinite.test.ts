@@ -12,11 +12,10 @@
  */
 import { expect } from 'chai';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { CheckpointManager } from '../../lib/checkpoint';
 import { readMetricsJsonl } from '../../lib/logging/jsonl';
-import { checkpointDirs, describeRun, requireTrainer, runTrain, trainData, writeTrainConfig, type TrainData } from '../helpers/train-fixtures';
+import { checkpointDirs, describeRun, runTrain, writeTrainConfig, trainSuite } from '../helpers/train-fixtures';
 
 interface IndexFile {
   shards: { file: string; size: number; mtimeMs: number }[];
@@ -36,21 +35,11 @@ const STACK = /^\s+at .+[:(]/m;
 
 describe('train: runs that cannot make progress end cleanly', function () {
   this.timeout(180_000);
-  let data: TrainData;
-  let dir: string;
-
-  before(async function () {
-    requireTrainer(this);
-    data = await trainData({ train: 64, val: 16 });
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-train-nonfinite-'));
-  });
-  after(() => {
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const suite = trainSuite('train-nonfinite');
 
   it('consecutive non-finite steps: exit 1 at training.max_consecutive_skipped_steps, naming the samples; the last checkpoint intact', async function () {
-    const runDir = path.join(dir, 'cap');
-    const cfg = writeTrainConfig(dir, data, runDir, {
+    const runDir = path.join(suite.dir, 'cap');
+    const cfg = writeTrainConfig(suite.dir, suite.data, runDir, {
       training: { max_steps: 6, max_epochs: null, warmup_steps: 2, save_every_n_steps: 2, save_every_n_epochs: null, threads: 1, max_consecutive_skipped_steps: 3 },
       validation: { eval_every_n_steps: null, eval_every_n_epochs: null, eval_samples: 8 },
       logging: { log_every_n_steps: 1 },
@@ -90,8 +79,8 @@ describe('train: runs that cannot make progress end cleanly', function () {
   it('more bad samples than data.max_bad_samples: exit 1 with the message, no stack trace, the end event and the report', async function () {
     // A private copy of the training shards whose JSON members of 3 samples are garbage (same size), with the index
     // updated to the new file times, so the index is current and the loader meets the damage while training.
-    const train = path.join(dir, 'bad-train');
-    fs.cpSync(path.dirname(data.trainPattern), train, { recursive: true });
+    const train = path.join(suite.dir, 'bad-train');
+    fs.cpSync(path.dirname(suite.data.trainPattern), train, { recursive: true });
     const indexFile = path.join(train, 'ctclip-index.json');
     const index = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as IndexFile;
     const victims = [3, 20, 41].map((i) => index.samples[i]);
@@ -106,10 +95,10 @@ describe('train: runs that cannot make progress end cleanly', function () {
       sh.mtimeMs = st.mtimeMs;
     }
     fs.writeFileSync(indexFile, JSON.stringify(index));
-    const pattern = path.join(train, path.basename(data.trainPattern));
+    const pattern = path.join(train, path.basename(suite.data.trainPattern));
 
-    const runDir = path.join(dir, 'bad-samples');
-    const cfg = writeTrainConfig(dir, { ...data, trainPattern: pattern }, runDir, {
+    const runDir = path.join(suite.dir, 'bad-samples');
+    const cfg = writeTrainConfig(suite.dir, { ...suite.data, trainPattern: pattern }, runDir, {
       data: { max_bad_samples: 1 },
       training: { max_steps: 8, max_epochs: null, warmup_steps: 2, save_every_n_steps: null, save_every_n_epochs: null, threads: 1 },
       validation: { eval_every_n_steps: null, eval_every_n_epochs: null, eval_samples: 8 },

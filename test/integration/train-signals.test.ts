@@ -4,28 +4,17 @@
  */
 import { expect } from 'chai';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { checkpointDirs, describeRun, runTrain, startTrain, trainData, writeTrainConfig, type TrainData, requireTrainer } from '../helpers/train-fixtures';
+import { checkpointDirs, describeRun, runTrain, startTrain, writeTrainConfig, trainSuite } from '../helpers/train-fixtures';
 
 describe('train: SIGINT / SIGTERM', function () {
   this.timeout(180_000);
-  let data: TrainData;
-  let dir: string;
-
-  before(async function () {
-    requireTrainer(this);
-    data = await trainData({ train: 64, val: 16 });
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-train-signals-'));
-  });
-  after(() => {
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const suite = trainSuite('train-signals');
 
   for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     it(`${sig}: stops at the next step boundary, saves a checkpoint and exits ${code}`, async function () {
-      const runDir = path.join(dir, sig);
-      const cfg = writeTrainConfig(dir, data, runDir, {
+      const runDir = path.join(suite.dir, sig);
+      const cfg = writeTrainConfig(suite.dir, suite.data, runDir, {
         training: { max_steps: 2000, max_epochs: null, warmup_steps: 2, save_every_n_steps: null, save_every_n_epochs: null, threads: 1 },
         validation: { eval_every_n_steps: null, eval_every_n_epochs: null, eval_samples: 8 },
         logging: { log_every_n_steps: 1 },
