@@ -13,7 +13,7 @@
 import { spawn } from 'child_process';
 import { parseArgs } from 'util';
 import { distEnvFrom } from '../lib/dist/env';
-import { resolveLaunchOptions, torchrunEnv } from '../lib/launch';
+import { resolveLaunchOptions, torchrunEnv } from '../lib/commands/launch';
 import { ProcessGroup } from '../lib/dist/group';
 import { float32ArrayToFloat16 } from '../lib/data/float16';
 import { CTClip } from '../lib/model/ctclip';

@@ -18,10 +18,10 @@ const COMMANDS: Record<string, CommandEntry> = {
   shards: { summary: "index WebDataset shards: 'ctclip shards index <pattern>'", load: () => require('./commands/shards') },
   preprocess: { summary: 'CT-RATE NIfTI volumes + CSVs → canonical shards, index and preprocess_report.json', load: () => require('./commands/preprocess') },
   'make-hf-folder': { summary: 'write a tiny Hugging Face BERT folder (config, vocab, safetensors/.bin) from our weights', load: () => require('./commands/make-hf-folder') },
-  train: { summary: 'train CT-CLIP: epochs by steps, validation, checkpoints, exact resume (--resume latest)', load: () => require('./train') },
-  launch: { summary: 'torchrun-style launcher: N workers per node with RANK/WORLD_SIZE/…, [rank N] output, restarts with --resume latest', load: () => require('./launch') },
+  train: { summary: 'train CT-CLIP: epochs by steps, validation, checkpoints, exact resume (--resume latest)', load: () => require('./commands/train') },
+  launch: { summary: 'torchrun-style launcher: N workers per node with RANK/WORLD_SIZE/…, [rank N] output, restarts with --resume latest', load: () => require('./commands/launch') },
   report: { summary: "write a training run's HTML report (loss/LR/metric curves, per-class AUROC) from RUN_DIR", load: () => require('./commands/report') },
-  infer: { summary: 'zero-shot evaluation of a checkpoint on the validation shards → results.json, predictions.csv, per_class.csv, report.html', load: () => require('./inference') },
+  infer: { summary: 'zero-shot evaluation of a checkpoint on the validation shards → results.json, predictions.csv, per_class.csv, report.html', load: () => require('./commands/infer') },
   embed: { summary: 'image/text latents (optionally pre-projection image embeddings) of indexed shards → safetensors + JSON sidecar', load: () => require('./commands/embed') },
   predict: { summary: 'zero-shot P(present) per class for one NIfTI study, preprocessed in memory (--json)', load: () => require('./commands/predict') },
 };

@@ -147,13 +147,13 @@ export {
   type ModelWithTokenizer,
   type ZeroShotOptions,
   type ZeroShotResult,
-} from './model/ctclip-api';
+} from './api';
 export { resolveDevice, type Device, type DeviceRequest } from './model/device';
 /**
  * Zero-shot scoring building blocks shared by validation, `ctclip infer` and `ctclip predict`: `encodePrompts`
  * (the (2C, latent) prompt latents), `scoreVolumes` (P(present) of one batch), `zeroShotScores` (a whole loader).
  */
-export { encodePrompts, scoreVolumes, zeroShotScores, type ZeroShotPrompts, type ZeroShotSettings, type ZeroShotScores } from './eval/zero-shot';
+export { encodePrompts, scoreVolumes, zeroShotScores, type ZeroShotPrompts, type ZeroShotSettings, type ZeroShotScores } from './zeroshot/zero-shot';
 
 // ── training ──────────────────────────────────────────────────────────────────────────────────────────────────
 /**
@@ -185,7 +185,7 @@ export interface TrainerEvents {
  * the torchrun environment, prefixes their output with `[rank N] `, restarts them all with `--resume latest` after
  * a failure (up to `maxRestarts`) and forwards SIGINT/SIGTERM; resolves with the outcome and the exit code.
  */
-export { launch, type LaunchOptions, type LaunchResult, type WorkerFailure } from './launch';
+export { launch, type LaunchOptions, type LaunchResult, type WorkerFailure } from './commands/launch';
 
 /**
  * Data parallel from your own code (docs/distributed.md): `distEnvFrom(process.env)` reads the job's place from the
@@ -231,4 +231,4 @@ export { indexShards, buildIndex, writeIndex, openIndex, openIndexFile, SampleRe
  */
 export * as metrics from './metrics/public';
 /** Evaluation output: `writeEvaluation` (results.json, predictions.csv, per_class.csv, report.html) and its parts. */
-export * as evaluation from './evaluation';
+export * as evaluation from './results';

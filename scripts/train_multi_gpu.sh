@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Single-node multi-GPU (or multi-process CPU) training through the torchrun-style launcher (lib/launch.ts):
+# Single-node multi-GPU (or multi-process CPU) training through the torchrun-style launcher (lib/commands/launch.ts):
 #
 #   scripts/train_multi_gpu.sh [NUM_GPUS] [extra train args ...]
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Multi-node training on SLURM: one task per node, each running the torchrun-style launcher (lib/launch.ts) for
+# Multi-node training on SLURM: one task per node, each running the torchrun-style launcher (lib/commands/launch.ts) for
 # all of that node's GPUs. Submit from the repository root (logs/ must exist for --output):
 #
 #   mkdir -p logs && sbatch scripts/train_slurm_multi_node.sh [extra train args ...]

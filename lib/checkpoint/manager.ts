@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
 import { CtclipError, type ErrorCode } from '../errors';
-import { toStrictJson } from '../metrics/json';
+import { toStrictJson } from '../io/strict-json';
 import { formatMetric, improves, metricValue, type BestMode } from './best';
 import { fsyncDir, isCode, writeFileDurable } from './durable';
 import { ACTIVE_TEMP_PATHS, cleanupLeftoversSync, DEFAULT_STALE_AFTER_MS, type CleanupReport } from './leftovers';

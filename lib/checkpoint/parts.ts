@@ -5,7 +5,7 @@
  * JSON: NaN/±Infinity → null). A plain value may be given instead of a writer.
  */
 import * as fsp from 'fs/promises';
-import { toStrictJson } from '../metrics/json';
+import { toStrictJson } from '../io/strict-json';
 import { CtclipError } from '../errors';
 import { fsyncFile, writeFileDurable } from './durable';
 import { MANIFEST_FILE, META_FILE } from './names';

@@ -6,7 +6,7 @@
  */
 import * as fsp from 'fs/promises';
 import * as path from 'path';
-import { toStrictJson } from '../metrics/json';
+import { toStrictJson } from '../io/strict-json';
 import { isCode, replaceFileAtomic, unlinkDurable } from './durable';
 import { parseCheckpointName } from './names';
 

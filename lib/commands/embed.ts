@@ -14,15 +14,15 @@ import * as path from 'path';
 import { loadConfig } from '../config/load';
 import { openIndex } from '../data/shard-index';
 import { CtclipError } from '../errors';
-import { loadInferenceModel } from '../eval/model';
-import { SamplesProgress } from '../eval/progress';
-import { writeEmbeddings } from '../evaluation';
+import { loadInferenceModel } from '../model/inference-model';
+import { SamplesProgress } from '../zeroshot/progress';
+import { writeEmbeddings } from '../results';
 import { textTensors } from '../model/ctclip';
 import type { TensorHandle } from '../native';
 import { configureThreads } from '../runtime';
 import { readTensor, tensorInfo, transformTensor } from '../tensor';
 import { intOption, parseCommandArgs, runCommand } from './common';
-import { batchVolumes, evalLoaderFor } from '../eval/loader';
+import { batchVolumes, evalLoaderFor } from '../zeroshot/loader';
 
 export const USAGE = `usage: ctclip embed --checkpoint W --config C --shards PATTERN --out FILE.safetensors [--limit N]
                     [--with-image-embeddings] [--set key.path=value ...] [--threads N] [--quiet]

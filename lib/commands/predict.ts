@@ -5,7 +5,7 @@
  * preprocesses one study in memory (`preprocessVolumeFile`, docs/preprocess.md) to the model's input geometry —
  * shape (image_size, image_size, frames) from `model.image_encoder`, spacing 0.75,0.75,1.5 mm unless given —
  * and prints the zero-shot P(present) per class (prompts from `validation.prompts`, the same scoring as
- * validation: lib/eval/zero-shot.ts). Class names: data.class_names, else the data.labels_valid header, else
+ * validation: lib/zeroshot/zero-shot.ts). Class names: data.class_names, else the data.labels_valid header, else
  * the 18 CT-RATE classes.
  *
  * The NIfTI header is checked before any voxel is read (docs/limits.md): the stored and resampled grid limits,
@@ -17,9 +17,9 @@ import * as path from 'path';
 import { loadConfig } from '../config/load';
 import { CT_RATE_CLASSES } from '../data/classes';
 import { CtclipError } from '../errors';
-import { loadInferenceModel, numberList, resolveClassNames } from '../eval/model';
-import { encodePrompts, scoreVolumes } from '../eval/zero-shot';
-import { toStrictJson } from '../metrics/json';
+import { loadInferenceModel, numberList, resolveClassNames } from '../model/inference-model';
+import { encodePrompts, scoreVolumes } from '../zeroshot/zero-shot';
+import { toStrictJson } from '../io/strict-json';
 import type { Reorient } from '../preprocess/orientation';
 import { DEFAULT_MAX_RESAMPLED_VOXELS, DEFAULT_MAX_VOXELS, DEFAULT_SPACING, preprocessVolumeFile, type RescaleMode } from '../preprocess/pipeline';
 import type { Vec3 } from '../preprocess/resample';

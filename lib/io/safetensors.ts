@@ -1,7 +1,7 @@
 /**
  * safetensors in pure TypeScript (no addon): a reader and a writer for tools, exports and tests.
  *
- * The native reader/writer (`native/io/safetensors.cc`, wrapped by `lib/model/safetensors.ts`) moves tensors in
+ * The native reader/writer (`native/io/safetensors.cc`, wrapped by `lib/weights/safetensors-native.ts`) moves tensors in
  * and out of libtorch; this module works on plain typed arrays and needs nothing but Node, so that exports such
  * as `ctclip embed`'s can be written and checked without the addon.
  *

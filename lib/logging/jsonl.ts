@@ -18,7 +18,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CtclipError } from '../errors';
-import { toStrictJson } from '../metrics/json';
+import { toStrictJson } from '../io/strict-json';
 
 export const METRICS_FILE = 'metrics.jsonl';
 

@@ -23,8 +23,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CtclipError } from '../errors';
-import { aurocBars, type AurocBarRow } from '../evaluation/charts';
-import { Child, Markup, el, fragment, linearScale, pathData, raw, svgNumber } from '../evaluation/svg';
+import { aurocBars, type AurocBarRow } from '../report/charts';
+import { Child, Markup, el, fragment, linearScale, pathData, raw, svgNumber } from '../report/svg';
 import { writeFileAtomic } from '../io/atomic';
 import { formatExp, formatFixed } from './format';
 import { METRICS_FILE, type MetricsEvent, readMetricsJsonl } from './jsonl';

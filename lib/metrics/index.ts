@@ -57,5 +57,5 @@ export {
   summarizeRanks,
 } from './retrieval';
 export { intervalPercentiles, median, percentile, percentileSorted } from './percentile';
-export { nullToNaN, strictJsonReplacer, toStrictJson, toStrictJsonValue } from './json';
+export { nullToNaN, strictJsonReplacer, toStrictJson, toStrictJsonValue } from '../io/strict-json';
 export { MatrixInput } from './matrix';

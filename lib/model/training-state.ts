@@ -19,7 +19,7 @@ import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '..
 import type { TensorHandle } from '../native';
 import type { RngState } from '../rng';
 import { readTensor, tensorFromBuffer } from '../tensor';
-import { loadSafetensors, saveSafetensors } from './safetensors';
+import { loadSafetensors, saveSafetensors } from '../weights/safetensors-native';
 
 export const OPTIMIZER_PART = 'optimizer.safetensors';
 export const SCALER_PART = 'scaler.json';

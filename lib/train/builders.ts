@@ -18,7 +18,7 @@ import { TrainLoader, type EvalLoader } from '../data/loader';
 import { openIndex, type ShardIndex } from '../data/shard-index';
 import type { ProcessGroup } from '../dist/group';
 import { CtclipError } from '../errors';
-import { evalLoaderFor } from '../eval/loader';
+import { evalLoaderFor } from '../zeroshot/loader';
 import { writeFileAtomicSync } from '../io/atomic';
 import { RunLog, wandbPlan } from '../logging';
 import type { CTClip } from '../model/ctclip';

@@ -40,7 +40,7 @@ import { badSamplesEvent, formatBadSamples, type Batch, type EvalLoader, type Tr
 import type { DataPosition } from '../data/sampler';
 import type { ProcessGroup } from '../dist/group';
 import { CtclipError } from '../errors';
-import { batchVolumes } from '../eval/loader';
+import { batchVolumes } from '../zeroshot/loader';
 import {
   EtaEstimator,
   ProfileTimer,
@@ -758,5 +758,5 @@ function silentStream(): Writable {
   return new Writable({ write: (_chunk, _enc, done) => done() });
 }
 
-// Re-exported for lib/train.ts and tests.
+// Re-exported for lib/commands/train.ts and tests.
 export { loadModelWeights };

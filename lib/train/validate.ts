@@ -12,7 +12,7 @@ import type { Config } from '../config/schema';
 import type { EvalLoader } from '../data/loader';
 import { bootstrapMetrics, flattenBootstrap, type BootstrapResult } from '../metrics/bootstrap';
 import { evaluateMultiLabel, type MultiLabelMetrics } from '../metrics/aggregate';
-import { zeroShotScores } from '../eval/zero-shot';
+import { zeroShotScores } from '../zeroshot/zero-shot';
 import type { CTClip } from '../model/ctclip';
 import type { Tokenizer } from '../text/tokenizer';
 import type { ProcessGroup } from '../dist/group';

@@ -14,7 +14,7 @@
 import * as fs from 'fs';
 import { CtclipError } from '../errors';
 import type { TensorHandle } from '../native';
-import { loadSafetensors, type SafetensorsContent } from '../model/safetensors';
+import { loadSafetensors, type SafetensorsContent } from './safetensors-native';
 import { tensorInfo } from '../tensor';
 import { importTorchFile, type ImportedWeights, type ImportOptions } from './import-torch';
 import { enforceStrict, entriesToLoad, mapKeys, REFACTOR_LAYOUT_NAME, type WeightsReport } from './layout';

@@ -6,7 +6,7 @@
  */
 import { CtclipError } from '../errors';
 import type { TensorHandle } from '../native';
-import { saveSafetensors } from '../model/safetensors';
+import { saveSafetensors } from './safetensors-native';
 
 export async function saveWeights(file: string, names: string[], tensors: TensorHandle[], metadata: Record<string, string> = {}): Promise<void> {
   if (names.length !== tensors.length) {

@@ -1,6 +1,6 @@
 /** Multi-process helpers for the data-parallel tests: a free loopback port, and N ranks of a script started with the torchrun environment. */
 import { spawn, type ChildProcess } from 'child_process';
-import { resolveLaunchOptions, torchrunEnv } from '../../lib/launch';
+import { resolveLaunchOptions, torchrunEnv } from '../../lib/commands/launch';
 
 export { freePort } from '../../bench/common';
 
@@ -15,7 +15,7 @@ export interface RankRun {
 
 /**
  * Starts `worldSize` node processes of `args` (a script and its arguments) on one node at 127.0.0.1:`port`, rank r
- * with the launcher's torchrun environment (lib/launch.ts torchrunEnv) + env(r).
+ * with the launcher's torchrun environment (lib/commands/launch.ts torchrunEnv) + env(r).
  */
 export function startRanks(args: string[], worldSize: number, port: number, env: (rank: number) => Record<string, string> = () => ({})): RankRun[] {
   const runs: RankRun[] = [];

@@ -14,5 +14,5 @@ if (spec !== undefined) {
   else delete process.env.CTCLIP_TEST_FAULT;
 }
 // loaded after the environment is settled (lib/train reads CTCLIP_TEST_FAULT when it runs)
-const { run } = require('../../lib/train') as typeof import('../../lib/train');
+const { run } = require('../../lib/commands/train') as typeof import('../../lib/commands/train');
 runAsMain('ctclip train', run);

@@ -1,6 +1,6 @@
 /**
  * A worker program for the launcher's tests (test/integration/launch.test.ts), run as `node launch-worker.js …args`
- * by lib/launch.ts. It prints one line `ENV {json}` (the torchrun variables, CTCLIP_THREADS, its argv and pid) on
+ * by lib/commands/launch.ts. It prints one line `ENV {json}` (the torchrun variables, CTCLIP_THREADS, its argv and pid) on
  * stdout and `hello from rank N` on stderr, then acts as told by LW_PLAN, a JSON object
  * `{ "<attempt>|*": { "<rank>|*": action } }` (attempt = TORCHELASTIC_RESTART_COUNT; default action 'exit:0'):
  *   exit:N         exit with code N

@@ -133,7 +133,7 @@ describe('the npm package as a library (npm pack → install → strict tsc → 
     const packJson = execFileSync('npm', ['pack', REPO, '--ignore-scripts', '--json', '--pack-destination', tmp], { cwd: tmp, env: NPM_ENV, encoding: 'utf8' });
     const packed = JSON.parse(packJson)[0] as { filename: string; files: { path: string }[] };
     const names = packed.files.map((f) => f.path);
-    for (const required of ['package.json', 'README.md', 'lib/index.js', 'lib/index.d.ts', 'lib/cli.js', 'lib/train.js', 'lib/model/ctclip-api.d.ts', 'scripts/build-native.js', 'scripts/libtorch.js', 'CMakeLists.txt', 'configs/base_config.yaml', 'docs/configuration.md']) {
+    for (const required of ['package.json', 'README.md', 'lib/index.js', 'lib/index.d.ts', 'lib/cli.js', 'lib/train.js', 'lib/api.d.ts', 'scripts/build-native.js', 'scripts/libtorch.js', 'CMakeLists.txt', 'configs/base_config.yaml', 'docs/configuration.md']) {
       expect(names, `the tarball lacks ${required}`).to.include(required);
     }
     expect(names.filter((n) => n.endsWith('.node')), 'no compiled addon in the tarball').to.deep.equal([]);

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { embeddingsSidecarPath, readEmbeddings, writeEmbeddings } from '../../lib/evaluation/embeddings';
+import { embeddingsSidecarPath, readEmbeddings, writeEmbeddings } from '../../lib/results/embeddings';
 import { SafetensorsTensor, encodeSafetensors, readSafetensors, readSafetensorsHeader } from '../../lib/io/safetensors';
 import { fixturePath, fixturesAvailable, fixturesDir } from '../helpers/fixtures';
 

@@ -1,7 +1,7 @@
 /**
  * The REAL trainer through the launcher: `node lib/launch.js --nproc_per_node 2 launch-train-worker.js --config …`
  * on a tiny debug-derived config (CPU, Gloo, 1 thread per rank). Needs the distributed trainer (WORLD_SIZE > 1 in
- * lib/train.ts) and the native addon.
+ * lib/commands/train.ts) and the native addon.
  *   - 2 workers to completion: exit 0, one metrics.jsonl line per step (only rank 0 logs), checkpoints by rank 0;
  *   - rank 1 SIGKILLed after step 5 on the first attempt: the launcher stops rank 0, restarts both with
  *     `--resume latest`, and the final model.safetensors equals the uninterrupted 2-worker run's bit for bit;

@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadConfig } from '../../lib/config/load';
 import { CT_RATE_CLASSES } from '../../lib/data/classes';
-import { encodePrompts, scoreVolumes } from '../../lib/eval/zero-shot';
+import { encodePrompts, scoreVolumes } from '../../lib/zeroshot/zero-shot';
 import { modelConfigFromConfig } from '../../lib/model/config';
 import { CTClip } from '../../lib/model/ctclip';
 import { preprocessVolumeFile } from '../../lib/preprocess/pipeline';

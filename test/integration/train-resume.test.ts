@@ -1,7 +1,7 @@
 /**
  * Checkpoints that survive anything, and resume that reproduces the uninterrupted run exactly.
  * Real `node lib/train.js` children on a tiny debug-derived config (CPU, fp32, 1 thread, dropout on), killed with
- * SIGKILL at deterministic points through CTCLIP_TEST_FAULT (lib/train.ts), then resumed with `--resume latest`.
+ * SIGKILL at deterministic points through CTCLIP_TEST_FAULT (lib/train/faults.ts), then resumed with `--resume latest`.
  * The reference is an uninterrupted run of the same config: per-step losses (metrics.jsonl) must be equal and the
  * final model.safetensors bit-identical.
  */

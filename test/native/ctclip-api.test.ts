@@ -1,5 +1,5 @@
 /**
- * The library convenience wrappers (lib/model/ctclip-api.ts, exported from the package root): createModel from a
+ * The library convenience wrappers (lib/api.ts, exported from the package root): createModel from a
  * run config, saveModel → loadModel round trip (bit-identical latents), encodeTexts against the tokenizer + raw
  * CTClip path, and zeroShot against the model's own pairwise softmax computed here from the latents.
  */

@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import * as fs from 'fs';
 import { CTClip, type CTClipConfig } from '../../lib/model/ctclip';
-import { loadSafetensors } from '../../lib/model/safetensors';
+import { loadSafetensors } from '../../lib/weights/safetensors-native';
 import { loadAddon, type SafetensorsContent, type TensorHandle } from '../../lib/native';
 import { fixturePath, fixturesAvailable } from '../helpers/fixtures';
 import { requireAddon } from '../helpers/native';

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import * as fs from 'fs';
 import { CTViT, type CTViTConfig } from '../../lib/model/ctvit';
-import { loadSafetensors } from '../../lib/model/safetensors';
+import { loadSafetensors } from '../../lib/weights/safetensors-native';
 import type { SafetensorsContent, TensorHandle } from '../../lib/native';
 import { readTensor } from '../../lib/tensor';
 import { fixturePath, fixturesAvailable } from '../helpers/fixtures';

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { CTViT, ctvitFlops, resolveCTViTConfig, type CTViTConfig } from '../../lib/model/ctvit';
-import { loadSafetensors, saveSafetensors } from '../../lib/model/safetensors';
+import { loadSafetensors, saveSafetensors } from '../../lib/weights/safetensors-native';
 import { loadAddon, type TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { requireAddon } from '../helpers/native';

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loadSafetensors, saveSafetensors } from '../../lib/model/safetensors';
+import { loadSafetensors, saveSafetensors } from '../../lib/weights/safetensors-native';
 import type { Dtype, TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { fixturePath, fixturesAvailable } from '../helpers/fixtures';

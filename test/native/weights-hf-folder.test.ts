@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
 import { main } from '../../lib/cli';
-import { loadSafetensors } from '../../lib/model/safetensors';
+import { loadSafetensors } from '../../lib/weights/safetensors-native';
 import { type TensorHandle } from '../../lib/tensor';
 import { importHfBertFolder, parseHfBertConfig } from '../../lib/weights';
 import { fixturePath, fixturesAvailable } from '../helpers/fixtures';

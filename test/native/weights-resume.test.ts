@@ -10,7 +10,7 @@ import * as path from 'path';
 import { CheckpointManager } from '../../lib/checkpoint';
 import { loadAddon } from '../../lib/native';
 import { CTClip, resolveCTClipConfig, type CTClipBatch } from '../../lib/model/ctclip';
-import { loadSafetensorsMap } from '../../lib/model/safetensors';
+import { loadSafetensorsMap } from '../../lib/weights/safetensors-native';
 import {
   nativeRngFromTensors,
   nativeRngToTensors,

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { readSafetensorsHeader } from '../../lib/io/safetensors';
 import { loadAddon } from '../../lib/native';
-import { loadSafetensors } from '../../lib/model/safetensors';
+import { loadSafetensors } from '../../lib/weights/safetensors-native';
 import { loadWeightsFile, saveWeights, importTorchFile } from '../../lib/weights';
 import { fixturePath, fixturesAvailable } from '../helpers/fixtures';
 import { requireAddon } from '../helpers/native';

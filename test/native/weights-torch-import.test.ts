@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadAddon } from '../../lib/native';
-import { loadSafetensors } from '../../lib/model/safetensors';
+import { loadSafetensors } from '../../lib/weights/safetensors-native';
 import { readTensor, tensorInfo, type TensorHandle } from '../../lib/tensor';
 import { ctclipReferenceKeys, importTorchFile, loadWeightsFile, REFACTOR_LAYOUT_NAME, writeTorchSave, type TorchSaveEntry } from '../../lib/weights';
 import { readTorchArchive } from '../../lib/weights/torch-file';

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CheckpointManager } from '../../lib/checkpoint';
-import { loadSafetensors } from '../../lib/model/safetensors';
+import { loadSafetensors } from '../../lib/weights/safetensors-native';
 import {
   decodeNativeRngStates,
   decodeScalerState,

@@ -1,10 +1,10 @@
 /** RFC 4180 CSV writing/parsing and the two CSV tables of the evaluation output. */
 import { expect } from 'chai';
 import { CSV_EOL, csvField, csvRecord, formatCsv } from '../../lib/io/csv';
-import { parseCsv } from '../../lib/evaluation';
-import { predictionsCsv, predictionsHeader } from '../../lib/evaluation/predictions';
-import { perClassCsv } from '../../lib/evaluation/per-class';
-import { buildEvaluationResults } from '../../lib/evaluation/results';
+import { parseCsv } from '../../lib/results';
+import { predictionsCsv, predictionsHeader } from '../../lib/results/predictions';
+import { perClassCsv } from '../../lib/results/per-class';
+import { buildEvaluationResults } from '../../lib/results/results';
 
 describe('evaluation: CSV', function () {
   it('quotes exactly the fields that need it and doubles inner quotes (RFC 4180)', function () {

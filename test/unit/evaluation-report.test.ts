@@ -1,7 +1,7 @@
 /** report.html checked structurally (regex, no DOM): ROC paths per valid class, axes, labels, escaping, no NaN. */
 import { expect } from 'chai';
-import { renderReport } from '../../lib/evaluation/report';
-import { buildEvaluationResults, classRocCurves, type EvaluationInput } from '../../lib/evaluation/results';
+import { renderReport } from '../../lib/results/report';
+import { buildEvaluationResults, classRocCurves, type EvaluationInput } from '../../lib/results/results';
 import { Rng } from '../../lib/rng';
 
 const EVIL = 'A<b>&"c"';

@@ -1,8 +1,8 @@
 /** buildEvaluationResults: equals the metrics library, excluded classes, validation, strict JSON. */
 import { expect } from 'chai';
 import { bootstrapMetrics, evaluateMultiLabel, toStrictJsonValue } from '../../lib/metrics';
-import { buildEvaluationResults, classRocCurves } from '../../lib/evaluation/results';
-import { resultsJson } from '../../lib/evaluation/write';
+import { buildEvaluationResults, classRocCurves } from '../../lib/results/results';
+import { resultsJson } from '../../lib/results/write';
 
 const base = {
   studyIds: ['s1', 's2', 's3', 's4', 's5'],

@@ -1,7 +1,7 @@
 /** The console summary: reference line format, CI text at the level used, n_valid_classes. */
 import { expect } from 'chai';
-import { buildEvaluationResults, type EvaluationInput } from '../../lib/evaluation/results';
-import { formatEvaluationSummary, formatInterval, formatValue } from '../../lib/evaluation/summary';
+import { buildEvaluationResults, type EvaluationInput } from '../../lib/results/results';
+import { formatEvaluationSummary, formatInterval, formatValue } from '../../lib/results/summary';
 
 // Class "a": positives {0.9, 0.6}, negatives {0.7, 0.1}: pairs (0.9>0.7, 0.9>0.1, 0.6<0.7, 0.6>0.1) → AUROC 3/4.
 // Class "b": positive {0.8}, negatives {0.2, 0.4, 0.3} → AUROC 1.  Class "c": all 0 → excluded.

@@ -1,6 +1,6 @@
 /** The markup builder: escaping, numeric formatting, non-finite handling, path data. */
 import { expect } from 'chai';
-import { el, escapeXml, fragment, linearScale, pathData, raw, svgNumber } from '../../lib/evaluation/svg';
+import { el, escapeXml, fragment, linearScale, pathData, raw, svgNumber } from '../../lib/report/svg';
 
 describe('evaluation: svg builder', function () {
   it('escapes the five XML special characters', function () {

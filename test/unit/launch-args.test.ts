@@ -1,5 +1,5 @@
 /**
- * lib/launch.ts, the pure parts: splitting the command line at the worker script, option validation, the torchrun
+ * lib/commands/launch.ts, the pure parts: splitting the command line at the worker script, option validation, the torchrun
  * environment of each worker, CTCLIP_THREADS, `--resume latest` on restarts, exit codes and line prefixing.
  */
 import { expect } from 'chai';
@@ -18,7 +18,7 @@ import {
   workerArgs,
   workerEnv,
   type ResolvedLaunchOptions,
-} from '../../lib/launch';
+} from '../../lib/commands/launch';
 import { expectRejects } from '../helpers/errors';
 
 const SCRIPT = path.resolve(__dirname, '..', '..', 'lib', 'train.js');

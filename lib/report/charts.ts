@@ -12,7 +12,7 @@
  * Class names are user data: they only ever reach the markup as escaped text or attribute values (see svg.ts).
  */
 import { Child, Markup, el, linearScale, pathData, svgNumber } from './svg';
-import type { ClassRocCurve } from './results';
+import type { ClassRocCurve } from '../results/results';
 
 const FONT = 'system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif';
 const CURVE_COLOR = '#1f5fa8';

@@ -18,15 +18,15 @@ import { CheckpointManager, LATEST_POINTER, MANIFEST_FILE, MODEL_PART, parseChec
 import { hashFile } from '../checkpoint/manifest';
 import type { Config } from '../config/schema';
 import { CtclipError } from '../errors';
-import { deviceFor, launchedLocalRank } from '../model/device';
-import type { CTClip } from '../model/ctclip';
-import { buildModel } from '../model/factory';
-import { loadWeightsInto } from '../model/load-weights';
+import { deviceFor, launchedLocalRank } from './device';
+import type { CTClip } from './ctclip';
+import { buildModel } from './factory';
+import { loadWeightsInto } from './load-weights';
 import type { Tokenizer } from '../text/tokenizer';
 import type { WeightsReport } from '../weights';
 
 // Resolved as training resolves them (one place: lib/model/factory.ts).
-export { resolveClassNames, vocabFile } from '../model/factory';
+export { resolveClassNames, vocabFile } from './factory';
 
 export interface ResolvedWeights {
   /** The weights file actually read. */

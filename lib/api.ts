@@ -2,20 +2,20 @@
  * Convenience wrappers over `CTClip` for library users (exported from the package root): build a model from a run
  * config, load weights the way `ctclip infer` does, save weights the way a checkpoint does, encode texts, and
  * zero-shot-score volumes. Thin by design: model construction is lib/model/factory.ts (`buildModel`), loading
- * is lib/eval/model.ts (`loadInferenceModel`), saving is lib/weights/save.ts, and zero-shot scoring is
- * lib/eval/zero-shot.ts (`encodePrompts` + `scoreVolumes`), the same code training-time validation runs.
+ * is lib/model/inference-model.ts (`loadInferenceModel`), saving is lib/weights/save.ts, and zero-shot scoring is
+ * lib/zeroshot/zero-shot.ts (`encodePrompts` + `scoreVolumes`), the same code training-time validation runs.
  */
-import { DEFAULT_PROMPTS, type Config } from '../config/schema';
-import { CtclipError } from '../errors';
-import { loadInferenceModel } from '../eval/model';
-import { encodePrompts, scoreVolumes, type ZeroShotPrompts } from '../eval/zero-shot';
-import type { TensorHandle } from '../native';
-import type { Tokenizer } from '../text/tokenizer';
-import type { WeightsReport } from '../weights/layout';
-import { saveWeights } from '../weights/save';
-import { textTensors, type CTClip } from './ctclip';
-import { deviceFor, launchedLocalRank, type DeviceRequest } from './device';
-import { buildModel } from './factory';
+import { DEFAULT_PROMPTS, type Config } from './config/schema';
+import { CtclipError } from './errors';
+import { loadInferenceModel } from './model/inference-model';
+import { encodePrompts, scoreVolumes, type ZeroShotPrompts } from './zeroshot/zero-shot';
+import type { TensorHandle } from './native';
+import type { Tokenizer } from './text/tokenizer';
+import type { WeightsReport } from './weights/layout';
+import { saveWeights } from './weights/save';
+import { textTensors, type CTClip } from './model/ctclip';
+import { deviceFor, launchedLocalRank, type DeviceRequest } from './model/device';
+import { buildModel } from './model/factory';
 
 /** A model together with the tokenizer its text tower was built for. */
 export interface ModelWithTokenizer {
@@ -135,7 +135,7 @@ export interface ZeroShotResult {
 
 /**
  * Zero-shot classification of a batch of volumes against `classNames`, scored exactly as validation and
- * `ctclip infer` score (lib/eval/zero-shot.ts): prompt latents once, each volume encoded in eval mode, P(present)
+ * `ctclip infer` score (lib/zeroshot/zero-shot.ts): prompt latents once, each volume encoded in eval mode, P(present)
  * = softmax over each (present, absent) pair. `volumes` is (n, H, W, D) float16/float32 as the loader gives them
  * (`tensorFromBuffer`), or (n, 1, F, H, W) float32; it is not disposed. Leaves the model in eval mode.
  */

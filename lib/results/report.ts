@@ -15,11 +15,11 @@
  */
 import { AGGREGATED_METRICS, ciLabel, toStrictJson } from '../metrics';
 import type { MacroKey, WeightedKey } from '../metrics';
-import { AurocBarRow, aurocBars, rocPanels } from './charts';
+import { AurocBarRow, aurocBars, rocPanels } from '../report/charts';
 import { PER_CLASS_METRIC_COLUMNS } from './per-class';
 import type { ClassRocCurve, EvaluationResults } from './results';
 import { METRIC_LABELS, formatValue } from './summary';
-import { Child, Markup, el, fragment, raw } from './svg';
+import { Child, Markup, el, fragment, raw } from '../report/svg';
 
 const STYLE = `
 :root { color-scheme: light; }

@@ -20,11 +20,11 @@ export { formatEvaluationSummary, formatInterval, formatValue, METRIC_LABELS, ty
 export { predictionsCsv, predictionsHeader } from './predictions';
 export { perClassCsv, perClassTable, PER_CLASS_METRIC_COLUMNS } from './per-class';
 export { renderReport } from './report';
-export { aurocBars, rocPanel, rocPanels, truncate, type AurocBarRow } from './charts';
+export { aurocBars, rocPanel, rocPanels, truncate, type AurocBarRow } from '../report/charts';
 // Evaluation files are read back as plain rows, strictly (they are ours).
 export { CSV_EOL, csvField, csvRecord, formatCsv, type CsvCell } from '../io/csv';
 export { parseOwnCsv as parseCsv } from './read-csv';
-export { Markup, el, escapeXml, fragment, linearScale, pathData, raw, svgNumber, type Attrs, type AttrValue, type Child } from './svg';
+export { Markup, el, escapeXml, fragment, linearScale, pathData, raw, svgNumber, type Attrs, type AttrValue, type Child } from '../report/svg';
 export {
   writeEmbeddings,
   readEmbeddings,
