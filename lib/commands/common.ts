@@ -29,6 +29,20 @@ export function parseCommandArgs<O extends Options>(argv: string[], options: O):
 }
 
 /**
+ * The start every command shares: prints `usage` and returns false for --help (exit 0); refuses positional
+ * arguments and missing `required` options (ARGUMENT_ERROR naming them); true to go on.
+ */
+export function startCommand(values: { help?: boolean } & Record<string, unknown>, positionals: string[], usage: string, required: readonly string[] = []): boolean {
+  if (values.help) {
+    process.stdout.write(`${usage}\n`);
+    return false;
+  }
+  if (positionals.length) throw new CtclipError('ARGUMENT_ERROR', `unexpected argument '${positionals[0]}'`);
+  for (const k of required) if (!values[k]) throw new CtclipError('ARGUMENT_ERROR', `--${k} is required`);
+  return true;
+}
+
+/**
  * Runs a command body and turns errors into an exit code with a message on stderr:
  * usage errors print the usage text too; CtclipErrors print their message; anything else is a bug (stack).
  */

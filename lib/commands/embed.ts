@@ -21,7 +21,7 @@ import { textTensors } from '../model/ctclip';
 import type { TensorHandle } from '../native';
 import { configureThreads } from '../runtime';
 import { readTensor, tensorInfo, transformTensor } from '../tensor';
-import { intOption, parseCommandArgs, runCommand } from './common';
+import { intOption, parseCommandArgs, runCommand, startCommand } from './common';
 import { batchVolumes, evalLoaderFor } from '../zeroshot/loader';
 
 export const USAGE = `usage: ctclip embed --checkpoint W --config C --shards PATTERN --out FILE.safetensors [--limit N]
@@ -75,14 +75,7 @@ export function run(argv: string[]): Promise<number> {
       threads: { type: 'string' },
       quiet: { type: 'boolean', default: false },
     });
-    if (values.help) {
-      process.stdout.write(`${USAGE}\n`);
-      return 0;
-    }
-    if (positionals.length) throw new CtclipError('ARGUMENT_ERROR', `unexpected argument '${positionals[0]}'`);
-    for (const k of ['checkpoint', 'config', 'shards', 'out'] as const) {
-      if (!values[k]) throw new CtclipError('ARGUMENT_ERROR', `--${k} is required`);
-    }
+    if (!startCommand(values, positionals, USAGE, ['checkpoint', 'config', 'shards', 'out'])) return 0;
     const limit = values.limit === undefined ? null : intOption('limit', values.limit);
     const withEmb = values['with-image-embeddings'] === true;
     const overrides = [...(values.set ?? [])];

@@ -8,7 +8,7 @@
  * Exit codes: 0 done · 1 runtime failure (data, I/O, native) · 2 bad arguments or configuration.
  */
 import * as path from 'path';
-import { intOption, parseCommandArgs, runCommand } from './common';
+import { intOption, parseCommandArgs, runCommand, startCommand } from './common';
 import { loadConfig } from '../config/load';
 import { openIndex } from '../data/shard-index';
 import { CtclipError } from '../errors';
@@ -50,11 +50,7 @@ export async function run(argv: string[]): Promise<number> {
       threads: { type: 'string' },
       quiet: { type: 'boolean', default: false },
     });
-    if (values.help) {
-      process.stdout.write(`${USAGE}\n`);
-      return 0;
-    }
-    if (positionals.length) throw new CtclipError('ARGUMENT_ERROR', `unexpected argument '${positionals[0]}'`);
+    if (!startCommand(values, positionals, USAGE)) return 0;
     if (!values.checkpoint) throw new CtclipError('ARGUMENT_ERROR', '--checkpoint is required');
     if (!values.config) throw new CtclipError('ARGUMENT_ERROR', '--config is required');
     const nBootText = values.n_bootstrap ?? values['n-bootstrap'];

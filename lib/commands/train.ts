@@ -19,7 +19,7 @@
  *
  * Test-only: `CTCLIP_TEST_FAULT` (lib/train/faults.ts: kill, ENOSPC and non-finite faults at chosen steps).
  */
-import { intOption, parseCommandArgs, runCommand } from './common';
+import { intOption, parseCommandArgs, runCommand, startCommand } from './common';
 import { loadConfig } from '../config/load';
 import { CtclipError } from '../errors';
 import { StopSignals } from '../train/signals';
@@ -62,11 +62,7 @@ export async function run(argv: string[]): Promise<number> {
         'no-load-optimizer': { type: 'boolean', default: false },
         threads: { type: 'string' },
       });
-      if (values.help) {
-        process.stdout.write(`${USAGE}\n`);
-        return 0;
-      }
-      if (positionals.length) throw new CtclipError('ARGUMENT_ERROR', `unexpected argument '${positionals[0]}'`);
+      if (!startCommand(values, positionals, USAGE)) return 0;
       if (!values.config) throw new CtclipError('ARGUMENT_ERROR', '--config is required');
       if (values['no-load-optimizer'] && !values.resume) throw new CtclipError('ARGUMENT_ERROR', '--no-load-optimizer only makes sense with --resume');
       const overrides = [...(values.debug ? DEBUG_OVERRIDES : []), ...(values.set ?? [])];
