@@ -18,7 +18,14 @@ export function uniformArray(n: number, seed: number): Float32Array {
 
 /** A float32 tensor of the given shape filled by `uniformArray`. */
 export function uniformTensor(shape: number[], seed: number): TensorHandle {
-  return tensorFromBuffer(uniformArray(shape.reduce((a, b) => a * b, 1), seed), 'float32', shape);
+  return tensorFromBuffer(
+    uniformArray(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+    ),
+    'float32',
+    shape,
+  );
 }
 
 /** Median wall time in ms of `iters` runs of `fn` after `warmup` untimed runs. */

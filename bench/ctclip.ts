@@ -105,7 +105,9 @@ export interface CtclipPresetSpec {
 }
 
 /** configs/base_config.yaml's model through the repository's own loader and model-config builder. */
-export function fullPreset(configFile = path.resolve(__dirname, '..', 'configs', 'base_config.yaml')): CtclipPresetSpec {
+export function fullPreset(
+  configFile = path.resolve(__dirname, '..', 'configs', 'base_config.yaml'),
+): CtclipPresetSpec {
   const { config: cfg } = loadConfig(configFile);
   const te = cfg.model.text_encoder;
   const config = modelConfigFromConfig(cfg, te.vocab_size ?? 30522);
@@ -189,7 +191,8 @@ export function textAndHeadFlops(config: CTClipConfig, batch: number, seqLen: nu
   const H = t.hidden_size;
   const I = t.intermediate_size;
   const tokens = batch * seqLen;
-  const perLayer = 2 * tokens * H * 3 * H + 2 * 2 * batch * seqLen * seqLen * H + 2 * tokens * H * H + 2 * 2 * tokens * H * I;
+  const perLayer =
+    2 * tokens * H * 3 * H + 2 * 2 * batch * seqLen * seqLen * H + 2 * tokens * H * H + 2 * 2 * tokens * H * I;
   const hp = config.image.image_size / config.image.patch_size;
   const dimImage = hp * hp * config.image.dim;
   return t.num_hidden_layers * perLayer + 2 * batch * (H + dimImage) * config.dim_latent;
@@ -301,7 +304,12 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
     stepTimesMs: wall,
     cpuMsPerStep: median(cpu),
-    phasesMs: { spatial: median(ph.spatial), temporal: median(ph.temporal), text: median(ph.text), heads: median(ph.heads) },
+    phasesMs: {
+      spatial: median(ph.spatial),
+      temporal: median(ph.temporal),
+      text: median(ph.text),
+      heads: median(ph.heads),
+    },
   };
 
   const f = (x: number, d = 1) => x.toFixed(d);
@@ -312,14 +320,22 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
       `seq ${seqLen}, vocab ${config.text.vocab_size}; latent ${config.dim_latent}; batch ${batch}; ${precision}; ${info.device}; ${threads} threads; ` +
       `median of ${iters} after ${warmup} warm-up`,
   );
-  log(`  step (wall)      ${f(stepMs).padStart(8)} ms   ${f(result.gflop, 2)} GFLOP  ${f(gflops)} GFLOP/s  ${f(100 * result.ratioToMatmul)}% of matmul`);
-  log(`    forward        ${f(result.forwardMs).padStart(8)} ms   (spatial ${f(result.phasesMs.spatial)}, temporal ${f(result.phasesMs.temporal)}, text ${f(result.phasesMs.text)}, heads ${f(result.phasesMs.heads)})`);
+  log(
+    `  step (wall)      ${f(stepMs).padStart(8)} ms   ${f(result.gflop, 2)} GFLOP  ${f(gflops)} GFLOP/s  ${f(100 * result.ratioToMatmul)}% of matmul`,
+  );
+  log(
+    `    forward        ${f(result.forwardMs).padStart(8)} ms   (spatial ${f(result.phasesMs.spatial)}, temporal ${f(result.phasesMs.temporal)}, text ${f(result.phasesMs.text)}, heads ${f(result.phasesMs.heads)})`,
+  );
   log(`    backward       ${f(result.backwardMs).padStart(8)} ms`);
-  log(`    optimizer      ${f(result.optimizerMs).padStart(8)} ms   (clip + AdamW over ${result.trainableParameters} trainable parameters)`);
+  log(
+    `    optimizer      ${f(result.optimizerMs).padStart(8)} ms   (clip + AdamW over ${result.trainableParameters} trainable parameters)`,
+  );
   log(`  matmul ceiling ${matmulN}×${matmulN} float32: ${f(matmul)} GFLOP/s`);
   log(`  peak RSS ${f(result.peakRssMiB, 0)} MiB; ${f(result.samplesPerSec, 1)} samples/s`);
   if (Number.isFinite(p.referenceMs)) {
-    log(`  reference Python: ${p.referenceMs} ms/step → ratio ${f(result.ratioToReference, 2)} (${result.ratioToReference <= 1 ? 'faster' : 'slower'})`);
+    log(
+      `  reference Python: ${p.referenceMs} ms/step → ratio ${f(result.ratioToReference, 2)} (${result.ratioToReference <= 1 ? 'faster' : 'slower'})`,
+    );
   }
   return result;
 }

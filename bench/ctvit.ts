@@ -102,11 +102,17 @@ export async function runCtvitBench(opts: CtvitBenchOptions = {}): Promise<Ctvit
   };
 
   const f = (x: number, d = 1) => x.toFixed(d);
-  log(`CTViT bench: dim ${config.dim}, codebook ${config.codebook_size}, image ${config.image_size}, patch ${config.patch_size}, ` +
-    `temporal patch ${config.temporal_patch_size}, F ${frames}, depth ${config.spatial_depth}+${config.temporal_depth}, ` +
-    `heads ${config.heads}×${config.dim_head}, batch ${batch}, ${threads} threads; median of ${iters} after ${warmup} warm-up`);
-  log(`  forward (eval)          ${f(result.forward.ms).padStart(9)} ms  ${f(result.forward.gflop, 2).padStart(8)} GFLOP  ${f(result.forward.gflops).padStart(7)} GFLOP/s  ${f(100 * result.forward.ratioToMatmul)}% of matmul`);
-  log(`  forward+backward (train)${f(result.forwardBackward.ms).padStart(9)} ms  ${f(result.forwardBackward.gflop, 2).padStart(8)} GFLOP  ${f(result.forwardBackward.gflops).padStart(7)} GFLOP/s  ${f(100 * result.forwardBackward.ratioToMatmul)}% of matmul`);
+  log(
+    `CTViT bench: dim ${config.dim}, codebook ${config.codebook_size}, image ${config.image_size}, patch ${config.patch_size}, ` +
+      `temporal patch ${config.temporal_patch_size}, F ${frames}, depth ${config.spatial_depth}+${config.temporal_depth}, ` +
+      `heads ${config.heads}×${config.dim_head}, batch ${batch}, ${threads} threads; median of ${iters} after ${warmup} warm-up`,
+  );
+  log(
+    `  forward (eval)          ${f(result.forward.ms).padStart(9)} ms  ${f(result.forward.gflop, 2).padStart(8)} GFLOP  ${f(result.forward.gflops).padStart(7)} GFLOP/s  ${f(100 * result.forward.ratioToMatmul)}% of matmul`,
+  );
+  log(
+    `  forward+backward (train)${f(result.forwardBackward.ms).padStart(9)} ms  ${f(result.forwardBackward.gflop, 2).padStart(8)} GFLOP  ${f(result.forwardBackward.gflops).padStart(7)} GFLOP/s  ${f(100 * result.forwardBackward.ratioToMatmul)}% of matmul`,
+  );
   log(`  matmul ceiling ${matmulN}×${matmulN} float32: ${f(matmul)} GFLOP/s`);
   return result;
 }

@@ -50,8 +50,18 @@ async function worker(preset: CtclipPreset, warmup: number, iters: number, reque
   addon.setNumThreads(1);
   const p = PRESETS[preset];
   const info = addon.buildInfo();
-  const device = resolveDevice(requested, { cudaDeviceCount: info.cudaAvailable ? info.cudaDeviceCount : 0, localRank: env.localRank });
-  const group = env.worldSize > 1 ? await ProcessGroup.init(env, { backend: isCudaDevice(device) ? 'auto' : 'gloo', cuda: isCudaDevice(device), timeoutMs: 600_000 }) : null;
+  const device = resolveDevice(requested, {
+    cudaDeviceCount: info.cudaAvailable ? info.cudaDeviceCount : 0,
+    localRank: env.localRank,
+  });
+  const group =
+    env.worldSize > 1
+      ? await ProcessGroup.init(env, {
+          backend: isCudaDevice(device) ? 'auto' : 'gloo',
+          cuda: isCudaDevice(device),
+          timeoutMs: 600_000,
+        })
+      : null;
   const model = CTClip.create({ ...p.config, training: { ...p.config.training, gather: true } });
   await model.to(device);
   if (group) {
@@ -72,7 +82,13 @@ async function worker(preset: CtclipPreset, warmup: number, iters: number, reque
   const volumes = float32ArrayToFloat16(uniformArray(BATCH * H * H * p.frames, 1 + env.rank));
   const step = () =>
     model.trainStepBatches(
-      [{ inputIds: tensorFromBuffer(ids, 'int64', [BATCH, L]), attentionMask: tensorFromBuffer(mask, 'int64', [BATCH, L]), volumes: tensorFromBuffer(volumes, 'float16', [BATCH, H, H, p.frames]) }],
+      [
+        {
+          inputIds: tensorFromBuffer(ids, 'int64', [BATCH, L]),
+          attentionMask: tensorFromBuffer(mask, 'int64', [BATCH, L]),
+          volumes: tensorFromBuffer(volumes, 'float16', [BATCH, H, H, p.frames]),
+        },
+      ],
       1e-5,
     );
   for (let i = 0; i < warmup; i++) await step();
@@ -86,28 +102,59 @@ async function worker(preset: CtclipPreset, warmup: number, iters: number, reque
   }
   if (env.rank === 0) {
     const stepMs = median(wall);
-    const row: DistributedBenchRow = { worldSize: env.worldSize, stepMs, allReduceMs: median(reduce), samplesPerSec: (BATCH * env.worldSize) / (stepMs / 1000) };
+    const row: DistributedBenchRow = {
+      worldSize: env.worldSize,
+      stepMs,
+      allReduceMs: median(reduce),
+      samplesPerSec: (BATCH * env.worldSize) / (stepMs / 1000),
+    };
     process.stdout.write(`RESULT ${JSON.stringify(row)}\n`);
   }
   model.dispose();
   group?.shutdown();
 }
 
-async function runWorld(worldSize: number, preset: CtclipPreset, warmup: number, iters: number, device: string): Promise<DistributedBenchRow> {
-  const job = resolveLaunchOptions({ nprocPerNode: worldSize, masterPort: await freePort(), script: __filename }, false);
+async function runWorld(
+  worldSize: number,
+  preset: CtclipPreset,
+  warmup: number,
+  iters: number,
+  device: string,
+): Promise<DistributedBenchRow> {
+  const job = resolveLaunchOptions(
+    { nprocPerNode: worldSize, masterPort: await freePort(), script: __filename },
+    false,
+  );
   const outputs = await Promise.all(
-    Array.from({ length: worldSize }, (_, rank) =>
-      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const child = spawn(process.execPath, [__filename, '--worker', '--preset', preset, '--warmup', String(warmup), '--iters', String(iters), '--device', device], {
-          env: { ...process.env, ...torchrunEnv(job, rank, 0) },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (d) => (out += d));
-        child.stderr.on('data', (d) => (err += d));
-        child.on('exit', (code) => resolve({ code, out, err }));
-      }),
+    Array.from(
+      { length: worldSize },
+      (_, rank) =>
+        new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+          const child = spawn(
+            process.execPath,
+            [
+              __filename,
+              '--worker',
+              '--preset',
+              preset,
+              '--warmup',
+              String(warmup),
+              '--iters',
+              String(iters),
+              '--device',
+              device,
+            ],
+            {
+              env: { ...process.env, ...torchrunEnv(job, rank, 0) },
+              stdio: ['ignore', 'pipe', 'pipe'],
+            },
+          );
+          let out = '';
+          let err = '';
+          child.stdout.on('data', (d) => (out += d));
+          child.stderr.on('data', (d) => (err += d));
+          child.on('exit', (code) => resolve({ code, out, err }));
+        }),
     ),
   );
   const bad = outputs.findIndex((o) => o.code !== 0);
@@ -118,18 +165,29 @@ async function runWorld(worldSize: number, preset: CtclipPreset, warmup: number,
 }
 
 /** W = 1 and W = 2 at 1 thread per rank (see the module comment). */
-export async function runDistributedBench(opts: { preset?: CtclipPreset; warmup?: number; iters?: number; device?: string } = {}): Promise<DistributedBenchResult> {
+export async function runDistributedBench(
+  opts: { preset?: CtclipPreset; warmup?: number; iters?: number; device?: string } = {},
+): Promise<DistributedBenchResult> {
   const preset = opts.preset ?? 'mid';
   const warmup = opts.warmup ?? 2;
   const iters = opts.iters ?? 7;
   const device = opts.device ?? 'cpu';
   const rows = [await runWorld(1, preset, warmup, iters, device), await runWorld(2, preset, warmup, iters, device)];
-  return { preset, device, batchPerRank: BATCH, threadsPerRank: 1, rows, scalingEfficiency: rows[1].samplesPerSec / (2 * rows[0].samplesPerSec) };
+  return {
+    preset,
+    device,
+    batchPerRank: BATCH,
+    threadsPerRank: 1,
+    rows,
+    scalingEfficiency: rows[1].samplesPerSec / (2 * rows[0].samplesPerSec),
+  };
 }
 
 export function formatDistributedBench(r: DistributedBenchResult): string[] {
   const where = r.device === 'cpu' ? 'Gloo' : `${r.device}:<LOCAL_RANK>, NCCL`;
-  const lines = [`Data parallel, ${r.preset}, B = ${r.batchPerRank} per rank, ${r.threadsPerRank} thread per rank, ${where} on 127.0.0.1:`];
+  const lines = [
+    `Data parallel, ${r.preset}, B = ${r.batchPerRank} per rank, ${r.threadsPerRank} thread per rank, ${where} on 127.0.0.1:`,
+  ];
   for (const row of r.rows) {
     lines.push(
       `  W=${row.worldSize}: step ${row.stepMs.toFixed(1)} ms (all-reduce ${row.allReduceMs.toFixed(1)} ms, ${((100 * row.allReduceMs) / row.stepMs).toFixed(1)}%), ${row.samplesPerSec.toFixed(2)} samples/s`,
@@ -141,7 +199,14 @@ export function formatDistributedBench(r: DistributedBenchResult): string[] {
 
 if (require.main === module) {
   const { values } = parseArgs({
-    options: { worker: { type: 'boolean', default: false }, preset: { type: 'string', default: 'mid' }, warmup: { type: 'string', default: '2' }, iters: { type: 'string', default: '7' }, device: { type: 'string', default: 'cpu' }, json: { type: 'boolean', default: false } },
+    options: {
+      worker: { type: 'boolean', default: false },
+      preset: { type: 'string', default: 'mid' },
+      warmup: { type: 'string', default: '2' },
+      iters: { type: 'string', default: '7' },
+      device: { type: 'string', default: 'cpu' },
+      json: { type: 'boolean', default: false },
+    },
   });
   const preset = values.preset as CtclipPreset;
   if (!(preset in PRESETS)) throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(', ')}`);
@@ -149,7 +214,9 @@ if (require.main === module) {
   const iters = Number(values.iters);
   const main = values.worker
     ? worker(preset, warmup, iters, values.device as string)
-    : runDistributedBench({ preset, warmup, iters, device: values.device as string }).then((r) => console.log(values.json ? JSON.stringify(r) : formatDistributedBench(r).join('\n')));
+    : runDistributedBench({ preset, warmup, iters, device: values.device as string }).then((r) =>
+        console.log(values.json ? JSON.stringify(r) : formatDistributedBench(r).join('\n')),
+      );
   main.catch((e) => {
     console.error(e);
     process.exit(1);

@@ -45,7 +45,13 @@ export interface LoaderBenchResult {
   cache: 'warm';
   firstPass: Throughput;
   ceiling: Throughput;
-  loader: Throughput & { batchSize: number; prefetch: number; readers: number; peakHeldBytes: number; expectedPeakBytes: number };
+  loader: Throughput & {
+    batchSize: number;
+    prefetch: number;
+    readers: number;
+    peakHeldBytes: number;
+    expectedPeakBytes: number;
+  };
   /** loader MB/s ÷ ceiling MB/s (best passes). */
   ratio: number;
   /** The same from the median passes. */
@@ -98,11 +104,21 @@ export async function benchLoader(opts: LoaderBenchOptions = {}): Promise<Loader
       const n = opts.samples ?? 8;
       const shape = opts.shape ?? [480, 480, 240];
       const t0 = Date.now();
-      await writeSynthDataset({ out: dir, samples: n, shape, shards: Math.max(1, Math.ceil(n / 4)), seed: 1, vocabSize: 512 });
-      log(`synthesised ${n} samples of ${shape.join('×')} float16 in ${((Date.now() - t0) / 1000).toFixed(1)} s into ${dir}`);
+      await writeSynthDataset({
+        out: dir,
+        samples: n,
+        shape,
+        shards: Math.max(1, Math.ceil(n / 4)),
+        seed: 1,
+        vocabSize: 512,
+      });
+      log(
+        `synthesised ${n} samples of ${shape.join('×')} float16 in ${((Date.now() - t0) / 1000).toFixed(1)} s into ${dir}`,
+      );
     }
     let index = openIndexFile(path.join(dir, 'ctclip-index.json'));
-    if (opts.samples && opts.dir && opts.samples < index.samples.length) index = { ...index, samples: index.samples.slice(0, opts.samples) };
+    if (opts.samples && opts.dir && opts.samples < index.samples.length)
+      index = { ...index, samples: index.samples.slice(0, opts.samples) };
     const N = index.samples.length;
     const bytes = N * index.sampleBytes;
     const batchSize = Math.min(opts.batchSize ?? 1, N);
@@ -144,14 +160,20 @@ export async function benchLoader(opts: LoaderBenchOptions = {}): Promise<Loader
       median: { ceiling: medianCeiling, loader: medianLoader, ratio: medianLoader.MBps / medianCeiling.MBps },
     };
     const mb = (b: number): string => (b / 1e6).toFixed(1);
-    log(`samples: ${N} × ${index.volumeShape.join('×')} float16 (${mb(index.sampleBytes)} MB each), page cache warm, best of ${passes} alternating passes`);
+    log(
+      `samples: ${N} × ${index.volumeShape.join('×')} float16 (${mb(index.sampleBytes)} MB each), page cache warm, best of ${passes} alternating passes`,
+    );
     log(`first pass (may be cold): ${first.samplesPerSec.toFixed(1)} samples/s, ${first.MBps.toFixed(0)} MB/s`);
-    log(`ceiling (1 thread, pread into one preallocated Buffer): ${ceiling.samplesPerSec.toFixed(1)} samples/s, ${ceiling.MBps.toFixed(0)} MB/s`);
+    log(
+      `ceiling (1 thread, pread into one preallocated Buffer): ${ceiling.samplesPerSec.toFixed(1)} samples/s, ${ceiling.MBps.toFixed(0)} MB/s`,
+    );
     log(
       `loader (B=${batchSize}, prefetch ${lopts.prefetch}, readers ${lopts.readers}): ${lt.samplesPerSec.toFixed(1)} samples/s, ${lt.MBps.toFixed(0)} MB/s` +
         ` — ${(result.ratio * 100).toFixed(0)} % of the ceiling; peak loader memory ${mb(st.peakHeldBytes)} MB (bound ${mb(st.expectedPeakBytes)} MB)`,
     );
-    log(`median passes: ceiling ${medianCeiling.MBps.toFixed(0)} MB/s, loader ${medianLoader.MBps.toFixed(0)} MB/s — ${(result.median.ratio * 100).toFixed(0)} %`);
+    log(
+      `median passes: ceiling ${medianCeiling.MBps.toFixed(0)} MB/s, loader ${medianLoader.MBps.toFixed(0)} MB/s — ${(result.median.ratio * 100).toFixed(0)} %`,
+    );
     return result;
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });

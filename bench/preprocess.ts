@@ -51,9 +51,11 @@ export function chestPhantom(dims: [number, number, number], seed = 0): Int16Arr
         let hu = -1000;
         if (x * x + y * y <= 1) {
           hu = 40;
-          const lx = (Math.abs(x) - 0.45) / 0.3, ly = (y + 0.05) / 0.6;
+          const lx = (Math.abs(x) - 0.45) / 0.3,
+            ly = (y + 0.05) / 0.6;
           if (lx * lx + ly * ly <= 1) hu = -850;
-          const sx = x / 0.08, sy = (y - 0.7) / 0.12;
+          const sx = x / 0.08,
+            sy = (y - 0.7) / 0.12;
           if (sx * sx + sy * sy <= 1) hu = 700;
         }
         out[p] = Math.round(hu + noise[(p * 7919) & 65535]);
@@ -74,7 +76,7 @@ export async function benchPreprocess(opts: PreprocessBenchOptions = {}): Promis
     const data = chestPhantom(dims);
     const gz = opts.gzip ?? true;
     const file = path.join(dir, gz ? 'src.nii.gz' : 'src.nii');
-    fs.writeFileSync(file, writeNifti({ data, shape: dims, datatype: 'int16', spacing: [0.7, 0.7, 1.0] , gzip: gz }));
+    fs.writeFileSync(file, writeNifti({ data, shape: dims, datatype: 'int16', spacing: [0.7, 0.7, 1.0], gzip: gz }));
     const fileBytes = fs.statSync(file).size;
     log(`${path.basename(file)}: ${(fileBytes / 1e6).toFixed(1)} MB; libtorch threads ${threads}`);
 
@@ -85,8 +87,19 @@ export async function benchPreprocess(opts: PreprocessBenchOptions = {}): Promis
     const t1 = performance.now();
     const r = await preprocessNifti(nifti, {}, 0, true);
     const t2 = performance.now();
-    const single = { readSeconds: (t1 - t0) / 1000, nativeSeconds: (t2 - t1) / 1000, totalSeconds: (t2 - t0) / 1000, nativeSteps: r.meta.seconds.nativeSteps };
-    log(`single volume: read+gunzip+convert ${single.readSeconds.toFixed(2)} s, native ${single.nativeSeconds.toFixed(2)} s → ${r.shape.join('×')} (resampled ${r.meta.resampledSize.join('×')}); native steps ${Object.entries(single.nativeSteps).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')} s`);
+    const single = {
+      readSeconds: (t1 - t0) / 1000,
+      nativeSeconds: (t2 - t1) / 1000,
+      totalSeconds: (t2 - t0) / 1000,
+      nativeSteps: r.meta.seconds.nativeSteps,
+    };
+    log(
+      `single volume: read+gunzip+convert ${single.readSeconds.toFixed(2)} s, native ${single.nativeSeconds.toFixed(2)} s → ${r.shape.join('×')} (resampled ${r.meta.resampledSize.join('×')}); native steps ${Object.entries(
+        single.nativeSteps,
+      )
+        .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+        .join(', ')} s`,
+    );
 
     // The driver over N copies.
     const vdir = path.join(dir, 'vol');
@@ -113,8 +126,15 @@ export async function benchPreprocess(opts: PreprocessBenchOptions = {}): Promis
         samplesPerShard: 100,
         onWarning: () => undefined,
       });
-      driver.push({ workers, volumes: n, seconds: rep.throughput.seconds, volumesPerSecond: rep.throughput.volumesPerSecond });
-      log(`ctclip preprocess, --workers ${workers}: ${n} volumes in ${rep.throughput.seconds.toFixed(2)} s = ${rep.throughput.volumesPerSecond.toFixed(3)} volumes/s`);
+      driver.push({
+        workers,
+        volumes: n,
+        seconds: rep.throughput.seconds,
+        volumesPerSecond: rep.throughput.volumesPerSecond,
+      });
+      log(
+        `ctclip preprocess, --workers ${workers}: ${n} volumes in ${rep.throughput.seconds.toFixed(2)} s = ${rep.throughput.volumesPerSecond.toFixed(3)} volumes/s`,
+      );
       fs.rmSync(out, { recursive: true, force: true });
     }
     return { dims, fileBytes, threads, single, driver };

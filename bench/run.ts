@@ -62,7 +62,19 @@ export function stepRowFromResult(name: string, r: CtclipBenchResult): StepRow {
 
 /** The train-step table: one line per row, medians in ms. */
 export function formatStepTable(rows: StepRow[]): string {
-  const head = ['config', 'fwd ms', 'bwd ms', 'opt ms', 'step ms', 'ref ms', '×ref', 'GFLOP/s', '÷matmul', 'samples/s', 'peak RSS MiB'];
+  const head = [
+    'config',
+    'fwd ms',
+    'bwd ms',
+    'opt ms',
+    'step ms',
+    'ref ms',
+    '×ref',
+    'GFLOP/s',
+    '÷matmul',
+    'samples/s',
+    'peak RSS MiB',
+  ];
   const body = rows.map((r) => [
     r.name,
     r.forwardMs.toFixed(1),
@@ -77,8 +89,13 @@ export function formatStepTable(rows: StepRow[]): string {
     r.peakRssMiB.toFixed(0),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ') + ' |';
-  return [line(head), '|' + w.map((n, i) => (i === 0 ? ':' : '') + '-'.repeat(n + 1) + (i === 0 ? '' : ':')).join('|') + '|', ...body.map(line)].join('\n');
+  const line = (cells: string[]) =>
+    '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ') + ' |';
+  return [
+    line(head),
+    '|' + w.map((n, i) => (i === 0 ? ':' : '') + '-'.repeat(n + 1) + (i === 0 ? '' : ':')).join('|') + '|',
+    ...body.map(line),
+  ].join('\n');
 }
 
 /** Runs `bench/ctclip.js --preset <p> --json` in a child process (its own peak RSS) and parses the result. */
@@ -101,21 +118,39 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const stepRows: StepRow[] = [];
   // loadavg: other processes' load when the run started (figures from a loaded machine are not comparable).
-  const record: Record<string, unknown> = { time: new Date().toISOString(), host: os.hostname(), cpus: os.cpus().length, loadavg: os.loadavg(), quick };
+  const record: Record<string, unknown> = {
+    time: new Date().toISOString(),
+    host: os.hostname(),
+    cpus: os.cpus().length,
+    loadavg: os.loadavg(),
+    quick,
+  };
   if (addonAvailable()) record.buildInfo = loadAddon().buildInfo();
 
   if (only.includes('loader')) {
     const { benchLoader } = await import('./loader');
     const r = await benchLoader({ samples: quick ? 2 : 8, passes: quick ? 2 : 5 });
     record.loader = r;
-    rows.push({ bench: 'loader (480×480×240 f16)', figure: `${r.loader.samplesPerSec.toFixed(1)} samples/s, ${r.loader.MBps.toFixed(0)} MB/s (ceiling ${r.ceiling.MBps.toFixed(0)} MB/s)`, ratio: `${r.ratio.toFixed(2)} of ceiling` });
+    rows.push({
+      bench: 'loader (480×480×240 f16)',
+      figure: `${r.loader.samplesPerSec.toFixed(1)} samples/s, ${r.loader.MBps.toFixed(0)} MB/s (ceiling ${r.ceiling.MBps.toFixed(0)} MB/s)`,
+      ratio: `${r.ratio.toFixed(2)} of ceiling`,
+    });
   }
   if (only.includes('ctvit')) {
     const { runCtvitBench } = await import('./ctvit');
     const r = await runCtvitBench({ iters: quick ? 2 : 5, warmup: quick ? 1 : 2 });
     record.ctvit = r;
-    rows.push({ bench: 'CTViT forward (mid)', figure: `${r.forward.ms.toFixed(1)} ms, ${r.forward.gflops.toFixed(1)} GFLOP/s`, ratio: `${r.forward.ratioToMatmul.toFixed(2)} of matmul (${r.matmulGflops.toFixed(1)} GFLOP/s)` });
-    rows.push({ bench: 'CTViT fwd+bwd (mid)', figure: `${r.forwardBackward.ms.toFixed(1)} ms, ${r.forwardBackward.gflops.toFixed(1)} GFLOP/s`, ratio: `${r.forwardBackward.ratioToMatmul.toFixed(2)} of matmul` });
+    rows.push({
+      bench: 'CTViT forward (mid)',
+      figure: `${r.forward.ms.toFixed(1)} ms, ${r.forward.gflops.toFixed(1)} GFLOP/s`,
+      ratio: `${r.forward.ratioToMatmul.toFixed(2)} of matmul (${r.matmulGflops.toFixed(1)} GFLOP/s)`,
+    });
+    rows.push({
+      bench: 'CTViT fwd+bwd (mid)',
+      figure: `${r.forwardBackward.ms.toFixed(1)} ms, ${r.forwardBackward.gflops.toFixed(1)} GFLOP/s`,
+      ratio: `${r.forwardBackward.ratioToMatmul.toFixed(2)} of matmul`,
+    });
   }
   if (only.includes('ctclip')) {
     const presets: CtclipPreset[] = ['mid', 'large'];
@@ -133,7 +168,11 @@ async function main(): Promise<void> {
     const r = await benchPreprocess({ volumes: quick ? 1 : 3, workers: [1] });
     record.preprocess = r;
     const d = r.driver[0];
-    rows.push({ bench: 'preprocess 512×512×300 i16', figure: `${d.volumesPerSecond.toFixed(2)} volumes/s`, ratio: `native ${r.single.nativeSeconds.toFixed(2)} s of ${r.single.totalSeconds.toFixed(2)} s per volume` });
+    rows.push({
+      bench: 'preprocess 512×512×300 i16',
+      figure: `${d.volumesPerSecond.toFixed(2)} volumes/s`,
+      ratio: `native ${r.single.nativeSeconds.toFixed(2)} s of ${r.single.totalSeconds.toFixed(2)} s per volume`,
+    });
   }
   if (only.includes('distributed')) {
     const { runDistributedBench } = await import('./distributed');
@@ -148,13 +187,20 @@ async function main(): Promise<void> {
   }
 
   if (stepRows.length > 0) {
-    console.log('\nCT-CLIP train step (medians; ×ref = step ÷ the reference Python; ÷matmul = achieved GFLOP/s ÷ matmul GFLOP/s)');
+    console.log(
+      '\nCT-CLIP train step (medians; ×ref = step ÷ the reference Python; ÷matmul = achieved GFLOP/s ÷ matmul GFLOP/s)',
+    );
     console.log(formatStepTable(stepRows));
     for (const [name, r] of Object.entries((record.ctclip ?? {}) as Record<string, CtclipBenchResult>)) {
       const p = r.phasesMs;
-      if (p) console.log(`forward phases, ${name}: spatial ${p.spatial.toFixed(1)} ms, temporal ${p.temporal.toFixed(1)} ms, text ${p.text.toFixed(1)} ms, heads ${p.heads.toFixed(1)} ms`);
+      if (p)
+        console.log(
+          `forward phases, ${name}: spatial ${p.spatial.toFixed(1)} ms, temporal ${p.temporal.toFixed(1)} ms, text ${p.text.toFixed(1)} ms, heads ${p.heads.toFixed(1)} ms`,
+        );
     }
-    console.log(`(load average at start: ${(record.loadavg as number[]).map((l) => l.toFixed(2)).join(', ')} on ${os.cpus().length} CPUs)`);
+    console.log(
+      `(load average at start: ${(record.loadavg as number[]).map((l) => l.toFixed(2)).join(', ')} on ${os.cpus().length} CPUs)`,
+    );
   }
   if (rows.length > 0) {
     const w = [Math.max(...rows.map((r) => r.bench.length)), Math.max(...rows.map((r) => r.figure.length))];

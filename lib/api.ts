@@ -82,7 +82,9 @@ export async function loadModel(
   checkpoint: string,
   opts: { log?: (...lines: string[]) => void; onWarn?: (message: string) => void; device?: DeviceRequest } = {},
 ): Promise<LoadedModel> {
-  const loaded = await loadInferenceModel(cfg, checkpoint, opts.log ?? (() => undefined), opts.onWarn, { device: opts.device });
+  const loaded = await loadInferenceModel(cfg, checkpoint, opts.log ?? (() => undefined), opts.onWarn, {
+    device: opts.device,
+  });
   return { model: loaded.model, tokenizer: loaded.tokenizer, report: loaded.report, checkpoint: loaded.checkpoint };
 }
 
@@ -104,7 +106,12 @@ export async function saveModel(model: CTClip, file: string, metadata: Record<st
  * (n, latent) unit text latents of `texts`, tokenized to `maxLength` tokens (`model.text_encoder.max_length`).
  * The caller disposes the returned tensor.
  */
-export async function encodeTexts(model: CTClip, tokenizer: Tokenizer, texts: readonly string[], maxLength: number): Promise<TensorHandle> {
+export async function encodeTexts(
+  model: CTClip,
+  tokenizer: Tokenizer,
+  texts: readonly string[],
+  maxLength: number,
+): Promise<TensorHandle> {
   if (texts.length === 0) throw new CtclipError('ARGUMENT_ERROR', 'encodeTexts: no texts');
   const { inputIds, attentionMask } = textTensors(tokenizer.encodeBatch([...texts], maxLength));
   try {
@@ -139,7 +146,13 @@ export interface ZeroShotResult {
  * = softmax over each (present, absent) pair. `volumes` is (n, H, W, D) float16/float32 as the loader gives them
  * (`tensorFromBuffer`), or (n, 1, F, H, W) float32; it is not disposed. Leaves the model in eval mode.
  */
-export async function zeroShot(model: CTClip, tokenizer: Tokenizer, volumes: TensorHandle, classNames: readonly string[], opts: ZeroShotOptions = {}): Promise<ZeroShotResult> {
+export async function zeroShot(
+  model: CTClip,
+  tokenizer: Tokenizer,
+  volumes: TensorHandle,
+  classNames: readonly string[],
+  opts: ZeroShotOptions = {},
+): Promise<ZeroShotResult> {
   const prompts = opts.prompts ?? DEFAULT_PROMPTS;
   const prompt = await encodePrompts(model, tokenizer, classNames, { prompts, maxLength: opts.maxLength ?? 512 });
   try {

@@ -13,17 +13,53 @@ interface CommandEntry {
 
 const COMMANDS: Record<string, CommandEntry> = {
   info: { summary: 'libtorch build/runtime, CUDA, collectives, threads', load: () => require('./commands/info') },
-  plan: { summary: 'print the run plan (steps/epoch, warmup, eval/save cadence) for a config', load: () => require('./commands/plan') },
-  synth: { summary: 'write a synthetic CT-RATE-like dataset (shards, index, CSVs, vocab)', load: () => require('./commands/synth') },
-  shards: { summary: "index WebDataset shards: 'ctclip shards index <pattern>'", load: () => require('./commands/shards') },
-  preprocess: { summary: 'CT-RATE NIfTI volumes + CSVs → canonical shards, index and preprocess_report.json', load: () => require('./commands/preprocess') },
-  'make-hf-folder': { summary: 'write a tiny Hugging Face BERT folder (config, vocab, safetensors/.bin) from our weights', load: () => require('./commands/make-hf-folder') },
-  train: { summary: 'train CT-CLIP: epochs by steps, validation, checkpoints, exact resume (--resume latest)', load: () => require('./commands/train') },
-  launch: { summary: 'torchrun-style launcher: N workers per node with RANK/WORLD_SIZE/…, [rank N] output, restarts with --resume latest', load: () => require('./commands/launch') },
-  report: { summary: "write a training run's HTML report (loss/LR/metric curves, per-class AUROC) from RUN_DIR", load: () => require('./commands/report') },
-  infer: { summary: 'zero-shot evaluation of a checkpoint on the validation shards → results.json, predictions.csv, per_class.csv, report.html', load: () => require('./commands/infer') },
-  embed: { summary: 'image/text latents (optionally pre-projection image embeddings) of indexed shards → safetensors + JSON sidecar', load: () => require('./commands/embed') },
-  predict: { summary: 'zero-shot P(present) per class for one NIfTI study, preprocessed in memory (--json)', load: () => require('./commands/predict') },
+  plan: {
+    summary: 'print the run plan (steps/epoch, warmup, eval/save cadence) for a config',
+    load: () => require('./commands/plan'),
+  },
+  synth: {
+    summary: 'write a synthetic CT-RATE-like dataset (shards, index, CSVs, vocab)',
+    load: () => require('./commands/synth'),
+  },
+  shards: {
+    summary: "index WebDataset shards: 'ctclip shards index <pattern>'",
+    load: () => require('./commands/shards'),
+  },
+  preprocess: {
+    summary: 'CT-RATE NIfTI volumes + CSVs → canonical shards, index and preprocess_report.json',
+    load: () => require('./commands/preprocess'),
+  },
+  'make-hf-folder': {
+    summary: 'write a tiny Hugging Face BERT folder (config, vocab, safetensors/.bin) from our weights',
+    load: () => require('./commands/make-hf-folder'),
+  },
+  train: {
+    summary: 'train CT-CLIP: epochs by steps, validation, checkpoints, exact resume (--resume latest)',
+    load: () => require('./commands/train'),
+  },
+  launch: {
+    summary:
+      'torchrun-style launcher: N workers per node with RANK/WORLD_SIZE/…, [rank N] output, restarts with --resume latest',
+    load: () => require('./commands/launch'),
+  },
+  report: {
+    summary: "write a training run's HTML report (loss/LR/metric curves, per-class AUROC) from RUN_DIR",
+    load: () => require('./commands/report'),
+  },
+  infer: {
+    summary:
+      'zero-shot evaluation of a checkpoint on the validation shards → results.json, predictions.csv, per_class.csv, report.html',
+    load: () => require('./commands/infer'),
+  },
+  embed: {
+    summary:
+      'image/text latents (optionally pre-projection image embeddings) of indexed shards → safetensors + JSON sidecar',
+    load: () => require('./commands/embed'),
+  },
+  predict: {
+    summary: 'zero-shot P(present) per class for one NIfTI study, preprocessed in memory (--json)',
+    load: () => require('./commands/predict'),
+  },
 };
 
 function usage(): string {

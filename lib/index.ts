@@ -64,14 +64,27 @@ export { loadConfig, parseConfig, applyOverride, type LoadConfigOptions, type Lo
 /** The zod schema of a config, the validated `Config` type (defaults filled) and the YAML input type. */
 export { ConfigSchema, DEFAULT_PROMPTS, type Config, type ConfigInput } from './config/schema';
 /** The configuration reference (every key's path, type, default, description), as data or as Markdown. */
-export { configKeyReference, renderConfigReference, missingDescriptions, type ConfigKeyReference } from './config/reference';
+export {
+  configKeyReference,
+  renderConfigReference,
+  missingDescriptions,
+  type ConfigKeyReference,
+} from './config/reference';
 
 // ── planning and the learning-rate schedule ──────────────────────────────────────────────────────────────────
 /**
  * Step math: `epochGeometry` / `stepsPerEpoch` (S = ⌊N / (B·W·A)⌋ and the dropped remainder), `lrFactor` /
  * `lrAt` (linear warmup then cosine to `min_lr_ratio`; optimizer step k is 1-based).
  */
-export { epochGeometry, stepsPerEpoch, lrFactor, lrAt, type EpochGeometry, type StepsPerEpochInput, type LrScheduleParams } from './schedule';
+export {
+  epochGeometry,
+  stepsPerEpoch,
+  lrFactor,
+  lrAt,
+  type EpochGeometry,
+  type StepsPerEpochInput,
+  type LrScheduleParams,
+} from './schedule';
 /**
  * `planRun(config, {samples, worldSize})`: the run plan (steps per epoch, total steps, warmup, eval and save
  * cadence; PLAN_ERROR naming the key when a cadence is < 1), and `formatPlan(plan)`: the lines `ctclip plan` and
@@ -86,7 +99,14 @@ export const planSchedule: typeof planRun = planRun;
 
 // ── native runtime and tensors ────────────────────────────────────────────────────────────────────────────────
 /** `addonAvailable()`: whether the native addon can be loaded (never throws). Tensor and build-info types. */
-export { addonAvailable, type BuildInfo, type Dtype, type TensorHandle, type TensorInfo, type TensorData } from './native';
+export {
+  addonAvailable,
+  type BuildInfo,
+  type Dtype,
+  type TensorHandle,
+  type TensorInfo,
+  type TensorData,
+} from './native';
 /** The tensor bridge: zero-copy `tensorFromBuffer(view, dtype, shape)`, `readTensor` (copy out), `tensorInfo`, `transformTensor`. */
 export { tensorFromBuffer, readTensor, tensorInfo, transformTensor, bytesPerElement, numel } from './tensor';
 /** libtorch intra-op threads: `configureThreads(n?)` sets them (config, `CTCLIP_THREADS`, else the CPU count). */
@@ -153,7 +173,14 @@ export { resolveDevice, type Device, type DeviceRequest } from './model/device';
  * Zero-shot scoring building blocks shared by validation, `ctclip infer` and `ctclip predict`: `encodePrompts`
  * (the (2C, latent) prompt latents), `scoreVolumes` (P(present) of one batch), `zeroShotScores` (a whole loader).
  */
-export { encodePrompts, scoreVolumes, zeroShotScores, type ZeroShotPrompts, type ZeroShotSettings, type ZeroShotScores } from './zeroshot/zero-shot';
+export {
+  encodePrompts,
+  scoreVolumes,
+  zeroShotScores,
+  type ZeroShotPrompts,
+  type ZeroShotSettings,
+  type ZeroShotScores,
+} from './zeroshot/zero-shot';
 
 // ── training ──────────────────────────────────────────────────────────────────────────────────────────────────
 /**
@@ -162,7 +189,15 @@ export { encodePrompts, scoreVolumes, zeroShotScores, type ZeroShotPrompts, type
  * payloads. `trainer.requestStop(reason)` (e.g. from a listener, for early stopping) finishes the current step,
  * saves a checkpoint and returns with status 'stopped'.
  */
-export { Trainer, type TrainerOptions, type TrainResult, type TrainStatus, type StepEvent, type EvalEvent, type CheckpointEvent } from './train/trainer';
+export {
+  Trainer,
+  type TrainerOptions,
+  type TrainResult,
+  type TrainStatus,
+  type StepEvent,
+  type EvalEvent,
+  type CheckpointEvent,
+} from './train/trainer';
 /**
  * The trainer's events and payloads, for typed listeners:
  *
@@ -224,7 +259,18 @@ export * as weights from './weights';
  */
 export * as data from './data';
 /** Shard index and I/O at the top level too (the same functions as under `data`). */
-export { indexShards, buildIndex, writeIndex, openIndex, openIndexFile, SampleReader, TarWriter, TrainLoader, EvalLoader, writeSynthDataset } from './data';
+export {
+  indexShards,
+  buildIndex,
+  writeIndex,
+  openIndex,
+  openIndexFile,
+  SampleReader,
+  TarWriter,
+  TrainLoader,
+  EvalLoader,
+  writeSynthDataset,
+} from './data';
 /**
  * The metrics library (pure TypeScript, float64, scikit-learn semantics): `metrics.auroc`, `metrics.auprc`,
  * `metrics.bootstrap`, `binaryMetrics`, `evaluateMultiLabel` (macro/weighted), `retrievalMetrics`, percentiles.

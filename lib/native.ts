@@ -82,7 +82,11 @@ export interface RawAddon {
   transform(tensor: TensorHandle, opts: { permute?: number[]; dtype?: Dtype }): Promise<TensorHandle>;
   // --- CTViT model ---
   createCTViT(config: CTViTConfig): CTViTHandle;
-  ctvitForward(model: CTViTHandle, video: TensorHandle, opts?: { returnIntermediates?: boolean }): Promise<CTViTForwardResult>;
+  ctvitForward(
+    model: CTViTHandle,
+    video: TensorHandle,
+    opts?: { returnIntermediates?: boolean },
+  ): Promise<CTViTForwardResult>;
   ctvitForwardBackward(
     model: CTViTHandle,
     video: TensorHandle,
@@ -96,7 +100,12 @@ export interface RawAddon {
   ): Promise<{ quantized: TensorHandle; indices: TensorHandle; commitLoss?: TensorHandle; grad?: TensorHandle }>;
   ctvitSetTraining(model: CTViTHandle, training: boolean): void;
   ctvitInfo(model: CTViTHandle): CTViTInfo;
-  ctvitStateDict(model: CTViTHandle): { names: string[]; tensors: TensorHandle[]; kinds: CTViTTensorKind[]; shapes: number[][] };
+  ctvitStateDict(model: CTViTHandle): {
+    names: string[];
+    tensors: TensorHandle[];
+    kinds: CTViTTensorKind[];
+    shapes: number[][];
+  };
   ctvitLoadStateDict(
     model: CTViTHandle,
     names: string[],
@@ -104,10 +113,17 @@ export interface RawAddon {
     opts?: { strict?: boolean },
   ): { missing: string[]; unexpected: string[] };
   loadSafetensors(path: string): Promise<SafetensorsContent>;
-  saveSafetensors(path: string, names: string[], tensors: TensorHandle[], metadata?: Record<string, string>): Promise<void>;
+  saveSafetensors(
+    path: string,
+    names: string[],
+    tensors: TensorHandle[],
+    metadata?: Record<string, string>,
+  ): Promise<void>;
   // --- weights checks (native/io/finite.h; wrapped by lib/weights/limits.ts) ---
   /** The first NaN / ±Inf over the floating-point tensors (list order, then row-major), or null when all are finite. */
-  findNonFinite(tensors: TensorHandle[]): Promise<{ index: number; element: number; value: 'NaN' | '+Inf' | '-Inf' } | null>;
+  findNonFinite(
+    tensors: TensorHandle[],
+  ): Promise<{ index: number; element: number; value: 'NaN' | '+Inf' | '-Inf' } | null>;
   /** GFLOP/s of an n×n float32 matmul on this process's intra-op threads (benchmark ceiling). */
   matmulGflops(n: number, iters: number): Promise<number>;
   /**
@@ -123,19 +139,32 @@ export interface RawAddon {
     transB: boolean;
     dtype?: 'float32' | 'float64';
     iters: number;
-  }): Promise<{ small: boolean; maxDiff: { out: number; gradA: number; gradB: number }; smallMs: number; atenMs: number }>;
+  }): Promise<{
+    small: boolean;
+    maxDiff: { out: number; gradA: number; gradB: number };
+    smallMs: number;
+    atenMs: number;
+  }>;
   // --- CT volume preprocessing (native/napi/volume_binding.cc over native/preprocess/volume.cc, wrapped by lib/preprocess/resample.ts) ---
   /**
    * HU (rescale never/always/auto) → clip → trilinear resample (align_corners false, fp32) → divide → centre
    * crop/pad → cast, in one AsyncWorker. `size`/`shape` are in output axis order; output axis a = input axis
    * `axes[a]`; `flip` lists input axes flipped first.
    */
-  preprocessVolume(volume: TensorHandle, opts: PreprocessVolumeOptions): Promise<{ volume: TensorHandle; stats: PreprocessVolumeStats }>;
+  preprocessVolume(
+    volume: TensorHandle,
+    opts: PreprocessVolumeOptions,
+  ): Promise<{ volume: TensorHandle; stats: PreprocessVolumeStats }>;
   // --- CT-CLIP model (native/napi/ctclip_binding.cc, wrapped by lib/model/ctclip.ts) ---
   createCTClip(config: CTClipNativeConfig): CTClipHandle;
   ctclipSetTraining(model: CTClipHandle, training: boolean): void;
   ctclipInfo(model: CTClipHandle): CTClipInfo;
-  ctclipStateDict(model: CTClipHandle): { names: string[]; tensors: TensorHandle[]; kinds: CTViTTensorKind[]; shapes: number[][] };
+  ctclipStateDict(model: CTClipHandle): {
+    names: string[];
+    tensors: TensorHandle[];
+    kinds: CTViTTensorKind[];
+    shapes: number[][];
+  };
   ctclipLoadStateDict(
     model: CTClipHandle,
     names: string[],
@@ -158,8 +187,18 @@ export interface RawAddon {
     volumes: TensorHandle,
     opts?: { accumulationSteps?: number; returnIntermediates?: boolean; returnGrads?: boolean },
   ): Promise<CTClipForwardResult & { grads?: { names: string[]; tensors: TensorHandle[] } }>;
-  ctclipOptimizerStep(model: CTClipHandle, lr: number, opts?: { injectNonFiniteGrad?: boolean }): Promise<CTClipStepResult>;
-  ctclipTrainStep(model: CTClipHandle, ids: TensorHandle, mask: TensorHandle, volumes: TensorHandle, lr: number): Promise<CTClipStepResult>;
+  ctclipOptimizerStep(
+    model: CTClipHandle,
+    lr: number,
+    opts?: { injectNonFiniteGrad?: boolean },
+  ): Promise<CTClipStepResult>;
+  ctclipTrainStep(
+    model: CTClipHandle,
+    ids: TensorHandle,
+    mask: TensorHandle,
+    volumes: TensorHandle,
+    lr: number,
+  ): Promise<CTClipStepResult>;
   ctclipZeroGrad(model: CTClipHandle): void;
   ctclipEncodeText(model: CTClipHandle, ids: TensorHandle, mask: TensorHandle): Promise<TensorHandle>;
   ctclipEncodeImage(model: CTClipHandle, volumes: TensorHandle): Promise<TensorHandle>;
@@ -175,7 +214,10 @@ export interface RawAddon {
   ctclipSetScalerState(model: CTClipHandle, state: { scale: number; growthTracker: number }): void;
   ctclipRngState(model: CTClipHandle): { init: TensorHandle; dropout: TensorHandle };
   /** `reseeded` lists streams whose state came from a generator of another device type (re-seeded from it). */
-  ctclipSetRngState(model: CTClipHandle, state: { init?: TensorHandle; dropout?: TensorHandle }): { reseeded: string[] };
+  ctclipSetRngState(
+    model: CTClipHandle,
+    state: { init?: TensorHandle; dropout?: TensorHandle },
+  ): { reseeded: string[] };
   ctclipSetStepCounters(model: CTClipHandle, counters: { optimizerSteps: number; skippedSteps: number }): void;
   ctclipTrainStepBatches(
     model: CTClipHandle,
@@ -421,11 +463,13 @@ export function loadAddon(): RawAddon {
   const candidates = addonCandidates();
   const file = candidates.find((p) => fs.existsSync(p));
   if (!file) {
-    throw new CtclipError('ADDON_MISSING', `the ctclip native addon is not built (looked for ${candidates.join(', ')}). ${HOW_TO_BUILD}`);
+    throw new CtclipError(
+      'ADDON_MISSING',
+      `the ctclip native addon is not built (looked for ${candidates.join(', ')}). ${HOW_TO_BUILD}`,
+    );
   }
   let addon: RawAddon;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     addon = require(file) as RawAddon;
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
@@ -448,7 +492,10 @@ export function loadAddon(): RawAddon {
  * Refuses an addon whose runtime libtorch differs from the one it was compiled against (ADDON_MISMATCH).
  * Patch levels are ABI-compatible (and Debian's 1.13.1 headers say 1.13.0), so major.minor is compared.
  */
-export function checkBuildInfo(info: Pick<BuildInfo, 'runtimeTorchVersion' | 'compiledTorchVersion' | 'torchLibraryPath' | 'compiledTorchLibDir'>, file: string): void {
+export function checkBuildInfo(
+  info: Pick<BuildInfo, 'runtimeTorchVersion' | 'compiledTorchVersion' | 'torchLibraryPath' | 'compiledTorchLibDir'>,
+  file: string,
+): void {
   if (info.runtimeTorchVersion && !sameMinor(info.runtimeTorchVersion, info.compiledTorchVersion)) {
     throw new CtclipError(
       'ADDON_MISMATCH',

@@ -32,7 +32,13 @@ export interface PlanInput {
 }
 
 /** `*_steps` when set, else int(`*_epochs`·S) when set, else null; a derived value < 1 is an error. */
-function cadence(steps: number | null, epochs: number | null, S: number, stepsKey: string, epochsKey: string): number | null {
+function cadence(
+  steps: number | null,
+  epochs: number | null,
+  S: number,
+  stepsKey: string,
+  epochsKey: string,
+): number | null {
   if (steps !== null) return steps;
   if (epochs === null) return null;
   const derived = Math.floor(epochs * S);
@@ -68,10 +74,25 @@ export function planRun(cfg: Config, input: PlanInput): RunPlan {
   const warmupSteps =
     t.warmup_steps !== null ? t.warmup_steps : t.warmup_epochs !== null ? Math.floor(t.warmup_epochs * S) : 0;
   if (warmupSteps > maxSteps) {
-    throw new CtclipError('PLAN_ERROR', `the warmup (${warmupSteps} steps) is longer than the whole run (${maxSteps} steps); lower training.warmup_steps/warmup_epochs`);
+    throw new CtclipError(
+      'PLAN_ERROR',
+      `the warmup (${warmupSteps} steps) is longer than the whole run (${maxSteps} steps); lower training.warmup_steps/warmup_epochs`,
+    );
   }
-  const evalEvery = cadence(cfg.validation.eval_every_n_steps, cfg.validation.eval_every_n_epochs, S, 'validation.eval_every_n_steps', 'validation.eval_every_n_epochs');
-  const saveEvery = cadence(t.save_every_n_steps, t.save_every_n_epochs, S, 'training.save_every_n_steps', 'training.save_every_n_epochs');
+  const evalEvery = cadence(
+    cfg.validation.eval_every_n_steps,
+    cfg.validation.eval_every_n_epochs,
+    S,
+    'validation.eval_every_n_steps',
+    'validation.eval_every_n_epochs',
+  );
+  const saveEvery = cadence(
+    t.save_every_n_steps,
+    t.save_every_n_epochs,
+    S,
+    'training.save_every_n_steps',
+    'training.save_every_n_epochs',
+  );
   return {
     ...geometry,
     samples: input.samples,
@@ -111,10 +132,20 @@ export function formatPlan(plan: RunPlan): string[] {
       : `(batch_size ${plan.batchSize} × ${plan.worldSize} ranks × ${plan.gradAccumSteps} accumulation steps)`;
   lines.push(`Dataset: ${plan.samples} samples / ${divisor} = ${S} steps/epoch`);
   if (plan.droppedPerEpoch > 0) {
-    lines.push(`Dropped per epoch: ${plan.droppedPerEpoch} samples (the remainder of ${plan.samples} / ${plan.samplesPerStep}; a different subset each epoch)`);
+    lines.push(
+      `Dropped per epoch: ${plan.droppedPerEpoch} samples (the remainder of ${plan.samples} / ${plan.samplesPerStep}; a different subset each epoch)`,
+    );
   }
   lines.push(`Warmup: ${plan.warmupSteps} steps (${epochsText(plan.warmupSteps, S)} epochs)`);
-  lines.push(plan.evalEvery === null ? 'Eval every: end of training only' : `Eval every: ${plan.evalEvery} steps (${epochsText(plan.evalEvery, S)} epochs)`);
-  lines.push(plan.saveEvery === null ? 'Save every: end of training only' : `Save every: ${plan.saveEvery} steps (${epochsText(plan.saveEvery, S)} epochs)`);
+  lines.push(
+    plan.evalEvery === null
+      ? 'Eval every: end of training only'
+      : `Eval every: ${plan.evalEvery} steps (${epochsText(plan.evalEvery, S)} epochs)`,
+  );
+  lines.push(
+    plan.saveEvery === null
+      ? 'Save every: end of training only'
+      : `Save every: ${plan.saveEvery} steps (${epochsText(plan.saveEvery, S)} epochs)`,
+  );
   return lines;
 }

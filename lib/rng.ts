@@ -109,7 +109,8 @@ export class Rng {
 
   /** Uniform integer in [0, n), unbiased (rejection sampling), for 1 <= n <= 2^32. */
   int(n: number): number {
-    if (!Number.isInteger(n) || n < 1 || n > 0x100000000) throw new RangeError(`Rng.int(n) needs 1 <= n <= 2^32, got ${n}`);
+    if (!Number.isInteger(n) || n < 1 || n > 0x100000000)
+      throw new RangeError(`Rng.int(n) needs 1 <= n <= 2^32, got ${n}`);
     const limit = 0x100000000 - (0x100000000 % n);
     for (;;) {
       const x = this.nextUint32();

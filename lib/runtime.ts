@@ -12,7 +12,8 @@ export function resolveThreads(requested?: number | null): number {
   const env = process.env.CTCLIP_THREADS;
   if (env !== undefined && env !== '') {
     const n = Number(env);
-    if (!Number.isInteger(n) || n < 1) throw new CtclipError('ARGUMENT_ERROR', `CTCLIP_THREADS must be an integer >= 1, got '${env}'`);
+    if (!Number.isInteger(n) || n < 1)
+      throw new CtclipError('ARGUMENT_ERROR', `CTCLIP_THREADS must be an integer >= 1, got '${env}'`);
     return n;
   }
   return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
@@ -21,6 +22,7 @@ export function resolveThreads(requested?: number | null): number {
 /** Sets libtorch's intra-op threads (and inter-op, once per process); returns the count now in effect. */
 export function configureThreads(requested?: number | null): number {
   const n = resolveThreads(requested);
-  if (!Number.isInteger(n) || n < 1) throw new CtclipError('ARGUMENT_ERROR', `threads must be an integer >= 1, got ${n}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new CtclipError('ARGUMENT_ERROR', `threads must be an integer >= 1, got ${n}`);
   return loadAddon().setNumThreads(n, n);
 }

@@ -38,7 +38,10 @@ function positiveInt(name: string, v: number): void {
 export function epochGeometry(input: StepsPerEpochInput): EpochGeometry {
   const { samples, batchSize, worldSize, gradAccumSteps } = input;
   if (!Number.isInteger(samples) || samples < 0) {
-    throw new CtclipError('PLAN_ERROR', `the number of training samples must be a non-negative integer, got ${samples}`);
+    throw new CtclipError(
+      'PLAN_ERROR',
+      `the number of training samples must be a non-negative integer, got ${samples}`,
+    );
   }
   positiveInt('data.batch_size', batchSize);
   positiveInt('world size', worldSize);
@@ -85,7 +88,8 @@ export interface LrScheduleParams {
  * peak) and step T runs exactly at the floor.
  */
 export function lrFactor(step: number, p: LrScheduleParams): number {
-  if (!Number.isInteger(step) || step < 1) throw new CtclipError('PLAN_ERROR', `optimizer steps are 1-based integers, got ${step}`);
+  if (!Number.isInteger(step) || step < 1)
+    throw new CtclipError('PLAN_ERROR', `optimizer steps are 1-based integers, got ${step}`);
   const { warmupSteps, maxSteps, minLrRatio } = p;
   if (warmupSteps > 0 && step <= warmupSteps) return step / warmupSteps;
   const progress = Math.min(1, Math.max(0, (step - warmupSteps) / Math.max(1, maxSteps - warmupSteps)));

@@ -31,7 +31,11 @@ export function bytesPerElement(dtype: Dtype): number {
 export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const [i, s] of shape.entries()) {
-    if (!Number.isInteger(s) || s < 0) throw new CtclipError('ARGUMENT_ERROR', `shape[${i}] must be a non-negative integer, got ${s} in [${shape.join(', ')}]`);
+    if (!Number.isInteger(s) || s < 0)
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `shape[${i}] must be a non-negative integer, got ${s} in [${shape.join(', ')}]`,
+      );
     n *= s;
   }
   return n;
@@ -59,6 +63,9 @@ export function tensorInfo(tensor: TensorHandle): TensorInfo {
 }
 
 /** Permute then cast off the JS thread; returns a new contiguous tensor. */
-export function transformTensor(tensor: TensorHandle, opts: { permute?: number[]; dtype?: Dtype }): Promise<TensorHandle> {
+export function transformTensor(
+  tensor: TensorHandle,
+  opts: { permute?: number[]; dtype?: Dtype },
+): Promise<TensorHandle> {
   return loadAddon().transform(tensor, opts);
 }

@@ -11,8 +11,8 @@ namespace ctclip {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->jsThread = std::this_thread::get_id();
-  data->releaser = Napi::ThreadSafeFunction::New(
-      env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "ctclip-release", 0, 1);
+  data->releaser = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                                 "ctclip-release", 0, 1);
   data->releaser.Unref(env);
   env.SetInstanceData<AddonData>(data);
 
@@ -23,7 +23,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterSafetensors(env, exports);
   RegisterCTClip(env, exports);  // CT-CLIP model and training step
   RegisterBenchmarks(env, exports);
-  RegisterVolumeOps(env, exports);  // CT preprocessing
+  RegisterVolumeOps(env, exports);    // CT preprocessing
   RegisterDistributed(env, exports);  // c10d collectives
   return exports;
 }

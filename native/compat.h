@@ -99,7 +99,8 @@ inline c10::ScalarType AutocastDtype(c10::DeviceType device) {
 #if CTCLIP_TORCH_AT_LEAST(2, 4)
   return at::autocast::get_autocast_dtype(device);
 #else
-  return device == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+  return device == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype()
+                                         : at::autocast::get_autocast_cpu_dtype();
 #endif
 }
 
@@ -107,7 +108,8 @@ inline c10::ScalarType AutocastDtype(c10::DeviceType device) {
 class AutocastOff {
  public:
   AutocastOff()
-      : cpu_(c10::DeviceType::CPU, c10::ScalarType::Float, false), cuda_(c10::DeviceType::CUDA, c10::ScalarType::Float, false) {}
+      : cpu_(c10::DeviceType::CPU, c10::ScalarType::Float, false),
+        cuda_(c10::DeviceType::CUDA, c10::ScalarType::Float, false) {}
 
  private:
   AutocastGuard cpu_;

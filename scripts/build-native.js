@@ -37,7 +37,10 @@ console.log(`ctclip: building the native addon against libtorch from ${found.sou
 const cmakeJs = path.join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
 const cmd = [cmakeJs, args.includes('--clean') ? 'rebuild' : 'compile', '--out', outDir];
 if (args.includes('--debug')) cmd.push('--debug');
-const env = { ...process.env, CMAKE_BUILD_PARALLEL_LEVEL: process.env.CMAKE_BUILD_PARALLEL_LEVEL || String(os.cpus().length) };
+const env = {
+  ...process.env,
+  CMAKE_BUILD_PARALLEL_LEVEL: process.env.CMAKE_BUILD_PARALLEL_LEVEL || String(os.cpus().length),
+};
 const result = spawnSync(process.execPath, cmd, { cwd: root, stdio: 'inherit', env });
 if (result.status !== 0) {
   console.error(`ctclip: the native build failed (exit ${result.status}). See the compiler output above.`);

@@ -28,13 +28,18 @@ if (!torch) {
   console.error(HOW_TO);
   process.exit(1);
 }
-const versionHeader = torch.includeDirs.map((d) => path.join(d, 'torch', 'version.h')).concat(torch.includeDirs.map((d) => path.join(d, 'torch', 'csrc', 'api', 'include', 'torch', 'version.h'))).find((p) => fs.existsSync(p));
+const versionHeader = torch.includeDirs
+  .map((d) => path.join(d, 'torch', 'version.h'))
+  .concat(torch.includeDirs.map((d) => path.join(d, 'torch', 'csrc', 'api', 'include', 'torch', 'version.h')))
+  .find((p) => fs.existsSync(p));
 const text = versionHeader ? fs.readFileSync(versionHeader, 'utf8') : '';
 const major = Number((/TORCH_VERSION_MAJOR (\d+)/.exec(text) || [])[1] || 0);
 const minor = Number((/TORCH_VERSION_MINOR (\d+)/.exec(text) || [])[1] || 0);
 const cxx = major > 2 || (major === 2 && minor >= 10) ? 'c++20' : 'c++17';
-const haveGloo = torch.includeDirs.some((d) => fs.existsSync(path.join(d, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupGloo.hpp'))) &&
-  torch.includeDirs.some((d) => fs.existsSync(path.join(d, 'gloo')));
+const haveGloo =
+  torch.includeDirs.some((d) =>
+    fs.existsSync(path.join(d, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupGloo.hpp')),
+  ) && torch.includeDirs.some((d) => fs.existsSync(path.join(d, 'gloo')));
 
 switch (what) {
   case 'include_dirs':
@@ -50,10 +55,20 @@ switch (what) {
   case 'defines':
     // `<!@(...)` splits on whitespace and gyp drops the quotes of string defines, so only plain tokens here
     // (the cmake-js build also records the libtorch folder and source as strings).
-    console.log(['NAPI_VERSION=8', 'NODE_ADDON_API_DISABLE_DEPRECATED', 'NAPI_CPP_EXCEPTIONS', 'CTCLIP_NODE_GYP_BUILD=1', ...(haveGloo ? ['CTCLIP_HAVE_GLOO=1', 'USE_DISTRIBUTED', 'USE_C10D_GLOO'] : [])].join(' '));
+    console.log(
+      [
+        'NAPI_VERSION=8',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+        'NAPI_CPP_EXCEPTIONS',
+        'CTCLIP_NODE_GYP_BUILD=1',
+        ...(haveGloo ? ['CTCLIP_HAVE_GLOO=1', 'USE_DISTRIBUTED', 'USE_C10D_GLOO'] : []),
+      ].join(' '),
+    );
     break;
   case 'cflags':
-    console.log([`-std=${cxx}`, '-D_GLIBCXX_USE_CXX11_ABI=1', '-fexceptions', '-Wno-unused-parameter', '-fopenmp'].join(' '));
+    console.log(
+      [`-std=${cxx}`, '-D_GLIBCXX_USE_CXX11_ABI=1', '-fexceptions', '-Wno-unused-parameter', '-fopenmp'].join(' '),
+    );
     break;
   default:
     console.error(`unknown item '${what}'`);

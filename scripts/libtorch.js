@@ -30,10 +30,15 @@ function findLibtorch(env = process.env) {
   };
   if (env.LIBTORCH) return pinned(`env LIBTORCH=${env.LIBTORCH}`, path.join(env.LIBTORCH, 'share', 'cmake', 'Torch'));
   if (env.Torch_DIR) return pinned(`env Torch_DIR=${env.Torch_DIR}`, env.Torch_DIR);
-  const py = spawnSync(env.CTCLIP_PYTHON || 'python3', ['-c', 'import torch, torch.utils; print(torch.utils.cmake_prefix_path)'], { encoding: 'utf8', env });
+  const py = spawnSync(
+    env.CTCLIP_PYTHON || 'python3',
+    ['-c', 'import torch, torch.utils; print(torch.utils.cmake_prefix_path)'],
+    { encoding: 'utf8', env },
+  );
   if (py.status === 0 && py.stdout.trim()) {
     const cmakeDir = path.join(py.stdout.trim(), 'Torch');
-    if (fs.existsSync(path.join(cmakeDir, 'TorchConfig.cmake'))) return pinned(`python torch (${py.stdout.trim()})`, cmakeDir);
+    if (fs.existsSync(path.join(cmakeDir, 'TorchConfig.cmake')))
+      return pinned(`python torch (${py.stdout.trim()})`, cmakeDir);
   }
   for (const dir of SYSTEM_CMAKE_DIRS) {
     if (!fs.existsSync(path.join(dir, 'TorchConfig.cmake'))) continue;

@@ -27,7 +27,10 @@ export function improves(candidate: number | null, current: number | null, mode:
  * The best of a series in step order, as the save-by-save rule would have chosen it: the first strict
  * improvement wins, so among equal values the lowest step is kept. Null when no entry has a value.
  */
-export function pickBest<T extends { step: number; value: number | null }>(entries: readonly T[], mode: BestMode): T | null {
+export function pickBest<T extends { step: number; value: number | null }>(
+  entries: readonly T[],
+  mode: BestMode,
+): T | null {
   let best: T | null = null;
   for (const e of [...entries].sort((a, b) => a.step - b.step)) {
     if (improves(e.value, best === null ? null : best.value, mode)) best = e;

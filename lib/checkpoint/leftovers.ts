@@ -55,7 +55,10 @@ export interface CleanupReport {
 }
 
 /** Applies `leftoverAction` to every leftover in `dir` (synchronous: used from the constructor too). */
-export function cleanupLeftoversSync(dir: string, opts: { staleAfterMs?: number; now?: number; log?: (m: string, level: 'info' | 'warn') => void } = {}): CleanupReport {
+export function cleanupLeftoversSync(
+  dir: string,
+  opts: { staleAfterMs?: number; now?: number; log?: (m: string, level: 'info' | 'warn') => void } = {},
+): CleanupReport {
   const report: CleanupReport = { removed: [], restored: [], kept: [] };
   let entries: string[];
   try {
@@ -74,7 +77,10 @@ export function cleanupLeftoversSync(dir: string, opts: { staleAfterMs?: number;
   const parsed = entries
     .map((e) => ({ entry: e, leftover: parseLeftoverName(e) }))
     .filter((x): x is { entry: string; leftover: LeftoverName } => x.leftover !== null)
-    .sort((a, b) => (a.leftover.kind === 'old' ? 0 : 1) - (b.leftover.kind === 'old' ? 0 : 1) || a.entry.localeCompare(b.entry));
+    .sort(
+      (a, b) =>
+        (a.leftover.kind === 'old' ? 0 : 1) - (b.leftover.kind === 'old' ? 0 : 1) || a.entry.localeCompare(b.entry),
+    );
   let changed = false;
   for (const { entry, leftover } of parsed) {
     const full = path.join(dir, entry);
@@ -93,7 +99,10 @@ export function cleanupLeftoversSync(dir: string, opts: { staleAfterMs?: number;
       fs.renameSync(full, path.join(dir, leftover.target));
       changed = true;
       report.restored.push(full);
-      opts.log?.(`Restored ${path.join(dir, leftover.target)} from ${full} (a re-save of that step was interrupted)`, 'warn');
+      opts.log?.(
+        `Restored ${path.join(dir, leftover.target)} from ${full} (a re-save of that step was interrupted)`,
+        'warn',
+      );
     } else {
       fs.rmSync(full, { recursive: true, force: true });
       changed = true;

@@ -14,7 +14,14 @@ import { toStrictJson } from '../io/strict-json';
 import { formatMetric, improves, metricValue, type BestMode } from './best';
 import { fsyncDir, isCode, writeFileDurable } from './durable';
 import { ACTIVE_TEMP_PATHS, cleanupLeftoversSync, DEFAULT_STALE_AFTER_MS, type CleanupReport } from './leftovers';
-import { buildManifest, hashFile, verifyCheckpoint, type CheckpointManifest, type ManifestEntry, type VerifyResult } from './manifest';
+import {
+  buildManifest,
+  hashFile,
+  verifyCheckpoint,
+  type CheckpointManifest,
+  type ManifestEntry,
+  type VerifyResult,
+} from './manifest';
 import {
   BEST_POINTER,
   checkpointName,
@@ -26,7 +33,7 @@ import {
 } from './names';
 import { validatePartName, writePart, type PartSource } from './parts';
 import { readPointer, removePointer, writePointer } from './pointer';
-import { readMeta, type CheckpointMeta } from './read';
+import { readMeta } from './read';
 import { planRotation } from './rotation';
 
 export type LogLevel = 'info' | 'warn';
@@ -96,11 +103,24 @@ function defaultLog(message: string, level: LogLevel): void {
   else process.stdout.write(`${message}\n`);
 }
 
-const KNOWN_CODES: readonly ErrorCode[] = ['CONFIG_ERROR', 'ARGUMENT_ERROR', 'IO_ERROR', 'DATA_ERROR', 'TORCH_ERROR', 'SHAPE_ERROR', 'NATIVE_ERROR', 'DIST_ERROR', 'DIST_TIMEOUT'];
+const KNOWN_CODES: readonly ErrorCode[] = [
+  'CONFIG_ERROR',
+  'ARGUMENT_ERROR',
+  'IO_ERROR',
+  'DATA_ERROR',
+  'TORCH_ERROR',
+  'SHAPE_ERROR',
+  'NATIVE_ERROR',
+  'DIST_ERROR',
+  'DIST_TIMEOUT',
+];
 
 function describeError(e: unknown): { code: ErrorCode; text: string } {
   const err = e as { code?: unknown; message?: unknown };
-  const code = typeof err?.code === 'string' && (KNOWN_CODES as string[]).includes(err.code) ? (err.code as ErrorCode) : 'IO_ERROR';
+  const code =
+    typeof err?.code === 'string' && (KNOWN_CODES as string[]).includes(err.code)
+      ? (err.code as ErrorCode)
+      : 'IO_ERROR';
   let text = e instanceof Error ? e.message : String(e);
   if (isCode(e, 'ENOSPC')) text = `no space left on device (${text})`;
   return { code, text };
@@ -118,14 +138,29 @@ export class CheckpointManager {
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: CheckpointManagerOptions) {
-    if (typeof opts.dir !== 'string' || opts.dir === '') throw new CtclipError('ARGUMENT_ERROR', 'checkpoint dir must be a non-empty path');
+    if (typeof opts.dir !== 'string' || opts.dir === '')
+      throw new CtclipError('ARGUMENT_ERROR', 'checkpoint dir must be a non-empty path');
     if (!Number.isInteger(opts.keepLastN) || opts.keepLastN < 0) {
-      throw new CtclipError('ARGUMENT_ERROR', `checkpoint keep_last_n must be an integer >= 0 (0 = keep all), got ${opts.keepLastN}`);
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `checkpoint keep_last_n must be an integer >= 0 (0 = keep all), got ${opts.keepLastN}`,
+      );
     }
     const mode = opts.bestMode ?? 'max';
-    if (mode !== 'max' && mode !== 'min') throw new CtclipError('ARGUMENT_ERROR', `checkpoint best mode must be 'max' or 'min', got ${JSON.stringify(mode)}`);
-    if (opts.bestMetric !== undefined && opts.bestMetric !== null && (typeof opts.bestMetric !== 'string' || opts.bestMetric === '')) {
-      throw new CtclipError('ARGUMENT_ERROR', `checkpoint best metric must be a non-empty string, got ${JSON.stringify(opts.bestMetric)}`);
+    if (mode !== 'max' && mode !== 'min')
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `checkpoint best mode must be 'max' or 'min', got ${JSON.stringify(mode)}`,
+      );
+    if (
+      opts.bestMetric !== undefined &&
+      opts.bestMetric !== null &&
+      (typeof opts.bestMetric !== 'string' || opts.bestMetric === '')
+    ) {
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `checkpoint best metric must be a non-empty string, got ${JSON.stringify(opts.bestMetric)}`,
+      );
     }
     this.dir = path.resolve(opts.dir);
     this.keepLastN = opts.keepLastN;
@@ -150,7 +185,9 @@ export class CheckpointManager {
       entries = await fsp.readdir(this.dir, { withFileTypes: true });
     } catch (e) {
       if (isCode(e, 'ENOENT')) return [];
-      throw new CtclipError('IO_ERROR', `cannot list checkpoint dir ${this.dir}: ${(e as Error).message}`, { cause: e });
+      throw new CtclipError('IO_ERROR', `cannot list checkpoint dir ${this.dir}: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
     const out: CheckpointInfo[] = [];
     for (const e of entries) {
@@ -216,7 +253,8 @@ export class CheckpointManager {
       if (!best) return null;
       const p = path.join(this.dir, best.name);
       const v = await this.verify(p);
-      if (!v.ok || !v.manifest) throw new CtclipError('IO_ERROR', `the best checkpoint ${p} is corrupt: ${v.problems.join('; ')}`);
+      if (!v.ok || !v.manifest)
+        throw new CtclipError('IO_ERROR', `the best checkpoint ${p} is corrupt: ${v.problems.join('; ')}`);
       return { path: p, manifest: v.manifest };
     }
     const asGiven = path.resolve(which);
@@ -225,11 +263,15 @@ export class CheckpointManager {
     if (fs.existsSync(asGiven)) p = asGiven;
     else if (path.basename(which) === which && fs.existsSync(inDir)) p = inDir;
     if (p === null) {
-      throw new CtclipError('ARGUMENT_ERROR', `checkpoint not found: ${which} (looked at ${asGiven}${asGiven === inDir ? '' : ` and ${inDir}`})`);
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `checkpoint not found: ${which} (looked at ${asGiven}${asGiven === inDir ? '' : ` and ${inDir}`})`,
+      );
     }
     if (path.basename(p) === MANIFEST_FILE && fs.statSync(p).isFile()) p = path.dirname(p);
     const v = await this.verify(p);
-    if (!v.ok || !v.manifest) throw new CtclipError('IO_ERROR', `checkpoint ${p} cannot be used: ${v.problems.join('; ')}`);
+    if (!v.ok || !v.manifest)
+      throw new CtclipError('IO_ERROR', `checkpoint ${p} cannot be used: ${v.problems.join('; ')}`);
     return { path: p, manifest: v.manifest };
   }
 
@@ -247,7 +289,8 @@ export class CheckpointManager {
   }
 
   private async saveNow(step: number, parts: Record<string, PartSource>, meta: SaveMeta): Promise<SaveResult> {
-    if (this.readOnly) throw new CtclipError('ARGUMENT_ERROR', `checkpoint manager for ${this.dir} is read-only; only rank 0 saves`);
+    if (this.readOnly)
+      throw new CtclipError('ARGUMENT_ERROR', `checkpoint manager for ${this.dir} is read-only; only rank 0 saves`);
     const name = checkpointName(step);
     for (const partName of Object.keys(parts)) validatePartName(partName);
     const finalPath = path.join(this.dir, name);
@@ -255,7 +298,9 @@ export class CheckpointManager {
     try {
       await fsp.mkdir(this.dir, { recursive: true });
     } catch (e) {
-      throw new CtclipError('IO_ERROR', `cannot create checkpoint dir ${this.dir}: ${(e as Error).message}`, { cause: e });
+      throw new CtclipError('IO_ERROR', `cannot create checkpoint dir ${this.dir}: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
     this.cleanup();
 
@@ -314,7 +359,11 @@ export class CheckpointManager {
         }
       } catch (e) {
         const { code, text } = describeError(e);
-        throw new CtclipError(code, `saving checkpoint ${finalPath} failed while ${stage}: ${text}. Nothing was committed; earlier checkpoints are intact.`, { cause: e });
+        throw new CtclipError(
+          code,
+          `saving checkpoint ${finalPath} failed while ${stage}: ${text}. Nothing was committed; earlier checkpoints are intact.`,
+          { cause: e },
+        );
       }
     } finally {
       await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
@@ -325,7 +374,11 @@ export class CheckpointManager {
     try {
       await writePointer(this.dir, LATEST_POINTER, { checkpoint: name, step });
     } catch (e) {
-      throw new CtclipError('IO_ERROR', `checkpoint ${finalPath} was saved, but updating ${path.join(this.dir, LATEST_POINTER)} failed: ${describeError(e).text}`, { cause: e });
+      throw new CtclipError(
+        'IO_ERROR',
+        `checkpoint ${finalPath} was saved, but updating ${path.join(this.dir, LATEST_POINTER)} failed: ${describeError(e).text}`,
+        { cause: e },
+      );
     }
     this.log(`Saved checkpoint: ${finalPath}`, 'info');
     const newer = (await this.list()).filter((c) => c.step > step && c.complete);
@@ -345,13 +398,26 @@ export class CheckpointManager {
       const current = await this.currentBest(name, { repair: true });
       if (improves(value, current ? current.value : null, this.bestMode)) {
         try {
-          await writePointer(this.dir, BEST_POINTER, { checkpoint: name, step, metric: this.bestMetric, mode: this.bestMode, value: value as number });
+          await writePointer(this.dir, BEST_POINTER, {
+            checkpoint: name,
+            step,
+            metric: this.bestMetric,
+            mode: this.bestMode,
+            value: value as number,
+          });
         } catch (e) {
-          throw new CtclipError('IO_ERROR', `checkpoint ${finalPath} was saved, but updating ${path.join(this.dir, BEST_POINTER)} failed: ${describeError(e).text}`, { cause: e });
+          throw new CtclipError(
+            'IO_ERROR',
+            `checkpoint ${finalPath} was saved, but updating ${path.join(this.dir, BEST_POINTER)} failed: ${describeError(e).text}`,
+            { cause: e },
+          );
         }
         isBest = true;
         bestName = name;
-        this.log(`★ New best ${this.bestMetric}: ${formatMetric(value as number)} (step ${step}) - ${finalPath}`, 'info');
+        this.log(
+          `★ New best ${this.bestMetric}: ${formatMetric(value as number)} (step ${step}) - ${finalPath}`,
+          'info',
+        );
       } else {
         bestName = current ? current.name : null;
       }
@@ -373,13 +439,19 @@ export class CheckpointManager {
    */
   private async currentBest(exclude: string | null, opts: { repair: boolean }): Promise<BestState | null> {
     const ptr = await readPointer(this.dir, BEST_POINTER);
-    const metric = this.bestMetric ?? (ptr.state === 'ok' ? ptr.pointer.metric ?? null : null);
+    const metric = this.bestMetric ?? (ptr.state === 'ok' ? (ptr.pointer.metric ?? null) : null);
     const ptrFile = path.join(this.dir, BEST_POINTER);
     if (ptr.state === 'ok' && ptr.pointer.checkpoint !== exclude) {
       const target = path.join(this.dir, ptr.pointer.checkpoint);
       if (metric === null) return { name: ptr.pointer.checkpoint, step: ptr.pointer.step, value: NaN };
-      if (ptr.pointer.metric !== undefined && (ptr.pointer.metric !== metric || (ptr.pointer.mode ?? 'max') !== this.bestMode)) {
-        this.log(`${ptrFile} tracks ${ptr.pointer.metric} (${ptr.pointer.mode ?? 'max'}), this run tracks ${metric} (${this.bestMode}): best re-derived from the checkpoints`, 'warn');
+      if (
+        ptr.pointer.metric !== undefined &&
+        (ptr.pointer.metric !== metric || (ptr.pointer.mode ?? 'max') !== this.bestMode)
+      ) {
+        this.log(
+          `${ptrFile} tracks ${ptr.pointer.metric} (${ptr.pointer.mode ?? 'max'}), this run tracks ${metric} (${this.bestMode}): best re-derived from the checkpoints`,
+          'warn',
+        );
       } else {
         let value: number | null = null;
         let why = '';
@@ -390,7 +462,10 @@ export class CheckpointManager {
           why = (e as Error).message;
         }
         if (value !== null) return { name: ptr.pointer.checkpoint, step: ptr.pointer.step, value };
-        this.log(`${ptrFile} names ${target}, which cannot be used (${why}): best re-derived from the checkpoints`, 'warn');
+        this.log(
+          `${ptrFile} names ${target}, which cannot be used (${why}): best re-derived from the checkpoints`,
+          'warn',
+        );
       }
     } else if (ptr.state === 'invalid') {
       this.log(`${ptr.reason}: best re-derived from the checkpoints`, 'warn');
@@ -406,10 +481,18 @@ export class CheckpointManager {
       } catch {
         continue;
       }
-      if (improves(value, best ? best.value : null, this.bestMode)) best = { name: c.name, step: c.step, value: value as number };
+      if (improves(value, best ? best.value : null, this.bestMode))
+        best = { name: c.name, step: c.step, value: value as number };
     }
     if (opts.repair && !this.readOnly) {
-      if (best) await writePointer(this.dir, BEST_POINTER, { checkpoint: best.name, step: best.step, metric, mode: this.bestMode, value: best.value });
+      if (best)
+        await writePointer(this.dir, BEST_POINTER, {
+          checkpoint: best.name,
+          step: best.step,
+          metric,
+          mode: this.bestMode,
+          value: best.value,
+        });
       else if (ptr.state !== 'missing') await removePointer(this.dir, BEST_POINTER);
     }
     return best;
@@ -431,7 +514,10 @@ export class CheckpointManager {
         this.log(`Deleted old checkpoint: ${p}`, 'info');
       }
     } catch (e) {
-      this.log(`checkpoint rotation in ${this.dir} failed (the new checkpoint is saved): ${describeError(e).text}`, 'warn');
+      this.log(
+        `checkpoint rotation in ${this.dir} failed (the new checkpoint is saved): ${describeError(e).text}`,
+        'warn',
+      );
     }
     return deleted;
   }

@@ -71,7 +71,12 @@ export function sha256Of(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-export function buildManifest(step: number, name: string, files: Record<string, ManifestEntry>, createdAt = new Date()): CheckpointManifest {
+export function buildManifest(
+  step: number,
+  name: string,
+  files: Record<string, ManifestEntry>,
+  createdAt = new Date(),
+): CheckpointManifest {
   const sorted: Record<string, ManifestEntry> = {};
   for (const k of Object.keys(files).sort()) sorted[k] = { size: files[k].size, sha256: files[k].sha256 };
   return {
@@ -93,15 +98,19 @@ export function manifestProblems(m: unknown): string[] {
   if (o.format !== MANIFEST_FORMAT) out.push(`format is ${JSON.stringify(o.format)}, expected "${MANIFEST_FORMAT}"`);
   if (typeof o.formatVersion !== 'number' || !Number.isInteger(o.formatVersion)) out.push('formatVersion missing');
   else if (o.formatVersion > MANIFEST_FORMAT_VERSION) {
-    out.push(`formatVersion ${o.formatVersion} is newer than this ctclip reads (${MANIFEST_FORMAT_VERSION}); upgrade ctclip`);
+    out.push(
+      `formatVersion ${o.formatVersion} is newer than this ctclip reads (${MANIFEST_FORMAT_VERSION}); upgrade ctclip`,
+    );
   }
-  if (typeof o.step !== 'number' || !Number.isSafeInteger(o.step) || o.step < 0) out.push('step missing or not an integer >= 0');
+  if (typeof o.step !== 'number' || !Number.isSafeInteger(o.step) || o.step < 0)
+    out.push('step missing or not an integer >= 0');
   if (typeof o.files !== 'object' || o.files === null || Array.isArray(o.files)) {
     out.push('files missing');
   } else {
     for (const [k, v] of Object.entries(o.files as Record<string, unknown>)) {
       const e = v as Partial<ManifestEntry> | null;
-      if (k.includes('/') || k.includes('\\') || k === '..' || k === '.' || k === MANIFEST_FILE) out.push(`files: invalid name ${JSON.stringify(k)}`);
+      if (k.includes('/') || k.includes('\\') || k === '..' || k === '.' || k === MANIFEST_FILE)
+        out.push(`files: invalid name ${JSON.stringify(k)}`);
       else if (!e || typeof e.size !== 'number' || typeof e.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(e.sha256)) {
         out.push(`files["${k}"]: expected {size, sha256}`);
       }
@@ -154,7 +163,9 @@ export async function verifyCheckpoint(dir: string, opts: { hash?: boolean } = {
   }
   const folderStep = parseCheckpointName(path.basename(dir));
   if (folderStep !== null && folderStep !== manifest.step) {
-    problems.push(`${path.join(dir, MANIFEST_FILE)}: step ${manifest.step} does not match the folder name (step ${folderStep})`);
+    problems.push(
+      `${path.join(dir, MANIFEST_FILE)}: step ${manifest.step} does not match the folder name (step ${folderStep})`,
+    );
   }
   for (const [name, want] of Object.entries(manifest.files)) {
     const file = path.join(dir, name);
@@ -176,12 +187,15 @@ export async function verifyCheckpoint(dir: string, opts: { hash?: boolean } = {
     if (hash) {
       const got = await hashFile(file);
       if (got.sha256 !== want.sha256) {
-        problems.push(`${file}: sha256 mismatch (manifest ${want.sha256.slice(0, 12)}…, file ${got.sha256.slice(0, 12)}…)`);
+        problems.push(
+          `${file}: sha256 mismatch (manifest ${want.sha256.slice(0, 12)}…, file ${got.sha256.slice(0, 12)}…)`,
+        );
       }
     }
   }
   for (const e of await fsp.readdir(dir)) {
-    if (e !== MANIFEST_FILE && !Object.prototype.hasOwnProperty.call(manifest.files, e)) warnings.push(`${path.join(dir, e)}: not listed in the manifest`);
+    if (e !== MANIFEST_FILE && !Object.prototype.hasOwnProperty.call(manifest.files, e))
+      warnings.push(`${path.join(dir, e)}: not listed in the manifest`);
   }
   return { ok: problems.length === 0, problems, warnings, manifest };
 }

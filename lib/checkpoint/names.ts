@@ -65,7 +65,12 @@ export function randomSuffix(): string {
   return randomBytes(6).toString('hex');
 }
 
-export function leftoverName(kind: 'tmp' | 'old' | 'del', checkpoint: string, pid = process.pid, suffix = randomSuffix()): string {
+export function leftoverName(
+  kind: 'tmp' | 'old' | 'del',
+  checkpoint: string,
+  pid = process.pid,
+  suffix = randomSuffix(),
+): string {
   return `.${kind}-${checkpoint}-${pid}-${suffix}`;
 }
 

@@ -23,10 +23,16 @@ const PART_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 /** Throws ARGUMENT_ERROR unless `name` is a plain file name that is not reserved. */
 export function validatePartName(name: string): void {
   if (!PART_NAME_RE.test(name) || name.length > 200) {
-    throw new CtclipError('ARGUMENT_ERROR', `checkpoint part name ${JSON.stringify(name)} is not a plain file name ([A-Za-z0-9_][A-Za-z0-9._-]*)`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `checkpoint part name ${JSON.stringify(name)} is not a plain file name ([A-Za-z0-9_][A-Za-z0-9._-]*)`,
+    );
   }
   if (RESERVED_PART_NAMES.includes(name)) {
-    throw new CtclipError('ARGUMENT_ERROR', `checkpoint part name "${name}" is reserved (the manager writes ${RESERVED_PART_NAMES.join(', ')})`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `checkpoint part name "${name}" is reserved (the manager writes ${RESERVED_PART_NAMES.join(', ')})`,
+    );
   }
 }
 
@@ -57,7 +63,12 @@ export async function writePart(file: string, source: PartSource): Promise<void>
     await fsyncFile(file);
     return;
   }
-  if (await fsp.lstat(file).then(() => true, () => false)) {
+  if (
+    await fsp.lstat(file).then(
+      () => true,
+      () => false,
+    )
+  ) {
     throw new Error(`the writer created ${file} and also returned content; do one or the other`);
   }
   await writeFileDurable(file, encodePartValue(value as PartValue));

@@ -23,9 +23,7 @@ export interface PointerContent {
 }
 
 export type PointerRead =
-  | { state: 'missing' }
-  | { state: 'invalid'; reason: string }
-  | { state: 'ok'; pointer: PointerContent };
+  { state: 'missing' } | { state: 'invalid'; reason: string } | { state: 'ok'; pointer: PointerContent };
 
 /**
  * Reads a pointer. Accepts our JSON form, and also a bare folder name on one line (hand-written pointers).
@@ -55,8 +53,16 @@ export async function readPointer(dir: string, name: string): Promise<PointerRea
   }
   if (typeof checkpoint !== 'string') return { state: 'invalid', reason: `${file}: no "checkpoint" field` };
   const step = parseCheckpointName(checkpoint);
-  if (step === null) return { state: 'invalid', reason: `${file}: ${JSON.stringify(checkpoint)} is not a checkpoint folder name (ckpt-stepNNNNNNNN)` };
-  const pointer: PointerContent = { checkpoint, step, updatedAt: typeof extra.updatedAt === 'string' ? extra.updatedAt : '' };
+  if (step === null)
+    return {
+      state: 'invalid',
+      reason: `${file}: ${JSON.stringify(checkpoint)} is not a checkpoint folder name (ckpt-stepNNNNNNNN)`,
+    };
+  const pointer: PointerContent = {
+    checkpoint,
+    step,
+    updatedAt: typeof extra.updatedAt === 'string' ? extra.updatedAt : '',
+  };
   if (typeof extra.metric === 'string') pointer.metric = extra.metric;
   if (extra.mode === 'max' || extra.mode === 'min') pointer.mode = extra.mode;
   if (typeof extra.value === 'number') pointer.value = extra.value;
@@ -64,8 +70,16 @@ export async function readPointer(dir: string, name: string): Promise<PointerRea
 }
 
 /** Atomically replaces the pointer `name` in `dir`. */
-export async function writePointer(dir: string, name: string, content: Omit<PointerContent, 'updatedAt'>): Promise<void> {
-  const body: PointerContent = { checkpoint: content.checkpoint, step: content.step, updatedAt: new Date().toISOString() };
+export async function writePointer(
+  dir: string,
+  name: string,
+  content: Omit<PointerContent, 'updatedAt'>,
+): Promise<void> {
+  const body: PointerContent = {
+    checkpoint: content.checkpoint,
+    step: content.step,
+    updatedAt: new Date().toISOString(),
+  };
   if (content.metric !== undefined) body.metric = content.metric;
   if (content.mode !== undefined) body.mode = content.mode;
   if (content.value !== undefined) body.value = content.value;

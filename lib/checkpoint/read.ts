@@ -17,7 +17,8 @@ export interface CheckpointMeta {
 /** The bytes of part `name` of the checkpoint at `dir`, checked against the manifest (`verify: false` skips it). */
 export async function readPart(dir: string, name: string, opts: { verify?: boolean } = {}): Promise<Buffer> {
   const file = path.join(dir, name);
-  if (path.basename(name) !== name) throw new CtclipError('ARGUMENT_ERROR', `checkpoint part name ${JSON.stringify(name)} is not a plain file name`);
+  if (path.basename(name) !== name)
+    throw new CtclipError('ARGUMENT_ERROR', `checkpoint part name ${JSON.stringify(name)} is not a plain file name`);
   let entry: { size: number; sha256: string } | undefined;
   if (opts.verify ?? true) {
     let manifest;
@@ -28,7 +29,10 @@ export async function readPart(dir: string, name: string, opts: { verify?: boole
     }
     entry = Object.prototype.hasOwnProperty.call(manifest.files, name) ? manifest.files[name] : undefined;
     if (!entry) {
-      throw new CtclipError('IO_ERROR', `${file}: not a part of this checkpoint (manifest lists: ${Object.keys(manifest.files).join(', ')})`);
+      throw new CtclipError(
+        'IO_ERROR',
+        `${file}: not a part of this checkpoint (manifest lists: ${Object.keys(manifest.files).join(', ')})`,
+      );
     }
   }
   let data: Buffer;
@@ -38,14 +42,20 @@ export async function readPart(dir: string, name: string, opts: { verify?: boole
     throw new CtclipError('IO_ERROR', `cannot read checkpoint part ${file}: ${(e as Error).message}`, { cause: e });
   }
   if (entry) {
-    if (data.length !== entry.size) throw new CtclipError('IO_ERROR', `${file}: size ${data.length} bytes, manifest says ${entry.size}`);
-    if (sha256Of(data) !== entry.sha256) throw new CtclipError('IO_ERROR', `${file}: sha256 does not match the manifest (corrupt file)`);
+    if (data.length !== entry.size)
+      throw new CtclipError('IO_ERROR', `${file}: size ${data.length} bytes, manifest says ${entry.size}`);
+    if (sha256Of(data) !== entry.sha256)
+      throw new CtclipError('IO_ERROR', `${file}: sha256 does not match the manifest (corrupt file)`);
   }
   return data;
 }
 
 /** A JSON part, parsed. */
-export async function readJsonPart<T = unknown>(dir: string, name: string, opts: { verify?: boolean } = {}): Promise<T> {
+export async function readJsonPart<T = unknown>(
+  dir: string,
+  name: string,
+  opts: { verify?: boolean } = {},
+): Promise<T> {
   const data = await readPart(dir, name, opts);
   try {
     return JSON.parse(data.toString('utf8')) as T;

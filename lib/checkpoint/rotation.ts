@@ -13,8 +13,13 @@ export interface RotationPlan {
   delete: string[];
 }
 
-export function planRotation(checkpoints: readonly RotationEntry[], keepLastN: number, protect: Iterable<string | null | undefined> = []): RotationPlan {
-  if (!Number.isInteger(keepLastN) || keepLastN < 0) throw new RangeError(`keepLastN must be an integer >= 0, got ${keepLastN}`);
+export function planRotation(
+  checkpoints: readonly RotationEntry[],
+  keepLastN: number,
+  protect: Iterable<string | null | undefined> = [],
+): RotationPlan {
+  if (!Number.isInteger(keepLastN) || keepLastN < 0)
+    throw new RangeError(`keepLastN must be an integer >= 0, got ${keepLastN}`);
   const newestFirst = [...checkpoints].sort((a, b) => b.step - a.step);
   if (keepLastN === 0) return { keep: newestFirst.map((c) => c.name), delete: [] };
   const keep = new Set<string>();
@@ -22,6 +27,9 @@ export function planRotation(checkpoints: readonly RotationEntry[], keepLastN: n
   newestFirst.slice(0, Math.max(1, keepLastN)).forEach((c) => keep.add(c.name));
   return {
     keep: newestFirst.filter((c) => keep.has(c.name)).map((c) => c.name),
-    delete: newestFirst.filter((c) => !keep.has(c.name)).reverse().map((c) => c.name),
+    delete: newestFirst
+      .filter((c) => !keep.has(c.name))
+      .reverse()
+      .map((c) => c.name),
   };
 }

@@ -164,7 +164,13 @@ export function parseRunLock(text: string): RunLockInfo | null {
   }
   const o = v as Partial<RunLockInfo> | null;
   if (!o || typeof o !== 'object' || o.format !== RUN_LOCK_FORMAT) return null;
-  if (!Number.isSafeInteger(o.pid) || (o.pid as number) <= 0 || typeof o.host !== 'string' || typeof o.nonce !== 'string') return null;
+  if (
+    !Number.isSafeInteger(o.pid) ||
+    (o.pid as number) <= 0 ||
+    typeof o.host !== 'string' ||
+    typeof o.nonce !== 'string'
+  )
+    return null;
   return {
     format: RUN_LOCK_FORMAT,
     version: 1,
@@ -182,22 +188,53 @@ export function parseRunLock(text: string): RunLockInfo | null {
 }
 
 /** Whether `holder` can still be running, seen from `self` (this process); see the module comment. */
-export function judgeRunLock(holder: RunLockInfo, self: RunLockInfo, isAlive: (pid: number) => boolean = processAlive, startOf: (pid: number) => string | undefined = processStartTicks): { stale: boolean; why: string } {
-  if (holder.slurmJobId !== undefined && holder.slurmJobId === self.slurmJobId && holder.slurmRestartCount !== undefined && self.slurmRestartCount !== undefined && holder.slurmRestartCount < self.slurmRestartCount) {
-    return { stale: true, why: `it belongs to SLURM job ${holder.slurmJobId} restart ${holder.slurmRestartCount}, and this is restart ${self.slurmRestartCount} of that job` };
+export function judgeRunLock(
+  holder: RunLockInfo,
+  self: RunLockInfo,
+  isAlive: (pid: number) => boolean = processAlive,
+  startOf: (pid: number) => string | undefined = processStartTicks,
+): { stale: boolean; why: string } {
+  if (
+    holder.slurmJobId !== undefined &&
+    holder.slurmJobId === self.slurmJobId &&
+    holder.slurmRestartCount !== undefined &&
+    self.slurmRestartCount !== undefined &&
+    holder.slurmRestartCount < self.slurmRestartCount
+  ) {
+    return {
+      stale: true,
+      why: `it belongs to SLURM job ${holder.slurmJobId} restart ${holder.slurmRestartCount}, and this is restart ${self.slurmRestartCount} of that job`,
+    };
   }
-  if (holder.host !== self.host) return { stale: false, why: `it is held on another host (${holder.host}), where this process cannot check the pid` };
-  if (holder.bootId && self.bootId && holder.bootId !== self.bootId) return { stale: true, why: 'this host has rebooted since it was taken' };
+  if (holder.host !== self.host)
+    return {
+      stale: false,
+      why: `it is held on another host (${holder.host}), where this process cannot check the pid`,
+    };
+  if (holder.bootId && self.bootId && holder.bootId !== self.bootId)
+    return { stale: true, why: 'this host has rebooted since it was taken' };
   if (holder.pidNamespace && self.pidNamespace && holder.pidNamespace !== self.pidNamespace) {
-    return { stale: false, why: `it was taken in another pid namespace (${holder.pidNamespace}, e.g. another container), where this process cannot check the pid` };
+    return {
+      stale: false,
+      why: `it was taken in another pid namespace (${holder.pidNamespace}, e.g. another container), where this process cannot check the pid`,
+    };
   }
-  if (holder.pid === self.pid && holder.nonce !== self.nonce && holder.processStart !== undefined && holder.processStart === self.processStart) {
+  if (
+    holder.pid === self.pid &&
+    holder.nonce !== self.nonce &&
+    holder.processStart !== undefined &&
+    holder.processStart === self.processStart
+  ) {
     return { stale: false, why: 'this process already holds it (a second trainer in one process)' };
   }
   if (!isAlive(holder.pid)) return { stale: true, why: `process ${holder.pid} is no longer running` };
   if (holder.processStart !== undefined) {
     const now = startOf(holder.pid);
-    if (now !== undefined && now !== holder.processStart) return { stale: true, why: `pid ${holder.pid} now belongs to another process (the holder exited and the pid was reused)` };
+    if (now !== undefined && now !== holder.processStart)
+      return {
+        stale: true,
+        why: `pid ${holder.pid} now belongs to another process (the holder exited and the pid was reused)`,
+      };
   }
   return { stale: false, why: `process ${holder.pid} is still running` };
 }
@@ -213,7 +250,11 @@ export function inspectRunLock(dir: string, self: RunLockInfo = ownRunLockInfo()
   }
   if (text === null) return { state: 'free' };
   const holder = parseRunLock(text);
-  if (!holder) return { state: 'unreadable', reason: `${file} is not a ctclip run lock (expected JSON with format '${RUN_LOCK_FORMAT}', pid, host)` };
+  if (!holder)
+    return {
+      state: 'unreadable',
+      reason: `${file} is not a ctclip run lock (expected JSON with format '${RUN_LOCK_FORMAT}', pid, host)`,
+    };
   const j = judgeRunLock(holder, self);
   return j.stale ? { state: 'stale', holder, why: j.why } : { state: 'held', holder, why: j.why };
 }
@@ -278,15 +319,24 @@ export class RunLock {
         createExclusive(file, content);
         return new RunLock(root, file, self);
       } catch (e) {
-        if (!isCode(e, 'EEXIST')) throw new CtclipError('IO_ERROR', `cannot create the run lock ${file}: ${(e as Error).message}`, { cause: e });
+        if (!isCode(e, 'EEXIST'))
+          throw new CtclipError('IO_ERROR', `cannot create the run lock ${file}: ${(e as Error).message}`, {
+            cause: e,
+          });
       }
       const state = inspectRunLock(root, self);
       if (state.state === 'free') continue; // released meanwhile
       if (state.state === 'unreadable') {
-        throw new CtclipError('IO_ERROR', `run directory ${root} is locked by ${file}, which cannot be read as a run lock (${state.reason}). ${howTo}`);
+        throw new CtclipError(
+          'IO_ERROR',
+          `run directory ${root} is locked by ${file}, which cannot be read as a run lock (${state.reason}). ${howTo}`,
+        );
       }
       if (state.state === 'held') {
-        throw new CtclipError('IO_ERROR', `run directory ${root} is in use by another training run: ${file} is held by ${describeHolder(state.holder)} (${state.why}). ${howTo}`);
+        throw new CtclipError(
+          'IO_ERROR',
+          `run directory ${root} is in use by another training run: ${file} is held by ${describeHolder(state.holder)} (${state.why}). ${howTo}`,
+        );
       }
       // Stale: move it aside under a unique name (one mover wins), check that what moved is the stale lock judged
       // above (not a fresh lock someone created after taking it over), and delete it.
@@ -295,7 +345,9 @@ export class RunLock {
         fs.renameSync(file, aside);
       } catch (e) {
         if (isCode(e, 'ENOENT')) continue;
-        throw new CtclipError('IO_ERROR', `cannot take over the stale run lock ${file}: ${(e as Error).message}`, { cause: e });
+        throw new CtclipError('IO_ERROR', `cannot take over the stale run lock ${file}: ${(e as Error).message}`, {
+          cause: e,
+        });
       }
       const moved = parseRunLock(readTextBounded(aside, MAX_RUN_LOCK_BYTES) ?? '');
       if (!moved || moved.nonce !== state.holder.nonce) {
@@ -311,7 +363,10 @@ export class RunLock {
       fs.rmSync(aside, { force: true });
       warn(`took over the stale run lock ${file} of ${describeHolder(state.holder)}: ${state.why}`);
     }
-    throw new CtclipError('IO_ERROR', `cannot take the run lock ${file}: other processes keep creating and removing it. ${howTo}`);
+    throw new CtclipError(
+      'IO_ERROR',
+      `cannot take the run lock ${file}: other processes keep creating and removing it. ${howTo}`,
+    );
   }
 
   /** Whether this lock is still held by this object. */

@@ -11,20 +11,39 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 /** Error codes that mean "the user asked for something invalid" → exit 2. */
-const USAGE_CODES = new Set(['ARGUMENT_ERROR', 'CONFIG_ERROR', 'PLAN_ERROR', 'ERR_PARSE_ARGS_UNKNOWN_OPTION', 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE', 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL']);
+const USAGE_CODES = new Set([
+  'ARGUMENT_ERROR',
+  'CONFIG_ERROR',
+  'PLAN_ERROR',
+  'ERR_PARSE_ARGS_UNKNOWN_OPTION',
+  'ERR_PARSE_ARGS_INVALID_OPTION_VALUE',
+  'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL',
+]);
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
 type OptionValue<T> = T extends { type: 'boolean' }
-  ? T extends { multiple: true } ? boolean[] : boolean
-  : T extends { multiple: true } ? string[] : string;
+  ? T extends { multiple: true }
+    ? boolean[]
+    : boolean
+  : T extends { multiple: true }
+    ? string[]
+    : string;
 
 /** The parsed values of an options table (absent options are undefined). */
 export type ParsedValues<O extends Options> = { [K in keyof O]?: OptionValue<O[K]> } & { help?: boolean };
 
 /** parseArgs with `--help` added; positionals allowed; unknown options are errors (exit 2). */
-export function parseCommandArgs<O extends Options>(argv: string[], options: O): { values: ParsedValues<O>; positionals: string[] } {
-  const parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...options, help: { type: 'boolean', short: 'h', default: false } } });
+export function parseCommandArgs<O extends Options>(
+  argv: string[],
+  options: O,
+): { values: ParsedValues<O>; positionals: string[] } {
+  const parsed = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: { ...options, help: { type: 'boolean', short: 'h', default: false } },
+  });
   return { values: parsed.values as ParsedValues<O>, positionals: parsed.positionals };
 }
 
@@ -32,7 +51,12 @@ export function parseCommandArgs<O extends Options>(argv: string[], options: O):
  * The start every command shares: prints `usage` and returns false for --help (exit 0); refuses positional
  * arguments and missing `required` options (ARGUMENT_ERROR naming them); true to go on.
  */
-export function startCommand(values: { help?: boolean } & Record<string, unknown>, positionals: string[], usage: string, required: readonly string[] = []): boolean {
+export function startCommand(
+  values: { help?: boolean } & Record<string, unknown>,
+  positionals: string[],
+  usage: string,
+  required: readonly string[] = [],
+): boolean {
   if (values.help) {
     process.stdout.write(`${usage}\n`);
     return false;

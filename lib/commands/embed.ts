@@ -45,7 +45,8 @@ async function float32Rows(h: TensorHandle, n: number, what: string): Promise<Fl
   if (tensorInfo(h).dtype !== 'float32') t = await transformTensor(h, { dtype: 'float32' });
   try {
     const r = readTensor(t);
-    if (r.shape[0] !== n) throw new CtclipError('SHAPE_ERROR', `embed: ${what} has shape [${r.shape.join(', ')}], expected ${n} rows`);
+    if (r.shape[0] !== n)
+      throw new CtclipError('SHAPE_ERROR', `embed: ${what} has shape [${r.shape.join(', ')}], expected ${n} rows`);
     return r.data as Float32Array;
   } finally {
     if (t !== h) t.dispose();
@@ -93,7 +94,9 @@ export function run(argv: string[]): Promise<number> {
     try {
       const loader = evalLoaderFor(cfg, index, limit);
       const total = loader.mine.length;
-      log(`Embedding ${total} of ${index.samples.length} samples (${values.shards}), batch ${cfg.data.val_batch_size}, ${threads} threads${withEmb ? ', with image embeddings' : ''}`);
+      log(
+        `Embedding ${total} of ${index.samples.length} samples (${values.shards}), batch ${cfg.data.val_batch_size}, ${threads} threads${withEmb ? ', with image embeddings' : ''}`,
+      );
       const studyIds: string[] = [];
       const img: Float32Array[] = [];
       const txt: Float32Array[] = [];
@@ -113,9 +116,21 @@ export function run(argv: string[]): Promise<number> {
           try {
             if (withEmb) {
               const f = await model.forward({ inputIds, attentionMask, volumes }, { returnIntermediates: true });
-              owned.push(f.textLatents, f.imageLatents, f.logits, f.lossTensor, f.scale, f.indices, ...Object.values(f.intermediates ?? {}));
+              owned.push(
+                f.textLatents,
+                f.imageLatents,
+                f.logits,
+                f.lossTensor,
+                f.scale,
+                f.indices,
+                ...Object.values(f.intermediates ?? {}),
+              );
               const e = f.intermediates?.image_embedding;
-              if (!e) throw new CtclipError('NATIVE_ERROR', 'embed: the forward pass returned no image_embedding intermediate');
+              if (!e)
+                throw new CtclipError(
+                  'NATIVE_ERROR',
+                  'embed: the forward pass returned no image_embedding intermediate',
+                );
               img.push(await float32Rows(f.imageLatents, n, 'image latents'));
               txt.push(await float32Rows(f.textLatents, n, 'text latents'));
               emb.push(await float32Rows(e, n, 'image embedding'));
@@ -142,7 +157,12 @@ export function run(argv: string[]): Promise<number> {
       if (studyIds.length === 0) throw new CtclipError('DATA_ERROR', `${values.shards}: no sample could be read`);
       const written = await writeEmbeddings(
         out,
-        { studyIds, imageLatents: concat(img), textLatents: concat(txt), imageEmbeddings: withEmb ? concat(emb) : null },
+        {
+          studyIds,
+          imageLatents: concat(img),
+          textLatents: concat(txt),
+          imageEmbeddings: withEmb ? concat(emb) : null,
+        },
         { checkpoint, shards: values.shards, limit, config: cfg, seconds },
       );
       log(

@@ -60,10 +60,16 @@ export async function run(argv: string[]): Promise<number> {
     if (values.threads !== undefined) overrides.push(`training.threads=${intOption('threads', values.threads)}`);
     const { config: cfg } = loadConfig(values.config, { overrides });
     const v = cfg.validation;
-    if (!cfg.data.webdataset_shards_val) throw new CtclipError('CONFIG_ERROR', `${values.config}: data.webdataset_shards_val is not set (the shards to evaluate)`);
+    if (!cfg.data.webdataset_shards_val)
+      throw new CtclipError(
+        'CONFIG_ERROR',
+        `${values.config}: data.webdataset_shards_val is not set (the shards to evaluate)`,
+      );
     const outDir = path.resolve(values.output ?? 'results');
     const useBootstrap = values.bootstrap || nBoot !== undefined || v.use_bootstrap;
-    const bootstrap = useBootstrap ? { nResamples: nBoot ?? v.n_bootstrap, seed: cfg.experiment.seed, level: v.bootstrap_level } : null;
+    const bootstrap = useBootstrap
+      ? { nResamples: nBoot ?? v.n_bootstrap, seed: cfg.experiment.seed, level: v.bootstrap_level }
+      : null;
 
     const log = (...lines: string[]): void => {
       for (const l of lines) process.stdout.write(`${l}\n`);
@@ -72,7 +78,10 @@ export async function run(argv: string[]): Promise<number> {
     const index = openIndex(cfg.data.webdataset_shards_val, { missingShards: cfg.data.missing_shards });
     const classNames = resolveClassNames(cfg, index);
     if (index.numClasses !== classNames.length) {
-      throw new CtclipError('CONFIG_ERROR', `the validation shards have ${index.numClasses} labels per sample but there are ${classNames.length} class names (${cfg.data.class_names ? 'data.class_names' : cfg.data.labels_valid ?? 'the index'})`);
+      throw new CtclipError(
+        'CONFIG_ERROR',
+        `the validation shards have ${index.numClasses} labels per sample but there are ${classNames.length} class names (${cfg.data.class_names ? 'data.class_names' : (cfg.data.labels_valid ?? 'the index')})`,
+      );
     }
     const { model, tokenizer, checkpoint, report } = await loadInferenceModel(cfg, values.checkpoint, log);
     try {
@@ -86,13 +95,21 @@ export async function run(argv: string[]): Promise<number> {
       const t0 = performance.now();
       let scored;
       try {
-        scored = await zeroShotScores(model, tokenizer, loader, classNames, { prompts: v.prompts, maxLength: cfg.model.text_encoder.max_length }, { onProgress: (done) => progress?.update(done) });
+        scored = await zeroShotScores(
+          model,
+          tokenizer,
+          loader,
+          classNames,
+          { prompts: v.prompts, maxLength: cfg.model.text_encoder.max_length },
+          { onProgress: (done) => progress?.update(done) },
+        );
       } finally {
         progress?.finish();
         await loader.close();
       }
       const seconds = (performance.now() - t0) / 1000;
-      if (scored.scores.length === 0) throw new CtclipError('DATA_ERROR', `${cfg.data.webdataset_shards_val}: no sample could be read`);
+      if (scored.scores.length === 0)
+        throw new CtclipError('DATA_ERROR', `${cfg.data.webdataset_shards_val}: no sample could be read`);
       const { files, results } = await writeEvaluation(outDir, {
         studyIds: scored.studyIds,
         classNames,
@@ -108,19 +125,27 @@ export async function run(argv: string[]): Promise<number> {
           shards: cfg.data.webdataset_shards_val,
           limit,
           n_samples_in_shards: index.samples.length,
-          weights: { file: report.file, format: report.format, layout: report.layout, dropped: report.dropped.map((d) => d.key) },
+          weights: {
+            file: report.file,
+            format: report.format,
+            layout: report.layout,
+            dropped: report.dropped.map((d) => d.key),
+          },
           seconds,
           samples_per_second: scored.scores.length / seconds,
           threads,
         },
       });
       log(...formatEvaluationSummary(results));
-      log(`Scored ${scored.scores.length} samples in ${seconds.toFixed(1)} s (${(scored.scores.length / seconds).toFixed(2)} samples/s)`);
-      log(`Wrote ${files.results}, ${path.basename(files.predictions)}, ${path.basename(files.perClass)}, ${path.basename(files.report)}`);
+      log(
+        `Scored ${scored.scores.length} samples in ${seconds.toFixed(1)} s (${(scored.scores.length / seconds).toFixed(2)} samples/s)`,
+      );
+      log(
+        `Wrote ${files.results}, ${path.basename(files.predictions)}, ${path.basename(files.perClass)}, ${path.basename(files.report)}`,
+      );
       return 0;
     } finally {
       model.dispose();
     }
   });
 }
-

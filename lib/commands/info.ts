@@ -13,7 +13,10 @@ const USAGE = `usage: ctclip info [--threads N] [--json]
 
 export function run(argv: string[]): Promise<number> {
   return runCommand('info', USAGE, async () => {
-    const { values } = parseCommandArgs(argv, { threads: { type: 'string' }, json: { type: 'boolean', default: false } });
+    const { values } = parseCommandArgs(argv, {
+      threads: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    });
     if (values.help) {
       process.stdout.write(`${USAGE}\n`);
       return 0;
@@ -23,7 +26,9 @@ export function run(argv: string[]): Promise<number> {
     const info = addon.buildInfo();
     const pkg = require('../../package.json') as { version: string };
     if (values.json) {
-      process.stdout.write(`${JSON.stringify({ ctclip: pkg.version, node: process.version, addon: addonCandidates()[0], ...info }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ ctclip: pkg.version, node: process.version, addon: addonCandidates()[0], ...info }, null, 2)}\n`,
+      );
       return 0;
     }
     const rows: Array<[string, string]> = [
@@ -34,7 +39,10 @@ export function run(argv: string[]): Promise<number> {
       ['CUDA', info.cudaAvailable ? `available, ${info.cudaDeviceCount} device(s)` : 'not available'],
       ['collectives', `Gloo ${info.gloo ? 'yes' : 'no'}, NCCL ${info.nccl ? 'yes' : 'no'}`],
       ['SDPA', info.sdpa ? 'yes (libtorch >= 2.0)' : 'no (libtorch < 2.0: explicit attention)'],
-      ['threads', `${info.threads} intra-op, ${info.interopThreads} inter-op (${info.hardwareConcurrency} hardware threads, ${info.parallelBackend})`],
+      [
+        'threads',
+        `${info.threads} intra-op, ${info.interopThreads} inter-op (${info.hardwareConcurrency} hardware threads, ${info.parallelBackend})`,
+      ],
       ['BLAS', info.blas],
       ['CPU capability', info.cpuCapability || 'unknown'],
     ];

@@ -140,10 +140,24 @@ export interface LaunchRuntimeOptions extends Partial<LaunchIo> {
 // Pure parts: argument parsing, environment, exit codes
 // ---------------------------------------------------------------------------------------------------------------
 
-const VALUE_OPTIONS = ['nproc_per_node', 'nnodes', 'node_rank', 'master_addr', 'master_port', 'max_restarts', 'monitor_interval', 'grace_period', 'run_id'] as const;
+const VALUE_OPTIONS = [
+  'nproc_per_node',
+  'nnodes',
+  'node_rank',
+  'master_addr',
+  'master_port',
+  'max_restarts',
+  'monitor_interval',
+  'grace_period',
+  'run_id',
+] as const;
 
 /** Splits argv into the launcher's own options and the worker command: options stop at the first positional or '--'. */
-export function splitLaunchArgv(argv: string[]): { launcherArgs: string[]; script: string | null; scriptArgs: string[] } {
+export function splitLaunchArgv(argv: string[]): {
+  launcherArgs: string[];
+  script: string | null;
+  scriptArgs: string[];
+} {
   const valueNames = new Set<string>(VALUE_OPTIONS.flatMap((n) => [n, n.replace(/_/g, '-')]));
   let i = 0;
   while (i < argv.length) {
@@ -159,7 +173,13 @@ export function splitLaunchArgv(argv: string[]): { launcherArgs: string[]; scrip
   return { launcherArgs: argv.slice(0, i), script: argv[i], scriptArgs: argv.slice(i + 1) };
 }
 
-function integer(name: string, text: string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+function integer(
+  name: string,
+  text: string | undefined,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (text === undefined) return fallback;
   const t = text.trim();
   if (!/^\d+$/.test(t) || Number(t) < min || Number(t) > max) {
@@ -172,7 +192,8 @@ function integer(name: string, text: string | undefined, fallback: number, min: 
 function seconds(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
   const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || v <= 0) throw new CtclipError('ARGUMENT_ERROR', `--${name} must be a number of seconds > 0, got '${text}'`);
+  if (text.trim() === '' || !Number.isFinite(v) || v <= 0)
+    throw new CtclipError('ARGUMENT_ERROR', `--${name} must be a number of seconds > 0, got '${text}'`);
   return v;
 }
 
@@ -186,7 +207,8 @@ export function resolveLaunchOptions(o: LaunchOptions, checkScript = true): Reso
   if (Number.isNaN(nprocPerNode)) throw new CtclipError('ARGUMENT_ERROR', '--nproc_per_node is required');
   const nnodes = integer('nnodes', str(o.nnodes), 1, 1);
   const nodeRank = integer('node_rank', str(o.nodeRank), 0, 0);
-  if (nodeRank >= nnodes) throw new CtclipError('ARGUMENT_ERROR', `--node_rank must be < --nnodes (${nnodes}), got ${nodeRank}`);
+  if (nodeRank >= nnodes)
+    throw new CtclipError('ARGUMENT_ERROR', `--node_rank must be < --nnodes (${nnodes}), got ${nodeRank}`);
   const masterPort = integer('master_port', str(o.masterPort), DEFAULT_MASTER_PORT, 1, 65535);
   const maxRestarts = integer('max_restarts', str(o.maxRestarts), 0, 0);
   const monitorInterval = seconds('monitor_interval', str(o.monitorInterval), 0.1);
@@ -195,20 +217,43 @@ export function resolveLaunchOptions(o: LaunchOptions, checkScript = true): Reso
   if (!masterAddr.trim()) throw new CtclipError('ARGUMENT_ERROR', '--master_addr must not be empty');
   const runId = o.runId ?? 'none';
   if (!o.script) throw new CtclipError('ARGUMENT_ERROR', 'missing the worker script (e.g. lib/train.js --config FILE)');
-  if (checkScript && !fs.existsSync(o.script)) throw new CtclipError('ARGUMENT_ERROR', `worker script '${o.script}' does not exist`);
-  if (checkScript && fs.statSync(o.script).isDirectory()) throw new CtclipError('ARGUMENT_ERROR', `worker script '${o.script}' is a folder, expected a .js file`);
-  return { nprocPerNode, nnodes, nodeRank, masterAddr, masterPort, maxRestarts, monitorInterval, gracePeriod, runId, script: o.script, args: [...(o.args ?? [])] };
+  if (checkScript && !fs.existsSync(o.script))
+    throw new CtclipError('ARGUMENT_ERROR', `worker script '${o.script}' does not exist`);
+  if (checkScript && fs.statSync(o.script).isDirectory())
+    throw new CtclipError('ARGUMENT_ERROR', `worker script '${o.script}' is a folder, expected a .js file`);
+  return {
+    nprocPerNode,
+    nnodes,
+    nodeRank,
+    masterAddr,
+    masterPort,
+    maxRestarts,
+    monitorInterval,
+    gracePeriod,
+    runId,
+    script: o.script,
+    args: [...(o.args ?? [])],
+  };
 }
 
 /** Parses the command line (`ctclip launch …`) into resolved options, or `{ help: true }` for --help. */
 export function parseLaunchArgs(argv: string[], checkScript = true): ResolvedLaunchOptions | { help: true } {
   const { launcherArgs, script, scriptArgs } = splitLaunchArgv(argv);
   // accept torchrun's dash spellings too (--nproc-per-node)
-  const normalised = launcherArgs.map((a) => (a.startsWith('--') ? `--${a.slice(2).replace(/^[^=]*/, (n) => n.replace(/-/g, '_'))}` : a));
-  const { values, positionals } = parseCommandArgs(normalised, Object.fromEntries(VALUE_OPTIONS.map((n) => [n, { type: 'string' as const }])) as Record<(typeof VALUE_OPTIONS)[number], { type: 'string' }>);
+  const normalised = launcherArgs.map((a) =>
+    a.startsWith('--') ? `--${a.slice(2).replace(/^[^=]*/, (n) => n.replace(/-/g, '_'))}` : a,
+  );
+  const { values, positionals } = parseCommandArgs(
+    normalised,
+    Object.fromEntries(VALUE_OPTIONS.map((n) => [n, { type: 'string' as const }])) as Record<
+      (typeof VALUE_OPTIONS)[number],
+      { type: 'string' }
+    >,
+  );
   if (values.help) return { help: true };
   if (positionals.length) throw new CtclipError('ARGUMENT_ERROR', `unexpected argument '${positionals[0]}'`);
-  const intText = (name: (typeof VALUE_OPTIONS)[number], fallback: number, min: number, max?: number): number => integer(name, values[name], fallback, min, max);
+  const intText = (name: (typeof VALUE_OPTIONS)[number], fallback: number, min: number, max?: number): number =>
+    integer(name, values[name], fallback, min, max);
   return resolveLaunchOptions(
     {
       nprocPerNode: intText('nproc_per_node', 1, 1),
@@ -228,15 +273,28 @@ export function parseLaunchArgs(argv: string[], checkScript = true): ResolvedLau
 }
 
 /** The threads each worker should use, and the line that explains the choice. */
-export function threadsChoice(env: NodeJS.ProcessEnv, cpus: number, nprocPerNode: number): { value: string; message: string } {
+export function threadsChoice(
+  env: NodeJS.ProcessEnv,
+  cpus: number,
+  nprocPerNode: number,
+): { value: string; message: string } {
   if (env.CTCLIP_THREADS !== undefined && env.CTCLIP_THREADS !== '') {
-    return { value: env.CTCLIP_THREADS, message: `CTCLIP_THREADS=${env.CTCLIP_THREADS} per worker (from the environment)` };
+    return {
+      value: env.CTCLIP_THREADS,
+      message: `CTCLIP_THREADS=${env.CTCLIP_THREADS} per worker (from the environment)`,
+    };
   }
   if (env.OMP_NUM_THREADS !== undefined && /^\s*[1-9]\d*\s*$/.test(env.OMP_NUM_THREADS)) {
-    return { value: env.OMP_NUM_THREADS.trim(), message: `CTCLIP_THREADS=${env.OMP_NUM_THREADS} per worker (from OMP_NUM_THREADS)` };
+    return {
+      value: env.OMP_NUM_THREADS.trim(),
+      message: `CTCLIP_THREADS=${env.OMP_NUM_THREADS} per worker (from OMP_NUM_THREADS)`,
+    };
   }
   const n = Math.max(1, Math.floor(cpus / nprocPerNode));
-  return { value: String(n), message: `CTCLIP_THREADS=${n} per worker (${cpus} CPUs / ${nprocPerNode} workers; set CTCLIP_THREADS to override)` };
+  return {
+    value: String(n),
+    message: `CTCLIP_THREADS=${n} per worker (${cpus} CPUs / ${nprocPerNode} workers; set CTCLIP_THREADS to override)`,
+  };
 }
 
 /** The torchrun variables of one worker (no inherited environment). */
@@ -262,7 +320,13 @@ export function torchrunEnv(o: ResolvedLaunchOptions, localRank: number, restart
 }
 
 /** The full environment of one worker: the inherited one, the torchrun variables and CTCLIP_THREADS. */
-export function workerEnv(base: NodeJS.ProcessEnv, o: ResolvedLaunchOptions, localRank: number, restartCount: number, threads: string): NodeJS.ProcessEnv {
+export function workerEnv(
+  base: NodeJS.ProcessEnv,
+  o: ResolvedLaunchOptions,
+  localRank: number,
+  restartCount: number,
+  threads: string,
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base, ...torchrunEnv(o, localRank, restartCount), CTCLIP_THREADS: threads };
   delete env.TORCHELASTIC_USE_AGENT_STORE;
   return env;
@@ -335,8 +399,6 @@ interface Worker {
   closed: Promise<void>;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** Runs and supervises one node's workers; `launch(opts)` is `new Launcher(opts).run()`. */
 export class Launcher {
   readonly options: ResolvedLaunchOptions;
@@ -354,7 +416,8 @@ export class Launcher {
     this.options = resolveLaunchOptions(opts);
     this.io = { stdout: runtime.stdout ?? process.stdout, stderr: runtime.stderr ?? process.stderr };
     this.env = runtime.env ?? process.env;
-    this.cpus = runtime.cpus ?? (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
+    this.cpus =
+      runtime.cpus ?? (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
     this.handleSignals = runtime.handleSignals ?? true;
   }
 
@@ -368,7 +431,9 @@ export class Launcher {
     if (this.interruptCount === 1) {
       this.interrupted = sig;
       const live = this.live();
-      this.log(`${sig} received: forwarding it to ${live.length} worker(s) and waiting for them to save and exit (no restart; send it again to kill them)`);
+      this.log(
+        `${sig} received: forwarding it to ${live.length} worker(s) and waiting for them to save and exit (no restart; send it again to kill them)`,
+      );
       for (const w of live) this.signal(w, sig);
     } else {
       this.log(`${sig} received again: killing the workers (SIGKILL)`);
@@ -423,7 +488,9 @@ export class Launcher {
           return this.result('failed', attempt, failures);
         }
         const resumeNote = workerArgs(o.args, 1).length > o.args.length ? ' with --resume latest' : '';
-        this.log(`restart ${attempt + 1}/${o.maxRestarts}: starting all ${o.nprocPerNode} worker(s) again${resumeNote} (TORCHELASTIC_RESTART_COUNT=${attempt + 1}) after ${what}`);
+        this.log(
+          `restart ${attempt + 1}/${o.maxRestarts}: starting all ${o.nprocPerNode} worker(s) again${resumeNote} (TORCHELASTIC_RESTART_COUNT=${attempt + 1}) after ${what}`,
+        );
       }
     } finally {
       for (const [sig, h] of handlers) process.removeListener(sig, h);
@@ -460,8 +527,20 @@ export class Launcher {
       const env = workerEnv(this.env, o, local, attempt, threads);
       const rank = Number(env.RANK);
       // own process group: a terminal's Ctrl-C reaches the workers only through the launcher, exactly once
-      const child = spawn(process.execPath, [o.script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-      const w: Worker = { rank, localRank: local, child, exited: false, code: null, signal: null, closed: Promise.resolve() };
+      const child = spawn(process.execPath, [o.script, ...args], {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      const w: Worker = {
+        rank,
+        localRank: local,
+        child,
+        exited: false,
+        code: null,
+        signal: null,
+        closed: Promise.resolve(),
+      };
       const prefix = `[rank ${rank}] `;
       const streams: Array<[NodeJS.ReadableStream, NodeJS.WritableStream]> = [
         [child.stdout!, this.io.stdout],
@@ -510,7 +589,9 @@ export class Launcher {
       });
       this.workers.push(w);
     }
-    this.log(`attempt ${attempt}: started ranks ${this.workers.map((w) => `${w.rank} (pid ${w.child.pid})`).join(', ')}: ${[o.script, ...args].join(' ')}`);
+    this.log(
+      `attempt ${attempt}: started ranks ${this.workers.map((w) => `${w.rank} (pid ${w.child.pid})`).join(', ')}: ${[o.script, ...args].join(' ')}`,
+    );
   }
 
   /** Waits until all workers exited 0 (null), one failed (its failure), or an interrupt arrived (null). */
@@ -519,7 +600,14 @@ export class Launcher {
       if (this.interrupted) return null;
       // the first worker (in exit order) that failed decides
       const failed = this.exitOrder.find((w) => isFailure(w.code, w.signal));
-      if (failed) return { attempt, rank: failed.rank, localRank: failed.localRank, exitCode: failed.code, signal: failed.signal };
+      if (failed)
+        return {
+          attempt,
+          rank: failed.rank,
+          localRank: failed.localRank,
+          exitCode: failed.code,
+          signal: failed.signal,
+        };
       if (this.exitOrder.length === this.workers.length) {
         await Promise.all(this.workers.map((w) => w.closed)); // all output written
         return null;
@@ -545,7 +633,9 @@ export class Launcher {
       timer = setTimeout(() => resolve('timeout'), this.options.gracePeriod * 1000);
     });
     // after an interrupt the workers save a checkpoint first: no grace timeout (a second signal SIGKILLs them)
-    const r = sig ? await Promise.race([all.then(() => 'done' as const), graceOver]) : await all.then(() => 'done' as const);
+    const r = sig
+      ? await Promise.race([all.then(() => 'done' as const), graceOver])
+      : await all.then(() => 'done' as const);
     clearTimeout(timer);
     if (r === 'timeout') {
       const left = this.live();
@@ -580,4 +670,3 @@ export async function run(argv: string[]): Promise<number> {
     return r.exitCode;
   });
 }
-

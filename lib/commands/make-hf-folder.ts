@@ -36,7 +36,8 @@ export function run(argv: string[]): Promise<number> {
     if (!values.from) throw new CtclipError('ARGUMENT_ERROR', '--from is required');
     if (!values.out) throw new CtclipError('ARGUMENT_ERROR', '--out is required');
     const format = values.format ?? 'both';
-    if (!['both', 'safetensors', 'bin'].includes(format)) throw new CtclipError('ARGUMENT_ERROR', `--format must be both, safetensors or bin, got '${format}'`);
+    if (!['both', 'safetensors', 'bin'].includes(format))
+      throw new CtclipError('ARGUMENT_ERROR', `--format must be both, safetensors or bin, got '${format}'`);
     const written = await writeHfBertFolder({
       from: values.from,
       out: values.out,

@@ -36,14 +36,21 @@ export function run(argv: string[]): Promise<number> {
       return 0;
     }
     if (!values.config) throw new CtclipError('ARGUMENT_ERROR', '--config is required');
-    const { config } = loadConfig(values.config, { overrides: values.set ?? [], checkFiles: values.samples === undefined ? 'plan' : undefined });
+    const { config } = loadConfig(values.config, {
+      overrides: values.set ?? [],
+      checkFiles: values.samples === undefined ? 'plan' : undefined,
+    });
     const worldSize = intOption('world-size', values['world-size'] ?? process.env.WORLD_SIZE, 1);
     let samples: number;
     if (values.samples !== undefined) {
       samples = intOption('samples', values.samples, undefined, 0);
     } else {
       const pattern = config.data.webdataset_shards_train;
-      if (!pattern) throw new CtclipError('CONFIG_ERROR', `${values.config}: data.webdataset_shards_train is not set (or pass --samples N)`);
+      if (!pattern)
+        throw new CtclipError(
+          'CONFIG_ERROR',
+          `${values.config}: data.webdataset_shards_train is not set (or pass --samples N)`,
+        );
       samples = openIndex(pattern, { verify: false, missingShards: config.data.missing_shards }).totalSamples;
     }
     const plan = planRun(config, { samples, worldSize });

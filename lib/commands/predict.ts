@@ -21,7 +21,13 @@ import { loadInferenceModel, numberList, resolveClassNames } from '../model/infe
 import { encodePrompts, scoreVolumes } from '../zeroshot/zero-shot';
 import { toStrictJson } from '../io/strict-json';
 import type { Reorient } from '../preprocess/orientation';
-import { DEFAULT_MAX_RESAMPLED_VOXELS, DEFAULT_MAX_VOXELS, DEFAULT_SPACING, preprocessVolumeFile, type RescaleMode } from '../preprocess/pipeline';
+import {
+  DEFAULT_MAX_RESAMPLED_VOXELS,
+  DEFAULT_MAX_VOXELS,
+  DEFAULT_SPACING,
+  preprocessVolumeFile,
+  type RescaleMode,
+} from '../preprocess/pipeline';
 import type { Vec3 } from '../preprocess/resample';
 import { configureThreads } from '../runtime';
 import { tensorFromBuffer } from '../tensor';
@@ -54,7 +60,8 @@ exit codes: 0 done · 1 runtime failure · 2 bad arguments/config`;
 function numberOption(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v)) throw new CtclipError('ARGUMENT_ERROR', `--${name} must be a number, got '${text}'`);
+  if (text.trim() === '' || !Number.isFinite(v))
+    throw new CtclipError('ARGUMENT_ERROR', `--${name} must be a number, got '${text}'`);
   return v;
 }
 
@@ -80,24 +87,45 @@ export function run(argv: string[]): Promise<number> {
       process.stdout.write(`${USAGE}\n`);
       return 0;
     }
-    if (positionals.length !== 1) throw new CtclipError('ARGUMENT_ERROR', positionals.length ? `one volume expected, got ${positionals.length}: ${positionals.join(' ')}` : 'the volume (a .nii/.nii.gz file) is required');
+    if (positionals.length !== 1)
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        positionals.length
+          ? `one volume expected, got ${positionals.length}: ${positionals.join(' ')}`
+          : 'the volume (a .nii/.nii.gz file) is required',
+      );
     if (!values.checkpoint) throw new CtclipError('ARGUMENT_ERROR', '--checkpoint is required');
     if (!values.config) throw new CtclipError('ARGUMENT_ERROR', '--config is required');
     const file = positionals[0];
     const spacing = (numberList('spacing', values.spacing, 3) as Vec3 | undefined) ?? DEFAULT_SPACING;
-    if (!spacing.every((x) => x > 0)) throw new CtclipError('ARGUMENT_ERROR', `--spacing must be positive, got '${values.spacing}'`);
+    if (!spacing.every((x) => x > 0))
+      throw new CtclipError('ARGUMENT_ERROR', `--spacing must be positive, got '${values.spacing}'`);
     const voxelSpacing = numberList('source-spacing', values['source-spacing'], 3) as Vec3 | undefined;
-    if (voxelSpacing && !voxelSpacing.every((x) => x > 0)) throw new CtclipError('ARGUMENT_ERROR', `--source-spacing must be positive, got '${values['source-spacing']}'`);
+    if (voxelSpacing && !voxelSpacing.every((x) => x > 0))
+      throw new CtclipError('ARGUMENT_ERROR', `--source-spacing must be positive, got '${values['source-spacing']}'`);
     const maxVoxels = intOption('max-voxels', values['max-voxels'], DEFAULT_MAX_VOXELS);
-    const maxResampledVoxels = intOption('max-resampled-voxels', values['max-resampled-voxels'], DEFAULT_MAX_RESAMPLED_VOXELS);
-    for (const [flag, v] of [['max-voxels', maxVoxels], ['max-resampled-voxels', maxResampledVoxels]] as const) {
-      if (!Number.isSafeInteger(v)) throw new CtclipError('ARGUMENT_ERROR', `--${flag} must be an integer <= ${Number.MAX_SAFE_INTEGER}, got '${values[flag]}'`);
+    const maxResampledVoxels = intOption(
+      'max-resampled-voxels',
+      values['max-resampled-voxels'],
+      DEFAULT_MAX_RESAMPLED_VOXELS,
+    );
+    for (const [flag, v] of [
+      ['max-voxels', maxVoxels],
+      ['max-resampled-voxels', maxResampledVoxels],
+    ] as const) {
+      if (!Number.isSafeInteger(v))
+        throw new CtclipError(
+          'ARGUMENT_ERROR',
+          `--${flag} must be an integer <= ${Number.MAX_SAFE_INTEGER}, got '${values[flag]}'`,
+        );
     }
     const window = numberList('window', values.window, 2) as [number, number] | undefined;
     const rescale = (values.rescale ?? 'auto') as RescaleMode;
-    if (!['auto', 'always', 'never'].includes(rescale)) throw new CtclipError('ARGUMENT_ERROR', `--rescale must be auto, always or never, got '${values.rescale}'`);
+    if (!['auto', 'always', 'never'].includes(rescale))
+      throw new CtclipError('ARGUMENT_ERROR', `--rescale must be auto, always or never, got '${values.rescale}'`);
     const reorient = (values.reorient ?? 'none') as Reorient;
-    if (!['none', 'LPS', 'RAS'].includes(reorient)) throw new CtclipError('ARGUMENT_ERROR', `--reorient must be none, LPS or RAS, got '${values.reorient}'`);
+    if (!['none', 'LPS', 'RAS'].includes(reorient))
+      throw new CtclipError('ARGUMENT_ERROR', `--reorient must be none, LPS or RAS, got '${values.reorient}'`);
     const slope = numberOption('slope', values.slope);
     const intercept = numberOption('intercept', values.intercept);
     const overrides = [...(values.set ?? [])];
@@ -111,17 +139,32 @@ export function run(argv: string[]): Promise<number> {
 
     const ie = cfg.model.image_encoder;
     const shape: Vec3 = [ie.image_size, ie.image_size, ie.frames];
-    const classNames = cfg.data.class_names || cfg.data.labels_valid ? resolveClassNames(cfg, null) : [...CT_RATE_CLASSES];
+    const classNames =
+      cfg.data.class_names || cfg.data.labels_valid ? resolveClassNames(cfg, null) : [...CT_RATE_CLASSES];
     const threads = configureThreads(cfg.training.threads);
     const t0 = performance.now();
-    const pre = await preprocessVolumeFile(file, { spacing, shape, rescale, slope, intercept, window, reorient, voxelSpacing, maxVoxels, maxResampledVoxels });
+    const pre = await preprocessVolumeFile(file, {
+      spacing,
+      shape,
+      rescale,
+      slope,
+      intercept,
+      window,
+      reorient,
+      voxelSpacing,
+      maxVoxels,
+      maxResampledVoxels,
+    });
     const tPre = (performance.now() - t0) / 1000;
     for (const w of pre.meta.warnings) process.stderr.write(`warning: ${file}: ${w}\n`);
     const { model, tokenizer, checkpoint } = await loadInferenceModel(cfg, values.checkpoint, log);
     let probabilities: Float32Array;
     const t1 = performance.now();
     try {
-      const prompts = await encodePrompts(model, tokenizer, classNames, { prompts: cfg.validation.prompts, maxLength: cfg.model.text_encoder.max_length });
+      const prompts = await encodePrompts(model, tokenizer, classNames, {
+        prompts: cfg.validation.prompts,
+        maxLength: cfg.model.text_encoder.max_length,
+      });
       const volume = tensorFromBuffer(pre.volume, 'float16', [1, ...shape]);
       try {
         probabilities = await scoreVolumes(model, volume, prompts, classNames.length);

@@ -85,21 +85,38 @@ export function run(argv: string[]): Promise<number> {
       if (!values[k]) throw new CtclipError('ARGUMENT_ERROR', `--${k} is required`);
     }
     const rescale = (values.rescale ?? 'auto') as RescaleMode;
-    if (!['auto', 'always', 'never'].includes(rescale)) throw new CtclipError('ARGUMENT_ERROR', `--rescale must be auto, always or never, got '${rescale}'`);
+    if (!['auto', 'always', 'never'].includes(rescale))
+      throw new CtclipError('ARGUMENT_ERROR', `--rescale must be auto, always or never, got '${rescale}'`);
     const reorient = (values.reorient ?? 'none') as Reorient;
-    if (!['none', 'RAS', 'LPS'].includes(reorient)) throw new CtclipError('ARGUMENT_ERROR', `--reorient must be none, RAS or LPS, got '${reorient}'`);
+    if (!['none', 'RAS', 'LPS'].includes(reorient))
+      throw new CtclipError('ARGUMENT_ERROR', `--reorient must be none, RAS or LPS, got '${reorient}'`);
     const spacing = numbers('spacing', values.spacing, 3, [0.75, 0.75, 1.5]);
-    if (!spacing.every((s) => s > 0)) throw new CtclipError('ARGUMENT_ERROR', `--spacing must be positive, got '${values.spacing}'`);
+    if (!spacing.every((s) => s > 0))
+      throw new CtclipError('ARGUMENT_ERROR', `--spacing must be positive, got '${values.spacing}'`);
     const shape = numbers('shape', values.shape, 3, [480, 480, 240]);
-    if (!shape.every((s) => Number.isInteger(s) && s > 0)) throw new CtclipError('ARGUMENT_ERROR', `--shape must be three positive integers, got '${values.shape}'`);
+    if (!shape.every((s) => Number.isInteger(s) && s > 0))
+      throw new CtclipError('ARGUMENT_ERROR', `--shape must be three positive integers, got '${values.shape}'`);
     const window = numbers('window', values.window, 2, [-1000, 1000]);
-    if (!(window[0] < window[1])) throw new CtclipError('ARGUMENT_ERROR', `--window must be LO,HI with LO < HI, got '${values.window}'`);
-    if (values.split !== undefined && !/^[A-Za-z0-9]+$/.test(values.split)) throw new CtclipError('ARGUMENT_ERROR', `--split must be a name like train or valid, got '${values.split}'`);
+    if (!(window[0] < window[1]))
+      throw new CtclipError('ARGUMENT_ERROR', `--window must be LO,HI with LO < HI, got '${values.window}'`);
+    if (values.split !== undefined && !/^[A-Za-z0-9]+$/.test(values.split))
+      throw new CtclipError('ARGUMENT_ERROR', `--split must be a name like train or valid, got '${values.split}'`);
     const samplesPerShard = intOption('samples-per-shard', values['samples-per-shard'], 100);
     const maxVoxels = intOption('max-voxels', values['max-voxels'], DEFAULT_MAX_VOXELS);
-    const maxResampledVoxels = intOption('max-resampled-voxels', values['max-resampled-voxels'], DEFAULT_MAX_RESAMPLED_VOXELS);
-    for (const [flag, v] of [['max-voxels', maxVoxels], ['max-resampled-voxels', maxResampledVoxels]] as const) {
-      if (!Number.isSafeInteger(v)) throw new CtclipError('ARGUMENT_ERROR', `--${flag} must be an integer <= ${Number.MAX_SAFE_INTEGER}, got '${values[flag]}'`);
+    const maxResampledVoxels = intOption(
+      'max-resampled-voxels',
+      values['max-resampled-voxels'],
+      DEFAULT_MAX_RESAMPLED_VOXELS,
+    );
+    for (const [flag, v] of [
+      ['max-voxels', maxVoxels],
+      ['max-resampled-voxels', maxResampledVoxels],
+    ] as const) {
+      if (!Number.isSafeInteger(v))
+        throw new CtclipError(
+          'ARGUMENT_ERROR',
+          `--${flag} must be an integer <= ${Number.MAX_SAFE_INTEGER}, got '${values[flag]}'`,
+        );
     }
     const workers = values.workers !== undefined ? intOption('workers', values.workers) : defaultWorkers();
     configureThreads(values.threads !== undefined ? intOption('threads', values.threads) : undefined);

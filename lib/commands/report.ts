@@ -19,7 +19,13 @@ export function run(argv: string[]): Promise<number> {
       process.stdout.write(`${USAGE}\n`);
       return 0;
     }
-    if (positionals.length !== 1) throw new CtclipError('ARGUMENT_ERROR', positionals.length === 0 ? 'RUN_DIR is required' : `expected one RUN_DIR, got ${positionals.length}: ${positionals.join(' ')}`);
+    if (positionals.length !== 1)
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        positionals.length === 0
+          ? 'RUN_DIR is required'
+          : `expected one RUN_DIR, got ${positionals.length}: ${positionals.join(' ')}`,
+      );
     const out = await writeRunReport(positionals[0], { out: values.out });
     process.stdout.write(`Report written: ${out}\n`);
     return 0;

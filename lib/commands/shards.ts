@@ -10,7 +10,13 @@
  * cannot be written; 2 for bad arguments.
  */
 import { CtclipError } from '../errors';
-import { checkMissingShards, DEFAULT_MAX_REPORT_BYTES, indexShards, isUnusableShard, type MissingShardsPolicy } from '../data/shard-index';
+import {
+  checkMissingShards,
+  DEFAULT_MAX_REPORT_BYTES,
+  indexShards,
+  isUnusableShard,
+  type MissingShardsPolicy,
+} from '../data/shard-index';
 import { formatReasonCounts } from '../data/loader';
 import { intOption, parseCommandArgs, runCommand } from './common';
 
@@ -44,7 +50,10 @@ export function run(argv: string[]): Promise<number> {
     }
     const [sub, pattern, ...extra] = positionals;
     if (sub !== 'index' || !pattern || extra.length) {
-      throw new CtclipError('ARGUMENT_ERROR', `expected 'index <pattern>'${extra.length ? ` (unexpected: ${extra.join(' ')})` : ''}`);
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `expected 'index <pattern>'${extra.length ? ` (unexpected: ${extra.join(' ')})` : ''}`,
+      );
     }
     const classes = values.classes
       ?.split(',')
@@ -54,9 +63,15 @@ export function run(argv: string[]): Promise<number> {
       throw new CtclipError('ARGUMENT_ERROR', '--classes needs a comma-separated list of names');
     }
     const policy = (values['missing-shards'] ?? 'error') as MissingShardsPolicy;
-    if (policy !== 'error' && policy !== 'skip') throw new CtclipError('ARGUMENT_ERROR', `--missing-shards must be 'error' or 'skip', got '${policy}'`);
+    if (policy !== 'error' && policy !== 'skip')
+      throw new CtclipError('ARGUMENT_ERROR', `--missing-shards must be 'error' or 'skip', got '${policy}'`);
     const maxReportBytes = intOption('max-report-bytes', values['max-report-bytes'], DEFAULT_MAX_REPORT_BYTES);
-    const { index, indexPath } = await indexShards(pattern, { classNames: classes, labelsCsv: values['labels-csv'], indexPath: values.out, maxReportBytes });
+    const { index, indexPath } = await indexShards(pattern, {
+      classNames: classes,
+      labelsCsv: values['labels-csv'],
+      indexPath: values.out,
+      maxReportBytes,
+    });
     if (values.json) {
       const { samples: _samples, ...summary } = index;
       process.stdout.write(JSON.stringify({ indexPath, ...summary }, null, 2) + '\n');
@@ -64,8 +79,12 @@ export function run(argv: string[]): Promise<number> {
       const missing = index.shards.filter((s) => s.missing).length;
       const unusable = index.shards.filter(isUnusableShard).length;
       const byReason: Record<string, number> = {};
-      for (const x of index.excluded) if ((x.samples ?? 1) > 0) byReason[x.code ?? 'excluded'] = (byReason[x.code ?? 'excluded'] ?? 0) + (x.samples ?? 1);
-      const estimated = index.excluded.some((x) => x.estimated) ? ' (some counts estimated: no earlier index of those shards)' : '';
+      for (const x of index.excluded)
+        if ((x.samples ?? 1) > 0)
+          byReason[x.code ?? 'excluded'] = (byReason[x.code ?? 'excluded'] ?? 0) + (x.samples ?? 1);
+      const estimated = index.excluded.some((x) => x.estimated)
+        ? ' (some counts estimated: no earlier index of those shards)'
+        : '';
       process.stdout.write(
         `indexed ${index.shards.length} shard(s): ${index.totalSamples} valid samples, ${index.totalExcluded} excluded or lost` +
           `${index.totalExcluded ? ` (${formatReasonCounts(byReason)})${estimated}` : ''}` +
@@ -84,7 +103,10 @@ export function run(argv: string[]): Promise<number> {
       return 1;
     }
     checkMissingShards(index, policy, pattern, indexPath);
-    if (index.shards.some(isUnusableShard)) process.stderr.write(`warning: missing, empty or unreadable shard(s) skipped (--missing-shards skip); see ${indexPath}\n`);
+    if (index.shards.some(isUnusableShard))
+      process.stderr.write(
+        `warning: missing, empty or unreadable shard(s) skipped (--missing-shards skip); see ${indexPath}\n`,
+      );
     return 0;
   });
 }

@@ -26,7 +26,8 @@ const USAGE = `usage: ctclip synth --out DIR --samples N --shape H,W,D --shards 
 
 function promptTemplate(name: string, value: string | undefined, fallback: string): string {
   if (value === undefined) return fallback;
-  if (!value.includes('{p}')) throw new CtclipError('ARGUMENT_ERROR', `--${name} must contain {p} (the class name), got '${value}'`);
+  if (!value.includes('{p}'))
+    throw new CtclipError('ARGUMENT_ERROR', `--${name} must contain {p} (the class name), got '${value}'`);
   return value;
 }
 
@@ -53,20 +54,28 @@ export function run(argv: string[]): Promise<number> {
     const samples = intOption('samples', values.samples);
     const shapeParts = (values.shape ?? '').split(',');
     if (shapeParts.length !== 3 || !shapeParts.every((p) => /^\d+$/.test(p.trim()) && parseInt(p, 10) > 0)) {
-      throw new CtclipError('ARGUMENT_ERROR', `--shape must be H,W,D (three positive integers), got '${values.shape ?? ''}'`);
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `--shape must be H,W,D (three positive integers), got '${values.shape ?? ''}'`,
+      );
     }
     const shape = shapeParts.map((p) => parseInt(p, 10)) as [number, number, number];
     let classes: string[] = [...CT_RATE_CLASSES];
     if (values.classes !== undefined) {
       if (/^\d+$/.test(values.classes)) {
         const n = parseInt(values.classes, 10);
-        if (n !== 18) throw new CtclipError('ARGUMENT_ERROR', `--classes as a number must be 18 (the CT-RATE classes); give names for another set, got ${n}`);
+        if (n !== 18)
+          throw new CtclipError(
+            'ARGUMENT_ERROR',
+            `--classes as a number must be 18 (the CT-RATE classes); give names for another set, got ${n}`,
+          );
       } else {
         classes = values.classes
           .split(',')
           .map((s) => s.trim())
           .filter(Boolean);
-        if (!classes.length) throw new CtclipError('ARGUMENT_ERROR', '--classes needs 18 or a comma-separated list of names');
+        if (!classes.length)
+          throw new CtclipError('ARGUMENT_ERROR', '--classes needs 18 or a comma-separated list of names');
       }
     }
     const quiet = values.quiet || !process.stderr.isTTY;

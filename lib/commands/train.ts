@@ -47,7 +47,12 @@ export const USAGE = `usage: ctclip train --config FILE [--resume latest|best|PA
 exit codes: 0 done · 1 runtime failure · 2 bad arguments/config · 130 SIGINT · 143 SIGTERM`;
 
 /** The `--debug` overrides (reference train.py --debug, minus its worker settings). */
-export const DEBUG_OVERRIDES = ['logging.use_wandb=false', 'logging.log_every_n_steps=1', 'logging.profile_timing=true', 'validation.eval_samples=100'];
+export const DEBUG_OVERRIDES = [
+  'logging.use_wandb=false',
+  'logging.log_every_n_steps=1',
+  'logging.profile_timing=true',
+  'validation.eval_samples=100',
+];
 
 export async function run(argv: string[]): Promise<number> {
   let signals: StopSignals | null = null;
@@ -64,7 +69,8 @@ export async function run(argv: string[]): Promise<number> {
       });
       if (!startCommand(values, positionals, USAGE)) return 0;
       if (!values.config) throw new CtclipError('ARGUMENT_ERROR', '--config is required');
-      if (values['no-load-optimizer'] && !values.resume) throw new CtclipError('ARGUMENT_ERROR', '--no-load-optimizer only makes sense with --resume');
+      if (values['no-load-optimizer'] && !values.resume)
+        throw new CtclipError('ARGUMENT_ERROR', '--no-load-optimizer only makes sense with --resume');
       const overrides = [...(values.debug ? DEBUG_OVERRIDES : []), ...(values.set ?? [])];
       if (values.threads !== undefined) overrides.push(`training.threads=${intOption('threads', values.threads)}`);
       const faults = parseFaults(process.env.CTCLIP_TEST_FAULT);
@@ -77,13 +83,24 @@ export async function run(argv: string[]): Promise<number> {
       const device = deviceForConfig(config, env.worldSize > 1 ? env.localRank : launchedLocalRank());
       if (env.worldSize > 1) {
         const d = config.distributed;
-        if (env.rank === 0) process.stdout.write(`Joining a ${env.worldSize}-rank job at ${env.masterAddr}:${env.masterPort} (${env.source}${env.useAgentStore ? ', agent store' : ''}, restart ${env.restartCount})\n`);
-        group = await ProcessGroup.init(env, { backend: d.backend, timeoutMs: d.timeout_minutes * 60_000, cuda: isCudaDevice(device) });
+        if (env.rank === 0)
+          process.stdout.write(
+            `Joining a ${env.worldSize}-rank job at ${env.masterAddr}:${env.masterPort} (${env.source}${env.useAgentStore ? ', agent store' : ''}, restart ${env.restartCount})\n`,
+          );
+        group = await ProcessGroup.init(env, {
+          backend: d.backend,
+          timeoutMs: d.timeout_minutes * 60_000,
+          cuda: isCudaDevice(device),
+        });
         const store = group.storeAddress;
         if (store?.startsWith('*:')) {
-          process.stderr.write(`warning: the rendezvous store listens on every interface (${store}): MASTER_ADDR '${env.masterAddr}' is a host name in a multi-node job; give the master's IP address on the private network to restrict it (docs/distributed.md)\n`);
+          process.stderr.write(
+            `warning: the rendezvous store listens on every interface (${store}): MASTER_ADDR '${env.masterAddr}' is a host name in a multi-node job; give the master's IP address on the private network to restrict it (docs/distributed.md)\n`,
+          );
         } else if (store) {
-          process.stdout.write(`Rendezvous store listening on ${store} (no authentication: keep it on a private network)\n`);
+          process.stdout.write(
+            `Rendezvous store listening on ${store} (no authentication: keep it on a private network)\n`,
+          );
         }
       }
       let trainer: Trainer | null = null;
@@ -110,4 +127,3 @@ export async function run(argv: string[]): Promise<number> {
     (signals as StopSignals | null)?.dispose();
   }
 }
-

@@ -38,13 +38,21 @@ export function configFileRefs(cfg: Config, use: FileCheck): ConfigFileRef[] {
   const d = cfg.data;
   const te = cfg.model.text_encoder;
   if (use !== 'predict') {
-    if (d.webdataset_shards_train) refs.push({ key: 'data.webdataset_shards_train', file: d.webdataset_shards_train, kind: 'shards' });
-    if (d.webdataset_shards_val) refs.push({ key: 'data.webdataset_shards_val', file: d.webdataset_shards_val, kind: 'shards' });
+    if (d.webdataset_shards_train)
+      refs.push({ key: 'data.webdataset_shards_train', file: d.webdataset_shards_train, kind: 'shards' });
+    if (d.webdataset_shards_val)
+      refs.push({ key: 'data.webdataset_shards_val', file: d.webdataset_shards_val, kind: 'shards' });
   }
   if (d.labels_valid && !d.class_names) refs.push({ key: 'data.labels_valid', file: d.labels_valid, kind: 'file' });
   if (te.path && use !== 'predict') refs.push({ key: 'model.text_encoder.path', file: te.path, kind: 'dir' });
   if (te.vocab) refs.push({ key: 'model.text_encoder.vocab', file: te.vocab, kind: 'file' });
-  else if (te.path) refs.push({ key: 'model.text_encoder.path', file: path.join(te.path, 'vocab.txt'), kind: 'file', note: 'the vocabulary, as model.text_encoder.vocab is null' });
+  else if (te.path)
+    refs.push({
+      key: 'model.text_encoder.path',
+      file: path.join(te.path, 'vocab.txt'),
+      kind: 'file',
+      note: 'the vocabulary, as model.text_encoder.vocab is null',
+    });
   return refs;
 }
 
@@ -76,7 +84,10 @@ function problemOf(ref: ConfigFileRef, listings: Map<string, Set<string> | null>
       if (listing?.has(path.basename(name))) return null;
     }
     const dir = path.dirname(names[0]);
-    const dirNote = listings.get(path.resolve(dir)) === null ? `; the directory ${where(dir)} does not exist or cannot be listed` : '';
+    const dirNote =
+      listings.get(path.resolve(dir)) === null
+        ? `; the directory ${where(dir)} does not exist or cannot be listed`
+        : '';
     return `no shard of the pattern '${ref.file}' exists (${names.length} name${names.length === 1 ? '' : 's'}, e.g. ${where(names[0])})${dirNote}`;
   }
   let st: fs.Stats;
@@ -87,7 +98,8 @@ function problemOf(ref: ConfigFileRef, listings: Map<string, Set<string> | null>
     return `${where(ref.file)} ${code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : `cannot be read (${(e as Error).message})`}${ref.note ? ` (${ref.note})` : ''}`;
   }
   if (ref.kind === 'dir' && !st.isDirectory()) return `${where(ref.file)} is ${fileKind(st)}, expected a folder`;
-  if (ref.kind === 'file' && !st.isFile()) return `${where(ref.file)} is ${fileKind(st)}, expected a regular file${ref.note ? ` (${ref.note})` : ''}`;
+  if (ref.kind === 'file' && !st.isFile())
+    return `${where(ref.file)} is ${fileKind(st)}, expected a regular file${ref.note ? ` (${ref.note})` : ''}`;
   return null;
 }
 
@@ -95,7 +107,11 @@ function problemOf(ref: ConfigFileRef, listings: Map<string, Set<string> | null>
  * Checks the files `use` needs; throws CONFIG_ERROR listing every missing one. `originOf(key)` names the
  * config file (or `--set`) that set a key.
  */
-export function checkConfigFiles(cfg: Config, use: FileCheck, originOf: (key: string) => string = () => 'config'): void {
+export function checkConfigFiles(
+  cfg: Config,
+  use: FileCheck,
+  originOf: (key: string) => string = () => 'config',
+): void {
   const listings = new Map<string, Set<string> | null>();
   const lines: string[] = [];
   const failed = new Set<string>();

@@ -17,7 +17,6 @@
  * the keys `__proto__`, `constructor` and `prototype` are unknown keys wherever they appear (in a file, a
  * `--set` path or value, or an expanded `${VAR}`), so no config can reach an object prototype.
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import * as YAML from 'yaml';
 import { z } from 'zod';
@@ -111,7 +110,9 @@ function expandEnv(node: unknown, env: NodeJS.ProcessEnv, file: string, keyPath:
       const v = env[name];
       if (v !== undefined && v !== '') return v;
       if (def !== undefined) return def;
-      return fail(`${file}: ${keyPath || '(root)'}: environment variable ${name} is not set and "${node}" gives no default (write \${${name}:default})`);
+      return fail(
+        `${file}: ${keyPath || '(root)'}: environment variable ${name} is not set and "${node}" gives no default (write \${${name}:default})`,
+      );
     });
     // A value that is exactly one ${...} takes the type its text has in YAML (numbers, booleans, null).
     if (!whole) return out;
@@ -157,14 +158,26 @@ function recordOrigins(tree: Tree, origin: string, origins: Map<string, string>,
   }
 }
 
-function readYamlFile(file: string, env: NodeJS.ProcessEnv, chain: string[], origins: Map<string, string>, files: string[]): Tree {
+function readYamlFile(
+  file: string,
+  env: NodeJS.ProcessEnv,
+  chain: string[],
+  origins: Map<string, string>,
+  files: string[],
+): Tree {
   const abs = path.resolve(file);
   if (chain.includes(abs)) fail(`${abs}: _base_ inheritance cycle: ${[...chain, abs].join(' -> ')}`);
   const of = chain.length ? ` (the _base_ of ${chain[chain.length - 1]})` : '';
   let text: string;
   try {
     // Regular files only, at most 1 MiB, checked on the open descriptor: a FIFO or a device is never read.
-    text = readRegularFileSync(abs, { what: 'config', code: 'CONFIG_ERROR', ioCode: 'CONFIG_ERROR', maxBytes: MAX_CONFIG_BYTES, limitName: 'the 1 MiB limit for config files' }).toString('utf8');
+    text = readRegularFileSync(abs, {
+      what: 'config',
+      code: 'CONFIG_ERROR',
+      ioCode: 'CONFIG_ERROR',
+      maxBytes: MAX_CONFIG_BYTES,
+      limitName: 'the 1 MiB limit for config files',
+    }).toString('utf8');
   } catch (e) {
     const cause = (e as { cause?: NodeJS.ErrnoException }).cause;
     if (!cause) return fail(`${(e as Error).message}${of}`); // not a regular file, or over the size limit (names the file)
@@ -186,7 +199,8 @@ function readYamlFile(file: string, env: NodeJS.ProcessEnv, chain: string[], ori
   if (baseRef !== undefined && baseRef !== null) {
     const bases = Array.isArray(baseRef) ? baseRef : [baseRef];
     for (const b of bases) {
-      if (typeof b !== 'string' || b === '') fail(`${abs}: _base_: expected a file path or a list of paths, got ${show(b)}`);
+      if (typeof b !== 'string' || b === '')
+        fail(`${abs}: _base_: expected a file path or a list of paths, got ${show(b)}`);
       const basePath = path.resolve(path.dirname(abs), b);
       merged = merge(merged, readYamlFile(basePath, env, [...chain, abs], origins, files), basePath, origins);
     }
@@ -216,7 +230,8 @@ export function applyOverride(tree: Tree, spec: string, origins?: Map<string, st
   let node = out;
   for (const k of keys.slice(0, -1)) {
     const next = node[k];
-    if (next !== undefined && next !== null && !isTree(next)) fail(`--set ${keyPath}: "${k}" is a value (${show(next)}), not a section`);
+    if (next !== undefined && next !== null && !isTree(next))
+      fail(`--set ${keyPath}: "${k}" is a value (${show(next)}), not a section`);
     node[k] = isTree(next) ? { ...next } : {};
     node = node[k] as Tree;
   }
@@ -305,7 +320,10 @@ function valueAt(tree: unknown, keys: PropertyKey[]): unknown {
 
 /** Keys that no longer exist, with where their setting lives now (instead of a "did you mean" guess). */
 const REMOVED_KEYS: ReadonlyMap<string, string> = new Map([
-  ['training.device', 'removed: the device is chosen by the device section, device.use_cuda (auto, true or false) and device.cuda_device (the GPU index of a single process)'],
+  [
+    'training.device',
+    'removed: the device is chosen by the device section, device.use_cuda (auto, true or false) and device.cuda_device (the GPU index of a single process)',
+  ],
 ]);
 
 function formatIssues(error: z.ZodError, raw: Tree, origins: Map<string, string>, mainFile: string): string {
@@ -317,7 +335,8 @@ function formatIssues(error: z.ZodError, raw: Tree, origins: Map<string, string>
         const full = [...keys, key].join('.');
         const removed = REMOVED_KEYS.get(full);
         const hint = removed === undefined ? suggest(key, knownKeysAt(keys)) : undefined;
-        const note = removed !== undefined ? ` (${removed})` : hint ? ` (did you mean ${[...keys, hint].join('.')}?)` : '';
+        const note =
+          removed !== undefined ? ` (${removed})` : hint ? ` (did you mean ${[...keys, hint].join('.')}?)` : '';
         lines.push(`${originOf(full, origins, mainFile)}: unknown key ${full}${note}`);
       }
       continue;

@@ -63,8 +63,10 @@ const SECTION_INTROS: Record<string, string> = {
   'validation.prompts': 'Zero-shot prompt templates; `{p}` is replaced by the class name.',
   checkpoint: 'The run directory, checkpoint retention and model selection.',
   logging: 'Console, TensorBoard and Weights & Biases output.',
-  'logging.wandb': 'Weights & Biases run settings (ctclip writes TensorBoard events for `wandb sync --sync-tensorboard`).',
-  device: 'CPU / CUDA placement of the model and the training step: the one place the device is chosen (docs/training.md "Devices"; the public API\'s `{device}` options override it per call).',
+  'logging.wandb':
+    'Weights & Biases run settings (ctclip writes TensorBoard events for `wandb sync --sync-tensorboard`).',
+  device:
+    'CPU / CUDA placement of the model and the training step: the one place the device is chosen (docs/training.md "Devices"; the public API\'s `{device}` options override it per call).',
   distributed: 'Data-parallel training over c10d (Gloo / NCCL).',
 };
 
@@ -219,7 +221,9 @@ export function renderConfigReference(): string {
     if (intro) lines.push(intro, '');
     lines.push('| key | type | default | meaning |', '|---|---|---|---|');
     for (const k of keys.filter((x) => x.section === section)) {
-      lines.push(`| \`${k.path}\` | ${cell(k.type)} | \`${cell(k.defaultText)}\` | ${cell(k.description ?? `*${NO_DESCRIPTION}*`)} |`);
+      lines.push(
+        `| \`${k.path}\` | ${cell(k.type)} | \`${cell(k.defaultText)}\` | ${cell(k.description ?? `*${NO_DESCRIPTION}*`)} |`,
+      );
     }
     lines.push('');
   }

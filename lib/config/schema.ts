@@ -15,7 +15,9 @@ const probability = z.number().min(0).max(1);
 export const ExperimentSchema = z
   .object({
     name: z.string().min(1).describe('Run name; used in output folder names and logs'),
-    seed: nonNegInt.default(2025).describe('Base seed; every RNG stream (init, data order, dropout, bootstrap) derives from it'),
+    seed: nonNegInt
+      .default(2025)
+      .describe('Base seed; every RNG stream (init, data order, dropout, bootstrap) derives from it'),
     tags: z.array(z.string()).default([]).describe('Free-form tags recorded with the run'),
     notes: z.string().nullable().default(null).describe('Free-form notes recorded with the run'),
   })
@@ -23,24 +25,42 @@ export const ExperimentSchema = z
 
 export const DataSchema = z
   .object({
-    webdataset_shards_train: z.string().nullable().default(null).describe('Brace pattern of the training shards, e.g. data/train/shard-{000000..000316}.tar'),
+    webdataset_shards_train: z
+      .string()
+      .nullable()
+      .default(null)
+      .describe('Brace pattern of the training shards, e.g. data/train/shard-{000000..000316}.tar'),
     webdataset_shards_val: z.string().nullable().default(null).describe('Brace pattern of the validation shards'),
-    labels_valid: z.string().nullable().default(null).describe('Labels CSV whose header gives the class names (VolumeName/study_id dropped)'),
-    class_names: z.array(z.string().min(1)).nullable().default(null).describe('Class names in label order (instead of labels_valid or the shard index)'),
+    labels_valid: z
+      .string()
+      .nullable()
+      .default(null)
+      .describe('Labels CSV whose header gives the class names (VolumeName/study_id dropped)'),
+    class_names: z
+      .array(z.string().min(1))
+      .nullable()
+      .default(null)
+      .describe('Class names in label order (instead of labels_valid or the shard index)'),
     batch_size: posInt.default(4).describe('Per-rank micro-batch size B'),
     val_batch_size: posInt.default(1).describe('Validation batch size per rank'),
     num_workers: posInt.default(4).describe('Parallel sample reads in flight'),
     prefetch_factor: posInt.default(2).describe('Batches read ahead of the training step'),
     max_bad_samples: nonNegInt
       .default(100)
-      .describe('Error budget: samples lost per run (excluded or lost at index time, plus distinct bad samples met while reading) before training aborts'),
+      .describe(
+        'Error budget: samples lost per run (excluded or lost at index time, plus distinct bad samples met while reading) before training aborts',
+      ),
     missing_shards: z
       .enum(['error', 'skip'])
       .default('error')
-      .describe('Shards of a pattern that were missing, empty or unreadable at index time: error = refuse to start; skip = go on without them, their samples counted against max_bad_samples'),
+      .describe(
+        'Shards of a pattern that were missing, empty or unreadable at index time: error = refuse to start; skip = go on without them, their samples counted against max_bad_samples',
+      ),
     max_report_bytes: posInt
       .default(1024 * 1024)
-      .describe('Largest report text (txt member) of a sample, in bytes, checked from the tar header before reading; a larger one is a bad sample'),
+      .describe(
+        'Largest report text (txt member) of a sample, in bytes, checked from the tar header before reading; a larger one is a bad sample',
+      ),
   })
   .strict();
 
@@ -57,29 +77,52 @@ export const ImageEncoderSchema = z
     heads: posInt.default(8).describe('Attention heads'),
     dim_head: posInt.default(32).describe('Width per attention head'),
     channels: posInt.default(1).describe('Input channels'),
-    use_cpb: z.boolean().default(true).describe('Continuous position bias in the spatial stack (the published checkpoint needs it)'),
-    vq: z.enum(['straight_through', 'rotation']).default('straight_through').describe('Vector-quantizer gradient estimator'),
+    use_cpb: z
+      .boolean()
+      .default(true)
+      .describe('Continuous position bias in the spatial stack (the published checkpoint needs it)'),
+    vq: z
+      .enum(['straight_through', 'rotation'])
+      .default('straight_through')
+      .describe('Vector-quantizer gradient estimator'),
     vq_decay: probability.default(0.8).describe('Codebook EMA decay'),
-    activation_checkpointing: z.boolean().default(false).describe('Recompute each transformer layer in backward to save memory'),
+    activation_checkpointing: z
+      .boolean()
+      .default(false)
+      .describe('Recompute each transformer layer in backward to save memory'),
     use_flash_attention: z
       .boolean()
       .default(false)
-      .describe('MODERN variant: attention without QK-norm (q, k, v from LayerNorm(x) with weight and bias; softmax(q·kᵀ/√dim_head)·v via SDPA); weights do not interchange with the reference'),
+      .describe(
+        'MODERN variant: attention without QK-norm (q, k, v from LayerNorm(x) with weight and bias; softmax(q·kᵀ/√dim_head)·v via SDPA); weights do not interchange with the reference',
+      ),
     use_rms_norm: z
       .boolean()
       .default(false)
-      .describe('MODERN variant: RMSNorm (key `weight`) for the attention norms and each stack\'s norm_out'),
-    use_swiglu: z.boolean().default(false).describe('MODERN variant: SwiGLU feed-forward, SiLU(first half) · second half, instead of GEGLU'),
+      .describe("MODERN variant: RMSNorm (key `weight`) for the attention norms and each stack's norm_out"),
+    use_swiglu: z
+      .boolean()
+      .default(false)
+      .describe('MODERN variant: SwiGLU feed-forward, SiLU(first half) · second half, instead of GEGLU'),
   })
   .strict();
 
 export const TextEncoderSchema = z
   .object({
-    path: z.string().nullable().default(null).describe('Local Hugging Face BERT folder (config.json, vocab.txt, weights); null = random init from the fields below'),
+    path: z
+      .string()
+      .nullable()
+      .default(null)
+      .describe(
+        'Local Hugging Face BERT folder (config.json, vocab.txt, weights); null = random init from the fields below',
+      ),
     vocab: z.string().nullable().default(null).describe('vocab.txt for the tokenizer (defaults to <path>/vocab.txt)'),
     do_lower_case: z.boolean().default(true).describe('Lower-case and strip accents before WordPiece'),
     max_length: posInt.default(512).describe('Tokens per report (padded/truncated)'),
-    vocab_size: posInt.nullable().default(null).describe('BERT vocabulary size; null = the number of lines of the vocab file'),
+    vocab_size: posInt
+      .nullable()
+      .default(null)
+      .describe('BERT vocabulary size; null = the number of lines of the vocab file'),
     hidden_size: posInt.default(768).describe('BERT hidden width'),
     num_hidden_layers: posInt.default(12).describe('BERT layers'),
     num_attention_heads: posInt.default(12).describe('BERT attention heads'),
@@ -94,8 +137,16 @@ export const TextEncoderSchema = z
 export const LossSchema = z
   .object({
     type: z.enum(['softmax', 'siglip']).default('softmax').describe('InfoNCE (softmax) or SigLIP'),
-    gather: z.boolean().default(true).describe('Contrast against the global batch of all ranks (false = per-rank, as the reference)'),
-    local_loss: z.boolean().default(true).describe("With gather: each rank scores its own rows against the global batch (open_clip local_loss); false = every rank computes the full global loss"),
+    gather: z
+      .boolean()
+      .default(true)
+      .describe('Contrast against the global batch of all ranks (false = per-rank, as the reference)'),
+    local_loss: z
+      .boolean()
+      .default(true)
+      .describe(
+        'With gather: each rank scores its own rows against the global batch (open_clip local_loss); false = every rank computes the full global loss',
+      ),
   })
   .strict();
 
@@ -116,19 +167,31 @@ export const TrainingSchema = z
     warmup_steps: nonNegInt.nullable().default(1000).describe('Linear warmup steps (wins over warmup_epochs)'),
     warmup_epochs: z.number().min(0).nullable().default(null).describe('Linear warmup in epochs'),
     min_lr_ratio: z.number().min(0).max(1).default(0.01).describe('Cosine floor as a fraction of learning_rate'),
-    weight_decay: z.number().min(0).default(0.01).describe('AdamW weight decay (not applied to biases, norms, temperature)'),
+    weight_decay: z
+      .number()
+      .min(0)
+      .default(0.01)
+      .describe('AdamW weight decay (not applied to biases, norms, temperature)'),
     max_grad_norm: posNumber.nullable().default(0.5).describe('Gradient clipping L2 norm; null = no clipping'),
-    betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.99]).describe('AdamW betas'),
+    betas: z
+      .tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)])
+      .default([0.9, 0.99])
+      .describe('AdamW betas'),
     eps: posNumber.default(1e-8).describe('AdamW epsilon'),
     gradient_accumulation_steps: posInt.default(1).describe('Micro-batches per optimizer step A'),
-    save_every_n_steps: posInt.nullable().default(null).describe('Checkpoint cadence in steps (wins over save_every_n_epochs)'),
+    save_every_n_steps: posInt
+      .nullable()
+      .default(null)
+      .describe('Checkpoint cadence in steps (wins over save_every_n_epochs)'),
     save_every_n_epochs: posNumber.nullable().default(0.5).describe('Checkpoint cadence in epochs'),
     mixed_precision: z.enum(['no', 'fp16', 'bf16']).default('no').describe('Autocast dtype (fp16 uses a loss scaler)'),
     threads: posInt.nullable().default(null).describe('libtorch intra-op threads; null = the CPU count'),
     max_consecutive_skipped_steps: posInt
       .nullable()
       .default(20)
-      .describe('Stop the run (exit 1, naming the samples of the last skipped batch) after this many consecutive non-finite (skipped) steps; null = no cap'),
+      .describe(
+        'Stop the run (exit 1, naming the samples of the last skipped batch) after this many consecutive non-finite (skipped) steps; null = no cap',
+      ),
   })
   .strict();
 
@@ -140,17 +203,28 @@ export const DEFAULT_PROMPTS = { positive: '{p} is present.', negative: '{p} is 
 
 export const PromptsSchema = z
   .object({
-    positive: z.string().includes('{p}').default(DEFAULT_PROMPTS.positive).describe('Prompt for a present finding ({p} = class name)'),
+    positive: z
+      .string()
+      .includes('{p}')
+      .default(DEFAULT_PROMPTS.positive)
+      .describe('Prompt for a present finding ({p} = class name)'),
     negative: z.string().includes('{p}').default(DEFAULT_PROMPTS.negative).describe('Prompt for an absent finding'),
   })
   .strict();
 
 export const ValidationSchema = z
   .object({
-    eval_every_n_steps: posInt.nullable().default(null).describe('Validation cadence in steps (wins over eval_every_n_epochs)'),
+    eval_every_n_steps: posInt
+      .nullable()
+      .default(null)
+      .describe('Validation cadence in steps (wins over eval_every_n_epochs)'),
     eval_every_n_epochs: posNumber.nullable().default(0.5).describe('Validation cadence in epochs'),
     eval_samples: posInt.nullable().default(200).describe('Fixed seeded validation subset size; null = all'),
-    metrics: z.array(z.enum(['auroc', 'auprc', 'f1', 'precision', 'recall', 'specificity', 'accuracy'])).min(1).default(['auroc', 'auprc', 'f1', 'precision', 'recall']).describe('Metrics computed at validation'),
+    metrics: z
+      .array(z.enum(['auroc', 'auprc', 'f1', 'precision', 'recall', 'specificity', 'accuracy']))
+      .min(1)
+      .default(['auroc', 'auprc', 'f1', 'precision', 'recall'])
+      .describe('Metrics computed at validation'),
     threshold: probability.default(0.5).describe('Decision threshold for precision/recall/specificity/accuracy'),
     use_bootstrap: z.boolean().default(false).describe('Bootstrap confidence intervals at validation'),
     n_bootstrap: posInt.default(1000).describe('Bootstrap resamples'),
@@ -164,7 +238,10 @@ export const CheckpointSchema = z
     save_dir: z.string().min(1).default('runs/ctclip').describe('Folder of the run: checkpoints, logs, metrics'),
     keep_last_n: nonNegInt.default(3).describe('Checkpoints kept besides the best (0 = keep all)'),
     save_best: z.boolean().default(true).describe('Track the best checkpoint by best_metric'),
-    best_metric: z.enum(['weighted_auroc', 'macro_auroc', 'weighted_auprc', 'macro_auprc', 'weighted_f1', 'macro_f1']).default('weighted_auroc').describe('Model-selection metric'),
+    best_metric: z
+      .enum(['weighted_auroc', 'macro_auroc', 'weighted_auprc', 'macro_auprc', 'weighted_f1', 'macro_f1'])
+      .default('weighted_auroc')
+      .describe('Model-selection metric'),
     best_metric_mode: z.enum(['max', 'min']).default('max').describe('Whether larger or smaller is better'),
   })
   .strict();
@@ -184,7 +261,10 @@ export const LoggingSchema = z
     use_tensorboard: z.boolean().default(false).describe('Write TensorBoard event files under <save_dir>/tensorboard'),
     use_wandb: z.boolean().default(false).describe('Write a W&B-syncable offline run'),
     wandb: WandbSchema.prefault({}),
-    profile_timing: z.union([z.boolean(), posInt]).default(false).describe('Timing breakdown every N steps (true = 100)'),
+    profile_timing: z
+      .union([z.boolean(), posInt])
+      .default(false)
+      .describe('Timing breakdown every N steps (true = 100)'),
   })
   .strict();
 
@@ -193,17 +273,26 @@ export const DeviceSchema = z
     use_cuda: z
       .union([z.boolean(), z.literal('auto')])
       .default('auto')
-      .describe('Device for the model and step: auto = CUDA when libtorch sees a GPU, else cpu; true = CUDA required (CONFIG_ERROR when libtorch sees no GPU); false = cpu. The GPU is cuda:<LOCAL_RANK> when launched, else device.cuda_device'),
+      .describe(
+        'Device for the model and step: auto = CUDA when libtorch sees a GPU, else cpu; true = CUDA required (CONFIG_ERROR when libtorch sees no GPU); false = cpu. The GPU is cuda:<LOCAL_RANK> when launched, else device.cuda_device',
+      ),
     cuda_device: nonNegInt
       .default(0)
-      .describe('CUDA device index of a single process (CONFIG_ERROR when libtorch does not see it); when launched (LOCAL_RANK set), cuda:<LOCAL_RANK> wins'),
+      .describe(
+        'CUDA device index of a single process (CONFIG_ERROR when libtorch does not see it); when launched (LOCAL_RANK set), cuda:<LOCAL_RANK> wins',
+      ),
   })
   .strict();
 
 export const DistributedSchema = z
   .object({
-    backend: z.enum(['auto', 'gloo', 'nccl']).default('auto').describe('c10d backend: auto = NCCL on CUDA when built in, else Gloo'),
-    timeout_minutes: posNumber.default(30).describe('Timeout of every collective; a dead or stuck rank fails the others after this long'),
+    backend: z
+      .enum(['auto', 'gloo', 'nccl'])
+      .default('auto')
+      .describe('c10d backend: auto = NCCL on CUDA when built in, else Gloo'),
+    timeout_minutes: posNumber
+      .default(30)
+      .describe('Timeout of every collective; a dead or stuck rank fails the others after this long'),
     bucket_mb: posNumber.default(25).describe('Gradient all-reduce bucket size in MiB'),
   })
   .strict();
@@ -223,24 +312,48 @@ export const ConfigSchema = z
   .strict()
   .superRefine((cfg, ctx) => {
     if (cfg.training.max_steps === null && cfg.training.max_epochs === null) {
-      ctx.addIssue({ code: 'custom', path: ['training', 'max_steps'], message: 'one of training.max_steps / training.max_epochs must be set' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['training', 'max_steps'],
+        message: 'one of training.max_steps / training.max_epochs must be set',
+      });
     }
     if (!cfg.logging.use_console && !cfg.logging.use_tensorboard && !cfg.logging.use_wandb) {
-      ctx.addIssue({ code: 'custom', path: ['logging', 'use_console'], message: 'at least one of logging.use_console / use_tensorboard / use_wandb must be true' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['logging', 'use_console'],
+        message: 'at least one of logging.use_console / use_tensorboard / use_wandb must be true',
+      });
     }
     const ie = cfg.model.image_encoder;
     if (ie.image_size % ie.patch_size !== 0) {
-      ctx.addIssue({ code: 'custom', path: ['model', 'image_encoder', 'patch_size'], message: `patch_size ${ie.patch_size} must divide image_size ${ie.image_size}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model', 'image_encoder', 'patch_size'],
+        message: `patch_size ${ie.patch_size} must divide image_size ${ie.image_size}`,
+      });
     }
     if (ie.frames % ie.temporal_patch_size !== 0) {
-      ctx.addIssue({ code: 'custom', path: ['model', 'image_encoder', 'temporal_patch_size'], message: `temporal_patch_size ${ie.temporal_patch_size} must divide frames ${ie.frames}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model', 'image_encoder', 'temporal_patch_size'],
+        message: `temporal_patch_size ${ie.temporal_patch_size} must divide frames ${ie.frames}`,
+      });
     }
     const te = cfg.model.text_encoder;
     if (te.hidden_size % te.num_attention_heads !== 0) {
-      ctx.addIssue({ code: 'custom', path: ['model', 'text_encoder', 'num_attention_heads'], message: `num_attention_heads ${te.num_attention_heads} must divide hidden_size ${te.hidden_size}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model', 'text_encoder', 'num_attention_heads'],
+        message: `num_attention_heads ${te.num_attention_heads} must divide hidden_size ${te.hidden_size}`,
+      });
     }
     if (te.max_length > te.max_position_embeddings) {
-      ctx.addIssue({ code: 'custom', path: ['model', 'text_encoder', 'max_length'], message: `max_length ${te.max_length} exceeds max_position_embeddings ${te.max_position_embeddings}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model', 'text_encoder', 'max_length'],
+        message: `max_length ${te.max_length} exceeds max_position_embeddings ${te.max_position_embeddings}`,
+      });
     }
   });
 

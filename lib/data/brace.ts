@@ -49,7 +49,8 @@ function numericRange(a: string, b: string, stepText: string | undefined, patter
   const padded = /^-?0\d/.test(a) || /^-?0\d/.test(b);
   const width = padded ? Math.max(a.length, b.length) : 0;
   const count = Math.floor(Math.abs(end - start) / step) + 1;
-  if (count > 10_000_000) throw new CtclipError('ARGUMENT_ERROR', `brace range {${a}..${b}} in '${pattern}' expands to ${count} names`);
+  if (count > 10_000_000)
+    throw new CtclipError('ARGUMENT_ERROR', `brace range {${a}..${b}} in '${pattern}' expands to ${count} names`);
   const out: string[] = [];
   const dir = end >= start ? 1 : -1;
   for (let k = 0, v = start; k < count; k++, v += dir * step) {
@@ -120,7 +121,10 @@ export function isCompressedShardName(name: string): boolean {
  */
 export function expandShardPattern(pattern: string): string[] {
   if (typeof pattern !== 'string' || pattern.trim() === '') {
-    throw new CtclipError('ARGUMENT_ERROR', 'the shard pattern is empty; expected e.g. /data/train/shard-{000000..000316}.tar');
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      'the shard pattern is empty; expected e.g. /data/train/shard-{000000..000316}.tar',
+    );
   }
   const names = expandBraces(pattern);
   const compressed = names.find(isCompressedShardName);

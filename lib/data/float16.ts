@@ -119,7 +119,8 @@ export function float16ArrayToFloat32(src: Uint16Array, out?: Float32Array): Flo
 
 /** A Uint16Array view of float16 data held in a Buffer (copies only if the Buffer is not 2-byte aligned). */
 export function float16View(buf: Buffer | Uint8Array): Uint16Array {
-  if (buf.byteLength % 2 !== 0) throw new RangeError(`float16 data must have an even byte length, got ${buf.byteLength}`);
+  if (buf.byteLength % 2 !== 0)
+    throw new RangeError(`float16 data must have an even byte length, got ${buf.byteLength}`);
   if (buf.byteOffset % 2 === 0) return new Uint16Array(buf.buffer, buf.byteOffset, buf.byteLength / 2);
   return new Uint16Array(Uint8Array.prototype.slice.call(buf).buffer);
 }
@@ -177,7 +178,11 @@ export function float16HasNonFinite(buf: Uint8Array, start = 0, end = buf.byteLe
 }
 
 /** Counts of NaN / +Inf / -Inf in float16 data and the first non-finite element (the slow path after a hit). */
-export function float16NonFiniteSummary(buf: Uint8Array, start = 0, end = buf.byteLength): { nan: number; posInf: number; negInf: number; first: number; firstValue: string } {
+export function float16NonFiniteSummary(
+  buf: Uint8Array,
+  start = 0,
+  end = buf.byteLength,
+): { nan: number; posInf: number; negInf: number; first: number; firstValue: string } {
   const out = { nan: 0, posInf: 0, negInf: 0, first: -1, firstValue: '' };
   for (let i = start, k = 0; i + 1 < end; i += 2, k++) {
     const h = buf[i] | (buf[i + 1] << 8);

@@ -4,7 +4,15 @@
  */
 export { expandBraces, expandShardPattern, isCompressedShardName } from './brace';
 export { CT_RATE_CLASSES, LABEL_ID_COLUMNS } from './classes';
-export { float32ToFloat16Bits, float16BitsToFloat32, float32ArrayToFloat16, float16ArrayToFloat32, float16View, float16HasNonFinite, float16NonFiniteSummary } from './float16';
+export {
+  float32ToFloat16Bits,
+  float16BitsToFloat32,
+  float32ArrayToFloat16,
+  float16ArrayToFloat32,
+  float16View,
+  float16HasNonFinite,
+  float16NonFiniteSummary,
+} from './float16';
 export { BAD_SAMPLE_REASONS, isBadSampleReason, type BadSampleReason } from './reasons';
 export { cleanReport } from './report';
 export { scanTar, parsePax, parseTarNumber, type TarMember, type TarScan, type TarProblem } from './tar-index';
@@ -41,9 +49,28 @@ export {
   type ExcludedSample,
   type Extent,
 } from './shard-index';
-export { EpochSampler, evalSubset, validatePosition, type DataPosition, type SamplerOptions, type MicroBatchPlan } from './sampler';
+export {
+  EpochSampler,
+  evalSubset,
+  validatePosition,
+  type DataPosition,
+  type SamplerOptions,
+  type MicroBatchPlan,
+} from './sampler';
 export { SampleReader, SampleReadError, Semaphore, type ReaderOptions, type SampleMeta } from './reader';
-export { TrainLoader, EvalLoader, formatReasonCounts, badSamplesEvent, formatBadSamples, type BadSamplesPart, type Batch, type LoaderStats, type TrainLoaderOptions, type EvalLoaderOptions, type LoaderCommonOptions } from './loader';
+export {
+  TrainLoader,
+  EvalLoader,
+  formatReasonCounts,
+  badSamplesEvent,
+  formatBadSamples,
+  type BadSamplesPart,
+  type Batch,
+  type LoaderStats,
+  type TrainLoaderOptions,
+  type EvalLoaderOptions,
+  type LoaderCommonOptions,
+} from './loader';
 export {
   writeSynthDataset,
   phantomVolume,

@@ -156,13 +156,17 @@ abstract class LoaderBase {
   private batchesYielded = 0;
 
   constructor(index: ShardIndex, batchSize: number, opts: LoaderCommonOptions) {
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new CtclipError('ARGUMENT_ERROR', `batch size must be an integer >= 1, got ${batchSize}`);
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new CtclipError('ARGUMENT_ERROR', `batch size must be an integer >= 1, got ${batchSize}`);
     this.index = index;
     this.batchSize = batchSize;
     this.prefetch = Math.max(1, Math.floor(opts.prefetch ?? 2));
     this.maxBadSamples = opts.maxBadSamples ?? 100;
     if (!Number.isInteger(this.maxBadSamples) || this.maxBadSamples < 0) {
-      throw new CtclipError('ARGUMENT_ERROR', `data.max_bad_samples must be a non-negative integer, got ${opts.maxBadSamples}`);
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `data.max_bad_samples must be a non-negative integer, got ${opts.maxBadSamples}`,
+      );
     }
     const batchBytes = batchSize * index.sampleBytes;
     if (batchBytes > bufferConstants.MAX_LENGTH) {
@@ -199,17 +203,33 @@ abstract class LoaderBase {
   }
 
   /** Reads sample `idx` into slot `slot`; a failure comes back as a value (not thrown) so batches can resolve in order. */
-  protected async tryRead(idx: number, buf: Buffer, slot: number, labels: Float32Array): Promise<SampleMeta | SampleReadError> {
+  protected async tryRead(
+    idx: number,
+    buf: Buffer,
+    slot: number,
+    labels: Float32Array,
+  ): Promise<SampleMeta | SampleReadError> {
     const known = this.knownBad.get(idx);
     if (known) return new SampleReadError(known.shard, known.key, `known bad (${known.reason})`, known.code);
     try {
-      const meta = await this.reader.readSample(idx, buf, slot * this.index.sampleBytes, labels, slot * this.numClasses);
+      const meta = await this.reader.readSample(
+        idx,
+        buf,
+        slot * this.index.sampleBytes,
+        labels,
+        slot * this.numClasses,
+      );
       this.samplesRead++;
       return meta;
     } catch (e) {
       if (e instanceof SampleReadError) return e;
       const s = this.index.samples[idx];
-      return new SampleReadError(this.index.shards[s.shard].file, s.key, `unexpected error: ${(e as Error).message}`, 'unexpected');
+      return new SampleReadError(
+        this.index.shards[s.shard].file,
+        s.key,
+        `unexpected error: ${(e as Error).message}`,
+        'unexpected',
+      );
     }
   }
 
@@ -263,7 +283,10 @@ abstract class LoaderBase {
    * promise that settles when build j−1 has finished, so order-dependent work (bad-sample replacement) runs
    * in batch order whatever the read timing.
    */
-  protected async *prefetched(count: number, build: (j: number, previous: Promise<void>) => Promise<{ batch: Batch; buf: Buffer } | null>): AsyncGenerator<Batch> {
+  protected async *prefetched(
+    count: number,
+    build: (j: number, previous: Promise<void>) => Promise<{ batch: Batch; buf: Buffer } | null>,
+  ): AsyncGenerator<Batch> {
     const queue: Array<Promise<{ batch: Batch; buf: Buffer } | null>> = [];
     let launched = 0;
     let previous: Promise<void> = Promise.resolve();
@@ -412,7 +435,12 @@ export class TrainLoader extends LoaderBase {
     }
   }
 
-  private async buildTrain(plan: MicroBatchPlan, previous: Promise<void>, used: Set<number>, epochLabel: string): Promise<{ batch: Batch; buf: Buffer }> {
+  private async buildTrain(
+    plan: MicroBatchPlan,
+    previous: Promise<void>,
+    used: Set<number>,
+    epochLabel: string,
+  ): Promise<{ batch: Batch; buf: Buffer }> {
     const B = plan.indices.length;
     const C = this.numClasses;
     const buf = this.newBatchBuffer();
@@ -443,7 +471,11 @@ export class TrainLoader extends LoaderBase {
             replaced = rr;
             break;
           }
-          if (!replaced) throw new CtclipError('DATA_ERROR', `no readable replacement left for shard '${r.shard}' key '${r.key}' in epoch ${plan.epoch}`);
+          if (!replaced)
+            throw new CtclipError(
+              'DATA_ERROR',
+              `no readable replacement left for shard '${r.shard}' key '${r.key}' in epoch ${plan.epoch}`,
+            );
           r = replaced;
         }
         metas.push(r);
@@ -456,7 +488,16 @@ export class TrainLoader extends LoaderBase {
     }
   }
 
-  protected assemble(buf: Buffer, n: number, labels: Float32Array, indices: number[], metas: SampleMeta[], position: DataPosition, epoch: number, j: number): Batch {
+  protected assemble(
+    buf: Buffer,
+    n: number,
+    labels: Float32Array,
+    indices: number[],
+    metas: SampleMeta[],
+    position: DataPosition,
+    epoch: number,
+    j: number,
+  ): Batch {
     return makeBatch(this.index, buf, n, labels, indices, metas, position, epoch, j, this.makeRelease(buf));
   }
 }
@@ -566,7 +607,10 @@ export class EvalLoader extends LoaderBase {
           return null;
         }
         const position = { epoch: 0, globalSamplePosition: Math.min(this.mine.length, (j + 1) * B) };
-        return { batch: makeBatch(this.index, buf, kept.length, labels, kept, metas, position, 0, j, this.makeRelease(buf)), buf };
+        return {
+          batch: makeBatch(this.index, buf, kept.length, labels, kept, metas, position, 0, j, this.makeRelease(buf)),
+          buf,
+        };
       } catch (e) {
         this.handOut(buf);
         this.pool.release(buf);
@@ -593,7 +637,12 @@ export function badSamplesEvent(loaders: Record<string, LoaderStats>): Record<st
   const out: Record<string, BadSamplesPart> = {};
   for (const [name, st] of Object.entries(loaders)) {
     const b = st.badSamples;
-    out[name] = { excluded_at_index: b.excludedAtIndex, bad_at_read: b.distinct, budget: b.budget, by_reason: { ...b.byReason } };
+    out[name] = {
+      excluded_at_index: b.excludedAtIndex,
+      bad_at_read: b.distinct,
+      budget: b.budget,
+      by_reason: { ...b.byReason },
+    };
   }
   return out;
 }
@@ -602,6 +651,9 @@ export function badSamplesEvent(loaders: Record<string, LoaderStats>): Record<st
 export function formatBadSamples(event: Record<string, BadSamplesPart>): string {
   const parts = Object.entries(event)
     .filter(([, p]) => p.excluded_at_index + p.bad_at_read > 0)
-    .map(([name, p]) => `${name} ${p.excluded_at_index + p.bad_at_read} (${p.excluded_at_index} at index time, ${p.bad_at_read} while reading: ${formatReasonCounts(p.by_reason)})`);
+    .map(
+      ([name, p]) =>
+        `${name} ${p.excluded_at_index + p.bad_at_read} (${p.excluded_at_index} at index time, ${p.bad_at_read} while reading: ${formatReasonCounts(p.by_reason)})`,
+    );
   return parts.length ? `Bad samples: ${parts.join('; ')}` : '';
 }

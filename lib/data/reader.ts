@@ -14,7 +14,14 @@
  */
 import * as fs from 'fs';
 import * as os from 'os';
-import { checkLabelValues, DEFAULT_MAX_REPORT_BYTES, MAX_JSON_BYTES, parseSampleJson, type Extent, type ShardIndex } from './shard-index';
+import {
+  checkLabelValues,
+  DEFAULT_MAX_REPORT_BYTES,
+  MAX_JSON_BYTES,
+  parseSampleJson,
+  type Extent,
+  type ShardIndex,
+} from './shard-index';
 import { float16HasNonFinite, float16NonFiniteSummary } from './float16';
 import type { BadSampleReason } from './reasons';
 import { cleanReport } from './report';
@@ -49,7 +56,8 @@ export class Semaphore {
   }
   release(): void {
     const next = this.waiting.shift();
-    if (next) next(); // the slot passes directly to the next waiter
+    if (next)
+      next(); // the slot passes directly to the next waiter
     else this.active--;
   }
 }
@@ -148,13 +156,22 @@ export class SampleReader {
   }
 
   /** Reads `length` bytes at `position` into dst[dstOffset…], through the semaphore; throws on EOF. */
-  private async readExact(fh: fs.promises.FileHandle, dst: Buffer, dstOffset: number, length: number, position: number): Promise<void> {
+  private async readExact(
+    fh: fs.promises.FileHandle,
+    dst: Buffer,
+    dstOffset: number,
+    length: number,
+    position: number,
+  ): Promise<void> {
     await this.sem.acquire();
     try {
       let done = 0;
       while (done < length) {
         const { bytesRead } = await fh.read(dst, dstOffset + done, length - done, position + done);
-        if (bytesRead === 0) throw new EndOfFileError(`unexpected end of file at offset ${position + done} (needed ${length} bytes at ${position}; shard truncated since indexing?)`);
+        if (bytesRead === 0)
+          throw new EndOfFileError(
+            `unexpected end of file at offset ${position + done} (needed ${length} bytes at ${position}; shard truncated since indexing?)`,
+          );
         done += bytesRead;
       }
       this.bytesRead += length;
@@ -168,18 +185,37 @@ export class SampleReader {
    * dataset has classes) into `labels[labelOffset … + C)`, and returns study id and cleaned report.
    * Throws SampleReadError naming shard and key.
    */
-  async readSample(i: number, volumes: Buffer, volOffset: number, labels: Float32Array | null, labelOffset: number): Promise<SampleMeta> {
+  async readSample(
+    i: number,
+    volumes: Buffer,
+    volOffset: number,
+    labels: Float32Array | null,
+    labelOffset: number,
+  ): Promise<SampleMeta> {
     const s = this.index.samples[i];
     const shardName = this.index.shards[s.shard].file;
     const fail = (reason: string, code: BadSampleReason): never => {
       throw new SampleReadError(shardName, s.key, reason, code);
     };
-    if (s.bin[1] !== this.index.sampleBytes) fail(`'.bin' is ${s.bin[1]} bytes in the index, the dataset's volumes are ${this.index.sampleBytes}`, 'size_mismatch');
+    if (s.bin[1] !== this.index.sampleBytes)
+      fail(
+        `'.bin' is ${s.bin[1]} bytes in the index, the dataset's volumes are ${this.index.sampleBytes}`,
+        'size_mismatch',
+      );
     const C = this.index.numClasses;
-    if (C > 0 && (!s.labels || s.labels[1] !== C * 4)) fail(`bad label: labels member is ${s.labels ? s.labels[1] : 0} bytes, expected ${C * 4} (${C} float32)`, 'bad_label');
+    if (C > 0 && (!s.labels || s.labels[1] !== C * 4))
+      fail(
+        `bad label: labels member is ${s.labels ? s.labels[1] : 0} bytes, expected ${C * 4} (${C} float32)`,
+        'bad_label',
+      );
     // Size caps before anything is read: a huge member never gets a buffer.
-    if (s.json[1] > MAX_JSON_BYTES) fail(`bad JSON: implausible size ${s.json[1]} bytes (limit ${MAX_JSON_BYTES})`, 'bad_json');
-    if (s.txt[1] > this.maxReportBytes) fail(`report text is ${s.txt[1]} bytes, above the limit of ${this.maxReportBytes} (data.max_report_bytes)`, 'oversize_report');
+    if (s.json[1] > MAX_JSON_BYTES)
+      fail(`bad JSON: implausible size ${s.json[1]} bytes (limit ${MAX_JSON_BYTES})`, 'bad_json');
+    if (s.txt[1] > this.maxReportBytes)
+      fail(
+        `report text is ${s.txt[1]} bytes, above the limit of ${this.maxReportBytes} (data.max_report_bytes)`,
+        'oversize_report',
+      );
     const f = this.acquireFile(s.shard);
     try {
       let fh: fs.promises.FileHandle;
@@ -219,9 +255,11 @@ export class SampleReader {
         const len = Math.min(this.chunkBytes, binSize - done);
         const at = volOffset + done;
         // Scan each chunk as soon as it is in (cheap: see float16HasNonFinite), while later chunks are read.
-        chunks.push(this.readExact(fh, volumes, at, len, binOff + done).then(() => {
-          if (!nonFinite && float16HasNonFinite(volumes, at, at + len)) nonFinite = true;
-        }));
+        chunks.push(
+          this.readExact(fh, volumes, at, len, binOff + done).then(() => {
+            if (!nonFinite && float16HasNonFinite(volumes, at, at + len)) nonFinite = true;
+          }),
+        );
       }
       const settled = await Promise.allSettled([smallRead, ...chunks]);
       const bad = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -233,8 +271,13 @@ export class SampleReader {
       const meta = parseSampleJson(parts.get('json')!);
       if (typeof meta === 'string') return fail(meta, 'bad_json');
       const shape = this.index.volumeShape;
-      if (meta.dtype !== this.index.volumeDtype) fail(`volume_dtype '${meta.dtype}' differs from the index's '${this.index.volumeDtype}'`, 'bad_dtype');
-      if (meta.shape.join(',') !== shape.join(',')) fail(`volume_shape ${JSON.stringify(meta.shape)} differs from the index's ${JSON.stringify(shape)} (size mismatch)`, 'shape_mismatch');
+      if (meta.dtype !== this.index.volumeDtype)
+        fail(`volume_dtype '${meta.dtype}' differs from the index's '${this.index.volumeDtype}'`, 'bad_dtype');
+      if (meta.shape.join(',') !== shape.join(','))
+        fail(
+          `volume_shape ${JSON.stringify(meta.shape)} differs from the index's ${JSON.stringify(shape)} (size mismatch)`,
+          'shape_mismatch',
+        );
       if (C > 0) {
         const lb = parts.get('labels')!;
         const labelProblem = checkLabelValues(lb, this.index.classNames);

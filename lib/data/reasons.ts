@@ -8,7 +8,8 @@ export const BAD_SAMPLE_REASONS = {
   missing_shard: 'a shard named by the pattern does not exist',
   empty_shard: 'a shard file is empty (0 bytes, or a tar without members)',
   unreadable_shard: 'a shard cannot be opened or read (permissions, gzip data, corrupt first header)',
-  truncated_shard: 'a shard ends early (cut inside a member, or at a sample boundary without the end-of-archive blocks): samples after the cut are lost',
+  truncated_shard:
+    'a shard ends early (cut inside a member, or at a sample boundary without the end-of-archive blocks): samples after the cut are lost',
   corrupt_shard: 'a tar header is corrupt (bad checksum or size field): samples after it are lost',
   // One sample.
   truncated_member: 'a member runs past the end of its shard (shard cut or changed since indexing)',

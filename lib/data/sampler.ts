@@ -62,9 +62,16 @@ export interface MicroBatchPlan {
 /** Checks a resume position; throws ARGUMENT_ERROR naming the bad field. */
 export function validatePosition(pos: DataPosition, numSamples: number): void {
   if (!pos || !Number.isInteger(pos.epoch) || pos.epoch < 0) {
-    throw new CtclipError('ARGUMENT_ERROR', `data position epoch must be a non-negative integer, got ${JSON.stringify(pos?.epoch)}`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `data position epoch must be a non-negative integer, got ${JSON.stringify(pos?.epoch)}`,
+    );
   }
-  if (!Number.isInteger(pos.globalSamplePosition) || pos.globalSamplePosition < 0 || pos.globalSamplePosition > numSamples) {
+  if (
+    !Number.isInteger(pos.globalSamplePosition) ||
+    pos.globalSamplePosition < 0 ||
+    pos.globalSamplePosition > numSamples
+  ) {
     throw new CtclipError(
       'ARGUMENT_ERROR',
       `data position globalSamplePosition must be an integer in [0, ${numSamples}] (samples in the index), got ${JSON.stringify(pos.globalSamplePosition)}`,
@@ -94,8 +101,14 @@ export class EpochSampler {
     if (!Number.isInteger(this.rank) || this.rank < 0 || this.rank >= this.worldSize) {
       throw new CtclipError('ARGUMENT_ERROR', `rank must be an integer in [0, ${this.worldSize}), got ${this.rank}`);
     }
-    if (!Number.isSafeInteger(this.seed) || this.seed < 0) throw new CtclipError('ARGUMENT_ERROR', `data seed must be a non-negative integer, got ${this.seed}`);
-    this.geometry = epochGeometry({ samples: this.numSamples, batchSize: this.batchSize, worldSize: this.worldSize, gradAccumSteps: this.gradAccumSteps });
+    if (!Number.isSafeInteger(this.seed) || this.seed < 0)
+      throw new CtclipError('ARGUMENT_ERROR', `data seed must be a non-negative integer, got ${this.seed}`);
+    this.geometry = epochGeometry({
+      samples: this.numSamples,
+      batchSize: this.batchSize,
+      worldSize: this.worldSize,
+      gradAccumSteps: this.gradAccumSteps,
+    });
     this.usedPerEpoch = this.geometry.stepsPerEpoch * this.geometry.samplesPerStep;
   }
 
@@ -132,7 +145,10 @@ export class EpochSampler {
       indices.push(perm[base + i]);
     }
     const after = start.globalSamplePosition + (j + 1) * this.globalBatch;
-    const next = j + 1 === m ? { epoch: start.epoch + 1, globalSamplePosition: 0 } : { epoch: start.epoch, globalSamplePosition: after };
+    const next =
+      j + 1 === m
+        ? { epoch: start.epoch + 1, globalSamplePosition: 0 }
+        : { epoch: start.epoch, globalSamplePosition: after };
     return { epoch: start.epoch, j, positions, indices, next };
   }
 
@@ -170,9 +186,13 @@ export class EpochSampler {
  * ascending (index order = shard order), so validation reads sequentially. Save it with the run.
  */
 export function evalSubset(numSamples: number, evalSamples: number | null | undefined, seed: number): number[] {
-  if (evalSamples === null || evalSamples === undefined || evalSamples >= numSamples) return Array.from({ length: numSamples }, (_, i) => i);
+  if (evalSamples === null || evalSamples === undefined || evalSamples >= numSamples)
+    return Array.from({ length: numSamples }, (_, i) => i);
   if (!Number.isInteger(evalSamples) || evalSamples < 1) {
-    throw new CtclipError('ARGUMENT_ERROR', `eval_samples must be a positive integer or null, got ${JSON.stringify(evalSamples)}`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `eval_samples must be a positive integer or null, got ${JSON.stringify(evalSamples)}`,
+    );
   }
   const perm = Rng.derive(seed, 'eval-subset').permutation(numSamples);
   return Array.from(perm.subarray(0, evalSamples)).sort((a, b) => a - b);

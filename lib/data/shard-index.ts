@@ -202,7 +202,11 @@ export function classNamesFromLabelsCsv(file: string): string[] {
   }
   const header = parseCsv(text, file)[0]?.fields ?? [];
   const names = header.map((s) => s.trim()).filter((c) => c !== '' && !LABEL_ID_COLUMNS.includes(c));
-  if (names.length === 0) throw new CtclipError('DATA_ERROR', `labels CSV '${file}' has no class columns in its header ('${header.join(',')}')`);
+  if (names.length === 0)
+    throw new CtclipError(
+      'DATA_ERROR',
+      `labels CSV '${file}' has no class columns in its header ('${header.join(',')}')`,
+    );
   return names;
 }
 
@@ -229,21 +233,26 @@ async function readSmall(fh: fs.promises.FileHandle, ref: MemberRef): Promise<Bu
  * Checks the JSON member of a sample. Returns the parsed fields, or a reason string when the sample is bad.
  * Exported because the reader applies the same rules at read time.
  */
-export function parseSampleJson(raw: Buffer | string): { studyId: string; shape: [number, number, number]; dtype: string } | string {
+export function parseSampleJson(
+  raw: Buffer | string,
+): { studyId: string; shape: [number, number, number]; dtype: string } | string {
   let meta: unknown;
   try {
     meta = JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
   } catch (e) {
     return `bad JSON: ${(e as Error).message}`;
   }
-  if (!meta || typeof meta !== 'object' || Array.isArray(meta)) return 'bad JSON: expected an object {study_id, volume_shape, volume_dtype}';
+  if (!meta || typeof meta !== 'object' || Array.isArray(meta))
+    return 'bad JSON: expected an object {study_id, volume_shape, volume_dtype}';
   const m = meta as Record<string, unknown>;
-  if (typeof m.study_id !== 'string' || m.study_id === '') return `bad JSON: study_id must be a non-empty string, got ${JSON.stringify(m.study_id)}`;
+  if (typeof m.study_id !== 'string' || m.study_id === '')
+    return `bad JSON: study_id must be a non-empty string, got ${JSON.stringify(m.study_id)}`;
   const shape = m.volume_shape;
   if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((v) => Number.isInteger(v) && v > 0)) {
     return `bad JSON: volume_shape must be three positive integers [H, W, D], got ${JSON.stringify(shape)}`;
   }
-  if (typeof m.volume_dtype !== 'string') return `bad JSON: volume_dtype must be a string, got ${JSON.stringify(m.volume_dtype)}`;
+  if (typeof m.volume_dtype !== 'string')
+    return `bad JSON: volume_dtype must be a string, got ${JSON.stringify(m.volume_dtype)}`;
   return { studyId: m.study_id, shape: shape as [number, number, number], dtype: m.volume_dtype };
 }
 
@@ -253,7 +262,8 @@ export function parseSampleJson(raw: Buffer | string): { studyId: string; shape:
  * the reader applies the same rule at read time.
  */
 export function checkLabelValues(raw: Uint8Array, classNames?: readonly string[] | null): string | null {
-  if (raw.byteLength % 4 !== 0) return `bad label: the labels member has ${raw.byteLength} bytes, not a whole number of float32 values`;
+  if (raw.byteLength % 4 !== 0)
+    return `bad label: the labels member has ${raw.byteLength} bytes, not a whole number of float32 values`;
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   let bad = 0;
   let first = -1;
@@ -286,7 +296,13 @@ interface ShardScan {
 }
 
 /** Scans one shard: candidates (samples that passed the per-sample checks) and exclusions. */
-async function scanShard(file: string, shardNo: number, numClasses: number | null, classNames: readonly string[] | null, maxReportBytes: number): Promise<ShardScan> {
+async function scanShard(
+  file: string,
+  shardNo: number,
+  numClasses: number | null,
+  classNames: readonly string[] | null,
+  maxReportBytes: number,
+): Promise<ShardScan> {
   const excluded: Exclusion[] = [];
   const candidates: Candidate[] = [];
   const labelSizes: number[] = [];
@@ -303,8 +319,13 @@ async function scanShard(file: string, shardNo: number, numClasses: number | nul
     st = await fs.promises.stat(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return shardLevel({ size: 0, mtimeMs: 0, missing: true }, 'missing shard file', 'missing_shard');
-    return shardLevel({ size: 0, mtimeMs: 0, missing: true }, `cannot stat shard: ${(e as Error).message}`, 'missing_shard');
+    if (code === 'ENOENT')
+      return shardLevel({ size: 0, mtimeMs: 0, missing: true }, 'missing shard file', 'missing_shard');
+    return shardLevel(
+      { size: 0, mtimeMs: 0, missing: true },
+      `cannot stat shard: ${(e as Error).message}`,
+      'missing_shard',
+    );
   }
   const info: ShardScan['info'] = { size: st.size, mtimeMs: st.mtimeMs };
   if (st.size === 0) return shardLevel({ ...info, empty: true }, 'empty shard file (0 bytes)', 'empty_shard');
@@ -312,17 +333,30 @@ async function scanShard(file: string, shardNo: number, numClasses: number | nul
   try {
     scan = await scanTar(file);
   } catch (e) {
-    return shardLevel({ ...info, unreadable: true, problem: (e as Error).message }, `cannot read shard: ${(e as Error).message}`, 'unreadable_shard');
+    return shardLevel(
+      { ...info, unreadable: true, problem: (e as Error).message },
+      `cannot read shard: ${(e as Error).message}`,
+      'unreadable_shard',
+    );
   }
   if (scan.problem && scan.members.length === 0) {
     const code: BadSampleReason = scan.problem.kind === 'truncated' ? 'truncated_shard' : 'unreadable_shard';
-    return shardLevel({ ...info, unreadable: true, problem: scan.problem.reason }, `scan stopped: ${scan.problem.reason}`, code);
+    return shardLevel(
+      { ...info, unreadable: true, problem: scan.problem.reason },
+      `scan stopped: ${scan.problem.reason}`,
+      code,
+    );
   }
   let shardProblem: ShardScan['shardProblem'] = null;
   if (scan.problem) {
     // Shard-level entry: members after the problem are unreachable (their keys are unknown).
     info.problem = scan.problem.reason;
-    const code: BadSampleReason = scan.problem.kind === 'truncated' ? 'truncated_shard' : scan.problem.kind === 'corrupt' ? 'corrupt_shard' : 'unreadable_shard';
+    const code: BadSampleReason =
+      scan.problem.kind === 'truncated'
+        ? 'truncated_shard'
+        : scan.problem.kind === 'corrupt'
+          ? 'corrupt_shard'
+          : 'unreadable_shard';
     const lastMember = scan.members[scan.members.length - 1];
     shardProblem = { reason: `scan stopped: ${scan.problem.reason}`, code, cutInsideSample: !!lastMember?.truncated };
   }
@@ -330,7 +364,14 @@ async function scanShard(file: string, shardNo: number, numClasses: number | nul
   for (const p of problems) excluded.push({ key: p.key, reason: p.reason, code: p.code });
   const seen = samples.length + problems.length;
   if (seen === 0 && !scan.problem) {
-    return { ...shardLevel({ ...info, empty: true }, `empty shard: ${scan.members.length} member(s), none of them part of a sample`, 'empty_shard'), seen };
+    return {
+      ...shardLevel(
+        { ...info, empty: true },
+        `empty shard: ${scan.members.length} member(s), none of them part of a sample`,
+        'empty_shard',
+      ),
+      seen,
+    };
   }
   // A scan that stopped early on corruption may have cut the last grouped sample short: its missing members
   // are reported below as 'missing member', with the scan problem appended so the cause is visible.
@@ -340,7 +381,8 @@ async function scanShard(file: string, shardNo: number, numClasses: number | nul
     const last = samples[samples.length - 1];
     const required = ['bin', 'json', 'txt'];
     if (numClasses !== null && numClasses > 0) required.push('labels');
-    if (required.some((e) => !(e === 'labels' ? last.members.labels ?? last.members.cls : last.members[e]))) shardProblem.cutInsideSample = true;
+    if (required.some((e) => !(e === 'labels' ? (last.members.labels ?? last.members.cls) : last.members[e])))
+      shardProblem.cutInsideSample = true;
   }
   const fh = await fs.promises.open(file, 'r');
   try {
@@ -352,19 +394,35 @@ async function scanShard(file: string, shardNo: number, numClasses: number | nul
       const missing = ['bin', 'json', 'txt'].filter((e) => !m[e]);
       if (numClasses !== null && numClasses > 0 && !labelsRef) missing.push('labels');
       if (missing.length) {
-        excluded.push({ key: s.key, reason: `missing member${missing.length > 1 ? 's' : ''} ${missing.map((e) => "'." + e + "'").join(', ')}${suffix}`, code: cut ? 'truncated_member' : 'missing_member' });
+        excluded.push({
+          key: s.key,
+          reason: `missing member${missing.length > 1 ? 's' : ''} ${missing.map((e) => "'." + e + "'").join(', ')}${suffix}`,
+          code: cut ? 'truncated_member' : 'missing_member',
+        });
         continue;
       }
       if (m.json.size > MAX_JSON_BYTES) {
-        excluded.push({ key: s.key, reason: `bad JSON: implausible size ${m.json.size} bytes (limit ${MAX_JSON_BYTES})`, code: 'bad_json' });
+        excluded.push({
+          key: s.key,
+          reason: `bad JSON: implausible size ${m.json.size} bytes (limit ${MAX_JSON_BYTES})`,
+          code: 'bad_json',
+        });
         continue;
       }
       if (m.txt.size > maxReportBytes) {
-        excluded.push({ key: s.key, reason: `report text '${m.txt.name}' is ${m.txt.size} bytes, above the limit of ${maxReportBytes} (data.max_report_bytes)`, code: 'oversize_report' });
+        excluded.push({
+          key: s.key,
+          reason: `report text '${m.txt.name}' is ${m.txt.size} bytes, above the limit of ${maxReportBytes} (data.max_report_bytes)`,
+          code: 'oversize_report',
+        });
         continue;
       }
       if (labelsRef && labelsRef.size > MAX_LABEL_BYTES) {
-        excluded.push({ key: s.key, reason: `bad label: '${labelsRef.name}' has an implausible size of ${labelsRef.size} bytes (limit ${MAX_LABEL_BYTES})`, code: 'bad_label' });
+        excluded.push({
+          key: s.key,
+          reason: `bad label: '${labelsRef.name}' has an implausible size of ${labelsRef.size} bytes (limit ${MAX_LABEL_BYTES})`,
+          code: 'bad_label',
+        });
         continue;
       }
       let parsed;
@@ -374,7 +432,11 @@ async function scanShard(file: string, shardNo: number, numClasses: number | nul
         parsed = parseSampleJson(jsonBuf);
         if (labelBuf) labelProblem = checkLabelValues(labelBuf, classNames);
       } catch (e) {
-        excluded.push({ key: s.key, reason: `cannot read JSON/labels members: ${(e as Error).message}`, code: 'io_error' });
+        excluded.push({
+          key: s.key,
+          reason: `cannot read JSON/labels members: ${(e as Error).message}`,
+          code: 'io_error',
+        });
         continue;
       }
       if (typeof parsed === 'string') {
@@ -383,7 +445,11 @@ async function scanShard(file: string, shardNo: number, numClasses: number | nul
       }
       const itemBytes = VOLUME_DTYPE_BYTES[parsed.dtype];
       if (!itemBytes) {
-        excluded.push({ key: s.key, reason: `unknown volume_dtype '${parsed.dtype}' (supported: ${Object.keys(VOLUME_DTYPE_BYTES).join(', ')})`, code: 'bad_dtype' });
+        excluded.push({
+          key: s.key,
+          reason: `unknown volume_dtype '${parsed.dtype}' (supported: ${Object.keys(VOLUME_DTYPE_BYTES).join(', ')})`,
+          code: 'bad_dtype',
+        });
         continue;
       }
       const expected = parsed.shape[0] * parsed.shape[1] * parsed.shape[2] * itemBytes;
@@ -409,13 +475,20 @@ async function scanShard(file: string, shardNo: number, numClasses: number | nul
 }
 
 /** The JSON member and (when given) the labels member: one read of their span when they are adjacent. */
-async function readSmallMembers(fh: fs.promises.FileHandle, json: MemberRef, labels: MemberRef | null): Promise<[Buffer, Buffer | null]> {
+async function readSmallMembers(
+  fh: fs.promises.FileHandle,
+  json: MemberRef,
+  labels: MemberRef | null,
+): Promise<[Buffer, Buffer | null]> {
   if (!labels) return [await readSmall(fh, json), null];
   const lo = Math.min(json.offset, labels.offset);
   const hi = Math.max(json.offset + json.size, labels.offset + labels.size);
   if (hi - lo > 64 * 1024) return [await readSmall(fh, json), await readSmall(fh, labels)];
   const span = await readSmall(fh, { name: `${json.name}…${labels.name}`, offset: lo, size: hi - lo });
-  return [span.subarray(json.offset - lo, json.offset - lo + json.size), span.subarray(labels.offset - lo, labels.offset - lo + labels.size)];
+  return [
+    span.subarray(json.offset - lo, json.offset - lo + json.size),
+    span.subarray(labels.offset - lo, labels.offset - lo + labels.size),
+  ];
 }
 
 function mode<T>(values: T[], keyOf: (v: T) => string): T | undefined {
@@ -449,15 +522,24 @@ function previousShardCounts(indexPath: string): Map<string, number> {
 }
 
 /** Scans the shards of `pattern` and builds the index in memory (see module comment). */
-export async function buildIndex(pattern: string, opts: BuildIndexOptions = {}): Promise<{ index: ShardIndexFile; indexPath: string }> {
+export async function buildIndex(
+  pattern: string,
+  opts: BuildIndexOptions = {},
+): Promise<{ index: ShardIndexFile; indexPath: string }> {
   const files = shardPathsOf(pattern);
   const indexPath = path.resolve(opts.indexPath ?? path.join(commonDir(files), INDEX_FILE_NAME));
   if (path.basename(indexPath) === 'manifest.json') {
-    throw new CtclipError('ARGUMENT_ERROR', `refusing to write our index over '${indexPath}': manifest.json belongs to the reference tooling`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `refusing to write our index over '${indexPath}': manifest.json belongs to the reference tooling`,
+    );
   }
   const maxReportBytes = opts.maxReportBytes ?? DEFAULT_MAX_REPORT_BYTES;
   if (!Number.isSafeInteger(maxReportBytes) || maxReportBytes < 1) {
-    throw new CtclipError('ARGUMENT_ERROR', `maxReportBytes (data.max_report_bytes) must be a positive integer, got ${maxReportBytes}`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `maxReportBytes (data.max_report_bytes) must be a positive integer, got ${maxReportBytes}`,
+    );
   }
   let classNames: string[] | null = null;
   let classNamesSource = 'none';
@@ -512,7 +594,14 @@ export async function buildIndex(pattern: string, opts: BuildIndexOptions = {}):
     if (r.shardProblem) {
       const l = lostOf(i);
       shardLost[i] = l;
-      excluded.push({ shard: relName(i), key: '*', reason: r.shardProblem.reason, code: r.shardProblem.code, samples: l.lost, ...(l.estimated ? { estimated: true } : {}) });
+      excluded.push({
+        shard: relName(i),
+        key: '*',
+        reason: r.shardProblem.reason,
+        code: r.shardProblem.code,
+        samples: l.lost,
+        ...(l.estimated ? { estimated: true } : {}),
+      });
     }
     for (const x of r.excluded) {
       excluded.push({ shard: relName(i), key: x.key, reason: x.reason, code: x.code });
@@ -532,7 +621,10 @@ export async function buildIndex(pattern: string, opts: BuildIndexOptions = {}):
       classNamesSource = 'ct-rate-default';
     }
   }
-  const shape = mode(candidates.map((c) => c.shape), (s) => s.join('x')) ?? [0, 0, 0];
+  const shape = mode(
+    candidates.map((c) => c.shape),
+    (s) => s.join('x'),
+  ) ?? [0, 0, 0];
   const kept: IndexedSample[] = [];
   for (const c of candidates) {
     const labelsRef = c.members.labels ?? c.members.cls ?? null;
@@ -567,7 +659,13 @@ export async function buildIndex(pattern: string, opts: BuildIndexOptions = {}):
   for (const s of kept) perShard[s.shard]++;
   const shards: IndexedShard[] = files.map((_, i) => {
     const l = shardLost[i];
-    return { file: relName(i), ...results[i].info, samples: perShard[i], excluded: shardExcluded[i], ...(l ? { lost: l.lost, ...(l.estimated ? { lostEstimated: true } : {}) } : {}) };
+    return {
+      file: relName(i),
+      ...results[i].info,
+      samples: perShard[i],
+      excluded: shardExcluded[i],
+      ...(l ? { lost: l.lost, ...(l.estimated ? { lostEstimated: true } : {}) } : {}),
+    };
   });
   const index: ShardIndexFile = {
     format: INDEX_FORMAT,
@@ -595,7 +693,10 @@ export async function buildIndex(pattern: string, opts: BuildIndexOptions = {}):
  */
 export function writeIndex(index: ShardIndexFile, indexPath: string): void {
   if (path.basename(indexPath) === 'manifest.json') {
-    throw new CtclipError('ARGUMENT_ERROR', `refusing to write our index over '${indexPath}': manifest.json belongs to the reference tooling`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `refusing to write our index over '${indexPath}': manifest.json belongs to the reference tooling`,
+    );
   }
   // One sample per line keeps the file diffable and readable without a huge single line.
   const { samples, excluded, shards, ...head } = index;
@@ -611,7 +712,10 @@ export function writeIndex(index: ShardIndexFile, indexPath: string): void {
 }
 
 /** Builds and writes the index; the exclusions are in `index.excluded`. */
-export async function indexShards(pattern: string, opts: BuildIndexOptions = {}): Promise<{ index: ShardIndexFile; indexPath: string }> {
+export async function indexShards(
+  pattern: string,
+  opts: BuildIndexOptions = {},
+): Promise<{ index: ShardIndexFile; indexPath: string }> {
   const r = await buildIndex(pattern, opts);
   writeIndex(r.index, r.indexPath);
   return r;
@@ -638,12 +742,23 @@ export interface OpenIndexOptions {
  * Throws DATA_ERROR naming the shards of `index` that were missing, empty or unreadable at index time, unless
  * `policy` is 'skip'. `shards index` and `openIndex` apply it.
  */
-export function checkMissingShards(index: Pick<ShardIndexFile, 'shards' | 'excluded'>, policy: MissingShardsPolicy, pattern: string, indexPath: string): void {
-  if (policy !== 'error' && policy !== 'skip') throw new CtclipError('CONFIG_ERROR', `data.missing_shards must be 'error' or 'skip', got ${JSON.stringify(policy)}`);
+export function checkMissingShards(
+  index: Pick<ShardIndexFile, 'shards' | 'excluded'>,
+  policy: MissingShardsPolicy,
+  pattern: string,
+  indexPath: string,
+): void {
+  if (policy !== 'error' && policy !== 'skip')
+    throw new CtclipError(
+      'CONFIG_ERROR',
+      `data.missing_shards must be 'error' or 'skip', got ${JSON.stringify(policy)}`,
+    );
   if (policy === 'skip') return;
   const bad = index.shards.filter(isUnusableShard);
   if (bad.length === 0) return;
-  const why = (s: IndexedShard): string => index.excluded.find((x) => x.shard === s.file && x.key === '*')?.reason ?? (s.missing ? 'missing shard file' : s.empty ? 'empty shard' : 'unreadable shard');
+  const why = (s: IndexedShard): string =>
+    index.excluded.find((x) => x.shard === s.file && x.key === '*')?.reason ??
+    (s.missing ? 'missing shard file' : s.empty ? 'empty shard' : 'unreadable shard');
   const list = bad
     .slice(0, 10)
     .map((s) => `'${s.file}' (${why(s)})`)
@@ -728,9 +843,15 @@ const indexFileSchema = z
     createdAt: z.string().max(64),
     pattern: z.string().max(65536),
     volumeShape: z.tuple([volumeDim, volumeDim, volumeDim]),
-    volumeDtype: z.string().refine((d) => VOLUME_DTYPE_BYTES[d] !== undefined, { message: `expected one of: ${Object.keys(VOLUME_DTYPE_BYTES).join(', ')}` }),
+    volumeDtype: z.string().refine((d) => VOLUME_DTYPE_BYTES[d] !== undefined, {
+      message: `expected one of: ${Object.keys(VOLUME_DTYPE_BYTES).join(', ')}`,
+    }),
     sampleBytes: z.number().int().min(0).max(MAX_SAMPLE_BYTES),
-    numClasses: z.number().int().min(0).max(MAX_LABEL_BYTES / 4),
+    numClasses: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_LABEL_BYTES / 4),
     classNames: z.array(z.string().max(4096)).nullable(),
     classNamesSource: z.string().max(65536),
     totalSamples: safeNonNeg,
@@ -744,10 +865,18 @@ const indexFileSchema = z
     const [h, w, d] = f.volumeShape;
     const bytes = h * w * d * (VOLUME_DTYPE_BYTES[f.volumeDtype] ?? 0);
     if (bytes !== f.sampleBytes) {
-      ctx.addIssue({ code: 'custom', path: ['sampleBytes'], message: `expected volumeShape ${h}×${w}×${d} × ${VOLUME_DTYPE_BYTES[f.volumeDtype] ?? '?'} bytes (${f.volumeDtype}) = ${bytes}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sampleBytes'],
+        message: `expected volumeShape ${h}×${w}×${d} × ${VOLUME_DTYPE_BYTES[f.volumeDtype] ?? '?'} bytes (${f.volumeDtype}) = ${bytes}`,
+      });
     }
     if (f.classNames !== null && f.classNames.length !== f.numClasses) {
-      ctx.addIssue({ code: 'custom', path: ['classNames'], message: `expected ${f.numClasses} names (numClasses), got ${f.classNames.length}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['classNames'],
+        message: `expected ${f.numClasses} names (numClasses), got ${f.classNames.length}`,
+      });
     }
   });
 
@@ -762,9 +891,25 @@ const isName = (v: unknown): v is string => typeof v === 'string' && v.length >=
 function fastSample(v: unknown): IndexedSample | null {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return null;
   const o = v as Record<string, unknown>;
-  if (!isNat(o.shard) || !isName(o.key) || !isName(o.studyId) || !isExtent(o.bin) || !isExtent(o.json) || !isExtent(o.txt)) return null;
+  if (
+    !isNat(o.shard) ||
+    !isName(o.key) ||
+    !isName(o.studyId) ||
+    !isExtent(o.bin) ||
+    !isExtent(o.json) ||
+    !isExtent(o.txt)
+  )
+    return null;
   if (o.labels !== null && !isExtent(o.labels)) return null;
-  return { shard: o.shard, key: o.key, studyId: o.studyId, bin: o.bin, json: o.json, txt: o.txt, labels: o.labels as Extent | null };
+  return {
+    shard: o.shard,
+    key: o.key,
+    studyId: o.studyId,
+    bin: o.bin,
+    json: o.json,
+    txt: o.txt,
+    labels: o.labels as Extent | null,
+  };
 }
 
 /** `a.b[3].c` from a zod issue path. */
@@ -791,13 +936,19 @@ function readIndexFile(indexPath: string, cmd: string): ShardIndexFile {
   try {
     size = fs.statSync(indexPath).size;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new CtclipError('IO_ERROR', `cannot read shard index '${indexPath}': ${(e as Error).message}`, { cause: e });
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new CtclipError('IO_ERROR', `cannot read shard index '${indexPath}': ${(e as Error).message}`, {
+        cause: e,
+      });
     const manifest = path.join(path.dirname(indexPath), 'manifest.json');
     let note = '';
     if (fs.existsSync(manifest)) {
       let total = '?';
       try {
-        if (fs.statSync(manifest).size <= MAX_JSON_BYTES) total = String((JSON.parse(fs.readFileSync(manifest, 'utf8')) as { total_samples?: unknown }).total_samples ?? '?');
+        if (fs.statSync(manifest).size <= MAX_JSON_BYTES)
+          total = String(
+            (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { total_samples?: unknown }).total_samples ?? '?',
+          );
       } catch {
         /* unreadable manifest: still not trusted */
       }
@@ -806,7 +957,10 @@ function readIndexFile(indexPath: string, cmd: string): ShardIndexFile {
     throw new CtclipError('DATA_ERROR', `no ctclip shard index at '${indexPath}'.${note} Build it with: ${cmd}`);
   }
   if (size > MAX_INDEX_FILE_BYTES) {
-    throw new CtclipError('DATA_ERROR', `shard index '${indexPath}' is ${size} bytes, above the limit of ${MAX_INDEX_FILE_BYTES}; it is not a ctclip index (or rebuild it with: ${cmd})`);
+    throw new CtclipError(
+      'DATA_ERROR',
+      `shard index '${indexPath}' is ${size} bytes, above the limit of ${MAX_INDEX_FILE_BYTES}; it is not a ctclip index (or rebuild it with: ${cmd})`,
+    );
   }
   let text: string;
   try {
@@ -818,13 +972,28 @@ function readIndexFile(indexPath: string, cmd: string): ShardIndexFile {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new CtclipError('DATA_ERROR', `shard index '${indexPath}' is not valid JSON (${(e as Error).message}); rebuild it with: ${cmd}`);
+    throw new CtclipError(
+      'DATA_ERROR',
+      `shard index '${indexPath}' is not valid JSON (${(e as Error).message}); rebuild it with: ${cmd}`,
+    );
   }
   const head = raw as { format?: unknown; version?: unknown } | null;
-  if (!head || typeof head !== 'object' || Array.isArray(head) || head.format !== INDEX_FORMAT || head.version !== INDEX_VERSION) {
-    throw new CtclipError('DATA_ERROR', `'${indexPath}' is not a ctclip shard index of version ${INDEX_VERSION}; rebuild it with: ${cmd}`);
+  if (
+    !head ||
+    typeof head !== 'object' ||
+    Array.isArray(head) ||
+    head.format !== INDEX_FORMAT ||
+    head.version !== INDEX_VERSION
+  ) {
+    throw new CtclipError(
+      'DATA_ERROR',
+      `'${indexPath}' is not a ctclip shard index of version ${INDEX_VERSION}; rebuild it with: ${cmd}`,
+    );
   }
-  const invalid = (issues: ReadonlyArray<{ path: readonly PropertyKey[]; message: string }>, more: number): CtclipError => {
+  const invalid = (
+    issues: ReadonlyArray<{ path: readonly PropertyKey[]; message: string }>,
+    more: number,
+  ): CtclipError => {
     const first = issues[0];
     const extra = issues.length - 1 + more;
     return new CtclipError(
@@ -864,14 +1033,23 @@ function sampleRefProblem(s: IndexedSample, file: ShardIndexFile): string | null
     ['labels', s.labels],
   ];
   for (const [name, e] of extents) {
-    if (e && e[0] + e[1] > shard.size) return `'${name}' extent [${e[0]}, ${e[1]}] runs past the end of '${shard.file}' (${shard.size} bytes)`;
+    if (e && e[0] + e[1] > shard.size)
+      return `'${name}' extent [${e[0]}, ${e[1]}] runs past the end of '${shard.file}' (${shard.size} bytes)`;
   }
   if (s.bin[1] !== file.sampleBytes) return `'bin' is ${s.bin[1]} bytes, the index's volumes are ${file.sampleBytes}`;
-  if (file.numClasses > 0 && (!s.labels || s.labels[1] !== file.numClasses * 4)) return `labels extent is ${s.labels ? s.labels[1] : 0} bytes, expected ${file.numClasses * 4}`;
+  if (file.numClasses > 0 && (!s.labels || s.labels[1] !== file.numClasses * 4))
+    return `labels extent is ${s.labels ? s.labels[1] : 0} bytes, expected ${file.numClasses * 4}`;
   return null;
 }
 
-function openResolved(indexPath: string, files: string[], cmd: string, pattern: string, opts: OpenIndexOptions, preloaded?: ShardIndexFile): ShardIndex {
+function openResolved(
+  indexPath: string,
+  files: string[],
+  cmd: string,
+  pattern: string,
+  opts: OpenIndexOptions,
+  preloaded?: ShardIndexFile,
+): ShardIndex {
   const file = preloaded ?? readIndexFile(indexPath, cmd);
   const indexDir = path.dirname(indexPath);
   const byPath = new Map<string, number>();
@@ -881,7 +1059,11 @@ function openResolved(indexPath: string, files: string[], cmd: string, pattern: 
   const shards: IndexedShard[] = [];
   for (const f of files) {
     const i = byPath.get(f);
-    if (i === undefined) throw new CtclipError('DATA_ERROR', `shard index '${indexPath}' does not cover '${f}' (it was built for '${file.pattern}'); rebuild it with: ${cmd}`);
+    if (i === undefined)
+      throw new CtclipError(
+        'DATA_ERROR',
+        `shard index '${indexPath}' does not cover '${f}' (it was built for '${file.pattern}'); rebuild it with: ${cmd}`,
+      );
     const s = file.shards[i];
     if (verify) {
       let st: fs.Stats | null = null;
@@ -896,7 +1078,11 @@ function openResolved(indexPath: string, files: string[], cmd: string, pattern: 
       else if (st !== null && (st.size !== s.size || st.mtimeMs !== s.mtimeMs)) {
         stale = `size ${s.size} → ${st.size}, mtime ${new Date(s.mtimeMs).toISOString()} → ${new Date(st.mtimeMs).toISOString()}`;
       }
-      if (stale) throw new CtclipError('DATA_ERROR', `shard index '${indexPath}' is stale: '${f}' changed since indexing (${stale}); rebuild it with: ${cmd}`);
+      if (stale)
+        throw new CtclipError(
+          'DATA_ERROR',
+          `shard index '${indexPath}' is stale: '${f}' changed since indexing (${stale}); rebuild it with: ${cmd}`,
+        );
     }
     remap.set(i, shards.length);
     shards.push(s);
@@ -927,7 +1113,10 @@ function openResolved(indexPath: string, files: string[], cmd: string, pattern: 
   }
   const totalExcluded = excluded.reduce((n, x) => n + excludedCount(x), 0);
   if (samples.length === 0) {
-    throw new CtclipError('DATA_ERROR', `shard index '${indexPath}' has no valid samples for '${pattern}' (${totalExcluded} excluded; first: ${excluded[0] ? `${excluded[0].shard} ${excluded[0].key}: ${excluded[0].reason}` : 'none'})`);
+    throw new CtclipError(
+      'DATA_ERROR',
+      `shard index '${indexPath}' has no valid samples for '${pattern}' (${totalExcluded} excluded; first: ${excluded[0] ? `${excluded[0].shard} ${excluded[0].key}: ${excluded[0].reason}` : 'none'})`,
+    );
   }
   return {
     ...file,

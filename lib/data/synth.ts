@@ -37,7 +37,12 @@ export interface SynthReport {
 }
 
 /** Builds a report from labels (replaceable through SynthOptions.reportFn). */
-export type ReportFn = (labels: Float32Array, classNames: readonly string[], rng: Rng, prompts?: PromptTemplates) => SynthReport;
+export type ReportFn = (
+  labels: Float32Array,
+  classNames: readonly string[],
+  rng: Rng,
+  prompts?: PromptTemplates,
+) => SynthReport;
 
 /** Zero-shot prompt templates; `{p}` stands for the class name. */
 export interface PromptTemplates {
@@ -80,7 +85,11 @@ export interface SynthResult {
 }
 
 /** The zero-shot prompt sentence for a class (the class name as given, e.g. "Cardiomegaly is not present."). */
-export function promptSentence(className: string, positive: boolean, templates: PromptTemplates = DEFAULT_PROMPTS): string {
+export function promptSentence(
+  className: string,
+  positive: boolean,
+  templates: PromptTemplates = DEFAULT_PROMPTS,
+): string {
   return (positive ? templates.positive : templates.negative).split('{p}').join(className);
 }
 
@@ -165,7 +174,12 @@ const NOISE_PAD = 1024;
 /**
  * Paints the phantom for `labels` into a float16 (H, W, D) C-order volume. Values stay in [-1, 1].
  */
-export function phantomVolume(shape: [number, number, number], labels: Float32Array, classNames: readonly string[], rng: Rng): Uint16Array {
+export function phantomVolume(
+  shape: [number, number, number],
+  labels: Float32Array,
+  classNames: readonly string[],
+  rng: Rng,
+): Uint16Array {
   const [H, W, D] = shape;
   const vol = new Uint16Array(H * W * D);
   const AIR = float32ToFloat16Bits(-1);
@@ -214,26 +228,43 @@ export function phantomVolume(shape: [number, number, number], labels: Float32Ar
     ry: 0.42 + j(0.02),
     rz: 0.88,
     tissue: LUNG,
-    ...(has('Mosaic attenuation pattern') ? { bands: { tissue: LUNG_ALT, slices: Math.max(1, Math.round(D / 12)) } } : {}),
-    ...(has('Interlobular septal thickening') ? { grid: { tissue: SEPTA, period: Math.max(2, Math.round(H / 24)) } } : {}),
+    ...(has('Mosaic attenuation pattern')
+      ? { bands: { tissue: LUNG_ALT, slices: Math.max(1, Math.round(D / 12)) } }
+      : {}),
+    ...(has('Interlobular septal thickening')
+      ? { grid: { tissue: SEPTA, period: Math.max(2, Math.round(H / 24)) } }
+      : {}),
   });
   const lungs = [lungTissue(-1), lungTissue(1)];
   prims.push(...lungs);
-  if (has('Pleural effusion')) for (const l of lungs) prims.push({ ...l, bands: undefined, grid: undefined, tissue: FLUID, yMin: l.cy + l.ry * 0.45 });
+  if (has('Pleural effusion'))
+    for (const l of lungs)
+      prims.push({ ...l, bands: undefined, grid: undefined, tissue: FLUID, yMin: l.cy + l.ry * 0.45 });
   prims.push({ cx: -0.1, cy: 0.12, cz: 0, rx: 0.07, ry: 0.07, rz: Infinity, tissue: BLOOD }); // descending aorta
   const heartScale = has('Cardiomegaly') ? 1.4 : 1;
-  const heart = { cx: 0.08 + j(0.02), cy: -0.15 + j(0.02), cz: -0.2 + j(0.03), rx: 0.2 * heartScale, ry: 0.18 * heartScale, rz: 0.3 * heartScale, tissue: HEART };
-  if (has('Pericardial effusion')) prims.push({ ...heart, rx: heart.rx * 1.2, ry: heart.ry * 1.2, rz: heart.rz * 1.15, tissue: FLUID });
+  const heart = {
+    cx: 0.08 + j(0.02),
+    cy: -0.15 + j(0.02),
+    cz: -0.2 + j(0.03),
+    rx: 0.2 * heartScale,
+    ry: 0.18 * heartScale,
+    rz: 0.3 * heartScale,
+    tissue: HEART,
+  };
+  if (has('Pericardial effusion'))
+    prims.push({ ...heart, rx: heart.rx * 1.2, ry: heart.ry * 1.2, rz: heart.rz * 1.15, tissue: FLUID });
   prims.push(heart);
   const blob = (cx: number, cy: number, cz: number, r: number, t: number, rz = r * 1.4): void => {
     prims.push({ cx: cx + j(0.03), cy: cy + j(0.03), cz: cz + j(0.05), rx: r, ry: r, rz, tissue: t });
   };
-  if (has('Medical material')) prims.push({ cx: 0.12, cy: -0.3, cz: 0.35, rx: 0.025, ry: 0.025, rz: 0.5, tissue: METAL });
+  if (has('Medical material'))
+    prims.push({ cx: 0.12, cy: -0.3, cz: 0.35, rx: 0.025, ry: 0.025, rz: 0.5, tissue: METAL });
   if (has('Arterial wall calcification')) {
     blob(-0.16, 0.12, 0.25, 0.03, CALC);
     blob(-0.05, 0.17, -0.3, 0.03, CALC);
   }
-  if (has('Coronary artery wall calcification')) blob(heart.cx + heart.rx * 0.7, heart.cy - heart.ry * 0.6, heart.cz + 0.05, 0.03, CALC);
+  if (has('Coronary artery wall calcification'))
+    blob(heart.cx + heart.rx * 0.7, heart.cy - heart.ry * 0.6, heart.cz + 0.05, 0.03, CALC);
   if (has('Hiatal hernia')) blob(0.02, 0.3, -0.78, 0.09, MIXED);
   if (has('Lymphadenopathy')) {
     blob(-0.12, -0.02, 0.35, 0.05, NODE);
@@ -263,7 +294,8 @@ export function phantomVolume(shape: [number, number, number], labels: Float32Ar
   // Noise rows: one per tissue, D + NOISE_PAD values, so each column copies a shifted window.
   const rows = tissues.map(({ v, sd }) => {
     const row = new Uint16Array(D + NOISE_PAD);
-    for (let k = 0; k < row.length; k++) row[k] = float32ToFloat16Bits(Math.max(-1, Math.min(1, v + sd * rng.normal())));
+    for (let k = 0; k < row.length; k++)
+      row[k] = float32ToFloat16Bits(Math.max(-1, Math.min(1, v + sd * rng.normal())));
     return row;
   });
   const salt = rng.nextUint32();
@@ -293,7 +325,7 @@ export function phantomVolume(shape: [number, number, number], labels: Float32Ar
         if (p.grid && (h % p.grid.period === 0 || w % p.grid.period === 0)) t = p.grid.tissue;
         if (p.bands && t === p.tissue) {
           const n = p.bands.slices;
-          for (let a = d0; a <= d1; ) {
+          for (let a = d0; a <= d1;) {
             const band = Math.floor(a / n);
             const b = Math.min(d1, (band + 1) * n - 1);
             const row = rows[band % 2 ? p.bands.tissue : t];
@@ -325,19 +357,27 @@ export function synthPattern(dir: string, shards: number): string {
 export async function writeSynthDataset(opts: SynthOptions): Promise<SynthResult> {
   const { samples: N, shards: K, seed } = opts;
   const shape = opts.shape;
-  if (!Number.isInteger(N) || N < 1) throw new CtclipError('ARGUMENT_ERROR', `--samples must be a positive integer, got ${N}`);
-  if (!Number.isInteger(K) || K < 1 || K > N) throw new CtclipError('ARGUMENT_ERROR', `--shards must be an integer in [1, samples=${N}], got ${K}`);
+  if (!Number.isInteger(N) || N < 1)
+    throw new CtclipError('ARGUMENT_ERROR', `--samples must be a positive integer, got ${N}`);
+  if (!Number.isInteger(K) || K < 1 || K > N)
+    throw new CtclipError('ARGUMENT_ERROR', `--shards must be an integer in [1, samples=${N}], got ${K}`);
   if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((v) => Number.isInteger(v) && v > 0)) {
-    throw new CtclipError('ARGUMENT_ERROR', `--shape must be three positive integers H,W,D, got ${JSON.stringify(shape)}`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `--shape must be three positive integers H,W,D, got ${JSON.stringify(shape)}`,
+    );
   }
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new CtclipError('ARGUMENT_ERROR', `--seed must be a non-negative integer, got ${seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new CtclipError('ARGUMENT_ERROR', `--seed must be a non-negative integer, got ${seed}`);
   const classNames = [...(opts.classes ?? CT_RATE_CLASSES)];
   const C = classNames.length;
   const reportFn = opts.reportFn ?? defaultSynthReport;
   try {
     fs.mkdirSync(opts.out, { recursive: true });
   } catch (e) {
-    throw new CtclipError('IO_ERROR', `${opts.out}: cannot create the output folder (${(e as Error).message})`, { cause: e });
+    throw new CtclipError('IO_ERROR', `${opts.out}: cannot create the output folder (${(e as Error).message})`, {
+      cause: e,
+    });
   }
 
   const perShard = Math.ceil(N / K);
@@ -359,7 +399,10 @@ export async function writeSynthDataset(opts: SynthOptions): Promise<SynthResult
         const key = `${String(k).padStart(6, '0')}_${String(i).padStart(6, '0')}`;
         // Canonical member order (TarWriter in the reference sorts by extension): bin, json, labels, txt.
         tw.add(`${key}.bin`, new Uint8Array(vol.buffer, vol.byteOffset, vol.byteLength));
-        tw.add(`${key}.json`, Buffer.from(JSON.stringify({ study_id: studyId, volume_shape: shape, volume_dtype: 'float16' })));
+        tw.add(
+          `${key}.json`,
+          Buffer.from(JSON.stringify({ study_id: studyId, volume_shape: shape, volume_dtype: 'float16' })),
+        );
         tw.add(`${key}.labels`, new Uint8Array(labels.buffer, labels.byteOffset, labels.byteLength));
         tw.add(`${key}.txt`, Buffer.from(`${report.findings}\n${report.impressions}`, 'utf8'));
         studyIds.push(studyId);
@@ -377,21 +420,36 @@ export async function writeSynthDataset(opts: SynthOptions): Promise<SynthResult
   const vol = (id: string): string => `${id}.nii.gz`;
   writeFileAtomicSync(
     path.join(opts.out, 'reports.csv'),
-    'VolumeName,Findings_EN,Impressions_EN\n' + studyIds.map((id, i) => [vol(id), reports[i].findings, reports[i].impressions].map(csvField).join(',')).join('\n') + '\n',
+    'VolumeName,Findings_EN,Impressions_EN\n' +
+      studyIds
+        .map((id, i) => [vol(id), reports[i].findings, reports[i].impressions].map(csvField).join(','))
+        .join('\n') +
+      '\n',
   );
   writeFileAtomicSync(
     path.join(opts.out, 'labels.csv'),
     ['VolumeName', ...classNames].map(csvField).join(',') +
       '\n' +
-      studyIds.map((id, i) => [vol(id), ...Array.from(allLabels.subarray(i * C, (i + 1) * C), (v) => (v > 0.5 ? 1 : 0))].map(csvField).join(',')).join('\n') +
+      studyIds
+        .map((id, i) =>
+          [vol(id), ...Array.from(allLabels.subarray(i * C, (i + 1) * C), (v) => (v > 0.5 ? 1 : 0))]
+            .map(csvField)
+            .join(','),
+        )
+        .join('\n') +
       '\n',
   );
   writeFileAtomicSync(
     path.join(opts.out, 'metadata.csv'),
-    'VolumeName,RescaleSlope,RescaleIntercept,XYSpacing,ZSpacing\n' + studyIds.map((id) => [vol(id), 1, 0, '[0.75, 0.75]', 1.5].map(csvField).join(',')).join('\n') + '\n',
+    'VolumeName,RescaleSlope,RescaleIntercept,XYSpacing,ZSpacing\n' +
+      studyIds.map((id) => [vol(id), 1, 0, '[0.75, 0.75]', 1.5].map(csvField).join(',')).join('\n') +
+      '\n',
   );
   const corpus = reports.map((r) => cleanReport(`${r.findings}\n${r.impressions}`));
-  writeFileAtomicSync(path.join(opts.out, 'vocab.txt'), vocabToText(buildWordPieceVocab(corpus, { vocabSize: opts.vocabSize ?? 4096 })));
+  writeFileAtomicSync(
+    path.join(opts.out, 'vocab.txt'),
+    vocabToText(buildWordPieceVocab(corpus, { vocabSize: opts.vocabSize ?? 4096 })),
+  );
 
   const pattern = synthPattern(opts.out, K);
   const { index, indexPath } = await indexShards(pattern, { classNames });

@@ -65,7 +65,10 @@ export function parseTarNumber(b: Buffer, start: number, len: number): number {
     for (let i = 1; i < len; i++) v = v * 256 + b[start + i];
     return v;
   }
-  const text = b.toString('latin1', start, start + len).replace(/[\0 ]+$/g, '').replace(/^[ \0]+/, '');
+  const text = b
+    .toString('latin1', start, start + len)
+    .replace(/[\0 ]+$/g, '')
+    .replace(/^[ \0]+/, '');
   if (text === '') return 0;
   if (!/^[0-7]+$/.test(text)) return NaN;
   return parseInt(text, 8);
@@ -127,38 +130,92 @@ export async function scanTar(file: string): Promise<TarScan> {
       const magic = Buffer.alloc(2);
       await readFully(fh, magic, 2, 0);
       if (magic[0] === 0x1f && magic[1] === 0x8b) {
-        return { members, fileSize, problem: { offset: 0, reason: 'file is gzip-compressed; decompress it (random access needs a plain tar)', kind: 'compressed' } };
+        return {
+          members,
+          fileSize,
+          problem: {
+            offset: 0,
+            reason: 'file is gzip-compressed; decompress it (random access needs a plain tar)',
+            kind: 'compressed',
+          },
+        };
       }
     }
     for (;;) {
       if (pos >= fileSize) {
-        if (longName !== null || paxPath !== null) return { members, fileSize, problem: { offset: pos, reason: 'truncated tar: extended header without its member', kind: 'truncated' } };
+        if (longName !== null || paxPath !== null)
+          return {
+            members,
+            fileSize,
+            problem: { offset: pos, reason: 'truncated tar: extended header without its member', kind: 'truncated' },
+          };
         if (pos === 0) return { members, fileSize }; // a 0-byte file
         // EOF at a block boundary without the end-of-archive blocks: members after the cut are lost.
         const last = members.length ? ` after member '${members[members.length - 1].name}'` : '';
         return {
           members,
           fileSize,
-          problem: { offset: pos, reason: `truncated tar: the file ends at offset ${pos}${last} without the end-of-archive blocks (cut at a member boundary)`, kind: 'truncated' },
+          problem: {
+            offset: pos,
+            reason: `truncated tar: the file ends at offset ${pos}${last} without the end-of-archive blocks (cut at a member boundary)`,
+            kind: 'truncated',
+          },
         };
       }
       const n = await readFully(fh, header, BLOCK, pos);
-      if (n < BLOCK) return { members, fileSize, problem: { offset: pos, reason: `truncated tar: partial header (${n} of 512 bytes) at offset ${pos}`, kind: 'truncated' } };
+      if (n < BLOCK)
+        return {
+          members,
+          fileSize,
+          problem: {
+            offset: pos,
+            reason: `truncated tar: partial header (${n} of 512 bytes) at offset ${pos}`,
+            kind: 'truncated',
+          },
+        };
       if (isZeroBlock(header)) return { members, fileSize };
-      if (!checksumOk(header)) return { members, fileSize, problem: { offset: pos, reason: `corrupt tar: bad header checksum at offset ${pos}`, kind: 'corrupt' } };
+      if (!checksumOk(header))
+        return {
+          members,
+          fileSize,
+          problem: { offset: pos, reason: `corrupt tar: bad header checksum at offset ${pos}`, kind: 'corrupt' },
+        };
       if (firstHeaderOfMember < 0) firstHeaderOfMember = pos;
       const type = String.fromCharCode(header[156] || 0x30);
       let size = parseTarNumber(header, 124, 12);
-      if (!Number.isFinite(size) || size < 0) return { members, fileSize, problem: { offset: pos, reason: `corrupt tar: bad size field at offset ${pos}`, kind: 'corrupt' } };
+      if (!Number.isFinite(size) || size < 0)
+        return {
+          members,
+          fileSize,
+          problem: { offset: pos, reason: `corrupt tar: bad size field at offset ${pos}`, kind: 'corrupt' },
+        };
       if (paxSize !== null && (type === '0' || type === '7')) size = paxSize;
       const dataOffset = pos + BLOCK;
       const next = dataOffset + Math.ceil(size / BLOCK) * BLOCK;
       const truncated = dataOffset + size > fileSize;
 
       if (type === 'L' || type === 'x' || type === 'K' || type === 'g') {
-        if (truncated) return { members, fileSize, problem: { offset: pos, reason: `truncated tar: extended header payload at offset ${pos} runs past end of file`, kind: 'truncated' } };
+        if (truncated)
+          return {
+            members,
+            fileSize,
+            problem: {
+              offset: pos,
+              reason: `truncated tar: extended header payload at offset ${pos} runs past end of file`,
+              kind: 'truncated',
+            },
+          };
         if (type === 'L' || type === 'x') {
-          if (size > 16 * 1024 * 1024) return { members, fileSize, problem: { offset: pos, reason: `corrupt tar: implausible extended header size ${size} at offset ${pos}`, kind: 'corrupt' } };
+          if (size > 16 * 1024 * 1024)
+            return {
+              members,
+              fileSize,
+              problem: {
+                offset: pos,
+                reason: `corrupt tar: implausible extended header size ${size} at offset ${pos}`,
+                kind: 'corrupt',
+              },
+            };
           const payload = Buffer.alloc(size);
           await readFully(fh, payload, size, dataOffset);
           if (type === 'L') longName = cString(payload, 0, size);
@@ -196,11 +253,27 @@ export async function scanTar(file: string): Promise<TarScan> {
         if (truncated) {
           m.truncated = true;
           members.push(m);
-          return { members, fileSize, problem: { offset: pos, reason: `truncated tar: member '${name}' needs ${size} bytes at offset ${dataOffset}, file has ${fileSize}`, kind: 'truncated' } };
+          return {
+            members,
+            fileSize,
+            problem: {
+              offset: pos,
+              reason: `truncated tar: member '${name}' needs ${size} bytes at offset ${dataOffset}, file has ${fileSize}`,
+              kind: 'truncated',
+            },
+          };
         }
         members.push(m);
       } else if (truncated) {
-        return { members, fileSize, problem: { offset: pos, reason: `truncated tar: entry '${name}' at offset ${pos} runs past end of file`, kind: 'truncated' } };
+        return {
+          members,
+          fileSize,
+          problem: {
+            offset: pos,
+            reason: `truncated tar: entry '${name}' at offset ${pos} runs past end of file`,
+            kind: 'truncated',
+          },
+        };
       }
       pos = next;
     }

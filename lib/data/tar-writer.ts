@@ -62,7 +62,11 @@ export class TarWriter {
   /** Removes the temporary file and throws IO_ERROR naming the shard. */
   private fail(what: string, e: unknown): never {
     this.abort();
-    throw new CtclipError('IO_ERROR', `${this.file}: cannot ${what} (${(e as Error).message}); the partial file was removed`, { cause: e });
+    throw new CtclipError(
+      'IO_ERROR',
+      `${this.file}: cannot ${what} (${(e as Error).message}); the partial file was removed`,
+      { cause: e },
+    );
   }
 
   private write(buf: Uint8Array): void {

@@ -57,7 +57,11 @@ export function groupMembers(members: TarMember[]): { samples: GroupedSample[]; 
     if (!current) return;
     if (currentBad) problems.push({ key: current.key, reason: currentBad, code: currentCode });
     else if (seenKeys.has(current.key)) {
-      problems.push({ key: current.key, reason: `key '${current.key}' appears again later in the shard (members of a sample must be adjacent)`, code: 'duplicate_member' });
+      problems.push({
+        key: current.key,
+        reason: `key '${current.key}' appears again later in the shard (members of a sample must be adjacent)`,
+        code: 'duplicate_member',
+      });
     } else samples.push(current);
     seenKeys.add(current.key);
     current = null;
@@ -82,7 +86,12 @@ export function groupMembers(members: TarMember[]): { samples: GroupedSample[]; 
       }
       continue;
     }
-    current.members[parts.ext] = { name: m.name, offset: m.offset, size: m.size, ...(m.truncated ? { truncated: true } : {}) };
+    current.members[parts.ext] = {
+      name: m.name,
+      offset: m.offset,
+      size: m.size,
+      ...(m.truncated ? { truncated: true } : {}),
+    };
   }
   flush();
   return { samples, problems };

@@ -29,12 +29,19 @@ type Env = Record<string, string | undefined>;
 function intVar(env: Env, name: string, opts: { min: number; fallback?: number; max?: number }): number {
   const raw = env[name];
   if (raw === undefined || raw === '') {
-    if (opts.fallback === undefined) throw new CtclipError('ARGUMENT_ERROR', `environment variable ${name} is required for a distributed run but is not set`);
+    if (opts.fallback === undefined)
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `environment variable ${name} is required for a distributed run but is not set`,
+      );
     return opts.fallback;
   }
   const v = Number(raw.trim());
   if (!Number.isSafeInteger(v) || v < opts.min || (opts.max !== undefined && v > opts.max)) {
-    throw new CtclipError('ARGUMENT_ERROR', `environment variable ${name}='${raw}': expected an integer >= ${opts.min}${opts.max !== undefined ? ` and <= ${opts.max}` : ''}`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `environment variable ${name}='${raw}': expected an integer >= ${opts.min}${opts.max !== undefined ? ` and <= ${opts.max}` : ''}`,
+    );
   }
   return v;
 }
@@ -64,13 +71,22 @@ export function distEnvFrom(env: Env = process.env): DistEnv {
   if (env.RANK !== undefined && env.RANK !== '') {
     const worldSize = intVar(env, 'WORLD_SIZE', { min: 1 });
     const rank = intVar(env, 'RANK', { min: 0 });
-    if (rank >= worldSize) throw new CtclipError('ARGUMENT_ERROR', `RANK=${rank} must be smaller than WORLD_SIZE=${worldSize}`);
+    if (rank >= worldSize)
+      throw new CtclipError('ARGUMENT_ERROR', `RANK=${rank} must be smaller than WORLD_SIZE=${worldSize}`);
     const localWorldSize = intVar(env, 'LOCAL_WORLD_SIZE', { min: 1, fallback: worldSize });
     const localRank = intVar(env, 'LOCAL_RANK', { min: 0, fallback: rank % localWorldSize });
-    if (localRank >= localWorldSize) throw new CtclipError('ARGUMENT_ERROR', `LOCAL_RANK=${localRank} must be smaller than LOCAL_WORLD_SIZE=${localWorldSize}`);
+    if (localRank >= localWorldSize)
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `LOCAL_RANK=${localRank} must be smaller than LOCAL_WORLD_SIZE=${localWorldSize}`,
+      );
     const multi = worldSize > 1;
     const masterAddr = env.MASTER_ADDR || (multi ? '' : '127.0.0.1');
-    if (!masterAddr) throw new CtclipError('ARGUMENT_ERROR', 'environment variable MASTER_ADDR is required for a distributed run (WORLD_SIZE > 1) but is not set');
+    if (!masterAddr)
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        'environment variable MASTER_ADDR is required for a distributed run (WORLD_SIZE > 1) but is not set',
+      );
     return {
       rank,
       worldSize,
@@ -86,10 +102,17 @@ export function distEnvFrom(env: Env = process.env): DistEnv {
   if (env.SLURM_PROCID !== undefined && env.SLURM_NTASKS !== undefined) {
     const worldSize = intVar(env, 'SLURM_NTASKS', { min: 1 });
     const rank = intVar(env, 'SLURM_PROCID', { min: 0 });
-    if (rank >= worldSize) throw new CtclipError('ARGUMENT_ERROR', `SLURM_PROCID=${rank} must be smaller than SLURM_NTASKS=${worldSize}`);
+    if (rank >= worldSize)
+      throw new CtclipError('ARGUMENT_ERROR', `SLURM_PROCID=${rank} must be smaller than SLURM_NTASKS=${worldSize}`);
     const perNode = env.SLURM_NTASKS_PER_NODE ? Number.parseInt(env.SLURM_NTASKS_PER_NODE, 10) : NaN; // e.g. "4(x2)"
-    const masterAddr = env.MASTER_ADDR || (env.SLURM_JOB_NODELIST ? firstSlurmHost(env.SLURM_JOB_NODELIST) : worldSize > 1 ? '' : '127.0.0.1');
-    if (!masterAddr) throw new CtclipError('ARGUMENT_ERROR', 'SLURM run without MASTER_ADDR or SLURM_JOB_NODELIST: cannot find the master host');
+    const masterAddr =
+      env.MASTER_ADDR ||
+      (env.SLURM_JOB_NODELIST ? firstSlurmHost(env.SLURM_JOB_NODELIST) : worldSize > 1 ? '' : '127.0.0.1');
+    if (!masterAddr)
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        'SLURM run without MASTER_ADDR or SLURM_JOB_NODELIST: cannot find the master host',
+      );
     return {
       rank,
       worldSize,
@@ -102,5 +125,15 @@ export function distEnvFrom(env: Env = process.env): DistEnv {
       source: 'slurm',
     };
   }
-  return { rank: 0, worldSize: 1, localRank: 0, localWorldSize: 1, masterAddr: '127.0.0.1', masterPort: DEFAULT_MASTER_PORT, useAgentStore: false, restartCount: 0, source: 'single' };
+  return {
+    rank: 0,
+    worldSize: 1,
+    localRank: 0,
+    localWorldSize: 1,
+    masterAddr: '127.0.0.1',
+    masterPort: DEFAULT_MASTER_PORT,
+    useAgentStore: false,
+    restartCount: 0,
+    source: 'single',
+  };
 }

@@ -29,10 +29,26 @@ export function resolveBackend(requested: DistBackend | 'auto', cuda: boolean, h
   if (requested === 'auto') {
     if (cuda && have.nccl) return 'nccl';
     if (have.gloo) return 'gloo';
-    throw new CtclipError('DIST_ERROR', 'this build of the addon has no c10d backend (its libtorch was built without Gloo)');
+    throw new CtclipError(
+      'DIST_ERROR',
+      'this build of the addon has no c10d backend (its libtorch was built without Gloo)',
+    );
   }
-  if (!have[requested]) throw new CtclipError('CONFIG_ERROR', `distributed.backend: '${requested}' is not built into this addon's libtorch (available: ${Object.entries(have).filter(([, v]) => v).map(([k]) => k).join(', ') || 'none'})`);
-  if (requested === 'nccl' && !cuda) throw new CtclipError('CONFIG_ERROR', "distributed.backend: 'nccl' needs the model on CUDA; use 'gloo' (or 'auto') on CPU");
+  if (!have[requested])
+    throw new CtclipError(
+      'CONFIG_ERROR',
+      `distributed.backend: '${requested}' is not built into this addon's libtorch (available: ${
+        Object.entries(have)
+          .filter(([, v]) => v)
+          .map(([k]) => k)
+          .join(', ') || 'none'
+      })`,
+    );
+  if (requested === 'nccl' && !cuda)
+    throw new CtclipError(
+      'CONFIG_ERROR',
+      "distributed.backend: 'nccl' needs the model on CUDA; use 'gloo' (or 'auto') on CPU",
+    );
   return requested;
 }
 
@@ -65,7 +81,8 @@ export class ProcessGroup {
   /** Joins the job described by `env` (blocks until every rank has joined, up to the timeout). */
   static async init(env: DistEnv, opts: ProcessGroupOptions = {}): Promise<ProcessGroup> {
     const timeoutMs = opts.timeoutMs ?? 30 * 60 * 1000;
-    if (!(timeoutMs > 0)) throw new CtclipError('CONFIG_ERROR', `distributed.timeout_minutes must be > 0, got ${timeoutMs / 60000}`);
+    if (!(timeoutMs > 0))
+      throw new CtclipError('CONFIG_ERROR', `distributed.timeout_minutes must be > 0, got ${timeoutMs / 60000}`);
     const backend = resolveBackend(opts.backend ?? 'auto', opts.cuda ?? false);
     const handle = await loadAddon().distInit({
       rank: env.rank,
@@ -109,13 +126,18 @@ export class ProcessGroup {
 
   /** Every rank's rows (row width `width`, any count per rank) concatenated in rank order. */
   async gatherRows(rows: Float64Array, width: number): Promise<{ data: Float64Array; counts: number[] }> {
-    if (width < 1 || rows.length % width !== 0) throw new CtclipError('ARGUMENT_ERROR', `gatherRows: ${rows.length} values are not rows of ${width}`);
+    if (width < 1 || rows.length % width !== 0)
+      throw new CtclipError('ARGUMENT_ERROR', `gatherRows: ${rows.length} values are not rows of ${width}`);
     const n = rows.length / width;
-    const counts = Array.from(await this.sumFloat64(Array.from({ length: this.worldSize }, (_, r) => (r === this.rank ? n : 0))), (x) => Math.round(x));
+    const counts = Array.from(
+      await this.sumFloat64(Array.from({ length: this.worldSize }, (_, r) => (r === this.rank ? n : 0))),
+      (x) => Math.round(x),
+    );
     const max = Math.max(1, ...counts);
     const padded = new Float64Array(max * width);
     padded.set(rows);
-    const all = readTensor(await this.allGather(tensorFromBuffer(padded, 'float64', [max, width]))).data as Float64Array;
+    const all = readTensor(await this.allGather(tensorFromBuffer(padded, 'float64', [max, width])))
+      .data as Float64Array;
     const out = new Float64Array(counts.reduce((a, b) => a + b, 0) * width);
     let o = 0;
     for (let r = 0; r < this.worldSize; r++) {

@@ -76,7 +76,10 @@ export function parseCsv(text: string, file = '<csv>', opts: CsvParseOptions = {
       }
       if (!closed) throw new CtclipError('DATA_ERROR', `${file}: line ${qLine}: unterminated quoted field`);
       if (strict && i < n && text[i] !== ',' && text[i] !== '\r' && text[i] !== '\n') {
-        throw new CtclipError('DATA_ERROR', `${file}: line ${line}: unexpected character ${JSON.stringify(text[i])} after a closing quote`);
+        throw new CtclipError(
+          'DATA_ERROR',
+          `${file}: line ${line}: unexpected character ${JSON.stringify(text[i])} after a closing quote`,
+        );
       }
       fieldStarted = true;
       // Characters after the closing quote up to the delimiter are kept literally (lenient, like Python's csv).
@@ -100,7 +103,8 @@ export function parseCsv(text: string, file = '<csv>', opts: CsvParseOptions = {
     while (j < n) {
       const d = text.charCodeAt(j);
       if (d === 44 || d === 10 || d === 13) break;
-      if (d === 34 && strict) throw new CtclipError('DATA_ERROR', `${file}: line ${line}: stray double quote inside an unquoted field`);
+      if (d === 34 && strict)
+        throw new CtclipError('DATA_ERROR', `${file}: line ${line}: stray double quote inside an unquoted field`);
       j++;
     }
     field += text.slice(i, j);
@@ -146,7 +150,8 @@ export function csvTableFromText(text: string, file: string, required: readonly 
     if (!index.has(h)) index.set(h, k);
   });
   for (const r of required) {
-    if (!index.has(r)) throw new CtclipError('DATA_ERROR', `${file}: missing column '${r}' (header: ${header.join(', ')})`);
+    if (!index.has(r))
+      throw new CtclipError('DATA_ERROR', `${file}: missing column '${r}' (header: ${header.join(', ')})`);
   }
   const column = (name: string): number => {
     const k = index.get(name);
@@ -172,7 +177,27 @@ export function pandasStr(cell: string | undefined): string {
 }
 
 /** pandas.read_csv's default NA strings (a cell equal to one of these is NaN). */
-export const PANDAS_NA = new Set(['', '#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan', '1.#IND', '1.#QNAN', '<NA>', 'N/A', 'NA', 'NULL', 'NaN', 'None', 'n/a', 'nan', 'null']);
+export const PANDAS_NA = new Set([
+  '',
+  '#N/A',
+  '#N/A N/A',
+  '#NA',
+  '-1.#IND',
+  '-1.#QNAN',
+  '-NaN',
+  '-nan',
+  '1.#IND',
+  '1.#QNAN',
+  '<NA>',
+  'N/A',
+  'NA',
+  'NULL',
+  'NaN',
+  'None',
+  'n/a',
+  'nan',
+  'null',
+]);
 
 /** A cell value for writing. */
 export type CsvCell = string | number | null | undefined;

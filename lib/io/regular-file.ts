@@ -41,7 +41,10 @@ function openFailed(file: string, o: RegularFileOptions, e: unknown): never {
 
 function checkStats(file: string, st: fs.Stats, o: RegularFileOptions): void {
   if (!st.isFile()) {
-    throw new CtclipError(o.code ?? 'DATA_ERROR', `${o.what} '${file}' is ${fileKind(st)}, not a regular file; only regular files are read`);
+    throw new CtclipError(
+      o.code ?? 'DATA_ERROR',
+      `${o.what} '${file}' is ${fileKind(st)}, not a regular file; only regular files are read`,
+    );
   }
   if (o.maxBytes !== undefined && st.size > o.maxBytes) {
     throw new CtclipError(
@@ -86,7 +89,10 @@ export function readRegularFileSync(file: string, o: RegularFileOptions): Buffer
     for (;;) {
       if (n === buf.length) {
         if (n > cap) {
-          throw new CtclipError(o.code ?? 'DATA_ERROR', `${o.what} '${file}' grew past ${o.limitName ?? `the limit of ${cap} bytes`} while it was read`);
+          throw new CtclipError(
+            o.code ?? 'DATA_ERROR',
+            `${o.what} '${file}' grew past ${o.limitName ?? `the limit of ${cap} bytes`} while it was read`,
+          );
         }
         const bigger = Buffer.allocUnsafe(Math.min(cap + 1, buf.length * 2));
         buf.copy(bigger, 0, 0, n);
@@ -101,7 +107,11 @@ export function readRegularFileSync(file: string, o: RegularFileOptions): Buffer
       if (got === 0) break;
       n += got;
     }
-    if (n > cap) throw new CtclipError(o.code ?? 'DATA_ERROR', `${o.what} '${file}' grew past ${o.limitName ?? `the limit of ${cap} bytes`} while it was read`);
+    if (n > cap)
+      throw new CtclipError(
+        o.code ?? 'DATA_ERROR',
+        `${o.what} '${file}' grew past ${o.limitName ?? `the limit of ${cap} bytes`} while it was read`,
+      );
     return buf.subarray(0, n);
   } finally {
     fs.closeSync(fd);
@@ -109,7 +119,10 @@ export function readRegularFileSync(file: string, o: RegularFileOptions): Buffer
 }
 
 /** Async `openRegularFileSync`: a FileHandle (the caller closes it) and the size. */
-export async function openRegularFile(file: string, o: RegularFileOptions): Promise<{ handle: fs.promises.FileHandle; size: number }> {
+export async function openRegularFile(
+  file: string,
+  o: RegularFileOptions,
+): Promise<{ handle: fs.promises.FileHandle; size: number }> {
   let handle: fs.promises.FileHandle;
   try {
     handle = await fs.promises.open(file, OPEN_FLAGS);

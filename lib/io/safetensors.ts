@@ -25,7 +25,8 @@ import { CtclipError } from '../errors';
 import { writeFileAtomic } from './atomic';
 
 /** The safetensors dtype names this module reads and writes. */
-export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL';
+export type SafetensorsDtype =
+  'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL';
 
 /** Bytes per element of each dtype. */
 export const SAFETENSORS_ITEMSIZE: Readonly<Record<SafetensorsDtype, number>> = {
@@ -48,7 +49,17 @@ export const SAFETENSORS_ITEMSIZE: Readonly<Record<SafetensorsDtype, number>> = 
  * The typed array a dtype is read into. F16 and BF16 come back as their raw bits (`Uint16Array`): JavaScript has no
  * half-precision array in Node 20.
  */
-export type SafetensorsArray = Float64Array | Float32Array | BigInt64Array | BigUint64Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array;
+export type SafetensorsArray =
+  | Float64Array
+  | Float32Array
+  | BigInt64Array
+  | BigUint64Array
+  | Int32Array
+  | Uint32Array
+  | Int16Array
+  | Uint16Array
+  | Int8Array
+  | Uint8Array;
 
 /** One header entry. `dataOffsets` are relative to the start of the data section. */
 export interface SafetensorsEntry {
@@ -85,7 +96,10 @@ export interface SafetensorsFile {
   tensors: Map<string, SafetensorsTensor>;
 }
 
-const ARRAY_TYPES: Record<SafetensorsDtype, { new (buffer: ArrayBuffer, byteOffset?: number, length?: number): SafetensorsArray; name: string }> = {
+const ARRAY_TYPES: Record<
+  SafetensorsDtype,
+  { new (buffer: ArrayBuffer, byteOffset?: number, length?: number): SafetensorsArray; name: string }
+> = {
   F64: Float64Array,
   F32: Float32Array,
   F16: Uint16Array,
@@ -165,19 +179,38 @@ function swapBytes(bytes: Uint8Array, itemsize: number): void {
  * `fileSize`, when known, is checked against the data the entries describe. `what` names the file in errors.
  */
 export function parseSafetensorsHeader(prefix: Uint8Array, what = 'safetensors', fileSize?: number): SafetensorsHeader {
-  if (prefix.length < 8) throw new CtclipError('DATA_ERROR', `${what}: file is ${prefix.length} bytes; a safetensors file starts with an 8-byte header length`);
+  if (prefix.length < 8)
+    throw new CtclipError(
+      'DATA_ERROR',
+      `${what}: file is ${prefix.length} bytes; a safetensors file starts with an 8-byte header length`,
+    );
   const view = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
   const big = view.getBigUint64(0, true);
-  if (big > BigInt(MAX_HEADER_LENGTH)) throw new CtclipError('DATA_ERROR', `${what}: header length ${big} exceeds the limit of 100 MiB (${MAX_HEADER_LENGTH} bytes)`);
+  if (big > BigInt(MAX_HEADER_LENGTH))
+    throw new CtclipError(
+      'DATA_ERROR',
+      `${what}: header length ${big} exceeds the limit of 100 MiB (${MAX_HEADER_LENGTH} bytes)`,
+    );
   const headerLength = Number(big);
   if (fileSize !== undefined && 8 + headerLength > fileSize) {
-    throw new CtclipError('DATA_ERROR', `${what}: header length ${headerLength} runs past the end of the ${fileSize}-byte file`);
+    throw new CtclipError(
+      'DATA_ERROR',
+      `${what}: header length ${headerLength} runs past the end of the ${fileSize}-byte file`,
+    );
   }
-  if (prefix.length < 8 + headerLength) throw new CtclipError('DATA_ERROR', `${what}: truncated header (${prefix.length - 8} of ${headerLength} bytes)`);
+  if (prefix.length < 8 + headerLength)
+    throw new CtclipError('DATA_ERROR', `${what}: truncated header (${prefix.length - 8} of ${headerLength} bytes)`);
   const counts = countJson(prefix.subarray(8, 8 + headerLength));
-  if (counts.members > MAX_TENSORS + 1) throw new CtclipError('DATA_ERROR', `${what}: the header has ${counts.members} entries, over the limit of ${MAX_TENSORS} tensors`);
+  if (counts.members > MAX_TENSORS + 1)
+    throw new CtclipError(
+      'DATA_ERROR',
+      `${what}: the header has ${counts.members} entries, over the limit of ${MAX_TENSORS} tensors`,
+    );
   if (counts.separators > MAX_JSON_SEPARATORS) {
-    throw new CtclipError('DATA_ERROR', `${what}: the header has ${counts.separators} JSON separators, over the limit of ${MAX_JSON_SEPARATORS} (20 per tensor)`);
+    throw new CtclipError(
+      'DATA_ERROR',
+      `${what}: the header has ${counts.separators} JSON separators, over the limit of ${MAX_JSON_SEPARATORS} (20 per tensor)`,
+    );
   }
   let json: unknown;
   try {
@@ -185,50 +218,81 @@ export function parseSafetensorsHeader(prefix: Uint8Array, what = 'safetensors',
   } catch (e) {
     throw new CtclipError('DATA_ERROR', `${what}: header is not valid UTF-8 JSON (${(e as Error).message})`);
   }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new CtclipError('DATA_ERROR', `${what}: header is not a JSON object`);
+  if (json === null || typeof json !== 'object' || Array.isArray(json))
+    throw new CtclipError('DATA_ERROR', `${what}: header is not a JSON object`);
 
   const metadata: Record<string, string> = {};
   const tensors: SafetensorsEntry[] = [];
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new CtclipError('DATA_ERROR', `${what}: __metadata__ is not an object`);
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+        throw new CtclipError('DATA_ERROR', `${what}: __metadata__ is not an object`);
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof v !== 'string') throw new CtclipError('DATA_ERROR', `${what}: __metadata__.${k} is ${typeof v}; expected a string`);
+        if (typeof v !== 'string')
+          throw new CtclipError('DATA_ERROR', `${what}: __metadata__.${k} is ${typeof v}; expected a string`);
         metadata[k] = v;
       }
       continue;
     }
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
-    if (e === null || typeof e !== 'object') throw new CtclipError('DATA_ERROR', `${what}: entry "${name}" is not an object`);
-    if (!isDtype(e.dtype)) throw new CtclipError('DATA_ERROR', `${what}: entry "${name}" has dtype ${JSON.stringify(e.dtype)}; expected one of ${Object.keys(SAFETENSORS_ITEMSIZE).join(', ')}`);
+    if (e === null || typeof e !== 'object')
+      throw new CtclipError('DATA_ERROR', `${what}: entry "${name}" is not an object`);
+    if (!isDtype(e.dtype))
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${what}: entry "${name}" has dtype ${JSON.stringify(e.dtype)}; expected one of ${Object.keys(SAFETENSORS_ITEMSIZE).join(', ')}`,
+      );
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new CtclipError('DATA_ERROR', `${what}: entry "${name}" has shape ${JSON.stringify(e.shape)}; expected a list of non-negative integers`);
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${what}: entry "${name}" has shape ${JSON.stringify(e.shape)}; expected a list of non-negative integers`,
+      );
     }
     const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[1] < off[0]) {
-      throw new CtclipError('DATA_ERROR', `${what}: entry "${name}" has data_offsets ${JSON.stringify(off)}; expected [begin, end] with 0 ≤ begin ≤ end`);
+    if (
+      !Array.isArray(off) ||
+      off.length !== 2 ||
+      !off.every((d) => Number.isSafeInteger(d) && d >= 0) ||
+      off[1] < off[0]
+    ) {
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${what}: entry "${name}" has data_offsets ${JSON.stringify(off)}; expected [begin, end] with 0 ≤ begin ≤ end`,
+      );
     }
     const shape = e.shape as number[];
     const expected = numelOf(shape) * SAFETENSORS_ITEMSIZE[e.dtype];
     if (off[1] - off[0] !== expected) {
-      throw new CtclipError('DATA_ERROR', `${what}: entry "${name}" (${e.dtype} ${JSON.stringify(shape)}) spans ${off[1] - off[0]} bytes; expected ${expected}`);
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${what}: entry "${name}" (${e.dtype} ${JSON.stringify(shape)}) spans ${off[1] - off[0]} bytes; expected ${expected}`,
+      );
     }
     tensors.push({ name, dtype: e.dtype, shape: shape.slice(), dataOffsets: [off[0], off[1]] });
   }
 
   // The entries must tile [0, dataLength) exactly.
-  const byOffset = tensors.slice().sort((a, b) => a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1]);
+  const byOffset = tensors
+    .slice()
+    .sort((a, b) => a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1]);
   let end = 0;
   for (const t of byOffset) {
     if (t.dataOffsets[0] !== end) {
-      const kind = t.dataOffsets[0] < end ? 'overlaps the previous entry' : `leaves a gap (previous data ends at ${end})`;
-      throw new CtclipError('DATA_ERROR', `${what}: entry "${t.name}" starts at data offset ${t.dataOffsets[0]} and ${kind}`);
+      const kind =
+        t.dataOffsets[0] < end ? 'overlaps the previous entry' : `leaves a gap (previous data ends at ${end})`;
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${what}: entry "${t.name}" starts at data offset ${t.dataOffsets[0]} and ${kind}`,
+      );
     }
     end = t.dataOffsets[1];
   }
   const dataStart = 8 + headerLength;
   if (fileSize !== undefined && dataStart + end !== fileSize) {
-    throw new CtclipError('DATA_ERROR', `${what}: the header describes ${end} data bytes but the file has ${fileSize - dataStart}`);
+    throw new CtclipError(
+      'DATA_ERROR',
+      `${what}: the header describes ${end} data bytes but the file has ${fileSize - dataStart}`,
+    );
   }
   return { headerLength, dataStart, dataLength: end, tensors, metadata };
 }
@@ -246,7 +310,8 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
     const lenBuf = Buffer.alloc(8);
     const { bytesRead } = await fh.read(lenBuf, 0, 8, 0);
     const len = bytesRead === 8 ? lenBuf.readBigUInt64LE(0) : 0n;
-    const want = bytesRead < 8 || len > BigInt(MAX_HEADER_LENGTH) || 8n + len > BigInt(size) ? bytesRead : 8 + Number(len);
+    const want =
+      bytesRead < 8 || len > BigInt(MAX_HEADER_LENGTH) || 8n + len > BigInt(size) ? bytesRead : 8 + Number(len);
     const prefix = Buffer.alloc(want);
     if (want > 0) await fh.read(prefix, 0, want, 0);
     return parseSafetensorsHeader(prefix, file, size);
@@ -284,17 +349,30 @@ export async function readSafetensors(file: string): Promise<SafetensorsFile> {
 
 /** Checks that a tensor to write is consistent; returns its data as little-endian bytes. */
 function tensorBytes(name: string, t: SafetensorsTensor): Uint8Array {
-  if (!isDtype(t.dtype)) throw new CtclipError('ARGUMENT_ERROR', `safetensors: tensor "${name}" has dtype ${JSON.stringify(t.dtype)}; expected one of ${Object.keys(SAFETENSORS_ITEMSIZE).join(', ')}`);
+  if (!isDtype(t.dtype))
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `safetensors: tensor "${name}" has dtype ${JSON.stringify(t.dtype)}; expected one of ${Object.keys(SAFETENSORS_ITEMSIZE).join(', ')}`,
+    );
   if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new CtclipError('ARGUMENT_ERROR', `safetensors: tensor "${name}" has shape ${JSON.stringify(t.shape)}; expected non-negative integers`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `safetensors: tensor "${name}" has shape ${JSON.stringify(t.shape)}; expected non-negative integers`,
+    );
   }
   const Ctor = ARRAY_TYPES[t.dtype];
   if (!(t.data instanceof Ctor)) {
-    throw new CtclipError('ARGUMENT_ERROR', `safetensors: tensor "${name}" (${t.dtype}) holds a ${t.data?.constructor?.name ?? typeof t.data}; expected a ${Ctor.name}`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `safetensors: tensor "${name}" (${t.dtype}) holds a ${t.data?.constructor?.name ?? typeof t.data}; expected a ${Ctor.name}`,
+    );
   }
   const numel = numelOf(t.shape);
   if (t.data.length !== numel) {
-    throw new CtclipError('ARGUMENT_ERROR', `safetensors: tensor "${name}" has ${t.data.length} elements but shape ${JSON.stringify(t.shape)} needs ${numel}`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `safetensors: tensor "${name}" has ${t.data.length} elements but shape ${JSON.stringify(t.shape)} needs ${numel}`,
+    );
   }
   const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   if (LITTLE_ENDIAN_HOST) return bytes;
@@ -307,20 +385,29 @@ function tensorBytes(name: string, t: SafetensorsTensor): Uint8Array {
  * Encodes tensors (in the given order, data laid out in that order) and optional `__metadata__` into the bytes of a
  * safetensors file. Names must be unique and not `__metadata__`; metadata values must be strings.
  */
-export function encodeSafetensors(tensors: ReadonlyArray<readonly [string, SafetensorsTensor]> | ReadonlyMap<string, SafetensorsTensor>, metadata?: Record<string, string>): Buffer {
-  const list = tensors instanceof Map ? Array.from(tensors.entries()) : (tensors as ReadonlyArray<readonly [string, SafetensorsTensor]>);
+export function encodeSafetensors(
+  tensors: ReadonlyArray<readonly [string, SafetensorsTensor]> | ReadonlyMap<string, SafetensorsTensor>,
+  metadata?: Record<string, string>,
+): Buffer {
+  const list =
+    tensors instanceof Map
+      ? Array.from(tensors.entries())
+      : (tensors as ReadonlyArray<readonly [string, SafetensorsTensor]>);
   const header: Record<string, unknown> = {};
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== 'string') throw new CtclipError('ARGUMENT_ERROR', `safetensors: metadata "${k}" is ${typeof v}; expected a string`);
+      if (typeof v !== 'string')
+        throw new CtclipError('ARGUMENT_ERROR', `safetensors: metadata "${k}" is ${typeof v}; expected a string`);
     }
     header.__metadata__ = { ...metadata };
   }
   const chunks: Uint8Array[] = [];
   let offset = 0;
   for (const [name, t] of list) {
-    if (typeof name !== 'string' || name === '__metadata__') throw new CtclipError('ARGUMENT_ERROR', `safetensors: invalid tensor name ${JSON.stringify(name)}`);
-    if (Object.prototype.hasOwnProperty.call(header, name)) throw new CtclipError('ARGUMENT_ERROR', `safetensors: duplicate tensor name "${name}"`);
+    if (typeof name !== 'string' || name === '__metadata__')
+      throw new CtclipError('ARGUMENT_ERROR', `safetensors: invalid tensor name ${JSON.stringify(name)}`);
+    if (Object.prototype.hasOwnProperty.call(header, name))
+      throw new CtclipError('ARGUMENT_ERROR', `safetensors: duplicate tensor name "${name}"`);
     const bytes = tensorBytes(name, t);
     header[name] = { dtype: t.dtype, shape: t.shape.slice(), data_offsets: [offset, offset + bytes.length] };
     chunks.push(bytes);
@@ -338,8 +425,11 @@ export function encodeSafetensors(tensors: ReadonlyArray<readonly [string, Safet
  * Writes a safetensors file atomically: to a temporary file next to `file`, then renamed into place, so a reader
  * never sees a half-written file. Creates the parent folder.
  */
-export async function writeSafetensors(file: string, tensors: ReadonlyArray<readonly [string, SafetensorsTensor]> | ReadonlyMap<string, SafetensorsTensor>, metadata?: Record<string, string>): Promise<void> {
+export async function writeSafetensors(
+  file: string,
+  tensors: ReadonlyArray<readonly [string, SafetensorsTensor]> | ReadonlyMap<string, SafetensorsTensor>,
+  metadata?: Record<string, string>,
+): Promise<void> {
   const bytes = encodeSafetensors(tensors, metadata);
   await writeFileAtomic(file, bytes);
 }
-

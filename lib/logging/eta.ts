@@ -52,9 +52,13 @@ export class EtaEstimator {
   constructor(options: EtaEstimatorOptions) {
     const window = options.window ?? 100;
     if (!Number.isInteger(options.totalSteps) || options.totalSteps < 0) {
-      throw new CtclipError('ARGUMENT_ERROR', `EtaEstimator: totalSteps must be an integer >= 0, got ${options.totalSteps}`);
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `EtaEstimator: totalSteps must be an integer >= 0, got ${options.totalSteps}`,
+      );
     }
-    if (!Number.isInteger(window) || window < 1) throw new CtclipError('ARGUMENT_ERROR', `EtaEstimator: window must be an integer >= 1, got ${window}`);
+    if (!Number.isInteger(window) || window < 1)
+      throw new CtclipError('ARGUMENT_ERROR', `EtaEstimator: window must be an integer >= 1, got ${window}`);
     this.totalSteps = options.totalSteps;
     this.lastStepValue = options.startStep ?? 0;
     this.elapsedOffset = options.elapsedOffset ?? 0;
@@ -82,7 +86,8 @@ export class EtaEstimator {
 
   /** Ends the span begun by the matching pause(). */
   resume(): void {
-    if (this.pauseDepth === 0) throw new CtclipError('ARGUMENT_ERROR', 'EtaEstimator.resume() without a matching pause()');
+    if (this.pauseDepth === 0)
+      throw new CtclipError('ARGUMENT_ERROR', 'EtaEstimator.resume() without a matching pause()');
     this.pauseDepth -= 1;
     if (this.pauseDepth === 0) this.pausedSinceMark += this.now() - this.pauseStartedAt;
   }
@@ -103,14 +108,18 @@ export class EtaEstimator {
    */
   stepDone(step: number, seconds?: number): void {
     if (this.startedAt === null) throw new CtclipError('ARGUMENT_ERROR', 'EtaEstimator.stepDone() before start()');
-    if (this.pauseDepth !== 0) throw new CtclipError('ARGUMENT_ERROR', `EtaEstimator.stepDone(${step}) while paused; call resume() first`);
+    if (this.pauseDepth !== 0)
+      throw new CtclipError('ARGUMENT_ERROR', `EtaEstimator.stepDone(${step}) while paused; call resume() first`);
     const t = this.now();
     const measured = seconds ?? t - this.lastMark - this.pausedSinceMark;
     this.lastMark = t;
     this.pausedSinceMark = 0;
     this.lastStepValue = step;
     if (!Number.isFinite(measured) || measured < 0) {
-      throw new CtclipError('ARGUMENT_ERROR', `EtaEstimator.stepDone(${step}): step duration must be a finite number >= 0, got ${measured}`);
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `EtaEstimator.stepDone(${step}): step duration must be a finite number >= 0, got ${measured}`,
+      );
     }
     if (this.count === this.durations.length) this.sum -= this.durations[this.next];
     else this.count += 1;

@@ -77,7 +77,10 @@ export function formatFixed(x: number, digits: number): string {
       const plain = text.replace('.', '');
       if ((plain.charCodeAt(plain.length - 1) - 48) % 2 === 1) {
         const lowered = decrementLastDigit(plain);
-        text = digits > 0 ? `${lowered.slice(0, lowered.length - digits)}.${lowered.slice(lowered.length - digits)}` : lowered;
+        text =
+          digits > 0
+            ? `${lowered.slice(0, lowered.length - digits)}.${lowered.slice(lowered.length - digits)}`
+            : lowered;
       }
     }
   }
@@ -90,7 +93,8 @@ export function formatExp(x: number, digits: number): string {
   if (special !== null) return special;
   const negative = x < 0 || Object.is(x, -0);
   const a = Math.abs(x);
-  let [mant, expText] = a.toExponential(digits).split('e');
+  const [exponential, expText] = a.toExponential(digits).split('e');
+  let mant = exponential;
   let exp = Number(expText);
   if (a !== 0 && isExactTie(a, digits - exp)) {
     const plain = mant.replace('.', '');

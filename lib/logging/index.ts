@@ -25,7 +25,14 @@ export {
   validationHeaderLines,
   type ParsedMetricsLine,
 } from './validation-lines';
-export { METRICS_FILE, MetricsJsonlWriter, readMetricsJsonl, type MetricsEvent, type MetricsEventType, type MetricsWriterOptions } from './jsonl';
+export {
+  METRICS_FILE,
+  MetricsJsonlWriter,
+  readMetricsJsonl,
+  type MetricsEvent,
+  type MetricsEventType,
+  type MetricsWriterOptions,
+} from './jsonl';
 export {
   TensorBoardWriter,
   crc32c,
@@ -43,6 +50,15 @@ export {
   type TfEvent,
 } from './tensorboard';
 export { tensorboardDir, wandbPlan, type WandbLoggingConfig, type WandbPlan } from './wandb';
-export { REPORT_FILE, bestValidation, lineChart, loadRunData, runReportHtml, writeRunReport, type RunData, type ValidationPoint } from './run-report';
+export {
+  REPORT_FILE,
+  bestValidation,
+  lineChart,
+  loadRunData,
+  runReportHtml,
+  writeRunReport,
+  type RunData,
+  type ValidationPoint,
+} from './run-report';
 export { PROFILE_PHASES, ProfileTimer } from './profile';
 export { RunLog } from './run-log';

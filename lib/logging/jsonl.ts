@@ -68,9 +68,18 @@ function parseMetricsJsonl(text: string, file: string): MetricsEvent[] {
       throw new CtclipError('DATA_ERROR', `${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
     }
     const ev = value as MetricsEvent;
-    if (typeof ev !== 'object' || ev === null || Array.isArray(ev) || typeof ev.type !== 'string' || typeof ev.step !== 'number') {
+    if (
+      typeof ev !== 'object' ||
+      ev === null ||
+      Array.isArray(ev) ||
+      typeof ev.type !== 'string' ||
+      typeof ev.step !== 'number'
+    ) {
       if (isLast && !complete) break;
-      throw new CtclipError('DATA_ERROR', `${file}:${i + 1}: expected an object with a string "type" and a numeric "step"`);
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${file}:${i + 1}: expected an object with a string "type" and a numeric "step"`,
+      );
     }
     events.push(ev);
   }
@@ -98,7 +107,8 @@ export class MetricsJsonlWriter {
       if (k === undefined) {
         fs.writeFileSync(file, '');
       } else {
-        if (!Number.isInteger(k) || k < 0) throw new CtclipError('ARGUMENT_ERROR', `MetricsJsonlWriter: resumeStep must be an integer >= 0, got ${k}`);
+        if (!Number.isInteger(k) || k < 0)
+          throw new CtclipError('ARGUMENT_ERROR', `MetricsJsonlWriter: resumeStep must be an integer >= 0, got ${k}`);
         const kept = fs.existsSync(file) ? readMetricsJsonl(file).filter((e) => e.step <= k) : [];
         const tmp = `${file}.tmp-${process.pid}`;
         fs.writeFileSync(tmp, kept.map((e) => `${toStrictJson(e)}\n`).join(''));
@@ -116,7 +126,8 @@ export class MetricsJsonlWriter {
   /** Appends one event; `time` defaults to now. Key order: type, step, epoch, time, then the rest. */
   write(event: MetricsEvent): void {
     if (this.fd === null) throw new CtclipError('IO_ERROR', `${this.file}: write after close`);
-    if (!Number.isInteger(event.step) || event.step < 0) throw new CtclipError('ARGUMENT_ERROR', `metrics event step must be an integer >= 0, got ${event.step}`);
+    if (!Number.isInteger(event.step) || event.step < 0)
+      throw new CtclipError('ARGUMENT_ERROR', `metrics event step must be an integer >= 0, got ${event.step}`);
     const { type, step, epoch, time, ...rest } = event;
     const ordered: Record<string, unknown> = { type, step };
     if (epoch !== undefined) ordered.epoch = epoch;

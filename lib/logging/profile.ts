@@ -26,7 +26,19 @@ import { CtclipError } from '../errors';
 import { formatFixed } from './format';
 
 /** The canonical phase names, in report order. */
-export const PROFILE_PHASES = ['data', 'h2d', 'tokenize', 'forward_spatial', 'forward_temporal', 'forward_text', 'heads', 'loss', 'backward', 'allreduce', 'optimizer'] as const;
+export const PROFILE_PHASES = [
+  'data',
+  'h2d',
+  'tokenize',
+  'forward_spatial',
+  'forward_temporal',
+  'forward_text',
+  'heads',
+  'loss',
+  'backward',
+  'allreduce',
+  'optimizer',
+] as const;
 
 export class ProfileTimer {
   readonly window: number;
@@ -39,13 +51,18 @@ export class ProfileTimer {
 
   constructor(options: { window?: number } = {}) {
     this.window = options.window ?? 100;
-    if (!Number.isInteger(this.window) || this.window < 1) throw new CtclipError('ARGUMENT_ERROR', `ProfileTimer: window must be an integer >= 1, got ${this.window}`);
+    if (!Number.isInteger(this.window) || this.window < 1)
+      throw new CtclipError('ARGUMENT_ERROR', `ProfileTimer: window must be an integer >= 1, got ${this.window}`);
     this.totals = new Float64Array(this.window);
   }
 
   /** Adds `ms` to `phase` for the current step. */
   add(phase: string, ms: number): void {
-    if (!Number.isFinite(ms) || ms < 0) throw new CtclipError('ARGUMENT_ERROR', `ProfileTimer.add(${phase}): expected a finite duration >= 0 ms, got ${ms}`);
+    if (!Number.isFinite(ms) || ms < 0)
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `ProfileTimer.add(${phase}): expected a finite duration >= 0 ms, got ${ms}`,
+      );
     if (!this.phases.has(phase)) {
       this.phases.set(phase, new Float64Array(this.window));
       this.order.push(phase);
@@ -65,7 +82,8 @@ export class ProfileTimer {
 
   /** Closes the current step with its total wall time in ms. */
   endStep(totalMs: number): void {
-    if (!Number.isFinite(totalMs) || totalMs < 0) throw new CtclipError('ARGUMENT_ERROR', `ProfileTimer.endStep: expected a finite total >= 0 ms, got ${totalMs}`);
+    if (!Number.isFinite(totalMs) || totalMs < 0)
+      throw new CtclipError('ARGUMENT_ERROR', `ProfileTimer.endStep: expected a finite total >= 0 ms, got ${totalMs}`);
     for (const [name, ring] of this.phases) ring[this.slot] = this.current.get(name) ?? 0;
     this.totals[this.slot] = totalMs;
     this.current = new Map();
@@ -105,7 +123,8 @@ export class ProfileTimer {
     const width = Math.max(...rows.map((r) => r.name.length));
     const pct = (ms: number): string => (totalMs > 0 ? formatFixed((100 * ms) / totalMs, 1) : '0.0');
     const lines = [`Timing (mean over the last ${this.filled} steps):`];
-    for (const r of rows) lines.push(`  ${r.name.padEnd(width)}  ${formatFixed(r.ms, 2).padStart(9)} ms  ${pct(r.ms).padStart(5)}%`);
+    for (const r of rows)
+      lines.push(`  ${r.name.padEnd(width)}  ${formatFixed(r.ms, 2).padStart(9)} ms  ${pct(r.ms).padStart(5)}%`);
     return lines;
   }
 

@@ -80,7 +80,9 @@ export function formatResourceLine(r: ResourceStats): string {
   if (r.cuda) {
     const c = r.cuda;
     const peak = c.peakAllocatedBytes !== undefined ? ` (peak ${formatGiB(c.peakAllocatedBytes)})` : '';
-    parts.push(`Memory: GPU${c.device} ${formatGiB(c.allocatedBytes)} alloc / ${formatGiB(c.reservedBytes)} reserved${peak}`);
+    parts.push(
+      `Memory: GPU${c.device} ${formatGiB(c.allocatedBytes)} alloc / ${formatGiB(c.reservedBytes)} reserved${peak}`,
+    );
     parts.push(`RSS ${formatGiB(r.rssBytes)}`);
   } else {
     const peak = r.peakRssBytes !== undefined ? ` (peak ${formatGiB(r.peakRssBytes)})` : '';
@@ -89,7 +91,10 @@ export function formatResourceLine(r: ResourceStats): string {
   if (r.utilizationPct !== undefined && r.utilizationPct !== null && Number.isFinite(r.utilizationPct)) {
     parts.push(`Util: ${Math.round(r.utilizationPct)}%`);
   }
-  const share = r.stepTime > 0 && Number.isFinite(r.dataTime) ? Math.min(100, Math.max(0, Math.round((100 * r.dataTime) / r.stepTime))) : 0;
+  const share =
+    r.stepTime > 0 && Number.isFinite(r.dataTime)
+      ? Math.min(100, Math.max(0, Math.round((100 * r.dataTime) / r.stepTime)))
+      : 0;
   parts.push(`Data: ${formatFixed(r.dataTime, 2)}s/step (${share}%)`);
   return `  ${parts.join(' | ')}`;
 }

@@ -34,7 +34,8 @@ export class RunLog {
     this.metrics?.write({ type: 'train', step, epoch, ...values });
     if (this.tensorboard) {
       const tb: Record<string, number> = { 'train/epoch': epoch };
-      for (const [key, v] of Object.entries(values)) if (!JSONL_ONLY_TRAIN_KEYS.has(key) && Number.isFinite(v)) tb[`train/${key}`] = v;
+      for (const [key, v] of Object.entries(values))
+        if (!JSONL_ONLY_TRAIN_KEYS.has(key) && Number.isFinite(v)) tb[`train/${key}`] = v;
       this.tensorboard.addScalars(tb, step);
     }
   }
@@ -43,7 +44,13 @@ export class RunLog {
    * A 'val' record: metrics.jsonl gets the logged metrics then `details`; TensorBoard `val/<metric>` and
    * `val/per_class_auroc/<class>` (finite ones), flushed at once.
    */
-  val(step: number, epoch: number, logged: Record<string, number>, perClassAuroc: Record<string, number>, details: Record<string, unknown>): void {
+  val(
+    step: number,
+    epoch: number,
+    logged: Record<string, number>,
+    perClassAuroc: Record<string, number>,
+    details: Record<string, unknown>,
+  ): void {
     this.metrics?.write({ type: 'val', step, epoch, ...logged, ...details });
     if (this.tensorboard) {
       const tb: Record<string, number> = {};

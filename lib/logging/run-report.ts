@@ -61,7 +61,10 @@ export interface RunData {
    * Samples lost per loader ('train', 'val'): index-time exclusions, bad samples met while reading, the budget,
    * and counts by reason name (lib/data/reasons.ts). From the last `end` event; null when there is none.
    */
-  badSamples?: Record<string, { excluded_at_index: number; bad_at_read: number; budget: number; by_reason: Record<string, number> }> | null;
+  badSamples?: Record<
+    string,
+    { excluded_at_index: number; bad_at_read: number; budget: number; by_reason: Record<string, number> }
+  > | null;
 }
 
 function push(map: Map<string, Series>, key: string, step: number, value: number): void {
@@ -114,7 +117,12 @@ function fromJsonl(runDir: string, events: MetricsEvent[]): RunData {
           }
         }
       }
-      validations.push({ step: ev.step, epoch: typeof ev.epoch === 'number' ? ev.epoch : undefined, metrics, perClassAuroc });
+      validations.push({
+        step: ev.step,
+        epoch: typeof ev.epoch === 'number' ? ev.epoch : undefined,
+        metrics,
+        perClassAuroc,
+      });
     } else if (ev.type === 'best' && typeof ev.metric === 'string') {
       best = { step: ev.step, metric: ev.metric };
     } else if (ev.type === 'end' && ev.bad_samples && typeof ev.bad_samples === 'object') {
@@ -152,11 +160,15 @@ function fromTensorboard(runDir: string): RunData {
 
 /** Loads a run's metrics (metrics.jsonl, else TensorBoard). IO_ERROR when the run dir has neither. */
 export function loadRunData(runDir: string): RunData {
-  if (!fs.existsSync(runDir) || !fs.statSync(runDir).isDirectory()) throw new CtclipError('IO_ERROR', `${runDir}: not a directory`);
+  if (!fs.existsSync(runDir) || !fs.statSync(runDir).isDirectory())
+    throw new CtclipError('IO_ERROR', `${runDir}: not a directory`);
   const jsonl = path.join(runDir, METRICS_FILE);
   if (fs.existsSync(jsonl)) return fromJsonl(runDir, readMetricsJsonl(jsonl));
   if (listEventFiles(tensorboardDir(runDir)).length > 0) return fromTensorboard(runDir);
-  throw new CtclipError('IO_ERROR', `${runDir}: no ${METRICS_FILE} and no TensorBoard event files in ${tensorboardDir(runDir)}; is this a ctclip run directory?`);
+  throw new CtclipError(
+    'IO_ERROR',
+    `${runDir}: no ${METRICS_FILE} and no TensorBoard event files in ${tensorboardDir(runDir)}; is this a ctclip run directory?`,
+  );
 }
 
 /** The best validation: the last `best` event's step, else the highest finite weighted_auroc (then macro_auroc). */
@@ -192,7 +204,8 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   const norm = raw0 / mag;
   const step = (norm <= 1 ? 1 : norm <= 2 ? 2 : norm <= 5 ? 5 : 10) * mag;
   const ticks: number[] = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Math.abs(t) < step * 1e-9 ? 0 : t);
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step)
+    ticks.push(Math.abs(t) < step * 1e-9 ? 0 : t);
   return ticks;
 }
 
@@ -254,10 +267,21 @@ export function lineChart(id: string, title: string, yLabel: string, series: rea
     const color = COLORS[k % COLORS.length];
     const px = s.steps.map((x) => sx(x));
     const py = s.values.map((y) => (Number.isFinite(y) ? sy(y) : NaN));
-    body.push(el('path', { class: 'curve', 'data-series': s.name, d: pathData(px, py), fill: 'none', stroke: color, 'stroke-width': 1.5, 'stroke-linejoin': 'round' }));
+    body.push(
+      el('path', {
+        class: 'curve',
+        'data-series': s.name,
+        d: pathData(px, py),
+        fill: 'none',
+        stroke: color,
+        'stroke-width': 1.5,
+        'stroke-linejoin': 'round',
+      }),
+    );
     if (s.markers) {
       px.forEach((x, i) => {
-        if (Number.isFinite(x) && Number.isFinite(py[i])) body.push(el('circle', { class: 'point', 'data-series': s.name, cx: x, cy: py[i], r: 2.5, fill: color }));
+        if (Number.isFinite(x) && Number.isFinite(py[i]))
+          body.push(el('circle', { class: 'point', 'data-series': s.name, cx: x, cy: py[i], r: 2.5, fill: color }));
       });
     }
   });
@@ -267,7 +291,14 @@ export function lineChart(id: string, title: string, yLabel: string, series: rea
     const ly = height - 10;
     series.forEach((s, k) => {
       legend.push(
-        el('line', { x1: lx, y1: ly - 4, x2: lx + 16, y2: ly - 4, stroke: COLORS[k % COLORS.length], 'stroke-width': 2 }),
+        el('line', {
+          x1: lx,
+          y1: ly - 4,
+          x2: lx + 16,
+          y2: ly - 4,
+          stroke: COLORS[k % COLORS.length],
+          'stroke-width': 2,
+        }),
         el('text', { class: 'legend', x: lx + 20, y: ly, fill: '#222' }, s.label),
       );
       lx += 28 + s.label.length * 6.6;
@@ -275,18 +306,52 @@ export function lineChart(id: string, title: string, yLabel: string, series: rea
   }
   return el(
     'svg',
-    { class: 'line-chart', 'data-chart': id, viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': title, 'font-family': FONT, 'font-size': 11 },
+    {
+      class: 'line-chart',
+      'data-chart': id,
+      viewBox: `0 0 ${width} ${height}`,
+      width,
+      height,
+      role: 'img',
+      'aria-label': title,
+      'font-family': FONT,
+      'font-size': 11,
+    },
     el('title', null, title),
-    el('text', { class: 'chart-title', x: left + plotW / 2, y: 16, 'text-anchor': 'middle', 'font-size': 12, 'font-weight': 'bold' }, title),
+    el(
+      'text',
+      {
+        class: 'chart-title',
+        x: left + plotW / 2,
+        y: 16,
+        'text-anchor': 'middle',
+        'font-size': 12,
+        'font-weight': 'bold',
+      },
+      title,
+    ),
     el('rect', { class: 'plot-frame', x: left, y: top, width: plotW, height: plotH, fill: 'none', stroke: '#ddd' }),
-    yTicks.map((t) => el('line', { class: 'grid', x1: left, y1: sy(t), x2: left + plotW, y2: sy(t), stroke: '#f0f0f0' })),
+    yTicks.map((t) =>
+      el('line', { class: 'grid', x1: left, y1: sy(t), x2: left + plotW, y2: sy(t), stroke: '#f0f0f0' }),
+    ),
     el(
       'g',
       { class: 'axis axis-x', stroke: AXIS_COLOR },
       el('line', { x1: left, y1: top + plotH, x2: left + plotW, y2: top + plotH }),
       xTicks.map((t) => [
         el('line', { class: 'tick', x1: sx(t), y1: top + plotH, x2: sx(t), y2: top + plotH + 4 }),
-        el('text', { class: 'tick-label', x: sx(t), y: top + plotH + 15, 'text-anchor': 'middle', stroke: 'none', fill: AXIS_COLOR }, tickLabel(t, x1 - x0)),
+        el(
+          'text',
+          {
+            class: 'tick-label',
+            x: sx(t),
+            y: top + plotH + 15,
+            'text-anchor': 'middle',
+            stroke: 'none',
+            fill: AXIS_COLOR,
+          },
+          tickLabel(t, x1 - x0),
+        ),
       ]),
     ),
     el(
@@ -295,12 +360,43 @@ export function lineChart(id: string, title: string, yLabel: string, series: rea
       el('line', { x1: left, y1: top, x2: left, y2: top + plotH }),
       yTicks.map((t) => [
         el('line', { class: 'tick', x1: left - 4, y1: sy(t), x2: left, y2: sy(t) }),
-        el('text', { class: 'tick-label', x: left - 6, y: sy(t) + 3.5, 'text-anchor': 'end', stroke: 'none', fill: AXIS_COLOR }, tickLabel(t, y1 - y0)),
+        el(
+          'text',
+          { class: 'tick-label', x: left - 6, y: sy(t) + 3.5, 'text-anchor': 'end', stroke: 'none', fill: AXIS_COLOR },
+          tickLabel(t, y1 - y0),
+        ),
       ]),
     ),
-    el('text', { class: 'axis-label axis-label-x', x: left + plotW / 2, y: top + plotH + 32, 'text-anchor': 'middle', fill: AXIS_COLOR }, 'Step'),
-    el('text', { class: 'axis-label axis-label-y', x: 0, y: 0, transform: `translate(12 ${svgNumber(top + plotH / 2)}) rotate(-90)`, 'text-anchor': 'middle', fill: AXIS_COLOR }, yLabel),
-    xs.length === 0 ? el('text', { class: 'no-data', x: left + plotW / 2, y: top + plotH / 2, 'text-anchor': 'middle', fill: '#888' }, 'no finite values') : null,
+    el(
+      'text',
+      {
+        class: 'axis-label axis-label-x',
+        x: left + plotW / 2,
+        y: top + plotH + 32,
+        'text-anchor': 'middle',
+        fill: AXIS_COLOR,
+      },
+      'Step',
+    ),
+    el(
+      'text',
+      {
+        class: 'axis-label axis-label-y',
+        x: 0,
+        y: 0,
+        transform: `translate(12 ${svgNumber(top + plotH / 2)}) rotate(-90)`,
+        'text-anchor': 'middle',
+        fill: AXIS_COLOR,
+      },
+      yLabel,
+    ),
+    xs.length === 0
+      ? el(
+          'text',
+          { class: 'no-data', x: left + plotW / 2, y: top + plotH / 2, 'text-anchor': 'middle', fill: '#888' },
+          'no finite values',
+        )
+      : null,
     body,
     legend,
   );
@@ -328,7 +424,11 @@ function fmt4(v: number | undefined): string {
 }
 
 function perClassRows(point: ValidationPoint): AurocBarRow[] {
-  return Object.entries(point.perClassAuroc).map(([name, auroc]) => ({ name, auroc, note: Number.isFinite(auroc) ? undefined : 'excluded (single-valued)' }));
+  return Object.entries(point.perClassAuroc).map(([name, auroc]) => ({
+    name,
+    auroc,
+    note: Number.isFinite(auroc) ? undefined : 'excluded (single-valued)',
+  }));
 }
 
 const STYLE = `
@@ -352,7 +452,9 @@ export function runReportHtml(data: RunData, options: { created?: Date } = {}): 
 
   const trainCharts = TRAIN_CHARTS.filter((c) => data.train.has(c.key)).map((c) => {
     const s = data.train.get(c.key) as Series;
-    return lineChart(`train-${c.key}`, c.title, c.yLabel, [{ name: `train/${c.key}`, label: c.key, steps: s.steps, values: s.values }]);
+    return lineChart(`train-${c.key}`, c.title, c.yLabel, [
+      { name: `train/${c.key}`, label: c.key, steps: s.steps, values: s.values },
+    ]);
   });
 
   const valCharts: Markup[] = [];
@@ -362,30 +464,56 @@ export function runReportHtml(data: RunData, options: { created?: Date } = {}): 
       const key = `${kind}_${fam.key}`;
       const pts = data.validations.filter((v) => key in v.metrics);
       if (pts.length === 0) continue;
-      series.push({ name: `val/${key}`, label: `${kind}`, steps: pts.map((p) => p.step), values: pts.map((p) => p.metrics[key]), markers: true });
+      series.push({
+        name: `val/${key}`,
+        label: `${kind}`,
+        steps: pts.map((p) => p.step),
+        values: pts.map((p) => p.metrics[key]),
+        markers: true,
+      });
     }
     if (series.length) valCharts.push(lineChart(`val-${fam.key}`, `Validation ${fam.label}`, fam.label, series));
   }
 
   const perClass: Child[] = [];
   if (last && Object.keys(last.perClassAuroc).length) {
-    perClass.push(el('h3', null, `Last validation (step ${last.step})`), el('figure', { class: 'per-class', 'data-which': 'last' }, aurocBars(perClassRows(last))));
+    perClass.push(
+      el('h3', null, `Last validation (step ${last.step})`),
+      el('figure', { class: 'per-class', 'data-which': 'last' }, aurocBars(perClassRows(last))),
+    );
   }
   if (best && best.point !== last && Object.keys(best.point.perClassAuroc).length) {
     perClass.push(
-      el('h3', null, `Best validation (step ${best.point.step}, ${best.metric} ${fmt4(best.point.metrics[best.metric])})`),
+      el(
+        'h3',
+        null,
+        `Best validation (step ${best.point.step}, ${best.metric} ${fmt4(best.point.metrics[best.metric])})`,
+      ),
       el('figure', { class: 'per-class', 'data-which': 'best' }, aurocBars(perClassRows(best.point))),
     );
   } else if (best && best.point === last && perClass.length) {
     perClass.push(el('p', { class: 'meta' }, `The last validation is also the best (${best.metric}).`));
   }
 
-  const tableKeys = ['macro_auroc', 'weighted_auroc', 'macro_auprc', 'weighted_auprc', 'macro_f1', 'weighted_f1'].filter((k) => data.validations.some((v) => k in v.metrics));
+  const tableKeys = [
+    'macro_auroc',
+    'weighted_auroc',
+    'macro_auprc',
+    'weighted_auprc',
+    'macro_f1',
+    'weighted_f1',
+  ].filter((k) => data.validations.some((v) => k in v.metrics));
   const valTable = data.validations.length
     ? el(
         'table',
         { class: 'validations' },
-        el('tr', null, el('th', null, 'step'), el('th', null, 'epoch'), tableKeys.map((k) => el('th', null, k))),
+        el(
+          'tr',
+          null,
+          el('th', null, 'step'),
+          el('th', null, 'epoch'),
+          tableKeys.map((k) => el('th', null, k)),
+        ),
         data.validations.map((v) =>
           el(
             'tr',
@@ -413,7 +541,14 @@ export function runReportHtml(data: RunData, options: { created?: Date } = {}): 
     el(
       'html',
       { lang: 'en' },
-      el('head', null, el('meta', { charset: 'utf-8' }), el('meta', { name: 'viewport', content: 'width=device-width, initial-scale=1' }), el('title', null, `ctclip run report: ${runName}`), el('style', null, raw(STYLE))),
+      el(
+        'head',
+        null,
+        el('meta', { charset: 'utf-8' }),
+        el('meta', { name: 'viewport', content: 'width=device-width, initial-scale=1' }),
+        el('title', null, `ctclip run report: ${runName}`),
+        el('style', null, raw(STYLE)),
+      ),
       el(
         'body',
         null,
@@ -421,7 +556,9 @@ export function runReportHtml(data: RunData, options: { created?: Date } = {}): 
         el('p', { class: 'meta' }, `${path.resolve(data.runDir)} · created ${created}`),
         el('p', { class: 'meta summary' }, summary.join(' · ')),
         el('h2', null, 'Training'),
-        trainCharts.length ? el('div', { class: 'charts train-charts' }, trainCharts) : el('p', { class: 'meta' }, 'No training scalars were logged.'),
+        trainCharts.length
+          ? el('div', { class: 'charts train-charts' }, trainCharts)
+          : el('p', { class: 'meta' }, 'No training scalars were logged.'),
         el('h2', null, 'Validation'),
         valCharts.length ? el('div', { class: 'charts val-charts' }, valCharts) : null,
         valTable,
@@ -440,14 +577,21 @@ function badSamplesSection(bad: RunData['badSamples']): Markup | null {
   const loaders = Object.keys(bad).filter((k) => bad[k] && typeof bad[k] === 'object');
   if (!loaders.length) return null;
   const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
-  const reasons = [...new Set(loaders.flatMap((k) => Object.keys(bad[k].by_reason ?? {})))].filter((r) => loaders.some((k) => count(bad[k].by_reason?.[r]) > 0)).sort();
+  const reasons = [...new Set(loaders.flatMap((k) => Object.keys(bad[k].by_reason ?? {})))]
+    .filter((r) => loaders.some((k) => count(bad[k].by_reason?.[r]) > 0))
+    .sort();
   const total = (k: string): number => count(bad[k].excluded_at_index) + count(bad[k].bad_at_read);
   const label = (k: string): string => (k === 'train' ? 'training' : k === 'val' ? 'validation' : k);
   const body: Child[] = [
     el(
       'p',
       { class: 'meta' },
-      loaders.map((k) => `${label(k)}: ${total(k)} sample(s) lost (${count(bad[k].excluded_at_index)} excluded at index time, ${count(bad[k].bad_at_read)} skipped while reading; budget ${count(bad[k].budget)})`).join(' · '),
+      loaders
+        .map(
+          (k) =>
+            `${label(k)}: ${total(k)} sample(s) lost (${count(bad[k].excluded_at_index)} excluded at index time, ${count(bad[k].bad_at_read)} skipped while reading; budget ${count(bad[k].budget)})`,
+        )
+        .join(' · '),
     ),
   ];
   if (reasons.length) {
@@ -455,8 +599,20 @@ function badSamplesSection(bad: RunData['badSamples']): Markup | null {
       el(
         'table',
         { class: 'bad-samples' },
-        el('tr', null, el('th', null, 'reason'), loaders.map((k) => el('th', null, label(k)))),
-        reasons.map((r) => el('tr', { 'data-reason': r }, el('td', { style: 'text-align:left' }, r), loaders.map((k) => el('td', null, String(count(bad[k].by_reason?.[r])))))),
+        el(
+          'tr',
+          null,
+          el('th', null, 'reason'),
+          loaders.map((k) => el('th', null, label(k))),
+        ),
+        reasons.map((r) =>
+          el(
+            'tr',
+            { 'data-reason': r },
+            el('td', { style: 'text-align:left' }, r),
+            loaders.map((k) => el('td', null, String(count(bad[k].by_reason?.[r])))),
+          ),
+        ),
       ),
     );
   } else {

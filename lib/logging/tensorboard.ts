@@ -74,7 +74,11 @@ function varint(value: bigint): number[] {
 }
 
 function lengthDelimited(field: number, payload: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from(varint(BigInt((field << 3) | 2))), Buffer.from(varint(BigInt(payload.length))), payload]);
+  return Buffer.concat([
+    Buffer.from(varint(BigInt((field << 3) | 2))),
+    Buffer.from(varint(BigInt(payload.length))),
+    payload,
+  ]);
 }
 
 export interface ScalarValue {
@@ -92,7 +96,12 @@ export interface TfEvent {
 }
 
 /** Encodes an Event protobuf. */
-export function encodeEvent(event: { wallTime: number; step: number; fileVersion?: string; values?: ScalarValue[] }): Buffer {
+export function encodeEvent(event: {
+  wallTime: number;
+  step: number;
+  fileVersion?: string;
+  values?: ScalarValue[];
+}): Buffer {
   const parts: Buffer[] = [];
   const wall = Buffer.alloc(9);
   wall[0] = (1 << 3) | 1;
@@ -209,7 +218,10 @@ export function readRecords(buf: Buffer, where: string, options: { allowTruncate
     const len = buf.readBigUInt64LE(pos);
     if (len > BigInt(buf.length - pos - 16)) {
       if (options.allowTruncatedTail) break;
-      throw new CtclipError('DATA_ERROR', `${where}: truncated record at byte ${pos} (length ${len}, ${buf.length - pos - 16} bytes left)`);
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${where}: truncated record at byte ${pos} (length ${len}, ${buf.length - pos - 16} bytes left)`,
+      );
     }
     const n = Number(len);
     const data = buf.subarray(pos + 12, pos + 12 + n);
@@ -289,7 +301,10 @@ export class TensorBoardWriter {
   private readonly clock: () => number;
 
   /** Creates `dir` and a new event file in it, and writes the file_version event. */
-  constructor(readonly dir: string, options: TensorBoardWriterOptions = {}) {
+  constructor(
+    readonly dir: string,
+    options: TensorBoardWriterOptions = {},
+  ) {
     this.clock = options.clock ?? (() => Date.now() / 1000);
     const now = this.clock();
     const name = `events.out.tfevents.${Math.floor(now)}.${os.hostname()}.${process.pid}.${fileCounter++}`;
@@ -299,7 +314,9 @@ export class TensorBoardWriter {
       this.fd = fs.openSync(this.file, 'wx');
       writeAll(this.fd, frameRecord(encodeEvent({ wallTime: now, step: 0, fileVersion: 'brain.Event:2' })));
     } catch (e) {
-      throw new CtclipError('IO_ERROR', `cannot create TensorBoard event file ${this.file}: ${(e as Error).message}`, { cause: e });
+      throw new CtclipError('IO_ERROR', `cannot create TensorBoard event file ${this.file}: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
     const secs = options.flushSecs ?? 2;
     if (secs > 0) {
@@ -316,7 +333,8 @@ export class TensorBoardWriter {
   /** Queues several scalars of one step as one event. */
   addScalars(values: Record<string, number>, step: number, wallTime?: number): void {
     if (this.fd === null) throw new CtclipError('IO_ERROR', `${this.file}: addScalar after close`);
-    if (!Number.isInteger(step)) throw new CtclipError('ARGUMENT_ERROR', `TensorBoard step must be an integer, got ${step}`);
+    if (!Number.isInteger(step))
+      throw new CtclipError('ARGUMENT_ERROR', `TensorBoard step must be an integer, got ${step}`);
     const list = Object.entries(values).map(([tag, value]) => ({ tag, value }));
     if (list.length === 0) return;
     this.pending.push(frameRecord(encodeEvent({ wallTime: wallTime ?? this.clock(), step, values: list })));

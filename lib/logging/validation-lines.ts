@@ -58,7 +58,11 @@ function formatMetricValue(v: unknown): string | null {
 }
 
 /** `[YYYY-MM-DD HH:MM:SS] Step N - {prefix} | k: v, …` (see the module comment). */
-export function formatMetricsLine(step: number, metrics: Record<string, unknown>, options: { prefix?: string; time?: Date } = {}): string {
+export function formatMetricsLine(
+  step: number,
+  metrics: Record<string, unknown>,
+  options: { prefix?: string; time?: Date } = {},
+): string {
   const pairs: string[] = [];
   for (const [k, v] of Object.entries(metrics)) {
     const text = formatMetricValue(v);
@@ -128,9 +132,17 @@ const SUMMARY_METRICS: Array<[string, string]> = [
  * `Macro AUPRC`, `Macro F1`, `---`, `Weighted AUROC`, `Weighted AUPRC`, `Weighted F1`; values `.4f`. The star marks
  * `selectionMetric` (e.g. `weighted_auroc`). `numSamples` is the number actually evaluated.
  */
-export function formatValidationResults(step: number, numSamples: number, metrics: Record<string, unknown>, selectionMetric?: string): string[] {
+export function formatValidationResults(
+  step: number,
+  numSamples: number,
+  metrics: Record<string, unknown>,
+  selectionMetric?: string,
+): string[] {
   const lines = [`Validation Results (Step ${step}, ${numSamples} samples)`];
-  for (const [kind, label] of [['macro', 'Macro'], ['weighted', 'Weighted']] as const) {
+  for (const [kind, label] of [
+    ['macro', 'Macro'],
+    ['weighted', 'Weighted'],
+  ] as const) {
     if (kind === 'weighted') lines.push('---');
     for (const [key, name] of SUMMARY_METRICS) {
       const full = `${kind}_${key}`;

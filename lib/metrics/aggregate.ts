@@ -16,7 +16,16 @@ import { BinaryMetrics, BinaryOptions, DEFAULT_THRESHOLD, SortedClass, evaluateS
 import { MatrixInput, checkThreshold, toClassColumns } from './matrix';
 
 /** The per-class metrics that get macro and weighted aggregates, in the reference's order. */
-export const AGGREGATED_METRICS = ['auroc', 'auprc', 'f1', 'precision', 'recall', 'specificity', 'accuracy', 'f1_at_threshold'] as const;
+export const AGGREGATED_METRICS = [
+  'auroc',
+  'auprc',
+  'f1',
+  'precision',
+  'recall',
+  'specificity',
+  'accuracy',
+  'f1_at_threshold',
+] as const;
 
 /** A per-class metric that is aggregated. */
 export type AggregatedMetric = (typeof AGGREGATED_METRICS)[number];
@@ -104,7 +113,12 @@ export function aggregateClasses(perClass: readonly BinaryMetrics[]): AggregateM
  * Evaluates pre-sorted classes (see `sortClass`) under optional per-sample multiplicities. The bootstrap's
  * inner step; `evaluateMultiLabel` is the public entry point.
  */
-export function evaluateSortedClasses(sorted: readonly SortedClass[], weights: ArrayLike<number> | null, threshold: number, youden = false): BinaryMetrics[] {
+export function evaluateSortedClasses(
+  sorted: readonly SortedClass[],
+  weights: ArrayLike<number> | null,
+  threshold: number,
+  youden = false,
+): BinaryMetrics[] {
   return sorted.map((sc) => evaluateSorted(sc, weights, threshold, youden));
 }
 
@@ -113,15 +127,30 @@ export function evaluateSortedClasses(sorted: readonly SortedClass[], weights: A
  * and class `classNames[c]`. Returns the reference-named macro/weighted aggregates, `n_valid_classes` and
  * `per_class`. Throws `ARGUMENT_ERROR` on shape mismatches, non-binary labels, non-finite scores, n = 0.
  */
-export function evaluateMultiLabel(scores: MatrixInput, labels: MatrixInput, classNames: readonly string[], opts: MultiLabelOptions = {}): MultiLabelMetrics {
+export function evaluateMultiLabel(
+  scores: MatrixInput,
+  labels: MatrixInput,
+  classNames: readonly string[],
+  opts: MultiLabelOptions = {},
+): MultiLabelMetrics {
   const threshold = checkThreshold(opts.threshold ?? DEFAULT_THRESHOLD);
   const cols = toClassColumns(scores, labels, classNames);
   const sorted = cols.scores.map((s, c) => sortClass(s, cols.labels[c]));
-  return assembleResult(evaluateSortedClasses(sorted, null, threshold, opts.youden ?? false), classNames, cols.n, threshold);
+  return assembleResult(
+    evaluateSortedClasses(sorted, null, threshold, opts.youden ?? false),
+    classNames,
+    cols.n,
+    threshold,
+  );
 }
 
 /** Builds the result object in the reference's key order: macro, weighted, counts, per_class. */
-export function assembleResult(perClass: readonly BinaryMetrics[], classNames: readonly string[], nSamples: number, threshold: number): MultiLabelMetrics {
+export function assembleResult(
+  perClass: readonly BinaryMetrics[],
+  classNames: readonly string[],
+  nSamples: number,
+  threshold: number,
+): MultiLabelMetrics {
   const agg = aggregateClasses(perClass);
   const result = {} as MultiLabelMetrics;
   for (const key of AGGREGATE_KEYS) result[key] = agg[key];

@@ -115,14 +115,27 @@ export function sortClass(scores: Float64Array, labels: Uint8Array): SortedClass
     groupOf[k] = nGroups - 1;
   }
   if (nGroups > 0) groupEndTmp[nGroups - 1] = n;
-  return { n, order, y, nGroups, groupEnd: groupEndTmp.slice(0, nGroups), groupScore: groupScoreTmp.slice(0, nGroups), groupOf };
+  return {
+    n,
+    order,
+    y,
+    nGroups,
+    groupEnd: groupEndTmp.slice(0, nGroups),
+    groupScore: groupScoreTmp.slice(0, nGroups),
+    groupOf,
+  };
 }
 
 /**
  * Evaluates a sorted class. `weights[i]` is the multiplicity of ORIGINAL sample i (a bootstrap count), or
  * null for "every sample once". This is the hot path of the bootstrap: no allocation besides the result.
  */
-export function evaluateSorted(sc: SortedClass, weights: ArrayLike<number> | null, threshold: number, youden = false): BinaryMetrics {
+export function evaluateSorted(
+  sc: SortedClass,
+  weights: ArrayLike<number> | null,
+  threshold: number,
+  youden = false,
+): BinaryMetrics {
   const { order, y, nGroups, groupEnd, groupScore, groupOf } = sc;
 
   // Pass 1 (over samples): the weighted positives and total of every tie group, and the class totals, which
@@ -284,7 +297,11 @@ function ratio(a: number, b: number): number {
  * All per-class metrics for one class. `scores` must be finite and `labels` 0/1 (ARGUMENT_ERROR otherwise);
  * `name` is used in error messages.
  */
-export function binaryMetrics(scores: ArrayLike<number>, labels: ArrayLike<number>, opts: BinaryOptions & { name?: string } = {}): BinaryMetrics {
+export function binaryMetrics(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  opts: BinaryOptions & { name?: string } = {},
+): BinaryMetrics {
   const threshold = checkThreshold(opts.threshold ?? DEFAULT_THRESHOLD);
   const col = toBinaryColumn(scores, labels, opts.name ?? 'binaryMetrics');
   return evaluateSorted(sortClass(col.scores, col.labels), null, threshold, opts.youden ?? false);

@@ -33,7 +33,14 @@
 import { CtclipError } from '../errors';
 import { Rng } from '../rng';
 import { BinaryMetrics, DEFAULT_THRESHOLD, SortedClass, evaluateSorted, sortClass } from './binary';
-import { AGGREGATE_KEYS, AggregatedMetric, AGGREGATED_METRICS, MacroKey, WeightedKey, aggregateClasses } from './aggregate';
+import {
+  AGGREGATE_KEYS,
+  AggregatedMetric,
+  AGGREGATED_METRICS,
+  MacroKey,
+  WeightedKey,
+  aggregateClasses,
+} from './aggregate';
 import { MatrixInput, checkThreshold, toClassColumns } from './matrix';
 import { intervalPercentiles, percentileSorted } from './percentile';
 
@@ -140,7 +147,7 @@ function drawInto(counts: Float64Array, pool: Uint32Array, size: number, rng: Rn
   const m = pool.length;
   const q = Math.floor(0x100000000 / m);
   const limit = q * m;
-  for (let k = 0; k < size; ) {
+  for (let k = 0; k < size;) {
     const x = rng.nextUint32();
     if (x < limit) {
       counts[pool[Math.floor(x / q)]]++;
@@ -154,7 +161,12 @@ function drawInto(counts: Float64Array, pool: Uint32Array, size: number, rng: Rn
  * n × C multi-label evaluation (inputs as `evaluateMultiLabel`). Deterministic given `seed` (or `rng` state).
  * Throws `ARGUMENT_ERROR` on bad inputs or options.
  */
-export function bootstrapMetrics(scores: MatrixInput, labels: MatrixInput, classNames: readonly string[], opts: BootstrapOptions = {}): BootstrapResult {
+export function bootstrapMetrics(
+  scores: MatrixInput,
+  labels: MatrixInput,
+  classNames: readonly string[],
+  opts: BootstrapOptions = {},
+): BootstrapResult {
   const nResamples = opts.nResamples ?? 1000;
   if (!Number.isSafeInteger(nResamples) || nResamples < 1) {
     throw new CtclipError('ARGUMENT_ERROR', `nResamples is ${String(nResamples)}; expected a positive integer`);
@@ -164,12 +176,18 @@ export function bootstrapMetrics(scores: MatrixInput, labels: MatrixInput, class
   const threshold = checkThreshold(opts.threshold ?? DEFAULT_THRESHOLD);
   const stratify = opts.stratify ?? 'none';
   if (stratify !== 'none' && stratify !== 'any_positive' && stratify !== 'per_class') {
-    throw new CtclipError('ARGUMENT_ERROR', `stratify is ${JSON.stringify(stratify)}; expected 'none', 'any_positive' or 'per_class'`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `stratify is ${JSON.stringify(stratify)}; expected 'none', 'any_positive' or 'per_class'`,
+    );
   }
   const perClassMetrics = opts.perClassMetrics ?? ['auroc'];
   for (const m of perClassMetrics) {
     if (!(AGGREGATED_METRICS as readonly string[]).includes(m)) {
-      throw new CtclipError('ARGUMENT_ERROR', `perClassMetrics contains "${String(m)}"; expected one of ${AGGREGATED_METRICS.join(', ')}`);
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `perClassMetrics contains "${String(m)}"; expected one of ${AGGREGATED_METRICS.join(', ')}`,
+      );
     }
   }
   let seed: number | null = null;
@@ -252,7 +270,8 @@ export function bootstrapMetrics(scores: MatrixInput, labels: MatrixInput, class
   const perClassOut: BootstrapResult['per_class'] = {};
   classNames.forEach((name, c) => {
     const entry: Partial<Record<AggregatedMetric, BootstrapInterval>> = {};
-    for (const metric of perClassMetrics) entry[metric] = classBuffers[c].get(metric)!.interval(full[c][metric], pLo, pHi);
+    for (const metric of perClassMetrics)
+      entry[metric] = classBuffers[c].get(metric)!.interval(full[c][metric], pLo, pHi);
     perClassOut[name] = entry;
   });
 

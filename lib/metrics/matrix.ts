@@ -40,12 +40,16 @@ export function toClassColumns(scores: MatrixInput, labels: MatrixInput, classNa
   const nClasses = classNames.length;
   if (n === 0) throw new CtclipError('ARGUMENT_ERROR', 'scores: expected at least one row, got 0');
   if (labels.length !== n) {
-    throw new CtclipError('ARGUMENT_ERROR', `labels has ${labels.length} rows but scores has ${n}; expected the same number`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `labels has ${labels.length} rows but scores has ${n}; expected the same number`,
+    );
   }
   if (nClasses === 0) throw new CtclipError('ARGUMENT_ERROR', 'classNames: expected at least one class name');
   const seen = new Set<string>();
   for (const name of classNames) {
-    if (typeof name !== 'string') throw new CtclipError('ARGUMENT_ERROR', `classNames: expected strings, got ${typeof name}`);
+    if (typeof name !== 'string')
+      throw new CtclipError('ARGUMENT_ERROR', `classNames: expected strings, got ${typeof name}`);
     if (seen.has(name)) throw new CtclipError('ARGUMENT_ERROR', `classNames: duplicate class name "${name}"`);
     seen.add(name);
   }
@@ -60,19 +64,31 @@ export function toClassColumns(scores: MatrixInput, labels: MatrixInput, classNa
     const srow = scores[i];
     const lrow = labels[i];
     if (srow == null || srow.length !== nClasses) {
-      throw new CtclipError('ARGUMENT_ERROR', `scores row ${i} has ${srow == null ? 'no' : srow.length} columns; expected ${nClasses} (one per class name)`);
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `scores row ${i} has ${srow == null ? 'no' : srow.length} columns; expected ${nClasses} (one per class name)`,
+      );
     }
     if (lrow == null || lrow.length !== nClasses) {
-      throw new CtclipError('ARGUMENT_ERROR', `labels row ${i} has ${lrow == null ? 'no' : lrow.length} columns; expected ${nClasses} (one per class name)`);
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `labels row ${i} has ${lrow == null ? 'no' : lrow.length} columns; expected ${nClasses} (one per class name)`,
+      );
     }
     for (let c = 0; c < nClasses; c++) {
       const s = srow[c];
       if (typeof s !== 'number' || !Number.isFinite(s)) {
-        throw new CtclipError('ARGUMENT_ERROR', `scores[${i}] for class "${classNames[c]}" is ${String(s)}; expected a finite number`);
+        throw new CtclipError(
+          'ARGUMENT_ERROR',
+          `scores[${i}] for class "${classNames[c]}" is ${String(s)}; expected a finite number`,
+        );
       }
       const y = lrow[c];
       if (y !== 0 && y !== 1) {
-        throw new CtclipError('ARGUMENT_ERROR', `labels[${i}] for class "${classNames[c]}" is ${String(y)}; expected 0 or 1`);
+        throw new CtclipError(
+          'ARGUMENT_ERROR',
+          `labels[${i}] for class "${classNames[c]}" is ${String(y)}; expected 0 or 1`,
+        );
       }
       scoreCols[c][i] = s;
       labelCols[c][i] = y;
@@ -85,10 +101,17 @@ export function toClassColumns(scores: MatrixInput, labels: MatrixInput, classNa
  * Validates one class's score and label vectors (the single-class entry points) and copies them into typed
  * arrays. `what` names the class or argument in error messages.
  */
-export function toBinaryColumn(scores: ArrayLike<number>, labels: ArrayLike<number>, what = 'class'): { scores: Float64Array; labels: Uint8Array } {
+export function toBinaryColumn(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  what = 'class',
+): { scores: Float64Array; labels: Uint8Array } {
   const n = scores.length;
   if (labels.length !== n) {
-    throw new CtclipError('ARGUMENT_ERROR', `${what}: labels has length ${labels.length} but scores has ${n}; expected equal lengths`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `${what}: labels has length ${labels.length} but scores has ${n}; expected equal lengths`,
+    );
   }
   if (n === 0) throw new CtclipError('ARGUMENT_ERROR', `${what}: expected at least one sample, got 0`);
   const s = new Float64Array(n);
@@ -99,7 +122,8 @@ export function toBinaryColumn(scores: ArrayLike<number>, labels: ArrayLike<numb
       throw new CtclipError('ARGUMENT_ERROR', `${what}: scores[${i}] is ${String(v)}; expected a finite number`);
     }
     const l = labels[i];
-    if (l !== 0 && l !== 1) throw new CtclipError('ARGUMENT_ERROR', `${what}: labels[${i}] is ${String(l)}; expected 0 or 1`);
+    if (l !== 0 && l !== 1)
+      throw new CtclipError('ARGUMENT_ERROR', `${what}: labels[${i}] is ${String(l)}; expected 0 or 1`);
     s[i] = v;
     y[i] = l;
   }

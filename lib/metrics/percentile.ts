@@ -30,7 +30,8 @@ export function percentileSorted(sorted: ArrayLike<number>, q: number, length = 
 export function percentile(values: ArrayLike<number>, q: number): number {
   const copy = Float64Array.from(values);
   for (let i = 0; i < copy.length; i++) {
-    if (Number.isNaN(copy[i])) throw new CtclipError('ARGUMENT_ERROR', `percentile: values[${i}] is NaN; expected numbers`);
+    if (Number.isNaN(copy[i]))
+      throw new CtclipError('ARGUMENT_ERROR', `percentile: values[${i}] is NaN; expected numbers`);
   }
   copy.sort();
   return percentileSorted(copy, q);
@@ -48,7 +49,10 @@ export function median(values: ArrayLike<number>): number {
  */
 export function intervalPercentiles(level: number): [number, number] {
   if (typeof level !== 'number' || !(level > 0 && level < 1)) {
-    throw new CtclipError('ARGUMENT_ERROR', `confidence level is ${String(level)}; expected a number strictly between 0 and 1 (e.g. 0.95)`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `confidence level is ${String(level)}; expected a number strictly between 0 and 1 (e.g. 0.95)`,
+    );
   }
   const lo = Number((50 * (1 - level)).toPrecision(12));
   const hi = Number((50 * (1 + level)).toPrecision(12));

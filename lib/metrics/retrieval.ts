@@ -56,25 +56,35 @@ function toSquare(similarity: SimilarityInput, n?: number): { data: Float64Array
   if (similarity instanceof Float64Array) {
     size = n ?? Math.round(Math.sqrt(similarity.length));
     if (!Number.isInteger(size) || size < 1 || size * size !== similarity.length) {
-      throw new CtclipError('ARGUMENT_ERROR', `similarity has ${similarity.length} values; expected n·n for n = ${n ?? 'a whole number'} (volumes × reports, row-major)`);
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `similarity has ${similarity.length} values; expected n·n for n = ${n ?? 'a whole number'} (volumes × reports, row-major)`,
+      );
     }
     data = similarity;
   } else {
     size = similarity.length;
     if (size < 1) throw new CtclipError('ARGUMENT_ERROR', 'similarity: expected at least one row');
-    if (n !== undefined && n !== size) throw new CtclipError('ARGUMENT_ERROR', `similarity has ${size} rows; expected n = ${n}`);
+    if (n !== undefined && n !== size)
+      throw new CtclipError('ARGUMENT_ERROR', `similarity has ${size} rows; expected n = ${n}`);
     data = new Float64Array(size * size);
     for (let i = 0; i < size; i++) {
       const row = similarity[i];
       if (row == null || row.length !== size) {
-        throw new CtclipError('ARGUMENT_ERROR', `similarity row ${i} has ${row == null ? 'no' : row.length} columns; expected ${size} (a square volumes × reports matrix)`);
+        throw new CtclipError(
+          'ARGUMENT_ERROR',
+          `similarity row ${i} has ${row == null ? 'no' : row.length} columns; expected ${size} (a square volumes × reports matrix)`,
+        );
       }
       for (let j = 0; j < size; j++) data[i * size + j] = row[j];
     }
   }
   for (let k = 0; k < data.length; k++) {
     if (Number.isNaN(data[k])) {
-      throw new CtclipError('ARGUMENT_ERROR', `similarity[${Math.floor(k / size)}][${k % size}] is NaN; expected a number`);
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `similarity[${Math.floor(k / size)}][${k % size}] is NaN; expected a number`,
+      );
     }
   }
   return { data, n: size };
@@ -133,23 +143,42 @@ export function summarizeRanks(ranks: ArrayLike<number>): RetrievalDirection {
   };
   let sum = 0;
   for (let i = 0; i < m; i++) sum += ranks[i];
-  return { r1: recallAt(1), r5: recallAt(5), r10: recallAt(10), r50: recallAt(50), mean_rank: sum / m, median_rank: median(ranks) };
+  return {
+    r1: recallAt(1),
+    r5: recallAt(5),
+    r10: recallAt(10),
+    r50: recallAt(50),
+    mean_rank: sum / m,
+    median_rank: median(ranks),
+  };
 }
 
 /**
  * Retrieval metrics of an n × n volume × report similarity matrix (row-major `Float64Array` with `n`, or an
  * array of rows). Throws `ARGUMENT_ERROR` if it is not square or contains NaN.
  */
-export function retrievalMetrics(similarity: SimilarityInput, n?: number, opts: RetrievalOptions = {}): RetrievalMetrics {
+export function retrievalMetrics(
+  similarity: SimilarityInput,
+  n?: number,
+  opts: RetrievalOptions = {},
+): RetrievalMetrics {
   const ties = checkTies(opts.ties);
   const ranks = retrievalRanks(similarity, n, { ties });
-  return { n: ranks.imageToText.length, ties, image_to_text: summarizeRanks(ranks.imageToText), text_to_image: summarizeRanks(ranks.textToImage) };
+  return {
+    n: ranks.imageToText.length,
+    ties,
+    image_to_text: summarizeRanks(ranks.imageToText),
+    text_to_image: summarizeRanks(ranks.textToImage),
+  };
 }
 
 function checkTies(ties: TieMode | undefined): TieMode {
   const mode = ties ?? 'pessimistic';
   if (mode !== 'pessimistic' && mode !== 'optimistic' && mode !== 'average') {
-    throw new CtclipError('ARGUMENT_ERROR', `ties is ${JSON.stringify(mode)}; expected 'pessimistic', 'optimistic' or 'average'`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `ties is ${JSON.stringify(mode)}; expected 'pessimistic', 'optimistic' or 'average'`,
+    );
   }
   return mode;
 }

@@ -32,7 +32,10 @@ function bool() {
 }
 
 function oneOf<const T extends readonly [string, ...string[]]>(values: T, hint = '') {
-  const expected = values.map((v) => `'${v}'`).join(', ').replace(/, ([^,]*)$/, ' or $1');
+  const expected = values
+    .map((v) => `'${v}'`)
+    .join(', ')
+    .replace(/, ([^,]*)$/, ' or $1');
   return z.enum(values, { error: () => `${expected}${hint}` });
 }
 
@@ -40,7 +43,9 @@ function oneOf<const T extends readonly [string, ...string[]]>(values: T, hint =
 function obj<S extends z.ZodRawShape>(shape: S, expected = 'an object') {
   return z.strictObject(shape, {
     error: (iss) =>
-      iss.code === 'unrecognized_keys' ? `unknown key '${iss.keys[0]}' (known: ${Object.keys(shape).join(', ')})` : expected,
+      iss.code === 'unrecognized_keys'
+        ? `unknown key '${iss.keys[0]}' (known: ${Object.keys(shape).join(', ')})`
+        : expected,
   });
 }
 
@@ -85,7 +90,10 @@ const ctvitShape = {
 export const CTViTConfigSchema = obj(ctvitShape).superRefine(divisible('image_size', 'patch_size'));
 
 /** The image encoder inside CT-CLIP: the CTViT config without its seed (CT-CLIP seeds it from its own). */
-const CTClipImageSchema = obj({ ...ctvitShape, seed: int(0).optional() }, 'an object: the CTViT config, model.image_encoder')
+const CTClipImageSchema = obj(
+  { ...ctvitShape, seed: int(0).optional() },
+  'an object: the CTViT config, model.image_encoder',
+)
   .superRefine(divisible('image_size', 'patch_size'))
   .transform(({ seed: _seed, ...image }) => image);
 
@@ -198,7 +206,8 @@ export function parseNativeConfig<S extends z.ZodType>(schema: S, value: unknown
   // Array positions (betas[1]) are reported as the array's key, with the whole array as the value.
   const path = [...issue.path];
   while (path.length > 0 && typeof path[path.length - 1] === 'number') path.pop();
-  const wholeObject = issue.code === 'unrecognized_keys' || (issue.code === 'custom' && issue.params?.objectLevel === true);
+  const wholeObject =
+    issue.code === 'unrecognized_keys' || (issue.code === 'custom' && issue.params?.objectLevel === true);
   const objectPath = wholeObject ? path : path.slice(0, -1);
   const at = `${where}${objectPath.length > 0 ? ` ${objectPath.join(' ')}` : ''}`;
   if (objectPath === path) return fail(`${at}: ${issue.message}`);
@@ -219,7 +228,10 @@ function fail(message: string): never {
  */
 export function modelConfigFromConfig(cfg: Config, vocabSize: number): CTClipNativeConfig {
   if (!Number.isSafeInteger(vocabSize) || vocabSize < 1) {
-    throw new CtclipError('ARGUMENT_ERROR', `modelConfigFromConfig: vocabSize must be a positive integer, got ${vocabSize}`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `modelConfigFromConfig: vocabSize must be a positive integer, got ${vocabSize}`,
+    );
   }
   const m = cfg.model;
   const te = m.text_encoder;

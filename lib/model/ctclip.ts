@@ -84,7 +84,10 @@ export function textTensors(enc: BatchEncoding): { inputIds: TensorHandle; atten
  * The zero-shot prompt texts, class after class: [positive(c0), negative(c0), positive(c1), …], from the
  * `validation.prompts` templates (`{p}` = class name). Encode them once per evaluation.
  */
-export function zeroShotPromptTexts(classes: readonly string[], prompts: { positive: string; negative: string }): string[] {
+export function zeroShotPromptTexts(
+  classes: readonly string[],
+  prompts: { positive: string; negative: string },
+): string[] {
   for (const [key, template] of Object.entries(prompts)) {
     if (typeof template !== 'string' || !template.includes('{p}')) {
       throw argError(`validation.prompts.${key}: the template must contain '{p}', got ${JSON.stringify(template)}`);
@@ -99,7 +102,9 @@ export function zeroShotPromptTexts(classes: readonly string[], prompts: { posit
 
 function checkLr(lr: number, fn: string): void {
   if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0) {
-    throw argError(`${fn}: the learning rate (training.learning_rate schedule) must be a finite number >= 0, got ${lr}`);
+    throw argError(
+      `${fn}: the learning rate (training.learning_rate schedule) must be a finite number >= 0, got ${lr}`,
+    );
   }
 }
 
@@ -140,7 +145,8 @@ export class CTClip {
    * `resolveDevice` (./device.ts) to turn a request ('auto', 'cuda') into a concrete device first.
    */
   async to(device: string): Promise<this> {
-    if (typeof device !== 'string') throw argError(`to(device): device must be a string ('cpu', 'cuda' or 'cuda:N'), got ${JSON.stringify(device)}`);
+    if (typeof device !== 'string')
+      throw argError(`to(device): device must be a string ('cpu', 'cuda' or 'cuda:N'), got ${JSON.stringify(device)}`);
     await loadAddon().ctclipToDevice(this.handle, device);
     return this;
   }
@@ -163,8 +169,13 @@ export class CTClip {
    * Copies tensors into the model by name; the stale `text_transformer.embeddings.position_ids` of older files is
    * dropped. Strict (default) refuses missing or unexpected keys.
    */
-  loadStateDict(names: string[], tensors: TensorHandle[], opts: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
-    if (names.length !== tensors.length) throw argError(`loadStateDict: ${names.length} names but ${tensors.length} tensors`);
+  loadStateDict(
+    names: string[],
+    tensors: TensorHandle[],
+    opts: { strict?: boolean } = {},
+  ): { missing: string[]; unexpected: string[] } {
+    if (names.length !== tensors.length)
+      throw argError(`loadStateDict: ${names.length} names but ${tensors.length} tensors`);
     return loadAddon().ctclipLoadStateDict(this.handle, names, tensors, { strict: opts.strict ?? true });
   }
 
@@ -183,9 +194,14 @@ export class CTClip {
   ): Promise<CTClipForwardResult & { grads?: { names: string[]; tensors: TensorHandle[] } }> {
     const a = opts.accumulationSteps ?? 1;
     if (!Number.isSafeInteger(a) || a < 1) {
-      throw argError(`accumulate: accumulationSteps (training.gradient_accumulation_steps) must be an integer >= 1, got ${a}`);
+      throw argError(
+        `accumulate: accumulationSteps (training.gradient_accumulation_steps) must be an integer >= 1, got ${a}`,
+      );
     }
-    return loadAddon().ctclipAccumulate(this.handle, batch.inputIds, batch.attentionMask, batch.volumes, { ...opts, accumulationSteps: a });
+    return loadAddon().ctclipAccumulate(this.handle, batch.inputIds, batch.attentionMask, batch.volumes, {
+      ...opts,
+      accumulationSteps: a,
+    });
   }
 
   /** Unscale, pre-clip norm, skip if non-finite, clip, AdamW at `lr`, loss-scale update, gradients reset. */
@@ -254,7 +270,11 @@ export class CTClip {
    * element 0. `promptLatents` is (C, 2, latent) or (2·C, latent) ordered as `zeroShotPromptTexts`. The scale
    * defaults to the model's exp(temperature).
    */
-  zeroShot(imageLatents: TensorHandle, promptLatents: TensorHandle, opts: { scale?: number } = {}): Promise<{ logits: TensorHandle; pPresent: TensorHandle }> {
+  zeroShot(
+    imageLatents: TensorHandle,
+    promptLatents: TensorHandle,
+    opts: { scale?: number } = {},
+  ): Promise<{ logits: TensorHandle; pPresent: TensorHandle }> {
     if (opts.scale !== undefined && (typeof opts.scale !== 'number' || !Number.isFinite(opts.scale))) {
       throw argError(`zeroShot: scale must be a finite number, got ${opts.scale}`);
     }

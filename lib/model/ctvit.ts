@@ -19,7 +19,14 @@ import {
 } from '../native';
 import { CTViTConfigSchema, parseNativeConfig, type CTViTConfig, type ResolvedCTViTConfig } from './config';
 
-export type { CTViTConfig, CTViTForwardBackwardResult, CTViTForwardResult, CTViTInfo, CTViTTensorKind, ResolvedCTViTConfig };
+export type {
+  CTViTConfig,
+  CTViTForwardBackwardResult,
+  CTViTForwardResult,
+  CTViTInfo,
+  CTViTTensorKind,
+  ResolvedCTViTConfig,
+};
 
 /** Validates a CTViT config and fills the defaults (channels 1, use_cpb true, vq straight_through, decay 0.8). */
 export function resolveCTViTConfig(config: unknown): ResolvedCTViTConfig {
@@ -57,7 +64,12 @@ export interface CTViTFlops {
  * 2 matmuls · 2·rows·heads·n²·dh; the CPB MLP once per call 2·S²·(2D + D² + D·heads); the VQ cosine distances
  * 2·N·K·D (+ the same again for the EMA sums in training).
  */
-export function ctvitFlops(config: ResolvedCTViTConfig, batch: number, frames: number, opts: { train?: boolean } = {}): CTViTFlops {
+export function ctvitFlops(
+  config: ResolvedCTViTConfig,
+  batch: number,
+  frames: number,
+  opts: { train?: boolean } = {},
+): CTViTFlops {
   const [T, H, W] = ctvitGrid(config, frames);
   const D = config.dim;
   const S = H * W;
@@ -65,7 +77,8 @@ export function ctvitFlops(config: ResolvedCTViTConfig, batch: number, frames: n
   const P = config.channels * config.temporal_patch_size * config.patch_size * config.patch_size;
   const inner = config.heads * config.dim_head;
   const I = feedForwardInnerDim(D);
-  const dense = 2 * N * D * (inner + 2 * inner) + 2 * N * inner * D + (2 * N * D * 2 * I + 2 * N * I * D) + 2 * N * D * 27;
+  const dense =
+    2 * N * D * (inner + 2 * inner) + 2 * N * inner * D + (2 * N * D * 2 * I + 2 * N * I * D) + 2 * N * D * 27;
   const spatialAttn = 2 * 2 * (batch * T * config.heads) * S * S * config.dim_head;
   const temporalAttn = 2 * 2 * (batch * S * config.heads) * T * T * config.dim_head;
   const breakdown: Record<string, number> = {
@@ -152,7 +165,11 @@ export class CTViT {
   }
 
   /** Copies tensors into the model by name. Strict (default) refuses missing or unexpected keys. */
-  loadStateDict(names: string[], tensors: TensorHandle[], opts: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
+  loadStateDict(
+    names: string[],
+    tensors: TensorHandle[],
+    opts: { strict?: boolean } = {},
+  ): { missing: string[]; unexpected: string[] } {
     if (names.length !== tensors.length) {
       throw new CtclipError('ARGUMENT_ERROR', `loadStateDict: ${names.length} names but ${tensors.length} tensors`);
     }

@@ -53,8 +53,10 @@ function noGpu(requested: string, count: number): string {
 }
 
 function checkContext(count: number, localRank: number): void {
-  if (!Number.isSafeInteger(count) || count < 0) throw new CtclipError('ARGUMENT_ERROR', `resolveDevice: cudaDeviceCount must be an integer >= 0, got ${count}`);
-  if (!Number.isSafeInteger(localRank) || localRank < 0) throw new CtclipError('ARGUMENT_ERROR', `resolveDevice: localRank must be an integer >= 0, got ${localRank}`);
+  if (!Number.isSafeInteger(count) || count < 0)
+    throw new CtclipError('ARGUMENT_ERROR', `resolveDevice: cudaDeviceCount must be an integer >= 0, got ${count}`);
+  if (!Number.isSafeInteger(localRank) || localRank < 0)
+    throw new CtclipError('ARGUMENT_ERROR', `resolveDevice: localRank must be an integer >= 0, got ${localRank}`);
 }
 
 /** The concrete device for `requested` (see the module comment); CONFIG_ERROR naming `ctx.key` otherwise. */
@@ -70,7 +72,10 @@ export function resolveDevice(requested: DeviceRequest | string, ctx: DeviceCont
   if (requested === 'cuda') {
     if (count === 0) throw configError(key, noGpu(requested, count));
     if (localRank >= count) {
-      throw configError(key, `'cuda' maps local rank ${localRank} to cuda:${localRank}, but libtorch reports ${devices(count)}; start at most ${count} ranks per node or use 'auto'`);
+      throw configError(
+        key,
+        `'cuda' maps local rank ${localRank} to cuda:${localRank}, but libtorch reports ${devices(count)}; start at most ${count} ranks per node or use 'auto'`,
+      );
     }
     return `cuda:${localRank}`;
   }
@@ -116,11 +121,19 @@ export function configuredDevice(
   if (use_cuda === false) return 'cpu';
   if (count === 0) {
     if (use_cuda === 'auto') return 'cpu';
-    throw configError('device.use_cuda', `true needs a CUDA device, but libtorch reports none (a CPU-only libtorch, or no GPU visible); set device.use_cuda to 'auto' or false to run on the CPU`);
+    throw configError(
+      'device.use_cuda',
+      `true needs a CUDA device, but libtorch reports none (a CPU-only libtorch, or no GPU visible); set device.use_cuda to 'auto' or false to run on the CPU`,
+    );
   }
   // Launched: one GPU per local rank (LOCAL_RANK wins over device.cuda_device). 'auto' wraps around the GPUs there
   // are; true insists on cuda:<LOCAL_RANK>.
-  if (launched !== null) return resolveDevice(use_cuda === true ? 'cuda' : 'auto', { cudaDeviceCount: count, localRank: launched, key: 'device.use_cuda' });
+  if (launched !== null)
+    return resolveDevice(use_cuda === true ? 'cuda' : 'auto', {
+      cudaDeviceCount: count,
+      localRank: launched,
+      key: 'device.use_cuda',
+    });
   return resolveDevice(`cuda:${cuda_device}`, { cudaDeviceCount: count, localRank: 0, key: 'device.cuda_device' });
 }
 
@@ -154,7 +167,8 @@ export function deviceFor(
 
 /** How the config's `device` section reads, for log lines ("device.use_cuda auto, device.cuda_device 0"). */
 export function describeDeviceConfig(section: DeviceSection, launchedLocalRank: number | null = null): string {
-  const where = launchedLocalRank !== null ? `LOCAL_RANK ${launchedLocalRank}` : `device.cuda_device ${section.cuda_device}`;
+  const where =
+    launchedLocalRank !== null ? `LOCAL_RANK ${launchedLocalRank}` : `device.cuda_device ${section.cuda_device}`;
   return `device.use_cuda ${String(section.use_cuda)}, ${where}`;
 }
 

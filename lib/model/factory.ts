@@ -16,7 +16,10 @@ export function vocabFile(cfg: Config): string {
   const te = cfg.model.text_encoder;
   if (te.vocab) return te.vocab;
   if (te.path) return path.join(te.path, 'vocab.txt');
-  throw new CtclipError('CONFIG_ERROR', 'model.text_encoder.vocab (a vocab.txt) or model.text_encoder.path (a Hugging Face BERT folder) must be set');
+  throw new CtclipError(
+    'CONFIG_ERROR',
+    'model.text_encoder.vocab (a vocab.txt) or model.text_encoder.path (a Hugging Face BERT folder) must be set',
+  );
 }
 
 /**
@@ -27,7 +30,10 @@ export function resolveClassNames(cfg: Config, index: ShardIndex | null, indexNa
   if (cfg.data.class_names) return [...cfg.data.class_names];
   if (cfg.data.labels_valid) return classNamesFromLabelsCsv(cfg.data.labels_valid);
   if (index?.classNames) return [...index.classNames];
-  throw new CtclipError('CONFIG_ERROR', `no class names: set data.labels_valid (a labels CSV) or data.class_names, or index the ${indexName} with --labels-csv`);
+  throw new CtclipError(
+    'CONFIG_ERROR',
+    `no class names: set data.labels_valid (a labels CSV) or data.class_names, or index the ${indexName} with --labels-csv`,
+  );
 }
 
 /** The WordPiece tokenizer the config names (`vocabFile`, `model.text_encoder.do_lower_case`). */

@@ -14,7 +14,14 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { CheckpointManager, LATEST_POINTER, MANIFEST_FILE, MODEL_PART, parseCheckpointName, readMeta } from '../checkpoint';
+import {
+  CheckpointManager,
+  LATEST_POINTER,
+  MANIFEST_FILE,
+  MODEL_PART,
+  parseCheckpointName,
+  readMeta,
+} from '../checkpoint';
 import { hashFile } from '../checkpoint/manifest';
 import type { Config } from '../config/schema';
 import { CtclipError } from '../errors';
@@ -42,7 +49,10 @@ export interface ResolvedWeights {
 }
 
 /** Where the weights of `--checkpoint ARG` are (see the module comment). */
-export async function resolveWeights(arg: string, onWarn: (message: string) => void = () => undefined): Promise<ResolvedWeights> {
+export async function resolveWeights(
+  arg: string,
+  onWarn: (message: string) => void = () => undefined,
+): Promise<ResolvedWeights> {
   if (!fs.existsSync(arg)) throw new CtclipError('ARGUMENT_ERROR', `--checkpoint ${arg}: no such file or folder`);
   const abs = path.resolve(arg);
   if (fs.statSync(abs).isFile()) {
@@ -61,7 +71,8 @@ export async function resolveWeights(arg: string, onWarn: (message: string) => v
   if (entries.includes(LATEST_POINTER) || entries.some((n) => parseCheckpointName(n) !== null)) {
     const manager = new CheckpointManager({ dir: abs, keepLastN: 0, readOnly: true, onLog: log });
     const found = await manager.resolve('latest');
-    if (!found) throw new CtclipError('ARGUMENT_ERROR', `--checkpoint ${arg}: a run directory without a complete checkpoint`);
+    if (!found)
+      throw new CtclipError('ARGUMENT_ERROR', `--checkpoint ${arg}: a run directory without a complete checkpoint`);
     return fromCheckpoint(found.path, found.manifest.files[MODEL_PART]?.sha256 ?? null, 'run-dir');
   }
   if (entries.includes(MODEL_PART)) {
@@ -73,7 +84,11 @@ export async function resolveWeights(arg: string, onWarn: (message: string) => v
   );
 }
 
-async function fromCheckpoint(dir: string, sha256: string | null, kind: 'checkpoint' | 'run-dir'): Promise<ResolvedWeights> {
+async function fromCheckpoint(
+  dir: string,
+  sha256: string | null,
+  kind: 'checkpoint' | 'run-dir',
+): Promise<ResolvedWeights> {
   const file = path.join(dir, MODEL_PART);
   if (!fs.existsSync(file)) throw new CtclipError('DATA_ERROR', `checkpoint ${dir} has no ${MODEL_PART}`);
   let step: number | null = parseCheckpointName(path.basename(dir));
@@ -88,17 +103,24 @@ async function fromCheckpoint(dir: string, sha256: string | null, kind: 'checkpo
 
 /** Human-readable lines of a weights import report (layout, dropped/renamed/missing/unexpected keys). */
 export function formatImportReport(r: WeightsReport): string[] {
-  const list = (keys: string[], max = 8): string => (keys.length <= max ? keys.join(', ') : `${keys.slice(0, max).join(', ')}, … (${keys.length - max} more)`);
+  const list = (keys: string[], max = 8): string =>
+    keys.length <= max ? keys.join(', ') : `${keys.slice(0, max).join(', ')}, … (${keys.length - max} more)`;
   const lines = [`Imported ${r.file} (${r.format}): ${r.layoutDescription}; ${r.kept} tensors kept`];
-  if (r.locations.length && !(r.locations.length === 1 && r.locations[0] === 'cpu')) lines.push(`  storage locations: ${r.locations.join(', ')} (read onto the CPU)`);
+  if (r.locations.length && !(r.locations.length === 1 && r.locations[0] === 'cpu'))
+    lines.push(`  storage locations: ${r.locations.join(', ')} (read onto the CPU)`);
   const other = Object.entries(r.otherEntries ?? {});
-  if (r.wrapper && other.length) lines.push(`  other entries of '${r.wrapper}' wrapper (not loaded): ${other.map(([k, v]) => `${k}=${v}`).join(', ')}`);
-  if (r.renamed.length) lines.push(`  renamed: ${r.renamed.length} keys (e.g. ${r.renamed[0].from} → ${r.renamed[0].to})`);
+  if (r.wrapper && other.length)
+    lines.push(
+      `  other entries of '${r.wrapper}' wrapper (not loaded): ${other.map(([k, v]) => `${k}=${v}`).join(', ')}`,
+    );
+  if (r.renamed.length)
+    lines.push(`  renamed: ${r.renamed.length} keys (e.g. ${r.renamed[0].from} → ${r.renamed[0].to})`);
   lines.push(`  dropped: ${r.dropped.length ? r.dropped.map((d) => `${d.key} (${d.reason})`).join('; ') : 'none'}`);
   lines.push(`  missing: ${r.missing === null ? 'not checked' : r.missing.length ? list(r.missing) : 'none'}`);
   if (r.missingUnused.length) lines.push(`  missing but unused by the forward pass: ${list(r.missingUnused)}`);
   lines.push(`  unexpected: ${r.unexpected.length ? list(r.unexpected) : 'none'}`);
-  if (r.shapeMismatches.length) lines.push(`  shape mismatches: ${r.shapeMismatches.map((m) => JSON.stringify(m)).join('; ')}`);
+  if (r.shapeMismatches.length)
+    lines.push(`  shape mismatches: ${r.shapeMismatches.map((m) => JSON.stringify(m)).join('; ')}`);
   for (const note of r.notes ?? []) lines.push(`  note: ${note}`);
   return lines;
 }
@@ -128,20 +150,42 @@ export async function loadInferenceModel(
   const weights = await resolveWeights(checkpointArg, onWarn);
   const { model, tokenizer } = buildModel(cfg);
   try {
-    const loaded = await loadWeightsInto(model, { kind: 'weights-file', file: weights.file }, {
-      beforeLoad: (r) => {
-        if (r.format === 'torch') log(...formatImportReport(r));
-        const problems: string[] = [];
-        if (r.missing && r.missing.length) problems.push(`missing: ${r.missing.slice(0, 5).join(', ')}${r.missing.length > 5 ? ` (+${r.missing.length - 5})` : ''}`);
-        if (r.unexpected.length) problems.push(`unexpected: ${r.unexpected.slice(0, 5).join(', ')}${r.unexpected.length > 5 ? ` (+${r.unexpected.length - 5})` : ''}`);
-        if (r.shapeMismatches.length) problems.push(`shape mismatches: ${r.shapeMismatches.slice(0, 3).map((m) => JSON.stringify(m)).join('; ')}`);
-        if (problems.length) {
-          throw new CtclipError('DATA_ERROR', `${weights.file}: the weights do not fit the model configured by the config (${problems.join('; ')}); check model.* in the config`);
-        }
+    const loaded = await loadWeightsInto(
+      model,
+      { kind: 'weights-file', file: weights.file },
+      {
+        beforeLoad: (r) => {
+          if (r.format === 'torch') log(...formatImportReport(r));
+          const problems: string[] = [];
+          if (r.missing && r.missing.length)
+            problems.push(
+              `missing: ${r.missing.slice(0, 5).join(', ')}${r.missing.length > 5 ? ` (+${r.missing.length - 5})` : ''}`,
+            );
+          if (r.unexpected.length)
+            problems.push(
+              `unexpected: ${r.unexpected.slice(0, 5).join(', ')}${r.unexpected.length > 5 ? ` (+${r.unexpected.length - 5})` : ''}`,
+            );
+          if (r.shapeMismatches.length)
+            problems.push(
+              `shape mismatches: ${r.shapeMismatches
+                .slice(0, 3)
+                .map((m) => JSON.stringify(m))
+                .join('; ')}`,
+            );
+          if (problems.length) {
+            throw new CtclipError(
+              'DATA_ERROR',
+              `${weights.file}: the weights do not fit the model configured by the config (${problems.join('; ')}); check model.* in the config`,
+            );
+          }
+        },
       },
-    });
+    );
     if (loaded.missing.length || loaded.unexpected.length) {
-      throw new CtclipError('DATA_ERROR', `${weights.file}: the weights do not fit the configured model (missing: ${loaded.missing.slice(0, 5).join(', ') || 'none'}; unexpected: ${loaded.unexpected.slice(0, 5).join(', ') || 'none'})`);
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${weights.file}: the weights do not fit the configured model (missing: ${loaded.missing.slice(0, 5).join(', ') || 'none'}; unexpected: ${loaded.unexpected.slice(0, 5).join(', ') || 'none'})`,
+      );
     }
     const r = loaded.report as WeightsReport;
     // The weights were copied in on the CPU; one move puts the whole model on its device (opts.device, else the
@@ -149,9 +193,17 @@ export async function loadInferenceModel(
     await model.to(device);
     model.eval();
     const sha256 = weights.sha256 ?? (await hashFile(weights.file)).sha256;
-    const where = weights.checkpointDir ? `checkpoint ${weights.checkpointDir}${weights.step !== null ? ` (step ${weights.step})` : ''}` : weights.file;
+    const where = weights.checkpointDir
+      ? `checkpoint ${weights.checkpointDir}${weights.step !== null ? ` (step ${weights.step})` : ''}`
+      : weights.file;
     log(`Loaded ${loaded.count} tensors from ${where} (${r.layoutDescription}), model on ${model.device}`);
-    return { model, tokenizer, weights, report: r, checkpoint: { path: weights.checkpointDir ?? weights.file, step: weights.step, sha256 } };
+    return {
+      model,
+      tokenizer,
+      weights,
+      report: r,
+      checkpoint: { path: weights.checkpointDir ?? weights.file, step: weights.step, sha256 },
+    };
   } catch (e) {
     model.dispose();
     throw e;

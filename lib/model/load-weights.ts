@@ -14,10 +14,17 @@
  */
 import { CtclipError } from '../errors';
 import type { TensorHandle } from '../native';
-import { importHfBertFolder, loadWeightsFile, readModelSafetensors, type ReferenceKey, type WeightsReport } from '../weights';
+import {
+  importHfBertFolder,
+  loadWeightsFile,
+  readModelSafetensors,
+  type ReferenceKey,
+  type WeightsReport,
+} from '../weights';
 import type { CTClip } from './ctclip';
 
-export type WeightsSource = { kind: 'model-part'; file: string } | { kind: 'weights-file'; file: string } | { kind: 'hf-bert'; dir: string };
+export type WeightsSource =
+  { kind: 'model-part'; file: string } | { kind: 'weights-file'; file: string } | { kind: 'hf-bert'; dir: string };
 
 export interface WeightsLoaded {
   /** Tensors copied into the model. */
@@ -34,7 +41,11 @@ export interface WeightsLoaded {
 /** The model's keys and shapes, for importers that read only what the model expects. */
 function expectedKeys(model: CTClip): ReferenceKey[] {
   const sd = model.stateDict();
-  const expected: ReferenceKey[] = sd.names.map((key, i) => ({ key, shape: sd.shapes[i], kind: sd.kinds[i] === 'parameter' ? 'param' : 'buffer' }));
+  const expected: ReferenceKey[] = sd.names.map((key, i) => ({
+    key,
+    shape: sd.shapes[i],
+    kind: sd.kinds[i] === 'parameter' ? 'param' : 'buffer',
+  }));
   sd.tensors.forEach((t) => t.dispose());
   return expected;
 }
@@ -43,7 +54,11 @@ function expectedKeys(model: CTClip): ReferenceKey[] {
  * Loads `source` into `model` (see the module comment). `beforeLoad` sees the import report of a weights file
  * before anything is copied (to log it or refuse it).
  */
-export async function loadWeightsInto(model: CTClip, source: WeightsSource, opts: { beforeLoad?: (report: WeightsReport) => void } = {}): Promise<WeightsLoaded> {
+export async function loadWeightsInto(
+  model: CTClip,
+  source: WeightsSource,
+  opts: { beforeLoad?: (report: WeightsReport) => void } = {},
+): Promise<WeightsLoaded> {
   let names: string[];
   let tensors: TensorHandle[];
   let report: WeightsReport | null = null;
@@ -67,7 +82,11 @@ export async function loadWeightsInto(model: CTClip, source: WeightsSource, opts
     try {
       model.loadStateDict(names, tensors, { strict: true });
     } catch (e) {
-      throw new CtclipError((e as { code?: string }).code === 'ARGUMENT_ERROR' ? 'DATA_ERROR' : ((e as CtclipError).code ?? 'DATA_ERROR'), `${source.file}: ${(e as Error).message}`, { cause: e });
+      throw new CtclipError(
+        (e as { code?: string }).code === 'ARGUMENT_ERROR' ? 'DATA_ERROR' : ((e as CtclipError).code ?? 'DATA_ERROR'),
+        `${source.file}: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
     return { count: names.length, report, layout, missing: [], unexpected: [] };
   } finally {

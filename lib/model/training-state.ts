@@ -58,12 +58,24 @@ function dataError(file: string, msg: string): never {
 /** Writes the optimizer state (atomically, native writer; dtypes preserved). */
 export async function saveOptimizerState(file: string, s: OptimizerStateData): Promise<void> {
   if (s.names.length !== s.expAvg.length || s.names.length !== s.expAvgSq.length) {
-    throw new CtclipError('ARGUMENT_ERROR', `saveOptimizerState ${file}: ${s.names.length} names, ${s.expAvg.length} exp_avg, ${s.expAvgSq.length} exp_avg_sq`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `saveOptimizerState ${file}: ${s.names.length} names, ${s.expAvg.length} exp_avg, ${s.expAvgSq.length} exp_avg_sq`,
+    );
   }
   const steps = Array.isArray(s.step) ? s.step : [s.step];
-  if (Array.isArray(s.step) && s.step.length !== s.names.length) throw new CtclipError('ARGUMENT_ERROR', `saveOptimizerState ${file}: ${s.step.length} per-parameter steps for ${s.names.length} names`);
-  if (steps.some((x) => !Number.isSafeInteger(x) || x < 0)) throw new CtclipError('ARGUMENT_ERROR', `saveOptimizerState ${file}: steps must be non-negative integers, got ${JSON.stringify(s.step)}`);
-  if (new Set(s.names).size !== s.names.length) throw new CtclipError('ARGUMENT_ERROR', `saveOptimizerState ${file}: a parameter name is given twice`);
+  if (Array.isArray(s.step) && s.step.length !== s.names.length)
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `saveOptimizerState ${file}: ${s.step.length} per-parameter steps for ${s.names.length} names`,
+    );
+  if (steps.some((x) => !Number.isSafeInteger(x) || x < 0))
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `saveOptimizerState ${file}: steps must be non-negative integers, got ${JSON.stringify(s.step)}`,
+    );
+  if (new Set(s.names).size !== s.names.length)
+    throw new CtclipError('ARGUMENT_ERROR', `saveOptimizerState ${file}: a parameter name is given twice`);
   const names = [...s.names.map((n) => `exp_avg.${n}`), ...s.names.map((n) => `exp_avg_sq.${n}`)];
   await saveSafetensors(file, names, [...s.expAvg, ...s.expAvgSq], {
     format: OPT_FORMAT,
@@ -77,7 +89,11 @@ export async function saveOptimizerState(file: string, s: OptimizerStateData): P
 export async function loadOptimizerState(file: string): Promise<OptimizerStateData> {
   const c = await loadSafetensors(file);
   try {
-    if (c.metadata.format !== OPT_FORMAT) dataError(file, `not an optimizer state file (metadata format '${c.metadata.format ?? ''}', expected '${OPT_FORMAT}')`);
+    if (c.metadata.format !== OPT_FORMAT)
+      dataError(
+        file,
+        `not an optimizer state file (metadata format '${c.metadata.format ?? ''}', expected '${OPT_FORMAT}')`,
+      );
     let step: unknown;
     try {
       step = JSON.parse(c.metadata.step ?? '');
@@ -85,7 +101,8 @@ export async function loadOptimizerState(file: string): Promise<OptimizerStateDa
       step = undefined;
     }
     const stepOk = (x: unknown): boolean => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
-    if (!(stepOk(step) || (Array.isArray(step) && step.every(stepOk)))) dataError(file, `metadata 'step' is '${c.metadata.step}'`);
+    if (!(stepOk(step) || (Array.isArray(step) && step.every(stepOk))))
+      dataError(file, `metadata 'step' is '${c.metadata.step}'`);
     let names: unknown;
     let hyper: unknown;
     try {
@@ -94,7 +111,8 @@ export async function loadOptimizerState(file: string): Promise<OptimizerStateDa
     } catch {
       dataError(file, "metadata 'names'/'hyper' is not JSON");
     }
-    if (!Array.isArray(names) || names.some((n) => typeof n !== 'string')) dataError(file, "metadata 'names' must be a list of strings");
+    if (!Array.isArray(names) || names.some((n) => typeof n !== 'string'))
+      dataError(file, "metadata 'names' must be a list of strings");
     const byName = new Map(c.names.map((n, i) => [n, c.tensors[i]]));
     const take = (k: string): TensorHandle => {
       const t = byName.get(k);
@@ -106,8 +124,15 @@ export async function loadOptimizerState(file: string): Promise<OptimizerStateDa
     const expAvg = list.map((n) => take(`exp_avg.${n}`));
     const expAvgSq = list.map((n) => take(`exp_avg_sq.${n}`));
     if (byName.size) dataError(file, `unexpected tensors: ${[...byName.keys()].slice(0, 5).join(', ')}`);
-    if (Array.isArray(step) && step.length !== list.length) dataError(file, `metadata 'step' has ${step.length} entries for ${list.length} parameters`);
-    return { names: list, expAvg, expAvgSq, step: step as number | number[], hyper: hyper as Record<string, number | number[]> };
+    if (Array.isArray(step) && step.length !== list.length)
+      dataError(file, `metadata 'step' has ${step.length} entries for ${list.length} parameters`);
+    return {
+      names: list,
+      expAvg,
+      expAvgSq,
+      step: step as number | number[],
+      hyper: hyper as Record<string, number | number[]>,
+    };
   } catch (e) {
     c.tensors.forEach((t) => t.dispose());
     throw e;
@@ -116,12 +141,25 @@ export async function loadOptimizerState(file: string): Promise<OptimizerStateDa
 
 // --- loss scaler --------------------------------------------------------------------------------------------------
 
-export function encodeScalerState(s: ScalerStateData | null): { format: 'ctclip-scaler'; version: 1; state: ScalerStateData | null } {
+export function encodeScalerState(s: ScalerStateData | null): {
+  format: 'ctclip-scaler';
+  version: 1;
+  state: ScalerStateData | null;
+} {
   if (s !== null) {
-    if (!(Number.isFinite(s.scale) && s.scale > 0)) throw new CtclipError('ARGUMENT_ERROR', `scaler scale must be a positive finite number, got ${s.scale}`);
-    if (!Number.isSafeInteger(s.growthTracker) || s.growthTracker < 0) throw new CtclipError('ARGUMENT_ERROR', `scaler growthTracker must be a non-negative integer, got ${s.growthTracker}`);
+    if (!(Number.isFinite(s.scale) && s.scale > 0))
+      throw new CtclipError('ARGUMENT_ERROR', `scaler scale must be a positive finite number, got ${s.scale}`);
+    if (!Number.isSafeInteger(s.growthTracker) || s.growthTracker < 0)
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `scaler growthTracker must be a non-negative integer, got ${s.growthTracker}`,
+      );
   }
-  return { format: 'ctclip-scaler', version: 1, state: s === null ? null : { scale: s.scale, growthTracker: s.growthTracker } };
+  return {
+    format: 'ctclip-scaler',
+    version: 1,
+    state: s === null ? null : { scale: s.scale, growthTracker: s.growthTracker },
+  };
 }
 
 export function decodeScalerState(json: unknown, what = SCALER_PART): ScalerStateData | null {
@@ -129,8 +167,10 @@ export function decodeScalerState(json: unknown, what = SCALER_PART): ScalerStat
   if (!j || j.format !== 'ctclip-scaler') dataError(what, "not a loss-scaler state (format 'ctclip-scaler' expected)");
   if (j.state === null) return null;
   const s = j.state as Partial<ScalerStateData>;
-  if (typeof s.scale !== 'number' || !(s.scale > 0) || !Number.isFinite(s.scale)) dataError(what, `state.scale is ${JSON.stringify(s.scale)}`);
-  if (typeof s.growthTracker !== 'number' || !Number.isSafeInteger(s.growthTracker) || s.growthTracker < 0) dataError(what, `state.growthTracker is ${JSON.stringify(s.growthTracker)}`);
+  if (typeof s.scale !== 'number' || !(s.scale > 0) || !Number.isFinite(s.scale))
+    dataError(what, `state.scale is ${JSON.stringify(s.scale)}`);
+  if (typeof s.growthTracker !== 'number' || !Number.isSafeInteger(s.growthTracker) || s.growthTracker < 0)
+    dataError(what, `state.growthTracker is ${JSON.stringify(s.growthTracker)}`);
   return { scale: s.scale as number, growthTracker: s.growthTracker as number };
 }
 
@@ -139,7 +179,8 @@ export function decodeScalerState(json: unknown, what = SCALER_PART): ScalerStat
 /** Native generator states as a safetensors file's bytes (one U8 tensor per stream, in the given order). */
 export function encodeNativeRngStates(states: NativeRngStates): Buffer {
   const tensors: Array<[string, SafetensorsTensor]> = Object.entries(states).map(([name, bytes]) => {
-    if (!(bytes instanceof Uint8Array)) throw new CtclipError('ARGUMENT_ERROR', `native RNG state '${name}' must be a Uint8Array`);
+    if (!(bytes instanceof Uint8Array))
+      throw new CtclipError('ARGUMENT_ERROR', `native RNG state '${name}' must be a Uint8Array`);
     return [name, { dtype: 'U8', shape: [bytes.length], data: new Uint8Array(bytes) }];
   });
   return encodeSafetensors(tensors, { format: 'ctclip-rng' });
@@ -147,20 +188,29 @@ export function encodeNativeRngStates(states: NativeRngStates): Buffer {
 
 export function decodeNativeRngStates(bytes: Uint8Array, what = NATIVE_RNG_PART): NativeRngStates {
   const f = decodeSafetensors(bytes, what);
-  if (f.header.metadata.format !== 'ctclip-rng') dataError(what, "not an RNG state file (metadata format 'ctclip-rng' expected)");
+  if (f.header.metadata.format !== 'ctclip-rng')
+    dataError(what, "not an RNG state file (metadata format 'ctclip-rng' expected)");
   const out: NativeRngStates = {};
   for (const [name, t] of f.tensors) {
-    if (t.dtype !== 'U8' || t.shape.length !== 1) dataError(what, `stream '${name}' must be a 1-D U8 tensor, got ${t.dtype} [${t.shape}]`);
+    if (t.dtype !== 'U8' || t.shape.length !== 1)
+      dataError(what, `stream '${name}' must be a 1-D U8 tensor, got ${t.dtype} [${t.shape}]`);
     out[name] = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   }
   return out;
 }
 
-export function encodeTsRngStates(states: TsRngStates): { format: 'ctclip-ts-rng'; version: 1; streams: Record<string, number[]> } {
+export function encodeTsRngStates(states: TsRngStates): {
+  format: 'ctclip-ts-rng';
+  version: 1;
+  streams: Record<string, number[]>;
+} {
   const streams: Record<string, number[]> = {};
   for (const [name, s] of Object.entries(states)) {
     if (s.length !== 4 || s.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff)) {
-      throw new CtclipError('ARGUMENT_ERROR', `Rng state '${name}' must be four uint32 words, got ${JSON.stringify(s)}`);
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `Rng state '${name}' must be four uint32 words, got ${JSON.stringify(s)}`,
+      );
     }
     streams[name] = [...s];
   }
@@ -169,10 +219,16 @@ export function encodeTsRngStates(states: TsRngStates): { format: 'ctclip-ts-rng
 
 export function decodeTsRngStates(json: unknown, what = TS_RNG_PART): TsRngStates {
   const j = json as { format?: unknown; streams?: unknown } | null;
-  if (!j || j.format !== 'ctclip-ts-rng' || !j.streams || typeof j.streams !== 'object') dataError(what, "not a TS RNG state (format 'ctclip-ts-rng' expected)");
+  if (!j || j.format !== 'ctclip-ts-rng' || !j.streams || typeof j.streams !== 'object')
+    dataError(what, "not a TS RNG state (format 'ctclip-ts-rng' expected)");
   const out: TsRngStates = {};
   for (const [name, s] of Object.entries(j.streams as Record<string, unknown>)) {
-    if (!Array.isArray(s) || s.length !== 4 || s.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff) || s.every((w) => w === 0)) {
+    if (
+      !Array.isArray(s) ||
+      s.length !== 4 ||
+      s.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff) ||
+      s.every((w) => w === 0)
+    ) {
       dataError(what, `stream '${name}' must be four uint32 words, not all zero, got ${JSON.stringify(s)}`);
     }
     out[name] = [s[0], s[1], s[2], s[3]] as RngState;
@@ -241,15 +297,27 @@ export interface ModelOptimizerState {
   step: number[];
 }
 
-export function optimizerStateFromModel(s: ModelOptimizerState, hyper?: Record<string, number | number[]>): OptimizerStateData {
+export function optimizerStateFromModel(
+  s: ModelOptimizerState,
+  hyper?: Record<string, number | number[]>,
+): OptimizerStateData {
   return { names: s.names, expAvg: s.exp_avg, expAvgSq: s.exp_avg_sq, step: s.step, hyper };
 }
 
 export function optimizerStateToModel(d: OptimizerStateData): ModelOptimizerState {
-  return { names: d.names, exp_avg: d.expAvg, exp_avg_sq: d.expAvgSq, step: Array.isArray(d.step) ? d.step : d.names.map(() => d.step as number) };
+  return {
+    names: d.names,
+    exp_avg: d.expAvg,
+    exp_avg_sq: d.expAvgSq,
+    step: Array.isArray(d.step) ? d.step : d.names.map(() => d.step as number),
+  };
 }
 
-export function scalerStateFromModel(s: { enabled: boolean; scale: number; growthTracker: number }): ScalerStateData | null {
+export function scalerStateFromModel(s: {
+  enabled: boolean;
+  scale: number;
+  growthTracker: number;
+}): ScalerStateData | null {
   return s.enabled ? { scale: s.scale, growthTracker: s.growthTracker } : null;
 }
 
@@ -258,7 +326,8 @@ export function nativeRngFromTensors(states: Record<string, TensorHandle>): Nati
   const out: NativeRngStates = {};
   for (const [name, t] of Object.entries(states)) {
     const d = readTensor(t);
-    if (d.dtype !== 'uint8') throw new CtclipError('ARGUMENT_ERROR', `native RNG state '${name}' must be a uint8 tensor, got ${d.dtype}`);
+    if (d.dtype !== 'uint8')
+      throw new CtclipError('ARGUMENT_ERROR', `native RNG state '${name}' must be a uint8 tensor, got ${d.dtype}`);
     out[name] = new Uint8Array(d.data.buffer, d.data.byteOffset, d.data.byteLength);
   }
   return out;

@@ -111,7 +111,16 @@ export interface PreprocessReport {
   version: 1;
   options: Record<string, unknown>;
   classNames: string[];
-  counts: { found: number; planned: number; written: number; failed: number; skipped: number; withWarnings: number; shards: number; shardsReused: number };
+  counts: {
+    found: number;
+    planned: number;
+    written: number;
+    failed: number;
+    skipped: number;
+    withWarnings: number;
+    shards: number;
+    shardsReused: number;
+  };
   throughput: { volumesProcessed: number; seconds: number; volumesPerSecond: number };
   volumes: VolumeRecord[];
   skipped: SkippedVolume[];
@@ -149,7 +158,8 @@ export function findVolumes(dir: string): FoundVolume[] {
     for (const e of entries) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if ((e.isFile() || e.isSymbolicLink()) && /\.nii(\.gz)?$/i.test(e.name)) out.push({ studyId: studyIdOf(e.name), file: p });
+      else if ((e.isFile() || e.isSymbolicLink()) && /\.nii(\.gz)?$/i.test(e.name))
+        out.push({ studyId: studyIdOf(e.name), file: p });
     }
   };
   walk(dir);
@@ -203,9 +213,14 @@ export async function preprocessDataset(o: PreprocessDatasetOptions): Promise<Pr
   }
   const reports = readCsvTable(o.reports, ['VolumeName', 'Findings_EN', 'Impressions_EN']);
   const labels = readCsvTable(o.labels, ['VolumeName']);
-  const metadata = o.metadata ? readCsvTable(o.metadata, ['VolumeName', 'RescaleSlope', 'RescaleIntercept', 'XYSpacing', 'ZSpacing']) : null;
-  const classCols = labels.header.map((h, k) => ({ h, k })).filter(({ h }) => h !== '' && !LABEL_ID_COLUMNS.includes(h));
-  if (classCols.length === 0) throw new CtclipError('DATA_ERROR', `${o.labels}: no class columns in the header (${labels.header.join(', ')})`);
+  const metadata = o.metadata
+    ? readCsvTable(o.metadata, ['VolumeName', 'RescaleSlope', 'RescaleIntercept', 'XYSpacing', 'ZSpacing'])
+    : null;
+  const classCols = labels.header
+    .map((h, k) => ({ h, k }))
+    .filter(({ h }) => h !== '' && !LABEL_ID_COLUMNS.includes(h));
+  if (classCols.length === 0)
+    throw new CtclipError('DATA_ERROR', `${o.labels}: no class columns in the header (${labels.header.join(', ')})`);
   const classNames = classCols.map((c) => c.h);
   const reportRows = byStudy(reports);
   const labelRows = byStudy(labels);
@@ -219,7 +234,11 @@ export async function preprocessDataset(o: PreprocessDatasetOptions): Promise<Pr
   const seen = new Set<string>();
   for (const v of found) {
     if (seen.has(v.studyId)) {
-      skipped.push({ studyId: v.studyId, file: v.file, reason: 'duplicate study id (another file with the same name was taken)' });
+      skipped.push({
+        studyId: v.studyId,
+        file: v.file,
+        reason: 'duplicate study id (another file with the same name was taken)',
+      });
       continue;
     }
     seen.add(v.studyId);
@@ -229,20 +248,39 @@ export async function preprocessDataset(o: PreprocessDatasetOptions): Promise<Pr
       continue;
     }
     const labelRow = labelRows.get(v.studyId)!;
-    const bad = classCols.find(({ k }) => !Number.isFinite(Number((labelRow.fields[k] ?? '').trim())) || (labelRow.fields[k] ?? '').trim() === '');
+    const bad = classCols.find(
+      ({ k }) =>
+        !Number.isFinite(Number((labelRow.fields[k] ?? '').trim())) || (labelRow.fields[k] ?? '').trim() === '',
+    );
     if (bad) {
-      skipped.push({ studyId: v.studyId, file: v.file, reason: `labels row (${o.labels} line ${labelRow.line}): '${bad.h}' is not a number ('${labelRow.fields[bad.k] ?? ''}')` });
+      skipped.push({
+        studyId: v.studyId,
+        file: v.file,
+        reason: `labels row (${o.labels} line ${labelRow.line}): '${bad.h}' is not a number ('${labelRow.fields[bad.k] ?? ''}')`,
+      });
       continue;
     }
     const st = fs.statSync(v.file);
     const n = planned.length;
     const shard = Math.floor(n / sps);
-    planned.push({ ...v, n, shard, key: `${String(shard).padStart(6, '0')}_${String(n % sps).padStart(6, '0')}`, size: st.size, mtimeMs: st.mtimeMs });
+    planned.push({
+      ...v,
+      n,
+      shard,
+      key: `${String(shard).padStart(6, '0')}_${String(n % sps).padStart(6, '0')}`,
+      size: st.size,
+      mtimeMs: st.mtimeMs,
+    });
   }
   // CSV rows without a volume file are counted (a partial download is normal; the first few are named).
-  const rowsWithoutVolume = [...reportRows.keys()].filter((id) => !seen.has(id) && (!o.split || id.startsWith(`${o.split}_`)));
+  const rowsWithoutVolume = [...reportRows.keys()].filter(
+    (id) => !seen.has(id) && (!o.split || id.startsWith(`${o.split}_`)),
+  );
   if (planned.length === 0) {
-    throw new CtclipError('DATA_ERROR', `no volume to preprocess under '${o.volumes}'${o.split ? ` for split '${o.split}'` : ''}: ${found.length} file(s) found, ${skipped.length} skipped`);
+    throw new CtclipError(
+      'DATA_ERROR',
+      `no volume to preprocess under '${o.volumes}'${o.split ? ` for split '${o.split}'` : ''}: ${found.length} file(s) found, ${skipped.length} skipped`,
+    );
   }
   const numShards = Math.ceil(planned.length / sps);
 
@@ -266,8 +304,18 @@ export async function preprocessDataset(o: PreprocessDatasetOptions): Promise<Pr
     version: 1,
     options,
     classNames,
-    csv: { reports: path.resolve(o.reports), labels: path.resolve(o.labels), metadata: o.metadata ? path.resolve(o.metadata) : null },
-    volumes: planned.map((v) => ({ studyId: v.studyId, file: path.resolve(v.file), size: v.size, mtimeMs: v.mtimeMs, key: v.key })),
+    csv: {
+      reports: path.resolve(o.reports),
+      labels: path.resolve(o.labels),
+      metadata: o.metadata ? path.resolve(o.metadata) : null,
+    },
+    volumes: planned.map((v) => ({
+      studyId: v.studyId,
+      file: path.resolve(v.file),
+      size: v.size,
+      mtimeMs: v.mtimeMs,
+      key: v.key,
+    })),
   };
   const planPath = path.join(o.out, PLAN_FILE);
   if (fs.existsSync(planPath)) {
@@ -281,7 +329,8 @@ export async function preprocessDataset(o: PreprocessDatasetOptions): Promise<Pr
       }
     }
     if (o.force) {
-      for (const f of fs.readdirSync(o.out)) if (/^shard-\d{6}\.tar(\.tmp-\d+)?$/.test(f)) fs.rmSync(path.join(o.out, f));
+      for (const f of fs.readdirSync(o.out))
+        if (/^shard-\d{6}\.tar(\.tmp-\d+)?$/.test(f)) fs.rmSync(path.join(o.out, f));
       fs.rmSync(path.join(o.out, STATE_DIR), { recursive: true, force: true });
       fs.mkdirSync(path.join(o.out, STATE_DIR), { recursive: true });
     }
@@ -302,7 +351,8 @@ export async function preprocessDataset(o: PreprocessDatasetOptions): Promise<Pr
     }
   }
   const records: VolumeRecord[][] = Array.from({ length: numShards }, () => []);
-  for (const k of complete) records[k] = (JSON.parse(fs.readFileSync(recordPath(k), 'utf8')) as { volumes: VolumeRecord[] }).volumes;
+  for (const k of complete)
+    records[k] = (JSON.parse(fs.readFileSync(recordPath(k), 'utf8')) as { volumes: VolumeRecord[] }).volumes;
 
   // Work: every volume of an incomplete shard, in plan order, `workers` in flight, written in order.
   const todo = planned.filter((v) => !complete.has(v.shard));
@@ -313,7 +363,15 @@ export async function preprocessDataset(o: PreprocessDatasetOptions): Promise<Pr
     const seconds = (performance.now() - t0) / 1000;
     const rate = seconds > 0 ? processed / seconds : 0;
     const doneBefore = planned.length - todo.length;
-    o.onProgress({ done: doneBefore + processed, total: planned.length, processed, toProcess: todo.length, seconds, rate, eta: rate > 0 ? (todo.length - processed) / rate : Infinity });
+    o.onProgress({
+      done: doneBefore + processed,
+      total: planned.length,
+      processed,
+      toProcess: todo.length,
+      seconds,
+      rate,
+      eta: rate > 0 ? (todo.length - processed) / rate : Infinity,
+    });
   };
   progress();
 
@@ -334,19 +392,36 @@ export async function preprocessDataset(o: PreprocessDatasetOptions): Promise<Pr
           slope = Number(metadata.get(m, 'RescaleSlope'));
           intercept = Number(metadata.get(m, 'RescaleIntercept'));
           if (!Number.isFinite(slope) || !Number.isFinite(intercept) || metadata.get(m, 'RescaleSlope').trim() === '') {
-            pre.push(`metadata: RescaleSlope/RescaleIntercept not numeric ('${metadata.get(m, 'RescaleSlope')}', '${metadata.get(m, 'RescaleIntercept')}'); using 1/0`);
+            pre.push(
+              `metadata: RescaleSlope/RescaleIntercept not numeric ('${metadata.get(m, 'RescaleSlope')}', '${metadata.get(m, 'RescaleIntercept')}'); using 1/0`,
+            );
             slope = 1;
             intercept = 0;
           }
           const xy = parseXYSpacing(metadata.get(m, 'XYSpacing'));
           const z = Number(metadata.get(m, 'ZSpacing'));
           if (xy > 0 && z > 0) sourceSpacing = { xy, z };
-          else pre.push(`metadata: XYSpacing/ZSpacing not usable ('${metadata.get(m, 'XYSpacing')}', '${metadata.get(m, 'ZSpacing')}'); using the NIfTI pixdim`);
-        } else if (metadata) pre.push('metadata: no row in the metadata CSV; spacing from the NIfTI pixdim, slope/intercept 1/0');
+          else
+            pre.push(
+              `metadata: XYSpacing/ZSpacing not usable ('${metadata.get(m, 'XYSpacing')}', '${metadata.get(m, 'ZSpacing')}'); using the NIfTI pixdim`,
+            );
+        } else if (metadata)
+          pre.push('metadata: no row in the metadata CSV; spacing from the NIfTI pixdim, slope/intercept 1/0');
         if (!metadata && rescale === 'always') pre.push('rescale always without --metadata: slope/intercept are 1/0');
         try {
           const tr = performance.now();
-          const popts = { spacing, shape, window, rescale, slope, intercept, sourceSpacing, reorient, maxVoxels, maxResampledVoxels };
+          const popts = {
+            spacing,
+            shape,
+            window,
+            rescale,
+            slope,
+            intercept,
+            sourceSpacing,
+            reorient,
+            maxVoxels,
+            maxResampledVoxels,
+          };
           // The header is checked (grid limits, pixdim unless the metadata CSV gives the spacing) before the voxels are read.
           const nifti = await readVolume(v.file, popts);
           const r = await preprocessNifti(nifti, popts, (performance.now() - tr) / 1000, true);
@@ -409,7 +484,10 @@ export async function preprocessDataset(o: PreprocessDatasetOptions): Promise<Pr
   const seconds = (performance.now() - t0) / 1000;
 
   // Index (class names from the labels CSV header).
-  const pattern = path.join(path.resolve(o.out), `shard-{${'0'.repeat(6)}..${String(numShards - 1).padStart(6, '0')}}.tar`);
+  const pattern = path.join(
+    path.resolve(o.out),
+    `shard-{${'0'.repeat(6)}..${String(numShards - 1).padStart(6, '0')}}.tar`,
+  );
   const { indexPath } = await indexShards(pattern, { classNames });
 
   const volumes = records.flat();

@@ -125,9 +125,20 @@ export function qformAffine(quatern: readonly number[], pixdim: readonly number[
   return qformFrom(Math.sqrt(a), b, c, d, qx, qy, qz, pixdim);
 }
 
-function qformFrom(a: number, b: number, c: number, d: number, qx: number, qy: number, qz: number, pixdim: readonly number[]): Affine {
+function qformFrom(
+  a: number,
+  b: number,
+  c: number,
+  d: number,
+  qx: number,
+  qy: number,
+  qz: number,
+  pixdim: readonly number[],
+): Affine {
   const qfac = pixdim[0] < 0 ? -1 : 1;
-  const dx = pixdim[1], dy = pixdim[2], dz = pixdim[3] * qfac;
+  const dx = pixdim[1],
+    dy = pixdim[2],
+    dz = pixdim[3] * qfac;
   const r = [
     [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
     [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
@@ -149,7 +160,8 @@ export function parseNiftiHeader(buf: Uint8Array, file = '<buffer>'): NiftiHeade
   const sizeLe = dv.getInt32(0, true);
   if (sizeLe === 348) le = true;
   else if (dv.getInt32(0, false) === 348) le = false;
-  else if (sizeLe === 540 || dv.getInt32(0, false) === 540) fail(file, 'sizeof_hdr', 'NIfTI-2 (540) is not supported; convert to NIfTI-1');
+  else if (sizeLe === 540 || dv.getInt32(0, false) === 540)
+    fail(file, 'sizeof_hdr', 'NIfTI-2 (540) is not supported; convert to NIfTI-1');
   else fail(file, 'sizeof_hdr', `expected 348 (either byte order), got ${sizeLe}; not a NIfTI-1 file`);
   const i16 = (o: number): number => dv.getInt16(o, le);
   const f32 = (o: number): number => dv.getFloat32(o, le);
@@ -159,12 +171,15 @@ export function parseNiftiHeader(buf: Uint8Array, file = '<buffer>'): NiftiHeade
     return Buffer.from(bytes.subarray(0, z < 0 ? n : z)).toString('latin1');
   };
   const magic = str(344, 4);
-  if (magic === 'ni1') fail(file, 'magic', "'ni1' is a two-file (.hdr/.img) NIfTI pair; only single-file .nii/.nii.gz is supported");
+  if (magic === 'ni1')
+    fail(file, 'magic', "'ni1' is a two-file (.hdr/.img) NIfTI pair; only single-file .nii/.nii.gz is supported");
   if (magic !== 'n+1') fail(file, 'magic', `expected 'n+1', got '${magic.replace(/[^\x20-\x7e]/g, '?')}'`);
   const dim = Array.from({ length: 8 }, (_, k) => i16(40 + 2 * k));
   const pixdim = Array.from({ length: 8 }, (_, k) => f32(76 + 4 * k));
   const datatypeCode = i16(70);
-  const entry = (Object.entries(NIFTI_DATATYPES) as [NiftiDatatype, { code: number; bytes: number }][]).find(([, v]) => v.code === datatypeCode);
+  const entry = (Object.entries(NIFTI_DATATYPES) as [NiftiDatatype, { code: number; bytes: number }][]).find(
+    ([, v]) => v.code === datatypeCode,
+  );
   if (!entry) {
     const known = UNSUPPORTED_DATATYPES[datatypeCode];
     fail(
@@ -236,7 +251,10 @@ export function formatBytes(n: number): string {
 
 function checkSpacingOverride(file: string, s: readonly number[]): void {
   if (s.length !== 3 || !s.every((x) => Number.isFinite(x) && x > 0)) {
-    throw new CtclipError('ARGUMENT_ERROR', `${file}: the spacing given instead of pixdim must be three positive numbers (mm along i, j, k), got [${s.join(', ')}]`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `${file}: the spacing given instead of pixdim must be three positive numbers (mm along i, j, k), got [${s.join(', ')}]`,
+    );
   }
 }
 
@@ -252,7 +270,8 @@ export function niftiGeometry(h: NiftiHeader, file: string, opts: NiftiReadOptio
     if (n < 1) fail(file, `dim[${k + 1}]`, `must be >= 1, got ${n}`);
   });
   for (let k = 4; k <= ndim; k++) {
-    if (h.dim[k] > 1) fail(file, `dim[${k}]`, `is ${h.dim[k]}: only 3-D volumes are supported (one time point / component)`);
+    if (h.dim[k] > 1)
+      fail(file, `dim[${k}]`, `is ${h.dim[k]}: only 3-D volumes are supported (one time point / component)`);
   }
   const { bytes } = NIFTI_DATATYPES[h.datatype];
   const voxels = dims[0] * dims[1] * dims[2];
@@ -268,13 +287,22 @@ export function niftiGeometry(h: NiftiHeader, file: string, opts: NiftiReadOptio
   }
   if (h.bitpix !== bytes * 8) fail(file, 'bitpix', `${h.bitpix} does not match datatype ${h.datatype} (${bytes * 8})`);
   const voxOffset = h.voxOffset;
-  if (!Number.isInteger(voxOffset) || voxOffset < 348) fail(file, 'vox_offset', `must be an integer >= 348 for a single-file NIfTI, got ${voxOffset}`);
+  if (!Number.isInteger(voxOffset) || voxOffset < 348)
+    fail(file, 'vox_offset', `must be an integer >= 348 for a single-file NIfTI, got ${voxOffset}`);
   if (voxOffset > MAX_VOX_OFFSET) {
-    fail(file, 'vox_offset', `${voxOffset} leaves ${formatBytes(voxOffset - 348)} of extensions before the voxel data, over the limit of ${MAX_VOX_OFFSET} (header + 64 MiB)`);
+    fail(
+      file,
+      'vox_offset',
+      `${voxOffset} leaves ${formatBytes(voxOffset - 348)} of extensions before the voxel data, over the limit of ${MAX_VOX_OFFSET} (header + 64 MiB)`,
+    );
   }
   const unit = h.spatialUnits === 1 ? 1000 : h.spatialUnits === 3 ? 0.001 : 1;
   const unitName = h.spatialUnits === 1 ? ' (metres)' : h.spatialUnits === 3 ? ' (micrometres)' : '';
-  const pixdimSpacing = [1, 2, 3].map((k) => (k <= ndim ? Math.abs(h.pixdim[k]) * unit : 1)) as [number, number, number];
+  const pixdimSpacing = [1, 2, 3].map((k) => (k <= ndim ? Math.abs(h.pixdim[k]) * unit : 1)) as [
+    number,
+    number,
+    number,
+  ];
   let spacing: [number, number, number];
   if (opts.spacing) {
     checkSpacingOverride(file, opts.spacing);
@@ -286,7 +314,7 @@ export function niftiGeometry(h: NiftiHeader, file: string, opts: NiftiReadOptio
           file,
           `pixdim[${a + 1}]`,
           `${h.pixdim[a + 1]}${unitName} is not a usable voxel size (expected a finite, non-zero size); ` +
-            'give the spacing explicitly to override it (ctclip predict --source-spacing X,Y,Z; ctclip preprocess: the metadata CSV\'s XYSpacing/ZSpacing)',
+            "give the spacing explicitly to override it (ctclip predict --source-spacing X,Y,Z; ctclip preprocess: the metadata CSV's XYSpacing/ZSpacing)",
         );
       }
     });
@@ -296,12 +324,13 @@ export function niftiGeometry(h: NiftiHeader, file: string, opts: NiftiReadOptio
   // The qform scales its rotation by pixdim; an overriding spacing (in the file's units) replaces pixdim[1..3].
   const qPixdim = opts.spacing ? [h.pixdim[0], ...spacing.map((s) => s / unit)] : h.pixdim;
   const qform = h.qformCode > 0 ? qformAffine(h.quatern, qPixdim) : null;
-  const affine: Affine = sform ?? qform ?? [
-    [spacing[0], 0, 0, 0],
-    [0, spacing[1], 0, 0],
-    [0, 0, spacing[2], 0],
-    [0, 0, 0, 1],
-  ];
+  const affine: Affine = sform ??
+    qform ?? [
+      [spacing[0], 0, 0, 0],
+      [0, spacing[1], 0, 0],
+      [0, 0, spacing[2], 0],
+      [0, 0, 0, 1],
+    ];
   return {
     file,
     header: h,
@@ -351,7 +380,11 @@ function geometryFromHead(head: Uint8Array, file: string, opts: NiftiReadOptions
 
 function truncated(g: NiftiGeometry, have: number): never {
   const need = g.voxOffset + g.dataBytes;
-  return fail(g.file, 'data', `dim ${g.shape.join('×')} ${g.header.datatype} needs ${need} bytes from vox_offset ${g.voxOffset}, file has ${have} (truncated?)`);
+  return fail(
+    g.file,
+    'data',
+    `dim ${g.shape.join('×')} ${g.header.datatype} needs ${need} bytes from vox_offset ${g.voxOffset}, file has ${have} (truncated?)`,
+  );
 }
 
 /**
@@ -362,7 +395,11 @@ function gunzipPrefixSync(input: Uint8Array, want: number, file: string): Buffer
   const cap = want + INFLATE_CHUNK;
   const inflate = (p: number): Buffer | null => {
     try {
-      return zlib.gunzipSync(input.subarray(0, p), { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: cap, chunkSize: INFLATE_CHUNK });
+      return zlib.gunzipSync(input.subarray(0, p), {
+        finishFlush: zlib.constants.Z_SYNC_FLUSH,
+        maxOutputLength: cap,
+        chunkSize: INFLATE_CHUNK,
+      });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return null;
       return fail(file, 'gzip', `cannot decompress: ${(e as Error).message}`);
@@ -452,7 +489,11 @@ async function readFully(handle: fs.promises.FileHandle, buf: Buffer, position: 
     } catch (e) {
       throw new CtclipError('IO_ERROR', `cannot read NIfTI file '${file}': ${(e as Error).message}`, { cause: e });
     }
-    if (got === 0) throw new CtclipError('IO_ERROR', `cannot read NIfTI file '${file}': it ended at byte ${position + n} while being read`);
+    if (got === 0)
+      throw new CtclipError(
+        'IO_ERROR',
+        `cannot read NIfTI file '${file}': it ended at byte ${position + n} while being read`,
+      );
     n += got;
   }
 }
@@ -508,7 +549,9 @@ function copyVoxels(chunk: Buffer, pos: number, g: NiftiGeometry, raw: Buffer, f
   return Math.max(filled, end - g.voxOffset);
 }
 
-type TypedCtor = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): ArrayLike<number> & { length: number } };
+type TypedCtor = {
+  new (buffer: ArrayBufferLike, byteOffset: number, length: number): ArrayLike<number> & { length: number };
+};
 const CTORS: Record<NiftiDatatype, TypedCtor> = {
   int8: Int8Array,
   uint8: Uint8Array,
@@ -523,7 +566,14 @@ const CTORS: Record<NiftiDatatype, TypedCtor> = {
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Converts n stored values at `offset` into `out` (native TypedArray.set), byte-swapping when needed. */
-function convert(buf: Uint8Array, offset: number, n: number, dtype: NiftiDatatype, le: boolean, out: Float32Array): void {
+function convert(
+  buf: Uint8Array,
+  offset: number,
+  n: number,
+  dtype: NiftiDatatype,
+  le: boolean,
+  out: Float32Array,
+): void {
   const { bytes } = NIFTI_DATATYPES[dtype];
   const start = buf.byteOffset + offset;
   let src: Uint8Array = buf.subarray(offset, offset + n * bytes);
@@ -574,7 +624,11 @@ export function writeNifti(o: WriteNiftiOptions): Buffer {
   const voxOffset = o.voxOffset ?? 352;
   const { code, bytes } = NIFTI_DATATYPES[o.datatype];
   const n = o.shape[0] * o.shape[1] * o.shape[2];
-  if (o.data.length !== n) throw new CtclipError('ARGUMENT_ERROR', `writeNifti: data has ${o.data.length} values, shape ${o.shape.join('×')} needs ${n}`);
+  if (o.data.length !== n)
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `writeNifti: data has ${o.data.length} values, shape ${o.shape.join('×')} needs ${n}`,
+    );
   const buf = Buffer.alloc(voxOffset + n * bytes);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const sp = o.spacing ?? [1, 1, 1];
@@ -618,7 +672,9 @@ export function writeNifti(o: WriteNiftiOptions): Buffer {
     float64: (p: number, v: number) => dv.setFloat64(p, v, le),
   }[o.datatype];
   if (le === HOST_LE && (buf.byteOffset + voxOffset) % bytes === 0) {
-    const view = new CTORS[o.datatype](buf.buffer, buf.byteOffset + voxOffset, n) as unknown as { set(a: ArrayLike<number>): void } & ArrayLike<number>;
+    const view = new CTORS[o.datatype](buf.buffer, buf.byteOffset + voxOffset, n) as unknown as {
+      set(a: ArrayLike<number>): void;
+    } & ArrayLike<number>;
     if (isInt) {
       const tmp = new Float64Array(n);
       for (let i = 0; i < n; i++) tmp[i] = Math.round(o.data[i]);

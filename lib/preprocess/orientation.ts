@@ -17,12 +17,16 @@ export function voxelAxesToWorld(affine: Affine, what = 'volume'): { world: Vec3
     const col = [affine[0][v], affine[1][v], affine[2][v]];
     let w = 0;
     for (let k = 1; k < 3; k++) if (Math.abs(col[k]) > Math.abs(col[w])) w = k;
-    if (!(Math.abs(col[w]) > 0)) throw new CtclipError('DATA_ERROR', `${what}: affine column ${v} is zero; orientation undefined`);
+    if (!(Math.abs(col[w]) > 0))
+      throw new CtclipError('DATA_ERROR', `${what}: affine column ${v} is zero; orientation undefined`);
     world.push(w);
     sign.push(col[w] > 0 ? 1 : -1);
   }
   if (new Set(world).size !== 3) {
-    throw new CtclipError('DATA_ERROR', `${what}: two voxel axes run along the same world axis (oblique affine); cannot reorient`);
+    throw new CtclipError(
+      'DATA_ERROR',
+      `${what}: two voxel axes run along the same world axis (oblique affine); cannot reorient`,
+    );
   }
   return { world: world as Vec3, sign: sign as Vec3 };
 }
@@ -60,7 +64,7 @@ export function orientationPlan(affine: Affine, reorient: Reorient, what?: strin
     const w = world[v];
     order[w] = v;
     const positive = reorient === 'RAS' ? true : w === 2; // LPS: x and y point to −, z to +
-    if ((sign[v] > 0) !== positive) flip.push(v);
+    if (sign[v] > 0 !== positive) flip.push(v);
   }
   return { reorient, order, flip, inputCodes, outputCodes: reorient };
 }

@@ -115,7 +115,8 @@ function checkVec(name: string, v: readonly number[], positive = true): void {
 }
 
 function checkLimit(name: string, v: number | undefined): void {
-  if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1)) throw new CtclipError('ARGUMENT_ERROR', `${name} must be a positive integer, got ${v}`);
+  if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1))
+    throw new CtclipError('ARGUMENT_ERROR', `${name} must be a positive integer, got ${v}`);
 }
 
 /** What `planVolume` needs from a volume: its header geometry (a NiftiGeometry or a NiftiVolume). */
@@ -176,7 +177,9 @@ export function planVolume(g: VolumeGeometry, opts: PreprocessOptions = {}): Vol
     const pix = g.pixdimSpacing;
     const bad = [0, 1, 2].filter((a) => !(Number.isFinite(pix[a]) && pix[a] > 0));
     if (bad.length) {
-      warnings.push(`spacing: NIfTI ${bad.map((a) => `pixdim[${a + 1}] = ${pix[a]}`).join(', ')} is not a usable voxel size; ${what} [${override.join(', ')}] mm is used`);
+      warnings.push(
+        `spacing: NIfTI ${bad.map((a) => `pixdim[${a + 1}] = ${pix[a]}`).join(', ')} is not a usable voxel size; ${what} [${override.join(', ')}] mm is used`,
+      );
     } else {
       const off = [0, 1, 2].filter((a) => Math.abs(override[a] - pix[a]) > 0.01 * Math.max(override[a], pix[a]));
       if (off.length) {
@@ -189,7 +192,8 @@ export function planVolume(g: VolumeGeometry, opts: PreprocessOptions = {}): Vol
     voxelSpacing = override;
   }
   voxelSpacing.forEach((s, a) => {
-    if (s < 0.1 || s > 10) warnings.push(`spacing: ${'ijk'[a]} spacing ${s} mm is implausible for CT (expected 0.1–10 mm)`);
+    if (s < 0.1 || s > 10)
+      warnings.push(`spacing: ${'ijk'[a]} spacing ${s} mm is implausible for CT (expected 0.1–10 mm)`);
   });
   const orientation = orientationPlan(g.affine, opts.reorient ?? 'none', file);
   const dims = orientation.order.map((v) => g.shape[v]) as Vec3;
@@ -198,7 +202,12 @@ export function planVolume(g: VolumeGeometry, opts: PreprocessOptions = {}): Vol
   const max = opts.maxResampledVoxels ?? DEFAULT_MAX_RESAMPLED_VOXELS;
   const n = size[0] * size[1] * size[2];
   if (n > max) {
-    const fields = spacingSource === 'nifti' ? 'pixdim[1..3]' : spacingSource === 'override' ? 'the given spacing' : 'the metadata CSV spacing';
+    const fields =
+      spacingSource === 'nifti'
+        ? 'pixdim[1..3]'
+        : spacingSource === 'override'
+          ? 'the given spacing'
+          : 'the metadata CSV spacing';
     throw new CtclipError(
       'DATA_ERROR',
       `${file}: NIfTI dim[1..3] ${g.shape.join('×')} at ${fields} ${voxelSpacing.map((x) => +x.toPrecision(6)).join(' × ')} mm resamples to ` +
@@ -226,13 +235,21 @@ export async function readVolume(file: string, opts: PreprocessOptions = {}): Pr
  * Preprocesses an already-read NIfTI volume. With `consume`, the caller gives up `nifti.data`: the native op
  * writes the HU/clipped values into it instead of allocating another volume-sized buffer.
  */
-export async function preprocessNifti(nifti: NiftiVolume, opts: PreprocessOptions = {}, readSeconds = 0, consume = false): Promise<PreprocessedVolume> {
+export async function preprocessNifti(
+  nifti: NiftiVolume,
+  opts: PreprocessOptions = {},
+  readSeconds = 0,
+  consume = false,
+): Promise<PreprocessedVolume> {
   const target = opts.spacing ?? DEFAULT_SPACING;
   const shape = opts.shape ?? DEFAULT_SHAPE;
   checkLimit('maxVoxels', opts.maxVoxels);
   const maxVoxels = opts.maxVoxels ?? DEFAULT_MAX_VOXELS;
   if (nifti.data.length > maxVoxels) {
-    throw new CtclipError('DATA_ERROR', `${nifti.file}: NIfTI dim[1..3] ${nifti.shape.join('×')} is ${nifti.data.length.toLocaleString('en-US')} voxels, over the limit of ${maxVoxels.toLocaleString('en-US')} voxels (maxVoxels, CLI --max-voxels)`);
+    throw new CtclipError(
+      'DATA_ERROR',
+      `${nifti.file}: NIfTI dim[1..3] ${nifti.shape.join('×')} is ${nifti.data.length.toLocaleString('en-US')} voxels, over the limit of ${maxVoxels.toLocaleString('en-US')} voxels (maxVoxels, CLI --max-voxels)`,
+    );
   }
   const window = opts.window ?? DEFAULT_WINDOW;
   const mode = opts.rescale ?? 'auto';
@@ -240,18 +257,28 @@ export async function preprocessNifti(nifti: NiftiVolume, opts: PreprocessOption
   const intercept = opts.intercept ?? 0;
   checkVec('spacing', target);
   checkVec('shape', shape);
-  if (!shape.every(Number.isInteger)) throw new CtclipError('ARGUMENT_ERROR', `shape must be integers, got [${shape.join(', ')}]`);
-  if (!(window[0] < window[1])) throw new CtclipError('ARGUMENT_ERROR', `window must be lo < hi, got [${window.join(', ')}]`);
+  if (!shape.every(Number.isInteger))
+    throw new CtclipError('ARGUMENT_ERROR', `shape must be integers, got [${shape.join(', ')}]`);
+  if (!(window[0] < window[1]))
+    throw new CtclipError('ARGUMENT_ERROR', `window must be lo < hi, got [${window.join(', ')}]`);
   if (!Number.isFinite(slope) || !Number.isFinite(intercept)) {
-    throw new CtclipError('DATA_ERROR', `${nifti.file}: RescaleSlope/RescaleIntercept must be finite, got ${slope}/${intercept}`);
+    throw new CtclipError(
+      'DATA_ERROR',
+      `${nifti.file}: RescaleSlope/RescaleIntercept must be finite, got ${slope}/${intercept}`,
+    );
   }
   const file = nifti.file;
   // Spacing per NIfTI voxel axis, orientation, resampled size (and its limit).
   const { spacingSource, orientation: orient, sourceSpacing, size, warnings } = planVolume(nifti, opts);
 
-  if (mode === 'always' && slope === 1 && intercept === 0) warnings.push('rescale: always, but the metadata slope/intercept are 1/0 (no-op)');
+  if (mode === 'always' && slope === 1 && intercept === 0)
+    warnings.push('rescale: always, but the metadata slope/intercept are 1/0 (no-op)');
   const t0 = performance.now();
-  const { bytes, shape: outShape, stats } = await preprocessVoxels(nifti.data, nifti.shape, {
+  const {
+    bytes,
+    shape: outShape,
+    stats,
+  } = await preprocessVoxels(nifti.data, nifti.shape, {
     order: orient.order,
     flip: orient.flip,
     rescale: mode,
@@ -272,9 +299,14 @@ export async function preprocessNifti(nifti: NiftiVolume, opts: PreprocessOption
   const rescale = describeRescale(mode, slope, intercept, stats);
   if (stats.airMode === null) warnings.push('air: no voxel below −500 HU (no air in the volume? wrong rescale?)');
   else if (stats.airMode < AIR_BAND[0] || stats.airMode > AIR_BAND[1]) {
-    warnings.push(`air: HU mode below −500 is ${stats.airMode} HU, expected ≈ −1000 (wrong rescale or not a CT in HU?)`);
+    warnings.push(
+      `air: HU mode below −500 is ${stats.airMode} HU, expected ≈ −1000 (wrong rescale or not a CT in HU?)`,
+    );
   }
-  if (stats.nonAirFraction < 0.001) warnings.push(`empty: only ${(stats.nonAirFraction * 100).toFixed(3)} % of the output voxels are above air after crop/pad`);
+  if (stats.nonAirFraction < 0.001)
+    warnings.push(
+      `empty: only ${(stats.nonAirFraction * 100).toFixed(3)} % of the output voxels are above air after crop/pad`,
+    );
 
   return {
     volume: bytes,
@@ -304,12 +336,19 @@ export async function preprocessNifti(nifti: NiftiVolume, opts: PreprocessOption
   };
 }
 
-function describeRescale(mode: RescaleMode, slope: number, intercept: number, s: PreprocessVolumeStats): VolumeMeta['rescale'] {
+function describeRescale(
+  mode: RescaleMode,
+  slope: number,
+  intercept: number,
+  s: PreprocessVolumeStats,
+): VolumeMeta['rescale'] {
   const base = { mode, slope, intercept, applied: s.rescaled };
-  if (mode === 'never') return { ...base, reason: 'never: the data are used as stored (after NIfTI scl_slope/scl_inter)' };
+  if (mode === 'never')
+    return { ...base, reason: 'never: the data are used as stored (after NIfTI scl_slope/scl_inter)' };
   if (mode === 'always') return { ...base, reason: 'always: HU = RescaleSlope · value + RescaleIntercept' };
   const counts = { airVoxelsAsIs: s.airAsIs, airVoxelsRescaled: s.airRescaled };
-  if (slope === 1 && intercept === 0) return { ...base, ...counts, reason: 'auto: slope/intercept are 1/0 (nothing to apply)' };
+  if (slope === 1 && intercept === 0)
+    return { ...base, ...counts, reason: 'auto: slope/intercept are 1/0 (nothing to apply)' };
   return {
     ...base,
     ...counts,

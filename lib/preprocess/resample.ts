@@ -38,11 +38,19 @@ export function cropPadPlan(n: number, t: number): CropPad {
  * New size per axis = int(n · current / target), evaluated left to right as the reference's Python does
  * ((n · current) / target, then truncation). Throws DATA_ERROR when an axis would vanish.
  */
-export function resampledSize(dims: readonly number[], current: readonly number[], target: readonly number[], what = 'volume'): Vec3 {
+export function resampledSize(
+  dims: readonly number[],
+  current: readonly number[],
+  target: readonly number[],
+  what = 'volume',
+): Vec3 {
   return [0, 1, 2].map((a) => {
     const s = Math.trunc((dims[a] * current[a]) / target[a]);
     if (!(s >= 1)) {
-      throw new CtclipError('DATA_ERROR', `${what}: axis ${a} of ${dims[a]} voxels at ${current[a]} mm resamples to ${s} voxels at ${target[a]} mm`);
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${what}: axis ${a} of ${dims[a]} voxels at ${current[a]} mm resamples to ${s} voxels at ${target[a]} mm`,
+      );
     }
     return s;
   }) as Vec3;
@@ -72,7 +80,8 @@ export async function preprocessVoxels(
   opts: VoxelOpOptions,
 ): Promise<{ bytes: Buffer; shape: Vec3; stats: PreprocessVolumeStats }> {
   const order = opts.order ?? [0, 1, 2];
-  if ([...order].sort().join() !== '0,1,2') throw new CtclipError('ARGUMENT_ERROR', `order must be a permutation of 0, 1, 2, got [${order.join(', ')}]`);
+  if ([...order].sort().join() !== '0,1,2')
+    throw new CtclipError('ARGUMENT_ERROR', `order must be a permutation of 0, 1, 2, got [${order.join(', ')}]`);
   const input = tensorFromBuffer(data, 'float32', [dims[2], dims[1], dims[0]]);
   const { order: _o, flip, ...rest } = opts;
   void _o;
@@ -94,6 +103,10 @@ export async function preprocessVoxels(
  */
 export async function resampleVolume(data: Float32Array, dims: Vec3, size: Vec3): Promise<Float32Array> {
   // Output order (k, j, i) over NIfTI axes gives back the i-fastest layout.
-  const { bytes } = await preprocessVoxels(data, dims, { order: [2, 1, 0], size: [size[2], size[1], size[0]], dtype: 'float32' });
+  const { bytes } = await preprocessVoxels(data, dims, {
+    order: [2, 1, 0],
+    size: [size[2], size[1], size[0]],
+    dtype: 'float32',
+  });
   return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
 }

@@ -61,7 +61,18 @@ export function rocPanel(curve: ClassRocCurve): Markup {
       'font-size': 11,
     },
     el('title', null, `${curve.name}: AUROC ${fmt3(curve.auroc)}`),
-    el('text', { class: 'panel-title', x: left + size / 2, y: 16, 'text-anchor': 'middle', 'font-size': 11.5, 'font-weight': 'bold' }, titleText),
+    el(
+      'text',
+      {
+        class: 'panel-title',
+        x: left + size / 2,
+        y: 16,
+        'text-anchor': 'middle',
+        'font-size': 11.5,
+        'font-weight': 'bold',
+      },
+      titleText,
+    ),
     el('rect', { class: 'plot-frame', x: left, y: top, width: size, height: size, fill: 'none', stroke: '#ddd' }),
     el(
       'g',
@@ -69,7 +80,18 @@ export function rocPanel(curve: ClassRocCurve): Markup {
       el('line', { x1: left, y1: top + size, x2: left + size, y2: top + size }),
       ticks.map((t) => [
         el('line', { class: 'tick', x1: sx(t), y1: top + size, x2: sx(t), y2: top + size + 4 }),
-        el('text', { class: 'tick-label', x: sx(t), y: top + size + 15, 'text-anchor': 'middle', stroke: 'none', fill: AXIS_COLOR }, String(t)),
+        el(
+          'text',
+          {
+            class: 'tick-label',
+            x: sx(t),
+            y: top + size + 15,
+            'text-anchor': 'middle',
+            stroke: 'none',
+            fill: AXIS_COLOR,
+          },
+          String(t),
+        ),
       ]),
     ),
     el(
@@ -78,18 +100,60 @@ export function rocPanel(curve: ClassRocCurve): Markup {
       el('line', { x1: left, y1: top, x2: left, y2: top + size }),
       ticks.map((t) => [
         el('line', { class: 'tick', x1: left - 4, y1: sy(t), x2: left, y2: sy(t) }),
-        el('text', { class: 'tick-label', x: left - 6, y: sy(t) + 3.5, 'text-anchor': 'end', stroke: 'none', fill: AXIS_COLOR }, String(t)),
+        el(
+          'text',
+          { class: 'tick-label', x: left - 6, y: sy(t) + 3.5, 'text-anchor': 'end', stroke: 'none', fill: AXIS_COLOR },
+          String(t),
+        ),
       ]),
     ),
-    el('text', { class: 'axis-label axis-label-x', x: left + size / 2, y: height - 6, 'text-anchor': 'middle', fill: AXIS_COLOR }, 'False positive rate'),
     el(
       'text',
-      { class: 'axis-label axis-label-y', x: 0, y: 0, transform: `translate(11 ${svgNumber(top + size / 2)}) rotate(-90)`, 'text-anchor': 'middle', fill: AXIS_COLOR },
+      {
+        class: 'axis-label axis-label-x',
+        x: left + size / 2,
+        y: height - 6,
+        'text-anchor': 'middle',
+        fill: AXIS_COLOR,
+      },
+      'False positive rate',
+    ),
+    el(
+      'text',
+      {
+        class: 'axis-label axis-label-y',
+        x: 0,
+        y: 0,
+        transform: `translate(11 ${svgNumber(top + size / 2)}) rotate(-90)`,
+        'text-anchor': 'middle',
+        fill: AXIS_COLOR,
+      },
       'True positive rate',
     ),
-    el('line', { class: 'roc-diagonal', x1: sx(0), y1: sy(0), x2: sx(1), y2: sy(1), stroke: MUTED, 'stroke-dasharray': '4 3', 'stroke-width': 1 }),
-    el('text', { class: 'panel-auroc', x: left + size - 6, y: top + size - 8, 'text-anchor': 'end', fill: '#222' }, `AUROC ${fmt3(curve.auroc)}`),
-    el('path', { class: 'roc-curve', 'data-class': curve.name, d: pathData(xs, ys), fill: 'none', stroke: CURVE_COLOR, 'stroke-width': 1.75, 'stroke-linejoin': 'round' }),
+    el('line', {
+      class: 'roc-diagonal',
+      x1: sx(0),
+      y1: sy(0),
+      x2: sx(1),
+      y2: sy(1),
+      stroke: MUTED,
+      'stroke-dasharray': '4 3',
+      'stroke-width': 1,
+    }),
+    el(
+      'text',
+      { class: 'panel-auroc', x: left + size - 6, y: top + size - 8, 'text-anchor': 'end', fill: '#222' },
+      `AUROC ${fmt3(curve.auroc)}`,
+    ),
+    el('path', {
+      class: 'roc-curve',
+      'data-class': curve.name,
+      d: pathData(xs, ys),
+      fill: 'none',
+      stroke: CURVE_COLOR,
+      'stroke-width': 1.75,
+      'stroke-linejoin': 'round',
+    }),
   );
 }
 
@@ -134,24 +198,70 @@ export function aurocBars(rows: readonly AurocBarRow[], opts: { ciLabel?: string
     const yMid = top + i * rowH + rowH / 2;
     const label = truncate(r.name, labelChars);
     body.push(
-      el('text', { class: 'bar-label', x: left - 8, y: yMid + 4, 'text-anchor': 'end', fill: '#222' }, el('title', null, r.name), label),
+      el(
+        'text',
+        { class: 'bar-label', x: left - 8, y: yMid + 4, 'text-anchor': 'end', fill: '#222' },
+        el('title', null, r.name),
+        label,
+      ),
     );
     if (!Number.isFinite(r.auroc)) {
-      body.push(el('text', { class: 'bar-excluded', x: left + 6, y: yMid + 4, fill: MUTED, 'font-style': 'italic' }, r.note ?? 'excluded'));
+      body.push(
+        el(
+          'text',
+          { class: 'bar-excluded', x: left + 6, y: yMid + 4, fill: MUTED, 'font-style': 'italic' },
+          r.note ?? 'excluded',
+        ),
+      );
       return;
     }
     const v = clamp01(r.auroc);
     body.push(
-      el('rect', { class: 'auroc-bar', 'data-class': r.name, x: left, y: yMid - 6, width: sx(v) - left, height: 12, fill: '#9dbbe0', stroke: CURVE_COLOR, 'stroke-width': 0.75 }),
+      el('rect', {
+        class: 'auroc-bar',
+        'data-class': r.name,
+        x: left,
+        y: yMid - 6,
+        width: sx(v) - left,
+        height: 12,
+        fill: '#9dbbe0',
+        stroke: CURVE_COLOR,
+        'stroke-width': 0.75,
+      }),
     );
     let valueText = r.auroc.toFixed(3);
     if (Number.isFinite(r.lower) && Number.isFinite(r.upper)) {
       const lo = sx(clamp01(r.lower as number));
       const hi = sx(clamp01(r.upper as number));
       body.push(
-        el('line', { class: 'ci-whisker', 'data-class': r.name, x1: lo, y1: yMid, x2: hi, y2: yMid, stroke: '#111', 'stroke-width': 1.25 }),
-        el('line', { class: 'ci-cap', x1: lo, y1: yMid - 4, x2: lo, y2: yMid + 4, stroke: '#111', 'stroke-width': 1.25 }),
-        el('line', { class: 'ci-cap', x1: hi, y1: yMid - 4, x2: hi, y2: yMid + 4, stroke: '#111', 'stroke-width': 1.25 }),
+        el('line', {
+          class: 'ci-whisker',
+          'data-class': r.name,
+          x1: lo,
+          y1: yMid,
+          x2: hi,
+          y2: yMid,
+          stroke: '#111',
+          'stroke-width': 1.25,
+        }),
+        el('line', {
+          class: 'ci-cap',
+          x1: lo,
+          y1: yMid - 4,
+          x2: lo,
+          y2: yMid + 4,
+          stroke: '#111',
+          'stroke-width': 1.25,
+        }),
+        el('line', {
+          class: 'ci-cap',
+          x1: hi,
+          y1: yMid - 4,
+          x2: hi,
+          y2: yMid + 4,
+          stroke: '#111',
+          'stroke-width': 1.25,
+        }),
       );
       valueText += ` [${(r.lower as number).toFixed(3)}, ${(r.upper as number).toFixed(3)}]`;
     }
@@ -172,8 +282,20 @@ export function aurocBars(rows: readonly AurocBarRow[], opts: { ciLabel?: string
     },
     el('title', null, 'Per-class AUROC' + (hasCi ? ` (whiskers: ${opts.ciLabel ?? 'CI'})` : '')),
     ticks.map((t) => el('line', { class: 'grid', x1: sx(t), y1: top, x2: sx(t), y2: axisY, stroke: '#eee' })),
-    el('line', { class: 'chance-line', x1: sx(0.5), y1: top - 4, x2: sx(0.5), y2: axisY, stroke: MUTED, 'stroke-dasharray': '4 3' }),
-    el('text', { class: 'chance-label', x: sx(0.5), y: top - 8, 'text-anchor': 'middle', fill: MUTED, 'font-size': 10 }, 'chance'),
+    el('line', {
+      class: 'chance-line',
+      x1: sx(0.5),
+      y1: top - 4,
+      x2: sx(0.5),
+      y2: axisY,
+      stroke: MUTED,
+      'stroke-dasharray': '4 3',
+    }),
+    el(
+      'text',
+      { class: 'chance-label', x: sx(0.5), y: top - 8, 'text-anchor': 'middle', fill: MUTED, 'font-size': 10 },
+      'chance',
+    ),
     body,
     el(
       'g',
@@ -181,9 +303,31 @@ export function aurocBars(rows: readonly AurocBarRow[], opts: { ciLabel?: string
       el('line', { x1: left, y1: axisY, x2: left + plot, y2: axisY }),
       ticks.map((t) => [
         el('line', { class: 'tick', x1: sx(t), y1: axisY, x2: sx(t), y2: axisY + 4 }),
-        el('text', { class: 'tick-label', x: sx(t), y: axisY + 16, 'text-anchor': 'middle', stroke: 'none', fill: AXIS_COLOR, 'font-size': 10 }, String(t)),
+        el(
+          'text',
+          {
+            class: 'tick-label',
+            x: sx(t),
+            y: axisY + 16,
+            'text-anchor': 'middle',
+            stroke: 'none',
+            fill: AXIS_COLOR,
+            'font-size': 10,
+          },
+          String(t),
+        ),
       ]),
     ),
-    el('text', { class: 'axis-label axis-label-x', x: left + plot / 2, y: height - 6, 'text-anchor': 'middle', fill: AXIS_COLOR }, 'AUROC' + (hasCi ? ` (whiskers: ${opts.ciLabel ?? 'CI'})` : '')),
+    el(
+      'text',
+      {
+        class: 'axis-label axis-label-x',
+        x: left + plot / 2,
+        y: height - 6,
+        'text-anchor': 'middle',
+        fill: AXIS_COLOR,
+      },
+      'AUROC' + (hasCi ? ` (whiskers: ${opts.ciLabel ?? 'CI'})` : ''),
+    ),
   );
 }

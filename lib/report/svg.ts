@@ -28,11 +28,27 @@ export type AttrValue = string | number | boolean | null | undefined;
 export type Attrs = Record<string, AttrValue>;
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_:.-]*$/;
-const VOID_ELEMENTS = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta', 'source', 'track', 'wbr']);
+const VOID_ELEMENTS = new Set([
+  'area',
+  'base',
+  'br',
+  'col',
+  'embed',
+  'hr',
+  'img',
+  'input',
+  'link',
+  'meta',
+  'source',
+  'track',
+  'wbr',
+]);
 
 /** Escapes text for element content and double- or single-quoted attribute values. */
 export function escapeXml(text: string): string {
-  return String(text).replace(/[&<>"']/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '"' ? '&quot;' : '&#39;'));
+  return String(text).replace(/[&<>"']/g, (c) =>
+    c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '"' ? '&quot;' : '&#39;',
+  );
 }
 
 /** Marks a string as trusted markup. Use only for constant markup written in this code base. */
@@ -46,7 +62,8 @@ export function raw(html: string): Markup {
  * `pathData`, which skips the point).
  */
 export function svgNumber(value: number, digits = 2): string {
-  if (!Number.isFinite(value)) throw new CtclipError('ARGUMENT_ERROR', `svgNumber: ${String(value)} is not a finite number`);
+  if (!Number.isFinite(value))
+    throw new CtclipError('ARGUMENT_ERROR', `svgNumber: ${String(value)} is not a finite number`);
   let text = value.toFixed(digits);
   if (text.includes('.')) text = text.replace(/0+$/, '').replace(/\.$/, '');
   return text === '-0' ? '0' : text;
@@ -57,7 +74,11 @@ function appendChildren(out: string[], child: Child): void {
   if (child instanceof Markup) out.push(child.html);
   else if (typeof child === 'string') out.push(escapeXml(child));
   else if (Array.isArray(child)) for (const c of child as readonly Child[]) appendChildren(out, c);
-  else throw new CtclipError('ARGUMENT_ERROR', `el: unsupported child of type ${typeof child}; expected Markup, a string or an array`);
+  else
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `el: unsupported child of type ${typeof child}; expected Markup, a string or an array`,
+    );
 }
 
 /** Builds one element. Attribute order is kept; see the module comment for value handling. */
@@ -66,7 +87,8 @@ export function el(tag: string, attrs?: Attrs | null, ...children: Child[]): Mar
   let open = `<${tag}`;
   if (attrs) {
     for (const [name, value] of Object.entries(attrs)) {
-      if (!NAME.test(name)) throw new CtclipError('ARGUMENT_ERROR', `el: invalid attribute name ${JSON.stringify(name)} on <${tag}>`);
+      if (!NAME.test(name))
+        throw new CtclipError('ARGUMENT_ERROR', `el: invalid attribute name ${JSON.stringify(name)} on <${tag}>`);
       if (value === null || value === undefined || value === false) continue;
       if (value === true) open += ` ${name}`;
       else if (typeof value === 'number') {
@@ -95,7 +117,10 @@ export function fragment(...children: Child[]): Markup {
 }
 
 /** A linear map from `domain` to `range` (e.g. data → pixels). A degenerate domain maps to the range's midpoint. */
-export function linearScale(domain: readonly [number, number], range: readonly [number, number]): (v: number) => number {
+export function linearScale(
+  domain: readonly [number, number],
+  range: readonly [number, number],
+): (v: number) => number {
   const [d0, d1] = domain;
   const [r0, r1] = range;
   const span = d1 - d0;
@@ -119,7 +144,8 @@ function collinearRun(a: [string, string], b: [string, string], c: [string, stri
  * are dropped, which shrinks a step curve without changing its drawing. Returns "" when no point is finite.
  */
 export function pathData(xs: ArrayLike<number>, ys: ArrayLike<number>, digits = 2): string {
-  if (xs.length !== ys.length) throw new CtclipError('ARGUMENT_ERROR', `pathData: ${xs.length} x values but ${ys.length} y values`);
+  if (xs.length !== ys.length)
+    throw new CtclipError('ARGUMENT_ERROR', `pathData: ${xs.length} x values but ${ys.length} y values`);
   const segments: Array<Array<[string, string]>> = [];
   let current: Array<[string, string]> | null = null;
   for (let i = 0; i < xs.length; i++) {

@@ -55,9 +55,13 @@ export function embeddingsSidecarPath(outPath: string): string {
 }
 
 function rowsOf(name: string, data: Float32Array | null | undefined, n: number): number {
-  if (!(data instanceof Float32Array)) throw new CtclipError('ARGUMENT_ERROR', `writeEmbeddings: ${name} must be a Float32Array`);
+  if (!(data instanceof Float32Array))
+    throw new CtclipError('ARGUMENT_ERROR', `writeEmbeddings: ${name} must be a Float32Array`);
   if (data.length === 0 || data.length % n !== 0) {
-    throw new CtclipError('ARGUMENT_ERROR', `writeEmbeddings: ${name} has ${data.length} values, not a positive multiple of the ${n} study ids`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `writeEmbeddings: ${name} has ${data.length} values, not a positive multiple of the ${n} study ids`,
+    );
   }
   return data.length / n;
 }
@@ -71,15 +75,25 @@ export async function writeEmbeddings(
   input: EmbeddingsInput,
   meta: Record<string, unknown> = {},
   opts: { created?: Date } = {},
-): Promise<{ files: { safetensors: string; sidecar: string }; nSamples: number; dimLatent: number; dimEmbedding: number | null }> {
+): Promise<{
+  files: { safetensors: string; sidecar: string };
+  nSamples: number;
+  dimLatent: number;
+  dimEmbedding: number | null;
+}> {
   const n = input.studyIds.length;
   if (n === 0) throw new CtclipError('ARGUMENT_ERROR', 'writeEmbeddings: no study ids; expected at least one sample');
   input.studyIds.forEach((id, i) => {
-    if (typeof id !== 'string') throw new CtclipError('ARGUMENT_ERROR', `writeEmbeddings: studyIds[${i}] is ${typeof id}; expected a string`);
+    if (typeof id !== 'string')
+      throw new CtclipError('ARGUMENT_ERROR', `writeEmbeddings: studyIds[${i}] is ${typeof id}; expected a string`);
   });
   const d = rowsOf('imageLatents', input.imageLatents, n);
   const dText = rowsOf('textLatents', input.textLatents, n);
-  if (dText !== d) throw new CtclipError('ARGUMENT_ERROR', `writeEmbeddings: textLatents are ${n} × ${dText} but imageLatents are ${n} × ${d}; expected the same latent size`);
+  if (dText !== d)
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `writeEmbeddings: textLatents are ${n} × ${dText} but imageLatents are ${n} × ${d}; expected the same latent size`,
+    );
   const tensors: Array<[string, SafetensorsTensor]> = [
     ['image_latents', { dtype: 'F32', shape: [n, d], data: input.imageLatents }],
     ['text_latents', { dtype: 'F32', shape: [n, d], data: input.textLatents }],
@@ -117,7 +131,13 @@ export async function writeEmbeddings(
 }
 
 /** Reads an export back (both files), checking that they belong together. DATA_ERROR when they do not. */
-export async function readEmbeddings(outPath: string): Promise<{ sidecar: EmbeddingsSidecar; imageLatents: Float32Array; textLatents: Float32Array; imageEmbeddings: Float32Array | null; shapes: Record<string, number[]> }> {
+export async function readEmbeddings(outPath: string): Promise<{
+  sidecar: EmbeddingsSidecar;
+  imageLatents: Float32Array;
+  textLatents: Float32Array;
+  imageEmbeddings: Float32Array | null;
+  shapes: Record<string, number[]>;
+}> {
   const file = path.resolve(outPath);
   const st = await readSafetensors(file);
   const sidecarFile = embeddingsSidecarPath(file);
@@ -125,9 +145,12 @@ export async function readEmbeddings(outPath: string): Promise<{ sidecar: Embedd
   try {
     sidecar = JSON.parse(await fs.promises.readFile(sidecarFile, 'utf8')) as EmbeddingsSidecar;
   } catch (err) {
-    throw new CtclipError('IO_ERROR', `${sidecarFile}: cannot read the sidecar (${(err as Error).message})`, { cause: err });
+    throw new CtclipError('IO_ERROR', `${sidecarFile}: cannot read the sidecar (${(err as Error).message})`, {
+      cause: err,
+    });
   }
-  if (sidecar.format !== EMBEDDINGS_FORMAT || !Array.isArray(sidecar.study_ids)) throw new CtclipError('DATA_ERROR', `${sidecarFile}: not a ctclip embeddings sidecar`);
+  if (sidecar.format !== EMBEDDINGS_FORMAT || !Array.isArray(sidecar.study_ids))
+    throw new CtclipError('DATA_ERROR', `${sidecarFile}: not a ctclip embeddings sidecar`);
   const n = sidecar.study_ids.length;
   const get = (name: string, required: boolean): Float32Array | null => {
     const t = st.tensors.get(name);
@@ -136,11 +159,20 @@ export async function readEmbeddings(outPath: string): Promise<{ sidecar: Embedd
       return null;
     }
     if (t.dtype !== 'F32' || t.shape.length !== 2 || t.shape[0] !== n) {
-      throw new CtclipError('DATA_ERROR', `${file}: tensor "${name}" is ${t.dtype} ${JSON.stringify(t.shape)}; expected F32 [${n}, d] (${n} study ids in the sidecar)`);
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${file}: tensor "${name}" is ${t.dtype} ${JSON.stringify(t.shape)}; expected F32 [${n}, d] (${n} study ids in the sidecar)`,
+      );
     }
     return t.data as Float32Array;
   };
   const shapes: Record<string, number[]> = {};
   for (const [name, t] of st.tensors) shapes[name] = t.shape;
-  return { sidecar, imageLatents: get('image_latents', true)!, textLatents: get('text_latents', true)!, imageEmbeddings: get('image_embeddings', false), shapes };
+  return {
+    sidecar,
+    imageLatents: get('image_latents', true)!,
+    textLatents: get('text_latents', true)!,
+    imageEmbeddings: get('image_embeddings', false),
+    shapes,
+  };
 }

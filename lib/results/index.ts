@@ -24,7 +24,19 @@ export { aurocBars, rocPanel, rocPanels, truncate, type AurocBarRow } from '../r
 // Evaluation files are read back as plain rows, strictly (they are ours).
 export { CSV_EOL, csvField, csvRecord, formatCsv, type CsvCell } from '../io/csv';
 export { parseOwnCsv as parseCsv } from './read-csv';
-export { Markup, el, escapeXml, fragment, linearScale, pathData, raw, svgNumber, type Attrs, type AttrValue, type Child } from '../report/svg';
+export {
+  Markup,
+  el,
+  escapeXml,
+  fragment,
+  linearScale,
+  pathData,
+  raw,
+  svgNumber,
+  type Attrs,
+  type AttrValue,
+  type Child,
+} from '../report/svg';
 export {
   writeEmbeddings,
   readEmbeddings,

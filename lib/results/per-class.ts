@@ -12,7 +12,17 @@ import { type CsvCell, formatCsv } from '../io/csv';
 import type { EvaluationResults } from './results';
 
 /** The metric columns, in order. */
-export const PER_CLASS_METRIC_COLUMNS = ['auroc', 'auprc', 'f1', 'f1_threshold', 'precision', 'recall', 'specificity', 'accuracy', 'f1_at_threshold'] as const;
+export const PER_CLASS_METRIC_COLUMNS = [
+  'auroc',
+  'auprc',
+  'f1',
+  'f1_threshold',
+  'precision',
+  'recall',
+  'specificity',
+  'accuracy',
+  'f1_at_threshold',
+] as const;
 
 /** Per-class metrics that have bootstrap intervals in these results, in AGGREGATED_METRICS order of appearance. */
 export function bootstrappedClassMetrics(results: EvaluationResults): AggregatedMetric[] {

@@ -14,14 +14,23 @@ export function predictionsHeader(classNames: readonly string[]): string[] {
   const header = ['study_id', ...classNames, ...classNames.map((c) => `label:${c}`)];
   const seen = new Set<string>();
   for (const h of header) {
-    if (seen.has(h)) throw new CtclipError('ARGUMENT_ERROR', `predictions.csv: column name "${h}" would appear twice; rename the class`);
+    if (seen.has(h))
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `predictions.csv: column name "${h}" would appear twice; rename the class`,
+      );
     seen.add(h);
   }
   return header;
 }
 
 /** The text of predictions.csv. Inputs must already be validated (see buildEvaluationResults). */
-export function predictionsCsv(studyIds: readonly string[], classNames: readonly string[], scores: MatrixInput, labels: MatrixInput): string {
+export function predictionsCsv(
+  studyIds: readonly string[],
+  classNames: readonly string[],
+  scores: MatrixInput,
+  labels: MatrixInput,
+): string {
   const c = classNames.length;
   const rows: CsvCell[][] = [predictionsHeader(classNames)];
   for (let i = 0; i < studyIds.length; i++) {

@@ -74,7 +74,16 @@ function summaryTable(results: EvaluationResults): Markup {
     return el(
       'tr',
       { 'data-metric': m },
-      el('td', { class: 'name' }, METRIC_LABELS[m] + (m === 'f1' ? ' (max over PR curve)' : ['precision', 'recall', 'specificity', 'accuracy', 'f1_at_threshold'].includes(m) ? ` (at ${results.threshold})` : '')),
+      el(
+        'td',
+        { class: 'name' },
+        METRIC_LABELS[m] +
+          (m === 'f1'
+            ? ' (max over PR curve)'
+            : ['precision', 'recall', 'specificity', 'accuracy', 'f1_at_threshold'].includes(m)
+              ? ` (at ${results.threshold})`
+              : ''),
+      ),
       el('td', null, num(results.metrics[mk])),
       label ? el('td', null, ci(mk)) : null,
       el('td', null, num(results.metrics[wk])),
@@ -101,9 +110,17 @@ function excludedNote(results: EvaluationResults): Markup | null {
   return el(
     'div',
     { class: 'note excluded-classes' },
-    el('strong', null, `${results.excluded_classes.length} class${results.excluded_classes.length === 1 ? '' : 'es'} excluded as single-valued`),
+    el(
+      'strong',
+      null,
+      `${results.excluded_classes.length} class${results.excluded_classes.length === 1 ? '' : 'es'} excluded as single-valued`,
+    ),
     ' (every label the same, so AUROC and the other metrics are undefined; they are left out of every macro and weighted average and have no ROC curve): ',
-    results.excluded_classes.map((e, i) => [i > 0 ? ', ' : null, el('span', { class: 'excluded-class' }, e.name), ` (${e.reason}: ${e.support} positive, ${e.n_negative} negative)`]),
+    results.excluded_classes.map((e, i) => [
+      i > 0 ? ', ' : null,
+      el('span', { class: 'excluded-class' }, e.name),
+      ` (${e.reason}: ${e.support} positive, ${e.n_negative} negative)`,
+    ]),
     '.',
   );
 }
@@ -128,7 +145,10 @@ function perClassTableHtml(results: EvaluationResults): Markup {
       'tr',
       { class: excluded ? 'excluded' : null },
       el('td', { class: 'name' }, name),
-      cols.map((c) => [el('td', null, num(p[c])), c === 'auroc' && label ? el('td', null, iv ? `[${num(iv.lower)}, ${num(iv.upper)}]` : 'n/a') : null]),
+      cols.map((c) => [
+        el('td', null, num(p[c])),
+        c === 'auroc' && label ? el('td', null, iv ? `[${num(iv.lower)}, ${num(iv.upper)}]` : 'n/a') : null,
+      ]),
       el('td', null, String(p.support)),
       el('td', null, String(p.n_negative)),
     );
@@ -160,7 +180,11 @@ function provenance(results: EvaluationResults): Markup {
 }
 
 /** The whole report page. `curves` are the valid classes' ROC curves (see `classRocCurves`). */
-export function renderReport(results: EvaluationResults, curves: readonly ClassRocCurve[], opts: { title?: string } = {}): string {
+export function renderReport(
+  results: EvaluationResults,
+  curves: readonly ClassRocCurve[],
+  opts: { title?: string } = {},
+): string {
   const title = opts.title ?? 'ctclip evaluation report';
   const boot = results.bootstrap;
   const label = boot ? ciLabel(boot.level) : undefined;
@@ -168,7 +192,13 @@ export function renderReport(results: EvaluationResults, curves: readonly ClassR
     const p = results.metrics.per_class[name];
     const iv = boot?.per_class[name]?.auroc;
     const ex = results.excluded_classes.find((e) => e.name === name);
-    return { name, auroc: p.auroc, lower: iv?.lower, upper: iv?.upper, note: ex ? `excluded (${ex.reason})` : undefined };
+    return {
+      name,
+      auroc: p.auroc,
+      lower: iv?.lower,
+      upper: iv?.upper,
+      note: ex ? `excluded (${ex.reason})` : undefined,
+    };
   });
   const cp = results.checkpoint;
   const body = el(
@@ -201,6 +231,13 @@ export function renderReport(results: EvaluationResults, curves: readonly ClassR
     el('h2', null, 'Checkpoint and config'),
     provenance(results),
   );
-  const head = el('head', null, el('meta', { charset: 'utf-8' }), el('meta', { name: 'viewport', content: 'width=device-width, initial-scale=1' }), el('title', null, title), el('style', null, raw(STYLE)));
+  const head = el(
+    'head',
+    null,
+    el('meta', { charset: 'utf-8' }),
+    el('meta', { name: 'viewport', content: 'width=device-width, initial-scale=1' }),
+    el('title', null, title),
+    el('style', null, raw(STYLE)),
+  );
   return `<!DOCTYPE html>\n${el('html', { lang: 'en' }, head, body).html}\n`;
 }

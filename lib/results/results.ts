@@ -7,7 +7,17 @@
  * are single-valued have NaN metrics (null in the file) and are listed in `excluded_classes` with the reason.
  */
 import { CtclipError } from '../errors';
-import { AggregatedMetric, BootstrapOptions, BootstrapResult, DEFAULT_THRESHOLD, MultiLabelMetrics, StratifyMode, bootstrapMetrics, evaluateMultiLabel, rocCurve } from '../metrics';
+import {
+  AggregatedMetric,
+  BootstrapOptions,
+  BootstrapResult,
+  DEFAULT_THRESHOLD,
+  MultiLabelMetrics,
+  StratifyMode,
+  bootstrapMetrics,
+  evaluateMultiLabel,
+  rocCurve,
+} from '../metrics';
 import type { MatrixInput } from '../metrics';
 
 /** `results.json`'s `format` tag and version (bumped on incompatible changes). */
@@ -102,9 +112,14 @@ export function ctclipVersion(): string {
 
 function checkStudyIds(studyIds: readonly string[], n: number): void {
   if (!Array.isArray(studyIds)) throw new CtclipError('ARGUMENT_ERROR', 'studyIds: expected an array of strings');
-  if (studyIds.length !== n) throw new CtclipError('ARGUMENT_ERROR', `studyIds has ${studyIds.length} entries but scores has ${n} rows; expected one id per row`);
+  if (studyIds.length !== n)
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `studyIds has ${studyIds.length} entries but scores has ${n} rows; expected one id per row`,
+    );
   studyIds.forEach((id, i) => {
-    if (typeof id !== 'string') throw new CtclipError('ARGUMENT_ERROR', `studyIds[${i}] is ${typeof id}; expected a string`);
+    if (typeof id !== 'string')
+      throw new CtclipError('ARGUMENT_ERROR', `studyIds[${i}] is ${typeof id}; expected a string`);
   });
 }
 
@@ -112,9 +127,11 @@ function checkCheckpoint(cp: CheckpointInfo | null | undefined): EvaluationResul
   if (cp === null || cp === undefined) return null;
   if (typeof cp.path !== 'string') throw new CtclipError('ARGUMENT_ERROR', 'checkpoint.path: expected a string');
   const step = cp.step ?? null;
-  if (step !== null && !Number.isSafeInteger(step)) throw new CtclipError('ARGUMENT_ERROR', `checkpoint.step is ${String(step)}; expected an integer`);
+  if (step !== null && !Number.isSafeInteger(step))
+    throw new CtclipError('ARGUMENT_ERROR', `checkpoint.step is ${String(step)}; expected an integer`);
   const sha = cp.sha256 ?? null;
-  if (sha !== null && !/^[0-9a-f]{64}$/i.test(sha)) throw new CtclipError('ARGUMENT_ERROR', `checkpoint.sha256 is ${JSON.stringify(sha)}; expected 64 hex digits`);
+  if (sha !== null && !/^[0-9a-f]{64}$/i.test(sha))
+    throw new CtclipError('ARGUMENT_ERROR', `checkpoint.sha256 is ${JSON.stringify(sha)}; expected 64 hex digits`);
   return { path: cp.path, step, sha256: sha === null ? null : sha.toLowerCase() };
 }
 
@@ -141,7 +158,12 @@ export function buildEvaluationResults(input: EvaluationInput): EvaluationResult
   for (const name of input.classNames) {
     const pc = metrics.per_class[name];
     if (Number.isNaN(pc.auroc)) {
-      excluded.push({ name, reason: pc.support === 0 ? 'no positives' : 'no negatives', support: pc.support, n_negative: pc.n_negative });
+      excluded.push({
+        name,
+        reason: pc.support === 0 ? 'no positives' : 'no negatives',
+        support: pc.support,
+        n_negative: pc.n_negative,
+      });
     }
   }
   return {
@@ -164,7 +186,10 @@ export function buildEvaluationResults(input: EvaluationInput): EvaluationResult
 }
 
 /** ROC curves of the valid classes (single-valued classes have none), in class order. */
-export function classRocCurves(input: Pick<EvaluationInput, 'scores' | 'labels' | 'classNames'>, results: EvaluationResults): ClassRocCurve[] {
+export function classRocCurves(
+  input: Pick<EvaluationInput, 'scores' | 'labels' | 'classNames'>,
+  results: EvaluationResults,
+): ClassRocCurve[] {
   const curves: ClassRocCurve[] = [];
   const n = results.n_samples;
   input.classNames.forEach((name, c) => {

@@ -79,7 +79,9 @@ export function formatEvaluationSummary(results: EvaluationResults, opts: Summar
   }
   lines.push(valid);
   if (boot) {
-    lines.push(`Bootstrap: ${boot.n_resamples} resamples, ${ciLabel(boot.level)} (percentile), seed ${boot.seed ?? 'caller rng'}, stratify ${boot.stratify}`);
+    lines.push(
+      `Bootstrap: ${boot.n_resamples} resamples, ${ciLabel(boot.level)} (percentile), seed ${boot.seed ?? 'caller rng'}, stratify ${boot.stratify}`,
+    );
   }
   if (opts.perClass) {
     const width = Math.min(40, Math.max(0, ...results.class_names.map((n) => n.length)));

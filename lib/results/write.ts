@@ -41,7 +41,10 @@ export function resultsJson(results: EvaluationResults): string {
  * labels, one study id per row, unique column names) happens before anything is written. Returns the absolute
  * paths and the results (e.g. for `formatEvaluationSummary`).
  */
-export async function writeEvaluation(outDir: string, input: EvaluationInput): Promise<{ files: EvaluationFiles; results: EvaluationResults }> {
+export async function writeEvaluation(
+  outDir: string,
+  input: EvaluationInput,
+): Promise<{ files: EvaluationFiles; results: EvaluationResults }> {
   const results = buildEvaluationResults(input);
   const dir = path.resolve(outDir);
   const texts = {
@@ -53,7 +56,9 @@ export async function writeEvaluation(outDir: string, input: EvaluationInput): P
   try {
     await fs.promises.mkdir(dir, { recursive: true });
   } catch (e) {
-    throw new CtclipError('IO_ERROR', `${dir}: cannot create the output folder (${(e as Error).message})`, { cause: e });
+    throw new CtclipError('IO_ERROR', `${dir}: cannot create the output folder (${(e as Error).message})`, {
+      cause: e,
+    });
   }
   const files = {} as EvaluationFiles;
   for (const key of Object.keys(EVALUATION_FILES) as Array<keyof EvaluationFiles>) {

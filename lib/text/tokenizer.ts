@@ -207,7 +207,10 @@ export class Tokenizer {
 
   private checkMaxLength(maxLength: number): void {
     if (!Number.isInteger(maxLength) || maxLength < 2) {
-      throw new CtclipError('ARGUMENT_ERROR', `maxLength must be an integer ≥ 2 (room for [CLS] and [SEP]), got ${maxLength}`);
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `maxLength must be an integer ≥ 2 (room for [CLS] and [SEP]), got ${maxLength}`,
+      );
     }
   }
 

@@ -61,10 +61,16 @@ export function openTrainData(ctx: BuildContext): TrainData {
   ctx.log(...formatPlan(plan));
   const classNames = resolveClassNames(cfg, valIndex, 'validation shards');
   if (index.numClasses && index.numClasses !== classNames.length) {
-    throw new CtclipError('CONFIG_ERROR', `the training shards have ${index.numClasses} labels per sample but there are ${classNames.length} class names`);
+    throw new CtclipError(
+      'CONFIG_ERROR',
+      `the training shards have ${index.numClasses} labels per sample but there are ${classNames.length} class names`,
+    );
   }
   if (valIndex.numClasses !== classNames.length) {
-    throw new CtclipError('CONFIG_ERROR', `the validation shards have ${valIndex.numClasses} labels per sample but there are ${classNames.length} class names (${cfg.data.labels_valid ?? 'data.class_names'})`);
+    throw new CtclipError(
+      'CONFIG_ERROR',
+      `the validation shards have ${valIndex.numClasses} labels per sample but there are ${classNames.length} class names (${cfg.data.labels_valid ?? 'data.class_names'})`,
+    );
   }
   return { index, valIndex, plan, classNames };
 }
@@ -74,7 +80,10 @@ export function openTrainData(ctx: BuildContext): TrainData {
  * weights are restored or broadcast (loads copy the CPU tensors there). Logs the model line and, distributed, the
  * data-parallel line.
  */
-export async function createTrainModel(ctx: BuildContext, opts: { device?: string; threads: number }): Promise<{ model: CTClip; tokenizer: Tokenizer }> {
+export async function createTrainModel(
+  ctx: BuildContext,
+  opts: { device?: string; threads: number },
+): Promise<{ model: CTClip; tokenizer: Tokenizer }> {
   const { cfg, group, rank, worldSize, log } = ctx;
   // Rank r > 0 gets its own dropout stream; its initial weights are replaced by rank 0's (broadcast later).
   const seed = rank > 0 ? Rng.derive(cfg.experiment.seed, 'model', 'rank', rank).nextUint32() : undefined;
@@ -83,7 +92,9 @@ export async function createTrainModel(ctx: BuildContext, opts: { device?: strin
   const { model, tokenizer } = buildModel(cfg, { seed });
   await model.to(device);
   const info = model.info();
-  log(`Model: ${info.parameterCount.toLocaleString('en-US')} parameters (${info.trainableParameterCount.toLocaleString('en-US')} trainable), ${info.precision}, device ${info.device} (${describeDeviceConfig(cfg.device, localRank)}), ${opts.threads} threads${group ? ` per rank` : ''}`);
+  log(
+    `Model: ${info.parameterCount.toLocaleString('en-US')} parameters (${info.trainableParameterCount.toLocaleString('en-US')} trainable), ${info.precision}, device ${info.device} (${describeDeviceConfig(cfg.device, localRank)}), ${opts.threads} threads${group ? ` per rank` : ''}`,
+  );
   if (group) {
     log(
       `Data parallel: ${worldSize} ranks (${group.backend}, timeout ${(group.timeoutMs / 60000).toFixed(1)} min), ` +
@@ -118,7 +129,12 @@ export interface StartOptions {
  * run position, optimizer, scaler and RNG), weights only (--init-from), or the text tower from
  * model.text_encoder.path; distributed, rank 0's state broadcast to every rank.
  */
-export async function restoreRunState(ctx: BuildContext, model: CTClip, data: TrainData, opts: StartOptions): Promise<RunState> {
+export async function restoreRunState(
+  ctx: BuildContext,
+  model: CTClip,
+  data: TrainData,
+  opts: StartOptions,
+): Promise<RunState> {
   const { cfg, group, rank, worldSize, isMain, log } = ctx;
   const runDir = ensureRunDir(cfg.checkpoint.save_dir);
   const checkpoints = new CheckpointManager({
@@ -143,21 +159,36 @@ export async function restoreRunState(ctx: BuildContext, model: CTClip, data: Tr
     lastEvalStep: null,
   };
   let resumedFrom: string | null = null;
-  if (opts.resume && opts.initFrom) throw new CtclipError('ARGUMENT_ERROR', '--resume and --init-from cannot be combined (--init-from starts a new run)');
+  if (opts.resume && opts.initFrom)
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      '--resume and --init-from cannot be combined (--init-from starts a new run)',
+    );
   if (opts.resume) {
     const which = opts.resume;
     const found = await checkpoints.resolve(which);
     if (!found) {
       if (which === 'latest') log(`No checkpoint found in ${runDir.checkpoints}: starting fresh`);
-      else throw new CtclipError('ARGUMENT_ERROR', `--resume best: there is no best checkpoint in ${runDir.checkpoints}`);
+      else
+        throw new CtclipError('ARGUMENT_ERROR', `--resume best: there is no best checkpoint in ${runDir.checkpoints}`);
     } else {
       const loadOptimizer = opts.loadOptimizer;
-      const r = await restoreCheckpoint(model, found.path, { loadOptimizer, seed: cfg.experiment.seed, rank, samples: data.index.samples.length });
+      const r = await restoreCheckpoint(model, found.path, {
+        loadOptimizer,
+        seed: cfg.experiment.seed,
+        rank,
+        samples: data.index.samples.length,
+      });
       for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       progress = r.progress;
       resumedFrom = found.path;
       const g = r.geometry;
-      if (g && (g.batchSize !== cfg.data.batch_size || g.worldSize !== worldSize || g.gradAccumSteps !== cfg.training.gradient_accumulation_steps)) {
+      if (
+        g &&
+        (g.batchSize !== cfg.data.batch_size ||
+          g.worldSize !== worldSize ||
+          g.gradAccumSteps !== cfg.training.gradient_accumulation_steps)
+      ) {
         log(
           `Note: the data geometry changed since the checkpoint (batch ${g.batchSize} → ${cfg.data.batch_size}, world size ${g.worldSize} → ${worldSize}, ` +
             `accumulation ${g.gradAccumSteps} → ${cfg.training.gradient_accumulation_steps}): the rest of epoch ${progress.position.epoch} continues after sample position ` +
@@ -173,7 +204,11 @@ export async function restoreRunState(ctx: BuildContext, model: CTClip, data: Tr
     await initFromWeights(model, opts.initFrom, log);
   } else if (cfg.model.text_encoder.path) {
     const r = await loadWeightsInto(model, { kind: 'hf-bert', dir: cfg.model.text_encoder.path });
-    if (r.unexpected.length) throw new CtclipError('DATA_ERROR', `${cfg.model.text_encoder.path}: keys that do not fit the text encoder: ${r.unexpected.slice(0, 5).join(', ')}`);
+    if (r.unexpected.length)
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${cfg.model.text_encoder.path}: keys that do not fit the text encoder: ${r.unexpected.slice(0, 5).join(', ')}`,
+      );
     log(`Text encoder initialised from ${cfg.model.text_encoder.path}`);
   }
 
@@ -191,12 +226,20 @@ async function initFromWeights(model: CTClip, file: string, log: (...l: string[]
   let target = file;
   if (fs.statSync(file).isDirectory()) {
     target = path.join(file, MODEL_PART);
-    if (!fs.existsSync(target)) throw new CtclipError('ARGUMENT_ERROR', `--init-from ${file}: a folder without ${MODEL_PART} (expected a checkpoint folder)`);
+    if (!fs.existsSync(target))
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `--init-from ${file}: a folder without ${MODEL_PART} (expected a checkpoint folder)`,
+      );
   }
   // Only the keys the model has, at their shapes, are read (the rest is reported); see docs/limits.md.
   const r = await loadWeightsInto(model, { kind: 'weights-file', file: target });
   const report = r.report as WeightsReport;
-  const unexpected = [...r.unexpected, ...report.unexpected, ...report.shapeMismatches.map((m) => `${m.key} [${m.got}] (expected [${m.expected}])`)];
+  const unexpected = [
+    ...r.unexpected,
+    ...report.unexpected,
+    ...report.shapeMismatches.map((m) => `${m.key} [${m.got}] (expected [${m.expected}])`),
+  ];
   if (r.missing.length || unexpected.length) {
     throw new CtclipError(
       'DATA_ERROR',
@@ -211,7 +254,11 @@ async function initFromWeights(model: CTClip, file: string, log: (...l: string[]
  * This rank's training loader and its share of the fixed validation subset (both logged); rank 0 writes the
  * merged config.yaml and eval_subset.json into the run directory.
  */
-export function createLoaders(ctx: BuildContext, data: TrainData, runDir: RunDir): { trainLoader: TrainLoader; evalLoader: EvalLoader } {
+export function createLoaders(
+  ctx: BuildContext,
+  data: TrainData,
+  runDir: RunDir,
+): { trainLoader: TrainLoader; evalLoader: EvalLoader } {
   const { cfg, rank, worldSize, log } = ctx;
   const trainLoader = new TrainLoader(data.index, {
     batchSize: cfg.data.batch_size,
@@ -226,12 +273,21 @@ export function createLoaders(ctx: BuildContext, data: TrainData, runDir: RunDir
   });
   const evalLoader = evalLoaderFor(cfg, data.valIndex, cfg.validation.eval_samples, { rank, worldSize });
   log(trainLoader.summary());
-  log(`validation: ${evalLoader.chosen.length} of ${data.valIndex.samples.length} samples (fixed seeded subset), ${data.classNames.length} classes, prompts '${cfg.validation.prompts.positive}' / '${cfg.validation.prompts.negative}'`);
+  log(
+    `validation: ${evalLoader.chosen.length} of ${data.valIndex.samples.length} samples (fixed seeded subset), ${data.classNames.length} classes, prompts '${cfg.validation.prompts.positive}' / '${cfg.validation.prompts.negative}'`,
+  );
   const stepsPerEpoch = data.plan.stepsPerEpoch;
-  if (stepsPerEpoch !== trainLoader.stepsPerEpoch) throw new CtclipError('PLAN_ERROR', `plan and loader disagree on steps per epoch (${stepsPerEpoch} vs ${trainLoader.stepsPerEpoch})`);
+  if (stepsPerEpoch !== trainLoader.stepsPerEpoch)
+    throw new CtclipError(
+      'PLAN_ERROR',
+      `plan and loader disagree on steps per epoch (${stepsPerEpoch} vs ${trainLoader.stepsPerEpoch})`,
+    );
   if (ctx.isMain) {
     writeFileAtomicSync(runDir.config, YAML.stringify(cfg));
-    writeFileAtomicSync(runDir.evalSubset, `${JSON.stringify({ seed: cfg.experiment.seed, eval_samples: cfg.validation.eval_samples, study_ids: evalLoader.chosenStudyIds() }, null, 2)}\n`);
+    writeFileAtomicSync(
+      runDir.evalSubset,
+      `${JSON.stringify({ seed: cfg.experiment.seed, eval_samples: cfg.validation.eval_samples, study_ids: evalLoader.chosenStudyIds() }, null, 2)}\n`,
+    );
   }
   return { trainLoader, evalLoader };
 }

@@ -107,7 +107,9 @@ export function rankDropoutStream(rank: number): string {
 
 function packageVersion(): string {
   try {
-    return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+    return (
+      JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }
+    ).version;
   } catch {
     return 'unknown';
   }
@@ -194,7 +196,11 @@ function readJson(dir: string, name: string): Record<string, unknown> {
   let text: string;
   try {
     const size = fs.statSync(file).size;
-    if (size > MAX_JSON_PART_BYTES) throw new CtclipError('DATA_ERROR', `${file}: ${size} bytes, more than a checkpoint's JSON part can be (${MAX_JSON_PART_BYTES})`);
+    if (size > MAX_JSON_PART_BYTES)
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${file}: ${size} bytes, more than a checkpoint's JSON part can be (${MAX_JSON_PART_BYTES})`,
+      );
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     if (e instanceof CtclipError) throw e;
@@ -206,7 +212,8 @@ function readJson(dir: string, name: string): Record<string, unknown> {
   } catch (e) {
     throw new CtclipError('DATA_ERROR', `${file}: not JSON: ${(e as Error).message}`, { cause: e });
   }
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new CtclipError('DATA_ERROR', `${file}: expected a JSON object`);
+  if (!v || typeof v !== 'object' || Array.isArray(v))
+    throw new CtclipError('DATA_ERROR', `${file}: expected a JSON object`);
   return v as Record<string, unknown>;
 }
 
@@ -224,7 +231,10 @@ class PartFields {
   fail(key: string, expected: string): never {
     const v = this.o[key];
     const shown = JSON.stringify(v) ?? String(v);
-    throw new CtclipError('DATA_ERROR', `${this.file}: "${key}" must be ${expected}, got ${shown.length > 80 ? `${shown.slice(0, 80)}…` : shown}`);
+    throw new CtclipError(
+      'DATA_ERROR',
+      `${this.file}: "${key}" must be ${expected}, got ${shown.length > 80 ? `${shown.slice(0, 80)}…` : shown}`,
+    );
   }
 
   /** The part's `format` must be `format` (`what` says what the part is) and its `version`, when present, 1. */
@@ -239,7 +249,8 @@ class PartFields {
     const min = opts.min ?? 0;
     const max = opts.max ?? Number.MAX_SAFE_INTEGER;
     if (v === undefined && opts.fallback !== undefined) return opts.fallback;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) this.fail(key, `an integer in [${min}, ${max === Number.MAX_SAFE_INTEGER ? '2^53' : max}]`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
+      this.fail(key, `an integer in [${min}, ${max === Number.MAX_SAFE_INTEGER ? '2^53' : max}]`);
     return v as number;
   }
 
@@ -247,12 +258,16 @@ class PartFields {
   num(key: string, fallback: number, min = -Infinity): number {
     const v = this.o[key];
     if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) this.fail(key, `a finite number${min > -Infinity ? ` >= ${min}` : ''}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min)
+      this.fail(key, `a finite number${min > -Infinity ? ` >= ${min}` : ''}`);
     return v as number;
   }
 }
 
-function readDataPosition(dir: string, samples: number | undefined): { position: DataPosition; microBatches: number; geometry: GeometryRecord | null } {
+function readDataPosition(
+  dir: string,
+  samples: number | undefined,
+): { position: DataPosition; microBatches: number; geometry: GeometryRecord | null } {
   const file = path.join(dir, DATA_POSITION_PART);
   const dp = readJson(dir, DATA_POSITION_PART);
   const f = new PartFields(file, dp);
@@ -275,7 +290,11 @@ function readDataPosition(dir: string, samples: number | undefined): { position:
   return { position: { epoch, globalSamplePosition }, microBatches, geometry };
 }
 
-function readSchedule(dir: string): { progress: Omit<TrainProgress, 'position' | 'microBatches' | 'epoch'>; epoch: number | null; schedule: ScheduleRecord | null } {
+function readSchedule(dir: string): {
+  progress: Omit<TrainProgress, 'position' | 'microBatches' | 'epoch'>;
+  epoch: number | null;
+  schedule: ScheduleRecord | null;
+} {
   const file = path.join(dir, SCHEDULE_PART);
   const sc = readJson(dir, SCHEDULE_PART);
   const f = new PartFields(file, sc);
@@ -284,10 +303,22 @@ function readSchedule(dir: string): { progress: Omit<TrainProgress, 'position' |
   let best: BestSoFar | null = null;
   if (sc.best !== undefined && sc.best !== null) {
     const b = sc.best as Record<string, unknown>;
-    if (typeof b !== 'object' || Array.isArray(b) || typeof b.metric !== 'string' || (b.mode !== 'max' && b.mode !== 'min') || typeof b.value !== 'number' || !Number.isSafeInteger(b.step)) {
+    if (
+      typeof b !== 'object' ||
+      Array.isArray(b) ||
+      typeof b.metric !== 'string' ||
+      (b.mode !== 'max' && b.mode !== 'min') ||
+      typeof b.value !== 'number' ||
+      !Number.isSafeInteger(b.step)
+    ) {
       f.fail('best', 'null or {metric, mode: "max"|"min", value, step}');
     }
-    best = { metric: b.metric as string, mode: b.mode as 'max' | 'min', value: b.value as number, step: b.step as number };
+    best = {
+      metric: b.metric as string,
+      mode: b.mode as 'max' | 'min',
+      value: b.value as number,
+      step: b.step as number,
+    };
   }
   let lastEvalStep: number | null = null;
   if (sc.lastEvalStep !== undefined && sc.lastEvalStep !== null) lastEvalStep = f.int('lastEvalStep');
@@ -295,7 +326,12 @@ function readSchedule(dir: string): { progress: Omit<TrainProgress, 'position' |
   if (sc.schedule !== undefined && sc.schedule !== null) {
     if (typeof sc.schedule !== 'object' || Array.isArray(sc.schedule)) f.fail('schedule', 'an object');
     const g = new PartFields(`${file} schedule`, sc.schedule as Record<string, unknown>);
-    schedule = { baseLr: g.num('baseLr', 0), warmupSteps: g.int('warmupSteps', { fallback: 0 }), maxSteps: g.int('maxSteps', { fallback: 0 }), minLrRatio: g.num('minLrRatio', 0, 0) };
+    schedule = {
+      baseLr: g.num('baseLr', 0),
+      warmupSteps: g.int('warmupSteps', { fallback: 0 }),
+      maxSteps: g.int('maxSteps', { fallback: 0 }),
+      minLrRatio: g.num('minLrRatio', 0, 0),
+    };
   }
   return {
     epoch: sc.epoch === undefined ? null : f.num('epoch', 0, 0),
@@ -364,7 +400,10 @@ export async function restoreCheckpoint(
       // Data parallel: each rank continues its own dropout stream; a rank the checkpoint does not know (the world
       // size grew) keeps the fresh stream it was created with.
       dropout = rng[rankDropoutStream(rank)];
-      if (!dropout) warnings.push(`rank ${rank}: the checkpoint has no dropout stream for this rank (saved with fewer ranks): it starts a fresh one`);
+      if (!dropout)
+        warnings.push(
+          `rank ${rank}: the checkpoint has no dropout stream for this rank (saved with fewer ranks): it starts a fresh one`,
+        );
     }
     const { reseeded } = model.setRngState(dropout ? { init: rng.init, dropout } : { init: rng.init });
     if (reseeded.includes('dropout')) {
@@ -383,7 +422,9 @@ export async function restoreCheckpoint(
   for (const [name, s] of Object.entries(state.tsRng)) {
     const e = expected[name];
     if (e && e.some((w, i) => w !== s[i])) {
-      warnings.push(`the TS RNG stream '${name}' differs from the checkpoint's (experiment.seed changed?): the data order from here on is not the interrupted run's`);
+      warnings.push(
+        `the TS RNG stream '${name}' differs from the checkpoint's (experiment.seed changed?): the data order from here on is not the interrupted run's`,
+      );
     }
   }
   return {

@@ -33,9 +33,16 @@ export interface FaultInjection {
 export function parseFaults(text: string | undefined): FaultInjection {
   const faults: FaultInjection = {};
   if (!text) return faults;
-  for (const item of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^(kill-after-step|kill-before-commit|enospc|non-finite|non-finite-from)=(\d+)$/.exec(item);
-    if (!m) throw new CtclipError('ARGUMENT_ERROR', `CTCLIP_TEST_FAULT: cannot parse '${item}' (expected kill-after-step=N, kill-before-commit=N, enospc=N, non-finite=N or non-finite-from=N)`);
+    if (!m)
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `CTCLIP_TEST_FAULT: cannot parse '${item}' (expected kill-after-step=N, kill-before-commit=N, enospc=N, non-finite=N or non-finite-from=N)`,
+      );
     const n = Number(m[2]);
     if (m[1] === 'kill-after-step') faults.killAfterStep = n;
     else if (m[1] === 'kill-before-commit') faults.killBeforeCommitStep = n;
@@ -55,7 +62,9 @@ export class Faults {
   /** Whether this attempt at optimizer step `k` gets a non-finite gradient (`non-finite` fires once). */
   nonFiniteAt(k: number): boolean {
     const f = this.spec;
-    const inject = (f.nonFiniteStep === k && !this.injectedNonFinite) || (f.nonFiniteFromStep !== undefined && k >= f.nonFiniteFromStep);
+    const inject =
+      (f.nonFiniteStep === k && !this.injectedNonFinite) ||
+      (f.nonFiniteFromStep !== undefined && k >= f.nonFiniteFromStep);
     if (inject) this.injectedNonFinite = true;
     return inject;
   }
@@ -72,7 +81,9 @@ export class Faults {
   beforeModelWrite(step: number): (() => void) | undefined {
     if (this.spec.enospcStep !== step) return undefined;
     return () => {
-      throw Object.assign(new Error(`ENOSPC: no space left on device, write (injected by CTCLIP_TEST_FAULT)`), { code: 'ENOSPC' });
+      throw Object.assign(new Error(`ENOSPC: no space left on device, write (injected by CTCLIP_TEST_FAULT)`), {
+        code: 'ENOSPC',
+      });
     };
   }
 

@@ -50,19 +50,27 @@ export function ensureRunDir(saveDir: string): RunDir {
   try {
     fs.mkdirSync(dirs.root, { recursive: true });
   } catch (e) {
-    throw new CtclipError('IO_ERROR', `checkpoint.save_dir ${dirs.root}: cannot create the run directory: ${(e as Error).message}`, { cause: e });
+    throw new CtclipError(
+      'IO_ERROR',
+      `checkpoint.save_dir ${dirs.root}: cannot create the run directory: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
-  if (!fs.statSync(dirs.root).isDirectory()) throw new CtclipError('IO_ERROR', `checkpoint.save_dir ${dirs.root} is not a directory`);
+  if (!fs.statSync(dirs.root).isDirectory())
+    throw new CtclipError('IO_ERROR', `checkpoint.save_dir ${dirs.root} is not a directory`);
   return dirs;
 }
-
 
 /**
  * Creates the run directory and takes its lock (rank 0 only; the other ranks of a group never write there).
  * Distributed: every rank learns whether rank 0 got the lock (one small all-reduce), so that all of them stop at
  * once, rank 0 with the holder's description and the others naming rank 0, instead of timing out later.
  */
-export async function lockRunDir(saveDir: string, group: ProcessGroup | null, opts: AcquireRunLockOptions = {}): Promise<RunLock | null> {
+export async function lockRunDir(
+  saveDir: string,
+  group: ProcessGroup | null,
+  opts: AcquireRunLockOptions = {},
+): Promise<RunLock | null> {
   const rank = group?.rank ?? 0;
   let lock: RunLock | null = null;
   let failure: unknown = null;
@@ -82,7 +90,10 @@ export async function lockRunDir(saveDir: string, group: ProcessGroup | null, op
       throw failure ?? e;
     }
     if (failed > 0 && rank !== 0) {
-      throw new CtclipError('IO_ERROR', `rank 0 could not lock the run directory ${path.resolve(saveDir)} (see rank 0's error): this rank stops too`);
+      throw new CtclipError(
+        'IO_ERROR',
+        `rank 0 could not lock the run directory ${path.resolve(saveDir)} (see rank 0's error): this rank stops too`,
+      );
     }
   }
   if (failure) throw failure;

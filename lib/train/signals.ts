@@ -66,16 +66,22 @@ export class StopSignals {
 
   private onSignal(sig: StopSignalName): void {
     if (this.received === sig && Date.now() - this.receivedAt < DUPLICATE_WINDOW_MS) {
-      this.log(`${sig} received twice within ${DUPLICATE_WINDOW_MS} ms (e.g. from SLURM and from the launcher): treated as one; still stopping after the current step.`);
+      this.log(
+        `${sig} received twice within ${DUPLICATE_WINDOW_MS} ms (e.g. from SLURM and from the launcher): treated as one; still stopping after the current step.`,
+      );
       return;
     }
     if (this.received) {
-      this.log(`${sig} received again: exiting immediately (exit ${SIGNAL_EXIT_CODES[this.received]}); the last saved checkpoint stays usable.`);
+      this.log(
+        `${sig} received again: exiting immediately (exit ${SIGNAL_EXIT_CODES[this.received]}); the last saved checkpoint stays usable.`,
+      );
       process.exit(SIGNAL_EXIT_CODES[this.received]);
     }
     this.received = sig;
     this.receivedAt = Date.now();
-    this.log(`${sig} received: stopping after the current step and saving a checkpoint (send it again to exit immediately).`);
+    this.log(
+      `${sig} received: stopping after the current step and saving a checkpoint (send it again to exit immediately).`,
+    );
     for (const w of this.waiters.splice(0)) w();
   }
 }

@@ -59,7 +59,14 @@ import { configureThreads } from '../runtime';
 import { lrAt } from '../schedule';
 import { readTensor, tensorFromBuffer } from '../tensor';
 import type { Tokenizer } from '../text/tokenizer';
-import { createLoaders, createTrainModel, openRunLog, openTrainData, restoreRunState, type BuildContext } from './builders';
+import {
+  createLoaders,
+  createTrainModel,
+  openRunLog,
+  openTrainData,
+  restoreRunState,
+  type BuildContext,
+} from './builders';
 import { checkpointParts, loadModelWeights, type TrainProgress } from './checkpoint-io';
 import { Faults, type FaultInjection } from './faults';
 import { lockRunDir, type RunDir } from './run-dir';
@@ -280,10 +287,21 @@ export class Trainer extends EventEmitter {
     const rank = group?.rank ?? 0;
     const isMain = rank === 0;
     // Only rank 0 prints progress; the others keep warnings and errors (stderr).
-    const reporter = isMain ? (opts.reporter ?? new ProgressReporter()) : new ProgressReporter({ stream: silentStream(), tty: false });
-    const ctx: BuildContext = { cfg, group, rank, worldSize: group?.worldSize ?? 1, isMain, log: (...lines: string[]) => reporter.log(...lines) };
-    if (!cfg.data.webdataset_shards_train) throw new CtclipError('CONFIG_ERROR', 'data.webdataset_shards_train is not set');
-    if (!cfg.data.webdataset_shards_val) throw new CtclipError('CONFIG_ERROR', 'data.webdataset_shards_val is not set (validation needs it)');
+    const reporter = isMain
+      ? (opts.reporter ?? new ProgressReporter())
+      : new ProgressReporter({ stream: silentStream(), tty: false });
+    const ctx: BuildContext = {
+      cfg,
+      group,
+      rank,
+      worldSize: group?.worldSize ?? 1,
+      isMain,
+      log: (...lines: string[]) => reporter.log(...lines),
+    };
+    if (!cfg.data.webdataset_shards_train)
+      throw new CtclipError('CONFIG_ERROR', 'data.webdataset_shards_train is not set');
+    if (!cfg.data.webdataset_shards_val)
+      throw new CtclipError('CONFIG_ERROR', 'data.webdataset_shards_val is not set (validation needs it)');
     // Before anything heavy: a second trainer on this run directory stops here, having written nothing.
     held.lock = await lockRunDir(cfg.checkpoint.save_dir, group);
 
@@ -364,7 +382,8 @@ export class Trainer extends EventEmitter {
     const evalEvery = this.plan.evalEvery;
     const saveEvery = this.plan.saveEvery;
     // The breakdown averages over exactly the steps since the previous report (window = the cadence).
-    const profileEvery = cfg.logging.profile_timing === true ? 100 : cfg.logging.profile_timing === false ? 0 : cfg.logging.profile_timing;
+    const profileEvery =
+      cfg.logging.profile_timing === true ? 100 : cfg.logging.profile_timing === false ? 0 : cfg.logging.profile_timing;
     const p = this.progress;
     const loop: Loop = {
       micro: this.microBatches(p.position),
@@ -480,7 +499,10 @@ export class Trainer extends EventEmitter {
         profile?.add('tokenize', performance.now() - tt);
       }
       // Distributed: the stop request travels with the step's decisions, so every rank stops after the same step.
-      result = await this.model.trainStepBatches(inputs, lr, { injectNonFiniteGrad: inject, stopRequested: distributed && this.stopRequested });
+      result = await this.model.trainStepBatches(inputs, lr, {
+        injectNonFiniteGrad: inject,
+        stopRequested: distributed && this.stopRequested,
+      });
     } finally {
       for (const x of inputs) {
         x.volumes.dispose();
@@ -522,10 +544,24 @@ export class Trainer extends EventEmitter {
     const maxSkipped = this.config.training.max_consecutive_skipped_steps;
     p.skippedSteps += 1;
     loop.consecutiveSkipped += 1;
-    process.stderr.write(`warning: step ${k} skipped: non-finite loss or gradients (loss ${res.loss}, grad norm ${res.gradNorm}); its batch is consumed, the LR schedule does not advance (${p.skippedSteps} skipped so far); ${loop.consecutiveSkipped} in a row${maxSkipped !== null ? ` (the run stops at training.max_consecutive_skipped_steps = ${maxSkipped})` : ''}\n`);
-    this.emit('step', { step: p.step, totalSteps: this.plan.maxSteps, epoch: p.epoch, loss: res.loss, lr, gradNorm: res.gradNorm, temperature: res.temperature, skipped: true, stepTime, dataTime } satisfies StepEvent);
+    process.stderr.write(
+      `warning: step ${k} skipped: non-finite loss or gradients (loss ${res.loss}, grad norm ${res.gradNorm}); its batch is consumed, the LR schedule does not advance (${p.skippedSteps} skipped so far); ${loop.consecutiveSkipped} in a row${maxSkipped !== null ? ` (the run stops at training.max_consecutive_skipped_steps = ${maxSkipped})` : ''}\n`,
+    );
+    this.emit('step', {
+      step: p.step,
+      totalSteps: this.plan.maxSteps,
+      epoch: p.epoch,
+      loss: res.loss,
+      lr,
+      gradNorm: res.gradNorm,
+      temperature: res.temperature,
+      skipped: true,
+      stepTime,
+      dataTime,
+    } satisfies StepEvent);
     // Every rank takes the same skip decisions (all-reduced), so every rank stops here together.
-    if (maxSkipped !== null && loop.consecutiveSkipped >= maxSkipped) throw this.tooManySkipped(loop.consecutiveSkipped, maxSkipped, k, res, batches);
+    if (maxSkipped !== null && loop.consecutiveSkipped >= maxSkipped)
+      throw this.tooManySkipped(loop.consecutiveSkipped, maxSkipped, k, res, batches);
   }
 
   /** Optimizer step `k` done: the run position, the progress line and 'train' record (on cadence), the 'step' event. */
@@ -544,8 +580,22 @@ export class Trainer extends EventEmitter {
       const mem = processMemory();
       const meanStep = loop.stepWindow.mean();
       this.reporter.progress(
-        { step: k, totalSteps: T, epoch: p.epoch, loss: res.loss, lr, stepTime: loop.eta.meanStepTime() ?? stepTime, eta: loop.eta.eta(), elapsed: loop.eta.elapsed() },
-        { rssBytes: mem.rssBytes, peakRssBytes: mem.peakRssBytes, dataTime: loop.dataWindow.mean(), stepTime: meanStep },
+        {
+          step: k,
+          totalSteps: T,
+          epoch: p.epoch,
+          loss: res.loss,
+          lr,
+          stepTime: loop.eta.meanStepTime() ?? stepTime,
+          eta: loop.eta.eta(),
+          elapsed: loop.eta.elapsed(),
+        },
+        {
+          rssBytes: mem.rssBytes,
+          peakRssBytes: mem.peakRssBytes,
+          dataTime: loop.dataWindow.mean(),
+          stepTime: meanStep,
+        },
       );
       const samplesPerS = meanStep > 0 ? this.plan.samplesPerStep / meanStep : 0;
       this.runLog.train(k, p.epoch, {
@@ -557,12 +607,25 @@ export class Trainer extends EventEmitter {
         data_time: dataTime,
         samples_per_s: samplesPerS,
         skipped_steps: p.skippedSteps,
-        ...(res.lossScale !== undefined && cfg.training.mixed_precision === 'fp16' ? { loss_scale: res.lossScale } : {}),
+        ...(res.lossScale !== undefined && cfg.training.mixed_precision === 'fp16'
+          ? { loss_scale: res.lossScale }
+          : {}),
         rss_gb: mem.rssBytes / GiB,
       });
     }
     if (loop.profile && ProfileTimer.due(k, cfg.logging.profile_timing)) this.log(...loop.profile.report());
-    this.emit('step', { step: k, totalSteps: T, epoch: p.epoch, loss: res.loss, lr, gradNorm: res.gradNorm, temperature: res.temperature, skipped: false, stepTime, dataTime } satisfies StepEvent);
+    this.emit('step', {
+      step: k,
+      totalSteps: T,
+      epoch: p.epoch,
+      loss: res.loss,
+      lr,
+      gradNorm: res.gradNorm,
+      temperature: res.temperature,
+      skipped: false,
+      stepTime,
+      dataTime,
+    } satisfies StepEvent);
   }
 
   /**
@@ -573,7 +636,9 @@ export class Trainer extends EventEmitter {
     const p = this.progress;
     const code = (e as { code?: unknown }).code;
     const message = e instanceof Error ? e.message : String(e);
-    this.log(`Training failed at step ${p.step}/${this.plan.maxSteps}${this.lastSavedStep !== null ? ` (last checkpoint written by this run: step ${this.lastSavedStep})` : ''}.`);
+    this.log(
+      `Training failed at step ${p.step}/${this.plan.maxSteps}${this.lastSavedStep !== null ? ` (last checkpoint written by this run: step ${this.lastSavedStep})` : ''}.`,
+    );
     this.endRunLog({ status: 'failed', error: message, ...(typeof code === 'string' ? { code } : {}) });
     const reportPath = await this.writeReport();
     if (reportPath) this.log(`Report: ${reportPath}`);
@@ -608,7 +673,9 @@ export class Trainer extends EventEmitter {
     if (status === 'completed') {
       this.log('', '='.repeat(80), 'Training Complete!', '='.repeat(80));
     } else {
-      this.log(`Training ${status} at step ${p.step}/${T}${this.stopReason ? ` (${this.stopReason})` : ''}. Resume with --resume latest.`);
+      this.log(
+        `Training ${status} at step ${p.step}/${T}${this.stopReason ? ` (${this.stopReason})` : ''}. Resume with --resume latest.`,
+      );
     }
     if (p.best) this.log(`Best ${p.best.metric}: ${p.best.value.toFixed(4)} (step ${p.best.step})`);
     const badLine = formatBadSamples(this.endRunLog({ status }));
@@ -667,7 +734,8 @@ export class Trainer extends EventEmitter {
     const cfg = this.config;
     this.log(...validationHeaderLines(p.step, p.epoch));
     const outcome = await runValidation(this.model, this.tokenizer, this.evalLoader, this.classNames, cfg, {
-      onProgress: (done, total) => this.reporter.status(`Validating ${done}/${total}${this.group ? ` (rank 0's share)` : ''}`),
+      onProgress: (done, total) =>
+        this.reporter.status(`Validating ${done}/${total}${this.group ? ` (rank 0's share)` : ''}`),
       group: this.group,
     });
     p.lastEvalStep = p.step;
@@ -695,7 +763,9 @@ export class Trainer extends EventEmitter {
       const all = await group.allGather(tensorFromBuffer(new Uint8Array(bytes), 'uint8', [1, bytes.length]));
       try {
         const data = readTensor(all).data as Uint8Array;
-        return Array.from({ length: group.worldSize - 1 }, (_, i) => data.slice((i + 1) * bytes.length, (i + 2) * bytes.length));
+        return Array.from({ length: group.worldSize - 1 }, (_, i) =>
+          data.slice((i + 1) * bytes.length, (i + 2) * bytes.length),
+        );
       } finally {
         all.dispose();
       }
@@ -724,16 +794,26 @@ export class Trainer extends EventEmitter {
     // Best so far (persisted in schedule.json; the manager keeps its own pointer from meta.json).
     if (outcome && cfg.checkpoint.save_best) {
       const v = outcome.logged[metric];
-      const better = Number.isFinite(v) && (p.best === null || (cfg.checkpoint.best_metric_mode === 'max' ? v > p.best.value : v < p.best.value));
+      const better =
+        Number.isFinite(v) &&
+        (p.best === null || (cfg.checkpoint.best_metric_mode === 'max' ? v > p.best.value : v < p.best.value));
       if (better) p.best = { metric, mode: cfg.checkpoint.best_metric_mode, value: v, step };
     }
     const parts = checkpointParts({
       model: this.model,
       config: cfg,
       progress: p,
-      geometry: { samples: this.plan.samples, batchSize: this.plan.batchSize, worldSize: this.plan.worldSize, gradAccumSteps: this.plan.gradAccumSteps, stepsPerEpoch: this.plan.stepsPerEpoch },
+      geometry: {
+        samples: this.plan.samples,
+        batchSize: this.plan.batchSize,
+        worldSize: this.plan.worldSize,
+        gradAccumSteps: this.plan.gradAccumSteps,
+        stepsPerEpoch: this.plan.stepsPerEpoch,
+      },
       schedule: { baseLr: cfg.training.learning_rate, ...this.plan.schedule },
-      validation: outcome ? { ...outcome.metrics, bootstrap: outcome.bootstrap, num_samples: outcome.numSamples } : undefined,
+      validation: outcome
+        ? { ...outcome.metrics, bootstrap: outcome.bootstrap, num_samples: outcome.numSamples }
+        : undefined,
       rankDropoutStates,
       faultBeforeModelWrite: this.faults.beforeModelWrite(step),
     });

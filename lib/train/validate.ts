@@ -51,7 +51,7 @@ export async function runValidation(
   opts: ValidateOptions = {},
 ): Promise<ValidationOutcome | null> {
   const t0 = performance.now();
-  let { scores, labels, studyIds } = await zeroShotScores(
+  const local = await zeroShotScores(
     model,
     tokenizer,
     loader,
@@ -59,8 +59,9 @@ export async function runValidation(
     { prompts: cfg.validation.prompts, maxLength: cfg.model.text_encoder.max_length },
     { onProgress: opts.onProgress },
   );
+  let { scores, labels } = local;
   if (opts.group && opts.group.worldSize > 1) {
-    const gathered = await gatherScores(opts.group, loader, classNames.length, { scores, labels, studyIds });
+    const gathered = await gatherScores(opts.group, loader, classNames.length, local);
     if (!gathered) return null;
     ({ scores, labels } = gathered);
   }
@@ -68,18 +69,32 @@ export async function runValidation(
   const metrics = evaluateMultiLabel(scores, labels, classNames, { threshold: v.threshold });
   const logged: Record<string, number> = {};
   const m = metrics as unknown as Record<string, number>;
-  for (const kind of ['macro', 'weighted']) for (const name of v.metrics) logged[`${kind}_${name}`] = m[`${kind}_${name}`];
+  for (const kind of ['macro', 'weighted'])
+    for (const name of v.metrics) logged[`${kind}_${name}`] = m[`${kind}_${name}`];
   let bootstrap: BootstrapResult | null = null;
   if (v.use_bootstrap) {
-    bootstrap = bootstrapMetrics(scores, labels, classNames, { nResamples: v.n_bootstrap, seed: cfg.experiment.seed, level: v.bootstrap_level, threshold: v.threshold });
+    bootstrap = bootstrapMetrics(scores, labels, classNames, {
+      nResamples: v.n_bootstrap,
+      seed: cfg.experiment.seed,
+      level: v.bootstrap_level,
+      threshold: v.threshold,
+    });
     const flat = flattenBootstrap(bootstrap);
     for (const [k, x] of Object.entries(flat)) {
-      if (v.metrics.some((name) => k.startsWith(`macro_${name}_ci`) || k.startsWith(`weighted_${name}_ci`))) logged[k] = x;
+      if (v.metrics.some((name) => k.startsWith(`macro_${name}_ci`) || k.startsWith(`weighted_${name}_ci`)))
+        logged[k] = x;
     }
   }
   const perClassAuroc: Record<string, number> = {};
   for (const [name, r] of Object.entries(metrics.per_class)) perClassAuroc[name] = r.auroc;
-  return { numSamples: scores.length, metrics, logged, perClassAuroc, bootstrap, seconds: (performance.now() - t0) / 1000 };
+  return {
+    numSamples: scores.length,
+    metrics,
+    logged,
+    perClassAuroc,
+    bootstrap,
+    seconds: (performance.now() - t0) / 1000,
+  };
 }
 
 /**

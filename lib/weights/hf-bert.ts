@@ -40,11 +40,22 @@ export interface HfBertImport {
   report: WeightsReport;
 }
 
-const INT_FIELDS = ['vocab_size', 'hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'max_position_embeddings'] as const;
+const INT_FIELDS = [
+  'vocab_size',
+  'hidden_size',
+  'num_hidden_layers',
+  'num_attention_heads',
+  'intermediate_size',
+  'max_position_embeddings',
+] as const;
 const PROB_FIELDS = ['hidden_dropout_prob', 'attention_probs_dropout_prob'] as const;
 
 /** Parses config.json into our text-encoder fields; DATA_ERROR naming the file and key for anything we cannot run. */
-export function parseHfBertConfig(file: string): { config: HfTextEncoderConfig; typeVocabSize: number; notes: string[] } {
+export function parseHfBertConfig(file: string): {
+  config: HfTextEncoderConfig;
+  typeVocabSize: number;
+  notes: string[];
+} {
   let raw: unknown;
   try {
     raw = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -52,7 +63,8 @@ export function parseHfBertConfig(file: string): { config: HfTextEncoderConfig; 
     const code = (e as NodeJS.ErrnoException).code ? 'IO_ERROR' : 'DATA_ERROR';
     throw new CtclipError(code, `${file}: cannot read the BERT config: ${(e as Error).message}`, { cause: e });
   }
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new CtclipError('DATA_ERROR', `${file}: config.json is not a JSON object`);
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    throw new CtclipError('DATA_ERROR', `${file}: config.json is not a JSON object`);
   const c = raw as Record<string, unknown>;
   const bad = (key: string, want: string): never => {
     throw new CtclipError('DATA_ERROR', `${file}: '${key}' must be ${want}, got ${JSON.stringify(c[key])}`);
@@ -73,7 +85,8 @@ export function parseHfBertConfig(file: string): { config: HfTextEncoderConfig; 
   const eps = c.layer_norm_eps ?? 1e-12;
   if (typeof eps !== 'number' || !(eps > 0)) bad('layer_norm_eps', 'a positive number');
   out.layer_norm_eps = eps as number;
-  if (out.hidden_size % out.num_attention_heads !== 0) bad('num_attention_heads', `a divisor of hidden_size ${out.hidden_size}`);
+  if (out.hidden_size % out.num_attention_heads !== 0)
+    bad('num_attention_heads', `a divisor of hidden_size ${out.hidden_size}`);
   const act = c.hidden_act ?? 'gelu';
   if (act !== 'gelu') bad('hidden_act', "'gelu' (exact erf GELU, the only activation our BERT implements)");
   const pos = c.position_embedding_type ?? 'absolute';
@@ -81,7 +94,9 @@ export function parseHfBertConfig(file: string): { config: HfTextEncoderConfig; 
   const tv = c.type_vocab_size ?? 2;
   if (typeof tv !== 'number' || !Number.isInteger(tv) || tv <= 0) bad('type_vocab_size', 'a positive integer');
   if (c.model_type !== undefined && c.model_type !== 'bert' && c.model_type !== 'cxr-bert') {
-    notes.push(`model_type '${String(c.model_type)}' is not 'bert' or 'cxr-bert'; loaded as a BERT because the keys match`);
+    notes.push(
+      `model_type '${String(c.model_type)}' is not 'bert' or 'cxr-bert'; loaded as a BERT because the keys match`,
+    );
   }
   return { config: out as unknown as HfTextEncoderConfig, typeVocabSize: tv as number, notes };
 }
@@ -104,12 +119,16 @@ function weightsFiles(dir: string): string[] {
       if (!map || typeof map !== 'object') throw new CtclipError('DATA_ERROR', `${indexFile}: no 'weight_map' object`);
       const shards = [...new Set(Object.values(map as Record<string, string>))];
       for (const s of shards) {
-        if (typeof s !== 'string' || s.includes('/') || s.includes('\\')) throw new CtclipError('DATA_ERROR', `${indexFile}: bad shard name ${JSON.stringify(s)}`);
+        if (typeof s !== 'string' || s.includes('/') || s.includes('\\'))
+          throw new CtclipError('DATA_ERROR', `${indexFile}: bad shard name ${JSON.stringify(s)}`);
       }
       return shards.map((s) => path.join(dir, s));
     }
   }
-  throw new CtclipError('IO_ERROR', `${dir}: no model.safetensors or pytorch_model.bin (nor a sharded index) in the Hugging Face folder`);
+  throw new CtclipError(
+    'IO_ERROR',
+    `${dir}: no model.safetensors or pytorch_model.bin (nor a sharded index) in the Hugging Face folder`,
+  );
 }
 
 /**
@@ -124,9 +143,15 @@ export async function importHfBertFolder(dir: string, opts: { strict?: boolean }
   const vocabLines = fs.readFileSync(vocabPath, 'utf8').split('\n');
   const vocabSize = vocabLines[vocabLines.length - 1] === '' ? vocabLines.length - 1 : vocabLines.length;
   if (vocabSize > config.vocab_size) {
-    throw new CtclipError('DATA_ERROR', `${vocabPath}: ${vocabSize} tokens but config.json vocab_size is ${config.vocab_size}`);
+    throw new CtclipError(
+      'DATA_ERROR',
+      `${vocabPath}: ${vocabSize} tokens but config.json vocab_size is ${config.vocab_size}`,
+    );
   }
-  if (vocabSize !== config.vocab_size) notes.push(`vocab.txt has ${vocabSize} tokens, config.json vocab_size ${config.vocab_size} (embedding rows beyond the vocabulary are unused)`);
+  if (vocabSize !== config.vocab_size)
+    notes.push(
+      `vocab.txt has ${vocabSize} tokens, config.json vocab_size ${config.vocab_size} (embedding rows beyond the vocabulary are unused)`,
+    );
   const expected = bertReferenceKeys({ ...config, type_vocab_size: typeVocabSize });
   const files = weightsFiles(dir);
   const parts: ImportedWeights[] = [];
@@ -162,9 +187,13 @@ export async function importHfBertFolder(dir: string, opts: { strict?: boolean }
     const e = expectedByKey.get(names[i]);
     if (!e) continue;
     const got = tensorInfo(tensors[i]).shape;
-    if (got.length !== e.shape.length || got.some((s, j) => s !== e.shape[j])) shapeMismatches.push({ key: names[i], expected: e.shape, got });
+    if (got.length !== e.shape.length || got.some((s, j) => s !== e.shape[j]))
+      shapeMismatches.push({ key: names[i], expected: e.shape, got });
   }
-  if (missingUnused.length) notes.push(`no pooler in the folder (${missingUnused.join(', ')}): CT-CLIP uses the [CLS] hidden state, never the pooler`);
+  if (missingUnused.length)
+    notes.push(
+      `no pooler in the folder (${missingUnused.join(', ')}): CT-CLIP uses the [CLS] hidden state, never the pooler`,
+    );
   const report: WeightsReport = {
     file: dir,
     format: 'hf-folder',
@@ -180,7 +209,13 @@ export async function importHfBertFolder(dir: string, opts: { strict?: boolean }
     missingUnused,
     unexpected: [...unexpected, ...names.filter((n) => !expectedSet.has(n))],
     shapeMismatches,
-    notes: [...notes, ...first.notes.filter((n) => !n.startsWith('no expected key list') && !/expected keys absent that the forward pass never reads/.test(n))],
+    notes: [
+      ...notes,
+      ...first.notes.filter(
+        (n) =>
+          !n.startsWith('no expected key list') && !/expected keys absent that the forward pass never reads/.test(n),
+      ),
+    ],
   };
   if (opts.strict) {
     try {

@@ -28,7 +28,16 @@ export interface HfFolderOptions {
   dropout?: number;
 }
 
-const DTYPE_OF: Partial<Record<SafetensorsDtype, Dtype>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64', I64: 'int64', I32: 'int32', U8: 'uint8', BOOL: 'bool' };
+const DTYPE_OF: Partial<Record<SafetensorsDtype, Dtype>> = {
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  F64: 'float64',
+  I64: 'int64',
+  I32: 'int32',
+  U8: 'uint8',
+  BOOL: 'bool',
+};
 
 function bytesOf(t: SafetensorsTensor): Uint8Array {
   return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
@@ -49,17 +58,24 @@ export async function writeHfBertFolder(opts: HfFolderOptions): Promise<string[]
     let rest: string | null = null;
     if (name.startsWith('text_transformer.')) rest = name.slice('text_transformer.'.length);
     else if (name.startsWith('bert.')) rest = name.slice('bert.'.length);
-    if (rest === null || rest.startsWith('embeddings.position_ids') || !/^(embeddings|encoder|pooler)\./.test(rest)) continue;
+    if (rest === null || rest.startsWith('embeddings.position_ids') || !/^(embeddings|encoder|pooler)\./.test(rest))
+      continue;
     bert.push([`bert.${rest}`, t]);
   }
   const get = (k: string): SafetensorsTensor => {
     const e = bert.find(([n]) => n === k);
-    if (!e) throw new CtclipError('DATA_ERROR', `${opts.from}: no text-encoder tensor '${k}' (as text_transformer.* or bert.*)`);
+    if (!e)
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${opts.from}: no text-encoder tensor '${k}' (as text_transformer.* or bert.*)`,
+      );
     return e[1];
   };
   const word = get('bert.embeddings.word_embeddings.weight');
   const [vocabSize, hidden] = word.shape;
-  const layers = new Set(bert.map(([n]) => /^bert\.encoder\.layer\.(\d+)\./.exec(n)?.[1]).filter((x) => x !== undefined)).size;
+  const layers = new Set(
+    bert.map(([n]) => /^bert\.encoder\.layer\.(\d+)\./.exec(n)?.[1]).filter((x) => x !== undefined),
+  ).size;
   const intermediate = get('bert.encoder.layer.0.intermediate.dense.weight').shape[0];
   const maxPos = get('bert.embeddings.position_embeddings.weight').shape[0];
   const typeVocab = get('bert.embeddings.token_type_embeddings.weight').shape[0];
@@ -80,7 +96,17 @@ export async function writeHfBertFolder(opts: HfFolderOptions): Promise<string[]
   tensors.push(...bert);
   if (withExtras) {
     const add = (name: string, shape: number[], salt: number): void => {
-      tensors.push([name, { dtype: 'F32', shape, data: pattern(shape.reduce((a, b) => a * b, 1), salt) }]);
+      tensors.push([
+        name,
+        {
+          dtype: 'F32',
+          shape,
+          data: pattern(
+            shape.reduce((a, b) => a * b, 1),
+            salt,
+          ),
+        },
+      ]);
     };
     add('cls.predictions.bias', [vocabSize], 1);
     add('cls.predictions.transform.dense.weight', [hidden, hidden], 2);
@@ -133,7 +159,11 @@ export async function writeHfBertFolder(opts: HfFolderOptions): Promise<string[]
     const f = path.join(opts.out, 'pytorch_model.bin');
     const entries: TorchSaveEntry[] = tensors.map(([name, t]) => {
       const dtype = DTYPE_OF[t.dtype];
-      if (!dtype) throw new CtclipError('DATA_ERROR', `${opts.from}: '${name}' has dtype ${t.dtype}, which torch.save output does not support here`);
+      if (!dtype)
+        throw new CtclipError(
+          'DATA_ERROR',
+          `${opts.from}: '${name}' has dtype ${t.dtype}, which torch.save output does not support here`,
+        );
       return { name, dtype, shape: t.shape, data: bytesOf(t) };
     });
     writeTorchSave(f, entries, { archiveName: 'pytorch_model' });
@@ -146,10 +176,22 @@ export async function writeHfBertFolder(opts: HfFolderOptions): Promise<string[]
 function bertOrder(key: string): number {
   const emb = ['word_embeddings', 'position_embeddings', 'token_type_embeddings', 'LayerNorm.weight', 'LayerNorm.bias'];
   const layer = [
-    'attention.self.query.weight', 'attention.self.query.bias', 'attention.self.key.weight', 'attention.self.key.bias',
-    'attention.self.value.weight', 'attention.self.value.bias', 'attention.output.dense.weight', 'attention.output.dense.bias',
-    'attention.output.LayerNorm.weight', 'attention.output.LayerNorm.bias', 'intermediate.dense.weight', 'intermediate.dense.bias',
-    'output.dense.weight', 'output.dense.bias', 'output.LayerNorm.weight', 'output.LayerNorm.bias',
+    'attention.self.query.weight',
+    'attention.self.query.bias',
+    'attention.self.key.weight',
+    'attention.self.key.bias',
+    'attention.self.value.weight',
+    'attention.self.value.bias',
+    'attention.output.dense.weight',
+    'attention.output.dense.bias',
+    'attention.output.LayerNorm.weight',
+    'attention.output.LayerNorm.bias',
+    'intermediate.dense.weight',
+    'intermediate.dense.bias',
+    'output.dense.weight',
+    'output.dense.bias',
+    'output.LayerNorm.weight',
+    'output.LayerNorm.bias',
   ];
   if (key.startsWith('bert.embeddings.')) {
     const i = emb.findIndex((e) => key.slice('bert.embeddings.'.length).startsWith(e));

@@ -15,7 +15,16 @@ import { CtclipError } from '../errors';
 import type { TensorHandle } from '../native';
 import { PyDict, pyTypeName, type PyValue } from './pickle';
 import { readTorchArchive, StorageCache, TorchTensorRef, type TorchArchive } from './torch-file';
-import { enforceStrict, entriesToLoad, mapKeys, REFACTOR_LAYOUT_NAME, WRAPPER_KEYS, type DroppedKey, type Expect, type WeightsReport } from './layout';
+import {
+  enforceStrict,
+  entriesToLoad,
+  mapKeys,
+  REFACTOR_LAYOUT_NAME,
+  WRAPPER_KEYS,
+  type DroppedKey,
+  type Expect,
+  type WeightsReport,
+} from './layout';
 import { assertFiniteWeights, importBudget } from './limits';
 import type { ReferenceKey } from './reference-keys';
 
@@ -46,7 +55,8 @@ export interface ImportedWeights {
 
 /** Summarises a non-state-dict wrapper entry for the report. */
 function describe(v: PyValue): string {
-  if (v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'bigint') return String(v === null ? 'None' : v);
+  if (v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'bigint')
+    return String(v === null ? 'None' : v);
   if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v);
   if (v instanceof PyDict) return `${pyTypeName(v)} with ${v.map.size} entries`;
   if (Array.isArray(v)) return `list of ${v.length}`;
@@ -67,7 +77,10 @@ interface FoundStateDict {
 function findStateDict(archive: TorchArchive): FoundStateDict {
   const top = archive.value;
   if (!(top instanceof PyDict)) {
-    throw new CtclipError('DATA_ERROR', `${archive.path}: holds a ${pyTypeName(top)}, not a state dict (expected a dict of tensors or {${WRAPPER_KEYS.join('|')}: …})`);
+    throw new CtclipError(
+      'DATA_ERROR',
+      `${archive.path}: holds a ${pyTypeName(top)}, not a state dict (expected a dict of tensors or {${WRAPPER_KEYS.join('|')}: …})`,
+    );
   }
   for (const key of WRAPPER_KEYS) {
     const inner = top.map.get(key);
@@ -79,7 +92,10 @@ function findStateDict(archive: TorchArchive): FoundStateDict {
   }
   if (isTensorDict(top)) return { dict: top, wrapper: null, otherEntries: {} };
   const keys = [...top.map.keys()].slice(0, 12).map(String);
-  throw new CtclipError('DATA_ERROR', `${archive.path}: no state dict found: the top-level dict has no tensors and no ${WRAPPER_KEYS.join('/')} entry holding them (keys: ${keys.join(', ')})`);
+  throw new CtclipError(
+    'DATA_ERROR',
+    `${archive.path}: no state dict found: the top-level dict has no tensors and no ${WRAPPER_KEYS.join('/')} entry holding them (keys: ${keys.join(', ')})`,
+  );
 }
 
 /** Reads a torch.save file; see the module comment. IO_ERROR / DATA_ERROR name the file and the key. */
@@ -92,7 +108,8 @@ export async function importTorchFile(file: string, opts: ImportOptions = {}): P
     const refs = new Map<string, TorchTensorRef>();
     const nonTensor: DroppedKey[] = [];
     for (const [k, v] of found.dict.map) {
-      if (typeof k !== 'string') throw new CtclipError('DATA_ERROR', `${file}: state dict key ${String(k)} is not a string`);
+      if (typeof k !== 'string')
+        throw new CtclipError('DATA_ERROR', `${file}: state dict key ${String(k)} is not a string`);
       if (v instanceof TorchTensorRef) refs.set(k, v);
       else nonTensor.push({ key: k, reason: `not a tensor (${describe(v)})` });
     }
@@ -101,9 +118,13 @@ export async function importTorchFile(file: string, opts: ImportOptions = {}): P
     const refactor = mapping.report.refactor;
     const layout = refactor ? 'refactor' : found.wrapper ? `wrapped:${found.wrapper}` : 'flat';
     const layoutDescription =
-      (refactor ? REFACTOR_LAYOUT_NAME : 'reference (flat state_dict) layout') + (found.wrapper ? `, wrapped in '${found.wrapper}'` : '');
+      (refactor ? REFACTOR_LAYOUT_NAME : 'reference (flat state_dict) layout') +
+      (found.wrapper ? `, wrapped in '${found.wrapper}'` : '');
     const notes = [...mapping.report.notes];
-    if (found.wrapper) notes.unshift(`the state dict was read from the '${found.wrapper}' entry; other entries not loaded: ${Object.keys(found.otherEntries).join(', ') || 'none'}`);
+    if (found.wrapper)
+      notes.unshift(
+        `the state dict was read from the '${found.wrapper}' entry; other entries not loaded: ${Object.keys(found.otherEntries).join(', ') || 'none'}`,
+      );
     const foreign = archive.locations.filter((l) => l !== 'cpu');
     if (foreign.length) notes.push(`storages were saved on ${foreign.join(', ')}; read onto the CPU`);
     const { missing, missingUnused, unexpected, shapeMismatches, renamed } = mapping.report;
@@ -135,12 +156,20 @@ export async function importTorchFile(file: string, opts: ImportOptions = {}): P
       } catch (e) {
         tensors.forEach((t) => t.dispose());
         if (e instanceof CtclipError && e.message.includes(file)) throw e;
-        throw new CtclipError(e instanceof CtclipError ? e.code : 'DATA_ERROR', `${file}: key '${k.from}': ${(e as Error).message}`, { cause: e });
+        throw new CtclipError(
+          e instanceof CtclipError ? e.code : 'DATA_ERROR',
+          `${file}: key '${k.from}': ${(e as Error).message}`,
+          { cause: e },
+        );
       }
       names.push(k.to);
     }
     try {
-      await assertFiniteWeights(file, load.map((k) => k.from), tensors);
+      await assertFiniteWeights(
+        file,
+        load.map((k) => k.from),
+        tensors,
+      );
     } catch (e) {
       tensors.forEach((t) => t.dispose());
       throw e;

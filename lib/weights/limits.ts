@@ -23,7 +23,8 @@ const BUDGET_SLACK_BYTES = 64 * 1024 ** 2;
 /** The byte budget of one import; see the module comment. */
 export function importBudget(expected: ReferenceKey[] | string[] | undefined, maxBytes?: number): ByteBudget {
   if (maxBytes !== undefined) {
-    if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new CtclipError('ARGUMENT_ERROR', `maxBytes must be a non-negative integer, got ${maxBytes}`);
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 0)
+      throw new CtclipError('ARGUMENT_ERROR', `maxBytes must be a non-negative integer, got ${maxBytes}`);
     return new ByteBudget(maxBytes, 'the maxBytes option');
   }
   if (expected && expected.length > 0 && typeof expected[0] !== 'string') {

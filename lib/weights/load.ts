@@ -46,7 +46,10 @@ export function sniffWeightsFormat(file: string): WeightsFormat {
         `torch.save(torch.load(f, map_location='cpu', weights_only=True), 'out.pt')`,
     );
   }
-  throw new CtclipError('DATA_ERROR', `${file}: neither a torch.save zip archive nor a safetensors file (first bytes ${head.subarray(0, 8).toString('hex')})`);
+  throw new CtclipError(
+    'DATA_ERROR',
+    `${file}: neither a torch.save zip archive nor a safetensors file (first bytes ${head.subarray(0, 8).toString('hex')})`,
+  );
 }
 
 /** Loads and maps a safetensors file like `importTorchFile` does a torch file. */
@@ -88,7 +91,11 @@ export async function importSafetensorsFile(file: string, opts: ImportOptions = 
   for (const [n, t] of byName) if (!kept.has(n)) t.dispose();
   const tensors: TensorHandle[] = keep.map((k) => byName.get(k.from) as TensorHandle);
   try {
-    await assertFiniteWeights(file, keep.map((k) => k.from), tensors);
+    await assertFiniteWeights(
+      file,
+      keep.map((k) => k.from),
+      tensors,
+    );
   } catch (e) {
     tensors.forEach((t) => t.dispose());
     throw e;

@@ -28,14 +28,28 @@ export class PyDict {
 
 /** An allowed global that is a value, not a callable (e.g. a storage type), passed through as a marker. */
 export class PyGlobal {
-  constructor(readonly module: string, readonly name: string) {}
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
   get qualname(): string {
     return `${this.module}.${this.name}`;
   }
 }
 
 /** Whatever allowed callables return (tensors, parameters …) is opaque to the unpickler. */
-export type PyValue = null | boolean | number | bigint | string | Uint8Array | PyValue[] | PyTuple | PyDict | PyGlobal | { readonly pyOpaque: true };
+export type PyValue =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | PyValue[]
+  | PyTuple
+  | PyDict
+  | PyGlobal
+  | { readonly pyOpaque: true };
 
 /** One allow-list entry: a callable (REDUCE) or a marker value. */
 export type AllowedGlobal = { call: (args: PyValue[], at: string) => PyValue } | { value: PyValue };
@@ -55,17 +69,74 @@ const MARK = Symbol('mark');
 type StackItem = PyValue | typeof MARK;
 
 const OPCODE_NAMES: Record<number, string> = {
-  0x28: 'MARK', 0x2e: 'STOP', 0x30: 'POP', 0x31: 'POP_MARK', 0x32: 'DUP', 0x46: 'FLOAT', 0x49: 'INT', 0x4a: 'BININT',
-  0x4b: 'BININT1', 0x4c: 'LONG', 0x4d: 'BININT2', 0x4e: 'NONE', 0x50: 'PERSID', 0x51: 'BINPERSID', 0x52: 'REDUCE',
-  0x53: 'STRING', 0x54: 'BINSTRING', 0x55: 'SHORT_BINSTRING', 0x56: 'UNICODE', 0x58: 'BINUNICODE', 0x61: 'APPEND',
-  0x62: 'BUILD', 0x63: 'GLOBAL', 0x64: 'DICT', 0x7d: 'EMPTY_DICT', 0x65: 'APPENDS', 0x67: 'GET', 0x68: 'BINGET',
-  0x69: 'INST', 0x6a: 'LONG_BINGET', 0x6c: 'LIST', 0x5d: 'EMPTY_LIST', 0x6f: 'OBJ', 0x70: 'PUT', 0x71: 'BINPUT',
-  0x72: 'LONG_BINPUT', 0x73: 'SETITEM', 0x74: 'TUPLE', 0x29: 'EMPTY_TUPLE', 0x75: 'SETITEMS', 0x47: 'BINFLOAT',
-  0x80: 'PROTO', 0x81: 'NEWOBJ', 0x82: 'EXT1', 0x83: 'EXT2', 0x84: 'EXT4', 0x85: 'TUPLE1', 0x86: 'TUPLE2',
-  0x87: 'TUPLE3', 0x88: 'NEWTRUE', 0x89: 'NEWFALSE', 0x8a: 'LONG1', 0x8b: 'LONG4', 0x42: 'BINBYTES',
-  0x43: 'SHORT_BINBYTES', 0x8c: 'SHORT_BINUNICODE', 0x8d: 'BINUNICODE8', 0x8e: 'BINBYTES8', 0x8f: 'EMPTY_SET',
-  0x90: 'ADDITEMS', 0x91: 'FROZENSET', 0x92: 'NEWOBJ_EX', 0x93: 'STACK_GLOBAL', 0x94: 'MEMOIZE', 0x95: 'FRAME',
-  0x96: 'BYTEARRAY8', 0x97: 'NEXT_BUFFER', 0x98: 'READONLY_BUFFER',
+  0x28: 'MARK',
+  0x2e: 'STOP',
+  0x30: 'POP',
+  0x31: 'POP_MARK',
+  0x32: 'DUP',
+  0x46: 'FLOAT',
+  0x49: 'INT',
+  0x4a: 'BININT',
+  0x4b: 'BININT1',
+  0x4c: 'LONG',
+  0x4d: 'BININT2',
+  0x4e: 'NONE',
+  0x50: 'PERSID',
+  0x51: 'BINPERSID',
+  0x52: 'REDUCE',
+  0x53: 'STRING',
+  0x54: 'BINSTRING',
+  0x55: 'SHORT_BINSTRING',
+  0x56: 'UNICODE',
+  0x58: 'BINUNICODE',
+  0x61: 'APPEND',
+  0x62: 'BUILD',
+  0x63: 'GLOBAL',
+  0x64: 'DICT',
+  0x7d: 'EMPTY_DICT',
+  0x65: 'APPENDS',
+  0x67: 'GET',
+  0x68: 'BINGET',
+  0x69: 'INST',
+  0x6a: 'LONG_BINGET',
+  0x6c: 'LIST',
+  0x5d: 'EMPTY_LIST',
+  0x6f: 'OBJ',
+  0x70: 'PUT',
+  0x71: 'BINPUT',
+  0x72: 'LONG_BINPUT',
+  0x73: 'SETITEM',
+  0x74: 'TUPLE',
+  0x29: 'EMPTY_TUPLE',
+  0x75: 'SETITEMS',
+  0x47: 'BINFLOAT',
+  0x80: 'PROTO',
+  0x81: 'NEWOBJ',
+  0x82: 'EXT1',
+  0x83: 'EXT2',
+  0x84: 'EXT4',
+  0x85: 'TUPLE1',
+  0x86: 'TUPLE2',
+  0x87: 'TUPLE3',
+  0x88: 'NEWTRUE',
+  0x89: 'NEWFALSE',
+  0x8a: 'LONG1',
+  0x8b: 'LONG4',
+  0x42: 'BINBYTES',
+  0x43: 'SHORT_BINBYTES',
+  0x8c: 'SHORT_BINUNICODE',
+  0x8d: 'BINUNICODE8',
+  0x8e: 'BINBYTES8',
+  0x8f: 'EMPTY_SET',
+  0x90: 'ADDITEMS',
+  0x91: 'FROZENSET',
+  0x92: 'NEWOBJ_EX',
+  0x93: 'STACK_GLOBAL',
+  0x94: 'MEMOIZE',
+  0x95: 'FRAME',
+  0x96: 'BYTEARRAY8',
+  0x97: 'NEXT_BUFFER',
+  0x98: 'READONLY_BUFFER',
 };
 
 /** Python's type name of a value, for messages. */
@@ -85,7 +156,9 @@ export function pyTypeName(v: PyValue | undefined): string {
 }
 
 function isKey(v: PyValue): v is PyKey {
-  return v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean';
+  return (
+    v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean'
+  );
 }
 
 /** Longest LONG1/LONG4 payload (bytes) and INT/LONG literal (digits, Python's own default limit) we decode. */
@@ -108,18 +181,32 @@ function normInt(n: bigint): number | bigint {
 
 /** Python's raw-unicode-escape (UNICODE opcode) decoding. */
 function rawUnicodeEscape(s: string): string {
-  return s.replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_m, a: string | undefined, b: string | undefined) => String.fromCodePoint(parseInt((a ?? b) as string, 16)));
+  return s.replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_m, a: string | undefined, b: string | undefined) =>
+    String.fromCodePoint(parseInt((a ?? b) as string, 16)),
+  );
 }
 
 /** A protocol-0 STRING literal (a Python repr in quotes) → bytes as latin-1 text. */
 function pyStringLiteral(s: string): string {
   const q = s[0];
-  if (s.length < 2 || (q !== "'" && q !== '"') || s[s.length - 1] !== q) throw new Error(`bad STRING literal ${s.slice(0, 40)}`);
+  if (s.length < 2 || (q !== "'" && q !== '"') || s[s.length - 1] !== q)
+    throw new Error(`bad STRING literal ${s.slice(0, 40)}`);
   const body = s.slice(1, -1);
   return body.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)/g, (_m, e: string) => {
     if (e[0] === 'x') return String.fromCharCode(parseInt(e.slice(1), 16));
     if (/^[0-7]/.test(e)) return String.fromCharCode(parseInt(e, 8));
-    const map: Record<string, string> = { n: '\n', r: '\r', t: '\t', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v' };
+    const map: Record<string, string> = {
+      n: '\n',
+      r: '\r',
+      t: '\t',
+      '\\': '\\',
+      "'": "'",
+      '"': '"',
+      a: '\x07',
+      b: '\b',
+      f: '\f',
+      v: '\v',
+    };
     return map[e] ?? `\\${e}`;
   });
 }
@@ -143,7 +230,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
     throw new CtclipError('DATA_ERROR', `${opts.what}: ${msg} (pickle opcode ${opName} at byte ${opPos})`);
   };
   const need = (n: number): void => {
-    if (!Number.isSafeInteger(n) || n < 0 || pos + n > data.length) fail(`truncated pickle: ${n} bytes needed, ${data.length - pos} left`);
+    if (!Number.isSafeInteger(n) || n < 0 || pos + n > data.length)
+      fail(`truncated pickle: ${n} bytes needed, ${data.length - pos} left`);
   };
   const bytes = (n: number): Uint8Array => {
     need(n);
@@ -190,7 +278,9 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
     const qual = `${module}.${name}`;
     const entry = opts.globals.get(qual);
     if (!entry) {
-      fail(`refused pickle global '${qual}': only tensor, dict, list and scalar reconstruction is allowed, and nothing in the file is executed${opts.refusalHint ? ` (${opts.refusalHint})` : ''}`);
+      fail(
+        `refused pickle global '${qual}': only tensor, dict, list and scalar reconstruction is allowed, and nothing in the file is executed${opts.refusalHint ? ` (${opts.refusalHint})` : ''}`,
+      );
     }
     return new PyGlobal(module, name);
   };
@@ -271,7 +361,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
         const n = dv.getInt32(pos, true);
         pos += 4;
         if (n < 0) fail('negative LONG4 length');
-        if (n > MAX_LONG_BYTES) fail(`LONG4 of ${n} bytes is over the limit of ${MAX_LONG_BYTES} (no state dict holds such an int)`);
+        if (n > MAX_LONG_BYTES)
+          fail(`LONG4 of ${n} bytes is over the limit of ${MAX_LONG_BYTES} (no state dict holds such an int)`);
         push(decodeLong(bytes(n)));
         break;
       }
@@ -285,7 +376,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
       }
       case 0x4c: {
         const s = line().trim().replace(/L$/, '');
-        if (!/^[+-]?\d+$/.test(s) || s.length > MAX_INT_DIGITS + 1) fail(`bad LONG literal '${s.slice(0, 40)}' (at most ${MAX_INT_DIGITS} digits)`);
+        if (!/^[+-]?\d+$/.test(s) || s.length > MAX_INT_DIGITS + 1)
+          fail(`bad LONG literal '${s.slice(0, 40)}' (at most ${MAX_INT_DIGITS} digits)`);
         push(normInt(BigInt(s)));
         break;
       }
@@ -502,7 +594,12 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
         const entry = opts.globals.get(g.qualname);
         if (!entry || !('call' in entry)) fail(`'${g.qualname}' is not callable here`);
         try {
-          push((entry as { call: (a: PyValue[], at: string) => PyValue }).call((args as PyTuple).items, `${opts.what} (byte ${opPos})`));
+          push(
+            (entry as { call: (a: PyValue[], at: string) => PyValue }).call(
+              (args as PyTuple).items,
+              `${opts.what} (byte ${opPos})`,
+            ),
+          );
         } catch (e) {
           if (e instanceof CtclipError) throw e;
           fail(`${g.qualname}: ${(e as Error).message}`);

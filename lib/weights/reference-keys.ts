@@ -88,7 +88,10 @@ export function ctvitReferenceKeys(v: ReferenceImageConfig, prefix = 'visual_tra
   p('spatial_rel_pos_bias.net.1.0.bias', [D]);
   p('spatial_rel_pos_bias.net.2.weight', [v.heads, D]);
   p('spatial_rel_pos_bias.net.2.bias', [v.heads]);
-  for (const [name, n] of [['to_patch_emb_first_frame', p2], ['to_patch_emb', p3]] as const) {
+  for (const [name, n] of [
+    ['to_patch_emb_first_frame', p2],
+    ['to_patch_emb', p3],
+  ] as const) {
     p(`${name}.1.weight`, [n]);
     p(`${name}.1.bias`, [n]);
     p(`${name}.2.weight`, [D, n]);
@@ -96,7 +99,10 @@ export function ctvitReferenceKeys(v: ReferenceImageConfig, prefix = 'visual_tra
     p(`${name}.3.weight`, [D]);
     p(`${name}.3.bias`, [D]);
   }
-  for (const [stack, depth] of [['enc_spatial_transformer', v.spatial_depth], ['enc_temporal_transformer', v.temporal_depth]] as const) {
+  for (const [stack, depth] of [
+    ['enc_spatial_transformer', v.spatial_depth],
+    ['enc_temporal_transformer', v.temporal_depth],
+  ] as const) {
     for (let i = 0; i < depth; i++) {
       const L = `${stack}.layers.${i}.`;
       p(`${L}0.dsconv.weight`, [D, 1, 3, 3, 3]);

@@ -8,7 +8,12 @@ import { CtclipError } from '../errors';
 import type { TensorHandle } from '../native';
 import { saveSafetensors } from './safetensors-native';
 
-export async function saveWeights(file: string, names: string[], tensors: TensorHandle[], metadata: Record<string, string> = {}): Promise<void> {
+export async function saveWeights(
+  file: string,
+  names: string[],
+  tensors: TensorHandle[],
+  metadata: Record<string, string> = {},
+): Promise<void> {
   if (names.length !== tensors.length) {
     throw new CtclipError('ARGUMENT_ERROR', `saveWeights ${file}: ${names.length} names but ${tensors.length} tensors`);
   }
@@ -18,7 +23,8 @@ export async function saveWeights(file: string, names: string[], tensors: Tensor
     seen.add(n);
   }
   for (const [k, v] of Object.entries(metadata)) {
-    if (typeof v !== 'string') throw new CtclipError('ARGUMENT_ERROR', `saveWeights ${file}: metadata '${k}' must be a string`);
+    if (typeof v !== 'string')
+      throw new CtclipError('ARGUMENT_ERROR', `saveWeights ${file}: metadata '${k}' must be a string`);
   }
   await saveSafetensors(file, names, tensors, { format: 'pt', ...metadata });
 }

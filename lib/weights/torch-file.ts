@@ -49,7 +49,15 @@ export const TORCH_STORAGE_TYPES: Readonly<Record<string, Dtype>> = {
 };
 
 /** Storage types torch has but our tensor bridge does not carry: refused with a precise message. */
-const UNSUPPORTED_STORAGE_TYPES = ['CharStorage', 'ShortStorage', 'ComplexFloatStorage', 'ComplexDoubleStorage', 'QInt8Storage', 'QUInt8Storage', 'QInt32Storage'];
+const UNSUPPORTED_STORAGE_TYPES = [
+  'CharStorage',
+  'ShortStorage',
+  'ComplexFloatStorage',
+  'ComplexDoubleStorage',
+  'QInt8Storage',
+  'QUInt8Storage',
+  'QInt32Storage',
+];
 
 /** One storage of the archive: `data/<key>`. */
 export interface TorchStorageRef {
@@ -118,23 +126,29 @@ function asIntTuple(v: PyValue, what: string): number[] {
 
 function rebuildTensor(args: PyValue[], parameterFlag: boolean): TorchTensorRef {
   // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
-  if (args.length < 6 || args.length > 7) throw new Error(`_rebuild_tensor_v2 takes 6 or 7 arguments, got ${args.length}`);
+  if (args.length < 6 || args.length > 7)
+    throw new Error(`_rebuild_tensor_v2 takes 6 or 7 arguments, got ${args.length}`);
   const storage = args[0] as unknown;
   if (!storage || typeof storage !== 'object' || !('key' in storage) || !('numel' in storage)) {
-    throw new Error(`_rebuild_tensor_v2: the first argument must be a storage (persistent id), got ${pyTypeName(args[0])}`);
+    throw new Error(
+      `_rebuild_tensor_v2: the first argument must be a storage (persistent id), got ${pyTypeName(args[0])}`,
+    );
   }
   const s = storage as TorchStorageRef;
   const offset = asInt(args[1], 'storage_offset');
   const size = asIntTuple(args[2], 'size');
   const stride = asIntTuple(args[3], 'stride');
   if (size.length !== stride.length) throw new Error(`size has ${size.length} dims but stride ${stride.length}`);
-  if (offset < 0 || size.some((x) => x < 0) || stride.some((x) => x < 0)) throw new Error('negative offset, size or stride');
+  if (offset < 0 || size.some((x) => x < 0) || stride.some((x) => x < 0))
+    throw new Error('negative offset, size or stride');
   const n = size.reduce((a, b) => a * b, 1);
   if (n > 0) {
     let last = offset;
     for (let d = 0; d < size.length; d++) last += (size[d] - 1) * stride[d];
     if (last >= s.numel) {
-      throw new Error(`tensor view (offset ${offset}, size [${size}], stride [${stride}]) reaches element ${last} of storage '${s.key}' which has ${s.numel}`);
+      throw new Error(
+        `tensor view (offset ${offset}, size [${size}], stride [${stride}]) reaches element ${last} of storage '${s.key}' which has ${s.numel}`,
+      );
     }
   }
   if (typeof args[4] !== 'boolean') throw new Error(`requires_grad must be a bool, got ${pyTypeName(args[4])}`);
@@ -155,7 +169,8 @@ function torchGlobals(used: Set<string>): Map<string, AllowedGlobal> {
       if (args.length === 0) return d;
       if (args.length === 1 && Array.isArray(args[0])) {
         for (const pair of args[0]) {
-          if (!(pair instanceof PyTuple) || pair.items.length !== 2 || typeof pair.items[0] !== 'string') throw new Error('OrderedDict(list) needs (str, value) pairs');
+          if (!(pair instanceof PyTuple) || pair.items.length !== 2 || typeof pair.items[0] !== 'string')
+            throw new Error('OrderedDict(list) needs (str, value) pairs');
           d.map.set(pair.items[0], pair.items[1]);
         }
         return d;
@@ -167,7 +182,8 @@ function torchGlobals(used: Set<string>): Map<string, AllowedGlobal> {
   track('torch._utils._rebuild_parameter', {
     call: (args) => {
       // _rebuild_parameter(data, requires_grad, backward_hooks)
-      if (args.length !== 3 || !(args[0] instanceof TorchTensorRef)) throw new Error('_rebuild_parameter(data: tensor, requires_grad, backward_hooks) expected');
+      if (args.length !== 3 || !(args[0] instanceof TorchTensorRef))
+        throw new Error('_rebuild_parameter(data: tensor, requires_grad, backward_hooks) expected');
       const t = args[0];
       return new TorchTensorRef(t.storage, t.offset, t.size, t.stride, args[1] === true, true);
     },
@@ -189,11 +205,20 @@ function findRoot(zip: ZipReader): string {
   if (roots.length === 1) return roots[0];
   if (roots.length === 0) {
     if (zip.names.some((n) => /\/constants\.pkl$/.test(n) || /\/code\//.test(n))) {
-      throw new CtclipError('DATA_ERROR', `${zip.file}: this is a TorchScript archive (torch.jit.save), not a torch.save state dict; save model.state_dict() with torch.save instead`);
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${zip.file}: this is a TorchScript archive (torch.jit.save), not a torch.save state dict; save model.state_dict() with torch.save instead`,
+      );
     }
-    throw new CtclipError('DATA_ERROR', `${zip.file}: a zip file but not a torch.save archive (no <root>/data.pkl entry)`);
+    throw new CtclipError(
+      'DATA_ERROR',
+      `${zip.file}: a zip file but not a torch.save archive (no <root>/data.pkl entry)`,
+    );
   }
-  throw new CtclipError('DATA_ERROR', `${zip.file}: several data.pkl roots (${roots.join(', ')}); not a single torch.save archive`);
+  throw new CtclipError(
+    'DATA_ERROR',
+    `${zip.file}: several data.pkl roots (${roots.join(', ')}); not a single torch.save archive`,
+  );
 }
 
 /**
@@ -210,34 +235,52 @@ export function readTorchArchive(file: string): TorchArchive {
       return e ? new TextDecoder().decode(zip.read(e.name, MAX_TEXT_ENTRY_BYTES)).trim() : null;
     };
     const byteorder = entryText('byteorder') ?? 'little';
-    if (byteorder !== 'little' && byteorder !== 'big') throw new CtclipError('DATA_ERROR', `${file}: ${root}/byteorder is '${byteorder}'`);
-    if (byteorder === 'big') throw new CtclipError('DATA_ERROR', `${file}: big-endian storages (byteorder 'big') are not supported; re-save the file on a little-endian machine`);
+    if (byteorder !== 'little' && byteorder !== 'big')
+      throw new CtclipError('DATA_ERROR', `${file}: ${root}/byteorder is '${byteorder}'`);
+    if (byteorder === 'big')
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${file}: big-endian storages (byteorder 'big') are not supported; re-save the file on a little-endian machine`,
+      );
     const version = entryText('version');
     const pkl = zip.read(`${root}/data.pkl`, MAX_PICKLE_BYTES);
     const storages = new Map<string, TorchStorageRef>();
     const used = new Set<string>();
     const persistentLoad = (pid: PyValue, at: string): PyValue => {
       if (!(pid instanceof PyTuple) || pid.items[0] !== 'storage' || pid.items.length !== 5) {
-        throw new CtclipError('DATA_ERROR', `${at}: unsupported persistent id ${pyTypeName(pid)} (expected ('storage', type, key, location, numel))`);
+        throw new CtclipError(
+          'DATA_ERROR',
+          `${at}: unsupported persistent id ${pyTypeName(pid)} (expected ('storage', type, key, location, numel))`,
+        );
       }
       const [, type, key, location, numel] = pid.items;
       if (!(type instanceof PyGlobal) || !(type.qualname in TORCH_STORAGE_TYPES)) {
-        throw new CtclipError('DATA_ERROR', `${at}: persistent id storage type must be one of ${Object.keys(TORCH_STORAGE_TYPES).join(', ')}, got ${pyTypeName(type)}`);
+        throw new CtclipError(
+          'DATA_ERROR',
+          `${at}: persistent id storage type must be one of ${Object.keys(TORCH_STORAGE_TYPES).join(', ')}, got ${pyTypeName(type)}`,
+        );
       }
-      if (typeof key !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(key)) throw new CtclipError('DATA_ERROR', `${at}: bad storage key ${String(key)}`);
-      if (typeof location !== 'string') throw new CtclipError('DATA_ERROR', `${at}: storage '${key}': location must be a str`);
-      if (typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0) throw new CtclipError('DATA_ERROR', `${at}: storage '${key}': bad numel ${String(numel)}`);
+      if (typeof key !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(key))
+        throw new CtclipError('DATA_ERROR', `${at}: bad storage key ${String(key)}`);
+      if (typeof location !== 'string')
+        throw new CtclipError('DATA_ERROR', `${at}: storage '${key}': location must be a str`);
+      if (typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0)
+        throw new CtclipError('DATA_ERROR', `${at}: storage '${key}': bad numel ${String(numel)}`);
       const dtype = TORCH_STORAGE_TYPES[type.qualname];
       const prev = storages.get(key);
       if (prev) {
-        if (prev.dtype !== dtype || prev.numel !== numel) throw new CtclipError('DATA_ERROR', `${at}: storage '${key}' is described twice differently`);
+        if (prev.dtype !== dtype || prev.numel !== numel)
+          throw new CtclipError('DATA_ERROR', `${at}: storage '${key}' is described twice differently`);
         return prev as unknown as PyValue;
       }
       const entry = zip.entries.get(`${root}/data/${key}`);
       if (!entry) throw new CtclipError('DATA_ERROR', `${file}: storage '${key}' has no entry ${root}/data/${key}`);
       const need = numel * bytesPerElement(dtype);
       if (entry.size !== need) {
-        throw new CtclipError('DATA_ERROR', `${file}: entry ${root}/data/${key} holds ${entry.size} bytes but ${numel} × ${dtype} needs ${need}`);
+        throw new CtclipError(
+          'DATA_ERROR',
+          `${file}: entry ${root}/data/${key} holds ${entry.size} bytes but ${numel} × ${dtype} needs ${need}`,
+        );
       }
       const ref: TorchStorageRef = { key, dtype, storageType: type.qualname, location, numel };
       storages.set(key, ref);
@@ -251,7 +294,10 @@ export function readTorchArchive(file: string): TorchArchive {
         // A known storage type we do not carry: say so instead of "refused".
         const m = e instanceof CtclipError ? /refused pickle global 'torch\.(\w+Storage)'/.exec(e.message) : null;
         if (m && UNSUPPORTED_STORAGE_TYPES.includes(m[1])) {
-          throw new CtclipError('DATA_ERROR', `${file}: tensors stored as torch.${m[1]} are not supported (supported: ${Object.keys(TORCH_STORAGE_TYPES).join(', ')})`);
+          throw new CtclipError(
+            'DATA_ERROR',
+            `${file}: tensors stored as torch.${m[1]} are not supported (supported: ${Object.keys(TORCH_STORAGE_TYPES).join(', ')})`,
+          );
         }
         throw e;
       }
@@ -294,7 +340,11 @@ export class StorageCache {
     const n = ref.numel;
     if (!ref.contiguous) {
       // Charged before the storage is even read: a view can be far larger than its storage (stride 0).
-      this.budget.charge(this.archive.path, `tensor '${key}' (a strided view, size [${ref.size}] stride [${ref.stride}], of storage '${ref.storage.key}')`, n * es);
+      this.budget.charge(
+        this.archive.path,
+        `tensor '${key}' (a strided view, size [${ref.size}] stride [${ref.stride}], of storage '${ref.storage.key}')`,
+        n * es,
+      );
     }
     const ab = await this.storageBytes(ref.storage);
     if (ref.contiguous) return tensorFromBuffer(new Uint8Array(ab, ref.offset * es, n * es), ref.dtype, ref.size);

@@ -49,7 +49,16 @@ const STORAGE_NAME: Record<Dtype, string> = {
   uint8: 'ByteStorage',
   bool: 'BoolStorage',
 };
-const ITEMSIZE: Record<Dtype, number> = { float32: 4, float16: 2, bfloat16: 2, float64: 8, int64: 8, int32: 4, uint8: 1, bool: 1 };
+const ITEMSIZE: Record<Dtype, number> = {
+  float32: 4,
+  float16: 2,
+  bfloat16: 2,
+  float64: 8,
+  int64: 8,
+  int32: 4,
+  uint8: 1,
+  bool: 1,
+};
 
 function contiguousStride(shape: number[]): number[] {
   const s = new Array<number>(shape.length);
@@ -74,12 +83,23 @@ export function writeTorchSave(file: string, entries: TorchSaveEntry[], opts: To
     let key = e.storageKey;
     if (key === undefined || !storages.has(key)) {
       key = key ?? String(next++);
-      if (e.data.length % es) throw new CtclipError('ARGUMENT_ERROR', `writeTorchSave: '${e.name}': ${e.data.length} bytes is not a whole number of ${e.dtype}`);
+      if (e.data.length % es)
+        throw new CtclipError(
+          'ARGUMENT_ERROR',
+          `writeTorchSave: '${e.name}': ${e.data.length} bytes is not a whole number of ${e.dtype}`,
+        );
       storages.set(key, { dtype: e.dtype, numel: e.data.length / es, data: e.data });
     }
     const st = storages.get(key) as { dtype: Dtype; numel: number };
-    if (st.dtype !== e.dtype) throw new CtclipError('ARGUMENT_ERROR', `writeTorchSave: '${e.name}' shares storage '${key}' of another dtype`);
-    const pid: PickleOut = new PyTuple(['storage', { kind: 'global', module: 'torch', name: STORAGE_NAME[e.dtype] }, key, location, st.numel] as never) as unknown as PickleOut;
+    if (st.dtype !== e.dtype)
+      throw new CtclipError('ARGUMENT_ERROR', `writeTorchSave: '${e.name}' shares storage '${key}' of another dtype`);
+    const pid: PickleOut = new PyTuple([
+      'storage',
+      { kind: 'global', module: 'torch', name: STORAGE_NAME[e.dtype] },
+      key,
+      location,
+      st.numel,
+    ] as never) as unknown as PickleOut;
     const tensor: PickleOut = {
       kind: 'reduce',
       fn: { module: 'torch._utils', name: '_rebuild_tensor_v2' },
@@ -92,11 +112,27 @@ export function writeTorchSave(file: string, entries: TorchSaveEntry[], opts: To
         { kind: 'dict', ordered: true, entries: [] },
       ],
     };
-    items.push([e.name, e.parameter ? { kind: 'reduce', fn: { module: 'torch._utils', name: '_rebuild_parameter' }, args: [tensor, true, { kind: 'dict', ordered: true, entries: [] }] } : tensor]);
+    items.push([
+      e.name,
+      e.parameter
+        ? {
+            kind: 'reduce',
+            fn: { module: 'torch._utils', name: '_rebuild_parameter' },
+            args: [tensor, true, { kind: 'dict', ordered: true, entries: [] }],
+          }
+        : tensor,
+    ]);
   }
   const stateDict: PickleOut = { kind: 'dict', ordered: true, entries: items };
   const top: PickleOut = opts.wrapper
-    ? { kind: 'dict', ordered: false, entries: [[opts.wrapper, stateDict], ...Object.entries(opts.extra ?? {}).map(([k, v]) => [k, v] as [string, PickleOut])] }
+    ? {
+        kind: 'dict',
+        ordered: false,
+        entries: [
+          [opts.wrapper, stateDict],
+          ...Object.entries(opts.extra ?? {}).map(([k, v]) => [k, v] as [string, PickleOut]),
+        ],
+      }
     : stateDict;
   const zipEntries: ZipWriteEntry[] = [
     { name: `${root}/data.pkl`, data: pickle(top) },

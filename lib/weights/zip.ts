@@ -81,7 +81,8 @@ export function crc32Fallback(data: Uint8Array, crc = 0): number {
       t0[n] = c >>> 0;
     }
     for (let n = 0; n < 256; n++) {
-      for (let k = 1; k < 8; k++) crcTables[k][n] = (t0[crcTables[k - 1][n] & 0xff] ^ (crcTables[k - 1][n] >>> 8)) >>> 0;
+      for (let k = 1; k < 8; k++)
+        crcTables[k][n] = (t0[crcTables[k - 1][n] & 0xff] ^ (crcTables[k - 1][n] >>> 8)) >>> 0;
     }
   }
   const [t0, t1, t2, t3, t4, t5, t6, t7] = crcTables;
@@ -133,7 +134,11 @@ export class ZipReader {
   readonly size: number;
   private fd: number;
 
-  private constructor(readonly file: string, fd: number, size: number) {
+  private constructor(
+    readonly file: string,
+    fd: number,
+    size: number,
+  ) {
     this.fd = fd;
     this.size = size;
   }
@@ -176,7 +181,11 @@ export class ZipReader {
       try {
         got = fs.readSync(this.fd, target, done, chunk, position + done);
       } catch (e) {
-        throw new CtclipError('IO_ERROR', `${this.file}: read failed at byte ${position + done}: ${(e as Error).message}`, { cause: e });
+        throw new CtclipError(
+          'IO_ERROR',
+          `${this.file}: read failed at byte ${position + done}: ${(e as Error).message}`,
+          { cause: e },
+        );
       }
       if (got === 0) this.fail(`unexpected end of file at byte ${position + done}`);
       done += got;
@@ -272,36 +281,50 @@ export class ZipReader {
     const h = this.bytes(entry.localHeaderOffset, 30);
     if (u32(h, 0) !== SIG_LOCAL) this.fail(`entry '${entry.name}': bad local header signature`);
     const start = entry.localHeaderOffset + 30 + u16(h, 26) + u16(h, 28);
-    if (start + entry.compressedSize > this.size) this.fail(`entry '${entry.name}': data (${entry.compressedSize} bytes at ${start}) past the end of the file`);
+    if (start + entry.compressedSize > this.size)
+      this.fail(`entry '${entry.name}': data (${entry.compressedSize} bytes at ${start}) past the end of the file`);
     return start;
   }
 
   /** DATA_ERROR naming the entry when its CRC-32 is recorded (non-zero) and `data` does not match it. */
   private checkCrc(entry: ZipEntry, data: Uint8Array): void {
     if (entry.crc32 !== 0 && crc32(data) !== entry.crc32) {
-      this.fail(`entry '${entry.name}' fails its CRC-32 check (recorded ${hex32(entry.crc32)}, data ${hex32(crc32(data))}): the file is corrupt`);
+      this.fail(
+        `entry '${entry.name}' fails its CRC-32 check (recorded ${hex32(entry.crc32)}, data ${hex32(crc32(data))}): the file is corrupt`,
+      );
     }
   }
 
   private checkMethod(entry: ZipEntry): void {
     if (entry.method === 0) {
-      if (entry.compressedSize !== entry.size) this.fail(`stored entry '${entry.name}' has compressed size ${entry.compressedSize} != size ${entry.size}`);
+      if (entry.compressedSize !== entry.size)
+        this.fail(`stored entry '${entry.name}' has compressed size ${entry.compressedSize} != size ${entry.size}`);
     } else if (entry.method === 8) {
       // Deflate never needs much more than the data itself (stored blocks cost 5 bytes per 64 KiB).
       if (entry.compressedSize > entry.size + Math.floor(entry.size / 256) + 1024) {
-        this.fail(`deflated entry '${entry.name}' is ${entry.compressedSize} bytes compressed, more than deflate needs for its declared ${entry.size} bytes`);
+        this.fail(
+          `deflated entry '${entry.name}' is ${entry.compressedSize} bytes compressed, more than deflate needs for its declared ${entry.size} bytes`,
+        );
       }
     } else {
-      this.fail(`entry '${entry.name}' uses compression method ${entry.method} (only stored and deflate are supported)`);
+      this.fail(
+        `entry '${entry.name}' uses compression method ${entry.method} (only stored and deflate are supported)`,
+      );
     }
   }
 
   private inflateFailed(entry: ZipEntry, e: unknown): never {
-    throw new CtclipError('DATA_ERROR', `${this.file}: entry '${entry.name}': cannot inflate: ${(e as Error).message}`, { cause: e });
+    throw new CtclipError(
+      'DATA_ERROR',
+      `${this.file}: entry '${entry.name}': cannot inflate: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
 
   private overflow(entry: ZipEntry): never {
-    return this.fail(`deflated entry '${entry.name}' inflates to more than its declared ${entry.size} bytes (refused there)`);
+    return this.fail(
+      `deflated entry '${entry.name}' inflates to more than its declared ${entry.size} bytes (refused there)`,
+    );
   }
 
   /**
@@ -311,7 +334,11 @@ export class ZipReader {
    * The CRC-32 is checked.
    */
   readInto(entry: ZipEntry, target: Uint8Array): void {
-    if (target.length !== entry.size) throw new CtclipError('DATA_ERROR', `${this.file}: entry '${entry.name}' holds ${entry.size} bytes, expected ${target.length}`);
+    if (target.length !== entry.size)
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${this.file}: entry '${entry.name}' holds ${entry.size} bytes, expected ${target.length}`,
+      );
     this.checkMethod(entry);
     const start = this.dataOffset(entry);
     if (entry.method === 0) {
@@ -319,12 +346,15 @@ export class ZipReader {
     } else {
       let out: Buffer;
       try {
-        out = zlib.inflateRawSync(this.bytes(start, entry.compressedSize), { maxOutputLength: Math.max(1, entry.size) });
+        out = zlib.inflateRawSync(this.bytes(start, entry.compressedSize), {
+          maxOutputLength: Math.max(1, entry.size),
+        });
       } catch (e) {
         if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') this.overflow(entry);
         this.inflateFailed(entry, e);
       }
-      if (out.length !== entry.size) this.fail(`entry '${entry.name}' inflates to ${out.length} bytes, expected ${entry.size}`);
+      if (out.length !== entry.size)
+        this.fail(`entry '${entry.name}' inflates to ${out.length} bytes, expected ${entry.size}`);
       target.set(out);
     }
     this.checkCrc(entry, target);
@@ -336,15 +366,19 @@ export class ZipReader {
    */
   async readIntoStreaming(entry: ZipEntry, target: Uint8Array): Promise<void> {
     if (entry.method !== 8) return this.readInto(entry, target);
-    if (target.length !== entry.size) throw new CtclipError('DATA_ERROR', `${this.file}: entry '${entry.name}' holds ${entry.size} bytes, expected ${target.length}`);
+    if (target.length !== entry.size)
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${this.file}: entry '${entry.name}' holds ${entry.size} bytes, expected ${target.length}`,
+      );
     this.checkMethod(entry);
     const start = this.dataOffset(entry);
     const piece = 1 << 20;
-    const reader = this;
+    const readAt = (pos: number, b: Buffer): void => this.readAt(pos, b);
     function* compressed(): Generator<Buffer> {
       for (let off = 0; off < entry.compressedSize; off += piece) {
         const b = Buffer.allocUnsafe(Math.min(piece, entry.compressedSize - off));
-        reader.readAt(start + off, b);
+        readAt(start + off, b);
         yield b;
       }
     }
@@ -380,7 +414,10 @@ export class ZipReader {
     const entry = this.entries.get(name);
     if (!entry) throw new CtclipError('DATA_ERROR', `${this.file}: the archive has no entry '${name}'`);
     if (entry.size > maxBytes) {
-      throw new CtclipError('DATA_ERROR', `${this.file}: entry '${name}' declares ${entry.size} bytes, over the limit of ${maxBytes} bytes for it`);
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${this.file}: entry '${name}' declares ${entry.size} bytes, over the limit of ${maxBytes} bytes for it`,
+      );
     }
     const b = new Uint8Array(entry.size);
     this.readInto(entry, b);
@@ -428,7 +465,8 @@ export function writeZipStored(file: string, entries: ZipWriteEntry[]): void {
       const name = encoder.encode(entry.name);
       const crc = crc32(entry.data);
       const size = entry.data.length;
-      if (pos + size > 0xfffffff0) throw new CtclipError('ARGUMENT_ERROR', `${file}: archives over 4 GiB (zip64) are not written by this writer`);
+      if (pos + size > 0xfffffff0)
+        throw new CtclipError('ARGUMENT_ERROR', `${file}: archives over 4 GiB (zip64) are not written by this writer`);
       const offset = pos;
       let pad = (ALIGN - ((offset + 30 + name.length + 4) % ALIGN)) % ALIGN;
       const extra = Buffer.alloc(4 + pad);

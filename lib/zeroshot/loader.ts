@@ -12,7 +12,12 @@ import { tensorFromBuffer, type TensorHandle } from '../tensor';
  * An EvalLoader over `index` with the config's batch size, prefetch, readers, error budget, report cap and seed; with `shard`,
  * this rank's share of the chosen samples (data-parallel validation).
  */
-export function evalLoaderFor(cfg: Config, index: ShardIndex, evalSamples: number | null, shard: { rank: number; worldSize: number } = { rank: 0, worldSize: 1 }): EvalLoader {
+export function evalLoaderFor(
+  cfg: Config,
+  index: ShardIndex,
+  evalSamples: number | null,
+  shard: { rank: number; worldSize: number } = { rank: 0, worldSize: 1 },
+): EvalLoader {
   return new EvalLoader(index, {
     rank: shard.rank,
     worldSize: shard.worldSize,

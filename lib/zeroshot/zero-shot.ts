@@ -40,7 +40,12 @@ export interface ZeroShotScores {
 }
 
 /** The (2C, latent) prompt latents for `classNames` (caller disposes). Puts the model in eval mode. */
-export async function encodePrompts(model: CTClip, tokenizer: Tokenizer, classNames: readonly string[], settings: ZeroShotSettings): Promise<TensorHandle> {
+export async function encodePrompts(
+  model: CTClip,
+  tokenizer: Tokenizer,
+  classNames: readonly string[],
+  settings: ZeroShotSettings,
+): Promise<TensorHandle> {
   if (classNames.length === 0) throw new CtclipError('ARGUMENT_ERROR', 'zero-shot: no class names');
   model.eval();
   const texts = zeroShotPromptTexts(classNames, settings.prompts);
@@ -58,7 +63,12 @@ export async function encodePrompts(model: CTClip, tokenizer: Tokenizer, classNa
  * P(present), row-major n × C, for a batch of volumes ((n, H, W, D) float16 as the loader gives them, or any
  * shape `encodeImage` accepts) against prompt latents from `encodePrompts`. Does not dispose `volumes`.
  */
-export async function scoreVolumes(model: CTClip, volumes: TensorHandle, promptLatents: TensorHandle, numClasses: number): Promise<Float32Array> {
+export async function scoreVolumes(
+  model: CTClip,
+  volumes: TensorHandle,
+  promptLatents: TensorHandle,
+  numClasses: number,
+): Promise<Float32Array> {
   const image = await model.encodeImage(volumes);
   try {
     const { pPresent, logits } = await model.zeroShot(image, promptLatents);
@@ -66,7 +76,10 @@ export async function scoreVolumes(model: CTClip, volumes: TensorHandle, promptL
       const p = readTensor(pPresent);
       const data = p.data as Float32Array;
       if (p.shape.length !== 2 || p.shape[1] !== numClasses) {
-        throw new CtclipError('SHAPE_ERROR', `zero-shot: P(present) has shape [${p.shape.join(', ')}], expected [n, ${numClasses}]`);
+        throw new CtclipError(
+          'SHAPE_ERROR',
+          `zero-shot: P(present) has shape [${p.shape.join(', ')}], expected [n, ${numClasses}]`,
+        );
       }
       return data;
     } finally {
@@ -112,7 +125,10 @@ export async function zeroShotScores(
         batch.release();
       }
       if (batch.labels.length !== n * C) {
-        throw new CtclipError('DATA_ERROR', `zero-shot: the batch has ${batch.labels.length / Math.max(n, 1)} labels per sample, expected ${C} (one per class)`);
+        throw new CtclipError(
+          'DATA_ERROR',
+          `zero-shot: the batch has ${batch.labels.length / Math.max(n, 1)} labels per sample, expected ${C} (one per class)`,
+        );
       }
       for (let i = 0; i < n; i++) {
         out.studyIds.push(batch.studyIds[i]);

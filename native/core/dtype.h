@@ -18,8 +18,9 @@ inline at::ScalarType ParseDtype(const std::string& name) {
   if (name == "int32") return at::kInt;
   if (name == "uint8") return at::kByte;
   if (name == "bool") return at::kBool;
-  throw NativeError("ARGUMENT_ERROR", "unknown dtype '" + name +
-                                          "' (expected float32, float16, bfloat16, float64, int64, int32, uint8 or bool)");
+  throw NativeError(
+      "ARGUMENT_ERROR",
+      "unknown dtype '" + name + "' (expected float32, float16, bfloat16, float64, int64, int32, uint8 or bool)");
 }
 
 inline std::string DtypeName(at::ScalarType type) {

@@ -49,7 +49,8 @@ void GroupOptions::Validate() const {
   Require(rank >= 0 && rank < worldSize, "ARGUMENT_ERROR",
           "distributed: RANK must be in [0, " + std::to_string(worldSize) + "), got " + std::to_string(rank));
   Require(localWorldSize >= 1 && localWorldSize <= worldSize, "ARGUMENT_ERROR",
-          "distributed: LOCAL_WORLD_SIZE must be in [1, " + std::to_string(worldSize) + "], got " + std::to_string(localWorldSize));
+          "distributed: LOCAL_WORLD_SIZE must be in [1, " + std::to_string(worldSize) + "], got " +
+              std::to_string(localWorldSize));
   Require(masterPort > 0 && masterPort < 65536, "ARGUMENT_ERROR",
           "distributed: MASTER_PORT must be in 1..65535, got " + std::to_string(masterPort));
   Require(!masterAddr.empty(), "ARGUMENT_ERROR", "distributed: MASTER_ADDR is empty");
@@ -58,8 +59,9 @@ void GroupOptions::Validate() const {
           "distributed: backend must be 'gloo' or 'nccl', got '" + backend + "'");
   Require(backend != "gloo" || HaveGloo(), "ARGUMENT_ERROR",
           "distributed: this build's libtorch has no c10d Gloo backend (" + compat::CompiledTorchVersion() + ")");
-  Require(backend != "nccl" || HaveNccl(), "ARGUMENT_ERROR",
-          "distributed: this build's libtorch has no c10d NCCL backend (a CUDA libtorch is needed); use backend 'gloo'");
+  Require(
+      backend != "nccl" || HaveNccl(), "ARGUMENT_ERROR",
+      "distributed: this build's libtorch has no c10d NCCL backend (a CUDA libtorch is needed); use backend 'gloo'");
 }
 
 namespace {
@@ -82,7 +84,8 @@ bool IsTimeoutMessage(const std::string& message) {
   return message.find("imed out") != std::string::npos || message.find("imeout") != std::string::npos;
 }
 
-void AllReduceMeanBucketed(Group& group, std::vector<at::Tensor>& tensors, int64_t bucketBytes, const std::string& what) {
+void AllReduceMeanBucketed(Group& group, std::vector<at::Tensor>& tensors, int64_t bucketBytes,
+                           const std::string& what) {
   if (group.size() == 1 || tensors.empty()) return;
   torch::NoGradGuard noGrad;
   // Consecutive same-dtype tensors share a bucket until it reaches bucketBytes.
@@ -91,8 +94,8 @@ void AllReduceMeanBucketed(Group& group, std::vector<at::Tensor>& tensors, int64
   for (size_t i = 0; i < tensors.size(); i++) {
     const at::Tensor& t = tensors[i];
     const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
-    const bool startNew = buckets.empty() || filled >= bucketBytes ||
-                          tensors[buckets.back().front()].scalar_type() != t.scalar_type();
+    const bool startNew =
+        buckets.empty() || filled >= bucketBytes || tensors[buckets.back().front()].scalar_type() != t.scalar_type();
     if (startNew) {
       buckets.emplace_back();
       filled = 0;
@@ -128,14 +131,13 @@ namespace {
 constexpr const char* kHeartbeatPrefix = "ctclip_heartbeat/";
 
 int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::vector<uint8_t> Bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
 
-bool IsLoopback(const std::string& addr) {
-  return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
-}
+bool IsLoopback(const std::string& addr) { return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1"; }
 
 bool IsNumericAddress(const std::string& addr) {
   in6_addr buf{};
@@ -148,7 +150,8 @@ std::string StoreListenHost(const GroupOptions& o) {
   // Single node: every rank connects to MASTER_ADDR as resolved on this very host. A numeric or loopback address is
   // the same everywhere. Only a multi-node job's host NAME may resolve differently here (e.g. to 127.0.1.1 through
   // /etc/hosts) than on the other nodes: there the store listens on every interface, as c10d's does.
-  if (o.localWorldSize >= o.worldSize || IsLoopback(o.masterAddr) || IsNumericAddress(o.masterAddr)) return o.masterAddr;
+  if (o.localWorldSize >= o.worldSize || IsLoopback(o.masterAddr) || IsNumericAddress(o.masterAddr))
+    return o.masterAddr;
   return "";
 }
 
@@ -157,7 +160,8 @@ namespace {
 // A fresh connection to the store this rank uses: rank 0's (StoreClient), or torchrun's agent store (a c10d
 // TCPStore) under the agent's attempt prefix.
 c10::intrusive_ptr<c10d::Store> ConnectStore(const GroupOptions& o, std::chrono::milliseconds timeout) {
-  if (!o.useAgentStore) return c10::make_intrusive<StoreClient>(o.masterAddr, static_cast<std::uint16_t>(o.masterPort), timeout);
+  if (!o.useAgentStore)
+    return c10::make_intrusive<StoreClient>(o.masterAddr, static_cast<std::uint16_t>(o.masterPort), timeout);
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(o.masterPort);
   so.isServer = false;
@@ -200,19 +204,22 @@ class Heartbeat {
     for (;;) {
       std::vector<std::string> silent;
       try {
-        c10::intrusive_ptr<c10d::Store> probe = ConnectStore(options_, std::chrono::milliseconds(std::max<int64_t>(staleMs_, 3000)));
+        c10::intrusive_ptr<c10d::Store> probe =
+            ConnectStore(options_, std::chrono::milliseconds(std::max<int64_t>(staleMs_, 3000)));
         silent = Silent(ReadStamps(*probe), NowMs());
       } catch (const std::exception&) {
         std::lock_guard<std::mutex> lock(mutex_);
         std::vector<std::string> before = Silent(snapshot_, snapshotAt_);
         const std::string host = options_.useAgentStore ? "the launcher's store" : "rank 0's store";
-        std::string s = host + " at " + options_.masterAddr + ":" + std::to_string(options_.masterPort) + " is unreachable now";
+        std::string s =
+            host + " at " + options_.masterAddr + ":" + std::to_string(options_.masterPort) + " is unreachable now";
         if (!before.empty()) return s + "; before that, not answering: " + Join(before);
         return s + (options_.useAgentStore ? "" : ": rank 0 is dead or stuck, or exited after its own failure");
       }
       if (!silent.empty()) return "not answering: " + Join(silent);
       if (std::chrono::steady_clock::now() >= deadline) {
-        return "every rank's heartbeat is fresh: a rank may be stuck or have left the collective order (mismatched configs?)";
+        return "every rank's heartbeat is fresh: a rank may be stuck or have left the collective order (mismatched "
+               "configs?)";
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(intervalMs_));
     }
@@ -238,8 +245,11 @@ class Heartbeat {
     for (int64_t r = 0; r < static_cast<int64_t>(stamps.size()); r++) {
       if (r == options_.rank) continue;
       const int64_t ts = stamps[static_cast<size_t>(r)];
-      if (ts < 0) out.push_back("rank " + std::to_string(r) + " (never joined)");
-      else if (now - ts > staleMs_) out.push_back("rank " + std::to_string(r) + " (silent for " + Seconds(std::chrono::milliseconds(now - ts)) + ")");
+      if (ts < 0)
+        out.push_back("rank " + std::to_string(r) + " (never joined)");
+      else if (now - ts > staleMs_)
+        out.push_back("rank " + std::to_string(r) + " (silent for " + Seconds(std::chrono::milliseconds(now - ts)) +
+                      ")");
     }
     return out;
   }
@@ -290,7 +300,11 @@ class C10dGroup : public Group {
  public:
   C10dGroup(GroupOptions options, std::shared_ptr<StoreServer> server, c10::intrusive_ptr<c10d::Store> store,
             c10::intrusive_ptr<Backend> pg, std::unique_ptr<Heartbeat> heartbeat)
-      : Group(std::move(options)), server_(std::move(server)), store_(std::move(store)), pg_(std::move(pg)), heartbeat_(std::move(heartbeat)) {
+      : Group(std::move(options)),
+        server_(std::move(server)),
+        store_(std::move(store)),
+        pg_(std::move(pg)),
+        heartbeat_(std::move(heartbeat)) {
     if (server_) storeAddress_ = server_->address();
   }
   ~C10dGroup() override { Shutdown(); }
@@ -379,11 +393,12 @@ class C10dGroup : public Group {
       const std::string msg = FirstLine(e);
       const bool timedOut = IsTimeoutMessage(msg);
       const std::string who = heartbeat_ ? heartbeat_->Diagnose() : std::string("(no heartbeat)");
-      throw NativeError(timedOut ? "DIST_TIMEOUT" : "DIST_ERROR",
-                        "rank " + std::to_string(options_.rank) + "/" + std::to_string(options_.worldSize) + ": " + what +
-                            (timedOut ? " timed out after " + Seconds(options_.timeout) + " (distributed.timeout_minutes)"
-                                      : " failed") +
-                            ": " + who + ". [" + options_.backend + ": " + msg + "]");
+      throw NativeError(
+          timedOut ? "DIST_TIMEOUT" : "DIST_ERROR",
+          "rank " + std::to_string(options_.rank) + "/" + std::to_string(options_.worldSize) + ": " + what +
+              (timedOut ? " timed out after " + Seconds(options_.timeout) + " (distributed.timeout_minutes)"
+                        : " failed") +
+              ": " + who + ". [" + options_.backend + ": " + msg + "]");
     }
   }
 
@@ -412,9 +427,8 @@ std::shared_ptr<Group> Group::Create(const GroupOptions& options) {
     store = ConnectStore(o, o.timeout);
   } catch (const std::exception& e) {
     const std::string msg = FirstLine(e);
-    throw NativeError("DIST_ERROR", "rank " + std::to_string(o.rank) + ": cannot reach the rendezvous store at " + o.masterAddr + ":" +
-                                        std::to_string(o.masterPort) +
-                                        ": " + msg);
+    throw NativeError("DIST_ERROR", "rank " + std::to_string(o.rank) + ": cannot reach the rendezvous store at " +
+                                        o.masterAddr + ":" + std::to_string(o.masterPort) + ": " + msg);
   }
   auto pgStore = c10::make_intrusive<c10d::PrefixStore>("default_pg", store);
   try {
@@ -430,7 +444,8 @@ std::shared_ptr<Group> Group::Create(const GroupOptions& options) {
       } else {
         gopts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
       }
-      auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(pgStore, static_cast<int>(o.rank), static_cast<int>(o.worldSize), gopts);
+      auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(pgStore, static_cast<int>(o.rank),
+                                                            static_cast<int>(o.worldSize), gopts);
       return std::make_shared<C10dGroup<c10d::ProcessGroupGloo>>(o, server, store, pg, std::make_unique<Heartbeat>(o));
 #endif
     } else {
@@ -440,7 +455,8 @@ std::shared_ptr<Group> Group::Create(const GroupOptions& options) {
       setenv("NCCL_ASYNC_ERROR_HANDLING", "1", 0);
       auto nopts = c10d::ProcessGroupNCCL::Options::create();
       nopts->timeout = o.timeout;
-      auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(pgStore, static_cast<int>(o.rank), static_cast<int>(o.worldSize), nopts);
+      auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(pgStore, static_cast<int>(o.rank),
+                                                            static_cast<int>(o.worldSize), nopts);
       return std::make_shared<C10dGroup<c10d::ProcessGroupNCCL>>(o, server, store, pg, std::make_unique<Heartbeat>(o));
 #endif
     }
@@ -448,9 +464,11 @@ std::shared_ptr<Group> Group::Create(const GroupOptions& options) {
     throw;
   } catch (const std::exception& e) {
     const std::string msg = FirstLine(e);
-    throw NativeError(IsTimeoutMessage(msg) ? "DIST_TIMEOUT" : "DIST_ERROR",
-                      "rank " + std::to_string(o.rank) + "/" + std::to_string(o.worldSize) + ": creating the " + o.backend +
-                          " process group failed (did every rank start, with the same WORLD_SIZE, MASTER_ADDR and MASTER_PORT?): " + msg);
+    throw NativeError(
+        IsTimeoutMessage(msg) ? "DIST_TIMEOUT" : "DIST_ERROR",
+        "rank " + std::to_string(o.rank) + "/" + std::to_string(o.worldSize) + ": creating the " + o.backend +
+            " process group failed (did every rank start, with the same WORLD_SIZE, MASTER_ADDR and MASTER_PORT?): " +
+            msg);
   }
   throw NativeError("ARGUMENT_ERROR", "distributed: backend '" + o.backend + "' is not built in");
 }

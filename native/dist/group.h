@@ -77,6 +77,7 @@ bool IsTimeoutMessage(const std::string& message);
 
 // Gradient averaging in buckets of about `bucketBytes` (same-dtype runs flattened into one buffer each, all
 // buckets in flight at once): afterwards every tensor holds the mean over ranks.
-void AllReduceMeanBucketed(Group& group, std::vector<at::Tensor>& tensors, int64_t bucketBytes, const std::string& what);
+void AllReduceMeanBucketed(Group& group, std::vector<at::Tensor>& tensors, int64_t bucketBytes,
+                           const std::string& what);
 
 }  // namespace ctclip::dist

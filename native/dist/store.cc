@@ -263,7 +263,8 @@ bool Put(State& s, const std::string& key, std::vector<uint8_t> value) {
 }
 
 std::string FullMessage() {
-  return "the rendezvous store is full (" + std::to_string(StoreLimits::kMaxTotalBytes >> 20) + " MiB of keys and values)";
+  return "the rendezvous store is full (" + std::to_string(StoreLimits::kMaxTotalBytes >> 20) +
+         " MiB of keys and values)";
 }
 
 // One request → its reply; false: protocol violation or connection gone (the connection is closed).
@@ -272,7 +273,9 @@ bool Serve(State& s, Budget& budget, int fd, uint8_t op, std::string& reply) {
   switch (op) {
     case kSet: {
       std::vector<uint8_t> value;
-      if (!ReadStr(fd, budget, StoreLimits::kMaxKeyBytes, key) || !ReadBytes(fd, budget, StoreLimits::kMaxValueBytes, value)) return false;
+      if (!ReadStr(fd, budget, StoreLimits::kMaxKeyBytes, key) ||
+          !ReadBytes(fd, budget, StoreLimits::kMaxValueBytes, value))
+        return false;
       std::lock_guard<std::mutex> lock(s.mutex);
       reply = Put(s, key, std::move(value)) ? Ok() : Err(FullMessage());
       return true;
@@ -352,7 +355,8 @@ bool Serve(State& s, Budget& budget, int fd, uint8_t op, std::string& reply) {
     case kCompareSet: {
       std::vector<uint8_t> expected;
       std::vector<uint8_t> desired;
-      if (!ReadStr(fd, budget, StoreLimits::kMaxKeyBytes, key) || !ReadBytes(fd, budget, StoreLimits::kMaxValueBytes, expected) ||
+      if (!ReadStr(fd, budget, StoreLimits::kMaxKeyBytes, key) ||
+          !ReadBytes(fd, budget, StoreLimits::kMaxValueBytes, expected) ||
           !ReadBytes(fd, budget, StoreLimits::kMaxValueBytes, desired)) {
         return false;
       }
@@ -375,14 +379,14 @@ bool Serve(State& s, Budget& budget, int fd, uint8_t op, std::string& reply) {
       reply = Ok(payload);
       return true;
     }
-    default:
-      return false;
+    default: return false;
   }
 }
 
 void ServeConnection(std::shared_ptr<State> s, int fd) {
   char magic[sizeof(kMagic)];
-  if (RecvExact(fd, magic, sizeof(kMagic)) && std::memcmp(magic, kMagic, sizeof(kMagic)) == 0 && SendAll(fd, kMagic, sizeof(kMagic))) {
+  if (RecvExact(fd, magic, sizeof(kMagic)) && std::memcmp(magic, kMagic, sizeof(kMagic)) == 0 &&
+      SendAll(fd, kMagic, sizeof(kMagic))) {
     for (;;) {
       uint8_t op = 0;
       if (!RecvExact(fd, reinterpret_cast<char*>(&op), 1)) break;
@@ -432,13 +436,16 @@ StoreServer::StoreServer(const std::string& host, std::uint16_t port) : state_(s
   addrinfo* res = nullptr;
   const std::string service = std::to_string(port);
   const int gai = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
-  if (gai != 0) throw NativeError("DIST_ERROR", "cannot host the rendezvous store on " + shown + ": " + ::gai_strerror(gai));
+  if (gai != 0)
+    throw NativeError("DIST_ERROR", "cannot host the rendezvous store on " + shown + ": " + ::gai_strerror(gai));
   std::string lastError = "no address";
   int fd = -1;
   // Every interface: prefer the IPv6 wildcard (dual stack), as c10d does; a named host: its first address that binds.
   std::vector<addrinfo*> order;
   for (addrinfo* a = res; a != nullptr; a = a->ai_next) order.push_back(a);
-  if (host.empty()) std::stable_sort(order.begin(), order.end(), [](addrinfo* a, addrinfo* b) { return a->ai_family == AF_INET6 && b->ai_family != AF_INET6; });
+  if (host.empty())
+    std::stable_sort(order.begin(), order.end(),
+                     [](addrinfo* a, addrinfo* b) { return a->ai_family == AF_INET6 && b->ai_family != AF_INET6; });
   for (addrinfo* a : order) {
     fd = OpenSocket(a->ai_family, a->ai_socktype, a->ai_protocol, false);
     if (fd < 0) {
@@ -464,7 +471,9 @@ StoreServer::StoreServer(const std::string& host, std::uint16_t port) : state_(s
     fd = -1;
   }
   ::freeaddrinfo(res);
-  if (fd < 0) throw NativeError("DIST_ERROR", "cannot host the rendezvous store on " + shown + ": " + lastError + " (is the port in use?)");
+  if (fd < 0)
+    throw NativeError("DIST_ERROR",
+                      "cannot host the rendezvous store on " + shown + ": " + lastError + " (is the port in use?)");
   int pipeFds[2];
   if (::pipe(pipeFds) != 0) {
     ::close(fd);
@@ -569,9 +578,11 @@ void StoreClient::Connect(Clock::time_point deadline) {
         if (std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) {
           ::close(fd);
           ::freeaddrinfo(res);
-          throw NativeError("DIST_ERROR", "the service at " + where +
-                                              " is not a ctclip rendezvous store (another program on MASTER_PORT? a torchrun agent store "
-                                              "needs TORCHELASTIC_USE_AGENT_STORE=True)");
+          throw NativeError(
+              "DIST_ERROR",
+              "the service at " + where +
+                  " is not a ctclip rendezvous store (another program on MASTER_PORT? a torchrun agent store "
+                  "needs TORCHELASTIC_USE_AGENT_STORE=True)");
         }
         fd_ = fd;
       }
@@ -600,7 +611,9 @@ std::string StoreClient::Call(const std::string& request, std::chrono::milliseco
   char status = 0;
   auto fail = [&]() -> std::runtime_error {
     Disconnect();
-    if (timedOut) return std::runtime_error(std::string(what) + ": timed out after " + std::to_string(timeout.count()) + " ms waiting for the " + where);
+    if (timedOut)
+      return std::runtime_error(std::string(what) + ": timed out after " + std::to_string(timeout.count()) +
+                                " ms waiting for the " + where);
     return std::runtime_error(std::string(what) + ": the " + where + " closed the connection");
   };
   if (!RecvExact(fd_, &status, 1, &deadline, &timedOut)) throw fail();
@@ -632,15 +645,10 @@ std::string StoreClient::Call(const std::string& request, std::chrono::milliseco
       break;
     }
     case kAdd:
-    case kNumKeys:
-      payload = readFixed(8);
-      break;
+    case kNumKeys: payload = readFixed(8); break;
     case kCheck:
-    case kDelete:
-      payload = readFixed(1);
-      break;
-    default:
-      break;
+    case kDelete: payload = readFixed(1); break;
+    default: break;
   }
   return payload;
 }
@@ -648,13 +656,18 @@ std::string StoreClient::Call(const std::string& request, std::chrono::milliseco
 namespace {
 
 void CheckKey(const std::string& key) {
-  Require(key.size() <= StoreLimits::kMaxKeyBytes, "DIST_ERROR", "rendezvous store: a key of " + std::to_string(key.size()) + " bytes (limit " + std::to_string(StoreLimits::kMaxKeyBytes) + ")");
+  Require(key.size() <= StoreLimits::kMaxKeyBytes, "DIST_ERROR",
+          "rendezvous store: a key of " + std::to_string(key.size()) + " bytes (limit " +
+              std::to_string(StoreLimits::kMaxKeyBytes) + ")");
 }
 void CheckValue(const std::vector<uint8_t>& v) {
-  Require(v.size() <= StoreLimits::kMaxValueBytes, "DIST_ERROR", "rendezvous store: a value of " + std::to_string(v.size()) + " bytes (limit " + std::to_string(StoreLimits::kMaxValueBytes) + ")");
+  Require(v.size() <= StoreLimits::kMaxValueBytes, "DIST_ERROR",
+          "rendezvous store: a value of " + std::to_string(v.size()) + " bytes (limit " +
+              std::to_string(StoreLimits::kMaxValueBytes) + ")");
 }
 std::string KeysRequest(Op op, const std::vector<std::string>& keys) {
-  Require(keys.size() <= StoreLimits::kMaxKeysPerRequest, "DIST_ERROR", "rendezvous store: more than " + std::to_string(StoreLimits::kMaxKeysPerRequest) + " keys in one request");
+  Require(keys.size() <= StoreLimits::kMaxKeysPerRequest, "DIST_ERROR",
+          "rendezvous store: more than " + std::to_string(StoreLimits::kMaxKeysPerRequest) + " keys in one request");
   std::string b(1, static_cast<char>(op));
   PutU32(b, static_cast<uint32_t>(keys.size()));
   for (const auto& k : keys) {
@@ -675,7 +688,8 @@ void StoreClient::set(const std::string& key, const std::vector<uint8_t>& value)
   Call(b, timeout_, "store set");
 }
 
-std::vector<uint8_t> StoreClient::compareSet(const std::string& key, const std::vector<uint8_t>& expected, const std::vector<uint8_t>& desired) {
+std::vector<uint8_t> StoreClient::compareSet(const std::string& key, const std::vector<uint8_t>& expected,
+                                             const std::vector<uint8_t>& desired) {
   CheckKey(key);
   CheckValue(expected);
   CheckValue(desired);
@@ -710,9 +724,13 @@ bool StoreClient::deleteKey(const std::string& key) {
   return Call(b, timeout_, "store delete")[0] != 0;
 }
 
-bool StoreClient::check(const std::vector<std::string>& keys) { return Call(KeysRequest(kCheck, keys), timeout_, "store check")[0] != 0; }
+bool StoreClient::check(const std::vector<std::string>& keys) {
+  return Call(KeysRequest(kCheck, keys), timeout_, "store check")[0] != 0;
+}
 
-int64_t StoreClient::getNumKeys() { return GetI64(Call(std::string(1, static_cast<char>(kNumKeys)), timeout_, "store getNumKeys").data()); }
+int64_t StoreClient::getNumKeys() {
+  return GetI64(Call(std::string(1, static_cast<char>(kNumKeys)), timeout_, "store getNumKeys").data());
+}
 
 void StoreClient::wait(const std::vector<std::string>& keys) { wait(keys, timeout_); }
 
@@ -720,7 +738,9 @@ void StoreClient::wait(const std::vector<std::string>& keys, const std::chrono::
   Call(KeysRequest(kWait, keys), timeout, "store wait");
 }
 
-c10::intrusive_ptr<c10d::Store> StoreClient::clone() { return c10::make_intrusive<StoreClient>(host_, port_, timeout_); }
+c10::intrusive_ptr<c10d::Store> StoreClient::clone() {
+  return c10::make_intrusive<StoreClient>(host_, port_, timeout_);
+}
 
 }  // namespace ctclip::dist
 

@@ -33,8 +33,8 @@ namespace ctclip::dist {
 
 struct StoreLimits {
   static constexpr std::size_t kMaxKeyBytes = 4096;
-  static constexpr std::size_t kMaxValueBytes = 16u << 20;   // one value
-  static constexpr std::size_t kMaxTotalBytes = 64u << 20;   // keys + values of the whole store
+  static constexpr std::size_t kMaxValueBytes = 16u << 20;     // one value
+  static constexpr std::size_t kMaxTotalBytes = 64u << 20;     // keys + values of the whole store
   static constexpr std::size_t kMaxInflightBytes = 64u << 20;  // buffers of the requests being served, together
   static constexpr std::size_t kMaxKeysPerRequest = 4096;
   static constexpr std::size_t kMaxConnections = 512;
@@ -69,7 +69,8 @@ class StoreClient : public c10d::Store {
   ~StoreClient() override;
 
   void set(const std::string& key, const std::vector<uint8_t>& value) override;
-  std::vector<uint8_t> compareSet(const std::string& key, const std::vector<uint8_t>& expected, const std::vector<uint8_t>& desired) override;
+  std::vector<uint8_t> compareSet(const std::string& key, const std::vector<uint8_t>& expected,
+                                  const std::vector<uint8_t>& desired) override;
   std::vector<uint8_t> get(const std::string& key) override;
   int64_t add(const std::string& key, int64_t value) override;
   bool deleteKey(const std::string& key) override;

@@ -59,18 +59,12 @@ std::optional<NonFinite> FirstNonFinite(const std::vector<at::Tensor>& tensors) 
     const int64_t n = t.numel();
     std::optional<NonFinite> r;
     switch (t.scalar_type()) {
-      case at::kFloat:
-        r = Scan<uint32_t>(data, n, {0x7f800000u, 0x007fffffu, 0x80000000u}, k);
-        break;
+      case at::kFloat: r = Scan<uint32_t>(data, n, {0x7f800000u, 0x007fffffu, 0x80000000u}, k); break;
       case at::kDouble:
         r = Scan<uint64_t>(data, n, {0x7ff0000000000000ull, 0x000fffffffffffffull, 0x8000000000000000ull}, k);
         break;
-      case at::kHalf:
-        r = Scan<uint16_t>(data, n, {0x7c00, 0x03ff, 0x8000}, k);
-        break;
-      case at::kBFloat16:
-        r = Scan<uint16_t>(data, n, {0x7f80, 0x007f, 0x8000}, k);
-        break;
+      case at::kHalf: r = Scan<uint16_t>(data, n, {0x7c00, 0x03ff, 0x8000}, k); break;
+      case at::kBFloat16: r = Scan<uint16_t>(data, n, {0x7f80, 0x007f, 0x8000}, k); break;
       default: {
         // Any other floating type: convert once (rare; not a dtype our files carry).
         const at::Tensor f = t.to(at::kDouble);

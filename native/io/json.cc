@@ -129,10 +129,14 @@ class Parser {
     for (int i = 0; i < 4; i++) {
       const char h = s_[pos_++];
       v <<= 4;
-      if (h >= '0' && h <= '9') v |= static_cast<uint32_t>(h - '0');
-      else if (h >= 'a' && h <= 'f') v |= static_cast<uint32_t>(h - 'a' + 10);
-      else if (h >= 'A' && h <= 'F') v |= static_cast<uint32_t>(h - 'A' + 10);
-      else Fail("bad hex digit in \\u escape");
+      if (h >= '0' && h <= '9')
+        v |= static_cast<uint32_t>(h - '0');
+      else if (h >= 'a' && h <= 'f')
+        v |= static_cast<uint32_t>(h - 'a' + 10);
+      else if (h >= 'A' && h <= 'F')
+        v |= static_cast<uint32_t>(h - 'A' + 10);
+      else
+        Fail("bad hex digit in \\u escape");
     }
     return v;
   }
@@ -183,9 +187,7 @@ class Parser {
 
 }  // namespace
 
-bool JsonValue::IsInteger() const {
-  return type == Type::Number && text.find_first_of(".eE") == std::string::npos;
-}
+bool JsonValue::IsInteger() const { return type == Type::Number && text.find_first_of(".eE") == std::string::npos; }
 
 bool JsonValue::AsInt64(int64_t* out) const {
   if (!IsInteger()) return false;
@@ -239,8 +241,10 @@ JsonCounts CountJson(const std::string& text) {
   for (size_t i = 0; i < text.size(); i++) {
     const char ch = text[i];
     if (inString) {
-      if (ch == '\\') i++;
-      else if (ch == '"') inString = false;
+      if (ch == '\\')
+        i++;
+      else if (ch == '"')
+        inString = false;
       continue;
     }
     switch (ch) {

@@ -14,12 +14,12 @@ struct JsonValue {
   enum class Type { Null, Bool, Number, String, Array, Object };
   Type type = Type::Null;
   bool boolean = false;
-  std::string text;  // String: the decoded string; Number: the literal as written
-  std::vector<JsonValue> items;                             // Array
+  std::string text;                                        // String: the decoded string; Number: the literal as written
+  std::vector<JsonValue> items;                            // Array
   std::vector<std::pair<std::string, JsonValue>> members;  // Object, in file order
 
-  bool IsInteger() const;              // a Number literal without fraction/exponent
-  bool AsInt64(int64_t* out) const;    // false when not an integer in int64 range
+  bool IsInteger() const;                               // a Number literal without fraction/exponent
+  bool AsInt64(int64_t* out) const;                     // false when not an integer in int64 range
   const JsonValue* Find(const std::string& key) const;  // first member with that key, or nullptr
 };
 

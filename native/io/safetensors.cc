@@ -4,15 +4,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
-#include <algorithm>
 #include <cstring>
 #include <unordered_set>
 
-#include "io/json.h"
 #include "core/errors.h"
+#include "io/json.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors I/O assumes a little-endian host"
@@ -22,13 +22,13 @@ namespace ctclip::io {
 
 namespace {
 
-
 [[noreturn]] void DataError(const std::string& path, const std::string& what) {
   throw NativeError("DATA_ERROR", "safetensors file " + path + ": " + what);
 }
 
 [[noreturn]] void IoError(const std::string& path, const std::string& what, int err) {
-  throw NativeError("IO_ERROR", "safetensors file " + path + ": " + what + (err ? std::string(": ") + std::strerror(err) : ""));
+  throw NativeError("IO_ERROR",
+                    "safetensors file " + path + ": " + what + (err ? std::string(": ") + std::strerror(err) : ""));
 }
 
 // RAII file descriptor.
@@ -116,8 +116,8 @@ SafetensorsContent LoadSafetensors(const std::string& path) {
                         std::to_string(kSafetensorsMaxHeaderBytes) + " bytes)");
   }
   if (headerLen > fileSize - 8) {
-    DataError(path, "header length " + std::to_string(headerLen) + " runs past the end of the " + std::to_string(fileSize) +
-                        "-byte file");
+    DataError(path, "header length " + std::to_string(headerLen) + " runs past the end of the " +
+                        std::to_string(fileSize) + "-byte file");
   }
   std::string headerText(headerLen, '\0');
   ReadExact(f.fd, path, 8, headerText.data(), headerLen);
@@ -170,7 +170,8 @@ SafetensorsContent LoadSafetensors(const std::string& path) {
     if (!dtype || dtype->type != JsonValue::Type::String) DataError(path, where + ": missing or non-string 'dtype'");
     at::ScalarType type{};
     if (!SafetensorsDtype(dtype->text, &type)) {
-      DataError(path, where + ": unsupported dtype '" + dtype->text + "' (supported: F32, F16, BF16, F64, I64, I32, U8, BOOL)");
+      DataError(path, where + ": unsupported dtype '" + dtype->text +
+                          "' (supported: F32, F16, BF16, F64, I64, I32, U8, BOOL)");
     }
     if (!shape || shape->type != JsonValue::Type::Array) DataError(path, where + ": missing or non-array 'shape'");
     std::vector<int64_t> sizes;
@@ -179,7 +180,8 @@ SafetensorsContent LoadSafetensors(const std::string& path) {
       int64_t v = -1;
       if (!d.AsInt64(&v) || v < 0) DataError(path, where + ": 'shape' must hold non-negative integers");
       sizes.push_back(v);
-      if (v != 0 && numel > (uint64_t{1} << 62) / static_cast<uint64_t>(v)) DataError(path, where + ": 'shape' is too large");
+      if (v != 0 && numel > (uint64_t{1} << 62) / static_cast<uint64_t>(v))
+        DataError(path, where + ": 'shape' is too large");
       numel *= static_cast<uint64_t>(v);
     }
     if (!offsets || offsets->type != JsonValue::Type::Array || offsets->items.size() != 2) {
@@ -195,8 +197,9 @@ SafetensorsContent LoadSafetensors(const std::string& path) {
     }
     const uint64_t nbytes = numel * c10::elementSize(type);
     if (static_cast<uint64_t>(end - begin) != nbytes) {
-      DataError(path, where + ": 'data_offsets' span " + std::to_string(end - begin) + " bytes but dtype " + dtype->text +
-                          " and shape " + c10::str(at::IntArrayRef(sizes)) + " need " + std::to_string(nbytes));
+      DataError(path, where + ": 'data_offsets' span " + std::to_string(end - begin) + " bytes but dtype " +
+                          dtype->text + " and shape " + c10::str(at::IntArrayRef(sizes)) + " need " +
+                          std::to_string(nbytes));
     }
     entries.push_back({&name, type, std::move(sizes), static_cast<uint64_t>(begin), static_cast<uint64_t>(end)});
   }
@@ -212,13 +215,15 @@ SafetensorsContent LoadSafetensors(const std::string& path) {
   for (const Entry* e : byOffset) {
     if (e->begin != covered) {
       DataError(path, "tensor '" + *e->name + "' starts at data offset " + std::to_string(e->begin) +
-                          (e->begin < covered ? " and overlaps the previous entry (which ends at " + std::to_string(covered) + ")"
-                                              : " and leaves a gap (the previous entry ends at " + std::to_string(covered) + ")"));
+                          (e->begin < covered
+                               ? " and overlaps the previous entry (which ends at " + std::to_string(covered) + ")"
+                               : " and leaves a gap (the previous entry ends at " + std::to_string(covered) + ")"));
     }
     covered = e->end;
   }
   if (covered != dataSize) {
-    DataError(path, "the header describes " + std::to_string(covered) + " data bytes but the file has " + std::to_string(dataSize));
+    DataError(path, "the header describes " + std::to_string(covered) + " data bytes but the file has " +
+                        std::to_string(dataSize));
   }
 
   content.tensors.reserve(entries.size());
@@ -248,8 +253,10 @@ void SaveSafetensors(const std::string& path, const std::vector<NamedTensor>& te
   for (const NamedTensor& nt : tensors) {
     Require(!nt.name.empty(), "ARGUMENT_ERROR", "saveSafetensors " + path + ": a tensor name is empty");
     Require(nt.name != "__metadata__", "ARGUMENT_ERROR", "saveSafetensors " + path + ": '__metadata__' is reserved");
-    Require(seen.insert(nt.name).second, "ARGUMENT_ERROR", "saveSafetensors " + path + ": name '" + nt.name + "' is given twice");
-    Require(nt.tensor.defined(), "ARGUMENT_ERROR", "saveSafetensors " + path + ": tensor '" + nt.name + "' is undefined");
+    Require(seen.insert(nt.name).second, "ARGUMENT_ERROR",
+            "saveSafetensors " + path + ": name '" + nt.name + "' is given twice");
+    Require(nt.tensor.defined(), "ARGUMENT_ERROR",
+            "saveSafetensors " + path + ": tensor '" + nt.name + "' is undefined");
     const char* dtype = SafetensorsDtypeName(nt.tensor.scalar_type());
     Require(dtype != nullptr, "ARGUMENT_ERROR",
             "saveSafetensors " + path + ": tensor '" + nt.name + "' has unsupported dtype " +

@@ -11,8 +11,8 @@ at::Tensor L2Normalize(const at::Tensor& t, double eps) {
   return t / t.norm(2, {-1}, /*keepdim=*/true).clamp_min(eps).expand_as(t);
 }
 
-at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
-                                     double scale, bool allowSdpa) {
+at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                     const at::Tensor& bias, double scale, bool allowSdpa) {
 #if CTCLIP_HAVE_SDPA
   // SDPA's default scale is 1/√dh; other scales are folded into q (exact for the power-of-two 8/√32 cases and
   // within rounding otherwise). A float mask is added to the logits, broadcasting (heads, n, n) over the batch.
@@ -72,7 +72,8 @@ at::Tensor Attention::ForwardReference(const at::Tensor& x, const at::Tensor& at
 
   // 'h (n r) d -> b h n r d', r = 2, unbind(-2).
   const int64_t numNull = null_kv.size(1) / 2;
-  at::Tensor nullKv = null_kv.reshape({heads_, numNull, 2, dimHead_}).unsqueeze(0).expand({b, heads_, numNull, 2, dimHead_});
+  at::Tensor nullKv =
+      null_kv.reshape({heads_, numNull, 2, dimHead_}).unsqueeze(0).expand({b, heads_, numNull, 2, dimHead_});
   k = at::cat({nullKv.select(3, 0), k}, 2);
   v = at::cat({nullKv.select(3, 1), v}, 2);
 

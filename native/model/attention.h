@@ -43,8 +43,8 @@ struct TransformerVariant {
 at::Tensor L2Normalize(const at::Tensor& t, double eps);
 
 // softmax(q·kᵀ·scale + bias)·v over (b, h, n, dh) tensors; SDPA when this libtorch has it and `allowSdpa`.
-at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
-                                     double scale, bool allowSdpa = true);
+at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                     const at::Tensor& bias, double scale, bool allowSdpa = true);
 
 class Attention : public torch::nn::Module {
  public:

@@ -158,7 +158,8 @@ at::Tensor Product(const at::Tensor& a, const at::Tensor& b, bool transB) {
 bool UseSmallBatchedMatmul(const at::Tensor& a, int64_t m, int64_t k, int64_t n) {
   const auto dtype = a.scalar_type();
   // Under CPU autocast at::matmul runs in the autocast dtype; the loop kernel would not, so it stays out of the way.
-  return a.device().is_cpu() && !compat::AutocastEnabled(c10::DeviceType::CPU) && (dtype == at::kFloat || dtype == at::kDouble) && m * k * n <= kSmallMaxMacs && m * k * n > 0;
+  return a.device().is_cpu() && !compat::AutocastEnabled(c10::DeviceType::CPU) &&
+         (dtype == at::kFloat || dtype == at::kDouble) && m * k * n <= kSmallMaxMacs && m * k * n > 0;
 }
 
 at::Tensor BatchedMatmul(const at::Tensor& a, const at::Tensor& b) { return Product(a, b, /*transB=*/false); }

@@ -6,8 +6,8 @@
 #include <tuple>
 
 #include "compat.h"
-#include "model/init.h"
 #include "core/errors.h"
+#include "model/init.h"
 
 namespace ctclip::model {
 
@@ -28,7 +28,8 @@ std::shared_ptr<Linear> MakeLinear(int64_t in, int64_t out, double std, at::Gene
 
 void BertConfig::Validate() const {
   auto positive = [](int64_t v, const char* key) {
-    Require(v > 0, "ARGUMENT_ERROR", std::string("text config: '") + key + "' must be a positive integer, got " + std::to_string(v));
+    Require(v > 0, "ARGUMENT_ERROR",
+            std::string("text config: '") + key + "' must be a positive integer, got " + std::to_string(v));
   };
   positive(vocab_size, "vocab_size");
   positive(hidden_size, "hidden_size");
@@ -39,13 +40,14 @@ void BertConfig::Validate() const {
   Require(num_hidden_layers >= 0, "ARGUMENT_ERROR",
           "text config: 'num_hidden_layers' must be >= 0, got " + std::to_string(num_hidden_layers));
   Require(hidden_size % num_attention_heads == 0, "ARGUMENT_ERROR",
-          "text config: 'num_attention_heads' (" + std::to_string(num_attention_heads) + ") must divide 'hidden_size' (" +
-              std::to_string(hidden_size) + ")");
+          "text config: 'num_attention_heads' (" + std::to_string(num_attention_heads) +
+              ") must divide 'hidden_size' (" + std::to_string(hidden_size) + ")");
   Require(layer_norm_eps > 0, "ARGUMENT_ERROR", "text config: 'layer_norm_eps' must be > 0");
   Require(hidden_dropout_prob >= 0 && hidden_dropout_prob < 1, "ARGUMENT_ERROR",
           "text config: 'hidden_dropout_prob' must be in [0, 1), got " + std::to_string(hidden_dropout_prob));
   Require(attention_probs_dropout_prob >= 0 && attention_probs_dropout_prob < 1, "ARGUMENT_ERROR",
-          "text config: 'attention_probs_dropout_prob' must be in [0, 1), got " + std::to_string(attention_probs_dropout_prob));
+          "text config: 'attention_probs_dropout_prob' must be in [0, 1), got " +
+              std::to_string(attention_probs_dropout_prob));
   Require(pad_token_id >= 0 && pad_token_id < vocab_size, "ARGUMENT_ERROR",
           "text config: 'pad_token_id' " + std::to_string(pad_token_id) + " is outside the vocabulary (" +
               std::to_string(vocab_size) + ")");
@@ -61,7 +63,8 @@ at::Tensor SeededDropout(const at::Tensor& x, double p, bool active, at::Generat
   return x * keep.to(x.options());
 }
 
-Embedding::Embedding(int64_t num, int64_t dim, int64_t paddingIdx_, double std, at::Generator& gen) : paddingIdx(paddingIdx_) {
+Embedding::Embedding(int64_t num, int64_t dim, int64_t paddingIdx_, double std, at::Generator& gen)
+    : paddingIdx(paddingIdx_) {
   weight = register_parameter("weight", torch::empty({num, dim}));
   NormalInit(weight, gen, std);
   if (paddingIdx >= 0) {
@@ -76,11 +79,12 @@ at::Tensor Embedding::forward(const at::Tensor& ids) const {
 
 BertEmbeddings::BertEmbeddings(const BertConfig& c, at::Generator& gen) {
   const double s = c.initializer_range;
-  word_embeddings = register_module("word_embeddings", std::make_shared<Embedding>(c.vocab_size, c.hidden_size, c.pad_token_id, s, gen));
+  word_embeddings = register_module("word_embeddings",
+                                    std::make_shared<Embedding>(c.vocab_size, c.hidden_size, c.pad_token_id, s, gen));
   position_embeddings = register_module(
       "position_embeddings", std::make_shared<Embedding>(c.max_position_embeddings, c.hidden_size, -1, s, gen));
-  token_type_embeddings = register_module(
-      "token_type_embeddings", std::make_shared<Embedding>(c.type_vocab_size, c.hidden_size, -1, s, gen));
+  token_type_embeddings = register_module("token_type_embeddings",
+                                          std::make_shared<Embedding>(c.type_vocab_size, c.hidden_size, -1, s, gen));
   norm = register_module("LayerNorm", std::make_shared<model::LayerNorm>(c.hidden_size, c.layer_norm_eps));
 }
 
@@ -98,8 +102,8 @@ BertAddNorm::BertAddNorm(int64_t in, int64_t hidden, double eps, double std, at:
 
 BertAttention::BertAttention(const BertConfig& c, at::Generator& gen) {
   self = register_module("self", std::make_shared<BertSelfAttention>(c, gen));
-  output = register_module(
-      "output", std::make_shared<BertAddNorm>(c.hidden_size, c.hidden_size, c.layer_norm_eps, c.initializer_range, gen));
+  output = register_module("output", std::make_shared<BertAddNorm>(c.hidden_size, c.hidden_size, c.layer_norm_eps,
+                                                                   c.initializer_range, gen));
 }
 
 BertIntermediate::BertIntermediate(const BertConfig& c, at::Generator& gen) {
@@ -109,8 +113,8 @@ BertIntermediate::BertIntermediate(const BertConfig& c, at::Generator& gen) {
 BertLayer::BertLayer(const BertConfig& c, at::Generator& gen) {
   attention = register_module("attention", std::make_shared<BertAttention>(c, gen));
   intermediate = register_module("intermediate", std::make_shared<BertIntermediate>(c, gen));
-  output = register_module(
-      "output", std::make_shared<BertAddNorm>(c.intermediate_size, c.hidden_size, c.layer_norm_eps, c.initializer_range, gen));
+  output = register_module("output", std::make_shared<BertAddNorm>(c.intermediate_size, c.hidden_size, c.layer_norm_eps,
+                                                                   c.initializer_range, gen));
 }
 
 BertPooler::BertPooler(const BertConfig& c, at::Generator& gen) {
@@ -139,8 +143,8 @@ void BertModel::CheckInput(const at::Tensor& ids, const at::Tensor& mask) const 
           "bert: input ids must be an integer tensor (int64), got " + std::string(c10::toString(ids.scalar_type())));
   Require(ids.size(0) > 0 && ids.size(1) > 0, "SHAPE_ERROR", "bert: empty text batch (ids shape " + Shape(ids) + ")");
   Require(ids.size(1) <= config_.max_position_embeddings, "SHAPE_ERROR",
-          "bert: sequence length " + std::to_string(ids.size(1)) + " exceeds max_position_embeddings = " +
-              std::to_string(config_.max_position_embeddings));
+          "bert: sequence length " + std::to_string(ids.size(1)) +
+              " exceeds max_position_embeddings = " + std::to_string(config_.max_position_embeddings));
   if (ids.numel() > 0) {
     // One reduction (aminmax) and one device→host read for both bounds (a single sync on CUDA, not two).
     at::Tensor lo_t, hi_t;
@@ -153,8 +157,8 @@ void BertModel::CheckInput(const at::Tensor& ids, const at::Tensor& mask) const 
   }
 }
 
-at::Tensor BertModel::Layer(const BertLayer& layer, const at::Tensor& x, const at::Tensor& additiveMask, const at::Tensor& keepMask,
-                             at::Generator& gen) const {
+at::Tensor BertModel::Layer(const BertLayer& layer, const at::Tensor& x, const at::Tensor& additiveMask,
+                            const at::Tensor& keepMask, at::Generator& gen) const {
   const BertConfig& c = config_;
   const bool train = is_training();
   const int64_t B = x.size(0), L = x.size(1), H = c.hidden_size, heads = c.num_attention_heads, dh = H / heads;
@@ -192,7 +196,8 @@ at::Tensor BertModel::Layer(const BertLayer& layer, const at::Tensor& x, const a
   return out.norm->forward(o + a);
 }
 
-BertOutput BertModel::forward(const at::Tensor& ids, const at::Tensor& mask, at::Generator& dropoutGen, Recorder* recorder) {
+BertOutput BertModel::forward(const at::Tensor& ids, const at::Tensor& mask, at::Generator& dropoutGen,
+                              Recorder* recorder) {
   CheckInput(ids, mask);
   const BertConfig& c = config_;
   const int64_t B = ids.size(0), L = ids.size(1);
@@ -209,7 +214,8 @@ BertOutput BertModel::forward(const at::Tensor& ids, const at::Tensor& mask, at:
   Record(recorder, "text_embeddings", x);
 
   // (1 − mask) · float32-min, broadcast over heads and queries: padded keys get ~zero attention.
-  at::Tensor additive = (1.0 - mask.to(x.device(), at::kFloat)).mul(std::numeric_limits<float>::lowest()).view({B, 1, 1, L});
+  at::Tensor additive =
+      (1.0 - mask.to(x.device(), at::kFloat)).mul(std::numeric_limits<float>::lowest()).view({B, 1, 1, L});
   at::Tensor keep = mask.to(x.device()).ne(0).view({B, 1, 1, L});
   for (size_t i = 0; i < layers.size(); i++) {
     x = Layer(*layers[i], x, additive, keep, dropoutGen);

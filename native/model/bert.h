@@ -8,14 +8,14 @@
 //   pooler.dense.{weight,bias}            (built but never run: CT-CLIP takes [CLS] of the last hidden state)
 // `embeddings.position_ids` is not a state entry (transformers >= 4.31 does not save it).
 //
-// Semantics (Hugging Face `BertModel`, as fixture C encodes it): embeddings = word[id] + position[0..L−1] + token_type[0] (token_type ids are
-// never passed, so all zero), LayerNorm(eps = layer_norm_eps); per layer scores = q·kᵀ/√dh + (1 − mask)·min(dtype),
-// softmax, dropout, ·v; dense, dropout, LN(· + input); intermediate dense + GELU(erf); dense, dropout, LN(· + h).
-// The q/k/v projections run as one fused matmul over the concatenated weights (same maths, one GEMM). With
-// libtorch >= 2.0 the attention itself runs through scaled_dot_product_attention unless attention dropout is active
-// (checked against fixtures C/D/E on 2.x); 1.13 uses the explicit softmax(q·kᵀ/√dh + mask)·v.
-// Dropout draws its masks from a dedicated generator owned by the caller (seeded, state recordable), never from
-// libtorch's global generator; it is active only in training mode with a probability > 0.
+// Semantics (Hugging Face `BertModel`, as fixture C encodes it): embeddings = word[id] + position[0..L−1] +
+// token_type[0] (token_type ids are never passed, so all zero), LayerNorm(eps = layer_norm_eps); per layer scores =
+// q·kᵀ/√dh + (1 − mask)·min(dtype), softmax, dropout, ·v; dense, dropout, LN(· + input); intermediate dense +
+// GELU(erf); dense, dropout, LN(· + h). The q/k/v projections run as one fused matmul over the concatenated weights
+// (same maths, one GEMM). With libtorch >= 2.0 the attention itself runs through scaled_dot_product_attention unless
+// attention dropout is active (checked against fixtures C/D/E on 2.x); 1.13 uses the explicit softmax(q·kᵀ/√dh +
+// mask)·v. Dropout draws its masks from a dedicated generator owned by the caller (seeded, state recordable), never
+// from libtorch's global generator; it is active only in training mode with a probability > 0.
 #pragma once
 
 #include <torch/torch.h>
@@ -126,7 +126,8 @@ class BertModel : public torch::nn::Module {
 
   // ids, mask: (B, L) integer tensors (mask 1 = real token). `dropoutGen` draws the dropout masks in training.
   // Records `text_embeddings`, `text_l<i>` (per-layer output) and `text_last_hidden_state` when asked.
-  BertOutput forward(const at::Tensor& ids, const at::Tensor& mask, at::Generator& dropoutGen, Recorder* recorder = nullptr);
+  BertOutput forward(const at::Tensor& ids, const at::Tensor& mask, at::Generator& dropoutGen,
+                     Recorder* recorder = nullptr);
 
   // SHAPE_ERROR / ARGUMENT_ERROR naming the sizes when ids/mask do not fit the configuration.
   void CheckInput(const at::Tensor& ids, const at::Tensor& mask) const;
@@ -139,8 +140,8 @@ class BertModel : public torch::nn::Module {
 
  private:
   // additiveMask: (B, 1, 1, L) float (1 − mask)·min; keepMask: the same as booleans (for the fused SDPA path).
-  at::Tensor Layer(const BertLayer& layer, const at::Tensor& x, const at::Tensor& additiveMask, const at::Tensor& keepMask,
-                   at::Generator& gen) const;
+  at::Tensor Layer(const BertLayer& layer, const at::Tensor& x, const at::Tensor& additiveMask,
+                   const at::Tensor& keepMask, at::Generator& gen) const;
 
   BertConfig config_;
 };

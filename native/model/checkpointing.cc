@@ -26,7 +26,8 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     // The recompute must run under the forward's autocast state (as torch.utils.checkpoint does): the backward runs
     // after the trainer's autocast scope has closed, and a float32 recompute of a bf16 forward would differentiate
     // another graph.
-    for (const auto& [key, device] : {std::pair{"cpu", c10::DeviceType::CPU}, std::pair{"cuda", c10::DeviceType::CUDA}}) {
+    for (const auto& [key, device] :
+         {std::pair{"cpu", c10::DeviceType::CPU}, std::pair{"cuda", c10::DeviceType::CUDA}}) {
       ctx->saved_data[std::string("autocast_") + key] = compat::AutocastEnabled(device);
       ctx->saved_data[std::string("autocast_dtype_") + key] = compat::AutocastDtype(device);
     }

@@ -6,7 +6,9 @@ CpbHiddenLayer::CpbHiddenLayer(int64_t in, int64_t out, at::Generator& gen) {
   linear = register_module("0", std::make_shared<Linear>(in, out, /*bias=*/true, gen));
 }
 
-at::Tensor CpbHiddenLayer::forward(const at::Tensor& x) const { return at::leaky_relu(linear->forward(x), kCpbLeakySlope); }
+at::Tensor CpbHiddenLayer::forward(const at::Tensor& x) const {
+  return at::leaky_relu(linear->forward(x), kCpbLeakySlope);
+}
 
 ContinuousPositionBias::ContinuousPositionBias(int64_t dim, int64_t heads, at::Generator& gen) {
   auto net = register_module("net", torch::nn::ModuleList());

@@ -4,10 +4,10 @@
 #include <cmath>
 
 #include "compat.h"
+#include "core/errors.h"
 #include "model/fused_ops.h"
 #include "model/init.h"
 #include "model/state_dict.h"
-#include "core/errors.h"
 
 namespace ctclip::model {
 
@@ -44,7 +44,8 @@ int64_t CTClipConfig::DimImage() const {
 void CTClipConfig::Validate() const {
   image.Validate();
   text.Validate();
-  Require(dim_latent > 0, "ARGUMENT_ERROR", "ctclip config: 'dim_latent' must be a positive integer, got " + std::to_string(dim_latent));
+  Require(dim_latent > 0, "ARGUMENT_ERROR",
+          "ctclip config: 'dim_latent' must be a positive integer, got " + std::to_string(dim_latent));
 }
 
 at::Tensor NormalizeLatents(const at::Tensor& t) {
@@ -66,9 +67,12 @@ CTClip::CTClip(const CTClipConfig& config) : config_(config) {
   visual_transformer = register_module("visual_transformer", std::make_shared<CTViT>(c.image));
   const int64_t dimText = c.text.hidden_size, dimImage = c.DimImage();
   to_text_latent = register_module("to_text_latent", std::make_shared<Linear>(dimText, c.dim_latent, false, initGen_));
-  to_visual_latent = register_module("to_visual_latent", std::make_shared<Linear>(dimImage, c.dim_latent, false, initGen_));
-  to_text_latent_extra = register_module("to_text_latent_extra", std::make_shared<Linear>(dimText, c.dim_latent, false, initGen_));
-  to_visual_latent_extra = register_module("to_visual_latent_extra", std::make_shared<Linear>(dimImage, c.dim_latent, false, initGen_));
+  to_visual_latent =
+      register_module("to_visual_latent", std::make_shared<Linear>(dimImage, c.dim_latent, false, initGen_));
+  to_text_latent_extra =
+      register_module("to_text_latent_extra", std::make_shared<Linear>(dimText, c.dim_latent, false, initGen_));
+  to_visual_latent_extra =
+      register_module("to_visual_latent_extra", std::make_shared<Linear>(dimImage, c.dim_latent, false, initGen_));
   {
     // copy.deepcopy in the reference: the extra projections start equal to the real ones.
     torch::NoGradGuard noGrad;
@@ -130,7 +134,8 @@ at::Tensor CTClip::ToVideo(const at::Tensor& volumes) {
     return ToFloat32(volumes).permute({0, 3, 1, 2}).unsqueeze(1);
   }
   Require(volumes.dim() == 5, "SHAPE_ERROR",
-          "ctclip: volumes must be (B, H, W, D) as the loader gives them or (B, C, F, H, W), got shape " + c10::str(volumes.sizes()));
+          "ctclip: volumes must be (B, H, W, D) as the loader gives them or (B, C, F, H, W), got shape " +
+              c10::str(volumes.sizes()));
   return ToFloat32(volumes);
 }
 

@@ -2,8 +2,8 @@
 
 #include <chrono>
 
-#include "model/init.h"
 #include "core/errors.h"
+#include "model/init.h"
 
 namespace ctclip::model {
 
@@ -39,7 +39,8 @@ const char* TensorKindName(TensorKind kind) {
 
 void CTViTConfig::Validate() const {
   auto positive = [](int64_t v, const char* key) {
-    Require(v > 0, "ARGUMENT_ERROR", std::string("ctvit config: '") + key + "' must be a positive integer, got " + std::to_string(v));
+    Require(v > 0, "ARGUMENT_ERROR",
+            std::string("ctvit config: '") + key + "' must be a positive integer, got " + std::to_string(v));
   };
   positive(dim, "dim");
   positive(codebook_size, "codebook_size");
@@ -49,8 +50,10 @@ void CTViTConfig::Validate() const {
   positive(dim_head, "dim_head");
   positive(heads, "heads");
   positive(channels, "channels");
-  Require(spatial_depth >= 0, "ARGUMENT_ERROR", "ctvit config: 'spatial_depth' must be >= 0, got " + std::to_string(spatial_depth));
-  Require(temporal_depth >= 0, "ARGUMENT_ERROR", "ctvit config: 'temporal_depth' must be >= 0, got " + std::to_string(temporal_depth));
+  Require(spatial_depth >= 0, "ARGUMENT_ERROR",
+          "ctvit config: 'spatial_depth' must be >= 0, got " + std::to_string(spatial_depth));
+  Require(temporal_depth >= 0, "ARGUMENT_ERROR",
+          "ctvit config: 'temporal_depth' must be >= 0, got " + std::to_string(temporal_depth));
   Require(image_size % patch_size == 0, "ARGUMENT_ERROR",
           "ctvit config: 'image_size' (" + std::to_string(image_size) + ") must be divisible by 'patch_size' (" +
               std::to_string(patch_size) + ")");
@@ -65,14 +68,18 @@ CTViT::CTViT(const CTViTConfig& config) : config_(config) {
   at::Generator gen = MakeInitGenerator(config_.seed);
   const CTViTConfig& c = config_;
   const int64_t p = c.patch_size, pt = c.temporal_patch_size;
-  spatial_rel_pos_bias = register_module("spatial_rel_pos_bias", std::make_shared<ContinuousPositionBias>(c.dim, c.heads, gen));
-  to_patch_emb_first_frame = register_module("to_patch_emb_first_frame", std::make_shared<PatchEmbed>(c.channels * p * p, c.dim, gen));
+  spatial_rel_pos_bias =
+      register_module("spatial_rel_pos_bias", std::make_shared<ContinuousPositionBias>(c.dim, c.heads, gen));
+  to_patch_emb_first_frame =
+      register_module("to_patch_emb_first_frame", std::make_shared<PatchEmbed>(c.channels * p * p, c.dim, gen));
   to_patch_emb = register_module("to_patch_emb", std::make_shared<PatchEmbed>(c.channels * pt * p * p, c.dim, gen));
   const TransformerVariant variant = c.Variant();
-  enc_spatial_transformer = register_module(
-      "enc_spatial_transformer", std::make_shared<Transformer>(c.spatial_depth, c.dim, c.heads, c.dim_head, gen, variant));
-  enc_temporal_transformer = register_module(
-      "enc_temporal_transformer", std::make_shared<Transformer>(c.temporal_depth, c.dim, c.heads, c.dim_head, gen, variant));
+  enc_spatial_transformer =
+      register_module("enc_spatial_transformer",
+                      std::make_shared<Transformer>(c.spatial_depth, c.dim, c.heads, c.dim_head, gen, variant));
+  enc_temporal_transformer =
+      register_module("enc_temporal_transformer",
+                      std::make_shared<Transformer>(c.temporal_depth, c.dim, c.heads, c.dim_head, gen, variant));
   vq = register_module("vq", std::make_shared<VectorQuantize>(c.dim, c.codebook_size, c.vq, c.vq_decay, gen));
   register_module("to_pixels_first_frame", std::make_shared<PixelHead>(c.dim, c.channels * p * p, gen));
   register_module("to_pixels", std::make_shared<PixelHead>(c.dim, c.channels * pt * p * p, gen));
@@ -84,8 +91,8 @@ CTViT::CTViT(const CTViTConfig& config) : config_(config) {
 
 bool CTViT::IsInert(const std::string& name) const {
   return StartsWith(name, "to_patch_emb_first_frame.") || StartsWith(name, "to_pixels_first_frame.") ||
-         StartsWith(name, "to_pixels.") || EndsWith(name, ".context_norm.gamma") || EndsWith(name, ".context_norm.beta") ||
-         EndsWith(name, ".context_norm.weight");
+         StartsWith(name, "to_pixels.") || EndsWith(name, ".context_norm.gamma") ||
+         EndsWith(name, ".context_norm.beta") || EndsWith(name, ".context_norm.weight");
 }
 
 CTViTPhaseTimes CTViT::TakePhaseTimes() {
@@ -165,14 +172,13 @@ int64_t CTViT::ParameterCount(bool trainableOnly) const {
 void CTViT::CheckInput(const at::Tensor& video) const {
   const CTViTConfig& c = config_;
   Require(video.defined(), "ARGUMENT_ERROR", "ctvit: the video tensor is undefined");
-  Require(video.dim() == 5, "SHAPE_ERROR",
-          "ctvit: video must be 5-D (B, C, F, H, W), got shape " + Shape(video));
+  Require(video.dim() == 5, "SHAPE_ERROR", "ctvit: video must be 5-D (B, C, F, H, W), got shape " + Shape(video));
   Require(video.scalar_type() == at::kFloat, "ARGUMENT_ERROR",
           "ctvit: video must be float32, got " + std::string(c10::toString(video.scalar_type())));
   Require(video.size(0) > 0, "SHAPE_ERROR", "ctvit: the batch is empty (video shape " + Shape(video) + ")");
   Require(video.size(1) == c.channels, "SHAPE_ERROR",
-          "ctvit: video has " + std::to_string(video.size(1)) + " channels but channels = " + std::to_string(c.channels) +
-              " (video shape " + Shape(video) + ")");
+          "ctvit: video has " + std::to_string(video.size(1)) +
+              " channels but channels = " + std::to_string(c.channels) + " (video shape " + Shape(video) + ")");
   Require(video.size(3) == c.image_size && video.size(4) == c.image_size, "SHAPE_ERROR",
           "ctvit: video frames are " + std::to_string(video.size(3)) + "×" + std::to_string(video.size(4)) +
               " but image_size = " + std::to_string(c.image_size) + " (video shape " + Shape(video) + ")");
@@ -194,7 +200,8 @@ CTViTOutput CTViT::forward(const at::Tensor& video, Recorder* recorder) {
   const bool checkpoint = c.activation_checkpointing && is_training();
   const Clock::time_point tSpatial = Clock::now();
 
-  at::Tensor tokens = to_patch_emb->forward(Patchify(video, c.temporal_patch_size, c.patch_size));  // (B, T', H', W', D)
+  at::Tensor tokens =
+      to_patch_emb->forward(Patchify(video, c.temporal_patch_size, c.patch_size));  // (B, T', H', W', D)
   Record(recorder, "patch_emb", tokens);
 
   at::Tensor bias;

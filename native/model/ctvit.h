@@ -41,7 +41,8 @@ struct CTViTConfig {
   VqVariant vq = VqVariant::StraightThrough;
   double vq_decay = 0.8;
   bool activation_checkpointing = false;
-  // MODERN variants (docs/model-variants.md), all off by default (= the reference model; weights do not interchange when on).
+  // MODERN variants (docs/model-variants.md), all off by default (= the reference model; weights do not interchange
+  // when on).
   bool use_flash_attention = false;  // attention without QK-norm: LayerNorm(x) → q, k, v; softmax(q·kᵀ/√dh)·v (SDPA)
   bool use_rms_norm = false;         // RMSNorm (key `weight`) for the attention norms and norm_out
   bool use_swiglu = false;           // SiLU(first half) · second half in the feed-forward

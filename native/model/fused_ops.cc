@@ -3,8 +3,8 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -91,7 +91,7 @@ __attribute__((target("avx2,fma"))) void GegluForwardAvx2(const float* a, const 
 }
 
 __attribute__((target("avx2,fma"))) void GegluBackwardAvx2(const float* a, const float* g, const float* gy, float* ga,
-                                                          float* gg, int64_t n) {
+                                                           float* gg, int64_t n) {
   const __m256 alpha = _mm256_set1_ps(kAlpha), beta = _mm256_set1_ps(kBeta), half = _mm256_set1_ps(0.5f),
                mhalf = _mm256_set1_ps(-0.5f), one = _mm256_set1_ps(1.0f);
   int64_t i = 0;
@@ -147,7 +147,8 @@ struct GegluFunction : public torch::autograd::Function<GegluFunction> {
     const float* hp = hc.data_ptr<float>();
     float* yp = y.data_ptr<float>();
     at::parallel_for(0, rows, RowGrain(2 * inner), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; r++) GegluForwardRow(hp + r * 2 * inner, hp + r * 2 * inner + inner, yp + r * inner, inner);
+      for (int64_t r = r0; r < r1; r++)
+        GegluForwardRow(hp + r * 2 * inner, hp + r * 2 * inner + inner, yp + r * inner, inner);
     });
     ctx->save_for_backward({hc});
     return {y};
@@ -195,7 +196,8 @@ at::Tensor ToFloat32(const at::Tensor& t) {
     at::Tensor out = at::empty(t.sizes(), t.options().dtype(at::kFloat));
     const uint16_t* src = reinterpret_cast<const uint16_t*>(t.data_ptr<at::Half>());
     float* dst = out.data_ptr<float>();
-    at::parallel_for(0, t.numel(), 1 << 16, [&](int64_t i0, int64_t i1) { HalfToFloatF16c(src + i0, dst + i0, i1 - i0); });
+    at::parallel_for(0, t.numel(), 1 << 16,
+                     [&](int64_t i0, int64_t i1) { HalfToFloatF16c(src + i0, dst + i0, i1 - i0); });
     return out;
   }
 #endif

@@ -18,7 +18,9 @@ std::vector<StateEntry> Targets(const std::vector<NamedState>& state) {
   return target;
 }
 
-bool Contains(const std::vector<std::string>& v, const std::string& key) { return std::find(v.begin(), v.end(), key) != v.end(); }
+bool Contains(const std::vector<std::string>& v, const std::string& key) {
+  return std::find(v.begin(), v.end(), key) != v.end();
+}
 
 // A 1.1.2-layout file (no embed_avg) loaded into a rotation quantizer: embed_avg = embed, cluster_size = 1.
 void SeedRotationCodebook(VectorQuantize& vq, const std::string& prefix, const LoadReport& report,
@@ -44,7 +46,8 @@ LoadReport LoadState(CTViT& net, const std::vector<std::string>& names, const st
 LoadReport LoadState(CTClip& net, const std::vector<std::string>& allNames, const std::vector<at::Tensor>& allTensors,
                      bool strict) {
   Require(allNames.size() == allTensors.size(), "ARGUMENT_ERROR",
-          "loadStateDict: " + std::to_string(allNames.size()) + " names but " + std::to_string(allTensors.size()) + " tensors");
+          "loadStateDict: " + std::to_string(allNames.size()) + " names but " + std::to_string(allTensors.size()) +
+              " tensors");
   std::vector<std::string> names;
   std::vector<at::Tensor> tensors;
   for (size_t i = 0; i < allNames.size(); i++) {

@@ -26,7 +26,8 @@ constexpr int64_t kTaps = 27;
 constexpr int64_t kRowsPerChunk = 16;  // (b, t, h) rows of W·D elements per weight-gradient partial
 
 template <typename T>
-void FusedForward(const T* xp, const T* taps, const T* bias, T* out, int64_t B, int64_t Tn, int64_t H, int64_t W, int64_t D) {
+void FusedForward(const T* xp, const T* taps, const T* bias, T* out, int64_t B, int64_t Tn, int64_t H, int64_t W,
+                  int64_t D) {
   const int64_t Hp = H + 2, Wp = W + 2, Tp = Tn + 2;
   at::parallel_for(0, B * Tn * H, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
@@ -134,16 +135,20 @@ struct DepthwiseConv3dChannelsLast : public torch::autograd::Function<DepthwiseC
     const at::Tensor g = gradOutputs[0].contiguous();
     const int64_t T = g.size(1), H = g.size(2), W = g.size(3), D = g.size(4);
     at::Tensor gradX, gradW, gradB;
-    if (UseFused(xpad) && xpad.is_contiguous() && g.scalar_type() == xpad.scalar_type() && taps.scalar_type() == xpad.scalar_type()) {
+    if (UseFused(xpad) && xpad.is_contiguous() && g.scalar_type() == xpad.scalar_type() &&
+        taps.scalar_type() == xpad.scalar_type()) {
       const int64_t B = g.size(0);
       AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "peg_dwconv_backward", [&] {
         if (ctx->needs_input_grad(0)) {
           gradX = at::empty_like(xpad);
-          FusedGradInput<scalar_t>(g.data_ptr<scalar_t>(), taps.data_ptr<scalar_t>(), gradX.data_ptr<scalar_t>(), B, T, H, W, D);
+          FusedGradInput<scalar_t>(g.data_ptr<scalar_t>(), taps.data_ptr<scalar_t>(), gradX.data_ptr<scalar_t>(), B, T,
+                                   H, W, D);
         }
         if (ctx->needs_input_grad(1) || ctx->needs_input_grad(2)) {
-          std::vector<double> sums = FusedGradWeight<scalar_t>(g.data_ptr<scalar_t>(), xpad.data_ptr<scalar_t>(), B, T, H, W, D);
-          at::Tensor all = at::from_blob(sums.data(), {28, D}, at::TensorOptions().dtype(at::kDouble)).to(g.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
+          std::vector<double> sums =
+              FusedGradWeight<scalar_t>(g.data_ptr<scalar_t>(), xpad.data_ptr<scalar_t>(), B, T, H, W, D);
+          at::Tensor all = at::from_blob(sums.data(), {28, D}, at::TensorOptions().dtype(at::kDouble))
+                               .to(g.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
           if (ctx->needs_input_grad(1)) gradW = all.slice(0, 0, 27).t().reshape({D, 1, 3, 3, 3});
           if (ctx->needs_input_grad(2)) gradB = all[27].clone();
         }
@@ -157,7 +162,8 @@ struct DepthwiseConv3dChannelsLast : public torch::autograd::Function<DepthwiseC
     if (ctx->needs_input_grad(1)) {
       std::vector<at::Tensor> perTap;
       perTap.reserve(27);
-      for (int64_t k = 0; k < 27; k++) perTap.push_back((g * Window(xpad, k / 9, (k / 3) % 3, k % 3, T, H, W)).sum({0, 1, 2, 3}));
+      for (int64_t k = 0; k < 27; k++)
+        perTap.push_back((g * Window(xpad, k / 9, (k / 3) % 3, k % 3, T, H, W)).sum({0, 1, 2, 3}));
       gradW = at::stack(perTap, 0).t().reshape({D, 1, 3, 3, 3});
     }
     if (ctx->needs_input_grad(2)) gradB = g.sum({0, 1, 2, 3});
@@ -180,7 +186,9 @@ at::Tensor DepthwiseConv3d::forward(const at::Tensor& xpad) const {
   return DepthwiseConv3dChannelsLast::apply(xpad, weight, bias)[0];
 }
 
-PEG::PEG(int64_t dim, at::Generator& gen) { dsconv = register_module("dsconv", std::make_shared<DepthwiseConv3d>(dim, gen)); }
+PEG::PEG(int64_t dim, at::Generator& gen) {
+  dsconv = register_module("dsconv", std::make_shared<DepthwiseConv3d>(dim, gen));
+}
 
 at::Tensor PEG::forward(const at::Tensor& x, const VideoShape& s) const {
   const int64_t D = x.size(-1);

@@ -10,7 +10,8 @@ namespace ctclip::model {
 namespace {
 
 at::Generator& GeneratorOf(CTClip& net, const std::string& which) {
-  Require(which == "init" || which == "dropout", "ARGUMENT_ERROR", "unknown generator '" + which + "' (expected init or dropout)");
+  Require(which == "init" || which == "dropout", "ARGUMENT_ERROR",
+          "unknown generator '" + which + "' (expected init or dropout)");
   return which == "init" ? net.initGenerator() : net.dropoutGenerator();
 }
 
@@ -48,7 +49,8 @@ std::vector<std::string> RestoreGeneratorStates(CTClip& net, const GeneratorStat
     try {
       gen.set_state(t);
     } catch (const c10::Error& e) {
-      throw NativeError("DATA_ERROR", where + ": invalid '" + which + "' generator state: " + e.what_without_backtrace());
+      throw NativeError("DATA_ERROR",
+                        where + ": invalid '" + which + "' generator state: " + e.what_without_backtrace());
     }
   }
   return reseeded;

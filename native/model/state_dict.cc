@@ -32,8 +32,9 @@ std::vector<StateEntry> OrderedStateDict(const torch::nn::Module& module, const 
 
 LoadReport LoadStateDict(const std::vector<StateEntry>& target, const std::vector<std::string>& names,
                          const std::vector<at::Tensor>& tensors, bool strict) {
-  Require(names.size() == tensors.size(), "ARGUMENT_ERROR",
-          "loadStateDict: " + std::to_string(names.size()) + " names but " + std::to_string(tensors.size()) + " tensors");
+  Require(
+      names.size() == tensors.size(), "ARGUMENT_ERROR",
+      "loadStateDict: " + std::to_string(names.size()) + " names but " + std::to_string(tensors.size()) + " tensors");
   std::unordered_map<std::string, size_t> index;
   for (size_t i = 0; i < target.size(); i++) index.emplace(target[i].name, i);
   std::unordered_set<std::string> given;
@@ -63,7 +64,8 @@ LoadReport LoadStateDict(const std::vector<StateEntry>& target, const std::vecto
   if (strict && (!report.missing.empty() || !report.unexpected.empty())) {
     std::string msg = "loadStateDict (strict): ";
     if (!report.missing.empty()) msg += "missing keys: " + Join(report.missing);
-    if (!report.unexpected.empty()) msg += std::string(report.missing.empty() ? "" : "; ") + "unexpected keys: " + Join(report.unexpected);
+    if (!report.unexpected.empty())
+      msg += std::string(report.missing.empty() ? "" : "; ") + "unexpected keys: " + Join(report.unexpected);
     throw NativeError("DATA_ERROR", msg);
   }
   torch::NoGradGuard noGrad;

@@ -20,7 +20,8 @@ namespace ctclip::model {
 
 class TransformerLayer : public torch::nn::Module {
  public:
-  TransformerLayer(int64_t dim, int64_t heads, int64_t dimHead, at::Generator& gen, const TransformerVariant& variant = {});
+  TransformerLayer(int64_t dim, int64_t heads, int64_t dimHead, at::Generator& gen,
+                   const TransformerVariant& variant = {});
   // Records `<prefix>_peg`, `<prefix>_attn`, `<prefix>_ff` (sub-block outputs before their residual adds).
   at::Tensor forward(const at::Tensor& x, const VideoShape& videoShape, const at::Tensor& attnBias, Recorder* recorder,
                      const std::string& prefix) const;
@@ -32,7 +33,8 @@ class TransformerLayer : public torch::nn::Module {
 
 class Transformer : public torch::nn::Module {
  public:
-  Transformer(int64_t depth, int64_t dim, int64_t heads, int64_t dimHead, at::Generator& gen, const TransformerVariant& variant = {});
+  Transformer(int64_t depth, int64_t dim, int64_t heads, int64_t dimHead, at::Generator& gen,
+              const TransformerVariant& variant = {});
   // x: (rows, n, dim). With `checkpoint` (and grad mode on, nothing recorded), each layer is recomputed in backward.
   // `prefix` names the recorded intermediates: `<prefix>_l<i>_{peg,attn,ff}`.
   at::Tensor forward(at::Tensor x, const VideoShape& videoShape, const at::Tensor& attnBias, bool checkpoint,

@@ -1,15 +1,15 @@
 #include "model/vector_quantizer.h"
 
 #include "compat.h"
-#include "model/init.h"
 #include "core/errors.h"
+#include "model/init.h"
 
 namespace ctclip::model {
 
 namespace {
 
 constexpr double kStraightThroughEps = 1e-12;  // F.normalize default (1.1.2)
-constexpr double kRotationEps = 1e-6;           // l2norm / safe_div eps of 1.23.2
+constexpr double kRotationEps = 1e-6;          // l2norm / safe_div eps of 1.23.2
 constexpr double kLaplaceEps = 1e-5;
 
 at::Tensor Normalize(const at::Tensor& t, double eps) {
@@ -116,7 +116,8 @@ void VectorQuantize::TakeSnapshot() {
     const at::Tensor& src = sources[i];
     if (!src.defined()) continue;
     if (!dst.defined() || dst.sizes() != src.sizes() || dst.scalar_type() != src.scalar_type() ||
-        dst.device() != src.device()) dst = at::empty_like(src);
+        dst.device() != src.device())
+      dst = at::empty_like(src);
     dst.copy_(src);
   }
   snapshotTaken_ = true;
@@ -132,7 +133,7 @@ void VectorQuantize::ApplyEma(const at::Tensor& bins, const at::Tensor& embedSum
   codebook->cluster_size.mul_(decay_).add_(bins, step);
   if (variant_ == VqVariant::StraightThrough) {
     at::Tensor normalizedEmbed = Normalize(codebook->embed, kStraightThroughEps);  // (1, K, D), before the update
-    at::Tensor zeroMask = (bins == 0).unsqueeze(-1);                                // (1, K, 1)
+    at::Tensor zeroMask = (bins == 0).unsqueeze(-1);                               // (1, K, 1)
     at::Tensor means = embedSum / bins.masked_fill(bins == 0, 1.0).unsqueeze(-1);
     at::Tensor target = at::where(zeroMask, normalizedEmbed, Normalize(means, kStraightThroughEps));
     codebook->embed.mul_(decay_).add_(target, step);
@@ -159,9 +160,9 @@ VqOutput VectorQuantize::forward(const at::Tensor& input) {
   {
     torch::NoGradGuard noGrad;  // code choice carries no gradient
     flatNormalized = Normalize(flat.detach(), eps);
-    normalizedEmbed = Normalize(codebook->embed, eps);                    // (1, K, D)
+    normalizedEmbed = Normalize(codebook->embed, eps);                     // (1, K, D)
     at::Tensor dist = at::matmul(flatNormalized, normalizedEmbed[0].t());  // (BN, K)
-    indices = dist.argmax(-1);                                            // first index on ties
+    indices = dist.argmax(-1);                                             // first index on ties
   }
   // The stored rows, read before this step's EMA update (index_select copies).
   at::Tensor codes = codebook->embed[0].index_select(0, indices).reshape({B, N, D});

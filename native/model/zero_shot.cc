@@ -7,12 +7,13 @@
 namespace ctclip::model {
 
 at::Tensor ZeroShotPrompts(const at::Tensor& image, const at::Tensor& prompts) {
-  Require(image.dim() == 2, "SHAPE_ERROR", "ctclipZeroShot: imageLatents must be (N, latent), got " + c10::str(image.sizes()));
+  Require(image.dim() == 2, "SHAPE_ERROR",
+          "ctclipZeroShot: imageLatents must be (N, latent), got " + c10::str(image.sizes()));
   at::Tensor p = prompts;
   if (p.dim() == 2 && p.size(0) % 2 == 0) p = p.reshape({p.size(0) / 2, 2, p.size(1)});
   Require(p.dim() == 3 && p.size(1) == 2 && p.size(2) == image.size(1), "SHAPE_ERROR",
-          "ctclipZeroShot: promptLatents must be (C, 2, latent = " + std::to_string(image.size(1)) + ") or (2·C, latent), got " +
-              c10::str(p.sizes()));
+          "ctclipZeroShot: promptLatents must be (C, 2, latent = " + std::to_string(image.size(1)) +
+              ") or (2·C, latent), got " + c10::str(p.sizes()));
   return p;
 }
 

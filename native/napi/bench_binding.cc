@@ -58,12 +58,14 @@ struct MatmulCompare {
 Napi::Value BatchedMatmulCompare(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  Require(info.Length() >= 1 && info[0].IsObject(), "ARGUMENT_ERROR", "batchedMatmulCompare(options): an object expected");
+  Require(info.Length() >= 1 && info[0].IsObject(), "ARGUMENT_ERROR",
+          "batchedMatmulCompare(options): an object expected");
   const Napi::Object o = info[0].As<Napi::Object>();
   const std::string where = "batchedMatmulCompare";
   auto num = [&](const char* key) {
     const int64_t v = js::Int(o, key, where, std::nullopt);
-    Require(v >= 1 && v <= (1 << 20), "ARGUMENT_ERROR", where + ": '" + key + "' must be in [1, 2^20], got " + std::to_string(v));
+    Require(v >= 1 && v <= (1 << 20), "ARGUMENT_ERROR",
+            where + ": '" + key + "' must be in [1, 2^20], got " + std::to_string(v));
     return v;
   };
   const int64_t batch = num("batch"), m = num("m"), k = num("k"), n = num("n"), iters = num("iters");
@@ -78,7 +80,9 @@ Napi::Value BatchedMatmulCompare(const Napi::CallbackInfo& info) {
         at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(4321);
         const auto opts = at::TensorOptions().dtype(dtype);
         const at::Tensor a0 = at::empty({batch, m, k}, opts).uniform_(-1, 1, gen);
-        const at::Tensor b0 = at::empty(transB ? std::vector<int64_t>{batch, n, k} : std::vector<int64_t>{batch, k, n}, opts).uniform_(-1, 1, gen);
+        const at::Tensor b0 =
+            at::empty(transB ? std::vector<int64_t>{batch, n, k} : std::vector<int64_t>{batch, k, n}, opts)
+                .uniform_(-1, 1, gen);
         const at::Tensor w = at::empty({batch, m, n}, opts).uniform_(-1, 1, gen);
         auto run = [&](bool ours, at::Tensor& out, at::Tensor& ga, at::Tensor& gb) {
           at::Tensor a = a0.detach().requires_grad_(true), b = b0.detach().requires_grad_(true);

@@ -87,7 +87,8 @@ extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  Require(info.Length() >= 1 && info[0].IsNumber(), "ARGUMENT_ERROR", "setNumThreads(intraOp[, interOp]): numbers expected");
+  Require(info.Length() >= 1 && info[0].IsNumber(), "ARGUMENT_ERROR",
+          "setNumThreads(intraOp[, interOp]): numbers expected");
   int intra = info[0].As<Napi::Number>().Int32Value();
   Require(intra >= 1, "ARGUMENT_ERROR", "setNumThreads: intra-op threads must be >= 1, got " + std::to_string(intra));
   at::set_num_threads(intra);
@@ -107,7 +108,8 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
 
 // externalMemory(): the bytes of native memory this process has reported to V8 (tensors owned natively).
 Napi::Value ExternalMemory(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0)));
+  return Napi::Number::New(info.Env(),
+                           static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0)));
 }
 
 }  // namespace

@@ -13,10 +13,11 @@
 //   ctclipSetDistributed(h, group | null), ctclipBroadcastState(h, root) → Promise<void>   data parallel
 //   ctclipZeroGrad(h)
 //   ctclipEncodeText(h, ids, mask) / ctclipEncodeImage(h, volumes) → Promise<latents>   no autograd
-//   ctclipZeroShot(h, imageLatents (N, d), promptLatents (C, 2, d), scale?) → Promise<{logits (N, C, 2), pPresent (N, C)}>
-//   ctclipOptimizerState(h) / ctclipLoadOptimizerState(h, state), ctclipScalerState(h) / ctclipSetScalerState(h, s),
-//   ctclipRngState(h) / ctclipSetRngState(h, s) → {reseeded}, ctclipSetStepCounters(h, {optimizerSteps, skippedSteps})
-//   ctclipToDevice(h, 'cpu' | 'cuda' | 'cuda:N') → Promise<device string>   model, AdamW moments, dropout generator
+//   ctclipZeroShot(h, imageLatents (N, d), promptLatents (C, 2, d), scale?) → Promise<{logits (N, C, 2), pPresent (N,
+//   C)}> ctclipOptimizerState(h) / ctclipLoadOptimizerState(h, state), ctclipScalerState(h) / ctclipSetScalerState(h,
+//   s), ctclipRngState(h) / ctclipSetRngState(h, s) → {reseeded}, ctclipSetStepCounters(h, {optimizerSteps,
+//   skippedSteps}) ctclipToDevice(h, 'cpu' | 'cuda' | 'cuda:N') → Promise<device string>   model, AdamW moments,
+//   dropout generator
 //
 // Devices: the model lives on one device; inputs arrive as CPU tensors and are moved by the model/trainer
 // (CTClip::ToModelDevice, Trainer::ToModelDevice); everything handed back to JS is a CPU tensor (ToHost, inside the
@@ -104,8 +105,10 @@ train::TrainerOptions ParseTraining(const Napi::Object& o) {
     t.precision = train::ParsePrecision(o.Get("precision").As<Napi::String>().Utf8Value());
   }
   if (Has(o, "max_grad_norm")) {
-    if (o.Get("max_grad_norm").IsNull()) t.maxGradNorm.reset();
-    else t.maxGradNorm = Number(o, "max_grad_norm", w, std::nullopt);
+    if (o.Get("max_grad_norm").IsNull())
+      t.maxGradNorm.reset();
+    else
+      t.maxGradNorm = Number(o, "max_grad_norm", w, std::nullopt);
   }
   t.adamw.weight_decay = Number(o, "weight_decay", w, 0.01);
   t.adamw.eps = Number(o, "eps", w, 1e-8);
@@ -249,7 +252,8 @@ struct ForwardResult {
 
 // Brings a forward's outputs to the host inside the worker (device → host copies off the JS thread).
 void HostForward(ForwardResult& f) {
-  for (at::Tensor* t : {&f.r.text.latents, &f.r.image.latents, &f.r.loss.logits, &f.r.loss.loss, &f.r.scale, &f.r.image.vit.indices}) {
+  for (at::Tensor* t :
+       {&f.r.text.latents, &f.r.image.latents, &f.r.loss.logits, &f.r.loss.loss, &f.r.scale, &f.r.image.vit.indices}) {
     *t = ToHost(*t);
   }
   for (auto& entry : f.recorder.entries) entry.second = ToHost(entry.second);
@@ -287,25 +291,25 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipForward");
   train::Batch batch = BatchFrom(info, 1, "ctclipForward");
   const bool withIntermediates = OptFlag(info, 4, "returnIntermediates");
-  return PromiseWorker<ForwardResult>::Start(
-      env,
-      [state, batch, withIntermediates]() {
-        std::lock_guard<std::mutex> lock(state->mutex);
-        torch::NoGradGuard noGrad;
-        model::CTClip& net = *state->net;
-        ForwardResult f;
-        f.withIntermediates = withIntermediates;
-        model::Recorder* rec = withIntermediates ? &f.recorder : nullptr;
-        f.r.text = net.EncodeText(batch.ids, batch.mask, rec);
-        f.r.image = net.EncodeImage(batch.volumes, rec);
-        f.r.scale = net.Scale();
-        f.r.loss = train::ContrastiveLoss(net.config().loss, f.r.text.latents, f.r.image.latents, f.r.text.latents,
-                                          f.r.image.latents, 0, f.r.scale, net.Bias());
-        f.loss = f.r.loss.loss.item<double>();
-        HostForward(f);
-        return f;
-      },
-      ForwardResultToJs, {info[1], info[2], info[3]});
+  return PromiseWorker<ForwardResult>::Start(env,
+                                             [state, batch, withIntermediates]() {
+                                               std::lock_guard<std::mutex> lock(state->mutex);
+                                               torch::NoGradGuard noGrad;
+                                               model::CTClip& net = *state->net;
+                                               ForwardResult f;
+                                               f.withIntermediates = withIntermediates;
+                                               model::Recorder* rec = withIntermediates ? &f.recorder : nullptr;
+                                               f.r.text = net.EncodeText(batch.ids, batch.mask, rec);
+                                               f.r.image = net.EncodeImage(batch.volumes, rec);
+                                               f.r.scale = net.Scale();
+                                               f.r.loss = train::ContrastiveLoss(
+                                                   net.config().loss, f.r.text.latents, f.r.image.latents,
+                                                   f.r.text.latents, f.r.image.latents, 0, f.r.scale, net.Bias());
+                                               f.loss = f.r.loss.loss.item<double>();
+                                               HostForward(f);
+                                               return f;
+                                             },
+                                             ForwardResultToJs, {info[1], info[2], info[3]});
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -321,20 +325,20 @@ Napi::Value Accumulate(const Napi::CallbackInfo& info) {
     Napi::Object o = info[4].As<Napi::Object>();
     steps = Int(o, "accumulationSteps", "ctclipAccumulate", 1);
   }
-  return PromiseWorker<ForwardResult>::Start(
-      env,
-      [state, batch, withIntermediates, withGrads, steps]() {
-        std::lock_guard<std::mutex> lock(state->mutex);
-        ForwardResult f;
-        f.withIntermediates = withIntermediates;
-        f.withGrads = withGrads;
-        f.r = state->trainer->Accumulate(batch, steps, withIntermediates ? &f.recorder : nullptr);
-        if (withGrads) f.grads = state->trainer->Gradients();
-        f.loss = f.r.loss.loss.item<double>();
-        HostForward(f);
-        return f;
-      },
-      ForwardResultToJs, {info[1], info[2], info[3]});
+  return PromiseWorker<ForwardResult>::Start(env,
+                                             [state, batch, withIntermediates, withGrads, steps]() {
+                                               std::lock_guard<std::mutex> lock(state->mutex);
+                                               ForwardResult f;
+                                               f.withIntermediates = withIntermediates;
+                                               f.withGrads = withGrads;
+                                               f.r = state->trainer->Accumulate(
+                                                   batch, steps, withIntermediates ? &f.recorder : nullptr);
+                                               if (withGrads) f.grads = state->trainer->Gradients();
+                                               f.loss = f.r.loss.loss.item<double>();
+                                               HostForward(f);
+                                               return f;
+                                             },
+                                             ForwardResultToJs, {info[1], info[2], info[3]});
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -366,13 +370,12 @@ Napi::Value TrainStep(const Napi::CallbackInfo& info) {
   std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipTrainStep");
   train::Batch batch = BatchFrom(info, 1, "ctclipTrainStep");
   const double lr = LearningRate(info, 4, "ctclipTrainStep");
-  return PromiseWorker<train::StepResult>::Start(
-      env,
-      [state, batch, lr]() {
-        std::lock_guard<std::mutex> lock(state->mutex);
-        return state->trainer->Step(batch, lr);
-      },
-      StepResultToJs, {info[1], info[2], info[3]});
+  return PromiseWorker<train::StepResult>::Start(env,
+                                                 [state, batch, lr]() {
+                                                   std::lock_guard<std::mutex> lock(state->mutex);
+                                                   return state->trainer->Step(batch, lr);
+                                                 },
+                                                 StepResultToJs, {info[1], info[2], info[3]});
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -385,7 +388,8 @@ Napi::Value TrainStepBatches(const Napi::CallbackInfo& info) {
   Napi::Array arr = info[1].As<Napi::Array>();
   std::vector<train::Batch> batches;
   for (uint32_t i = 0; i < arr.Length(); i++) {
-    Require(arr.Get(i).IsObject(), "ARGUMENT_ERROR", "ctclipTrainStepBatches: batches[" + std::to_string(i) + "] must be an object");
+    Require(arr.Get(i).IsObject(), "ARGUMENT_ERROR",
+            "ctclipTrainStepBatches: batches[" + std::to_string(i) + "] must be an object");
     Napi::Object b = arr.Get(i).As<Napi::Object>();
     const std::string w = "ctclipTrainStepBatches(batches[" + std::to_string(i) + "].";
     train::Batch batch;
@@ -399,13 +403,12 @@ Napi::Value TrainStepBatches(const Napi::CallbackInfo& info) {
   flags.injectNonFiniteGrad = OptFlag(info, 3, "injectNonFiniteGrad");
   flags.stopRequested = OptFlag(info, 3, "stopRequested");
   flags.captureGrads = OptFlag(info, 3, "captureGrads");
-  return PromiseWorker<train::StepResult>::Start(
-      env,
-      [state, batches, lr, flags]() {
-        std::lock_guard<std::mutex> lock(state->mutex);
-        return HostStep(state->trainer->TrainStep(batches, lr, flags));
-      },
-      StepResultToJs, {info[1]});
+  return PromiseWorker<train::StepResult>::Start(env,
+                                                 [state, batches, lr, flags]() {
+                                                   std::lock_guard<std::mutex> lock(state->mutex);
+                                                   return HostStep(state->trainer->TrainStep(batches, lr, flags));
+                                                 },
+                                                 StepResultToJs, {info[1]});
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -414,7 +417,8 @@ Napi::Value SetDistributed(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_TRY
   std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipSetDistributed");
   std::shared_ptr<dist::Group> group;
-  if (info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined()) group = GroupFromValue(info[1], "ctclipSetDistributed(group)");
+  if (info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined())
+    group = GroupFromValue(info[1], "ctclipSetDistributed(group)");
   std::lock_guard<std::mutex> lock(state->mutex);
   state->trainer->SetDistributed(group);
   return env.Undefined();
@@ -425,7 +429,8 @@ Napi::Value BroadcastState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
   std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipBroadcastState");
-  Require(info.Length() > 1 && info[1].IsNumber(), "ARGUMENT_ERROR", "ctclipBroadcastState(handle, root): root must be a rank");
+  Require(info.Length() > 1 && info[1].IsNumber(), "ARGUMENT_ERROR",
+          "ctclipBroadcastState(handle, root): root must be a rank");
   const int64_t root = info[1].As<Napi::Number>().Int64Value();
   return StartVoidWorker(env, [state, root]() {
     std::lock_guard<std::mutex> lock(state->mutex);
@@ -482,7 +487,8 @@ Napi::Value ZeroShot(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_TRY
   std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipZeroShot");
   const at::Tensor image = NativeTensor::FromValue(info[1], "ctclipZeroShot(imageLatents)");
-  const at::Tensor prompts = model::ZeroShotPrompts(image, NativeTensor::FromValue(info[2], "ctclipZeroShot(promptLatents)"));
+  const at::Tensor prompts =
+      model::ZeroShotPrompts(image, NativeTensor::FromValue(info[2], "ctclipZeroShot(promptLatents)"));
   std::optional<double> scale;
   if (info.Length() > 3 && info[3].IsNumber()) scale = info[3].As<Napi::Number>().DoubleValue();
   return PromiseWorker<model::ZeroShotScores>::Start(
@@ -546,7 +552,8 @@ Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info) {
   Require(o.Get("step").IsArray(), "ARGUMENT_ERROR", "optimizer state: step must be an array of integers");
   Napi::Array steps = o.Get("step").As<Napi::Array>();
   for (uint32_t i = 0; i < steps.Length(); i++) {
-    Require(steps.Get(i).IsNumber(), "ARGUMENT_ERROR", "optimizer state: step[" + std::to_string(i) + "] is not a number");
+    Require(steps.Get(i).IsNumber(), "ARGUMENT_ERROR",
+            "optimizer state: step[" + std::to_string(i) + "] is not a number");
     s.steps.push_back(steps.Get(i).As<Napi::Number>().Int64Value());
   }
   std::lock_guard<std::mutex> lock(state->mutex);
@@ -573,7 +580,8 @@ Napi::Value SetScalerState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
   std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipSetScalerState");
-  Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR", "ctclipSetScalerState(handle, {scale, growthTracker})");
+  Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR",
+          "ctclipSetScalerState(handle, {scale, growthTracker})");
   Napi::Object o = info[1].As<Napi::Object>();
   train::GradScalerState s;
   s.scale = Number(o, "scale", "scaler state", std::nullopt);
@@ -639,10 +647,12 @@ Napi::Value SetStepCounters(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
   std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipSetStepCounters");
-  Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR", "ctclipSetStepCounters(handle, {optimizerSteps, skippedSteps})");
+  Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR",
+          "ctclipSetStepCounters(handle, {optimizerSteps, skippedSteps})");
   Napi::Object o = info[1].As<Napi::Object>();
   std::lock_guard<std::mutex> lock(state->mutex);
-  state->trainer->setCounters(Int(o, "optimizerSteps", "step counters", std::nullopt), Int(o, "skippedSteps", "step counters", 0));
+  state->trainer->setCounters(Int(o, "optimizerSteps", "step counters", std::nullopt),
+                              Int(o, "skippedSteps", "step counters", 0));
   return env.Undefined();
   CTCLIP_NAPI_CATCH(env)
 }

@@ -1,8 +1,9 @@
 // The CTViT model handle for TypeScript (typed in lib/native.ts, wrapped by lib/model/ctvit.ts).
 //
 //   createCTViT(config) → CTViTHandle
-//   ctvitForward(h, video, {returnIntermediates?}) → Promise<{embedding, quantized, indices, commitLoss?, intermediates?}>
-//   ctvitForwardBackward(h, video, gradOutput, {returnIntermediates?}) → Promise<{…, loss, grads: {names, tensors}}>
+//   ctvitForward(h, video, {returnIntermediates?}) → Promise<{embedding, quantized, indices, commitLoss?,
+//   intermediates?}> ctvitForwardBackward(h, video, gradOutput, {returnIntermediates?}) → Promise<{…, loss, grads:
+//   {names, tensors}}>
 //       backpropagates loss = Σ embedding ⊙ gradOutput (fixture B's loss) and returns the fresh parameter gradients
 //   ctvitVqForward(h, x, gradOutput?) → Promise<{quantized, indices, grad?}>   the quantizer alone (tests)
 //   ctvitSetTraining(h, bool), ctvitInfo(h), ctvitStateDict(h), ctvitLoadStateDict(h, names, tensors, {strict})
@@ -125,17 +126,17 @@ Napi::Value CTViTForward(const Napi::CallbackInfo& info) {
   std::shared_ptr<ModelState> state = Handle::From(info, 0, "ctvitForward");
   at::Tensor video = NativeTensor::FromValue(info[1], "ctvitForward(video)");
   const bool withIntermediates = js::OptFlag(info, 2, "returnIntermediates");
-  return PromiseWorker<ForwardResult>::Start(
-      env,
-      [state, video, withIntermediates]() {
-        std::lock_guard<std::mutex> lock(state->mutex);
-        torch::NoGradGuard noGrad;
-        ForwardResult r;
-        r.withIntermediates = withIntermediates;
-        r.out = state->net->forward(video, withIntermediates ? &r.recorder : nullptr);
-        return r;
-      },
-      ForwardResultToJs, {info[1]});
+  return PromiseWorker<ForwardResult>::Start(env,
+                                             [state, video, withIntermediates]() {
+                                               std::lock_guard<std::mutex> lock(state->mutex);
+                                               torch::NoGradGuard noGrad;
+                                               ForwardResult r;
+                                               r.withIntermediates = withIntermediates;
+                                               r.out = state->net->forward(video,
+                                                                           withIntermediates ? &r.recorder : nullptr);
+                                               return r;
+                                             },
+                                             ForwardResultToJs, {info[1]});
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -159,8 +160,8 @@ Napi::Value CTViTForwardBackward(const Napi::CallbackInfo& info) {
         r.withGrads = true;
         r.out = net.forward(video, withIntermediates ? &r.recorder : nullptr);
         Require(gradOutput.sizes().equals(r.out.embedding.sizes()), "SHAPE_ERROR",
-                "ctvitForwardBackward: gradOutput has shape " + c10::str(gradOutput.sizes()) + " but the embedding is " +
-                    c10::str(r.out.embedding.sizes()));
+                "ctvitForwardBackward: gradOutput has shape " + c10::str(gradOutput.sizes()) +
+                    " but the embedding is " + c10::str(r.out.embedding.sizes()));
         at::Tensor g = gradOutput.to(r.out.embedding.options());
         r.loss = (r.out.embedding.detach() * g).sum();
         if (r.out.embedding.requires_grad()) r.out.embedding.backward(g);
@@ -191,7 +192,8 @@ Napi::Value CTViTVqForward(const Napi::CallbackInfo& info) {
     gradOutput = NativeTensor::FromValue(info[2], "ctvitVqForward(gradOutput)");
   }
   Require(x.dim() == 3 && x.size(2) == state->net->config().dim, "SHAPE_ERROR",
-          "ctvitVqForward: x must be (B, N, dim=" + std::to_string(state->net->config().dim) + "), got " + c10::str(x.sizes()));
+          "ctvitVqForward: x must be (B, N, dim=" + std::to_string(state->net->config().dim) + "), got " +
+              c10::str(x.sizes()));
   return PromiseWorker<VqResult>::Start(
       env,
       [state, x, gradOutput]() {
@@ -280,7 +282,6 @@ model::CTViTConfig ParseCTViTConfig(const Napi::Value& value, bool requireSeed) 
   c.Validate();
   return c;
 }
-
 
 void RegisterCTViT(Napi::Env env, Napi::Object exports) {
   Handle::Class* data = Handle::Register(env, exports);

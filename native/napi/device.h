@@ -34,8 +34,8 @@ inline c10::Device ParseDevice(const std::string& s, const std::string& fn) {
     } else {
       why = " (valid: cuda:0 … cuda:" + std::to_string(count - 1) + ")";
     }
-    throw NativeError("DEVICE_UNAVAILABLE", fn + ": device '" + s + "' requested, but libtorch reports " + std::to_string(count) +
-                                                " CUDA device" + (count == 1 ? "" : "s") + why);
+    throw NativeError("DEVICE_UNAVAILABLE", fn + ": device '" + s + "' requested, but libtorch reports " +
+                                                std::to_string(count) + " CUDA device" + (count == 1 ? "" : "s") + why);
   }
   return c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(index));
 }

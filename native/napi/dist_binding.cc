@@ -77,13 +77,15 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
 
 // Where a JS-level collective runs: the host for Gloo, cuda:<localRank> for NCCL.
 c10::Device CollectiveDevice(const dist::Group& group) {
-  if (group.backendName() == "nccl") return c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(group.options().localRank));
+  if (group.backendName() == "nccl")
+    return c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(group.options().localRank));
   return c10::Device(c10::DeviceType::CPU);
 }
 
 // Runs `op` on `tensors` staged on the collective's device (Tensor::to is the identity for a tensor already there)
 // and copies the results back into the staged ones' originals.
-void OnCollectiveDevice(const dist::Group& group, std::vector<at::Tensor>& tensors, const std::function<void(std::vector<at::Tensor>&)>& op) {
+void OnCollectiveDevice(const dist::Group& group, std::vector<at::Tensor>& tensors,
+                        const std::function<void(std::vector<at::Tensor>&)>& op) {
   const c10::Device device = CollectiveDevice(group);
   std::vector<at::Tensor> work;
   for (const at::Tensor& t : tensors) work.push_back(t.to(device));
@@ -97,7 +99,8 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
   auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distAllReduce(group)");
-  std::vector<at::Tensor> tensors = js::TensorsFrom(info.Length() > 1 ? info[1] : env.Undefined(), "distAllReduce(tensors)");
+  std::vector<at::Tensor> tensors =
+      js::TensorsFrom(info.Length() > 1 ? info[1] : env.Undefined(), "distAllReduce(tensors)");
   return StartVoidWorker(
       env,
       [group, tensors]() mutable {
@@ -113,10 +116,7 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
   auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distAllGather(group)");
   at::Tensor t = NativeTensor::FromValue(info.Length() > 1 ? info[1] : env.Undefined(), "distAllGather(tensor)");
   return PromiseWorker<at::Tensor>::Start(
-      env,
-      [group, t]() {
-        return group->AllGather(t.to(CollectiveDevice(*group)), "all-gather").to(t.device());
-      },
+      env, [group, t]() { return group->AllGather(t.to(CollectiveDevice(*group)), "all-gather").to(t.device()); },
       [](Napi::Env e, at::Tensor& r) -> Napi::Value { return NativeTensor::Wrap(e, r); }, {info[1]});
   CTCLIP_NAPI_CATCH(env)
 }
@@ -125,16 +125,20 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
   auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distBroadcast(group)");
-  std::vector<at::Tensor> tensors = js::TensorsFrom(info.Length() > 1 ? info[1] : env.Undefined(), "distBroadcast(tensors)");
-  Require(info.Length() > 2 && info[2].IsNumber(), "ARGUMENT_ERROR", "distBroadcast(group, tensors, root): root must be a rank");
+  std::vector<at::Tensor> tensors =
+      js::TensorsFrom(info.Length() > 1 ? info[1] : env.Undefined(), "distBroadcast(tensors)");
+  Require(info.Length() > 2 && info[2].IsNumber(), "ARGUMENT_ERROR",
+          "distBroadcast(group, tensors, root): root must be a rank");
   const int64_t root = info[2].As<Napi::Number>().Int64Value();
-  Require(root >= 0 && root < group->size(), "ARGUMENT_ERROR", "distBroadcast: root " + std::to_string(root) + " is not a rank");
-  return StartVoidWorker(
-      env,
-      [group, tensors, root]() mutable {
-        OnCollectiveDevice(*group, tensors, [&](std::vector<at::Tensor>& w) { group->Broadcast(w, root, "broadcast"); });
-      },
-      {info[1]});
+  Require(root >= 0 && root < group->size(), "ARGUMENT_ERROR",
+          "distBroadcast: root " + std::to_string(root) + " is not a rank");
+  return StartVoidWorker(env,
+                         [group, tensors, root]() mutable {
+                           OnCollectiveDevice(*group, tensors, [&](std::vector<at::Tensor>& w) {
+                             group->Broadcast(w, root, "broadcast");
+                           });
+                         },
+                         {info[1]});
   CTCLIP_NAPI_CATCH(env)
 }
 
@@ -152,7 +156,8 @@ Napi::Value Shutdown(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
   Napi::Value v = info.Length() > 0 ? info[0] : env.Undefined();
-  Require(v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&kGroupTag), "ARGUMENT_ERROR", "distShutdown(group): expected a process group");
+  Require(v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&kGroupTag), "ARGUMENT_ERROR",
+          "distShutdown(group): expected a process group");
   auto* holder = v.As<Napi::Object>().Get("_native").As<Napi::External<GroupHolder>>().Data();
   if (holder->group) holder->group->Shutdown();
   holder->group.reset();
@@ -171,7 +176,8 @@ Napi::Value StoreServer(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_TRY
   Require(info.Length() > 0 && info[0].IsNumber(), "ARGUMENT_ERROR", "distStoreServer(port): port must be a number");
   const int64_t port = info[0].As<Napi::Number>().Int64Value();
-  Require(port > 0 && port < 65536, "ARGUMENT_ERROR", "distStoreServer: port must be in 1..65535, got " + std::to_string(port));
+  Require(port > 0 && port < 65536, "ARGUMENT_ERROR",
+          "distStoreServer: port must be in 1..65535, got " + std::to_string(port));
 #if defined(CTCLIP_HAVE_GLOO) || defined(CTCLIP_HAVE_NCCL)
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(port);
@@ -183,7 +189,8 @@ Napi::Value StoreServer(const Napi::CallbackInfo& info) {
     holder->store = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", so);
   } catch (const std::exception& e) {
     delete holder;
-    throw NativeError("DIST_ERROR", "distStoreServer: cannot host a store on port " + std::to_string(port) + ": " + dist::FirstLine(e));
+    throw NativeError("DIST_ERROR", "distStoreServer: cannot host a store on port " + std::to_string(port) + ": " +
+                                        dist::FirstLine(e));
   }
   Napi::Object o = Napi::Object::New(env);
   o.TypeTag(&kStoreTag);
@@ -204,15 +211,18 @@ Napi::Value StoreServer(const Napi::CallbackInfo& info) {
 Napi::Value RendezvousServer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  Require(info.Length() > 1 && info[0].IsString() && info[1].IsNumber(), "ARGUMENT_ERROR", "distRendezvousServer(host, port): a host string ('' = every interface) and a port number");
+  Require(info.Length() > 1 && info[0].IsString() && info[1].IsNumber(), "ARGUMENT_ERROR",
+          "distRendezvousServer(host, port): a host string ('' = every interface) and a port number");
   const std::string host = info[0].As<Napi::String>().Utf8Value();
   const int64_t port = info[1].As<Napi::Number>().Int64Value();
-  Require(port >= 0 && port < 65536, "ARGUMENT_ERROR", "distRendezvousServer: port must be in 0..65535, got " + std::to_string(port));
+  Require(port >= 0 && port < 65536, "ARGUMENT_ERROR",
+          "distRendezvousServer: port must be in 0..65535, got " + std::to_string(port));
 #if defined(CTCLIP_HAVE_GLOO) || defined(CTCLIP_HAVE_NCCL)
   auto server = std::make_shared<dist::StoreServer>(host, static_cast<std::uint16_t>(port));
   auto* holder = new std::shared_ptr<dist::StoreServer>(server);
   Napi::Object o = Napi::Object::New(env);
-  o.Set("_native", Napi::External<std::shared_ptr<dist::StoreServer>>::New(env, holder, [](Napi::Env, std::shared_ptr<dist::StoreServer>* h) { delete h; }));
+  o.Set("_native", Napi::External<std::shared_ptr<dist::StoreServer>>::New(
+                       env, holder, [](Napi::Env, std::shared_ptr<dist::StoreServer>* h) { delete h; }));
   o.Set("address", server->address());
   o.Set("close", Napi::Function::New(env, [holder](const Napi::CallbackInfo& ci) -> Napi::Value {
           if (*holder) (*holder)->Stop();
@@ -248,7 +258,9 @@ std::shared_ptr<dist::Group> GroupFromValue(const Napi::Value& value, const char
 }
 
 void RegisterDistributed(Napi::Env env, Napi::Object exports) {
-  auto fn = [&](const char* name, Napi::Value (*cb)(const Napi::CallbackInfo&)) { exports.Set(name, Napi::Function::New(env, cb, name)); };
+  auto fn = [&](const char* name, Napi::Value (*cb)(const Napi::CallbackInfo&)) {
+    exports.Set(name, Napi::Function::New(env, cb, name));
+  };
   fn("distBackends", Backends);
   fn("distInit", Init);
   fn("distAllReduce", AllReduce);

@@ -15,11 +15,11 @@ Napi::Error MakeJsError(Napi::Env env, const ErrorInfo& info);
 }  // namespace ctclip
 
 #define CTCLIP_NAPI_TRY try {
-#define CTCLIP_NAPI_CATCH(env)                                                             \
-  }                                                                                        \
-  catch (const Napi::Error& e) {                                                           \
-    throw;                                                                                 \
-  }                                                                                        \
-  catch (...) {                                                                            \
+#define CTCLIP_NAPI_CATCH(env)                                                                 \
+  }                                                                                            \
+  catch (const Napi::Error& e) {                                                               \
+    throw;                                                                                     \
+  }                                                                                            \
+  catch (...) {                                                                                \
     throw ::ctclip::MakeJsError((env), ::ctclip::DescribeException(std::current_exception())); \
   }

@@ -32,8 +32,10 @@ inline double Number(const Napi::Object& o, const char* key, const std::string& 
 }
 
 inline int64_t Int(const Napi::Object& o, const char* key, const std::string& where, std::optional<int64_t> fallback) {
-  const double d = Number(o, key, where, fallback ? std::optional<double>(static_cast<double>(*fallback)) : std::nullopt);
-  Require(d == static_cast<double>(static_cast<int64_t>(d)), "ARGUMENT_ERROR", where + ": '" + key + "' must be an integer");
+  const double d =
+      Number(o, key, where, fallback ? std::optional<double>(static_cast<double>(*fallback)) : std::nullopt);
+  Require(d == static_cast<double>(static_cast<int64_t>(d)), "ARGUMENT_ERROR",
+          where + ": '" + key + "' must be an integer");
   return static_cast<int64_t>(d);
 }
 
@@ -114,7 +116,8 @@ inline Napi::Array StringsToJs(Napi::Env env, const std::vector<std::string>& v)
 
 inline Napi::Array ShapeToJs(Napi::Env env, at::IntArrayRef sizes) {
   Napi::Array a = Napi::Array::New(env, sizes.size());
-  for (size_t i = 0; i < sizes.size(); i++) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(sizes[i])));
+  for (size_t i = 0; i < sizes.size(); i++)
+    a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(sizes[i])));
   return a;
 }
 

@@ -88,9 +88,9 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle<State>> {
   // (freed when the environment shuts down).
   static Class* Register(Napi::Env env, Napi::Object exports) {
     auto* data = new Class();
-    Napi::Function ctor = Base::DefineClass(
-        env, State::kClassName,
-        {Base::InstanceMethod("dispose", &ModelHandle::Dispose), Base::InstanceAccessor("disposed", &ModelHandle::IsDisposed, nullptr)});
+    Napi::Function ctor = Base::DefineClass(env, State::kClassName,
+                                            {Base::InstanceMethod("dispose", &ModelHandle::Dispose),
+                                             Base::InstanceAccessor("disposed", &ModelHandle::IsDisposed, nullptr)});
     data->ctor = Napi::Persistent(ctor);
     env.AddCleanupHook([data]() { delete data; });
     exports.Set(State::kClassName, ctor);
@@ -119,7 +119,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle<State>> {
     CTCLIP_NAPI_TRY
     const std::string fn = std::string(State::kPrefix) + "SetTraining";
     std::shared_ptr<State> state = From(info, 0, fn.c_str());
-    Require(info.Length() > 1 && info[1].IsBoolean(), "ARGUMENT_ERROR", fn + "(handle, training): training must be a boolean");
+    Require(info.Length() > 1 && info[1].IsBoolean(), "ARGUMENT_ERROR",
+            fn + "(handle, training): training must be a boolean");
     std::lock_guard<std::mutex> lock(state->mutex);
     state->net->train(info[1].As<Napi::Boolean>().Value());
     return env.Undefined();
@@ -148,7 +149,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle<State>> {
 
   explicit ModelHandle(const Napi::CallbackInfo& info) : Base(info) {
     if (info.Length() != 1 || !info[0].IsExternal()) {
-      throw Napi::TypeError::New(info.Env(), std::string(State::kClassName) + " handles are created by " + State::kCreator + " only");
+      throw Napi::TypeError::New(
+          info.Env(), std::string(State::kClassName) + " handles are created by " + State::kCreator + " only");
     }
     state_ = info[0].As<Napi::External<Pending>>().Data()->state;
   }

@@ -61,8 +61,10 @@ class PromiseWorker : public Napi::AsyncWorker {
 
  private:
   PromiseWorker(Napi::Env env, ExecuteFn execute, ResolveFn resolve)
-      : Napi::AsyncWorker(env, "ctclip"), deferred_(Napi::Promise::Deferred::New(env)),
-        execute_(std::move(execute)), resolve_(std::move(resolve)) {}
+      : Napi::AsyncWorker(env, "ctclip"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        execute_(std::move(execute)),
+        resolve_(std::move(resolve)) {}
 
   Napi::Promise::Deferred deferred_;
   ExecuteFn execute_;

@@ -49,11 +49,14 @@ Napi::Value SaveSafetensorsJs(const Napi::CallbackInfo& info) {
   Napi::Array names = info[1].As<Napi::Array>();
   Napi::Array tensors = info[2].As<Napi::Array>();
   Require(names.Length() == tensors.Length(), "ARGUMENT_ERROR",
-          "saveSafetensors: " + std::to_string(names.Length()) + " names but " + std::to_string(tensors.Length()) + " tensors");
+          "saveSafetensors: " + std::to_string(names.Length()) + " names but " + std::to_string(tensors.Length()) +
+              " tensors");
   std::vector<io::NamedTensor> items;
   for (uint32_t i = 0; i < names.Length(); i++) {
-    Require(names.Get(i).IsString(), "ARGUMENT_ERROR", "saveSafetensors: names[" + std::to_string(i) + "] is not a string");
-    items.push_back({names.Get(i).As<Napi::String>().Utf8Value(), NativeTensor::FromValue(tensors.Get(i), "saveSafetensors(tensors)")});
+    Require(names.Get(i).IsString(), "ARGUMENT_ERROR",
+            "saveSafetensors: names[" + std::to_string(i) + "] is not a string");
+    items.push_back({names.Get(i).As<Napi::String>().Utf8Value(),
+                     NativeTensor::FromValue(tensors.Get(i), "saveSafetensors(tensors)")});
   }
   io::Metadata metadata;
   if (info.Length() > 3 && info[3].IsObject()) {
@@ -83,7 +86,8 @@ Napi::Value FindNonFiniteJs(const Napi::CallbackInfo& info) {
   Napi::Array list = info[0].As<Napi::Array>();
   std::vector<at::Tensor> tensors;
   tensors.reserve(list.Length());
-  for (uint32_t i = 0; i < list.Length(); i++) tensors.push_back(NativeTensor::FromValue(list.Get(i), "findNonFinite(tensors)"));
+  for (uint32_t i = 0; i < list.Length(); i++)
+    tensors.push_back(NativeTensor::FromValue(list.Get(i), "findNonFinite(tensors)"));
   // The handles stay alive until the scan is done: a tensor may borrow a JS buffer.
   return PromiseWorker<std::optional<io::NonFinite>>::Start(
       env, [tensors]() { return io::FirstNonFinite(tensors); },

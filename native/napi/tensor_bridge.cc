@@ -33,8 +33,8 @@ void ReleaseKeeper(Napi::Env env, JsMemoryKeeper* keeper, const void* data_ptr) 
     delete keeper;
     return;
   }
-  napi_status status = data.releaser.NonBlockingCall(
-      keeper, [](Napi::Env, Napi::Function, JsMemoryKeeper* k) { delete k; });
+  napi_status status =
+      data.releaser.NonBlockingCall(keeper, [](Napi::Env, Napi::Function, JsMemoryKeeper* k) { delete k; });
   // If the environment is shutting down the call is refused; leaking one reference then is harmless.
   (void)status;
 }
@@ -44,7 +44,8 @@ Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
   if (info.Length() < 3 || !(info[0].IsTypedArray() || info[0].IsDataView()) || !info[1].IsString()) {
-    throw NativeError("ARGUMENT_ERROR", "fromBuffer(view, dtype, shape): view must be a Buffer/TypedArray/DataView and dtype a string");
+    throw NativeError("ARGUMENT_ERROR",
+                      "fromBuffer(view, dtype, shape): view must be a Buffer/TypedArray/DataView and dtype a string");
   }
   Napi::ArrayBuffer ab;
   size_t byteOffset = 0, byteLength = 0;
@@ -137,23 +138,25 @@ Napi::Value Transform(const Napi::CallbackInfo& info) {
   at::Tensor input = NativeTensor::FromValue(info[0], "transform");
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   std::vector<int64_t> perm;
-  if (opts.Has("permute") && !opts.Get("permute").IsUndefined()) perm = js::ShapeFrom(opts.Get("permute"), "transform.permute");
+  if (opts.Has("permute") && !opts.Get("permute").IsUndefined())
+    perm = js::ShapeFrom(opts.Get("permute"), "transform.permute");
   std::optional<at::ScalarType> dtype;
-  if (opts.Has("dtype") && opts.Get("dtype").IsString()) dtype = ParseDtype(opts.Get("dtype").As<Napi::String>().Utf8Value());
+  if (opts.Has("dtype") && opts.Get("dtype").IsString())
+    dtype = ParseDtype(opts.Get("dtype").As<Napi::String>().Utf8Value());
   return PromiseWorker<at::Tensor>::Start(
       env,
       [input, perm, dtype]() {
         at::Tensor t = input;
         if (!perm.empty()) {
           Require(static_cast<int64_t>(perm.size()) == t.dim(), "SHAPE_ERROR",
-                  "transform: permute has " + std::to_string(perm.size()) + " axes but the tensor has " + std::to_string(t.dim()));
+                  "transform: permute has " + std::to_string(perm.size()) + " axes but the tensor has " +
+                      std::to_string(t.dim()));
           t = t.permute(perm);
         }
         if (dtype) t = t.to(*dtype);
         return t.contiguous();
       },
-      [](Napi::Env e, at::Tensor& result) -> Napi::Value { return NativeTensor::Wrap(e, result); },
-      {info[0]});
+      [](Napi::Env e, at::Tensor& result) -> Napi::Value { return NativeTensor::Wrap(e, result); }, {info[0]});
   CTCLIP_NAPI_CATCH(env)
 }
 

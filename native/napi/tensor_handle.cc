@@ -15,9 +15,9 @@ struct PendingWrap {
 }  // namespace
 
 Napi::Function NativeTensor::DefineClass(Napi::Env env) {
-  return ObjectWrap<NativeTensor>::DefineClass(
-      env, "NativeTensor",
-      {InstanceMethod("dispose", &NativeTensor::Dispose), InstanceAccessor("disposed", &NativeTensor::IsDisposed, nullptr)});
+  return ObjectWrap<NativeTensor>::DefineClass(env, "NativeTensor",
+                                               {InstanceMethod("dispose", &NativeTensor::Dispose),
+                                                InstanceAccessor("disposed", &NativeTensor::IsDisposed, nullptr)});
 }
 
 NativeTensor::NativeTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeTensor>(info) {
@@ -56,7 +56,8 @@ const at::Tensor& NativeTensor::FromValue(const Napi::Value& value, const char* 
     throw MakeJsError(env, {"ARGUMENT_ERROR", std::string(what) + ": expected a tensor handle"});
   }
   NativeTensor* self = ObjectWrap<NativeTensor>::Unwrap(value.As<Napi::Object>());
-  if (self->disposed_) throw MakeJsError(env, {"ARGUMENT_ERROR", std::string(what) + ": the tensor handle was disposed"});
+  if (self->disposed_)
+    throw MakeJsError(env, {"ARGUMENT_ERROR", std::string(what) + ": the tensor handle was disposed"});
   return self->tensor_;
 }
 
@@ -65,7 +66,9 @@ Napi::Value NativeTensor::Dispose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value NativeTensor::IsDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), disposed_); }
+Napi::Value NativeTensor::IsDisposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), disposed_);
+}
 
 void RegisterTensorHandle(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = NativeTensor::DefineClass(env);

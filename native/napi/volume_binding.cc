@@ -38,15 +38,18 @@ std::vector<int64_t> IntList(const Napi::Object& o, const char* key, size_t expe
   std::vector<int64_t> out;
   if (!o.Has(key) || o.Get(key).IsUndefined() || o.Get(key).IsNull()) return out;
   Napi::Value v = o.Get(key);
-  Require(v.IsArray(), "ARGUMENT_ERROR", std::string("preprocessVolume: opts.") + key + " must be an array of integers");
+  Require(v.IsArray(), "ARGUMENT_ERROR",
+          std::string("preprocessVolume: opts.") + key + " must be an array of integers");
   Napi::Array a = v.As<Napi::Array>();
   Require(expect == 0 || a.Length() == expect, "ARGUMENT_ERROR",
-          std::string("preprocessVolume: opts.") + key + " must have " + std::to_string(expect) + " entries, got " + std::to_string(a.Length()));
+          std::string("preprocessVolume: opts.") + key + " must have " + std::to_string(expect) + " entries, got " +
+              std::to_string(a.Length()));
   for (uint32_t i = 0; i < a.Length(); i++) {
     Napi::Value e = a.Get(i);
     double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : -1;
-    Require(d >= 0 && d == static_cast<double>(static_cast<int64_t>(d)), "ARGUMENT_ERROR",
-            std::string("preprocessVolume: opts.") + key + "[" + std::to_string(i) + "] must be a non-negative integer");
+    Require(
+        d >= 0 && d == static_cast<double>(static_cast<int64_t>(d)), "ARGUMENT_ERROR",
+        std::string("preprocessVolume: opts.") + key + "[" + std::to_string(i) + "] must be a non-negative integer");
     out.push_back(static_cast<int64_t>(d));
   }
   return out;
@@ -71,7 +74,8 @@ VolumeOpts ParseOpts(const Napi::Value& value) {
   if (!axes.empty()) {
     std::array<bool, 3> seen{false, false, false};
     for (int a = 0; a < 3; a++) {
-      Require(axes[a] < 3 && !seen[axes[a]], "ARGUMENT_ERROR", "preprocessVolume: opts.axes must be a permutation of 0, 1, 2");
+      Require(axes[a] < 3 && !seen[axes[a]], "ARGUMENT_ERROR",
+              "preprocessVolume: opts.axes must be a permutation of 0, 1, 2");
       seen[axes[a]] = true;
       o.axes[a] = axes[a];
     }
@@ -92,7 +96,8 @@ VolumeOpts ParseOpts(const Napi::Value& value) {
   o.divide = Num(obj, "divide", 1);
   Require(o.divide != 0, "ARGUMENT_ERROR", "preprocessVolume: opts.divide must not be 0");
   o.padValue = Num(obj, "padValue", -1);
-  if (obj.Has("rescale") && obj.Get("rescale").IsString()) o.rescale = obj.Get("rescale").As<Napi::String>().Utf8Value();
+  if (obj.Has("rescale") && obj.Get("rescale").IsString())
+    o.rescale = obj.Get("rescale").As<Napi::String>().Utf8Value();
   Require(o.rescale == "never" || o.rescale == "always" || o.rescale == "auto", "ARGUMENT_ERROR",
           "preprocessVolume: opts.rescale must be 'never', 'always' or 'auto', got '" + o.rescale + "'");
   o.slope = Num(obj, "slope", 1);
@@ -101,7 +106,8 @@ VolumeOpts ParseOpts(const Napi::Value& value) {
   o.airHi = Num(obj, "airHi", -900);
   if (obj.Has("dtype") && obj.Get("dtype").IsString()) {
     o.dtype = ParseDtype(obj.Get("dtype").As<Napi::String>().Utf8Value());
-    Require(o.dtype == at::kHalf || o.dtype == at::kFloat, "ARGUMENT_ERROR", "preprocessVolume: opts.dtype must be float16 or float32");
+    Require(o.dtype == at::kHalf || o.dtype == at::kFloat, "ARGUMENT_ERROR",
+            "preprocessVolume: opts.dtype must be float16 or float32");
   }
   o.inPlace = obj.Has("inPlace") && obj.Get("inPlace").ToBoolean().Value();
   return o;

@@ -67,8 +67,8 @@ Pass1 RunPass1(const float* p, int64_t n, float aLo, float aHi, float bLo, float
 // Pass 2: HU = v·slope + intercept (when rescaled, in float32 as torch's mul/add would), the HU histogram of
 // [−1500, −500) in 20-HU bins and the count below −500, then the clip; written into `q`.
 constexpr int kHistBins = 50;
-void RunPass2(const float* p, float* q, int64_t n, bool rescale, float slope, float intercept, bool clip, float lo, float hi,
-              std::array<int64_t, kHistBins>& hist, int64_t& below) {
+void RunPass2(const float* p, float* q, int64_t n, bool rescale, float slope, float intercept, bool clip, float lo,
+              float hi, std::array<int64_t, kHistBins>& hist, int64_t& below) {
   std::vector<std::array<int64_t, kHistBins + 1>> parts(static_cast<size_t>(at::get_num_threads()) + 1);
   for (auto& a : parts) a.fill(0);
   at::parallel_for(0, n, 1 << 16, [&](int64_t b, int64_t e) {
@@ -98,11 +98,14 @@ void RunPass2(const float* p, float* q, int64_t n, bool rescale, float slope, fl
 // src's fastest other axis so both stay in cache (the (k, j, i) → (i, j, k) transpose of a plain strided copy
 // touches a new cache line and page per element). Returns how many copied values exceed `thr`.
 template <typename Out>
-int64_t TiledCopy(const float* src, std::array<int64_t, 3> ss, Out* dst, std::array<int64_t, 3> ds, std::array<int64_t, 3> n, float thr) {
+int64_t TiledCopy(const float* src, std::array<int64_t, 3> ss, Out* dst, std::array<int64_t, 3> ds,
+                  std::array<int64_t, 3> n, float thr) {
   int a = 0;
-  for (int k = 1; k < 3; k++) if (ds[k] < ds[a]) a = k;
+  for (int k = 1; k < 3; k++)
+    if (ds[k] < ds[a]) a = k;
   int b = a == 0 ? 1 : 0;
-  for (int k = 0; k < 3; k++) if (k != a && ss[k] < ss[b]) b = k;
+  for (int k = 0; k < 3; k++)
+    if (k != a && ss[k] < ss[b]) b = k;
   const int c = 3 - a - b;
   constexpr int64_t T = 64;
   std::vector<int64_t> counts(static_cast<size_t>(at::get_num_threads()) + 1, 0);
@@ -133,7 +136,6 @@ int64_t TiledCopy(const float* src, std::array<int64_t, 3> ss, Out* dst, std::ar
   for (int64_t x : counts) total += x;
   return total;
 }
-
 
 }  // namespace
 
@@ -172,11 +174,12 @@ VolumeResult PreprocessVolume(at::Tensor input, const VolumeOpts& o) {
   //    it up (opts.inPlace: saves allocating and faulting in another volume-sized buffer).
   at::Tensor x = o.inPlace && input.is_contiguous() ? input : at::empty_like(input);
   std::array<int64_t, kHistBins> hist{};
-  RunPass2(p, x.data_ptr<float>(), n, r.rescaled, static_cast<float>(o.slope), static_cast<float>(o.intercept), o.hasWindow,
-           static_cast<float>(o.lo), static_cast<float>(o.hi), hist, r.belowMinus500);
+  RunPass2(p, x.data_ptr<float>(), n, r.rescaled, static_cast<float>(o.slope), static_cast<float>(o.intercept),
+           o.hasWindow, static_cast<float>(o.lo), static_cast<float>(o.hi), hist, r.belowMinus500);
   if (r.belowMinus500 > 0) {
     int best = 0;
-    for (int k = 1; k < kHistBins; k++) if (hist[k] > hist[best]) best = k;
+    for (int k = 1; k < kHistBins; k++)
+      if (hist[k] > hist[best]) best = k;
     r.airMode = -1500 + 20.0 * best + 10.0;
   }
   for (int64_t f : o.flip) x = x.flip({f});
@@ -218,8 +221,8 @@ VolumeResult PreprocessVolume(at::Tensor input, const VolumeOpts& o) {
     dst = dst.narrow(a, before, keep);
   }
   const float airThreshold = static_cast<float>(o.padValue * 0.99);
-  std::array<int64_t, 3> ss{src.stride(0), src.stride(1), src.stride(2)}, ds{dst.stride(0), dst.stride(1), dst.stride(2)},
-      nn{src.size(0), src.size(1), src.size(2)};
+  std::array<int64_t, 3> ss{src.stride(0), src.stride(1), src.stride(2)},
+      ds{dst.stride(0), dst.stride(1), dst.stride(2)}, nn{src.size(0), src.size(1), src.size(2)};
   int64_t nonAir = 0;
   if (src.numel() > 0) {
     nonAir = o.dtype == at::kHalf ? TiledCopy(src.data_ptr<float>(), ss, dst.data_ptr<at::Half>(), ds, nn, airThreshold)

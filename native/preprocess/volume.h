@@ -18,7 +18,7 @@
 namespace ctclip::preprocess {
 
 struct VolumeOpts {
-  std::vector<int64_t> flip;             // input axes to flip first (reorientation)
+  std::vector<int64_t> flip;  // input axes to flip first (reorientation)
   // Output axis a = input axis axes[a]. The resample runs in input order (trilinear is separable, so resampling
   // before or after a permutation is the same math) and the permutation is applied by the final strided copy.
   std::array<int64_t, 3> axes{0, 1, 2};
@@ -34,7 +34,7 @@ struct VolumeOpts {
   double slope = 1, intercept = 0;
   double airLo = -1100, airHi = -900;
   at::ScalarType dtype = at::kHalf;  // float16 or float32
-  bool inPlace = false;  // the caller gives up the input's memory: HU/clip are written into it
+  bool inPlace = false;              // the caller gives up the input's memory: HU/clip are written into it
 };
 
 // Input min/max, air-band counts for both interpretations, the decision, the HU mode in [−1500, −500) (20 HU bins)
@@ -48,7 +48,7 @@ struct VolumeResult {
   double airMode = 0;  // meaningful when belowMinus500 > 0
   int64_t belowMinus500 = 0;
   double nonAirFraction = 0;
-  std::array<int64_t, 3> resampledSize{0, 0, 0};  // output order
+  std::array<int64_t, 3> resampledSize{0, 0, 0};        // output order
   std::vector<std::pair<std::string, double>> seconds;  // per step, for the benchmark
 };
 

@@ -12,7 +12,8 @@ namespace ctclip::train {
 AdamW::AdamW(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOptions options)
     : params_(std::move(params)), state_(params_.size()), options_(options) {
   Require(options_.beta1 >= 0 && options_.beta1 < 1 && options_.beta2 >= 0 && options_.beta2 < 1, "ARGUMENT_ERROR",
-          "adamw: betas must lie in [0, 1), got (" + std::to_string(options_.beta1) + ", " + std::to_string(options_.beta2) + ")");
+          "adamw: betas must lie in [0, 1), got (" + std::to_string(options_.beta1) + ", " +
+              std::to_string(options_.beta2) + ")");
   Require(options_.eps > 0, "ARGUMENT_ERROR", "adamw: eps must be > 0");
   Require(options_.weight_decay >= 0, "ARGUMENT_ERROR", "adamw: weight_decay must be >= 0");
 }
@@ -27,7 +28,7 @@ struct AdamWScalars {
   float decay;  // 1 − lr·wd (1 = no decay)
   float w1;     // 1 − β1 (lerp weight)
   float b2;
-  float w2;     // 1 − β2
+  float w2;  // 1 − β2
   float bc2Sqrt;
   float eps;
   float negStep;  // −lr / (1 − β1^t)
@@ -57,7 +58,9 @@ void FusedAdamWFloat(float* p, const float* g, float* m, float* v, int64_t n, co
 }
 
 bool FusedOk(const at::Tensor& p, const at::Tensor& g, const AdamWParamState& s) {
-  auto ok = [](const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous(); };
+  auto ok = [](const at::Tensor& t) {
+    return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous();
+  };
   return ok(p) && ok(g) && ok(s.exp_avg) && ok(s.exp_avg_sq) && g.numel() == p.numel();
 }
 
@@ -84,11 +87,16 @@ void AdamW::Step(double lr) {
     const double stepSize = lr / biasCorrection1;
     const double biasCorrection2Sqrt = std::sqrt(biasCorrection2);
     if (FusedOk(p, g, s)) {
-      const AdamWScalars sc{static_cast<float>(1.0 - lr * wd), static_cast<float>(1.0 - b1), static_cast<float>(b2),
-                            static_cast<float>(1.0 - b2),      static_cast<float>(biasCorrection2Sqrt),
-                            static_cast<float>(options_.eps),  static_cast<float>(-stepSize), wd != 0.0};
-      FusedAdamWFloat(p.data_ptr<float>(), g.data_ptr<float>(), s.exp_avg.data_ptr<float>(), s.exp_avg_sq.data_ptr<float>(),
-                      p.numel(), sc);
+      const AdamWScalars sc{static_cast<float>(1.0 - lr * wd),
+                            static_cast<float>(1.0 - b1),
+                            static_cast<float>(b2),
+                            static_cast<float>(1.0 - b2),
+                            static_cast<float>(biasCorrection2Sqrt),
+                            static_cast<float>(options_.eps),
+                            static_cast<float>(-stepSize),
+                            wd != 0.0};
+      FusedAdamWFloat(p.data_ptr<float>(), g.data_ptr<float>(), s.exp_avg.data_ptr<float>(),
+                      s.exp_avg_sq.data_ptr<float>(), p.numel(), sc);
       // Written through raw pointers: bump the version counters as the in-place ops would (caches keyed on
       // parameter versions, e.g. the CTViT's eval-mode CPB bias, rely on them).
       for (const at::Tensor* t : {&p, &s.exp_avg, &s.exp_avg_sq}) t->unsafeGetTensorImpl()->bump_version();
@@ -132,7 +140,8 @@ void AdamW::Import(const AdamWStateExport& state) {
   std::vector<AdamWParamState> next(params_.size());
   for (size_t k = 0; k < n; k++) {
     auto it = index.find(state.names[k]);
-    Require(it != index.end(), "DATA_ERROR", "adamw state: '" + state.names[k] + "' is not a trainable parameter of this model");
+    Require(it != index.end(), "DATA_ERROR",
+            "adamw state: '" + state.names[k] + "' is not a trainable parameter of this model");
     const at::Tensor& p = params_[it->second].second;
     for (const at::Tensor* t : {&state.exp_avg[k], &state.exp_avg_sq[k]}) {
       Require(t->defined() && t->sizes().equals(p.sizes()), "SHAPE_ERROR",

@@ -7,9 +7,11 @@
 namespace ctclip::train {
 
 void GradScalerOptions::Validate() const {
-  Require(init_scale > 0 && std::isfinite(init_scale), "ARGUMENT_ERROR", "loss scale: 'init_scale' must be a finite number > 0");
+  Require(init_scale > 0 && std::isfinite(init_scale), "ARGUMENT_ERROR",
+          "loss scale: 'init_scale' must be a finite number > 0");
   Require(growth_factor > 1, "ARGUMENT_ERROR", "loss scale: 'growth_factor' must be > 1");
-  Require(backoff_factor > 0 && backoff_factor < 1, "ARGUMENT_ERROR", "loss scale: 'backoff_factor' must lie in (0, 1)");
+  Require(backoff_factor > 0 && backoff_factor < 1, "ARGUMENT_ERROR",
+          "loss scale: 'backoff_factor' must lie in (0, 1)");
   Require(growth_interval >= 1, "ARGUMENT_ERROR", "loss scale: 'growth_interval' must be an integer >= 1");
 }
 

@@ -5,8 +5,8 @@
 #include <limits>
 
 #include "compat.h"
-#include "dist/gather.h"
 #include "core/errors.h"
+#include "dist/gather.h"
 
 namespace ctclip::train {
 
@@ -38,7 +38,8 @@ Precision ParsePrecision(const std::string& name) {
   if (name == "fp32" || name == "no") return Precision::Fp32;
   if (name == "bf16") return Precision::Bf16;
   if (name == "fp16") return Precision::Fp16;
-  throw NativeError("ARGUMENT_ERROR", "training config: 'precision' must be 'fp32', 'bf16' or 'fp16', got '" + name + "'");
+  throw NativeError("ARGUMENT_ERROR",
+                    "training config: 'precision' must be 'fp32', 'bf16' or 'fp16', got '" + name + "'");
 }
 
 const char* PrecisionName(Precision p) {
@@ -85,7 +86,8 @@ Batch Trainer::ToModelDevice(const Batch& batch) const {
 void Trainer::ToDevice(const c10::Device& device) {
   if (device == model_->device()) return;  // nothing moves: pending micro-batches and gradients stay
   Require(micro_ == 0, "ARGUMENT_ERROR",
-          "toDevice: " + std::to_string(micro_) + " accumulated micro-batch(es) are pending; finish them with optimizerStep first");
+          "toDevice: " + std::to_string(micro_) +
+              " accumulated micro-batch(es) are pending; finish them with optimizerStep first");
   ZeroGrad();
   model_->ToDevice(device);
   optimizer_->ToDevice(device);
@@ -146,7 +148,8 @@ MicroStepResult Trainer::Accumulate(const Batch& hostBatch, int64_t accumulation
           "accumulate: ids, mask and volumes are required");
   const Batch batch = ToModelDevice(hostBatch);
   Require(batch.ids.size(0) == batch.volumes.size(0), "SHAPE_ERROR",
-          "accumulate: " + std::to_string(batch.ids.size(0)) + " texts but " + std::to_string(batch.volumes.size(0)) + " volumes");
+          "accumulate: " + std::to_string(batch.ids.size(0)) + " texts but " + std::to_string(batch.volumes.size(0)) +
+              " volumes");
   torch::AutoGradMode enable(true);
   model::CTClip& m = *model_;
   const bool first = micro_ == 0;
@@ -165,7 +168,8 @@ MicroStepResult Trainer::Accumulate(const Batch& hostBatch, int64_t accumulation
       r.image = m.EncodeImage(batch.volumes, recorder);
     }
     r.scale = m.Scale();
-    r.loss = ContrastiveLoss(m.config().loss, r.text.latents, r.image.latents, r.text.latents, r.image.latents, 0, r.scale, m.Bias());
+    r.loss = ContrastiveLoss(m.config().loss, r.text.latents, r.image.latents, r.text.latents, r.image.latents, 0,
+                             r.scale, m.Bias());
     t1 = Clock::now();
     at::Tensor scaled = r.loss.loss * (scaler_.scale() / static_cast<double>(accumulationSteps));
     scaled.backward();
@@ -224,7 +228,8 @@ void Trainer::SetDistributed(std::shared_ptr<dist::Group> group) {
   auto& vq = *model_->visual_transformer->vq;
   if (group_ && group_->size() > 1) {
     dist::Group* g = group_.get();
-    vq.setStatReducer([g](std::vector<at::Tensor>& stats) { g->AllReduceSum(stats, "all-reduce of the codebook statistics"); });
+    vq.setStatReducer(
+        [g](std::vector<at::Tensor>& stats) { g->AllReduceSum(stats, "all-reduce of the codebook statistics"); });
   } else {
     vq.setStatReducer(nullptr);
   }
@@ -285,8 +290,8 @@ void Trainer::CachedAccumulate(const std::vector<Batch>& microBatches) {
       image = m.EncodeImage(microBatches[a].volumes).latents;
     }
     Require(text.size(0) == b && image.size(0) == b, "SHAPE_ERROR",
-            "trainStep: every micro-batch of a step must have " + std::to_string(b) + " samples (micro-batch " + std::to_string(a) +
-                " has " + std::to_string(text.size(0)) + ")");
+            "trainStep: every micro-batch of a step must have " + std::to_string(b) + " samples (micro-batch " +
+                std::to_string(a) + " has " + std::to_string(text.size(0)) + ")");
     at::Tensor localText = CatWithSlot(cacheText, a, text.to(at::kFloat));
     at::Tensor localImage = CatWithSlot(cacheImage, a, image.to(at::kFloat));
     at::Tensor allText = distributed ? dist::GatherWithGrad(localText, *group_) : localText;
@@ -296,9 +301,10 @@ void Trainer::CachedAccumulate(const std::vector<Batch>& microBatches) {
     at::Tensor bias = m.Bias();
     if (bias.defined() && a > 0) bias = bias.detach();
     const int64_t offset = distributed ? group_->rank() * rows : 0;
-    LossOutput loss = options_.localLoss
-                          ? ContrastiveLoss(m.config().loss, localText, localImage, allText, allImage, offset, scale, bias)
-                          : ContrastiveLoss(m.config().loss, allText, allImage, allText, allImage, 0, scale, bias);
+    LossOutput loss =
+        options_.localLoss
+            ? ContrastiveLoss(m.config().loss, localText, localImage, allText, allImage, offset, scale, bias)
+            : ContrastiveLoss(m.config().loss, allText, allImage, allText, allImage, 0, scale, bias);
     const auto f1 = Clock::now();
     (loss.loss * scaler_.scale()).backward();
     const auto f2 = Clock::now();
@@ -315,7 +321,8 @@ void Trainer::CachedAccumulate(const std::vector<Batch>& microBatches) {
 
 StepResult Trainer::TrainStep(const std::vector<Batch>& microBatches, double lr, const StepFlags& flags) {
   Require(micro_ == 0, "ARGUMENT_ERROR",
-          "trainStep: " + std::to_string(micro_) + " accumulated micro-batch(es) are pending; finish them with optimizerStep");
+          "trainStep: " + std::to_string(micro_) +
+              " accumulated micro-batch(es) are pending; finish them with optimizerStep");
   Require(!microBatches.empty(), "ARGUMENT_ERROR", "trainStep: at least one micro-batch is needed");
   const int64_t A = static_cast<int64_t>(microBatches.size());
   const int64_t W = group_ ? group_->size() : 1;
@@ -324,7 +331,8 @@ StepResult Trainer::TrainStep(const std::vector<Batch>& microBatches, double lr,
     Require(batch.ids.defined() && batch.mask.defined() && batch.volumes.defined(), "ARGUMENT_ERROR",
             "trainStep: ids, mask and volumes are required");
     Require(batch.ids.size(0) == batch.volumes.size(0), "SHAPE_ERROR",
-            "trainStep: " + std::to_string(batch.ids.size(0)) + " texts but " + std::to_string(batch.volumes.size(0)) + " volumes");
+            "trainStep: " + std::to_string(batch.ids.size(0)) + " texts but " + std::to_string(batch.volumes.size(0)) +
+                " volumes");
   }
   BeginStep();
   try {
@@ -352,7 +360,8 @@ StepResult Trainer::TrainStep(const std::vector<Batch>& microBatches, double lr,
 StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
   const bool injectNonFiniteGrad = flags.injectNonFiniteGrad;
   Require(micro_ > 0, "ARGUMENT_ERROR", "optimizerStep: no micro-batch was accumulated since the last step");
-  Require(std::isfinite(lr) && lr >= 0, "ARGUMENT_ERROR", "optimizerStep: the learning rate must be a finite number >= 0");
+  Require(std::isfinite(lr) && lr >= 0, "ARGUMENT_ERROR",
+          "optimizerStep: the learning rate must be a finite number >= 0");
   torch::NoGradGuard noGrad;
   const auto t0 = Clock::now();
   bool stopAll = flags.stopRequested;
@@ -379,7 +388,8 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
     at::Tensor control = hostControl.to(model_->device());
     control[0] = lossSum_.to(at::kDouble);
     std::vector<at::Tensor> c{control};
-    group_->AllReduceSum(c, "all-reduce of the step's loss and decisions (step " + std::to_string(optimizerSteps_ + 1) + ")");
+    group_->AllReduceSum(
+        c, "all-reduce of the step's loss and decisions (step " + std::to_string(optimizerSteps_ + 1) + ")");
     control = c[0];
     lossSum_ = (control[0] / static_cast<double>(W)).to(at::kFloat);
     lossFinite_ = at::isfinite(lossSum_);
@@ -463,7 +473,8 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
 
 StepResult Trainer::Step(const Batch& batch, double lr) {
   Require(micro_ == 0, "ARGUMENT_ERROR",
-          "trainStep: " + std::to_string(micro_) + " accumulated micro-batch(es) are pending; finish them with optimizerStep");
+          "trainStep: " + std::to_string(micro_) +
+              " accumulated micro-batch(es) are pending; finish them with optimizerStep");
   BeginStep();
   {
     model::VectorQuantize& vq = *model_->visual_transformer->vq;

@@ -33,8 +33,9 @@
 // is the dynamic fp16 loss scaler (backoff). The step opens with its first micro-batch (the dropout state is kept;
 // the codebook is copied before the step's first applied EMA update, and the single-batch and feature-cache paths
 // defer their EMA updates to the commit, so they copy nothing) and closes in OptimizerStep: commit when finite,
-// rollback when skipped. ZeroGrad and an error inside TrainStep abandon an open step the same way. Timings are host wall-clock (steady_clock) around each phase with no added synchronisation; the
-// single sync of a step is reading the loss/norm at the end of OptimizerStep.
+// rollback when skipped. ZeroGrad and an error inside TrainStep abandon an open step the same way. Timings are host
+// wall-clock (steady_clock) around each phase with no added synchronisation; the single sync of a step is reading the
+// loss/norm at the end of OptimizerStep.
 //
 // Devices: the model lives on one device (ToDevice); batches come from JS as CPU tensors and are moved in
 // ToModelDevice; everything the step creates (loss sums, the decision vector of the distributed step, norms) is
@@ -64,9 +65,9 @@ struct TrainerOptions {
   Precision precision = Precision::Fp32;
   std::optional<double> maxGradNorm = 0.5;  // nullopt: no clipping (the norm is still reported)
   AdamWOptions adamw;
-  GradScalerOptions scaler;  // enabled by default for fp16 only
-  bool gather = true;        // loss.gather: contrast against the global batch (all micro-batches and ranks)
-  bool localLoss = true;     // loss.local_loss: own rows against the global batch (false: the full global loss)
+  GradScalerOptions scaler;          // enabled by default for fp16 only
+  bool gather = true;                // loss.gather: contrast against the global batch (all micro-batches and ranks)
+  bool localLoss = true;             // loss.local_loss: own rows against the global batch (false: the full global loss)
   int64_t bucketBytes = 25LL << 20;  // distributed.bucket_mb
 
   void Validate() const;
@@ -108,18 +109,18 @@ struct StepFlags {
 };
 
 struct StepResult {
-  double loss = 0;              // mean of the accumulated micro-batch losses
-  double gradNorm = 0;          // pre-clip global L2 norm (after unscaling); non-finite on a skipped step
-  double clipCoef = 1;          // applied clip coefficient (1 without clipping or on skipped steps)
-  double temperature = 0;       // after the step
-  double logitScale = 0;        // exp(temperature) after the step (clamped when configured)
+  double loss = 0;         // mean of the accumulated micro-batch losses
+  double gradNorm = 0;     // pre-clip global L2 norm (after unscaling); non-finite on a skipped step
+  double clipCoef = 1;     // applied clip coefficient (1 without clipping or on skipped steps)
+  double temperature = 0;  // after the step
+  double logitScale = 0;   // exp(temperature) after the step (clamped when configured)
   bool skipped = false;
-  double lossScale = 1;         // after the update
+  double lossScale = 1;  // after the update
   int64_t microBatches = 0;
-  int64_t optimizerSteps = 0;   // after this step
+  int64_t optimizerSteps = 0;  // after this step
   int64_t skippedSteps = 0;
-  Timings timings;              // forward/backward summed over the micro-batches, plus the optimizer phase
-  bool stopRequested = false;   // some rank asked to stop (the same answer on every rank)
+  Timings timings;             // forward/backward summed over the micro-batches, plus the optimizer phase
+  bool stopRequested = false;  // some rank asked to stop (the same answer on every rank)
   int64_t worldSize = 1;
   std::vector<std::pair<std::string, at::Tensor>> grads;  // with StepFlags::captureGrads
 };
@@ -172,8 +173,8 @@ class Trainer {
   int64_t skippedSteps_ = 0;
   // accumulation in progress
   int64_t micro_ = 0;
-  at::Tensor lossSum_;      // Σ loss_i / A (no sync)
-  at::Tensor lossFinite_;   // all losses finite so far (bool tensor)
+  at::Tensor lossSum_;     // Σ loss_i / A (no sync)
+  at::Tensor lossFinite_;  // all losses finite so far (bool tensor)
   Timings pending_;
   std::shared_ptr<dist::Group> group_;
   // The open step (see the file comment): the dropout generator's state when it began.
@@ -189,7 +190,8 @@ class Trainer {
   // The batch on the model's device: ids/mask as int64, volumes in their own dtype (float16 stays float16 until it
   // is on the device; the encoder casts there). The one place batches cross to the device.
   Batch ToModelDevice(const Batch& batch) const;
-  // Autocast (bf16/fp16 on the model's device type) for the encoders' forward when the precision asks for it; fp32: nothing.
+  // Autocast (bf16/fp16 on the model's device type) for the encoders' forward when the precision asks for it; fp32:
+  // nothing.
   void EnterAutocast(std::optional<compat::AutocastGuard>& guard) const;
 };
 

@@ -8,7 +8,12 @@ import { randomData } from './tensors';
  * (B, 1, frames, H, H) with H = the config's image_size. `editVolumes` may change the voxels before they become a
  * tensor (e.g. put a NaN into one).
  */
-export function makeCTClipBatch(config: CTClipConfig, B: number, seed: number, opts: { L?: number; frames?: number; editVolumes?: (v: Float32Array) => void } = {}): CTClipBatch {
+export function makeCTClipBatch(
+  config: CTClipConfig,
+  B: number,
+  seed: number,
+  opts: { L?: number; frames?: number; editVolumes?: (v: Float32Array) => void } = {},
+): CTClipBatch {
   const L = opts.L ?? 10;
   const F = opts.frames ?? 4;
   const ids = new BigInt64Array(B * L);

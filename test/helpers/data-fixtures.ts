@@ -44,12 +44,18 @@ export function sampleMembers(
   parts: SampleParts = {},
   order: string[] = ['bin', 'json', 'labels', 'txt'],
 ): Array<[string, Uint8Array]> {
-  const json = parts.json === undefined ? { study_id: `study_${i}`, volume_shape: shape, volume_dtype: 'float16' } : parts.json;
+  const json =
+    parts.json === undefined ? { study_id: `study_${i}`, volume_shape: shape, volume_dtype: 'float16' } : parts.json;
   const labels = parts.labels === undefined ? testLabels(i, C) : parts.labels;
   const data: Record<string, Uint8Array | null> = {
     bin: parts.bin === undefined ? testVolume(i, shape) : parts.bin,
     json: json === null ? null : Buffer.from(typeof json === 'string' ? json : JSON.stringify(json)),
-    labels: labels === null ? null : labels instanceof Buffer ? labels : Buffer.from(labels.buffer, labels.byteOffset, labels.byteLength),
+    labels:
+      labels === null
+        ? null
+        : labels instanceof Buffer
+          ? labels
+          : Buffer.from(labels.buffer, labels.byteOffset, labels.byteLength),
     txt: parts.txt === null ? null : Buffer.from(parts.txt ?? `Findings of ${i} (sic).\nImpression "${i}".`),
   };
   const out: Array<[string, Uint8Array]> = [];

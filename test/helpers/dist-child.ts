@@ -56,7 +56,9 @@ async function main(): Promise<void> {
       const t0 = Date.now();
       const a = tensorFromBuffer(Float32Array.from([1]), 'float32', [1]);
       await group.allReduceSum([a]);
-      process.stdout.write(`RESULT ${JSON.stringify({ unexpected: 'the all-reduce completed', ms: Date.now() - t0 })}\n`);
+      process.stdout.write(
+        `RESULT ${JSON.stringify({ unexpected: 'the all-reduce completed', ms: Date.now() - t0 })}\n`,
+      );
     }
   } finally {
     group.shutdown();

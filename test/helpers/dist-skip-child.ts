@@ -23,7 +23,17 @@ const B = 2;
 
 function config(gather: boolean, seed: number): CTClipNativeConfig {
   return {
-    image: { dim: 16, codebook_size: 16, image_size: H, patch_size: 8, temporal_patch_size: 2, spatial_depth: 1, temporal_depth: 1, heads: 2, dim_head: 8 },
+    image: {
+      dim: 16,
+      codebook_size: 16,
+      image_size: H,
+      patch_size: 8,
+      temporal_patch_size: 2,
+      spatial_depth: 1,
+      temporal_depth: 1,
+      heads: 2,
+      dim_head: 8,
+    },
     text: { ...TINY_BERT, hidden_dropout_prob: 0.2, attention_probs_dropout_prob: 0.1 },
     dim_latent: 8,
     seed,
@@ -47,7 +57,11 @@ function batch(seed: number, nan: boolean): CTClipBatch {
   }
   for (let k = 0; k < vol.length; k++) vol[k] = (next() / 2 ** 32) * 2 - 1;
   if (nan) vol[3 * H + 5] = NaN;
-  return { inputIds: tensorFromBuffer(ids, 'int64', [B, L]), attentionMask: tensorFromBuffer(mask, 'int64', [B, L]), volumes: tensorFromBuffer(vol, 'float32', [B, 1, F, H, H]) };
+  return {
+    inputIds: tensorFromBuffer(ids, 'int64', [B, L]),
+    attentionMask: tensorFromBuffer(mask, 'int64', [B, L]),
+    volumes: tensorFromBuffer(vol, 'float32', [B, 1, F, H, H]),
+  };
 }
 
 async function main(): Promise<void> {
@@ -68,7 +82,9 @@ async function main(): Promise<void> {
     Array.from({ length: A }, (_, a) => batch(1000 * step + 100 * env.rank + a, nanOnThisRank && a === A - 1));
   for (const m of models) await m.trainStepBatches(micro(1), 1e-3);
   const before = stateHashes(trainingState(run));
-  const bad = await run.trainStepBatches(micro(2, source === 'nan' && env.rank === 1), 1e-3, { injectNonFiniteGrad: source === 'inject' && env.rank === 1 });
+  const bad = await run.trainStepBatches(micro(2, source === 'nan' && env.rank === 1), 1e-3, {
+    injectNonFiniteGrad: source === 'inject' && env.rank === 1,
+  });
   const after = stateHashes(trainingState(run));
   const r3 = await run.trainStepBatches(micro(3), 1e-3);
   const f3 = await ref.trainStepBatches(micro(3), 1e-3);

@@ -17,7 +17,17 @@ const L = 10;
 
 export function tinyConfig(loss: 'softmax' | 'siglip', localLoss: boolean): CTClipNativeConfig {
   return {
-    image: { dim: 16, codebook_size: 16, image_size: 16, patch_size: 8, temporal_patch_size: 2, spatial_depth: 1, temporal_depth: 1, heads: 2, dim_head: 8 },
+    image: {
+      dim: 16,
+      codebook_size: 16,
+      image_size: 16,
+      patch_size: 8,
+      temporal_patch_size: 2,
+      spatial_depth: 1,
+      temporal_depth: 1,
+      heads: 2,
+      dim_head: 8,
+    },
     text: TINY_BERT,
     dim_latent: 8,
     loss,
@@ -52,7 +62,10 @@ function sampleBatch(indices: number[], H: number): CTClipBatch {
 async function main(): Promise<void> {
   const env = distEnvFrom(process.env);
   const split = JSON.parse(process.env.STEP_SPLIT!) as number[][][];
-  const config = tinyConfig((process.env.STEP_LOSS as 'softmax' | 'siglip') ?? 'softmax', process.env.STEP_LOCAL_LOSS !== 'false');
+  const config = tinyConfig(
+    (process.env.STEP_LOSS as 'softmax' | 'siglip') ?? 'softmax',
+    process.env.STEP_LOCAL_LOSS !== 'false',
+  );
   config.training!.gather = process.env.STEP_GATHER !== 'false';
   const group = env.worldSize > 1 ? await ProcessGroup.init(env, { backend: 'gloo', timeoutMs: 60000 }) : null;
   // Ranks > 0 start from different weights on purpose: the broadcast must make them identical.
@@ -68,8 +81,21 @@ async function main(): Promise<void> {
   r.grads!.names.forEach((n, i) => (grads[n] = Array.from(readTensor(r.grads!.tensors[i]).data as Float32Array)));
   const sd = model.stateDict();
   const state: Record<string, { kind: string; values: number[] }> = {};
-  sd.names.forEach((n, i) => (state[n] = { kind: sd.kinds[i], values: Array.from(readTensor(sd.tensors[i]).data as Float32Array) }));
-  fs.writeFileSync(process.env.STEP_OUT!, JSON.stringify({ rank: env.rank, loss: r.loss, gradNorm: r.gradNorm, clipCoef: r.clipCoef, worldSize: r.worldSize, grads, state }));
+  sd.names.forEach(
+    (n, i) => (state[n] = { kind: sd.kinds[i], values: Array.from(readTensor(sd.tensors[i]).data as Float32Array) }),
+  );
+  fs.writeFileSync(
+    process.env.STEP_OUT!,
+    JSON.stringify({
+      rank: env.rank,
+      loss: r.loss,
+      gradNorm: r.gradNorm,
+      clipCoef: r.clipCoef,
+      worldSize: r.worldSize,
+      grads,
+      state,
+    }),
+  );
   group?.shutdown();
 }
 

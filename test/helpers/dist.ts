@@ -17,7 +17,12 @@ export interface RankRun {
  * Starts `worldSize` node processes of `args` (a script and its arguments) on one node at 127.0.0.1:`port`, rank r
  * with the launcher's torchrun environment (lib/commands/launch.ts torchrunEnv) + env(r).
  */
-export function startRanks(args: string[], worldSize: number, port: number, env: (rank: number) => Record<string, string> = () => ({})): RankRun[] {
+export function startRanks(
+  args: string[],
+  worldSize: number,
+  port: number,
+  env: (rank: number) => Record<string, string> = () => ({}),
+): RankRun[] {
   const runs: RankRun[] = [];
   const job = resolveLaunchOptions({ nprocPerNode: worldSize, masterPort: port, script: args[0] }, false);
   for (let rank = 0; rank < worldSize; rank++) {
@@ -31,7 +36,9 @@ export function startRanks(args: string[], worldSize: number, port: number, env:
       child,
       stdout: '',
       stderr: '',
-      done: new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - t0 }))),
+      done: new Promise((resolve) =>
+        child.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - t0 })),
+      ),
     };
     child.stdout!.on('data', (d) => (run.stdout += d.toString()));
     child.stderr!.on('data', (d) => (run.stderr += d.toString()));

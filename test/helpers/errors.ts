@@ -4,7 +4,11 @@ import { expect } from 'chai';
  * Awaits `p` (a promise, or a function that throws or returns one) and asserts that it fails with an Error whose
  * `code` is `code` and whose message contains every fragment. Returns the error for further checks.
  */
-export async function expectRejects(p: Promise<unknown> | (() => unknown), code: string, ...fragments: string[]): Promise<Error> {
+export async function expectRejects(
+  p: Promise<unknown> | (() => unknown),
+  code: string,
+  ...fragments: string[]
+): Promise<Error> {
   let error: unknown;
   try {
     await (typeof p === 'function' ? p() : p);

@@ -9,7 +9,9 @@ import * as path from 'path';
 export const repoRoot = path.resolve(__dirname, '..', '..');
 
 export function fixturesDir(): string {
-  return process.env.CTCLIP_FIXTURES ? path.resolve(process.env.CTCLIP_FIXTURES) : path.resolve(repoRoot, '..', 'shared', 'fixtures');
+  return process.env.CTCLIP_FIXTURES
+    ? path.resolve(process.env.CTCLIP_FIXTURES)
+    : path.resolve(repoRoot, '..', 'shared', 'fixtures');
 }
 
 export function fixturePath(...parts: string[]): string {
@@ -19,7 +21,10 @@ export function fixturePath(...parts: string[]): string {
 /** Whether the fixtures are present. In CI (CI=true) they must be: a missing set fails instead of skipping. */
 export function fixturesAvailable(): boolean {
   const ok = fs.existsSync(path.join(fixturesDir(), 'README.md'));
-  if (!ok && process.env.CI === 'true') throw new Error(`golden fixtures not found at ${fixturesDir()} (set CTCLIP_FIXTURES); CI must run the fixture tests`);
+  if (!ok && process.env.CI === 'true')
+    throw new Error(
+      `golden fixtures not found at ${fixturesDir()} (set CTCLIP_FIXTURES); CI must run the fixture tests`,
+    );
   return ok;
 }
 

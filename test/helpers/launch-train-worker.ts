@@ -10,7 +10,8 @@ const spec = process.env.LT_FIRST_ATTEMPT_FAULT;
 if (spec !== undefined) {
   const m = /^(\d+):(.+)$/.exec(spec);
   if (!m) throw new Error(`LT_FIRST_ATTEMPT_FAULT: expected RANK:SPEC, got '${spec}'`);
-  if ((process.env.TORCHELASTIC_RESTART_COUNT ?? '0') === '0' && process.env.RANK === m[1]) process.env.CTCLIP_TEST_FAULT = m[2];
+  if ((process.env.TORCHELASTIC_RESTART_COUNT ?? '0') === '0' && process.env.RANK === m[1])
+    process.env.CTCLIP_TEST_FAULT = m[2];
   else delete process.env.CTCLIP_TEST_FAULT;
 }
 // loaded after the environment is settled (lib/train reads CTCLIP_TEST_FAULT when it runs)

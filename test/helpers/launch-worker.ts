@@ -16,9 +16,23 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 const VARS = [
-  'RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'GROUP_WORLD_SIZE', 'ROLE_NAME', 'ROLE_RANK', 'ROLE_WORLD_SIZE',
-  'MASTER_ADDR', 'MASTER_PORT', 'TORCHELASTIC_RESTART_COUNT', 'TORCHELASTIC_MAX_RESTARTS', 'TORCHELASTIC_RUN_ID',
-  'TORCHELASTIC_USE_AGENT_STORE', 'CTCLIP_THREADS', 'OMP_NUM_THREADS',
+  'RANK',
+  'WORLD_SIZE',
+  'LOCAL_RANK',
+  'LOCAL_WORLD_SIZE',
+  'GROUP_RANK',
+  'GROUP_WORLD_SIZE',
+  'ROLE_NAME',
+  'ROLE_RANK',
+  'ROLE_WORLD_SIZE',
+  'MASTER_ADDR',
+  'MASTER_PORT',
+  'TORCHELASTIC_RESTART_COUNT',
+  'TORCHELASTIC_MAX_RESTARTS',
+  'TORCHELASTIC_RUN_ID',
+  'TORCHELASTIC_USE_AGENT_STORE',
+  'CTCLIP_THREADS',
+  'OMP_NUM_THREADS',
 ];
 
 const env: Record<string, string | null> = {};
@@ -44,7 +58,9 @@ if (action.startsWith('exit:')) {
   const others = Number(process.env.LOCAL_WORLD_SIZE ?? '1') - 1;
   const dir = process.env.LW_MARKERS as string;
   const poll = setInterval(() => {
-    if (fs.readdirSync(dir).filter((n) => n.startsWith('ready-') && n.endsWith(`-attempt${attempt}`)).length >= others) {
+    if (
+      fs.readdirSync(dir).filter((n) => n.startsWith('ready-') && n.endsWith(`-attempt${attempt}`)).length >= others
+    ) {
       clearInterval(poll);
       process.exit(code);
     }
@@ -53,7 +69,10 @@ if (action.startsWith('exit:')) {
   process.stdout.write('no newline at the end');
 } else if (action === 'sleep' || action === 'ignore-term') {
   const timer = setTimeout(() => process.exit(99), 60_000);
-  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const [sig, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
     process.on(sig, () => {
       marker(sig);
       if (action === 'ignore-term' && sig === 'SIGTERM') return;
@@ -62,7 +81,8 @@ if (action.startsWith('exit:')) {
       process.exitCode = code;
     });
   }
-  if (process.env.LW_MARKERS) fs.writeFileSync(path.join(process.env.LW_MARKERS, `ready-rank${rank}-attempt${attempt}`), '');
+  if (process.env.LW_MARKERS)
+    fs.writeFileSync(path.join(process.env.LW_MARKERS, `ready-rank${rank}-attempt${attempt}`), '');
   process.stdout.write(`READY pid=${process.pid}\n`);
 } else {
   process.stderr.write(`launch-worker: unknown action '${action}'\n`);

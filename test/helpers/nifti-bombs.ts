@@ -42,7 +42,11 @@ export function writeGzipWithZeros(file: string, head: Buffer, zeroBytes: number
  * A `.nii.gz` whose header declares `shape` (int16 unless given) with all-zero voxels: a complete, valid file
  * of shape[0]·shape[1]·shape[2]·2 voxel bytes that is only ~1/1000 of that on disk.
  */
-export function writeNiftiBomb(file: string, shape: [number, number, number], extra: Partial<WriteNiftiOptions> = {}): number {
+export function writeNiftiBomb(
+  file: string,
+  shape: [number, number, number],
+  extra: Partial<WriteNiftiOptions> = {},
+): number {
   const head = writeNifti({
     data: [0],
     shape: [1, 1, 1],

@@ -12,7 +12,14 @@ import { uniformArray as randomData } from '../../bench/common';
 
 /** A float32 tensor of `shape` filled by randomData. */
 export function randomTensor(shape: number[], seed: number): TensorHandle {
-  return tensorFromBuffer(randomData(shape.reduce((a, b) => a * b, 1), seed), 'float32', shape);
+  return tensorFromBuffer(
+    randomData(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+    ),
+    'float32',
+    shape,
+  );
 }
 
 export function values(t: TensorHandle): number[] {

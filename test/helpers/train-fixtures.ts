@@ -15,9 +15,11 @@ import { repoRoot } from './fixtures';
  * in CI (CI=true) either is a failure, never a skip (as requireAddon).
  */
 export function requireTrainer(ctx: Mocha.Context): void {
-  const ok = addonAvailable() && typeof (loadAddon() as unknown as { createCTClip?: unknown }).createCTClip === 'function';
+  const ok =
+    addonAvailable() && typeof (loadAddon() as unknown as { createCTClip?: unknown }).createCTClip === 'function';
   if (ok) return;
-  if (process.env.CI === 'true') throw new Error('the native addon is missing or predates the CT-CLIP model, but CI must run the trainer tests');
+  if (process.env.CI === 'true')
+    throw new Error('the native addon is missing or predates the CT-CLIP model, but CI must run the trainer tests');
   ctx.skip();
 }
 
@@ -37,7 +39,13 @@ export interface TrainData {
 const cache = new Map<string, Promise<TrainData>>();
 
 /** Writes (once per process and argument set) a synthetic dataset like the demo's. */
-export function trainData(opts: { train: number; val: number; seed?: number; shape?: [number, number, number]; classes?: string[] }): Promise<TrainData> {
+export function trainData(opts: {
+  train: number;
+  val: number;
+  seed?: number;
+  shape?: [number, number, number];
+  classes?: string[];
+}): Promise<TrainData> {
   const key = JSON.stringify(opts);
   let p = cache.get(key);
   if (!p) {
@@ -46,10 +54,30 @@ export function trainData(opts: { train: number; val: number; seed?: number; sha
       const shape = opts.shape ?? [32, 32, 12];
       const seed = opts.seed ?? 1;
       const classes = opts.classes;
-      const tr = await writeSynthDataset({ out: path.join(dir, 'train'), samples: opts.train, shape, shards: 2, seed, classes });
-      const va = await writeSynthDataset({ out: path.join(dir, 'valid'), samples: opts.val, shape, shards: 1, seed: seed + 1, classes });
+      const tr = await writeSynthDataset({
+        out: path.join(dir, 'train'),
+        samples: opts.train,
+        shape,
+        shards: 2,
+        seed,
+        classes,
+      });
+      const va = await writeSynthDataset({
+        out: path.join(dir, 'valid'),
+        samples: opts.val,
+        shape,
+        shards: 1,
+        seed: seed + 1,
+        classes,
+      });
       process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-      return { dir, trainPattern: tr.pattern, valPattern: va.pattern, labelsCsv: path.join(dir, 'valid', 'labels.csv'), vocab: path.join(dir, 'train', 'vocab.txt') };
+      return {
+        dir,
+        trainPattern: tr.pattern,
+        valPattern: va.pattern,
+        labelsCsv: path.join(dir, 'valid', 'labels.csv'),
+        vocab: path.join(dir, 'train', 'vocab.txt'),
+      };
     })();
     cache.set(key, p);
   }
@@ -57,15 +85,29 @@ export function trainData(opts: { train: number; val: number; seed?: number; sha
 }
 
 /** A config file inheriting configs/debug_config.yaml, pointed at `data`, with `extra` YAML appended (top-level sections merge). */
-export function writeTrainConfig(dir: string, data: TrainData, saveDir: string, extra: Record<string, Record<string, unknown>> = {}): string {
+export function writeTrainConfig(
+  dir: string,
+  data: TrainData,
+  saveDir: string,
+  extra: Record<string, Record<string, unknown>> = {},
+): string {
   const sections: Record<string, Record<string, unknown>> = {
-    data: { webdataset_shards_train: data.trainPattern, webdataset_shards_val: data.valPattern, labels_valid: data.labelsCsv },
+    data: {
+      webdataset_shards_train: data.trainPattern,
+      webdataset_shards_val: data.valPattern,
+      labels_valid: data.labelsCsv,
+    },
     model: { text_encoder: { vocab: data.vocab } },
     checkpoint: { save_dir: saveDir },
   };
   for (const [k, v] of Object.entries(extra)) sections[k] = deepMerge(sections[k] ?? {}, v);
   const file = path.join(dir, `config-${path.basename(saveDir)}.yaml`);
-  fs.writeFileSync(file, `_base_: ${JSON.stringify(path.join(repoRoot, 'configs', 'debug_config.yaml'))}\n${Object.entries(sections).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join('\n')}\n`);
+  fs.writeFileSync(
+    file,
+    `_base_: ${JSON.stringify(path.join(repoRoot, 'configs', 'debug_config.yaml'))}\n${Object.entries(sections)
+      .map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
+      .join('\n')}\n`,
+  );
   return file;
 }
 
@@ -73,7 +115,10 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
   const out: Record<string, unknown> = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const prev = out[k];
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev) ? deepMerge(prev as Record<string, unknown>, v as Record<string, unknown>) : v;
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)
+        ? deepMerge(prev as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
   }
   return out;
 }
@@ -96,7 +141,11 @@ export interface StartedTrain {
 /** Starts `node lib/train.js ...args`. */
 export function startTrain(args: string[], env: NodeJS.ProcessEnv = {}): StartedTrain {
   const t0 = Date.now();
-  const child = spawn(process.execPath, [TRAIN_JS, ...args], { cwd: repoRoot, env: { ...process.env, CI: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [TRAIN_JS, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, CI: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
@@ -131,7 +180,13 @@ export function startTrain(args: string[], env: NodeJS.ProcessEnv = {}): Started
         const existing = stdout.split('\n').find((l) => re.test(l));
         if (existing !== undefined) return resolve(existing);
         waiters.push({ re, resolve });
-        void done.then((r) => reject(new Error(`the child exited (code ${r.code}, signal ${r.signal}) before printing a line matching ${re}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`)));
+        void done.then((r) =>
+          reject(
+            new Error(
+              `the child exited (code ${r.code}, signal ${r.signal}) before printing a line matching ${re}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`,
+            ),
+          ),
+        );
       }),
   };
 }

@@ -30,7 +30,12 @@ export function caseCMeta(): CaseCMeta {
   return readFixtureJson<CaseCMeta>('ctclip_tiny', 'meta.json');
 }
 
-export const H_FILES = ['ctclip_tiny_state_dict.pt', 'ctclip_tiny_wrapped.pt', 'ctclip_tiny_with_position_ids.pt', 'ctclip_tiny_cuda_tagged.pt'];
+export const H_FILES = [
+  'ctclip_tiny_state_dict.pt',
+  'ctclip_tiny_wrapped.pt',
+  'ctclip_tiny_with_position_ids.pt',
+  'ctclip_tiny_cuda_tagged.pt',
+];
 
 export function hFile(name: string): string {
   return fixturePath('torch_save_import', name);
@@ -43,7 +48,11 @@ export function tensorBytes(t: TensorHandle): Buffer {
 }
 
 /** Asserts two name → tensor collections hold the same keys, dtypes, shapes and bytes. */
-export function expectSameTensors(a: { names: string[]; tensors: TensorHandle[] }, b: { names: string[]; tensors: TensorHandle[] }, what: string): void {
+export function expectSameTensors(
+  a: { names: string[]; tensors: TensorHandle[] },
+  b: { names: string[]; tensors: TensorHandle[] },
+  what: string,
+): void {
   expect([...a.names].sort(), `${what}: key sets`).to.deep.equal([...b.names].sort());
   const bm = new Map(b.names.map((n, i) => [n, b.tensors[i]]));
   for (const [i, n] of a.names.entries()) {
@@ -118,7 +127,12 @@ export class PickleBytes {
 }
 
 /** A torch.save-shaped archive with the given data.pkl (and storages). */
-export function writeArchive(file: string, pkl: Uint8Array, storages: Record<string, Uint8Array> = {}, root = 'archive'): string {
+export function writeArchive(
+  file: string,
+  pkl: Uint8Array,
+  storages: Record<string, Uint8Array> = {},
+  root = 'archive',
+): string {
   writeZipStored(file, [
     { name: `${root}/data.pkl`, data: pkl },
     { name: `${root}/byteorder`, data: Buffer.from('little') },
@@ -200,14 +214,28 @@ export function zeroDeflateBomb(bytes: number): Buffer {
  * key, 'cpu', numel), offset, size, stride, False, OrderedDict())}` (protocol 2, built byte by byte, numbers as
  * BININT so sizes up to 2^31 fit).
  */
-export function stateDictPickle(tensors: Array<{ name: string; storage: string; storageType?: string; numel: number; offset?: number; size: number[]; stride: number[] }>): Uint8Array {
+export function stateDictPickle(
+  tensors: Array<{
+    name: string;
+    storage: string;
+    storageType?: string;
+    numel: number;
+    offset?: number;
+    size: number[];
+    stride: number[];
+  }>,
+): Uint8Array {
   const p = new PickleBytes().proto(2).global('collections', 'OrderedDict').emptyTuple().reduce();
   const int = (n: number): void => {
     p.op(0x4a, n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff);
   };
   for (const t of tensors) {
     p.binstr(t.name).global('torch._utils', '_rebuild_tensor_v2').mark();
-    p.mark().str('storage').global('torch', t.storageType ?? 'FloatStorage').str(t.storage).str('cpu');
+    p.mark()
+      .str('storage')
+      .global('torch', t.storageType ?? 'FloatStorage')
+      .str(t.storage)
+      .str('cpu');
     int(t.numel);
     p.tuple().op(0x51); // BINPERSID
     int(t.offset ?? 0);

@@ -44,8 +44,10 @@ function killChildAt(args: object, marker: string): Promise<{ pid: number; line:
 describe('checkpoint crashes and leftovers (real files, real processes)', () => {
   let dir: string;
   let log: ReturnType<typeof collectLog>;
-  const mk = (o: Partial<CheckpointManagerOptions> = {}) => new CheckpointManager({ dir, keepLastN: 1, bestMetric: 'weighted_auroc', onLog: log.log, ...o });
-  const snapshot = () => entries(dir).map((e) => (e.endsWith('.json') ? `${e}=${fs.readFileSync(path.join(dir, e), 'utf8')}` : e));
+  const mk = (o: Partial<CheckpointManagerOptions> = {}) =>
+    new CheckpointManager({ dir, keepLastN: 1, bestMetric: 'weighted_auroc', onLog: log.log, ...o });
+  const snapshot = () =>
+    entries(dir).map((e) => (e.endsWith('.json') ? `${e}=${fs.readFileSync(path.join(dir, e), 'utf8')}` : e));
 
   beforeEach(async () => {
     dir = makeCkptDir('crash');
@@ -59,43 +61,100 @@ describe('checkpoint crashes and leftovers (real files, real processes)', () => 
     it('a part writer that throws: nothing visible, temp removed, previous latest intact', async () => {
       const before = snapshot();
       const err = await rejection(
-        mk().save(20, { 'model.safetensors': (p) => { fs.writeFileSync(p, 'partial'); throw new Error('boom'); }, 'x.json': {} }, { metrics: { weighted_auroc: 0.9 } }),
+        mk().save(
+          20,
+          {
+            'model.safetensors': (p) => {
+              fs.writeFileSync(p, 'partial');
+              throw new Error('boom');
+            },
+            'x.json': {},
+          },
+          { metrics: { weighted_auroc: 0.9 } },
+        ),
       );
       expect(hasCode(err, 'IO_ERROR')).to.equal(true);
-      expect(err.message).to.contain(path.join(dir, checkpointName(20))).and.contain("writing part 'model.safetensors'").and.contain('boom').and.match(/Nothing was committed/);
+      expect(err.message)
+        .to.contain(path.join(dir, checkpointName(20)))
+        .and.contain("writing part 'model.safetensors'")
+        .and.contain('boom')
+        .and.match(/Nothing was committed/);
       expect(snapshot()).to.deep.equal(before);
       expect((await mk().resolve('latest'))!.path).to.equal(path.join(dir, checkpointName(10)));
     });
     it("keeps the writer's error code (a native TORCH_ERROR stays one)", async () => {
-      const err = await rejection(mk().save(20, { 'model.safetensors': () => { throw new CtclipError('TORCH_ERROR', 'CUDA out of memory'); } }, {}));
+      const err = await rejection(
+        mk().save(
+          20,
+          {
+            'model.safetensors': () => {
+              throw new CtclipError('TORCH_ERROR', 'CUDA out of memory');
+            },
+          },
+          {},
+        ),
+      );
       expect(hasCode(err, 'TORCH_ERROR')).to.equal(true);
       expect(err.message).to.contain('CUDA out of memory');
     });
     it('an injected ENOSPC surfaces as a clear IO_ERROR and leaves the previous checkpoint', async () => {
       const before = snapshot();
       const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28 });
-      const err = await rejection(mk().save(20, { ...sampleParts(20), 'optimizer.safetensors': () => { throw enospc; } }, {}));
+      const err = await rejection(
+        mk().save(
+          20,
+          {
+            ...sampleParts(20),
+            'optimizer.safetensors': () => {
+              throw enospc;
+            },
+          },
+          {},
+        ),
+      );
       expect(hasCode(err, 'IO_ERROR')).to.equal(true);
-      expect(err.message).to.match(/no space left on device/).and.contain("part 'optimizer.safetensors'");
+      expect(err.message)
+        .to.match(/no space left on device/)
+        .and.contain("part 'optimizer.safetensors'");
       expect(snapshot()).to.deep.equal(before);
     });
     it('a failure at the commit point (hook) leaves nothing behind', async () => {
       const before = snapshot();
-      const m = mk({ hooks: { beforeCommit: (tmp) => { expect(fs.existsSync(path.join(tmp, 'manifest.json'))).to.equal(true); throw new Error('injected'); } } });
+      const m = mk({
+        hooks: {
+          beforeCommit: (tmp) => {
+            expect(fs.existsSync(path.join(tmp, 'manifest.json'))).to.equal(true);
+            throw new Error('injected');
+          },
+        },
+      });
       const err = await rejection(m.save(20, sampleParts(20), {}));
       expect(err.message).to.contain('beforeCommit').and.contain('injected');
       expect(snapshot()).to.deep.equal(before);
     });
     it('a failed re-save of an existing step keeps the old copy', async () => {
       const before = snapshot();
-      await rejection(mk().save(10, { 'model.safetensors': () => { throw new Error('boom'); } }, {}));
+      await rejection(
+        mk().save(
+          10,
+          {
+            'model.safetensors': () => {
+              throw new Error('boom');
+            },
+          },
+          {},
+        ),
+      );
       expect(snapshot()).to.deep.equal(before);
       expect((await mk().verify(path.join(dir, checkpointName(10)))).ok).to.equal(true);
     });
   });
 
   describe('a process killed during a save (SIGKILL)', () => {
-    for (const [mode, marker] of [['mid-part', 'WRITING'], ['before-commit', 'COMMIT']] as const) {
+    for (const [mode, marker] of [
+      ['mid-part', 'WRITING'],
+      ['before-commit', 'COMMIT'],
+    ] as const) {
       it(`killed ${mode === 'mid-part' ? 'while writing a large part' : 'between the file writes and the rename'}: only complete checkpoints are seen, the leftover is cleaned`, async () => {
         const latestBefore = fs.readFileSync(path.join(dir, 'latest.json'), 'utf8');
         const { pid, line, signal } = await killChildAt({ dir, step: 20, mode }, marker);
@@ -111,7 +170,9 @@ describe('checkpoint crashes and leftovers (real files, real processes)', () => 
         expect((await ro.resolve('latest'))!.path).to.equal(path.join(dir, checkpointName(10)));
         // A fresh writable manager removes it (its pid is dead).
         const m = mk();
-        expect(log.infos()).to.deep.equal([`Removed leftover of an interrupted checkpoint write: ${path.join(dir, leftovers[0])}`]);
+        expect(log.infos()).to.deep.equal([
+          `Removed leftover of an interrupted checkpoint write: ${path.join(dir, leftovers[0])}`,
+        ]);
         expect(entries(dir)).to.deep.equal(['best.json', checkpointName(10), 'latest.json']);
         expect((await m.resolve('latest'))!.path).to.equal(path.join(dir, checkpointName(10)));
         expect((await m.resolve('best'))!.path).to.equal(path.join(dir, checkpointName(10)));

@@ -6,20 +6,39 @@ import { expect } from 'chai';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { CheckpointManager, checkpointName, readJsonPart, readMeta, readPart, type CheckpointManagerOptions } from '../../lib/checkpoint';
+import {
+  CheckpointManager,
+  checkpointName,
+  readJsonPart,
+  readMeta,
+  readPart,
+  type CheckpointManagerOptions,
+} from '../../lib/checkpoint';
 import { hasCode } from '../../lib/errors';
-import { collectLog, entries, fakeWeights, flipByte, makeCkptDir, removeDir, sampleParts } from '../helpers/checkpoint-fixtures';
+import {
+  collectLog,
+  entries,
+  fakeWeights,
+  flipByte,
+  makeCkptDir,
+  removeDir,
+  sampleParts,
+} from '../helpers/checkpoint-fixtures';
 import { rejection } from '../helpers/errors';
 
-const pkgVersion = (JSON.parse(fs.readFileSync(path.join(__dirname, '../../package.json'), 'utf8')) as { version: string }).version;
+const pkgVersion = (
+  JSON.parse(fs.readFileSync(path.join(__dirname, '../../package.json'), 'utf8')) as { version: string }
+).version;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('checkpoint manager (real files)', () => {
   let dir: string;
   let log: ReturnType<typeof collectLog>;
-  const mk = (o: Partial<CheckpointManagerOptions> = {}) => new CheckpointManager({ dir, keepLastN: 0, bestMetric: 'weighted_auroc', onLog: log.log, ...o });
+  const mk = (o: Partial<CheckpointManagerOptions> = {}) =>
+    new CheckpointManager({ dir, keepLastN: 0, bestMetric: 'weighted_auroc', onLog: log.log, ...o });
   const ckptDirs = () => entries(dir).filter((e) => e.startsWith('ckpt-step'));
-  const pointer = (name: string) => JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')) as { checkpoint: string; step: number; value?: number };
+  const pointer = (name: string) =>
+    JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8')) as { checkpoint: string; step: number; value?: number };
 
   beforeEach(() => {
     dir = path.join(makeCkptDir('mgr'), 'ckpts'); // not created yet: the first save creates it
@@ -30,13 +49,31 @@ describe('checkpoint manager (real files)', () => {
   describe('layout', () => {
     it('writes ckpt-step%08d with every part, meta.json and a manifest whose checksums match the files', async () => {
       const m = mk();
-      const res = await m.save(5234, { ...sampleParts(5234), 'rng.json': { torch: [1, 2], ts: 'abc' }, 'config.yaml': 'a: 1\n' }, { metrics: { weighted_auroc: 0.75, loss: NaN }, epoch: 3 });
+      const res = await m.save(
+        5234,
+        { ...sampleParts(5234), 'rng.json': { torch: [1, 2], ts: 'abc' }, 'config.yaml': 'a: 1\n' },
+        { metrics: { weighted_auroc: 0.75, loss: NaN }, epoch: 3 },
+      );
       expect(res.path).to.equal(path.join(dir, 'ckpt-step00005234'));
       expect(entries(dir)).to.deep.equal(['best.json', 'ckpt-step00005234', 'latest.json']);
       const files = entries(res.path);
-      expect(files).to.deep.equal(['config.yaml', 'manifest.json', 'meta.json', 'model.safetensors', 'optimizer.safetensors', 'rng.json', 'schedule.json']);
+      expect(files).to.deep.equal([
+        'config.yaml',
+        'manifest.json',
+        'meta.json',
+        'model.safetensors',
+        'optimizer.safetensors',
+        'rng.json',
+        'schedule.json',
+      ]);
       const manifest = JSON.parse(fs.readFileSync(path.join(res.path, 'manifest.json'), 'utf8'));
-      expect(manifest).to.include({ format: 'ctclip-checkpoint', formatVersion: 1, ctclipVersion: pkgVersion, step: 5234, name: 'ckpt-step00005234' });
+      expect(manifest).to.include({
+        format: 'ctclip-checkpoint',
+        formatVersion: 1,
+        ctclipVersion: pkgVersion,
+        step: 5234,
+        name: 'ckpt-step00005234',
+      });
       expect(Date.parse(manifest.createdAt)).to.be.closeTo(Date.now(), 60_000);
       expect(Object.keys(manifest.files)).to.deep.equal(files.filter((f) => f !== 'manifest.json'));
       for (const f of Object.keys(manifest.files)) {
@@ -48,7 +85,11 @@ describe('checkpoint manager (real files)', () => {
       // strict JSON: NaN → null, no NaN token anywhere
       const metaText = fs.readFileSync(path.join(res.path, 'meta.json'), 'utf8');
       expect(metaText).to.not.match(/NaN/);
-      expect(JSON.parse(metaText)).to.deep.equal({ metrics: { weighted_auroc: 0.75, loss: null }, epoch: 3, step: 5234 });
+      expect(JSON.parse(metaText)).to.deep.equal({
+        metrics: { weighted_auroc: 0.75, loss: null },
+        epoch: 3,
+        step: 5234,
+      });
       expect(pointer('latest.json')).to.include({ checkpoint: 'ckpt-step00005234', step: 5234 });
       expect(res.manifest.step).to.equal(5234);
       expect(log.infos()[0]).to.equal(`Saved checkpoint: ${res.path}`);
@@ -67,13 +108,28 @@ describe('checkpoint manager (real files)', () => {
 
     it('a writer that neither returns content nor creates its file fails the save, naming the part', async () => {
       const err = await rejection(mk().save(3, { 'model.safetensors': () => undefined }, {}));
-      expect(err.message).to.match(/part 'model\.safetensors'/).and.match(/did not create/);
+      expect(err.message)
+        .to.match(/part 'model\.safetensors'/)
+        .and.match(/did not create/);
       expect(entries(dir)).to.deep.equal([]);
     });
 
     it('a writer that both creates its file and returns content fails the save', async () => {
-      const err = await rejection(mk().save(3, { 'a.bin': (p) => { fs.writeFileSync(p, 'x'); return Buffer.from('y'); } }, {}));
-      expect(err.message).to.match(/part 'a\.bin'/).and.match(/also returned content/);
+      const err = await rejection(
+        mk().save(
+          3,
+          {
+            'a.bin': (p) => {
+              fs.writeFileSync(p, 'x');
+              return Buffer.from('y');
+            },
+          },
+          {},
+        ),
+      );
+      expect(err.message)
+        .to.match(/part 'a\.bin'/)
+        .and.match(/also returned content/);
       expect(entries(dir)).to.deep.equal([]);
     });
 
@@ -85,7 +141,9 @@ describe('checkpoint manager (real files)', () => {
       flipByte(path.join(res.path, 'optimizer.safetensors'), 100);
       const err = await rejection(readPart(res.path, 'optimizer.safetensors'));
       expect(hasCode(err, 'IO_ERROR')).to.equal(true);
-      expect(err.message).to.contain('optimizer.safetensors').and.match(/sha256/);
+      expect(err.message)
+        .to.contain('optimizer.safetensors')
+        .and.match(/sha256/);
       expect((await readPart(res.path, 'optimizer.safetensors', { verify: false })).length).to.equal(1024);
       expect((await rejection(readPart(res.path, 'nope.bin'))).message).to.match(/not a part of this checkpoint/);
     });
@@ -141,7 +199,9 @@ describe('checkpoint manager (real files)', () => {
       log.clear();
       await saveSteps(m2, [11]);
       expect(log.warnings()).to.have.length(1);
-      expect(log.warnings()[0]).to.contain(path.join(dir, 'ckpt-step100000000')).and.match(/newer than step 11/);
+      expect(log.warnings()[0])
+        .to.contain(path.join(dir, 'ckpt-step100000000'))
+        .and.match(/newer than step 11/);
       // the newest (step 100000000) is never deleted; the one just saved is kept too
       expect(ckptDirs().sort()).to.deep.equal(['ckpt-step00000011', 'ckpt-step100000000', 'ckpt-step99999999'].sort());
     });
@@ -152,8 +212,13 @@ describe('checkpoint manager (real files)', () => {
       await saveSteps(m, [2, 3]);
       expect(ckptDirs()).to.deep.equal([1, 3].map(checkpointName));
       const list = await m.list();
-      expect(list.map((c) => [c.step, c.complete])).to.deep.equal([[1, false], [3, true]]);
-      expect(list[0].problem).to.contain(path.join(dir, checkpointName(1), 'manifest.json')).and.match(/missing/);
+      expect(list.map((c) => [c.step, c.complete])).to.deep.equal([
+        [1, false],
+        [3, true],
+      ]);
+      expect(list[0].problem)
+        .to.contain(path.join(dir, checkpointName(1), 'manifest.json'))
+        .and.match(/missing/);
     });
   });
 
@@ -161,7 +226,9 @@ describe('checkpoint manager (real files)', () => {
     it('logs ★ New best, ignores ties, and persists across a new manager instance', async () => {
       const m1 = mk();
       expect((await m1.save(100, sampleParts(100), { metrics: { weighted_auroc: 0.81234 } })).isBest).to.equal(true);
-      expect(log.infos()).to.include(`★ New best weighted_auroc: 0.8123 (step 100) - ${path.join(dir, checkpointName(100))}`);
+      expect(log.infos()).to.include(
+        `★ New best weighted_auroc: 0.8123 (step 100) - ${path.join(dir, checkpointName(100))}`,
+      );
       expect((await m1.save(200, sampleParts(200), { metrics: { weighted_auroc: 0.81234 } })).isBest).to.equal(false); // tie
       const m2 = mk();
       expect((await m2.save(300, sampleParts(300), { metrics: { weighted_auroc: 0.8 } })).isBest).to.equal(false);
@@ -173,7 +240,13 @@ describe('checkpoint manager (real files)', () => {
     it('min mode', async () => {
       const m = mk({ bestMetric: 'val_loss', bestMode: 'min' });
       const flags = [];
-      for (const [s, v] of [[1, 2.0], [2, 1.5], [3, 1.7], [4, 1.5], [5, 1.2]] as const) {
+      for (const [s, v] of [
+        [1, 2.0],
+        [2, 1.5],
+        [3, 1.7],
+        [4, 1.5],
+        [5, 1.2],
+      ] as const) {
         flags.push((await m.save(s, sampleParts(s), { metrics: { val_loss: v } })).isBest);
       }
       expect(flags).to.deep.equal([true, true, false, false, true]);
@@ -235,9 +308,14 @@ describe('checkpoint manager (real files)', () => {
     it('best: dangling and garbage pointers are reported and re-derived', async () => {
       const m = mk();
       await m.save(1, sampleParts(1), { metrics: { weighted_auroc: 0.7 } });
-      fs.writeFileSync(path.join(dir, 'best.json'), JSON.stringify({ checkpoint: checkpointName(9), step: 9, metric: 'weighted_auroc', mode: 'max' }));
+      fs.writeFileSync(
+        path.join(dir, 'best.json'),
+        JSON.stringify({ checkpoint: checkpointName(9), step: 9, metric: 'weighted_auroc', mode: 'max' }),
+      );
       expect((await m.resolve('best'))!.path).to.equal(path.join(dir, checkpointName(1)));
-      expect(log.warnings().join('\n')).to.contain(path.join(dir, checkpointName(9))).and.match(/re-derived/);
+      expect(log.warnings().join('\n'))
+        .to.contain(path.join(dir, checkpointName(9)))
+        .and.match(/re-derived/);
       log.clear();
       fs.writeFileSync(path.join(dir, 'best.json'), '{"checkpoint": "../../etc"}');
       expect((await m.resolve('best'))!.path).to.equal(path.join(dir, checkpointName(1)));
@@ -264,11 +342,27 @@ describe('checkpoint manager (real files)', () => {
       expect(fs.existsSync(dir)).to.equal(false);
     });
     const corruptions: Array<[string, (ck: string) => void, RegExp]> = [
-      ['a flipped byte in a part', (ck) => flipByte(path.join(ck, 'model.safetensors'), 123), /model\.safetensors: sha256 mismatch/],
-      ['a truncated part', (ck) => fs.truncateSync(path.join(ck, 'model.safetensors'), 100), /model\.safetensors: size 100 bytes, manifest says 4096/],
+      [
+        'a flipped byte in a part',
+        (ck) => flipByte(path.join(ck, 'model.safetensors'), 123),
+        /model\.safetensors: sha256 mismatch/,
+      ],
+      [
+        'a truncated part',
+        (ck) => fs.truncateSync(path.join(ck, 'model.safetensors'), 100),
+        /model\.safetensors: size 100 bytes, manifest says 4096/,
+      ],
       ['a deleted manifest', (ck) => fs.unlinkSync(path.join(ck, 'manifest.json')), /manifest\.json: missing/],
-      ['a truncated manifest', (ck) => fs.truncateSync(path.join(ck, 'manifest.json'), 40), /manifest\.json: invalid JSON/],
-      ['a deleted part', (ck) => fs.unlinkSync(path.join(ck, 'optimizer.safetensors')), /optimizer\.safetensors: missing/],
+      [
+        'a truncated manifest',
+        (ck) => fs.truncateSync(path.join(ck, 'manifest.json'), 40),
+        /manifest\.json: invalid JSON/,
+      ],
+      [
+        'a deleted part',
+        (ck) => fs.unlinkSync(path.join(ck, 'optimizer.safetensors')),
+        /optimizer\.safetensors: missing/,
+      ],
     ];
     for (const [what, corrupt, pattern] of corruptions) {
       it(`latest skips a newest checkpoint with ${what}, with a warning naming the file`, async () => {
@@ -366,7 +460,13 @@ describe('checkpoint manager (real files)', () => {
   });
 
   it('rejects bad options with ARGUMENT_ERROR', () => {
-    for (const o of [{ keepLastN: -1 }, { keepLastN: 1.5 }, { bestMode: 'up' as never }, { bestMetric: '' }, { dir: '' }]) {
+    for (const o of [
+      { keepLastN: -1 },
+      { keepLastN: 1.5 },
+      { bestMode: 'up' as never },
+      { bestMetric: '' },
+      { dir: '' },
+    ]) {
       let err: unknown;
       try {
         mk(o);

@@ -7,7 +7,11 @@ import { addonAvailable } from '../../lib/native';
 import { repoRoot } from '../helpers/fixtures';
 
 function ctclip(args: string[], env: NodeJS.ProcessEnv = {}) {
-  return spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'cli.js'), ...args], { cwd: repoRoot, env: { ...process.env, ...env }, encoding: 'utf8' });
+  return spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'cli.js'), ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
 }
 
 describe('cli: ctclip info / plan and exit codes', function () {
@@ -23,7 +27,9 @@ describe('cli: ctclip info / plan and exit codes', function () {
     expect(r.status, r.stderr).to.equal(0);
     const info = JSON.parse(r.stdout);
     expect(info.threads).to.equal(1);
-    expect(info.runtimeTorchVersion.split('.').slice(0, 2)).to.deep.equal(info.compiledTorchVersion.split('.').slice(0, 2));
+    expect(info.runtimeTorchVersion.split('.').slice(0, 2)).to.deep.equal(
+      info.compiledTorchVersion.split('.').slice(0, 2),
+    );
     expect(fs.existsSync(info.torchLibraryPath)).to.equal(true);
     const human = ctclip(['info']);
     expect(human.stdout).to.match(/libtorch \(loaded\)\s+\d+\.\d+/);
@@ -32,9 +38,27 @@ describe('cli: ctclip info / plan and exit codes', function () {
 
   it('plan prints the documented lines from the shard index of the config', function () {
     const out = path.join(dir, 'data');
-    expect(ctclip(['synth', '--out', path.join(out, 'train'), '--samples', '40', '--shape', '8,8,4', '--shards', '2', '--seed', '3', '--quiet']).status).to.equal(0);
+    expect(
+      ctclip([
+        'synth',
+        '--out',
+        path.join(out, 'train'),
+        '--samples',
+        '40',
+        '--shape',
+        '8,8,4',
+        '--shards',
+        '2',
+        '--seed',
+        '3',
+        '--quiet',
+      ]).status,
+    ).to.equal(0);
     const cfg = path.join(dir, 'c.yaml');
-    fs.writeFileSync(cfg, `_base_: ${path.join(repoRoot, 'configs', 'base_config.yaml')}\nexperiment: {name: t}\ndata: {webdataset_shards_train: "${out}/train/shard-{000000..000001}.tar", webdataset_shards_val: null, labels_valid: null, batch_size: 3}\nmodel: {text_encoder: {path: null}}\ntraining: {warmup_steps: 2, max_epochs: 2}\n`);
+    fs.writeFileSync(
+      cfg,
+      `_base_: ${path.join(repoRoot, 'configs', 'base_config.yaml')}\nexperiment: {name: t}\ndata: {webdataset_shards_train: "${out}/train/shard-{000000..000001}.tar", webdataset_shards_val: null, labels_valid: null, batch_size: 3}\nmodel: {text_encoder: {path: null}}\ntraining: {warmup_steps: 2, max_epochs: 2}\n`,
+    );
     const r = ctclip(['plan', '--config', cfg]);
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stdout.split('\n').slice(0, 3)).to.deep.equal([
@@ -43,7 +67,9 @@ describe('cli: ctclip info / plan and exit codes', function () {
       'Dropped per epoch: 1 samples (the remainder of 40 / 3; a different subset each epoch)',
     ]);
     const w2 = ctclip(['plan', '--config', cfg, '--world-size', '2', '--set', 'data.batch_size=2']);
-    expect(w2.stdout).to.contain('Dataset: 40 samples / (batch_size 2 × 2 ranks × 1 accumulation steps) = 10 steps/epoch');
+    expect(w2.stdout).to.contain(
+      'Dataset: 40 samples / (batch_size 2 × 2 ranks × 1 accumulation steps) = 10 steps/epoch',
+    );
   });
 
   it('exits 2 with the file, key and value for a bad config, before any heavy work', function () {
@@ -62,7 +88,10 @@ describe('cli: ctclip info / plan and exit codes', function () {
     // The shard files exist (a pattern of which none exists is a config error, exit 2); their index does not.
     fs.mkdirSync(path.join(dir, 'none'));
     for (const n of ['000000', '000001']) fs.writeFileSync(path.join(dir, 'none', `shard-${n}.tar`), '');
-    fs.writeFileSync(cfg, `experiment: {name: t}\ndata: {webdataset_shards_train: "${dir}/none/shard-{000000..000001}.tar"}\n`);
+    fs.writeFileSync(
+      cfg,
+      `experiment: {name: t}\ndata: {webdataset_shards_train: "${dir}/none/shard-{000000..000001}.tar"}\n`,
+    );
     const r = ctclip(['plan', '--config', cfg]);
     expect(r.status).to.equal(1);
     expect(r.stderr).to.contain("ctclip shards index '");

@@ -15,11 +15,19 @@ import { repoRoot } from '../helpers/fixtures';
 
 function ctclip(args: string[], cwd = repoRoot) {
   // A refused FIFO must not block: the old reader waited for a writer forever (killed here after 30 s).
-  return spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'cli.js'), ...args], { cwd, encoding: 'utf8', timeout: 30_000 });
+  return spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'cli.js'), ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
 }
 
 function train(args: string[], cwd = repoRoot) {
-  return spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'train.js'), ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+  return spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'train.js'), ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 }
 
 describe('config files: missing named files, special files, prototype keys (CLI)', function () {
@@ -28,7 +36,20 @@ describe('config files: missing named files, special files, prototype keys (CLI)
   let shards: string;
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-config-files-'));
-    const r = ctclip(['synth', '--out', path.join(dir, 'data', 'train'), '--samples', '12', '--shape', '8,8,4', '--shards', '2', '--seed', '3', '--quiet']);
+    const r = ctclip([
+      'synth',
+      '--out',
+      path.join(dir, 'data', 'train'),
+      '--samples',
+      '12',
+      '--shape',
+      '8,8,4',
+      '--shards',
+      '2',
+      '--seed',
+      '3',
+      '--quiet',
+    ]);
     expect(r.status, r.stderr).to.equal(0);
     shards = path.join(dir, 'data', 'train', 'shard-{000000..000001}.tar');
   });
@@ -39,17 +60,33 @@ describe('config files: missing named files, special files, prototype keys (CLI)
     const file = path.join(dir, name);
     const sections = {
       experiment: { name: 't' },
-      data: { webdataset_shards_train: shards, webdataset_shards_val: shards, labels_valid: null, class_names: null, batch_size: 2, ...data },
+      data: {
+        webdataset_shards_train: shards,
+        webdataset_shards_val: shards,
+        labels_valid: null,
+        class_names: null,
+        batch_size: 2,
+        ...data,
+      },
       model: { text_encoder: { path: null, vocab: path.join(dir, 'data', 'train', 'vocab.txt'), ...textEncoder } },
       checkpoint: { save_dir: path.join(dir, `run-${name}`) },
       training: { max_steps: 2, warmup_steps: 0, gradient_accumulation_steps: 1 },
     };
-    fs.writeFileSync(file, `_base_: ${JSON.stringify(path.join(repoRoot, 'configs', 'debug_config.yaml'))}\n${Object.entries(sections).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join('\n')}\n`);
+    fs.writeFileSync(
+      file,
+      `_base_: ${JSON.stringify(path.join(repoRoot, 'configs', 'debug_config.yaml'))}\n${Object.entries(sections)
+        .map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
+        .join('\n')}\n`,
+    );
     return file;
   }
 
   it('plan and train: a missing labels CSV and vocabulary are exit 2 naming the key path, file and config; plan --samples plans without them', () => {
-    const cfg = config('missing.yaml', { labels_valid: 'nowhere/labels.csv' }, { vocab: path.join(dir, 'no-vocab.txt') });
+    const cfg = config(
+      'missing.yaml',
+      { labels_valid: 'nowhere/labels.csv' },
+      { vocab: path.join(dir, 'no-vocab.txt') },
+    );
     const lines = [
       `${cfg}: data.labels_valid: 'nowhere/labels.csv' (relative to the working directory: ${path.join(dir, 'nowhere', 'labels.csv')}) does not exist`,
       `${cfg}: model.text_encoder.vocab: '${path.join(dir, 'no-vocab.txt')}' does not exist`,
@@ -72,18 +109,40 @@ describe('config files: missing named files, special files, prototype keys (CLI)
 
   it('a key set by --set is blamed on --set; the text encoder folder and its vocab.txt', () => {
     const cfg = config('te.yaml', {}, {});
-    const r = ctclip(['plan', '--config', cfg, '--set', `model.text_encoder.path=${path.join(dir, 'no-bert')}`, '--set', 'model.text_encoder.vocab=null']);
+    const r = ctclip([
+      'plan',
+      '--config',
+      cfg,
+      '--set',
+      `model.text_encoder.path=${path.join(dir, 'no-bert')}`,
+      '--set',
+      'model.text_encoder.vocab=null',
+    ]);
     expect(r.status, r.stderr).to.equal(2);
     expect(r.stderr).to.contain(`--set: model.text_encoder.path: '${path.join(dir, 'no-bert')}' does not exist`);
     expect(r.stderr).not.to.contain('vocab.txt'); // one line for the missing folder
     fs.mkdirSync(path.join(dir, 'bert'));
-    const r2 = ctclip(['plan', '--config', cfg, '--set', `model.text_encoder.path=${path.join(dir, 'bert')}`, '--set', 'model.text_encoder.vocab=null']);
+    const r2 = ctclip([
+      'plan',
+      '--config',
+      cfg,
+      '--set',
+      `model.text_encoder.path=${path.join(dir, 'bert')}`,
+      '--set',
+      'model.text_encoder.vocab=null',
+    ]);
     expect(r2.status, r2.stderr).to.equal(2);
-    expect(r2.stderr).to.contain(`--set: model.text_encoder.path: '${path.join(dir, 'bert', 'vocab.txt')}' does not exist (the vocabulary, as model.text_encoder.vocab is null)`);
+    expect(r2.stderr).to.contain(
+      `--set: model.text_encoder.path: '${path.join(dir, 'bert', 'vocab.txt')}' does not exist (the vocabulary, as model.text_encoder.vocab is null)`,
+    );
   });
 
   it('a shard pattern of which no file exists is exit 2 naming the key (plan and train)', () => {
-    const cfg = config('noshards.yaml', { webdataset_shards_val: path.join(dir, 'gone', 'shard-{000000..000009}.tar') }, {});
+    const cfg = config(
+      'noshards.yaml',
+      { webdataset_shards_val: path.join(dir, 'gone', 'shard-{000000..000009}.tar') },
+      {},
+    );
     const msg = `${cfg}: data.webdataset_shards_val: no shard of the pattern '${path.join(dir, 'gone', 'shard-{000000..000009}.tar')}' exists (10 names, e.g. '${path.join(dir, 'gone', 'shard-000000.tar')}'); the directory '${path.join(dir, 'gone')}' does not exist`;
     const p = ctclip(['plan', '--config', cfg]);
     expect(p.status, p.stderr).to.equal(2);
@@ -101,8 +160,14 @@ describe('config files: missing named files, special files, prototype keys (CLI)
     const viaZero = path.join(dir, 'base-zero.yaml');
     fs.writeFileSync(viaZero, `_base_: /dev/zero\nexperiment: {name: t}\n`);
     for (const [cfg, msg] of [
-      [viaFifo, `config '${fifo}' is a FIFO (named pipe), not a regular file; only regular files are read (the _base_ of ${viaFifo})`],
-      [viaZero, `config '/dev/zero' is a character device, not a regular file; only regular files are read (the _base_ of ${viaZero})`],
+      [
+        viaFifo,
+        `config '${fifo}' is a FIFO (named pipe), not a regular file; only regular files are read (the _base_ of ${viaFifo})`,
+      ],
+      [
+        viaZero,
+        `config '/dev/zero' is a character device, not a regular file; only regular files are read (the _base_ of ${viaZero})`,
+      ],
       [fifo, `config '${fifo}' is a FIFO (named pipe), not a regular file`],
     ]) {
       const r = ctclip(['plan', '--config', cfg, '--samples', '10']);

@@ -99,7 +99,21 @@ main().catch((e: unknown) => {
 });
 `;
 
-const VOCAB = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'lung', 'opacity', 'is', 'present', 'no', 'pleural', 'effusion', '.'];
+const VOCAB = [
+  '[PAD]',
+  '[UNK]',
+  '[CLS]',
+  '[SEP]',
+  '[MASK]',
+  'lung',
+  'opacity',
+  'is',
+  'present',
+  'no',
+  'pleural',
+  'effusion',
+  '.',
+];
 
 const TINY_YAML = `_base_: node_modules/ctclip/configs/base_config.yaml
 experiment:
@@ -130,21 +144,54 @@ describe('the npm package as a library (npm pack → install → strict tsc → 
 
   it('packs the compiled library without sources or the addon, installs it, and a strict consumer program runs', () => {
     // 1. npm pack (no scripts: the build already ran; `prepare` would recompile the whole tree).
-    const packJson = execFileSync('npm', ['pack', REPO, '--ignore-scripts', '--json', '--pack-destination', tmp], { cwd: tmp, env: NPM_ENV, encoding: 'utf8' });
+    const packJson = execFileSync('npm', ['pack', REPO, '--ignore-scripts', '--json', '--pack-destination', tmp], {
+      cwd: tmp,
+      env: NPM_ENV,
+      encoding: 'utf8',
+    });
     const packed = JSON.parse(packJson)[0] as { filename: string; files: { path: string }[] };
     const names = packed.files.map((f) => f.path);
-    for (const required of ['package.json', 'README.md', 'lib/index.js', 'lib/index.d.ts', 'lib/cli.js', 'lib/train.js', 'lib/api.d.ts', 'scripts/build-native.js', 'scripts/libtorch.js', 'CMakeLists.txt', 'configs/base_config.yaml', 'docs/configuration.md']) {
+    for (const required of [
+      'package.json',
+      'README.md',
+      'lib/index.js',
+      'lib/index.d.ts',
+      'lib/cli.js',
+      'lib/train.js',
+      'lib/api.d.ts',
+      'scripts/build-native.js',
+      'scripts/libtorch.js',
+      'CMakeLists.txt',
+      'configs/base_config.yaml',
+      'docs/configuration.md',
+    ]) {
       expect(names, `the tarball lacks ${required}`).to.include(required);
     }
-    expect(names.filter((n) => n.endsWith('.node')), 'no compiled addon in the tarball').to.deep.equal([]);
-    expect(names.filter((n) => n.startsWith('test/') || (n.endsWith('.ts') && !n.endsWith('.d.ts'))), 'no tests or TS sources').to.deep.equal([]);
-    expect(names.filter((n) => n.startsWith('native/')).length, 'native sources (for install-time builds)').to.be.greaterThan(0);
+    expect(
+      names.filter((n) => n.endsWith('.node')),
+      'no compiled addon in the tarball',
+    ).to.deep.equal([]);
+    expect(
+      names.filter((n) => n.startsWith('test/') || (n.endsWith('.ts') && !n.endsWith('.d.ts'))),
+      'no tests or TS sources',
+    ).to.deep.equal([]);
+    expect(
+      names.filter((n) => n.startsWith('native/')).length,
+      'native sources (for install-time builds)',
+    ).to.be.greaterThan(0);
 
     // 2. A fresh TypeScript project that installs the tarball.
     const proj = path.join(tmp, 'consumer');
     fs.mkdirSync(proj);
-    fs.writeFileSync(path.join(proj, 'package.json'), JSON.stringify({ name: 'ctclip-consumer', version: '1.0.0', private: true }));
-    execFileSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', path.join(tmp, packed.filename)], { cwd: proj, env: NPM_ENV, stdio: 'pipe' });
+    fs.writeFileSync(
+      path.join(proj, 'package.json'),
+      JSON.stringify({ name: 'ctclip-consumer', version: '1.0.0', private: true }),
+    );
+    execFileSync(
+      'npm',
+      ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', path.join(tmp, packed.filename)],
+      { cwd: proj, env: NPM_ENV, stdio: 'pipe' },
+    );
     expect(fs.existsSync(path.join(proj, 'node_modules/ctclip/lib/index.d.ts'))).to.equal(true);
     expect(fs.existsSync(path.join(proj, 'node_modules/ctclip/build')), 'no build folder installed').to.equal(false);
 
@@ -155,14 +202,35 @@ describe('the npm package as a library (npm pack → install → strict tsc → 
     // 3. Strict compile against the installed .d.ts, resolved through the package's exports map.
     const tsc = spawnSync(
       process.execPath,
-      [TSC, '--strict', '--noEmitOnError', '--target', 'es2022', '--module', 'node16', '--moduleResolution', 'node16', '--typeRoots', path.join(REPO, 'node_modules/@types'), '--types', 'node', '--outDir', 'dist', 'main.ts'],
+      [
+        TSC,
+        '--strict',
+        '--noEmitOnError',
+        '--target',
+        'es2022',
+        '--module',
+        'node16',
+        '--moduleResolution',
+        'node16',
+        '--typeRoots',
+        path.join(REPO, 'node_modules/@types'),
+        '--types',
+        'node',
+        '--outDir',
+        'dist',
+        'main.ts',
+      ],
       { cwd: proj, encoding: 'utf8' },
     );
     expect(tsc.status, `tsc failed:\n${tsc.stdout}${tsc.stderr}`).to.equal(0);
 
     // 4. Run it against the already-built addon.
     const addon = addonCandidates().find((p) => fs.existsSync(p))!;
-    const run = spawnSync(process.execPath, ['dist/main.js', proj], { cwd: proj, encoding: 'utf8', env: { ...process.env, CTCLIP_ADDON: addon, CONSUMER_DIR: proj, CTCLIP_THREADS: '2' } });
+    const run = spawnSync(process.execPath, ['dist/main.js', proj], {
+      cwd: proj,
+      encoding: 'utf8',
+      env: { ...process.env, CTCLIP_ADDON: addon, CONSUMER_DIR: proj, CTCLIP_THREADS: '2' },
+    });
     expect(run.status, `consumer program failed:\n${run.stdout}${run.stderr}`).to.equal(0);
     const out = JSON.parse(fs.readFileSync(path.join(proj, 'out.json'), 'utf8'));
 
@@ -188,7 +256,8 @@ describe('the npm package as a library (npm pack → install → strict tsc → 
       expect(out[which].shape, which).to.deep.equal([2, 8]);
       const d: number[] = out[which].data;
       expect(d.every(Number.isFinite), `${which} latents finite`).to.equal(true);
-      for (let r = 0; r < 2; r++) expect(Math.hypot(...d.slice(r * 8, r * 8 + 8)), `${which} row ${r} norm`).to.be.closeTo(1, 1e-5);
+      for (let r = 0; r < 2; r++)
+        expect(Math.hypot(...d.slice(r * 8, r * 8 + 8)), `${which} row ${r} norm`).to.be.closeTo(1, 1e-5);
     }
     // Positives 0.35, 0.8 vs negatives 0.1, 0.4: 3 of 4 pairs ranked correctly → AUROC 0.75.
     // AP: thresholds 0.8 (P 1, R 0.5), 0.4 (P 2/3, R 0.5), 0.35 (P 2/3, R 1) → 0.5·1 + 0.5·2/3 = 5/6.

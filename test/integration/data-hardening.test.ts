@@ -56,7 +56,11 @@ async function drain(gen: AsyncGenerator<Batch>): Promise<Drained> {
 
 function ctclip(args: string[], shell?: string) {
   const cli = path.join(repoRoot, 'lib', 'cli.js');
-  if (shell) return spawnSync('bash', ['-c', `${shell}; exec "$0" "$@"`, process.execPath, cli, ...args], { cwd: repoRoot, encoding: 'utf8' });
+  if (shell)
+    return spawnSync('bash', ['-c', `${shell}; exec "$0" "$@"`, process.execPath, cli, ...args], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    });
   return spawnSync(process.execPath, [cli, ...args], { cwd: repoRoot, encoding: 'utf8' });
 }
 
@@ -95,14 +99,23 @@ describe('data hardening: non-finite volumes are bad samples (training and valid
   it('validation: each is skipped with a warning naming shard, key and reason, counted as non_finite_volume', async () => {
     expect(index.samples).to.have.length(10); // the index never reads volumes
     const warnings: string[] = [];
-    const ev = new EvalLoader(index, { batchSize: 3, evalSamples: null, seed: 0, maxBadSamples: 4, onWarning: (m) => warnings.push(m) });
+    const ev = new EvalLoader(index, {
+      batchSize: 3,
+      evalSamples: null,
+      seed: 0,
+      maxBadSamples: 4,
+      onWarning: (m) => warnings.push(m),
+    });
     const got = await drain(ev.batches());
     await ev.close();
     expect(got.keys).to.deep.equal(['s00', 's01', 's03', 's04', 's06', 's09']);
     expect(got.anyNonFinite).to.equal(false);
     for (const [key, re] of Object.entries(bad)) {
       const w = warnings.find((x) => x.includes(`key '${key}'`));
-      expect(w, `warning for ${key}`).to.match(/^skipping bad sample: shard 'shard-000000\.tar' key '/).and.match(re).and.match(/\[non_finite_volume\]/);
+      expect(w, `warning for ${key}`)
+        .to.match(/^skipping bad sample: shard 'shard-000000\.tar' key '/)
+        .and.match(re)
+        .and.match(/\[non_finite_volume\]/);
     }
     const st: LoaderStats = ev.stats();
     expect(st.badSamples.byReason).to.deep.equal({ non_finite_volume: 4 });
@@ -119,7 +132,11 @@ describe('data hardening: non-finite volumes are bad samples (training and valid
     expect(loader.stats().badSamples.byReason).to.deep.equal({ non_finite_volume: 4 });
     await loader.close();
     const strict = new TrainLoader(index, { batchSize: 2, seed: 3, maxBadSamples: 3, onWarning: () => undefined });
-    await expectRejects(() => drain(strict.batches()), 'DATA_ERROR', '4 bad samples exceed the error budget data.max_bad_samples = 3');
+    await expectRejects(
+      () => drain(strict.batches()),
+      'DATA_ERROR',
+      '4 bad samples exceed the error budget data.max_bad_samples = 3',
+    );
     await strict.close();
   });
 });
@@ -147,16 +164,25 @@ describe('data hardening: label values (index time and read time)', () => {
     const { index } = await indexShards(file, { classNames: CLASSES });
     expect(index.samples.map((s) => s.key)).to.deep.equal(['ok0', 'ok1']);
     const reason = (key: string) => index.excluded.find((x) => x.key === key);
-    expect(reason('nan')).to.deep.include({ shard: 'idx-000000.tar', code: 'bad_label', reason: 'bad label: class index 1 ("B") is NaN, expected 0 or 1' });
+    expect(reason('nan')).to.deep.include({
+      shard: 'idx-000000.tar',
+      code: 'bad_label',
+      reason: 'bad label: class index 1 ("B") is NaN, expected 0 or 1',
+    });
     expect(reason('inf')?.reason).to.equal('bad label: class index 3 ("D") is -Infinity, expected 0 or 1');
     expect(reason('half')?.reason).to.equal('bad label: class index 2 ("C") is 0.5, expected 0 or 1');
-    expect(reason('two')?.reason).to.equal('bad label: class index 0 ("A") is 2, expected 0 or 1 (2 bad values in this sample)');
+    expect(reason('two')?.reason).to.equal(
+      'bad label: class index 0 ("A") is 2, expected 0 or 1 (2 bad values in this sample)',
+    );
     expect(index.totalExcluded).to.equal(4);
   });
 
   it('read time: a label changed after indexing is skipped as bad_label (validation) instead of reaching the metrics', async () => {
     const file = path.join(dir, 'read-000000.tar');
-    writeTar(file, [0, 1, 2, 3].flatMap((i) => sampleMembers(`r${i}`, i, SHAPE, C)));
+    writeTar(
+      file,
+      [0, 1, 2, 3].flatMap((i) => sampleMembers(`r${i}`, i, SHAPE, C)),
+    );
     await indexShards(file, { classNames: CLASSES });
     const index = openIndex(file);
     const s = index.samples[2];
@@ -169,7 +195,9 @@ describe('data hardening: label values (index time and read time)', () => {
     await ev.close();
     expect(got.keys).to.deep.equal(['r0', 'r1', 'r3']);
     expect(got.labels.every((v) => v === 0 || v === 1)).to.equal(true);
-    expect(warnings.join('\n')).to.match(/shard 'read-000000\.tar' key 'r2': bad label: class index 2 \("C"\) is NaN, expected 0 or 1 \[bad_label\]/);
+    expect(warnings.join('\n')).to.match(
+      /shard 'read-000000\.tar' key 'r2': bad label: class index 2 \("C"\) is NaN, expected 0 or 1 \[bad_label\]/,
+    );
     expect(ev.stats().badSamples.byReason).to.deep.equal({ bad_label: 1 });
   });
 });
@@ -182,7 +210,11 @@ describe('data hardening: samples lost at index time are counted; missing and em
 
   beforeEach(async () => {
     dir = makeTmpDir('lost');
-    for (let k = 0; k < 4; k++) writeTar(shard(k), Array.from({ length: PER }, (_, i) => sampleMembers(`k${k}_${i}`, k * PER + i, SHAPE, C)).flat());
+    for (let k = 0; k < 4; k++)
+      writeTar(
+        shard(k),
+        Array.from({ length: PER }, (_, i) => sampleMembers(`k${k}_${i}`, k * PER + i, SHAPE, C)).flat(),
+      );
     await indexShards(pattern(), { classNames: CLASSES });
   });
   afterEach(() => removeDir(dir));
@@ -199,11 +231,15 @@ describe('data hardening: samples lost at index time are counted; missing and em
     const r = ctclip(['shards', 'index', pattern(), '--classes', CLASSES.join(',')]);
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stdout).to.match(/53 valid samples, 11 excluded or lost \(truncated_shard 11\)/);
-    expect(r.stdout).to.match(/excluded shard-000001\.tar \*: scan stopped: truncated tar: the file ends at offset \d+ after member 'k1_4\.txt' without the end-of-archive blocks.*\[11 sample\(s\) lost\]/);
+    expect(r.stdout).to.match(
+      /excluded shard-000001\.tar \*: scan stopped: truncated tar: the file ends at offset \d+ after member 'k1_4\.txt' without the end-of-archive blocks.*\[11 sample\(s\) lost\]/,
+    );
     const index = openIndex(pattern());
     expect(index.totalExcluded).to.equal(11);
     expect(index.shards[1]).to.include({ samples: 5, lost: 11 });
-    expect(index.excluded).to.deep.equal([{ shard: 'shard-000001.tar', key: '*', reason: index.excluded[0].reason, code: 'truncated_shard', samples: 11 }]);
+    expect(index.excluded).to.deep.equal([
+      { shard: 'shard-000001.tar', key: '*', reason: index.excluded[0].reason, code: 'truncated_shard', samples: 11 },
+    ]);
 
     fs.rmSync(path.join(dir, 'ctclip-index.json'));
     const again = await indexShards(pattern(), { classNames: CLASSES });
@@ -211,9 +247,15 @@ describe('data hardening: samples lost at index time are counted; missing and em
 
     // The budget counts them: 11 lost > 10 refuses before any read; 11 fits.
     const idx = openIndex(pattern());
-    expect(() => new TrainLoader(idx, { batchSize: 2, seed: 1, maxBadSamples: 10 })).to.throw(/11 samples were excluded or lost when .* was indexed \(truncated_shard 11; .*\), more than the error budget data\.max_bad_samples = 10/);
+    expect(() => new TrainLoader(idx, { batchSize: 2, seed: 1, maxBadSamples: 10 })).to.throw(
+      /11 samples were excluded or lost when .* was indexed \(truncated_shard 11; .*\), more than the error budget data\.max_bad_samples = 10/,
+    );
     const ok = new TrainLoader(idx, { batchSize: 2, seed: 1, maxBadSamples: 11 });
-    expect(ok.stats().badSamples).to.deep.include({ excludedAtIndex: 11, counted: 11, byReason: { truncated_shard: 11 } });
+    expect(ok.stats().badSamples).to.deep.include({
+      excludedAtIndex: 11,
+      counted: 11,
+      byReason: { truncated_shard: 11 },
+    });
     expect(ok.summary()).to.match(/^data: 53 samples \(11 excluded at index time: truncated_shard 11\)/);
     await ok.close();
   });
@@ -221,12 +263,23 @@ describe('data hardening: samples lost at index time are counted; missing and em
   it('a 0-byte shard is an error naming it; with missing_shards skip its samples count against the budget', async () => {
     fs.truncateSync(shard(2), 0);
     await indexShards(pattern(), { classNames: CLASSES });
-    await expectRejects(() => openIndex(pattern()), 'DATA_ERROR', "1 of 4 shard(s) of '", "is missing, empty or unreadable", "'shard-000002.tar' (empty shard file (0 bytes))", 'data.missing_shards: skip');
+    await expectRejects(
+      () => openIndex(pattern()),
+      'DATA_ERROR',
+      "1 of 4 shard(s) of '",
+      'is missing, empty or unreadable',
+      "'shard-000002.tar' (empty shard file (0 bytes))",
+      'data.missing_shards: skip',
+    );
     const idx = openIndex(pattern(), { missingShards: 'skip' });
     expect(idx.samples).to.have.length(48);
     expect(idx.shards[2]).to.include({ empty: true, lost: PER }); // exact: the earlier index had 16
-    expect(() => new TrainLoader(idx, { batchSize: 2, seed: 1, maxBadSamples: 15 })).to.throw(/16 samples were excluded or lost .*empty_shard 16/);
-    expect(new EvalLoader(idx, { batchSize: 2, seed: 1, maxBadSamples: 16 }).stats().badSamples.byReason).to.deep.equal({ empty_shard: 16 });
+    expect(() => new TrainLoader(idx, { batchSize: 2, seed: 1, maxBadSamples: 15 })).to.throw(
+      /16 samples were excluded or lost .*empty_shard 16/,
+    );
+    expect(new EvalLoader(idx, { batchSize: 2, seed: 1, maxBadSamples: 16 }).stats().badSamples.byReason).to.deep.equal(
+      { empty_shard: 16 },
+    );
   });
 
   it('3 of 4 shards missing: `shards index` exits 1 naming them (index still written), openIndex refuses, skip serves 25 %', async () => {
@@ -234,12 +287,16 @@ describe('data hardening: samples lost at index time are counted; missing and em
     const r = ctclip(['shards', 'index', pattern(), '--classes', CLASSES.join(',')]);
     expect(r.status, r.stdout + r.stderr).to.equal(1);
     expect(r.stdout).to.match(/16 valid samples, 48 excluded or lost \(missing_shard 48\), 3 missing shard\(s\)/);
-    expect(r.stderr).to.match(/3 of 4 shard\(s\) of '.*' are missing, empty or unreadable .*'shard-000001\.tar' \(missing shard file\), 'shard-000002\.tar' \(missing shard file\), 'shard-000003\.tar' \(missing shard file\)/);
+    expect(r.stderr).to.match(
+      /3 of 4 shard\(s\) of '.*' are missing, empty or unreadable .*'shard-000001\.tar' \(missing shard file\), 'shard-000002\.tar' \(missing shard file\), 'shard-000003\.tar' \(missing shard file\)/,
+    );
     await expectRejects(() => openIndex(pattern()), 'DATA_ERROR', '3 of 4 shard(s)');
     const idx = openIndex(pattern(), { missingShards: 'skip' });
     expect(idx.samples).to.have.length(16);
     expect(idx.totalExcluded).to.equal(48);
-    expect(() => new TrainLoader(idx, { batchSize: 2, seed: 1, maxBadSamples: 47 })).to.throw(/48 samples were excluded or lost .*missing_shard 48/);
+    expect(() => new TrainLoader(idx, { batchSize: 2, seed: 1, maxBadSamples: 47 })).to.throw(
+      /48 samples were excluded or lost .*missing_shard 48/,
+    );
     expect(new TrainLoader(idx, { batchSize: 2, seed: 1 }).stats().badSamples.counted).to.equal(48); // within the default budget of 100
   });
 });
@@ -254,11 +311,20 @@ describe('data hardening: report text size', () => {
   it('a report above max_report_bytes is excluded at index time, and skipped at read time before it is read', async () => {
     const big = 'x'.repeat(2 * 1024 * 1024 + 1);
     const file = path.join(dir, 'rep-000000.tar');
-    writeTar(file, [...sampleMembers('a', 0, SHAPE, C), ...sampleMembers('huge', 1, SHAPE, C, { txt: big }), ...sampleMembers('b', 2, SHAPE, C)]);
+    writeTar(file, [
+      ...sampleMembers('a', 0, SHAPE, C),
+      ...sampleMembers('huge', 1, SHAPE, C, { txt: big }),
+      ...sampleMembers('b', 2, SHAPE, C),
+    ]);
     const { index: byDefault } = await indexShards(file, { classNames: CLASSES });
     expect(byDefault.samples.map((s) => s.key)).to.deep.equal(['a', 'b']);
     expect(byDefault.excluded).to.deep.equal([
-      { shard: 'rep-000000.tar', key: 'huge', code: 'oversize_report', reason: "report text 'huge.txt' is 2097153 bytes, above the limit of 1048576 (data.max_report_bytes)" },
+      {
+        shard: 'rep-000000.tar',
+        key: 'huge',
+        code: 'oversize_report',
+        reason: "report text 'huge.txt' is 2097153 bytes, above the limit of 1048576 (data.max_report_bytes)",
+      },
     ]);
 
     // An index built with a larger cap keeps it; a loader with the default cap refuses it unread.
@@ -269,7 +335,9 @@ describe('data hardening: report text size', () => {
     const ev = new EvalLoader(index, { batchSize: 3, seed: 0, onWarning: (m) => warnings.push(m) });
     const got = await drain(ev.batches());
     expect(got.keys).to.deep.equal(['a', 'b']);
-    expect(warnings.join('\n')).to.match(/key 'huge': report text is 2097153 bytes, above the limit of 1048576 \(data\.max_report_bytes\) \[oversize_report\]/);
+    expect(warnings.join('\n')).to.match(
+      /key 'huge': report text is 2097153 bytes, above the limit of 1048576 \(data\.max_report_bytes\) \[oversize_report\]/,
+    );
     expect(ev.stats().bytesRead).to.be.below(64 * 1024); // two small samples: the 2 MiB text was never read
     expect(ev.stats().badSamples.byReason).to.deep.equal({ oversize_report: 1 });
     await ev.close();
@@ -288,7 +356,10 @@ describe('data hardening: ctclip-index.json is validated', () => {
   before(async () => {
     dir = makeTmpDir('badindex');
     file = path.join(dir, 'v-000000.tar');
-    writeTar(file, [0, 1, 2].flatMap((i) => sampleMembers(`v${i}`, i, SHAPE, C)));
+    writeTar(
+      file,
+      [0, 1, 2].flatMap((i) => sampleMembers(`v${i}`, i, SHAPE, C)),
+    );
     indexPath = (await indexShards(file, { classNames: CLASSES })).indexPath;
     original = JSON.parse(fs.readFileSync(indexPath, 'utf8')) as Record<string, unknown>;
   });
@@ -306,8 +377,14 @@ describe('data hardening: ctclip-index.json is validated', () => {
       [(j) => void (j.samples[0].json[1] = -5), ['invalid at samples[0].json[1]', '(found -5)']],
       [(j) => void (j.shards = null), ['invalid at shards', '(found null)']],
       [(j) => void (j.volumeShape = [100000, 100000, 100000]), ['invalid at volumeShape[0]', '(found 100000)']],
-      [(j) => void ((j.volumeShape = [4096, 4096, 4096]), (j.sampleBytes = 2 * 4096 ** 3)), ['invalid at sampleBytes', '(found 137438953472)']],
-      [(j) => void (j.sampleBytes = 7), ['invalid at sampleBytes', 'expected volumeShape 8×8×4 × 2 bytes (float16) = 512', '(found 7)']],
+      [
+        (j) => void ((j.volumeShape = [4096, 4096, 4096]), (j.sampleBytes = 2 * 4096 ** 3)),
+        ['invalid at sampleBytes', '(found 137438953472)'],
+      ],
+      [
+        (j) => void (j.sampleBytes = 7),
+        ['invalid at sampleBytes', 'expected volumeShape 8×8×4 × 2 bytes (float16) = 512', '(found 7)'],
+      ],
       [(j) => void (j.classNames = ['A']), ['invalid at classNames', 'expected 4 names']],
       [() => '[1, 2, 3]', ['is not a ctclip shard index']],
       [() => '{"format": "ctclip-shard-index", "version": 1', ['is not valid JSON']],
@@ -320,7 +397,11 @@ describe('data hardening: ctclip-index.json is validated', () => {
     // Too large to be ours: refused from its size, before it is read (a sparse file).
     fs.writeFileSync(indexPath, '');
     fs.truncateSync(indexPath, 300 * 1024 * 1024);
-    await expectRejects(() => openIndex(file), 'DATA_ERROR', `'${indexPath}' is 314572800 bytes, above the limit of 268435456`);
+    await expectRejects(
+      () => openIndex(file),
+      'DATA_ERROR',
+      `'${indexPath}' is 314572800 bytes, above the limit of 268435456`,
+    );
   });
 
   it('a sample naming a shard the index does not list, or extents outside its shard, is excluded as bad_index_ref and counted', async () => {
@@ -335,7 +416,9 @@ describe('data hardening: ctclip-index.json is validated', () => {
       ['v-000000.tar', 'v2', 'bad_index_ref'],
     ]);
     expect(index.excluded[0].reason).to.equal('bad index entry: names shard #7, but the index lists 1 shard(s)');
-    expect(index.excluded[1].reason).to.match(/^bad index entry: 'txt' extent \[1000000000, \d+\] runs past the end of 'v-000000\.tar'/);
+    expect(index.excluded[1].reason).to.match(
+      /^bad index entry: 'txt' extent \[1000000000, \d+\] runs past the end of 'v-000000\.tar'/,
+    );
     expect(index.totalExcluded).to.equal(2);
     const loader = new TrainLoader(index, { batchSize: 1, seed: 0 });
     expect(loader.stats().badSamples.byReason).to.deep.equal({ bad_index_ref: 2 });
@@ -373,14 +456,23 @@ describe('data hardening: a full disk under `shards index --out` and `synth`', f
     removeDir(dir);
   });
 
-  const leftovers = (d: string): string[] => (fs.existsSync(d) ? fs.readdirSync(d).filter((n) => n.includes('.tmp')) : []);
+  const leftovers = (d: string): string[] =>
+    fs.existsSync(d) ? fs.readdirSync(d).filter((n) => n.includes('.tmp')) : [];
 
   it('shards index --out: exit 1, the index file named, no temporary file', async () => {
-    const ds = await writeSynthDataset({ out: path.join(dir, 'ds'), samples: 40, shape: [4, 4, 2], shards: 1, seed: 1 });
+    const ds = await writeSynthDataset({
+      out: path.join(dir, 'ds'),
+      samples: 40,
+      shape: [4, 4, 2],
+      shards: 1,
+      seed: 1,
+    });
     const out = path.join(tiny, 'ctclip-index.json');
     const r = ctclip(['shards', 'index', ds.pattern, '--out', out], limit || undefined);
     expect(r.status, r.stdout + r.stderr).to.equal(1);
-    expect(r.stderr).to.contain(`${out}: cannot write (`).and.match(/ENOSPC|EFBIG/);
+    expect(r.stderr)
+      .to.contain(`${out}: cannot write (`)
+      .and.match(/ENOSPC|EFBIG/);
     expect(r.stderr).to.not.match(/\n\s+at /); // a message, not a stack trace
     expect(leftovers(tiny)).to.deep.equal([]);
     expect(fs.existsSync(out)).to.equal(false);
@@ -388,9 +480,14 @@ describe('data hardening: a full disk under `shards index --out` and `synth`', f
 
   it('synth: exit 1, the shard named, no temporary file', () => {
     const out = path.join(tiny, 'ds');
-    const r = ctclip(['synth', '--out', out, '--samples', '40', '--shape', '16,16,8', '--shards', '1', '--quiet'], limit || undefined);
+    const r = ctclip(
+      ['synth', '--out', out, '--samples', '40', '--shape', '16,16,8', '--shards', '1', '--quiet'],
+      limit || undefined,
+    );
     expect(r.status, r.stdout + r.stderr).to.equal(1);
-    expect(r.stderr).to.contain(`${path.join(out, 'shard-000000.tar')}: cannot write shard at offset`).and.match(/ENOSPC|EFBIG/);
+    expect(r.stderr)
+      .to.contain(`${path.join(out, 'shard-000000.tar')}: cannot write shard at offset`)
+      .and.match(/ENOSPC|EFBIG/);
     expect(r.stderr).to.not.match(/\n\s+at /);
     expect(leftovers(out)).to.deep.equal([]);
   });

@@ -33,7 +33,8 @@ async function captureStdout(fn: () => Promise<number>): Promise<{ code: number;
 describe('data: shard index (corruption at index time)', () => {
   let dir: string;
   let pattern: string;
-  const reasonOf = (excluded: ExcludedSample[], key: string): string => excluded.find((x) => x.key === key)?.reason ?? '(not excluded)';
+  const reasonOf = (excluded: ExcludedSample[], key: string): string =>
+    excluded.find((x) => x.key === key)?.reason ?? '(not excluded)';
 
   before(() => {
     dir = makeTmpDir('index');
@@ -42,22 +43,35 @@ describe('data: shard index (corruption at index time)', () => {
       ...sampleMembers('short_bin', 1, SHAPE, C, { bin: Buffer.alloc(10) }),
       ...sampleMembers('bad_json', 2, SHAPE, C, { json: '{"study_id": "x", ' }),
       ...sampleMembers('no_txt', 3, SHAPE, C, { txt: null }),
-      ...sampleMembers('dtype', 4, SHAPE, C, { json: { study_id: 's4', volume_shape: SHAPE, volume_dtype: 'float17' } }),
+      ...sampleMembers('dtype', 4, SHAPE, C, {
+        json: { study_id: 's4', volume_shape: SHAPE, volume_dtype: 'float17' },
+      }),
       ...sampleMembers('labels17', 5, SHAPE, C, { labels: new Float32Array(C + 1) }),
       ...sampleMembers('good1', 6, SHAPE, C, {}, ['txt', 'labels', 'json', 'bin']),
       ...sampleMembers('dup', 7, SHAPE, C),
       ['dup.TXT', Buffer.from('again')],
-      ...sampleMembers('other_shape', 8, [4, 4, 1], C, { bin: Buffer.alloc(32), json: { study_id: 's8', volume_shape: [4, 4, 1], volume_dtype: 'float16' } }),
+      ...sampleMembers('other_shape', 8, [4, 4, 1], C, {
+        bin: Buffer.alloc(32),
+        json: { study_id: 's8', volume_shape: [4, 4, 1], volume_dtype: 'float16' },
+      }),
       ...sampleMembers('no_labels', 9, SHAPE, C, { labels: null }),
-      ...sampleMembers('shape_json', 10, SHAPE, C, { json: { study_id: 's10', volume_shape: [4, 4], volume_dtype: 'float16' } }),
+      ...sampleMembers('shape_json', 10, SHAPE, C, {
+        json: { study_id: 's10', volume_shape: [4, 4], volume_dtype: 'float16' },
+      }),
     ];
     writeTar(path.join(dir, 'shard-000000.tar'), s0);
     const s1 = [...sampleMembers('t_good', 11, SHAPE, C), ...sampleMembers('t_cut', 12, SHAPE, C)];
     const f1 = path.join(dir, 'shard-000001.tar');
     writeTar(f1, s1);
     // shard-000002 is missing; shard-000003 is fine; shard-000004 is gzip data under a .tar name.
-    writeTar(path.join(dir, 'shard-000003.tar'), [...sampleMembers('k0', 13, SHAPE, C), ...sampleMembers('k1', 14, SHAPE, C)]);
-    fs.writeFileSync(path.join(dir, 'shard-000004.tar'), zlib.gzipSync(fs.readFileSync(path.join(dir, 'shard-000003.tar'))));
+    writeTar(path.join(dir, 'shard-000003.tar'), [
+      ...sampleMembers('k0', 13, SHAPE, C),
+      ...sampleMembers('k1', 14, SHAPE, C),
+    ]);
+    fs.writeFileSync(
+      path.join(dir, 'shard-000004.tar'),
+      zlib.gzipSync(fs.readFileSync(path.join(dir, 'shard-000003.tar'))),
+    );
     pattern = path.join(dir, 'shard-{000000..000004}.tar');
   });
 
@@ -76,7 +90,9 @@ describe('data: shard index (corruption at index time)', () => {
   it('excludes every kind of bad sample with a reason and keeps the good ones', async () => {
     const { index } = await indexShards(pattern, { classNames: ['A', 'B', 'C', 'D'] });
     const x = index.excluded;
-    expect(reasonOf(x, 'short_bin')).to.match(/wrong payload size: '\.bin' has 10 bytes, volume_shape \[4,4,2\] × float16 needs 64/);
+    expect(reasonOf(x, 'short_bin')).to.match(
+      /wrong payload size: '\.bin' has 10 bytes, volume_shape \[4,4,2\] × float16 needs 64/,
+    );
     expect(reasonOf(x, 'bad_json')).to.match(/^bad JSON/);
     expect(reasonOf(x, 'no_txt')).to.match(/missing member '\.txt'/);
     expect(reasonOf(x, 'dtype')).to.match(/unknown volume_dtype 'float17'/);
@@ -88,10 +104,19 @@ describe('data: shard index (corruption at index time)', () => {
     expect(reasonOf(x, 't_cut')).to.match(/truncated tar/);
     const missing = x.find((e) => e.shard === 'shard-000002.tar');
     // No earlier index: the lost count is estimated from the typical shard (shard-000000 holds 11 keys).
-    expect(missing).to.deep.equal({ shard: 'shard-000002.tar', key: '*', reason: 'missing shard file', code: 'missing_shard', samples: 11, estimated: true });
+    expect(missing).to.deep.equal({
+      shard: 'shard-000002.tar',
+      key: '*',
+      reason: 'missing shard file',
+      code: 'missing_shard',
+      samples: 11,
+      estimated: true,
+    });
     expect(x.find((e) => e.shard === 'shard-000004.tar')).to.deep.include({ key: '*' });
     expect(x.find((e) => e.shard === 'shard-000004.tar')?.reason).to.match(/gzip-compressed; decompress/);
-    expect(x.find((e) => e.shard === 'shard-000001.tar' && e.key === '*')?.reason).to.match(/scan stopped: truncated tar/);
+    expect(x.find((e) => e.shard === 'shard-000001.tar' && e.key === '*')?.reason).to.match(
+      /scan stopped: truncated tar/,
+    );
     expect(index.samples.map((s) => s.key)).to.deep.equal(['good0', 'good1', 't_good', 'k0', 'k1']);
     expect(index.shards.map((s) => s.samples)).to.deep.equal([2, 1, 0, 2, 0]);
     expect(index.shards[2].missing).to.equal(true);
@@ -116,12 +141,17 @@ describe('data: shard index (corruption at index time)', () => {
         expect.fail('should throw');
       } catch (e) {
         expect(hasCode(e, 'DATA_ERROR'), String(e)).to.equal(true);
-        expect((e as Error).message).to.match(re).and.match(/ctclip shards index/);
+        expect((e as Error).message)
+          .to.match(re)
+          .and.match(/ctclip shards index/);
       }
     };
     const idx = openIndex(pattern, { missingShards: 'skip' });
     expect(idx.samples).to.have.length(5);
-    expectDataError(() => openIndex(pattern), /2 of 5 shard\(s\) .* missing, empty or unreadable.*'shard-000002\.tar' \(missing shard file\).*'shard-000004\.tar' \(.*gzip/);
+    expectDataError(
+      () => openIndex(pattern),
+      /2 of 5 shard\(s\) .* missing, empty or unreadable.*'shard-000002\.tar' \(missing shard file\).*'shard-000004\.tar' \(.*gzip/,
+    );
     const sub = openIndex(path.join(dir, 'shard-{000003,000000}.tar'));
     expect(sub.samples.map((s) => s.key)).to.deep.equal(['k0', 'k1', 'good0', 'good1']);
     expect(sub.samples.map((s) => s.shard)).to.deep.equal([0, 0, 1, 1]);
@@ -142,18 +172,32 @@ describe('data: shard index (corruption at index time)', () => {
     // A missing shard is an error by default (the index is still written), a warning with --missing-shards skip.
     const refused = await captureStdout(() => shardsCommand(['index', pattern, '--labels-csv', csv]));
     expect(refused.code).to.equal(1);
-    expect(refused.err).to.match(/shard-000002\.tar' \(missing shard file\)/).and.match(/--missing-shards skip/);
-    const ok = await captureStdout(() => shardsCommand(['index', pattern, '--labels-csv', csv, '--missing-shards', 'skip']));
+    expect(refused.err)
+      .to.match(/shard-000002\.tar' \(missing shard file\)/)
+      .and.match(/--missing-shards skip/);
+    const ok = await captureStdout(() =>
+      shardsCommand(['index', pattern, '--labels-csv', csv, '--missing-shards', 'skip']),
+    );
     expect(ok.code).to.equal(0);
-    expect(ok.out).to.match(/5 valid samples/).and.match(/excluded shard-000000\.tar short_bin: wrong payload size/).and.match(/1 missing shard/);
-    expect(openIndex(pattern, { missingShards: 'skip' }).classNames).to.deep.equal(['Alpha', 'Beta, b', 'Gamma', 'Delta']);
+    expect(ok.out)
+      .to.match(/5 valid samples/)
+      .and.match(/excluded shard-000000\.tar short_bin: wrong payload size/)
+      .and.match(/1 missing shard/);
+    expect(openIndex(pattern, { missingShards: 'skip' }).classNames).to.deep.equal([
+      'Alpha',
+      'Beta, b',
+      'Gamma',
+      'Delta',
+    ]);
     const usage = await captureStdout(() => shardsCommand(['index']));
     expect(usage.code).to.equal(2);
     expect(usage.err).to.match(/usage: ctclip shards index/);
     const gz = await captureStdout(() => shardsCommand(['index', path.join(dir, 'shard-{0..1}.tar.gz')]));
     expect(gz.code).to.equal(2);
     expect(gz.err).to.match(/decompress/i);
-    const none = await captureStdout(() => shardsCommand(['index', path.join(dir, 'shard-000002.tar'), '--out', path.join(dir, 'other-index.json')]));
+    const none = await captureStdout(() =>
+      shardsCommand(['index', path.join(dir, 'shard-000002.tar'), '--out', path.join(dir, 'other-index.json')]),
+    );
     expect(none.code).to.equal(1);
     const bad = await captureStdout(() => shardsCommand(['index', pattern, '--out', path.join(dir, 'manifest.json')]));
     expect(bad.code).to.equal(2);

@@ -57,7 +57,14 @@ describe('data: loaders over synthetic shards', function () {
   let dir: string;
   let synth: SynthResult;
   let index: ShardIndex;
-  const base: Omit<TrainLoaderOptions, 'rank' | 'worldSize'> = { batchSize: 2, gradAccumSteps: 2, seed: 5, prefetch: 2, readers: 2, onWarning: () => undefined };
+  const base: Omit<TrainLoaderOptions, 'rank' | 'worldSize'> = {
+    batchSize: 2,
+    gradAccumSteps: 2,
+    seed: 5,
+    prefetch: 2,
+    readers: 2,
+    onWarning: () => undefined,
+  };
 
   before(async () => {
     dir = makeTmpDir('loader');
@@ -81,7 +88,7 @@ describe('data: loaders over synthetic shards', function () {
     expect(a.positions[a.positions.length - 1]).to.deep.equal({ epoch: 1, globalSamplePosition: 0 });
     expect(a.positions[0]).to.deep.equal({ epoch: 0, globalSamplePosition: 4 });
     a.indices.forEach((idx, k) => {
-      const vol = a.volumes[Math.floor(k / 2)].subarray((k % 2) * index.sampleBytes, (k % 2 + 1) * index.sampleBytes);
+      const vol = a.volumes[Math.floor(k / 2)].subarray((k % 2) * index.sampleBytes, ((k % 2) + 1) * index.sampleBytes);
       expect(vol.equals(directRead(index, idx)), `sample ${idx}`).to.equal(true);
     });
     const st = loaders[0].stats();
@@ -103,7 +110,9 @@ describe('data: loaders over synthetic shards', function () {
       for (let i = 0; i < b.keys.length; i++) {
         const n = Number(b.keys[i].split('_')[1]);
         expect(b.studyIds[i]).to.equal(synth.studyIds[n]);
-        expect(Array.from(b.labels.subarray(i * 18, (i + 1) * 18))).to.deep.equal(Array.from(synth.labels.subarray(n * 18, (n + 1) * 18)));
+        expect(Array.from(b.labels.subarray(i * 18, (i + 1) * 18))).to.deep.equal(
+          Array.from(synth.labels.subarray(n * 18, (n + 1) * 18)),
+        );
         expect(b.reports[i]).to.not.match(/["'()]/);
         expect(b.reports[i].split('\n')).to.have.length(2);
       }
@@ -146,7 +155,14 @@ describe('data: loaders over synthetic shards', function () {
     const after: number[] = [];
     const counts: number[] = [];
     for (const rank of [0, 1, 2]) {
-      const l = new TrainLoader(index, { batchSize: 1, gradAccumSteps: 1, seed: 5, worldSize: 3, rank, onWarning: () => undefined });
+      const l = new TrainLoader(index, {
+        batchSize: 1,
+        gradAccumSteps: 1,
+        seed: 5,
+        worldSize: 3,
+        rank,
+        onWarning: () => undefined,
+      });
       const s = await collect(l.batches(saved));
       counts.push(s.batchSizes.length);
       after.push(...s.indices);
@@ -189,12 +205,41 @@ describe('data: loaders over synthetic shards', function () {
         process.stderr.write = e;
       });
     };
-    for (const out of [out1, out2]) expect(await quiet(() => synthCommand(['--out', out, '--samples', '5', '--shape', '8,8,4', '--shards', '2', '--seed', '4', '--classes', '18']))).to.equal(0);
-    for (const f of ['shard-000000.tar', 'shard-000001.tar', 'reports.csv', 'labels.csv', 'metadata.csv', 'vocab.txt']) {
+    for (const out of [out1, out2])
+      expect(
+        await quiet(() =>
+          synthCommand([
+            '--out',
+            out,
+            '--samples',
+            '5',
+            '--shape',
+            '8,8,4',
+            '--shards',
+            '2',
+            '--seed',
+            '4',
+            '--classes',
+            '18',
+          ]),
+        ),
+      ).to.equal(0);
+    for (const f of [
+      'shard-000000.tar',
+      'shard-000001.tar',
+      'reports.csv',
+      'labels.csv',
+      'metadata.csv',
+      'vocab.txt',
+    ]) {
       expect(fs.readFileSync(path.join(out1, f)).equals(fs.readFileSync(path.join(out2, f))), f).to.equal(true);
     }
-    expect(fs.readFileSync(path.join(out1, 'labels.csv'), 'utf8').split('\n')[0]).to.equal(['VolumeName', ...CT_RATE_CLASSES].join(','));
-    expect(fs.readFileSync(path.join(out1, 'reports.csv'), 'utf8').split('\n')[0]).to.equal('VolumeName,Findings_EN,Impressions_EN');
+    expect(fs.readFileSync(path.join(out1, 'labels.csv'), 'utf8').split('\n')[0]).to.equal(
+      ['VolumeName', ...CT_RATE_CLASSES].join(','),
+    );
+    expect(fs.readFileSync(path.join(out1, 'reports.csv'), 'utf8').split('\n')[0]).to.equal(
+      'VolumeName,Findings_EN,Impressions_EN',
+    );
     const reports = fs.readFileSync(path.join(out1, 'reports.csv'), 'utf8');
     expect(reports).to.match(/Cardiomegaly is (not )?present\./);
     const vocab = fs.readFileSync(path.join(out1, 'vocab.txt'), 'utf8').split('\n');
@@ -232,7 +277,14 @@ describe('data: bad samples at read time', function () {
     const runOnce = async (): Promise<{ seen: Seen; warnings: string[]; loader: TrainLoader }> => {
       const warnings: string[] = [];
       // N=20, B=3, W=1, A=2 → S=3, 18 used, remainder 2.
-      const loader = new TrainLoader(index, { batchSize: 3, gradAccumSteps: 2, seed: 1, prefetch: 2, readers: 2, onWarning: (m) => warnings.push(m) });
+      const loader = new TrainLoader(index, {
+        batchSize: 3,
+        gradAccumSteps: 2,
+        seed: 1,
+        prefetch: 2,
+        readers: 2,
+        onWarning: (m) => warnings.push(m),
+      });
       const seen = await collect(loader.batches({ epoch: 0, globalSamplePosition: 0 }));
       return { seen, warnings, loader };
     };
@@ -255,7 +307,8 @@ describe('data: bad samples at read time', function () {
     expect(st.badSamples.duplicatedReplacements).to.equal(0);
     for (const w of r1.warnings) expect(w).to.match(/skipping bad sample: shard 'shard-00000[01]\.tar' key '/);
     if (badInEpoch.includes(3)) expect(r1.warnings.join('\n')).to.contain(`key '${badJson}': bad JSON`);
-    if (badInEpoch.includes(index.samples.length - 1)) expect(r1.warnings.join('\n')).to.contain(`key '${truncated}': I/O error: unexpected end of file`);
+    if (badInEpoch.includes(index.samples.length - 1))
+      expect(r1.warnings.join('\n')).to.contain(`key '${truncated}': I/O error: unexpected end of file`);
     await Promise.all([r1.loader.close(), r2.loader.close()]);
   });
 
@@ -275,7 +328,13 @@ describe('data: bad samples at read time', function () {
 
     fs.rmSync(index.shardPaths[1]);
     const warnings: string[] = [];
-    const ev = new EvalLoader(index, { batchSize: 4, evalSamples: null, seed: 0, maxBadSamples: 20, onWarning: (m) => warnings.push(m) });
+    const ev = new EvalLoader(index, {
+      batchSize: 4,
+      evalSamples: null,
+      seed: 0,
+      maxBadSamples: 20,
+      onWarning: (m) => warnings.push(m),
+    });
     const s = await collect(ev.batches());
     const inShard0 = index.samples.filter((x) => x.shard === 0).length;
     expect(s.indices).to.have.length(inShard0 - 1); // sample 3 has bad JSON

@@ -42,7 +42,10 @@ describe('data: hand-made tar (system GNU tar)', function () {
       fs.mkdirSync(path.join(src, sub), { recursive: true });
       for (const [name, data] of sampleMembers(base, i, SHAPE, C, { txt: `Findings ${i} (x).\nNot given.` })) {
         // Upper-case one extension: extensions are lower-cased when grouping.
-        fs.writeFileSync(path.join(src, sub, i === 1 && name.endsWith('.txt') ? name.replace(/\.txt$/, '.TXT') : name), data);
+        fs.writeFileSync(
+          path.join(src, sub, i === 1 && name.endsWith('.txt') ? name.replace(/\.txt$/, '.TXT') : name),
+          data,
+        );
       }
     }
     fs.writeFileSync(path.join(src, '__meta__'), 'not a sample');
@@ -55,7 +58,16 @@ describe('data: hand-made tar (system GNU tar)', function () {
       return list;
     };
     for (const [k, fmt] of ['gnu', 'pax', 'ustar'].entries()) {
-      execFileSync('tar', ['--format', fmt, '--no-recursion', '-cf', path.join(dir, `shard-${String(k).padStart(6, '0')}.tar`), '-C', src, ...members(fmt)]);
+      execFileSync('tar', [
+        '--format',
+        fmt,
+        '--no-recursion',
+        '-cf',
+        path.join(dir, `shard-${String(k).padStart(6, '0')}.tar`),
+        '-C',
+        src,
+        ...members(fmt),
+      ]);
     }
     fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ total_samples: 7463, num_shards: 3 }));
   });
@@ -90,7 +102,10 @@ describe('data: hand-made tar (system GNU tar)', function () {
       expect.fail('should throw');
     } catch (e) {
       expect(hasCode(e, 'DATA_ERROR')).to.equal(true);
-      expect((e as Error).message).to.match(/manifest\.json/).and.match(/total_samples=7463/).and.match(/ctclip shards index/);
+      expect((e as Error).message)
+        .to.match(/manifest\.json/)
+        .and.match(/total_samples=7463/)
+        .and.match(/ctclip shards index/);
     }
   });
 
@@ -111,10 +126,14 @@ describe('data: hand-made tar (system GNU tar)', function () {
       for (let i = 0; i < b.keys.length; i++) {
         const k = layout.findIndex(([sub, base]) => b.keys[i] === (sub ? `${sub}/${base}` : base));
         expect(k, b.keys[i]).to.be.at.least(0);
-        expect(b.volumes.subarray(i * opened.sampleBytes, (i + 1) * opened.sampleBytes).equals(testVolume(k, SHAPE))).to.equal(true);
+        expect(
+          b.volumes.subarray(i * opened.sampleBytes, (i + 1) * opened.sampleBytes).equals(testVolume(k, SHAPE)),
+        ).to.equal(true);
         expect(b.studyIds[i]).to.equal(`study_${k}`);
         expect(b.reports[i]).to.equal(`Findings ${k} x.\n`);
-        expect(Array.from(b.labels.subarray(i * C, (i + 1) * C))).to.deep.equal([0, 1, 2].map((c) => ((k + c) % 3 === 0 ? 1 : 0)));
+        expect(Array.from(b.labels.subarray(i * C, (i + 1) * C))).to.deep.equal(
+          [0, 1, 2].map((c) => ((k + c) % 3 === 0 ? 1 : 0)),
+        );
         seen.push(b.keys[i]);
       }
       expect(b.volumeShape).to.deep.equal(SHAPE);

@@ -38,7 +38,12 @@ describe('integration: embeddings export', function () {
   it('writes a safetensors file plus sidecar that read back exactly', async function () {
     const out = path.join(dir, 'emb.safetensors');
     const created = new Date(Date.UTC(2025, 5, 1));
-    const res = await writeEmbeddings(out, { studyIds, imageLatents, textLatents, imageEmbeddings }, { checkpoint: 'w.safetensors', score: NaN }, { created });
+    const res = await writeEmbeddings(
+      out,
+      { studyIds, imageLatents, textLatents, imageEmbeddings },
+      { checkpoint: 'w.safetensors', score: NaN },
+      { created },
+    );
     expect(res).to.deep.include({ nSamples: 3, dimLatent: 4, dimEmbedding: 5 });
     expect(res.files).to.deep.equal({ safetensors: out, sidecar: `${out}.json` });
     expect(fs.readdirSync(dir).sort()).to.deep.equal(['emb.safetensors', 'emb.safetensors.json']);
@@ -92,8 +97,14 @@ describe('integration: embeddings export', function () {
     const cases: Array<[Parameters<typeof writeEmbeddings>[1], RegExp]> = [
       [{ studyIds: [], imageLatents, textLatents }, /no study ids/],
       [{ studyIds, imageLatents: imageLatents.subarray(1), textLatents }, /imageLatents has 11 values/],
-      [{ studyIds, imageLatents, textLatents: new Float32Array(n * 2) }, /textLatents are 3 × 2 but imageLatents are 3 × 4/],
-      [{ studyIds, imageLatents: Array.from(imageLatents) as unknown as Float32Array, textLatents }, /imageLatents must be a Float32Array/],
+      [
+        { studyIds, imageLatents, textLatents: new Float32Array(n * 2) },
+        /textLatents are 3 × 2 but imageLatents are 3 × 4/,
+      ],
+      [
+        { studyIds, imageLatents: Array.from(imageLatents) as unknown as Float32Array, textLatents },
+        /imageLatents must be a Float32Array/,
+      ],
     ];
     for (const [input, re] of cases) {
       let err: unknown;
@@ -125,7 +136,12 @@ describe('integration: pure-TS safetensors reader on the Python-written fixtures
     return fs
       .readdirSync(root, { withFileTypes: true })
       .filter((x) => x.isDirectory())
-      .flatMap((x) => fs.readdirSync(path.join(root, x.name)).filter((f) => f.endsWith('.safetensors')).map((f) => path.join(root, x.name, f)));
+      .flatMap((x) =>
+        fs
+          .readdirSync(path.join(root, x.name))
+          .filter((f) => f.endsWith('.safetensors'))
+          .map((f) => path.join(root, x.name, f)),
+      );
   }
 
   it('parses every fixture file and re-encodes it byte-identically (same layout as the Python writer)', async function () {
@@ -140,13 +156,23 @@ describe('integration: pure-TS safetensors reader on the Python-written fixtures
       const again = encodeSafetensors(entries, meta);
       const original = fs.readFileSync(file);
       if (meta === undefined) expect(Buffer.compare(again, original), file).to.equal(0);
-      else expect(again.subarray(again.length - st.header.dataLength).equals(original.subarray(original.length - st.header.dataLength)), file).to.equal(true);
+      else
+        expect(
+          again
+            .subarray(again.length - st.header.dataLength)
+            .equals(original.subarray(original.length - st.header.dataLength)),
+          file,
+        ).to.equal(true);
     }
   });
 
-  it('ctclip_tiny outputs: known values from the README and meta.json, and the latents\' invariants', async function () {
+  it("ctclip_tiny outputs: known values from the README and meta.json, and the latents' invariants", async function () {
     const st = await readSafetensors(fixturePath('ctclip_tiny', 'outputs.safetensors'));
-    const meta = JSON.parse(fs.readFileSync(fixturePath('ctclip_tiny', 'meta.json'), 'utf8')) as { loss: number; grad_norm_preclip: number; temperature: number };
+    const meta = JSON.parse(fs.readFileSync(fixturePath('ctclip_tiny', 'meta.json'), 'utf8')) as {
+      loss: number;
+      grad_norm_preclip: number;
+      temperature: number;
+    };
     const loss = st.tensors.get('loss')!;
     expect(loss.shape).to.deep.equal([]);
     expect(loss.data[0] as number).to.be.closeTo(1.1360383, 1e-7);
@@ -187,7 +213,9 @@ describe('integration: pure-TS safetensors reader on the Python-written fixtures
 
   it('ctclip_tiny weights: the 105 state_dict keys with the shapes and dtypes of meta.json', async function () {
     const header = await readSafetensorsHeader(fixturePath('ctclip_tiny', 'weights.safetensors'));
-    const meta = JSON.parse(fs.readFileSync(fixturePath('ctclip_tiny', 'meta.json'), 'utf8')) as { state_dict_keys: Array<{ key: string; shape: number[]; dtype: string }> };
+    const meta = JSON.parse(fs.readFileSync(fixturePath('ctclip_tiny', 'meta.json'), 'utf8')) as {
+      state_dict_keys: Array<{ key: string; shape: number[]; dtype: string }>;
+    };
     expect(header.tensors).to.have.length(105);
     const byName = new Map(header.tensors.map((t) => [t.name, t]));
     for (const k of meta.state_dict_keys) {
@@ -215,7 +243,16 @@ describe('integration: pure-TS safetensors reader on the Python-written fixtures
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-embed-fx-'));
     try {
       const out = path.join(dir, 'e.safetensors');
-      await writeEmbeddings(out, { studyIds: ['a', 'b', 'c'], imageLatents: f32(st, 'image_latents'), textLatents: f32(st, 'text_latents'), imageEmbeddings: f32(st, 'image_embedding') }, { source: 'fixture C' });
+      await writeEmbeddings(
+        out,
+        {
+          studyIds: ['a', 'b', 'c'],
+          imageLatents: f32(st, 'image_latents'),
+          textLatents: f32(st, 'text_latents'),
+          imageEmbeddings: f32(st, 'image_embedding'),
+        },
+        { source: 'fixture C' },
+      );
       const back = await readEmbeddings(out);
       expect(back.imageLatents).to.deep.equal(f32(st, 'image_latents'));
       expect(back.textLatents).to.deep.equal(f32(st, 'text_latents'));

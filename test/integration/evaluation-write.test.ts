@@ -62,7 +62,8 @@ describe('integration: writeEvaluation', function () {
 
   it('writes exactly the four files (no temporaries left) and returns their absolute paths', function () {
     expect(fs.readdirSync(outDir).sort()).to.deep.equal(Object.values(EVALUATION_FILES).sort());
-    for (const [key, name] of Object.entries(EVALUATION_FILES)) expect(out.files[key as keyof typeof out.files]).to.equal(path.join(outDir, name));
+    for (const [key, name] of Object.entries(EVALUATION_FILES))
+      expect(out.files[key as keyof typeof out.files]).to.equal(path.join(outDir, name));
   });
 
   it('results.json equals evaluateMultiLabel and bootstrapMetrics computed directly (strict JSON)', function () {
@@ -71,14 +72,18 @@ describe('integration: writeEvaluation', function () {
     const json = JSON.parse(text);
     const direct = evaluateMultiLabel(data.scores, data.labels, CLASSES, { threshold: 0.45 });
     expect(json.metrics).to.deep.equal(toStrictJsonValue(direct));
-    expect(json.bootstrap).to.deep.equal(toStrictJsonValue(bootstrapMetrics(data.scores, data.labels, CLASSES, { ...bootstrap, threshold: 0.45 })));
+    expect(json.bootstrap).to.deep.equal(
+      toStrictJsonValue(bootstrapMetrics(data.scores, data.labels, CLASSES, { ...bootstrap, threshold: 0.45 })),
+    );
     expect(json.bootstrap.level).to.equal(0.9);
     expect(json.metrics.per_class['never present'].auroc).to.equal(null);
     expect(json.n_valid_classes).to.equal(4);
     expect(json.metrics.n_valid_classes).to.equal(4);
     expect(json.n_samples).to.equal(150);
     expect(json.class_names).to.deep.equal(CLASSES);
-    expect(json.excluded_classes).to.deep.equal([{ name: 'never present', reason: 'no positives', support: 0, n_negative: 150 }]);
+    expect(json.excluded_classes).to.deep.equal([
+      { name: 'never present', reason: 'no positives', support: 0, n_negative: 150 },
+    ]);
     expect(json.config).to.deep.equal(config);
     expect(json.checkpoint).to.deep.equal({ path: '/runs/x/best.pt', step: 3687, sha256: 'a'.repeat(64) });
     expect(json.ctclip_version).to.equal(require('../../package.json').version);
@@ -97,7 +102,9 @@ describe('integration: writeEvaluation', function () {
     scores.forEach((s, i) => expect(s).to.deep.equal(Array.from(data.scores[i])));
     expect(labels).to.deep.equal(data.labels);
     const json = JSON.parse(fs.readFileSync(out.files.results, 'utf8'));
-    expect(toStrictJsonValue(evaluateMultiLabel(scores, labels, CLASSES, { threshold: 0.45 }))).to.deep.equal(json.metrics);
+    expect(toStrictJsonValue(evaluateMultiLabel(scores, labels, CLASSES, { threshold: 0.45 }))).to.deep.equal(
+      json.metrics,
+    );
   });
 
   it('per_class.csv matches results.json, empty cells for the excluded class, CI bounds present', function () {
@@ -108,13 +115,28 @@ describe('integration: writeEvaluation', function () {
     expect(rows.slice(1).map((r) => r[0])).to.deep.equal(CLASSES);
     for (const r of rows.slice(1)) {
       const pc = json.metrics.per_class[r[0]];
-      for (const m of ['auroc', 'auprc', 'f1', 'f1_threshold', 'precision', 'recall', 'specificity', 'accuracy', 'f1_at_threshold', 'support', 'n_negative']) {
+      for (const m of [
+        'auroc',
+        'auprc',
+        'f1',
+        'f1_threshold',
+        'precision',
+        'recall',
+        'specificity',
+        'accuracy',
+        'f1_at_threshold',
+        'support',
+        'n_negative',
+      ]) {
         const cell = r[header.indexOf(m)];
         if (pc[m] === null) expect(cell, `${r[0]} ${m}`).to.equal('');
         else expect(Number(cell), `${r[0]} ${m}`).to.equal(pc[m]);
       }
       const iv = json.bootstrap.per_class[r[0]].auroc;
-      for (const [col, key] of [['auroc_ci_lower', 'lower'], ['auroc_ci_upper', 'upper']] as const) {
+      for (const [col, key] of [
+        ['auroc_ci_lower', 'lower'],
+        ['auroc_ci_upper', 'upper'],
+      ] as const) {
         const cell = r[header.indexOf(col)];
         if (iv[key] === null) expect(cell).to.equal('');
         else expect(Number(cell)).to.equal(iv[key]);
@@ -146,7 +168,9 @@ describe('integration: writeEvaluation', function () {
   it('invalid input is refused before anything is written', async function () {
     const target = path.join(dir, 'never-created');
     let err: unknown;
-    await writeEvaluation(target, { ...data, studyIds: data.studyIds.slice(1), classNames: CLASSES }).catch((e) => (err = e));
+    await writeEvaluation(target, { ...data, studyIds: data.studyIds.slice(1), classNames: CLASSES }).catch(
+      (e) => (err = e),
+    );
     expect(err).to.have.property('code', 'ARGUMENT_ERROR');
     expect(fs.existsSync(target)).to.equal(false);
   });
@@ -160,19 +184,28 @@ describe('integration: writeEvaluation', function () {
     expect((err as Error).message).to.include(path.join(blocker, 'sub'));
   });
 
-  it('evaluates the zero-shot fixture\'s Python P(present) scores (case E) end to end', async function () {
+  it("evaluates the zero-shot fixture's Python P(present) scores (case E) end to end", async function () {
     if (!fixturesAvailable()) this.skip();
     const st = await readSafetensors(fixturePath('zero_shot', 'outputs.safetensors'));
     const p = st.tensors.get('p_present')!;
     expect(p.shape).to.deep.equal([2, 2, 3]);
-    const meta = JSON.parse(fs.readFileSync(fixturePath('zero_shot', 'meta.json'), 'utf8')) as { pathologies: string[] };
+    const meta = JSON.parse(fs.readFileSync(fixturePath('zero_shot', 'meta.json'), 'utf8')) as {
+      pathologies: string[];
+    };
     const style = 1;
-    const scores = [0, 1].map((v) => Array.from({ length: 3 }, (_, k) => (p.data as Float32Array)[v * 6 + style * 3 + k]));
+    const scores = [0, 1].map((v) =>
+      Array.from({ length: 3 }, (_, k) => (p.data as Float32Array)[v * 6 + style * 3 + k]),
+    );
     const labels = [
       [1, 0, 1],
       [0, 1, 1],
     ];
-    const res = await writeEvaluation(path.join(dir, 'zero-shot'), { studyIds: ['v0', 'v1'], classNames: meta.pathologies, scores, labels });
+    const res = await writeEvaluation(path.join(dir, 'zero-shot'), {
+      studyIds: ['v0', 'v1'],
+      classNames: meta.pathologies,
+      scores,
+      labels,
+    });
     const json = JSON.parse(fs.readFileSync(res.files.results, 'utf8'));
     // Two classes have one positive and one negative: AUROC is 1 or 0 depending on the order of the two scores.
     for (const k of [0, 1]) {

@@ -25,7 +25,15 @@ import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { Tokenizer } from '../../lib/text/tokenizer';
 import { saveWeights, writeTorchSave, type TorchSaveEntry } from '../../lib/weights';
 import { requireAddon } from '../helpers/native';
-import { checkpointDirs, DEMO_CLASSES, describeRun, runTrain, trainData, writeTrainConfig, type TrainData } from '../helpers/train-fixtures';
+import {
+  checkpointDirs,
+  DEMO_CLASSES,
+  describeRun,
+  runTrain,
+  trainData,
+  writeTrainConfig,
+  type TrainData,
+} from '../helpers/train-fixtures';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 
@@ -38,12 +46,17 @@ interface Run {
 
 function node(script: string, args: string[]): Run {
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, [path.join(repoRoot, script), ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, CI: '1' } });
+  const r = spawnSync(process.execPath, [path.join(repoRoot, script), ...args], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    env: { ...process.env, CI: '1' },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, seconds: (Date.now() - t0) / 1000 };
 }
 const infer = (...args: string[]): Run => node('lib/inference.js', args);
 const ctclip = (...args: string[]): Run => node('lib/cli.js', args);
-const show = (r: Run): string => `exit ${r.status}\n--- stdout ---\n${r.stdout.slice(-3000)}\n--- stderr ---\n${r.stderr.slice(-3000)}`;
+const show = (r: Run): string =>
+  `exit ${r.status}\n--- stdout ---\n${r.stdout.slice(-3000)}\n--- stderr ---\n${r.stderr.slice(-3000)}`;
 
 /** A small independent RFC 4180 reader (quoted fields with "" escapes, CRLF or LF records). */
 function parseCsvText(text: string): string[][] {
@@ -78,7 +91,10 @@ function parseCsvText(text: string): string[][] {
   return rows;
 }
 
-function readPredictions(file: string, classNames: string[]): { ids: string[]; scores: number[][]; labels: number[][] } {
+function readPredictions(
+  file: string,
+  classNames: string[],
+): { ids: string[]; scores: number[][]; labels: number[][] } {
   const rows = parseCsvText(fs.readFileSync(file, 'utf8'));
   expect(rows[0]).to.deep.equal(['study_id', ...classNames, ...classNames.map((c) => `label:${c}`)]);
   const body = rows.slice(1).filter((r) => r.length > 1);
@@ -111,9 +127,14 @@ describe('infer: node lib/inference.js / ctclip infer / ctclip embed on syntheti
     requireAddon(this);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-infer-'));
     data = await trainData({ train: 8, val: 24, classes: DEMO_CLASSES });
-    cfgFile = writeTrainConfig(dir, data, path.join(dir, 'run'), { training: { max_steps: 2, warmup_steps: 1, threads: 2 }, data: { batch_size: 4, val_batch_size: 4 } });
+    cfgFile = writeTrainConfig(dir, data, path.join(dir, 'run'), {
+      training: { max_steps: 2, warmup_steps: 1, threads: 2 },
+      data: { batch_size: 4, val_batch_size: 4 },
+    });
     cfg = loadConfig(cfgFile).config;
-    tokenizer = Tokenizer.fromVocabFile(cfg.model.text_encoder.vocab!, { doLowerCase: cfg.model.text_encoder.do_lower_case });
+    tokenizer = Tokenizer.fromVocabFile(cfg.model.text_encoder.vocab!, {
+      doLowerCase: cfg.model.text_encoder.do_lower_case,
+    });
     model = CTClip.create(modelConfigFromConfig(cfg, tokenizer.vocabSize));
     const sd = model.stateDict();
     weights = path.join(dir, 'tiny.safetensors');
@@ -126,14 +147,22 @@ describe('infer: node lib/inference.js / ctclip infer / ctclip embed on syntheti
     });
     const L = cfg.model.text_encoder.max_position_embeddings;
     const pos = new BigInt64Array(L).map((_, i) => BigInt(i));
-    entries.push({ name: 'text_transformer.embeddings.position_ids', dtype: 'int64', shape: [1, L], data: new Uint8Array(pos.buffer) });
+    entries.push({
+      name: 'text_transformer.embeddings.position_ids',
+      dtype: 'int64',
+      shape: [1, L],
+      data: new Uint8Array(pos.buffer),
+    });
     ptFile = path.join(dir, 'tiny.pt');
     writeTorchSave(ptFile, entries, { wrapper: 'model_state_dict', extra: { epoch: 3 } });
     sd.tensors.forEach((t) => t.dispose());
 
     // Independent zero-shot scores through the model API (prompt latents, encodeImage, zeroShot).
     model.eval();
-    const prompts = await encodePrompts(model, tokenizer, DEMO_CLASSES, { prompts: cfg.validation.prompts, maxLength: cfg.model.text_encoder.max_length });
+    const prompts = await encodePrompts(model, tokenizer, DEMO_CLASSES, {
+      prompts: cfg.validation.prompts,
+      maxLength: cfg.model.text_encoder.max_length,
+    });
     const loader = new EvalLoader(openIndex(data.valPattern), { batchSize: 3, seed: 0 });
     for await (const b of loader.batches()) {
       const n = b.studyIds.length;
@@ -153,19 +182,36 @@ describe('infer: node lib/inference.js / ctclip infer / ctclip embed on syntheti
 
   it('writes the four files; results.json equals evaluateMultiLabel on predictions.csv; scores equal the model API; the report SVG is well-formed', () => {
     const out = path.join(dir, 'out-full');
-    const r = infer('--checkpoint', weights, '--config', cfgFile, '--output', out, '--bootstrap', '--n_bootstrap', '50');
+    const r = infer(
+      '--checkpoint',
+      weights,
+      '--config',
+      cfgFile,
+      '--output',
+      out,
+      '--bootstrap',
+      '--n_bootstrap',
+      '50',
+    );
     expect(r.status, show(r)).to.equal(0);
-    for (const f of ['results.json', 'predictions.csv', 'per_class.csv', 'report.html']) expect(fs.existsSync(path.join(out, f)), f).to.equal(true);
+    for (const f of ['results.json', 'predictions.csv', 'per_class.csv', 'report.html'])
+      expect(fs.existsSync(path.join(out, f)), f).to.equal(true);
     // Progress bar on stderr (non-TTY: at least the final line), summary with the CI level on stdout.
     expect(r.stderr).to.match(/infer: \[#{20}\] 24\/24 samples \| [\d.]+ samples\/s \| ETA 0s/);
     expect(r.stdout).to.match(/Macro AUROC: \d\.\d{4}\s+95% CI \[/);
-    expect(r.stdout, r.stdout).to.match(new RegExp(`Zero-shot: 24 of 24 samples, ${DEMO_CLASSES.length} classes, prompts '\\{p\\} is present\\.' / '\\{p\\} is not present\\.'`));
+    expect(r.stdout, r.stdout).to.match(
+      new RegExp(
+        `Zero-shot: 24 of 24 samples, ${DEMO_CLASSES.length} classes, prompts '\\{p\\} is present\\.' / '\\{p\\} is not present\\.'`,
+      ),
+    );
 
     const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
     const pred = readPredictions(path.join(out, 'predictions.csv'), DEMO_CLASSES);
     expect(pred.ids).to.have.length(24);
     expect(results.class_names).to.deep.equal(DEMO_CLASSES);
-    expect(results.metrics).to.deep.equal(toStrictJsonValue(evaluateMultiLabel(pred.scores, pred.labels, DEMO_CLASSES, { threshold: 0.5 })));
+    expect(results.metrics).to.deep.equal(
+      toStrictJsonValue(evaluateMultiLabel(pred.scores, pred.labels, DEMO_CLASSES, { threshold: 0.5 })),
+    );
     expect(results.bootstrap.level).to.equal(0.95);
     expect(results.bootstrap.n_resamples).to.equal(50);
     expect(results.checkpoint.path).to.equal(weights);
@@ -194,7 +240,8 @@ describe('infer: node lib/inference.js / ctclip infer / ctclip embed on syntheti
     expect(count(html, /<g class="axis axis-y"/g)).to.be.at.least(valid.length);
     expect(count(html, /False positive rate/g)).to.be.at.least(valid.length);
     expect(count(html, /True positive rate/g)).to.be.at.least(valid.length);
-    for (const c of valid) expect(count(html, new RegExp(`<path class="roc-curve" data-class="${c}"`, 'g')), c).to.equal(1);
+    for (const c of valid)
+      expect(count(html, new RegExp(`<path class="roc-curve" data-class="${c}"`, 'g')), c).to.equal(1);
     expect(count(html, /class="auroc-bar"/g)).to.equal(valid.length);
     expect(html).to.not.match(/NaN|Infinity|<script|https?:\/\//);
   });
@@ -211,7 +258,11 @@ describe('infer: node lib/inference.js / ctclip infer / ctclip embed on syntheti
     expect(r.stdout).to.match(/Zero-shot: 5 of 24 samples \(--limit 5: fixed seeded subset/);
     expect(r.stderr).to.equal('');
     const pred = readPredictions(path.join(out, 'predictions.csv'), DEMO_CLASSES);
-    const chosen = new EvalLoader(openIndex(data.valPattern), { batchSize: 1, evalSamples: 5, seed: cfg.experiment.seed }).chosenStudyIds();
+    const chosen = new EvalLoader(openIndex(data.valPattern), {
+      batchSize: 1,
+      evalSamples: 5,
+      seed: cfg.experiment.seed,
+    }).chosenStudyIds();
     expect(pred.ids).to.deep.equal(chosen);
     pred.ids.forEach((id, i) => pred.scores[i].forEach((x, c) => expect(x).to.be.closeTo(apiScores.get(id)![c], 2e-6)));
     const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
@@ -225,17 +276,39 @@ describe('infer: node lib/inference.js / ctclip infer / ctclip embed on syntheti
     expect(tr.code, describeRun(tr)).to.equal(0);
     const run = path.join(dir, 'run');
     const ckpt = checkpointDirs(run).pop()!;
-    const a = infer('--checkpoint', ckpt, '--config', cfgFile, '--output', path.join(dir, 'out-ckpt'), '--limit', '6', '--quiet');
+    const a = infer(
+      '--checkpoint',
+      ckpt,
+      '--config',
+      cfgFile,
+      '--output',
+      path.join(dir, 'out-ckpt'),
+      '--limit',
+      '6',
+      '--quiet',
+    );
     expect(a.status, show(a)).to.equal(0);
     expect(a.stdout).to.match(/Loaded \d+ tensors from checkpoint .*ckpt-step00000002 \(step 2\)/);
-    const b = infer('--checkpoint', run, '--config', cfgFile, '--output', path.join(dir, 'out-run'), '--limit', '6', '--quiet');
+    const b = infer(
+      '--checkpoint',
+      run,
+      '--config',
+      cfgFile,
+      '--output',
+      path.join(dir, 'out-run'),
+      '--limit',
+      '6',
+      '--quiet',
+    );
     expect(b.status, show(b)).to.equal(0);
     const ra = JSON.parse(fs.readFileSync(path.join(dir, 'out-ckpt', 'results.json'), 'utf8'));
     const rb = JSON.parse(fs.readFileSync(path.join(dir, 'out-run', 'results.json'), 'utf8'));
     expect(ra.checkpoint).to.deep.equal(rb.checkpoint);
     expect(ra.checkpoint.step).to.equal(2);
     expect(ra.metrics).to.deep.equal(rb.metrics);
-    expect(fs.readFileSync(path.join(dir, 'out-ckpt', 'predictions.csv'), 'utf8')).to.equal(fs.readFileSync(path.join(dir, 'out-run', 'predictions.csv'), 'utf8'));
+    expect(fs.readFileSync(path.join(dir, 'out-ckpt', 'predictions.csv'), 'utf8')).to.equal(
+      fs.readFileSync(path.join(dir, 'out-run', 'predictions.csv'), 'utf8'),
+    );
     // Trained weights differ from the initial ones.
     const init = readPredictions(path.join(dir, 'out-pt', 'predictions.csv'), DEMO_CLASSES);
     const trained = readPredictions(path.join(dir, 'out-ckpt', 'predictions.csv'), DEMO_CLASSES);
@@ -257,16 +330,44 @@ describe('infer: node lib/inference.js / ctclip infer / ctclip embed on syntheti
     expect(badKey.stderr).to.match(/did you mean validation\.threshold/);
     const misfit = infer('--checkpoint', weights, '--config', cfgFile, '--set', 'model.dim_latent=16', '--quiet');
     expect(misfit.status, show(misfit)).to.equal(1);
-    expect(misfit.stderr).to.match(/tiny\.safetensors: the weights do not fit the model configured by the config \(.*shape mismatches/);
+    expect(misfit.stderr).to.match(
+      /tiny\.safetensors: the weights do not fit the model configured by the config \(.*shape mismatches/,
+    );
   });
 
   it('ctclip embed writes latents equal to encodeImage/encodeText on the same inputs (and image embeddings on request)', async () => {
     const out1 = path.join(dir, 'emb.safetensors');
-    const r1 = ctclip('embed', '--checkpoint', weights, '--config', cfgFile, '--shards', data.valPattern, '--out', out1, '--limit', '7');
+    const r1 = ctclip(
+      'embed',
+      '--checkpoint',
+      weights,
+      '--config',
+      cfgFile,
+      '--shards',
+      data.valPattern,
+      '--out',
+      out1,
+      '--limit',
+      '7',
+    );
     expect(r1.status, show(r1)).to.equal(0);
     expect(r1.stderr).to.match(/embed: \[#{20}\] 7\/7 samples/);
     const out2 = path.join(dir, 'emb2.safetensors');
-    const r2 = ctclip('embed', '--checkpoint', ptFile, '--config', cfgFile, '--shards', data.valPattern, '--out', out2, '--limit', '7', '--with-image-embeddings', '--quiet');
+    const r2 = ctclip(
+      'embed',
+      '--checkpoint',
+      ptFile,
+      '--config',
+      cfgFile,
+      '--shards',
+      data.valPattern,
+      '--out',
+      out2,
+      '--limit',
+      '7',
+      '--with-image-embeddings',
+      '--quiet',
+    );
     expect(r2.status, show(r2)).to.equal(0);
     const e1 = await readEmbeddings(out1);
     const e2 = await readEmbeddings(out2);
@@ -287,7 +388,9 @@ describe('infer: node lib/inference.js / ctclip infer / ctclip embed on syntheti
     for await (const b of loader.batches()) {
       expect(b.studyIds).to.deep.equal(e1.sidecar.study_ids);
       const v = tensorFromBuffer(b.volumes, 'float16', [b.studyIds.length, ...b.volumeShape]);
-      const { inputIds, attentionMask } = textTensors(tokenizer.encodeBatch(b.reports, cfg.model.text_encoder.max_length));
+      const { inputIds, attentionMask } = textTensors(
+        tokenizer.encodeBatch(b.reports, cfg.model.text_encoder.max_length),
+      );
       const i = await model.encodeImage(v);
       const t = await model.encodeText(inputIds, attentionMask);
       img = readTensor(i).data as Float32Array;

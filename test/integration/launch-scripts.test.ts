@@ -59,8 +59,16 @@ describe('launch scripts (DRY_RUN)', function () {
     return dir;
   }
 
-  function run(script: string, args: string[], env: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
-    const r = spawnSync(BASH, [script, ...args], { encoding: 'utf8', env: { HOME: os.homedir(), DRY_RUN: '1', ...env }, cwd: repoRoot });
+  function run(
+    script: string,
+    args: string[],
+    env: Record<string, string>,
+  ): { status: number | null; stdout: string; stderr: string } {
+    const r = spawnSync(BASH, [script, ...args], {
+      encoding: 'utf8',
+      env: { HOME: os.homedir(), DRY_RUN: '1', ...env },
+      cwd: repoRoot,
+    });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
@@ -78,13 +86,28 @@ describe('launch scripts (DRY_RUN)', function () {
 
   describe('scripts/train_multi_gpu.sh', () => {
     it('NUM_GPUS from the argument; the rest goes to lib/train.js after --config', () => {
-      const r = run(MULTI_GPU, ['3', '--set', 'training.max_steps=10', '--set', 'a=b c'], { PATH: pathWith({}), CONFIG: 'configs/debug_config.yaml', MAX_RESTARTS: '2' });
+      const r = run(MULTI_GPU, ['3', '--set', 'training.max_steps=10', '--set', 'a=b c'], {
+        PATH: pathWith({}),
+        CONFIG: 'configs/debug_config.yaml',
+        MAX_RESTARTS: '2',
+      });
       expect(r.status, r.stderr).to.equal(0);
       const lines = r.stdout.trim().split('\n');
       expect(lines).to.have.length(1);
       expect(words(lines[0])).to.deep.equal([
-        'node', path.join(repoRoot, 'lib', 'launch.js'), '--nproc_per_node', '3', '--max_restarts', '2',
-        path.join(repoRoot, 'lib', 'train.js'), '--config', 'configs/debug_config.yaml', '--set', 'training.max_steps=10', '--set', 'a=b c',
+        'node',
+        path.join(repoRoot, 'lib', 'launch.js'),
+        '--nproc_per_node',
+        '3',
+        '--max_restarts',
+        '2',
+        path.join(repoRoot, 'lib', 'train.js'),
+        '--config',
+        'configs/debug_config.yaml',
+        '--set',
+        'training.max_steps=10',
+        '--set',
+        'a=b c',
       ]);
     });
 
@@ -103,10 +126,27 @@ describe('launch scripts (DRY_RUN)', function () {
 
   describe('scripts/train_slurm_multi_node.sh', () => {
     // the batch step's own environment has SLURM_PROCID=0 / SLURM_NODEID=0: the tasks must not inherit them
-    const slurmEnv = (PATH: string): Record<string, string> => ({ PATH, SLURM_JOB_NODELIST: 'gpu-[07-08]', SLURM_NNODES: '2', SLURM_JOB_ID: '4242', SLURM_PROCID: '0', SLURM_NODEID: '0', GPUS_PER_NODE: '8' });
+    const slurmEnv = (PATH: string): Record<string, string> => ({
+      PATH,
+      SLURM_JOB_NODELIST: 'gpu-[07-08]',
+      SLURM_NNODES: '2',
+      SLURM_JOB_ID: '4242',
+      SLURM_PROCID: '0',
+      SLURM_NODEID: '0',
+      GPUS_PER_NODE: '8',
+    });
 
     it('each task runs the launcher with its own --node_rank and the same master address and port', () => {
-      const r = run(SLURM, ['--set', 'training.max_steps=100'], slurmEnv(pathWith({ scontrol: '[ "$1 $2" = "show hostnames" ] || exit 3\necho gpu-07\necho gpu-08', srun: 'echo "srun must not run in DRY_RUN" >&2; exit 9' })));
+      const r = run(
+        SLURM,
+        ['--set', 'training.max_steps=100'],
+        slurmEnv(
+          pathWith({
+            scontrol: '[ "$1 $2" = "show hostnames" ] || exit 3\necho gpu-07\necho gpu-08',
+            srun: 'echo "srun must not run in DRY_RUN" >&2; exit 9',
+          }),
+        ),
+      );
       expect(r.status, r.stderr).to.equal(0);
       const tasks = r.stdout.trim().split('\n');
       expect(tasks).to.have.length(2);
@@ -121,16 +161,30 @@ describe('launch scripts (DRY_RUN)', function () {
         expect(option(argv, '--master_port')).to.equal(String(29500 + (4242 % 1000)));
         expect(option(argv, '--run_id')).to.equal('4242');
         const script = argv.indexOf(path.join(repoRoot, 'lib', 'train.js'));
-        expect(argv.slice(script + 1)).to.deep.equal(['--config', path.join(repoRoot, 'configs', 'base_config.yaml'), '--set', 'training.max_steps=100']);
+        expect(argv.slice(script + 1)).to.deep.equal([
+          '--config',
+          path.join(repoRoot, 'configs', 'base_config.yaml'),
+          '--set',
+          'training.max_steps=100',
+        ]);
       }
       expect(r.stderr).to.contain('2 node(s) × 8 worker(s), master gpu-07:');
     });
 
     it('MASTER_ADDR / MASTER_PORT override scontrol and the job-derived port', () => {
-      const r = run(SLURM, [], { ...slurmEnv(pathWith({ scontrol: 'exit 7' })), MASTER_ADDR: '10.1.2.3', MASTER_PORT: '31000' });
+      const r = run(SLURM, [], {
+        ...slurmEnv(pathWith({ scontrol: 'exit 7' })),
+        MASTER_ADDR: '10.1.2.3',
+        MASTER_PORT: '31000',
+      });
       expect(r.status, r.stderr).to.equal(0);
-      const tasks = r.stdout.trim().split('\n').map((l) => words(l.replace(/^task \d+: /, '')));
-      expect(tasks.map((a) => [option(a, '--node_rank'), option(a, '--master_addr'), option(a, '--master_port')])).to.deep.equal([
+      const tasks = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => words(l.replace(/^task \d+: /, '')));
+      expect(
+        tasks.map((a) => [option(a, '--node_rank'), option(a, '--master_addr'), option(a, '--master_port')]),
+      ).to.deep.equal([
         ['0', '10.1.2.3', '31000'],
         ['1', '10.1.2.3', '31000'],
       ]);

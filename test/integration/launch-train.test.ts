@@ -14,7 +14,14 @@ import * as os from 'os';
 import * as path from 'path';
 import { freePort } from '../helpers/dist';
 import { repoRoot } from '../helpers/fixtures';
-import { checkpointDirs, requireTrainer, trainData, trainLosses, writeTrainConfig, type TrainData } from '../helpers/train-fixtures';
+import {
+  checkpointDirs,
+  requireTrainer,
+  trainData,
+  trainLosses,
+  writeTrainConfig,
+  type TrainData,
+} from '../helpers/train-fixtures';
 
 const LAUNCH_JS = path.join(repoRoot, 'lib', 'launch.js');
 const WORKER_JS = path.join(repoRoot, 'test', 'helpers', 'launch-train-worker.js');
@@ -32,8 +39,15 @@ function show(r: Run): string {
   return `exit ${r.code} signal ${r.signal}\n--- stdout ---\n${r.stdout.slice(-5000)}\n--- stderr ---\n${r.stderr.slice(-5000)}`;
 }
 
-function startLaunch(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<Run>; waitFor(re: RegExp): Promise<void> } {
-  const child = spawn(process.execPath, [LAUNCH_JS, ...args], { cwd: repoRoot, env: { ...process.env, CI: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function startLaunch(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): { child: ChildProcess; done: Promise<Run>; waitFor(re: RegExp): Promise<void> } {
+  const child = spawn(process.execPath, [LAUNCH_JS, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, CI: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   const waiters: Array<{ re: RegExp; resolve: () => void }> = [];
@@ -49,7 +63,9 @@ function startLaunch(args: string[], env: NodeJS.ProcessEnv = {}): { child: Chil
     }
   });
   child.stderr!.on('data', (c: string) => (stderr += c));
-  const done = new Promise<Run>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  const done = new Promise<Run>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
   return {
     child,
     done,
@@ -99,14 +115,24 @@ describe('launch + train: 2 real trainer workers (distributed trainer)', functio
 
   it('2 workers run to completion: exit 0, every step logged once (by rank 0), checkpoints written', async function () {
     const { cfg, runDir } = config('reference');
-    const r = await startLaunch(['--nproc_per_node', '2', '--master_port', String(await freePort()), WORKER_JS, '--config', cfg]).done;
+    const r = await startLaunch([
+      '--nproc_per_node',
+      '2',
+      '--master_port',
+      String(await freePort()),
+      WORKER_JS,
+      '--config',
+      cfg,
+    ]).done;
     expect(r.code, show(r)).to.equal(0);
     expect(r.stdout).to.match(new RegExp(`^\\[rank 0\\] Step ${TOTAL}/${TOTAL} `, 'm'));
     expect(r.stdout, 'only rank 0 logs steps').to.not.match(/^\[rank 1\] Step \d+\//m);
     refLosses = trainLosses(runDir); // throws when a step is logged twice
     expect([...refLosses.keys()]).to.deep.equal([...Array(TOTAL).keys()].map((k) => k + 1));
     refWeights = finalModel(runDir);
-    const geometry = JSON.parse(fs.readFileSync(path.join(checkpointDirs(runDir).pop() as string, 'data_position.json'), 'utf8')) as Record<string, unknown>;
+    const geometry = JSON.parse(
+      fs.readFileSync(path.join(checkpointDirs(runDir).pop() as string, 'data_position.json'), 'utf8'),
+    ) as Record<string, unknown>;
     expect(JSON.stringify(geometry)).to.match(/"worldSize":2/);
     expect(r.stderr).to.contain('[launch] all 2 worker(s) exited 0');
   });
@@ -114,23 +140,53 @@ describe('launch + train: 2 real trainer workers (distributed trainer)', functio
   it('rank 1 SIGKILLed after step 5: all restart with --resume latest, final weights equal the uninterrupted run', async function () {
     expect(refWeights, 'the uninterrupted reference run (previous test) did not finish').to.not.equal(undefined);
     const { cfg, runDir } = config('killed');
-    const r = await startLaunch(['--nproc_per_node', '2', '--max_restarts', '1', '--grace_period', '5', '--master_port', String(await freePort()), WORKER_JS, '--config', cfg], {
-      LT_FIRST_ATTEMPT_FAULT: '1:kill-after-step=5',
-    }).done;
+    const r = await startLaunch(
+      [
+        '--nproc_per_node',
+        '2',
+        '--max_restarts',
+        '1',
+        '--grace_period',
+        '5',
+        '--master_port',
+        String(await freePort()),
+        WORKER_JS,
+        '--config',
+        cfg,
+      ],
+      {
+        LT_FIRST_ATTEMPT_FAULT: '1:kill-after-step=5',
+      },
+    ).done;
     expect(r.code, show(r)).to.equal(0);
     expect(r.stdout).to.match(/^\[rank 1\] FAULT kill-after-step 5$/m);
     expect(r.stderr).to.match(/worker rank 1 \(local rank 1\) killed by SIGKILL on attempt 0/);
     expect(r.stderr).to.match(/restart 1\/1: starting all 2 worker\(s\) again with --resume latest/);
     // the newest checkpoint before the kill: step 4 (periodic), or 5 when rank 0 saved one on the SIGTERM
     expect(r.stdout, show(r)).to.match(/^\[rank 0\] Resumed from \S*ckpt-step0000000[45]: step [45],/m);
-    expect(finalModel(runDir).equals(refWeights), 'final model.safetensors bit-identical to the uninterrupted 2-worker run').to.equal(true);
+    expect(
+      finalModel(runDir).equals(refWeights),
+      'final model.safetensors bit-identical to the uninterrupted 2-worker run',
+    ).to.equal(true);
     const losses = trainLosses(runDir);
     for (const [step, loss] of refLosses) expect(losses.get(step), `loss at step ${step}`).to.equal(loss);
   });
 
   it('SIGINT to the launcher: both ranks stop, a checkpoint is saved, exit 130, no restart', async function () {
-    const { cfg, runDir } = config('sigint', { training: { max_steps: 2000, save_every_n_steps: null, save_every_n_epochs: null } });
-    const s = startLaunch(['--nproc_per_node', '2', '--max_restarts', '2', '--master_port', String(await freePort()), WORKER_JS, '--config', cfg]);
+    const { cfg, runDir } = config('sigint', {
+      training: { max_steps: 2000, save_every_n_steps: null, save_every_n_epochs: null },
+    });
+    const s = startLaunch([
+      '--nproc_per_node',
+      '2',
+      '--max_restarts',
+      '2',
+      '--master_port',
+      String(await freePort()),
+      WORKER_JS,
+      '--config',
+      cfg,
+    ]);
     await s.waitFor(/^\[rank 0\] Step 3\/2000 /m);
     s.child.kill('SIGINT');
     const r = await s.done;

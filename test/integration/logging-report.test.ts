@@ -17,10 +17,20 @@ import { lrAt } from '../../lib/schedule';
 import { repoRoot } from '../helpers/fixtures';
 
 function ctclip(args: string[]) {
-  return spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'cli.js'), ...args], { cwd: repoRoot, encoding: 'utf8' });
+  return spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'cli.js'), ...args], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  });
 }
 
-const CLASSES = ['Medical material', 'Arterial wall calcification', 'Cardiomegaly', 'Pericardial effusion', 'Lung nodule', 'Emphysema'];
+const CLASSES = [
+  'Medical material',
+  'Arterial wall calcification',
+  'Cardiomegaly',
+  'Pericardial effusion',
+  'Lung nodule',
+  'Emphysema',
+];
 const FAMILIES = ['auroc', 'auprc', 'f1', 'precision', 'recall'];
 const TOTAL = 200;
 const LOG_EVERY = 10;
@@ -90,9 +100,11 @@ function count(haystack: string, needle: string): number {
 }
 
 function checkReport(html: string, opts: { perClassLastAndBest: boolean }): void {
-  for (const key of ['loss', 'lr', 'grad_norm', 'temperature']) expect(count(html, `<path class="curve" data-series="train/${key}"`), key).to.equal(1);
+  for (const key of ['loss', 'lr', 'grad_norm', 'temperature'])
+    expect(count(html, `<path class="curve" data-series="train/${key}"`), key).to.equal(1);
   for (const f of FAMILIES) {
-    for (const kind of ['macro', 'weighted']) expect(count(html, `<path class="curve" data-series="val/${kind}_${f}"`), `${kind}_${f}`).to.equal(1);
+    for (const kind of ['macro', 'weighted'])
+      expect(count(html, `<path class="curve" data-series="val/${kind}_${f}"`), `${kind}_${f}`).to.equal(1);
     expect(count(html, `<circle class="point" data-series="val/macro_${f}"`)).to.equal(TOTAL / EVAL_EVERY);
   }
   const charts = count(html, '<svg class="line-chart"');
@@ -100,10 +112,21 @@ function checkReport(html: string, opts: { perClassLastAndBest: boolean }): void
   expect(count(html, '<path class="curve"')).to.equal(4 + 2 * FAMILIES.length);
   expect(count(html, '<text class="axis-label axis-label-x"')).to.be.at.least(charts);
   expect(count(html, '>Step</text>')).to.equal(charts);
-  for (const label of ['>Loss</text>', '>LR</text>', '>Grad norm</text>', '>Temperature</text>', '>AUROC</text>', '>AUPRC</text>']) expect(html).to.contain(label);
+  for (const label of [
+    '>Loss</text>',
+    '>LR</text>',
+    '>Grad norm</text>',
+    '>Temperature</text>',
+    '>AUROC</text>',
+    '>AUPRC</text>',
+  ])
+    expect(html).to.contain(label);
   // the loss path has one point per logged step, with increasing x
   const d = /<path class="curve" data-series="train\/loss" d="([^"]+)"/.exec(html)![1];
-  const xs = d.split(/[ML]/).filter((s) => s.trim()).map((s) => Number(s.trim().split(' ')[0]));
+  const xs = d
+    .split(/[ML]/)
+    .filter((s) => s.trim())
+    .map((s) => Number(s.trim().split(' ')[0]));
   expect(xs).to.have.length(1 + TOTAL / LOG_EVERY);
   for (let i = 1; i < xs.length; i++) expect(xs[i]).to.be.greaterThan(xs[i - 1]);
   expect(html).to.not.match(/NaN|Infinity|undefined/);
@@ -132,7 +155,16 @@ describe('logging: synthetic run → ctclip report', function () {
     expect(events.filter((e) => e.type === 'train')).to.have.length(1 + TOTAL / LOG_EVERY);
     expect(events.filter((e) => e.type === 'val').map((e) => e.step)).to.deep.equal([50, 100, 150, 200]);
     const scalars = readScalars(path.join(runDir, 'tensorboard'));
-    for (const tag of ['train/loss', 'train/lr', 'train/grad_norm', 'train/temperature', 'train/step_time', 'train/data_time', 'train/samples_per_s', 'train/skipped_steps']) {
+    for (const tag of [
+      'train/loss',
+      'train/lr',
+      'train/grad_norm',
+      'train/temperature',
+      'train/step_time',
+      'train/data_time',
+      'train/samples_per_s',
+      'train/skipped_steps',
+    ]) {
       expect(scalars.get(tag), tag).to.have.length(1 + TOTAL / LOG_EVERY);
     }
     expect(scalars.get('val/weighted_auroc')!.map((p) => p.step)).to.deep.equal([50, 100, 150, 200]);
@@ -201,7 +233,7 @@ describe('logging: ProgressReporter in a process whose stdout is not a TTY', () 
       r.stop();`;
     const p = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     expect(p.status, p.stderr).to.equal(0);
-    expect(p.stdout).to.not.match(/\u001b/);
+    expect(p.stdout).to.not.include('\u001b');
     expect(p.stdout.split('\n')).to.deep.equal([
       'Step 1/30 (Epoch 0.05) | Loss: 1.0000 | LR: 3.3e-07 | Time/Step: 0.50s | ETA: 14s | Elapsed: 0s',
       '  Memory: RSS 1.00 GB (peak 2.00 GB) | Data: 0.05s/step (10%)',

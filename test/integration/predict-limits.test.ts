@@ -43,16 +43,24 @@ describe('predict / preprocess: hostile NIfTI files (real processes, bounded mem
   let baselineMiB: number;
 
   const run = (cmd: string, ...args: string[]) => {
-    const r = spawnSync(process.execPath, ['--require', hook, path.join(repoRoot, 'lib', 'cli.js'), cmd, ...args], { cwd: repoRoot, encoding: 'utf8', timeout: 100_000 });
+    const r = spawnSync(process.execPath, ['--require', hook, path.join(repoRoot, 'lib', 'cli.js'), cmd, ...args], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      timeout: 100_000,
+    });
     return { ...r, peak: r.status === null ? NaN : peakMiB(r.stderr) };
   };
-  const predict = (...args: string[]) => run('predict', ...args, '--checkpoint', weights, '--config', cfgFile, '--json');
+  const predict = (...args: string[]) =>
+    run('predict', ...args, '--checkpoint', weights, '--config', cfgFile, '--json');
 
   before(async function () {
     requireAddon(this);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-predict-limits-'));
     hook = path.join(dir, 'maxrss-hook.js');
-    fs.writeFileSync(hook, "process.on('exit', () => process.stderr.write(`\\nCTCLIP_TEST_MAXRSS_KB ${process.resourceUsage().maxRSS}\\n`));\n");
+    fs.writeFileSync(
+      hook,
+      "process.on('exit', () => process.stderr.write(`\\nCTCLIP_TEST_MAXRSS_KB ${process.resourceUsage().maxRSS}\\n`));\n",
+    );
     const corpus = CT_RATE_CLASSES.flatMap((c) => [`${c} is present.`, `${c} is not present.`]);
     const vocab = path.join(dir, 'vocab.txt');
     fs.writeFileSync(vocab, vocabToText(buildWordPieceVocab(corpus, { vocabSize: 300 })));
@@ -63,7 +71,12 @@ describe('predict / preprocess: hostile NIfTI files (real processes, bounded mem
       model: { text_encoder: { vocab, path: null } },
       training: { threads: 1 },
     };
-    fs.writeFileSync(cfgFile, `_base_: ${JSON.stringify(path.join(repoRoot, 'configs', 'debug_config.yaml'))}\n${Object.entries(sections).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join('\n')}\n`);
+    fs.writeFileSync(
+      cfgFile,
+      `_base_: ${JSON.stringify(path.join(repoRoot, 'configs', 'debug_config.yaml'))}\n${Object.entries(sections)
+        .map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
+        .join('\n')}\n`,
+    );
     const cfg = loadConfig(cfgFile).config;
     const model = CTClip.create(modelConfigFromConfig(cfg, Tokenizer.fromVocabFile(vocab).vocabSize));
     const sd = model.stateDict();
@@ -73,7 +86,16 @@ describe('predict / preprocess: hostile NIfTI files (real processes, bounded mem
     model.dispose();
     // The reference point: a whole predict on a small ordinary volume.
     const ok = path.join(dir, 'ok.nii.gz');
-    fs.writeFileSync(ok, writeNifti({ data: new Array(40 * 40 * 16).fill(-1000), shape: [40, 40, 16], datatype: 'int16', spacing: [2, 2, 4], gzip: true }));
+    fs.writeFileSync(
+      ok,
+      writeNifti({
+        data: new Array(40 * 40 * 16).fill(-1000),
+        shape: [40, 40, 16],
+        datatype: 'int16',
+        spacing: [2, 2, 4],
+        gzip: true,
+      }),
+    );
     const r = predict(ok, '--spacing', '2.5,2.5,5');
     expect(r.status, r.stderr).to.equal(0);
     baselineMiB = r.peak;
@@ -85,13 +107,24 @@ describe('predict / preprocess: hostile NIfTI files (real processes, bounded mem
     writeNiftiBomb(file, [1024, 1024, 1024]);
     const r = predict(file);
     expect(r.status, r.stderr).to.equal(1);
-    expect(r.stderr).to.contain(`${file}: NIfTI dim[1..3]: 1024×1024×1024 is 1,073,741,824 voxels`).and.contain('over the limit of 536,870,912 voxels');
+    expect(r.stderr)
+      .to.contain(`${file}: NIfTI dim[1..3]: 1024×1024×1024 is 1,073,741,824 voxels`)
+      .and.contain('over the limit of 536,870,912 voxels');
     expect(r.stdout).to.equal('');
     // Reading it took 14 GB before the limit; now no more than an ordinary predict (+ slack).
     expect(r.peak).to.be.below(baselineMiB + 100);
     // --max-voxels raises or lowers the cap; a bad value is exit 2.
     const small = path.join(dir, 'small.nii.gz');
-    fs.writeFileSync(small, writeNifti({ data: new Array(40 * 40 * 16).fill(-1000), shape: [40, 40, 16], datatype: 'int16', spacing: [2, 2, 4], gzip: true }));
+    fs.writeFileSync(
+      small,
+      writeNifti({
+        data: new Array(40 * 40 * 16).fill(-1000),
+        shape: [40, 40, 16],
+        datatype: 'int16',
+        spacing: [2, 2, 4],
+        gzip: true,
+      }),
+    );
     const low = predict(small, '--spacing', '2.5,2.5,5', '--max-voxels', '1000');
     expect(low.status, low.stderr).to.equal(1);
     expect(low.stderr).to.contain('40×40×16 is 25,600 voxels').and.contain('over the limit of 1,000 voxels');
@@ -101,20 +134,42 @@ describe('predict / preprocess: hostile NIfTI files (real processes, bounded mem
 
   it('a resampled grid over the limit (100³ at 10 mm → 0.75×0.75×1.5 mm): exit 1 from the header, naming dim, pixdim and the limit', () => {
     const file = path.join(dir, 'coarse.nii.gz');
-    fs.writeFileSync(file, writeNifti({ data: new Float32Array(100 * 100 * 100).fill(-1000), shape: [100, 100, 100], datatype: 'int16', spacing: [10, 10, 10], gzip: true }));
+    fs.writeFileSync(
+      file,
+      writeNifti({
+        data: new Float32Array(100 * 100 * 100).fill(-1000),
+        shape: [100, 100, 100],
+        datatype: 'int16',
+        spacing: [10, 10, 10],
+        gzip: true,
+      }),
+    );
     const r = predict(file);
     expect(r.status, r.stderr).to.equal(1);
-    expect(r.stderr).to.contain(`${file}: NIfTI dim[1..3] 100×100×100 at pixdim[1..3] 10 × 10 × 10 mm resamples to 1333×1333×666 = 1,183,408,074 voxels`);
+    expect(r.stderr).to.contain(
+      `${file}: NIfTI dim[1..3] 100×100×100 at pixdim[1..3] 10 × 10 × 10 mm resamples to 1333×1333×666 = 1,183,408,074 voxels`,
+    );
     expect(r.stderr).to.contain('over the limit of 536,870,912 resampled voxels');
     expect(r.peak).to.be.below(baselineMiB + 100); // resampling would take 4.4 GiB
     const low = predict(file, '--spacing', '40,40,80', '--max-resampled-voxels', '100');
     expect(low.status, low.stderr).to.equal(1);
-    expect(low.stderr).to.contain('resamples to 25×25×12 = 7,500 voxels').and.contain('over the limit of 100 resampled voxels');
+    expect(low.stderr)
+      .to.contain('resamples to 25×25×12 = 7,500 voxels')
+      .and.contain('over the limit of 100 resampled voxels');
   });
 
   it('1 GiB of zeros after the voxel data: predicted as usual, the tail never inflated', () => {
     const file = path.join(dir, 'tail.nii.gz');
-    writeGzipWithZeros(file, writeNifti({ data: new Array(40 * 40 * 16).fill(-1000), shape: [40, 40, 16], datatype: 'int16', spacing: [2, 2, 4] }), 2 ** 30);
+    writeGzipWithZeros(
+      file,
+      writeNifti({
+        data: new Array(40 * 40 * 16).fill(-1000),
+        shape: [40, 40, 16],
+        datatype: 'int16',
+        spacing: [2, 2, 4],
+      }),
+      2 ** 30,
+    );
     const r = predict(file, '--spacing', '2.5,2.5,5');
     expect(r.status, r.stderr).to.equal(0);
     expect(Object.keys(JSON.parse(r.stdout).probabilities)).to.have.length(18);
@@ -123,10 +178,21 @@ describe('predict / preprocess: hostile NIfTI files (real processes, bounded mem
 
   it('pixdim[3] = 0: exit 1 naming pixdim[3] and its value; --source-spacing overrides it', () => {
     const file = path.join(dir, 'pixdim0.nii.gz');
-    fs.writeFileSync(file, writeNifti({ data: new Array(40 * 40 * 16).fill(-1000), shape: [40, 40, 16], datatype: 'int16', spacing: [2, 2, 0], gzip: true }));
+    fs.writeFileSync(
+      file,
+      writeNifti({
+        data: new Array(40 * 40 * 16).fill(-1000),
+        shape: [40, 40, 16],
+        datatype: 'int16',
+        spacing: [2, 2, 0],
+        gzip: true,
+      }),
+    );
     const r = predict(file, '--spacing', '2.5,2.5,5');
     expect(r.status, r.stderr).to.equal(1);
-    expect(r.stderr).to.contain(`${file}: NIfTI pixdim[3]: 0 is not a usable voxel size`).and.contain('--source-spacing');
+    expect(r.stderr)
+      .to.contain(`${file}: NIfTI pixdim[3]: 0 is not a usable voxel size`)
+      .and.contain('--source-spacing');
     const o = predict(file, '--spacing', '2.5,2.5,5', '--source-spacing', '2,2,4');
     expect(o.status, o.stderr).to.equal(0);
     const out = JSON.parse(o.stdout);
@@ -141,28 +207,84 @@ describe('predict / preprocess: hostile NIfTI files (real processes, bounded mem
     const file = path.join(dir, 'never-read.nii.gz');
     const r = predict(file, '--set', `model.text_encoder.vocab=${path.join(dir, 'missing-vocab.txt')}`);
     expect(r.status, r.stderr).to.equal(2);
-    expect(r.stderr).to.contain(`--set: model.text_encoder.vocab: '${path.join(dir, 'missing-vocab.txt')}' does not exist`);
+    expect(r.stderr).to.contain(
+      `--set: model.text_encoder.vocab: '${path.join(dir, 'missing-vocab.txt')}' does not exist`,
+    );
   });
 
   it('preprocess: the bomb volume fails (listed in the report) in bounded memory; the others are written', () => {
     const vol = path.join(dir, 'dataset');
     fs.mkdirSync(vol);
     writeNiftiBomb(path.join(vol, 'train_1_a_1.nii.gz'), [1024, 1024, 1024]);
-    fs.writeFileSync(path.join(vol, 'train_2_a_1.nii.gz'), writeNifti({ data: new Array(20 * 20 * 8).fill(-1000), shape: [20, 20, 8], datatype: 'int16', spacing: [1, 1, 2], gzip: true }));
-    fs.writeFileSync(path.join(vol, 'train_3_a_1.nii.gz'), writeNifti({ data: new Array(20 * 20 * 8).fill(-1000), shape: [20, 20, 8], datatype: 'int16', spacing: [1, 1, NaN], gzip: true }));
+    fs.writeFileSync(
+      path.join(vol, 'train_2_a_1.nii.gz'),
+      writeNifti({
+        data: new Array(20 * 20 * 8).fill(-1000),
+        shape: [20, 20, 8],
+        datatype: 'int16',
+        spacing: [1, 1, 2],
+        gzip: true,
+      }),
+    );
+    fs.writeFileSync(
+      path.join(vol, 'train_3_a_1.nii.gz'),
+      writeNifti({
+        data: new Array(20 * 20 * 8).fill(-1000),
+        shape: [20, 20, 8],
+        datatype: 'int16',
+        spacing: [1, 1, NaN],
+        gzip: true,
+      }),
+    );
     const ids = ['train_1_a_1', 'train_2_a_1', 'train_3_a_1'];
-    fs.writeFileSync(path.join(dir, 'reports.csv'), `VolumeName,Findings_EN,Impressions_EN\n${ids.map((id) => `${id}.nii.gz,x,y`).join('\n')}\n`);
-    fs.writeFileSync(path.join(dir, 'labels.csv'), `VolumeName,Cardiomegaly\n${ids.map((id) => `${id}.nii.gz,0`).join('\n')}\n`);
+    fs.writeFileSync(
+      path.join(dir, 'reports.csv'),
+      `VolumeName,Findings_EN,Impressions_EN\n${ids.map((id) => `${id}.nii.gz,x,y`).join('\n')}\n`,
+    );
+    fs.writeFileSync(
+      path.join(dir, 'labels.csv'),
+      `VolumeName,Cardiomegaly\n${ids.map((id) => `${id}.nii.gz,0`).join('\n')}\n`,
+    );
     const out = path.join(dir, 'pre-out');
-    const r = run('preprocess', '--volumes', vol, '--reports', path.join(dir, 'reports.csv'), '--labels', path.join(dir, 'labels.csv'), '--out', out, '--shape', '8,8,4', '--spacing', '2,2,4', '--quiet');
+    const r = run(
+      'preprocess',
+      '--volumes',
+      vol,
+      '--reports',
+      path.join(dir, 'reports.csv'),
+      '--labels',
+      path.join(dir, 'labels.csv'),
+      '--out',
+      out,
+      '--shape',
+      '8,8,4',
+      '--spacing',
+      '2,2,4',
+      '--quiet',
+    );
     expect(r.status, r.stderr).to.equal(0);
     const report = JSON.parse(fs.readFileSync(path.join(out, 'preprocess_report.json'), 'utf8')) as PreprocessReport;
     expect(report.counts).to.include({ planned: 3, written: 1, failed: 2 });
-    expect(report.volumes[0].error).to.contain('NIfTI dim[1..3]: 1024×1024×1024').and.contain('over the limit of 536,870,912 voxels');
+    expect(report.volumes[0].error)
+      .to.contain('NIfTI dim[1..3]: 1024×1024×1024')
+      .and.contain('over the limit of 536,870,912 voxels');
     expect(report.volumes[2].error).to.contain('NIfTI pixdim[3]: NaN is not a usable voxel size');
     expect(r.peak).to.be.below(baselineMiB + 100);
     // A limit that is not a usable integer is a bad argument (exit 2), not a failure of every volume.
-    const bad = run('preprocess', '--volumes', vol, '--reports', path.join(dir, 'reports.csv'), '--labels', path.join(dir, 'labels.csv'), '--out', path.join(dir, 'pre-bad'), '--max-resampled-voxels', '99999999999999999999', '--quiet');
+    const bad = run(
+      'preprocess',
+      '--volumes',
+      vol,
+      '--reports',
+      path.join(dir, 'reports.csv'),
+      '--labels',
+      path.join(dir, 'labels.csv'),
+      '--out',
+      path.join(dir, 'pre-bad'),
+      '--max-resampled-voxels',
+      '99999999999999999999',
+      '--quiet',
+    );
     expect(bad.status, bad.stderr).to.equal(2);
     expect(bad.stderr).to.contain('--max-resampled-voxels must be an integer');
   });

@@ -25,7 +25,10 @@ const REAL_CT = path.resolve(repoRoot, '..', 'shared', 'data', 'real-ct', 'head_
 
 /** A tiny CT-CLIP config (32 × 32 × 12 input) with its own vocab, no data paths. */
 export function writeTinyConfig(dir: string): string {
-  const corpus = [...CT_RATE_CLASSES.flatMap((c) => [`${c} is present.`, `${c} is not present.`]), 'Head CT. No acute findings.'];
+  const corpus = [
+    ...CT_RATE_CLASSES.flatMap((c) => [`${c} is present.`, `${c} is not present.`]),
+    'Head CT. No acute findings.',
+  ];
   const vocab = path.join(dir, 'vocab.txt');
   fs.writeFileSync(vocab, vocabToText(buildWordPieceVocab(corpus, { vocabSize: 400 })));
   const file = path.join(dir, 'tiny.yaml');
@@ -35,7 +38,12 @@ export function writeTinyConfig(dir: string): string {
     model: { text_encoder: { vocab, path: null } },
     training: { threads: 2 },
   };
-  fs.writeFileSync(file, `_base_: ${JSON.stringify(path.join(repoRoot, 'configs', 'debug_config.yaml'))}\n${Object.entries(sections).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join('\n')}\n`);
+  fs.writeFileSync(
+    file,
+    `_base_: ${JSON.stringify(path.join(repoRoot, 'configs', 'debug_config.yaml'))}\n${Object.entries(sections)
+      .map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
+      .join('\n')}\n`,
+  );
   return file;
 }
 
@@ -60,7 +68,10 @@ describe('predict: ctclip predict on the real head CT (tiny model, 32×32×12)',
     sd.tensors.forEach((t) => t.dispose());
     // The model API on the same preprocessing.
     const pre = await preprocessVolumeFile(REAL_CT, { spacing: [8, 8, 13.5], shape: [32, 32, 12] });
-    const prompts = await encodePrompts(model, tokenizer, CT_RATE_CLASSES, { prompts: cfg.validation.prompts, maxLength: cfg.model.text_encoder.max_length });
+    const prompts = await encodePrompts(model, tokenizer, CT_RATE_CLASSES, {
+      prompts: cfg.validation.prompts,
+      maxLength: cfg.model.text_encoder.max_length,
+    });
     const v = tensorFromBuffer(pre.volume, 'float16', [1, 32, 32, 12]);
     expected = await scoreVolumes(model, v, prompts, CT_RATE_CLASSES.length);
     v.dispose();
@@ -71,7 +82,10 @@ describe('predict: ctclip predict on the real head CT (tiny model, 32×32×12)',
 
   const predict = (...args: string[]) => {
     const t0 = Date.now();
-    const r = spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'cli.js'), 'predict', ...args], { cwd: repoRoot, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'cli.js'), 'predict', ...args], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    });
     return { ...r, seconds: (Date.now() - t0) / 1000 };
   };
 
@@ -92,8 +106,9 @@ describe('predict: ctclip predict on the real head CT (tiny model, 32×32×12)',
     expect(out.preprocess.rescale.applied).to.equal(false);
     expect(out.checkpoint.path).to.equal(weights);
     expect(out.seconds.preprocess).to.be.a('number');
-    // eslint-disable-next-line no-console
-    console.log(`      predict wall time ${r.seconds.toFixed(2)} s (preprocess ${out.seconds.preprocess.toFixed(2)} s, model ${out.seconds.model.toFixed(2)} s)`);
+    console.log(
+      `      predict wall time ${r.seconds.toFixed(2)} s (preprocess ${out.seconds.preprocess.toFixed(2)} s, model ${out.seconds.model.toFixed(2)} s)`,
+    );
   });
 
   it('prints a table of the 18 classes without --json; bad arguments exit 2', () => {

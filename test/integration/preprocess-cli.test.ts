@@ -20,10 +20,17 @@ import { requireAddon } from '../helpers/native';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 const cli = (...args: string[]): ReturnType<typeof spawnSync> =>
-  spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'cli.js'), 'preprocess', ...args], { cwd: repoRoot, encoding: 'utf8' });
+  spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'cli.js'), 'preprocess', ...args], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  });
 
 function csv(rows: (string | number)[][]): string {
-  return rows.map((r) => r.map((c) => (/[",\n]/.test(String(c)) ? `"${String(c).replace(/"/g, '""')}"` : String(c))).join(',')).join('\n') + '\n';
+  return (
+    rows
+      .map((r) => r.map((c) => (/[",\n]/.test(String(c)) ? `"${String(c).replace(/"/g, '""')}"` : String(c))).join(','))
+      .join('\n') + '\n'
+  );
 }
 
 /** A small ball of HU 60 in air at a position that depends on `seed`. */
@@ -32,7 +39,8 @@ function ballVolume(seed: number): Buffer {
   const data = new Float32Array(ni * nj * nk).fill(-1000);
   for (let k = 0; k < nk; k++)
     for (let j = 0; j < nj; j++)
-      for (let i = 0; i < ni; i++) if ((i - 8 - seed) ** 2 + (j - 9) ** 2 + ((k - 5) * 2) ** 2 <= 25) data[i + ni * (j + nj * k)] = 60;
+      for (let i = 0; i < ni; i++)
+        if ((i - 8 - seed) ** 2 + (j - 9) ** 2 + ((k - 5) * 2) ** 2 <= 25) data[i + ni * (j + nj * k)] = 60;
   return writeNifti({ data, shape: [ni, nj, nk], datatype: 'int16', spacing: [1, 1, 2], gzip: true });
 }
 
@@ -40,9 +48,26 @@ describe('preprocess: ctclip preprocess (CT-RATE layout, synthetic balls)', func
   let dir: string;
   let out: string;
   const args = (): string[] => [
-    '--volumes', path.join(dir, 'vol'), '--reports', path.join(dir, 'reports.csv'), '--labels', path.join(dir, 'labels.csv'),
-    '--metadata', path.join(dir, 'metadata.csv'), '--out', out, '--split', 'train', '--samples-per-shard', '2',
-    '--shape', '12,10,6', '--spacing', '2,2,4', '--workers', '2',
+    '--volumes',
+    path.join(dir, 'vol'),
+    '--reports',
+    path.join(dir, 'reports.csv'),
+    '--labels',
+    path.join(dir, 'labels.csv'),
+    '--metadata',
+    path.join(dir, 'metadata.csv'),
+    '--out',
+    out,
+    '--split',
+    'train',
+    '--samples-per-shard',
+    '2',
+    '--shape',
+    '12,10,6',
+    '--spacing',
+    '2,2,4',
+    '--workers',
+    '2',
   ];
 
   before(function () {
@@ -65,11 +90,20 @@ describe('preprocess: ctclip preprocess (CT-RATE layout, synthetic balls)', func
     fs.writeFileSync(path.join(dir, 'reports.csv'), csv(reports));
     fs.writeFileSync(
       path.join(dir, 'labels.csv'),
-      csv([['VolumeName', 'Cardiomegaly', 'Pleural effusion', 'Lung nodule'], ['train_1_a_1.nii.gz', 0, 0, 1], ['train_1_a_2.nii.gz', 0, 1, 1], ['train_2_a_1.nii.gz', 1, 1, 0], ['train_3_a_1.nii.gz', 1, 0, 0]]),
+      csv([
+        ['VolumeName', 'Cardiomegaly', 'Pleural effusion', 'Lung nodule'],
+        ['train_1_a_1.nii.gz', 0, 0, 1],
+        ['train_1_a_2.nii.gz', 0, 1, 1],
+        ['train_2_a_1.nii.gz', 1, 1, 0],
+        ['train_3_a_1.nii.gz', 1, 0, 0],
+      ]),
     );
     fs.writeFileSync(
       path.join(dir, 'metadata.csv'),
-      csv([['VolumeName', 'RescaleSlope', 'RescaleIntercept', 'XYSpacing', 'ZSpacing'], ...['train_1_a_1', 'train_1_a_2', 'train_2_a_1'].map((id) => [`${id}.nii.gz`, 1, -1024, '[1.0, 1.0]', 2])]),
+      csv([
+        ['VolumeName', 'RescaleSlope', 'RescaleIntercept', 'XYSpacing', 'ZSpacing'],
+        ...['train_1_a_1', 'train_1_a_2', 'train_2_a_1'].map((id) => [`${id}.nii.gz`, 1, -1024, '[1.0, 1.0]', 2]),
+      ]),
     );
   });
   after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
@@ -78,9 +112,22 @@ describe('preprocess: ctclip preprocess (CT-RATE layout, synthetic balls)', func
     const r = cli(...args());
     expect(r.status, String(r.stderr)).to.equal(0);
     expect(String(r.stderr)).to.match(/preprocess: 3\/3 volumes, [\d.]+ volumes\/s, ETA/);
-    expect(fs.readdirSync(out).filter((f) => f.endsWith('.tar')).sort()).to.deep.equal(['shard-000000.tar', 'shard-000001.tar']);
+    expect(
+      fs
+        .readdirSync(out)
+        .filter((f) => f.endsWith('.tar'))
+        .sort(),
+    ).to.deep.equal(['shard-000000.tar', 'shard-000001.tar']);
     const report = JSON.parse(fs.readFileSync(path.join(out, 'preprocess_report.json'), 'utf8')) as PreprocessReport;
-    expect(report.counts).to.include({ found: 5, planned: 3, written: 3, failed: 0, skipped: 2, shards: 2, shardsReused: 0 });
+    expect(report.counts).to.include({
+      found: 5,
+      planned: 3,
+      written: 3,
+      failed: 0,
+      skipped: 2,
+      shards: 2,
+      shardsReused: 0,
+    });
     expect(report.skipped.map((s) => [s.studyId, s.reason])).to.deep.equal([
       ['train_3_a_1', 'no report row'],
       ['train_4_a_1', 'no labels row'],
@@ -103,11 +150,17 @@ describe('preprocess: ctclip preprocess (CT-RATE layout, synthetic balls)', func
       const m = scan.members.find((x) => x.name === name)!;
       return buf.subarray(m.offset, m.offset + m.size);
     };
-    expect(member('000000_000000.json').toString()).to.equal('{"study_id": "train_1_a_1", "volume_shape": [12, 10, 6], "volume_dtype": "float16"}');
-    expect(member('000000_000000.txt').toString()).to.equal('Lungs clear, no "nodule".\nHeart normal.\nNo acute findings.');
+    expect(member('000000_000000.json').toString()).to.equal(
+      '{"study_id": "train_1_a_1", "volume_shape": [12, 10, 6], "volume_dtype": "float16"}',
+    );
+    expect(member('000000_000000.txt').toString()).to.equal(
+      'Lungs clear, no "nodule".\nHeart normal.\nNo acute findings.',
+    );
     expect(member('000000_000001.txt').toString()).to.equal('Same scan, second kernel.\nnan');
     const lab = member('000000_000001.labels');
-    expect(Array.from(new Float32Array(lab.buffer.slice(lab.byteOffset, lab.byteOffset + lab.byteLength)))).to.deep.equal([0, 1, 1]);
+    expect(
+      Array.from(new Float32Array(lab.buffer.slice(lab.byteOffset, lab.byteOffset + lab.byteLength))),
+    ).to.deep.equal([0, 1, 1]);
     expect(member('000000_000000.bin').byteLength).to.equal(12 * 10 * 6 * 2);
 
     // The index and the loaders.
@@ -175,16 +228,45 @@ describe('preprocess: real head CT → ctclip preprocess → shards → index �
     const vd = path.join(dir, 'vol', 'valid_1', 'valid_1_a');
     fs.mkdirSync(vd, { recursive: true });
     fs.symlinkSync(REAL_CT, path.join(vd, 'valid_1_a_1.nii.gz'));
-    fs.writeFileSync(path.join(dir, 'reports.csv'), csv([['VolumeName', 'Findings_EN', 'Impressions_EN'], ['valid_1_a_1.nii.gz', 'Head CT.', 'Not given.']]));
-    fs.writeFileSync(path.join(dir, 'labels.csv'), csv([['VolumeName', ...CT_RATE_CLASSES], ['valid_1_a_1.nii.gz', ...CT_RATE_CLASSES.map(() => 0)]]));
+    fs.writeFileSync(
+      path.join(dir, 'reports.csv'),
+      csv([
+        ['VolumeName', 'Findings_EN', 'Impressions_EN'],
+        ['valid_1_a_1.nii.gz', 'Head CT.', 'Not given.'],
+      ]),
+    );
+    fs.writeFileSync(
+      path.join(dir, 'labels.csv'),
+      csv([
+        ['VolumeName', ...CT_RATE_CLASSES],
+        ['valid_1_a_1.nii.gz', ...CT_RATE_CLASSES.map(() => 0)],
+      ]),
+    );
     fs.writeFileSync(
       path.join(dir, 'metadata.csv'),
-      csv([['VolumeName', 'RescaleSlope', 'RescaleIntercept', 'XYSpacing', 'ZSpacing'], ['valid_1_a_1.nii.gz', 1, -1024, '[0.9570312, 0.9570312]', 1.5]]),
+      csv([
+        ['VolumeName', 'RescaleSlope', 'RescaleIntercept', 'XYSpacing', 'ZSpacing'],
+        ['valid_1_a_1.nii.gz', 1, -1024, '[0.9570312, 0.9570312]', 1.5],
+      ]),
     );
     const out = path.join(dir, 'out');
     const r = cli(
-      '--volumes', path.join(dir, 'vol'), '--reports', path.join(dir, 'reports.csv'), '--labels', path.join(dir, 'labels.csv'),
-      '--metadata', path.join(dir, 'metadata.csv'), '--out', out, '--split', 'valid', '--shape', '64,64,32', '--spacing', '4,4,4',
+      '--volumes',
+      path.join(dir, 'vol'),
+      '--reports',
+      path.join(dir, 'reports.csv'),
+      '--labels',
+      path.join(dir, 'labels.csv'),
+      '--metadata',
+      path.join(dir, 'metadata.csv'),
+      '--out',
+      out,
+      '--split',
+      'valid',
+      '--shape',
+      '64,64,32',
+      '--spacing',
+      '4,4,4',
     );
     expect(r.status, String(r.stderr)).to.equal(0);
     const report = JSON.parse(fs.readFileSync(path.join(out, 'preprocess_report.json'), 'utf8')) as PreprocessReport;
@@ -208,7 +290,13 @@ describe('preprocess: real head CT → ctclip preprocess → shards → index �
       expect(b.reports).to.deep.equal(['Head CT.\n']);
       vol = float16ArrayToFloat32(new Uint16Array(b.volumes.buffer, b.volumes.byteOffset, 64 * 64 * 32));
       // Same bytes as the in-memory path predict will use.
-      const mem = await preprocessVolumeFile(REAL_CT, { spacing: [4, 4, 4], shape: [64, 64, 32], sourceSpacing: { xy: 0.9570312, z: 1.5 }, slope: 1, intercept: -1024 });
+      const mem = await preprocessVolumeFile(REAL_CT, {
+        spacing: [4, 4, 4],
+        shape: [64, 64, 32],
+        sourceSpacing: { xy: 0.9570312, z: 1.5 },
+        slope: 1,
+        intercept: -1024,
+      });
       expect(Buffer.compare(mem.volume, b.volumes.subarray(0, 64 * 64 * 32 * 2))).to.equal(0);
       b.release();
     }
@@ -224,7 +312,9 @@ describe('preprocess: real head CT → ctclip preprocess → shards → index �
     // Values: in [−1, 1]; padding and air exactly −1; the head's soft tissue near 0.
     const S = [64, 64, 32];
     const at = (h: number, w: number, d: number): number => vol![(h * S[1] + w) * S[2] + d];
-    let min = Infinity, max = -Infinity, air = 0;
+    let min = Infinity,
+      max = -Infinity,
+      air = 0;
     const tissue: number[] = [];
     for (const x of vol!) {
       min = Math.min(min, x);

@@ -69,17 +69,28 @@ describe('preprocess: sphere phantom through the canonical pipeline', function (
   });
   after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
 
-  function file(name: string, data: Float32Array, datatype: NiftiDatatype, extra: { gzip?: boolean; sclSlope?: number; sclInter?: number } = {}): string {
+  function file(
+    name: string,
+    data: Float32Array,
+    datatype: NiftiDatatype,
+    extra: { gzip?: boolean; sclSlope?: number; sclInter?: number } = {},
+  ): string {
     const p = path.join(dir, name);
     fs.writeFileSync(p, writeNifti({ data, shape: DIMS, datatype, spacing: SPACING, ...extra }));
     return p;
   }
 
-  async function run(p: string, o: PreprocessOptions): Promise<{ v: Float32Array; meta: Awaited<ReturnType<typeof preprocessVolumeFile>>['meta'] }> {
+  async function run(
+    p: string,
+    o: PreprocessOptions,
+  ): Promise<{ v: Float32Array; meta: Awaited<ReturnType<typeof preprocessVolumeFile>>['meta'] }> {
     const r = await preprocessVolumeFile(p, { spacing: TARGET, shape: SHAPE, ...o });
     expect(r.shape).to.deep.equal(SHAPE);
     expect(r.volume.byteLength).to.equal(SHAPE[0] * SHAPE[1] * SHAPE[2] * 2);
-    return { v: float16ArrayToFloat32(new Uint16Array(r.volume.buffer, r.volume.byteOffset, r.volume.byteLength / 2)), meta: r.meta };
+    return {
+      v: float16ArrayToFloat32(new Uint16Array(r.volume.buffer, r.volume.byteOffset, r.volume.byteLength / 2)),
+      meta: r.meta,
+    };
   }
 
   function expectSphere(v: Float32Array): void {
@@ -89,10 +100,12 @@ describe('preprocess: sphere phantom through the canonical pipeline', function (
     expect(hPlan).to.deep.equal({ start: 2, keep: 20, before: 0, after: 0 });
     expect(wPlan).to.deep.equal({ start: 0, keep: 20, before: 3, after: 3 });
     // Padding is exactly −1 (W columns 0..2 and 23..25), and so is air.
-    for (const w of [0, 2, 23, 25]) for (let h = 0; h < SHAPE[0]; h++) for (let d = 0; d < SHAPE[2]; d++) expect(at(v, SHAPE, h, w, d)).to.equal(-1);
+    for (const w of [0, 2, 23, 25])
+      for (let h = 0; h < SHAPE[0]; h++) for (let d = 0; d < SHAPE[2]; d++) expect(at(v, SHAPE, h, w, d)).to.equal(-1);
     expect(at(v, SHAPE, 0, 5, 0)).to.equal(-1);
     // Every value is in [−1, 0.04].
-    let min = Infinity, max = -Infinity;
+    let min = Infinity,
+      max = -Infinity;
     for (const x of v) {
       min = Math.min(min, x);
       max = Math.max(max, x);
@@ -100,7 +113,11 @@ describe('preprocess: sphere phantom through the canonical pipeline', function (
     expect(min).to.equal(-1);
     expect(max).to.be.closeTo(0.04, 1e-4); // float16(0.04)
     // Centre of the sphere in output indices: physical c / target − 0.5, − crop start, + pad before.
-    const expected = [CENTRE_MM[0] / TARGET[0] - 0.5 - hPlan.start, CENTRE_MM[1] / TARGET[1] - 0.5 + wPlan.before, CENTRE_MM[2] / TARGET[2] - 0.5];
+    const expected = [
+      CENTRE_MM[0] / TARGET[0] - 0.5 - hPlan.start,
+      CENTRE_MM[1] / TARGET[1] - 0.5 + wPlan.before,
+      CENTRE_MM[2] / TARGET[2] - 0.5,
+    ];
     expect(expected).to.deep.equal([7.5, 13.5, 6.5]);
     // The voxels around the centre are fully inside the sphere (2×2×2 blocks of sphere voxels).
     expect(at(v, SHAPE, 7, 13, 6)).to.be.closeTo(0.04, 1e-4);
@@ -126,7 +143,10 @@ describe('preprocess: sphere phantom through the canonical pipeline', function (
 
   it('gzip gives the same bytes as plain', async () => {
     const a = await preprocessVolumeFile(file('g.nii', HU, 'float32'), { spacing: TARGET, shape: SHAPE });
-    const b = await preprocessVolumeFile(file('g.nii.gz', HU, 'float32', { gzip: true }), { spacing: TARGET, shape: SHAPE });
+    const b = await preprocessVolumeFile(file('g.nii.gz', HU, 'float32', { gzip: true }), {
+      spacing: TARGET,
+      shape: SHAPE,
+    });
     expect(Buffer.compare(a.volume, b.volume)).to.equal(0);
     expectSphere(float16ArrayToFloat32(new Uint16Array(b.volume.buffer, b.volume.byteOffset, b.volume.byteLength / 2)));
   });
@@ -157,7 +177,11 @@ describe('preprocess: sphere phantom through the canonical pipeline', function (
     expect(at(never.v, SHAPE, 0, 5, 0)).to.be.closeTo(0.024, 1e-4);
     expect(never.meta.warnings.join()).to.match(/no voxel below −500 HU/);
     // A slope ≠ 1: stored = (HU + 1024) / 2 with slope 2.
-    const half = file('raw2.nii', raw.map((x) => x / 2), 'float32');
+    const half = file(
+      'raw2.nii',
+      raw.map((x) => x / 2),
+      'float32',
+    );
     expectSphere((await run(half, { rescale: 'auto', slope: 2, intercept: -1024 })).v);
   });
 
@@ -177,7 +201,9 @@ describe('preprocess: sphere phantom through the canonical pipeline', function (
     expect(same.meta.warnings).to.deep.equal([]);
     const r = await preprocessVolumeFile(p, { spacing: TARGET, shape: SHAPE, sourceSpacing: { xy: 0.5, z: 2 } });
     expect(r.meta.resampledSize).to.deep.equal([12, 10, 12]); // int(48 · 0.5 / 2), int(40 · 0.5 / 2)
-    expect(r.meta.warnings.join()).to.match(/metadata CSV \[0\.5, 0\.5, 2\] mm differs by > 1 % .* the metadata CSV wins/);
+    expect(r.meta.warnings.join()).to.match(
+      /metadata CSV \[0\.5, 0\.5, 2\] mm differs by > 1 % .* the metadata CSV wins/,
+    );
   });
 
   it('flags a volume that is empty after crop', async () => {
@@ -188,7 +214,20 @@ describe('preprocess: sphere phantom through the canonical pipeline', function (
 
   it('reorient RAS flips a LAS volume along H', async () => {
     const p = path.join(dir, 'las.nii');
-    fs.writeFileSync(p, writeNifti({ data: HU, shape: DIMS, datatype: 'int16', spacing: SPACING, sform: [[-1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 2, 0]] }));
+    fs.writeFileSync(
+      p,
+      writeNifti({
+        data: HU,
+        shape: DIMS,
+        datatype: 'int16',
+        spacing: SPACING,
+        sform: [
+          [-1, 0, 0, 0],
+          [0, 1, 0, 0],
+          [0, 0, 2, 0],
+        ],
+      }),
+    );
     const none = await run(p, { reorient: 'none' });
     const ras = await run(p, { reorient: 'RAS' });
     expect(ras.meta.orientation).to.include({ inputCodes: 'LAS', outputCodes: 'RAS' });
@@ -238,7 +277,11 @@ describe('preprocess: native resample vs an independent trilinear', function () 
   it('matches for down- and up-sampling with non-integer factors, per NIfTI axis', async () => {
     const dims: Vec3 = [7, 5, 6];
     const data = new Float32Array(dims[0] * dims[1] * dims[2]).map((_, n) => Math.sin(n * 12.9898) * 437.5);
-    for (const size of [[5, 9, 4], [7, 5, 6], [13, 3, 11]] as Vec3[]) {
+    for (const size of [
+      [5, 9, 4],
+      [7, 5, 6],
+      [13, 3, 11],
+    ] as Vec3[]) {
       const got = await resampleVolume(data, dims, size);
       const ref = trilinearRef(data, dims, size);
       expect(got.length).to.equal(ref.length);
@@ -253,7 +296,14 @@ describe('preprocess: native resample vs an independent trilinear', function () 
     const data = new Float32Array(dims[0] * dims[1] * dims[2]).map((_, n) => -1000 + ((n * 37) % 2001));
     const size: Vec3 = [6, 11, 5];
     const shape: Vec3 = [8, 7, 5];
-    const { bytes, stats } = await preprocessVoxels(data, dims, { window: [-500, 700], size, shape, divide: 1000, padValue: -1, dtype: 'float32' });
+    const { bytes, stats } = await preprocessVoxels(data, dims, {
+      window: [-500, 700],
+      size,
+      shape,
+      divide: 1000,
+      padValue: -1,
+      dtype: 'float32',
+    });
     const got = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
     const clipped = data.map((x) => Math.min(Math.max(x, -500), 700));
     const res = trilinearRef(clipped, dims, size);

@@ -25,7 +25,11 @@ const repoRoot = path.resolve(__dirname, '..', '..');
 const REAL_CT = path.resolve(repoRoot, '..', 'shared', 'data', 'real-ct', 'head_ct_promed0051_hu.nii.gz');
 
 function csv(rows: (string | number)[][]): string {
-  return rows.map((r) => r.map((c) => (/[",\n]/.test(String(c)) ? `"${String(c).replace(/"/g, '""')}"` : String(c))).join(',')).join('\n') + '\n';
+  return (
+    rows
+      .map((r) => r.map((c) => (/[",\n]/.test(String(c)) ? `"${String(c).replace(/"/g, '""')}"` : String(c))).join(','))
+      .join('\n') + '\n'
+  );
 }
 
 describe('preprocess → train step: real head CT → ctclip preprocess → shards → index → loader → one CT-CLIP step', function () {
@@ -49,16 +53,42 @@ describe('preprocess → train step: real head CT → ctclip preprocess → shar
       fs.mkdirSync(d, { recursive: true });
       fs.symlinkSync(REAL_CT, path.join(d, `${id}.nii.gz`));
     }
-    fs.writeFileSync(path.join(dir, 'reports.csv'), csv([['VolumeName', 'Findings_EN', 'Impressions_EN'], ...Object.entries(reports).map(([id, [f, i]]) => [`${id}.nii.gz`, f, i])]));
+    fs.writeFileSync(
+      path.join(dir, 'reports.csv'),
+      csv([
+        ['VolumeName', 'Findings_EN', 'Impressions_EN'],
+        ...Object.entries(reports).map(([id, [f, i]]) => [`${id}.nii.gz`, f, i]),
+      ]),
+    );
     fs.writeFileSync(
       path.join(dir, 'labels.csv'),
-      csv([['VolumeName', ...CT_RATE_CLASSES], ...Object.keys(reports).map((id, k) => [`${id}.nii.gz`, ...CT_RATE_CLASSES.map((_, c) => (c + k) % 2)])]),
+      csv([
+        ['VolumeName', ...CT_RATE_CLASSES],
+        ...Object.keys(reports).map((id, k) => [`${id}.nii.gz`, ...CT_RATE_CLASSES.map((_, c) => (c + k) % 2)]),
+      ]),
     );
     const out = path.join(dir, 'shards');
     const r = spawnSync(
       process.execPath,
-      [path.join(repoRoot, 'lib', 'cli.js'), 'preprocess', '--volumes', path.join(dir, 'vol'), '--reports', path.join(dir, 'reports.csv'),
-        '--labels', path.join(dir, 'labels.csv'), '--out', out, '--split', 'train', '--shape', '32,32,12', '--spacing', '8,8,13.5', '--quiet'],
+      [
+        path.join(repoRoot, 'lib', 'cli.js'),
+        'preprocess',
+        '--volumes',
+        path.join(dir, 'vol'),
+        '--reports',
+        path.join(dir, 'reports.csv'),
+        '--labels',
+        path.join(dir, 'labels.csv'),
+        '--out',
+        out,
+        '--split',
+        'train',
+        '--shape',
+        '32,32,12',
+        '--spacing',
+        '8,8,13.5',
+        '--quiet',
+      ],
       { cwd: repoRoot, encoding: 'utf8' },
     );
     expect(r.status, `${r.stdout}\n${r.stderr}`).to.equal(0);
@@ -90,13 +120,19 @@ describe('preprocess → train step: real head CT → ctclip preprocess → shar
         `model: ${JSON.stringify({ text_encoder: { vocab, path: null, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0 } })}\n`,
     );
     const cfg = loadConfig(cfgFile).config;
-    expect([cfg.model.image_encoder.image_size, cfg.model.image_encoder.image_size, cfg.model.image_encoder.frames]).to.deep.equal([32, 32, 12]);
+    expect([
+      cfg.model.image_encoder.image_size,
+      cfg.model.image_encoder.image_size,
+      cfg.model.image_encoder.frames,
+    ]).to.deep.equal([32, 32, 12]);
     const tokenizer = Tokenizer.fromVocabFile(vocab, { doLowerCase: cfg.model.text_encoder.do_lower_case });
     const model = CTClip.create(modelConfigFromConfig(cfg, tokenizer.vocabSize));
     const loader = new TrainLoader(index, { batchSize: 2, seed: cfg.experiment.seed });
     try {
       const sd0 = model.stateDict();
-      const snapshot = Float32Array.from(readTensor(sd0.tensors[sd0.names.indexOf('to_visual_latent.weight')]).data as Float32Array);
+      const snapshot = Float32Array.from(
+        readTensor(sd0.tensors[sd0.names.indexOf('to_visual_latent.weight')]).data as Float32Array,
+      );
       sd0.tensors.forEach((t) => t.dispose());
       let steps = 0;
       for await (const batch of loader.batches()) {
@@ -104,7 +140,9 @@ describe('preprocess → train step: real head CT → ctclip preprocess → shar
         expect(batch.studyIds.slice().sort()).to.deep.equal(Object.keys(reports).sort());
         expect(batch.reports).to.include('Head CT, second reconstruction. Bone window.\n'); // cleaned: 'Not given.' → ''
         const volumes = tensorFromBuffer(batch.volumes, 'float16', [2, 32, 32, 12]);
-        const { inputIds, attentionMask } = textTensors(tokenizer.encodeBatch(batch.reports, cfg.model.text_encoder.max_length));
+        const { inputIds, attentionMask } = textTensors(
+          tokenizer.encodeBatch(batch.reports, cfg.model.text_encoder.max_length),
+        );
         model.train();
         const res = await model.trainStep({ inputIds, attentionMask, volumes }, cfg.training.learning_rate);
         [volumes, inputIds, attentionMask].forEach((t) => t.dispose());

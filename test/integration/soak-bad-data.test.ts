@@ -16,7 +16,14 @@ import * as path from 'path';
 import { excludedCount, indexShards, type ExcludedSample, type ShardIndexFile } from '../../lib/data/shard-index';
 import { defaultSynthReport, writeSynthDataset, type SynthResult } from '../../lib/data/synth';
 import { Rng } from '../../lib/rng';
-import { DEMO_CLASSES, describeRun, requireTrainer, runTrain, writeTrainConfig, type TrainData } from '../helpers/train-fixtures';
+import {
+  DEMO_CLASSES,
+  describeRun,
+  requireTrainer,
+  runTrain,
+  writeTrainConfig,
+  type TrainData,
+} from '../helpers/train-fixtures';
 
 const PER_SHARD = 20;
 /** The default data.max_report_bytes (1 MiB): the oversize reports are a little larger. */
@@ -52,7 +59,11 @@ function keyOf(i: number): string {
 }
 
 /** Writes a split of `samples` samples in samples/20 shards with 5 % of each defect; returns what went where. */
-async function writeCorruptSplit(out: string, samples: number, seed: number): Promise<{ split: SynthResult; plan: Plan }> {
+async function writeCorruptSplit(
+  out: string,
+  samples: number,
+  seed: number,
+): Promise<{ split: SynthResult; plan: Plan }> {
   const shards = samples / PER_SHARD;
   const defects = planDefects(samples, shards, seed);
   let next = 0;
@@ -67,7 +78,10 @@ async function writeCorruptSplit(out: string, samples: number, seed: number): Pr
     reportFn: (labels, classNames, rng, prompts) => {
       const r = defaultSynthReport(labels, classNames, rng, prompts);
       if (defects.get(next++) !== 'oversize_report') return r;
-      return { findings: r.findings, impressions: `${r.impressions} ${'No acute findings. '.repeat(Math.ceil(MAX_REPORT_BYTES / 19))}` };
+      return {
+        findings: r.findings,
+        impressions: `${r.impressions} ${'No acute findings. '.repeat(Math.ceil(MAX_REPORT_BYTES / 19))}`,
+      };
     },
   });
   const byKey = new Map(split.index.samples.map((s) => [s.key, s]));
@@ -84,8 +98,17 @@ async function writeCorruptSplit(out: string, samples: number, seed: number): Pr
       if (d === 'non_finite_volume') {
         // One NaN voxel, one +Inf, one -Inf, or a whole volume of NaN (float16 bits, little-endian).
         const bits = [0x7e00, 0x7c00, 0xfc00][i % 4];
-        const bytes = bits === undefined ? Buffer.alloc(s!.bin[1], Buffer.from([0x00, 0x7e])) : Buffer.from([bits & 0xff, bits >> 8]);
-        fs.writeSync(fd, bytes, 0, bytes.length, s!.bin[0] + (bits === undefined ? 0 : 2 * ((i * 977) % (32 * 32 * 12))));
+        const bytes =
+          bits === undefined
+            ? Buffer.alloc(s!.bin[1], Buffer.from([0x00, 0x7e]))
+            : Buffer.from([bits & 0xff, bits >> 8]);
+        fs.writeSync(
+          fd,
+          bytes,
+          0,
+          bytes.length,
+          s!.bin[0] + (bits === undefined ? 0 : 2 * ((i * 977) % (32 * 32 * 12))),
+        );
       } else if (d === 'bad_label') {
         const values = Float32Array.of(0, 1, 0, 1);
         values[i % 4] = [NaN, 0.5, 2, Infinity][(i >> 2) % 4];
@@ -133,15 +156,23 @@ describe('soak: training through 5 % of every kind of corrupt sample', function 
     const valid = await writeCorruptSplit(path.join(dir, 'valid'), 160, 12);
 
     // Index time finds all but the NaN volumes, each under its reason, and keeps every clean sample.
-    for (const [name, { split, plan }] of [['train', train], ['valid', valid]] as const) {
+    for (const [name, { split, plan }] of [
+      ['train', train],
+      ['valid', valid],
+    ] as const) {
       const n = plan.clean.length / 16; // 5 % of the split
       const { samples: ex, shards } = excludedByReason(split.index);
-      expect(shards.map((x) => [x.code, excludedCount(x)]), `${name} shard-level entries`).to.deep.equal(split.shardPaths.map(() => ['truncated_shard', 0]));
+      expect(
+        shards.map((x) => [x.code, excludedCount(x)]),
+        `${name} shard-level entries`,
+      ).to.deep.equal(split.shardPaths.map(() => ['truncated_shard', 0]));
       expect(Object.keys(ex).sort(), name).to.deep.equal(['bad_label', 'oversize_report', 'truncated_member']);
       expect(ex.bad_label.sort(), `${name} bad labels`).to.deep.equal(plan.keys.bad_label);
       expect(ex.oversize_report.sort(), `${name} oversize reports`).to.deep.equal(plan.keys.oversize_report);
       expect(ex.truncated_member.sort(), `${name} truncated`).to.deep.equal(plan.keys.truncated);
-      expect(split.index.samples.map((s) => s.key).sort(), `${name} kept`).to.deep.equal([...plan.clean, ...plan.keys.non_finite_volume].sort());
+      expect(split.index.samples.map((s) => s.key).sort(), `${name} kept`).to.deep.equal(
+        [...plan.clean, ...plan.keys.non_finite_volume].sort(),
+      );
       expect(plan.keys.non_finite_volume).to.have.length(n);
     }
 
@@ -160,7 +191,9 @@ describe('soak: training through 5 % of every kind of corrupt sample', function 
     });
     const r = await runTrain(['--config', cfg]);
     expect(r.code, describeRun(r)).to.equal(0);
-    expect(r.stdout).to.contain('data: 544 samples (96 excluded at index time: bad_label 32, oversize_report 32, truncated_member 32)');
+    expect(r.stdout).to.contain(
+      'data: 544 samples (96 excluded at index time: bad_label 32, oversize_report 32, truncated_member 32)',
+    );
     expect(r.stdout).to.contain('validation: 136 of 136 samples');
 
     // The reader skips exactly the NaN / ±Inf volumes, naming each (train and validation alike), nothing else.
@@ -168,7 +201,9 @@ describe('soak: training through 5 % of every kind of corrupt sample', function 
     const warnings = [...r.stderr.matchAll(/skipping bad sample: shard '[^']+' key '([^']+)': .*\[([a-z_]+)\]/g)];
     expect(new Set(warnings.map((m) => m[2]))).to.deep.equal(new Set(['non_finite_volume']));
     const skipped = new Set(warnings.map((m) => m[1]));
-    expect([...skipped].sort()).to.deep.equal([...train.plan.keys.non_finite_volume, ...valid.plan.keys.non_finite_volume].sort());
+    expect([...skipped].sort()).to.deep.equal(
+      [...train.plan.keys.non_finite_volume, ...valid.plan.keys.non_finite_volume].sort(),
+    );
 
     const events = fs
       .readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
@@ -187,14 +222,26 @@ describe('soak: training through 5 % of every kind of corrupt sample', function 
     const end = events[events.length - 1];
     expect(end).to.deep.include({ type: 'end', status: 'completed' });
     expect(end.bad_samples).to.deep.equal({
-      train: { excluded_at_index: 96, bad_at_read: 32, budget: 200, by_reason: { bad_label: 32, oversize_report: 32, truncated_member: 32, non_finite_volume: 32 } },
-      val: { excluded_at_index: 24, bad_at_read: 8, budget: 200, by_reason: { bad_label: 8, oversize_report: 8, truncated_member: 8, non_finite_volume: 8 } },
+      train: {
+        excluded_at_index: 96,
+        bad_at_read: 32,
+        budget: 200,
+        by_reason: { bad_label: 32, oversize_report: 32, truncated_member: 32, non_finite_volume: 32 },
+      },
+      val: {
+        excluded_at_index: 24,
+        bad_at_read: 8,
+        budget: 200,
+        by_reason: { bad_label: 8, oversize_report: 8, truncated_member: 8, non_finite_volume: 8 },
+      },
     });
 
     // The run report lists every reason with its train and validation counts.
     const html = fs.readFileSync(path.join(runDir, 'report.html'), 'utf8');
     for (const reason of ['bad_label', 'oversize_report', 'truncated_member', 'non_finite_volume']) {
-      expect(html, reason).to.match(new RegExp(`<tr data-reason="${reason}"><td[^>]*>${reason}</td><td>32</td><td>8</td></tr>`));
+      expect(html, reason).to.match(
+        new RegExp(`<tr data-reason="${reason}"><td[^>]*>${reason}</td><td>32</td><td>8</td></tr>`),
+      );
     }
   });
 });

@@ -11,7 +11,15 @@ import * as os from 'os';
 import * as path from 'path';
 import { requireGloo } from '../helpers/native';
 import { freePort, killAll, startRanks, type RankRun } from '../helpers/dist';
-import { checkpointDirs, requireTrainer, TRAIN_JS, trainData, trainLosses, writeTrainConfig, type TrainData } from '../helpers/train-fixtures';
+import {
+  checkpointDirs,
+  requireTrainer,
+  TRAIN_JS,
+  trainData,
+  trainLosses,
+  writeTrainConfig,
+  type TrainData,
+} from '../helpers/train-fixtures';
 
 const TOTAL = 12;
 
@@ -25,7 +33,14 @@ describe('train: data parallel over c10d', function () {
     const runDir = path.join(dir, name);
     const cfg = writeTrainConfig(dir, data, runDir, {
       data: { batch_size: 4, val_batch_size: 4, num_workers: 2 },
-      training: { max_steps: TOTAL, max_epochs: null, save_every_n_steps: 4, warmup_steps: 3, threads: 1, gradient_accumulation_steps: 2 },
+      training: {
+        max_steps: TOTAL,
+        max_epochs: null,
+        save_every_n_steps: 4,
+        warmup_steps: 3,
+        threads: 1,
+        gradient_accumulation_steps: 2,
+      },
       validation: { eval_every_n_steps: 6, eval_samples: 14 },
       checkpoint: { keep_last_n: 0 },
       logging: { log_every_n_steps: 1, use_tensorboard: false, profile_timing: 4 },
@@ -71,7 +86,18 @@ describe('train: data parallel over c10d', function () {
     expect(ref.rank1).to.not.match(/Step \d+\/12/);
     // logging.profile_timing: the per-phase breakdown from the native step, averaged over the 4 steps since the last one
     const block = ref.rank0.split('Timing (mean over the last 4 steps):')[1] ?? '';
-    for (const phase of ['data', 'tokenize', 'forward_spatial', 'forward_temporal', 'forward_text', 'heads', 'backward', 'allreduce', 'optimizer', 'total']) {
+    for (const phase of [
+      'data',
+      'tokenize',
+      'forward_spatial',
+      'forward_temporal',
+      'forward_text',
+      'heads',
+      'backward',
+      'allreduce',
+      'optimizer',
+      'total',
+    ]) {
       expect(block, `profile phase ${phase}`).to.match(new RegExp(`\\n  ${phase} +\\d+\\.\\d\\d ms +\\d+\\.\\d%`));
     }
     expect(ref.losses.size).to.equal(TOTAL);
@@ -83,7 +109,9 @@ describe('train: data parallel over c10d', function () {
       .filter((m) => m.type === 'val');
     expect(vals.map((v) => v.step)).to.deep.equal([6, 12]);
     for (const v of vals) expect(v.n_samples).to.equal(14);
-    expect(checkpointDirs(ref.runDir).map((d) => path.basename(d))).to.deep.equal([4, 6, 8, 12].map((s) => `ckpt-step${String(s).padStart(8, '0')}`));
+    expect(checkpointDirs(ref.runDir).map((d) => path.basename(d))).to.deep.equal(
+      [4, 6, 8, 12].map((s) => `ckpt-step${String(s).padStart(8, '0')}`),
+    );
   });
 
   it('only rank 0 takes the run lock; a run directory in use stops every rank at once, before any model is built', async function () {
@@ -92,14 +120,24 @@ describe('train: data parallel over c10d', function () {
     const { cfg, runDir } = config('locked');
     fs.mkdirSync(runDir, { recursive: true });
     // held by a live process on this host: this test process
-    const lock = JSON.stringify({ format: 'ctclip-run-lock', version: 1, pid: process.pid, host: os.hostname(), startedAt: '2025-01-31T12:00:00.000Z', command: 'mocha', nonce: 'test' });
+    const lock = JSON.stringify({
+      format: 'ctclip-run-lock',
+      version: 1,
+      pid: process.pid,
+      host: os.hostname(),
+      startedAt: '2025-01-31T12:00:00.000Z',
+      command: 'mocha',
+      nonce: 'test',
+    });
     fs.writeFileSync(path.join(runDir, 'run.lock'), lock);
     const r = await train(['--config', cfg]);
     for (const x of r) {
       expect(x.child.exitCode, `rank ${x.rank}:\n${x.stdout}\n${x.stderr}`).to.equal(1);
       expect(x.stdout, `rank ${x.rank} built no model`).to.not.contain('Model:');
     }
-    expect(r[0].stderr).to.contain(`is in use by another training run: ${path.join(runDir, 'run.lock')} is held by pid ${process.pid} on host ${os.hostname()}`);
+    expect(r[0].stderr).to.contain(
+      `is in use by another training run: ${path.join(runDir, 'run.lock')} is held by pid ${process.pid} on host ${os.hostname()}`,
+    );
     expect(r[1].stderr).to.contain(`rank 0 could not lock the run directory ${runDir}`);
     expect(fs.readdirSync(runDir)).to.deep.equal(['run.lock']);
     expect(fs.readFileSync(path.join(runDir, 'run.lock'), 'utf8')).to.equal(lock);
@@ -108,7 +146,9 @@ describe('train: data parallel over c10d', function () {
   it('a dead rank makes the other fail fast naming it; --resume latest on both ranks reproduces the uninterrupted run', async function () {
     const { cfg, runDir } = config('killed');
     // Rank 1 SIGKILLs itself right after step 7; rank 0 fails at the next collective.
-    const r = await train(['--config', cfg], (rank): Record<string, string> => (rank === 1 ? { CTCLIP_TEST_FAULT: 'kill-after-step=7' } : {}));
+    const r = await train(['--config', cfg], (rank): Record<string, string> =>
+      rank === 1 ? { CTCLIP_TEST_FAULT: 'kill-after-step=7' } : {},
+    );
     expect(r[1].child.signalCode).to.equal('SIGKILL');
     expect(r[0].child.exitCode, r[0].stdout + r[0].stderr).to.equal(1);
     expect(r[0].stderr).to.match(/DIST_(ERROR|TIMEOUT)|rank 0\/2: .*(failed|timed out).*rank 1/);
@@ -120,6 +160,9 @@ describe('train: data parallel over c10d', function () {
     expect(resumed[0].stdout).to.match(/Resumed from .*ckpt-step00000006/);
     const losses = trainLosses(runDir);
     for (const [step, loss] of ref.losses) expect(losses.get(step), `loss at step ${step}`).to.equal(loss);
-    expect(finalModel(runDir).equals(ref.model), 'final model.safetensors bit-identical to the uninterrupted run').to.equal(true);
+    expect(
+      finalModel(runDir).equals(ref.model),
+      'final model.safetensors bit-identical to the uninterrupted run',
+    ).to.equal(true);
   });
 });

@@ -9,7 +9,14 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { readScalars } from '../../lib/logging/tensorboard';
-import { DEMO_CLASSES, describeRun, runTrain, trainData, writeTrainConfig, requireTrainer } from '../helpers/train-fixtures';
+import {
+  DEMO_CLASSES,
+  describeRun,
+  runTrain,
+  trainData,
+  writeTrainConfig,
+  requireTrainer,
+} from '../helpers/train-fixtures';
 
 const TRAIN = 1024;
 const VAL = 200;
@@ -97,15 +104,33 @@ describe('train: the debug config learns zero-shot classification', function () 
       const v = VAL_LINE_RE.exec(lines[j])!;
       expect(Number(v[2])).to.equal(step);
       const metrics = parsePairs(v[3]);
-      expect(Object.keys(metrics)).to.deep.equal(['macro_auroc', 'macro_auprc', 'macro_f1', 'macro_precision', 'macro_recall', 'weighted_auroc', 'weighted_auprc', 'weighted_f1', 'weighted_precision', 'weighted_recall']);
+      expect(Object.keys(metrics)).to.deep.equal([
+        'macro_auroc',
+        'macro_auprc',
+        'macro_f1',
+        'macro_precision',
+        'macro_recall',
+        'weighted_auroc',
+        'weighted_auprc',
+        'weighted_f1',
+        'weighted_precision',
+        'weighted_recall',
+      ]);
       evals.push({ step, metrics });
     }
     expect(evals.map((e) => e.step)).to.deep.equal([EVAL_EVERY, STEPS]);
     const final = evals[evals.length - 1].metrics;
-    expect(final.macro_auroc, `final macro AUROC (all: ${evals.map((e) => e.metrics.macro_auroc).join(', ')})`).to.be.at.least(0.65);
+    expect(
+      final.macro_auroc,
+      `final macro AUROC (all: ${evals.map((e) => e.metrics.macro_auroc).join(', ')})`,
+    ).to.be.at.least(0.65);
 
     // metrics.jsonl agrees with the console; TensorBoard decodes to the same values
-    const events = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown> & { type: string; step: number });
+    const events = fs
+      .readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown> & { type: string; step: number });
     const val = events.filter((e) => e.type === 'val');
     expect(val.map((e) => e.step)).to.deep.equal([EVAL_EVERY, STEPS]);
     expect(val[val.length - 1].macro_auroc as number).to.be.closeTo(final.macro_auroc, 5e-5);
@@ -115,7 +140,15 @@ describe('train: the debug config learns zero-shot classification', function () 
     const loss = scalars.get('train/loss')!;
     expect(loss.map((p) => p.step)).to.deep.equal(expectedSteps);
     loss.forEach((p, k) => expect(p.value).to.equal(Math.fround(train[k].loss as number)));
-    for (const tag of ['train/lr', 'train/grad_norm', 'train/temperature', 'train/step_time', 'train/data_time', 'train/samples_per_s', 'train/skipped_steps']) {
+    for (const tag of [
+      'train/lr',
+      'train/grad_norm',
+      'train/temperature',
+      'train/step_time',
+      'train/data_time',
+      'train/samples_per_s',
+      'train/skipped_steps',
+    ]) {
       expect(scalars.get(tag)?.length, tag).to.equal(expectedSteps.length);
     }
     const auroc = scalars.get('val/macro_auroc')!;
@@ -128,6 +161,8 @@ describe('train: the debug config learns zero-shot classification', function () 
     expect(html).to.contain('data-chart');
     expect(r.stdout).to.contain(`Report: ${path.join(runDir, 'report.html')}`);
     expect(fs.existsSync(path.join(runDir, 'best.json'))).to.equal(true);
-    process.stdout.write(`      final macro AUROC ${final.macro_auroc.toFixed(4)} (evals: ${evals.map((e) => e.metrics.macro_auroc.toFixed(3)).join(', ')}); ${r.seconds.toFixed(1)} s\n`);
+    process.stdout.write(
+      `      final macro AUROC ${final.macro_auroc.toFixed(4)} (evals: ${evals.map((e) => e.metrics.macro_auroc.toFixed(3)).join(', ')}); ${r.seconds.toFixed(1)} s\n`,
+    );
   });
 });

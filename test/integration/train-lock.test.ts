@@ -11,7 +11,15 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { RUN_LOCK_FILE } from '../../lib/checkpoint/run-lock';
-import { checkpointDirs, describeRun, runTrain, startTrain, trainLosses, writeTrainConfig, trainSuite } from '../helpers/train-fixtures';
+import {
+  checkpointDirs,
+  describeRun,
+  runTrain,
+  startTrain,
+  trainLosses,
+  writeTrainConfig,
+  trainSuite,
+} from '../helpers/train-fixtures';
 
 /** Every entry of a run directory (recursively) with the sha256 of its content. */
 function snapshot(dir: string): Record<string, string> {
@@ -29,11 +37,22 @@ function snapshot(dir: string): Record<string, string> {
 }
 
 function events(runDir: string): Array<{ type: string; step: number; path?: string }> {
-  return fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number; path?: string });
+  return fs
+    .readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type: string; step: number; path?: string });
 }
 
 function lockOf(fields: Record<string, unknown>): string {
-  return JSON.stringify({ format: 'ctclip-run-lock', version: 1, startedAt: '2025-01-31T12:00:00.000Z', command: 'node lib/train.js --config old.yaml', nonce: 'old', ...fields });
+  return JSON.stringify({
+    format: 'ctclip-run-lock',
+    version: 1,
+    startedAt: '2025-01-31T12:00:00.000Z',
+    command: 'node lib/train.js --config old.yaml',
+    nonce: 'old',
+    ...fields,
+  });
 }
 
 describe('train: one trainer per run directory', function () {
@@ -62,11 +81,18 @@ describe('train: one trainer per run directory', function () {
       const before = snapshot(runDir);
       second = await runTrain(['--config', cfg]);
       expect(second.code, describeRun(second)).to.equal(1);
-      const lock = JSON.parse(fs.readFileSync(path.join(runDir, RUN_LOCK_FILE), 'utf8')) as { pid: number; host: string; startedAt: string; command: string };
+      const lock = JSON.parse(fs.readFileSync(path.join(runDir, RUN_LOCK_FILE), 'utf8')) as {
+        pid: number;
+        host: string;
+        startedAt: string;
+        command: string;
+      };
       expect(lock).to.include({ pid: first.child.pid, host: os.hostname() });
       expect(lock.command).to.contain('train.js --config');
       expect(second.stderr).to.contain(`run directory ${runDir} is in use by another training run`);
-      expect(second.stderr).to.contain(`held by pid ${first.child.pid} on host ${os.hostname()} since ${lock.startedAt}`);
+      expect(second.stderr).to.contain(
+        `held by pid ${first.child.pid} on host ${os.hostname()} since ${lock.startedAt}`,
+      );
       expect(second.stderr).to.contain('another checkpoint.save_dir');
       expect(second.stderr).to.not.contain('usage:');
       expect(second.stdout, 'stopped before building the model').to.not.contain('Model:');
@@ -95,7 +121,9 @@ describe('train: one trainer per run directory', function () {
     fs.writeFileSync(path.join(runDir, RUN_LOCK_FILE), lockOf({ pid: dead, host: os.hostname() }));
     const r = await runTrain(['--config', cfg]);
     expect(r.code, describeRun(r)).to.equal(0);
-    expect(r.stderr).to.contain(`warning: took over the stale run lock ${path.join(runDir, RUN_LOCK_FILE)} of pid ${dead} on host ${os.hostname()}`);
+    expect(r.stderr).to.contain(
+      `warning: took over the stale run lock ${path.join(runDir, RUN_LOCK_FILE)} of pid ${dead} on host ${os.hostname()}`,
+    );
     expect(r.stderr).to.contain(`process ${dead} is no longer running`);
     expect(fs.existsSync(path.join(runDir, RUN_LOCK_FILE))).to.equal(false);
 
@@ -104,7 +132,9 @@ describe('train: one trainer per run directory', function () {
     fs.writeFileSync(path.join(other.runDir, RUN_LOCK_FILE), lockOf({ pid: 4242, host: 'gpu-node-17' }));
     const refused = await runTrain(['--config', other.cfg]);
     expect(refused.code, describeRun(refused)).to.equal(1);
-    expect(refused.stderr).to.contain('held by pid 4242 on host gpu-node-17 since 2025-01-31T12:00:00.000Z: node lib/train.js --config old.yaml');
+    expect(refused.stderr).to.contain(
+      'held by pid 4242 on host gpu-node-17 since 2025-01-31T12:00:00.000Z: node lib/train.js --config old.yaml',
+    );
     expect(refused.stderr).to.contain(`delete ${path.join(other.runDir, RUN_LOCK_FILE)}`);
     expect(fs.readdirSync(other.runDir)).to.deep.equal([RUN_LOCK_FILE]);
   });

@@ -40,7 +40,15 @@ describe('train: runs that cannot make progress end cleanly', function () {
   it('consecutive non-finite steps: exit 1 at training.max_consecutive_skipped_steps, naming the samples; the last checkpoint intact', async function () {
     const runDir = path.join(suite.dir, 'cap');
     const cfg = writeTrainConfig(suite.dir, suite.data, runDir, {
-      training: { max_steps: 6, max_epochs: null, warmup_steps: 2, save_every_n_steps: 2, save_every_n_epochs: null, threads: 1, max_consecutive_skipped_steps: 3 },
+      training: {
+        max_steps: 6,
+        max_epochs: null,
+        warmup_steps: 2,
+        save_every_n_steps: 2,
+        save_every_n_epochs: null,
+        threads: 1,
+        max_consecutive_skipped_steps: 3,
+      },
       validation: { eval_every_n_steps: null, eval_every_n_epochs: null, eval_samples: 8 },
       logging: { log_every_n_steps: 1 },
     });
@@ -49,7 +57,10 @@ describe('train: runs that cannot make progress end cleanly', function () {
     expect(r.stderr).to.not.match(STACK);
     for (let i = 1; i <= 3; i++) expect(r.stderr).to.contain(`warning: step 3 skipped: non-finite loss or gradients`);
     expect(r.stderr).to.contain('3 in a row (the run stops at training.max_consecutive_skipped_steps = 3)');
-    const m = /^ctclip train: (3 consecutive training steps had a non-finite loss or gradient norm and were skipped \(training\.max_consecutive_skipped_steps = 3\); stopped before step 3\..*) \[NON_FINITE\]$/m.exec(r.stderr);
+    const m =
+      /^ctclip train: (3 consecutive training steps had a non-finite loss or gradient norm and were skipped \(training\.max_consecutive_skipped_steps = 3\); stopped before step 3\..*) \[NON_FINITE\]$/m.exec(
+        r.stderr,
+      );
     expect(m, describeRun(r)).to.not.equal(null);
     const message = (m as RegExpExecArray)[1];
     // every sample of the skipped step (data.batch_size 16 of the debug config): its shard file and key
@@ -100,7 +111,14 @@ describe('train: runs that cannot make progress end cleanly', function () {
     const runDir = path.join(suite.dir, 'bad-samples');
     const cfg = writeTrainConfig(suite.dir, { ...suite.data, trainPattern: pattern }, runDir, {
       data: { max_bad_samples: 1 },
-      training: { max_steps: 8, max_epochs: null, warmup_steps: 2, save_every_n_steps: null, save_every_n_epochs: null, threads: 1 },
+      training: {
+        max_steps: 8,
+        max_epochs: null,
+        warmup_steps: 2,
+        save_every_n_steps: null,
+        save_every_n_epochs: null,
+        threads: 1,
+      },
       validation: { eval_every_n_steps: null, eval_every_n_epochs: null, eval_samples: 8 },
       logging: { log_every_n_steps: 1 },
     });
@@ -110,7 +128,10 @@ describe('train: runs that cannot make progress end cleanly', function () {
     const m = /^ctclip train: (.*exceed the error budget data\.max_bad_samples = 1.*) \[DATA_ERROR\]$/m.exec(r.stderr);
     expect(m, describeRun(r)).to.not.equal(null);
     const victimKeys = victims.map((s) => s.key);
-    expect(victimKeys.some((k) => (m as RegExpExecArray)[1].includes(`key '${k}'`)), 'names the last bad sample').to.equal(true);
+    expect(
+      victimKeys.some((k) => (m as RegExpExecArray)[1].includes(`key '${k}'`)),
+      'names the last bad sample',
+    ).to.equal(true);
     const end = endEvent(runDir);
     expect(end).to.include({ status: 'failed', code: 'DATA_ERROR', error: (m as RegExpExecArray)[1] });
     expect(fs.existsSync(path.join(runDir, 'report.html')), 'the run report').to.equal(true);

@@ -14,7 +14,16 @@ import { CheckpointManager } from '../../lib/checkpoint';
 import { decodeSafetensors } from '../../lib/io/safetensors';
 import { writeTorchSave } from '../../lib/weights/torch-save';
 import { Rng } from '../../lib/rng';
-import { checkpointDirs, describeRun, runTrain, trainData, trainLosses, writeTrainConfig, type TrainData, requireTrainer } from '../helpers/train-fixtures';
+import {
+  checkpointDirs,
+  describeRun,
+  runTrain,
+  trainData,
+  trainLosses,
+  writeTrainConfig,
+  type TrainData,
+  requireTrainer,
+} from '../helpers/train-fixtures';
 
 const TOTAL = 24;
 const SAVE_EVERY = 4;
@@ -43,7 +52,10 @@ describe('train: checkpoints and exact resume', function () {
   function finalWeights(runDir: string): { model: Buffer; optimizer: Buffer } {
     const last = checkpointDirs(runDir).pop() as string;
     expect(path.basename(last)).to.equal(`ckpt-step${String(TOTAL).padStart(8, '0')}`);
-    return { model: fs.readFileSync(path.join(last, 'model.safetensors')), optimizer: fs.readFileSync(path.join(last, 'optimizer.safetensors')) };
+    return {
+      model: fs.readFileSync(path.join(last, 'model.safetensors')),
+      optimizer: fs.readFileSync(path.join(last, 'optimizer.safetensors')),
+    };
   }
 
   function expectSameAsReference(runDir: string): void {
@@ -89,9 +101,15 @@ describe('train: checkpoints and exact resume', function () {
     const expectedFrom = Math.floor((k - 1) / SAVE_EVERY) * SAVE_EVERY; // the save of step k itself never ran
     const resumed = await runTrain(['--config', cfg, '--resume', 'latest']);
     expect(resumed.code, describeRun(resumed)).to.equal(0);
-    expect(resumed.stdout).to.match(new RegExp(`Resumed from \\S*ckpt-step${String(expectedFrom).padStart(8, '0')}: step ${expectedFrom},`));
+    expect(resumed.stdout).to.match(
+      new RegExp(`Resumed from \\S*ckpt-step${String(expectedFrom).padStart(8, '0')}: step ${expectedFrom},`),
+    );
     expectSameAsReference(runDir);
-    const events = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number });
+    const events = fs
+      .readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; step: number });
     expect(events.filter((e) => e.type === 'resume').map((e) => e.step)).to.deep.equal([expectedFrom]);
   });
 
@@ -126,8 +144,12 @@ describe('train: checkpoints and exact resume', function () {
     fs.truncateSync(opt20, fs.statSync(opt20).size - 100);
     const resumed = await runTrain(['--config', cfg, '--resume', 'latest']);
     expect(resumed.code, describeRun(resumed)).to.equal(0);
-    expect(resumed.stderr, describeRun(resumed)).to.match(/warning: skipping corrupt checkpoint \S*ckpt-step00000024: .*model\.safetensors/);
-    expect(resumed.stderr, describeRun(resumed)).to.match(/warning: skipping (corrupt )?checkpoint \S*ckpt-step00000020: .*optimizer\.safetensors: size \d+ bytes, manifest says \d+ \(truncated/);
+    expect(resumed.stderr, describeRun(resumed)).to.match(
+      /warning: skipping corrupt checkpoint \S*ckpt-step00000024: .*model\.safetensors/,
+    );
+    expect(resumed.stderr, describeRun(resumed)).to.match(
+      /warning: skipping (corrupt )?checkpoint \S*ckpt-step00000020: .*optimizer\.safetensors: size \d+ bytes, manifest says \d+ \(truncated/,
+    );
     expect(resumed.stdout).to.match(/Resumed from \S*ckpt-step00000016: step 16,/);
     expectSameAsReference(runDir);
   });
@@ -159,7 +181,9 @@ describe('train: checkpoints and exact resume', function () {
     const cfg = config('no-opt').cfg;
     const r = await runTrain(['--config', cfg, '--resume', 'latest', '--no-load-optimizer']);
     expect(r.code, describeRun(r)).to.equal(0);
-    expect(r.stdout).to.match(/Resumed from \S*ckpt-step00000016: step 16, .*\(--no-load-optimizer: AdamW moments and loss scaler start fresh\)/);
+    expect(r.stdout).to.match(
+      /Resumed from \S*ckpt-step00000016: step 16, .*\(--no-load-optimizer: AdamW moments and loss scaler start fresh\)/,
+    );
     const losses = trainLosses(runDir);
     // step 17 runs on the restored weights, data and dropout stream: the same loss; later steps use fresh moments
     expect(losses.get(17)).to.equal(refLosses.get(17));
@@ -170,7 +194,16 @@ describe('train: checkpoints and exact resume', function () {
   it('--init-from starts a new run from weights only: our checkpoint folder, or a PyTorch torch.save file', async function () {
     const last = checkpointDirs(refDir).pop() as string;
     const a = config('init-ours');
-    const ours = await runTrain(['--config', a.cfg, '--init-from', last, '--set', 'training.max_steps=4', '--set', 'training.warmup_steps=2']);
+    const ours = await runTrain([
+      '--config',
+      a.cfg,
+      '--init-from',
+      last,
+      '--set',
+      'training.max_steps=4',
+      '--set',
+      'training.warmup_steps=2',
+    ]);
     expect(ours.code, describeRun(ours)).to.equal(0);
     expect(ours.stdout).to.contain(`Initialised the model from ${path.join(last, 'model.safetensors')}`);
     expect(ours.stdout).to.contain('a new run starts at step 0');
@@ -189,7 +222,16 @@ describe('train: checkpoints and exact resume', function () {
     const pt = path.join(dir, 'weights.pt');
     writeTorchSave(pt, entries, { wrapper: 'model_state_dict', extra: { epoch: 1 } });
     const b = config('init-pt');
-    const fromPt = await runTrain(['--config', b.cfg, '--init-from', pt, '--set', 'training.max_steps=4', '--set', 'training.warmup_steps=2']);
+    const fromPt = await runTrain([
+      '--config',
+      b.cfg,
+      '--init-from',
+      pt,
+      '--set',
+      'training.max_steps=4',
+      '--set',
+      'training.warmup_steps=2',
+    ]);
     expect(fromPt.code, describeRun(fromPt)).to.equal(0);
     expect(fromPt.stdout).to.contain(`Initialised the model from ${pt}`);
     const ptLosses = trainLosses(b.runDir);
@@ -204,7 +246,9 @@ describe('train: checkpoints and exact resume', function () {
     const a = config('accum-ref');
     const ref = await runTrain(['--config', a.cfg, ...extra]);
     expect(ref.code, describeRun(ref)).to.equal(0);
-    expect(ref.stdout).to.contain('Dataset: 64 samples / (batch_size 16 × 1 ranks × 2 accumulation steps) = 2 steps/epoch');
+    expect(ref.stdout).to.contain(
+      'Dataset: 64 samples / (batch_size 16 × 1 ranks × 2 accumulation steps) = 2 steps/epoch',
+    );
     const refA = trainLosses(a.runDir);
     expect(refA.size).to.equal(TOTAL);
     expect(refA.get(1)).to.not.equal(refLosses.get(1)); // the mean over two micro-batches, not one batch
@@ -218,48 +262,98 @@ describe('train: checkpoints and exact resume', function () {
     expect([...losses]).to.deep.equal([...refA]);
     const last = (d: string) => fs.readFileSync(path.join(checkpointDirs(d).pop() as string, 'model.safetensors'));
     expect(last(b.runDir).equals(last(a.runDir))).to.equal(true);
-    const pos = JSON.parse(fs.readFileSync(path.join(checkpointDirs(b.runDir).pop() as string, 'data_position.json'), 'utf8')) as { microBatches: number; epoch: number; globalSamplePosition: number };
+    const pos = JSON.parse(
+      fs.readFileSync(path.join(checkpointDirs(b.runDir).pop() as string, 'data_position.json'), 'utf8'),
+    ) as { microBatches: number; epoch: number; globalSamplePosition: number };
     expect(pos.microBatches).to.equal(2 * TOTAL);
     expect(pos).to.include({ epoch: TOTAL / 2, globalSamplePosition: 0 });
   });
 
   it('a non-finite step is skipped: its batch is consumed, the LR schedule does not advance', async function () {
     const { cfg, runDir } = config('non-finite');
-    const r = await runTrain(['--config', cfg, '--set', 'training.max_steps=6', '--set', 'training.save_every_n_steps=null', '--set', 'validation.eval_every_n_steps=null'], { CTCLIP_TEST_FAULT: 'non-finite=3' });
+    const r = await runTrain(
+      [
+        '--config',
+        cfg,
+        '--set',
+        'training.max_steps=6',
+        '--set',
+        'training.save_every_n_steps=null',
+        '--set',
+        'validation.eval_every_n_steps=null',
+      ],
+      { CTCLIP_TEST_FAULT: 'non-finite=3' },
+    );
     expect(r.code, describeRun(r)).to.equal(0);
-    expect(r.stderr).to.match(/warning: step 3 skipped: non-finite loss or gradients .*the LR schedule does not advance \(1 skipped so far\)/);
-    const events = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number; lr?: number; skipped_steps?: number });
+    expect(r.stderr).to.match(
+      /warning: step 3 skipped: non-finite loss or gradients .*the LR schedule does not advance \(1 skipped so far\)/,
+    );
+    const events = fs
+      .readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; step: number; lr?: number; skipped_steps?: number });
     const train = events.filter((e) => e.type === 'train');
     expect(train.map((e) => e.step)).to.deep.equal([1, 2, 3, 4, 5, 6]);
     expect(train.map((e) => e.skipped_steps)).to.deep.equal([0, 0, 1, 1, 1, 1]);
     expect(train[2].lr).to.equal(1e-3 * (3 / 4)); // step 3 (retried) still runs at the warmup LR of step 3
-    const pos = JSON.parse(fs.readFileSync(path.join(checkpointDirs(runDir).pop() as string, 'data_position.json'), 'utf8')) as { microBatches: number };
+    const pos = JSON.parse(
+      fs.readFileSync(path.join(checkpointDirs(runDir).pop() as string, 'data_position.json'), 'utf8'),
+    ) as { microBatches: number };
     expect(pos.microBatches).to.equal(7); // six steps plus the skipped one
-    const sched = JSON.parse(fs.readFileSync(path.join(checkpointDirs(runDir).pop() as string, 'schedule.json'), 'utf8')) as { optimizerStep: number; skippedSteps: number };
+    const sched = JSON.parse(
+      fs.readFileSync(path.join(checkpointDirs(runDir).pop() as string, 'schedule.json'), 'utf8'),
+    ) as { optimizerStep: number; skippedSteps: number };
     expect(sched).to.include({ optimizerStep: 6, skippedSteps: 1 });
   });
 
   it('resume with a changed batch size continues the interrupted epoch after the saved position', async function () {
     const { cfg, runDir } = config('geometry');
-    const sets = ['--set', 'training.save_every_n_steps=3', '--set', 'validation.eval_every_n_steps=null', '--set', 'training.max_steps=10'];
+    const sets = [
+      '--set',
+      'training.save_every_n_steps=3',
+      '--set',
+      'validation.eval_every_n_steps=null',
+      '--set',
+      'training.max_steps=10',
+    ];
     const killed = await runTrain(['--config', cfg, ...sets], { CTCLIP_TEST_FAULT: 'kill-after-step=5' });
     expect(killed.signal, describeRun(killed)).to.equal('SIGKILL');
-    const pos3 = JSON.parse(fs.readFileSync(path.join(runDir, 'ckpt-step00000003', 'data_position.json'), 'utf8')) as { epoch: number; globalSamplePosition: number };
+    const pos3 = JSON.parse(fs.readFileSync(path.join(runDir, 'ckpt-step00000003', 'data_position.json'), 'utf8')) as {
+      epoch: number;
+      globalSamplePosition: number;
+    };
     expect(pos3).to.include({ epoch: 0, globalSamplePosition: 48 });
     const resumed = await runTrain(['--config', cfg, ...sets, '--resume', 'latest', '--set', 'data.batch_size=8']);
     expect(resumed.code, describeRun(resumed)).to.equal(0);
-    expect(resumed.stdout).to.contain('Note: the data geometry changed since the checkpoint (batch 16 → 8, world size 1 → 1, accumulation 1 → 1)');
+    expect(resumed.stdout).to.contain(
+      'Note: the data geometry changed since the checkpoint (batch 16 → 8, world size 1 → 1, accumulation 1 → 1)',
+    );
     expect(resumed.stdout).to.contain('Dataset: 64 samples / batch_size 8 = 8 steps/epoch');
     // the rest of epoch 0 is positions 48..63: two batches of 8, then epoch 1 with the new geometry
-    const pos = (step: number) => JSON.parse(fs.readFileSync(path.join(runDir, `ckpt-step${String(step).padStart(8, '0')}`, 'data_position.json'), 'utf8')) as { epoch: number; globalSamplePosition: number };
+    const pos = (step: number) =>
+      JSON.parse(
+        fs.readFileSync(path.join(runDir, `ckpt-step${String(step).padStart(8, '0')}`, 'data_position.json'), 'utf8'),
+      ) as { epoch: number; globalSamplePosition: number };
     expect(pos(6)).to.include({ epoch: 1, globalSamplePosition: 8 });
     expect(pos(9)).to.include({ epoch: 1, globalSamplePosition: 32 });
     expect([...trainLosses(runDir).keys()]).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
 
-  it("--resume latest without any checkpoint starts fresh and says so; --resume best without one exits 2", async function () {
+  it('--resume latest without any checkpoint starts fresh and says so; --resume best without one exits 2', async function () {
     const { cfg, runDir } = config('fresh');
-    const r = await runTrain(['--config', cfg, '--resume', 'latest', '--set', 'training.max_steps=4', '--set', 'training.save_every_n_steps=null', '--set', 'validation.eval_every_n_steps=null']);
+    const r = await runTrain([
+      '--config',
+      cfg,
+      '--resume',
+      'latest',
+      '--set',
+      'training.max_steps=4',
+      '--set',
+      'training.save_every_n_steps=null',
+      '--set',
+      'validation.eval_every_n_steps=null',
+    ]);
     expect(r.code, describeRun(r)).to.equal(0);
     expect(r.stdout).to.contain(`No checkpoint found in ${runDir}: starting fresh`);
     const empty = path.join(dir, 'empty');
@@ -274,7 +368,10 @@ describe('train: checkpoints and exact resume', function () {
     for (const e of fs.readdirSync(path.join(d, rel), { withFileTypes: true })) {
       const r = path.join(rel, e.name);
       if (e.isDirectory()) tree(d, r, out);
-      else out[r] = createHash('sha256').update(fs.readFileSync(path.join(d, r))).digest('hex');
+      else
+        out[r] = createHash('sha256')
+          .update(fs.readFileSync(path.join(d, r)))
+          .digest('hex');
     }
     return out;
   }
@@ -321,10 +418,20 @@ describe('train: checkpoints and exact resume', function () {
       const text = `${JSON.stringify(dp, null, 2)}\n`;
       fs.writeFileSync(file, text);
       const manifestFile = path.join(ckpt, 'manifest.json');
-      const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as { files: Record<string, { size: number; sha256: string }> };
-      manifest.files['data_position.json'] = { size: Buffer.byteLength(text), sha256: createHash('sha256').update(text).digest('hex') };
+      const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as {
+        files: Record<string, { size: number; sha256: string }>;
+      };
+      manifest.files['data_position.json'] = {
+        size: Buffer.byteLength(text),
+        sha256: createHash('sha256').update(text).digest('hex'),
+      };
       fs.writeFileSync(manifestFile, JSON.stringify(manifest, null, 2));
-      const v = await new CheckpointManager({ dir: runDir, keepLastN: 0, readOnly: true, onLog: () => undefined }).verify(ckpt);
+      const v = await new CheckpointManager({
+        dir: runDir,
+        keepLastN: 0,
+        readOnly: true,
+        onLog: () => undefined,
+      }).verify(ckpt);
       expect(v.ok, 'the checksums match').to.equal(true);
       const r = await runTrain(['--config', config(`tampered-${key}`).cfg, '--resume', 'latest']);
       expect(r.code, describeRun(r)).to.equal(1);

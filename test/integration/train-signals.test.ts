@@ -5,17 +5,34 @@
 import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
-import { checkpointDirs, describeRun, runTrain, startTrain, writeTrainConfig, trainSuite } from '../helpers/train-fixtures';
+import {
+  checkpointDirs,
+  describeRun,
+  runTrain,
+  startTrain,
+  writeTrainConfig,
+  trainSuite,
+} from '../helpers/train-fixtures';
 
 describe('train: SIGINT / SIGTERM', function () {
   this.timeout(180_000);
   const suite = trainSuite('train-signals');
 
-  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const [sig, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
     it(`${sig}: stops at the next step boundary, saves a checkpoint and exits ${code}`, async function () {
       const runDir = path.join(suite.dir, sig);
       const cfg = writeTrainConfig(suite.dir, suite.data, runDir, {
-        training: { max_steps: 2000, max_epochs: null, warmup_steps: 2, save_every_n_steps: null, save_every_n_epochs: null, threads: 1 },
+        training: {
+          max_steps: 2000,
+          max_epochs: null,
+          warmup_steps: 2,
+          save_every_n_steps: null,
+          save_every_n_epochs: null,
+          threads: 1,
+        },
         validation: { eval_every_n_steps: null, eval_every_n_epochs: null, eval_samples: 8 },
         logging: { log_every_n_steps: 1 },
       });
@@ -36,7 +53,16 @@ describe('train: SIGINT / SIGTERM', function () {
       const meta = JSON.parse(fs.readFileSync(path.join(ckpts[0], 'meta.json'), 'utf8')) as { kind: string };
       expect(meta.kind).to.equal('interrupt');
       if (sig === 'SIGINT') {
-        const resumed = await runTrain(['--config', cfg, '--resume', 'latest', '--set', `training.max_steps=${step + 2}`, '--set', 'validation.eval_samples=8']);
+        const resumed = await runTrain([
+          '--config',
+          cfg,
+          '--resume',
+          'latest',
+          '--set',
+          `training.max_steps=${step + 2}`,
+          '--set',
+          'validation.eval_samples=8',
+        ]);
         expect(resumed.code, describeRun(resumed)).to.equal(0);
         expect(resumed.stdout).to.contain(`Resumed from ${ckpts[0]}: step ${step},`);
         expect(resumed.stdout).to.contain(`Step ${step + 2}/${step + 2} `);

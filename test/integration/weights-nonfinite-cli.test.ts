@@ -14,7 +14,14 @@ import { CTClip } from '../../lib/model/ctclip';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { Tokenizer } from '../../lib/text/tokenizer';
 import { saveWeights, writeTorchSave } from '../../lib/weights';
-import { describeRun, DEMO_CLASSES, requireTrainer, runTrain, trainData, writeTrainConfig } from '../helpers/train-fixtures';
+import {
+  describeRun,
+  DEMO_CLASSES,
+  requireTrainer,
+  runTrain,
+  trainData,
+  writeTrainConfig,
+} from '../helpers/train-fixtures';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 
@@ -30,9 +37,14 @@ describe('NaN / Inf weights: infer and --init-from exit 1 naming the file and th
     requireTrainer(this);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-nonfinite-'));
     const data = await trainData({ train: 8, val: 24, classes: DEMO_CLASSES });
-    cfgFile = writeTrainConfig(dir, data, path.join(dir, 'run'), { training: { max_steps: 2, warmup_steps: 1, threads: 2 }, data: { batch_size: 4, val_batch_size: 4 } });
+    cfgFile = writeTrainConfig(dir, data, path.join(dir, 'run'), {
+      training: { max_steps: 2, warmup_steps: 1, threads: 2 },
+      data: { batch_size: 4, val_batch_size: 4 },
+    });
     const cfg = loadConfig(cfgFile).config;
-    const tokenizer = Tokenizer.fromVocabFile(cfg.model.text_encoder.vocab!, { doLowerCase: cfg.model.text_encoder.do_lower_case });
+    const tokenizer = Tokenizer.fromVocabFile(cfg.model.text_encoder.vocab!, {
+      doLowerCase: cfg.model.text_encoder.do_lower_case,
+    });
     const model = CTClip.create(modelConfigFromConfig(cfg, tokenizer.vocabSize));
     try {
       const sd = model.stateDict();
@@ -49,7 +61,12 @@ describe('NaN / Inf weights: infer and --init-from exit 1 naming the file and th
         infPt,
         sd.names.map((name, k) => {
           const d = k === i ? values : (readTensor(sd.tensors[k]).data as Float32Array);
-          return { name, dtype: 'float32', shape: sd.shapes[k], data: new Uint8Array(d.buffer, d.byteOffset, d.byteLength).slice() };
+          return {
+            name,
+            dtype: 'float32',
+            shape: sd.shapes[k],
+            data: new Uint8Array(d.buffer, d.byteOffset, d.byteLength).slice(),
+          };
         }),
         { wrapper: 'model_state_dict' },
       );
@@ -62,7 +79,12 @@ describe('NaN / Inf weights: infer and --init-from exit 1 naming the file and th
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'cli.js'), ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, CI: '1' } });
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'cli.js'), ...args], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      env: { ...process.env, CI: '1' },
+    });
 
   it('ctclip infer refuses NaN (safetensors) and -Inf (torch.save) weights with exit 1', () => {
     for (const [file, value] of [

@@ -13,7 +13,7 @@ type Case = { batch: number; m: number; k: number; n: number; transB: boolean; l
 // The shapes the model produces: temporal logits/attention of the bench configs (T' = 6 and 8, dim_head 32), the
 // full size (T' = 24), a causal-free odd size, and a non-square product.
 const SMALL: Case[] = [
-  { batch: 576, m: 6, k: 32, n: 6, transB: true, label: "mid temporal q·kᵀ (576 × 6×32·32×6)" },
+  { batch: 576, m: 6, k: 32, n: 6, transB: true, label: 'mid temporal q·kᵀ (576 × 6×32·32×6)' },
   { batch: 576, m: 6, k: 6, n: 32, transB: false, label: 'mid temporal attn·v (576 × 6×6·6×32)' },
   { batch: 64, m: 24, k: 32, n: 24, transB: true, label: 'full-size temporal q·kᵀ (T′ = 24)' },
   { batch: 64, m: 24, k: 24, n: 32, transB: false, label: 'full-size temporal attn·v' },

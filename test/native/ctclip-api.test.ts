@@ -14,7 +14,19 @@ import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { Tokenizer } from '../../lib/text/tokenizer';
 import { requireAddon } from '../helpers/native';
 
-const WORDS = ['lung', 'opacity', 'is', 'present', 'not', 'atelectasis', 'cardiomegaly', 'effusion', 'pleural', 'no', '.'];
+const WORDS = [
+  'lung',
+  'opacity',
+  'is',
+  'present',
+  'not',
+  'atelectasis',
+  'cardiomegaly',
+  'effusion',
+  'pleural',
+  'no',
+  '.',
+];
 const VOCAB = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', ...WORDS];
 
 function tinyConfig(vocab: string | null): Config {
@@ -22,8 +34,29 @@ function tinyConfig(vocab: string | null): Config {
     experiment: { name: 'api', seed: 11 },
     model: {
       dim_latent: 8,
-      image_encoder: { dim: 16, codebook_size: 16, image_size: 16, frames: 4, patch_size: 8, temporal_patch_size: 2, spatial_depth: 1, temporal_depth: 1, heads: 2, dim_head: 8 },
-      text_encoder: { vocab, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 16, max_length: 10, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0 },
+      image_encoder: {
+        dim: 16,
+        codebook_size: 16,
+        image_size: 16,
+        frames: 4,
+        patch_size: 8,
+        temporal_patch_size: 2,
+        spatial_depth: 1,
+        temporal_depth: 1,
+        heads: 2,
+        dim_head: 8,
+      },
+      text_encoder: {
+        vocab,
+        hidden_size: 16,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        intermediate_size: 32,
+        max_position_embeddings: 16,
+        max_length: 10,
+        hidden_dropout_prob: 0,
+        attention_probs_dropout_prob: 0,
+      },
     },
   });
 }
@@ -80,10 +113,19 @@ describe('library model API (createModel / saveModel / loadModel / encodeTexts /
     const vol = volumes(2);
     try {
       await api.saveModel(model, file, { note: 'api-test' });
-      const header = JSON.parse(fs.readFileSync(file).subarray(8, 8 + Number(fs.readFileSync(file).readBigUInt64LE(0))).toString('utf8'));
+      const header = JSON.parse(
+        fs
+          .readFileSync(file)
+          .subarray(8, 8 + Number(fs.readFileSync(file).readBigUInt64LE(0)))
+          .toString('utf8'),
+      );
       expect(header.__metadata__).to.deep.include({ format: 'pt', note: 'api-test' });
       const names = model.stateDict();
-      expect(Object.keys(header).filter((k) => k !== '__metadata__').sort()).to.deep.equal([...names.names].sort());
+      expect(
+        Object.keys(header)
+          .filter((k) => k !== '__metadata__')
+          .sort(),
+      ).to.deep.equal([...names.names].sort());
       names.tensors.forEach((x) => x.dispose());
 
       // A differently seeded model gives different latents until the weights are loaded.
@@ -118,7 +160,12 @@ describe('library model API (createModel / saveModel / loadModel / encodeTexts /
       // Independent expectation: latents from the raw model, the temperature from the state dict, softmax here.
       const img = readTensor(await model.encodeImage(vol)).data as Float32Array;
       const prompts = api.zeroShotPromptTexts(classes, api.DEFAULT_PROMPTS);
-      expect(prompts).to.deep.equal(['lung opacity is present.', 'lung opacity is not present.', 'atelectasis is present.', 'atelectasis is not present.']);
+      expect(prompts).to.deep.equal([
+        'lung opacity is present.',
+        'lung opacity is not present.',
+        'atelectasis is present.',
+        'atelectasis is not present.',
+      ]);
       const txt = readTensor(await api.encodeTexts(model, tokenizer, prompts, 10)).data as Float32Array;
       const sd = model.stateDict();
       const temperature = (readTensor(sd.tensors[sd.names.indexOf('temperature')]).data as Float32Array)[0];

@@ -12,7 +12,18 @@ import { loadSafetensors } from '../../lib/weights/safetensors-native';
 import { loadAddon, type SafetensorsContent, type TensorHandle } from '../../lib/native';
 import { fixturePath, fixturesAvailable } from '../helpers/fixtures';
 import { requireAddon } from '../helpers/native';
-import { diff, expectClose, expectExact, get, maxAbs, reshape, scalar, shapeOf, sliceRows, values } from '../helpers/tensors';
+import {
+  diff,
+  expectClose,
+  expectExact,
+  get,
+  maxAbs,
+  reshape,
+  scalar,
+  shapeOf,
+  sliceRows,
+  values,
+} from '../helpers/tensors';
 
 interface KeyEntry {
   key: string;
@@ -51,7 +62,9 @@ const TEXT_KEYS = [
 ] as const;
 
 function readMeta(dir: string): ClipMeta {
-  const meta = JSON.parse(fs.readFileSync(fixturePath(dir, 'meta.json'), 'utf8')) as ClipMeta & { inputs_same_as?: string };
+  const meta = JSON.parse(fs.readFileSync(fixturePath(dir, 'meta.json'), 'utf8')) as ClipMeta & {
+    inputs_same_as?: string;
+  };
   if (!meta.bert_config || !meta.ctvit_config || meta.dim_latent === undefined) {
     // D shares C's model configuration and inputs (`inputs_same_as: "<case>/inputs.safetensors"`).
     const base = readMeta(inputsDir(dir, meta));
@@ -65,7 +78,9 @@ function readMeta(dir: string): ClipMeta {
 /** The case folder holding a case's inputs.safetensors (its own, or the one `inputs_same_as` names). */
 function inputsDir(dir: string, meta?: { inputs_same_as?: string }): string {
   if (fs.existsSync(fixturePath(dir, 'inputs.safetensors'))) return dir;
-  const same = (meta ?? (JSON.parse(fs.readFileSync(fixturePath(dir, 'meta.json'), 'utf8')) as { inputs_same_as?: string })).inputs_same_as;
+  const same = (
+    meta ?? (JSON.parse(fs.readFileSync(fixturePath(dir, 'meta.json'), 'utf8')) as { inputs_same_as?: string })
+  ).inputs_same_as;
   return same ? same.split('/')[0] : 'ctclip_tiny';
 }
 
@@ -94,7 +109,12 @@ function gradTolerance(ref: TensorHandle): number {
 /** The device the fixture models run on (CTCLIP_TEST_DEVICE, e.g. cuda:0); unset = the CPU, as always. */
 const TEST_DEVICE = process.env.CTCLIP_TEST_DEVICE || null;
 
-async function buildModel(dir: string, meta: ClipMeta, loss: 'softmax' | 'siglip', training?: CTClipConfig['training']) {
+async function buildModel(
+  dir: string,
+  meta: ClipMeta,
+  loss: 'softmax' | 'siglip',
+  training?: CTClipConfig['training'],
+) {
   const weights = await loadSafetensors(fixturePath(dir, 'weights.safetensors'));
   const model = CTClip.create(configFrom(meta, loss, training));
   const report = model.loadStateDict(weights.names, weights.tensors, { strict: true });
@@ -127,7 +147,11 @@ function checkKeyTable(model: CTClip, meta: ClipMeta): void {
   for (const name of meta.params_without_grad ?? []) expect(sd.kinds[sd.names.indexOf(name)], name).to.equal('inert');
 }
 
-function checkGrads(got: { names: string[]; tensors: TensorHandle[] }, grads: SafetensorsContent, meta: ClipMeta): number {
+function checkGrads(
+  got: { names: string[]; tensors: TensorHandle[] },
+  grads: SafetensorsContent,
+  meta: ClipMeta,
+): number {
   expect(got.names).to.deep.equal(meta.grad_keys ?? grads.names);
   for (const name of meta.params_without_grad ?? []) expect(got.names).to.not.include(name);
   let worst = 0;
@@ -148,7 +172,11 @@ function checkGrads(got: { names: string[]; tensors: TensorHandle[] }, grads: Sa
 }
 
 function batchFrom(inputs: SafetensorsContent) {
-  return { inputIds: get(inputs, 'input_ids'), attentionMask: get(inputs, 'attention_mask'), volumes: get(inputs, 'images') };
+  return {
+    inputIds: get(inputs, 'input_ids'),
+    attentionMask: get(inputs, 'attention_mask'),
+    volumes: get(inputs, 'images'),
+  };
 }
 
 const verbose = (...args: unknown[]) => {
@@ -160,7 +188,10 @@ describe('native: CT-CLIP golden fixtures', function () {
     requireAddon(this);
     if (!fixturesAvailable()) this.skip();
     // An addon without the CT-CLIP functions fails here (it must be rebuilt), it does not skip.
-    expect(typeof (loadAddon() as unknown as Record<string, unknown>).createCTClip, 'addon lacks createCTClip (rebuild it)').to.equal('function');
+    expect(
+      typeof (loadAddon() as unknown as Record<string, unknown>).createCTClip,
+      'addon lacks createCTClip (rebuild it)',
+    ).to.equal('function');
   });
 
   describe('C: ctclip_tiny (InfoNCE, one clipped AdamW step)', function () {
@@ -206,7 +237,9 @@ describe('native: CT-CLIP golden fixtures', function () {
       const step = await model.optimizerStep(opt.lr);
       expect(step.skipped).to.equal(false);
       const normRef = meta.grad_norm_preclip ?? scalar(get(outputs, 'grad_norm_preclip'));
-      expect(Math.abs(step.gradNorm - normRef) / normRef, `pre-clip norm ${step.gradNorm} vs ${normRef}`).to.be.at.most(1e-5);
+      expect(Math.abs(step.gradNorm - normRef) / normRef, `pre-clip norm ${step.gradNorm} vs ${normRef}`).to.be.at.most(
+        1e-5,
+      );
       const coef = meta.clip_coef ?? Math.min(1, (meta.clip_max_norm ?? 0.5) / (normRef + 1e-6));
       expect(step.clipCoef).to.be.closeTo(coef, 1e-5 * coef);
       expect(step.optimizerSteps).to.equal(1);
@@ -323,7 +356,12 @@ describe('native: CT-CLIP golden fixtures', function () {
       const mask = reshape(get(inputs, 'attention_mask'), [S * C * 2, L]);
       const textLatents = await model.encodeText(ids, mask);
       const [, latent] = shapeOf(textLatents);
-      worst.text_latents = expectClose('text_latents', reshape(textLatents, [S, C, 2, latent]), get(outputs, 'text_latents'), 1e-5);
+      worst.text_latents = expectClose(
+        'text_latents',
+        reshape(textLatents, [S, C, 2, latent]),
+        get(outputs, 'text_latents'),
+        1e-5,
+      );
 
       const [N] = shapeOf(imageLatents);
       const refLogits = values(get(outputs, 'logits')); // [volume, style, pathology, 2]
@@ -341,7 +379,10 @@ describe('native: CT-CLIP golden fixtures', function () {
         for (let v = 0; v < N; v++) {
           for (let c = 0; c < C; c++) {
             for (let k = 0; k < 2; k++) {
-              worstLogit = Math.max(worstLogit, Math.abs(lg[(v * C + c) * 2 + k] - refLogits[((v * S + s) * C + c) * 2 + k]));
+              worstLogit = Math.max(
+                worstLogit,
+                Math.abs(lg[(v * C + c) * 2 + k] - refLogits[((v * S + s) * C + c) * 2 + k]),
+              );
             }
             worstP = Math.max(worstP, Math.abs(p[v * C + c] - refP[(v * S + s) * C + c]));
           }

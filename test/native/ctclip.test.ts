@@ -8,7 +8,13 @@ import { expect } from 'chai';
 import { parseConfig } from '../../lib/config/load';
 import { float32ArrayToFloat16 } from '../../lib/data/float16';
 import { modelConfigFromConfig } from '../../lib/model/config';
-import { CTClip, resolveCTClipConfig, zeroShotPromptTexts, type CTClipBatch, type CTClipConfig } from '../../lib/model/ctclip';
+import {
+  CTClip,
+  resolveCTClipConfig,
+  zeroShotPromptTexts,
+  type CTClipBatch,
+  type CTClipConfig,
+} from '../../lib/model/ctclip';
 import { loadAddon, type TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { makeCTClipBatch } from '../helpers/ctclip-batch';
@@ -36,7 +42,11 @@ const TINY: CTClipConfig = {
   training: { max_grad_norm: 0.5 },
 };
 
-function cfg(over: Partial<CTClipConfig> = {}, image: Partial<CTClipConfig['image']> = {}, text: Partial<CTClipConfig['text']> = {}): CTClipConfig {
+function cfg(
+  over: Partial<CTClipConfig> = {},
+  image: Partial<CTClipConfig['image']> = {},
+  text: Partial<CTClipConfig['text']> = {},
+): CTClipConfig {
   return { ...TINY, ...over, image: { ...TINY.image, ...image }, text: { ...TINY.text, ...text } };
 }
 
@@ -52,10 +62,13 @@ function stateValues(model: CTClip): Map<string, number[]> {
 /** Independent copies of every state tensor (the state dict shares memory with the model). */
 function stateCopy(model: CTClip): { names: string[]; tensors: TensorHandle[] } {
   const sd = model.stateDict();
-  return { names: sd.names, tensors: sd.tensors.map((t) => {
-    const d = readTensor(t);
-    return tensorFromBuffer(d.data, d.dtype, d.shape);
-  }) };
+  return {
+    names: sd.names,
+    tensors: sd.tensors.map((t) => {
+      const d = readTensor(t);
+      return tensorFromBuffer(d.data, d.dtype, d.shape);
+    }),
+  };
 }
 
 function maxDiff(a: number[], b: number[]): number {
@@ -69,12 +82,17 @@ describe('native: CT-CLIP model and training step', function () {
   before(function () {
     requireAddon(this);
     // An addon built without the CT-CLIP functions must fail these tests, not skip them.
-    expect(typeof (loadAddon() as unknown as Record<string, unknown>).createCTClip, 'addon lacks createCTClip (rebuild it)').to.equal('function');
+    expect(
+      typeof (loadAddon() as unknown as Record<string, unknown>).createCTClip,
+      'addon lacks createCTClip (rebuild it)',
+    ).to.equal('function');
   });
 
   describe('dynamic loss scaling and skipped steps', function () {
     it('injected inf gradients: skip (no optimizer advance), backoff ×0.5, growth ×2 after N good steps', async function () {
-      const model = CTClip.create(cfg({ training: { max_grad_norm: 0.5, loss_scale: { enabled: true, init_scale: 1024, growth_interval: 3 } } }));
+      const model = CTClip.create(
+        cfg({ training: { max_grad_norm: 0.5, loss_scale: { enabled: true, init_scale: 1024, growth_interval: 3 } } }),
+      );
       model.train();
       const batch = makeBatch(TINY, 3, 1);
       expect(model.scalerState()).to.deep.equal({ enabled: true, scale: 1024, growthTracker: 0 });
@@ -90,7 +108,8 @@ describe('native: CT-CLIP model and training step', function () {
       expect(model.optimizerState().names, 'no optimizer state after a skipped step').to.deep.equal([]);
       const afterSkip = stateValues(model);
       for (const [name, v] of before) {
-        if (!name.includes('vq._codebook')) expect(afterSkip.get(name), `${name} unchanged by a skipped step`).to.deep.equal(v);
+        if (!name.includes('vq._codebook'))
+          expect(afterSkip.get(name), `${name} unchanged by a skipped step`).to.deep.equal(v);
       }
 
       const scales: number[] = [];
@@ -115,7 +134,9 @@ describe('native: CT-CLIP model and training step', function () {
 
     it('loss scaling is transparent: the same pre-clip norm and update as without it', async function () {
       const plain = CTClip.create(cfg());
-      const scaled = CTClip.create(cfg({ training: { max_grad_norm: 0.5, loss_scale: { enabled: true, init_scale: 65536 } } }));
+      const scaled = CTClip.create(
+        cfg({ training: { max_grad_norm: 0.5, loss_scale: { enabled: true, init_scale: 65536 } } }),
+      );
       const batch = makeBatch(TINY, 3, 2);
       plain.train();
       scaled.train();
@@ -134,7 +155,9 @@ describe('native: CT-CLIP model and training step', function () {
       const model = CTClip.create(cfg());
       const sd = model.stateDict();
       // exp(100) overflows float32: the logits and the loss become non-finite
-      model.loadStateDict(['temperature'], [tensorFromBuffer(new Float32Array([100]), 'float32', [])], { strict: false });
+      model.loadStateDict(['temperature'], [tensorFromBuffer(new Float32Array([100]), 'float32', [])], {
+        strict: false,
+      });
       model.train();
       const before = stateValues(model);
       const r = await model.trainStep(makeBatch(TINY, 2, 3), 1e-3);
@@ -142,7 +165,8 @@ describe('native: CT-CLIP model and training step', function () {
       expect(r.lossScale).to.equal(1);
       expect(r.optimizerSteps).to.equal(0);
       const after = stateValues(model);
-      for (const [name, v] of before) if (!name.includes('vq._codebook')) expect(after.get(name), name).to.deep.equal(v);
+      for (const [name, v] of before)
+        if (!name.includes('vq._codebook')) expect(after.get(name), name).to.deep.equal(v);
       void sd;
       model.dispose();
     });
@@ -174,7 +198,9 @@ describe('native: CT-CLIP model and training step', function () {
 
   it('activation checkpointing under bf16 autocast recomputes in bf16: the same gradients as without checkpointing', async function () {
     const plain = CTClip.create(cfg({ training: { max_grad_norm: 0.5, precision: 'bf16' } }));
-    const ckpt = CTClip.create(cfg({ training: { max_grad_norm: 0.5, precision: 'bf16' } }, { activation_checkpointing: true }));
+    const ckpt = CTClip.create(
+      cfg({ training: { max_grad_norm: 0.5, precision: 'bf16' } }, { activation_checkpointing: true }),
+    );
     const batch = makeBatch(TINY, 3, 5);
     plain.train();
     ckpt.train();
@@ -182,7 +208,9 @@ describe('native: CT-CLIP model and training step', function () {
     const b = await ckpt.accumulate(batch, { returnGrads: true });
     expect(b.loss).to.equal(a.loss);
     expect(b.grads!.names).to.deep.equal(a.grads!.names);
-    a.grads!.names.forEach((name, i) => expect(values(b.grads!.tensors[i]), name).to.deep.equal(values(a.grads!.tensors[i])));
+    a.grads!.names.forEach((name, i) =>
+      expect(values(b.grads!.tensors[i]), name).to.deep.equal(values(a.grads!.tensors[i])),
+    );
     plain.dispose();
     ckpt.dispose();
   });
@@ -255,7 +283,11 @@ describe('native: CT-CLIP model and training step', function () {
     const model = CTClip.create(cfg({ training: { max_grad_norm: 0.5, weight_decay: 0.5 } }));
     const sd = model.stateDict();
     const inert = sd.names.filter((_, i) => sd.kinds[i] === 'inert');
-    for (const key of ['text_transformer.pooler.dense.weight', 'to_text_latent_extra.weight', 'to_visual_latent_extra.weight']) {
+    for (const key of [
+      'text_transformer.pooler.dense.weight',
+      'to_text_latent_extra.weight',
+      'to_visual_latent_extra.weight',
+    ]) {
       expect(inert).to.include(key);
     }
     // the reference's deepcopy: extras start equal to the real projections
@@ -288,7 +320,10 @@ describe('native: CT-CLIP model and training step', function () {
     const weights = stateCopy(a);
     const opt = a.optimizerState();
     const rng = a.rngState();
-    const rngCopy = { init: tensorFromBuffer(readTensor(rng.init).data, 'uint8', readTensor(rng.init).shape), dropout: tensorFromBuffer(readTensor(rng.dropout).data, 'uint8', readTensor(rng.dropout).shape) };
+    const rngCopy = {
+      init: tensorFromBuffer(readTensor(rng.init).data, 'uint8', readTensor(rng.init).shape),
+      dropout: tensorFromBuffer(readTensor(rng.dropout).data, 'uint8', readTensor(rng.dropout).shape),
+    };
     const info = a.info();
 
     const s2 = await a.trainStep(b2, 1e-3);
@@ -318,8 +353,28 @@ describe('native: CT-CLIP model and training step', function () {
     expect(stateValues(fresh).get('to_text_latent.weight')).to.not.deep.equal(expected.get('to_text_latent.weight'));
 
     // bad optimizer state is refused with the key named
-    await expectRejects(() => restored.loadOptimizerState({ names: ['nope'], exp_avg: [opt.exp_avg[0]], exp_avg_sq: [opt.exp_avg_sq[0]], step: [1] }), 'DATA_ERROR', "'nope'");
-    await expectRejects(() => restored.loadOptimizerState({ names: [opt.names[1]], exp_avg: [opt.exp_avg[0]], exp_avg_sq: [opt.exp_avg_sq[0]], step: [1] }), 'SHAPE_ERROR', opt.names[1]);
+    await expectRejects(
+      () =>
+        restored.loadOptimizerState({
+          names: ['nope'],
+          exp_avg: [opt.exp_avg[0]],
+          exp_avg_sq: [opt.exp_avg_sq[0]],
+          step: [1],
+        }),
+      'DATA_ERROR',
+      "'nope'",
+    );
+    await expectRejects(
+      () =>
+        restored.loadOptimizerState({
+          names: [opt.names[1]],
+          exp_avg: [opt.exp_avg[0]],
+          exp_avg_sq: [opt.exp_avg_sq[0]],
+          step: [1],
+        }),
+      'SHAPE_ERROR',
+      opt.names[1],
+    );
     for (const m of [a, restored, fresh]) m.dispose();
   });
 
@@ -333,9 +388,13 @@ describe('native: CT-CLIP model and training step', function () {
     const vz = stateValues(z);
     for (const [name, v] of vx) expect(vy.get(name), name).to.deep.equal(v);
     expect(vz.get('to_text_latent.weight')).to.not.deep.equal(vx.get('to_text_latent.weight'));
-    expect(vz.get('text_transformer.embeddings.word_embeddings.weight')).to.not.deep.equal(vx.get('text_transformer.embeddings.word_embeddings.weight'));
+    expect(vz.get('text_transformer.embeddings.word_embeddings.weight')).to.not.deep.equal(
+      vx.get('text_transformer.embeddings.word_embeddings.weight'),
+    );
     // BERT padding row starts at zero
-    expect(maxAbs(vx.get('text_transformer.embeddings.word_embeddings.weight')!.slice(0, c.text.hidden_size))).to.equal(0);
+    expect(maxAbs(vx.get('text_transformer.embeddings.word_embeddings.weight')!.slice(0, c.text.hidden_size))).to.equal(
+      0,
+    );
     const batch = makeBatch(c, 3, 12);
     x.train();
     y.train();
@@ -411,9 +470,12 @@ describe('native: CT-CLIP model and training step', function () {
     const { float16ArrayToFloat32 } = await import('../../lib/data/float16');
     const rounded = float16ArrayToFloat32(half);
     const video = new Float32Array(B * D * H * H);
-    for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let w = 0; w < H; w++) for (let d = 0; d < D; d++) {
-      video[((b * D + d) * H + h) * H + w] = rounded[((b * H + h) * H + w) * D + d];
-    }
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < H; h++)
+        for (let w = 0; w < H; w++)
+          for (let d = 0; d < D; d++) {
+            video[((b * D + d) * H + h) * H + w] = rounded[((b * H + h) * H + w) * D + d];
+          }
     const fromLoader = await model.encodeImage(tensorFromBuffer(half, 'float16', [B, H, H, D]));
     const fromVideo = await model.encodeImage(tensorFromBuffer(video, 'float32', [B, 1, D, H, H]));
     expect(values(fromLoader)).to.deep.equal(values(fromVideo));
@@ -421,14 +483,23 @@ describe('native: CT-CLIP model and training step', function () {
   });
 
   it('zero-shot: prompt texts from the templates, (2·C, d) or (C, 2, d) prompt latents, P(present) from each pair', async function () {
-    expect(zeroShotPromptTexts(['Cardiomegaly', 'Lung nodule'], { positive: '{p} is present.', negative: '{p} is not present.' })).to.deep.equal([
+    expect(
+      zeroShotPromptTexts(['Cardiomegaly', 'Lung nodule'], {
+        positive: '{p} is present.',
+        negative: '{p} is not present.',
+      }),
+    ).to.deep.equal([
       'Cardiomegaly is present.',
       'Cardiomegaly is not present.',
       'Lung nodule is present.',
       'Lung nodule is not present.',
     ]);
-    expect(zeroShotPromptTexts(['Emphysema'], { positive: 'There is {p}.', negative: 'There is no {p}.' })).to.deep.equal(['There is Emphysema.', 'There is no Emphysema.']);
-    expect(() => zeroShotPromptTexts(['x'], { positive: 'no placeholder', negative: '{p}' })).to.throw(/validation\.prompts\.positive/);
+    expect(
+      zeroShotPromptTexts(['Emphysema'], { positive: 'There is {p}.', negative: 'There is no {p}.' }),
+    ).to.deep.equal(['There is Emphysema.', 'There is no Emphysema.']);
+    expect(() => zeroShotPromptTexts(['x'], { positive: 'no placeholder', negative: '{p}' })).to.throw(
+      /validation\.prompts\.positive/,
+    );
 
     const model = CTClip.create(TINY);
     const batch = makeBatch(TINY, 4, 30); // 4 texts = 2 classes × (present, absent)
@@ -457,7 +528,11 @@ describe('native: CT-CLIP model and training step', function () {
     }
     const z3 = await model.zeroShot(image, tensorFromBuffer(new Float32Array(t), 'float32', [2, 2, d]), { scale: 1 });
     expect(values(z3.pPresent)[0]).to.be.closeTo(1 / (1 + Math.exp((lg[1] - lg[0]) / s)), 1e-6);
-    await expectRejects(() => model.zeroShot(image, tensorFromBuffer(new Float32Array(3 * d), 'float32', [3, d])), 'SHAPE_ERROR', 'promptLatents');
+    await expectRejects(
+      () => model.zeroShot(image, tensorFromBuffer(new Float32Array(3 * d), 'float32', [3, d])),
+      'SHAPE_ERROR',
+      'promptLatents',
+    );
     model.dispose();
   });
 
@@ -473,19 +548,29 @@ describe('native: CT-CLIP model and training step', function () {
     expect(() => model.accumulate(batch, { accumulationSteps: 0 })).to.throw(/gradient_accumulation_steps/);
     const badIds = tensorFromBuffer(new BigInt64Array([2n, 999n, 3n, 2n, 5n, 3n]), 'int64', [2, 3]);
     const mask = tensorFromBuffer(new BigInt64Array(6).fill(1n), 'int64', [2, 3]);
-    await expectRejects(model.forward({ ...batch, inputIds: badIds, attentionMask: mask }), 'ARGUMENT_ERROR', 'vocab_size');
+    await expectRejects(
+      model.forward({ ...batch, inputIds: badIds, attentionMask: mask }),
+      'ARGUMENT_ERROR',
+      'vocab_size',
+    );
     const longIds = tensorFromBuffer(new BigInt64Array(2 * 20).fill(5n), 'int64', [2, 20]);
     await expectRejects(model.encodeText(longIds, longIds), 'SHAPE_ERROR', 'max_position_embeddings');
     await expectRejects(model.forward({ ...batch, volumes: makeBatch(TINY, 3, 41).volumes }), 'SHAPE_ERROR');
     expect(() => model.loadStateDict(['temperature'], [])).to.throw(/1 names but 0 tensors/);
-    expect(() => model.loadStateDict(['temperature'], [tensorFromBuffer(new Float32Array([1]), 'float32', [])])).to.throw(/missing keys/);
+    expect(() =>
+      model.loadStateDict(['temperature'], [tensorFromBuffer(new Float32Array([1]), 'float32', [])]),
+    ).to.throw(/missing keys/);
     model.dispose();
   });
 
   it('loads a state dict with the stale position_ids key, and maps a run config to a working model', async function () {
     const model = CTClip.create(TINY);
     const sd = stateCopy(model);
-    const pos = tensorFromBuffer(new BigInt64Array(16).map((_, i) => BigInt(i)), 'int64', [1, 16]);
+    const pos = tensorFromBuffer(
+      new BigInt64Array(16).map((_, i) => BigInt(i)),
+      'int64',
+      [1, 16],
+    );
     const r = model.loadStateDict(['text_transformer.embeddings.position_ids', ...sd.names], [pos, ...sd.tensors]);
     expect(r).to.deep.equal({ missing: [], unexpected: [] });
     model.dispose();
@@ -494,8 +579,26 @@ describe('native: CT-CLIP model and training step', function () {
       experiment: { name: 't', seed: 3 },
       model: {
         dim_latent: 8,
-        image_encoder: { dim: 16, codebook_size: 16, image_size: 16, frames: 4, patch_size: 8, temporal_patch_size: 2, spatial_depth: 1, temporal_depth: 1, heads: 2, dim_head: 8 },
-        text_encoder: { hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 16, max_length: 10 },
+        image_encoder: {
+          dim: 16,
+          codebook_size: 16,
+          image_size: 16,
+          frames: 4,
+          patch_size: 8,
+          temporal_patch_size: 2,
+          spatial_depth: 1,
+          temporal_depth: 1,
+          heads: 2,
+          dim_head: 8,
+        },
+        text_encoder: {
+          hidden_size: 16,
+          num_hidden_layers: 1,
+          num_attention_heads: 2,
+          intermediate_size: 32,
+          max_position_embeddings: 16,
+          max_length: 10,
+        },
         loss: { type: 'siglip' },
       },
       training: { mixed_precision: 'bf16', max_grad_norm: 1.0 },
@@ -504,7 +607,12 @@ describe('native: CT-CLIP model and training step', function () {
     expect(native.text.vocab_size).to.equal(50);
     expect(native.loss).to.equal('siglip');
     expect(native.training!.precision).to.equal('bf16');
-    expect(() => modelConfigFromConfig({ ...config, model: { ...config.model, text_encoder: { ...config.model.text_encoder, vocab_size: 40 } } }, 50)).to.throw(/model\.text_encoder\.vocab_size/);
+    expect(() =>
+      modelConfigFromConfig(
+        { ...config, model: { ...config.model, text_encoder: { ...config.model.text_encoder, vocab_size: 40 } } },
+        50,
+      ),
+    ).to.throw(/model\.text_encoder\.vocab_size/);
     const m = CTClip.create(native);
     expect(m.stateDict().names.slice(0, 2)).to.deep.equal(['temperature', 'logit_bias']);
     m.train();

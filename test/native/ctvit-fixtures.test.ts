@@ -152,7 +152,9 @@ describe('native: CTViT golden fixtures', function () {
         const grads = await loadSafetensors(fixturePath(dir, 'grads.safetensors'));
         const buffers = await loadSafetensors(fixturePath(dir, 'buffers_after.safetensors'));
         model.train();
-        const result = await model.forwardBackward(get(inputs, 'video'), get(inputs, 'R'), { returnIntermediates: !checkpointing });
+        const result = await model.forwardBackward(get(inputs, 'video'), get(inputs, 'R'), {
+          returnIntermediates: !checkpointing,
+        });
 
         // outputs
         if (result.intermediates) {
@@ -191,7 +193,8 @@ describe('native: CTViT golden fixtures', function () {
         for (const name of meta.buffers_after_keys ?? buffers.names) {
           expectClose(name, sd.tensors[sd.names.indexOf(name)], get(buffers, name), 1e-6);
         }
-        if (process.env.CTCLIP_VERBOSE) console.log('      fixture B worst grad |Δ|/tol:', Math.max(...Object.values(ratios)));
+        if (process.env.CTCLIP_VERBOSE)
+          console.log('      fixture B worst grad |Δ|/tol:', Math.max(...Object.values(ratios)));
         model.dispose();
       });
     }

@@ -37,7 +37,13 @@ function perturb(model: CTViT, names: (n: string) => boolean, seed: number): voi
     const v = values(sd.tensors[i]);
     const r = randomData(v.length, seed + i);
     pick.push(n);
-    tensors.push(tensorFromBuffer(Float32Array.from(v, (x, j) => x + 0.3 * r[j]), 'float32', sd.shapes[i]));
+    tensors.push(
+      tensorFromBuffer(
+        Float32Array.from(v, (x, j) => x + 0.3 * r[j]),
+        'float32',
+        sd.shapes[i],
+      ),
+    );
   });
   model.loadStateDict(pick, tensors, { strict: false });
 }
@@ -133,7 +139,9 @@ describe('native: CTViT modern variants', function () {
     const [rows, n, D] = shapeOf(im.spatial_l0_peg);
     const x = peg.map((p, i) => p + tokens[i]);
     const xn = layerNorm(x, rows * n, D, st.get(`${L0}.1.norm.weight`)!.values, st.get(`${L0}.1.norm.bias`)!.values);
-    const heads = 2, dh = 8, inner = heads * dh;
+    const heads = 2,
+      dh = 8,
+      inner = heads * dh;
     const q = linear(xn, rows * n, D, st.get(`${L0}.1.to_q.weight`)!.values, inner);
     const kv = linear(xn, rows * n, D, st.get(`${L0}.1.to_kv.weight`)!.values, 2 * inner);
     const bias = values(im.cpb_bias); // (heads, n, n)
@@ -144,7 +152,8 @@ describe('native: CTViT modern variants', function () {
           const logits: number[] = [];
           for (let j = 0; j < n; j++) {
             let s = 0;
-            for (let d = 0; d < dh; d++) s += q[(r * n + i) * inner + h * dh + d] * kv[(r * n + j) * 2 * inner + h * dh + d];
+            for (let d = 0; d < dh; d++)
+              s += q[(r * n + i) * inner + h * dh + d] * kv[(r * n + j) * 2 * inner + h * dh + d];
             logits.push(s / Math.sqrt(dh) + bias[(h * n + i) * n + j]);
           }
           const m = Math.max(...logits);
@@ -178,7 +187,8 @@ describe('native: CTViT modern variants', function () {
     const gated = new Array<number>(rows * n * I);
     for (let r = 0; r < rows * n; r++)
       for (let i = 0; i < I; i++) {
-        const a = proj[r * 2 * I + i], b = proj[r * 2 * I + I + i];
+        const a = proj[r * 2 * I + i],
+          b = proj[r * 2 * I + I + i];
         gated[r * I + i] = (a / (1 + Math.exp(-a))) * b;
       }
     const ff = linear(gated, rows * n, I, st.get(`${L0}.3.4.weight`)!.values, D);
@@ -197,15 +207,33 @@ describe('native: CTViT modern variants', function () {
   });
 
   it('gradients reach every variant parameter (finite, not all zero)', async function () {
-    const cfg: CTViTConfig = { ...TINY, use_flash_attention: true, use_rms_norm: true, use_swiglu: true, spatial_depth: 2, seed: 13 };
+    const cfg: CTViTConfig = {
+      ...TINY,
+      use_flash_attention: true,
+      use_rms_norm: true,
+      use_swiglu: true,
+      spatial_depth: 2,
+      seed: 13,
+    };
     const model = CTViT.create(cfg).train();
     const r = await model.forwardBackward(randomTensor([2, 1, 8, 32, 32], 7), randomTensor([2, model.embeddingDim], 8));
     const grads = new Map(r.grads.names.map((n, i) => [n, values(r.grads.tensors[i])]));
-    for (const name of [`${L0}.1.norm.weight`, `${L0}.1.norm.bias`, `${L0}.1.to_q.weight`, `${L0}.1.to_kv.weight`, `${L0}.3.1.weight`, 'enc_spatial_transformer.norm_out.weight', 'spatial_rel_pos_bias.net.2.weight']) {
+    for (const name of [
+      `${L0}.1.norm.weight`,
+      `${L0}.1.norm.bias`,
+      `${L0}.1.to_q.weight`,
+      `${L0}.1.to_kv.weight`,
+      `${L0}.3.1.weight`,
+      'enc_spatial_transformer.norm_out.weight',
+      'spatial_rel_pos_bias.net.2.weight',
+    ]) {
       const g = grads.get(name);
       expect(g, name).to.not.equal(undefined);
       expect(g!.every(Number.isFinite), name).to.equal(true);
-      expect(g!.some((v) => v !== 0), name).to.equal(true);
+      expect(
+        g!.some((v) => v !== 0),
+        name,
+      ).to.equal(true);
     }
   });
 
@@ -213,7 +241,8 @@ describe('native: CTViT modern variants', function () {
     const model = CTViT.create({ ...TINY, seed: 14 }).eval();
     const x = randomTensor([1, 1, 8, 32, 32], 10);
     // spatial_out (before the VQ, whose codes may absorb a small change)
-    const so = async (m: CTViT) => values((await m.forward(x, { returnIntermediates: true })).intermediates!.spatial_out);
+    const so = async (m: CTViT) =>
+      values((await m.forward(x, { returnIntermediates: true })).intermediates!.spatial_out);
     const a1 = await so(model);
     const a2 = await so(model);
     expect(a2).to.deep.equal(a1);
@@ -238,7 +267,8 @@ describe('native: CTViT modern variants', function () {
       seed: 1,
     });
     model.train();
-    const B = 2, L = 8;
+    const B = 2,
+      L = 8;
     const ids = new BigInt64Array(B * L).map((_, i) => BigInt(i % L === 0 ? 2 : 5 + (i % 40)));
     const mask = new BigInt64Array(B * L).fill(1n);
     const r = await model.trainStep(

@@ -13,7 +13,7 @@ import { loadAddon, type TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { requireAddon } from '../helpers/native';
 import { TINY_CTVIT } from '../helpers/tiny-configs';
-import { randomData, randomTensor, values } from '../helpers/tensors';
+import { randomTensor, values } from '../helpers/tensors';
 import { expectRejects } from '../helpers/errors';
 
 const TINY: CTViTConfig = { ...TINY_CTVIT, seed: 3 };
@@ -40,7 +40,16 @@ function stateValues(model: CTViT, name: string): number[] {
  * Causal depthwise 3×3×3 conv of the PEG on a (B, T, H, W, D) channels-last grid given as a flat buffer; zero
  * padding 2/0 on T, 1/1 on H and W. Returns the flat (B, T, H, W, D) output.
  */
-function pegConv(grid: ArrayLike<number>, B: number, T: number, H: number, W: number, D: number, w: number[], bias: number[]): Float64Array {
+function pegConv(
+  grid: ArrayLike<number>,
+  B: number,
+  T: number,
+  H: number,
+  W: number,
+  D: number,
+  w: number[],
+  bias: number[],
+): Float64Array {
   const out = new Float64Array(B * T * H * W * D);
   const at = (b: number, t: number, h: number, x: number, d: number) => (((b * T + t) * H + h) * W + x) * D + d;
   for (let b = 0; b < B; b++)
@@ -52,7 +61,9 @@ function pegConv(grid: ArrayLike<number>, B: number, T: number, H: number, W: nu
             for (let kt = 0; kt < 3; kt++)
               for (let ky = 0; ky < 3; ky++)
                 for (let kx = 0; kx < 3; kx++) {
-                  const tt = t + kt - 2, yy = h + ky - 1, xx = x + kx - 1;
+                  const tt = t + kt - 2,
+                    yy = h + ky - 1,
+                    xx = x + kx - 1;
                   if (tt < 0 || tt >= T || yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
                   s += w[d * 27 + kt * 9 + ky * 3 + kx] * grid[at(b, tt, yy, xx, d)];
                 }
@@ -80,15 +91,23 @@ describe('native: CTViT', function () {
       expect(before[0].intermediates).to.have.property('cpb_bias');
       expect(before[1].intermediates).to.not.have.property('cpb_bias');
       // the bias is non-zero, so on and off differ already
-      expect(maxAbsDiff(values(before[0].intermediates!.spatial_out), values(before[1].intermediates!.spatial_out))).to.be.above(1e-4);
+      expect(
+        maxAbsDiff(values(before[0].intermediates!.spatial_out), values(before[1].intermediates!.spatial_out)),
+      ).to.be.above(1e-4);
 
       const perturbed = stateValues(on, key).map((v) => v * 10 + 0.5);
       for (const m of [on, off]) {
-        const report = m.loadStateDict([key], [tensorFromBuffer(new Float32Array(perturbed), 'float32', [TINY.heads, TINY.dim])], { strict: false });
+        const report = m.loadStateDict(
+          [key],
+          [tensorFromBuffer(new Float32Array(perturbed), 'float32', [TINY.heads, TINY.dim])],
+          { strict: false },
+        );
         expect(report.unexpected).to.deep.equal([]);
       }
       const after = await Promise.all([on, off].map((m) => m.forward(x, { returnIntermediates: true })));
-      expect(maxAbsDiff(values(before[0].intermediates!.vq_input), values(after[0].intermediates!.vq_input))).to.be.above(1e-3);
+      expect(
+        maxAbsDiff(values(before[0].intermediates!.vq_input), values(after[0].intermediates!.vq_input)),
+      ).to.be.above(1e-3);
       expect(values(after[1].intermediates!.vq_input)).to.deep.equal(values(before[1].intermediates!.vq_input));
       expect(values(after[1].embedding)).to.deep.equal(values(before[1].embedding));
     });
@@ -97,7 +116,11 @@ describe('native: CTViT', function () {
   describe('PEG', function () {
     it('temporal PEG = literal raw reinterpretation of the (b h w) t d buffer, not a "corrected" conv', async function () {
       const model = CTViT.create(TINY); // T' = 3 ≠ H' = W' = 4, so the scramble is visible
-      const B = 2, T = 3, H = 4, W = 4, D = TINY.dim;
+      const B = 2,
+        T = 3,
+        H = 4,
+        W = 4,
+        D = TINY.dim;
       const r = await model.forward(video(TINY, B, 12, 5), { returnIntermediates: true });
       const im = r.intermediates!;
       const spatialOut = values(im.spatial_out); // (B·T, H·W, D)
@@ -110,7 +133,8 @@ describe('native: CTViT', function () {
       for (let b = 0; b < B; b++)
         for (let t = 0; t < T; t++)
           for (let s = 0; s < H * W; s++)
-            for (let d = 0; d < D; d++) xt[(((b * H * W + s) * T + t) * D) + d] = spatialOut[((b * T + t) * H * W + s) * D + d];
+            for (let d = 0; d < D; d++)
+              xt[((b * H * W + s) * T + t) * D + d] = spatialOut[((b * T + t) * H * W + s) * D + d];
 
       // literal: the same buffer read as (B, T, H, W, D)
       const literal = pegConv(xt, B, T, H, W, D, w, bias);
@@ -127,7 +151,8 @@ describe('native: CTViT', function () {
       for (let b = 0; b < B; b++)
         for (let t = 0; t < T; t++)
           for (let s = 0; s < H * W; s++)
-            for (let d = 0; d < D; d++) corrected[((b * H * W + s) * T + t) * D + d] = conv[((b * T + t) * H * W + s) * D + d];
+            for (let d = 0; d < D; d++)
+              corrected[((b * H * W + s) * T + t) * D + d] = conv[((b * T + t) * H * W + s) * D + d];
       expect(maxAbsDiff(peg, corrected)).to.be.above(1e-2);
 
       // spatial PEG: there the reinterpretation is the true layout
@@ -150,13 +175,17 @@ describe('native: CTViT', function () {
       expect(values(b.embedding)).to.deep.equal(values(a.embedding));
       expect(b.grads.names).to.deep.equal(a.grads.names);
       expect(a.grads.names.length).to.equal(plain.stateDict().kinds.filter((k) => k === 'parameter').length);
-      a.grads.names.forEach((name, i) => expect(values(b.grads.tensors[i]), name).to.deep.equal(values(a.grads.tensors[i])));
+      a.grads.names.forEach((name, i) =>
+        expect(values(b.grads.tensors[i]), name).to.deep.equal(values(a.grads.tensors[i])),
+      );
       expect(stateValues(ckpt, 'vq._codebook.embed')).to.deep.equal(stateValues(plain, 'vq._codebook.embed'));
     });
   });
 
   describe('vector quantizer', function () {
-    const D = 8, K = 12, N = 10;
+    const D = 8,
+      K = 12,
+      N = 10;
     const cfg: CTViTConfig = { ...TINY, dim: D, codebook_size: K, heads: 1, seed: 31 };
 
     function rowsOf(flat: number[], n: number, d: number): number[][] {
@@ -166,7 +195,8 @@ describe('native: CTViT', function () {
     const norm = (a: number[]) => Math.sqrt(dot(a, a));
     const scale = (a: number[], s: number) => a.map((v) => v * s);
     const argmaxCos = (x: number[], E: number[][]) => {
-      let best = 0, bestV = -Infinity;
+      let best = 0,
+        bestV = -Infinity;
       E.forEach((e, j) => {
         const c = dot(x, e) / (norm(x) * norm(e));
         if (c > bestV) [best, bestV] = [j, c];
@@ -191,7 +221,12 @@ describe('native: CTViT', function () {
       model.train();
       const tr = await model.vqForward(x, g);
       expect(values(tr.indices)).to.deep.equal(idx);
-      expect(maxAbsDiff(values(tr.quantized), idx.flatMap((j) => E[j]))).to.be.below(1e-6);
+      expect(
+        maxAbsDiff(
+          values(tr.quantized),
+          idx.flatMap((j) => E[j]),
+        ),
+      ).to.be.below(1e-6);
       expect(values(tr.grad!)).to.deep.equal(values(g));
       expect(maxAbsDiff(stateValues(model, 'vq._codebook.embed'), E.flat())).to.be.above(1e-4); // EMA moved it
     });
@@ -199,7 +234,9 @@ describe('native: CTViT', function () {
     it('rotation: matches the closed form (value, gradient, EMA with embed_avg)', async function () {
       const model = CTViT.create({ ...cfg, vq: 'rotation' }).train();
       const sd = model.stateDict();
-      expect(sd.names.slice(sd.names.indexOf('vq._codebook.initted'), sd.names.indexOf('vq._codebook.initted') + 4)).to.deep.equal([
+      expect(
+        sd.names.slice(sd.names.indexOf('vq._codebook.initted'), sd.names.indexOf('vq._codebook.initted') + 4),
+      ).to.deep.equal([
         'vq._codebook.initted',
         'vq._codebook.cluster_size',
         'vq._codebook.embed_avg',
@@ -207,7 +244,11 @@ describe('native: CTViT', function () {
       ]);
       // a codebook that is not unit-norm, so the |e|/|x̂| factor matters
       const E0 = rowsOf(stateValues(model, 'vq._codebook.embed'), K, D).map((r, j) => scale(r, 0.7 + 0.05 * j));
-      model.loadStateDict(['vq._codebook.embed'], [tensorFromBuffer(new Float32Array(E0.flat()), 'float32', [1, K, D])], { strict: false });
+      model.loadStateDict(
+        ['vq._codebook.embed'],
+        [tensorFromBuffer(new Float32Array(E0.flat()), 'float32', [1, K, D])],
+        { strict: false },
+      );
       const E = rowsOf(stateValues(model, 'vq._codebook.embed'), K, D);
       const avg0 = rowsOf(stateValues(model, 'vq._codebook.embed_avg'), K, D);
       const cs0 = stateValues(model, 'vq._codebook.cluster_size');
@@ -220,7 +261,8 @@ describe('native: CTViT', function () {
       const idx = values(out.indices);
       const q = rowsOf(values(out.quantized), N, D);
       const grad = rowsOf(values(out.grad!), N, D);
-      let worstValue = 0, worstGrad = 0;
+      let worstValue = 0,
+        worstGrad = 0;
       xs.forEach((xr, n) => {
         const xh = scale(xr, 1 / Math.max(norm(xr), 1e-6)); // 1.23.2 quantizes l2norm(x)
         expect(idx[n]).to.equal(argmaxCos(xh, E));
@@ -228,7 +270,10 @@ describe('native: CTViT', function () {
         worstValue = Math.max(worstValue, maxAbsDiff(q[n], e)); // forward value = e
         const u = scale(xh, 1 / norm(xh));
         const qh = scale(e, 1 / norm(e));
-        const w = scale(u.map((v, i) => v + qh[i]), 1 / norm(u.map((v, i) => v + qh[i])));
+        const w = scale(
+          u.map((v, i) => v + qh[i]),
+          1 / norm(u.map((v, i) => v + qh[i])),
+        );
         const s = norm(e) / norm(xh);
         // ∂L/∂x̂ = s·(I − 2wwᵀ + 2u q̂ᵀ) g, then back through x̂ = x/|x|: (I − x̂x̂ᵀ)/|x|
         const gx = gs[n];
@@ -267,8 +312,18 @@ describe('native: CTViT', function () {
   describe('shapes and configuration', function () {
     it('rejects bad video shapes with SHAPE_ERROR naming the sizes', async function () {
       const model = CTViT.create(TINY);
-      await expectRejects(model.forward(randomTensor([1, 1, 12, 32, 24], 1)), 'SHAPE_ERROR', '32×24', 'image_size = 32');
-      await expectRejects(model.forward(randomTensor([1, 1, 10, 32, 32], 1)), 'SHAPE_ERROR', 'F = 10', 'temporal_patch_size = 4');
+      await expectRejects(
+        model.forward(randomTensor([1, 1, 12, 32, 24], 1)),
+        'SHAPE_ERROR',
+        '32×24',
+        'image_size = 32',
+      );
+      await expectRejects(
+        model.forward(randomTensor([1, 1, 10, 32, 32], 1)),
+        'SHAPE_ERROR',
+        'F = 10',
+        'temporal_patch_size = 4',
+      );
       await expectRejects(model.forward(randomTensor([1, 12, 32, 32], 1)), 'SHAPE_ERROR', '5-D');
       await expectRejects(model.forward(randomTensor([1, 2, 12, 32, 32], 1)), 'SHAPE_ERROR', '2 channels');
       const g = randomTensor([1, 7], 1);
@@ -276,7 +331,12 @@ describe('native: CTViT', function () {
     });
 
     it('rejects bad configurations with ARGUMENT_ERROR naming the key (TS and native)', async function () {
-      await expectRejects(() => CTViT.create({ ...TINY, image_size: 30 }), 'ARGUMENT_ERROR', "'image_size' (30)", "'patch_size' (8)");
+      await expectRejects(
+        () => CTViT.create({ ...TINY, image_size: 30 }),
+        'ARGUMENT_ERROR',
+        "'image_size' (30)",
+        "'patch_size' (8)",
+      );
       await expectRejects(() => CTViT.create({ ...TINY, heads: 0 }), 'ARGUMENT_ERROR', "'heads'");
       await expectRejects(() => CTViT.create({ ...TINY, vq: 'gumbel' as never }), 'ARGUMENT_ERROR', "'vq'");
       await expectRejects(() => resolveCTViTConfig({ ...TINY, dimm: 3 }), 'ARGUMENT_ERROR', "'dimm'");
@@ -288,7 +348,18 @@ describe('native: CTViT', function () {
     });
 
     it('works at 480×480 (patch 20, temporal patch 10) and at 32×32×12; every size comes from the config', async function () {
-      const big: CTViTConfig = { dim: 8, codebook_size: 16, image_size: 480, patch_size: 20, temporal_patch_size: 10, spatial_depth: 1, temporal_depth: 1, heads: 1, dim_head: 8, seed: 1 };
+      const big: CTViTConfig = {
+        dim: 8,
+        codebook_size: 16,
+        image_size: 480,
+        patch_size: 20,
+        temporal_patch_size: 10,
+        spatial_depth: 1,
+        temporal_depth: 1,
+        heads: 1,
+        dim_head: 8,
+        seed: 1,
+      };
       const model = CTViT.create(big);
       const r = await model.forward(video(big, 1, 20, 3));
       expect(readTensor(r.embedding).shape).to.deep.equal([1, 24 * 24 * 8]);
@@ -299,7 +370,18 @@ describe('native: CTViT', function () {
       const t = await tiny.forward(video(TINY, 3, 12, 4));
       expect(readTensor(t.embedding).shape).to.deep.equal([3, 4 * 4 * 16]);
       // 240 slices: 24 slabs; the analytic FLOPs of the published config match the reference's FlopCounterMode totals (docs/reference.md)
-      const published = resolveCTViTConfig({ dim: 512, codebook_size: 8192, image_size: 480, patch_size: 20, temporal_patch_size: 10, spatial_depth: 4, temporal_depth: 4, heads: 8, dim_head: 32, seed: 0 });
+      const published = resolveCTViTConfig({
+        dim: 512,
+        codebook_size: 8192,
+        image_size: 480,
+        patch_size: 20,
+        temporal_patch_size: 10,
+        spatial_depth: 4,
+        temporal_depth: 4,
+        heads: 8,
+        dim_head: 32,
+        seed: 0,
+      });
       const f = ctvitFlops(published, 1, 240);
       expect(f.forward / 1e9).to.be.closeTo(966.67, 0.5);
       expect(ctvitFlops(published, 1, 240, { train: true }).forward / 1e9).to.be.closeTo(1082.63, 0.5);
@@ -316,7 +398,12 @@ describe('native: CTViT', function () {
       sa.names.forEach((n, i) => expect(values(sb.tensors[i]), n).to.deep.equal(values(sa.tensors[i])));
       expect(stateValues(c, 'to_patch_emb.2.weight')).to.not.deep.equal(stateValues(a, 'to_patch_emb.2.weight'));
       const inert = sa.names.filter((_, i) => sa.kinds[i] === 'inert');
-      expect(inert).to.include.members(['to_patch_emb_first_frame.2.weight', 'to_pixels.0.weight', 'to_pixels_first_frame.0.bias', 'enc_spatial_transformer.layers.0.1.context_norm.gamma']);
+      expect(inert).to.include.members([
+        'to_patch_emb_first_frame.2.weight',
+        'to_pixels.0.weight',
+        'to_pixels_first_frame.0.bias',
+        'enc_spatial_transformer.layers.0.1.context_norm.gamma',
+      ]);
       expect(sa.kinds[sa.names.indexOf('vq._codebook.embed')]).to.equal('buffer');
       expect(sa.kinds[sa.names.indexOf('enc_temporal_transformer.norm_out.beta')]).to.equal('buffer');
       expect(sa.shapes[sa.names.indexOf('enc_spatial_transformer.layers.0.1.null_kv')]).to.deep.equal([2, 0, 8]);
@@ -344,7 +431,10 @@ describe('native: CTViT', function () {
         expect(loaded.metadata).to.deep.equal({ format: 'pt', note: 'round trip' });
         const dst = CTViT.create({ ...TINY, seed: 12 });
         expect(dst.loadStateDict(loaded.names, loaded.tensors)).to.deep.equal({ missing: [], unexpected: [] });
-        const [a, b] = [await src.forward(x, { returnIntermediates: true }), await dst.forward(x, { returnIntermediates: true })];
+        const [a, b] = [
+          await src.forward(x, { returnIntermediates: true }),
+          await dst.forward(x, { returnIntermediates: true }),
+        ];
         for (const name of Object.keys(a.intermediates!)) {
           expect(values(b.intermediates![name]), name).to.deep.equal(values(a.intermediates![name]));
         }
@@ -357,7 +447,12 @@ describe('native: CTViT', function () {
     it('strict loading names missing/unexpected keys and wrong shapes', async function () {
       const model = CTViT.create(TINY);
       const sd = model.stateDict();
-      await expectRejects(() => model.loadStateDict(sd.names.slice(1), sd.tensors.slice(1)), 'DATA_ERROR', 'missing keys', sd.names[0]);
+      await expectRejects(
+        () => model.loadStateDict(sd.names.slice(1), sd.tensors.slice(1)),
+        'DATA_ERROR',
+        'missing keys',
+        sd.names[0],
+      );
       await expectRejects(
         () => model.loadStateDict([...sd.names, 'extra.weight'], [...sd.tensors, sd.tensors[0]]),
         'DATA_ERROR',
@@ -366,7 +461,12 @@ describe('native: CTViT', function () {
       const report = model.loadStateDict(['extra.weight'], [sd.tensors[0]], { strict: false });
       expect(report.unexpected).to.deep.equal(['extra.weight']);
       expect(report.missing.length).to.equal(sd.names.length);
-      await expectRejects(() => model.loadStateDict(['to_patch_emb.2.weight'], [randomTensor([3, 3], 1)], { strict: false }), 'SHAPE_ERROR', 'to_patch_emb.2.weight', '[3, 3]');
+      await expectRejects(
+        () => model.loadStateDict(['to_patch_emb.2.weight'], [randomTensor([3, 3], 1)], { strict: false }),
+        'SHAPE_ERROR',
+        'to_patch_emb.2.weight',
+        '[3, 3]',
+      );
     });
   });
 });

@@ -62,7 +62,8 @@ function expectSameState(a: CTClip, b: CTClip): void {
   const sa = stateValues(a);
   const sb = stateValues(b);
   expect([...sb.keys()]).to.deep.equal([...sa.keys()]);
-  for (const [name, va] of sa) expect(Buffer.from((sb.get(name) as Float32Array).buffer).equals(Buffer.from(va.buffer)), name).to.equal(true);
+  for (const [name, va] of sa)
+    expect(Buffer.from((sb.get(name) as Float32Array).buffer).equals(Buffer.from(va.buffer)), name).to.equal(true);
 }
 
 async function expectRejects(p: Promise<unknown>, code: string, pattern: RegExp): Promise<Error> {
@@ -84,7 +85,10 @@ function cudaDeviceCount(): number {
 describe('native: device placement (CTClip.to)', function () {
   before(function () {
     requireAddon(this);
-    expect(typeof (loadAddon() as unknown as Record<string, unknown>).ctclipToDevice, 'addon lacks ctclipToDevice (rebuild it)').to.equal('function');
+    expect(
+      typeof (loadAddon() as unknown as Record<string, unknown>).ctclipToDevice,
+      'addon lacks ctclipToDevice (rebuild it)',
+    ).to.equal('function');
   });
 
   it("starts on the CPU; to('cpu') keeps a train step bit-identical (loss, every weight, the dropout stream)", async () => {
@@ -108,7 +112,12 @@ describe('native: device placement (CTClip.to)', function () {
       const ob = b.optimizerState();
       expect(ob.names).to.deep.equal(oa.names);
       expect(ob.step).to.deep.equal(oa.step);
-      oa.exp_avg.forEach((t, i) => expect(Buffer.from(readTensor(ob.exp_avg[i]).data.buffer).equals(Buffer.from(readTensor(t).data.buffer)), oa.names[i]).to.equal(true));
+      oa.exp_avg.forEach((t, i) =>
+        expect(
+          Buffer.from(readTensor(ob.exp_avg[i]).data.buffer).equals(Buffer.from(readTensor(t).data.buffer)),
+          oa.names[i],
+        ).to.equal(true),
+      );
     } finally {
       a.dispose();
       b.dispose();
@@ -120,10 +129,18 @@ describe('native: device placement (CTClip.to)', function () {
     const model = CTClip.create(config());
     try {
       if (n === 0) {
-        const e = await expectRejects(model.to('cuda'), 'DEVICE_UNAVAILABLE', /device 'cuda' requested, but libtorch reports 0 CUDA devices/);
+        const e = await expectRejects(
+          model.to('cuda'),
+          'DEVICE_UNAVAILABLE',
+          /device 'cuda' requested, but libtorch reports 0 CUDA devices/,
+        );
         expect(e.message).to.match(/CPU-only libtorch|sees no GPU/);
       }
-      await expectRejects(model.to(`cuda:${Math.max(n, 3)}`), 'DEVICE_UNAVAILABLE', new RegExp(`device 'cuda:${Math.max(n, 3)}' requested, but libtorch reports ${n} CUDA device`));
+      await expectRejects(
+        model.to(`cuda:${Math.max(n, 3)}`),
+        'DEVICE_UNAVAILABLE',
+        new RegExp(`device 'cuda:${Math.max(n, 3)}' requested, but libtorch reports ${n} CUDA device`),
+      );
       await expectRejects(model.to('gpu'), 'ARGUMENT_ERROR', /device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'/);
       await expectRejects(model.to('cpu:0'), 'ARGUMENT_ERROR', /got 'cpu:0'/);
       // A refused move leaves the model where it was, usable.
@@ -157,8 +174,12 @@ describe('native: device placement (CTClip.to)', function () {
     const c = CTClip.create(config()).train();
     try {
       const own = a.rngState();
-      expect(a.setRngState({ dropout: tensorFromBuffer(foreign, 'uint8', [16]) })).to.deep.equal({ reseeded: ['dropout'] });
-      expect(b.setRngState({ dropout: tensorFromBuffer(foreign.slice(), 'uint8', [16]) })).to.deep.equal({ reseeded: ['dropout'] });
+      expect(a.setRngState({ dropout: tensorFromBuffer(foreign, 'uint8', [16]) })).to.deep.equal({
+        reseeded: ['dropout'],
+      });
+      expect(b.setRngState({ dropout: tensorFromBuffer(foreign.slice(), 'uint8', [16]) })).to.deep.equal({
+        reseeded: ['dropout'],
+      });
       const ra = await a.trainStep(batch(), 1e-3);
       const rb = await b.trainStep(batch(), 1e-3);
       const rc = await c.trainStep(batch(), 1e-3);
@@ -187,8 +208,29 @@ describe('native: device placement (CTClip.to)', function () {
         experiment: { name: 'device', seed: 3 },
         model: {
           dim_latent: 8,
-          image_encoder: { dim: 16, codebook_size: 16, image_size: 16, frames: 4, patch_size: 8, temporal_patch_size: 2, spatial_depth: 1, temporal_depth: 1, heads: 2, dim_head: 8 },
-          text_encoder: { vocab: path.join(dir, 'vocab.txt'), hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 16, max_length: 8, hidden_dropout_prob: 0.1, attention_probs_dropout_prob: 0.1 },
+          image_encoder: {
+            dim: 16,
+            codebook_size: 16,
+            image_size: 16,
+            frames: 4,
+            patch_size: 8,
+            temporal_patch_size: 2,
+            spatial_depth: 1,
+            temporal_depth: 1,
+            heads: 2,
+            dim_head: 8,
+          },
+          text_encoder: {
+            vocab: path.join(dir, 'vocab.txt'),
+            hidden_size: 16,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            intermediate_size: 32,
+            max_position_embeddings: 16,
+            max_length: 8,
+            hidden_dropout_prob: 0.1,
+            attention_probs_dropout_prob: 0.1,
+          },
         },
         device: { use_cuda: useCuda },
       });
@@ -221,14 +263,29 @@ describe('native: device placement (CTClip.to)', function () {
         // A device libtorch does not have is refused before anything is loaded (CONFIG_ERROR naming the key): an
         // explicit request, or the config's device section.
         if (cudaDeviceCount() === 0) {
-          await expectRejects(api.loadModel(cfg, file, { device: 'cuda' }), 'CONFIG_ERROR', /^device: 'cuda' needs a CUDA device/);
-          await expectRejects(api.loadModel(runConfig(true), file), 'CONFIG_ERROR', /^device\.use_cuda: true needs a CUDA device/);
+          await expectRejects(
+            api.loadModel(cfg, file, { device: 'cuda' }),
+            'CONFIG_ERROR',
+            /^device: 'cuda' needs a CUDA device/,
+          );
+          await expectRejects(
+            api.loadModel(runConfig(true), file),
+            'CONFIG_ERROR',
+            /^device\.use_cuda: true needs a CUDA device/,
+          );
         } else {
           const beyond = `cuda:${cudaDeviceCount()}` as const;
-          await expectRejects(api.loadModel(cfg, file, { device: beyond }), 'CONFIG_ERROR', new RegExp(`^device: '${beyond}' is not available`));
+          await expectRejects(
+            api.loadModel(cfg, file, { device: beyond }),
+            'CONFIG_ERROR',
+            new RegExp(`^device: '${beyond}' is not available`),
+          );
         }
         // use_cuda false: the CPU even with a GPU; an explicit request wins over the section.
-        for (const [c, device] of [[runConfig(false), undefined], [runConfig(true), 'cpu' as const]] as const) {
+        for (const [c, device] of [
+          [runConfig(false), undefined],
+          [runConfig(true), 'cpu' as const],
+        ] as const) {
           const onCpu = await api.loadModel(c, file, { device });
           try {
             expect(onCpu.model.device).to.equal('cpu');
@@ -249,7 +306,10 @@ describe('native: device placement (CTClip.to)', function () {
 
     it('a tiny train step on cuda:0 gives the CPU loss within 1e-4 relative; results come back as CPU tensors', async () => {
       // Dropout off: the CUDA generator (Philox) draws other masks than the CPU one (mt19937).
-      const cfg = resolveCTClipConfig({ ...config(), text: { ...config().text, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0 } });
+      const cfg = resolveCTClipConfig({
+        ...config(),
+        text: { ...config().text, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0 },
+      });
       const cpu = CTClip.create(cfg).train();
       const gpu = CTClip.create(cfg);
       try {

@@ -40,7 +40,11 @@ describe('native: data-parallel step equivalence (Gloo, loopback)', function () 
   async function step(name: string, split: number[][][], env: Record<string, string> = {}): Promise<StepOut[]> {
     const port = await freePort();
     const W = split.length;
-    runs = startRanks([CHILD], W, port, (r) => ({ STEP_SPLIT: JSON.stringify(split), STEP_OUT: path.join(tmp, `${name}-${r}.json`), ...env }));
+    runs = startRanks([CHILD], W, port, (r) => ({
+      STEP_SPLIT: JSON.stringify(split),
+      STEP_OUT: path.join(tmp, `${name}-${r}.json`),
+      ...env,
+    }));
     await Promise.all(runs.map((r) => r.done));
     return runs.map((r) => {
       expect(r.child.exitCode, `${name} rank ${r.rank}: ${r.stderr}`).to.equal(0);
@@ -50,7 +54,10 @@ describe('native: data-parallel step equivalence (Gloo, loopback)', function () 
 
   function expectEquivalent(got: StepOut, ref: StepOut, what: string, opts: { codebook: boolean }): void {
     expect(got.loss, `${what}: loss`).to.be.closeTo(ref.loss, 1e-5);
-    expect(Math.abs(got.gradNorm - ref.gradNorm) / ref.gradNorm, `${what}: pre-clip norm ${got.gradNorm} vs ${ref.gradNorm}`).to.be.at.most(1e-5);
+    expect(
+      Math.abs(got.gradNorm - ref.gradNorm) / ref.gradNorm,
+      `${what}: pre-clip norm ${got.gradNorm} vs ${ref.gradNorm}`,
+    ).to.be.at.most(1e-5);
     expect(Object.keys(got.grads)).to.deep.equal(Object.keys(ref.grads));
     for (const [name, g] of Object.entries(ref.grads)) {
       const mine = got.grads[name];
@@ -59,21 +66,26 @@ describe('native: data-parallel step equivalence (Gloo, loopback)', function () 
         continue;
       }
       const tol = 1e-5 + 1e-4 * Math.max(...g.map(Math.abs));
-      for (let k = 0; k < g.length; k++) if (Math.abs(mine[k] - g[k]) > tol) expect.fail(`${what}: grad ${name}[${k}] ${mine[k]} vs ${g[k]} (tol ${tol})`);
+      for (let k = 0; k < g.length; k++)
+        if (Math.abs(mine[k] - g[k]) > tol)
+          expect.fail(`${what}: grad ${name}[${k}] ${mine[k]} vs ${g[k]} (tol ${tol})`);
     }
     const coef = ref.clipCoef;
     for (const [name, s] of Object.entries(ref.state)) {
       const mine = got.state[name].values;
       if (s.kind === 'buffer') {
         if (!opts.codebook && name.includes('vq._codebook')) continue;
-        for (let k = 0; k < s.values.length; k++) if (Math.abs(mine[k] - s.values[k]) > 1e-6) expect.fail(`${what}: buffer ${name}[${k}] ${mine[k]} vs ${s.values[k]}`);
+        for (let k = 0; k < s.values.length; k++)
+          if (Math.abs(mine[k] - s.values[k]) > 1e-6)
+            expect.fail(`${what}: buffer ${name}[${k}] ${mine[k]} vs ${s.values[k]}`);
         continue;
       }
       const g = ref.grads[name];
       for (let k = 0; k < s.values.length; k++) {
         // Case C: where the clipped gradient is signal, atol 2e-6; at noise level an Adam step may land anywhere in ±lr.
         const tol = !g ? 0 : Math.abs(coef * g[k]) >= 1e-7 ? 2e-6 : 2e-3;
-        if (Math.abs(mine[k] - s.values[k]) > tol) expect.fail(`${what}: weight ${name}[${k}] ${mine[k]} vs ${s.values[k]} (tol ${tol})`);
+        if (Math.abs(mine[k] - s.values[k]) > tol)
+          expect.fail(`${what}: weight ${name}[${k}] ${mine[k]} vs ${s.values[k]} (tol ${tol})`);
       }
     }
   }
@@ -88,10 +100,26 @@ describe('native: data-parallel step equivalence (Gloo, loopback)', function () 
         expect(o.worldSize).to.equal(2);
         expectEquivalent(o, ref, `${loss} W=2 rank ${o.rank}`, { codebook: true });
       }
-      const [a2] = await step(`${loss}-a2`, [[[0, 1], [2, 3]]], env);
+      const [a2] = await step(
+        `${loss}-a2`,
+        [
+          [
+            [0, 1],
+            [2, 3],
+          ],
+        ],
+        env,
+      );
       // A micro-batches update the codebook once each (not once for A·B): compare parameters, not the EMA buffers.
       expectEquivalent(a2, ref, `${loss} A=2`, { codebook: false });
-      const w2a2 = await step(`${loss}-w2a2`, [[[0], [1]], [[2], [3]]], env);
+      const w2a2 = await step(
+        `${loss}-w2a2`,
+        [
+          [[0], [1]],
+          [[2], [3]],
+        ],
+        env,
+      );
       for (const o of w2a2) expectEquivalent(o, ref, `${loss} W=2 A=2 rank ${o.rank}`, { codebook: false });
     });
   }

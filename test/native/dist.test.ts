@@ -31,7 +31,11 @@ function stdoutLine(run: RankRun, re: RegExp): Promise<void> {
     const check = (): boolean => run.stdout.split('\n').some((l) => re.test(l));
     if (check()) return resolve();
     run.child.stdout!.on('data', () => check() && resolve());
-    void run.done.then(() => (check() ? resolve() : reject(new Error(`rank ${run.rank} exited before printing ${re}:\n${run.stdout}${run.stderr}`))));
+    void run.done.then(() =>
+      check()
+        ? resolve()
+        : reject(new Error(`rank ${run.rank} exited before printing ${re}:\n${run.stdout}${run.stderr}`)),
+    );
   });
 }
 
@@ -52,9 +56,11 @@ function listeningSockets(): Array<{ address: string; port: number; inode: strin
       }
       let address: string;
       if (bytes.length === 4) address = bytes.join('.');
-      else if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) address = bytes.slice(12).join('.');
+      else if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff)
+        address = bytes.slice(12).join('.');
       else if (bytes.every((b) => b === 0)) address = '::';
-      else address = Array.from({ length: 8 }, (_, i) => ((bytes[2 * i] << 8) | bytes[2 * i + 1]).toString(16)).join(':');
+      else
+        address = Array.from({ length: 8 }, (_, i) => ((bytes[2 * i] << 8) | bytes[2 * i + 1]).toString(16)).join(':');
       out.push({ address, port: parseInt(portHex, 16), inode: f[9] });
     }
   }
@@ -98,7 +104,9 @@ describe('native: c10d process group (Gloo, loopback)', function () {
       expect(res.allGather.data).to.deep.equal(Array.from({ length: W }, (_, r) => [r, r + 0.5]).flat());
       expect(res.broadcast).to.deep.equal([(W - 1) * 7, (W - 1) * 7 + 1]);
       expect(res.gatherRows.counts).to.deep.equal(Array.from({ length: W }, (_, r) => r + 1));
-      const rows = Array.from({ length: W }, (_, r) => Array.from({ length: (r + 1) * 2 }, (_, i) => 100 * r + i)).flat();
+      const rows = Array.from({ length: W }, (_, r) =>
+        Array.from({ length: (r + 1) * 2 }, (_, i) => 100 * r + i),
+      ).flat();
       expect(res.gatherRows.data).to.deep.equal(rows);
     }
   }
@@ -121,7 +129,11 @@ describe('native: c10d process group (Gloo, loopback)', function () {
     // The test process plays torchrun's agent: it hosts the store; no rank may host one (the port is taken).
     const store = loadAddon().distStoreServer(port);
     try {
-      runs = startRanks([CHILD], 2, port, () => ({ DIST_SCENARIO: 'collectives', TORCHELASTIC_USE_AGENT_STORE: 'True', TORCHELASTIC_RESTART_COUNT: '3' }));
+      runs = startRanks([CHILD], 2, port, () => ({
+        DIST_SCENARIO: 'collectives',
+        TORCHELASTIC_USE_AGENT_STORE: 'True',
+        TORCHELASTIC_RESTART_COUNT: '3',
+      }));
       await finish(runs);
       const results = runs.map((r) => {
         expect(r.child.exitCode, `rank ${r.rank}: ${r.stdout}${r.stderr}`).to.equal(0);
@@ -151,12 +163,21 @@ describe('native: c10d process group (Gloo, loopback)', function () {
         return taggedJson<{ rank: number; storeAddress: string | null }>(r.stdout, 'RESULT')!;
       });
       // the kernel's view: the store's port is bound to 127.0.0.1 only
-      expect(listening.filter((l) => l.port === port).map((l) => l.address), JSON.stringify(listening.filter((l) => l.port === port))).to.deep.equal(['127.0.0.1']);
+      expect(
+        listening.filter((l) => l.port === port).map((l) => l.address),
+        JSON.stringify(listening.filter((l) => l.port === port)),
+      ).to.deep.equal(['127.0.0.1']);
       // and every listening socket of the two ranks (the store; Gloo's, while it has one) is on loopback
       const ours = listening.filter((l) => jobInodes.has(l.inode));
-      expect(ours.map((l) => l.port), JSON.stringify(listening)).to.include(port);
+      expect(
+        ours.map((l) => l.port),
+        JSON.stringify(listening),
+      ).to.include(port);
       for (const l of ours) expect(l.address, JSON.stringify(l)).to.equal('127.0.0.1');
-      expect(results.map((x) => x.storeAddress), 'reported by rank 0 only').to.deep.equal([`127.0.0.1:${port}`, null]);
+      expect(
+        results.map((x) => x.storeAddress),
+        'reported by rank 0 only',
+      ).to.deep.equal([`127.0.0.1:${port}`, null]);
     } finally {
       fs.rmSync(release, { force: true });
     }
@@ -177,7 +198,13 @@ describe('native: c10d process group (Gloo, loopback)', function () {
       const port = await freePort();
       const release = path.join(os.tmpdir(), `ctclip-dist-release-${process.pid}-${port}`);
       try {
-        runs = startRanks([CHILD], 2, port, (rank) => ({ DIST_SCENARIO: 'listen', DIST_RELEASE_FILE: release, MASTER_ADDR: host, LOCAL_WORLD_SIZE: String(localWorldSize), LOCAL_RANK: String(localWorldSize === 1 ? 0 : rank) }));
+        runs = startRanks([CHILD], 2, port, (rank) => ({
+          DIST_SCENARIO: 'listen',
+          DIST_RELEASE_FILE: release,
+          MASTER_ADDR: host,
+          LOCAL_WORLD_SIZE: String(localWorldSize),
+          LOCAL_RANK: String(localWorldSize === 1 ? 0 : rank),
+        }));
         await Promise.all(runs.map((r) => stdoutLine(r, /^READY /)));
         const onPort = listeningSockets().filter((l) => l.port === port);
         fs.writeFileSync(release, '');
@@ -191,8 +218,12 @@ describe('native: c10d process group (Gloo, loopback)', function () {
           expect(address).to.equal(`*:${port}`);
           expect(onPort.map((l) => l.address)).to.deep.equal(['::']);
         } else {
-          expect(address).to.match(new RegExp(`:${port}$`)).and.not.match(/^\*/);
-          expect(onPort.map((l) => l.address)).to.not.include('::').and.not.include('0.0.0.0');
+          expect(address)
+            .to.match(new RegExp(`:${port}$`))
+            .and.not.match(/^\*/);
+          expect(onPort.map((l) => l.address))
+            .to.not.include('::')
+            .and.not.include('0.0.0.0');
         }
       } finally {
         fs.rmSync(release, { force: true });
@@ -200,7 +231,7 @@ describe('native: c10d process group (Gloo, loopback)', function () {
     }
   });
 
-  describe('rank 0\'s store against hostile peers (no authentication: bounded instead)', function () {
+  describe("rank 0's store against hostile peers (no authentication: bounded instead)", function () {
     const MAGIC = Buffer.from('CTCLIPS1');
     const u32 = (n: number): Buffer => {
       const b = Buffer.alloc(4);
@@ -210,13 +241,19 @@ describe('native: c10d process group (Gloo, loopback)', function () {
     const str = (b: Buffer): Buffer => Buffer.concat([u32(b.length), b]);
 
     /** Sends `chunks` on a fresh connection; resolves with what came back once the server closed it or `want` bytes arrived. */
-    function exchange(address: string, chunks: Buffer[], want = Infinity): Promise<{ reply: Buffer; closedByServer: boolean }> {
+    function exchange(
+      address: string,
+      chunks: Buffer[],
+      want = Infinity,
+    ): Promise<{ reply: Buffer; closedByServer: boolean }> {
       const port = Number(address.slice(address.lastIndexOf(':') + 1));
       return new Promise((resolve, reject) => {
         const sock = net.connect({ host: '127.0.0.1', port });
         const got: Buffer[] = [];
         let closedByServer = false;
-        sock.on('error', (e: NodeJS.ErrnoException) => (e.code === 'ECONNRESET' || e.code === 'EPIPE' ? (closedByServer = true) : reject(e)));
+        sock.on('error', (e: NodeJS.ErrnoException) =>
+          e.code === 'ECONNRESET' || e.code === 'EPIPE' ? (closedByServer = true) : reject(e),
+        );
         sock.on('data', (d: Buffer) => {
           got.push(d);
           if (Buffer.concat(got).length >= want) sock.destroy();
@@ -251,7 +288,11 @@ describe('native: c10d process group (Gloo, loopback)', function () {
         const big = Buffer.alloc(15 * 1024 * 1024, 7);
         const replies: number[] = [];
         for (let i = 0; i < 5; i++) {
-          const r = await exchange(server.address, [Buffer.concat([MAGIC, Buffer.from([1]), str(Buffer.from(`key${i}`)), str(big)])], MAGIC.length + 1);
+          const r = await exchange(
+            server.address,
+            [Buffer.concat([MAGIC, Buffer.from([1]), str(Buffer.from(`key${i}`)), str(big)])],
+            MAGIC.length + 1,
+          );
           replies.push(r.reply[MAGIC.length]);
         }
         expect(replies).to.deep.equal([0, 0, 0, 0, 1]);
@@ -291,20 +332,55 @@ describe('native: c10d process group (Gloo, loopback)', function () {
 
 describe('dist env: torchrun and SLURM variables', function () {
   it('reads the torchrun environment, with LOCAL_* defaults', function () {
-    const e = distEnvFrom({ RANK: '3', WORLD_SIZE: '4', MASTER_ADDR: 'node1', MASTER_PORT: '1234', TORCHELASTIC_USE_AGENT_STORE: 'True', TORCHELASTIC_RESTART_COUNT: '2' });
-    expect(e).to.deep.include({ rank: 3, worldSize: 4, localRank: 3, localWorldSize: 4, masterAddr: 'node1', masterPort: 1234, useAgentStore: true, restartCount: 2, source: 'torchrun' });
+    const e = distEnvFrom({
+      RANK: '3',
+      WORLD_SIZE: '4',
+      MASTER_ADDR: 'node1',
+      MASTER_PORT: '1234',
+      TORCHELASTIC_USE_AGENT_STORE: 'True',
+      TORCHELASTIC_RESTART_COUNT: '2',
+    });
+    expect(e).to.deep.include({
+      rank: 3,
+      worldSize: 4,
+      localRank: 3,
+      localWorldSize: 4,
+      masterAddr: 'node1',
+      masterPort: 1234,
+      useAgentStore: true,
+      restartCount: 2,
+      source: 'torchrun',
+    });
   });
   it('falls back to SLURM variables when RANK is absent, master from the node list', function () {
-    const e = distEnvFrom({ SLURM_PROCID: '5', SLURM_NTASKS: '8', SLURM_LOCALID: '1', SLURM_NTASKS_PER_NODE: '4(x2)', SLURM_JOB_NODELIST: 'gpu[07-08]' });
-    expect(e).to.deep.include({ rank: 5, worldSize: 8, localRank: 1, localWorldSize: 4, masterAddr: 'gpu07', masterPort: 29500, source: 'slurm' });
+    const e = distEnvFrom({
+      SLURM_PROCID: '5',
+      SLURM_NTASKS: '8',
+      SLURM_LOCALID: '1',
+      SLURM_NTASKS_PER_NODE: '4(x2)',
+      SLURM_JOB_NODELIST: 'gpu[07-08]',
+    });
+    expect(e).to.deep.include({
+      rank: 5,
+      worldSize: 8,
+      localRank: 1,
+      localWorldSize: 4,
+      masterAddr: 'gpu07',
+      masterPort: 29500,
+      source: 'slurm',
+    });
     expect(firstSlurmHost('a1,b2')).to.equal('a1');
     expect(firstSlurmHost('rack-[3-5,9],x')).to.equal('rack-3');
   });
   it('is a single process without either, and names bad variables', function () {
     expect(distEnvFrom({}).worldSize).to.equal(1);
-    expect(() => distEnvFrom({ RANK: '2', WORLD_SIZE: '2', MASTER_ADDR: 'a', MASTER_PORT: '1' })).to.throw(/RANK=2 must be smaller than WORLD_SIZE=2/);
+    expect(() => distEnvFrom({ RANK: '2', WORLD_SIZE: '2', MASTER_ADDR: 'a', MASTER_PORT: '1' })).to.throw(
+      /RANK=2 must be smaller than WORLD_SIZE=2/,
+    );
     expect(() => distEnvFrom({ RANK: '0', WORLD_SIZE: '2', MASTER_PORT: '1' })).to.throw(/MASTER_ADDR/);
     expect(() => distEnvFrom({ RANK: '0', WORLD_SIZE: 'x' })).to.throw(/WORLD_SIZE='x'/);
-    expect(() => distEnvFrom({ RANK: '0', WORLD_SIZE: '2', MASTER_ADDR: 'a', MASTER_PORT: '70000' })).to.throw(/MASTER_PORT='70000'/);
+    expect(() => distEnvFrom({ RANK: '0', WORLD_SIZE: '2', MASTER_ADDR: 'a', MASTER_PORT: '70000' })).to.throw(
+      /MASTER_PORT='70000'/,
+    );
   });
 });

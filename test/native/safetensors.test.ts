@@ -44,14 +44,22 @@ describe('native: safetensors', function () {
     ];
     const file = path.join(dir, 'all.safetensors');
     const tensors: TensorHandle[] = cases.map(([, dtype, data, shape]) => tensorFromBuffer(data, dtype, shape));
-    await saveSafetensors(file, cases.map((c) => c[0]), tensors, { format: 'pt', 'ünïcode "key"': 'välue\n' });
+    await saveSafetensors(
+      file,
+      cases.map((c) => c[0]),
+      tensors,
+      { format: 'pt', 'ünïcode "key"': 'välue\n' },
+    );
     expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).to.deep.equal([]);
 
     // layout: little-endian header length, header padded to 8 bytes, data right after it in the given order
     const raw = fs.readFileSync(file);
     const n = Number(raw.readBigUInt64LE(0));
     expect((8 + n) % 8).to.equal(0);
-    const header = JSON.parse(raw.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: number[] }>;
+    const header = JSON.parse(raw.subarray(8, 8 + n).toString('utf8')) as Record<
+      string,
+      { dtype: string; shape: number[]; data_offsets: number[] }
+    >;
     expect(Object.keys(header)).to.deep.equal(['__metadata__', ...cases.map((c) => c[0])]);
     expect(header.b_bf16.dtype).to.equal('BF16');
     expect(header.bool.dtype).to.equal('BOOL');
@@ -65,7 +73,12 @@ describe('native: safetensors', function () {
       const t = readTensor(loaded.tensors[i]);
       expect(t.dtype, name).to.equal(dtype);
       expect(t.shape, name).to.deep.equal(shape);
-      expect(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(data.buffer, data.byteOffset, data.byteLength)), name).to.equal(true);
+      expect(
+        Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(
+          Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+        ),
+        name,
+      ).to.equal(true);
     });
   });
 
@@ -121,7 +134,11 @@ describe('native: safetensors', function () {
 
   it('refuses duplicate names and reports unwritable destinations as IO_ERROR', async function () {
     const t = tensorFromBuffer(new Float32Array([1]), 'float32', [1]);
-    await expectRejects(saveSafetensors(path.join(dir, 'dup.safetensors'), ['a', 'a'], [t, t]), 'ARGUMENT_ERROR', "'a' is given twice");
+    await expectRejects(
+      saveSafetensors(path.join(dir, 'dup.safetensors'), ['a', 'a'], [t, t]),
+      'ARGUMENT_ERROR',
+      "'a' is given twice",
+    );
     const target = path.join(dir, 'no-such-dir', 'x.safetensors');
     await expectRejects(saveSafetensors(target, ['a'], [t]), 'IO_ERROR', target);
   });

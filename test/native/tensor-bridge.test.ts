@@ -61,7 +61,9 @@ describe('native: tensor bridge', function () {
   it('respects byteOffset of a view into a larger buffer', function () {
     const big = new Float32Array([9, 9, 1, 2, 3, 9]);
     const view = big.subarray(2, 5);
-    expect(Array.from(readTensor(tensorFromBuffer(view, 'float32', [3])).data as Float32Array)).to.deep.equal([1, 2, 3]);
+    expect(Array.from(readTensor(tensorFromBuffer(view, 'float32', [3])).data as Float32Array)).to.deep.equal([
+      1, 2, 3,
+    ]);
   });
 
   it('copies (instead of borrowing) a misaligned view, keeping the values', function () {
@@ -76,9 +78,15 @@ describe('native: tensor bridge', function () {
 
   it('rejects a buffer whose size does not match the shape, in TS and in C++, with SHAPE_ERROR', function () {
     const data = new Float32Array(5);
-    expect(() => tensorFromBuffer(data, 'float32', [2, 3])).to.throw().with.property('code', 'SHAPE_ERROR');
-    expect(() => loadAddon().fromBuffer(data, 'float32', [2, 3])).to.throw(/20 bytes cannot hold shape \[2, 3\]/).with.property('code', 'SHAPE_ERROR');
-    expect(() => loadAddon().fromBuffer(data, 'complex' as never, [5])).to.throw(/unknown dtype 'complex'/).with.property('code', 'ARGUMENT_ERROR');
+    expect(() => tensorFromBuffer(data, 'float32', [2, 3]))
+      .to.throw()
+      .with.property('code', 'SHAPE_ERROR');
+    expect(() => loadAddon().fromBuffer(data, 'float32', [2, 3]))
+      .to.throw(/20 bytes cannot hold shape \[2, 3\]/)
+      .with.property('code', 'SHAPE_ERROR');
+    expect(() => loadAddon().fromBuffer(data, 'complex' as never, [5]))
+      .to.throw(/unknown dtype 'complex'/)
+      .with.property('code', 'ARGUMENT_ERROR');
   });
 
   it('turns libtorch errors into rejected Promises with a code, without aborting', async function () {
@@ -100,8 +108,12 @@ describe('native: tensor bridge', function () {
     const t = tensorFromBuffer(new Float32Array(2), 'float32', [2]);
     t.dispose();
     expect(t.disposed).to.equal(true);
-    expect(() => readTensor(t)).to.throw(/disposed/).with.property('code', 'ARGUMENT_ERROR');
-    expect(() => readTensor({} as never)).to.throw(/expected a tensor handle/).with.property('code', 'ARGUMENT_ERROR');
+    expect(() => readTensor(t))
+      .to.throw(/disposed/)
+      .with.property('code', 'ARGUMENT_ERROR');
+    expect(() => readTensor({} as never))
+      .to.throw(/expected a tensor handle/)
+      .with.property('code', 'ARGUMENT_ERROR');
   });
 
   it('keeps borrowed memory alive while a tensor uses it, and releases it after (also from worker threads)', async function () {

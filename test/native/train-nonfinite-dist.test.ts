@@ -48,7 +48,12 @@ describe('native: a non-finite step on one rank is skipped and rolled back on ev
     it(`${c.what}, ${c.source === 'nan' ? 'a NaN voxel' : 'an injected inf gradient'} on rank 1`, async function () {
       const port = await freePort();
       const name = `${c.source}-${c.gather}-${c.micro}`;
-      runs = startRanks([CHILD], 2, port, (r) => ({ SKIP_OUT: path.join(tmp, `${name}-${r}.json`), SKIP_SOURCE: c.source, SKIP_GATHER: String(c.gather), SKIP_MICRO: String(c.micro) }));
+      runs = startRanks([CHILD], 2, port, (r) => ({
+        SKIP_OUT: path.join(tmp, `${name}-${r}.json`),
+        SKIP_SOURCE: c.source,
+        SKIP_GATHER: String(c.gather),
+        SKIP_MICRO: String(c.micro),
+      }));
       await Promise.all(runs.map((r) => r.done));
       const outs = runs.map((r) => {
         expect(r.child.exitCode, `rank ${r.rank}: ${r.stderr}`).to.equal(0);
@@ -60,10 +65,16 @@ describe('native: a non-finite step on one rank is skipped and rolled back on ev
         expect(o.run.skipped).to.equal(false);
         expect(o.run.loss, `rank ${o.rank}: loss of the next step`).to.equal(o.ref.loss);
         expect(o.run.gradNorm).to.equal(o.ref.gradNorm);
-        expect(differing(o.run.state, o.ref.state), `rank ${o.rank}: differs from the twin that never took the skipped step`).to.deep.equal([]);
+        expect(
+          differing(o.run.state, o.ref.state),
+          `rank ${o.rank}: differs from the twin that never took the skipped step`,
+        ).to.deep.equal([]);
       }
       // the ranks hold the same weights and codebook (their dropout streams differ on purpose)
-      const shared = (o: SkipOut) => Object.fromEntries(Object.entries(o.run.state).filter(([k]) => k.startsWith('model/') || k.startsWith('adam/')));
+      const shared = (o: SkipOut) =>
+        Object.fromEntries(
+          Object.entries(o.run.state).filter(([k]) => k.startsWith('model/') || k.startsWith('adam/')),
+        );
       expect(differing(shared(outs[0]), shared(outs[1]))).to.deep.equal([]);
     });
   }

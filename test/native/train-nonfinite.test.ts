@@ -21,9 +21,22 @@ const B = 3;
 const LR = 1e-3;
 
 /** A tiny model with dropout in the text tower, so that the dropout stream matters. */
-function config(over: { vq?: 'straight_through' | 'rotation'; gather?: boolean; lossScale?: boolean } = {}): CTClipConfig {
+function config(
+  over: { vq?: 'straight_through' | 'rotation'; gather?: boolean; lossScale?: boolean } = {},
+): CTClipConfig {
   return {
-    image: { dim: 16, codebook_size: 16, image_size: H, patch_size: 8, temporal_patch_size: 2, spatial_depth: 1, temporal_depth: 1, heads: 2, dim_head: 8, vq: over.vq ?? 'straight_through' },
+    image: {
+      dim: 16,
+      codebook_size: 16,
+      image_size: H,
+      patch_size: 8,
+      temporal_patch_size: 2,
+      spatial_depth: 1,
+      temporal_depth: 1,
+      heads: 2,
+      dim_head: 8,
+      vq: over.vq ?? 'straight_through',
+    },
     text: { ...TINY_BERT, hidden_dropout_prob: 0.2, attention_probs_dropout_prob: 0.1 },
     dim_latent: 8,
     seed: 21,
@@ -58,7 +71,13 @@ interface StepPath {
 
 const PATHS: StepPath[] = [
   { name: 'trainStep (one batch)', micro: 1, gather: true, canInject: false, run: (m, b) => m.trainStep(b[0], LR) },
-  { name: 'trainStepBatches, one micro-batch', micro: 1, gather: true, canInject: true, run: (m, b, inject) => m.trainStepBatches(b, LR, { injectNonFiniteGrad: inject }) },
+  {
+    name: 'trainStepBatches, one micro-batch',
+    micro: 1,
+    gather: true,
+    canInject: true,
+    run: (m, b, inject) => m.trainStepBatches(b, LR, { injectNonFiniteGrad: inject }),
+  },
   {
     name: 'accumulate × 2 + optimizerStep',
     micro: 2,
@@ -69,8 +88,20 @@ const PATHS: StepPath[] = [
       return m.optimizerStep(LR, { injectNonFiniteGrad: inject });
     },
   },
-  { name: 'trainStepBatches × 2, sequential (gather false)', micro: 2, gather: false, canInject: true, run: (m, b, inject) => m.trainStepBatches(b, LR, { injectNonFiniteGrad: inject }) },
-  { name: 'trainStepBatches × 2, feature cache (gather true)', micro: 2, gather: true, canInject: true, run: (m, b, inject) => m.trainStepBatches(b, LR, { injectNonFiniteGrad: inject }) },
+  {
+    name: 'trainStepBatches × 2, sequential (gather false)',
+    micro: 2,
+    gather: false,
+    canInject: true,
+    run: (m, b, inject) => m.trainStepBatches(b, LR, { injectNonFiniteGrad: inject }),
+  },
+  {
+    name: 'trainStepBatches × 2, feature cache (gather true)',
+    micro: 2,
+    gather: true,
+    canInject: true,
+    run: (m, b, inject) => m.trainStepBatches(b, LR, { injectNonFiniteGrad: inject }),
+  },
 ];
 
 function batches(n: number, seed: number, nanIn: number | null = null): CTClipBatch[] {
@@ -95,7 +126,8 @@ describe('native: a skipped (non-finite) step leaves no trace', function () {
           const reference = CTClip.create(cfg).train();
           try {
             // A finite step first, so that AdamW has moments and step counts to keep.
-            for (const m of [model, reference]) expect((await path.run(m, batches(path.micro, 1), false)).skipped).to.equal(false);
+            for (const m of [model, reference])
+              expect((await path.run(m, batches(path.micro, 1), false)).skipped).to.equal(false);
             const before = trainingState(model);
             const bad = source === 'NaN voxel' ? batches(path.micro, 50, path.micro - 1) : batches(path.micro, 50);
             const skipped = await path.run(model, bad, source !== 'NaN voxel');
@@ -111,7 +143,10 @@ describe('native: a skipped (non-finite) step leaves no trace', function () {
             expect(next.skipped, 'the step after a skipped one is finite').to.equal(false);
             expect(next.loss).to.equal(ref.loss);
             expect(next.gradNorm).to.equal(ref.gradNorm);
-            expect(stateDiff(trainingState(model), trainingState(reference)), 'differs from the run without the skipped step').to.deep.equal([]);
+            expect(
+              stateDiff(trainingState(model), trainingState(reference)),
+              'differs from the run without the skipped step',
+            ).to.deep.equal([]);
           } finally {
             model.dispose();
             reference.dispose();
@@ -142,7 +177,10 @@ describe('native: a skipped (non-finite) step leaves no trace', function () {
       const before = trainingState(model);
       await model.accumulate(batch(3), { accumulationSteps: 2 });
       await model.accumulate(batch(4), { accumulationSteps: 2 });
-      expect(stateDiff(before, trainingState(model)), 'accumulate updates the codebook and draws dropout masks').to.include.members(['model/visual_transformer.vq._codebook.embed', 'rng/dropout']);
+      expect(
+        stateDiff(before, trainingState(model)),
+        'accumulate updates the codebook and draws dropout masks',
+      ).to.include.members(['model/visual_transformer.vq._codebook.embed', 'rng/dropout']);
       model.zeroGrad();
       expect(model.info().pendingMicroBatches).to.equal(0);
       expect(stateDiff(before, trainingState(model))).to.deep.equal([]);

@@ -35,12 +35,25 @@ describe('weights: Hugging Face BERT folder', function () {
     (process.stdout as { write: unknown }).write = (s: string) => (writes.push(s), true);
     let code: number;
     try {
-      code = await main(['make-hf-folder', '--from', fixturePath('ctclip_tiny', 'weights.safetensors'), '--out', out, '--heads', '2']);
+      code = await main([
+        'make-hf-folder',
+        '--from',
+        fixturePath('ctclip_tiny', 'weights.safetensors'),
+        '--out',
+        out,
+        '--heads',
+        '2',
+      ]);
     } finally {
       (process.stdout as { write: unknown }).write = orig;
     }
     expect(code).to.equal(0);
-    expect(fs.readdirSync(out).sort()).to.deep.equal(['config.json', 'model.safetensors', 'pytorch_model.bin', 'vocab.txt']);
+    expect(fs.readdirSync(out).sort()).to.deep.equal([
+      'config.json',
+      'model.safetensors',
+      'pytorch_model.bin',
+      'vocab.txt',
+    ]);
     expect(writes.join('')).to.include('pytorch_model.bin');
   });
 
@@ -66,7 +79,11 @@ describe('weights: Hugging Face BERT folder', function () {
       expect(r.vocabPath).to.equal(path.join(folder, 'vocab.txt'));
       expect(r.weightsFiles).to.deep.equal([path.join(folder, variant)]);
       // BertModel order, our names.
-      expect(r.names).to.deep.equal(caseCMeta().state_dict_keys.map((k) => k.key).filter((k) => k.startsWith('text_transformer.')));
+      expect(r.names).to.deep.equal(
+        caseCMeta()
+          .state_dict_keys.map((k) => k.key)
+          .filter((k) => k.startsWith('text_transformer.')),
+      );
       expectSameTensors(r, text, variant);
       expect(r.report.dropped.map((d) => d.key)).to.deep.equal([
         'bert.embeddings.position_ids',
@@ -81,7 +98,10 @@ describe('weights: Hugging Face BERT folder', function () {
       ]);
       expect(r.report.missing).to.deep.equal([]);
       expect(r.report.unexpected).to.deep.equal([]);
-      expect(r.report.renamed[0]).to.deep.equal({ from: 'bert.embeddings.word_embeddings.weight', to: 'text_transformer.embeddings.word_embeddings.weight' });
+      expect(r.report.renamed[0]).to.deep.equal({
+        from: 'bert.embeddings.word_embeddings.weight',
+        to: 'text_transformer.embeddings.word_embeddings.weight',
+      });
     });
   }
 
@@ -91,12 +111,18 @@ describe('weights: Hugging Face BERT folder', function () {
     const { writeSafetensors } = await import('../../lib/io/safetensors');
     const { readSafetensors } = await import('../../lib/io/safetensors');
     const src = await readSafetensors(path.join(dir, 'cxr-bert-tiny', 'model.safetensors'));
-    const kept = [...src.tensors].filter(([n]) => !n.includes('pooler')).map(([n, t]) => [n.replace(/^bert\./, ''), t] as const);
+    const kept = [...src.tensors]
+      .filter(([n]) => !n.includes('pooler'))
+      .map(([n, t]) => [n.replace(/^bert\./, ''), t] as const);
     fs.mkdirSync(folder, { recursive: true });
     await writeSafetensors(path.join(folder, 'model.safetensors'), kept);
-    for (const f of ['config.json', 'vocab.txt']) fs.copyFileSync(path.join(dir, 'cxr-bert-tiny', f), path.join(folder, f));
+    for (const f of ['config.json', 'vocab.txt'])
+      fs.copyFileSync(path.join(dir, 'cxr-bert-tiny', f), path.join(folder, f));
     const r = await importHfBertFolder(folder, { strict: true });
-    expect(r.report.missingUnused).to.deep.equal(['text_transformer.pooler.dense.weight', 'text_transformer.pooler.dense.bias']);
+    expect(r.report.missingUnused).to.deep.equal([
+      'text_transformer.pooler.dense.weight',
+      'text_transformer.pooler.dense.bias',
+    ]);
     expect(r.names.length).to.equal(text.names.length - 2);
   });
 
@@ -105,9 +131,13 @@ describe('weights: Hugging Face BERT folder', function () {
     fs.mkdirSync(folder, { recursive: true });
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'cxr-bert-tiny', 'config.json'), 'utf8'));
     fs.writeFileSync(path.join(folder, 'config.json'), JSON.stringify({ ...cfg, hidden_act: 'relu' }));
-    expect(() => parseHfBertConfig(path.join(folder, 'config.json'))).to.throw(/config\.json: 'hidden_act' must be 'gelu'/);
+    expect(() => parseHfBertConfig(path.join(folder, 'config.json'))).to.throw(
+      /config\.json: 'hidden_act' must be 'gelu'/,
+    );
     fs.writeFileSync(path.join(folder, 'config.json'), JSON.stringify({ ...cfg, num_attention_heads: 3 }));
-    expect(() => parseHfBertConfig(path.join(folder, 'config.json'))).to.throw(/'num_attention_heads' must be a divisor of hidden_size 32/);
+    expect(() => parseHfBertConfig(path.join(folder, 'config.json'))).to.throw(
+      /'num_attention_heads' must be a divisor of hidden_size 32/,
+    );
     fs.writeFileSync(path.join(folder, 'config.json'), JSON.stringify(cfg));
     fs.copyFileSync(path.join(dir, 'cxr-bert-tiny', 'vocab.txt'), path.join(folder, 'vocab.txt'));
     let err: (Error & { code?: string }) | undefined;

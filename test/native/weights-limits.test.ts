@@ -87,7 +87,13 @@ describe('weights: limits and hostile files', function () {
       // Declared 16 MiB (a 4M-element float32 tensor), inflates to 1 GiB of zeros.
       const declared = 16 * MiB;
       const file = writeRawZip(path.join(dir, 'bomb-lie.pt'), [
-        { name: 'archive/data.pkl', method: 0, data: stateDictPickle([{ name: WORD_EMB, storage: '0', numel: declared / 4, size: [declared / 4], stride: [1] }]) },
+        {
+          name: 'archive/data.pkl',
+          method: 0,
+          data: stateDictPickle([
+            { name: WORD_EMB, storage: '0', numel: declared / 4, size: [declared / 4], stride: [1] },
+          ]),
+        },
         { name: 'archive/data/0', method: 8, data: zeroDeflateBomb(GiB), size: declared },
       ]);
       expect(fs.statSync(file).size).to.be.below(2 * MiB);
@@ -103,14 +109,23 @@ describe('weights: limits and hostile files', function () {
       const declared = GiB;
       const file = writeRawZip(path.join(dir, 'bomb-honest.pt'), [
         // The expected key views 4 elements of a 1 GiB storage.
-        { name: 'archive/data.pkl', method: 0, data: stateDictPickle([{ name: WORD_EMB, storage: '0', numel: declared / 4, size: [4], stride: [1] }]) },
+        {
+          name: 'archive/data.pkl',
+          method: 0,
+          data: stateDictPickle([{ name: WORD_EMB, storage: '0', numel: declared / 4, size: [4], stride: [1] }]),
+        },
         { name: 'archive/data/0', method: 8, data: zeroDeflateBomb(declared), size: declared },
       ]);
-      const r = inChild(file, `await w.importTorchFile(file, { expected: [{ key: ${JSON.stringify(WORD_EMB)}, shape: [4], kind: 'param' }] });`);
+      const r = inChild(
+        file,
+        `await w.importTorchFile(file, { expected: [{ key: ${JSON.stringify(WORD_EMB)}, shape: [4], kind: 'param' }] });`,
+      );
       expect(r.code, JSON.stringify(r)).to.equal('DATA_ERROR');
       expect(r.message).to.include(file);
       expect(r.message).to.include("entry 'archive/data/0' needs 1073741824 bytes");
-      expect(r.message).to.include(`over the limit of ${4 * 8 + 64 * MiB} bytes (the model expects 1 tensors of 4 elements: 8 bytes per element plus 64 MiB)`);
+      expect(r.message).to.include(
+        `over the limit of ${4 * 8 + 64 * MiB} bytes (the model expects 1 tensors of 4 elements: 8 bytes per element plus 64 MiB)`,
+      );
       expect(r.maxRssMB - aliasBaselineMB(), 'peak RSS above a child that only loads the addon (MB)').to.be.below(160);
     });
 
@@ -122,17 +137,31 @@ describe('weights: limits and hostile files', function () {
         { name: 'visual_transformer.a', dtype: 'uint8', shape: [a.length], data: a },
         { name: 'visual_transformer.b', dtype: 'uint8', shape: [a.length], data: a },
       ]);
-      await expectRejects(importTorchFile(file, { maxBytes: 5 * MiB }), 'DATA_ERROR', file, "entry 'two/data/1' needs 3145728 bytes", `to ${6 * MiB} bytes, over the limit of ${5 * MiB} bytes (the maxBytes option)`);
+      await expectRejects(
+        importTorchFile(file, { maxBytes: 5 * MiB }),
+        'DATA_ERROR',
+        file,
+        "entry 'two/data/1' needs 3145728 bytes",
+        `to ${6 * MiB} bytes, over the limit of ${5 * MiB} bytes (the maxBytes option)`,
+      );
     });
 
     it('bounds data.pkl: a declared size over 64 MiB and a deflated data.pkl that inflates past its declared size are refused', () => {
-      const big = writeRawZip(path.join(dir, 'pkl-big.pt'), [{ name: 'archive/data.pkl', method: 8, data: zeroDeflateBomb(128 * MiB), size: 128 * MiB }]);
+      const big = writeRawZip(path.join(dir, 'pkl-big.pt'), [
+        { name: 'archive/data.pkl', method: 8, data: zeroDeflateBomb(128 * MiB), size: 128 * MiB },
+      ]);
       const r1 = inChild(big, 'await w.importTorchFile(file);');
-      expect(r1.message).to.include(`${big}: entry 'archive/data.pkl' declares 134217728 bytes, over the limit of 67108864 bytes`);
+      expect(r1.message).to.include(
+        `${big}: entry 'archive/data.pkl' declares 134217728 bytes, over the limit of 67108864 bytes`,
+      );
       expect(r1.maxRssMB - aliasBaselineMB(), 'peak RSS above a child that only loads the addon (MB)').to.be.below(128);
-      const lie = writeRawZip(path.join(dir, 'pkl-lie.pt'), [{ name: 'archive/data.pkl', method: 8, data: zeroDeflateBomb(32 * MiB), size: 64 * 1024 }]);
+      const lie = writeRawZip(path.join(dir, 'pkl-lie.pt'), [
+        { name: 'archive/data.pkl', method: 8, data: zeroDeflateBomb(32 * MiB), size: 64 * 1024 },
+      ]);
       const r2 = inChild(lie, 'await w.importTorchFile(file);');
-      expect(r2.message).to.include(`${lie}: not a valid zip archive: deflated entry 'archive/data.pkl' inflates to more than its declared 65536 bytes`);
+      expect(r2.message).to.include(
+        `${lie}: not a valid zip archive: deflated entry 'archive/data.pkl' inflates to more than its declared 65536 bytes`,
+      );
       expect(r2.maxRssMB - aliasBaselineMB(), 'peak RSS above a child that only loads the addon (MB)').to.be.below(128);
     });
   });
@@ -145,7 +174,11 @@ describe('weights: limits and hostile files', function () {
     long4[7 + MiB] = 0x2e;
     const f1 = writeRawZip(path.join(dir, 'long4.pt'), [{ name: 'archive/data.pkl', method: 0, data: long4 }]);
     await expectRejects(importTorchFile(f1), 'DATA_ERROR', f1, 'LONG4 of 1048576 bytes is over the limit of 4096');
-    const text = Buffer.concat([Buffer.from([0x80, 2, 0x4c]), Buffer.from(`${'9'.repeat(5000)}L\n`), Buffer.from([0x2e])]);
+    const text = Buffer.concat([
+      Buffer.from([0x80, 2, 0x4c]),
+      Buffer.from(`${'9'.repeat(5000)}L\n`),
+      Buffer.from([0x2e]),
+    ]);
     const f2 = writeRawZip(path.join(dir, 'long.pt'), [{ name: 'archive/data.pkl', method: 0, data: text }]);
     await expectRejects(importTorchFile(f2), 'DATA_ERROR', f2, 'bad LONG literal', 'at most 4300 digits');
   });
@@ -174,7 +207,9 @@ describe('weights: limits and hostile files', function () {
       expect(r.names).to.deep.equal([]);
       expect(r.report!.shapeMismatches.map((m) => m.key)).to.deep.equal([WORD_EMB]);
       expect(r.report!.unexpected).to.deep.equal([0, 1, 2, 3].map((i) => `visual_transformer.evil${i}.weight`));
-      expect(r.report!.notes.join('\n')).to.include('5 keys the model does not expect (unexpected, or of another shape) were not loaded');
+      expect(r.report!.notes.join('\n')).to.include(
+        '5 keys the model does not expect (unexpected, or of another shape) were not loaded',
+      );
       // Expanding them would take 5 GiB.
       expect(r.maxRssMB - aliasBaselineMB(), 'peak RSS above a child that only loads the addon (MB)').to.be.below(128);
     });
@@ -184,9 +219,28 @@ describe('weights: limits and hostile files', function () {
       const file = path.join(dir, 'view.pt');
       const row = new Float32Array([1, 2, 3]);
       writeTorchSave(file, [
-        { name: 'visual_transformer.big', dtype: 'float32', shape: [16384, 16384], stride: [0, 0], data: new Uint8Array(row.buffer) },
-        { name: 'visual_transformer.rows', dtype: 'float32', shape: [2, 3], stride: [0, 1], storageKey: '0', data: new Uint8Array(0) },
-        { name: 'visual_transformer.cols', dtype: 'float64', shape: [3, 2], stride: [1, 0], data: new Uint8Array(new Float64Array([0.5, -1, 2]).buffer) },
+        {
+          name: 'visual_transformer.big',
+          dtype: 'float32',
+          shape: [16384, 16384],
+          stride: [0, 0],
+          data: new Uint8Array(row.buffer),
+        },
+        {
+          name: 'visual_transformer.rows',
+          dtype: 'float32',
+          shape: [2, 3],
+          stride: [0, 1],
+          storageKey: '0',
+          data: new Uint8Array(0),
+        },
+        {
+          name: 'visual_transformer.cols',
+          dtype: 'float64',
+          shape: [3, 2],
+          stride: [1, 0],
+          data: new Uint8Array(new Float64Array([0.5, -1, 2]).buffer),
+        },
       ]);
       await expectRejects(
         importTorchFile(file, { maxBytes: 64 * MiB }),
@@ -195,7 +249,12 @@ describe('weights: limits and hostile files', function () {
         "tensor 'visual_transformer.big' (a strided view, size [16384,16384] stride [0,0], of storage '0') needs 1073741824 bytes",
         `over the limit of ${64 * MiB} bytes (the maxBytes option)`,
       );
-      const r = await importTorchFile(file, { expected: [{ key: 'visual_transformer.rows', shape: [2, 3], kind: 'param' }, { key: 'visual_transformer.cols', shape: [3, 2], kind: 'param' }] });
+      const r = await importTorchFile(file, {
+        expected: [
+          { key: 'visual_transformer.rows', shape: [2, 3], kind: 'param' },
+          { key: 'visual_transformer.cols', shape: [3, 2], kind: 'param' },
+        ],
+      });
       expect(r.names).to.deep.equal(['visual_transformer.rows', 'visual_transformer.cols']);
       expect(Array.from(readTensor(r.tensors[0]).data as Float32Array)).to.deep.equal([1, 2, 3, 1, 2, 3]);
       expect(Array.from(readTensor(r.tensors[1]).data as Float64Array)).to.deep.equal([0.5, 0.5, -1, -1, 2, 2]);
@@ -217,9 +276,24 @@ describe('weights: limits and hostile files', function () {
       requireAddon(this);
       const f32 = (begin: number, n = 4) => ({ dtype: 'F32', shape: [n], data_offsets: [begin, begin + 4 * n] });
       const cases: Array<[string, unknown, number, string[]]> = [
-        ['overlap', { a: f32(0), b: f32(8) }, 24, ["tensor 'b' starts at data offset 8 and overlaps the previous entry (which ends at 16)"]],
-        ['alias', { a: f32(0), b: f32(0) }, 16, ["starts at data offset 0 and overlaps the previous entry (which ends at 16)"]],
-        ['gap', { a: f32(0), b: f32(20) }, 36, ["tensor 'b' starts at data offset 20 and leaves a gap (the previous entry ends at 16)"]],
+        [
+          'overlap',
+          { a: f32(0), b: f32(8) },
+          24,
+          ["tensor 'b' starts at data offset 8 and overlaps the previous entry (which ends at 16)"],
+        ],
+        [
+          'alias',
+          { a: f32(0), b: f32(0) },
+          16,
+          ['starts at data offset 0 and overlaps the previous entry (which ends at 16)'],
+        ],
+        [
+          'gap',
+          { a: f32(0), b: f32(20) },
+          36,
+          ["tensor 'b' starts at data offset 20 and leaves a gap (the previous entry ends at 16)"],
+        ],
         ['trailing', { a: f32(0) }, 20, ['the header describes 16 data bytes but the file has 20']],
       ];
       for (const [name, header, bytes, fragments] of cases) {
@@ -245,7 +319,12 @@ describe('weights: limits and hostile files', function () {
       const data = Buffer.from(new Float32Array([1, 2]).buffer);
       const head = JSON.stringify({ w: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, __metadata__: { pad: '' } });
       const pad = 99 * MiB - Buffer.byteLength(head);
-      const big = writeSt(path.join(dir, 'header-99.safetensors'), null, data, head.replace('"pad":""', `"pad":"${'x'.repeat(pad)}"`));
+      const big = writeSt(
+        path.join(dir, 'header-99.safetensors'),
+        null,
+        data,
+        head.replace('"pad":""', `"pad":"${'x'.repeat(pad)}"`),
+      );
       const r = await loadWeightsFile(big);
       expect(r.names).to.deep.equal(['w']);
       expect(Array.from(readTensor(r.tensors[0]).data as Float32Array)).to.deep.equal([1, 2]);
@@ -273,11 +352,31 @@ describe('weights: limits and hostile files', function () {
       expect(r.message).to.include(`${file}: the header has 1000000 entries, over the limit of 100000 tensors`);
       // The header text itself is 60 MB; parsing it would have cost GBs.
       expect(r.maxRssMB - aliasBaselineMB(), 'peak RSS above a child that only loads the addon (MB)').to.be.below(300);
-      await expectRejects(readSafetensorsHeader(file), 'DATA_ERROR', file, 'the header has 1000000 entries, over the limit of 100000 tensors');
+      await expectRejects(
+        readSafetensorsHeader(file),
+        'DATA_ERROR',
+        file,
+        'the header has 1000000 entries, over the limit of 100000 tensors',
+      );
       fs.rmSync(file);
-      const dims = writeSt(path.join(dir, 'dims.safetensors'), null, 0, `{"t":{"dtype":"U8","shape":[${new Array(3_000_000).fill(1).join(',')}],"data_offsets":[0,1]}}`);
-      await expectRejects(loadWeightsFile(dims), 'DATA_ERROR', dims, 'JSON separators, over the limit of 2000000 (20 per tensor)');
-      await expectRejects(readSafetensorsHeader(dims), 'DATA_ERROR', dims, 'JSON separators, over the limit of 2000000');
+      const dims = writeSt(
+        path.join(dir, 'dims.safetensors'),
+        null,
+        0,
+        `{"t":{"dtype":"U8","shape":[${new Array(3_000_000).fill(1).join(',')}],"data_offsets":[0,1]}}`,
+      );
+      await expectRejects(
+        loadWeightsFile(dims),
+        'DATA_ERROR',
+        dims,
+        'JSON separators, over the limit of 2000000 (20 per tensor)',
+      );
+      await expectRejects(
+        readSafetensorsHeader(dims),
+        'DATA_ERROR',
+        dims,
+        'JSON separators, over the limit of 2000000',
+      );
     });
   });
 
@@ -289,24 +388,74 @@ describe('weights: limits and hostile files', function () {
       const inf = new Float32Array([0, -Infinity, 2, 3]);
       const t = (a: Float32Array) => tensorFromBuffer(new Float32Array(a), 'float32', [4]);
       const st = path.join(dir, 'nan.safetensors');
-      await saveWeights(st, ['visual_transformer.a', 'visual_transformer.b', 'visual_transformer.c'], [t(ok), t(nan), t(inf)]);
-      await expectRejects(loadWeightsFile(st), 'DATA_ERROR', st, "tensor 'visual_transformer.b' holds NaN at element 2", 'weights must be finite');
-      await expectRejects(readModelSafetensors(st), 'DATA_ERROR', st, "tensor 'visual_transformer.b' holds NaN at element 2");
+      await saveWeights(
+        st,
+        ['visual_transformer.a', 'visual_transformer.b', 'visual_transformer.c'],
+        [t(ok), t(nan), t(inf)],
+      );
+      await expectRejects(
+        loadWeightsFile(st),
+        'DATA_ERROR',
+        st,
+        "tensor 'visual_transformer.b' holds NaN at element 2",
+        'weights must be finite',
+      );
+      await expectRejects(
+        readModelSafetensors(st),
+        'DATA_ERROR',
+        st,
+        "tensor 'visual_transformer.b' holds NaN at element 2",
+      );
       // .pt: float16 +Inf (0x7c00) and bfloat16 NaN (0x7fc1), the first in file order is named.
       const pt = path.join(dir, 'inf.pt');
       writeTorchSave(pt, [
         { name: 'visual_transformer.x', dtype: 'float32', shape: [4], data: new Uint8Array(ok.buffer) },
-        { name: 'visual_transformer.h', dtype: 'float16', shape: [2], data: new Uint8Array(new Uint16Array([0x3c00, 0x7c00]).buffer) },
-        { name: 'visual_transformer.bf', dtype: 'bfloat16', shape: [1], data: new Uint8Array(new Uint16Array([0x7fc1]).buffer) },
+        {
+          name: 'visual_transformer.h',
+          dtype: 'float16',
+          shape: [2],
+          data: new Uint8Array(new Uint16Array([0x3c00, 0x7c00]).buffer),
+        },
+        {
+          name: 'visual_transformer.bf',
+          dtype: 'bfloat16',
+          shape: [1],
+          data: new Uint8Array(new Uint16Array([0x7fc1]).buffer),
+        },
       ]);
-      await expectRejects(importTorchFile(pt), 'DATA_ERROR', pt, "tensor 'visual_transformer.h' holds +Inf at element 1");
-      await expectRejects(loadWeightsFile(pt), 'DATA_ERROR', pt, "tensor 'visual_transformer.h' holds +Inf at element 1");
+      await expectRejects(
+        importTorchFile(pt),
+        'DATA_ERROR',
+        pt,
+        "tensor 'visual_transformer.h' holds +Inf at element 1",
+      );
+      await expectRejects(
+        loadWeightsFile(pt),
+        'DATA_ERROR',
+        pt,
+        "tensor 'visual_transformer.h' holds +Inf at element 1",
+      );
       // Integer tensors and finite floats (largest float16, denormals) load.
       const fine = path.join(dir, 'fine.pt');
       writeTorchSave(fine, [
-        { name: 'visual_transformer.h', dtype: 'float16', shape: [3], data: new Uint8Array(new Uint16Array([0x7bff, 0x0001, 0xfbff]).buffer) },
-        { name: 'visual_transformer.i', dtype: 'int32', shape: [1], data: new Uint8Array(new Int32Array([0x7f800000]).buffer) },
-        { name: 'visual_transformer.d', dtype: 'float64', shape: [1], data: new Uint8Array(new Float64Array([Number.MAX_VALUE]).buffer) },
+        {
+          name: 'visual_transformer.h',
+          dtype: 'float16',
+          shape: [3],
+          data: new Uint8Array(new Uint16Array([0x7bff, 0x0001, 0xfbff]).buffer),
+        },
+        {
+          name: 'visual_transformer.i',
+          dtype: 'int32',
+          shape: [1],
+          data: new Uint8Array(new Int32Array([0x7f800000]).buffer),
+        },
+        {
+          name: 'visual_transformer.d',
+          dtype: 'float64',
+          shape: [1],
+          data: new Uint8Array(new Float64Array([Number.MAX_VALUE]).buffer),
+        },
       ]);
       const r = await importTorchFile(fine);
       expect(r.names).to.have.length(3);
@@ -316,7 +465,17 @@ describe('weights: limits and hostile files', function () {
     it('checkpoint resume (loadModelWeights) refuses a model part with an Inf, naming the key', async function () {
       requireAddon(this);
       const config: CTClipConfig = {
-        image: { dim: 16, codebook_size: 16, image_size: 16, patch_size: 8, temporal_patch_size: 2, spatial_depth: 1, temporal_depth: 1, heads: 2, dim_head: 8 },
+        image: {
+          dim: 16,
+          codebook_size: 16,
+          image_size: 16,
+          patch_size: 8,
+          temporal_patch_size: 2,
+          spatial_depth: 1,
+          temporal_depth: 1,
+          heads: 2,
+          dim_head: 8,
+        },
         text: TINY_BERT,
         dim_latent: 8,
         seed: 7,
@@ -332,7 +491,12 @@ describe('weights: limits and hostile files', function () {
         const file = path.join(dir, 'model.safetensors');
         await saveWeights(file, sd.names, poisoned);
         sd.tensors.forEach((x) => x.dispose());
-        await expectRejects(loadModelWeights(model, file), 'DATA_ERROR', file, "tensor 'to_visual_latent.weight' holds +Inf at element 5");
+        await expectRejects(
+          loadModelWeights(model, file),
+          'DATA_ERROR',
+          file,
+          "tensor 'to_visual_latent.weight' holds +Inf at element 5",
+        );
       } finally {
         model.dispose();
       }
@@ -344,14 +508,22 @@ describe('weights: limits and hostile files', function () {
       requireAddon(this);
       const file = path.join(dir, 'crc.pt');
       const data = new Float32Array(1024).map((_, i) => i / 7);
-      writeTorchSave(file, [{ name: 'visual_transformer.w', dtype: 'float32', shape: [1024], data: new Uint8Array(data.buffer) }]);
+      writeTorchSave(file, [
+        { name: 'visual_transformer.w', dtype: 'float32', shape: [1024], data: new Uint8Array(data.buffer) },
+      ]);
       const zip = ZipReader.open(file);
       const at = zip.dataOffset(zip.entries.get('crc/data/0')!);
       zip.close();
       const bytes = fs.readFileSync(file);
       bytes[at + 1001] ^= 0x01;
       fs.writeFileSync(file, bytes);
-      await expectRejects(importTorchFile(file), 'DATA_ERROR', file, "entry 'crc/data/0' fails its CRC-32 check", 'the file is corrupt');
+      await expectRejects(
+        importTorchFile(file),
+        'DATA_ERROR',
+        file,
+        "entry 'crc/data/0' fails its CRC-32 check",
+        'the file is corrupt',
+      );
 
       const pkl = torchSavePickle(path.join(dir, 'crc-src.pt'), data);
       const noCrc = writeRawZip(path.join(dir, 'nocrc.pt'), [
@@ -367,7 +539,11 @@ describe('weights: limits and hostile files', function () {
 
 /** The data.pkl our torch.save writer produces for one float32 tensor 'visual_transformer.w' (storage '0'). */
 function torchSavePickle(file: string, data: Float32Array): Uint8Array {
-  writeTorchSave(file, [{ name: 'visual_transformer.w', dtype: 'float32', shape: [data.length], data: new Uint8Array(data.buffer) }], { archiveName: 'archive' });
+  writeTorchSave(
+    file,
+    [{ name: 'visual_transformer.w', dtype: 'float32', shape: [data.length], data: new Uint8Array(data.buffer) }],
+    { archiveName: 'archive' },
+  );
   const zip = ZipReader.open(file);
   try {
     return zip.read('archive/data.pkl', 1 << 20);

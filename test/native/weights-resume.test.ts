@@ -25,7 +25,19 @@ import { fixturePath, fixturesAvailable } from '../helpers/fixtures';
 import { requireAddon } from '../helpers/native';
 import { caseCMeta, expectSameTensors, hFile, tmpDir } from '../helpers/weights-fixtures';
 
-const NEEDED = ['createCTClip', 'ctclipTrainStep', 'ctclipStateDict', 'ctclipLoadStateDict', 'ctclipOptimizerState', 'ctclipLoadOptimizerState', 'ctclipScalerState', 'ctclipSetScalerState', 'ctclipRngState', 'ctclipSetRngState', 'ctclipSetStepCounters'] as const;
+const NEEDED = [
+  'createCTClip',
+  'ctclipTrainStep',
+  'ctclipStateDict',
+  'ctclipLoadStateDict',
+  'ctclipOptimizerState',
+  'ctclipLoadOptimizerState',
+  'ctclipScalerState',
+  'ctclipSetScalerState',
+  'ctclipRngState',
+  'ctclipSetRngState',
+  'ctclipSetStepCounters',
+] as const;
 
 describe('weights: resume through saved weights + training state (CT-CLIP model)', function () {
   let dir: string;
@@ -52,10 +64,17 @@ describe('weights: resume through saved weights + training state (CT-CLIP model)
 
   it('two steps after a reload equal two steps without it, bit for bit', async () => {
     const inputs = await loadSafetensorsMap(fixturePath('ctclip_tiny', 'inputs.safetensors'));
-    const batch: CTClipBatch = { inputIds: inputs.get('input_ids')!, attentionMask: inputs.get('attention_mask')!, volumes: inputs.get('images')! };
+    const batch: CTClipBatch = {
+      inputIds: inputs.get('input_ids')!,
+      attentionMask: inputs.get('attention_mask')!,
+      volumes: inputs.get('images')!,
+    };
 
     const a = build();
-    const start = await importTorchFile(hFile('ctclip_tiny_cuda_tagged.pt'), { strict: true, expected: a.stateDict().names });
+    const start = await importTorchFile(hFile('ctclip_tiny_cuda_tagged.pt'), {
+      strict: true,
+      expected: a.stateDict().names,
+    });
     a.loadStateDict(start.names, start.tensors, { strict: true });
     a.train();
     await a.trainStep(batch, 1e-3);
@@ -83,7 +102,10 @@ describe('weights: resume through saved weights + training state (CT-CLIP model)
 
     // Run B restores from the files.
     const b = build();
-    const w = await loadWeightsFile(path.join(saved.path, 'model.safetensors'), { strict: true, expected: b.stateDict().names });
+    const w = await loadWeightsFile(path.join(saved.path, 'model.safetensors'), {
+      strict: true,
+      expected: b.stateDict().names,
+    });
     b.loadStateDict(w.names, w.tensors, { strict: true });
     const st = await readTrainingState(saved.path);
     b.loadOptimizerState(optimizerStateToModel(st.optimizer));
@@ -98,6 +120,10 @@ describe('weights: resume through saved weights + training state (CT-CLIP model)
     const oa = a.optimizerState();
     const ob = b.optimizerState();
     expect(ob.step).to.deep.equal(oa.step);
-    expectSameTensors({ names: ob.names, tensors: ob.exp_avg_sq }, { names: oa.names, tensors: oa.exp_avg_sq }, 'exp_avg_sq');
+    expectSameTensors(
+      { names: ob.names, tensors: ob.exp_avg_sq },
+      { names: oa.names, tensors: oa.exp_avg_sq },
+      'exp_avg_sq',
+    );
   });
 });

@@ -37,11 +37,15 @@ describe('weights: saveWeights (safetensors out)', function () {
     expect(header.tensors.map((t) => t.shape)).to.deep.equal(meta.map((k) => k.shape));
     expect(header.tensors.map((t) => t.dtype)).to.deep.equal(meta.map((k) => ST_DTYPE[k.dtype]));
     // Data laid out in header order (offsets increase), so the file reads sequentially in state_dict order.
-    for (let i = 1; i < header.tensors.length; i++) expect(header.tensors[i].dataOffsets[0]).to.equal(header.tensors[i - 1].dataOffsets[1]);
+    for (let i = 1; i < header.tensors.length; i++)
+      expect(header.tensors[i].dataOffsets[0]).to.equal(header.tensors[i - 1].dataOffsets[1]);
     expect(header.metadata).to.deep.equal({ format: 'pt', step: '7' });
 
     // Loaded back against the reference list (strict, by key name) it equals fixture C bit for bit.
-    const back = await loadWeightsFile(file, { strict: true, expected: meta.map((k) => ({ key: k.key, shape: k.shape, kind: k.kind })) });
+    const back = await loadWeightsFile(file, {
+      strict: true,
+      expected: meta.map((k) => ({ key: k.key, shape: k.shape, kind: k.kind })),
+    });
     expect(back.names).to.deep.equal(meta.map((k) => k.key));
     const reference = await loadSafetensors(fixturePath('ctclip_tiny', 'weights.safetensors'));
     expectSameTensors(back, reference, 'saved vs fixture');

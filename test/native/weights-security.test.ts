@@ -93,7 +93,12 @@ describe('weights: restricted unpickler (security)', () => {
   });
 
   it('refuses INST, naming the class, and NEWOBJ even on an allowed class', async () => {
-    const inst = new PickleBytes().proto(2).mark().str(`touch ${canary}`).op(0x69, ...Buffer.from('os\nsystem\n')).stop();
+    const inst = new PickleBytes()
+      .proto(2)
+      .mark()
+      .str(`touch ${canary}`)
+      .op(0x69, ...Buffer.from('os\nsystem\n'))
+      .stop();
     const e1 = await refusal(writeArchive(path.join(dir, 'inst.pt'), inst));
     expect(e1.message).to.include("refused pickle global 'os.system'");
     const newobj = new PickleBytes().proto(2).global('collections', 'OrderedDict').emptyTuple().op(0x81).stop();
@@ -117,7 +122,9 @@ describe('weights: restricted unpickler (security)', () => {
 
   it('refuses calling a storage-type marker and BUILD on a non-dict', async () => {
     const call = new PickleBytes().proto(2).global('torch', 'FloatStorage').emptyTuple().reduce().stop();
-    expect((await refusal(writeArchive(path.join(dir, 'callstorage.pt'), call))).message).to.include("'torch.FloatStorage' is not callable");
+    expect((await refusal(writeArchive(path.join(dir, 'callstorage.pt'), call))).message).to.include(
+      "'torch.FloatStorage' is not callable",
+    );
     const build = new PickleBytes().proto(2).op(0x5d).emptyDict().op(0x62).stop();
     expect((await refusal(writeArchive(path.join(dir, 'build.pt'), build))).message).to.include('BUILD on a list');
   });
@@ -139,7 +146,9 @@ describe('weights: restricted unpickler (security)', () => {
     const truncated = new PickleBytes().proto(2).op(0x58, 0xff, 0xff, 0, 0).stop();
     expect((await refusal(writeArchive(path.join(dir, 'trunc.pt'), truncated))).message).to.match(/truncated pickle/);
     const badMemo = new PickleBytes().proto(2).op(0x68, 7).stop();
-    expect((await refusal(writeArchive(path.join(dir, 'memo.pt'), badMemo))).message).to.match(/memo entry 7 is not defined/);
+    expect((await refusal(writeArchive(path.join(dir, 'memo.pt'), badMemo))).message).to.match(
+      /memo entry 7 is not defined/,
+    );
     const noStorage = new PickleBytes()
       .proto(2)
       .mark()
@@ -151,7 +160,9 @@ describe('weights: restricted unpickler (security)', () => {
       .tuple()
       .op(0x51)
       .stop();
-    expect((await refusal(writeArchive(path.join(dir, 'nostorage.pt'), noStorage))).message).to.match(/storage '9' has no entry/);
+    expect((await refusal(writeArchive(path.join(dir, 'nostorage.pt'), noStorage))).message).to.match(
+      /storage '9' has no entry/,
+    );
   });
 
   it('round-trips plain data through our pickle writer and reader', () => {

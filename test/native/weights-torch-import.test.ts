@@ -10,7 +10,14 @@ import * as path from 'path';
 import { loadAddon } from '../../lib/native';
 import { loadSafetensors } from '../../lib/weights/safetensors-native';
 import { readTensor, tensorInfo, type TensorHandle } from '../../lib/tensor';
-import { ctclipReferenceKeys, importTorchFile, loadWeightsFile, REFACTOR_LAYOUT_NAME, writeTorchSave, type TorchSaveEntry } from '../../lib/weights';
+import {
+  ctclipReferenceKeys,
+  importTorchFile,
+  loadWeightsFile,
+  REFACTOR_LAYOUT_NAME,
+  writeTorchSave,
+  type TorchSaveEntry,
+} from '../../lib/weights';
 import { readTorchArchive } from '../../lib/weights/torch-file';
 import { fixturePath, fixturesAvailable, readFixtureJson } from '../helpers/fixtures';
 import { requireAddon } from '../helpers/native';
@@ -21,8 +28,24 @@ function referenceKeysFromMeta() {
   const v = m.ctvit_config;
   const b = m.bert_config;
   return ctclipReferenceKeys(
-    { dim: v.dim, codebook_size: v.codebook_size, image_size: v.image_size, patch_size: v.patch_size, temporal_patch_size: v.temporal_patch_size, spatial_depth: v.spatial_depth, temporal_depth: v.temporal_depth, heads: v.heads, dim_head: v.dim_head },
-    { vocab_size: b.vocab_size, hidden_size: b.hidden_size, num_hidden_layers: b.num_hidden_layers, intermediate_size: b.intermediate_size, max_position_embeddings: b.max_position_embeddings },
+    {
+      dim: v.dim,
+      codebook_size: v.codebook_size,
+      image_size: v.image_size,
+      patch_size: v.patch_size,
+      temporal_patch_size: v.temporal_patch_size,
+      spatial_depth: v.spatial_depth,
+      temporal_depth: v.temporal_depth,
+      heads: v.heads,
+      dim_head: v.dim_head,
+    },
+    {
+      vocab_size: b.vocab_size,
+      hidden_size: b.hidden_size,
+      num_hidden_layers: b.num_hidden_layers,
+      intermediate_size: b.intermediate_size,
+      max_position_embeddings: b.max_position_embeddings,
+    },
     { dimLatent: m.dim_latent },
   );
 }
@@ -40,8 +63,24 @@ describe('weights: reference key list (pure TS)', function () {
   });
   it('the default (full-size) config gives the published 361 keys (+ position_ids in the file)', () => {
     const keys = ctclipReferenceKeys(
-      { dim: 512, codebook_size: 8192, image_size: 480, patch_size: 20, temporal_patch_size: 10, spatial_depth: 4, temporal_depth: 4, heads: 8, dim_head: 32 },
-      { vocab_size: 30522, hidden_size: 768, num_hidden_layers: 12, intermediate_size: 3072, max_position_embeddings: 512 },
+      {
+        dim: 512,
+        codebook_size: 8192,
+        image_size: 480,
+        patch_size: 20,
+        temporal_patch_size: 10,
+        spatial_depth: 4,
+        temporal_depth: 4,
+        heads: 8,
+        dim_head: 32,
+      },
+      {
+        vocab_size: 30522,
+        hidden_size: 768,
+        num_hidden_layers: 12,
+        intermediate_size: 3072,
+        max_position_embeddings: 512,
+      },
       { dimLatent: 512 },
     );
     expect(keys.length).to.equal(361);
@@ -155,7 +194,12 @@ describe('weights: torch.save import (fixture H)', function () {
       { name: 'h', dtype: 'float16', shape: [2], data: new Uint8Array(new Uint16Array([0x3c00, 0xc000]).buffer) },
       { name: 'bf', dtype: 'bfloat16', shape: [2], data: new Uint8Array(new Uint16Array([0x3f80, 0x4000]).buffer) },
       { name: 'd', dtype: 'float64', shape: [], data: new Uint8Array(new Float64Array([Math.PI]).buffer) },
-      { name: 'l', dtype: 'int64', shape: [1, 3], data: new Uint8Array(new BigInt64Array([0n, -1n, 2n ** 40n]).buffer) },
+      {
+        name: 'l',
+        dtype: 'int64',
+        shape: [1, 3],
+        data: new Uint8Array(new BigInt64Array([0n, -1n, 2n ** 40n]).buffer),
+      },
       { name: 'i', dtype: 'int32', shape: [2], data: new Uint8Array(new Int32Array([7, -7]).buffer) },
       { name: 'u', dtype: 'uint8', shape: [3], data: new Uint8Array([1, 2, 255]) },
       { name: 'b', dtype: 'bool', shape: [2], data: new Uint8Array([1, 0]) },
@@ -171,7 +215,9 @@ describe('weights: torch.save import (fixture H)', function () {
     expect(Array.from(get('w').data as Float32Array)).to.deep.equal(Array.from(f32));
     const wT = get('wT');
     expect(wT.shape).to.deep.equal([4, 3]);
-    expect(Array.from(wT.data as Float32Array)).to.deep.equal([0, 1, 2, 3].flatMap((c) => [0, 1, 2].map((rr) => f32[rr * 4 + c])));
+    expect(Array.from(wT.data as Float32Array)).to.deep.equal(
+      [0, 1, 2, 3].flatMap((c) => [0, 1, 2].map((rr) => f32[rr * 4 + c])),
+    );
     expect(Array.from(get('row1').data as Float32Array)).to.deep.equal(Array.from(f32.subarray(4, 8)));
     expect(get('h').dtype).to.equal('float16');
     expect(Array.from(get('h').data as Uint16Array)).to.deep.equal([0x3c00, 0xc000]);
@@ -198,7 +244,10 @@ describe('weights: torch.save import (fixture H)', function () {
     };
     for (const [i, n] of src.names.entries()) {
       if (n.startsWith('text_transformer.pooler.')) continue;
-      add(n.startsWith('text_transformer.') ? n.replace('text_transformer.', 'text_transformer.bert.') : n, src.tensors[i]);
+      add(
+        n.startsWith('text_transformer.') ? n.replace('text_transformer.', 'text_transformer.bert.') : n,
+        src.tensors[i],
+      );
     }
     const f = (name: string, shape: number[]): void => {
       const n = shape.reduce((a, b) => a * b, 1);
@@ -216,8 +265,13 @@ describe('weights: torch.save import (fixture H)', function () {
     const r = await importTorchFile(file, { expected: referenceKeysFromMeta() });
     expect(r.layout).to.equal('refactor');
     expect(r.report.layoutDescription).to.equal(`${REFACTOR_LAYOUT_NAME}, wrapped in 'model_state_dict'`);
-    expect(r.report.renamed.length).to.equal(src.names.filter((n) => n.startsWith('text_transformer.') && !n.includes('pooler')).length);
-    expect(r.report.renamed[0]).to.deep.equal({ from: 'text_transformer.bert.embeddings.word_embeddings.weight', to: 'text_transformer.embeddings.word_embeddings.weight' });
+    expect(r.report.renamed.length).to.equal(
+      src.names.filter((n) => n.startsWith('text_transformer.') && !n.includes('pooler')).length,
+    );
+    expect(r.report.renamed[0]).to.deep.equal({
+      from: 'text_transformer.bert.embeddings.word_embeddings.weight',
+      to: 'text_transformer.embeddings.word_embeddings.weight',
+    });
     expect(r.dropped.map((d) => d.key)).to.deep.equal([
       'text_transformer.cls.predictions.bias',
       'text_transformer.cls.predictions.transform.dense.weight',
@@ -227,10 +281,19 @@ describe('weights: torch.save import (fixture H)', function () {
     ]);
     expect(r.report.unexpected).to.deep.equal(['visual_transformer.enc_spatial_transformer.layers.0.1.norm.weight']);
     expect(r.report.missing).to.deep.equal([]);
-    expect(r.report.missingUnused).to.deep.equal(['text_transformer.pooler.dense.weight', 'text_transformer.pooler.dense.bias']);
+    expect(r.report.missingUnused).to.deep.equal([
+      'text_transformer.pooler.dense.weight',
+      'text_transformer.pooler.dense.bias',
+    ]);
     // Every mapped tensor equals the original.
-    const mapped = { names: r.names.filter((n) => !n.includes('norm.weight')), tensors: r.tensors.filter((_, i) => !r.names[i].includes('norm.weight')) };
-    const orig = { names: src.names.filter((n) => !n.includes('pooler')), tensors: src.tensors.filter((_, i) => !src.names[i].includes('pooler')) };
+    const mapped = {
+      names: r.names.filter((n) => !n.includes('norm.weight')),
+      tensors: r.tensors.filter((_, i) => !r.names[i].includes('norm.weight')),
+    };
+    const orig = {
+      names: src.names.filter((n) => !n.includes('pooler')),
+      tensors: src.tensors.filter((_, i) => !src.names[i].includes('pooler')),
+    };
     expectSameTensors(mapped, orig, 'refactor mapping');
     // Strict refuses it because of the unmapped flag-variant key, and names it.
     let err: Error | undefined;
@@ -239,6 +302,8 @@ describe('weights: torch.save import (fixture H)', function () {
     } catch (e) {
       err = e as Error;
     }
-    expect(err?.message).to.match(/unexpected keys: visual_transformer\.enc_spatial_transformer\.layers\.0\.1\.norm\.weight/);
+    expect(err?.message).to.match(
+      /unexpected keys: visual_transformer\.enc_spatial_transformer\.layers\.0\.1\.norm\.weight/,
+    );
   });
 });

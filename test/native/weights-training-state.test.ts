@@ -63,8 +63,16 @@ describe('training state: (de)serialisation', function () {
     expect(back.names).to.deep.equal(opt.names);
     expect(back.step).to.equal(1);
     expect(back.hyper).to.deep.equal(opt.hyper);
-    expectSameTensors({ names: back.names, tensors: back.expAvg }, { names: opt.names, tensors: opt.expAvg }, 'exp_avg');
-    expectSameTensors({ names: back.names, tensors: back.expAvgSq }, { names: opt.names, tensors: opt.expAvgSq }, 'exp_avg_sq');
+    expectSameTensors(
+      { names: back.names, tensors: back.expAvg },
+      { names: opt.names, tensors: opt.expAvg },
+      'exp_avg',
+    );
+    expectSameTensors(
+      { names: back.names, tensors: back.expAvgSq },
+      { names: opt.names, tensors: opt.expAvgSq },
+      'exp_avg_sq',
+    );
   });
 
   it('per-parameter steps and the model-shape adapters round-trip', async function () {
@@ -79,18 +87,25 @@ describe('training state: (de)serialisation', function () {
     const back = await loadOptimizerState(file);
     expect(back.step).to.deep.equal(steps);
     expect(optimizerStateToModel({ ...back, step: 4 }).step).to.deep.equal(opt.names.map(() => 4));
-    const rng = nativeRngFromTensors(nativeRngToTensors({ init: Uint8Array.from([1, 2, 3]), dropout: new Uint8Array(0) }));
+    const rng = nativeRngFromTensors(
+      nativeRngToTensors({ init: Uint8Array.from([1, 2, 3]), dropout: new Uint8Array(0) }),
+    );
     expect(Array.from(rng.init)).to.deep.equal([1, 2, 3]);
     expect(rng.dropout.length).to.equal(0);
     expect(scalerStateFromModel({ enabled: false, scale: 1, growthTracker: 0 })).to.equal(null);
-    expect(scalerStateFromModel({ enabled: true, scale: 8, growthTracker: 2 })).to.deep.equal({ scale: 8, growthTracker: 2 });
+    expect(scalerStateFromModel({ enabled: true, scale: 8, growthTracker: 2 })).to.deep.equal({
+      scale: 8,
+      growthTracker: 2,
+    });
   });
 
   it('loss scaler and TS Rng states round-trip through JSON text exactly; bad states are DATA_ERRORs', () => {
     const scaler = { scale: 65536 * 0.5 ** 3 * 1.0000001, growthTracker: 1999 };
     expect(decodeScalerState(JSON.parse(JSON.stringify(encodeScalerState(scaler))))).to.deep.equal(scaler);
     expect(decodeScalerState(JSON.parse(JSON.stringify(encodeScalerState(null))))).to.equal(null);
-    expect(() => decodeScalerState({ format: 'ctclip-scaler', state: { scale: -1, growthTracker: 0 } })).to.throw(/state\.scale/);
+    expect(() => decodeScalerState({ format: 'ctclip-scaler', state: { scale: -1, growthTracker: 0 } })).to.throw(
+      /state\.scale/,
+    );
 
     const a = Rng.derive(7, 'data', 3);
     a.nextFloat();
@@ -99,7 +114,9 @@ describe('training state: (de)serialisation', function () {
     const back = decodeTsRngStates(JSON.parse(JSON.stringify(encodeTsRngStates(states))));
     expect(back).to.deep.equal(states);
     const a2 = Rng.fromState(back.data);
-    expect(Array.from({ length: 5 }, () => a2.nextFloat())).to.deep.equal(Array.from({ length: 5 }, () => a.nextFloat()));
+    expect(Array.from({ length: 5 }, () => a2.nextFloat())).to.deep.equal(
+      Array.from({ length: 5 }, () => a.nextFloat()),
+    );
     expect(() => decodeTsRngStates({ format: 'ctclip-ts-rng', streams: { x: [0, 0, 0, 0] } })).to.throw(/stream 'x'/);
   });
 
@@ -128,6 +145,10 @@ describe('training state: (de)serialisation', function () {
     expect(back.tsRng).to.deep.equal(tsRng);
     expect(Buffer.from(back.nativeRng.cpu).equals(Buffer.from(nativeRng.cpu))).to.equal(true);
     expect(back.optimizer.step).to.equal(opt.step);
-    expectSameTensors({ names: back.optimizer.names, tensors: back.optimizer.expAvgSq }, { names: opt.names, tensors: opt.expAvgSq }, 'ckpt exp_avg_sq');
+    expectSameTensors(
+      { names: back.optimizer.names, tensors: back.optimizer.expAvgSq },
+      { names: opt.names, tensors: opt.expAvgSq },
+      'ckpt exp_avg_sq',
+    );
   });
 });

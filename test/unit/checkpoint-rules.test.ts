@@ -3,7 +3,13 @@
  * part encoding and manifest validation.
  */
 import { expect } from 'chai';
-import { checkpointName, leftoverName, parseCheckpointName, parseLeftoverName, pointerTempName } from '../../lib/checkpoint/names';
+import {
+  checkpointName,
+  leftoverName,
+  parseCheckpointName,
+  parseLeftoverName,
+  pointerTempName,
+} from '../../lib/checkpoint/names';
 import { formatMetric, improves, metricValue, pickBest } from '../../lib/checkpoint/best';
 import { planRotation } from '../../lib/checkpoint/rotation';
 import { leftoverAction, type LeftoverContext } from '../../lib/checkpoint/leftovers';
@@ -20,7 +26,14 @@ describe('checkpoint: names', () => {
     expect(parseCheckpointName('ckpt-step123456789')).to.equal(123456789);
   });
   it('rejects non-checkpoint names and bad steps', () => {
-    for (const n of ['ckpt-step5234', 'ckpt-step0000523x', '.tmp-ckpt-step00000001-1-ab', 'latest.json', 'ckpt-step00000001.bak', 'checkpoint_epoch_1.pt']) {
+    for (const n of [
+      'ckpt-step5234',
+      'ckpt-step0000523x',
+      '.tmp-ckpt-step00000001-1-ab',
+      'latest.json',
+      'ckpt-step00000001.bak',
+      'checkpoint_epoch_1.pt',
+    ]) {
       expect(parseCheckpointName(n), n).to.equal(null);
     }
     for (const s of [-1, 1.5, NaN]) expect(() => checkpointName(s)).to.throw(/integer >= 0/);
@@ -32,10 +45,22 @@ describe('checkpoint: names', () => {
     expect([...names].sort()[1]).to.equal('ckpt-step100000000'); // string order is wrong: the listing sorts by parsed step
   });
   it('leftover names round-trip', () => {
-    expect(parseLeftoverName(leftoverName('tmp', 'ckpt-step00000005', 4242, 'a1b2'))).to.deep.equal({ kind: 'tmp', target: 'ckpt-step00000005', pid: 4242 });
-    expect(parseLeftoverName(leftoverName('old', 'ckpt-step00000005', 7, 'ff'))).to.deep.equal({ kind: 'old', target: 'ckpt-step00000005', pid: 7 });
+    expect(parseLeftoverName(leftoverName('tmp', 'ckpt-step00000005', 4242, 'a1b2'))).to.deep.equal({
+      kind: 'tmp',
+      target: 'ckpt-step00000005',
+      pid: 4242,
+    });
+    expect(parseLeftoverName(leftoverName('old', 'ckpt-step00000005', 7, 'ff'))).to.deep.equal({
+      kind: 'old',
+      target: 'ckpt-step00000005',
+      pid: 7,
+    });
     expect(parseLeftoverName(leftoverName('del', 'ckpt-step00000005', 7, 'ff'))!.kind).to.equal('del');
-    expect(parseLeftoverName(pointerTempName('latest.json', 99, 'c0'))).to.deep.equal({ kind: 'pointer-tmp', target: 'latest.json', pid: 99 });
+    expect(parseLeftoverName(pointerTempName('latest.json', 99, 'c0'))).to.deep.equal({
+      kind: 'pointer-tmp',
+      target: 'latest.json',
+      pid: 99,
+    });
     expect(leftoverName('tmp', 'ckpt-step00000005', 1)).to.match(/^\.tmp-ckpt-step00000005-1-[0-9a-f]{12}$/);
     for (const n of ['.tmp-foo-1-ab', '.hidden', 'notes.txt', '.tmp-ckpt-step00000005-x-ab', '.latest.json.tmp-1-']) {
       expect(parseLeftoverName(n), n).to.equal(null);
@@ -108,7 +133,12 @@ describe('checkpoint: rotation plan', () => {
 });
 
 describe('checkpoint: leftover decisions', () => {
-  const ctx: LeftoverContext = { now: 10_000_000, ownPid: 100, staleAfterMs: 3_600_000, isAlive: (pid) => pid === 100 || pid === 200 };
+  const ctx: LeftoverContext = {
+    now: 10_000_000,
+    ownPid: 100,
+    staleAfterMs: 3_600_000,
+    isAlive: (pid) => pid === 100 || pid === 200,
+  };
   const fresh = { newestMtimeMs: 10_000_000 - 1000, targetExists: true, activeHere: false };
   const old = { ...fresh, newestMtimeMs: 10_000_000 - 3_600_000 };
   const tmp = (pid: number) => ({ kind: 'tmp' as const, target: 'ckpt-step00000001', pid });
@@ -133,7 +163,8 @@ describe('checkpoint: leftover decisions', () => {
 
 describe('checkpoint: parts and manifest', () => {
   it('part names are plain file names and not reserved', () => {
-    for (const ok of ['model.safetensors', 'rng.json', 'config.yaml', '_x']) expect(() => validatePartName(ok)).to.not.throw();
+    for (const ok of ['model.safetensors', 'rng.json', 'config.yaml', '_x'])
+      expect(() => validatePartName(ok)).to.not.throw();
     for (const bad of ['manifest.json', 'meta.json', '../x', 'a/b', '.hidden', '', 'a b']) {
       let err: unknown;
       try {
@@ -147,20 +178,29 @@ describe('checkpoint: parts and manifest', () => {
   it('encodes returned values: bytes as is, strings as UTF-8, JSON strictly', () => {
     const b = Buffer.from([1, 2, 3]);
     expect(encodePartValue(b)).to.equal(b);
-    expect(Buffer.from(encodePartValue(new Float32Array([1])) as Uint8Array)).to.deep.equal(Buffer.from(new Float32Array([1]).buffer));
+    expect(Buffer.from(encodePartValue(new Float32Array([1])) as Uint8Array)).to.deep.equal(
+      Buffer.from(new Float32Array([1]).buffer),
+    );
     expect(encodePartValue('a: 1\n')).to.equal('a: 1\n');
     const text = encodePartValue({ loss: NaN, auc: Infinity, v: [1, -Infinity], ok: 0.5 }) as string;
     expect(JSON.parse(text)).to.deep.equal({ loss: null, auc: null, v: [1, null], ok: 0.5 });
     expect(text).to.not.match(/NaN|Infinity/);
   });
   it('validates manifests', () => {
-    const m = buildManifest(7, 'ckpt-step00000007', { 'b.bin': { size: 1, sha256: 'a'.repeat(64) }, 'a.json': { size: 2, sha256: 'b'.repeat(64) } });
+    const m = buildManifest(7, 'ckpt-step00000007', {
+      'b.bin': { size: 1, sha256: 'a'.repeat(64) },
+      'a.json': { size: 2, sha256: 'b'.repeat(64) },
+    });
     expect(Object.keys(m.files)).to.deep.equal(['a.json', 'b.bin']);
     expect(manifestProblems(JSON.parse(JSON.stringify(m)))).to.deep.equal([]);
     expect(manifestProblems([])).to.deep.equal(['not a JSON object']);
     expect(manifestProblems({ ...m, formatVersion: 99 })[0]).to.match(/newer than this ctclip reads/);
-    expect(manifestProblems({ ...m, files: { '../x': { size: 1, sha256: 'a'.repeat(64) } } })[0]).to.match(/invalid name/);
-    expect(manifestProblems({ ...m, files: { x: { size: 1, sha256: 'zz' } } })[0]).to.match(/expected \{size, sha256\}/);
+    expect(manifestProblems({ ...m, files: { '../x': { size: 1, sha256: 'a'.repeat(64) } } })[0]).to.match(
+      /invalid name/,
+    );
+    expect(manifestProblems({ ...m, files: { x: { size: 1, sha256: 'zz' } } })[0]).to.match(
+      /expected \{size, sha256\}/,
+    );
     expect(manifestProblems({ ...m, step: -1 })[0]).to.match(/step/);
   });
 });

@@ -39,9 +39,17 @@ describe('config: hostile keys and files', () => {
     const cases: [string, string, string][] = [
       ['top-level __proto__', 'experiment: {name: t}\n__proto__:\n  polluted: 1\n', '__proto__'],
       // This one used to set data.batch_size to 3 through the prototype of the data mapping.
-      ['nested __proto__ (a value that leaked through the prototype)', 'experiment: {name: t}\ndata:\n  __proto__: {batch_size: 3}\n', 'data.__proto__'],
+      [
+        'nested __proto__ (a value that leaked through the prototype)',
+        'experiment: {name: t}\ndata:\n  __proto__: {batch_size: 3}\n',
+        'data.__proto__',
+      ],
       ['flow-mapping __proto__', 'experiment: {name: t, __proto__: {polluted: 1}}\n', 'experiment.__proto__'],
-      ['constructor', 'experiment: {name: t}\ntraining:\n  constructor: {prototype: {polluted: 1}}\n', 'training.constructor'],
+      [
+        'constructor',
+        'experiment: {name: t}\ntraining:\n  constructor: {prototype: {polluted: 1}}\n',
+        'training.constructor',
+      ],
       ['prototype', 'experiment: {name: t}\nprototype: 1\n', 'prototype'],
       ['inside a list', 'experiment: {name: t, tags: [{__proto__: {polluted: 1}}]}\n', 'experiment.tags[0].__proto__'],
     ];
@@ -57,7 +65,9 @@ describe('config: hostile keys and files', () => {
     it('in a _base_ file: the base file is blamed', () => {
       const base = write('proto-base.yaml', 'data:\n  __proto__: {batch_size: 3}\n');
       const top = write('proto-top.yaml', `_base_: ${base}\nexperiment: {name: t}\n`);
-      expect(loadError(top).message).to.equal(`${base}: unknown key data.__proto__ (a reserved JavaScript name, never a config key)`);
+      expect(loadError(top).message).to.equal(
+        `${base}: unknown key data.__proto__ (a reserved JavaScript name, never a config key)`,
+      );
     });
 
     it('--set blames --set: in the key path and in a flow-mapping value', () => {
@@ -73,7 +83,9 @@ describe('config: hostile keys and files', () => {
         expect(e.code, spec).to.equal('CONFIG_ERROR');
         expect(e.message, spec).to.equal(`${msg} (a reserved JavaScript name, never a config key)`);
       }
-      expect(() => applyOverride({}, '__proto__.polluted=1')).to.throw('--set __proto__.polluted: unknown key __proto__');
+      expect(() => applyOverride({}, '__proto__.polluted=1')).to.throw(
+        '--set __proto__.polluted: unknown key __proto__',
+      );
       // Ordinary overrides still work, flow values included.
       const { config } = loadConfig(f, { overrides: ['data.batch_size=3', 'experiment.tags=[a, b]'] });
       expect(config.data.batch_size).to.equal(3);
@@ -83,7 +95,9 @@ describe('config: hostile keys and files', () => {
     it('a ${VAR} that expands to a mapping with __proto__ is refused, naming the file and key', () => {
       const f = write('env.yaml', 'experiment: {name: t}\ndata:\n  batch_size: ${HOSTILE}\n');
       const e = loadError(f, { env: { HOSTILE: '{__proto__: {a: 1}}' } });
-      expect(e.message).to.equal(`${f}: unknown key data.batch_size.__proto__ (a reserved JavaScript name, never a config key)`);
+      expect(e.message).to.equal(
+        `${f}: unknown key data.batch_size.__proto__ (a reserved JavaScript name, never a config key)`,
+      );
     });
   });
 
@@ -92,7 +106,9 @@ describe('config: hostile keys and files', () => {
       const big = write('big.yaml', `experiment: {name: t}\n#${'x'.repeat(MAX_CONFIG_BYTES)}\n`);
       const e = loadError(big);
       expect(e.code).to.equal('CONFIG_ERROR');
-      expect(e.message).to.contain(`config '${big}' is ${fs.statSync(big).size} bytes, over the 1 MiB limit for config files`);
+      expect(e.message).to.contain(
+        `config '${big}' is ${fs.statSync(big).size} bytes, over the 1 MiB limit for config files`,
+      );
       const top = write('big-top.yaml', `_base_: big.yaml\nexperiment: {name: t}\n`);
       expect(loadError(top).message).to.contain(`over the 1 MiB limit for config files (the _base_ of ${top})`);
       // Just under the cap still loads.

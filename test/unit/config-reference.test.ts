@@ -6,7 +6,12 @@
 import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
-import { configKeyReference, missingDescriptions, NO_DESCRIPTION, renderConfigReference } from '../../lib/config/reference';
+import {
+  configKeyReference,
+  missingDescriptions,
+  NO_DESCRIPTION,
+  renderConfigReference,
+} from '../../lib/config/reference';
 import { ConfigSchema } from '../../lib/config/schema';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -16,7 +21,8 @@ const DOC = path.join(ROOT, 'docs/configuration.md');
 function leafPaths(value: unknown, prefix = ''): string[] {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return [prefix];
   const out: string[] = [];
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) out.push(...leafPaths(v, prefix ? `${prefix}.${k}` : k));
+  for (const [k, v] of Object.entries(value as Record<string, unknown>))
+    out.push(...leafPaths(v, prefix ? `${prefix}.${k}` : k));
   return out;
 }
 
@@ -56,7 +62,10 @@ describe('configuration reference (docs/configuration.md)', () => {
     for (const k of keys) {
       if (k.path === 'experiment.name') continue;
       const v = at(parsed, k.path);
-      if (v === null || ['string', 'boolean'].includes(typeof v)) expect(k.defaultText, k.path).to.equal(v === null ? 'null' : typeof v === 'string' ? JSON.stringify(v) : String(v));
+      if (v === null || ['string', 'boolean'].includes(typeof v))
+        expect(k.defaultText, k.path).to.equal(
+          v === null ? 'null' : typeof v === 'string' ? JSON.stringify(v) : String(v),
+        );
       else if (typeof v === 'number') expect(Number(k.defaultText), k.path).to.equal(v);
     }
   });
@@ -66,7 +75,8 @@ describe('configuration reference (docs/configuration.md)', () => {
     expect(text).to.include('| `training.learning_rate` | number > 0 | `1.25e-6` | Peak learning rate |');
     expect(text).to.include('## `model.image_encoder`');
     const missing = missingDescriptions();
-    for (const p of missing) expect(text).to.match(new RegExp(`\\| \`${p.replace(/\./g, '\\.')}\` \\|.*\\*\\(no description\\)\\* \\|`));
+    for (const p of missing)
+      expect(text).to.match(new RegExp(`\\| \`${p.replace(/\./g, '\\.')}\` \\|.*\\*\\(no description\\)\\* \\|`));
     expect(text.split(NO_DESCRIPTION).length - 1).to.equal(missing.length);
   });
 });

@@ -36,7 +36,14 @@ describe('config: loading', function () {
 
   it('loads the shipped configs with the documented defaults', function () {
     const { config } = loadConfig(path.join(repoRoot, 'configs', 'base_config.yaml'), { env: {} });
-    expect(config.training).to.include({ max_epochs: 20, learning_rate: 1.25e-6, warmup_steps: 1000, min_lr_ratio: 0.01, weight_decay: 0.01, max_grad_norm: 0.5 });
+    expect(config.training).to.include({
+      max_epochs: 20,
+      learning_rate: 1.25e-6,
+      warmup_steps: 1000,
+      min_lr_ratio: 0.01,
+      weight_decay: 0.01,
+      max_grad_norm: 0.5,
+    });
     expect(config.training.betas).to.deep.equal([0.9, 0.99]);
     expect(config.validation).to.include({ eval_every_n_epochs: 0.5, eval_samples: 200 });
     expect(config.training.save_every_n_epochs).to.equal(0.5);
@@ -44,8 +51,23 @@ describe('config: loading', function () {
     expect(config.data).to.include({ batch_size: 4, num_workers: 4 });
     expect(config.logging.log_every_n_steps).to.equal(10);
     expect(config.experiment.seed).to.equal(2025);
-    expect(config.model.image_encoder).to.include({ dim: 512, image_size: 480, patch_size: 20, temporal_patch_size: 10, spatial_depth: 4, temporal_depth: 4, heads: 8, dim_head: 32, codebook_size: 8192 });
-    expect(config.model.text_encoder).to.include({ hidden_size: 768, num_hidden_layers: 12, max_length: 512, vocab_size: 30522 });
+    expect(config.model.image_encoder).to.include({
+      dim: 512,
+      image_size: 480,
+      patch_size: 20,
+      temporal_patch_size: 10,
+      spatial_depth: 4,
+      temporal_depth: 4,
+      heads: 8,
+      dim_head: 32,
+      codebook_size: 8192,
+    });
+    expect(config.model.text_encoder).to.include({
+      hidden_size: 768,
+      num_hidden_layers: 12,
+      max_length: 512,
+      vocab_size: 30522,
+    });
     expect(config.model.dim_latent).to.equal(512);
     expect(config.data.webdataset_shards_train).to.equal('data/ct-rate/train/shard-{000000..000316}.tar');
     for (const f of ['debug_config.yaml', 'inference_config.yaml']) {
@@ -56,7 +78,11 @@ describe('config: loading', function () {
   });
 
   it('inherits through _base_ recursively, relative to each file, merging mappings and replacing lists', function () {
-    write(dir, 'a/root.yaml', 'experiment: {name: root, tags: [a, b]}\ntraining: {learning_rate: 0.1, max_steps: 10}\n');
+    write(
+      dir,
+      'a/root.yaml',
+      'experiment: {name: root, tags: [a, b]}\ntraining: {learning_rate: 0.1, max_steps: 10}\n',
+    );
     write(dir, 'b/mid.yaml', '_base_: ../a/root.yaml\ntraining: {weight_decay: 0.5}\nexperiment: {tags: [c]}\n');
     const leaf = write(dir, 'leaf.yaml', '_base_: b/mid.yaml\ntraining: {learning_rate: 0.2}\n');
     const { config, files } = loadConfig(leaf, quiet);
@@ -69,7 +95,9 @@ describe('config: loading', function () {
   it('detects _base_ cycles and missing base files, naming the files', function () {
     write(dir, 'x.yaml', '_base_: y.yaml\nexperiment: {name: x}\n');
     write(dir, 'y.yaml', '_base_: x.yaml\n');
-    expect(errorOf(() => loadConfig(path.join(dir, 'x.yaml'), quiet)).message).to.match(/cycle: .*x\.yaml -> .*y\.yaml -> .*x\.yaml/);
+    expect(errorOf(() => loadConfig(path.join(dir, 'x.yaml'), quiet)).message).to.match(
+      /cycle: .*x\.yaml -> .*y\.yaml -> .*x\.yaml/,
+    );
     const f = write(dir, 'z.yaml', '_base_: nope.yaml\n');
     const e = errorOf(() => loadConfig(f, quiet));
     expect(e.code).to.equal('CONFIG_ERROR');
@@ -77,7 +105,11 @@ describe('config: loading', function () {
   });
 
   it('expands ${VAR} and ${VAR:default}, typing whole-value expansions', function () {
-    const f = write(dir, 'c.yaml', 'experiment: {name: "run-${WHO}"}\ntraining: {learning_rate: "${LR:1e-4}", max_steps: "${STEPS}"}\ncheckpoint: {save_dir: "${OUT:/tmp/x}/ckpt"}\n');
+    const f = write(
+      dir,
+      'c.yaml',
+      'experiment: {name: "run-${WHO}"}\ntraining: {learning_rate: "${LR:1e-4}", max_steps: "${STEPS}"}\ncheckpoint: {save_dir: "${OUT:/tmp/x}/ckpt"}\n',
+    );
     const { config } = loadConfig(f, { env: { WHO: 'me', STEPS: '7' }, ...quiet });
     expect(config.experiment.name).to.equal('run-me');
     expect(config.training.learning_rate).to.equal(1e-4);
@@ -90,7 +122,13 @@ describe('config: loading', function () {
   it('applies typed --set overrides after the files', function () {
     const f = write(dir, 'c.yaml', 'experiment: {name: x}\ntraining: {max_steps: 10}\n');
     const { config } = loadConfig(f, {
-      overrides: ['training.learning_rate=1e-5', 'data.batch_size=8', 'experiment.tags=[p, q]', 'training.max_epochs=null', 'validation.use_bootstrap=true'],
+      overrides: [
+        'training.learning_rate=1e-5',
+        'data.batch_size=8',
+        'experiment.tags=[p, q]',
+        'training.max_epochs=null',
+        'validation.use_bootstrap=true',
+      ],
       ...quiet,
     });
     expect(config.training.learning_rate).to.equal(1e-5);
@@ -110,12 +148,19 @@ describe('config: loading', function () {
   });
 
   it('warns once per ignored reference key and drops it', function () {
-    const f = write(dir, 'c.yaml', 'experiment: {name: x}\ndata: {persistent_workers: true, shuffle_buffer_size: 100, reports_train: r.csv}\nmodel: {use_flash_attention: false}\nlogging: {tensorboard: {log_dir: tb}}\n');
+    const f = write(
+      dir,
+      'c.yaml',
+      'experiment: {name: x}\ndata: {persistent_workers: true, shuffle_buffer_size: 100, reports_train: r.csv}\nmodel: {use_flash_attention: false}\nlogging: {tensorboard: {log_dir: tb}}\n',
+    );
     const seen: string[] = [];
     const { warnings } = loadConfig(f, { warn: (m) => seen.push(m) });
     expect(warnings).to.deep.equal(seen);
     expect(seen).to.have.length(5);
-    expect(seen.join('\n')).to.contain('ignored key data.persistent_workers').and.contain('ignored key model.use_flash_attention').and.contain('ignored key logging.tensorboard');
+    expect(seen.join('\n'))
+      .to.contain('ignored key data.persistent_workers')
+      .and.contain('ignored key model.use_flash_attention')
+      .and.contain('ignored key logging.tensorboard');
     expect(seen[0]).to.contain('c.yaml');
   });
 
@@ -133,8 +178,12 @@ describe('config: loading', function () {
     const f = write(dir, 'c.yaml', '_base_: base.yaml\ncheckpoint: {best_metric: auroc}\n');
     const e = errorOf(() => loadConfig(f, quiet));
     const lines = e.message.split('\n');
-    expect(lines.find((l) => l.includes('training.learning_rate'))).to.match(/base\.yaml: training\.learning_rate: .*>.*0.*\(got -1\)/);
-    expect(lines.find((l) => l.includes('checkpoint.best_metric'))).to.match(/c\.yaml: checkpoint\.best_metric: .*weighted_auroc.*\(got "auroc"\)/);
+    expect(lines.find((l) => l.includes('training.learning_rate'))).to.match(
+      /base\.yaml: training\.learning_rate: .*>.*0.*\(got -1\)/,
+    );
+    expect(lines.find((l) => l.includes('checkpoint.best_metric'))).to.match(
+      /c\.yaml: checkpoint\.best_metric: .*weighted_auroc.*\(got "auroc"\)/,
+    );
   });
 
   it('requires experiment.name and one of max_steps / max_epochs; null means unset', function () {
@@ -142,16 +191,28 @@ describe('config: loading', function () {
     const e = errorOf(() => loadConfig(f, quiet));
     expect(e.message).to.match(/experiment: .*\(got missing\)/);
     const g = write(dir, 'd.yaml', 'experiment: {name: x}\ntraining: {max_epochs: null, max_steps: null}\n');
-    expect(errorOf(() => loadConfig(g, quiet)).message).to.contain('one of training.max_steps / training.max_epochs must be set');
-    const h = write(dir, 'e.yaml', 'experiment: {name: x}\ntraining: {warmup_steps: null, warmup_epochs: null, save_every_n_epochs: null}\n');
+    expect(errorOf(() => loadConfig(g, quiet)).message).to.contain(
+      'one of training.max_steps / training.max_epochs must be set',
+    );
+    const h = write(
+      dir,
+      'e.yaml',
+      'experiment: {name: x}\ntraining: {warmup_steps: null, warmup_epochs: null, save_every_n_epochs: null}\n',
+    );
     const { config } = loadConfig(h, quiet);
     expect(config.training.warmup_steps).to.equal(null);
     expect(config.training.save_every_n_epochs).to.equal(null);
   });
 
   it('checks cross-field constraints (divisibility) with the key named', function () {
-    const f = write(dir, 'c.yaml', 'experiment: {name: x}\nmodel: {image_encoder: {image_size: 100, patch_size: 30}}\n');
-    expect(errorOf(() => loadConfig(f, quiet)).message).to.contain('model.image_encoder.patch_size: patch_size 30 must divide image_size 100');
+    const f = write(
+      dir,
+      'c.yaml',
+      'experiment: {name: x}\nmodel: {image_encoder: {image_size: 100, patch_size: 30}}\n',
+    );
+    expect(errorOf(() => loadConfig(f, quiet)).message).to.contain(
+      'model.image_encoder.patch_size: patch_size 30 must divide image_size 100',
+    );
   });
 
   it('rejects malformed YAML and non-mapping documents', function () {

@@ -19,7 +19,12 @@ describe('data/brace', () => {
   });
 
   it('expands lists and products in the order written (not sorted)', () => {
-    expect(expandBraces('{valid,train}/s-{0..1}.tar')).to.deep.equal(['valid/s-0.tar', 'valid/s-1.tar', 'train/s-0.tar', 'train/s-1.tar']);
+    expect(expandBraces('{valid,train}/s-{0..1}.tar')).to.deep.equal([
+      'valid/s-0.tar',
+      'valid/s-1.tar',
+      'train/s-0.tar',
+      'train/s-1.tar',
+    ]);
     expect(expandBraces('a{b,c{d,e}}f')).to.deep.equal(['abf', 'acdf', 'acef']);
     expect(expandBraces('{a..c}')).to.deep.equal(['a', 'b', 'c']);
   });
@@ -36,7 +41,9 @@ describe('data/brace', () => {
         expect.fail('should throw');
       } catch (e) {
         expect(hasCode(e, 'ARGUMENT_ERROR')).to.equal(true);
-        expect((e as Error).message).to.match(/decompress/i).and.match(/uncompressed tar/);
+        expect((e as Error).message)
+          .to.match(/decompress/i)
+          .and.match(/uncompressed tar/);
       }
     }
   });

@@ -1,5 +1,10 @@
 import { expect } from 'chai';
-import { float16ArrayToFloat32, float16BitsToFloat32, float32ArrayToFloat16, float32ToFloat16Bits } from '../../lib/data/float16';
+import {
+  float16ArrayToFloat32,
+  float16BitsToFloat32,
+  float32ArrayToFloat16,
+  float32ToFloat16Bits,
+} from '../../lib/data/float16';
 import { Rng } from '../../lib/rng';
 
 describe('data/float16', () => {
@@ -26,7 +31,11 @@ describe('data/float16', () => {
     [1 + 2 ** -11, 0x3c00, 'tie between 1 and 1+2^-10 → 1 (even mantissa)'],
     [1 + 3 * 2 ** -11, 0x3c02, 'tie between 0x3c01 and 0x3c02 → 0x3c02 (even)'],
     [1 + 2 ** -11 + 2 ** -30, 0x3c01, 'just above a tie rounds up (no double rounding)'],
-    [2047 * 2 ** -11 + 2 ** -12, 0x3c00, 'mantissa carry: (2047.5)·2^-11 ties between 0x3bff and 1.0 → 0x3c00 (even, exponent bumps)'],
+    [
+      2047 * 2 ** -11 + 2 ** -12,
+      0x3c00,
+      'mantissa carry: (2047.5)·2^-11 ties between 0x3bff and 1.0 → 0x3c00 (even, exponent bumps)',
+    ],
     [2 - 2 ** -11, 0x4000, 'tie 2 - 2^-11 between 0x3fff and 0x4000 → 0x4000 (even, exponent bumps)'],
     [0.1, 0x2e66, '0.1'],
     [1 / 3, 0x3555, '1/3'],

@@ -37,10 +37,17 @@ describe('data/float16: non-finite scan', () => {
       expect(float16HasNonFinite(buf, 0, 2 * 1001)).to.equal(false);
       expect(float16HasNonFinite(buf, 2 * 1001, 2 * 1002)).to.equal(true);
       expect(float16HasNonFinite(buf, 2 * 1002, 4096)).to.equal(false);
-      for (let start = 2 * 990; start <= 2 * 1001; start += 2) expect(float16HasNonFinite(buf, start, 2 * 1010)).to.equal(true);
+      for (let start = 2 * 990; start <= 2 * 1001; start += 2)
+        expect(float16HasNonFinite(buf, start, 2 * 1010)).to.equal(true);
       buf.writeUInt16LE(0x7e00, 2 * 5);
       buf.writeUInt16LE(0x7c00, 2 * 2047);
-      expect(float16NonFiniteSummary(buf)).to.deep.equal({ nan: 1, posInf: 1, negInf: 1, first: 5, firstValue: 'NaN (0x7e00)' });
+      expect(float16NonFiniteSummary(buf)).to.deep.equal({
+        nan: 1,
+        posInf: 1,
+        negInf: 1,
+        first: 5,
+        firstValue: 'NaN (0x7e00)',
+      });
       expect(float16NonFiniteSummary(buf, 2 * 6, 4096).first).to.equal(1001 - 6);
     }
     expect(() => float16HasNonFinite(Buffer.alloc(8), 1, 4)).to.throw(RangeError);

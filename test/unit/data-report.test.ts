@@ -3,7 +3,9 @@ import { cleanReport } from '../../lib/data/report';
 
 describe('data/report cleanReport', () => {
   it('keeps findings "\\n" impressions and removes only " \' ( )', () => {
-    expect(cleanReport('Heart (normal) is "fine".\nNo \'acute\' finding.')).to.equal('Heart normal is fine.\nNo acute finding.');
+    expect(cleanReport('Heart (normal) is "fine".\nNo \'acute\' finding.')).to.equal(
+      'Heart normal is fine.\nNo acute finding.',
+    );
   });
   it('blanks a part equal to "nan" or "Not given." (per part)', () => {
     expect(cleanReport('nan\nImpression.')).to.equal('\nImpression.');

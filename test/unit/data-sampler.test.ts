@@ -3,7 +3,10 @@ import { EpochSampler, evalSubset, type DataPosition } from '../../lib/data/samp
 import { Rng } from '../../lib/rng';
 import { hasCode } from '../../lib/errors';
 
-function runEpoch(s: EpochSampler, start: DataPosition): { indices: number[]; positions: number[]; batches: number; last: DataPosition } {
+function runEpoch(
+  s: EpochSampler,
+  start: DataPosition,
+): { indices: number[]; positions: number[]; batches: number; last: DataPosition } {
   const n = s.remainingMicroBatches(start);
   const indices: number[] = [];
   const positions: number[] = [];
@@ -103,7 +106,11 @@ describe('data/sampler', () => {
     const s = new EpochSampler({ ...geo, worldSize: 1 });
     expect(s.remainingMicroBatches({ epoch: 0, globalSamplePosition: s.usedPerEpoch })).to.equal(0);
     expect(s.remainingMicroBatches({ epoch: 0, globalSamplePosition: N })).to.equal(0);
-    for (const bad of [{ epoch: -1, globalSamplePosition: 0 }, { epoch: 0, globalSamplePosition: N + 1 }, { epoch: 0, globalSamplePosition: 1.5 }]) {
+    for (const bad of [
+      { epoch: -1, globalSamplePosition: 0 },
+      { epoch: 0, globalSamplePosition: N + 1 },
+      { epoch: 0, globalSamplePosition: 1.5 },
+    ]) {
       try {
         s.remainingMicroBatches(bad);
         expect.fail('should throw');

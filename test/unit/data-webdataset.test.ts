@@ -14,14 +14,29 @@ describe('data/webdataset grouping', () => {
   });
 
   it('groups adjacent members in any order', () => {
-    const { samples, problems } = groupMembers([m('k1.txt'), m('k1.bin'), m('k1.JSON'), m('d/k2.json'), m('d/k2.bin'), m('__x__'), m('d/k2.txt')]);
+    const { samples, problems } = groupMembers([
+      m('k1.txt'),
+      m('k1.bin'),
+      m('k1.JSON'),
+      m('d/k2.json'),
+      m('d/k2.bin'),
+      m('__x__'),
+      m('d/k2.txt'),
+    ]);
     expect(problems).to.deep.equal([]);
     expect(samples.map((s) => s.key)).to.deep.equal(['k1', 'd/k2']);
     expect(Object.keys(samples[0].members).sort()).to.deep.equal(['bin', 'json', 'txt']);
   });
 
   it('reports a duplicate extension and a non-adjacent repeated key as problems of those samples', () => {
-    const { samples, problems } = groupMembers([m('a.bin'), m('a.txt'), m('a.TXT'), m('b.bin'), m('c.bin'), m('b.txt')]);
+    const { samples, problems } = groupMembers([
+      m('a.bin'),
+      m('a.txt'),
+      m('a.TXT'),
+      m('b.bin'),
+      m('c.bin'),
+      m('b.txt'),
+    ]);
     expect(samples.map((s) => s.key)).to.deep.equal(['b', 'c']);
     expect(problems.map((p) => p.key)).to.deep.equal(['a', 'b']);
     expect(problems[0].reason).to.match(/duplicate extension 'txt'/);

@@ -5,7 +5,13 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadConfig, parseConfig } from '../../lib/config/load';
 import { DeviceSchema } from '../../lib/config/schema';
-import { configuredDevice, describeDeviceConfig, launchedLocalRank, resolveDevice, type DeviceSection } from '../../lib/model/device';
+import {
+  configuredDevice,
+  describeDeviceConfig,
+  launchedLocalRank,
+  resolveDevice,
+  type DeviceSection,
+} from '../../lib/model/device';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 
@@ -38,8 +44,14 @@ describe('resolveDevice (a device request)', function () {
   it("'cuda' is cuda:<localRank>, and an error when that GPU is not there", function () {
     expect(resolveDevice('cuda', { cudaDeviceCount: 2, localRank: 0 })).to.equal('cuda:0');
     expect(resolveDevice('cuda', { cudaDeviceCount: 2, localRank: 1 })).to.equal('cuda:1');
-    configError(() => resolveDevice('cuda', { cudaDeviceCount: 0, localRank: 0 }), /needs a CUDA device, but libtorch reports none/);
-    configError(() => resolveDevice('cuda', { cudaDeviceCount: 2, localRank: 2 }), /local rank 2 to cuda:2, but libtorch reports 2 CUDA devices/);
+    configError(
+      () => resolveDevice('cuda', { cudaDeviceCount: 0, localRank: 0 }),
+      /needs a CUDA device, but libtorch reports none/,
+    );
+    configError(
+      () => resolveDevice('cuda', { cudaDeviceCount: 2, localRank: 2 }),
+      /local rank 2 to cuda:2, but libtorch reports 2 CUDA devices/,
+    );
   });
 
   it("'cuda:N' is checked against the device count", function () {
@@ -47,20 +59,33 @@ describe('resolveDevice (a device request)', function () {
     expect(resolveDevice('cuda:3', { cudaDeviceCount: 4, localRank: 0 })).to.equal('cuda:3');
     // an explicit index ignores the local rank
     expect(resolveDevice('cuda:1', { cudaDeviceCount: 2, localRank: 0 })).to.equal('cuda:1');
-    configError(() => resolveDevice('cuda:1', { cudaDeviceCount: 1, localRank: 0 }), /'cuda:1' is not available: libtorch reports 1 CUDA device \(cuda:0 … cuda:0\)/);
+    configError(
+      () => resolveDevice('cuda:1', { cudaDeviceCount: 1, localRank: 0 }),
+      /'cuda:1' is not available: libtorch reports 1 CUDA device \(cuda:0 … cuda:0\)/,
+    );
     configError(() => resolveDevice('cuda:0', { cudaDeviceCount: 0, localRank: 0 }), /'cuda:0' needs a CUDA device/);
   });
 
   it('rejects strings that are not devices, naming the value', function () {
     for (const bad of ['gpu', 'CUDA', 'cuda:', 'cuda:-1', 'cuda:1.5', 'cpu:0', 'mps', '', ' cpu']) {
-      expect(() => resolveDevice(bad, { cudaDeviceCount: 2, localRank: 0 })).to.throw(`device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got ${JSON.stringify(bad)}`);
+      expect(() => resolveDevice(bad, { cudaDeviceCount: 2, localRank: 0 })).to.throw(
+        `device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got ${JSON.stringify(bad)}`,
+      );
       configError(() => resolveDevice(bad, { cudaDeviceCount: 2, localRank: 0 }), /expected 'auto'/);
     }
   });
 
   it('names the key it is given (default: device)', function () {
-    configError(() => resolveDevice('cuda:2', { cudaDeviceCount: 1, localRank: 0, key: 'device.cuda_device' }), /'cuda:2' is not available/, 'device.cuda_device');
-    configError(() => resolveDevice('gpu', { cudaDeviceCount: 1, localRank: 0, key: 'opts.device' }), /expected 'auto'/, 'opts.device');
+    configError(
+      () => resolveDevice('cuda:2', { cudaDeviceCount: 1, localRank: 0, key: 'device.cuda_device' }),
+      /'cuda:2' is not available/,
+      'device.cuda_device',
+    );
+    configError(
+      () => resolveDevice('gpu', { cudaDeviceCount: 1, localRank: 0, key: 'opts.device' }),
+      /expected 'auto'/,
+      'opts.device',
+    );
     configError(() => resolveDevice('cuda', { cudaDeviceCount: 0, localRank: 0 }), /needs a CUDA device/, 'device');
   });
 
@@ -70,7 +95,7 @@ describe('resolveDevice (a device request)', function () {
   });
 });
 
-describe('configuredDevice (the config\'s device section)', function () {
+describe("configuredDevice (the config's device section)", function () {
   const section = (use_cuda: boolean | 'auto', cuda_device = 0): DeviceSection => ({ use_cuda, cuda_device });
   const single = (cudaDeviceCount: number) => ({ cudaDeviceCount, launchedLocalRank: null });
   const launched = (cudaDeviceCount: number, rank: number) => ({ cudaDeviceCount, launchedLocalRank: rank });
@@ -86,7 +111,11 @@ describe('configuredDevice (the config\'s device section)', function () {
   it('use_cuda true: CUDA required (CONFIG_ERROR naming device.use_cuda without a GPU)', function () {
     expect(configuredDevice(section(true), single(1))).to.equal('cuda:0');
     expect(configuredDevice(section(true, 1), single(2))).to.equal('cuda:1');
-    configError(() => configuredDevice(section(true), single(0)), /^device\.use_cuda: true needs a CUDA device, but libtorch reports none .*set device\.use_cuda to 'auto' or false/, 'device.use_cuda');
+    configError(
+      () => configuredDevice(section(true), single(0)),
+      /^device\.use_cuda: true needs a CUDA device, but libtorch reports none .*set device\.use_cuda to 'auto' or false/,
+      'device.use_cuda',
+    );
     configError(() => configuredDevice(section(true), launched(0, 1)), /libtorch reports none/, 'device.use_cuda');
   });
 
@@ -100,7 +129,11 @@ describe('configuredDevice (the config\'s device section)', function () {
     const msg = /^device\.cuda_device: 'cuda:2' is not available: libtorch reports 2 CUDA devices \(cuda:0 … cuda:1\)$/;
     configError(() => configuredDevice(section('auto', 2), single(2)), msg, 'device.cuda_device');
     configError(() => configuredDevice(section(true, 2), single(2)), msg, 'device.cuda_device');
-    configError(() => configuredDevice(section(true, 1), single(1)), /'cuda:1' is not available: libtorch reports 1 CUDA device \(cuda:0 … cuda:0\)/, 'device.cuda_device');
+    configError(
+      () => configuredDevice(section(true, 1), single(1)),
+      /'cuda:1' is not available: libtorch reports 1 CUDA device \(cuda:0 … cuda:0\)/,
+      'device.cuda_device',
+    );
   });
 
   it('when launched, LOCAL_RANK wins over cuda_device', function () {
@@ -110,14 +143,26 @@ describe('configuredDevice (the config\'s device section)', function () {
     expect(configuredDevice(section(true, 9), launched(2, 0))).to.equal('cuda:0');
     // auto wraps the local ranks around the GPUs there are; true insists on one GPU per local rank
     expect(configuredDevice(section('auto'), launched(2, 3))).to.equal('cuda:1');
-    configError(() => configuredDevice(section(true), launched(2, 2)), /'cuda' maps local rank 2 to cuda:2, but libtorch reports 2 CUDA devices/, 'device.use_cuda');
+    configError(
+      () => configuredDevice(section(true), launched(2, 2)),
+      /'cuda' maps local rank 2 to cuda:2, but libtorch reports 2 CUDA devices/,
+      'device.use_cuda',
+    );
     // without a GPU, auto is the CPU on every rank
     expect(configuredDevice(section('auto'), launched(0, 3))).to.equal('cpu');
   });
 
   it('rejects a section the schema would not have produced', function () {
-    configError(() => configuredDevice({ use_cuda: 'yes' as unknown as boolean, cuda_device: 0 }, single(1)), /expected true, false or 'auto', got "yes"/, 'device.use_cuda');
-    configError(() => configuredDevice(section('auto', -1), single(1)), /expected an integer >= 0, got -1/, 'device.cuda_device');
+    configError(
+      () => configuredDevice({ use_cuda: 'yes' as unknown as boolean, cuda_device: 0 }, single(1)),
+      /expected true, false or 'auto', got "yes"/,
+      'device.use_cuda',
+    );
+    configError(
+      () => configuredDevice(section('auto', -1), single(1)),
+      /expected an integer >= 0, got -1/,
+      'device.cuda_device',
+    );
   });
 
   it('describeDeviceConfig names the keys that chose the device', function () {
@@ -151,13 +196,18 @@ describe('config: the device section', function () {
   });
 
   it('rejects anything else', function () {
-    for (const bad of ['yes', 'cuda', 'cpu', 1, null]) expect(DeviceSchema.safeParse({ use_cuda: bad }).success, String(bad)).to.equal(false);
-    for (const bad of [-1, 1.5, '0', 'cuda:0']) expect(DeviceSchema.safeParse({ cuda_device: bad }).success, String(bad)).to.equal(false);
+    for (const bad of ['yes', 'cuda', 'cpu', 1, null])
+      expect(DeviceSchema.safeParse({ use_cuda: bad }).success, String(bad)).to.equal(false);
+    for (const bad of [-1, 1.5, '0', 'cuda:0'])
+      expect(DeviceSchema.safeParse({ cuda_device: bad }).success, String(bad)).to.equal(false);
     expect(() => parseConfig({ experiment: { name: 'd' }, device: { use_cuda: 'yes' } })).to.throw(/device\.use_cuda/);
   });
 
   it('can be set with overrides', function () {
-    const { config } = loadConfig(path.join(repoRoot, 'configs', 'base_config.yaml'), { env: {}, overrides: ['device.use_cuda=false', 'device.cuda_device=2'] });
+    const { config } = loadConfig(path.join(repoRoot, 'configs', 'base_config.yaml'), {
+      env: {},
+      overrides: ['device.use_cuda=false', 'device.cuda_device=2'],
+    });
     expect(config.device).to.deep.equal({ use_cuda: false, cuda_device: 2 });
   });
 
@@ -167,12 +217,16 @@ describe('config: the device section', function () {
         fn();
       } catch (e) {
         expect((e as { code?: string }).code).to.equal('CONFIG_ERROR');
-        expect((e as Error).message).to.match(/unknown key training\.device \(removed: the device is chosen by the device section, device\.use_cuda \(auto, true or false\) and device\.cuda_device/);
+        expect((e as Error).message).to.match(
+          /unknown key training\.device \(removed: the device is chosen by the device section, device\.use_cuda \(auto, true or false\) and device\.cuda_device/,
+        );
         return;
       }
       expect.fail('expected a CONFIG_ERROR');
     };
-    expectRemoved(() => loadConfig(path.join(repoRoot, 'configs', 'base_config.yaml'), { env: {}, overrides: ['training.device=cpu'] }));
+    expectRemoved(() =>
+      loadConfig(path.join(repoRoot, 'configs', 'base_config.yaml'), { env: {}, overrides: ['training.device=cpu'] }),
+    );
     expectRemoved(() => parseConfig({ experiment: { name: 'd' }, training: { device: 'cuda:0' } }));
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-device-cfg-'));
     try {

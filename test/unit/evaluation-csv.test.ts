@@ -34,7 +34,12 @@ describe('evaluation: CSV', function () {
 
   it('ends every record with CRLF', function () {
     expect(CSV_EOL).to.equal('\r\n');
-    expect(formatCsv([['a', 'b'], [1, NaN]])).to.equal('a,b\r\n1,\r\n');
+    expect(
+      formatCsv([
+        ['a', 'b'],
+        [1, NaN],
+      ]),
+    ).to.equal('a,b\r\n1,\r\n');
   });
 
   it('parses hand-written RFC 4180 text, including quoted commas, quotes and line breaks', function () {
@@ -48,12 +53,17 @@ describe('evaluation: CSV', function () {
   });
 
   it('round-trips awkward strings through formatCsv → parseCsv', function () {
-    const rows = [['A<b>&"c"', 'x,y', '"', '""', 'a\nb', ' s ', ''], ['1', '2', '3', '4', '5', '6', '7']];
+    const rows = [
+      ['A<b>&"c"', 'x,y', '"', '""', 'a\nb', ' s ', ''],
+      ['1', '2', '3', '4', '5', '6', '7'],
+    ];
     expect(parseCsv(formatCsv(rows))).to.deep.equal(rows);
   });
 
   it('rejects malformed CSV with DATA_ERROR naming the line', function () {
-    expect(() => parseCsv('a,"b\n')).to.throw(/line 1: unterminated/).with.property('code', 'DATA_ERROR');
+    expect(() => parseCsv('a,"b\n'))
+      .to.throw(/line 1: unterminated/)
+      .with.property('code', 'DATA_ERROR');
     expect(() => parseCsv('a,b\nx"y,z\n')).to.throw(/line 2: stray double quote/);
     expect(() => parseCsv('"a"b,c\n')).to.throw(/after a closing quote/);
   });
@@ -76,11 +86,21 @@ describe('evaluation: predictions.csv and per_class.csv', function () {
   const studyIds = ['s1', 'id "2"', 'id,3', 's4'];
 
   it('predictions header: study_id, one probability column per class, then one label:<class> column per class', function () {
-    expect(predictionsHeader(classNames)).to.deep.equal(['study_id', 'A<b>&"c"', 'x,y', 'none', 'label:A<b>&"c"', 'label:x,y', 'label:none']);
+    expect(predictionsHeader(classNames)).to.deep.equal([
+      'study_id',
+      'A<b>&"c"',
+      'x,y',
+      'none',
+      'label:A<b>&"c"',
+      'label:x,y',
+      'label:none',
+    ]);
   });
 
   it('refuses class names that would produce duplicate columns', function () {
-    expect(() => predictionsHeader(['study_id'])).to.throw(/column name "study_id" would appear twice/).with.property('code', 'ARGUMENT_ERROR');
+    expect(() => predictionsHeader(['study_id']))
+      .to.throw(/column name "study_id" would appear twice/)
+      .with.property('code', 'ARGUMENT_ERROR');
     // 'label:a' as a probability column collides with the label column of class 'a'.
     expect(() => predictionsHeader(['a', 'label:a'])).to.throw(/column name "label:a" would appear twice/);
   });
@@ -100,24 +120,63 @@ describe('evaluation: predictions.csv and per_class.csv', function () {
     const results = buildEvaluationResults({ studyIds, classNames, scores, labels });
     const rows = parseCsv(perClassCsv(results));
     const header = rows[0];
-    expect(header).to.deep.equal(['class', 'auroc', 'auprc', 'f1', 'f1_threshold', 'precision', 'recall', 'specificity', 'accuracy', 'f1_at_threshold', 'support', 'n_negative', 'tp', 'fp', 'tn', 'fn']);
+    expect(header).to.deep.equal([
+      'class',
+      'auroc',
+      'auprc',
+      'f1',
+      'f1_threshold',
+      'precision',
+      'recall',
+      'specificity',
+      'accuracy',
+      'f1_at_threshold',
+      'support',
+      'n_negative',
+      'tp',
+      'fp',
+      'tn',
+      'fn',
+    ]);
     expect(rows.map((r) => r[0])).to.deep.equal(['class', ...classNames]);
     const col = (row: string[], name: string) => row[header.indexOf(name)];
     // Class 0: positives {0.9, 0.7}, negatives {0.1, 0.4}: perfectly separated.
     expect(Number(col(rows[1], 'auroc'))).to.equal(1);
     expect(Number(col(rows[1], 'support'))).to.equal(2);
     // At 0.5: predicted positive {0.9, 0.7} → tp 2, fp 0, tn 2, fn 0.
-    expect([col(rows[1], 'tp'), col(rows[1], 'fp'), col(rows[1], 'tn'), col(rows[1], 'fn')]).to.deep.equal(['2', '0', '2', '0']);
+    expect([col(rows[1], 'tp'), col(rows[1], 'fp'), col(rows[1], 'tn'), col(rows[1], 'fn')]).to.deep.equal([
+      '2',
+      '0',
+      '2',
+      '0',
+    ]);
     // Class 1: positives {0.8, 0.6}, negatives {0.2, 0.3} → 1.
     expect(Number(col(rows[2], 'auroc'))).to.equal(1);
     // Class 2 has no positives: every metric cell empty, counts present.
-    for (const m of ['auroc', 'auprc', 'f1', 'f1_threshold', 'precision', 'recall', 'specificity', 'accuracy', 'f1_at_threshold']) expect(col(rows[3], m), m).to.equal('');
+    for (const m of [
+      'auroc',
+      'auprc',
+      'f1',
+      'f1_threshold',
+      'precision',
+      'recall',
+      'specificity',
+      'accuracy',
+      'f1_at_threshold',
+    ])
+      expect(col(rows[3], m), m).to.equal('');
     expect(col(rows[3], 'support')).to.equal('0');
     expect(col(rows[3], 'n_negative')).to.equal('4');
   });
 
   it('per_class.csv adds <metric>_ci_lower/upper columns when bootstrapped', function () {
-    const results = buildEvaluationResults({ studyIds, classNames, scores, labels, bootstrap: { nResamples: 20, seed: 3, level: 0.9, perClassMetrics: ['auroc', 'auprc'] } });
+    const results = buildEvaluationResults({
+      studyIds,
+      classNames,
+      scores,
+      labels,
+      bootstrap: { nResamples: 20, seed: 3, level: 0.9, perClassMetrics: ['auroc', 'auprc'] },
+    });
     const rows = parseCsv(perClassCsv(results));
     expect(rows[0].slice(-4)).to.deep.equal(['auroc_ci_lower', 'auroc_ci_upper', 'auprc_ci_lower', 'auprc_ci_upper']);
     const iv = results.bootstrap!.per_class['x,y'].auroc!;

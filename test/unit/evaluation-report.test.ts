@@ -19,7 +19,14 @@ function syntheticInput(n: number, seed: number): EvaluationInput {
     scores.push(y.map((v) => Math.min(1, Math.max(0, 0.5 * rng.nextFloat() + 0.35 * v))));
     studyIds.push(`study<${i}>`);
   }
-  return { studyIds, classNames, scores, labels, config: { experiment: { name: '<script>alert(1)</script>' } }, checkpoint: { path: '/ckpt/"best".pt', step: 12 } };
+  return {
+    studyIds,
+    classNames,
+    scores,
+    labels,
+    config: { experiment: { name: '<script>alert(1)</script>' } },
+    checkpoint: { path: '/ckpt/"best".pt', step: 12 },
+  };
 }
 
 function count(html: string, re: RegExp): number {
@@ -31,7 +38,10 @@ describe('evaluation: report.html', function () {
 
   for (const boot of [false, true]) {
     describe(boot ? 'with bootstrap' : 'without bootstrap', function () {
-      const results = buildEvaluationResults({ ...input, bootstrap: boot ? { nResamples: 40, seed: 1, level: 0.8 } : null });
+      const results = buildEvaluationResults({
+        ...input,
+        bootstrap: boot ? { nResamples: 40, seed: 1, level: 0.8 } : null,
+      });
       const html = renderReport(results, classRocCurves(input, results));
       const valid = results.class_names.filter((c) => !Number.isNaN(results.metrics.per_class[c].auroc));
 
@@ -47,7 +57,16 @@ describe('evaluation: report.html', function () {
         expect(count(html, /<path /g)).to.equal(valid.length);
         for (const c of valid) {
           const attr = c.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-          expect(count(html, new RegExp(`<path class="roc-curve" data-class="${attr.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}" d="M[^"]+"`, 'g')), c).to.equal(1);
+          expect(
+            count(
+              html,
+              new RegExp(
+                `<path class="roc-curve" data-class="${attr.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}" d="M[^"]+"`,
+                'g',
+              ),
+            ),
+            c,
+          ).to.equal(1);
         }
         expect(html).to.not.include('data-class="never present" d=');
       });
@@ -79,7 +98,9 @@ describe('evaluation: report.html', function () {
       });
 
       it('notes the excluded single-valued class', function () {
-        expect(html).to.match(/<div class="note excluded-classes"><strong>1 class excluded as single-valued<\/strong>.*<span class="excluded-class">never present<\/span> \(no positives: 0 positive, 80 negative\)/s);
+        expect(html).to.match(
+          /<div class="note excluded-classes"><strong>1 class excluded as single-valued<\/strong>.*<span class="excluded-class">never present<\/span> \(no positives: 0 positive, 80 negative\)/s,
+        );
         expect(html).to.include('excluded (no positives)</text>');
       });
 
@@ -109,8 +130,16 @@ describe('evaluation: report.html', function () {
   }
 
   it('says so when no class has a ROC curve', function () {
-    const results = buildEvaluationResults({ studyIds: ['a', 'b'], classNames: ['k'], scores: [[0.1], [0.2]], labels: [[0], [0]] });
-    const html = renderReport(results, classRocCurves({ scores: [[0.1], [0.2]], labels: [[0], [0]], classNames: ['k'] }, results));
+    const results = buildEvaluationResults({
+      studyIds: ['a', 'b'],
+      classNames: ['k'],
+      scores: [[0.1], [0.2]],
+      labels: [[0], [0]],
+    });
+    const html = renderReport(
+      results,
+      classRocCurves({ scores: [[0.1], [0.2]], labels: [[0], [0]], classNames: ['k'] }, results),
+    );
     expect(html).to.not.include('<path');
     expect(html).to.include('No class has both positive and negative labels');
     expect(html).to.not.match(/NaN|Infinity/);

@@ -24,10 +24,22 @@ const base = {
 };
 
 describe('evaluation: results', function () {
-  it('metrics and bootstrap are exactly the metrics library\'s results', function () {
-    const r = buildEvaluationResults({ ...base, threshold: 0.4, bootstrap: { nResamples: 25, seed: 9, level: 0.9, stratify: 'any_positive' } });
+  it("metrics and bootstrap are exactly the metrics library's results", function () {
+    const r = buildEvaluationResults({
+      ...base,
+      threshold: 0.4,
+      bootstrap: { nResamples: 25, seed: 9, level: 0.9, stratify: 'any_positive' },
+    });
     expect(r.metrics).to.deep.equal(evaluateMultiLabel(base.scores, base.labels, base.classNames, { threshold: 0.4 }));
-    expect(r.bootstrap).to.deep.equal(bootstrapMetrics(base.scores, base.labels, base.classNames, { nResamples: 25, seed: 9, level: 0.9, stratify: 'any_positive', threshold: 0.4 }));
+    expect(r.bootstrap).to.deep.equal(
+      bootstrapMetrics(base.scores, base.labels, base.classNames, {
+        nResamples: 25,
+        seed: 9,
+        level: 0.9,
+        stratify: 'any_positive',
+        threshold: 0.4,
+      }),
+    );
     expect(r.threshold).to.equal(0.4);
     expect(r.n_valid_classes).to.equal(1);
     expect(r.n_samples).to.equal(5);
@@ -47,7 +59,13 @@ describe('evaluation: results', function () {
   it('records metadata: format, version, created, checkpoint (normalised), config, extra', function () {
     const created = new Date(Date.UTC(2025, 0, 2, 3, 4, 5));
     const sha = 'AB'.repeat(32);
-    const r = buildEvaluationResults({ ...base, created, checkpoint: { path: 'w.safetensors', sha256: sha }, config: { x: [1, 2] }, extra: { prompts: ['There is {p}.'] } });
+    const r = buildEvaluationResults({
+      ...base,
+      created,
+      checkpoint: { path: 'w.safetensors', sha256: sha },
+      config: { x: [1, 2] },
+      extra: { prompts: ['There is {p}.'] },
+    });
     expect(r.format).to.equal('ctclip-evaluation');
     expect(r.format_version).to.equal(1);
     expect(r.created).to.equal('2025-01-02T03:04:05.000Z');
@@ -72,11 +90,23 @@ describe('evaluation: results', function () {
   });
 
   it('rejects bad input with ARGUMENT_ERROR before computing anything', function () {
-    expect(() => buildEvaluationResults({ ...base, studyIds: ['x'] })).to.throw(/studyIds has 1 entries but scores has 5 rows/).with.property('code', 'ARGUMENT_ERROR');
-    expect(() => buildEvaluationResults({ ...base, studyIds: [1, 2, 3, 4, 5] as unknown as string[] })).to.throw(/studyIds\[0\] is number/);
-    expect(() => buildEvaluationResults({ ...base, checkpoint: { path: 'x', step: 1.5 } })).to.throw(/checkpoint.step is 1.5/);
-    expect(() => buildEvaluationResults({ ...base, checkpoint: { path: 'x', sha256: 'abc' } })).to.throw(/64 hex digits/);
-    expect(() => buildEvaluationResults({ ...base, scores: base.scores.map((r) => [r[0], NaN, r[2]]) })).to.throw().with.property('code', 'ARGUMENT_ERROR');
-    expect(() => buildEvaluationResults({ ...base, labels: base.labels.map((r) => [r[0], 2, r[2]]) })).to.throw().with.property('code', 'ARGUMENT_ERROR');
+    expect(() => buildEvaluationResults({ ...base, studyIds: ['x'] }))
+      .to.throw(/studyIds has 1 entries but scores has 5 rows/)
+      .with.property('code', 'ARGUMENT_ERROR');
+    expect(() => buildEvaluationResults({ ...base, studyIds: [1, 2, 3, 4, 5] as unknown as string[] })).to.throw(
+      /studyIds\[0\] is number/,
+    );
+    expect(() => buildEvaluationResults({ ...base, checkpoint: { path: 'x', step: 1.5 } })).to.throw(
+      /checkpoint.step is 1.5/,
+    );
+    expect(() => buildEvaluationResults({ ...base, checkpoint: { path: 'x', sha256: 'abc' } })).to.throw(
+      /64 hex digits/,
+    );
+    expect(() => buildEvaluationResults({ ...base, scores: base.scores.map((r) => [r[0], NaN, r[2]]) }))
+      .to.throw()
+      .with.property('code', 'ARGUMENT_ERROR');
+    expect(() => buildEvaluationResults({ ...base, labels: base.labels.map((r) => [r[0], 2, r[2]]) }))
+      .to.throw()
+      .with.property('code', 'ARGUMENT_ERROR');
   });
 });

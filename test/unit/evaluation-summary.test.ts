@@ -44,19 +44,27 @@ describe('evaluation: console summary', function () {
     const lines = formatEvaluationSummary(results);
     const iv = results.bootstrap!.intervals.macro_auroc;
     expect(lines[1]).to.equal(`Macro AUROC: 0.8750  90% CI [${iv.lower.toFixed(4)}, ${iv.upper.toFixed(4)}]`);
-    for (const l of lines.filter((x) => /^(Macro|Weighted) /.test(x))) expect(l).to.match(/ {2}90% CI \[(\d\.\d{4}|n\/a), (\d\.\d{4}|n\/a)\]$/);
+    for (const l of lines.filter((x) => /^(Macro|Weighted) /.test(x)))
+      expect(l).to.match(/ {2}90% CI \[(\d\.\d{4}|n\/a), (\d\.\d{4}|n\/a)\]$/);
     expect(lines.join('\n')).to.not.include('95%');
     expect(lines[lines.length - 1]).to.equal('Bootstrap: 50 resamples, 90% CI (percentile), seed 7, stratify none');
   });
 
   it('options: other metrics, digits, the star, per-class lines', function () {
     const results = buildEvaluationResults({ ...input, bootstrap: { nResamples: 30, seed: 1, level: 0.95 } });
-    const lines = formatEvaluationSummary(results, { metrics: ['auroc', 'precision'], digits: 2, star: 'weighted_auroc', perClass: true });
+    const lines = formatEvaluationSummary(results, {
+      metrics: ['auroc', 'precision'],
+      digits: 2,
+      star: 'weighted_auroc',
+      perClass: true,
+    });
     expect(lines[1]).to.match(/^Macro AUROC: 0\.88 {2}95% CI \[/);
     expect(lines[2]).to.match(/^Macro Precision: /);
     expect(lines[4]).to.match(/^Weighted AUROC: 0\.83 ⭐ {2}95% CI/);
     expect(lines).to.include('  c  excluded (no positives)');
-    expect(lines.find((l) => l.startsWith('  a '))).to.match(/^ {2}a {2}AUROC 0\.75 {2}95% CI \[.*\] {2}\(support 2\)$/);
+    expect(lines.find((l) => l.startsWith('  a '))).to.match(
+      /^ {2}a {2}AUROC 0\.75 {2}95% CI \[.*\] {2}\(support 2\)$/,
+    );
   });
 
   it('formats NaN as n/a', function () {

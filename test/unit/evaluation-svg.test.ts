@@ -17,16 +17,30 @@ describe('evaluation: svg builder', function () {
     expect(svgNumber(-0)).to.equal('0');
     expect(svgNumber(100)).to.equal('100');
     expect(svgNumber(-12.5)).to.equal('-12.5');
-    for (const v of [NaN, Infinity, -Infinity]) expect(() => svgNumber(v)).to.throw(/not a finite number/).with.property('code', 'ARGUMENT_ERROR');
+    for (const v of [NaN, Infinity, -Infinity])
+      expect(() => svgNumber(v))
+        .to.throw(/not a finite number/)
+        .with.property('code', 'ARGUMENT_ERROR');
   });
 
   it('el: escapes text children and attribute values, inserts only Markup raw', function () {
     const m = el('text', { 'data-class': 'A<b>&"c"', x: 1.005 }, 'A<b>&"c"', raw('<tspan>ok</tspan>'));
-    expect(m.html).to.equal('<text data-class="A&lt;b&gt;&amp;&quot;c&quot;" x="1">A&lt;b&gt;&amp;&quot;c&quot;<tspan>ok</tspan></text>');
+    expect(m.html).to.equal(
+      '<text data-class="A&lt;b&gt;&amp;&quot;c&quot;" x="1">A&lt;b&gt;&amp;&quot;c&quot;<tspan>ok</tspan></text>',
+    );
   });
 
   it('el: omits non-finite numeric attributes and false/null/undefined, writes true as a bare attribute', function () {
-    const m = el('rect', { x: NaN, y: Infinity, width: -Infinity, height: 2, a: null, b: undefined, c: false, open: true });
+    const m = el('rect', {
+      x: NaN,
+      y: Infinity,
+      width: -Infinity,
+      height: 2,
+      a: null,
+      b: undefined,
+      c: false,
+      open: true,
+    });
     expect(m.html).to.equal('<rect height="2" open></rect>');
     expect(m.html).to.not.match(/NaN|Infinity/);
   });

@@ -45,7 +45,13 @@ describe('scripts/gpu-check.sh', function () {
     try {
       const r = spawnSync('bash', [script], {
         encoding: 'utf8',
-        env: { ...process.env, GPU_CHECK_DRY_RUN: '1', GPU_CHECK_BUDGET_S: '1', OUT: out, CTCLIP_ADDON: process.env.CTCLIP_ADDON || 'dry-run-placeholder.node' },
+        env: {
+          ...process.env,
+          GPU_CHECK_DRY_RUN: '1',
+          GPU_CHECK_BUDGET_S: '1',
+          OUT: out,
+          CTCLIP_ADDON: process.env.CTCLIP_ADDON || 'dry-run-placeholder.node',
+        },
         timeout: 60_000,
       });
       expect(r.status, r.stdout + r.stderr).to.equal(0);

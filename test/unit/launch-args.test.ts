@@ -31,27 +31,80 @@ function parse(argv: string[]): ResolvedLaunchOptions {
 
 describe('launch: command line', () => {
   it('options stop at the first positional: the rest (options included) belong to the worker', () => {
-    expect(splitLaunchArgv(['--nproc_per_node', '2', 'lib/train.js', '--config', 'c.yaml', '--nproc_per_node', '9'])).to.deep.equal({
+    expect(
+      splitLaunchArgv(['--nproc_per_node', '2', 'lib/train.js', '--config', 'c.yaml', '--nproc_per_node', '9']),
+    ).to.deep.equal({
       launcherArgs: ['--nproc_per_node', '2'],
       script: 'lib/train.js',
       scriptArgs: ['--config', 'c.yaml', '--nproc_per_node', '9'],
     });
-    expect(splitLaunchArgv(['--nproc_per_node=2', '--max_restarts', '1', 'w.js'])).to.deep.equal({ launcherArgs: ['--nproc_per_node=2', '--max_restarts', '1'], script: 'w.js', scriptArgs: [] });
+    expect(splitLaunchArgv(['--nproc_per_node=2', '--max_restarts', '1', 'w.js'])).to.deep.equal({
+      launcherArgs: ['--nproc_per_node=2', '--max_restarts', '1'],
+      script: 'w.js',
+      scriptArgs: [],
+    });
   });
 
   it("'--' ends the options too, so a script named like an option works", () => {
-    expect(splitLaunchArgv(['--nnodes', '1', '--', 'w.js', '--', 'x'])).to.deep.equal({ launcherArgs: ['--nnodes', '1'], script: 'w.js', scriptArgs: ['--', 'x'] });
-    expect(splitLaunchArgv(['--nnodes', '1'])).to.deep.equal({ launcherArgs: ['--nnodes', '1'], script: null, scriptArgs: [] });
+    expect(splitLaunchArgv(['--nnodes', '1', '--', 'w.js', '--', 'x'])).to.deep.equal({
+      launcherArgs: ['--nnodes', '1'],
+      script: 'w.js',
+      scriptArgs: ['--', 'x'],
+    });
+    expect(splitLaunchArgv(['--nnodes', '1'])).to.deep.equal({
+      launcherArgs: ['--nnodes', '1'],
+      script: null,
+      scriptArgs: [],
+    });
   });
 
   it('parses every option, with torchrun defaults, and accepts the dash spellings', () => {
     const d = parse([SCRIPT, '--config', 'c.yaml']);
     expect(d).to.deep.equal({
-      nprocPerNode: 1, nnodes: 1, nodeRank: 0, masterAddr: '127.0.0.1', masterPort: 29500, maxRestarts: 0,
-      monitorInterval: 0.1, gracePeriod: 10, runId: 'none', script: SCRIPT, args: ['--config', 'c.yaml'],
+      nprocPerNode: 1,
+      nnodes: 1,
+      nodeRank: 0,
+      masterAddr: '127.0.0.1',
+      masterPort: 29500,
+      maxRestarts: 0,
+      monitorInterval: 0.1,
+      gracePeriod: 10,
+      runId: 'none',
+      script: SCRIPT,
+      args: ['--config', 'c.yaml'],
     });
-    const o = parse(['--nproc-per-node', '4', '--nnodes=3', '--node_rank', '2', '--master_addr', '10.0.0.1', '--master-port', '12345', '--max_restarts', '2', '--monitor_interval', '0.5', '--grace_period', '3', '--run_id', 'job7', SCRIPT]);
-    expect(o).to.deep.include({ nprocPerNode: 4, nnodes: 3, nodeRank: 2, masterAddr: '10.0.0.1', masterPort: 12345, maxRestarts: 2, monitorInterval: 0.5, gracePeriod: 3, runId: 'job7', args: [] });
+    const o = parse([
+      '--nproc-per-node',
+      '4',
+      '--nnodes=3',
+      '--node_rank',
+      '2',
+      '--master_addr',
+      '10.0.0.1',
+      '--master-port',
+      '12345',
+      '--max_restarts',
+      '2',
+      '--monitor_interval',
+      '0.5',
+      '--grace_period',
+      '3',
+      '--run_id',
+      'job7',
+      SCRIPT,
+    ]);
+    expect(o).to.deep.include({
+      nprocPerNode: 4,
+      nnodes: 3,
+      nodeRank: 2,
+      masterAddr: '10.0.0.1',
+      masterPort: 12345,
+      maxRestarts: 2,
+      monitorInterval: 0.5,
+      gracePeriod: 3,
+      runId: 'job7',
+      args: [],
+    });
     expect(parseLaunchArgs(['--help'])).to.deep.equal({ help: true });
   });
 
@@ -59,38 +112,84 @@ describe('launch: command line', () => {
     await expectRejects(() => parse(['--nproc_per_node', '0', SCRIPT]), 'ARGUMENT_ERROR', '--nproc_per_node', "'0'");
     await expectRejects(() => parse(['--nproc_per_node', '1.5', SCRIPT]), 'ARGUMENT_ERROR', '--nproc_per_node');
     await expectRejects(() => parse(['--nproc_per_node', 'two', SCRIPT]), 'ARGUMENT_ERROR', '--nproc_per_node');
-    await expectRejects(() => parse(['--nnodes', '2', '--node_rank', '2', SCRIPT]), 'ARGUMENT_ERROR', '--node_rank must be < --nnodes (2)');
+    await expectRejects(
+      () => parse(['--nnodes', '2', '--node_rank', '2', SCRIPT]),
+      'ARGUMENT_ERROR',
+      '--node_rank must be < --nnodes (2)',
+    );
     await expectRejects(() => parse(['--master_port', '0', SCRIPT]), 'ARGUMENT_ERROR', '--master_port', '1..65535');
     await expectRejects(() => parse(['--master_port', '65536', SCRIPT]), 'ARGUMENT_ERROR', '--master_port');
     await expectRejects(() => parse(['--max_restarts=-1', SCRIPT]), 'ARGUMENT_ERROR', '--max_restarts');
     await expectRejects(() => parse(['--monitor_interval', '0', SCRIPT]), 'ARGUMENT_ERROR', '--monitor_interval');
     await expectRejects(() => parse(['--nproc_per_node', '2']), 'ARGUMENT_ERROR', 'missing the worker script');
-    await expectRejects(() => parse(['--nproc_per_node', '2', '/nonexistent/worker.js']), 'ARGUMENT_ERROR', "'/nonexistent/worker.js' does not exist");
+    await expectRejects(
+      () => parse(['--nproc_per_node', '2', '/nonexistent/worker.js']),
+      'ARGUMENT_ERROR',
+      "'/nonexistent/worker.js' does not exist",
+    );
     await expectRejects(() => parse(['--bogus', '1', SCRIPT]), 'ERR_PARSE_ARGS_UNKNOWN_OPTION');
   });
 
   it('the programmatic options are validated the same way', async () => {
-    await expectRejects(() => resolveLaunchOptions({ nprocPerNode: 2, nnodes: 1, nodeRank: 1, script: SCRIPT }), 'ARGUMENT_ERROR', '--node_rank');
-    await expectRejects(() => resolveLaunchOptions({ nprocPerNode: -1, script: SCRIPT }), 'ARGUMENT_ERROR', '--nproc_per_node');
-    expect(resolveLaunchOptions({ nprocPerNode: 2, script: 'not-checked.js' }, false).script).to.equal('not-checked.js');
+    await expectRejects(
+      () => resolveLaunchOptions({ nprocPerNode: 2, nnodes: 1, nodeRank: 1, script: SCRIPT }),
+      'ARGUMENT_ERROR',
+      '--node_rank',
+    );
+    await expectRejects(
+      () => resolveLaunchOptions({ nprocPerNode: -1, script: SCRIPT }),
+      'ARGUMENT_ERROR',
+      '--nproc_per_node',
+    );
+    expect(resolveLaunchOptions({ nprocPerNode: 2, script: 'not-checked.js' }, false).script).to.equal(
+      'not-checked.js',
+    );
   });
 });
 
 describe('launch: worker environment', () => {
-  const o = resolveLaunchOptions({ nprocPerNode: 4, nnodes: 3, nodeRank: 2, masterAddr: 'node-a', masterPort: 29555, maxRestarts: 5, runId: 'r1', script: SCRIPT });
+  const o = resolveLaunchOptions({
+    nprocPerNode: 4,
+    nnodes: 3,
+    nodeRank: 2,
+    masterAddr: 'node-a',
+    masterPort: 29555,
+    maxRestarts: 5,
+    runId: 'r1',
+    script: SCRIPT,
+  });
 
   it('RANK = node_rank·nproc + local, WORLD_SIZE = nnodes·nproc, and the other torchrun variables', () => {
     expect(torchrunEnv(o, 3, 2)).to.deep.equal({
-      RANK: '11', WORLD_SIZE: '12', LOCAL_RANK: '3', LOCAL_WORLD_SIZE: '4', GROUP_RANK: '2', GROUP_WORLD_SIZE: '3', ROLE_NAME: 'default',
-      ROLE_RANK: '11', ROLE_WORLD_SIZE: '12', MASTER_ADDR: 'node-a', MASTER_PORT: '29555',
-      TORCHELASTIC_RESTART_COUNT: '2', TORCHELASTIC_MAX_RESTARTS: '5', TORCHELASTIC_RUN_ID: 'r1',
+      RANK: '11',
+      WORLD_SIZE: '12',
+      LOCAL_RANK: '3',
+      LOCAL_WORLD_SIZE: '4',
+      GROUP_RANK: '2',
+      GROUP_WORLD_SIZE: '3',
+      ROLE_NAME: 'default',
+      ROLE_RANK: '11',
+      ROLE_WORLD_SIZE: '12',
+      MASTER_ADDR: 'node-a',
+      MASTER_PORT: '29555',
+      TORCHELASTIC_RESTART_COUNT: '2',
+      TORCHELASTIC_MAX_RESTARTS: '5',
+      TORCHELASTIC_RUN_ID: 'r1',
     });
-    const ranks = [0, 1, 2].flatMap((node) => [0, 1, 2, 3].map((l) => Number(torchrunEnv({ ...o, nodeRank: node }, l, 0).RANK)));
+    const ranks = [0, 1, 2].flatMap((node) =>
+      [0, 1, 2, 3].map((l) => Number(torchrunEnv({ ...o, nodeRank: node }, l, 0).RANK)),
+    );
     expect(ranks).to.deep.equal([...Array(12).keys()]);
   });
 
   it('inherits the environment, overrides stale torchrun values, never sets TORCHELASTIC_USE_AGENT_STORE', () => {
-    const env = workerEnv({ PATH: '/bin', RANK: '7', TORCHELASTIC_USE_AGENT_STORE: 'True', NCCL_DEBUG: 'INFO' }, o, 0, 0, '3');
+    const env = workerEnv(
+      { PATH: '/bin', RANK: '7', TORCHELASTIC_USE_AGENT_STORE: 'True', NCCL_DEBUG: 'INFO' },
+      o,
+      0,
+      0,
+      '3',
+    );
     expect(env.PATH).to.equal('/bin');
     expect(env.NCCL_DEBUG).to.equal('INFO');
     expect(env.RANK).to.equal('8');

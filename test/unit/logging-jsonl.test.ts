@@ -18,7 +18,9 @@ describe('logging/metrics.jsonl', () => {
     w.write({ loss: NaN, type: 'train', lr: 1e-6, step: 10, epoch: 0.25, grad_norm: Infinity });
     // written before flush/close
     const text = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8');
-    expect(text).to.equal('{"type":"train","step":10,"epoch":0.25,"time":1700000000.5,"loss":null,"lr":0.000001,"grad_norm":null}\n');
+    expect(text).to.equal(
+      '{"type":"train","step":10,"epoch":0.25,"time":1700000000.5,"loss":null,"lr":0.000001,"grad_norm":null}\n',
+    );
     w.write({ type: 'val', step: 20, time: 5, per_class: { A: { auroc: NaN } } });
     w.close();
     const events = readMetricsJsonl(path.join(dir, 'metrics.jsonl'));
@@ -37,7 +39,15 @@ describe('logging/metrics.jsonl', () => {
     w.write({ type: 'train', step: 40, loss: 41 });
     w.close();
     const events = readMetricsJsonl(path.join(dir, 'metrics.jsonl'));
-    expect(events.map((e) => `${e.type}@${e.step}`)).to.deep.equal(['train@10', 'train@20', 'train@30', 'val@30', 'checkpoint@30', 'resume@30', 'train@40']);
+    expect(events.map((e) => `${e.type}@${e.step}`)).to.deep.equal([
+      'train@10',
+      'train@20',
+      'train@30',
+      'val@30',
+      'checkpoint@30',
+      'resume@30',
+      'train@40',
+    ]);
     expect(events[events.length - 1].loss).to.equal(41);
     // no temp file left behind
     expect(fs.readdirSync(dir)).to.deep.equal(['metrics.jsonl']);
@@ -49,7 +59,9 @@ describe('logging/metrics.jsonl', () => {
   it('resume when no file exists yet starts one with the resume event', () => {
     const w = MetricsJsonlWriter.open(path.join(dir, 'new'), { resumeStep: 7, clock });
     w.close();
-    expect(readMetricsJsonl(path.join(dir, 'new', 'metrics.jsonl'))).to.deep.equal([{ type: 'resume', step: 7, time: 1700000000.5 }]);
+    expect(readMetricsJsonl(path.join(dir, 'new', 'metrics.jsonl'))).to.deep.equal([
+      { type: 'resume', step: 7, time: 1700000000.5 },
+    ]);
   });
 
   it('ignores a torn last line (crash mid-write), including on resume; other bad lines are DATA_ERRORs', () => {
@@ -57,7 +69,9 @@ describe('logging/metrics.jsonl', () => {
     fs.writeFileSync(file, '{"type":"train","step":1}\n{"type":"train","step":2}\n{"type":"tra');
     expect(readMetricsJsonl(file).map((e) => e.step)).to.deep.equal([1, 2]);
     MetricsJsonlWriter.open(dir, { resumeStep: 2, clock }).close();
-    expect(fs.readFileSync(file, 'utf8')).to.equal('{"type":"train","step":1}\n{"type":"train","step":2}\n{"type":"resume","step":2,"time":1700000000.5}\n');
+    expect(fs.readFileSync(file, 'utf8')).to.equal(
+      '{"type":"train","step":1}\n{"type":"train","step":2}\n{"type":"resume","step":2,"time":1700000000.5}\n',
+    );
     fs.writeFileSync(file, '{"type":"train","step":1}\nnot json\n{"type":"train","step":2}\n');
     expect(() => readMetricsJsonl(file)).to.throw(/metrics\.jsonl:2: not valid JSON/);
     fs.writeFileSync(file, '{"step":1}\n');

@@ -65,7 +65,11 @@ describe('logging/ProfileTimer', () => {
 
 describe('logging/wandb', () => {
   it('use_wandb forces TensorBoard on and prints the exact sync command', () => {
-    const plan = wandbPlan('/runs/exp 1', { use_tensorboard: false, use_wandb: true, wandb: { project: 'ctclip', entity: null } });
+    const plan = wandbPlan('/runs/exp 1', {
+      use_tensorboard: false,
+      use_wandb: true,
+      wandb: { project: 'ctclip', entity: null },
+    });
     expect(plan.useTensorboard).to.equal(true);
     expect(plan.command).to.equal("wandb sync --sync-tensorboard --project ctclip '/runs/exp 1/tensorboard'");
     expect(plan.lines).to.deep.equal([
@@ -74,13 +78,21 @@ describe('logging/wandb', () => {
       'W&B: to upload this run (during or after training), run:',
       "    wandb sync --sync-tensorboard --project ctclip '/runs/exp 1/tensorboard'",
     ]);
-    const withEntity = wandbPlan('runs/a', { use_tensorboard: true, use_wandb: true, wandb: { project: 'p', entity: 'lab' } });
+    const withEntity = wandbPlan('runs/a', {
+      use_tensorboard: true,
+      use_wandb: true,
+      wandb: { project: 'p', entity: 'lab' },
+    });
     expect(withEntity.command).to.equal('wandb sync --sync-tensorboard --project p --entity lab runs/a/tensorboard');
     expect(withEntity.lines).to.have.length(3);
   });
 
   it('does nothing when use_wandb is false', () => {
-    expect(wandbPlan('r', { use_tensorboard: false, use_wandb: false })).to.deep.equal({ useTensorboard: false, lines: [], command: null });
+    expect(wandbPlan('r', { use_tensorboard: false, use_wandb: false })).to.deep.equal({
+      useTensorboard: false,
+      lines: [],
+      command: null,
+    });
     expect(wandbPlan('r', { use_tensorboard: true, use_wandb: false }).useTensorboard).to.equal(true);
   });
 });

@@ -37,19 +37,34 @@ describe('logging/progress lines', () => {
       eta: 20 * 3600 + 34 * 60 + 5,
       elapsed: 45 * 60 + 12.7,
     });
-    expect(line).to.equal('Step 5234/147500 (Epoch 0.71) | Loss: 0.1234 | LR: 1.2e-06 | Time/Step: 0.52s | ETA: 20h 34m | Elapsed: 45m 12s');
+    expect(line).to.equal(
+      'Step 5234/147500 (Epoch 0.71) | Loss: 0.1234 | LR: 1.2e-06 | Time/Step: 0.52s | ETA: 20h 34m | Elapsed: 45m 12s',
+    );
   });
 
   it('prints calculating... while the ETA is unknown', () => {
-    const line = formatProgressLine({ step: 1, totalSteps: 10, epoch: 0.1, loss: NaN, lr: 0, stepTime: 0, eta: null, elapsed: 0 });
-    expect(line).to.equal('Step 1/10 (Epoch 0.10) | Loss: nan | LR: 0.0e+00 | Time/Step: 0.00s | ETA: calculating... | Elapsed: 0s');
+    const line = formatProgressLine({
+      step: 1,
+      totalSteps: 10,
+      epoch: 0.1,
+      loss: NaN,
+      lr: 0,
+      stepTime: 0,
+      eta: null,
+      elapsed: 0,
+    });
+    expect(line).to.equal(
+      'Step 1/10 (Epoch 0.10) | Loss: nan | LR: 0.0e+00 | Time/Step: 0.00s | ETA: calculating... | Elapsed: 0s',
+    );
   });
 
   it('formats the resource line for CPU and CUDA', () => {
-    expect(formatResourceLine({ rssBytes: 1.23 * GB, peakRssBytes: 1.5 * GB, dataTime: 0.0104, stepTime: 0.52 })).to.equal(
-      '  Memory: RSS 1.23 GB (peak 1.50 GB) | Data: 0.01s/step (2%)',
+    expect(
+      formatResourceLine({ rssBytes: 1.23 * GB, peakRssBytes: 1.5 * GB, dataTime: 0.0104, stepTime: 0.52 }),
+    ).to.equal('  Memory: RSS 1.23 GB (peak 1.50 GB) | Data: 0.01s/step (2%)');
+    expect(formatResourceLine({ rssBytes: 1.23 * GB, dataTime: 0.6, stepTime: 0.5 })).to.equal(
+      '  Memory: RSS 1.23 GB | Data: 0.60s/step (100%)',
     );
-    expect(formatResourceLine({ rssBytes: 1.23 * GB, dataTime: 0.6, stepTime: 0.5 })).to.equal('  Memory: RSS 1.23 GB | Data: 0.60s/step (100%)');
     expect(
       formatResourceLine({
         rssBytes: 1.23 * GB,
@@ -58,8 +73,12 @@ describe('logging/progress lines', () => {
         dataTime: 0.01,
         stepTime: 0.5,
       }),
-    ).to.equal('  Memory: GPU0 3.21 GB alloc / 4.00 GB reserved (peak 3.50 GB) | RSS 1.23 GB | Util: 87% | Data: 0.01s/step (2%)');
-    expect(formatResourceLine({ rssBytes: 0, utilizationPct: null, dataTime: 0, stepTime: 0 })).to.equal('  Memory: RSS 0.00 GB | Data: 0.00s/step (0%)');
+    ).to.equal(
+      '  Memory: GPU0 3.21 GB alloc / 4.00 GB reserved (peak 3.50 GB) | RSS 1.23 GB | Util: 87% | Data: 0.01s/step (2%)',
+    );
+    expect(formatResourceLine({ rssBytes: 0, utilizationPct: null, dataTime: 0, stepTime: 0 })).to.equal(
+      '  Memory: RSS 0.00 GB | Data: 0.00s/step (0%)',
+    );
   });
 
   it('processMemory reports a positive RSS and a peak >= RSS-ish', () => {
@@ -166,7 +185,12 @@ describe('logging/ProgressReporter', () => {
   });
 
   it('on a TTY keeps a spinner for the status and writes lines above it', () => {
-    const out = new Capture() as Capture & { clearLine: () => boolean; cursorTo: () => boolean; moveCursor: () => boolean; columns: number };
+    const out = new Capture() as Capture & {
+      clearLine: () => boolean;
+      cursorTo: () => boolean;
+      moveCursor: () => boolean;
+      columns: number;
+    };
     out.isTTY = true;
     out.columns = 120;
     out.clearLine = () => true;

@@ -66,27 +66,51 @@ describe('logging/tensorboard', () => {
     const events = readEvents(file);
     expect(events).to.have.length(5);
     expect(events[0].fileVersion).to.equal('brain.Event:2');
-    expect(events[1]).to.deep.equal({ wallTime: 1700000001.25, step: 1, values: [{ tag: 'train/loss', value: f32(0.6931) }] });
+    expect(events[1]).to.deep.equal({
+      wallTime: 1700000001.25,
+      step: 1,
+      values: [{ tag: 'train/loss', value: f32(0.6931) }],
+    });
     expect(events[2].values).to.deep.equal([{ tag: 'train/lr', value: f32(1.25e-6) }]);
     expect(events[3].values[0].tag).to.equal('val/macro_auroc');
     expect(events[3].values[0].value).to.be.NaN;
-    expect(events[4]).to.deep.equal({ wallTime: 1700000010.5, step: -3, values: [{ tag: 'a', value: 1.5 }, { tag: 'b', value: -2 }] });
+    expect(events[4]).to.deep.equal({
+      wallTime: 1700000010.5,
+      step: -3,
+      values: [
+        { tag: 'a', value: 1.5 },
+        { tag: 'b', value: -2 },
+      ],
+    });
     // our encoder reproduces TensorBoard's records 1..4 exactly
     const records = readRecords(fs.readFileSync(file), file);
     const ours = [
       encodeEvent({ wallTime: 1700000001.25, step: 1, values: [{ tag: 'train/loss', value: 0.6931 }] }),
       encodeEvent({ wallTime: 1700000002.25, step: 2, values: [{ tag: 'train/lr', value: 1.25e-6 }] }),
       encodeEvent({ wallTime: 1700000003.25, step: 3, values: [{ tag: 'val/macro_auroc', value: NaN }] }),
-      encodeEvent({ wallTime: 1700000010.5, step: -3, values: [{ tag: 'a', value: 1.5 }, { tag: 'b', value: -2 }] }),
+      encodeEvent({
+        wallTime: 1700000010.5,
+        step: -3,
+        values: [
+          { tag: 'a', value: 1.5 },
+          { tag: 'b', value: -2 },
+        ],
+      }),
     ];
     ours.forEach((buf, i) => expect(buf.toString('hex'), `record ${i + 1}`).to.equal(records[i + 1].toString('hex')));
-    expect(Buffer.concat(ours.map(frameRecord)).toString('hex')).to.equal(TB_WRITTEN_HEX.slice(TB_WRITTEN_HEX.indexOf('2000000000000000')));
+    expect(Buffer.concat(ours.map(frameRecord)).toString('hex')).to.equal(
+      TB_WRITTEN_HEX.slice(TB_WRITTEN_HEX.indexOf('2000000000000000')),
+    );
   });
 
   it('writer: file name, file_version first, tags/steps/values round trip, flush and close', () => {
     let t = 1700000000.75;
     const w = new TensorBoardWriter(path.join(dir, 'tb'), { clock: () => t, flushSecs: 0 });
-    expect(path.basename(w.file)).to.match(new RegExp(`^events\\.out\\.tfevents\\.1700000000\\.${os.hostname().replace(/[.]/g, '\\.')}\\.${process.pid}\\.\\d+$`));
+    expect(path.basename(w.file)).to.match(
+      new RegExp(
+        `^events\\.out\\.tfevents\\.1700000000\\.${os.hostname().replace(/[.]/g, '\\.')}\\.${process.pid}\\.\\d+$`,
+      ),
+    );
     w.addScalar('train/loss', 0.5, 10);
     t += 1;
     w.addScalars({ 'val/macro_auroc': 0.75, 'val/per_class_auroc/Lung nodule': 0.8125 }, 20, 123.5);
@@ -98,7 +122,14 @@ describe('logging/tensorboard', () => {
     expect(events[0]).to.deep.equal({ wallTime: 1700000000.75, step: 0, fileVersion: 'brain.Event:2', values: [] });
     expect(events.slice(1)).to.deep.equal([
       { wallTime: 1700000000.75, step: 10, values: [{ tag: 'train/loss', value: 0.5 }] },
-      { wallTime: 123.5, step: 20, values: [{ tag: 'val/macro_auroc', value: 0.75 }, { tag: 'val/per_class_auroc/Lung nodule', value: 0.8125 }] },
+      {
+        wallTime: 123.5,
+        step: 20,
+        values: [
+          { tag: 'val/macro_auroc', value: 0.75 },
+          { tag: 'val/per_class_auroc/Lung nodule', value: 0.8125 },
+        ],
+      },
       { wallTime: 1700000001.75, step: 2 ** 40, values: [{ tag: 'train/loss', value: 0.25 }] },
     ]);
     expect(() => w.addScalar('x', 1, 1)).to.throw(/after close/);

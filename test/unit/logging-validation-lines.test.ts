@@ -58,11 +58,19 @@ describe('logging/validation lines', () => {
     expect(parsed!.step).to.equal(42);
     expect(parsed!.timestamp).to.equal('2025-01-31 14:05:09');
     expect(Object.keys(parsed!.metrics)).to.deep.equal(Object.keys(metrics));
-    expect(parsed!.metrics).to.deep.equal({ macro_auroc: 0.7123, macro_auprc: 0.2, macro_f1: NaN, weighted_auroc: 1, weighted_auprc: Infinity, loss: -1.2346 });
+    expect(parsed!.metrics).to.deep.equal({
+      macro_auroc: 0.7123,
+      macro_auprc: 0.2,
+      macro_f1: NaN,
+      weighted_auroc: 1,
+      weighted_auprc: Infinity,
+      loss: -1.2346,
+    });
   });
 
   it('parses lines as the reference prints them and rejects other lines', () => {
-    const ref = '[2024-11-02 03:14:15] Step 14750 - val | macro_auroc: 0.7012, macro_auprc: 0.2871, weighted_auroc: 0.7355';
+    const ref =
+      '[2024-11-02 03:14:15] Step 14750 - val | macro_auroc: 0.7012, macro_auprc: 0.2871, weighted_auroc: 0.7355';
     expect(parseValidationLine(ref)).to.deep.equal({
       timestamp: '2024-11-02 03:14:15',
       step: 14750,
@@ -71,7 +79,9 @@ describe('logging/validation lines', () => {
     });
     expect(parseValidationLine(`${ref}\n`)).to.not.equal(null);
     expect(parseValidationLine('[2024-11-02 03:14:15] Step 1 - train | loss: 0.5000')).to.equal(null);
-    expect(parseMetricsLine('[2024-11-02 03:14:15] Step 1 - train | loss: 0.5000')!.metrics).to.deep.equal({ loss: 0.5 });
+    expect(parseMetricsLine('[2024-11-02 03:14:15] Step 1 - train | loss: 0.5000')!.metrics).to.deep.equal({
+      loss: 0.5,
+    });
     expect(parseValidationLine('Step 5234/147500 (Epoch 0.71) | Loss: 0.1234')).to.equal(null);
     expect(parseValidationLine('[2024-11-02 03:14:15] Step 1 - val | garbage')).to.equal(null);
     const withText = parseValidationLine(formatValidationLine(1, { note: 'a, b', x: 1 }, T));
@@ -79,7 +89,19 @@ describe('logging/validation lines', () => {
   });
 
   it('results summary: reference order with the star on the selection metric', () => {
-    const lines = formatValidationResults(100, 200, { macro_auroc: 0.7, macro_auprc: 0.3, macro_f1: 0.4, weighted_auroc: 0.75, weighted_auprc: 0.35, weighted_f1: 0.45 }, 'weighted_auroc');
+    const lines = formatValidationResults(
+      100,
+      200,
+      {
+        macro_auroc: 0.7,
+        macro_auprc: 0.3,
+        macro_f1: 0.4,
+        weighted_auroc: 0.75,
+        weighted_auprc: 0.35,
+        weighted_f1: 0.45,
+      },
+      'weighted_auroc',
+    );
     expect(lines).to.deep.equal([
       'Validation Results (Step 100, 200 samples)',
       'Macro AUROC: 0.7000',

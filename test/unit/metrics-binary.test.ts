@@ -19,7 +19,18 @@ import {
   sortClass,
 } from '../../lib/metrics';
 
-const ALL_METRICS = ['auroc', 'auprc', 'f1', 'f1_threshold', 'n_pr_points', 'precision', 'recall', 'specificity', 'accuracy', 'f1_at_threshold'] as const;
+const ALL_METRICS = [
+  'auroc',
+  'auprc',
+  'f1',
+  'f1_threshold',
+  'n_pr_points',
+  'precision',
+  'recall',
+  'specificity',
+  'accuracy',
+  'f1_at_threshold',
+] as const;
 
 function expectArgumentError(fn: () => unknown, pattern: RegExp): void {
   try {
@@ -159,8 +170,14 @@ describe('metrics: binary (per class)', function () {
 
   it('makes every metric NaN for single-valued labels and n = 1, but still reports the counts', function () {
     for (const [scores, labels] of [
-      [[0.9, 0.1, 0.5], [0, 0, 0]],
-      [[0.9, 0.1, 0.5], [1, 1, 1]],
+      [
+        [0.9, 0.1, 0.5],
+        [0, 0, 0],
+      ],
+      [
+        [0.9, 0.1, 0.5],
+        [1, 1, 1],
+      ],
       [[0.7], [1]],
       [[0.2], [0]],
     ] as Array<[number[], number[]]>) {
@@ -203,7 +220,12 @@ describe('metrics: binary (per class)', function () {
     expect(transformed.auroc).to.equal(base.auroc);
     expect(transformed.auprc).to.equal(base.auprc);
     expect(transformed.f1).to.equal(base.f1);
-    expect(binaryMetrics(sc.map((v) => -v), lab).auroc).to.be.closeTo(1 - base.auroc, 1e-15);
+    expect(
+      binaryMetrics(
+        sc.map((v) => -v),
+        lab,
+      ).auroc,
+    ).to.be.closeTo(1 - base.auroc, 1e-15);
   });
 
   it('evaluates integer weights exactly like the data with rows repeated (the bootstrap relies on it)', function () {
@@ -276,13 +298,28 @@ describe('metrics: multi-label evaluation and aggregates', function () {
 
   it('aggregates over valid classes only, weighting by the number of positives', function () {
     const r = evaluateMultiLabel(scores, labels, classes);
-    const a: BinaryMetrics = binaryMetrics(scores.map((row) => row[0]), labels.map((row) => row[0]));
-    const b: BinaryMetrics = binaryMetrics(scores.map((row) => row[1]), labels.map((row) => row[1]));
+    const a: BinaryMetrics = binaryMetrics(
+      scores.map((row) => row[0]),
+      labels.map((row) => row[0]),
+    );
+    const b: BinaryMetrics = binaryMetrics(
+      scores.map((row) => row[1]),
+      labels.map((row) => row[1]),
+    );
     expect(r.n_valid_classes).to.equal(2);
     expect(r.n_classes).to.equal(4);
     expect(r.n_samples).to.equal(6);
     expect(r.threshold).to.equal(0.5);
-    for (const m of ['auroc', 'auprc', 'f1', 'precision', 'recall', 'specificity', 'accuracy', 'f1_at_threshold'] as const) {
+    for (const m of [
+      'auroc',
+      'auprc',
+      'f1',
+      'precision',
+      'recall',
+      'specificity',
+      'accuracy',
+      'f1_at_threshold',
+    ] as const) {
       expect(r[`macro_${m}`], m).to.be.closeTo((a[m] + b[m]) / 2, 1e-15);
       // allOne has support 6 but NaN metrics: excluded from the weighted average.
       expect(r[`weighted_${m}`], m).to.be.closeTo((2 * a[m] + 3 * b[m]) / 5, 1e-15);
@@ -295,7 +332,13 @@ describe('metrics: multi-label evaluation and aggregates', function () {
 
   it('uses the reference key order: macro_*, weighted_*, then per_class', function () {
     const keys = Object.keys(evaluateMultiLabel(scores, labels, classes));
-    expect(keys.slice(0, 5)).to.deep.equal(['macro_auroc', 'macro_auprc', 'macro_f1', 'macro_precision', 'macro_recall']);
+    expect(keys.slice(0, 5)).to.deep.equal([
+      'macro_auroc',
+      'macro_auprc',
+      'macro_f1',
+      'macro_precision',
+      'macro_recall',
+    ]);
     expect(keys.indexOf('weighted_auroc')).to.be.greaterThan(keys.indexOf('macro_f1_at_threshold'));
     expect(keys[keys.length - 1]).to.equal('per_class');
   });
@@ -320,11 +363,20 @@ describe('metrics: multi-label evaluation and aggregates', function () {
   });
 
   it('rejects mismatched shapes, non-binary labels and non-finite scores, naming row and class', function () {
-    expectArgumentError(() => evaluateMultiLabel(scores, labels.slice(1), classes), /labels has 5 rows but scores has 6/);
-    expectArgumentError(() => evaluateMultiLabel(scores, labels, ['a', 'b', 'c']), /scores row 0 has 4 columns; expected 3/);
+    expectArgumentError(
+      () => evaluateMultiLabel(scores, labels.slice(1), classes),
+      /labels has 5 rows but scores has 6/,
+    );
+    expectArgumentError(
+      () => evaluateMultiLabel(scores, labels, ['a', 'b', 'c']),
+      /scores row 0 has 4 columns; expected 3/,
+    );
     const badLabels = labels.map((row) => row.slice());
     badLabels[2][1] = 0.5;
-    expectArgumentError(() => evaluateMultiLabel(scores, badLabels, classes), /labels\[2\] for class "b" is 0.5; expected 0 or 1/);
+    expectArgumentError(
+      () => evaluateMultiLabel(scores, badLabels, classes),
+      /labels\[2\] for class "b" is 0.5; expected 0 or 1/,
+    );
     const badScores = scores.map((row) => row.slice());
     badScores[4][3] = NaN;
     expectArgumentError(() => evaluateMultiLabel(badScores, labels, classes), /scores\[4\] for class "allOne" is NaN/);

@@ -6,7 +6,14 @@
 import { expect } from 'chai';
 import { CtclipError } from '../../lib/errors';
 import { Rng } from '../../lib/rng';
-import { AGGREGATE_KEYS, bootstrapMetrics, ciLabel, flattenBootstrap, formatBootstrapSummary, toStrictJson } from '../../lib/metrics';
+import {
+  AGGREGATE_KEYS,
+  bootstrapMetrics,
+  ciLabel,
+  flattenBootstrap,
+  formatBootstrapSummary,
+  toStrictJson,
+} from '../../lib/metrics';
 
 /** Standard normal CDF via erf (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7: ample for a coverage test). */
 function normalCdf(x: number): number {
@@ -18,7 +25,11 @@ function normalCdf(x: number): number {
 }
 
 /** n × C synthetic predictions: class c positive with prevalence prev[c], scores rounded to 3 decimals (ties). */
-function synthetic(seed: number, n: number, prevalences: number[]): { scores: number[][]; labels: number[][]; classes: string[] } {
+function synthetic(
+  seed: number,
+  n: number,
+  prevalences: number[],
+): { scores: number[][]; labels: number[][]; classes: string[] } {
   const rng = Rng.derive(seed, 'metrics-bootstrap-test');
   const scores: number[][] = [];
   const labels: number[][] = [];
@@ -58,7 +69,11 @@ describe('metrics: bootstrap confidence intervals', function () {
   });
 
   it('gives lower ≤ upper, the full-data estimate and n_valid + n_skipped = nResamples everywhere', function () {
-    const r = bootstrapMetrics(data.scores, data.labels, data.classes, { nResamples: 300, seed: 1, perClassMetrics: ['auroc', 'auprc'] });
+    const r = bootstrapMetrics(data.scores, data.labels, data.classes, {
+      nResamples: 300,
+      seed: 1,
+      perClassMetrics: ['auroc', 'auprc'],
+    });
     expect(r.n_resamples).to.equal(300);
     expect(r.level).to.equal(0.95);
     expect(r.percentiles).to.deep.equal([2.5, 97.5]);
@@ -88,11 +103,19 @@ describe('metrics: bootstrap confidence intervals', function () {
     expect(rare.n_valid + rare.n_skipped).to.equal(500);
     // The macro still exists when "common" is valid: it is skipped only when both classes are undefined.
     expect(plain.intervals.macro_auroc.n_skipped).to.equal(0);
-    const strat = bootstrapMetrics(scores, labels, ['rare', 'common'], { nResamples: 500, seed: 3, stratify: 'per_class' });
+    const strat = bootstrapMetrics(scores, labels, ['rare', 'common'], {
+      nResamples: 500,
+      seed: 3,
+      stratify: 'per_class',
+    });
     expect(strat.per_class.rare.auroc!.n_skipped).to.equal(0);
     // With its only positive always drawn, the rare class's AUROC is its rank among the resampled negatives.
     expect(strat.per_class.rare.auroc!.upper).to.be.at.most(1);
-    const rows = bootstrapMetrics(scores, labels, ['rare', 'common'], { nResamples: 500, seed: 3, stratify: 'any_positive' });
+    const rows = bootstrapMetrics(scores, labels, ['rare', 'common'], {
+      nResamples: 500,
+      seed: 3,
+      stratify: 'any_positive',
+    });
     expect(rows.stratify).to.equal('any_positive');
     expect(rows.intervals.macro_auroc.n_valid).to.equal(500);
   });
@@ -129,7 +152,15 @@ describe('metrics: bootstrap confidence intervals', function () {
   });
 
   it('rejects bad options with ARGUMENT_ERROR', function () {
-    const bad = [{ level: 1 }, { level: 0 }, { nResamples: 0 }, { nResamples: 2.5 }, { seed: -1 }, { stratify: 'rows' }, { perClassMetrics: ['bogus'] }];
+    const bad = [
+      { level: 1 },
+      { level: 0 },
+      { nResamples: 0 },
+      { nResamples: 2.5 },
+      { seed: -1 },
+      { stratify: 'rows' },
+      { perClassMetrics: ['bogus'] },
+    ];
     for (const opts of bad) {
       expect(() => bootstrapMetrics(data.scores, data.labels, data.classes, opts as never), JSON.stringify(opts))
         .to.throw(CtclipError)
@@ -163,13 +194,19 @@ describe('metrics: bootstrap confidence intervals', function () {
       if (iv.lower <= trueAuroc && trueAuroc <= iv.upper) covered++;
     }
     const coverage = covered / repetitions;
-    console.log(`      coverage of the 90% interval: ${(100 * coverage).toFixed(1)}% over ${repetitions} repetitions (${Date.now() - started} ms)`);
+    console.log(
+      `      coverage of the 90% interval: ${(100 * coverage).toFixed(1)}% over ${repetitions} repetitions (${Date.now() - started} ms)`,
+    );
     expect(coverage).to.be.within(0.8, 0.97);
   });
 
   it('runs a 3000 × 18 evaluation with 1000 resamples in a few seconds', function () {
     this.timeout(60000);
-    const big = synthetic(11, 3000, Array.from({ length: 18 }, (_, c) => 0.03 + 0.02 * c));
+    const big = synthetic(
+      11,
+      3000,
+      Array.from({ length: 18 }, (_, c) => 0.03 + 0.02 * c),
+    );
     const started = Date.now();
     const r = bootstrapMetrics(big.scores, big.labels, big.classes, { nResamples: 1000, seed: 42 });
     const ms = Date.now() - started;

@@ -33,7 +33,17 @@ interface FixtureFile {
 }
 
 const ATOL = 1e-9;
-const PER_CLASS_NUMBERS = ['auroc', 'auprc', 'f1', 'f1_threshold', 'n_pr_points', 'precision', 'recall', 'specificity', 'accuracy'];
+const PER_CLASS_NUMBERS = [
+  'auroc',
+  'auprc',
+  'f1',
+  'f1_threshold',
+  'n_pr_points',
+  'precision',
+  'recall',
+  'specificity',
+  'accuracy',
+];
 
 describe('metrics: fixture G (scikit-learn)', function () {
   let fixture: FixtureFile;
@@ -84,8 +94,10 @@ describe('metrics: fixture G (scikit-learn)', function () {
         }
         if (exp.auroc !== null) expectedValid++;
       }
-      for (const [key, v] of Object.entries(c.macro)) expectClose((r as unknown as Record<string, number>)[key], v, `${c.name} ${key}`);
-      for (const [key, v] of Object.entries(c.weighted)) expectClose((r as unknown as Record<string, number>)[key], v, `${c.name} ${key}`);
+      for (const [key, v] of Object.entries(c.macro))
+        expectClose((r as unknown as Record<string, number>)[key], v, `${c.name} ${key}`);
+      for (const [key, v] of Object.entries(c.weighted))
+        expectClose((r as unknown as Record<string, number>)[key], v, `${c.name} ${key}`);
       expect(r.n_valid_classes, `${c.name} n_valid_classes`).to.equal(expectedValid);
     }
   });

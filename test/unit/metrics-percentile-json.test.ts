@@ -4,7 +4,14 @@
  */
 import { expect } from 'chai';
 import { CtclipError } from '../../lib/errors';
-import { intervalPercentiles, median, percentile, percentileSorted, toStrictJson, toStrictJsonValue } from '../../lib/metrics';
+import {
+  intervalPercentiles,
+  median,
+  percentile,
+  percentileSorted,
+  toStrictJson,
+  toStrictJsonValue,
+} from '../../lib/metrics';
 
 describe('metrics: percentiles (numpy linear)', function () {
   it('matches np.percentile bit for bit', function () {
@@ -14,7 +21,9 @@ describe('metrics: percentiles (numpy linear)', function () {
     expect(qs.map((q) => percentile(v, q))).to.deep.equal(numpy);
     expect([2.5, 50, 97.5].map((q) => percentile([1, 2], q))).to.deep.equal([1.025, 1.5, 1.975]);
     const u = [0.7312, 0.7011, 0.7598, 0.7433, 0.7209, 0.7, 0.76, 0.7355, 0.715, 0.7488];
-    expect([2.5, 97.5, 10, 90].map((q) => percentile(u, q))).to.deep.equal([0.7002474999999999, 0.759955, 0.70099, 0.75982]);
+    expect([2.5, 97.5, 10, 90].map((q) => percentile(u, q))).to.deep.equal([
+      0.7002474999999999, 0.759955, 0.70099, 0.75982,
+    ]);
   });
 
   it('handles one value, empty input, medians and prefixes', function () {
@@ -39,7 +48,13 @@ describe('metrics: percentiles (numpy linear)', function () {
 
 describe('metrics: strict JSON', function () {
   it('writes NaN and ±Infinity as null everywhere, and typed arrays as arrays', function () {
-    const text = toStrictJson({ a: NaN, b: [1, Infinity, -Infinity], c: { d: 0.5 }, e: Float64Array.from([1, NaN]), f: Uint8Array.from([3]) });
+    const text = toStrictJson({
+      a: NaN,
+      b: [1, Infinity, -Infinity],
+      c: { d: 0.5 },
+      e: Float64Array.from([1, NaN]),
+      f: Uint8Array.from([3]),
+    });
     expect(text).to.equal('{"a":null,"b":[1,null,null],"c":{"d":0.5},"e":[1,null],"f":[3]}');
     expect(toStrictJson(NaN)).to.equal('null');
     expect(toStrictJson({ x: 1 }, 2)).to.equal('{\n  "x": 1\n}');

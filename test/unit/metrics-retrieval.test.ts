@@ -9,7 +9,9 @@ import { retrievalMetrics, retrievalRanks, summarizeRanks } from '../../lib/metr
 describe('metrics: retrieval', function () {
   it('gives perfect scores for a diagonal-dominant matrix', function () {
     const n = 7;
-    const sim = Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 1 : -0.1 * ((i + j) % 3))));
+    const sim = Array.from({ length: n }, (_, i) =>
+      Array.from({ length: n }, (_, j) => (i === j ? 1 : -0.1 * ((i + j) % 3))),
+    );
     const r = retrievalMetrics(sim);
     for (const dir of [r.image_to_text, r.text_to_image]) {
       expect(dir).to.deep.equal({ r1: 1, r5: 1, r10: 1, r50: 1, mean_rank: 1, median_rank: 1 });
@@ -55,7 +57,12 @@ describe('metrics: retrieval', function () {
     expect(() => retrievalMetrics(new Float64Array(6))).to.throw(CtclipError, /expected n·n/);
     expect(() => retrievalMetrics(new Float64Array(9), 2)).to.throw(CtclipError, /expected n·n/);
     expect(() => retrievalMetrics([[1, 2], [3]])).to.throw(CtclipError, /row 1 has 1 columns; expected 2/);
-    expect(() => retrievalMetrics([[1, NaN], [3, 4]])).to.throw(CtclipError, /similarity\[0\]\[1\] is NaN/);
+    expect(() =>
+      retrievalMetrics([
+        [1, NaN],
+        [3, 4],
+      ]),
+    ).to.throw(CtclipError, /similarity\[0\]\[1\] is NaN/);
     expect(() => retrievalMetrics([[1]], undefined, { ties: 'random' as never })).to.throw(CtclipError, /ties/);
   });
 });

@@ -12,8 +12,12 @@ import { resolveClassNames, tokenizerFromConfig, vocabFile } from '../../lib/mod
 
 describe('model factory: vocabulary and class names', () => {
   it('vocabFile: model.text_encoder.vocab, else <path>/vocab.txt, else CONFIG_ERROR naming both keys', () => {
-    expect(vocabFile(parseConfig({ experiment: { name: 'f' }, model: { text_encoder: { vocab: 'v.txt', path: 'hf' } } }))).to.equal('v.txt');
-    expect(vocabFile(parseConfig({ experiment: { name: 'f' }, model: { text_encoder: { path: 'hf' } } }))).to.equal(path.join('hf', 'vocab.txt'));
+    expect(
+      vocabFile(parseConfig({ experiment: { name: 'f' }, model: { text_encoder: { vocab: 'v.txt', path: 'hf' } } })),
+    ).to.equal('v.txt');
+    expect(vocabFile(parseConfig({ experiment: { name: 'f' }, model: { text_encoder: { path: 'hf' } } }))).to.equal(
+      path.join('hf', 'vocab.txt'),
+    );
     const cfg = parseConfig({ experiment: { name: 'f' }, model: { text_encoder: { vocab: null, path: null } } });
     expect(() => vocabFile(cfg)).to.throw(/model\.text_encoder\.vocab .* or model\.text_encoder\.path/);
   });
@@ -23,7 +27,9 @@ describe('model factory: vocabulary and class names', () => {
     try {
       const vocab = path.join(dir, 'vocab.txt');
       fs.writeFileSync(vocab, ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'lung'].join('\n') + '\n');
-      expect(tokenizerFromConfig(parseConfig({ experiment: { name: 'f' }, model: { text_encoder: { vocab } } })).vocabSize).to.equal(6);
+      expect(
+        tokenizerFromConfig(parseConfig({ experiment: { name: 'f' }, model: { text_encoder: { vocab } } })).vocabSize,
+      ).to.equal(6);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -35,6 +41,8 @@ describe('model factory: vocabulary and class names', () => {
     const bare = parseConfig({ experiment: { name: 'f' }, data: { class_names: null, labels_valid: null } });
     expect(resolveClassNames(bare, { classNames: ['x'] } as unknown as ShardIndex)).to.deep.equal(['x']);
     expect(() => resolveClassNames(bare, null)).to.throw(/index the shards with --labels-csv/);
-    expect(() => resolveClassNames(bare, null, 'validation shards')).to.throw(/index the validation shards with --labels-csv/);
+    expect(() => resolveClassNames(bare, null, 'validation shards')).to.throw(
+      /index the validation shards with --labels-csv/,
+    );
   });
 });

@@ -11,7 +11,10 @@ describe('preprocess: CSV', () => {
   });
 
   it('handles quoted fields with commas, newlines and doubled quotes', () => {
-    const t = 'VolumeName,Findings_EN,Impressions_EN\r\n' + 'train_1_a_1.nii.gz,"Lungs clear, no ""nodule"".\nHeart normal.","None."\r\n' + 'train_2_a_1.nii.gz,,"x,\r\ny"\n';
+    const t =
+      'VolumeName,Findings_EN,Impressions_EN\r\n' +
+      'train_1_a_1.nii.gz,"Lungs clear, no ""nodule"".\nHeart normal.","None."\r\n' +
+      'train_2_a_1.nii.gz,,"x,\r\ny"\n';
     const r = parseCsv(t);
     expect(r.map((x) => x.fields)).to.deep.equal([
       ['VolumeName', 'Findings_EN', 'Impressions_EN'],
@@ -23,7 +26,11 @@ describe('preprocess: CSV', () => {
   });
 
   it('strips a BOM, accepts CR-only and skips blank lines', () => {
-    expect(rows('\uFEFFa,b\r1,2\r\r\n\n3,4\n')).to.deep.equal([['a', 'b'], ['1', '2'], ['3', '4']]);
+    expect(rows('\uFEFFa,b\r1,2\r\r\n\n3,4\n')).to.deep.equal([
+      ['a', 'b'],
+      ['1', '2'],
+      ['3', '4'],
+    ]);
   });
 
   it('keeps a quote inside an unquoted field literally; "" is an empty field', () => {
@@ -58,7 +65,9 @@ describe('preprocess: CSV', () => {
     expect(parseXYSpacing('n/a')).to.be.NaN;
     expect(studyIdOf('train_1_a_1.nii.gz')).to.equal('train_1_a_1');
     expect(studyIdOf('/x/valid_2_b_3.nii')).to.equal('valid_2_b_3');
-    expect(sampleJson('valid_1_a_1', [480, 480, 240])).to.equal('{"study_id": "valid_1_a_1", "volume_shape": [480, 480, 240], "volume_dtype": "float16"}');
+    expect(sampleJson('valid_1_a_1', [480, 480, 240])).to.equal(
+      '{"study_id": "valid_1_a_1", "volume_shape": [480, 480, 240], "volume_dtype": "float16"}',
+    );
     expect(JSON.parse(sampleJson('a"b', [1, 2, 3])).study_id).to.equal('a"b');
   });
 });

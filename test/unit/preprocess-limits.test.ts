@@ -10,7 +10,14 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as zlib from 'zlib';
-import { DEFAULT_MAX_VOXELS, niftiGeometry, parseNifti, parseNiftiHeader, readNifti, writeNifti } from '../../lib/preprocess/nifti';
+import {
+  DEFAULT_MAX_VOXELS,
+  niftiGeometry,
+  parseNifti,
+  parseNiftiHeader,
+  readNifti,
+  writeNifti,
+} from '../../lib/preprocess/nifti';
 import { DEFAULT_MAX_RESAMPLED_VOXELS, planVolume, readVolume } from '../../lib/preprocess/pipeline';
 import { writeGzipWithZeros, writeNiftiBomb } from '../helpers/nifti-bombs';
 import { rejection } from '../helpers/errors';
@@ -34,7 +41,11 @@ describe('preprocess limits: hostile NIfTI files', function () {
       const before = peakMiB();
       const e = await rejection(readNifti(file));
       expect(e.code).to.equal('DATA_ERROR');
-      expect(e.message).to.contain(file).and.contain('dim[1..3]').and.contain('1024×1024×1024').and.contain('536,870,912 voxels');
+      expect(e.message)
+        .to.contain(file)
+        .and.contain('dim[1..3]')
+        .and.contain('1024×1024×1024')
+        .and.contain('536,870,912 voxels');
       // Reading it would take ≥ 6 GiB (2 GiB inflated + 4 GiB float32).
       expect(peakMiB() - before).to.be.below(200);
       // The in-memory reader checks the header the same way.
@@ -55,12 +66,24 @@ describe('preprocess limits: hostile NIfTI files', function () {
       writeNiftiBomb(file, [512, 512, 512]);
       const before = peakMiB();
       const e = await rejection(readNifti(file, { maxVoxels: 2 ** 24 }));
-      expect(e.message).to.match(/bomb512\.nii\.gz: NIfTI dim\[1\.\.3\]: 512×512×512 is 134,217,728 voxels .* over the limit of 16,777,216 voxels/);
+      expect(e.message).to.match(
+        /bomb512\.nii\.gz: NIfTI dim\[1\.\.3\]: 512×512×512 is 134,217,728 voxels .* over the limit of 16,777,216 voxels/,
+      );
       expect(peakMiB() - before).to.be.below(100);
     });
 
     it('the defaults admit a CT-RATE volume (512×512×1000 int16 at 0.7×0.7×1 mm) with margin', () => {
-      const head = writeNifti({ data: [0], shape: [1, 1, 1], datatype: 'int16', spacing: [0.7, 0.7, 1], patch: [[42, 'i16', 512], [44, 'i16', 512], [46, 'i16', 1000]] });
+      const head = writeNifti({
+        data: [0],
+        shape: [1, 1, 1],
+        datatype: 'int16',
+        spacing: [0.7, 0.7, 1],
+        patch: [
+          [42, 'i16', 512],
+          [44, 'i16', 512],
+          [46, 'i16', 1000],
+        ],
+      });
       const g = niftiGeometry(parseNiftiHeader(head, 'ct.nii.gz'), 'ct.nii.gz');
       expect(g.voxels).to.equal(262_144_000);
       expect(g.voxels * 2).to.be.at.most(DEFAULT_MAX_VOXELS);
@@ -72,11 +95,22 @@ describe('preprocess limits: hostile NIfTI files', function () {
     it('refuses a resampled grid over the limit (the cube of the spacing ratio) from the header, naming dim, pixdim and limit', async () => {
       // 100³ voxels at 10 mm → 1333×1333×666 at 0.75×0.75×1.5 mm: 1.18 G voxels (4.4 GiB as float32).
       const file = path.join(dir, 'coarse.nii.gz');
-      fs.writeFileSync(file, writeNifti({ data: new Float32Array(100 * 100 * 100), shape: [100, 100, 100], datatype: 'int16', spacing: [10, 10, 10], gzip: true }));
+      fs.writeFileSync(
+        file,
+        writeNifti({
+          data: new Float32Array(100 * 100 * 100),
+          shape: [100, 100, 100],
+          datatype: 'int16',
+          spacing: [10, 10, 10],
+          gzip: true,
+        }),
+      );
       const before = peakMiB();
       const e = await rejection(readVolume(file, { spacing: [0.75, 0.75, 1.5] }));
       expect(e.code).to.equal('DATA_ERROR');
-      expect(e.message).to.contain(`${file}: NIfTI dim[1..3] 100×100×100 at pixdim[1..3] 10 × 10 × 10 mm resamples to 1333×1333×666`);
+      expect(e.message).to.contain(
+        `${file}: NIfTI dim[1..3] 100×100×100 at pixdim[1..3] 10 × 10 × 10 mm resamples to 1333×1333×666`,
+      );
       expect(e.message).to.contain('over the limit of 536,870,912 resampled voxels');
       // A lower cap is honoured too (the grid 133×133×66 at 7.5 mm × 7.5 mm × 15 mm).
       const e2 = await rejection(readVolume(file, { spacing: [7.5, 7.5, 15], maxResampledVoxels: 1000 }));
@@ -88,7 +122,9 @@ describe('preprocess limits: hostile NIfTI files', function () {
 
   it('refuses a vox_offset that would skip more than 64 MiB of extensions, naming the field', () => {
     const b = writeNifti({ data: [0], shape: [1, 1, 1], datatype: 'int16', patch: [[108, 'f32', 2 ** 30]] });
-    expect(() => parseNifti(b, 'ext.nii')).to.throw(/ext\.nii: NIfTI vox_offset: 1073741824 leaves 1024\.0 MiB of extensions .* over the limit/);
+    expect(() => parseNifti(b, 'ext.nii')).to.throw(
+      /ext\.nii: NIfTI vox_offset: 1073741824 leaves 1024\.0 MiB of extensions .* over the limit/,
+    );
   });
 
   describe('bytes after the voxel data are never inflated', () => {
@@ -115,7 +151,11 @@ describe('preprocess limits: hostile NIfTI files', function () {
   });
 
   describe('pixdim must be a usable voxel size unless the spacing is given', () => {
-    const base = { data: new Array(8 * 8 * 4).fill(-1000), shape: [8, 8, 4] as [number, number, number], datatype: 'int16' as const };
+    const base = {
+      data: new Array(8 * 8 * 4).fill(-1000),
+      shape: [8, 8, 4] as [number, number, number],
+      datatype: 'int16' as const,
+    };
     const cases: [string, number, number, string][] = [
       ['0', 3, 0, '0'],
       ['NaN', 1, NaN, 'NaN'],
@@ -125,10 +165,15 @@ describe('preprocess limits: hostile NIfTI files', function () {
     for (const [name, axis, value, shown] of cases) {
       it(`pixdim[${axis}] = ${name}: an error naming the field and value; an explicit spacing overrides it`, async () => {
         const file = path.join(dir, `pixdim-${name}.nii.gz`);
-        fs.writeFileSync(file, writeNifti({ ...base, spacing: [0.8, 0.8, 1.5], patch: [[76 + 4 * axis, 'f32', value]], gzip: true }));
+        fs.writeFileSync(
+          file,
+          writeNifti({ ...base, spacing: [0.8, 0.8, 1.5], patch: [[76 + 4 * axis, 'f32', value]], gzip: true }),
+        );
         const e = await rejection(readNifti(file));
         expect(e.code).to.equal('DATA_ERROR');
-        expect(e.message).to.contain(`${file}: NIfTI pixdim[${axis}]: ${shown} is not a usable voxel size`).and.contain('--source-spacing');
+        expect(e.message)
+          .to.contain(`${file}: NIfTI pixdim[${axis}]: ${shown} is not a usable voxel size`)
+          .and.contain('--source-spacing');
         expect(() => parseNifti(fs.readFileSync(file), 'm.nii')).to.throw(`m.nii: NIfTI pixdim[${axis}]: ${shown}`);
         // Override: the reader's spacing, predict --source-spacing (voxelSpacing), or the metadata CSV.
         const v = await readNifti(file, { spacing: [0.8, 0.8, 1.5] });
@@ -148,7 +193,9 @@ describe('preprocess limits: hostile NIfTI files', function () {
       const file = path.join(dir, 'metres.nii');
       fs.writeFileSync(file, writeNifti({ ...base, spacing: [1e30, 0.0008, 0.0015], spatialUnits: 1 }));
       const e = await rejection(readVolume(file));
-      expect(e.message).to.contain(`${file}: NIfTI dim[1..3] 8×8×4 at pixdim[1..3]`).and.contain('over the limit of 536,870,912 resampled voxels');
+      expect(e.message)
+        .to.contain(`${file}: NIfTI dim[1..3] 8×8×4 at pixdim[1..3]`)
+        .and.contain('over the limit of 536,870,912 resampled voxels');
     });
   });
 

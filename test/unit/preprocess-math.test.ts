@@ -39,11 +39,22 @@ describe('preprocess: orientation', () => {
     expect(axisCodes(diag(-0.957, 0.957, 1.5))).to.equal('LAS');
     expect(axisCodes(diag(-1, -1, 1))).to.equal('LPS');
     // i along world y, j along world −x, k along −z.
-    expect(axisCodes([[0, -1, 0, 0], [1, 0, 0, 0], [0, 0, -2, 0], [0, 0, 0, 1]])).to.equal('ALI');
+    expect(
+      axisCodes([
+        [0, -1, 0, 0],
+        [1, 0, 0, 0],
+        [0, 0, -2, 0],
+        [0, 0, 0, 1],
+      ]),
+    ).to.equal('ALI');
   });
 
   it('none keeps i, j, k as stored', () => {
-    expect(orientationPlan(diag(-1, 1, 1), 'none')).to.include({ reorient: 'none', inputCodes: 'LAS', outputCodes: 'LAS' });
+    expect(orientationPlan(diag(-1, 1, 1), 'none')).to.include({
+      reorient: 'none',
+      inputCodes: 'LAS',
+      outputCodes: 'LAS',
+    });
     expect(orientationPlan(diag(-1, 1, 1), 'none').order).to.deep.equal([0, 1, 2]);
   });
 
@@ -53,7 +64,12 @@ describe('preprocess: orientation', () => {
     expect(las.flip).to.deep.equal([0]);
     const lps = orientationPlan(diag(-1, 1, 1), 'LPS');
     expect(lps.flip).to.deep.equal([1]);
-    const ali = [[0, -1, 0, 0], [1, 0, 0, 0], [0, 0, -2, 0], [0, 0, 0, 1]];
+    const ali = [
+      [0, -1, 0, 0],
+      [1, 0, 0, 0],
+      [0, 0, -2, 0],
+      [0, 0, 0, 1],
+    ];
     const p = orientationPlan(ali, 'RAS');
     expect(p.order).to.deep.equal([1, 0, 2]); // H = world x = voxel j, W = world y = voxel i
     expect(p.flip).to.deep.equal([1, 2]); // j runs to −x, k to −z
@@ -61,6 +77,17 @@ describe('preprocess: orientation', () => {
   });
 
   it('refuses an affine with two axes along one world axis', () => {
-    expect(() => orientationPlan([[1, 1, 0, 0], [0, 0.1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], 'RAS', 'o.nii')).to.throw(/o\.nii: two voxel axes/);
+    expect(() =>
+      orientationPlan(
+        [
+          [1, 1, 0, 0],
+          [0, 0.1, 0, 0],
+          [0, 0, 1, 0],
+          [0, 0, 0, 1],
+        ],
+        'RAS',
+        'o.nii',
+      ),
+    ).to.throw(/o\.nii: two voxel axes/);
   });
 });

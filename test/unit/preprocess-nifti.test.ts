@@ -4,7 +4,16 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as zlib from 'zlib';
-import { NIFTI_DATATYPES, isGzip, parseNifti, parseNiftiHeader, qformAffine, readNifti, writeNifti, type NiftiDatatype } from '../../lib/preprocess/nifti';
+import {
+  NIFTI_DATATYPES,
+  isGzip,
+  parseNifti,
+  parseNiftiHeader,
+  qformAffine,
+  readNifti,
+  writeNifti,
+  type NiftiDatatype,
+} from '../../lib/preprocess/nifti';
 
 const SHAPE: [number, number, number] = [3, 4, 5];
 const N = 60;
@@ -21,7 +30,14 @@ describe('preprocess: NIfTI reader/writer', () => {
       for (const gz of [false, true]) {
         it(`round-trips ${dt} ${le ? 'little' : 'big'}-endian${gz ? ' gzip' : ''}`, () => {
           const vals = valuesFor(dt);
-          const buf = writeNifti({ data: vals, shape: SHAPE, datatype: dt, spacing: [0.7, 0.8, 1.25], littleEndian: le, gzip: gz });
+          const buf = writeNifti({
+            data: vals,
+            shape: SHAPE,
+            datatype: dt,
+            spacing: [0.7, 0.8, 1.25],
+            littleEndian: le,
+            gzip: gz,
+          });
           expect(isGzip(buf)).to.equal(gz);
           const v = parseNifti(buf, 'mem.nii');
           expect(v.header.littleEndian).to.equal(le);
@@ -39,7 +55,9 @@ describe('preprocess: NIfTI reader/writer', () => {
 
   it('keeps NIfTI index order (i fastest): value at (i, j, k) is data[i + ni·(j + nj·k)]', () => {
     const vals = Array.from({ length: N }, (_, n) => {
-      const i = n % 3, j = Math.floor(n / 3) % 4, k = Math.floor(n / 12);
+      const i = n % 3,
+        j = Math.floor(n / 3) % 4,
+        k = Math.floor(n / 12);
       return 100 * i + 10 * j + k;
     });
     const v = parseNifti(writeNifti({ data: vals, shape: SHAPE, datatype: 'int16' }));
@@ -48,7 +66,9 @@ describe('preprocess: NIfTI reader/writer', () => {
 
   it('applies scl_slope/scl_inter; slope 0 means identity', () => {
     const vals = valuesFor('int16');
-    const scaled = parseNifti(writeNifti({ data: vals, shape: SHAPE, datatype: 'int16', sclSlope: 2, sclInter: -1024 }));
+    const scaled = parseNifti(
+      writeNifti({ data: vals, shape: SHAPE, datatype: 'int16', sclSlope: 2, sclInter: -1024 }),
+    );
     expect(scaled.sclApplied).to.equal(true);
     expect(Array.from(scaled.data)).to.deep.equal(vals.map((x) => 2 * x - 1024));
     expect(scaled.storedRange).to.deep.equal([-30, 29]);
@@ -58,7 +78,16 @@ describe('preprocess: NIfTI reader/writer', () => {
     const nan = parseNifti(writeNifti({ data: vals, shape: SHAPE, datatype: 'int16', sclSlope: NaN }));
     expect(Array.from(nan.data)).to.deep.equal(vals);
     // A big-endian file with a fractional slope.
-    const be = parseNifti(writeNifti({ data: valuesFor('uint16'), shape: SHAPE, datatype: 'uint16', sclSlope: 0.5, sclInter: 1, littleEndian: false }));
+    const be = parseNifti(
+      writeNifti({
+        data: valuesFor('uint16'),
+        shape: SHAPE,
+        datatype: 'uint16',
+        sclSlope: 0.5,
+        sclInter: 1,
+        littleEndian: false,
+      }),
+    );
     expect(be.data[10]).to.equal(6);
   });
 
@@ -78,7 +107,16 @@ describe('preprocess: NIfTI reader/writer', () => {
       [0, 0.8, 0, -20],
       [0, 0, 1.25, 30],
     ];
-    const v = parseNifti(writeNifti({ data: vals, shape: SHAPE, datatype: 'int16', spacing: [0.7, 0.8, 1.25], sform, qform: { b: 0, c: 0, d: 1, offset: [1, 2, 3] } }));
+    const v = parseNifti(
+      writeNifti({
+        data: vals,
+        shape: SHAPE,
+        datatype: 'int16',
+        spacing: [0.7, 0.8, 1.25],
+        sform,
+        qform: { b: 0, c: 0, d: 1, offset: [1, 2, 3] },
+      }),
+    );
     expect(v.affineSource).to.equal('sform');
     expect(v.affine[0][0]).to.be.closeTo(-0.7, 1e-6);
     expect(v.affine[2][3]).to.be.closeTo(30, 1e-6);
@@ -87,7 +125,15 @@ describe('preprocess: NIfTI reader/writer', () => {
     expect(v.qform![1][1]).to.be.closeTo(-0.8, 1e-6);
     expect(v.qform![2][2]).to.be.closeTo(1.25, 1e-6);
     expect(v.qform![0][3]).to.equal(1);
-    const q = parseNifti(writeNifti({ data: vals, shape: SHAPE, datatype: 'int16', spacing: [0.7, 0.8, 1.25], qform: { b: 0, c: 0, d: 0, offset: [0, 0, 0], qfac: -1 } }));
+    const q = parseNifti(
+      writeNifti({
+        data: vals,
+        shape: SHAPE,
+        datatype: 'int16',
+        spacing: [0.7, 0.8, 1.25],
+        qform: { b: 0, c: 0, d: 0, offset: [0, 0, 0], qfac: -1 },
+      }),
+    );
     expect(q.affineSource).to.equal('qform');
     expect(q.affine[2][2]).to.be.closeTo(-1.25, 1e-6); // qfac −1 flips k
     const p = parseNifti(writeNifti({ data: vals, shape: SHAPE, datatype: 'int16', spacing: [0.7, 0.8, 1.25] }));
@@ -102,7 +148,9 @@ describe('preprocess: NIfTI reader/writer', () => {
 
   it('converts metre and micron spatial units to mm', () => {
     const vals = valuesFor('int16');
-    const m = parseNifti(writeNifti({ data: vals, shape: SHAPE, datatype: 'int16', spacing: [0.0007, 0.0007, 0.0015], spatialUnits: 1 }));
+    const m = parseNifti(
+      writeNifti({ data: vals, shape: SHAPE, datatype: 'int16', spacing: [0.0007, 0.0007, 0.0015], spatialUnits: 1 }),
+    );
     expect(m.spacing[0]).to.be.closeTo(0.7, 1e-6);
     expect(m.spacing[2]).to.be.closeTo(1.5, 1e-6);
   });
@@ -112,7 +160,10 @@ describe('preprocess: NIfTI reader/writer', () => {
     try {
       const vals = valuesFor('int16');
       fs.writeFileSync(path.join(dir, 'a.nii'), writeNifti({ data: vals, shape: SHAPE, datatype: 'int16' }));
-      fs.writeFileSync(path.join(dir, 'a.nii.gz'), writeNifti({ data: vals, shape: SHAPE, datatype: 'int16', gzip: true }));
+      fs.writeFileSync(
+        path.join(dir, 'a.nii.gz'),
+        writeNifti({ data: vals, shape: SHAPE, datatype: 'int16', gzip: true }),
+      );
       for (const f of ['a.nii', 'a.nii.gz']) {
         const v = await readNifti(path.join(dir, f));
         expect(Array.from(v.data)).to.deep.equal(vals);
@@ -130,16 +181,39 @@ describe('preprocess: NIfTI reader/writer', () => {
   describe('errors name the file and field', () => {
     const base = { data: valuesFor('int16'), shape: SHAPE, datatype: 'int16' as const };
     const cases: [string, () => Buffer, RegExp][] = [
-      ['rgb24', () => writeNifti({ ...base, patch: [[70, 'i16', 128]] }), /f\.nii: NIfTI datatype: rgb24 \(code 128\) is not supported/],
+      [
+        'rgb24',
+        () => writeNifti({ ...base, patch: [[70, 'i16', 128]] }),
+        /f\.nii: NIfTI datatype: rgb24 \(code 128\) is not supported/,
+      ],
       ['rgba32', () => writeNifti({ ...base, patch: [[70, 'i16', 2304]] }), /datatype: rgba32/],
       ['unknown datatype', () => writeNifti({ ...base, patch: [[70, 'i16', 3]] }), /datatype: unknown datatype code 3/],
       ['bad sizeof_hdr', () => writeNifti({ ...base, patch: [[0, 'i32', 123]] }), /sizeof_hdr: expected 348/],
       ['NIfTI-2', () => writeNifti({ ...base, patch: [[0, 'i32', 540]] }), /NIfTI-2/],
       ['truncated', () => writeNifti(base).subarray(0, 400), /f\.nii: NIfTI data: .*truncated/],
       ['short header', () => Buffer.alloc(100), /header: file is 100 bytes/],
-      ['4-D', () => writeNifti({ ...base, patch: [[40, 'i16', 4], [48, 'i16', 2]] }), /dim\[4\]: is 2/],
-      ['bitpix mismatch', () => writeNifti({ ...base, patch: [[72, 'i16', 8]] }), /bitpix: 8 does not match datatype int16/],
-      ['vox_offset', () => writeNifti({ ...base, patch: [[108, 'f32', 100]] }), /vox_offset: must be an integer >= 348/],
+      [
+        '4-D',
+        () =>
+          writeNifti({
+            ...base,
+            patch: [
+              [40, 'i16', 4],
+              [48, 'i16', 2],
+            ],
+          }),
+        /dim\[4\]: is 2/,
+      ],
+      [
+        'bitpix mismatch',
+        () => writeNifti({ ...base, patch: [[72, 'i16', 8]] }),
+        /bitpix: 8 does not match datatype int16/,
+      ],
+      [
+        'vox_offset',
+        () => writeNifti({ ...base, patch: [[108, 'f32', 100]] }),
+        /vox_offset: must be an integer >= 348/,
+      ],
       ['bad gzip', () => Buffer.concat([zlib.gzipSync(writeNifti(base)).subarray(0, 50)]), /gzip: cannot decompress/],
     ];
     for (const [name, make, re] of cases) {

@@ -47,18 +47,47 @@ const PREPROCESS_VALID =
   '--metadata /data/ct-rate/dataset/metadata/validation_metadata.csv ' +
   '--labels /data/ct-rate/dataset/multi_abnormality_labels/valid_predicted_labels.csv --out /data/ct-rate/valid-shards';
 
-const PREPROCESS: Coverage = { by: 'test', file: 'test/integration/preprocess-cli.test.ts', mentions: ["'preprocess'"] };
-const TRAIN: Coverage = { by: 'test', file: 'test/integration/train-resume.test.ts', mentions: ['lib/train.js', 'runTrain('] };
-const INFER: Coverage = { by: 'test', file: 'test/integration/infer-cli.test.ts', mentions: ["node('lib/inference.js'"] };
+const PREPROCESS: Coverage = {
+  by: 'test',
+  file: 'test/integration/preprocess-cli.test.ts',
+  mentions: ["'preprocess'"],
+};
+const TRAIN: Coverage = {
+  by: 'test',
+  file: 'test/integration/train-resume.test.ts',
+  mentions: ['lib/train.js', 'runTrain('],
+};
+const INFER: Coverage = {
+  by: 'test',
+  file: 'test/integration/infer-cli.test.ts',
+  mentions: ["node('lib/inference.js'"],
+};
 
 /** README command → where it is exercised. Keep in step with README.md (the test says what to add). */
 const COVERAGE: Record<string, Coverage> = {
   // Quick start and development
-  'npm run demo': { by: 'npm-script', script: 'demo', exercisedBy: 'CI (.ci/run runs CTCLIP_DEMO_QUICK=1 npm run demo)' },
+  'npm run demo': {
+    by: 'npm-script',
+    script: 'demo',
+    exercisedBy: 'CI (.ci/run runs CTCLIP_DEMO_QUICK=1 npm run demo)',
+  },
   'npm test': { by: 'npm-script', script: 'test', exercisedBy: 'CI (.ci/run runs npm test)' },
-  'npm run test:unit': { by: 'npm-script', script: 'test:unit', exercisedBy: 'developers; runs the same mocha files as npm test' },
-  'npm run build:native': { by: 'npm-script', script: 'build:native', exercisedBy: 'npm run build, i.e. npm test and npm run demo' },
-  'npm run docs:config': { by: 'npm-script', script: 'docs:config', exercisedBy: 'test/unit/config-reference.test.ts', mentions: ['npm run docs:config'] },
+  'npm run test:unit': {
+    by: 'npm-script',
+    script: 'test:unit',
+    exercisedBy: 'developers; runs the same mocha files as npm test',
+  },
+  'npm run build:native': {
+    by: 'npm-script',
+    script: 'build:native',
+    exercisedBy: 'npm run build, i.e. npm test and npm run demo',
+  },
+  'npm run docs:config': {
+    by: 'npm-script',
+    script: 'docs:config',
+    exercisedBy: 'test/unit/config-reference.test.ts',
+    mentions: ['npm run docs:config'],
+  },
   'npm run bench': { by: 'npm-script', script: 'bench', exercisedBy: 'developers (benchmarks are never timed tests)' },
 
   // What the demo shows (all in scripts/demo.sh)
@@ -69,30 +98,46 @@ const COVERAGE: Record<string, Coverage> = {
   'node lib/train.js --config configs/debug_config.yaml --resume latest --set training.max_epochs=20': TRAIN,
 
   // Commands example
-  'node lib/cli.js plan --config configs/base_config.yaml --samples 29500': { by: 'test', file: 'test/integration/cli.test.ts', mentions: ["ctclip(['plan'"] },
+  'node lib/cli.js plan --config configs/base_config.yaml --samples 29500': {
+    by: 'test',
+    file: 'test/integration/cli.test.ts',
+    mentions: ["ctclip(['plan'"],
+  },
 
   // Training on CT-RATE, step by step
   [PREPROCESS_TRAIN]: PREPROCESS,
   [PREPROCESS_VALID]: PREPROCESS,
-  "ctclip shards index '/data/ct-rate/train-shards/shard-{000000..000316}.tar'": { by: 'test', file: 'test/integration/data-index.test.ts', mentions: ["shardsCommand(['index'"] },
-  "ctclip shards index '/data/ct-rate/valid-shards/shard-{000000..000060}.tar' --labels-csv /data/ct-rate/dataset/multi_abnormality_labels/valid_predicted_labels.csv": {
+  "ctclip shards index '/data/ct-rate/train-shards/shard-{000000..000316}.tar'": {
     by: 'test',
     file: 'test/integration/data-index.test.ts',
     mentions: ["shardsCommand(['index'"],
   },
+  "ctclip shards index '/data/ct-rate/valid-shards/shard-{000000..000060}.tar' --labels-csv /data/ct-rate/dataset/multi_abnormality_labels/valid_predicted_labels.csv":
+    {
+      by: 'test',
+      file: 'test/integration/data-index.test.ts',
+      mentions: ["shardsCommand(['index'"],
+    },
   'ctclip plan --config my.yaml': { by: 'test', file: 'test/integration/cli.test.ts', mentions: ["ctclip(['plan'"] },
   'node lib/train.js --config my.yaml': TRAIN,
   'node lib/train.js --config my.yaml --resume latest': TRAIN,
-  'node lib/inference.js --checkpoint runs/ct-rate-base --config my.yaml --output results/ct-rate-base --bootstrap --n_bootstrap 1000': INFER,
-  'ctclip report runs/ct-rate-base': { by: 'test', file: 'test/integration/logging-report.test.ts', mentions: ["ctclip(['report'"] },
+  'node lib/inference.js --checkpoint runs/ct-rate-base --config my.yaml --output results/ct-rate-base --bootstrap --n_bootstrap 1000':
+    INFER,
+  'ctclip report runs/ct-rate-base': {
+    by: 'test',
+    file: 'test/integration/logging-report.test.ts',
+    mentions: ["ctclip(['report'"],
+  },
 
   // Evaluation
-  'node lib/inference.js --checkpoint runs/ctclip/ckpt-step00003687 --config configs/inference_config.yaml --output results/ --bootstrap --n_bootstrap 1000': INFER,
-  "ctclip embed --checkpoint runs/ctclip --config my.yaml --shards 'data/valid/shard-{000000..000060}.tar' --out embeddings.safetensors [--limit 100] [--with-image-embeddings]": {
-    by: 'test',
-    file: 'test/integration/infer-cli.test.ts',
-    mentions: ["ctclip('embed'"],
-  },
+  'node lib/inference.js --checkpoint runs/ctclip/ckpt-step00003687 --config configs/inference_config.yaml --output results/ --bootstrap --n_bootstrap 1000':
+    INFER,
+  "ctclip embed --checkpoint runs/ctclip --config my.yaml --shards 'data/valid/shard-{000000..000060}.tar' --out embeddings.safetensors [--limit 100] [--with-image-embeddings]":
+    {
+      by: 'test',
+      file: 'test/integration/infer-cli.test.ts',
+      mentions: ["ctclip('embed'"],
+    },
   'ctclip predict valid_1_a_1.nii.gz --checkpoint CT-CLIP_v2.pt --config configs/base_config.yaml [--json]': {
     by: 'test',
     file: 'test/integration/predict-real-ct.test.ts',
@@ -112,8 +157,16 @@ const COVERAGE: Record<string, Coverage> = {
     mentions: ['torchrunEnv', 'torchrun'],
     why: "torchrun is PyTorch's launcher (not installed here); the worker environment it sets is the one our launcher's torchrunEnv is tested to produce",
   },
-  'bash scripts/train_multi_gpu.sh 4 --resume latest': { by: 'bash -n', script: 'scripts/train_multi_gpu.sh', dryRunTest: 'test/integration/launch-scripts.test.ts' },
-  'sbatch scripts/train_slurm_multi_node.sh': { by: 'bash -n', script: 'scripts/train_slurm_multi_node.sh', dryRunTest: 'test/integration/launch-scripts.test.ts' },
+  'bash scripts/train_multi_gpu.sh 4 --resume latest': {
+    by: 'bash -n',
+    script: 'scripts/train_multi_gpu.sh',
+    dryRunTest: 'test/integration/launch-scripts.test.ts',
+  },
+  'sbatch scripts/train_slurm_multi_node.sh': {
+    by: 'bash -n',
+    script: 'scripts/train_slurm_multi_node.sh',
+    dryRunTest: 'test/integration/launch-scripts.test.ts',
+  },
 };
 
 const PREFIX = /^(npm|node|npx|ctclip|bash|torchrun|sbatch)\s/;
@@ -168,7 +221,18 @@ describe('README commands are all exercised (test/unit/readme-commands.test.ts)'
     expect(commands).to.include('npm test');
     expect(commands.length).to.be.greaterThan(10);
     // The extractor itself: prompts, continuations and comments.
-    const sample = ['```bash', 'ctclip a --x 1 \\', '  --y 2   # note', 'echo no', '```', '```console', '$ node lib/cli.js info', 'output', '```', 'npm outside'].join('\n');
+    const sample = [
+      '```bash',
+      'ctclip a --x 1 \\',
+      '  --y 2   # note',
+      'echo no',
+      '```',
+      '```console',
+      '$ node lib/cli.js info',
+      'output',
+      '```',
+      'npm outside',
+    ].join('\n');
     expect(readmeCommands(sample)).to.deep.equal(['ctclip a --x 1 --y 2', 'node lib/cli.js info']);
   });
 
@@ -178,7 +242,7 @@ describe('README commands are all exercised (test/unit/readme-commands.test.ts)'
       expect.fail(
         `README.md has ${missing.length} command(s) that no test exercises:\n${missing.map((c) => `  ${c}`).join('\n')}\n` +
           'Add each to COVERAGE in test/unit/readme-commands.test.ts, mapped to the demo, the test that runs it, its npm ' +
-          "script, or a bash -n / dry-run check (or fix the command in README.md if it is wrong).",
+          'script, or a bash -n / dry-run check (or fix the command in README.md if it is wrong).',
       );
     }
   });
@@ -198,7 +262,8 @@ describe('README commands are all exercised (test/unit/readme-commands.test.ts)'
       switch (c.by) {
         case 'demo': {
           const asRun = command.replace(/^ctclip /, 'node lib/cli.js ');
-          if (!demo.some((l) => l === asRun || l.startsWith(`${asRun} `))) problems.push(`${command}: scripts/demo.sh does not run it`);
+          if (!demo.some((l) => l === asRun || l.startsWith(`${asRun} `)))
+            problems.push(`${command}: scripts/demo.sh does not run it`);
           break;
         }
         case 'test': {
@@ -220,11 +285,13 @@ describe('README commands are all exercised (test/unit/readme-commands.test.ts)'
           }
           for (const f of body.match(/(?:scripts|bench)\/[\w./-]+\.(?:sh|js)/g) ?? []) {
             const src = f.replace(/^bench\/(.*)\.js$/, 'bench/$1.ts');
-            if (!fs.existsSync(path.join(ROOT, src))) problems.push(`${command}: the script runs ${f}, which does not exist`);
+            if (!fs.existsSync(path.join(ROOT, src)))
+              problems.push(`${command}: the script runs ${f}, which does not exist`);
           }
           if (c.mentions) {
             const file = c.exercisedBy;
-            for (const m of c.mentions) if (!read(file).includes(m)) problems.push(`${command}: ${file} does not mention ${m}`);
+            for (const m of c.mentions)
+              if (!read(file).includes(m)) problems.push(`${command}: ${file} does not mention ${m}`);
           }
           break;
         }
@@ -232,12 +299,14 @@ describe('README commands are all exercised (test/unit/readme-commands.test.ts)'
           const r = spawnSync('bash', ['-n', path.join(ROOT, c.script)], { encoding: 'utf8' });
           if (r.status !== 0) problems.push(`${command}: bash -n ${c.script} failed: ${r.stderr}`);
           const t = fs.existsSync(path.join(ROOT, c.dryRunTest)) ? read(c.dryRunTest) : '';
-          if (!t.includes(path.basename(c.script)) || !t.includes('DRY_RUN')) problems.push(`${command}: ${c.dryRunTest} has no DRY_RUN test of ${c.script}`);
+          if (!t.includes(path.basename(c.script)) || !t.includes('DRY_RUN'))
+            problems.push(`${command}: ${c.dryRunTest} has no DRY_RUN test of ${c.script}`);
           break;
         }
         case 'external': {
           const t = fs.existsSync(path.join(ROOT, c.file)) ? read(c.file) : '';
-          for (const m of c.mentions) if (!t.includes(m)) problems.push(`${command}: ${c.file} does not contain ${m} (${c.why})`);
+          for (const m of c.mentions)
+            if (!t.includes(m)) problems.push(`${command}: ${c.file} does not contain ${m} (${c.why})`);
           break;
         }
       }

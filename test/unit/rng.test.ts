@@ -5,7 +5,9 @@ describe('rng: seeded xoshiro128**', function () {
   it('matches an independent xoshiro128** implementation from the state [1, 2, 3, 4]', function () {
     const r = Rng.fromState([1, 2, 3, 4]);
     // values computed with a separate Python implementation of the published algorithm
-    expect([0, 1, 2, 3, 4, 5].map(() => r.nextUint32())).to.deep.equal([11520, 0, 5927040, 70819200, 2031721883, 1637235492]);
+    expect([0, 1, 2, 3, 4, 5].map(() => r.nextUint32())).to.deep.equal([
+      11520, 0, 5927040, 70819200, 2031721883, 1637235492,
+    ]);
   });
 
   it('is deterministic per seed, differs across seeds and uses seeds above 2^32', function () {
@@ -67,7 +69,6 @@ describe('rng: seeded xoshiro128**', function () {
 
 describe('package: public API', function () {
   it('resolves the package root through its exports to lib/index', function () {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const api = require('ctclip') as typeof import('../../lib/index');
     expect(api.loadConfig).to.be.a('function');
     expect(api.planRun).to.be.a('function');

@@ -9,7 +9,16 @@ import { spawn, spawnSync, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { inspectRunLock, judgeRunLock, ownRunLockInfo, parseRunLock, processStartTicks, RunLock, RUN_LOCK_FILE, type RunLockInfo } from '../../lib/checkpoint/run-lock';
+import {
+  inspectRunLock,
+  judgeRunLock,
+  ownRunLockInfo,
+  parseRunLock,
+  processStartTicks,
+  RunLock,
+  RUN_LOCK_FILE,
+  type RunLockInfo,
+} from '../../lib/checkpoint/run-lock';
 import { hasCode } from '../../lib/errors';
 
 const CHILD = path.join(__dirname, '..', 'helpers', 'run-lock-child.js');
@@ -36,7 +45,14 @@ function writeLock(dir: string, over: Partial<RunLockInfo>): RunLockInfo {
   return info;
 }
 
-function startChild(dir: string, mode: string): { child: ChildProcess; locked: Promise<void>; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> } {
+function startChild(
+  dir: string,
+  mode: string,
+): {
+  child: ChildProcess;
+  locked: Promise<void>;
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
+} {
   const child = spawn(process.execPath, [CHILD, dir, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -49,7 +65,9 @@ function startChild(dir: string, mode: string): { child: ChildProcess; locked: P
     child.on('exit', () => reject(new Error(`child exited before locking: ${err}`)));
   });
   locked.catch(() => undefined); // awaited only by the modes that keep running
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr: err })));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stderr: err })),
+  );
   return { child, locked, done };
 }
 
@@ -73,7 +91,9 @@ describe('run-directory lock', function () {
       const err = catchError(() => RunLock.acquire(dir, { command: 'second' }));
       expect(hasCode(err, 'IO_ERROR')).to.equal(true);
       expect(err.message).to.contain(`run directory ${dir} is in use by another training run`);
-      expect(err.message).to.contain(`held by pid ${process.pid} on host ${os.hostname()} since ${h.startedAt}: node lib/train.js --config a.yaml`);
+      expect(err.message).to.contain(
+        `held by pid ${process.pid} on host ${os.hostname()} since ${h.startedAt}: node lib/train.js --config a.yaml`,
+      );
       expect(err.message).to.contain('another checkpoint.save_dir');
       expect(err.message).to.contain(`delete ${lockFile()}`);
     } finally {
@@ -132,12 +152,33 @@ describe('run-directory lock', function () {
     const self = ownRunLockInfo({ env: { SLURM_JOB_ID: '77', SLURM_RESTART_COUNT: '2' } });
     const other = (over: Partial<RunLockInfo>): RunLockInfo => ({ ...self, pid: 999_999, nonce: 'x', ...over });
     // pid alive but started at another time: reused
-    expect(judgeRunLock(other({ pid: process.pid, processStart: '1' }), self, () => true, () => '2').stale).to.equal(true);
-    expect(judgeRunLock(other({ processStart: '2' }), self, () => true, () => '2').stale).to.equal(false);
-    if (self.bootId) expect(judgeRunLock(other({ bootId: 'another-boot' }), self, () => true).why).to.contain('rebooted');
-    expect(judgeRunLock(other({ host: 'elsewhere', slurmJobId: '77', slurmRestartCount: 1 }), self, () => true).stale).to.equal(true);
-    expect(judgeRunLock(other({ host: 'elsewhere', slurmJobId: '77', slurmRestartCount: 2 }), self, () => true).stale).to.equal(false);
-    expect(judgeRunLock(other({ host: 'elsewhere', slurmJobId: '78', slurmRestartCount: 0 }), self, () => true).stale).to.equal(false);
+    expect(
+      judgeRunLock(
+        other({ pid: process.pid, processStart: '1' }),
+        self,
+        () => true,
+        () => '2',
+      ).stale,
+    ).to.equal(true);
+    expect(
+      judgeRunLock(
+        other({ processStart: '2' }),
+        self,
+        () => true,
+        () => '2',
+      ).stale,
+    ).to.equal(false);
+    if (self.bootId)
+      expect(judgeRunLock(other({ bootId: 'another-boot' }), self, () => true).why).to.contain('rebooted');
+    expect(
+      judgeRunLock(other({ host: 'elsewhere', slurmJobId: '77', slurmRestartCount: 1 }), self, () => true).stale,
+    ).to.equal(true);
+    expect(
+      judgeRunLock(other({ host: 'elsewhere', slurmJobId: '77', slurmRestartCount: 2 }), self, () => true).stale,
+    ).to.equal(false);
+    expect(
+      judgeRunLock(other({ host: 'elsewhere', slurmJobId: '78', slurmRestartCount: 0 }), self, () => true).stale,
+    ).to.equal(false);
     expect(inspectRunLock(dir, self)).to.deep.equal({ state: 'free' });
   });
 

@@ -19,7 +19,13 @@ describe('logging: RunLog', () => {
   it('train/val/checkpoint/end records go to metrics.jsonl in order; finite numbers to TensorBoard (rss_gb jsonl only)', () => {
     const log = RunLog.open(dir, { tensorboardDir: path.join(dir, 'tb') });
     log.train(1, 0.5, { loss: 2, lr: 1e-4, grad_norm: NaN, rss_gb: 1.5 });
-    log.val(1, 0.5, { macro_auroc: 0.75, macro_f1: NaN }, { Atelectasis: 0.5, Emphysema: NaN }, { n_samples: 4, per_class: { Atelectasis: { auroc: 0.5 } } });
+    log.val(
+      1,
+      0.5,
+      { macro_auroc: 0.75, macro_f1: NaN },
+      { Atelectasis: 0.5, Emphysema: NaN },
+      { n_samples: 4, per_class: { Atelectasis: { auroc: 0.5 } } },
+    );
     log.event('checkpoint', 1, 0.5, { path: 'p', kind: 'eval', best: true });
     log.event('end', 1, 0.5, { status: 'completed' });
     log.close();
@@ -27,12 +33,26 @@ describe('logging: RunLog', () => {
     const events = readMetricsJsonl(path.join(dir, 'metrics.jsonl')).map(({ time: _time, ...e }) => e);
     expect(events).to.deep.equal([
       { type: 'train', step: 1, epoch: 0.5, loss: 2, lr: 1e-4, grad_norm: null, rss_gb: 1.5 },
-      { type: 'val', step: 1, epoch: 0.5, macro_auroc: 0.75, macro_f1: null, n_samples: 4, per_class: { Atelectasis: { auroc: 0.5 } } },
+      {
+        type: 'val',
+        step: 1,
+        epoch: 0.5,
+        macro_auroc: 0.75,
+        macro_f1: null,
+        n_samples: 4,
+        per_class: { Atelectasis: { auroc: 0.5 } },
+      },
       { type: 'checkpoint', step: 1, epoch: 0.5, path: 'p', kind: 'eval', best: true },
       { type: 'end', step: 1, epoch: 0.5, status: 'completed' },
     ]);
     const scalars = readScalars(path.join(dir, 'tb'));
-    expect([...scalars.keys()].sort()).to.deep.equal(['train/epoch', 'train/loss', 'train/lr', 'val/macro_auroc', 'val/per_class_auroc/Atelectasis']);
+    expect([...scalars.keys()].sort()).to.deep.equal([
+      'train/epoch',
+      'train/loss',
+      'train/lr',
+      'val/macro_auroc',
+      'val/per_class_auroc/Atelectasis',
+    ]);
     expect(scalars.get('train/loss')!.map((x) => [x.step, x.value])).to.deep.equal([[1, 2]]);
   });
 
@@ -43,7 +63,10 @@ describe('logging: RunLog', () => {
     log.close();
     log = RunLog.open(dir, { resumeStep: 1 });
     log.close();
-    expect(readMetricsJsonl(path.join(dir, 'metrics.jsonl')).map((e) => `${e.type}@${e.step}`)).to.deep.equal(['train@1', 'resume@1']);
+    expect(readMetricsJsonl(path.join(dir, 'metrics.jsonl')).map((e) => `${e.type}@${e.step}`)).to.deep.equal([
+      'train@1',
+      'resume@1',
+    ]);
     expect(fs.existsSync(path.join(dir, 'tb'))).to.equal(false);
     const none = RunLog.none();
     none.train(1, 0, { loss: 1 });
@@ -55,7 +78,9 @@ describe('logging: RunLog', () => {
 describe('train: test faults (CTCLIP_TEST_FAULT)', () => {
   it('parses every kind and refuses anything else, naming the item', () => {
     expect(parseFaults(undefined)).to.deep.equal({});
-    expect(parseFaults('kill-after-step=3, kill-before-commit=4,enospc=5,non-finite=6,non-finite-from=7')).to.deep.equal({
+    expect(
+      parseFaults('kill-after-step=3, kill-before-commit=4,enospc=5,non-finite=6,non-finite-from=7'),
+    ).to.deep.equal({
       killAfterStep: 3,
       killBeforeCommitStep: 4,
       enospcStep: 5,
@@ -72,7 +97,7 @@ describe('train: test faults (CTCLIP_TEST_FAULT)', () => {
     expect([1, 2, 2, 3].map((k) => from.nonFiniteAt(k))).to.deep.equal([false, true, true, true]);
   });
 
-  it('enospc makes only the save of its step fail with ENOSPC; without kill-before-commit the hooks are the caller\'s', () => {
+  it("enospc makes only the save of its step fail with ENOSPC; without kill-before-commit the hooks are the caller's", () => {
     const f = new Faults({ enospcStep: 4 });
     expect(f.beforeModelWrite(3)).to.equal(undefined);
     expect(f.beforeModelWrite(4)).to.throw(/ENOSPC/);

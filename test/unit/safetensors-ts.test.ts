@@ -3,7 +3,15 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { SafetensorsTensor, decodeSafetensors, encodeSafetensors, parseSafetensorsHeader, readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../lib/io/safetensors';
+import {
+  SafetensorsTensor,
+  decodeSafetensors,
+  encodeSafetensors,
+  parseSafetensorsHeader,
+  readSafetensors,
+  readSafetensorsHeader,
+  writeSafetensors,
+} from '../../lib/io/safetensors';
 
 /** A raw file from a header object (or text) and a data buffer, as an independent writer would make it. */
 function rawFile(header: unknown, data: Uint8Array, headerText?: string): Buffer {
@@ -19,14 +27,19 @@ function expectDataError(fn: () => unknown, fragment: RegExp): void {
 
 describe('safetensors (pure TS)', function () {
   it('writes the documented layout: u64 LE header length, space-padded JSON to 8 bytes, LE data in order', function () {
-    const buf = encodeSafetensors([
-      ['b', { dtype: 'F32', shape: [2], data: new Float32Array([1, -2]) }],
-      ['a', { dtype: 'I64', shape: [], data: new BigInt64Array([-3n]) }],
-    ], { k: 'v' });
+    const buf = encodeSafetensors(
+      [
+        ['b', { dtype: 'F32', shape: [2], data: new Float32Array([1, -2]) }],
+        ['a', { dtype: 'I64', shape: [], data: new BigInt64Array([-3n]) }],
+      ],
+      { k: 'v' },
+    );
     const n = Number(buf.readBigUInt64LE(0));
     expect(n % 8).to.equal(0);
     const text = buf.subarray(8, 8 + n).toString('utf8');
-    expect(text.trimEnd()).to.equal('{"__metadata__":{"k":"v"},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"I64","shape":[],"data_offsets":[8,16]}}');
+    expect(text.trimEnd()).to.equal(
+      '{"__metadata__":{"k":"v"},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"I64","shape":[],"data_offsets":[8,16]}}',
+    );
     expect(text.slice(text.trimEnd().length)).to.match(/^ *$/);
     expect(buf.length).to.equal(8 + n + 16);
     expect(buf.readFloatLE(8 + n)).to.equal(1);
@@ -80,7 +93,11 @@ describe('safetensors (pure TS)', function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-stts-'));
     try {
       const file = path.join(dir, 'sub', 'x.safetensors');
-      await writeSafetensors(file, new Map([['t', { dtype: 'F32', shape: [1, 3], data: new Float32Array([1, 2, 3]) } as SafetensorsTensor]]), { a: 'b' });
+      await writeSafetensors(
+        file,
+        new Map([['t', { dtype: 'F32', shape: [1, 3], data: new Float32Array([1, 2, 3]) } as SafetensorsTensor]]),
+        { a: 'b' },
+      );
       expect(fs.readdirSync(path.dirname(file))).to.deep.equal(['x.safetensors']);
       const h = await readSafetensorsHeader(file);
       expect(h.tensors).to.deep.equal([{ name: 't', dtype: 'F32', shape: [1, 3], dataOffsets: [0, 12] }]);
@@ -102,16 +119,43 @@ describe('safetensors (pure TS)', function () {
     expectDataError(() => parseSafetensorsHeader(new Uint8Array(4), 'f'), /f: file is 4 bytes/);
     expectDataError(() => decodeSafetensors(rawFile(null, d8, '{"x":'), 'f'), /not valid UTF-8 JSON/);
     expectDataError(() => decodeSafetensors(rawFile(null, d8, '[1]'), 'f'), /not a JSON object/);
-    expectDataError(() => decodeSafetensors(rawFile({ x: { dtype: 'F99', shape: [2], data_offsets: [0, 8] } }, d8)), /entry "x" has dtype "F99"/);
-    expectDataError(() => decodeSafetensors(rawFile({ x: { dtype: 'F32', shape: [-1], data_offsets: [0, 8] } }, d8)), /entry "x" has shape \[-1\]/);
-    expectDataError(() => decodeSafetensors(rawFile({ x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, d8)), /spans 8 bytes; expected 12/);
-    expectDataError(() => decodeSafetensors(rawFile({ x: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, d8)), /leaves a gap/);
     expectDataError(
-      () => decodeSafetensors(rawFile({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, d8)),
+      () => decodeSafetensors(rawFile({ x: { dtype: 'F99', shape: [2], data_offsets: [0, 8] } }, d8)),
+      /entry "x" has dtype "F99"/,
+    );
+    expectDataError(
+      () => decodeSafetensors(rawFile({ x: { dtype: 'F32', shape: [-1], data_offsets: [0, 8] } }, d8)),
+      /entry "x" has shape \[-1\]/,
+    );
+    expectDataError(
+      () => decodeSafetensors(rawFile({ x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, d8)),
+      /spans 8 bytes; expected 12/,
+    );
+    expectDataError(
+      () => decodeSafetensors(rawFile({ x: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, d8)),
+      /leaves a gap/,
+    );
+    expectDataError(
+      () =>
+        decodeSafetensors(
+          rawFile(
+            {
+              x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+              y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] },
+            },
+            d8,
+          ),
+        ),
       /overlaps/,
     );
-    expectDataError(() => decodeSafetensors(rawFile({ x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, d8)), /describes 4 data bytes but the file has 8/);
-    expectDataError(() => decodeSafetensors(rawFile({ __metadata__: { a: 1 } }, new Uint8Array(0))), /__metadata__.a is number/);
+    expectDataError(
+      () => decodeSafetensors(rawFile({ x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, d8)),
+      /describes 4 data bytes but the file has 8/,
+    );
+    expectDataError(
+      () => decodeSafetensors(rawFile({ __metadata__: { a: 1 } }, new Uint8Array(0))),
+      /__metadata__.a is number/,
+    );
     const huge = Buffer.alloc(16);
     huge.writeBigUInt64LE(2n ** 40n);
     expectDataError(() => decodeSafetensors(huge, 'f'), /header length \d+ exceeds/);
@@ -121,13 +165,23 @@ describe('safetensors (pure TS)', function () {
   });
 
   it('refuses inconsistent tensors on write with ARGUMENT_ERROR', function () {
-    const bad = (t: Partial<SafetensorsTensor>, name = 'x') => () => encodeSafetensors([[name, { dtype: 'F32', shape: [2], data: new Float32Array(2), ...t } as SafetensorsTensor]]);
-    expect(bad({ shape: [3] })).to.throw(/has 2 elements but shape \[3\] needs 3/).with.property('code', 'ARGUMENT_ERROR');
+    const bad =
+      (t: Partial<SafetensorsTensor>, name = 'x') =>
+      () =>
+        encodeSafetensors([[name, { dtype: 'F32', shape: [2], data: new Float32Array(2), ...t } as SafetensorsTensor]]);
+    expect(bad({ shape: [3] }))
+      .to.throw(/has 2 elements but shape \[3\] needs 3/)
+      .with.property('code', 'ARGUMENT_ERROR');
     expect(bad({ data: new Float64Array(2) })).to.throw(/holds a Float64Array; expected a Float32Array/);
     expect(bad({ dtype: 'X' as never })).to.throw(/has dtype "X"/);
     expect(bad({}, '__metadata__')).to.throw(/invalid tensor name/);
     const t: SafetensorsTensor = { dtype: 'U8', shape: [0], data: new Uint8Array(0) };
-    expect(() => encodeSafetensors([['a', t], ['a', t]])).to.throw(/duplicate tensor name "a"/);
+    expect(() =>
+      encodeSafetensors([
+        ['a', t],
+        ['a', t],
+      ]),
+    ).to.throw(/duplicate tensor name "a"/);
     expect(() => encodeSafetensors([], { a: 1 as unknown as string })).to.throw(/metadata "a" is number/);
   });
 });

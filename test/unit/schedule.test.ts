@@ -30,15 +30,23 @@ describe('schedule: epoch geometry', function () {
       samplesPerRankPerEpoch: 41 * 3 * 4,
       droppedPerEpoch: 16,
     });
-    expect(epochGeometry({ samples: 7463, batchSize: 16, worldSize: 1, gradAccumSteps: 1 }).stepsPerEpoch).to.equal(466);
+    expect(epochGeometry({ samples: 7463, batchSize: 16, worldSize: 1, gradAccumSteps: 1 }).stepsPerEpoch).to.equal(
+      466,
+    );
   });
 
   it('rejects S = 0 and bad inputs with a clear PLAN_ERROR', function () {
     expect(() => epochGeometry({ samples: 7, batchSize: 4, worldSize: 2, gradAccumSteps: 1 }))
-      .to.throw(/7 samples, fewer than one optimizer step needs \(batch_size 4 × world size 2 × gradient_accumulation_steps 1 = 8\)/)
+      .to.throw(
+        /7 samples, fewer than one optimizer step needs \(batch_size 4 × world size 2 × gradient_accumulation_steps 1 = 8\)/,
+      )
       .with.property('code', 'PLAN_ERROR');
-    expect(() => epochGeometry({ samples: 10, batchSize: 0, worldSize: 1, gradAccumSteps: 1 })).to.throw(/data.batch_size must be an integer >= 1/);
-    expect(() => epochGeometry({ samples: -1, batchSize: 1, worldSize: 1, gradAccumSteps: 1 })).to.throw(/non-negative integer/);
+    expect(() => epochGeometry({ samples: 10, batchSize: 0, worldSize: 1, gradAccumSteps: 1 })).to.throw(
+      /data.batch_size must be an integer >= 1/,
+    );
+    expect(() => epochGeometry({ samples: -1, batchSize: 1, worldSize: 1, gradAccumSteps: 1 })).to.throw(
+      /non-negative integer/,
+    );
     expect(epochGeometry({ samples: 8, batchSize: 4, worldSize: 2, gradAccumSteps: 1 }).stepsPerEpoch).to.equal(1);
   });
 });
@@ -65,7 +73,9 @@ describe('schedule: warmup + cosine', function () {
 
   it('handles no warmup, warmup = max_steps and T = 1', function () {
     const q = { warmupSteps: 0, maxSteps: 4, minLrRatio: 0 };
-    expect([1, 2, 3, 4].map((k) => lrFactor(k, q))).to.deep.equal([0.5 * (1 + Math.cos(Math.PI / 4)), 0.5, 0.5 * (1 + Math.cos((3 * Math.PI) / 4)), 0].map((v) => v));
+    expect([1, 2, 3, 4].map((k) => lrFactor(k, q))).to.deep.equal(
+      [0.5 * (1 + Math.cos(Math.PI / 4)), 0.5, 0.5 * (1 + Math.cos((3 * Math.PI) / 4)), 0].map((v) => v),
+    );
     expect(lrFactor(4, { warmupSteps: 4, maxSteps: 4, minLrRatio: 0.1 })).to.equal(1);
     expect(lrFactor(5, { warmupSteps: 4, maxSteps: 4, minLrRatio: 0.1 })).to.be.closeTo(0.1, 1e-15);
     expect(lrFactor(1, { warmupSteps: 0, maxSteps: 1, minLrRatio: 0.2 })).to.be.closeTo(0.2, 1e-15);
@@ -78,7 +88,13 @@ describe('plan: derived quantities', function () {
   it('reproduces the documented plan for 29500 samples on the base config', function () {
     const { config } = loadConfig(path.join(repoRoot, 'configs', 'base_config.yaml'), { env: {} });
     const plan = planRun(config, { samples: 29500 });
-    expect(plan).to.include({ stepsPerEpoch: 7375, maxSteps: 147500, warmupSteps: 1000, evalEvery: 3687, saveEvery: 3687 });
+    expect(plan).to.include({
+      stepsPerEpoch: 7375,
+      maxSteps: 147500,
+      warmupSteps: 1000,
+      evalEvery: 3687,
+      saveEvery: 3687,
+    });
     expect(formatPlan(plan)).to.deep.equal([
       'Using epoch-based training: 20 epochs = 147500 steps',
       'Dataset: 29500 samples / batch_size 4 = 7375 steps/epoch',
@@ -94,12 +110,22 @@ describe('plan: derived quantities', function () {
     expect(plan.droppedPerEpoch).to.equal(9);
     expect(plan.maxSteps).to.equal(62 * 20);
     const lines = formatPlan(plan);
-    expect(lines[1]).to.equal('Dataset: 1001 samples / (batch_size 4 × 2 ranks × 2 accumulation steps) = 62 steps/epoch');
+    expect(lines[1]).to.equal(
+      'Dataset: 1001 samples / (batch_size 4 × 2 ranks × 2 accumulation steps) = 62 steps/epoch',
+    );
     expect(lines[2]).to.match(/^Dropped per epoch: 9 samples/);
   });
 
   it('uses max_steps when set and epoch-derived cadences otherwise (rounding down)', function () {
-    const plan = planRun(cfg({ 'training.max_steps': 500, 'training.warmup_steps': null, 'training.warmup_epochs': 0.25, 'validation.eval_every_n_steps': 7 }), { samples: 130 });
+    const plan = planRun(
+      cfg({
+        'training.max_steps': 500,
+        'training.warmup_steps': null,
+        'training.warmup_epochs': 0.25,
+        'validation.eval_every_n_steps': 7,
+      }),
+      { samples: 130 },
+    );
     expect(plan.stepsPerEpoch).to.equal(32);
     expect(plan).to.include({ mode: 'steps', maxSteps: 500, warmupSteps: 8, evalEvery: 7, saveEvery: 16 });
     expect(plan.epochs).to.equal(500 / 32);
@@ -110,16 +136,29 @@ describe('plan: derived quantities', function () {
   });
 
   it('treats null cadences as "end of training only" and null warmup as none', function () {
-    const plan = planRun(cfg({ 'training.warmup_steps': null, 'training.save_every_n_epochs': null, 'validation.eval_every_n_epochs': null }), { samples: 40 });
+    const plan = planRun(
+      cfg({
+        'training.warmup_steps': null,
+        'training.save_every_n_epochs': null,
+        'validation.eval_every_n_epochs': null,
+      }),
+      { samples: 40 },
+    );
     expect(plan).to.include({ warmupSteps: 0, evalEvery: null, saveEvery: null });
-    expect(formatPlan(plan).slice(2)).to.deep.equal(['Warmup: 0 steps (0.00 epochs)', 'Eval every: end of training only', 'Save every: end of training only']);
+    expect(formatPlan(plan).slice(2)).to.deep.equal([
+      'Warmup: 0 steps (0.00 epochs)',
+      'Eval every: end of training only',
+      'Save every: end of training only',
+    ]);
   });
 
   it('rejects derived cadences below one step and warmups longer than the run', function () {
     expect(() => planRun(cfg({ 'validation.eval_every_n_epochs': 0.01 }), { samples: 40 }))
       .to.throw(/validation.eval_every_n_epochs: 0.01 epochs × 10 steps\/epoch = 0.1 is less than one step/)
       .with.property('code', 'PLAN_ERROR');
-    expect(() => planRun(cfg({ 'training.max_steps': 5, 'training.warmup_steps': 1000 }), { samples: 40 })).to.throw(/warmup \(1000 steps\) is longer than the whole run \(5 steps\)/);
+    expect(() => planRun(cfg({ 'training.max_steps': 5, 'training.warmup_steps': 1000 }), { samples: 40 })).to.throw(
+      /warmup \(1000 steps\) is longer than the whole run \(5 steps\)/,
+    );
     expect(() => planRun(cfg(), { samples: 3 })).to.throw(/fewer than one optimizer step/);
   });
 });

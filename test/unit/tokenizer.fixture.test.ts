@@ -54,7 +54,9 @@ describe('tokenizer: fixture F', function () {
         for (const c of cases) {
           const got = tok.tokenize(c.text);
           if (JSON.stringify(got) !== JSON.stringify(c.wordpieces_untruncated)) {
-            bad.push(`${JSON.stringify(c.text)}: got ${JSON.stringify(got)}, want ${JSON.stringify(c.wordpieces_untruncated)}`);
+            bad.push(
+              `${JSON.stringify(c.text)}: got ${JSON.stringify(got)}, want ${JSON.stringify(c.wordpieces_untruncated)}`,
+            );
           }
           expect(got.length).to.equal(c.n_wordpieces_untruncated);
         }
@@ -73,7 +75,10 @@ describe('tokenizer: fixture F', function () {
       it('encodeBatch() gives the same ids as int64 row-major arrays', function () {
         const L = cases[0].max_length;
         expect(cases.every((c) => c.max_length === L)).to.equal(true);
-        const batch = tok.encodeBatch(cases.map((c) => c.text), L);
+        const batch = tok.encodeBatch(
+          cases.map((c) => c.text),
+          L,
+        );
         expect(batch.batchSize).to.equal(cases.length);
         expect(batch.maxLength).to.equal(L);
         expect(batch.inputIds).to.be.instanceOf(BigInt64Array);

@@ -13,10 +13,48 @@ import { basicTokenize, isPunctuation } from '../../lib/text/basic-tokenizer';
 import { buildWordPieceVocab } from '../../lib/text/vocab-builder';
 
 const VOCAB = [
-  '[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]',
-  'the', 'is', 'a', 'nod', '##ule', '##s', 'lung', '.', ',', '(', ')', '-', "'", '$', '[', ']', 'cls',
-  'cafe', 'naive', 'muller', '胸', '部', 'ct', 'x', '##x', '🙂', '##🙂', 'i', 'strasse', 'straße',
-  'ground', 'glass', 'αβγ', 'fi', '##brosis', '—', '##ct',
+  '[PAD]',
+  '[UNK]',
+  '[CLS]',
+  '[SEP]',
+  '[MASK]',
+  'the',
+  'is',
+  'a',
+  'nod',
+  '##ule',
+  '##s',
+  'lung',
+  '.',
+  ',',
+  '(',
+  ')',
+  '-',
+  "'",
+  '$',
+  '[',
+  ']',
+  'cls',
+  'cafe',
+  'naive',
+  'muller',
+  '胸',
+  '部',
+  'ct',
+  'x',
+  '##x',
+  '🙂',
+  '##🙂',
+  'i',
+  'strasse',
+  'straße',
+  'ground',
+  'glass',
+  'αβγ',
+  'fi',
+  '##brosis',
+  '—',
+  '##ct',
 ];
 
 function expectCtclipError(fn: () => unknown, code: string, messagePart?: string): void {
@@ -132,7 +170,9 @@ describe('tokenizer: basic tokenisation and WordPiece', function () {
     texts.forEach((t, b) => {
       const one = tok.encode(t, L);
       expect(Array.from(batch.inputIds.subarray(b * L, (b + 1) * L), Number)).to.deep.equal(Array.from(one.inputIds));
-      expect(Array.from(batch.attentionMask.subarray(b * L, (b + 1) * L), Number)).to.deep.equal(Array.from(one.attentionMask));
+      expect(Array.from(batch.attentionMask.subarray(b * L, (b + 1) * L), Number)).to.deep.equal(
+        Array.from(one.attentionMask),
+      );
     });
     expect(tok.encodeBatch([], L).inputIds.length).to.equal(0);
   });
@@ -149,7 +189,8 @@ describe('tokenizer: basic tokenisation and WordPiece', function () {
   it('keeps results right with a tiny word cache, and bounds it', function () {
     const small = Tokenizer.fromVocab(VOCAB, { cacheSize: 2 });
     const text = 'the lung is a nodules the lung';
-    for (let i = 0; i < 3; i++) expect(Array.from(small.encode(text, 12).inputIds)).to.deep.equal(Array.from(tok.encode(text, 12).inputIds));
+    for (let i = 0; i < 3; i++)
+      expect(Array.from(small.encode(text, 12).inputIds)).to.deep.equal(Array.from(tok.encode(text, 12).inputIds));
     expect(small.cachedWords).to.be.at.most(2);
   });
 
@@ -199,11 +240,58 @@ describe('tokenizer: batch speed', function () {
   it('tokenizes 1000 reports of ~150 words at max_length 512 quickly', function () {
     const rng = new Rng(1234);
     const lexicon = [
-      'the', 'there', 'is', 'no', 'a', 'of', 'in', 'and', 'with', 'right', 'left', 'upper', 'lower', 'lobe', 'nodule',
-      'mm', 'pleural', 'effusion', 'consolidation', 'ground-glass', 'opacity', 'emphysema', 'atelectasis', 'mediastinal',
-      'lymphadenopathy', 'trachea', 'bronchi', 'patent', 'heart', 'size', 'normal', 'calcified', 'non-calcified',
-      'segment', 'posterior', 'anterior', 'bilateral', 'mild', 'moderate', 'severe', 'thickening', 'septal', 'aorta',
-      'pericardial', 'hiatal', 'hernia', 'arterial', 'wall', 'calcification', 'mosaic', 'attenuation', 'bronchiectasis',
+      'the',
+      'there',
+      'is',
+      'no',
+      'a',
+      'of',
+      'in',
+      'and',
+      'with',
+      'right',
+      'left',
+      'upper',
+      'lower',
+      'lobe',
+      'nodule',
+      'mm',
+      'pleural',
+      'effusion',
+      'consolidation',
+      'ground-glass',
+      'opacity',
+      'emphysema',
+      'atelectasis',
+      'mediastinal',
+      'lymphadenopathy',
+      'trachea',
+      'bronchi',
+      'patent',
+      'heart',
+      'size',
+      'normal',
+      'calcified',
+      'non-calcified',
+      'segment',
+      'posterior',
+      'anterior',
+      'bilateral',
+      'mild',
+      'moderate',
+      'severe',
+      'thickening',
+      'septal',
+      'aorta',
+      'pericardial',
+      'hiatal',
+      'hernia',
+      'arterial',
+      'wall',
+      'calcification',
+      'mosaic',
+      'attenuation',
+      'bronchiectasis',
     ];
     const reports: string[] = [];
     for (let r = 0; r < 1000; r++) {
@@ -227,7 +315,9 @@ describe('tokenizer: batch speed', function () {
     for (const r of reports) cold.tokenize(r);
     const msUncached = Number(process.hrtime.bigint() - t1) / 1e6;
     // Reported, not asserted tightly: CI machines vary. The bound only catches pathological slowdowns.
-    console.log(`      encodeBatch(1000 × ~150 words, L=512): ${ms.toFixed(1)} ms; uncached tokenize(): ${msUncached.toFixed(1)} ms`);
+    console.log(
+      `      encodeBatch(1000 × ~150 words, L=512): ${ms.toFixed(1)} ms; uncached tokenize(): ${msUncached.toFixed(1)} ms`,
+    );
     expect(batch.inputIds.length).to.equal(1000 * 512);
     expect(Array.from(batch.inputIds).some((id) => id === BigInt(tok.unkId))).to.equal(false);
     expect(ms).to.be.below(5000);

@@ -49,9 +49,12 @@ describe('vocab builder', function () {
     expect(Tokenizer.fromVocab(vocabToText(vocab).split('\n').slice(0, -1)).vocabSize).to.equal(vocab.length);
   });
 
-  it('tokenizes fixture F\'s training corpus without [UNK]', function () {
+  it("tokenizes fixture F's training corpus without [UNK]", function () {
     if (!fixturesAvailable()) this.skip();
-    const corpus = fs.readFileSync(fixturePath('tokenizer', 'training_corpus.txt'), 'utf8').split('\n').filter((l) => l !== '');
+    const corpus = fs
+      .readFileSync(fixturePath('tokenizer', 'training_corpus.txt'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '');
     const vocab = buildWordPieceVocab(corpus, { vocabSize: 1500 });
     expect(vocab.length).to.be.at.most(1500);
     const tok = Tokenizer.fromVocab(vocab);
@@ -61,7 +64,11 @@ describe('vocab builder', function () {
   it('rejects a vocabSize too small for the alphabet, and bad options', function () {
     const tooSmall = () => buildWordPieceVocab(CORPUS, { vocabSize: 10 });
     expect(tooSmall).to.throw(CtclipError).with.property('code', 'ARGUMENT_ERROR');
-    expect(() => buildWordPieceVocab(CORPUS, { vocabSize: 0 })).to.throw(CtclipError).with.property('code', 'ARGUMENT_ERROR');
-    expect(() => buildWordPieceVocab(CORPUS, { vocabSize: 100, minFrequency: 0 })).to.throw(CtclipError).with.property('code', 'ARGUMENT_ERROR');
+    expect(() => buildWordPieceVocab(CORPUS, { vocabSize: 0 }))
+      .to.throw(CtclipError)
+      .with.property('code', 'ARGUMENT_ERROR');
+    expect(() => buildWordPieceVocab(CORPUS, { vocabSize: 100, minFrequency: 0 }))
+      .to.throw(CtclipError)
+      .with.property('code', 'ARGUMENT_ERROR');
   });
 });
