@@ -13,7 +13,7 @@ import { ProcessGroup } from '../../lib/dist/group';
 import { CTClip, type CTClipBatch } from '../../lib/model/ctclip';
 import type { CTClipNativeConfig } from '../../lib/native';
 import { tensorFromBuffer } from '../../lib/tensor';
-import { TINY_BERT } from './tiny-configs';
+import { TINY_BERT, TINY_CTCLIP_IMAGE } from './tiny-configs';
 import { stateHashes, trainingState } from './train-state';
 
 const F = 4;
@@ -23,17 +23,7 @@ const B = 2;
 
 function config(gather: boolean, seed: number): CTClipNativeConfig {
   return {
-    image: {
-      dim: 16,
-      codebook_size: 16,
-      image_size: H,
-      patch_size: 8,
-      temporal_patch_size: 2,
-      spatial_depth: 1,
-      temporal_depth: 1,
-      heads: 2,
-      dim_head: 8,
-    },
+    image: { ...TINY_CTCLIP_IMAGE, image_size: H },
     text: { ...TINY_BERT, hidden_dropout_prob: 0.2, attention_probs_dropout_prob: 0.1 },
     dim_latent: 8,
     seed,

@@ -10,24 +10,14 @@ import { ProcessGroup } from '../../lib/dist/group';
 import { CTClip, type CTClipBatch } from '../../lib/model/ctclip';
 import type { CTClipNativeConfig } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
-import { TINY_BERT } from './tiny-configs';
+import { TINY_BERT, TINY_CTCLIP_IMAGE } from './tiny-configs';
 
 const F = 4;
 const L = 10;
 
 export function tinyConfig(loss: 'softmax' | 'siglip', localLoss: boolean): CTClipNativeConfig {
   return {
-    image: {
-      dim: 16,
-      codebook_size: 16,
-      image_size: 16,
-      patch_size: 8,
-      temporal_patch_size: 2,
-      spatial_depth: 1,
-      temporal_depth: 1,
-      heads: 2,
-      dim_head: 8,
-    },
+    image: TINY_CTCLIP_IMAGE,
     text: TINY_BERT,
     dim_latent: 8,
     loss,

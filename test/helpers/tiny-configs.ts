@@ -1,5 +1,6 @@
 /** The tiny model configs the native tests share (seconds per test on a CPU). */
 import type { CTViTConfig } from '../../lib/model/ctvit';
+import type { CTClipConfig } from '../../lib/model/ctclip';
 import type { BertNativeConfig } from '../../lib/native';
 
 /** A 32×32 CTViT with one spatial and one temporal layer (add a `seed`). */
@@ -23,4 +24,29 @@ export const TINY_BERT: BertNativeConfig = {
   num_attention_heads: 2,
   intermediate_size: 32,
   max_position_embeddings: 16,
+};
+
+/** The CT-CLIP tests' image encoder: a 16×16 CTViT (patch 8, temporal patch 2, one layer each way, codebook 16). */
+export const TINY_CTCLIP_IMAGE: CTClipConfig['image'] = {
+  dim: 16,
+  codebook_size: 16,
+  image_size: 16,
+  patch_size: 8,
+  temporal_patch_size: 2,
+  spatial_depth: 1,
+  temporal_depth: 1,
+  heads: 2,
+  dim_head: 8,
+};
+
+/** `TINY_CTCLIP_IMAGE` as a run config's `model.image_encoder` (4 frames). */
+export const TINY_IMAGE_ENCODER = { ...TINY_CTCLIP_IMAGE, frames: 4 };
+
+/** `TINY_BERT` as a run config's `model.text_encoder` (add `vocab` and, where it matters, `max_length`). */
+export const TINY_TEXT_ENCODER = {
+  hidden_size: TINY_BERT.hidden_size,
+  num_hidden_layers: TINY_BERT.num_hidden_layers,
+  num_attention_heads: TINY_BERT.num_attention_heads,
+  intermediate_size: TINY_BERT.intermediate_size,
+  max_position_embeddings: TINY_BERT.max_position_embeddings,
 };

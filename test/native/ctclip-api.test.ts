@@ -13,6 +13,7 @@ import * as api from '../../lib/index';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { Tokenizer } from '../../lib/text/tokenizer';
 import { requireAddon } from '../helpers/native';
+import { TINY_IMAGE_ENCODER, TINY_TEXT_ENCODER } from '../helpers/tiny-configs';
 
 const WORDS = [
   'lung',
@@ -34,25 +35,10 @@ function tinyConfig(vocab: string | null): Config {
     experiment: { name: 'api', seed: 11 },
     model: {
       dim_latent: 8,
-      image_encoder: {
-        dim: 16,
-        codebook_size: 16,
-        image_size: 16,
-        frames: 4,
-        patch_size: 8,
-        temporal_patch_size: 2,
-        spatial_depth: 1,
-        temporal_depth: 1,
-        heads: 2,
-        dim_head: 8,
-      },
+      image_encoder: TINY_IMAGE_ENCODER,
       text_encoder: {
         vocab,
-        hidden_size: 16,
-        num_hidden_layers: 1,
-        num_attention_heads: 2,
-        intermediate_size: 32,
-        max_position_embeddings: 16,
+        ...TINY_TEXT_ENCODER,
         max_length: 10,
         hidden_dropout_prob: 0,
         attention_probs_dropout_prob: 0,

@@ -19,23 +19,13 @@ import { loadAddon, type TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { makeCTClipBatch } from '../helpers/ctclip-batch';
 import { requireAddon } from '../helpers/native';
-import { TINY_BERT } from '../helpers/tiny-configs';
+import { TINY_BERT, TINY_CTCLIP_IMAGE, TINY_IMAGE_ENCODER, TINY_TEXT_ENCODER } from '../helpers/tiny-configs';
 import { maxAbs, randomData, scalar, shapeOf, values } from '../helpers/tensors';
 import { expectRejects } from '../helpers/errors';
 
 const F = 4;
 const TINY: CTClipConfig = {
-  image: {
-    dim: 16,
-    codebook_size: 16,
-    image_size: 16,
-    patch_size: 8,
-    temporal_patch_size: 2,
-    spatial_depth: 1,
-    temporal_depth: 1,
-    heads: 2,
-    dim_head: 8,
-  },
+  image: TINY_CTCLIP_IMAGE,
   text: TINY_BERT,
   dim_latent: 8,
   seed: 7,
@@ -579,24 +569,9 @@ describe('native: CT-CLIP model and training step', function () {
       experiment: { name: 't', seed: 3 },
       model: {
         dim_latent: 8,
-        image_encoder: {
-          dim: 16,
-          codebook_size: 16,
-          image_size: 16,
-          frames: 4,
-          patch_size: 8,
-          temporal_patch_size: 2,
-          spatial_depth: 1,
-          temporal_depth: 1,
-          heads: 2,
-          dim_head: 8,
-        },
+        image_encoder: TINY_IMAGE_ENCODER,
         text_encoder: {
-          hidden_size: 16,
-          num_hidden_layers: 1,
-          num_attention_heads: 2,
-          intermediate_size: 32,
-          max_position_embeddings: 16,
+          ...TINY_TEXT_ENCODER,
           max_length: 10,
         },
         loss: { type: 'siglip' },

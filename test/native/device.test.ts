@@ -15,7 +15,7 @@ import { CTClip, resolveCTClipConfig, type CTClipBatch, type CTClipConfig } from
 import { loadAddon } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { requireAddon } from '../helpers/native';
-import { TINY_BERT, TINY_CTVIT } from '../helpers/tiny-configs';
+import { TINY_BERT, TINY_CTVIT, TINY_IMAGE_ENCODER, TINY_TEXT_ENCODER } from '../helpers/tiny-configs';
 
 const B = 3;
 const L = 8;
@@ -208,25 +208,10 @@ describe('native: device placement (CTClip.to)', function () {
         experiment: { name: 'device', seed: 3 },
         model: {
           dim_latent: 8,
-          image_encoder: {
-            dim: 16,
-            codebook_size: 16,
-            image_size: 16,
-            frames: 4,
-            patch_size: 8,
-            temporal_patch_size: 2,
-            spatial_depth: 1,
-            temporal_depth: 1,
-            heads: 2,
-            dim_head: 8,
-          },
+          image_encoder: TINY_IMAGE_ENCODER,
           text_encoder: {
             vocab: path.join(dir, 'vocab.txt'),
-            hidden_size: 16,
-            num_hidden_layers: 1,
-            num_attention_heads: 2,
-            intermediate_size: 32,
-            max_position_embeddings: 16,
+            ...TINY_TEXT_ENCODER,
             max_length: 8,
             hidden_dropout_prob: 0.1,
             attention_probs_dropout_prob: 0.1,

@@ -12,7 +12,7 @@ import { CTClip, type CTClipBatch, type CTClipConfig } from '../../lib/model/ctc
 import type { CTClipStepResult } from '../../lib/native';
 import { requireAddon } from '../helpers/native';
 import { makeCTClipBatch } from '../helpers/ctclip-batch';
-import { TINY_BERT } from '../helpers/tiny-configs';
+import { TINY_BERT, TINY_CTCLIP_IMAGE } from '../helpers/tiny-configs';
 import { stateDiff, trainingState } from '../helpers/train-state';
 
 const F = 4;
@@ -25,18 +25,7 @@ function config(
   over: { vq?: 'straight_through' | 'rotation'; gather?: boolean; lossScale?: boolean } = {},
 ): CTClipConfig {
   return {
-    image: {
-      dim: 16,
-      codebook_size: 16,
-      image_size: H,
-      patch_size: 8,
-      temporal_patch_size: 2,
-      spatial_depth: 1,
-      temporal_depth: 1,
-      heads: 2,
-      dim_head: 8,
-      vq: over.vq ?? 'straight_through',
-    },
+    image: { ...TINY_CTCLIP_IMAGE, image_size: H, vq: over.vq ?? 'straight_through' },
     text: { ...TINY_BERT, hidden_dropout_prob: 0.2, attention_probs_dropout_prob: 0.1 },
     dim_latent: 8,
     seed: 21,

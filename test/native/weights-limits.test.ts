@@ -19,7 +19,7 @@ import { importTorchFile, loadWeightsFile, readModelSafetensors, saveWeights, wr
 import { ZipReader } from '../../lib/weights/zip';
 import { expectRejects } from '../helpers/errors';
 import { requireAddon } from '../helpers/native';
-import { TINY_BERT } from '../helpers/tiny-configs';
+import { TINY_BERT, TINY_CTCLIP_IMAGE } from '../helpers/tiny-configs';
 import { stateDictPickle, tmpDir, writeRawZip, zeroDeflateBomb } from '../helpers/weights-fixtures';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
@@ -465,17 +465,7 @@ describe('weights: limits and hostile files', function () {
     it('checkpoint resume (loadModelWeights) refuses a model part with an Inf, naming the key', async function () {
       requireAddon(this);
       const config: CTClipConfig = {
-        image: {
-          dim: 16,
-          codebook_size: 16,
-          image_size: 16,
-          patch_size: 8,
-          temporal_patch_size: 2,
-          spatial_depth: 1,
-          temporal_depth: 1,
-          heads: 2,
-          dim_head: 8,
-        },
+        image: TINY_CTCLIP_IMAGE,
         text: TINY_BERT,
         dim_latent: 8,
         seed: 7,
