@@ -5,6 +5,8 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'util';
 import { CtclipError } from '../errors';
+import { DEFAULT_MAX_VOXELS } from '../preprocess/nifti';
+import { DEFAULT_MAX_RESAMPLED_VOXELS } from '../preprocess/pipeline';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -48,20 +50,30 @@ export function parseCommandArgs<O extends Options>(
 }
 
 /**
- * The start every command shares: prints `usage` and returns false for --help (exit 0); refuses positional
- * arguments and missing `required` options (ARGUMENT_ERROR naming them); true to go on.
+ * The start every command shares: prints `usage` and returns false for --help (exit 0); refuses missing
+ * `required` options and positional arguments (ARGUMENT_ERROR naming them) — or, with `operand` (e.g. 'RUN_DIR'),
+ * requires exactly one; true to go on, with the required options known to be set.
  */
-export function startCommand(
-  values: { help?: boolean } & Record<string, unknown>,
+export function startCommand<V extends { help?: boolean }, K extends keyof V & string = never>(
+  values: V,
   positionals: string[],
   usage: string,
-  required: readonly string[] = [],
-): boolean {
+  required: readonly K[] = [],
+  operand?: string,
+): values is V & { [P in K]-?: NonNullable<V[P]> } {
   if (values.help) {
     process.stdout.write(`${usage}\n`);
     return false;
   }
-  if (positionals.length) throw new CtclipError('ARGUMENT_ERROR', `unexpected argument '${positionals[0]}'`);
+  if (operand !== undefined) {
+    if (positionals.length === 0) throw new CtclipError('ARGUMENT_ERROR', `${operand} is required`);
+    if (positionals.length > 1)
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `expected one ${operand}, got ${positionals.length}: ${positionals.join(' ')}`,
+      );
+  } else if (positionals.length)
+    throw new CtclipError('ARGUMENT_ERROR', `unexpected argument(s): ${positionals.join(' ')}`);
   for (const k of required) if (!values[k]) throw new CtclipError('ARGUMENT_ERROR', `--${k} is required`);
   return true;
 }
@@ -115,4 +127,29 @@ export function intOption(name: string, text: string | undefined, fallback?: num
     throw new CtclipError('ARGUMENT_ERROR', `--${name} must be an integer >= ${min}, got '${text}'`);
   }
   return parseInt(text, 10);
+}
+
+/**
+ * `--max-voxels` and `--max-resampled-voxels` (the header-checked limits of a NIfTI volume before and after
+ * resampling), each a positive integer that JavaScript holds exactly.
+ */
+export function voxelLimitOptions(values: { 'max-voxels'?: string; 'max-resampled-voxels'?: string }): {
+  maxVoxels: number;
+  maxResampledVoxels: number;
+} {
+  const limits = {
+    maxVoxels: intOption('max-voxels', values['max-voxels'], DEFAULT_MAX_VOXELS),
+    maxResampledVoxels: intOption('max-resampled-voxels', values['max-resampled-voxels'], DEFAULT_MAX_RESAMPLED_VOXELS),
+  };
+  for (const [flag, v] of [
+    ['max-voxels', limits.maxVoxels],
+    ['max-resampled-voxels', limits.maxResampledVoxels],
+  ] as const) {
+    if (!Number.isSafeInteger(v))
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `--${flag} must be an integer <= ${Number.MAX_SAFE_INTEGER}, got '${values[flag]}'`,
+      );
+  }
+  return limits;
 }

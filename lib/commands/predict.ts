@@ -31,7 +31,7 @@ import {
 import type { Vec3 } from '../preprocess/resample';
 import { configureThreads } from '../runtime';
 import { tensorFromBuffer } from '../tensor';
-import { intOption, parseCommandArgs, runCommand } from './common';
+import { intOption, parseCommandArgs, runCommand, startCommand, voxelLimitOptions } from './common';
 
 export const USAGE = `usage: ctclip predict VOLUME.nii.gz --checkpoint W --config C [--json] [--spacing X,Y,Z] [--rescale MODE]
                       [--source-spacing X,Y,Z] [--slope S] [--intercept I] [--window LO,HI] [--reorient none|LPS|RAS]
@@ -83,19 +83,8 @@ export function run(argv: string[]): Promise<number> {
       set: { type: 'string', multiple: true },
       threads: { type: 'string' },
     });
-    if (values.help) {
-      process.stdout.write(`${USAGE}\n`);
+    if (!startCommand(values, positionals, USAGE, ['checkpoint', 'config'], 'VOLUME (a .nii or .nii.gz file)'))
       return 0;
-    }
-    if (positionals.length !== 1)
-      throw new CtclipError(
-        'ARGUMENT_ERROR',
-        positionals.length
-          ? `one volume expected, got ${positionals.length}: ${positionals.join(' ')}`
-          : 'the volume (a .nii/.nii.gz file) is required',
-      );
-    if (!values.checkpoint) throw new CtclipError('ARGUMENT_ERROR', '--checkpoint is required');
-    if (!values.config) throw new CtclipError('ARGUMENT_ERROR', '--config is required');
     const file = positionals[0];
     const spacing = (numberList('spacing', values.spacing, 3) as Vec3 | undefined) ?? DEFAULT_SPACING;
     if (!spacing.every((x) => x > 0))
@@ -103,22 +92,7 @@ export function run(argv: string[]): Promise<number> {
     const voxelSpacing = numberList('source-spacing', values['source-spacing'], 3) as Vec3 | undefined;
     if (voxelSpacing && !voxelSpacing.every((x) => x > 0))
       throw new CtclipError('ARGUMENT_ERROR', `--source-spacing must be positive, got '${values['source-spacing']}'`);
-    const maxVoxels = intOption('max-voxels', values['max-voxels'], DEFAULT_MAX_VOXELS);
-    const maxResampledVoxels = intOption(
-      'max-resampled-voxels',
-      values['max-resampled-voxels'],
-      DEFAULT_MAX_RESAMPLED_VOXELS,
-    );
-    for (const [flag, v] of [
-      ['max-voxels', maxVoxels],
-      ['max-resampled-voxels', maxResampledVoxels],
-    ] as const) {
-      if (!Number.isSafeInteger(v))
-        throw new CtclipError(
-          'ARGUMENT_ERROR',
-          `--${flag} must be an integer <= ${Number.MAX_SAFE_INTEGER}, got '${values[flag]}'`,
-        );
-    }
+    const { maxVoxels, maxResampledVoxels } = voxelLimitOptions(values);
     const window = numberList('window', values.window, 2) as [number, number] | undefined;
     const rescale = (values.rescale ?? 'auto') as RescaleMode;
     if (!['auto', 'always', 'never'].includes(rescale))

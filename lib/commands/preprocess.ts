@@ -10,9 +10,9 @@
  */
 import { CtclipError } from '../errors';
 import { configureThreads } from '../runtime';
-import { intOption, parseCommandArgs, runCommand } from './common';
+import { intOption, parseCommandArgs, runCommand, startCommand, voxelLimitOptions } from './common';
 import { defaultWorkers, preprocessDataset, REPORT_FILE, type Progress } from '../preprocess/dataset';
-import { DEFAULT_MAX_RESAMPLED_VOXELS, DEFAULT_MAX_VOXELS, type RescaleMode } from '../preprocess/pipeline';
+import type { RescaleMode } from '../preprocess/pipeline';
 import type { Reorient } from '../preprocess/orientation';
 
 const USAGE = `usage: ctclip preprocess --volumes DIR --reports reports.csv --labels labels.csv [--metadata metadata.csv] --out DIR [options]
@@ -76,14 +76,7 @@ export function run(argv: string[]): Promise<number> {
       force: { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
     });
-    if (values.help) {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    }
-    if (positionals.length) throw new CtclipError('ARGUMENT_ERROR', `unexpected argument(s): ${positionals.join(' ')}`);
-    for (const k of ['volumes', 'reports', 'labels', 'out'] as const) {
-      if (!values[k]) throw new CtclipError('ARGUMENT_ERROR', `--${k} is required`);
-    }
+    if (!startCommand(values, positionals, USAGE, ['volumes', 'reports', 'labels', 'out'])) return 0;
     const rescale = (values.rescale ?? 'auto') as RescaleMode;
     if (!['auto', 'always', 'never'].includes(rescale))
       throw new CtclipError('ARGUMENT_ERROR', `--rescale must be auto, always or never, got '${rescale}'`);
@@ -102,22 +95,7 @@ export function run(argv: string[]): Promise<number> {
     if (values.split !== undefined && !/^[A-Za-z0-9]+$/.test(values.split))
       throw new CtclipError('ARGUMENT_ERROR', `--split must be a name like train or valid, got '${values.split}'`);
     const samplesPerShard = intOption('samples-per-shard', values['samples-per-shard'], 100);
-    const maxVoxels = intOption('max-voxels', values['max-voxels'], DEFAULT_MAX_VOXELS);
-    const maxResampledVoxels = intOption(
-      'max-resampled-voxels',
-      values['max-resampled-voxels'],
-      DEFAULT_MAX_RESAMPLED_VOXELS,
-    );
-    for (const [flag, v] of [
-      ['max-voxels', maxVoxels],
-      ['max-resampled-voxels', maxResampledVoxels],
-    ] as const) {
-      if (!Number.isSafeInteger(v))
-        throw new CtclipError(
-          'ARGUMENT_ERROR',
-          `--${flag} must be an integer <= ${Number.MAX_SAFE_INTEGER}, got '${values[flag]}'`,
-        );
-    }
+    const { maxVoxels, maxResampledVoxels } = voxelLimitOptions(values);
     const workers = values.workers !== undefined ? intOption('workers', values.workers) : defaultWorkers();
     configureThreads(values.threads !== undefined ? intOption('threads', values.threads) : undefined);
 

@@ -3,9 +3,8 @@
  * `RUN_DIR/metrics.jsonl`, or from `RUN_DIR/tensorboard/` event files when there is no metrics.jsonl, and prints
  * its path. See docs/logging.md.
  */
-import { CtclipError } from '../errors';
 import { writeRunReport } from '../logging/run-report';
-import { parseCommandArgs, runCommand } from './common';
+import { parseCommandArgs, runCommand, startCommand } from './common';
 
 const USAGE = `usage: ctclip report RUN_DIR [--out FILE]
 
@@ -15,17 +14,7 @@ const USAGE = `usage: ctclip report RUN_DIR [--out FILE]
 export function run(argv: string[]): Promise<number> {
   return runCommand('report', USAGE, async () => {
     const { values, positionals } = parseCommandArgs(argv, { out: { type: 'string' } });
-    if (values.help) {
-      process.stdout.write(`${USAGE}\n`);
-      return 0;
-    }
-    if (positionals.length !== 1)
-      throw new CtclipError(
-        'ARGUMENT_ERROR',
-        positionals.length === 0
-          ? 'RUN_DIR is required'
-          : `expected one RUN_DIR, got ${positionals.length}: ${positionals.join(' ')}`,
-      );
+    if (!startCommand(values, positionals, USAGE, [], 'RUN_DIR')) return 0;
     const out = await writeRunReport(positionals[0], { out: values.out });
     process.stdout.write(`Report written: ${out}\n`);
     return 0;

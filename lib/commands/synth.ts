@@ -6,7 +6,7 @@
  */
 import { DEFAULT_PROMPTS } from '../config/schema';
 import { CtclipError } from '../errors';
-import { intOption, parseCommandArgs, runCommand } from './common';
+import { intOption, parseCommandArgs, runCommand, startCommand } from './common';
 import { CT_RATE_CLASSES } from '../data/classes';
 import { writeSynthDataset } from '../data/synth';
 
@@ -45,12 +45,7 @@ export function run(argv: string[]): Promise<number> {
       'positive-prompt': { type: 'string' },
       'negative-prompt': { type: 'string' },
     });
-    if (values.help) {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    }
-    if (positionals.length) throw new CtclipError('ARGUMENT_ERROR', `unexpected argument(s): ${positionals.join(' ')}`);
-    if (!values.out) throw new CtclipError('ARGUMENT_ERROR', '--out is required');
+    if (!startCommand(values, positionals, USAGE, ['out'])) return 0;
     const samples = intOption('samples', values.samples);
     const shapeParts = (values.shape ?? '').split(',');
     if (shapeParts.length !== 3 || !shapeParts.every((p) => /^\d+$/.test(p.trim()) && parseInt(p, 10) > 0)) {
