@@ -20,6 +20,7 @@
  * is accepted too. Token ids and masks: int64 (B, L) tensors (`textTensors(tokenizer.encodeBatch(...))`).
  */
 import { CtclipError } from '../errors';
+import { NativeModel } from './native-model';
 import {
   loadAddon,
   type CTClipForwardResult,
@@ -108,28 +109,25 @@ function checkLr(lr: number, fn: string): void {
   }
 }
 
-/** A native CT-CLIP model with its trainer state. */
-export class CTClip {
-  readonly handle: CTClipHandle;
-  readonly config: ResolvedCTClipConfig;
-
+/**
+ * A native CT-CLIP model with its trainer state. Its state dict uses the reference's full CTCLIP key names;
+ * `loadStateDict` drops the stale `text_transformer.embeddings.position_ids` of older files.
+ */
+export class CTClip extends NativeModel<CTClipHandle, ResolvedCTClipConfig, CTClipInfo, CTClipStateDict> {
   private constructor(handle: CTClipHandle, config: ResolvedCTClipConfig) {
-    this.handle = handle;
-    this.config = config;
+    const addon = loadAddon();
+    super(handle, config, {
+      info: addon.ctclipInfo,
+      setTraining: addon.ctclipSetTraining,
+      stateDict: addon.ctclipStateDict,
+      loadStateDict: addon.ctclipLoadStateDict,
+    });
   }
 
   /** Builds a model with seeded initialisation (same seed ⇒ same weights). Starts in eval mode. */
   static create(config: CTClipNativeConfig): CTClip {
     const resolved = resolveCTClipConfig(config);
     return new CTClip(loadAddon().createCTClip(resolved), resolved);
-  }
-
-  info(): CTClipInfo {
-    return loadAddon().ctclipInfo(this.handle);
-  }
-
-  get training(): boolean {
-    return this.info().training;
   }
 
   /** The device the model lives on, as libtorch names it ('cpu', 'cuda:0', …). */
@@ -149,34 +147,6 @@ export class CTClip {
       throw argError(`to(device): device must be a string ('cpu', 'cuda' or 'cuda:N'), got ${JSON.stringify(device)}`);
     await loadAddon().ctclipToDevice(this.handle, device);
     return this;
-  }
-
-  train(mode = true): this {
-    loadAddon().ctclipSetTraining(this.handle, mode);
-    return this;
-  }
-
-  eval(): this {
-    return this.train(false);
-  }
-
-  /** Reference-ordered state (full CTCLIP key names); tensors are shared with the model, not copied. */
-  stateDict(): CTClipStateDict {
-    return loadAddon().ctclipStateDict(this.handle);
-  }
-
-  /**
-   * Copies tensors into the model by name; the stale `text_transformer.embeddings.position_ids` of older files is
-   * dropped. Strict (default) refuses missing or unexpected keys.
-   */
-  loadStateDict(
-    names: string[],
-    tensors: TensorHandle[],
-    opts: { strict?: boolean } = {},
-  ): { missing: string[]; unexpected: string[] } {
-    if (names.length !== tensors.length)
-      throw argError(`loadStateDict: ${names.length} names but ${tensors.length} tensors`);
-    return loadAddon().ctclipLoadStateDict(this.handle, names, tensors, { strict: opts.strict ?? true });
   }
 
   /** Forward without autograd: latents, logits, loss (world size 1), optionally the fixture-named intermediates. */
@@ -319,17 +289,5 @@ export class CTClip {
   /** Restores the optimizer-step / skipped-step counters (resume). */
   setStepCounters(counters: { optimizerSteps: number; skippedSteps: number }): void {
     loadAddon().ctclipSetStepCounters(this.handle, counters);
-  }
-
-  parameterCount(): number {
-    return this.info().parameterCount;
-  }
-
-  trainableParameterCount(): number {
-    return this.info().trainableParameterCount;
-  }
-
-  dispose(): void {
-    this.handle.dispose();
   }
 }

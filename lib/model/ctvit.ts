@@ -8,6 +8,7 @@
  * every forward, gradient estimator). See native/model/ctvit.h for the exact semantics.
  */
 import { CtclipError } from '../errors';
+import { NativeModel } from './native-model';
 import {
   loadAddon,
   type CTViTForwardBackwardResult,
@@ -101,14 +102,16 @@ export interface StateDict {
   shapes: number[][];
 }
 
-/** A native CTViT encoder. */
-export class CTViT {
-  readonly handle: CTViTHandle;
-  readonly config: ResolvedCTViTConfig;
-
+/** A native CTViT encoder. Its state dict keys are the reference's without the `visual_transformer.` prefix. */
+export class CTViT extends NativeModel<CTViTHandle, ResolvedCTViTConfig, CTViTInfo, StateDict> {
   private constructor(handle: CTViTHandle, config: ResolvedCTViTConfig) {
-    this.handle = handle;
-    this.config = config;
+    const addon = loadAddon();
+    super(handle, config, {
+      info: addon.ctvitInfo,
+      setTraining: addon.ctvitSetTraining,
+      stateDict: addon.ctvitStateDict,
+      loadStateDict: addon.ctvitLoadStateDict,
+    });
   }
 
   /** Builds a model with seeded initialisation (same seed ⇒ same weights). Starts in eval mode. */
@@ -121,23 +124,6 @@ export class CTViT {
   get embeddingDim(): number {
     const hp = this.config.image_size / this.config.patch_size;
     return hp * hp * this.config.dim;
-  }
-
-  info(): CTViTInfo {
-    return loadAddon().ctvitInfo(this.handle);
-  }
-
-  get training(): boolean {
-    return this.info().training;
-  }
-
-  train(mode = true): this {
-    loadAddon().ctvitSetTraining(this.handle, mode);
-    return this;
-  }
-
-  eval(): this {
-    return this.train(false);
   }
 
   /** video: (B, channels, F, image_size, image_size) float32. In training mode the codebook EMA runs once. */
@@ -157,36 +143,5 @@ export class CTViT {
   /** The vector quantizer alone on x (B, N, dim), optionally backpropagating gradOutput to x. */
   vqForward(x: TensorHandle, gradOutput?: TensorHandle) {
     return loadAddon().ctvitVqForward(this.handle, x, gradOutput);
-  }
-
-  /** Reference-ordered state (keys without the `visual_transformer.` prefix); tensors are shared, not copied. */
-  stateDict(): StateDict {
-    return loadAddon().ctvitStateDict(this.handle);
-  }
-
-  /** Copies tensors into the model by name. Strict (default) refuses missing or unexpected keys. */
-  loadStateDict(
-    names: string[],
-    tensors: TensorHandle[],
-    opts: { strict?: boolean } = {},
-  ): { missing: string[]; unexpected: string[] } {
-    if (names.length !== tensors.length) {
-      throw new CtclipError('ARGUMENT_ERROR', `loadStateDict: ${names.length} names but ${tensors.length} tensors`);
-    }
-    return loadAddon().ctvitLoadStateDict(this.handle, names, tensors, { strict: opts.strict ?? true });
-  }
-
-  /** All parameters (inert ones included, as the reference counts them). */
-  parameterCount(): number {
-    return this.info().parameterCount;
-  }
-
-  /** Parameters that take part in training (inert tensors excluded). */
-  trainableParameterCount(): number {
-    return this.info().trainableParameterCount;
-  }
-
-  dispose(): void {
-    this.handle.dispose();
   }
 }
