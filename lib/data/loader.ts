@@ -480,40 +480,30 @@ export class TrainLoader extends LoaderBase {
         }
         metas.push(r);
       }
-      return { batch: this.assemble(buf, B, labels, indices, metas, plan.next, plan.epoch, plan.j), buf };
+      const parts = { buf, n: B, labels, indices, metas, position: plan.next, epoch: plan.epoch, j: plan.j };
+      return { batch: makeBatch(this.index, parts, this.makeRelease(buf)), buf };
     } catch (e) {
       this.handOut(buf);
       this.pool.release(buf);
       throw e;
     }
   }
-
-  protected assemble(
-    buf: Buffer,
-    n: number,
-    labels: Float32Array,
-    indices: number[],
-    metas: SampleMeta[],
-    position: DataPosition,
-    epoch: number,
-    j: number,
-  ): Batch {
-    return makeBatch(this.index, buf, n, labels, indices, metas, position, epoch, j, this.makeRelease(buf));
-  }
 }
 
-function makeBatch(
-  index: ShardIndex,
-  buf: Buffer,
-  n: number,
-  labels: Float32Array,
-  indices: number[],
-  metas: SampleMeta[],
-  position: DataPosition,
-  epoch: number,
-  j: number,
-  release: () => void,
-): Batch {
+/** What a loader has read for one batch: n samples' voxels in `buf`, their labels, indices and metadata. */
+interface BatchParts {
+  buf: Buffer;
+  n: number;
+  labels: Float32Array;
+  indices: number[];
+  metas: SampleMeta[];
+  position: DataPosition;
+  epoch: number;
+  j: number;
+}
+
+function makeBatch(index: ShardIndex, parts: BatchParts, release: () => void): Batch {
+  const { buf, n, labels, indices, metas, position, epoch, j } = parts;
   return {
     volumes: n * index.sampleBytes === buf.byteLength ? buf : buf.subarray(0, n * index.sampleBytes),
     volumeShape: [...index.volumeShape] as [number, number, number],
@@ -608,7 +598,11 @@ export class EvalLoader extends LoaderBase {
         }
         const position = { epoch: 0, globalSamplePosition: Math.min(this.mine.length, (j + 1) * B) };
         return {
-          batch: makeBatch(this.index, buf, kept.length, labels, kept, metas, position, 0, j, this.makeRelease(buf)),
+          batch: makeBatch(
+            this.index,
+            { buf, n: kept.length, labels, indices: kept, metas, position, epoch: 0, j },
+            this.makeRelease(buf),
+          ),
           buf,
         };
       } catch (e) {

@@ -334,12 +334,7 @@ export class ZipReader {
    * The CRC-32 is checked.
    */
   readInto(entry: ZipEntry, target: Uint8Array): void {
-    if (target.length !== entry.size)
-      throw new CtclipError(
-        'DATA_ERROR',
-        `${this.file}: entry '${entry.name}' holds ${entry.size} bytes, expected ${target.length}`,
-      );
-    this.checkMethod(entry);
+    this.checkTarget(entry, target);
     const start = this.dataOffset(entry);
     if (entry.method === 0) {
       this.readAt(start, target);
@@ -360,18 +355,23 @@ export class ZipReader {
     this.checkCrc(entry, target);
   }
 
-  /**
-   * `readInto` for large entries (tensor storages): a deflated entry is streamed from the file in 1 MiB pieces and
-   * inflated straight into `target`, so memory stays at the declared size however far the data would inflate.
-   */
-  async readIntoStreaming(entry: ZipEntry, target: Uint8Array): Promise<void> {
-    if (entry.method !== 8) return this.readInto(entry, target);
+  /** Refuses a target of the wrong size and an entry whose compression method is not stored or deflate. */
+  private checkTarget(entry: ZipEntry, target: Uint8Array): void {
     if (target.length !== entry.size)
       throw new CtclipError(
         'DATA_ERROR',
         `${this.file}: entry '${entry.name}' holds ${entry.size} bytes, expected ${target.length}`,
       );
     this.checkMethod(entry);
+  }
+
+  /**
+   * `readInto` for large entries (tensor storages): a deflated entry is streamed from the file in 1 MiB pieces and
+   * inflated straight into `target`, so memory stays at the declared size however far the data would inflate.
+   */
+  async readIntoStreaming(entry: ZipEntry, target: Uint8Array): Promise<void> {
+    if (entry.method !== 8) return this.readInto(entry, target);
+    this.checkTarget(entry, target);
     const start = this.dataOffset(entry);
     const piece = 1 << 20;
     const readAt = (pos: number, b: Buffer): void => this.readAt(pos, b);
