@@ -22,7 +22,7 @@ import type { TensorHandle } from '../native';
 import { configureThreads } from '../runtime';
 import { readTensor, tensorInfo, transformTensor } from '../tensor';
 import { intOption, parseCommandArgs, runCommand, startCommand } from './common';
-import { batchVolumes, evalLoaderFor } from '../zeroshot/loader';
+import { evalLoaderFor, forEachVolumeBatch } from '../zeroshot/loader';
 
 export const USAGE = `usage: ctclip embed --checkpoint W --config C --shards PATTERN --out FILE.safetensors [--limit N]
                     [--with-image-embeddings] [--set key.path=value ...] [--threads N] [--quiet]
@@ -104,15 +104,10 @@ export function run(argv: string[]): Promise<number> {
       const progress = values.quiet ? null : new SamplesProgress('embed', total);
       const t0 = performance.now();
       try {
-        for await (const batch of loader.batches()) {
+        await forEachVolumeBatch(loader, async (batch, volumes) => {
           const n = batch.studyIds.length;
-          if (n === 0) {
-            batch.release();
-            continue;
-          }
-          const volumes = batchVolumes(batch);
           const { inputIds, attentionMask } = textTensors(tokenizer.encodeBatch(batch.reports, maxLength));
-          const owned: TensorHandle[] = [volumes, inputIds, attentionMask];
+          const owned: TensorHandle[] = [inputIds, attentionMask];
           try {
             if (withEmb) {
               const f = await model.forward({ inputIds, attentionMask, volumes }, { returnIntermediates: true });
@@ -144,11 +139,10 @@ export function run(argv: string[]): Promise<number> {
             }
           } finally {
             owned.forEach((h) => h.dispose());
-            batch.release();
           }
           studyIds.push(...batch.studyIds);
           progress?.update(studyIds.length);
-        }
+        });
       } finally {
         progress?.finish();
         await loader.close();

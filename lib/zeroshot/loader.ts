@@ -36,3 +36,27 @@ export function batchVolumes(batch: Batch): TensorHandle {
   const [H, W, D] = batch.volumeShape;
   return tensorFromBuffer(batch.volumes, 'float16', [batch.studyIds.length, H, W, D]);
 }
+
+/**
+ * Runs `fn` on each of the loader's batches that holds a sample (a batch whose samples were all skipped as bad is
+ * only released), with the batch's volumes as a tensor (batchVolumes); the tensor is disposed and the batch
+ * released after `fn`, also when it throws.
+ */
+export async function forEachVolumeBatch(
+  loader: EvalLoader,
+  fn: (batch: Batch, volumes: TensorHandle) => Promise<void>,
+): Promise<void> {
+  for await (const batch of loader.batches()) {
+    if (batch.studyIds.length === 0) {
+      batch.release();
+      continue;
+    }
+    const volumes = batchVolumes(batch);
+    try {
+      await fn(batch, volumes);
+    } finally {
+      volumes.dispose();
+      batch.release();
+    }
+  }
+}

@@ -16,7 +16,7 @@ import type { TensorHandle } from '../native';
 import { textTensors, zeroShotPromptTexts, type CTClip } from '../model/ctclip';
 import { readTensor } from '../tensor';
 import type { Tokenizer } from '../text/tokenizer';
-import { batchVolumes } from './loader';
+import { forEachVolumeBatch } from './loader';
 
 export interface ZeroShotPrompts {
   positive: string;
@@ -110,20 +110,9 @@ export async function zeroShotScores(
   const out: ZeroShotScores = { studyIds: [], scores: [], labels: [] };
   const total = loader.mine.length;
   try {
-    for await (const batch of loader.batches()) {
+    await forEachVolumeBatch(loader, async (batch, volumes) => {
       const n = batch.studyIds.length;
-      if (n === 0) {
-        batch.release();
-        continue;
-      }
-      const volumes = batchVolumes(batch);
-      let p: Float32Array;
-      try {
-        p = await scoreVolumes(model, volumes, promptLatents, C);
-      } finally {
-        volumes.dispose();
-        batch.release();
-      }
+      const p = await scoreVolumes(model, volumes, promptLatents, C);
       if (batch.labels.length !== n * C) {
         throw new CtclipError(
           'DATA_ERROR',
@@ -136,7 +125,7 @@ export async function zeroShotScores(
         out.labels.push(Float64Array.from(batch.labels.subarray(i * C, (i + 1) * C)));
       }
       opts.onProgress?.(out.scores.length, total);
-    }
+    });
   } finally {
     promptLatents.dispose();
   }
