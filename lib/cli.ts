@@ -17,6 +17,11 @@ const COMMANDS: Record<string, CommandEntry> = {
     summary: 'print the run plan (steps/epoch, warmup, eval/save cadence) for a config',
     load: () => require('./commands/plan'),
   },
+  config: {
+    summary:
+      "write a config's ctclip-native form (the original pipeline's keys translated): 'ctclip config migrate IN.yaml'",
+    load: () => require('./commands/config'),
+  },
   synth: {
     summary: 'write a synthetic CT-RATE-like dataset (shards, index, CSVs, vocab)',
     load: () => require('./commands/synth'),

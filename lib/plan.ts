@@ -136,6 +136,8 @@ export function formatPlan(plan: RunPlan): string[] {
       `Dropped per epoch: ${plan.droppedPerEpoch} samples (the remainder of ${plan.samples} / ${plan.samplesPerStep}; a different subset each epoch)`,
     );
   }
+  // The original pipeline's summary line, in its format (two decimals in either mode), for side-by-side runs.
+  lines.push(`Training duration: ${epochsText(plan.maxSteps, S)} epochs = ${plan.maxSteps} steps`);
   lines.push(`Warmup: ${plan.warmupSteps} steps (${epochsText(plan.warmupSteps, S)} epochs)`);
   lines.push(
     plan.evalEvery === null

@@ -7,10 +7,15 @@
  *     is an error naming the file and key);
  *  2. if it has `_base_` (a path or a list of paths, relative to the file), load those first, recursively, and
  *     deep-merge this file on top: mappings merge key by key; anything else, lists included, is replaced;
- *  3. apply `--set key.path=value` overrides (values parsed as YAML scalars, so `1e-5` is a number);
- *  4. drop the reference pipeline's unused keys with one "ignored" warning each (ignored.ts);
- *  5. validate with the schema; unknown keys get a "did you mean" hint;
- *  6. with `checkFiles`, check that the files the command needs from the config exist (files.ts).
+ *  3. if the merged tree is in the original Python pipeline's format (a `model.clip` section, `*.type` tags),
+ *     translate its keys to ctclip's with their original meaning (original.ts); a key that cannot be honoured
+ *     is an error naming it and the ctclip equivalent;
+ *  4. apply `--set key.path=value` overrides (values parsed as YAML scalars, so `1e-5` is a number), in
+ *     ctclip's key names;
+ *  5. drop the keys ctclip accepts and ignores (ignored.ts); one warning per config file names the ignored
+ *     keys, one the translated ones;
+ *  6. validate with the schema; unknown keys get a "did you mean" hint;
+ *  7. with `checkFiles`, check that the files the command needs from the config exist (files.ts).
  *
  * Hostile files (docs/limits.md): a config file (the main one and every `_base_`) must be a regular file of at
  * most MAX_CONFIG_BYTES (1 MiB), checked on the open descriptor (a FIFO or `/dev/zero` is refused, never read);
@@ -24,6 +29,7 @@ import { CtclipError } from '../errors';
 import { readRegularFileSync } from '../io/regular-file';
 import { checkConfigFiles, type FileCheck } from './files';
 import { IGNORED_KEYS } from './ignored';
+import { isOriginalFormat, translateOriginal, type KeyNote } from './original';
 import { ConfigSchema, type Config } from './schema';
 
 type Tree = { [key: string]: unknown };
@@ -33,7 +39,7 @@ export interface LoadConfigOptions {
   overrides?: string[];
   /** Environment used for `${VAR}` expansion (default: process.env). */
   env?: NodeJS.ProcessEnv;
-  /** Receives the "ignored key" warnings (default: console.warn). */
+  /** Receives the warnings (ignored and translated keys; default: console.warn). */
   warn?: (message: string) => void;
   /**
    * Check that the files this command needs from the config exist (shards, labels CSV, vocabulary, text encoder
@@ -83,8 +89,12 @@ export interface LoadedConfig {
   config: Config;
   /** Files read, base files first. */
   files: string[];
-  /** Warnings emitted (ignored keys). */
+  /** Warnings emitted: per config file, one naming its ignored keys and one naming its translated keys. */
   warnings: string[];
+  /** Whether the file is in the original Python pipeline's format (translated by original.ts). */
+  original: boolean;
+  /** Every ignored, translated or defaulted key, in order (what the warnings say, as data). */
+  notes: KeyNote[];
 }
 
 function isTree(v: unknown): v is Tree {
@@ -240,7 +250,7 @@ export function applyOverride(tree: Tree, spec: string, origins?: Map<string, st
   return out;
 }
 
-function dropIgnored(tree: Tree, warnings: string[], origins: Map<string, string>): void {
+function dropIgnored(tree: Tree, notes: KeyNote[], origins: Map<string, string>, mainFile: string): void {
   for (const [keyPath, why] of IGNORED_KEYS) {
     const keys = keyPath.split('.');
     let node: unknown = tree;
@@ -248,9 +258,24 @@ function dropIgnored(tree: Tree, warnings: string[], origins: Map<string, string
     const last = keys[keys.length - 1];
     if (isTree(node) && last in node) {
       delete node[last];
-      warnings.push(`${origins.get(keyPath) ?? 'config'}: ignored key ${keyPath} (${why})`);
+      notes.push({ key: keyPath, origin: originOf(keyPath, origins, mainFile), kind: 'ignored', why });
     }
   }
+}
+
+/** One warning per origin naming its ignored keys, one naming its translated (mapped or defaulted) keys. */
+function noteWarnings(notes: KeyNote[]): string[] {
+  const groups = new Map<string, string[]>();
+  for (const n of notes) {
+    const head =
+      n.kind === 'ignored'
+        ? `${n.origin}: ignored keys (accepted, no effect in ctclip):`
+        : `${n.origin}: the original pipeline's keys, translated to ctclip's (\`ctclip config migrate\` writes the result):`;
+    const lines = groups.get(head) ?? [];
+    lines.push(`  ${n.key}: ${n.why}`);
+    groups.set(head, lines);
+  }
+  return [...groups].map(([head, lines]) => [head, ...lines].join('\n'));
 }
 
 function levenshtein(a: string, b: string): number {
@@ -363,12 +388,20 @@ export function loadConfig(file: string, opts: LoadConfigOptions = {}): LoadedCo
   const files: string[] = [];
   let tree = readYamlFile(file, env, [], origins, files);
   const mainFile = path.resolve(file);
+  const original = isOriginalFormat(tree);
+  const notes = original
+    ? translateOriginal(
+        tree,
+        (key) => originOf(key, origins, mainFile),
+        (key, origin) => origins.set(key, origin),
+      )
+    : [];
   for (const spec of opts.overrides ?? []) tree = applyOverride(tree, spec, origins);
-  const warnings: string[] = [];
-  dropIgnored(tree, warnings, origins);
+  dropIgnored(tree, notes, origins, mainFile);
+  const warnings = noteWarnings(notes);
   const warn = opts.warn ?? ((m: string) => console.warn(`warning: ${m}`));
   for (const w of warnings) warn(w);
   const config = parseConfig(tree, origins, mainFile);
   if (opts.checkFiles) checkConfigFiles(config, opts.checkFiles, (key) => originOf(key, origins, mainFile));
-  return { config, files, warnings };
+  return { config, files, warnings, original, notes };
 }

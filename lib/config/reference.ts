@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { IGNORED_KEYS } from './ignored';
+import { originalKeyTable } from './original';
 import { ConfigSchema } from './schema';
 
 /** What zod's JSON-Schema output holds for one key (the subset the reference reads). */
@@ -230,12 +231,25 @@ export function renderConfigReference(): string {
   lines.push(
     '## Accepted but ignored keys',
     '',
-    "Keys that the reference pipeline's configs carry but ctclip does not use. They are accepted with one",
-    '"ignored" warning each (`lib/config/ignored.ts`), so a reference config loads unchanged.',
+    "Keys that the reference pipeline's configs carry but ctclip does not use, in any config. They are accepted",
+    'and named in one "ignored keys" warning per config file (`lib/config/ignored.ts`).',
     '',
     '| key | why it is ignored |',
     '|---|---|',
     ...[...IGNORED_KEYS].map(([key, why]) => `| \`${key}\` | ${cell(why)} |`),
+    '',
+    "## The original pipeline's keys",
+    '',
+    "A config in the original Python pipeline's format (it has a `model.clip` section or a",
+    '`model.image_encoder.type` / `model.text_encoder.type` tag) is translated key by key before `--set` and',
+    'validation (`lib/config/original.ts`), keeping the meaning its code gave each key; one warning per file names',
+    'the translated keys. Keys not listed here mean the same in both formats. A value that cannot be honoured is an',
+    'error naming the key and the ctclip equivalent. `ctclip config migrate IN.yaml > OUT.yaml` writes the',
+    'result as a ctclip config; [docs/migrating.md](migrating.md) has the details.',
+    '',
+    '| original key | ctclip equivalent |',
+    '|---|---|',
+    ...originalKeyTable().map(({ key, ctclip }) => `| \`${key}\` | ${cell(ctclip)} |`),
     '',
   );
   return lines.join('\n');

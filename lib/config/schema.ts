@@ -248,9 +248,12 @@ export const CheckpointSchema = z
 
 export const WandbSchema = z
   .object({
-    project: z.string().default('ctclip'),
-    entity: z.string().nullable().default(null),
-    mode: z.enum(['online', 'offline', 'disabled']).default('offline'),
+    project: z.string().default('ctclip').describe('W&B project'),
+    entity: z.string().nullable().default(null).describe('W&B user or team; null = the default entity'),
+    mode: z.enum(['online', 'offline', 'disabled']).default('offline').describe('W&B mode'),
+    name: z.string().min(1).nullable().default(null).describe('W&B run name; null = experiment.name'),
+    group: z.string().min(1).nullable().default(null).describe('W&B run group (e.g. one per experiment series)'),
+    job_type: z.string().min(1).nullable().default(null).describe('W&B job type, e.g. train; null = unset'),
   })
   .strict();
 

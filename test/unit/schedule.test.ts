@@ -98,6 +98,7 @@ describe('plan: derived quantities', function () {
     expect(formatPlan(plan)).to.deep.equal([
       'Using epoch-based training: 20 epochs = 147500 steps',
       'Dataset: 29500 samples / batch_size 4 = 7375 steps/epoch',
+      'Training duration: 20.00 epochs = 147500 steps',
       'Warmup: 1000 steps (0.14 epochs)',
       'Eval every: 3687 steps (0.50 epochs)',
       'Save every: 3687 steps (0.50 epochs)',
@@ -130,6 +131,7 @@ describe('plan: derived quantities', function () {
     expect(plan).to.include({ mode: 'steps', maxSteps: 500, warmupSteps: 8, evalEvery: 7, saveEvery: 16 });
     expect(plan.epochs).to.equal(500 / 32);
     expect(formatPlan(plan)[0]).to.equal('Using step-based training: 500 steps = 15.63 epochs');
+    expect(formatPlan(plan)).to.include('Training duration: 15.63 epochs = 500 steps');
     const frac = planRun(cfg({ 'training.max_epochs': 2.5 }), { samples: 40 });
     expect(frac.maxSteps).to.equal(25);
     expect(formatPlan(frac)[0]).to.equal('Using epoch-based training: 2.50 epochs = 25 steps');
@@ -146,6 +148,7 @@ describe('plan: derived quantities', function () {
     );
     expect(plan).to.include({ warmupSteps: 0, evalEvery: null, saveEvery: null });
     expect(formatPlan(plan).slice(2)).to.deep.equal([
+      'Training duration: 20.00 epochs = 200 steps',
       'Warmup: 0 steps (0.00 epochs)',
       'Eval every: end of training only',
       'Save every: end of training only',
