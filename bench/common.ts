@@ -52,3 +52,47 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** The parseArgs options every model step bench takes (bench/ctvit.ts, bench/ctclip.ts). */
+export const STEP_BENCH_OPTIONS = {
+  batch: { type: 'string' },
+  frames: { type: 'string' },
+  threads: { type: 'string' },
+  warmup: { type: 'string' },
+  iters: { type: 'string' },
+  matmul: { type: 'string' },
+  json: { type: 'boolean', default: false },
+} as const;
+
+/** The numeric step-bench options, undefined where not given (the bench's default applies). */
+export function stepBenchNumbers(values: {
+  batch?: string;
+  frames?: string;
+  threads?: string;
+  warmup?: string;
+  iters?: string;
+  matmul?: string;
+}): { batch?: number; frames?: number; threads?: number; warmup?: number; iters?: number; matmulN?: number } {
+  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  return {
+    batch: num(values.batch),
+    frames: num(values.frames),
+    threads: num(values.threads),
+    warmup: num(values.warmup),
+    iters: num(values.iters),
+    matmulN: num(values.matmul),
+  };
+}
+
+/**
+ * Runs a bench's `main` when its file is the entry point. A failure prints its code first (OUT_OF_MEMORY,
+ * DEVICE_UNAVAILABLE, …: scripts/gpu-check.sh greps it), then the message, and exits 1.
+ */
+export function runBenchMain(mod: NodeJS.Module, main: () => Promise<void>): void {
+  if (require.main !== mod) return;
+  main().catch((e: unknown) => {
+    const code = (e as { code?: unknown })?.code;
+    console.error(e instanceof Error ? `${typeof code === 'string' ? `${code}: ` : ''}${e.message}` : e);
+    process.exit(1);
+  });
+}

@@ -31,7 +31,7 @@ import { CTClip, type CTClipConfig } from '../lib/model/ctclip';
 import { ctvitFlops, resolveCTViTConfig } from '../lib/model/ctvit';
 import { loadAddon } from '../lib/native';
 import { tensorFromBuffer } from '../lib/tensor';
-import { median, uniformArray } from './common';
+import { median, runBenchMain, STEP_BENCH_OPTIONS, stepBenchNumbers, uniformArray } from './common';
 
 export const REFERENCE_STEP_MS = 110;
 
@@ -343,22 +343,15 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      batch: { type: 'string' },
-      threads: { type: 'string' },
-      warmup: { type: 'string' },
-      iters: { type: 'string' },
-      matmul: { type: 'string' },
+      ...STEP_BENCH_OPTIONS,
       precision: { type: 'string' },
       preset: { type: 'string' },
       image: { type: 'string' },
       text: { type: 'string' },
-      frames: { type: 'string' },
       seq: { type: 'string' },
       device: { type: 'string' },
-      json: { type: 'boolean', default: false },
     },
   });
-  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
   const precision = values.precision as 'fp32' | 'bf16' | undefined;
   const preset = (values.preset ?? 'mid') as CtclipPreset;
   if (!(preset in PRESETS)) throw new Error(`unknown preset '${preset}' (known: ${Object.keys(PRESETS).join(', ')})`);
@@ -366,13 +359,8 @@ async function main(): Promise<void> {
     preset,
     imageOverrides: values.image ? (JSON.parse(values.image) as Partial<CTClipConfig['image']>) : undefined,
     textOverrides: values.text ? (JSON.parse(values.text) as Partial<CTClipConfig['text']>) : undefined,
-    frames: num(values.frames),
-    seqLen: num(values.seq),
-    batch: num(values.batch),
-    threads: num(values.threads),
-    warmup: num(values.warmup),
-    iters: num(values.iters),
-    matmulN: num(values.matmul),
+    ...stepBenchNumbers(values),
+    seqLen: values.seq === undefined ? undefined : Number(values.seq),
     precision,
     device: values.device,
     log: values.json ? () => undefined : undefined,
@@ -380,11 +368,4 @@ async function main(): Promise<void> {
   if (values.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
 }
 
-if (require.main === module) {
-  main().catch((e: unknown) => {
-    // The code first (OUT_OF_MEMORY, DEVICE_UNAVAILABLE, …): scripts/gpu-check.sh greps it.
-    const code = (e as { code?: unknown })?.code;
-    console.error(e instanceof Error ? `${typeof code === 'string' ? `${code}: ` : ''}${e.message}` : e);
-    process.exit(1);
-  });
-}
+runBenchMain(module, main);

@@ -12,7 +12,7 @@
 import { parseArgs } from 'util';
 import { CTViT, ctvitFlops, type CTViTConfig } from '../lib/model/ctvit';
 import { loadAddon } from '../lib/native';
-import { timeIt, uniformTensor } from './common';
+import { runBenchMain, STEP_BENCH_OPTIONS, stepBenchNumbers, timeIt, uniformTensor } from './common';
 
 export const MID_CONFIG: CTViTConfig = {
   dim: 128,
@@ -119,32 +119,13 @@ export async function runCtvitBench(opts: CtvitBenchOptions = {}): Promise<Ctvit
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: {
-      batch: { type: 'string' },
-      frames: { type: 'string' },
-      threads: { type: 'string' },
-      warmup: { type: 'string' },
-      iters: { type: 'string' },
-      matmul: { type: 'string' },
-      json: { type: 'boolean', default: false },
-    },
+    options: STEP_BENCH_OPTIONS,
   });
-  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
   const r = await runCtvitBench({
-    batch: num(values.batch),
-    frames: num(values.frames),
-    threads: num(values.threads),
-    warmup: num(values.warmup),
-    iters: num(values.iters),
-    matmulN: num(values.matmul),
+    ...stepBenchNumbers(values),
     log: values.json ? () => undefined : undefined,
   });
   if (values.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
 }
 
-if (require.main === module) {
-  main().catch((e: unknown) => {
-    console.error(e instanceof Error ? e.message : e);
-    process.exit(1);
-  });
-}
+runBenchMain(module, main);

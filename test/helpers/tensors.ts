@@ -6,21 +6,8 @@ import { expect } from 'chai';
 import type { SafetensorsContent, TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 
-/** Deterministic pseudo-random floats in [-1, 1): the benchmarks' generator (a 32-bit LCG, no Math.random). */
-export { uniformArray as randomData } from '../../bench/common';
-import { uniformArray as randomData } from '../../bench/common';
-
-/** A float32 tensor of `shape` filled by randomData. */
-export function randomTensor(shape: number[], seed: number): TensorHandle {
-  return tensorFromBuffer(
-    randomData(
-      shape.reduce((a, b) => a * b, 1),
-      seed,
-    ),
-    'float32',
-    shape,
-  );
-}
+/** The benchmarks' generator (a 32-bit LCG, no Math.random): randomData, n floats in [-1, 1); randomTensor, a float32 tensor of them. */
+export { uniformArray as randomData, uniformTensor as randomTensor } from '../../bench/common';
 
 export function values(t: TensorHandle): number[] {
   return Array.from(readTensor(t).data as ArrayLike<number | bigint>, (v) => Number(v));
