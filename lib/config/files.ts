@@ -7,8 +7,8 @@
  * What each command needs:
  *  - train, plan: data.webdataset_shards_train and data.webdataset_shards_val (when set: at least one shard of
  *    each brace pattern must exist — a missing shard among others is reported by the index), data.labels_valid
- *    (when data.class_names is null), model.text_encoder.vocab, else <model.text_encoder.path>/vocab.txt, and the
- *    model.text_encoder.path folder itself;
+ *    (when data.class_names is null), model.text_encoder.vocab, else <model.text_encoder.path>/vocab.txt (or its
+ *    tokenizer.json), and the model.text_encoder.path folder itself;
  *  - predict: data.labels_valid (when data.class_names is null) and the vocabulary (vocab / path as above).
  * Paths are used as written: relative ones are relative to the working directory (as the readers use them).
  */
@@ -17,6 +17,7 @@ import * as path from 'path';
 import { expandShardPattern } from '../data/brace';
 import { CtclipError } from '../errors';
 import { fileKind } from '../io/regular-file';
+import { folderVocabFile } from '../text/folder-vocab';
 import type { Config } from './schema';
 
 /** Which command the files are checked for. */
@@ -49,9 +50,9 @@ export function configFileRefs(cfg: Config, use: FileCheck): ConfigFileRef[] {
   else if (te.path)
     refs.push({
       key: 'model.text_encoder.path',
-      file: path.join(te.path, 'vocab.txt'),
+      file: folderVocabFile(te.path) ?? path.join(te.path, 'vocab.txt'),
       kind: 'file',
-      note: 'the vocabulary, as model.text_encoder.vocab is null',
+      note: 'the vocabulary (vocab.txt, or the tokenizer.json transformers 5 saves), as model.text_encoder.vocab is null',
     });
   return refs;
 }

@@ -7,15 +7,19 @@ import * as path from 'path';
 import type { Config } from '../config/schema';
 import { classNamesFromLabelsCsv, type ShardIndex } from '../data/shard-index';
 import { CtclipError } from '../errors';
+import { folderVocabFile } from '../text/folder-vocab';
 import { Tokenizer } from '../text/tokenizer';
 import { modelConfigFromConfig } from './config';
 import { CTClip } from './ctclip';
 
-/** The tokenizer's vocab.txt: model.text_encoder.vocab, else <model.text_encoder.path>/vocab.txt. */
+/**
+ * The tokenizer's vocabulary file: model.text_encoder.vocab, else <model.text_encoder.path>/vocab.txt, or the
+ * folder's tokenizer.json when it has no vocab.txt (a transformers 5 save).
+ */
 export function vocabFile(cfg: Config): string {
   const te = cfg.model.text_encoder;
   if (te.vocab) return te.vocab;
-  if (te.path) return path.join(te.path, 'vocab.txt');
+  if (te.path) return folderVocabFile(te.path) ?? path.join(te.path, 'vocab.txt');
   throw new CtclipError(
     'CONFIG_ERROR',
     'model.text_encoder.vocab (a vocab.txt) or model.text_encoder.path (a Hugging Face BERT folder) must be set',

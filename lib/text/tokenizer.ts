@@ -13,6 +13,7 @@
 import * as fs from 'fs';
 import { CtclipError } from '../errors';
 import { basicTokensOfWord, cleanAndSpaceCjk, whitespaceWords } from './basic-tokenizer';
+import { readTokenizerJsonVocab } from './tokenizer-json';
 
 /** Options shared by the constructors. */
 export interface TokenizerOptions {
@@ -64,6 +65,11 @@ function codePointLength(s: string): number {
   return n;
 }
 
+/** A vocabulary path naming a Hugging Face tokenizer.json rather than a vocab.txt. */
+function isTokenizerJson(path: string): boolean {
+  return path.toLowerCase().endsWith('.json');
+}
+
 /** WordPiece tokenizer over a BERT `vocab.txt` (one token per line; the id is the 0-based line number). */
 export class Tokenizer {
   /** Number of ids (lines of vocab.txt): the size the embedding table needs. */
@@ -111,9 +117,20 @@ export class Tokenizer {
 
   /**
    * Reads a `vocab.txt`. Lines are split on \n, \r\n or \r (Python's universal newlines); a final newline does
-   * not add an entry. Throws `IO_ERROR` (naming the path) when the file is missing, unreadable or empty.
+   * not add an entry. Throws `IO_ERROR` (naming the path) when the file is missing, unreadable or empty. A path
+   * ending in `.json` is a Hugging Face `tokenizer.json` instead (`fromTokenizerJson`).
    */
   static fromVocabFile(path: string, opts?: TokenizerOptions): Tokenizer {
+    if (isTokenizerJson(path)) return Tokenizer.fromTokenizerJson(path, opts);
+    return new Tokenizer(Tokenizer.readVocabTokens(path), opts);
+  }
+
+  /**
+   * The tokens of a vocabulary file (index = id) as `fromVocabFile` reads them, vocab.txt or tokenizer.json,
+   * without building a tokenizer (the special tokens are not required here).
+   */
+  static readVocabTokens(path: string): string[] {
+    if (isTokenizerJson(path)) return readTokenizerJsonVocab(path).tokens;
     let text: string;
     try {
       text = fs.readFileSync(path, 'utf8');
@@ -124,7 +141,27 @@ export class Tokenizer {
     const lines = text.split(/\r\n|\r|\n/);
     if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
     if (lines.length === 0) throw new CtclipError('IO_ERROR', `vocabulary file ${path} is empty`);
-    return new Tokenizer(lines, opts);
+    return lines;
+  }
+
+  /**
+   * Reads the WordPiece vocabulary of a Hugging Face `tokenizer.json` (what transformers 5 saves instead of
+   * vocab.txt; lib/text/tokenizer-json.ts says what is accepted). The file's normalizer decides lower-casing: a
+   * `doLowerCase` option that contradicts it is a DATA_ERROR, since the ids would then differ from transformers'.
+   */
+  static fromTokenizerJson(path: string, opts: TokenizerOptions = {}): Tokenizer {
+    const v = readTokenizerJsonVocab(path);
+    if (opts.doLowerCase !== undefined && opts.doLowerCase !== v.doLowerCase) {
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${path}: 'normalizer.lowercase' is ${v.doLowerCase} but the tokenizer was asked for do_lower_case ${opts.doLowerCase} (model.text_encoder.do_lower_case); make them agree`,
+      );
+    }
+    return new Tokenizer(v.tokens, {
+      ...opts,
+      doLowerCase: v.doLowerCase,
+      maxInputCharsPerWord: opts.maxInputCharsPerWord ?? v.maxInputCharsPerWord,
+    });
   }
 
   /** Builds a tokenizer from an in-memory token list (index = id). */

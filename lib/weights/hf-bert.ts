@@ -1,6 +1,7 @@
 /**
  * A local Hugging Face BERT folder (e.g. microsoft/BiomedVLP-CXR-BERT-specialized, downloaded beforehand):
- * `config.json` → the text-encoder fields of our config (`model.text_encoder.*`), `vocab.txt` → the tokenizer,
+ * `config.json` → the text-encoder fields of our config (`model.text_encoder.*`), `vocab.txt` (or, as
+ * transformers 5 saves it, the WordPiece vocabulary of `tokenizer.json`) → the tokenizer,
  * `model.safetensors` or `pytorch_model.bin` (or their sharded `*.index.json` forms) → the text tower's weights
  * under our names (`bert.X` / `X` → `text_transformer.X`). `position_ids` is dropped, MLM / projection heads
  * (`cls.*`, `cls_projection_head.*`) are ignored, everything else that does not map is reported.
@@ -14,6 +15,8 @@ import type { ImportedWeights } from './import-torch';
 import { bertReferenceKeys } from './reference-keys';
 import { enforceStrict, type ShapeMismatch, type WeightsReport } from './layout';
 import { tensorInfo } from '../tensor';
+import { FOLDER_VOCAB_FILES, folderVocabFile } from '../text/folder-vocab';
+import { Tokenizer } from '../text/tokenizer';
 
 /** The `model.text_encoder` fields a BERT config.json determines (names as in our zod schema). */
 export interface HfTextEncoderConfig {
@@ -32,7 +35,8 @@ export interface HfBertImport {
   textEncoderConfig: HfTextEncoderConfig;
   /** type_vocab_size (2 for every BERT CT-CLIP uses; our key list needs it). */
   typeVocabSize: number;
-  vocabPath: string;
+  /** The folder's vocabulary: vocab.txt, else tokenizer.json (transformers 5); null when it has neither. */
+  vocabPath: string | null;
   /** The weights file(s) read. */
   weightsFiles: string[];
   names: string[];
@@ -138,20 +142,25 @@ function weightsFiles(dir: string): string[] {
 export async function importHfBertFolder(dir: string, opts: { strict?: boolean } = {}): Promise<HfBertImport> {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new CtclipError('IO_ERROR', `${dir}: not a folder`);
   const { config, typeVocabSize, notes } = parseHfBertConfig(path.join(dir, 'config.json'));
-  const vocabPath = path.join(dir, 'vocab.txt');
-  if (!fs.existsSync(vocabPath)) throw new CtclipError('IO_ERROR', `${dir}: no vocab.txt in the Hugging Face folder`);
-  const vocabLines = fs.readFileSync(vocabPath, 'utf8').split('\n');
-  const vocabSize = vocabLines[vocabLines.length - 1] === '' ? vocabLines.length - 1 : vocabLines.length;
-  if (vocabSize > config.vocab_size) {
-    throw new CtclipError(
-      'DATA_ERROR',
-      `${vocabPath}: ${vocabSize} tokens but config.json vocab_size is ${config.vocab_size}`,
-    );
-  }
-  if (vocabSize !== config.vocab_size)
+  // The weights do not need the vocabulary; the tokenizer does, and model.text_encoder.vocab may give it instead.
+  const vocabPath = folderVocabFile(dir);
+  if (vocabPath === null) {
     notes.push(
-      `vocab.txt has ${vocabSize} tokens, config.json vocab_size ${config.vocab_size} (embedding rows beyond the vocabulary are unused)`,
+      `no ${FOLDER_VOCAB_FILES.join(' or ')} in the folder: the tokenizer's vocabulary must come from elsewhere (model.text_encoder.vocab)`,
     );
+  } else {
+    const vocabSize = Tokenizer.readVocabTokens(vocabPath).length;
+    if (vocabSize > config.vocab_size) {
+      throw new CtclipError(
+        'DATA_ERROR',
+        `${vocabPath}: ${vocabSize} tokens but config.json vocab_size is ${config.vocab_size}`,
+      );
+    }
+    if (vocabSize !== config.vocab_size)
+      notes.push(
+        `${path.basename(vocabPath)} has ${vocabSize} tokens, config.json vocab_size ${config.vocab_size} (embedding rows beyond the vocabulary are unused)`,
+      );
+  }
   const expected = bertReferenceKeys({ ...config, type_vocab_size: typeVocabSize });
   const files = weightsFiles(dir);
   const parts: ImportedWeights[] = [];

@@ -1,31 +1,48 @@
 /**
- * Writes a tiny Hugging Face-style BERT folder from our own CT-CLIP weights (pure TypeScript, no addon), so the
- * folder import is exercised without downloads: `config.json` (BertConfig fields inferred from the tensor shapes
- * plus the given head count), `vocab.txt` (copied or synthesised with the CXR-BERT special tokens first),
+ * Writes a Hugging Face BERT folder from the text tower of our CT-CLIP weights (pure TypeScript, no addon):
+ * `config.json` (BertConfig: the sizes from the tensor shapes, the head count, dropouts, LayerNorm epsilon from
+ * the caller, which reads them from the run's config: shapes cannot tell heads, and a wrong head count loads
+ * without error and computes another model), `vocab.txt` (the run's vocabulary, vocab.txt or tokenizer.json,
+ * written as vocab.txt), `tokenizer_config.json` (BertTokenizer, do_lower_case, model_max_length),
  * `model.safetensors` with `bert.`-prefixed keys and, optionally, `pytorch_model.bin` written by our torch.save
- * writer. Like a real CXR-BERT folder it can carry a stale `bert.embeddings.position_ids` and MLM/projection
- * heads (`cls.predictions.*`, `cls_projection_head.*`) that an import must ignore.
+ * writer. transformers' `BertModel.from_pretrained` + `BertTokenizer.from_pretrained` on the folder compute the
+ * ids and the [CLS] hidden state ctclip computes. With `withExtras` the folder also carries, like a real CXR-BERT
+ * folder, a stale `bert.embeddings.position_ids` and MLM/projection heads (`cls.predictions.*`,
+ * `cls_projection_head.*`) that an import must ignore (the import tests use that).
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { CtclipError } from '../errors';
 import { readSafetensors, writeSafetensors, type SafetensorsDtype, type SafetensorsTensor } from '../io/safetensors';
 import type { Dtype } from '../native';
+import { Tokenizer } from '../text/tokenizer';
 import { writeTorchSave, type TorchSaveEntry } from './torch-save';
 
 export interface HfFolderOptions {
   /** A CT-CLIP (text_transformer.*) or HF BERT (bert.*) safetensors file. */
   from: string;
   out: string;
-  /** num_attention_heads (shapes cannot tell); default hidden_size / 64 when that divides, else 1. */
-  heads?: number;
-  /** A vocab.txt to copy; otherwise one is synthesised. */
-  vocab?: string;
+  /** num_attention_heads (the shapes cannot tell it); must divide hidden_size. */
+  heads: number;
+  /**
+   * The tokenizer's vocabulary (vocab.txt, or a tokenizer.json), written as vocab.txt; 'synthetic' writes
+   * [PAD] [UNK] [CLS] [SEP] [MASK] tok5 tok6 … instead (for import tests only: no real text maps to those ids).
+   */
+  vocab: string | 'synthetic';
+  /** BertTokenizer's do_lower_case (tokenizer_config.json; default true). */
+  doLowerCase?: boolean;
+  /** tokenizer_config.json's model_max_length (default max_position_embeddings). */
+  maxLength?: number;
+  /** hidden_dropout_prob (default 0.1, BertConfig's). */
+  hiddenDropout?: number;
+  /** attention_probs_dropout_prob (default 0.1, BertConfig's). */
+  attentionDropout?: number;
+  /** layer_norm_eps (default 1e-12). */
+  layerNormEps?: number;
   /** Which weight files to write (default both). */
   formats?: Array<'safetensors' | 'bin'>;
   /** Add position_ids and deterministic MLM/projection heads, as a CXR-BERT folder has (default true). */
   withExtras?: boolean;
-  dropout?: number;
 }
 
 const DTYPE_OF: Partial<Record<SafetensorsDtype, Dtype>> = {
@@ -42,6 +59,9 @@ const DTYPE_OF: Partial<Record<SafetensorsDtype, Dtype>> = {
 function bytesOf(t: SafetensorsTensor): Uint8Array {
   return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }
+
+/** The synthetic vocabulary's first tokens (the BERT specials, where a real vocabulary has them too). */
+const SYNTHETIC_SPECIALS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
 
 /** Deterministic small float32 values (no RNG state involved: a fixed formula). */
 function pattern(n: number, salt: number): Float32Array {
@@ -79,9 +99,32 @@ export async function writeHfBertFolder(opts: HfFolderOptions): Promise<string[]
   const intermediate = get('bert.encoder.layer.0.intermediate.dense.weight').shape[0];
   const maxPos = get('bert.embeddings.position_embeddings.weight').shape[0];
   const typeVocab = get('bert.embeddings.token_type_embeddings.weight').shape[0];
-  const heads = opts.heads ?? (hidden % 64 === 0 ? hidden / 64 : 1);
+  const heads = opts.heads;
   if (!Number.isInteger(heads) || heads <= 0 || hidden % heads !== 0) {
-    throw new CtclipError('ARGUMENT_ERROR', `--heads must divide hidden_size ${hidden}, got ${heads}`);
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `the head count must be a positive divisor of hidden_size ${hidden} (${opts.from}), got ${heads}`,
+    );
+  }
+  const tokens =
+    opts.vocab === 'synthetic'
+      ? Array.from({ length: vocabSize }, (_, i) => SYNTHETIC_SPECIALS[i] ?? `tok${i}`)
+      : Tokenizer.readVocabTokens(opts.vocab);
+  if (tokens.length > vocabSize) {
+    throw new CtclipError(
+      'DATA_ERROR',
+      `${opts.vocab}: ${tokens.length} tokens but the word embedding of ${opts.from} has ${vocabSize} rows: not the vocabulary these weights were trained with`,
+    );
+  }
+  const padId = tokens.indexOf('[PAD]');
+  const eps = opts.layerNormEps ?? 1e-12;
+  const hiddenDropout = opts.hiddenDropout ?? 0.1;
+  const attentionDropout = opts.attentionDropout ?? 0.1;
+  for (const [name, p] of [
+    ['hidden dropout', hiddenDropout],
+    ['attention dropout', attentionDropout],
+  ] as const) {
+    if (!(p >= 0 && p < 1)) throw new CtclipError('ARGUMENT_ERROR', `the ${name} must be in [0, 1), got ${p}`);
   }
   // Order the BERT keys as BertModel does (file order of a Python-written safetensors is sorted otherwise).
   bert.sort((a, b) => bertOrder(a[0]) - bertOrder(b[0]) || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
@@ -120,7 +163,12 @@ export async function writeHfBertFolder(opts: HfFolderOptions): Promise<string[]
 
   fs.mkdirSync(opts.out, { recursive: true });
   const written: string[] = [];
-  const config = {
+  const writeJson = (name: string, value: object): void => {
+    const f = path.join(opts.out, name);
+    fs.writeFileSync(f, JSON.stringify(value, null, 2) + '\n');
+    written.push(f);
+  };
+  writeJson('config.json', {
     architectures: ['BertModel'],
     model_type: 'bert',
     vocab_size: vocabSize,
@@ -129,26 +177,28 @@ export async function writeHfBertFolder(opts: HfFolderOptions): Promise<string[]
     num_attention_heads: heads,
     intermediate_size: intermediate,
     hidden_act: 'gelu',
-    hidden_dropout_prob: opts.dropout ?? 0.25,
-    attention_probs_dropout_prob: opts.dropout ?? 0.25,
+    hidden_dropout_prob: hiddenDropout,
+    attention_probs_dropout_prob: attentionDropout,
     max_position_embeddings: maxPos,
     type_vocab_size: typeVocab,
     initializer_range: 0.02,
-    layer_norm_eps: 1e-12,
-    pad_token_id: 0,
+    layer_norm_eps: eps,
+    pad_token_id: padId < 0 ? 0 : padId,
     position_embedding_type: 'absolute',
-  };
-  const configPath = path.join(opts.out, 'config.json');
-  fs.writeFileSync(configPath, JSON.stringify(config, null, 2) + '\n');
-  written.push(configPath);
+  });
   const vocabPath = path.join(opts.out, 'vocab.txt');
-  if (opts.vocab) fs.copyFileSync(opts.vocab, vocabPath);
-  else {
-    const special = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
-    const lines = Array.from({ length: vocabSize }, (_, i) => special[i] ?? `tok${i}`);
-    fs.writeFileSync(vocabPath, lines.join('\n') + '\n');
-  }
+  fs.writeFileSync(vocabPath, tokens.join('\n') + '\n');
   written.push(vocabPath);
+  writeJson('tokenizer_config.json', {
+    tokenizer_class: 'BertTokenizer',
+    do_lower_case: opts.doLowerCase ?? true,
+    model_max_length: opts.maxLength ?? maxPos,
+    unk_token: '[UNK]',
+    sep_token: '[SEP]',
+    pad_token: '[PAD]',
+    cls_token: '[CLS]',
+    mask_token: '[MASK]',
+  });
   const formats = opts.formats ?? ['safetensors', 'bin'];
   if (formats.includes('safetensors')) {
     const f = path.join(opts.out, 'model.safetensors');

@@ -28,7 +28,7 @@ describe('weights: Hugging Face BERT folder', function () {
   });
   after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('make-hf-folder writes config.json, vocab.txt, model.safetensors and pytorch_model.bin', async () => {
+  it('make-hf-folder writes config.json, vocab.txt, tokenizer_config.json, model.safetensors and pytorch_model.bin', async () => {
     const out = path.join(dir, 'cxr-bert-tiny');
     const writes: string[] = [];
     const orig = process.stdout.write.bind(process.stdout);
@@ -43,6 +43,11 @@ describe('weights: Hugging Face BERT folder', function () {
         out,
         '--heads',
         '2',
+        // The fixture has no run config next to it: the vocabulary and the dropout are given.
+        '--vocab',
+        'synthetic',
+        '--dropout',
+        '0.25',
       ]);
     } finally {
       (process.stdout as { write: unknown }).write = orig;
@@ -52,6 +57,7 @@ describe('weights: Hugging Face BERT folder', function () {
       'config.json',
       'model.safetensors',
       'pytorch_model.bin',
+      'tokenizer_config.json',
       'vocab.txt',
     ]);
     expect(writes.join('')).to.include('pytorch_model.bin');
