@@ -1,14 +1,21 @@
 /**
- * `node lib/inference.js --checkpoint W --config C [--output results/] [--bootstrap] [--n_bootstrap 1000]
+ * `node lib/inference.js --checkpoint W [--config C] [--output results/ | X.json] [--bootstrap] [--n_bootstrap 1000]
  * [--limit n] [--set k=v ...] [--threads N]` (also `ctclip infer …`): zero-shot classification of the validation
  * shards (`data.webdataset_shards_val`) with a trained CT-CLIP, scored exactly as training-time validation
  * (lib/zeroshot/zero-shot.ts: prompt latents once, P(present) = softmax over each prompt pair), and the four
  * evaluation files (docs/evaluation.md): results.json, predictions.csv, per_class.csv, report.html.
  *
+ * The reference's `inference.py` command line works as typed: its five flags mean the same here (`--config`
+ * defaults to configs/base_config.yaml, `--output X.json` writes that file, `--bootstrap` / `--n_bootstrap` are
+ * `validation.use_bootstrap` / `validation.n_bootstrap`), and results.json carries its flat keys.
+ *
  * Exit codes: 0 done · 1 runtime failure (data, I/O, native) · 2 bad arguments or configuration.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { intOption, parseCommandArgs, runCommand, startCommand } from './common';
+import { BEST_POINTER, CheckpointManager, LATEST_POINTER } from '../checkpoint';
+import { readPointer, type PointerRead } from '../checkpoint/pointer';
 import { loadConfig } from '../config/load';
 import { openIndex } from '../data/shard-index';
 import { CtclipError } from '../errors';
@@ -19,22 +26,95 @@ import { formatEvaluationSummary, writeEvaluation } from '../results';
 import { configureThreads } from '../runtime';
 import { evalLoaderFor } from '../zeroshot/loader';
 
-export const USAGE = `usage: node lib/inference.js --checkpoint W --config C [--output DIR] [--bootstrap] [--n_bootstrap N]
+/** The reference's `--config` default, relative to the working directory as there. */
+export const DEFAULT_CONFIG = path.join('configs', 'base_config.yaml');
+
+export const USAGE = `usage: node lib/inference.js --checkpoint W [--config C] [--output DIR|X.json] [--bootstrap] [--n_bootstrap N]
                           [--limit N] [--set key.path=value ...] [--threads N]      (or: ctclip infer …)
 
   --checkpoint W     our model.safetensors, one of our checkpoint folders, a run directory (its latest
-                     checkpoint), or a PyTorch torch.save file (.pt/.bin; e.g. the published CT-CLIP_v2.pt)
+                     checkpoint), RUN_DIR:best or RUN_DIR:latest (the run's best / newest checkpoint), or a
+                     PyTorch torch.save file (.pt/.bin; e.g. the published CT-CLIP_v2.pt)
   --config C         YAML config: model.*, data.webdataset_shards_val (indexed), class names
                      (data.class_names, data.labels_valid or the index), validation.prompts / threshold
+                     (default ${DEFAULT_CONFIG}, as the reference)
   --output DIR       where results.json, predictions.csv, per_class.csv and report.html go (default results/)
-  --bootstrap        bootstrap confidence intervals (also on when validation.use_bootstrap is true)
-  --n_bootstrap N    bootstrap resamples (default validation.n_bootstrap; implies --bootstrap)
+  --output X.json    results written to exactly X.json; predictions.csv, per_class.csv, report.html beside it
+  --bootstrap        bootstrap confidence intervals (= validation.use_bootstrap: true)
+  --n_bootstrap N    bootstrap resamples (= validation.n_bootstrap; takes effect with --bootstrap, as the reference)
   --limit N          evaluate a fixed seeded subset of N samples (as validation.eval_samples); default all
   --set k=v          override a config value (repeatable)
   --threads N        libtorch intra-op threads (default training.threads, $CTCLIP_THREADS, the CPU count)
   --quiet            no progress bar
 
 exit codes: 0 done · 1 runtime failure · 2 bad arguments/config`;
+
+const SHORTCUT_RE = /^(.+):(best|latest)$/;
+
+function describePointer(name: string, read: PointerRead): string {
+  if (read.state === 'missing') return `no ${name}`;
+  if (read.state === 'invalid') return `an unusable ${name} (${read.reason})`;
+  return `${name} → ${read.pointer.checkpoint}`;
+}
+
+/**
+ * `--checkpoint RUN_DIR:best` / `RUN_DIR:latest`: the checkpoint folder the run's checkpoint manager resolves
+ * (`best`: the best pointer's checkpoint; `latest`: the newest complete one, as `--resume latest`), verified. Any
+ * other value, and a path that exists as typed (a folder may contain a colon), is returned unchanged. A run
+ * without that checkpoint is an ARGUMENT_ERROR naming the run and what it holds.
+ */
+export async function resolveCheckpointArg(
+  arg: string,
+  onWarn: (message: string) => void = (m) => process.stderr.write(`warning: ${m}\n`),
+): Promise<{ path: string; shortcut: 'best' | 'latest' | null }> {
+  const m = SHORTCUT_RE.exec(arg);
+  if (!m || fs.existsSync(arg)) return { path: arg, shortcut: null };
+  const which = m[2] as 'best' | 'latest';
+  const runDir = path.resolve(m[1]);
+  let isDir = false;
+  try {
+    isDir = fs.statSync(runDir).isDirectory();
+  } catch {
+    /* reported below */
+  }
+  if (!isDir)
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `--checkpoint ${arg}: ${runDir} is not a folder; RUN_DIR:${which} names a run directory (checkpoint.save_dir)`,
+    );
+  // The best pointer's own metric and mode: a run that tracked a 'min' metric must not be re-judged as 'max' when
+  // the manager has to re-derive the best (a dangling pointer).
+  const bestPointer = await readPointer(runDir, BEST_POINTER);
+  const tracked = bestPointer.state === 'ok' ? bestPointer.pointer : null;
+  const manager = new CheckpointManager({
+    dir: runDir,
+    keepLastN: 0,
+    readOnly: true,
+    bestMetric: tracked?.metric ?? null,
+    bestMode: tracked?.mode ?? 'max',
+    onLog: (message, level) => {
+      if (level === 'warn') onWarn(message);
+    },
+  });
+  const found = await manager.resolve(which);
+  if (found) return { path: found.path, shortcut: which };
+  const listed = await manager.list();
+  const has = [
+    describePointer(BEST_POINTER, bestPointer),
+    describePointer(LATEST_POINTER, await readPointer(runDir, LATEST_POINTER)),
+    listed.length
+      ? `checkpoints ${listed.map((c) => (c.complete ? c.name : `${c.name} (${c.problem ?? 'incomplete'})`)).join(', ')}`
+      : 'no checkpoint folders (ckpt-step*)',
+  ];
+  const hint =
+    which === 'best'
+      ? `a best checkpoint is recorded when training validates with checkpoint.save_best; ${listed.some((c) => c.complete) ? `use ${m[1]}:latest or a checkpoint folder` : 'is it a run directory?'}`
+      : 'is it a run directory (checkpoint.save_dir)?';
+  throw new CtclipError(
+    'ARGUMENT_ERROR',
+    `--checkpoint ${arg}: the run ${runDir} has no ${which} checkpoint; it has ${has.join(', ')} (${hint})`,
+  );
+}
 
 export async function run(argv: string[]): Promise<number> {
   return runCommand('infer', USAGE, async () => {
@@ -50,30 +130,41 @@ export async function run(argv: string[]): Promise<number> {
       threads: { type: 'string' },
       quiet: { type: 'boolean', default: false },
     });
-    if (!startCommand(values, positionals, USAGE)) return 0;
-    if (!values.checkpoint) throw new CtclipError('ARGUMENT_ERROR', '--checkpoint is required');
-    if (!values.config) throw new CtclipError('ARGUMENT_ERROR', '--config is required');
+    if (!startCommand(values, positionals, USAGE, ['checkpoint'])) return 0;
+    const configFile = values.config ?? DEFAULT_CONFIG;
+    if (values.config === undefined && !fs.existsSync(configFile))
+      throw new CtclipError(
+        'ARGUMENT_ERROR',
+        `--config is required here: the default ${DEFAULT_CONFIG} does not exist in ${process.cwd()}`,
+      );
     const nBootText = values.n_bootstrap ?? values['n-bootstrap'];
-    const nBoot = nBootText === undefined ? undefined : intOption('n_bootstrap', nBootText);
     const limit = values.limit === undefined ? null : intOption('limit', values.limit);
+    // The bootstrap flags are the config's validation settings, so the config recorded in results.json says what ran.
     const overrides = [...(values.set ?? [])];
+    if (values.bootstrap) overrides.push('validation.use_bootstrap=true');
+    if (nBootText !== undefined) overrides.push(`validation.n_bootstrap=${intOption('n_bootstrap', nBootText)}`);
     if (values.threads !== undefined) overrides.push(`training.threads=${intOption('threads', values.threads)}`);
-    const { config: cfg } = loadConfig(values.config, { overrides });
+    const { config: cfg } = loadConfig(configFile, { overrides });
     const v = cfg.validation;
     if (!cfg.data.webdataset_shards_val)
       throw new CtclipError(
         'CONFIG_ERROR',
-        `${values.config}: data.webdataset_shards_val is not set (the shards to evaluate)`,
+        `${configFile}: data.webdataset_shards_val is not set (the shards to evaluate)`,
       );
-    const outDir = path.resolve(values.output ?? 'results');
-    const useBootstrap = values.bootstrap || nBoot !== undefined || v.use_bootstrap;
-    const bootstrap = useBootstrap
-      ? { nResamples: nBoot ?? v.n_bootstrap, seed: cfg.experiment.seed, level: v.bootstrap_level }
+    const output = values.output ?? 'results';
+    const bootstrap = v.use_bootstrap
+      ? { nResamples: v.n_bootstrap, seed: cfg.experiment.seed, level: v.bootstrap_level }
       : null;
+    if (nBootText !== undefined && !bootstrap)
+      process.stderr.write(
+        `note: --n_bootstrap ${nBootText} has no effect without --bootstrap (or validation.use_bootstrap: true), as in the reference\n`,
+      );
 
     const log = (...lines: string[]): void => {
       for (const l of lines) process.stdout.write(`${l}\n`);
     };
+    const resolved = await resolveCheckpointArg(values.checkpoint!);
+    if (resolved.shortcut) log(`Checkpoint ${values.checkpoint} → ${resolved.path}`);
     const threads = configureThreads(cfg.training.threads);
     const index = openIndex(cfg.data.webdataset_shards_val, { missingShards: cfg.data.missing_shards });
     const classNames = resolveClassNames(cfg, index);
@@ -83,7 +174,7 @@ export async function run(argv: string[]): Promise<number> {
         `the validation shards have ${index.numClasses} labels per sample but there are ${classNames.length} class names (${cfg.data.class_names ? 'data.class_names' : (cfg.data.labels_valid ?? 'the index')})`,
       );
     }
-    const { model, tokenizer, checkpoint, report } = await loadInferenceModel(cfg, values.checkpoint, log);
+    const { model, tokenizer, checkpoint, report } = await loadInferenceModel(cfg, resolved.path, log);
     try {
       const loader = evalLoaderFor(cfg, index, limit);
       const total = loader.mine.length;
@@ -110,7 +201,7 @@ export async function run(argv: string[]): Promise<number> {
       const seconds = (performance.now() - t0) / 1000;
       if (scored.scores.length === 0)
         throw new CtclipError('DATA_ERROR', `${cfg.data.webdataset_shards_val}: no sample could be read`);
-      const { files, results } = await writeEvaluation(outDir, {
+      const { files, results } = await writeEvaluation(output, {
         studyIds: scored.studyIds,
         classNames,
         scores: scored.scores,
@@ -141,7 +232,7 @@ export async function run(argv: string[]): Promise<number> {
         `Scored ${scored.scores.length} samples in ${seconds.toFixed(1)} s (${(scored.scores.length / seconds).toFixed(2)} samples/s)`,
       );
       log(
-        `Wrote ${files.results}, ${path.basename(files.predictions)}, ${path.basename(files.perClass)}, ${path.basename(files.report)}`,
+        `Wrote ${files.results}; ${path.basename(files.predictions)}, ${path.basename(files.perClass)}, ${path.basename(files.report)} in ${path.dirname(files.predictions)}`,
       );
       return 0;
     } finally {

@@ -2,7 +2,14 @@
  * The evaluation output layer: everything the inference and embed commands call to write their results.
  * File formats: docs/evaluation.md.
  */
-export { writeEvaluation, resultsJson, EVALUATION_FILES, type EvaluationFiles } from './write';
+export { writeEvaluation, resultsJson } from './write';
+export { EVALUATION_FILES, evaluationFiles, checkEvaluationTargets, type EvaluationFiles } from './output';
+export {
+  referenceFlatKeys,
+  REFERENCE_FLAT_METRICS,
+  type ReferenceFlatKeys,
+  type ReferenceFlatMetric,
+} from './flat-keys';
 export {
   buildEvaluationResults,
   classRocCurves,

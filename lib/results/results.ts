@@ -5,6 +5,8 @@
  * `macro_*`, `weighted_*`, `n_valid_classes`, `per_class`), and `bootstrap` exactly `bootstrapMetrics(...)` with
  * the same threshold, so that the file can be checked against the metrics library directly. Classes whose labels
  * are single-valued have NaN metrics (null in the file) and are listed in `excluded_classes` with the reason.
+ * The reference inference script's flat keys (`macro_auroc`, …, `per_class`, `macro_auroc_ci_lower`, …) follow at
+ * the top level, copied from those two (flat-keys.ts).
  */
 import { CtclipError } from '../errors';
 import {
@@ -19,6 +21,7 @@ import {
   rocCurve,
 } from '../metrics';
 import type { MatrixInput } from '../metrics';
+import { referenceFlatKeys, type ReferenceFlatKeys } from './flat-keys';
 
 /** `results.json`'s `format` tag and version (bumped on incompatible changes). */
 export const RESULTS_FORMAT = 'ctclip-evaluation';
@@ -74,8 +77,11 @@ export interface ExcludedClass {
   n_negative: number;
 }
 
-/** The content of `results.json` (before strict-JSON encoding: NaN stays NaN here). */
-export interface EvaluationResults {
+/**
+ * The content of `results.json` (before strict-JSON encoding: NaN stays NaN here): our nested form, then the
+ * reference's flat keys (`ReferenceFlatKeys`, last in the file).
+ */
+export interface EvaluationResults extends ReferenceFlatKeys {
   format: typeof RESULTS_FORMAT;
   format_version: number;
   /** ISO 8601, UTC. */
@@ -182,6 +188,7 @@ export function buildEvaluationResults(input: EvaluationInput): EvaluationResult
     metrics,
     bootstrap,
     extra: input.extra ?? {},
+    ...referenceFlatKeys(metrics, bootstrap),
   };
 }
 
