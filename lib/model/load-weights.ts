@@ -38,8 +38,23 @@ export interface WeightsLoaded {
   unexpected: string[];
 }
 
+/**
+ * What keeps loaded weights from fitting the model exactly, e.g. `missing: a, b; unexpected: c [4] (expected [2])`
+ * (at most five of each), or null when they fit: keys the model has that the file lacked, and keys or shapes of the
+ * file the model does not have.
+ */
+export function weightsMisfit(r: WeightsLoaded): string | null {
+  const unexpected = [
+    ...r.unexpected,
+    ...(r.report?.unexpected ?? []),
+    ...(r.report?.shapeMismatches ?? []).map((m) => `${m.key} [${m.got}] (expected [${m.expected}])`),
+  ];
+  if (r.missing.length === 0 && unexpected.length === 0) return null;
+  return `missing: ${r.missing.slice(0, 5).join(', ') || 'none'}; unexpected: ${unexpected.slice(0, 5).join(', ') || 'none'}`;
+}
+
 /** The model's keys and shapes, for importers that read only what the model expects. */
-function expectedKeys(model: CTClip): ReferenceKey[] {
+export function expectedKeys(model: CTClip): ReferenceKey[] {
   const sd = model.stateDict();
   const expected: ReferenceKey[] = sd.names.map((key, i) => ({
     key,

@@ -12,7 +12,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as YAML from 'yaml';
-import { CheckpointManager, MODEL_PART, type CheckpointManagerOptions } from '../checkpoint';
+import { CheckpointManager, MANIFEST_FILE, MODEL_PART, type CheckpointManagerOptions } from '../checkpoint';
 import type { Config } from '../config/schema';
 import { TrainLoader, type EvalLoader } from '../data/loader';
 import { openIndex, type ShardIndex } from '../data/shard-index';
@@ -24,12 +24,13 @@ import { RunLog, wandbPlan } from '../logging';
 import type { CTClip } from '../model/ctclip';
 import { describeDeviceConfig, deviceForConfig, launchedLocalRank } from '../model/device';
 import { buildModel, resolveClassNames } from '../model/factory';
-import { loadWeightsInto } from '../model/load-weights';
+import { loadWeightsInto, weightsMisfit } from '../model/load-weights';
 import { formatPlan, planRun, type RunPlan } from '../plan';
 import { Rng } from '../rng';
 import type { Tokenizer } from '../text/tokenizer';
 import type { WeightsReport } from '../weights';
 import { restoreCheckpoint, type TrainProgress } from './checkpoint-io';
+import { resumeFromFile } from './resume-torch';
 import type { Faults } from './faults';
 import { ensureRunDir, type RunDir } from './run-dir';
 
@@ -114,7 +115,7 @@ export interface RunState {
 
 /** Where a new run starts and what it starts from. */
 export interface StartOptions {
-  /** 'latest' | 'best' | a checkpoint path. */
+  /** 'latest' | 'best' | a checkpoint folder (or its manifest.json) | a torch.save training checkpoint file. */
   resume: string | null;
   /** Weights to start a NEW run from. */
   initFrom: string | null;
@@ -164,7 +165,22 @@ export async function restoreRunState(
       'ARGUMENT_ERROR',
       '--resume and --init-from cannot be combined (--init-from starts a new run)',
     );
-  if (opts.resume) {
+  const resumeFile = opts.resume && opts.resume !== 'latest' && opts.resume !== 'best' ? plainFile(opts.resume) : null;
+  if (resumeFile) {
+    // A file, not a checkpoint folder: a torch.save training checkpoint (lib/train/resume-torch.ts) or refused.
+    const r = await resumeFromFile(model, resumeFile, {
+      cfg,
+      plan: data.plan,
+      loadOptimizer: opts.loadOptimizer,
+    });
+    progress = r.progress;
+    resumedFrom = resumeFile;
+    log(
+      `Resumed from ${resumeFile} (a torch.save training checkpoint): step ${progress.step}`,
+      ...r.restored.map((l) => `  restored: ${l}`),
+      ...r.notCarried.map((l) => `  not carried over: ${l}`),
+    );
+  } else if (opts.resume) {
     const which = opts.resume;
     const found = await checkpoints.resolve(which);
     if (!found) {
@@ -220,6 +236,16 @@ export async function restoreRunState(
   return { runDir, checkpoints, progress, resumedFrom };
 }
 
+/** `--resume ARG` names an existing plain file other than a manifest.json (absolute), else null. */
+function plainFile(arg: string): string | null {
+  const p = path.resolve(arg);
+  try {
+    return fs.statSync(p).isFile() && path.basename(p) !== MANIFEST_FILE ? p : null;
+  } catch {
+    return null;
+  }
+}
+
 /** --init-from: ours (a checkpoint folder, its model.safetensors, any safetensors) or an imported torch file. */
 async function initFromWeights(model: CTClip, file: string, log: (...l: string[]) => void): Promise<void> {
   if (!fs.existsSync(file)) throw new CtclipError('ARGUMENT_ERROR', `--init-from ${file}: no such file or folder`);
@@ -235,17 +261,12 @@ async function initFromWeights(model: CTClip, file: string, log: (...l: string[]
   // Only the keys the model has, at their shapes, are read (the rest is reported); see docs/limits.md.
   const r = await loadWeightsInto(model, { kind: 'weights-file', file: target });
   const report = r.report as WeightsReport;
-  const unexpected = [
-    ...r.unexpected,
-    ...report.unexpected,
-    ...report.shapeMismatches.map((m) => `${m.key} [${m.got}] (expected [${m.expected}])`),
-  ];
-  if (r.missing.length || unexpected.length) {
+  const misfit = weightsMisfit(r);
+  if (misfit)
     throw new CtclipError(
       'DATA_ERROR',
-      `--init-from ${target}: the weights do not fit the configured model (missing: ${r.missing.slice(0, 5).join(', ') || 'none'}; unexpected: ${unexpected.slice(0, 5).join(', ') || 'none'})`,
+      `--init-from ${target}: the weights do not fit the configured model (${misfit})`,
     );
-  }
   for (const note of report.notes ?? []) log(`  ${note}`);
   log(`Initialised the model from ${target} (${r.layout} layout, ${r.count} tensors); a new run starts at step 0`);
 }

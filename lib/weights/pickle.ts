@@ -3,11 +3,13 @@
  * bytes) and nothing else on its own. Every global the stream names (GLOBAL, STACK_GLOBAL, INST) is looked up in
  * the caller's allow-list and REFUSED with a DATA_ERROR naming it when absent — before anything is called; a
  * REDUCE may only call an allowed callable, which is TypeScript code of ours, never Python. Opcodes that build
- * arbitrary objects (OBJ, NEWOBJ, NEWOBJ_EX, the EXT registry, out-of-band buffers) are refused outright.
+ * arbitrary objects (OBJ, NEWOBJ, NEWOBJ_EX, the EXT registry, out-of-band buffers) are refused outright. BUILD
+ * sets a dict's attributes, or hands the state to an object an allowed callable returned that declares `pyBuild`
+ * (TypeScript of ours that checks it as data: numpy's dtypes and arrays take their state that way).
  *
- * The module knows nothing about torch: `lib/weights/torch-file.ts` supplies the allow-list and the persistent-id
- * loader. A minimal writer for the same subset (`PickleWriter`, protocol 2) is here too, for our own torch.save
- * files and for tests.
+ * The module knows nothing about torch or numpy: `lib/weights/torch-file.ts` supplies the allow-list (with
+ * `./numpy-pickle.ts` and `protocol2BytesGlobal` below) and the persistent-id loader. A minimal writer for the
+ * same subset (`PickleWriter`, protocol 2) is here too, for our own torch.save files and for tests.
  */
 import { CtclipError } from '../errors';
 
@@ -37,19 +39,20 @@ export class PyGlobal {
   }
 }
 
+/**
+ * What allowed callables return (tensor references, numpy arrays …): opaque to the unpickler. `pyType` names it in
+ * messages; `pyBuild`, when present, receives the state of a BUILD on it (and throws when the state is not what it
+ * expects).
+ */
+export interface PyOpaque {
+  readonly pyOpaque: true;
+  readonly pyType?: string;
+  pyBuild?(state: PyValue): void;
+}
+
 /** Whatever allowed callables return (tensors, parameters …) is opaque to the unpickler. */
 export type PyValue =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | Uint8Array
-  | PyValue[]
-  | PyTuple
-  | PyDict
-  | PyGlobal
-  | { readonly pyOpaque: true };
+  null | boolean | number | bigint | string | Uint8Array | PyValue[] | PyTuple | PyDict | PyGlobal | PyOpaque;
 
 /** One allow-list entry: a callable (REDUCE) or a marker value. */
 export type AllowedGlobal = { call: (args: PyValue[], at: string) => PyValue } | { value: PyValue };
@@ -152,7 +155,7 @@ export function pyTypeName(v: PyValue | undefined): string {
   if (v instanceof PyTuple) return 'tuple';
   if (v instanceof PyDict) return v.ordered ? 'OrderedDict' : 'dict';
   if (v instanceof PyGlobal) return v.qualname;
-  return 'object';
+  return v.pyType ?? 'object';
 }
 
 function isKey(v: PyValue): v is PyKey {
@@ -279,7 +282,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
     const entry = opts.globals.get(qual);
     if (!entry) {
       fail(
-        `refused pickle global '${qual}': only tensor, dict, list and scalar reconstruction is allowed, and nothing in the file is executed${opts.refusalHint ? ` (${opts.refusalHint})` : ''}`,
+        `refused pickle global '${qual}': only tensor, numpy-data, dict, list and scalar reconstruction is allowed, and nothing in the file is executed${opts.refusalHint ? ` (${opts.refusalHint})` : ''}`,
       );
     }
     return new PyGlobal(module, name);
@@ -609,7 +612,16 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
       case 0x62: {
         const state = pop();
         const obj = top();
-        // Only dicts take a BUILD here: an OrderedDict state_dict carries `_metadata` this way.
+        if (obj !== null && typeof obj === 'object' && 'pyOpaque' in obj && typeof obj.pyBuild === 'function') {
+          try {
+            obj.pyBuild(state);
+          } catch (e) {
+            if (e instanceof CtclipError) throw e;
+            fail(`${pyTypeName(obj)}: ${(e as Error).message}`);
+          }
+          break;
+        }
+        // Otherwise only dicts take a BUILD: an OrderedDict state_dict carries `_metadata` this way.
         if (!(obj instanceof PyDict)) fail(`BUILD on a ${pyTypeName(obj)} is not supported`);
         if (state === null) break;
         if (!(state instanceof PyDict)) fail(`BUILD state must be a dict, got ${pyTypeName(state)}`);
@@ -632,6 +644,30 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): PyValue {
     }
   }
 }
+
+/**
+ * `_codecs.encode(text, 'latin1')`: how protocol 2 (torch.save's default) pickles a `bytes` object, e.g. the raw
+ * data of a numpy array or scalar. Returns the bytes; any other encoding, or a character above U+00FF, is refused.
+ */
+export const protocol2BytesGlobal: [string, AllowedGlobal] = [
+  '_codecs.encode',
+  {
+    call: (args) => {
+      const [text, encoding] = args;
+      if (args.length !== 2 || typeof text !== 'string' || (encoding !== 'latin1' && encoding !== 'latin-1'))
+        throw new Error(
+          `only _codecs.encode(str, 'latin1') (protocol 2 bytes) is allowed, got ${args.length} arguments`,
+        );
+      const out = new Uint8Array(text.length);
+      for (let i = 0; i < text.length; i++) {
+        const c = text.charCodeAt(i);
+        if (c > 0xff) throw new Error(`character U+${c.toString(16).padStart(4, '0')} at ${i} is not latin-1`);
+        out[i] = c;
+      }
+      return out;
+    },
+  },
+];
 
 // ---------------------------------------------------------------------------------------------------------------
 // Writer (protocol 2 subset)

@@ -12,6 +12,9 @@
  *   torch._utils._rebuild_parameter              → the same reference, marked as a parameter
  *   torch.{Float,Half,BFloat16,Double,Long,Int,Byte,Bool}Storage, torch.UntypedStorage,
  *   torch.storage.UntypedStorage                 → storage-type markers, only meaningful inside a persistent id
+ *   numpy dtypes, scalars and arrays             → inert data (`./numpy-pickle.ts`): training checkpoints carry
+ *                                                  numpy metrics and `np.random.get_state()`
+ *   _codecs.encode(str, 'latin1')                → bytes (how protocol 2 pickles them, e.g. numpy's raw data)
  * Persistent ids must be `('storage', <storage type>, '<key>', '<location>', numel)`; the location ('cpu',
  * 'cuda:0', 'mps', …) is recorded and ignored: every storage is read onto the CPU. Any other global is refused
  * with a DATA_ERROR naming it.
@@ -26,7 +29,17 @@
  */
 import { CtclipError } from '../errors';
 import { tensorFromBuffer, bytesPerElement, type Dtype, type TensorHandle } from '../tensor';
-import { PyDict, PyGlobal, PyTuple, pyTypeName, unpickle, type AllowedGlobal, type PyValue } from './pickle';
+import { NUMPY_GLOBAL_NAMES, numpyGlobals } from './numpy-pickle';
+import {
+  protocol2BytesGlobal,
+  PyDict,
+  PyGlobal,
+  PyTuple,
+  pyTypeName,
+  unpickle,
+  type AllowedGlobal,
+  type PyValue,
+} from './pickle';
 import { ByteBudget, ZipReader, type ZipEntry } from './zip';
 
 /** Largest data.pkl we read (a state dict of 100 000 tensors pickles to about 15 MB). */
@@ -72,6 +85,7 @@ export interface TorchStorageRef {
 /** A tensor as the pickle describes it: a strided view of a storage. */
 export class TorchTensorRef {
   readonly pyOpaque = true as const;
+  readonly pyType = 'torch.Tensor';
   constructor(
     readonly storage: TorchStorageRef,
     readonly offset: number,
@@ -192,12 +206,13 @@ function torchGlobals(used: Set<string>): Map<string, AllowedGlobal> {
     const dot = name.lastIndexOf('.');
     g.set(name, { value: new PyGlobal(name.slice(0, dot), name.slice(dot + 1)) });
   }
+  for (const [name, entry] of [...numpyGlobals(), protocol2BytesGlobal]) track(name, entry);
   return g;
 }
 
 const ALLOWED_HINT =
-  'allowed: collections.OrderedDict, torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter and the storage types ' +
-  Object.keys(TORCH_STORAGE_TYPES).join(', ');
+  'allowed: collections.OrderedDict, torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter, the storage types ' +
+  `${Object.keys(TORCH_STORAGE_TYPES).join(', ')}, the numpy data reconstructors ${NUMPY_GLOBAL_NAMES.join(', ')} and _codecs.encode`;
 
 /** The archive's root folder: the folder holding `data.pkl`. */
 function findRoot(zip: ZipReader): string {
