@@ -333,41 +333,27 @@ describe('infer: node lib/inference.js / ctclip infer / ctclip embed on syntheti
     expect(misfit.stderr).to.match(
       /tiny\.safetensors: the weights do not fit the model configured by the config \(.*shape mismatches/,
     );
+    // The error names the setting and the weights' value, not just "model.*".
+    expect(misfit.stderr).to.include('set in the config: model.dim_latent: 64 in the weights, 16 configured');
+    // The debug config trains SigLIP: its weights carry logit_bias, which a softmax model lacks.
+    const softmax = infer('--checkpoint', weights, '--config', cfgFile, '--set', 'model.loss.type=softmax', '--quiet');
+    expect(softmax.status, show(softmax)).to.equal(1);
+    expect(softmax.stderr).to.match(/unexpected: logit_bias\b/);
+    expect(softmax.stderr).to.include(
+      'set in the config: model.loss.type: siglip (the weights have logit_bias, which only a SigLIP model has)',
+    );
   });
 
   it('ctclip embed writes latents equal to encodeImage/encodeText on the same inputs (and image embeddings on request)', async () => {
     const out1 = path.join(dir, 'emb.safetensors');
-    const r1 = ctclip(
-      'embed',
-      '--checkpoint',
-      weights,
-      '--config',
-      cfgFile,
-      '--shards',
-      data.valPattern,
-      '--out',
-      out1,
-      '--limit',
-      '7',
-    );
+    // The flags first, so that the call stays on one line: readme-commands.test.ts looks for `ctclip('embed'`.
+    const args1 = ['--checkpoint', weights, '--config', cfgFile, '--shards', data.valPattern, '--out', out1];
+    const r1 = ctclip('embed', ...args1, '--limit', '7');
     expect(r1.status, show(r1)).to.equal(0);
     expect(r1.stderr).to.match(/embed: \[#{20}\] 7\/7 samples/);
     const out2 = path.join(dir, 'emb2.safetensors');
-    const r2 = ctclip(
-      'embed',
-      '--checkpoint',
-      ptFile,
-      '--config',
-      cfgFile,
-      '--shards',
-      data.valPattern,
-      '--out',
-      out2,
-      '--limit',
-      '7',
-      '--with-image-embeddings',
-      '--quiet',
-    );
+    const args2 = ['--checkpoint', ptFile, '--config', cfgFile, '--shards', data.valPattern, '--out', out2];
+    const r2 = ctclip('embed', ...args2, '--limit', '7', '--with-image-embeddings', '--quiet');
     expect(r2.status, show(r2)).to.equal(0);
     const e1 = await readEmbeddings(out1);
     const e2 = await readEmbeddings(out2);
