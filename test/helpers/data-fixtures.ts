@@ -72,3 +72,25 @@ export function writeTar(file: string, members: Array<[string, Uint8Array]>): vo
   for (const [name, data] of members) tw.add(name, data);
   tw.close();
 }
+
+/**
+ * The `ctclip preprocess` arguments for a CT-RATE layout written under `dir`: --volumes (default dir/vol),
+ * --reports dir/reports.csv, --labels dir/labels.csv, --metadata dir/metadata.csv when asked, and --out.
+ */
+export function preprocessArgs(
+  dir: string,
+  out: string,
+  opts: { volumes?: string; metadata?: boolean } = {},
+): string[] {
+  return [
+    '--volumes',
+    opts.volumes ?? path.join(dir, 'vol'),
+    '--reports',
+    path.join(dir, 'reports.csv'),
+    '--labels',
+    path.join(dir, 'labels.csv'),
+    ...(opts.metadata ? ['--metadata', path.join(dir, 'metadata.csv')] : []),
+    '--out',
+    out,
+  ];
+}

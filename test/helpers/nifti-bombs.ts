@@ -58,3 +58,19 @@ export function writeNiftiBomb(
   const bytes = shape[0] * shape[1] * shape[2] * 2;
   return writeGzipWithZeros(file, head.subarray(0, voxOffset), bytes);
 }
+
+/** The bytes of an int16 NIfTI volume of air (−1000 HU) with the given grid and voxel size (gzipped by default). */
+export function airNifti(shape: [number, number, number], spacing: [number, number, number], gzip = true): Buffer {
+  return writeNifti({
+    data: new Array(shape[0] * shape[1] * shape[2]).fill(-1000),
+    shape,
+    datatype: 'int16',
+    spacing,
+    gzip,
+  });
+}
+
+/** Writes `airNifti(shape, spacing)` to `file` (a .nii.gz). */
+export function writeAirVolume(file: string, shape: [number, number, number], spacing: [number, number, number]): void {
+  fs.writeFileSync(file, airNifti(shape, spacing));
+}

@@ -17,13 +17,13 @@ import { CT_RATE_CLASSES } from '../../lib/data/classes';
 import { loadConfig } from '../../lib/config/load';
 import { modelConfigFromConfig } from '../../lib/model/config';
 import { CTClip } from '../../lib/model/ctclip';
-import { writeNifti } from '../../lib/preprocess/nifti';
 import type { PreprocessReport } from '../../lib/preprocess/dataset';
 import { Tokenizer } from '../../lib/text/tokenizer';
 import { buildWordPieceVocab, vocabToText } from '../../lib/text/vocab-builder';
 import { saveWeights } from '../../lib/weights';
 import { requireAddon } from '../helpers/native';
-import { writeGzipWithZeros, writeNiftiBomb } from '../helpers/nifti-bombs';
+import { airNifti, writeAirVolume, writeGzipWithZeros, writeNiftiBomb } from '../helpers/nifti-bombs';
+import { preprocessArgs } from '../helpers/data-fixtures';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 
@@ -86,16 +86,7 @@ describe('predict / preprocess: hostile NIfTI files (real processes, bounded mem
     model.dispose();
     // The reference point: a whole predict on a small ordinary volume.
     const ok = path.join(dir, 'ok.nii.gz');
-    fs.writeFileSync(
-      ok,
-      writeNifti({
-        data: new Array(40 * 40 * 16).fill(-1000),
-        shape: [40, 40, 16],
-        datatype: 'int16',
-        spacing: [2, 2, 4],
-        gzip: true,
-      }),
-    );
+    writeAirVolume(ok, [40, 40, 16], [2, 2, 4]);
     const r = predict(ok, '--spacing', '2.5,2.5,5');
     expect(r.status, r.stderr).to.equal(0);
     baselineMiB = r.peak;
@@ -115,16 +106,7 @@ describe('predict / preprocess: hostile NIfTI files (real processes, bounded mem
     expect(r.peak).to.be.below(baselineMiB + 100);
     // --max-voxels raises or lowers the cap; a bad value is exit 2.
     const small = path.join(dir, 'small.nii.gz');
-    fs.writeFileSync(
-      small,
-      writeNifti({
-        data: new Array(40 * 40 * 16).fill(-1000),
-        shape: [40, 40, 16],
-        datatype: 'int16',
-        spacing: [2, 2, 4],
-        gzip: true,
-      }),
-    );
+    writeAirVolume(small, [40, 40, 16], [2, 2, 4]);
     const low = predict(small, '--spacing', '2.5,2.5,5', '--max-voxels', '1000');
     expect(low.status, low.stderr).to.equal(1);
     expect(low.stderr).to.contain('40×40×16 is 25,600 voxels').and.contain('over the limit of 1,000 voxels');
@@ -134,16 +116,7 @@ describe('predict / preprocess: hostile NIfTI files (real processes, bounded mem
 
   it('a resampled grid over the limit (100³ at 10 mm → 0.75×0.75×1.5 mm): exit 1 from the header, naming dim, pixdim and the limit', () => {
     const file = path.join(dir, 'coarse.nii.gz');
-    fs.writeFileSync(
-      file,
-      writeNifti({
-        data: new Float32Array(100 * 100 * 100).fill(-1000),
-        shape: [100, 100, 100],
-        datatype: 'int16',
-        spacing: [10, 10, 10],
-        gzip: true,
-      }),
-    );
+    writeAirVolume(file, [100, 100, 100], [10, 10, 10]);
     const r = predict(file);
     expect(r.status, r.stderr).to.equal(1);
     expect(r.stderr).to.contain(
@@ -160,16 +133,7 @@ describe('predict / preprocess: hostile NIfTI files (real processes, bounded mem
 
   it('1 GiB of zeros after the voxel data: predicted as usual, the tail never inflated', () => {
     const file = path.join(dir, 'tail.nii.gz');
-    writeGzipWithZeros(
-      file,
-      writeNifti({
-        data: new Array(40 * 40 * 16).fill(-1000),
-        shape: [40, 40, 16],
-        datatype: 'int16',
-        spacing: [2, 2, 4],
-      }),
-      2 ** 30,
-    );
+    writeGzipWithZeros(file, airNifti([40, 40, 16], [2, 2, 4], false), 2 ** 30);
     const r = predict(file, '--spacing', '2.5,2.5,5');
     expect(r.status, r.stderr).to.equal(0);
     expect(Object.keys(JSON.parse(r.stdout).probabilities)).to.have.length(18);
@@ -178,16 +142,7 @@ describe('predict / preprocess: hostile NIfTI files (real processes, bounded mem
 
   it('pixdim[3] = 0: exit 1 naming pixdim[3] and its value; --source-spacing overrides it', () => {
     const file = path.join(dir, 'pixdim0.nii.gz');
-    fs.writeFileSync(
-      file,
-      writeNifti({
-        data: new Array(40 * 40 * 16).fill(-1000),
-        shape: [40, 40, 16],
-        datatype: 'int16',
-        spacing: [2, 2, 0],
-        gzip: true,
-      }),
-    );
+    writeAirVolume(file, [40, 40, 16], [2, 2, 0]);
     const r = predict(file, '--spacing', '2.5,2.5,5');
     expect(r.status, r.stderr).to.equal(1);
     expect(r.stderr)
@@ -216,26 +171,8 @@ describe('predict / preprocess: hostile NIfTI files (real processes, bounded mem
     const vol = path.join(dir, 'dataset');
     fs.mkdirSync(vol);
     writeNiftiBomb(path.join(vol, 'train_1_a_1.nii.gz'), [1024, 1024, 1024]);
-    fs.writeFileSync(
-      path.join(vol, 'train_2_a_1.nii.gz'),
-      writeNifti({
-        data: new Array(20 * 20 * 8).fill(-1000),
-        shape: [20, 20, 8],
-        datatype: 'int16',
-        spacing: [1, 1, 2],
-        gzip: true,
-      }),
-    );
-    fs.writeFileSync(
-      path.join(vol, 'train_3_a_1.nii.gz'),
-      writeNifti({
-        data: new Array(20 * 20 * 8).fill(-1000),
-        shape: [20, 20, 8],
-        datatype: 'int16',
-        spacing: [1, 1, NaN],
-        gzip: true,
-      }),
-    );
+    writeAirVolume(path.join(vol, 'train_2_a_1.nii.gz'), [20, 20, 8], [1, 1, 2]);
+    writeAirVolume(path.join(vol, 'train_3_a_1.nii.gz'), [20, 20, 8], [1, 1, NaN]);
     const ids = ['train_1_a_1', 'train_2_a_1', 'train_3_a_1'];
     fs.writeFileSync(
       path.join(dir, 'reports.csv'),
@@ -248,14 +185,7 @@ describe('predict / preprocess: hostile NIfTI files (real processes, bounded mem
     const out = path.join(dir, 'pre-out');
     const r = run(
       'preprocess',
-      '--volumes',
-      vol,
-      '--reports',
-      path.join(dir, 'reports.csv'),
-      '--labels',
-      path.join(dir, 'labels.csv'),
-      '--out',
-      out,
+      ...preprocessArgs(dir, out, { volumes: vol }),
       '--shape',
       '8,8,4',
       '--spacing',
@@ -273,14 +203,7 @@ describe('predict / preprocess: hostile NIfTI files (real processes, bounded mem
     // A limit that is not a usable integer is a bad argument (exit 2), not a failure of every volume.
     const bad = run(
       'preprocess',
-      '--volumes',
-      vol,
-      '--reports',
-      path.join(dir, 'reports.csv'),
-      '--labels',
-      path.join(dir, 'labels.csv'),
-      '--out',
-      path.join(dir, 'pre-bad'),
+      ...preprocessArgs(dir, path.join(dir, 'pre-bad'), { volumes: vol }),
       '--max-resampled-voxels',
       '99999999999999999999',
       '--quiet',

@@ -17,6 +17,7 @@ import { readNifti, writeNifti } from '../../lib/preprocess/nifti';
 import { preprocessVolumeFile } from '../../lib/preprocess/pipeline';
 import type { PreprocessReport } from '../../lib/preprocess/dataset';
 import { requireAddon } from '../helpers/native';
+import { preprocessArgs } from '../helpers/data-fixtures';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 const cli = (...args: string[]): ReturnType<typeof spawnSync> =>
@@ -48,16 +49,7 @@ describe('preprocess: ctclip preprocess (CT-RATE layout, synthetic balls)', func
   let dir: string;
   let out: string;
   const args = (): string[] => [
-    '--volumes',
-    path.join(dir, 'vol'),
-    '--reports',
-    path.join(dir, 'reports.csv'),
-    '--labels',
-    path.join(dir, 'labels.csv'),
-    '--metadata',
-    path.join(dir, 'metadata.csv'),
-    '--out',
-    out,
+    ...preprocessArgs(dir, out, { metadata: true }),
     '--split',
     'train',
     '--samples-per-shard',
@@ -251,16 +243,7 @@ describe('preprocess: real head CT → ctclip preprocess → shards → index �
     );
     const out = path.join(dir, 'out');
     const r = cli(
-      '--volumes',
-      path.join(dir, 'vol'),
-      '--reports',
-      path.join(dir, 'reports.csv'),
-      '--labels',
-      path.join(dir, 'labels.csv'),
-      '--metadata',
-      path.join(dir, 'metadata.csv'),
-      '--out',
-      out,
+      ...preprocessArgs(dir, out, { metadata: true }),
       '--split',
       'valid',
       '--shape',

@@ -20,6 +20,7 @@ import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { Tokenizer } from '../../lib/text/tokenizer';
 import { buildWordPieceVocab, vocabToText } from '../../lib/text/vocab-builder';
 import { requireAddon } from '../helpers/native';
+import { preprocessArgs } from '../helpers/data-fixtures';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 const REAL_CT = path.resolve(repoRoot, '..', 'shared', 'data', 'real-ct', 'head_ct_promed0051_hu.nii.gz');
@@ -73,14 +74,7 @@ describe('preprocess → train step: real head CT → ctclip preprocess → shar
       [
         path.join(repoRoot, 'lib', 'cli.js'),
         'preprocess',
-        '--volumes',
-        path.join(dir, 'vol'),
-        '--reports',
-        path.join(dir, 'reports.csv'),
-        '--labels',
-        path.join(dir, 'labels.csv'),
-        '--out',
-        out,
+        ...preprocessArgs(dir, out),
         '--split',
         'train',
         '--shape',
