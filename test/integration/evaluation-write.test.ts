@@ -9,6 +9,7 @@ import * as path from 'path';
 import { parseCsv } from '../../lib/results';
 import { EVALUATION_FILES, writeEvaluation } from '../../lib/results/write';
 import { formatEvaluationSummary } from '../../lib/results/summary';
+import { PER_CLASS_METRIC_COLUMNS } from '../../lib/results/per-class';
 import { readSafetensors } from '../../lib/io/safetensors';
 import { bootstrapMetrics, evaluateMultiLabel, toStrictJsonValue } from '../../lib/metrics';
 import { Rng } from '../../lib/rng';
@@ -115,19 +116,7 @@ describe('integration: writeEvaluation', function () {
     expect(rows.slice(1).map((r) => r[0])).to.deep.equal(CLASSES);
     for (const r of rows.slice(1)) {
       const pc = json.metrics.per_class[r[0]];
-      for (const m of [
-        'auroc',
-        'auprc',
-        'f1',
-        'f1_threshold',
-        'precision',
-        'recall',
-        'specificity',
-        'accuracy',
-        'f1_at_threshold',
-        'support',
-        'n_negative',
-      ]) {
+      for (const m of [...PER_CLASS_METRIC_COLUMNS, 'support', 'n_negative']) {
         const cell = r[header.indexOf(m)];
         if (pc[m] === null) expect(cell, `${r[0]} ${m}`).to.equal('');
         else expect(Number(cell), `${r[0]} ${m}`).to.equal(pc[m]);

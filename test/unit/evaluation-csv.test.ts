@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { CSV_EOL, csvField, csvRecord, formatCsv } from '../../lib/io/csv';
 import { parseCsv } from '../../lib/results';
 import { predictionsCsv, predictionsHeader } from '../../lib/results/predictions';
-import { perClassCsv } from '../../lib/results/per-class';
+import { PER_CLASS_METRIC_COLUMNS, perClassCsv } from '../../lib/results/per-class';
 import { buildEvaluationResults } from '../../lib/results/results';
 
 describe('evaluation: CSV', function () {
@@ -153,18 +153,7 @@ describe('evaluation: predictions.csv and per_class.csv', function () {
     // Class 1: positives {0.8, 0.6}, negatives {0.2, 0.3} → 1.
     expect(Number(col(rows[2], 'auroc'))).to.equal(1);
     // Class 2 has no positives: every metric cell empty, counts present.
-    for (const m of [
-      'auroc',
-      'auprc',
-      'f1',
-      'f1_threshold',
-      'precision',
-      'recall',
-      'specificity',
-      'accuracy',
-      'f1_at_threshold',
-    ])
-      expect(col(rows[3], m), m).to.equal('');
+    for (const m of PER_CLASS_METRIC_COLUMNS) expect(col(rows[3], m), m).to.equal('');
     expect(col(rows[3], 'support')).to.equal('0');
     expect(col(rows[3], 'n_negative')).to.equal('4');
   });
