@@ -29,6 +29,7 @@ import { deviceFor, launchedLocalRank } from './device';
 import type { CTClip } from './ctclip';
 import { buildModel } from './factory';
 import { loadWeightsInto } from './load-weights';
+import { weightsConfigAdvice } from './weights-config-hint';
 import type { Tokenizer } from '../text/tokenizer';
 import type { WeightsReport } from '../weights';
 
@@ -175,7 +176,7 @@ export async function loadInferenceModel(
           if (problems.length) {
             throw new CtclipError(
               'DATA_ERROR',
-              `${weights.file}: the weights do not fit the model configured by the config (${problems.join('; ')}); check model.* in the config`,
+              `${weights.file}: the weights do not fit the model configured by the config (${problems.join('; ')}); ${weightsConfigAdvice({ missing: r.missing ?? [], unexpected: r.unexpected, shapeMismatches: r.shapeMismatches }, cfg)}`,
             );
           }
         },
