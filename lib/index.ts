@@ -61,6 +61,13 @@ export { Rng, type RngState } from './rng';
  * Errors are CONFIG_ERROR naming the file, key and value. Keys: docs/configuration.md.
  */
 export { loadConfig, parseConfig, applyOverride, type LoadConfigOptions, type LoadedConfig } from './config/load';
+/**
+ * `migrateConfig(file, opts)`: a config (the original Python pipeline's format or ctclip's) as commented
+ * ctclip-native YAML that loads back to the same resolved config (`ctclip config migrate`; docs/migrating.md).
+ * `KeyNote`: one ignored, translated or defaulted key of an original-format config (`LoadedConfig.notes`).
+ */
+export { migrateConfig, type MigratedConfig } from './config/migrate';
+export { type KeyNote } from './config/original';
 /** The zod schema of a config, the validated `Config` type (defaults filled) and the YAML input type. */
 export { ConfigSchema, DEFAULT_PROMPTS, type Config, type ConfigInput } from './config/schema';
 /** The configuration reference (every key's path, type, default, description), as data or as Markdown. */
