@@ -50,3 +50,16 @@ export const TINY_TEXT_ENCODER = {
   intermediate_size: TINY_BERT.intermediate_size,
   max_position_embeddings: TINY_BERT.max_position_embeddings,
 };
+
+/** The published CT-CLIP image encoder (480×480, patch 20, temporal patch 10, 4 + 4 layers, codebook 8192). */
+export const PUBLISHED_CTVIT: Omit<CTViTConfig, 'seed'> = {
+  dim: 512,
+  codebook_size: 8192,
+  image_size: 480,
+  patch_size: 20,
+  temporal_patch_size: 10,
+  spatial_depth: 4,
+  temporal_depth: 4,
+  heads: 8,
+  dim_head: 32,
+};

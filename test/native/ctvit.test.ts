@@ -12,7 +12,7 @@ import { loadSafetensors, saveSafetensors } from '../../lib/weights/safetensors-
 import { loadAddon, type TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { requireAddon } from '../helpers/native';
-import { TINY_CTVIT } from '../helpers/tiny-configs';
+import { TINY_CTVIT, PUBLISHED_CTVIT } from '../helpers/tiny-configs';
 import { randomTensor, values } from '../helpers/tensors';
 import { expectRejects } from '../helpers/errors';
 
@@ -370,18 +370,7 @@ describe('native: CTViT', function () {
       const t = await tiny.forward(video(TINY, 3, 12, 4));
       expect(readTensor(t.embedding).shape).to.deep.equal([3, 4 * 4 * 16]);
       // 240 slices: 24 slabs; the analytic FLOPs of the published config match the reference's FlopCounterMode totals (docs/reference.md)
-      const published = resolveCTViTConfig({
-        dim: 512,
-        codebook_size: 8192,
-        image_size: 480,
-        patch_size: 20,
-        temporal_patch_size: 10,
-        spatial_depth: 4,
-        temporal_depth: 4,
-        heads: 8,
-        dim_head: 32,
-        seed: 0,
-      });
+      const published = resolveCTViTConfig({ ...PUBLISHED_CTVIT, seed: 0 });
       const f = ctvitFlops(published, 1, 240);
       expect(f.forward / 1e9).to.be.closeTo(966.67, 0.5);
       expect(ctvitFlops(published, 1, 240, { train: true }).forward / 1e9).to.be.closeTo(1082.63, 0.5);

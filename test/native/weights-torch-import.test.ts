@@ -22,6 +22,7 @@ import { readTorchArchive } from '../../lib/weights/torch-file';
 import { fixturePath, fixturesAvailable, readFixtureJson } from '../helpers/fixtures';
 import { requireAddon } from '../helpers/native';
 import { caseCMeta, expectSameTensors, H_FILES, hFile, tensorBytes, tmpDir } from '../helpers/weights-fixtures';
+import { PUBLISHED_CTVIT } from '../helpers/tiny-configs';
 
 function referenceKeysFromMeta() {
   const m = caseCMeta();
@@ -63,17 +64,7 @@ describe('weights: reference key list (pure TS)', function () {
   });
   it('the default (full-size) config gives the published 361 keys (+ position_ids in the file)', () => {
     const keys = ctclipReferenceKeys(
-      {
-        dim: 512,
-        codebook_size: 8192,
-        image_size: 480,
-        patch_size: 20,
-        temporal_patch_size: 10,
-        spatial_depth: 4,
-        temporal_depth: 4,
-        heads: 8,
-        dim_head: 32,
-      },
+      PUBLISHED_CTVIT,
       {
         vocab_size: 30522,
         hidden_size: 768,

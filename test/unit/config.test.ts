@@ -4,6 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { applyOverride, loadConfig, suggest } from '../../lib/config/load';
 import { repoRoot } from '../helpers/fixtures';
+import { PUBLISHED_CTVIT } from '../helpers/tiny-configs';
 
 function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-config-'));
@@ -51,17 +52,7 @@ describe('config: loading', function () {
     expect(config.data).to.include({ batch_size: 4, num_workers: 4 });
     expect(config.logging.log_every_n_steps).to.equal(10);
     expect(config.experiment.seed).to.equal(2025);
-    expect(config.model.image_encoder).to.include({
-      dim: 512,
-      image_size: 480,
-      patch_size: 20,
-      temporal_patch_size: 10,
-      spatial_depth: 4,
-      temporal_depth: 4,
-      heads: 8,
-      dim_head: 32,
-      codebook_size: 8192,
-    });
+    expect(config.model.image_encoder).to.include(PUBLISHED_CTVIT);
     expect(config.model.text_encoder).to.include({
       hidden_size: 768,
       num_hidden_layers: 12,
