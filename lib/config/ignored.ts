@@ -1,7 +1,8 @@
 /**
  * Keys that the reference pipeline's configs carry but ctclip does not use (read but unused there,
- * plus the MODERN model ablation flags). A reference config must load: each of these is accepted,
- * removed, and reported once as "ignored" with the reason. Any other unknown key is an error.
+ * plus the MODERN model ablation flags), accepted in any config: each is removed and named, with the reason, in
+ * the one "ignored keys" warning of its config file. Keys only the original pipeline's format has are translated
+ * by original.ts. Any other unknown key is an error.
  */
 export const IGNORED_KEYS: ReadonlyMap<string, string> = new Map([
   ['data.reports_train', 'reports come from the shards (txt member)'],

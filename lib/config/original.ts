@@ -375,11 +375,13 @@ export function translateOriginal(
   }
   if (errors.length > 0) throw new CtclipError('CONFIG_ERROR', errors.join('\n'));
   for (const d of absent) {
+    // Reported against the file that holds the key's section (the main file when none does).
+    const origin = originOf(d.key);
     put(tree, d.key, d.value);
-    setOrigin(d.key, "the original's default");
+    setOrigin(d.key, origin);
     notes.push({
       key: d.key,
-      origin: "the original's default",
+      origin,
       kind: 'defaulted',
       to: d.key,
       why: `absent, so ${show(d.value)}: ${d.why}`,

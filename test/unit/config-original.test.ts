@@ -202,6 +202,7 @@ describe('config: the original pipeline format', function () {
       'training.save_every_n_epochs',
       'validation.eval_samples',
     ]);
+    expect(notes.filter((n) => n.kind === 'defaulted').map((n) => n.origin)).to.deep.equal([f, f, f, f]);
   });
 
   it('treats a child without markers as original when its _base_ is, naming the child for its own keys', function () {
