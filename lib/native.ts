@@ -245,6 +245,8 @@ export interface RawAddon {
   distStoreServer(port: number): { port: number; close(): void };
   /** Rank 0's rendezvous store alone (native/dist/store.h), listening on `host` ('' = every interface); port 0 = any. */
   distRendezvousServer(host: string, port: number): { address: string; close(): void };
+  /** Ends the process with `code` at once (_exit), without joining libuv's worker threads (lib/dist/group.ts exitNow). */
+  distExitNow(code: number): never;
 }
 
 export interface DistInitOptions {
@@ -504,6 +506,11 @@ export function checkBuildInfo(
         `the original install (${info.compiledTorchLibDir || 'unknown'}) the one that is loaded.`,
     );
   }
+}
+
+/** Whether the addon is loaded in this process already (without loading it). */
+export function addonLoaded(): boolean {
+  return cached !== undefined;
 }
 
 /** Whether the addon can be loaded (for tests and `ctclip info`), without throwing. */

@@ -4,7 +4,7 @@
  *
  * Exit codes: 0 done (or stopped on request), 1 runtime failure, 2 bad arguments or configuration (nothing heavy
  * ran), 130 interrupted by SIGINT, 143 interrupted by SIGTERM (a checkpoint was saved first; a second signal exits
- * at once).
+ * at once; during start-up, before the first step, the first signal exits at once: there is nothing to save).
  *
  * `--debug` (as the reference's): no remote logging (use_wandb off), a progress line every step, the timing
  * breakdown on (every 100 steps), validation on 100 samples. Applied before any `--set`, so `--set` still wins.
@@ -24,7 +24,7 @@ import { loadConfig } from '../config/load';
 import { CtclipError } from '../errors';
 import { StopSignals } from '../train/signals';
 import { distEnvFrom } from '../dist/env';
-import { ProcessGroup } from '../dist/group';
+import { exitNow, ProcessGroup } from '../dist/group';
 import { deviceForConfig, isCudaDevice, launchedLocalRank } from '../model/device';
 import { parseFaults } from '../train/faults';
 import { Trainer } from '../train/trainer';
@@ -76,7 +76,8 @@ export async function run(argv: string[]): Promise<number> {
       const faults = parseFaults(process.env.CTCLIP_TEST_FAULT);
       const { config } = loadConfig(values.config, { overrides, checkFiles: 'train' });
       if (values.debug) process.stdout.write(`Debug mode: ${DEBUG_OVERRIDES.join(', ')}\n`);
-      signals = new StopSignals().install();
+      // Until the first step, a signal exits at once (nothing to save; lib/train/signals.ts).
+      signals = new StopSignals().install().duringStartup(exitNow);
       const env = distEnvFrom(process.env);
       let group: ProcessGroup | null = null;
       // The device first: it decides the c10d backend under distributed.backend 'auto' (NCCL on CUDA).
@@ -115,6 +116,7 @@ export async function run(argv: string[]): Promise<number> {
           group,
           device,
         });
+        signals.startupDone();
         const result = await trainer.fit();
         return result.exitCode;
       } finally {

@@ -5,7 +5,7 @@
  * a dead or stuck rank turns into a DIST_ERROR / DIST_TIMEOUT naming the ranks that stopped answering.
  */
 import { CtclipError } from '../errors';
-import { loadAddon, type DistGroupHandle, type TensorHandle } from '../native';
+import { addonLoaded, loadAddon, type DistGroupHandle, type TensorHandle } from '../native';
 import { readTensor, tensorFromBuffer } from '../tensor';
 import type { DistEnv } from './env';
 
@@ -18,6 +18,17 @@ export interface ProcessGroupOptions {
   timeoutMs?: number;
   /** Whether the model's tensors live on CUDA (chooses NCCL under 'auto'). */
   cuda?: boolean;
+  /** How often a rank still waiting to join says so on stderr (default: JOIN_PROGRESS_MS, at most a quarter of the timeout). */
+  progressMs?: number;
+}
+
+/** A rank still waiting for the others after this long says so, and again every as long (never a silent wait). */
+export const JOIN_PROGRESS_MS = 30_000;
+
+/** The store a rank of `env` meets the others through, for messages. */
+export function rendezvousDescription(env: DistEnv): string {
+  const where = `${env.masterAddr}:${env.masterPort}`;
+  return env.useAgentStore ? `torchrun's agent store at ${where}` : `rank 0's rendezvous store at ${where}`;
 }
 
 /** Which c10d backends the built addon has. */
@@ -84,7 +95,7 @@ export class ProcessGroup {
     if (!(timeoutMs > 0))
       throw new CtclipError('CONFIG_ERROR', `distributed.timeout_minutes must be > 0, got ${timeoutMs / 60000}`);
     const backend = resolveBackend(opts.backend ?? 'auto', opts.cuda ?? false);
-    const handle = await loadAddon().distInit({
+    const joining = loadAddon().distInit({
       rank: env.rank,
       worldSize: env.worldSize,
       localRank: env.localRank,
@@ -96,7 +107,21 @@ export class ProcessGroup {
       timeoutMs: Math.round(timeoutMs),
       backend,
     });
-    return new ProcessGroup(handle, env, backend, timeoutMs);
+    const started = Date.now();
+    const progress = setInterval(
+      () => {
+        process.stderr.write(
+          `rank ${env.rank}/${env.worldSize}: still waiting to join the job through ${rendezvousDescription(env)} after ${Math.round((Date.now() - started) / 1000)} s; every rank must start with the same WORLD_SIZE, MASTER_ADDR and MASTER_PORT (gives up after ${timeoutMs / 60000} min, distributed.timeout_minutes)\n`,
+        );
+      },
+      opts.progressMs ?? Math.min(JOIN_PROGRESS_MS, timeoutMs / 4),
+    );
+    progress.unref();
+    try {
+      return new ProcessGroup(await joining, env, backend, timeoutMs);
+    } finally {
+      clearInterval(progress);
+    }
   }
 
   /** In place: each tensor becomes the sum over ranks. */
@@ -151,4 +176,16 @@ export class ProcessGroup {
   shutdown(): void {
     loadAddon().distShutdown(this.handle);
   }
+}
+
+/**
+ * Ends the process with `code` at once, even while a rendezvous blocks one of libuv's worker threads (process.exit
+ * joins those threads first, which can take up to distributed.timeout_minutes). The 'exit' listeners run first
+ * (they release the run lock).
+ */
+export function exitNow(code: number): never {
+  process.exitCode = code;
+  process.emit('exit', code);
+  if (addonLoaded()) loadAddon().distExitNow(code);
+  process.exit(code);
 }

@@ -3,6 +3,10 @@
  * (the current native step finishes, a checkpoint is saved, the process exits 130 for SIGINT or 143 for SIGTERM,
  * the shell convention 128 + signal number); a second signal exits at once with the same code.
  *
+ * During start-up (`duringStartup()` until `startupDone()`: loading, rendezvous, building the model) there is no
+ * step to finish and nothing to save, so the first signal exits at once with that code: a worker stuck waiting for
+ * the other ranks must not ignore the launcher's SIGTERM until it is killed.
+ *
  * The same signal again within DUPLICATE_WINDOW_MS is taken as one delivery, not a second request: under SLURM,
  * `scancel` signals every process of the step, so a worker gets SIGTERM directly and once more forwarded by its
  * launcher, and must still save its interrupt checkpoint.
@@ -19,6 +23,7 @@ export class StopSignals {
   private receivedAt = 0;
   private readonly handlers = new Map<StopSignalName, () => void>();
   private readonly waiters: Array<() => void> = [];
+  private startup: ((code: number) => void) | null = null;
 
   constructor(private readonly log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)) {}
 
@@ -31,6 +36,20 @@ export class StopSignals {
       process.on(sig, h);
     }
     return this;
+  }
+
+  /**
+   * From now until `startupDone()`, a signal exits at once through `exit` (see the module comment; a rendezvous
+   * in progress needs lib/dist/group.ts exitNow, which does not wait for it).
+   */
+  duringStartup(exit: (code: number) => void = (code) => process.exit(code)): this {
+    this.startup = exit;
+    return this;
+  }
+
+  /** The first step is about to run: signals stop after the current step again. */
+  startupDone(): void {
+    this.startup = null;
   }
 
   /** Removes the handlers (default signal behaviour again). */
@@ -65,6 +84,13 @@ export class StopSignals {
   }
 
   private onSignal(sig: StopSignalName): void {
+    if (this.startup) {
+      this.log(
+        `${sig} received during start-up (before the first step): nothing to save; exiting (exit ${SIGNAL_EXIT_CODES[sig]}).`,
+      );
+      this.startup(SIGNAL_EXIT_CODES[sig]);
+      return;
+    }
     if (this.received === sig && Date.now() - this.receivedAt < DUPLICATE_WINDOW_MS) {
       this.log(
         `${sig} received twice within ${DUPLICATE_WINDOW_MS} ms (e.g. from SLURM and from the launcher): treated as one; still stopping after the current step.`,

@@ -15,8 +15,8 @@
 #if defined(CTCLIP_HAVE_GLOO) || defined(CTCLIP_HAVE_NCCL)
 #define CTCLIP_HAVE_C10D 1
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "dist/agent_store.h"
 #include "dist/store.h"
 #endif
 #ifdef CTCLIP_HAVE_GLOO
@@ -157,20 +157,24 @@ std::string StoreListenHost(const GroupOptions& o) {
 
 namespace {
 
-// A fresh connection to the store this rank uses: rank 0's (StoreClient), or torchrun's agent store (a c10d
-// TCPStore) under the agent's attempt prefix.
+// How long the agent store's protocol probe may take: the agent listens before it starts the workers, so anything
+// longer means a wrong address or another program on the port.
+constexpr std::chrono::milliseconds kAgentProbeTimeout{15000};
+
+// A fresh connection to the store this rank uses: rank 0's (StoreClient), or torchrun's agent store in its protocol
+// (AgentStoreClient) under the agent's attempt prefix.
 c10::intrusive_ptr<c10d::Store> ConnectStore(const GroupOptions& o, std::chrono::milliseconds timeout) {
-  if (!o.useAgentStore)
-    return c10::make_intrusive<StoreClient>(o.masterAddr, static_cast<std::uint16_t>(o.masterPort), timeout);
-  c10d::TCPStoreOptions so;
-  so.port = static_cast<std::uint16_t>(o.masterPort);
-  so.isServer = false;
-  so.numWorkers = static_cast<std::size_t>(o.worldSize);
-  so.waitWorkers = false;  // the process group's own rendezvous waits for everybody
-  so.timeout = timeout;
-  so.multiTenant = true;
-  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(o.masterAddr, so);
+  const auto port = static_cast<std::uint16_t>(o.masterPort);
+  if (!o.useAgentStore) return c10::make_intrusive<StoreClient>(o.masterAddr, port, timeout);
+  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<AgentStoreClient>(
+      o.masterAddr, port, timeout, o.agentStoreValidated ? StoreProtocol::kValidated : StoreProtocol::kLegacy);
   return c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(o.restartCount), store);
+}
+
+// Which store a rank meets the others through, for messages.
+std::string StoreDescription(const GroupOptions& o) {
+  return (o.useAgentStore ? "torchrun's agent store at " : "rank 0's rendezvous store at ") + o.masterAddr + ":" +
+         std::to_string(o.masterPort);
 }
 
 // Periodic "I am alive" stamps in the store, and the diagnosis that reads them after a failed collective.
@@ -413,7 +417,16 @@ class C10dGroup : public Group {
 
 std::shared_ptr<Group> Group::Create(const GroupOptions& options) {
   options.Validate();
-  const GroupOptions& o = options;
+  GroupOptions o = options;
+  if (o.useAgentStore) {
+    try {
+      o.agentStoreValidated = ProbeAgentStore(o.masterAddr, static_cast<std::uint16_t>(o.masterPort),
+                                              std::min(o.timeout, kAgentProbeTimeout)) == StoreProtocol::kValidated;
+    } catch (const NativeError& e) {
+      throw NativeError(e.code(),
+                        "rank " + std::to_string(o.rank) + "/" + std::to_string(o.worldSize) + ": " + FirstLine(e));
+    }
+  }
   std::shared_ptr<StoreServer> server;
   if (!o.useAgentStore && o.rank == 0) {
     try {
@@ -427,8 +440,10 @@ std::shared_ptr<Group> Group::Create(const GroupOptions& options) {
     store = ConnectStore(o, o.timeout);
   } catch (const std::exception& e) {
     const std::string msg = FirstLine(e);
-    throw NativeError("DIST_ERROR", "rank " + std::to_string(o.rank) + ": cannot reach the rendezvous store at " +
-                                        o.masterAddr + ":" + std::to_string(o.masterPort) + ": " + msg);
+    throw NativeError(IsTimeoutMessage(msg) ? "DIST_TIMEOUT" : "DIST_ERROR",
+                      "rank " + std::to_string(o.rank) + "/" + std::to_string(o.worldSize) + ": cannot reach " +
+                          StoreDescription(o) + ": " + msg +
+                          (o.useAgentStore ? "" : " (rank 0 hosts it: did rank 0 start, and can this host reach it?)"));
   }
   auto pgStore = c10::make_intrusive<c10d::PrefixStore>("default_pg", store);
   try {
@@ -467,8 +482,9 @@ std::shared_ptr<Group> Group::Create(const GroupOptions& options) {
     throw NativeError(
         IsTimeoutMessage(msg) ? "DIST_TIMEOUT" : "DIST_ERROR",
         "rank " + std::to_string(o.rank) + "/" + std::to_string(o.worldSize) + ": creating the " + o.backend +
-            " process group failed (did every rank start, with the same WORLD_SIZE, MASTER_ADDR and MASTER_PORT?): " +
-            msg);
+            " process group through " + StoreDescription(o) +
+            " failed (did every rank start, with the same WORLD_SIZE, MASTER_ADDR and MASTER_PORT? within " +
+            Seconds(o.timeout) + ", distributed.timeout_minutes): " + msg);
   }
   throw NativeError("ARGUMENT_ERROR", "distributed: backend '" + o.backend + "' is not built in");
 }

@@ -1,7 +1,9 @@
 // A c10d process group for data-parallel training (Gloo on CPU, NCCL on CUDA when built in).
 //
 // Rendezvous follows torchrun's store rules: with `useAgentStore` (TORCHELASTIC_USE_AGENT_STORE=True) every rank is
-// a TCPStore client of the agent's store and keys live under `/worker/attempt_<restartCount>`; otherwise rank 0
+// a client of the agent's TCPStore, in whichever wire protocol it speaks (dist/agent_store.h: found by a probe, so
+// any torchrun works with any libtorch this addon was built on), and keys live under `/worker/attempt_<restartCount>`;
+// otherwise rank 0
 // hosts the store (dist/store.h) at MASTER_ADDR:MASTER_PORT, listening on MASTER_ADDR only, except in a multi-node
 // job whose MASTER_ADDR is a host name (every interface then; StoreListenHost). The process group itself sits under
 // the `default_pg` prefix.
@@ -28,6 +30,8 @@ struct GroupOptions {
   std::string masterAddr = "127.0.0.1";
   int64_t masterPort = 29500;
   bool useAgentStore = false;
+  // The agent store's protocol: the VALIDATE handshake (current torch 2.x) or not (legacy). Group::Create probes it.
+  bool agentStoreValidated = true;
   int64_t restartCount = 0;
   std::chrono::milliseconds timeout{30 * 60 * 1000};
   std::string backend = "gloo";  // "gloo" | "nccl"

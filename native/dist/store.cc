@@ -21,6 +21,7 @@
 #include <unordered_map>
 
 #include "core/errors.h"
+#include "dist/socket.h"
 
 namespace ctclip::dist {
 
@@ -30,61 +31,11 @@ constexpr char kMagic[8] = {'C', 'T', 'C', 'L', 'I', 'P', 'S', '1'};
 
 enum Op : uint8_t { kSet = 1, kGet = 2, kAdd = 3, kCheck = 4, kWait = 5, kDelete = 6, kNumKeys = 7, kCompareSet = 8 };
 
-#ifdef MSG_NOSIGNAL
-constexpr int kSendFlags = MSG_NOSIGNAL;
-#else
-constexpr int kSendFlags = 0;
-#endif
-
-using Clock = std::chrono::steady_clock;
-
-std::string ErrnoText(int err) { return std::strerror(err); }
-
-int RemainingMs(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(left, 1 << 30)));
-}
-
-// Sends all of `data` (blocking socket). False on error.
-bool SendAll(int fd, const char* data, size_t n) {
-  while (n > 0) {
-    const ssize_t k = ::send(fd, data, n, kSendFlags);
-    if (k < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += k;
-    n -= static_cast<size_t>(k);
-  }
-  return true;
-}
-
-// Reads exactly n bytes. With a deadline, waits for each chunk with poll (false on timeout, `timedOut` set).
-bool RecvExact(int fd, char* out, size_t n, const Clock::time_point* deadline = nullptr, bool* timedOut = nullptr) {
-  while (n > 0) {
-    if (deadline != nullptr) {
-      pollfd p{fd, POLLIN, 0};
-      const int r = ::poll(&p, 1, RemainingMs(*deadline));
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        return false;
-      }
-      if (r == 0) {
-        if (timedOut) *timedOut = true;
-        return false;
-      }
-    }
-    const ssize_t k = ::recv(fd, out, n, 0);
-    if (k < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    if (k == 0) return false;
-    out += k;
-    n -= static_cast<size_t>(k);
-  }
-  return true;
-}
+using net::Clock;
+using net::ErrnoText;
+using net::OpenSocket;
+using net::RecvExact;
+using net::SendAll;
 
 void PutU32(std::string& b, uint32_t v) {
   for (int i = 0; i < 4; i++) b.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -110,34 +61,6 @@ int64_t GetI64(const char* p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; i++) v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
   return static_cast<int64_t>(v);
-}
-
-// A socket with FD_CLOEXEC (and O_NONBLOCK when asked), portably (no SOCK_CLOEXEC / SOCK_NONBLOCK on macOS).
-int OpenSocket(int family, int type, int protocol, bool nonblocking) {
-  const int fd = ::socket(family, type, protocol);
-  if (fd < 0) return fd;
-  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-  if (nonblocking) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-#ifdef SO_NOSIGPIPE
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
-#endif
-  return fd;
-}
-
-std::string HostPort(const sockaddr* sa) {
-  char host[INET6_ADDRSTRLEN] = "?";
-  uint16_t port = 0;
-  if (sa->sa_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
-    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-    port = ntohs(in->sin_port);
-    return std::string(host) + ":" + std::to_string(port);
-  }
-  const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
-  ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-  port = ntohs(in6->sin6_port);
-  return "[" + std::string(host) + "]:" + std::to_string(port);
 }
 
 }  // namespace
@@ -462,7 +385,7 @@ StoreServer::StoreServer(const std::string& host, std::uint16_t port) : state_(s
       sockaddr_storage bound{};
       socklen_t len = sizeof(bound);
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);  // the actual port when `port` is 0
-      const std::string hp = HostPort(reinterpret_cast<sockaddr*>(&bound));
+      const std::string hp = net::HostPort(reinterpret_cast<sockaddr*>(&bound));
       address_ = host.empty() ? "*" + hp.substr(hp.rfind(':')) : hp;
       break;
     }
@@ -531,64 +454,25 @@ void StoreClient::Connect(Clock::time_point deadline) {
   std::string lastError = "nobody listens there";
   auto pause = std::chrono::milliseconds(10);
   for (;;) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* res = nullptr;
-    const std::string service = std::to_string(port_);
-    const int gai = ::getaddrinfo(host_.c_str(), service.c_str(), &hints, &res);
-    if (gai != 0) {
-      lastError = ::gai_strerror(gai);
-    } else {
-      for (addrinfo* a = res; a != nullptr && fd_ < 0; a = a->ai_next) {
-        const int fd = OpenSocket(a->ai_family, a->ai_socktype, a->ai_protocol, true);
-        if (fd < 0) {
-          lastError = ErrnoText(errno);
-          continue;
-        }
-        int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
-        if (rc != 0 && errno == EINPROGRESS) {
-          pollfd p{fd, POLLOUT, 0};
-          rc = ::poll(&p, 1, std::max(1, std::min(RemainingMs(deadline), 5000)));
-          int err = 0;
-          socklen_t len = sizeof(err);
-          if (rc == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
-            rc = 0;
-          } else {
-            errno = rc == 0 ? ETIMEDOUT : (err != 0 ? err : errno);
-            rc = -1;
-          }
-        }
-        if (rc != 0) {
-          lastError = ErrnoText(errno);
-          ::close(fd);
-          continue;
-        }
-        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-        int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        char magic[sizeof(kMagic)];
-        bool timedOut = false;
-        if (!SendAll(fd, kMagic, sizeof(kMagic)) || !RecvExact(fd, magic, sizeof(kMagic), &deadline, &timedOut)) {
-          lastError = timedOut ? "no answer to the handshake" : "the connection closed during the handshake";
-          ::close(fd);
-          continue;
-        }
-        if (std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) {
-          ::close(fd);
-          ::freeaddrinfo(res);
-          throw NativeError(
-              "DIST_ERROR",
-              "the service at " + where +
-                  " is not a ctclip rendezvous store (another program on MASTER_PORT? a torchrun agent store "
-                  "needs TORCHELASTIC_USE_AGENT_STORE=True)");
-        }
+    const int fd = net::ConnectOnce(host_, port_, deadline, lastError);
+    if (fd >= 0) {
+      char magic[sizeof(kMagic)];
+      bool timedOut = false;
+      if (!SendAll(fd, kMagic, sizeof(kMagic)) || !RecvExact(fd, magic, sizeof(kMagic), &deadline, &timedOut)) {
+        lastError = timedOut ? "no answer to the handshake" : "the connection closed during the handshake";
+        ::close(fd);
+      } else if (std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) {
+        ::close(fd);
+        throw NativeError(
+            "DIST_ERROR",
+            "the service at " + where +
+                " is not a ctclip rendezvous store (another program on MASTER_PORT? a torchrun agent store "
+                "needs TORCHELASTIC_USE_AGENT_STORE=True)");
+      } else {
         fd_ = fd;
+        return;
       }
-      ::freeaddrinfo(res);
     }
-    if (fd_ >= 0) return;
     if (Clock::now() + pause >= deadline) {
       throw std::runtime_error("connecting to the rendezvous store at " + where + " timed out: " + lastError);
     }

@@ -12,12 +12,16 @@
 //   distShutdown(group)
 //   distStoreServer(port) → {close()}                          a c10d TCPStore host, as torchrun's agent runs (tests)
 //   distRendezvousServer(host, port) → {address, close()}     rank 0's store on its own (tests: hostile peers)
+//   distExitNow(code)                                          ends the process at once (see ExitNow)
 //
 // Collectives run on libuv worker threads (PromiseWorker), never on the JS thread. JS hands in CPU tensors; with
 // NCCL (CUDA tensors only) they are staged on cuda:<localRank> for the collective and copied back.
 #include <napi.h>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <functional>
 #include <memory>
 
@@ -235,6 +239,15 @@ Napi::Value RendezvousServer(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_CATCH(env)
 }
 
+// Ends the process with the given code at once (_exit, after flushing stdio). process.exit first joins libuv's
+// worker threads, and one may be blocked in a rendezvous (connecting to the store, Gloo waiting for the other ranks)
+// until distributed.timeout_minutes: a signal during start-up must not wait for that.
+Napi::Value ExitNow(const Napi::CallbackInfo& info) {
+  const int code = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
+  std::fflush(nullptr);
+  ::_exit(code);
+}
+
 }  // namespace
 
 Napi::Object WrapGroup(Napi::Env env, std::shared_ptr<dist::Group> group) {
@@ -270,6 +283,7 @@ void RegisterDistributed(Napi::Env env, Napi::Object exports) {
   fn("distShutdown", Shutdown);
   fn("distStoreServer", StoreServer);
   fn("distRendezvousServer", RendezvousServer);
+  fn("distExitNow", ExitNow);
 }
 
 }  // namespace ctclip
