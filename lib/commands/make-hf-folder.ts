@@ -1,6 +1,6 @@
 /**
  * `ctclip make-hf-folder --from CHECKPOINT --out DIR [--config RUN.yaml] [--vocab FILE] [--heads N] [--dropout P]
- *  [--format both|safetensors|bin] [--no-extras]`
+ *  [--format both|safetensors|bin] [--with-extras]`
  *
  * Writes a Hugging Face BERT folder of the text tower of our weights (lib/weights/hf-folder-writer.ts) that
  * transformers' `BertModel` / `BertTokenizer.from_pretrained` load as the model ctclip trained: the head count,
@@ -21,7 +21,7 @@ import { Tokenizer } from '../text/tokenizer';
 import { writeHfBertFolder, type HfFolderOptions } from '../weights/hf-folder-writer';
 import { intOption, parseCommandArgs, runCommand, startCommand } from './common';
 
-const USAGE = `usage: ctclip make-hf-folder --from CHECKPOINT --out DIR [--config RUN.yaml] [--vocab FILE] [--heads N] [--dropout P] [--format both|safetensors|bin] [--no-extras]
+const USAGE = `usage: ctclip make-hf-folder --from CHECKPOINT --out DIR [--config RUN.yaml] [--vocab FILE] [--heads N] [--dropout P] [--format both|safetensors|bin] [--with-extras]
 
   --from X         a checkpoint folder, a run directory (its latest checkpoint) or a weights file
                    (text_transformer.* or bert.* keys); a config.yaml next to the weights is the run's config
@@ -33,7 +33,8 @@ const USAGE = `usage: ctclip make-hf-folder --from CHECKPOINT --out DIR [--confi
   --heads N        num_attention_heads; required without a config (the shapes cannot tell it)
   --dropout P      hidden and attention dropout of config.json without a config (default 0.1, BertConfig's)
   --format F       which weight files: both (default), safetensors, bin
-  --no-extras      leave out the stale position_ids and the MLM/projection heads a CXR-BERT folder carries`;
+  --with-extras    add a stale position_ids and made-up MLM/projection heads, as a CXR-BERT folder carries
+                   (import tests only: an import must ignore them; they are no trained heads)`;
 
 /** The run configuration of the weights: --config, else config.yaml in the checkpoint folder or next to the file. */
 function runConfigFile(explicit: string | undefined, weightsFile: string, checkpointDir: string | null): string | null {
@@ -113,7 +114,7 @@ export function run(argv: string[]): Promise<number> {
       vocab: { type: 'string' },
       dropout: { type: 'string' },
       format: { type: 'string' },
-      'no-extras': { type: 'boolean', default: false },
+      'with-extras': { type: 'boolean', default: false },
     });
     if (!startCommand(values, positionals, USAGE, ['from', 'out'])) return 0;
     const format = values.format ?? 'both';
@@ -162,7 +163,7 @@ export function run(argv: string[]): Promise<number> {
       from: weights.file,
       out: values.out,
       formats: format === 'both' ? ['safetensors', 'bin'] : [format as 'safetensors' | 'bin'],
-      withExtras: !values['no-extras'],
+      withExtras: values['with-extras'],
     });
     for (const f of written) process.stdout.write(`wrote ${f}\n`);
     return 0;

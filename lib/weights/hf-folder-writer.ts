@@ -41,7 +41,10 @@ export interface HfFolderOptions {
   layerNormEps?: number;
   /** Which weight files to write (default both). */
   formats?: Array<'safetensors' | 'bin'>;
-  /** Add position_ids and deterministic MLM/projection heads, as a CXR-BERT folder has (default true). */
+  /**
+   * Add position_ids and deterministic made-up MLM/projection heads, as a CXR-BERT folder has (default false: they
+   * exist for import tests, and no trained head is behind them).
+   */
   withExtras?: boolean;
 }
 
@@ -129,7 +132,7 @@ export async function writeHfBertFolder(opts: HfFolderOptions): Promise<string[]
   // Order the BERT keys as BertModel does (file order of a Python-written safetensors is sorted otherwise).
   bert.sort((a, b) => bertOrder(a[0]) - bertOrder(b[0]) || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 
-  const withExtras = opts.withExtras ?? true;
+  const withExtras = opts.withExtras ?? false;
   const tensors: Array<[string, SafetensorsTensor]> = [];
   if (withExtras) {
     const ids = new BigInt64Array(maxPos);

@@ -48,6 +48,7 @@ describe('weights: Hugging Face BERT folder', function () {
         'synthetic',
         '--dropout',
         '0.25',
+        '--with-extras',
       ]);
     } finally {
       (process.stdout as { write: unknown }).write = orig;
