@@ -237,61 +237,68 @@ export async function restoreTorchCheckpoint(
       throw new CtclipError('DATA_ERROR', `--resume ${file}: the weights do not fit the configured model (${misfit})`);
     const r = report as unknown as WeightsReport;
     restored.push(`weights: ${loaded.count} tensors (${r.layoutDescription})`);
+    let stepFromState: number | null = null;
 
     const states = [...ckpt.optimizer.state.values()];
-    const maxStateStep = { value: null as number | null };
-    if (!opts.loadOptimizer) {
-      notCarried.push('AdamW moments: not loaded (--no-load-optimizer); AdamW starts fresh');
-    } else {
-      const sd = model.stateDict();
-      const kinds = new Map(sd.names.map((n, i) => [n, sd.kinds[i] as string]));
-      sd.tensors.forEach((t) => t.dispose());
-      const renamed = new Map(r.renamed.map((x) => [x.from, x.to]));
-      const mapping = mapOptimizerPositions(ckpt, kinds, renamed);
-      if ('reason' in mapping) {
-        notCarried.push(`AdamW moments: ${mapping.reason}; AdamW starts fresh (weights and step are restored)`);
-      } else {
-        const cache = new StorageCache(ckpt.archive, importBudget(expectedKeys(model)));
-        const names: string[] = [];
-        const expAvg: TensorHandle[] = [];
-        const expAvgSq: TensorHandle[] = [];
-        const step: number[] = [];
-        const skipped: string[] = [];
-        try {
-          for (const s of states) {
-            const slot = mapping.assignment.get(s.index)!;
-            if (!slot.name || !slot.trainable) {
-              skipped.push(slot.fileKey);
-              continue;
-            }
-            const n = typeof s.step === 'number' ? s.step : await scalarTensorValue(cache, s.step as TorchTensorRef);
-            if (!Number.isSafeInteger(n) || n < 0)
-              throw new CtclipError(
-                'DATA_ERROR',
-                `${file}: optimizer_state_dict state[${s.index}] ('${slot.fileKey}') has step ${n}, not a count`,
-              );
-            expAvg.push(await cache.tensor(s.expAvg, `optimizer state[${s.index}].exp_avg`));
-            expAvgSq.push(await cache.tensor(s.expAvgSq, `optimizer state[${s.index}].exp_avg_sq`));
-            names.push(slot.name);
-            step.push(n);
-            maxStateStep.value = Math.max(maxStateStep.value ?? 0, n);
-          }
-          model.loadOptimizerState({ names, exp_avg: expAvg, exp_avg_sq: expAvgSq, step });
-        } finally {
-          expAvg.forEach((t) => t.dispose());
-          expAvgSq.forEach((t) => t.dispose());
-          cache.release();
-        }
-        restored.push(
-          `AdamW: moments and step counts of ${names.length} parameters, mapped ${mapping.how}` +
-            (skipped.length
-              ? ` (${skipped.length} saved for tensors this model does not train: ${skipped.slice(0, 3).join(', ')})`
-              : ''),
-        );
+    const cache = new StorageCache(ckpt.archive, importBudget(expectedKeys(model)));
+    try {
+      // Per-parameter step counts first: they also give the step when global_step is absent.
+      const steps = new Map<number, number>();
+      for (const s of states) {
+        const n = typeof s.step === 'number' ? s.step : await scalarTensorValue(cache, s.step as TorchTensorRef);
+        if (!Number.isSafeInteger(n) || n < 0)
+          throw new CtclipError(
+            'DATA_ERROR',
+            `${file}: optimizer_state_dict state[${s.index}].step is ${n}, not a count of steps`,
+          );
+        steps.set(s.index, n);
       }
+      if (!opts.loadOptimizer) {
+        notCarried.push('AdamW moments: not loaded (--no-load-optimizer); AdamW starts fresh');
+      } else {
+        const sd = model.stateDict();
+        const kinds = new Map(sd.names.map((n, i) => [n, sd.kinds[i] as string]));
+        sd.tensors.forEach((t) => t.dispose());
+        const renamed = new Map(r.renamed.map((x) => [x.from, x.to]));
+        const mapping = mapOptimizerPositions(ckpt, kinds, renamed);
+        if ('reason' in mapping) {
+          notCarried.push(`AdamW moments: ${mapping.reason}; AdamW starts fresh (weights and step are restored)`);
+        } else {
+          const names: string[] = [];
+          const expAvg: TensorHandle[] = [];
+          const expAvgSq: TensorHandle[] = [];
+          const stepCounts: number[] = [];
+          const skipped: string[] = [];
+          try {
+            for (const s of states) {
+              const slot = mapping.assignment.get(s.index)!;
+              if (!slot.name || !slot.trainable) {
+                skipped.push(slot.fileKey);
+                continue;
+              }
+              expAvg.push(await cache.tensor(s.expAvg, `optimizer state[${s.index}].exp_avg`));
+              expAvgSq.push(await cache.tensor(s.expAvgSq, `optimizer state[${s.index}].exp_avg_sq`));
+              names.push(slot.name);
+              stepCounts.push(steps.get(s.index)!);
+            }
+            model.loadOptimizerState({ names, exp_avg: expAvg, exp_avg_sq: expAvgSq, step: stepCounts });
+          } finally {
+            expAvg.forEach((t) => t.dispose());
+            expAvgSq.forEach((t) => t.dispose());
+          }
+          restored.push(
+            `AdamW: moments and step counts of ${names.length} parameters, mapped ${mapping.how}` +
+              (skipped.length
+                ? ` (${skipped.length} saved for tensors this model does not train: ${skipped.slice(0, 3).join(', ')})`
+                : ''),
+          );
+        }
+      }
+      stepFromState = steps.size ? Math.max(...steps.values()) : null;
+    } finally {
+      cache.release();
     }
 
-    const stepFromState = maxStateStep.value;
     const step = ckpt.globalStep ?? stepFromState ?? 0;
     if (ckpt.globalStep === null)
       notCarried.push(`global_step: absent; the step is taken from the optimizer state (${step})`);
@@ -322,17 +329,18 @@ export async function restoreTorchCheckpoint(
           .join(', ')} are not a ctclip best record; the next validation starts it`,
       );
     const g = ckpt.optimizer.groups;
-    const decay = Math.max(...g.map((x) => x.weightDecay ?? 0));
-    const b = g[0]?.betas;
     const t = cfg.training;
-    const differs =
-      (b && (b[0] !== t.betas[0] || b[1] !== t.betas[1])) ||
-      (g[0]?.eps !== null && g[0]?.eps !== undefined && g[0].eps !== t.eps) ||
-      (g.some((x) => x.weightDecay !== null) && decay !== t.weight_decay);
-    if (differs)
-      notCarried.push(
-        `AdamW hyper-parameters: the file's betas (${b ?? '?'}), eps ${g[0]?.eps ?? '?'}, weight_decay ${decay} differ from the config's (${t.betas}), ${t.eps}, ${t.weight_decay}; the config's are used`,
-      );
+    const differs: string[] = [];
+    const b = g[0]?.betas;
+    if (b && (b[0] !== t.betas[0] || b[1] !== t.betas[1]))
+      differs.push(`betas (${b.join(', ')}) vs training.betas (${t.betas.join(', ')})`);
+    const eps = g[0]?.eps ?? null;
+    if (eps !== null && eps !== t.eps) differs.push(`eps ${eps} vs training.eps ${t.eps}`);
+    const decay = Math.max(...g.map((x) => x.weightDecay ?? 0));
+    if (g.some((x) => x.weightDecay !== null) && decay !== t.weight_decay)
+      differs.push(`weight_decay ${decay} vs training.weight_decay ${t.weight_decay}`);
+    if (differs.length)
+      notCarried.push(`AdamW hyper-parameters: the file's differ (${differs.join('; ')}); the config's are used`);
     const used = new Set([
       'epoch',
       'global_step',

@@ -19,6 +19,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadConfig } from '../../lib/config/load';
 import type { Config } from '../../lib/config/schema';
+import type { CTClip } from '../../lib/model/ctclip';
 import { buildModel } from '../../lib/model/factory';
 import { planRun } from '../../lib/plan';
 import { readTensor, type TensorHandle } from '../../lib/tensor';
@@ -66,8 +67,9 @@ function copyOriginal(repo: string, into: string): void {
 /**
  * argv: weights.pt (flat state dict, ours), kinds.json ([[name, kind]…]), out dir, folder with the original's
  * modules ('' = the same structure written by this snippet). Writes checkpoint.pt, reversed.pt (AdamW over the
- * parameters in reverse order: no recoverable order), trained.pt (the checkpoint's weights, flat), expected.pt
- * (every parameter's exp_avg / exp_avg_sq / step by NAME) and info.json.
+ * parameters in reverse order: no recoverable order), named.pt (AdamW over named parameters in reverse order: torch
+ * records their names), trained.pt (the checkpoint's weights, flat), expected.pt / expected_named.pt (every
+ * parameter's exp_avg / exp_avg_sq / step by NAME) and info.json.
  */
 const PY = String.raw`
 import importlib.util, json, math, os, random, sys
@@ -144,13 +146,17 @@ else:
                 'random_states': {'python': random.getstate(), 'numpy': np.random.get_state(),
                                   'torch': torch.get_rng_state()}}, os.path.join(out, 'checkpoint.pt'))
 torch.save(model.state_dict(), os.path.join(out, 'trained.pt'))
-expected = {}
-for name, p in model.named_parameters():
-    if p in opt.state:
-        s = opt.state[p]
-        expected[name + '/exp_avg'] = s['exp_avg']
-        expected[name + '/exp_avg_sq'] = s['exp_avg_sq']
-        expected[name + '/step'] = torch.as_tensor(s['step'], dtype=torch.float64).reshape(())
+def expected_of(model, opt, file):
+    expected = {}
+    for name, p in model.named_parameters():
+        if p in opt.state:
+            st = opt.state[p]
+            expected[name + '/exp_avg'] = st['exp_avg']
+            expected[name + '/exp_avg_sq'] = st['exp_avg_sq']
+            expected[name + '/step'] = torch.as_tensor(st['step'], dtype=torch.float64).reshape(())
+    torch.save(expected, os.path.join(out, file))
+
+expected_of(model, opt, 'expected.pt')
 
 rev = build()
 ropt = torch.optim.AdamW(list(rev.parameters())[::-1], lr=1e-3)
@@ -158,7 +164,14 @@ rsched = torch.optim.lr_scheduler.LambdaLR(ropt, warmup_cosine(2, 10))
 train(rev, ropt, rsched)
 torch.save({'epoch': 1, 'global_step': ${STEPS}, 'model_state_dict': rev.state_dict(),
             'optimizer_state_dict': ropt.state_dict(), 'metrics': metrics}, os.path.join(out, 'reversed.pt'))
-torch.save(expected, os.path.join(out, 'expected.pt'))
+
+named = build()
+nopt = torch.optim.AdamW(list(named.named_parameters())[::-1], lr=1e-3)
+nsched = torch.optim.lr_scheduler.LambdaLR(nopt, warmup_cosine(2, 10))
+train(named, nopt, nsched)
+torch.save({'epoch': 1, 'global_step': ${STEPS}, 'model_state_dict': named.state_dict(),
+            'optimizer_state_dict': nopt.state_dict()}, os.path.join(out, 'named.pt'))
+expected_of(named, nopt, 'expected_named.pt')
 json.dump({'writer': 'original CheckpointManager' if original else 'snippet', 'numpy': np.__version__,
            'torch': torch.__version__, 'groups': [len(g['params']) for g in opt.param_groups]},
           open(os.path.join(out, 'info.json'), 'w'))
@@ -190,6 +203,27 @@ async function readExpected(file: string): Promise<Map<string, { expAvg: Buffer;
     a.zip.close();
   }
   return out;
+}
+
+/** The model's AdamW state holds exactly the moments and step counts torch held (expected.pt), bit for bit. */
+async function expectMoments(
+  model: { optimizerState(): ReturnType<CTClip['optimizerState']> },
+  file: string,
+): Promise<void> {
+  const expected = await readExpected(file);
+  const o = model.optimizerState();
+  try {
+    expect(expected.size).to.be.greaterThan(10);
+    expect([...o.names].sort()).to.deep.equal([...expected.keys()].sort());
+    o.names.forEach((n, i) => {
+      const e = expected.get(n)!;
+      expect(tensorBytes(o.exp_avg[i]).equals(e.expAvg), `${n} exp_avg`).to.equal(true);
+      expect(tensorBytes(o.exp_avg_sq[i]).equals(e.expAvgSq), `${n} exp_avg_sq`).to.equal(true);
+      expect(o.step[i], `${n} step`).to.equal(e.step);
+    });
+  } finally {
+    [...o.exp_avg, ...o.exp_avg_sq].forEach((t) => t.dispose());
+  }
 }
 
 function ctclip(args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -313,17 +347,7 @@ describe("world: the original pipeline's torch.save training checkpoints", funct
       st.names.forEach((n, i) => expect(mine.get(n)?.equals(tensorBytes(st.tensors[i])), n).to.equal(true));
       st.tensors.forEach((t) => t.dispose());
       sd.tensors.forEach((t) => t.dispose());
-      const expected = await readExpected(path.join(out, 'expected.pt'));
-      const o = model.optimizerState();
-      expect(expected.size).to.be.greaterThan(10);
-      expect([...o.names].sort()).to.deep.equal([...expected.keys()].sort());
-      o.names.forEach((n, i) => {
-        const e = expected.get(n)!;
-        expect(tensorBytes(o.exp_avg[i]).equals(e.expAvg), `${n} exp_avg`).to.equal(true);
-        expect(tensorBytes(o.exp_avg_sq[i]).equals(e.expAvgSq), `${n} exp_avg_sq`).to.equal(true);
-        expect(o.step[i], `${n} step`).to.equal(e.step);
-      });
-      [...o.exp_avg, ...o.exp_avg_sq].forEach((t) => t.dispose());
+      await expectMoments(model, path.join(out, 'expected.pt'));
       const text = r.notCarried.join('\n');
       for (const what of ['data position', 'LR scheduler', 'RNG streams: the file', 'numpy', 'auroc=0.6125'])
         expect(text).to.include(what);
@@ -362,6 +386,31 @@ describe("world: the original pipeline's torch.save training checkpoints", funct
       );
       expect(model.optimizerState().names).to.deep.equal([]);
       expect(r.progress.step).to.equal(STEPS);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('an optimizer built from named parameters is mapped by the names torch recorded, whatever its order', async () => {
+    const { model } = buildModel(cfg);
+    try {
+      const plan = planRun(cfg, { samples: 64 });
+      const r = await restoreTorchCheckpoint(model, path.join(out, 'named.pt'), { cfg, plan, loadOptimizer: true });
+      expect(r.restored.join('\n')).to.include('mapped by the parameter names the optimizer recorded');
+      await expectMoments(model, path.join(out, 'expected_named.pt'));
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('--no-load-optimizer: weights and step only, and the log says so', async () => {
+    const { model } = buildModel(cfg);
+    try {
+      const plan = planRun(cfg, { samples: 64 });
+      const r = await restoreTorchCheckpoint(model, ckpt, { cfg, plan, loadOptimizer: false });
+      expect(r.progress.step).to.equal(STEPS);
+      expect(model.optimizerState().names).to.deep.equal([]);
+      expect(r.notCarried.join('\n')).to.include('AdamW moments: not loaded (--no-load-optimizer)');
     } finally {
       model.dispose();
     }
