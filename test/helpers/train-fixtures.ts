@@ -228,10 +228,21 @@ export function describeRun(r: TrainRun): string {
  * Read `ctx.data` / `ctx.dir` inside the tests.
  */
 export function trainSuite(name: string): { data: TrainData; dir: string } {
-  const ctx = {} as { data: TrainData; dir: string };
+  const ctx = trainerScratch(name) as { data: TrainData; dir: string };
   before(async function () {
-    requireTrainer(this);
     ctx.data = await trainData({ train: 64, val: 16 });
+  });
+  return ctx;
+}
+
+/**
+ * The scratch part of `trainSuite` for suites that write their own data: requires the trainer and makes the
+ * folder `ctclip-<name>-…` before the suite, removes it after. Read `ctx.dir` inside the tests.
+ */
+export function trainerScratch(name: string): { dir: string } {
+  const ctx = {} as { dir: string };
+  before(function () {
+    requireTrainer(this);
     ctx.dir = fs.mkdtempSync(path.join(os.tmpdir(), `ctclip-${name}-`));
   });
   after(() => {

@@ -49,7 +49,9 @@ describe('preprocess: ctclip preprocess (CT-RATE layout, synthetic balls)', func
   let dir: string;
   let out: string;
   const args = (): string[] => [
-    ...preprocessArgs(dir, out, { metadata: true }),
+    ...preprocessArgs(dir, out),
+    '--metadata',
+    path.join(dir, 'metadata.csv'),
     '--split',
     'train',
     '--samples-per-shard',
@@ -243,7 +245,9 @@ describe('preprocess: real head CT → ctclip preprocess → shards → index �
     );
     const out = path.join(dir, 'out');
     const r = cli(
-      ...preprocessArgs(dir, out, { metadata: true }),
+      ...preprocessArgs(dir, out),
+      '--metadata',
+      path.join(dir, 'metadata.csv'),
       '--split',
       'valid',
       '--shape',

@@ -11,7 +11,6 @@
  */
 import { expect } from 'chai';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { excludedCount, indexShards, type ExcludedSample, type ShardIndexFile } from '../../lib/data/shard-index';
 import { defaultSynthReport, writeSynthDataset, type SynthResult } from '../../lib/data/synth';
@@ -19,7 +18,7 @@ import { Rng } from '../../lib/rng';
 import {
   DEMO_CLASSES,
   describeRun,
-  requireTrainer,
+  trainerScratch,
   runTrain,
   writeTrainConfig,
   type TrainData,
@@ -144,14 +143,10 @@ function excludedByReason(index: ShardIndexFile): { samples: Record<string, stri
 
 describe('soak: training through 5 % of every kind of corrupt sample', function () {
   this.timeout(600_000);
-  let dir: string;
-  after(() => {
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const scratch = trainerScratch('soak');
 
   it('trains to completion, finite loss at every step, exact per-reason counts, no clean sample dropped', async function () {
-    requireTrainer(this);
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-soak-'));
+    const dir = scratch.dir;
     const train = await writeCorruptSplit(path.join(dir, 'train'), 640, 11);
     const valid = await writeCorruptSplit(path.join(dir, 'valid'), 160, 12);
 

@@ -6,14 +6,13 @@
  */
 import { expect } from 'chai';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { indexShards } from '../../lib/data/shard-index';
 import { writeSynthDataset, type SynthResult } from '../../lib/data/synth';
 import {
   DEMO_CLASSES,
   describeRun,
-  requireTrainer,
+  trainerScratch,
   runTrain,
   writeTrainConfig,
   type TrainData,
@@ -28,16 +27,25 @@ function overwrite(r: SynthResult, i: number, member: 'bin' | 'labels', data: Bu
   return s.key;
 }
 
+/** Four steps, validated at the end, no checkpoints. */
+const FOUR_STEPS = {
+  training: {
+    max_steps: 4,
+    max_epochs: null,
+    warmup_steps: 2,
+    save_every_n_steps: null,
+    save_every_n_epochs: null,
+    threads: 1,
+  },
+  validation: { eval_every_n_steps: 4, eval_every_n_epochs: null, eval_samples: null },
+};
+
 describe('train: bad samples in the training and validation data', function () {
   this.timeout(300_000);
-  let dir: string;
-  after(() => {
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const scratch = trainerScratch('train-bad');
 
   it('completes, warns per bad sample, and reports the counts by reason in metrics.jsonl and report.html', async function () {
-    requireTrainer(this);
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-train-bad-'));
+    const dir = scratch.dir;
     const shape: [number, number, number] = [32, 32, 12];
     const train = await writeSynthDataset({
       out: path.join(dir, 'train'),
@@ -68,17 +76,7 @@ describe('train: bad samples in the training and validation data', function () {
       vocab: path.join(dir, 'train', 'vocab.txt'),
     };
     const runDir = path.join(dir, 'run');
-    const cfg = writeTrainConfig(dir, data, runDir, {
-      training: {
-        max_steps: 4,
-        max_epochs: null,
-        warmup_steps: 2,
-        save_every_n_steps: null,
-        save_every_n_epochs: null,
-        threads: 1,
-      },
-      validation: { eval_every_n_steps: 4, eval_every_n_epochs: null, eval_samples: null },
-    });
+    const cfg = writeTrainConfig(dir, data, runDir, FOUR_STEPS);
 
     const r = await runTrain(['--config', cfg]);
     expect(r.code, describeRun(r)).to.equal(0);
@@ -124,15 +122,7 @@ describe('train: bad samples in the training and validation data', function () {
     const strictDir = path.join(dir, 'strict');
     const strictCfg = writeTrainConfig(dir, data, strictDir, {
       data: { max_bad_samples: 1 },
-      training: {
-        max_steps: 4,
-        max_epochs: null,
-        warmup_steps: 2,
-        save_every_n_steps: null,
-        save_every_n_epochs: null,
-        threads: 1,
-      },
-      validation: { eval_every_n_steps: 4, eval_every_n_epochs: null, eval_samples: null },
+      ...FOUR_STEPS,
     });
     const failed = await runTrain(['--config', strictCfg]);
     expect(failed.code, describeRun(failed)).to.equal(1);
