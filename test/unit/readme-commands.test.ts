@@ -152,10 +152,9 @@ const COVERAGE: Record<string, Coverage> = {
     mentions: ["path.join(repoRoot, 'lib', 'launch.js')", "'--nproc_per_node'"],
   },
   'torchrun --no-python --nproc_per_node 4 node lib/train.js --config my.yaml': {
-    by: 'external',
-    file: 'test/unit/launch-args.test.ts',
-    mentions: ['torchrunEnv', 'torchrun'],
-    why: "torchrun is PyTorch's launcher (not installed here); the worker environment it sets is the one our launcher's torchrunEnv is tested to produce",
+    by: 'test',
+    file: 'test/world/torchrun.test.ts',
+    mentions: ["'--no-python'", "'--nproc_per_node'", "path.join(repoRoot, 'lib', 'train.js')"],
   },
   'bash scripts/train_multi_gpu.sh 4 --resume latest': {
     by: 'bash -n',
