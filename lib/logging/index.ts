@@ -44,12 +44,33 @@ export {
   readEvents,
   readRecords,
   readScalars,
+  SESSION_LOG_START,
   type ScalarPoint,
   type ScalarValue,
   type TensorBoardWriterOptions,
   type TfEvent,
 } from './tensorboard';
-export { tensorboardDir, wandbPlan, type WandbLoggingConfig, type WandbPlan } from './wandb';
+export {
+  WANDB_PYTHON_ENV,
+  WANDB_RUN_FILE,
+  startWandb,
+  tensorboardDir,
+  wandbPlan,
+  wandbRunId,
+  type StartWandbOptions,
+  type WandbLoggingConfig,
+  type WandbPlan,
+  type WandbSession,
+} from './wandb';
+export {
+  WANDB_SIDECAR_SCRIPT,
+  WandbSidecar,
+  probeWandb,
+  type WandbInitArgs,
+  type WandbProbe,
+  type WandbReady,
+  type WandbSidecarOptions,
+} from './wandb-sidecar';
 export {
   REPORT_FILE,
   bestValidation,

@@ -9,12 +9,20 @@
  * with CRC32C (Castagnoli, reflected polynomial 0x82F63B78) and mask(crc) = ((crc >>> 15) | (crc << 17)) +
  * 0xa282ead8 (mod 2³²). `data` is a `tensorflow.Event` protobuf, encoded by hand:
  *
- *     Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
- *     Summary { repeated Value value = 1; }
- *     Value   { string tag = 1; float simple_value = 2; }
+ *     Event      { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5;
+ *                  SessionLog session_log = 7; }
+ *     Summary    { repeated Value value = 1; }
+ *     Value      { string tag = 1; float simple_value = 2; }
+ *     SessionLog { SessionStatus status = 1; }   (START = 1)
  *
  * The first record is `{wall_time, step: 0, file_version: "brain.Event:2"}`. Scalars are buffered and written by
  * `flush()`, by a 2-second timer (unref'd: it never keeps the process alive) and by `close()`.
+ *
+ * A resumed run opens its writer with `purgeStep` (the first step it will log) and, as torch's
+ * `SummaryWriter(purge_step=…)` does, first writes `{step: purgeStep, file_version}` and `{step: purgeStep,
+ * session_log: START}`. TensorBoard, reading the folder's files in name (= time) order, then drops every point of
+ * the earlier files at `step >= purgeStep`: the points the killed process logged after its last checkpoint, which
+ * the resumed run logs again. Without it TensorBoard shows those steps twice (out of order).
  *
  * `readEvents(file)` checks the framing and both CRCs (DATA_ERROR naming the file and byte offset) and decodes
  * the events; a truncated final record (a crash mid-write) is an error unless `allowTruncatedTail` is set
@@ -87,10 +95,15 @@ export interface ScalarValue {
   value: number;
 }
 
+/** `SessionLog.status` START: a (re)start; TensorBoard drops the earlier points at this event's step and later. */
+export const SESSION_LOG_START = 1;
+
 export interface TfEvent {
   wallTime: number;
   step: number;
   fileVersion?: string;
+  /** `session_log.status` when the event has a session log (SESSION_LOG_START, …). */
+  sessionStatus?: number;
   /** Summary values with a simple_value (others are skipped by the decoder). */
   values: ScalarValue[];
 }
@@ -101,6 +114,7 @@ export function encodeEvent(event: {
   step: number;
   fileVersion?: string;
   values?: ScalarValue[];
+  sessionStatus?: number;
 }): Buffer {
   const parts: Buffer[] = [];
   const wall = Buffer.alloc(9);
@@ -118,6 +132,8 @@ export function encodeEvent(event: {
     });
     parts.push(lengthDelimited(5, Buffer.concat(values)));
   }
+  if (event.sessionStatus !== undefined)
+    parts.push(lengthDelimited(7, Buffer.from([(1 << 3) | 0, ...varint(BigInt(event.sessionStatus))])));
   return Buffer.concat(parts);
 }
 
@@ -197,6 +213,14 @@ export function decodeEvent(buf: Buffer, where = 'event'): TfEvent {
           if (v) ev.values.push(v);
         } else summary.skip(k & 7);
       }
+    } else if (field === 7 && wire === 2) {
+      const log = new Reader(r.bytes(Number(r.varint())), where);
+      ev.sessionStatus = 0;
+      while (!log.done) {
+        const k = Number(log.varint());
+        if (k === ((1 << 3) | 0)) ev.sessionStatus = Number(log.varint());
+        else log.skip(k & 7);
+      }
     } else r.skip(wire);
   }
   return ev;
@@ -261,11 +285,20 @@ export interface ScalarPoint {
   wallTime: number;
 }
 
-/** All scalars of all event files in `dir`, by tag, in file then record order (truncated tails tolerated). */
+/**
+ * All scalars of all event files in `dir`, by tag, in file then record order (truncated tails tolerated). As in
+ * TensorBoard, a session START event drops the points read so far at its step or later (a resumed run's restart).
+ */
 export function readScalars(dir: string): Map<string, ScalarPoint[]> {
   const out = new Map<string, ScalarPoint[]>();
   for (const file of listEventFiles(dir)) {
     for (const ev of readEvents(file, { allowTruncatedTail: true })) {
+      if (ev.sessionStatus === SESSION_LOG_START)
+        for (const [tag, list] of out)
+          out.set(
+            tag,
+            list.filter((p) => p.step < ev.step),
+          );
       for (const v of ev.values) {
         let list = out.get(v.tag);
         if (!list) out.set(v.tag, (list = []));
@@ -291,6 +324,11 @@ export interface TensorBoardWriterOptions {
   flushSecs?: number;
   /** Wall clock in unix seconds (default Date.now()/1000). */
   clock?: () => number;
+  /**
+   * A resumed run's first step: TensorBoard drops the earlier files' points from this step on (see the module
+   * comment).
+   */
+  purgeStep?: number;
 }
 
 export class TensorBoardWriter {
@@ -300,11 +338,14 @@ export class TensorBoardWriter {
   private timer: NodeJS.Timeout | null = null;
   private readonly clock: () => number;
 
-  /** Creates `dir` and a new event file in it, and writes the file_version event. */
+  /** Creates `dir` and a new event file in it, and writes the file_version event (with `purgeStep`, the restart). */
   constructor(
     readonly dir: string,
     options: TensorBoardWriterOptions = {},
   ) {
+    const purge = options.purgeStep;
+    if (purge !== undefined && !(Number.isInteger(purge) && purge >= 0))
+      throw new CtclipError('ARGUMENT_ERROR', `TensorBoard purgeStep must be an integer >= 0, got ${purge}`);
     this.clock = options.clock ?? (() => Date.now() / 1000);
     const now = this.clock();
     const name = `events.out.tfevents.${Math.floor(now)}.${os.hostname()}.${process.pid}.${fileCounter++}`;
@@ -313,6 +354,15 @@ export class TensorBoardWriter {
       fs.mkdirSync(dir, { recursive: true });
       this.fd = fs.openSync(this.file, 'wx');
       writeAll(this.fd, frameRecord(encodeEvent({ wallTime: now, step: 0, fileVersion: 'brain.Event:2' })));
+      if (purge !== undefined) {
+        writeAll(
+          this.fd,
+          Buffer.concat([
+            frameRecord(encodeEvent({ wallTime: now, step: purge, fileVersion: 'brain.Event:2' })),
+            frameRecord(encodeEvent({ wallTime: now, step: purge, sessionStatus: SESSION_LOG_START })),
+          ]),
+        );
+      }
     } catch (e) {
       throw new CtclipError('IO_ERROR', `cannot create TensorBoard event file ${this.file}: ${(e as Error).message}`, {
         cause: e,

@@ -7,7 +7,7 @@
  *                    --resume, --init-from or model.text_encoder.path (lib/model/load-weights.ts), then the
  *                    broadcast of rank 0's state
  *   createLoaders    the training and validation loaders; config.yaml and eval_subset.json (rank 0)
- *   openRunLog       the RunLog sink (metrics.jsonl, TensorBoard) and the W&B plan (rank 0)
+ *   openRunLog       the RunLog sink (metrics.jsonl, TensorBoard, live W&B) or the W&B sync hint (rank 0)
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -20,7 +20,7 @@ import type { ProcessGroup } from '../dist/group';
 import { CtclipError } from '../errors';
 import { evalLoaderFor } from '../zeroshot/loader';
 import { writeFileAtomicSync } from '../io/atomic';
-import { RunLog, wandbPlan } from '../logging';
+import { RunLog, startWandb, wandbPlan } from '../logging';
 import type { CTClip } from '../model/ctclip';
 import { describeDeviceConfig, deviceForConfig, launchedLocalRank } from '../model/device';
 import { buildModel, resolveClassNames } from '../model/factory';
@@ -314,16 +314,31 @@ export function createLoaders(
 }
 
 /**
- * Rank 0: the RunLog sink (a resume keeps metrics.jsonl up to the resumed step; TensorBoard when the W&B plan
- * uses it) and the W&B lines (logged now, and again at the end). Other ranks: a sink that writes nothing.
+ * Rank 0: the RunLog sink (a resume keeps metrics.jsonl up to the resumed step and restarts TensorBoard after it;
+ * TensorBoard when the W&B plan uses it; live W&B when `logging.use_wandb` and wandb is importable, continuing the
+ * run folder's W&B run on a resume, with the restored best metric in its summary) and the W&B lines for the end.
+ * Other ranks: a sink that writes nothing.
  */
 export function openRunLog(ctx: BuildContext, state: RunState): { runLog: RunLog; wandbLines: string[] } {
-  const wb = wandbPlan(state.runDir.root, ctx.cfg.logging);
+  const { cfg } = ctx;
   if (!ctx.isMain) return { runLog: RunLog.none(), wandbLines: [] };
-  const runLog = RunLog.open(state.runDir.root, {
-    resumeStep: state.resumedFrom ? state.progress.step : undefined,
-    tensorboardDir: wb.useTensorboard ? state.runDir.tensorboard : null,
+  const root = state.runDir.root;
+  const resumeStep = state.resumedFrom ? state.progress.step : undefined;
+  const wandb = cfg.logging.use_wandb
+    ? startWandb(root, cfg.logging, {
+        resume: resumeStep !== undefined,
+        config: cfg,
+        experimentName: cfg.experiment.name,
+        log: ctx.log,
+      })
+    : null;
+  const best = state.progress.best;
+  if (resumeStep !== undefined && best)
+    wandb?.sidecar?.summary({ [`best/${best.metric}`]: best.value, 'best/step': best.step });
+  const runLog = RunLog.open(root, {
+    resumeStep,
+    tensorboardDir: wandbPlan(root, cfg.logging).useTensorboard ? state.runDir.tensorboard : null,
+    wandb: wandb?.sidecar ?? null,
   });
-  if (wb.lines.length) ctx.log(...wb.lines);
-  return { runLog, wandbLines: wb.lines };
+  return { runLog, wandbLines: wandb?.endLines ?? [] };
 }

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import { ProfileTimer } from '../../lib/logging/profile';
-import { wandbPlan } from '../../lib/logging/wandb';
 
 describe('logging/ProfileTimer', () => {
   it('averages every phase and the total over the same bounded window', () => {
@@ -60,39 +59,5 @@ describe('logging/ProfileTimer', () => {
     expect(() => p.add('x', -1)).to.throw(/>= 0/);
     expect(() => p.endStep(NaN)).to.throw(/finite/);
     expect(() => new ProfileTimer({ window: 0 })).to.throw(/window/);
-  });
-});
-
-describe('logging/wandb', () => {
-  it('use_wandb forces TensorBoard on and prints the exact sync command', () => {
-    const plan = wandbPlan('/runs/exp 1', {
-      use_tensorboard: false,
-      use_wandb: true,
-      wandb: { project: 'ctclip', entity: null },
-    });
-    expect(plan.useTensorboard).to.equal(true);
-    expect(plan.command).to.equal("wandb sync --sync-tensorboard --project ctclip '/runs/exp 1/tensorboard'");
-    expect(plan.lines).to.deep.equal([
-      'W&B: ctclip has no built-in wandb client; it writes TensorBoard event files that wandb imports.',
-      'W&B: logging.use_wandb is true, so TensorBoard logging is turned on.',
-      'W&B: to upload this run (during or after training), run:',
-      "    wandb sync --sync-tensorboard --project ctclip '/runs/exp 1/tensorboard'",
-    ]);
-    const withEntity = wandbPlan('runs/a', {
-      use_tensorboard: true,
-      use_wandb: true,
-      wandb: { project: 'p', entity: 'lab' },
-    });
-    expect(withEntity.command).to.equal('wandb sync --sync-tensorboard --project p --entity lab runs/a/tensorboard');
-    expect(withEntity.lines).to.have.length(3);
-  });
-
-  it('does nothing when use_wandb is false', () => {
-    expect(wandbPlan('r', { use_tensorboard: false, use_wandb: false })).to.deep.equal({
-      useTensorboard: false,
-      lines: [],
-      command: null,
-    });
-    expect(wandbPlan('r', { use_tensorboard: true, use_wandb: false }).useTensorboard).to.equal(true);
   });
 });

@@ -13,6 +13,7 @@ import {
   readEvents,
   readRecords,
   readScalars,
+  SESSION_LOG_START,
 } from '../../lib/logging/tensorboard';
 
 /**
@@ -23,6 +24,14 @@ import {
  */
 const TB_WRITTEN_HEX =
   '4800000000000000fe92489d090adabf6a18c3da411a0d627261696e2e4576656e743a32522e0a2c74656e736f72626f6172642e73756d6d6172792e7772697465722e6576656e745f66696c655f7772697465727f5de0a9200000000000000029eda9500900005040fc54d94110012a130a110a0a747261696e2f6c6f737315006f313f09ec34c71e00000000000000d9dc12320900009040fc54d94110022a110a0f0a08747261696e2f6c7215acc5a735d1f38ff82500000000000000eabc36f3090000d040fc54d94110032a180a160a0f76616c2f6d6163726f5f6175726f63150000c07fbae6ccc92a00000000000000ae8d91f5090000a042fc54d94110fdffffffffffffffff012a140a080a0161150000c03f0a080a016215000000c00d3d5020';
+
+/**
+ * What torch 2.13's `SummaryWriter('…', purge_step=9)` writes (time.time() fixed at 1700000000.5), then
+ * `add_scalar('train/loss', 0.5, 9, walltime=1700000001.25)`: file_version at step 0 (+ source_metadata), then
+ * `{step 9, file_version}`, `{step 9, session_log {status: START}}`, the scalar.
+ */
+const TORCH_PURGE_HEX =
+  '4800000000000000fe92489d0900002040fc54d9411a0d627261696e2e4576656e743a32522e0a2c74656e736f72626f6172642e73756d6d6172792e7772697465722e6576656e745f66696c655f7772697465729710c63f1a00000000000000129bd82d0900002040fc54d94110091a0d627261696e2e4576656e743a320d53d7e10f000000000000006d532b090900002040fc54d94110093a0208019b95f972200000000000000029eda9500900005040fc54d94110092a130a110a0a747261696e2f6c6f7373150000003fdf8fa0e5';
 
 const f32 = (x: number): number => Math.fround(x);
 
@@ -142,6 +151,48 @@ describe('logging/tensorboard', () => {
       [10, 0.5],
       [2 ** 40, 0.25],
     ]);
+  });
+
+  it("a resumed writer (purgeStep) writes torch's SummaryWriter(purge_step) restart events byte for byte", () => {
+    const torch = readRecords(Buffer.from(TORCH_PURGE_HEX, 'hex'), 'torch');
+    expect(torch).to.have.length(4);
+    expect(decodeEvent(torch[2])).to.deep.equal({
+      wallTime: 1700000000.5,
+      step: 9,
+      sessionStatus: SESSION_LOG_START,
+      values: [],
+    });
+    const w = new TensorBoardWriter(path.join(dir, 'tb'), { clock: () => 1700000000.5, flushSecs: 0, purgeStep: 9 });
+    w.addScalar('train/loss', 0.5, 9, 1700000001.25);
+    w.close();
+    const ours = readRecords(fs.readFileSync(w.file), w.file);
+    expect(ours).to.have.length(4);
+    // Records 1..3 are torch's exactly; record 0 differs only by the source_metadata TensorBoard adds.
+    for (let i = 1; i < 4; i++) expect(ours[i].toString('hex'), `record ${i}`).to.equal(torch[i].toString('hex'));
+    expect(() => new TensorBoardWriter(dir, { purgeStep: -1 })).to.throw(/purgeStep must be an integer >= 0, got -1/);
+  });
+
+  it('readScalars drops the points at and after a session START step, as TensorBoard does', () => {
+    let t = 1700000000;
+    const tb = path.join(dir, 'tb');
+    const first = new TensorBoardWriter(tb, { clock: () => t, flushSecs: 0 });
+    for (let s = 1; s <= 6; s++) first.addScalars({ 'train/loss': s, 'val/x': -s }, s);
+    first.close();
+    t += 5;
+    const resumed = new TensorBoardWriter(tb, { clock: () => t, flushSecs: 0, purgeStep: 5 });
+    for (let s = 5; s <= 7; s++) resumed.addScalar('train/loss', 10 * s, s);
+    resumed.close();
+    const scalars = readScalars(tb);
+    expect(scalars.get('train/loss')!.map((p) => [p.step, p.value])).to.deep.equal([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [4, 4],
+      [5, 50],
+      [6, 60],
+      [7, 70],
+    ]);
+    expect(scalars.get('val/x')!.map((p) => p.step)).to.deep.equal([1, 2, 3, 4]);
   });
 
   it('detects a corrupted byte anywhere (length, length CRC, data, data CRC) and truncation', () => {

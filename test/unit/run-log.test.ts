@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { readMetricsJsonl, readScalars } from '../../lib/logging';
+import { listEventFiles, readEvents, readMetricsJsonl, readScalars, SESSION_LOG_START } from '../../lib/logging';
 import { RunLog } from '../../lib/logging/run-log';
 import { Faults, parseFaults } from '../../lib/train/faults';
 
@@ -54,6 +54,30 @@ describe('logging: RunLog', () => {
       'val/per_class_auroc/Atelectasis',
     ]);
     expect(scalars.get('train/loss')!.map((x) => [x.step, x.value])).to.deep.equal([[1, 2]]);
+  });
+
+  it("a resume's TensorBoard file starts with the restart after the resumed step: each step once", () => {
+    const tb = path.join(dir, 'tb');
+    let log = RunLog.open(dir, { tensorboardDir: tb });
+    for (let s = 1; s <= 5; s++) log.train(s, 0, { loss: s });
+    log.close();
+    log = RunLog.open(dir, { resumeStep: 3, tensorboardDir: tb });
+    for (let s = 4; s <= 6; s++) log.train(s, 0, { loss: 10 * s });
+    log.close();
+    const resumedFile = listEventFiles(tb)[1];
+    expect(readEvents(resumedFile).find((e) => e.sessionStatus === SESSION_LOG_START)?.step).to.equal(4);
+    expect(
+      readScalars(tb)
+        .get('train/loss')!
+        .map((p) => [p.step, p.value]),
+    ).to.deep.equal([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [4, 40],
+      [5, 50],
+      [6, 60],
+    ]);
   });
 
   it('a resume keeps the records up to the step; RunLog.none() writes nothing', () => {
