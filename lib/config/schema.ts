@@ -114,9 +114,15 @@ export const TextEncoderSchema = z
       .nullable()
       .default(null)
       .describe(
-        'Local Hugging Face BERT folder (config.json, vocab.txt, weights); null = random init from the fields below',
+        'Local Hugging Face BERT folder (config.json, vocab.txt or tokenizer.json, weights); null = random init from the fields below',
       ),
-    vocab: z.string().nullable().default(null).describe('vocab.txt for the tokenizer (defaults to <path>/vocab.txt)'),
+    vocab: z
+      .string()
+      .nullable()
+      .default(null)
+      .describe(
+        'vocab.txt (or a Hugging Face tokenizer.json) for the tokenizer (defaults to <path>/vocab.txt, else <path>/tokenizer.json)',
+      ),
     do_lower_case: z.boolean().default(true).describe('Lower-case and strip accents before WordPiece'),
     max_length: posInt.default(512).describe('Tokens per report (padded/truncated)'),
     vocab_size: posInt
