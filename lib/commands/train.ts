@@ -36,7 +36,9 @@ export const USAGE = `usage: ctclip train --config FILE [--resume latest|best|PA
 
   --config FILE          YAML config (with _base_ inheritance)
   --resume WHICH         continue a run: 'latest' (the newest checkpoint whose checksums verify; starts fresh
-                         when there is none, refuses when every one fails its checks), 'best', or a checkpoint folder
+                         when there is none, refuses when every one fails its checks), 'best', a checkpoint folder,
+                         or a torch.save training checkpoint .pt (the original pipeline's: weights, AdamW state and
+                         step carry over; what does not is listed)
   --init-from WEIGHTS    start a NEW run (step 0) from weights only: a checkpoint folder, a model.safetensors,
                          or a PyTorch .pt/.bin state dict (reference key names)
   --no-load-optimizer    with --resume: restore weights and run position, start AdamW and the loss scaler fresh
