@@ -23,11 +23,12 @@ import { configureThreads } from '../runtime';
 import { readTensor, tensorInfo, transformTensor } from '../tensor';
 import { intOption, parseCommandArgs, runCommand, startCommand } from './common';
 import { evalLoaderFor, forEachVolumeBatch } from '../zeroshot/loader';
+import { resolveCheckpointArg } from '../checkpoint/shortcut';
 
 export const USAGE = `usage: ctclip embed --checkpoint W --config C --shards PATTERN --out FILE.safetensors [--limit N]
                     [--with-image-embeddings] [--set key.path=value ...] [--threads N] [--quiet]
 
-  --checkpoint W             our model.safetensors, a checkpoint folder, a run directory, or a torch .pt
+  --checkpoint W             our model.safetensors, a checkpoint folder, a run directory, RUN_DIR:best or RUN_DIR:latest, or a torch .pt
   --config C                 YAML config (model.*, text_encoder vocab, data.val_batch_size)
   --shards PATTERN           indexed shards (brace pattern; 'ctclip shards index' first)
   --out FILE                 the safetensors file (image_latents, text_latents[, image_embeddings]);
@@ -89,7 +90,9 @@ export function run(argv: string[]): Promise<number> {
 
     const threads = configureThreads(cfg.training.threads);
     const index = openIndex(values.shards!, { missingShards: cfg.data.missing_shards });
-    const { model, tokenizer, checkpoint } = await loadInferenceModel(cfg, values.checkpoint!, log);
+    const resolved = await resolveCheckpointArg(values.checkpoint!);
+    if (resolved.shortcut) log(`Checkpoint ${values.checkpoint} → ${resolved.path}`);
+    const { model, tokenizer, checkpoint } = await loadInferenceModel(cfg, resolved.path, log);
     const maxLength = cfg.model.text_encoder.max_length;
     try {
       const loader = evalLoaderFor(cfg, index, limit);

@@ -32,13 +32,14 @@ import type { Vec3 } from '../preprocess/resample';
 import { configureThreads } from '../runtime';
 import { tensorFromBuffer } from '../tensor';
 import { intOption, parseCommandArgs, runCommand, startCommand, voxelLimitOptions } from './common';
+import { resolveCheckpointArg } from '../checkpoint/shortcut';
 
 export const USAGE = `usage: ctclip predict VOLUME.nii.gz --checkpoint W --config C [--json] [--spacing X,Y,Z] [--rescale MODE]
                       [--source-spacing X,Y,Z] [--slope S] [--intercept I] [--window LO,HI] [--reorient none|LPS|RAS]
                       [--max-voxels N] [--max-resampled-voxels N] [--set key.path=value ...] [--threads N]
 
   VOLUME             one CT study, NIfTI-1 (.nii or .nii.gz)
-  --checkpoint W     our model.safetensors, a checkpoint folder, a run directory, or a torch .pt
+  --checkpoint W     our model.safetensors, a checkpoint folder, a run directory, RUN_DIR:best or RUN_DIR:latest, or a torch .pt
   --config C         YAML config: model.* (input shape = image_size × image_size × frames), validation.prompts,
                      class names (data.class_names or data.labels_valid; default the 18 CT-RATE classes)
   --json             print one JSON object (probabilities, geometry, timings) on stdout
@@ -131,7 +132,9 @@ export function run(argv: string[]): Promise<number> {
     });
     const tPre = (performance.now() - t0) / 1000;
     for (const w of pre.meta.warnings) process.stderr.write(`warning: ${file}: ${w}\n`);
-    const { model, tokenizer, checkpoint } = await loadInferenceModel(cfg, values.checkpoint, log);
+    const resolved = await resolveCheckpointArg(values.checkpoint);
+    if (resolved.shortcut) log(`Checkpoint ${values.checkpoint} → ${resolved.path}`);
+    const { model, tokenizer, checkpoint } = await loadInferenceModel(cfg, resolved.path, log);
     let probabilities: Float32Array;
     const t1 = performance.now();
     try {

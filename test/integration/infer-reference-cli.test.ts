@@ -24,8 +24,10 @@ import {
   trainData,
   writeTrainConfig,
 } from '../helpers/train-fixtures';
+import { writeAirVolume } from '../helpers/nifti-bombs';
 
 const INFERENCE_JS = path.resolve(__dirname, '..', '..', 'lib', 'inference.js');
+const CLI_JS = path.resolve(__dirname, '..', '..', 'lib', 'cli.js');
 const METRICS = ['auroc', 'auprc', 'f1', 'precision', 'recall'];
 
 interface Run {
@@ -52,6 +54,7 @@ describe('infer: the reference command line (--output X.json, RUN:best|latest, f
   let dir: string;
   let run: string;
   let cfgFile: string;
+  let valShards: string;
   /** A fresh working directory per test, like a user's project folder. */
   let cwd: string;
 
@@ -59,6 +62,7 @@ describe('infer: the reference command line (--output X.json, RUN:best|latest, f
     requireTrainer(this);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-infer-ref-'));
     const data = await trainData({ train: 8, val: 24, classes: DEMO_CLASSES });
+    valShards = data.valPattern;
     run = path.join(dir, 'run');
     cfgFile = writeTrainConfig(dir, data, run, {
       training: { max_steps: 3, warmup_steps: 1, threads: 2, save_every_n_steps: 1 },
@@ -176,6 +180,22 @@ describe('infer: the reference command line (--output X.json, RUN:best|latest, f
     expect(readJson(path.join(cwd, 'min.json')).checkpoint.step, JSON.stringify(values)).to.equal(lowest.step);
     // The training is seeded: its three validations differ, so judging as 'max' would pick another step.
     expect(highest.value, JSON.stringify(values)).to.be.greaterThan(lowest.value);
+  });
+
+  it('embed and predict take RUN:latest / RUN:best too', () => {
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [CLI_JS, ...args], { cwd, encoding: 'utf8', env: { ...process.env, CI: '1' } });
+    const out = path.join(cwd, 'emb.safetensors');
+    const e = cli('embed', '--checkpoint', `${run}:latest`, '--config', cfgFile, '--shards', valShards, '--out', out);
+    expect(e.status, `${e.stdout}\n${e.stderr}`).to.equal(0);
+    expect(e.stdout).to.include(`Checkpoint ${run}:latest → ${path.join(run, 'ckpt-step00000003')}`);
+    expect(fs.existsSync(out)).to.equal(true);
+    const volume = path.join(cwd, 'air.nii.gz');
+    writeAirVolume(volume, [40, 40, 16], [2, 2, 4]);
+    const p = cli('predict', volume, '--checkpoint', `${run}:best`, '--config', cfgFile, '--json');
+    expect(p.status, p.stderr).to.equal(0);
+    const pointer = readJson(path.join(run, 'best.json'));
+    expect(JSON.parse(p.stdout).checkpoint.path).to.include(path.join(run, pointer.checkpoint));
   });
 
   it('a run without a best pointer, an empty folder and a missing folder: exit 2 naming the run and what it holds', () => {
