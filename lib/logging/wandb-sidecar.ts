@@ -189,7 +189,7 @@ export class WandbSidecar {
   private fail(reason: string): void {
     if (this.failed) return;
     this.failed = true;
-    this.opts.warn(`W&B: live logging stopped: ${reason}.`, ...(this.opts.fallback ?? []));
+    this.opts.warn(`W&B: live logging stopped: ${reason.replace(/\.+$/, '')}.`, ...(this.opts.fallback ?? []));
     const child = this.child;
     if (child && !this.finished) {
       child.stdin!.destroy();

@@ -125,6 +125,14 @@ export interface StartWandbOptions {
 /** Rank 0, `use_wandb`: starts live logging when wandb is importable, else logs the fallback (module comment). */
 export function startWandb(runDir: string, logging: WandbLoggingConfig, opts: StartWandbOptions): WandbSession {
   const plan = wandbPlan(runDir, logging);
+  const wb = logging.wandb ?? {};
+  const mode = process.env.WANDB_MODE || wb.mode || 'offline';
+  if (mode === 'disabled') {
+    opts.log(
+      `W&B: mode ${mode} (${process.env.WANDB_MODE ? '$WANDB_MODE' : 'logging.wandb.mode'}): nothing is sent to W&B.`,
+    );
+    return { sidecar: null, endLines: [] };
+  }
   const python = opts.python ?? (process.env[WANDB_PYTHON_ENV] || 'python3');
   const probe = probeWandb(python);
   if (!probe.ok) {
@@ -132,10 +140,8 @@ export function startWandb(runDir: string, logging: WandbLoggingConfig, opts: St
     opts.log(...lines);
     return { sidecar: null, endLines: plan.lines.slice() };
   }
-  const wb = logging.wandb ?? {};
   const id = wandbRunId(runDir, opts.resume);
   const project = wb.project || 'ctclip';
-  const mode = process.env.WANDB_MODE || wb.mode || 'offline';
   const endLines = [`W&B: run ${id} (project ${project}, mode ${mode}) was logged live with wandb ${probe.version}.`];
   opts.log(
     `W&B: logging live with wandb ${probe.version} (${python}): project ${project}, run id ${id}${opts.resume ? ' (resumed)' : ''}, mode ${mode}.`,

@@ -133,6 +133,30 @@ describe('logging/wandb', () => {
     expect(fs.existsSync(path.join(dir, WANDB_RUN_FILE))).to.equal(false);
   });
 
+  it("mode 'disabled' (logging.wandb.mode or $WANDB_MODE) starts nothing and says so", () => {
+    const lines: string[] = [];
+    const opts = { resume: false, config: {}, experimentName: 'x', log: (...l: string[]) => lines.push(...l) };
+    const logging = { use_tensorboard: false, use_wandb: true, wandb: { project: 'p', mode: 'disabled' } };
+    const saved = process.env.WANDB_MODE;
+    delete process.env.WANDB_MODE;
+    try {
+      expect(startWandb(dir, logging, { ...opts, python: path.join(dir, 'no-python') })).to.deep.equal({
+        sidecar: null,
+        endLines: [],
+      });
+      process.env.WANDB_MODE = 'disabled';
+      startWandb(dir, { ...logging, wandb: { project: 'p', mode: 'online' } }, opts);
+    } finally {
+      if (saved === undefined) delete process.env.WANDB_MODE;
+      else process.env.WANDB_MODE = saved;
+    }
+    expect(lines).to.deep.equal([
+      'W&B: mode disabled (logging.wandb.mode): nothing is sent to W&B.',
+      'W&B: mode disabled ($WANDB_MODE): nothing is sent to W&B.',
+    ]);
+    expect(fs.existsSync(path.join(dir, WANDB_RUN_FILE))).to.equal(false);
+  });
+
   it('a sidecar whose wandb.init fails warns once, with the fallback, and drops every later record', async function () {
     const py = pythonWithoutWandb();
     if (!py) this.skip();
