@@ -52,7 +52,7 @@ export function configFileRefs(cfg: Config, use: FileCheck): ConfigFileRef[] {
       key: 'model.text_encoder.path',
       file: folderVocabFile(te.path) ?? path.join(te.path, 'vocab.txt'),
       kind: 'file',
-      note: 'the vocabulary (vocab.txt, or the tokenizer.json transformers 5 saves), as model.text_encoder.vocab is null',
+      note: 'the vocabulary, as model.text_encoder.vocab is null: vocab.txt, or the tokenizer.json of a transformers 5 folder',
     });
   return refs;
 }

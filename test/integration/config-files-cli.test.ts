@@ -12,6 +12,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { repoRoot } from '../helpers/fixtures';
+import { writeDebugConfig } from '../helpers/train-fixtures';
 
 function ctclip(args: string[], cwd = repoRoot) {
   // A refused FIFO must not block: the old reader waited for a writer forever (killed here after 30 s).
@@ -72,12 +73,7 @@ describe('config files: missing named files, special files, prototype keys (CLI)
       checkpoint: { save_dir: path.join(dir, `run-${name}`) },
       training: { max_steps: 2, warmup_steps: 0, gradient_accumulation_steps: 1 },
     };
-    fs.writeFileSync(
-      file,
-      `_base_: ${JSON.stringify(path.join(repoRoot, 'configs', 'debug_config.yaml'))}\n${Object.entries(sections)
-        .map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
-        .join('\n')}\n`,
-    );
+    writeDebugConfig(file, sections);
     return file;
   }
 
@@ -133,8 +129,20 @@ describe('config files: missing named files, special files, prototype keys (CLI)
     ]);
     expect(r2.status, r2.stderr).to.equal(2);
     expect(r2.stderr).to.contain(
-      `--set: model.text_encoder.path: '${path.join(dir, 'bert', 'vocab.txt')}' does not exist (the vocabulary, as model.text_encoder.vocab is null)`,
+      `--set: model.text_encoder.path: '${path.join(dir, 'bert', 'vocab.txt')}' does not exist (the vocabulary, as model.text_encoder.vocab is null: vocab.txt, or the tokenizer.json of a transformers 5 folder)`,
     );
+    // A transformers 5 folder has its vocabulary in tokenizer.json only: that is the vocabulary then.
+    fs.writeFileSync(path.join(dir, 'bert', 'tokenizer.json'), '{}');
+    const r3 = ctclip([
+      'plan',
+      '--config',
+      cfg,
+      '--set',
+      `model.text_encoder.path=${path.join(dir, 'bert')}`,
+      '--set',
+      'model.text_encoder.vocab=null',
+    ]);
+    expect(r3.status, r3.stderr).to.equal(0);
   });
 
   it('a shard pattern of which no file exists is exit 2 naming the key (plan and train)', () => {
