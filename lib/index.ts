@@ -126,11 +126,14 @@ export function buildInfo(): import('./native').BuildInfo {
 
 // ── text ──────────────────────────────────────────────────────────────────────────────────────────────────────
 /**
- * The WordPiece tokenizer (Hugging Face `BertTokenizer` equivalent): `Tokenizer.fromVocabFile(vocab.txt)`,
- * `encode(text, maxLength)`, `encodeBatch(texts, maxLength)` (int64 rows for the model). `buildWordPieceVocab`
- * builds a vocabulary from a corpus.
+ * The WordPiece tokenizer (Hugging Face `BertTokenizer` equivalent): `Tokenizer.fromVocabFile(vocab.txt)` (or a
+ * transformers 5 `tokenizer.json`: `Tokenizer.fromTokenizerJson`, `readTokenizerJsonVocab`; `folderVocabFile(dir)`
+ * picks a folder's), `encode(text, maxLength)`, `encodeBatch(texts, maxLength)` (int64 rows for the model).
+ * `buildWordPieceVocab` builds a vocabulary from a corpus.
  */
 export { Tokenizer, type TokenizerOptions, type Encoding, type BatchEncoding } from './text/tokenizer';
+export { readTokenizerJsonVocab, type TokenizerJsonVocab } from './text/tokenizer-json';
+export { folderVocabFile } from './text/folder-vocab';
 export { buildWordPieceVocab, vocabToText } from './text/vocab-builder';
 
 // ── the model ─────────────────────────────────────────────────────────────────────────────────────────────────
