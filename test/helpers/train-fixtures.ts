@@ -102,13 +102,18 @@ export function writeTrainConfig(
   };
   for (const [k, v] of Object.entries(extra)) sections[k] = deepMerge(sections[k] ?? {}, v);
   const file = path.join(dir, `config-${path.basename(saveDir)}.yaml`);
+  writeDebugConfig(file, sections);
+  return file;
+}
+
+/** Writes `file`: configs/debug_config.yaml as `_base_`, then each section of `sections` as a YAML (JSON) line. */
+export function writeDebugConfig(file: string, sections: Record<string, unknown>): void {
   fs.writeFileSync(
     file,
     `_base_: ${JSON.stringify(path.join(repoRoot, 'configs', 'debug_config.yaml'))}\n${Object.entries(sections)
       .map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
       .join('\n')}\n`,
   );
-  return file;
 }
 
 function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {

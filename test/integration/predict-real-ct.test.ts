@@ -19,6 +19,7 @@ import { Tokenizer } from '../../lib/text/tokenizer';
 import { buildWordPieceVocab, vocabToText } from '../../lib/text/vocab-builder';
 import { saveWeights } from '../../lib/weights';
 import { requireAddon } from '../helpers/native';
+import { writeDebugConfig } from '../helpers/train-fixtures';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 const REAL_CT = path.resolve(repoRoot, '..', 'shared', 'data', 'real-ct', 'head_ct_promed0051_hu.nii.gz');
@@ -38,12 +39,7 @@ export function writeTinyConfig(dir: string): string {
     model: { text_encoder: { vocab, path: null } },
     training: { threads: 2 },
   };
-  fs.writeFileSync(
-    file,
-    `_base_: ${JSON.stringify(path.join(repoRoot, 'configs', 'debug_config.yaml'))}\n${Object.entries(sections)
-      .map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
-      .join('\n')}\n`,
-  );
+  writeDebugConfig(file, sections);
   return file;
 }
 
