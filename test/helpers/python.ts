@@ -29,7 +29,22 @@ function canImport(py: string, mod: string): boolean {
   return importable.get(key)!;
 }
 
-function missing(ctx: Mocha.Context, why: string): never {
+/**
+ * Modules that .ci/run could not install from the package index, as `module: pip's reason` lines
+ * (CTCLIP_WORLD_UNAVAILABLE): their tests skip with that reason even in strict mode.
+ */
+function unavailable(mod: string): string | null {
+  for (const line of (process.env.CTCLIP_WORLD_UNAVAILABLE ?? '').split('\n'))
+    if (line.startsWith(`${mod}:`)) return line;
+  return null;
+}
+
+function missing(ctx: Mocha.Context, why: string, mod?: string): never {
+  const excused = mod !== undefined ? unavailable(mod) : null;
+  if (excused) {
+    process.stderr.write(`      skipped: ${excused}\n`);
+    ctx.skip();
+  }
   if (process.env.CTCLIP_WORLD_STRICT === '1') throw new Error(`world test prerequisite missing: ${why}`);
   ctx.skip();
 }
@@ -38,7 +53,7 @@ function missing(ctx: Mocha.Context, why: string): never {
 export function requirePython(ctx: Mocha.Context, modules: string[] = ['torch']): string {
   const py = worldPython();
   if (!py) missing(ctx, 'no Python environment: set CTCLIP_PYTHON or let .ci/run create .cache/torch2-venv');
-  for (const m of modules) if (!canImport(py, m)) missing(ctx, `${py} cannot import ${m} (pip install ${m})`);
+  for (const m of modules) if (!canImport(py, m)) missing(ctx, `${py} cannot import ${m} (pip install ${m})`, m);
   return py;
 }
 

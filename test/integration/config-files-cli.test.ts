@@ -105,43 +105,30 @@ describe('config files: missing named files, special files, prototype keys (CLI)
 
   it('a key set by --set is blamed on --set; the text encoder folder and its vocab.txt', () => {
     const cfg = config('te.yaml', {}, {});
-    const r = ctclip([
-      'plan',
-      '--config',
-      cfg,
-      '--set',
-      `model.text_encoder.path=${path.join(dir, 'no-bert')}`,
-      '--set',
-      'model.text_encoder.vocab=null',
-    ]);
+    // `plan` with model.text_encoder.path = dir/<folder> and no separate vocabulary.
+    const planWithTextEncoder = (folder: string) =>
+      ctclip([
+        'plan',
+        '--config',
+        cfg,
+        '--set',
+        `model.text_encoder.path=${path.join(dir, folder)}`,
+        '--set',
+        'model.text_encoder.vocab=null',
+      ]);
+    const r = planWithTextEncoder('no-bert');
     expect(r.status, r.stderr).to.equal(2);
     expect(r.stderr).to.contain(`--set: model.text_encoder.path: '${path.join(dir, 'no-bert')}' does not exist`);
     expect(r.stderr).not.to.contain('vocab.txt'); // one line for the missing folder
     fs.mkdirSync(path.join(dir, 'bert'));
-    const r2 = ctclip([
-      'plan',
-      '--config',
-      cfg,
-      '--set',
-      `model.text_encoder.path=${path.join(dir, 'bert')}`,
-      '--set',
-      'model.text_encoder.vocab=null',
-    ]);
+    const r2 = planWithTextEncoder('bert');
     expect(r2.status, r2.stderr).to.equal(2);
     expect(r2.stderr).to.contain(
       `--set: model.text_encoder.path: '${path.join(dir, 'bert', 'vocab.txt')}' does not exist (the vocabulary, as model.text_encoder.vocab is null: vocab.txt, or the tokenizer.json of a transformers 5 folder)`,
     );
     // A transformers 5 folder has its vocabulary in tokenizer.json only: that is the vocabulary then.
     fs.writeFileSync(path.join(dir, 'bert', 'tokenizer.json'), '{}');
-    const r3 = ctclip([
-      'plan',
-      '--config',
-      cfg,
-      '--set',
-      `model.text_encoder.path=${path.join(dir, 'bert')}`,
-      '--set',
-      'model.text_encoder.vocab=null',
-    ]);
+    const r3 = planWithTextEncoder('bert');
     expect(r3.status, r3.stderr).to.equal(0);
   });
 
