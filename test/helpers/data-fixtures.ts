@@ -93,3 +93,11 @@ export function preprocessArgs(
     out,
   ];
 }
+
+/** Writes `text` to dir/name (creating the folders on the way); returns the path. */
+export function writeText(dir: string, name: string, text: string): string {
+  const p = path.join(dir, name);
+  fs.mkdirSync(path.dirname(p), { recursive: true });
+  fs.writeFileSync(p, text);
+  return p;
+}

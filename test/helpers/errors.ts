@@ -31,3 +31,13 @@ export async function rejection(p: Promise<unknown>): Promise<Error & { code?: s
   }
   throw new Error('expected a rejection');
 }
+
+/** The error `fn` throws (any error); fails when it returns. The synchronous `rejection`. */
+export function errorOf(fn: () => unknown): Error & { code?: string } {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error & { code?: string };
+  }
+  throw new Error('expected an error');
+}

@@ -9,16 +9,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadConfig } from '../../lib/config/load';
 import { migrateConfig } from '../../lib/config/migrate';
+import { writeText as write } from '../helpers/data-fixtures';
 
 const ROOT = path.resolve(__dirname, '../..');
 const quiet = { warn: () => {} };
-
-function write(dir: string, name: string, text: string): string {
-  const p = path.join(dir, name);
-  fs.mkdirSync(path.dirname(p), { recursive: true });
-  fs.writeFileSync(p, text);
-  return p;
-}
 
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [path.join(ROOT, 'lib/cli.js'), ...args], { encoding: 'utf8' });

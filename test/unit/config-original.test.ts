@@ -10,22 +10,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadConfig } from '../../lib/config/load';
 import { isOriginalFormat } from '../../lib/config/original';
-
-function write(dir: string, name: string, text: string): string {
-  const p = path.join(dir, name);
-  fs.mkdirSync(path.dirname(p), { recursive: true });
-  fs.writeFileSync(p, text);
-  return p;
-}
-
-function errorOf(fn: () => unknown): Error & { code?: string } {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error & { code?: string };
-  }
-  throw new Error('expected an error');
-}
+import { writeText as write } from '../helpers/data-fixtures';
+import { errorOf } from '../helpers/errors';
 
 /** A small config in the original's layout: every section it requires, its CTCLIP section and type tags. */
 const ORIGINAL = `

@@ -5,25 +5,11 @@ import * as path from 'path';
 import { applyOverride, loadConfig, suggest } from '../../lib/config/load';
 import { repoRoot } from '../helpers/fixtures';
 import { PUBLISHED_CTVIT } from '../helpers/tiny-configs';
+import { writeText as write } from '../helpers/data-fixtures';
+import { errorOf } from '../helpers/errors';
 
 function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-config-'));
-}
-
-function write(dir: string, name: string, text: string): string {
-  const p = path.join(dir, name);
-  fs.mkdirSync(path.dirname(p), { recursive: true });
-  fs.writeFileSync(p, text);
-  return p;
-}
-
-function errorOf(fn: () => unknown): Error & { code?: string } {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error & { code?: string };
-  }
-  throw new Error('expected an error');
 }
 
 const quiet = { warn: () => {} };
