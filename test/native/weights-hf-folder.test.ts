@@ -133,6 +133,42 @@ describe('weights: Hugging Face BERT folder', function () {
     expect(r.names.length).to.equal(text.names.length - 2);
   });
 
+  it('the vocabulary: tokenizer.json when there is no vocab.txt (transformers 5); none at all is a note', async () => {
+    const src = path.join(dir, 'cxr-bert-tiny');
+    const folder = path.join(dir, 'v5');
+    fs.mkdirSync(folder, { recursive: true });
+    for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(src, f), path.join(folder, f));
+    const bare = await importHfBertFolder(folder, { strict: true });
+    expect(bare.vocabPath).to.equal(null);
+    expect(bare.report.notes).to.include(
+      "no vocab.txt or tokenizer.json in the folder: the tokenizer's vocabulary must come from elsewhere (model.text_encoder.vocab)",
+    );
+    bare.tensors.forEach((t) => t.dispose());
+    // The synthetic vocabulary as transformers 5 writes it, one token more than config.json's vocab_size.
+    const tokens = fs.readFileSync(path.join(src, 'vocab.txt'), 'utf8').split('\n').filter(Boolean);
+    const tokenizerJson = (list: string[]) =>
+      JSON.stringify({
+        normalizer: { type: 'BertNormalizer', lowercase: true },
+        pre_tokenizer: { type: 'BertPreTokenizer' },
+        model: { type: 'WordPiece', vocab: Object.fromEntries(list.map((t, i) => [t, i])) },
+      });
+    fs.writeFileSync(path.join(folder, 'tokenizer.json'), tokenizerJson([...tokens, 'extra']));
+    let err: (Error & { code?: string }) | undefined;
+    try {
+      await importHfBertFolder(folder);
+    } catch (e) {
+      err = e as Error & { code?: string };
+    }
+    expect(err?.code).to.equal('DATA_ERROR');
+    expect(err?.message).to.equal(
+      `${path.join(folder, 'tokenizer.json')}: ${tokens.length + 1} tokens but config.json vocab_size is ${tokens.length}`,
+    );
+    fs.writeFileSync(path.join(folder, 'tokenizer.json'), tokenizerJson(tokens));
+    const v5 = await importHfBertFolder(folder, { strict: true });
+    expect(v5.vocabPath).to.equal(path.join(folder, 'tokenizer.json'));
+    expectSameTensors(v5, text, 'v5');
+  });
+
   it('config.json problems are DATA_ERRORs naming the file and key; a missing weights file is an IO_ERROR', async () => {
     const folder = path.join(dir, 'bad');
     fs.mkdirSync(folder, { recursive: true });

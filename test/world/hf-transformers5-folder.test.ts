@@ -1,10 +1,10 @@
 /**
  * A BERT folder saved by the venv's transformers (5.x: `save_pretrained` of a BertTokenizer writes tokenizer.json
  * and tokenizer_config.json, no vocab.txt; with transformers 4 the vocab.txt it also writes is removed, to give
- * that layout) used as `model.text_encoder.path`: the config file check passes with
- * and without `model.text_encoder.vocab`, the tokenizer read from tokenizer.json gives transformers' ids and the
- * ids of the vocab.txt route, and the text tower loaded from the folder gives transformers' [CLS] states (through
- * the model's projection: the text latents) to 1e-5. A one-step training run starts from the folder.
+ * that layout) used as `model.text_encoder.path`: the config file check passes with and without
+ * `model.text_encoder.vocab`, the tokenizer read from tokenizer.json gives transformers' ids and the ids of the
+ * vocab.txt route, and the text tower loaded from the folder gives transformers' [CLS] states (through the model's
+ * projection: the text latents) to 1e-5. A one-step training run starts from the folder.
  */
 import { expect } from 'chai';
 import * as fs from 'fs';
