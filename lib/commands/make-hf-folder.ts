@@ -120,10 +120,10 @@ export function run(argv: string[]): Promise<number> {
     const format = values.format ?? 'both';
     if (!['both', 'safetensors', 'bin'].includes(format))
       throw new CtclipError('ARGUMENT_ERROR', `--format must be both, safetensors or bin, got '${format}'`);
+    // resolveWeights words its argument errors for --checkpoint; here the argument is --from.
     const weights = await resolveWeights(values.from).catch((e: unknown) => {
-      throw new CtclipError('ARGUMENT_ERROR', (e as Error).message.replace(/^--checkpoint /, '--from '), {
-        cause: e,
-      });
+      if ((e as CtclipError).code !== 'ARGUMENT_ERROR') throw e;
+      throw new CtclipError('ARGUMENT_ERROR', (e as Error).message.replace(/^--checkpoint /, '--from '), { cause: e });
     });
     const configFile = runConfigFile(values.config, weights.file, weights.checkpointDir);
     let settings: Omit<HfFolderOptions, 'from' | 'out' | 'formats' | 'withExtras'>;
