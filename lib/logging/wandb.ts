@@ -28,6 +28,7 @@ export interface WandbLoggingConfig {
     name?: string | null;
     group?: string | null;
     job_type?: string | null;
+    python?: string | null;
   };
 }
 
@@ -116,7 +117,7 @@ export interface StartWandbOptions {
   experimentName: string;
   /** Where the start and warning lines go. */
   log: (...lines: string[]) => void;
-  /** The interpreter (default `$CTCLIP_WANDB_PYTHON`, else `python3`). */
+  /** The interpreter (default `logging.wandb.python`, `$CTCLIP_WANDB_PYTHON`, else `python3`). */
   python?: string;
   /** Passed to the sidecar (tests). */
   sidecar?: Pick<WandbSidecarOptions, 'maxPendingBytes' | 'finishTimeoutMs'>;
@@ -133,7 +134,7 @@ export function startWandb(runDir: string, logging: WandbLoggingConfig, opts: St
     );
     return { sidecar: null, endLines: [] };
   }
-  const python = opts.python ?? (process.env[WANDB_PYTHON_ENV] || 'python3');
+  const python = opts.python ?? (wb.python || process.env[WANDB_PYTHON_ENV] || 'python3');
   const probe = probeWandb(python);
   if (!probe.ok) {
     const lines = [`W&B: no live logging: ${probe.reason}.`, ...plan.lines];
