@@ -9,8 +9,10 @@
  * and imported, and `CheckpointManager.save_checkpoint` writes the file after a few real AdamW steps (optimizer
  * from the original's `get_optimizer`: two weight-decay groups). Without it, the snippet below torch.saves a dict
  * of the same structure the same way (numpy metrics, np.random.get_state(), torch.get_rng_state(), AdamW and
- * LambdaLR state dicts). The model is a torch module holding ctclip's tiny model's tensors under the reference
- * names (parameters, buffers and inert tensors as ctclip reports them), so its state_dict is the reference's.
+ * LambdaLR state dicts). The model is a torch module holding ctclip's tiny model's tensors (parameters, buffers and
+ * inert tensors as ctclip reports them) in the original's own key layout — the BERT tower under
+ * text_transformer.bert.*, plus a text projection head and a CTViT decoder tensor ctclip's model does not have — so
+ * its state_dict and parameter order are the original model's; one variant uses the reference names instead.
  */
 import { expect } from 'chai';
 import { spawnSync } from 'child_process';
@@ -68,8 +70,8 @@ function copyOriginal(repo: string, into: string): void {
  * argv: weights.pt (flat state dict, ours), kinds.json ([[name, kind]…]), out dir, folder with the original's
  * modules ('' = the same structure written by this snippet). Writes checkpoint.pt, reversed.pt (AdamW over the
  * parameters in reverse order: no recoverable order), named.pt (AdamW over named parameters in reverse order: torch
- * records their names), trained.pt (the checkpoint's weights, flat), expected.pt / expected_named.pt (every
- * parameter's exp_avg / exp_avg_sq / step by NAME) and info.json.
+ * records their names), reference.pt (the reference key layout instead of the original's), trained.pt (the
+ * checkpoint's weights, flat), expected*.pt (every parameter's exp_avg / exp_avg_sq / step by NAME) and info.json.
  */
 const PY = String.raw`
 import importlib.util, json, math, os, random, sys
@@ -82,16 +84,25 @@ kinds = json.load(open(kinds_file))
 class Node(torch.nn.Module):
     pass
 
-def build():
+def refactor_name(name):
+    # The original's own model layout: the BERT tower under text_transformer.bert.
+    return 'text_transformer.bert.' + name[len('text_transformer.'):] if name.startswith('text_transformer.') else name
+
+# Tensors the original's model has and ctclip's does not (its text projection head, a CTViT decoder layer).
+REFACTOR_EXTRAS = [('text_transformer.cls_projection_head.weight', (8, 64)), ('visual_transformer.dec_spatial_transformer.norm_out.gamma', (64,))]
+
+def build(refactor=False):
     root = Node()
-    for name, kind in kinds:
+    entries = [(refactor_name(n) if refactor else n, kind, sd[n].clone()) for n, kind in kinds]
+    if refactor:
+        entries += [(n, 'parameter', torch.randn(*shape)) for n, shape in REFACTOR_EXTRAS]
+    for name, kind, t in entries:
         *parents, leaf = name.split('.')
         m = root
         for p in parents:
             if p not in m._modules:
                 m.add_module(p, Node())
             m = m._modules[p]
-        t = sd[name].clone()
         if kind == 'buffer':
             m.register_buffer(leaf, t)
         else:
@@ -123,7 +134,7 @@ def load(name):
     spec.loader.exec_module(mod)
     return mod
 
-model = build()
+model = build(refactor=True)
 if original:
     cm, om, sm = load('checkpoint_manager'), load('optimizer'), load('scheduler')
     opt = om.get_optimizer(list(model.parameters()), lr=1e-3, wd=1e-4)
@@ -172,6 +183,16 @@ train(named, nopt, nsched)
 torch.save({'epoch': 1, 'global_step': ${STEPS}, 'model_state_dict': named.state_dict(),
             'optimizer_state_dict': nopt.state_dict()}, os.path.join(out, 'named.pt'))
 expected_of(named, nopt, 'expected_named.pt')
+
+ref = build()
+rparams = list(ref.parameters())
+fopt = torch.optim.AdamW([{'params': [p for p in rparams if p.ndim >= 2]},
+                          {'params': [p for p in rparams if p.ndim < 2], 'weight_decay': 0}], lr=1e-3)
+fsched = torch.optim.lr_scheduler.LambdaLR(fopt, warmup_cosine(2, 10))
+train(ref, fopt, fsched)
+torch.save({'epoch': 1, 'global_step': ${STEPS}, 'model_state_dict': ref.state_dict(),
+            'optimizer_state_dict': fopt.state_dict()}, os.path.join(out, 'reference.pt'))
+expected_of(ref, fopt, 'expected_reference.pt')
 json.dump({'writer': 'original CheckpointManager' if original else 'snippet', 'numpy': np.__version__,
            'torch': torch.__version__, 'groups': [len(g['params']) for g in opt.param_groups]},
           open(os.path.join(out, 'info.json'), 'w'))
@@ -209,8 +230,13 @@ async function readExpected(file: string): Promise<Map<string, { expAvg: Buffer;
 async function expectMoments(
   model: { optimizerState(): ReturnType<CTClip['optimizerState']> },
   file: string,
+  rename: (name: string) => string | null = (n) => n,
 ): Promise<void> {
-  const expected = await readExpected(file);
+  const expected = new Map<string, { expAvg: Buffer; expAvgSq: Buffer; step: number }>();
+  for (const [n, e] of await readExpected(file)) {
+    const to = rename(n);
+    if (to !== null) expected.set(to, e);
+  }
   const o = model.optimizerState();
   try {
     expect(expected.size).to.be.greaterThan(10);
@@ -224,6 +250,12 @@ async function expectMoments(
   } finally {
     [...o.exp_avg, ...o.exp_avg_sq].forEach((t) => t.dispose());
   }
+}
+
+/** The original's parameter names → ours (null: a tensor ctclip's model does not have). */
+function fromOriginalNames(name: string): string | null {
+  if (/^text_transformer\.cls_projection_head\.|^visual_transformer\.dec_spatial_transformer\./.test(name)) return null;
+  return name.replace(/^text_transformer\.bert\./, 'text_transformer.');
 }
 
 function ctclip(args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -347,12 +379,17 @@ describe("world: the original pipeline's torch.save training checkpoints", funct
       st.names.forEach((n, i) => expect(mine.get(n)?.equals(tensorBytes(st.tensors[i])), n).to.equal(true));
       st.tensors.forEach((t) => t.dispose());
       sd.tensors.forEach((t) => t.dispose());
-      await expectMoments(model, path.join(out, 'expected.pt'));
+      await expectMoments(model, path.join(out, 'expected.pt'), fromOriginalNames);
       const text = r.notCarried.join('\n');
       for (const what of ['data position', 'LR scheduler', 'RNG streams: the file', 'numpy', 'auroc=0.6125'])
         expect(text).to.include(what);
-      expect(r.restored.join('\n')).to.match(
+      const restored = r.restored.join('\n');
+      expect(restored).to.include("refactor (CTCLIP_MODERN) layout, wrapped in 'model_state_dict'");
+      expect(restored).to.match(
         /AdamW: moments and step counts of \d+ parameters, mapped by position, as two weight-decay groups/,
+      );
+      expect(restored).to.include(
+        '(2 saved for tensors this model does not train: text_transformer.cls_projection_head.weight, visual_transformer.dec_spatial_transformer.norm_out.gamma)',
       );
     } finally {
       model.dispose();
@@ -398,6 +435,20 @@ describe("world: the original pipeline's torch.save training checkpoints", funct
       const r = await restoreTorchCheckpoint(model, path.join(out, 'named.pt'), { cfg, plan, loadOptimizer: true });
       expect(r.restored.join('\n')).to.include('mapped by the parameter names the optimizer recorded');
       await expectMoments(model, path.join(out, 'expected_named.pt'));
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('the reference key layout (no text_transformer.bert.*, nothing extra) maps the same way', async () => {
+    const { model } = buildModel(cfg);
+    try {
+      const plan = planRun(cfg, { samples: 64 });
+      const r = await restoreTorchCheckpoint(model, path.join(out, 'reference.pt'), { cfg, plan, loadOptimizer: true });
+      const restored = r.restored.join('\n');
+      expect(restored).to.include("reference (flat state_dict) layout, wrapped in 'model_state_dict'");
+      expect(restored).not.to.include('saved for tensors this model does not train');
+      await expectMoments(model, path.join(out, 'expected_reference.pt'));
     } finally {
       model.dispose();
     }
