@@ -188,6 +188,8 @@ export class NpArray implements PyOpaque {
     }
     const shapeNums = dims as number[];
     const elements = shapeNums.reduce((a, b) => a * b, 1);
+    // Zero-size items would let a huge shape pass with no data (and cost its element count in loops).
+    if (dtype.itemsize === 0 && elements > 0) throw new Error(`array of ${dtype.str} items (zero bytes each)`);
     if (!Number.isSafeInteger(elements) || elements * dtype.itemsize !== data.length) {
       throw new Error(
         `array of shape (${shapeNums.join(', ')}) and dtype ${dtype.str} needs ${elements * dtype.itemsize} bytes, the data has ${data.length}`,

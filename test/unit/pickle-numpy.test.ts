@@ -70,7 +70,9 @@ function array(
   p.mark().int(1).mark();
   for (const d of shape) p.int(d);
   p.tuple();
-  dtype(p, spec, order);
+  // Flexible (str/bytes) dtypes carry their item size in the BUILD state, as numpy writes them.
+  const flexible = /^([US])(\d+)$/.exec(spec);
+  dtype(p, spec, order, flexible ? Number(flexible[2]) * (flexible[1] === 'U' ? 4 : 1) : -1);
   p.op(fortran ? NEWTRUE : NEWFALSE);
   bytesArg(p, bytes);
   return p.tuple().op(BUILD);
@@ -215,6 +217,9 @@ describe('weights: numpy data in torch.save pickles', () => {
     // An array whose data does not match its shape.
     const short = array(new PickleBytes().proto(2), 'f8', '<', [3], false, f64(1, 2)).stop();
     expect(refusal(short).message).to.include('needs 24 bytes, the data has 16');
+    // Zero-byte items: a vast shape with no data.
+    const empty = array(new PickleBytes().proto(2), 'S0', '|', [65535, 65535], true, new Uint8Array(0)).stop();
+    expect(refusal(empty).message).to.include('zero bytes each');
     // _codecs.encode with another codec, and a scalar of the wrong size.
     const codec = new PickleBytes()
       .proto(2)
