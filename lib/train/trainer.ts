@@ -103,7 +103,7 @@ export interface CheckpointEvent {
 
 export interface TrainerOptions {
   config: Config;
-  /** 'latest' | 'best' | a checkpoint path. */
+  /** 'latest' | 'best' | a checkpoint folder | a torch.save training checkpoint file (lib/train/resume-torch.ts). */
   resume?: string | null;
   /** Weights to start a NEW run from (ours: a checkpoint folder or model.safetensors; or a torch .pt/.bin). */
   initFrom?: string | null;
