@@ -18,6 +18,9 @@
  * state (recomputed from the step), the Python/numpy/torch RNG streams, a loss scaler, the best-metric record and
  * AdamW hyper-parameters that differ from the config's.
  */
+import * as fs from 'fs';
+import * as path from 'path';
+import { MANIFEST_FILE } from '../checkpoint';
 import { CtclipError } from '../errors';
 import type { Config } from '../config/schema';
 import type { CTClip } from '../model/ctclip';
@@ -178,15 +181,22 @@ function fmt(v: number): string {
 }
 
 /**
- * `--resume FILE` for a plain file: a torch.save training checkpoint is restored (`restoreTorchCheckpoint`);
- * anything else is an ARGUMENT_ERROR that says what the file is, what --resume takes and, for weights, to use
- * --init-from.
+ * `--resume FILE` for a plain file: a torch.save training checkpoint is restored (`restoreTorchCheckpoint`); a file
+ * of one of our checkpoint folders points to the folder; anything else is an ARGUMENT_ERROR that says what the
+ * file is, what --resume takes and, for weights, to use --init-from.
  */
 export async function resumeFromFile(
   model: CTClip,
   file: string,
   opts: { cfg: Config; plan: RunPlan; loadOptimizer: boolean },
 ): Promise<TorchResumeResult> {
+  const folder = path.dirname(file);
+  if (fs.existsSync(path.join(folder, MANIFEST_FILE))) {
+    throw new CtclipError(
+      'ARGUMENT_ERROR',
+      `--resume ${file}: a file inside the checkpoint folder ${folder}; resume from the folder: --resume ${folder}`,
+    );
+  }
   let format: string;
   try {
     format = sniffWeightsFormat(file);

@@ -48,6 +48,20 @@ describe('train --resume FILE that is not a training checkpoint', function () {
     expect(err).to.include(`use --init-from ${file}`);
   });
 
+  it('a file of one of our checkpoint folders (its model.safetensors): points to the folder', async () => {
+    const folder = path.join(ctx.dir, 'ckpt-step00000004');
+    fs.mkdirSync(folder);
+    fs.writeFileSync(path.join(folder, 'manifest.json'), '{}');
+    const file = path.join(folder, 'model.safetensors');
+    fs.writeFileSync(file, 'x');
+    const cfg = writeTrainConfig(ctx.dir, ctx.data, path.join(ctx.dir, 'in-folder'), { training: { threads: 1 } });
+    const r = await runTrain(['--config', cfg, '--resume', file]);
+    expect(r.code, describeRun(r)).to.equal(2);
+    expect(r.stderr).to.include(
+      `--resume ${file}: a file inside the checkpoint folder ${folder}; resume from the folder: --resume ${folder}`,
+    );
+  });
+
   it('any other file: not a checkpoint, with what the first bytes are', async () => {
     const file = path.join(ctx.dir, 'notes.txt');
     fs.writeFileSync(file, 'resume from here\n');
