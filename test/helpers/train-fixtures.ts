@@ -255,3 +255,15 @@ export function trainerScratch(name: string): { dir: string } {
   });
   return ctx;
 }
+
+/** `training` overrides for a run of exactly `steps` steps: warm-up 2, no periodic checkpoints, one thread. */
+export function fixedStepsTraining(steps: number): Record<string, unknown> {
+  return {
+    max_steps: steps,
+    max_epochs: null,
+    warmup_steps: 2,
+    save_every_n_steps: null,
+    save_every_n_epochs: null,
+    threads: 1,
+  };
+}

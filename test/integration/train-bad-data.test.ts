@@ -16,6 +16,7 @@ import {
   runTrain,
   writeTrainConfig,
   type TrainData,
+  fixedStepsTraining,
 } from '../helpers/train-fixtures';
 
 function overwrite(r: SynthResult, i: number, member: 'bin' | 'labels', data: Buffer, at = 0): string {
@@ -29,14 +30,7 @@ function overwrite(r: SynthResult, i: number, member: 'bin' | 'labels', data: Bu
 
 /** Four steps, validated at the end, no checkpoints. */
 const FOUR_STEPS = {
-  training: {
-    max_steps: 4,
-    max_epochs: null,
-    warmup_steps: 2,
-    save_every_n_steps: null,
-    save_every_n_epochs: null,
-    threads: 1,
-  },
+  training: fixedStepsTraining(4),
   validation: { eval_every_n_steps: 4, eval_every_n_epochs: null, eval_samples: null },
 };
 

@@ -15,7 +15,14 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CheckpointManager } from '../../lib/checkpoint';
 import { readMetricsJsonl } from '../../lib/logging/jsonl';
-import { checkpointDirs, describeRun, runTrain, writeTrainConfig, trainSuite } from '../helpers/train-fixtures';
+import {
+  checkpointDirs,
+  describeRun,
+  runTrain,
+  writeTrainConfig,
+  trainSuite,
+  fixedStepsTraining,
+} from '../helpers/train-fixtures';
 
 interface IndexFile {
   shards: { file: string; size: number; mtimeMs: number }[];
@@ -111,14 +118,7 @@ describe('train: runs that cannot make progress end cleanly', function () {
     const runDir = path.join(suite.dir, 'bad-samples');
     const cfg = writeTrainConfig(suite.dir, { ...suite.data, trainPattern: pattern }, runDir, {
       data: { max_bad_samples: 1 },
-      training: {
-        max_steps: 8,
-        max_epochs: null,
-        warmup_steps: 2,
-        save_every_n_steps: null,
-        save_every_n_epochs: null,
-        threads: 1,
-      },
+      training: fixedStepsTraining(8),
       validation: { eval_every_n_steps: null, eval_every_n_epochs: null, eval_samples: 8 },
       logging: { log_every_n_steps: 1 },
     });

@@ -12,6 +12,7 @@ import {
   startTrain,
   writeTrainConfig,
   trainSuite,
+  fixedStepsTraining,
 } from '../helpers/train-fixtures';
 
 describe('train: SIGINT / SIGTERM', function () {
@@ -25,14 +26,7 @@ describe('train: SIGINT / SIGTERM', function () {
     it(`${sig}: stops at the next step boundary, saves a checkpoint and exits ${code}`, async function () {
       const runDir = path.join(suite.dir, sig);
       const cfg = writeTrainConfig(suite.dir, suite.data, runDir, {
-        training: {
-          max_steps: 2000,
-          max_epochs: null,
-          warmup_steps: 2,
-          save_every_n_steps: null,
-          save_every_n_epochs: null,
-          threads: 1,
-        },
+        training: fixedStepsTraining(2000),
         validation: { eval_every_n_steps: null, eval_every_n_epochs: null, eval_samples: 8 },
         logging: { log_every_n_steps: 1 },
       });
