@@ -21,7 +21,9 @@ import {
   type ReferenceKey,
   type WeightsReport,
 } from '../weights';
+import type { Config } from '../config/schema';
 import type { CTClip } from './ctclip';
+import { weightsConfigAdvice } from './weights-config-hint';
 
 export type WeightsSource =
   { kind: 'model-part'; file: string } | { kind: 'weights-file'; file: string } | { kind: 'hf-bert'; dir: string };
@@ -40,17 +42,22 @@ export interface WeightsLoaded {
 
 /**
  * What keeps loaded weights from fitting the model exactly, e.g. `missing: a, b; unexpected: c [4] (expected [2])`
- * (at most five of each), or null when they fit: keys the model has that the file lacked, and keys or shapes of the
- * file the model does not have.
+ * (at most five of each), then the config settings that would make them fit (weightsConfigAdvice), or null when
+ * they fit: keys the model has that the file lacked, and keys or shapes of the file the model does not have.
  */
-export function weightsMisfit(r: WeightsLoaded): string | null {
+export function weightsMisfit(r: WeightsLoaded, cfg: Config | null = null): string | null {
+  const shapeMismatches = r.report?.shapeMismatches ?? [];
   const unexpected = [
     ...r.unexpected,
     ...(r.report?.unexpected ?? []),
-    ...(r.report?.shapeMismatches ?? []).map((m) => `${m.key} [${m.got}] (expected [${m.expected}])`),
+    ...shapeMismatches.map((m) => `${m.key} [${m.got}] (expected [${m.expected}])`),
   ];
   if (r.missing.length === 0 && unexpected.length === 0) return null;
-  return `missing: ${r.missing.slice(0, 5).join(', ') || 'none'}; unexpected: ${unexpected.slice(0, 5).join(', ') || 'none'}`;
+  const advice = weightsConfigAdvice(
+    { missing: r.missing, unexpected: [...r.unexpected, ...(r.report?.unexpected ?? [])], shapeMismatches },
+    cfg,
+  );
+  return `missing: ${r.missing.slice(0, 5).join(', ') || 'none'}; unexpected: ${unexpected.slice(0, 5).join(', ') || 'none'}; ${advice}`;
 }
 
 /** The model's keys and shapes, for importers that read only what the model expects. */

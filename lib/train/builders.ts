@@ -217,7 +217,7 @@ export async function restoreRunState(
       );
     }
   } else if (opts.initFrom) {
-    await initFromWeights(model, opts.initFrom, log);
+    await initFromWeights(model, opts.initFrom, cfg, log);
   } else if (cfg.model.text_encoder.path) {
     const r = await loadWeightsInto(model, { kind: 'hf-bert', dir: cfg.model.text_encoder.path });
     if (r.unexpected.length)
@@ -247,7 +247,7 @@ function plainFile(arg: string): string | null {
 }
 
 /** --init-from: ours (a checkpoint folder, its model.safetensors, any safetensors) or an imported torch file. */
-async function initFromWeights(model: CTClip, file: string, log: (...l: string[]) => void): Promise<void> {
+async function initFromWeights(model: CTClip, file: string, cfg: Config, log: (...l: string[]) => void): Promise<void> {
   if (!fs.existsSync(file)) throw new CtclipError('ARGUMENT_ERROR', `--init-from ${file}: no such file or folder`);
   let target = file;
   if (fs.statSync(file).isDirectory()) {
@@ -261,7 +261,7 @@ async function initFromWeights(model: CTClip, file: string, log: (...l: string[]
   // Only the keys the model has, at their shapes, are read (the rest is reported); see docs/limits.md.
   const r = await loadWeightsInto(model, { kind: 'weights-file', file: target });
   const report = r.report as WeightsReport;
-  const misfit = weightsMisfit(r);
+  const misfit = weightsMisfit(r, cfg);
   if (misfit)
     throw new CtclipError(
       'DATA_ERROR',

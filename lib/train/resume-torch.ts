@@ -242,7 +242,7 @@ export async function restoreTorchCheckpoint(
   try {
     let report: WeightsReport | null = null;
     const loaded = await loadWeightsInto(model, { kind: 'weights-file', file }, { beforeLoad: (r) => (report = r) });
-    const misfit = weightsMisfit(loaded);
+    const misfit = weightsMisfit(loaded, cfg);
     if (misfit)
       throw new CtclipError('DATA_ERROR', `--resume ${file}: the weights do not fit the configured model (${misfit})`);
     const r = report as unknown as WeightsReport;

@@ -239,6 +239,12 @@ describe('train: checkpoints and exact resume', function () {
     const bad = await runTrain(['--config', b.cfg, '--init-from', path.join(dir, 'nope.pt')]);
     expect(bad.code).to.equal(2);
     expect(bad.stderr).to.contain('no such file or folder');
+    // Weights of another size: the error names the config setting that would make them fit.
+    const misfit = await runTrain(['--config', b.cfg, '--init-from', pt, '--set', 'model.dim_latent=24']);
+    expect(misfit.code, describeRun(misfit)).to.equal(1);
+    expect(misfit.stderr)
+      .to.contain('the weights do not fit the configured model')
+      .and.match(/set in the config: .*model\.dim_latent: \d+ in the weights, 24 configured/);
   });
 
   it('gradient accumulation (A = 2): a run killed and resumed matches its uninterrupted run', async function () {
