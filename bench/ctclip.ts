@@ -3,7 +3,7 @@
  *
  *   node bench/ctclip.js [--preset mid|large|full] [--batch B] [--frames F] [--seq L] [--threads T] [--warmup W]
  *                        [--iters K] [--matmul N] [--precision fp32|bf16] [--device cpu|cuda|cuda:N]
- *                        [--image JSON] [--text JSON] [--json]
+ *                        [--image JSON] [--text JSON] [--kernels MODE] [--json]
  *
  * `full` is configs/base_config.yaml's model (read with loadConfig + modelConfigFromConfig: CTViT dim 512, 4+4
  * layers, image 480, F 240; BERT-base, 512 tokens, dropout 0.25) — a GPU configuration (no reference time).
@@ -11,6 +11,8 @@
  * native step reads the loss and the gradient norm with .item() before it returns.
  *
  * --image / --text merge overrides into the preset's image / text config (e.g. '{"use_flash_attention":true}').
+ * --kernels sets the custom-kernel mode (addon.setKernelMode: table, calibrate, custom, aten or 'bmm=aten,…'); the
+ * result lists the choices made (`kernelChoices`) and the libtorch the addon runs on (`torchVersion`, `blas`).
  * `large` is the second preset (see LARGE_CTCLIP_CONFIG; reference 624 ms per step).
  *
  * Config `mid` (docs/performance.md): CTViT dim 128, codebook 1024, image 96, patch 16, temporal patch 8, F 48,
@@ -29,7 +31,7 @@ import { float32ArrayToFloat16 } from '../lib/data/float16';
 import { modelConfigFromConfig } from '../lib/model/config';
 import { CTClip, type CTClipConfig } from '../lib/model/ctclip';
 import { ctvitFlops, resolveCTViTConfig } from '../lib/model/ctvit';
-import { loadAddon } from '../lib/native';
+import { loadAddon, type KernelChoice } from '../lib/native';
 import { tensorFromBuffer } from '../lib/tensor';
 import { median, runBenchMain, STEP_BENCH_OPTIONS, stepBenchNumbers, uniformArray } from './common';
 
@@ -147,6 +149,8 @@ export interface CtclipBenchOptions {
   precision?: 'fp32' | 'bf16';
   /** 'cpu' (default), 'cuda' or 'cuda:N': where the model and the step run. */
   device?: string;
+  /** addon.setKernelMode before the model is built (default: leave $CTCLIP_KERNELS / the table). */
+  kernels?: string;
   log?: (line: string) => void;
 }
 
@@ -161,6 +165,12 @@ export interface CtclipBenchResult {
   precision: string;
   /** The device the step ran on, as libtorch names it. */
   device: string;
+  /** The libtorch the addon runs on and its BLAS (buildInfo). */
+  torchVersion: string;
+  blas: string;
+  /** The custom-kernel choices made during the run (native/model/kernel_choice.h). */
+  kernelMode: string;
+  kernelChoices: KernelChoice[];
   stepMs: number;
   forwardMs: number;
   backwardMs: number;
@@ -203,6 +213,7 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
   const addon = loadAddon();
   const threads = opts.threads ?? 2;
   addon.setNumThreads(threads);
+  if (opts.kernels !== undefined) addon.setKernelMode(opts.kernels);
   const preset = opts.preset ?? 'mid';
   const p = PRESETS[preset];
   const batch = opts.batch ?? 4;
@@ -270,6 +281,7 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
   }
   const info = model.info();
   model.dispose();
+  const build = addon.buildInfo();
 
   const matmulIters = Math.max(3, Math.round(2e10 / (2 * matmulN ** 3)));
   const matmul = await addon.matmulGflops(matmulN, matmulIters);
@@ -288,6 +300,10 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
     iters,
     precision,
     device: info.device,
+    torchVersion: build.runtimeTorchVersion || build.compiledTorchVersion,
+    blas: build.blas,
+    kernelMode: build.kernelMode,
+    kernelChoices: addon.kernelChoices(),
     stepMs,
     forwardMs: median(fwd),
     backwardMs: median(bwd),
@@ -331,6 +347,7 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
     `    optimizer      ${f(result.optimizerMs).padStart(8)} ms   (clip + AdamW over ${result.trainableParameters} trainable parameters)`,
   );
   log(`  matmul ceiling ${matmulN}×${matmulN} float32: ${f(matmul)} GFLOP/s`);
+  log(`  libtorch ${result.torchVersion} (${result.blas}); kernels: ${formatKernelChoices(result.kernelChoices)}`);
   log(`  peak RSS ${f(result.peakRssMiB, 0)} MiB; ${f(result.samplesPerSec, 1)} samples/s`);
   if (Number.isFinite(p.referenceMs)) {
     log(
@@ -338,6 +355,17 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
     );
   }
   return result;
+}
+
+/** The kernel choices of a run on one line: "bmm_nt 576x6x32x6 custom (table), …". */
+export function formatKernelChoices(choices: KernelChoice[]): string {
+  if (choices.length === 0) return 'none used';
+  return choices
+    .map((c) => {
+      const timed = c.customMs !== undefined ? ` ${c.customMs.toFixed(2)} vs ${(c.atenMs ?? NaN).toFixed(2)} ms` : '';
+      return `${c.kernel} ${c.shape} ${c.custom ? 'custom' : 'aten'} (${c.source}${timed})`;
+    })
+    .join(', ');
 }
 
 async function main(): Promise<void> {
@@ -350,6 +378,7 @@ async function main(): Promise<void> {
       text: { type: 'string' },
       seq: { type: 'string' },
       device: { type: 'string' },
+      kernels: { type: 'string' },
     },
   });
   const precision = values.precision as 'fp32' | 'bf16' | undefined;
@@ -363,6 +392,7 @@ async function main(): Promise<void> {
     seqLen: values.seq === undefined ? undefined : Number(values.seq),
     precision,
     device: values.device,
+    kernels: values.kernels,
     log: values.json ? () => undefined : undefined,
   });
   if (values.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');

@@ -2,7 +2,8 @@
  * `npm run bench`: every benchmark of the product in one process, printed as ratios against ceilings measured
  * in the same run (never as timed tests), plus a JSON record under bench/results/.
  *
- *   node bench/run.js [--only loader,ctvit,ctclip,preprocess,distributed] [--quick]
+ *   node bench/run.js [--only loader,ctvit,ctclip,preprocess,distributed,reference] [--quick]
+ *                     [--reference [--pairs N] [--presets mid,large] [--threads T] [--device D] [--precision P]]
  *
  *   loader      loader MB/s ÷ single-thread positioned-read MB/s of the same full-size files (target ≥ 0.9)
  *   ctvit       CTViT mid config: forward and forward+backward GFLOP/s ÷ this process's matmul GFLOP/s
@@ -13,6 +14,9 @@
  *   preprocess  volumes/s for a 512×512×300 int16 NIfTI at the default spacing/shape
  *   distributed `mid` train step as W = 1 and W = 2 ranks (Gloo, 127.0.0.1), 1 thread per rank: samples/s each,
  *               the all-reduce share, and the scaling efficiency samples/s(W=2) ÷ (2 × samples/s(W=1))
+ *   reference   (only with --reference or --only reference) the reference Python CT-CLIP step and ours, side by
+ *               side in interleaved processes on the same torch build (bench/reference.ts): ratios per pair as
+ *               median (min–max); without $CTCLIP_REFERENCE_DIR it says so and prints our figures only
  *
  * --quick shrinks the work (fewer samples/iterations) for a smoke run.
  */
@@ -99,10 +103,14 @@ export function formatStepTable(rows: StepRow[]): string {
 }
 
 /** Runs `bench/ctclip.js --preset <p> --json` in a child process (its own peak RSS) and parses the result. */
-export function runCtclipPresetInChild(preset: CtclipPreset, extra: string[] = []): CtclipBenchResult {
+export function runCtclipPresetInChild(
+  preset: CtclipPreset,
+  extra: string[] = [],
+  env: NodeJS.ProcessEnv = process.env,
+): CtclipBenchResult {
   const r = spawnSync(process.execPath, [path.join(__dirname, 'ctclip.js'), '--preset', preset, '--json', ...extra], {
     encoding: 'utf8',
-    env: process.env,
+    env,
     maxBuffer: 64 << 20,
   });
   if (r.status !== 0) throw new Error(`bench ctclip --preset ${preset} failed (exit ${r.status}): ${r.stderr}`);
@@ -110,9 +118,21 @@ export function runCtclipPresetInChild(preset: CtclipPreset, extra: string[] = [
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } } });
-  const all = ['loader', 'ctvit', 'ctclip', 'preprocess', 'distributed'];
-  const only = values.only ? values.only.split(',').map((s) => s.trim()) : all;
+  const { values } = parseArgs({
+    options: {
+      only: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      reference: { type: 'boolean', default: false },
+      pairs: { type: 'string' },
+      presets: { type: 'string' },
+      threads: { type: 'string' },
+      device: { type: 'string' },
+      precision: { type: 'string' },
+    },
+  });
+  const all = ['loader', 'ctvit', 'ctclip', 'preprocess', 'distributed', 'reference'];
+  const only = values.only ? values.only.split(',').map((s) => s.trim()) : all.filter((b) => b !== 'reference');
+  if (values.reference && !only.includes('reference')) only.push('reference');
   for (const o of only) if (!all.includes(o)) throw new Error(`unknown bench '${o}' (known: ${all.join(', ')})`);
   const quick = values.quick ?? false;
   const rows: Row[] = [];
@@ -163,6 +183,23 @@ async function main(): Promise<void> {
     record.ctclip = results;
     record.stepTable = stepRows;
   }
+  if (only.includes('reference')) {
+    const { runSideBySide } = await import('./reference');
+    const presets = (values.presets ?? 'mid,large').split(',').map((p) => p.trim()) as CtclipPreset[];
+    const pairs = values.pairs === undefined ? (quick ? 2 : 5) : Number(values.pairs);
+    if (!Number.isInteger(pairs) || pairs < 1) throw new Error(`--pairs must be an integer ≥ 1, got '${values.pairs}'`);
+    const precision = values.precision ?? 'fp32';
+    if (precision !== 'fp32' && precision !== 'bf16')
+      throw new Error(`--precision must be fp32 or bf16, got '${precision}'`);
+    record.reference = await runSideBySide({
+      presets,
+      pairs,
+      threads: values.threads === undefined ? undefined : Number(values.threads),
+      device: values.device,
+      precision,
+      ...(quick ? { iters: 3, warmup: 1 } : {}),
+    });
+  }
   if (only.includes('preprocess')) {
     const { benchPreprocess } = await import('./preprocess');
     const r = await benchPreprocess({ volumes: quick ? 1 : 3, workers: [1] });
@@ -211,9 +248,11 @@ async function main(): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   fs.writeFileSync(file, JSON.stringify(record, null, 2));
-  // The latest summary under a fixed name (committed for CPU runs: bench/results/latest-cpu.json).
-  fs.writeFileSync(path.join(dir, 'latest-cpu.json'), JSON.stringify(record, null, 2));
-  console.log(`\nwrote ${path.relative(process.cwd(), file)} (and bench/results/latest-cpu.json)`);
+  // The latest summary under a fixed name (committed for CPU runs: bench/results/latest-cpu.json) — only from runs
+  // that produced the train-step table (a side-by-side-only run must not replace it).
+  const summary = only.includes('ctclip');
+  if (summary) fs.writeFileSync(path.join(dir, 'latest-cpu.json'), JSON.stringify(record, null, 2));
+  console.log(`\nwrote ${path.relative(process.cwd(), file)}${summary ? ' (and bench/results/latest-cpu.json)' : ''}`);
 }
 
 if (require.main === module) {

@@ -32,6 +32,16 @@ export type TensorHandle = Handle<'Tensor'>;
 
 export type Dtype = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
 
+/** One kernel choice (native/model/kernel_choice.h): ATen or ours for a kernel and shape, and why. */
+export interface KernelChoice {
+  kernel: 'bmm_nn' | 'bmm_nt' | 'peg' | 'geglu' | 'adamw';
+  shape: string;
+  source: 'table' | 'calibrated' | 'forced';
+  custom: boolean;
+  customMs?: number;
+  atenMs?: number;
+}
+
 export interface BuildInfo {
   compiledTorchVersion: string;
   runtimeTorchVersion: string;
@@ -50,6 +60,8 @@ export interface BuildInfo {
   cpuCapability: string;
   parallelBackend: string;
   napiVersion: number;
+  /** The kernel mode per custom CPU kernel, 'bmm_nn=table,bmm_nt=table,…' (see setKernelMode). */
+  kernelMode: string;
 }
 
 export interface TensorInfo {
@@ -145,6 +157,14 @@ export interface RawAddon {
     smallMs: number;
     atenMs: number;
   }>;
+  /**
+   * Which implementation the custom CPU kernels use (native/model/kernel_choice.h): 'table' (default, per build),
+   * 'calibrate', 'custom', 'aten', or per kernel 'bmm=aten,peg=calibrate,…' (kernels: bmm_nn, bmm_nt, peg, geglu,
+   * adamw). Clears the recorded choices; returns the mode per kernel. The initial mode is $CTCLIP_KERNELS.
+   */
+  setKernelMode(spec: string): string;
+  /** Every kernel choice made so far in this process (calibrated ones with both timings, ms per call). */
+  kernelChoices(): KernelChoice[];
   // --- CT volume preprocessing (native/napi/volume_binding.cc over native/preprocess/volume.cc, wrapped by lib/preprocess/resample.ts) ---
   /**
    * HU (rescale never/always/auto) → clip → trilinear resample (align_corners false, fp32) → divide → centre

@@ -16,6 +16,9 @@
 #     bench-full-bf16-b4   the `full` preset (configs/base_config.yaml's model) in bf16 at batch 4 on cuda:0
 #     bench-full-bf16-bN   the largest batch that fits: 6, 8, 11, 16, 24, 32, 48 … until OUT_OF_MEMORY or the
 #                          budget; GPU memory sampled every 200 ms (nvidia-smi) and the peak reported per batch
+#     reference-full-bf16  with $CTCLIP_REFERENCE_DIR set (a CT-CLIP checkout + vector-quantize-pytorch 1.1.2, and
+#                          einops/beartype/transformers in the machine's Python): the reference Python step and ours
+#                          side by side (bench/reference.ts), `full`, bf16, batch 4, cuda, 2 interleaved pairs
 #     bench-nccl           with more than one GPU: the 2-rank data-parallel bench on cuda:<LOCAL_RANK> with NCCL
 #   CPU: the fixture tests and the `mid`/`large` train-step benches with all cores (what is left of the budget).
 set -uo pipefail
@@ -108,7 +111,7 @@ log "addon: CUDA available to libtorch: $cuda device(s)"
 # 3. CUDA: the model on the GPU (needs device placement: ctclipToDevice).
 have_to_device=0
 node -e "process.exit(require('./lib/native').loadAddon().ctclipToDevice ? 0 : 1)" >/dev/null 2>&1 && have_to_device=1
-cuda_steps=(fixture-tests-cuda bench-full-bf16-b4 bench-full-bf16-largest bench-nccl)
+cuda_steps=(fixture-tests-cuda bench-full-bf16-b4 reference-full-bf16 bench-full-bf16-largest bench-nccl)
 # sample_start NAME / sample_stop NAME: GPU memory used (MiB per GPU) every 200 ms into $out/NAME.mem; the peak is the
 # largest sample of any GPU
 sampler_pid=""
@@ -135,6 +138,15 @@ if [ "$cuda" -gt 0 ] 2>/dev/null && [ "$have_to_device" = 1 ]; then
   rc=$?
   log "     bench-full-bf16-b4: exit $rc, peak GPU memory $(sample_stop bench-full-bf16-b4) MiB (nvidia-smi, 200 ms samples)"
   cp "$out/bench-full-bf16-b4.log" "$out/bench-full-bf16-b4.json" 2>/dev/null || true
+  if [ -n "${CTCLIP_REFERENCE_DIR:-}" ]; then
+    py=$(command -v python || command -v python3)
+    step reference-full-bf16 180 env CTCLIP_PYTHON="$py" CTCLIP_ADDON_TORCH2="$addon" node bench/run.js --only reference \
+      --presets full --device cuda --precision bf16 --threads "$(nproc)" --pairs 2 ||
+      log "FAIL: side-by-side reference on cuda (see reference-full-bf16.log)"
+    grep -E '^  full:|note:' "$out/reference-full-bf16.log" | tee -a "$summary"
+  else
+    log "SKIP reference-full-bf16: CTCLIP_REFERENCE_DIR is not set (the public CT-CLIP code is not part of this repository)"
+  fi
   largest=""
   if [ "$rc" -eq 0 ]; then
     largest=4

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "compat.h"
+#include "model/kernel_choice.h"
 
 namespace ctclip::model {
 
@@ -147,10 +148,32 @@ bool UseSmallProduct(const at::Tensor& a, const at::Tensor& b, bool transB) {
   return (transB ? b.size(-1) : b.size(-2)) == k && UseSmallBatchedMatmul(a, a.size(-2), k, n);
 }
 
-// a · b (transB: a · bᵀ), by the loop kernel where it applies, else at::matmul.
-at::Tensor Product(const at::Tensor& a, const at::Tensor& b, bool transB) {
-  if (UseSmallProduct(a, b, transB)) return SmallProduct(a, b, transB);
+at::Tensor AtenProduct(const at::Tensor& a, const at::Tensor& b, bool transB) {
   return at::matmul(a, transB ? b.transpose(-1, -2) : b);
+}
+
+// Whether the loop kernel beats ATen for this layout and shape on this build (model/kernel_choice.h); calibration
+// times both forwards on scratch inputs of the same shape.
+bool ChooseSmall(const at::Tensor& a, const at::Tensor& b, bool transB) {
+  const int64_t m = a.size(-2), k = a.size(-1), n = transB ? b.size(-2) : b.size(-1);
+  const int64_t batch = a.numel() / std::max<int64_t>(1, m * k);
+  const std::string shape = std::to_string(batch) + "x" + std::to_string(m) + "x" + std::to_string(k) + "x" +
+                            std::to_string(n) + (a.scalar_type() == at::kDouble ? "/f64" : "/f32");
+  return UseCustomKernel(transB ? Kernel::kBatchedMatmulNT : Kernel::kBatchedMatmulNN, shape, [&] {
+    at::NoGradGuard noGrad;
+    const at::Tensor sa = ScratchTensor({batch, m, k}, a.options());
+    const at::Tensor sb =
+        ScratchTensor(transB ? std::vector<int64_t>{batch, n, k} : std::vector<int64_t>{batch, k, n}, b.options());
+    const double customMs = MedianMs([&] { SmallProduct(sa, sb, transB); });
+    const double atenMs = MedianMs([&] { AtenProduct(sa, sb, transB); });
+    return std::make_pair(customMs, atenMs);
+  });
+}
+
+// a · b (transB: a · bᵀ), by the loop kernel where it applies and wins on this build, else at::matmul.
+at::Tensor Product(const at::Tensor& a, const at::Tensor& b, bool transB) {
+  if (UseSmallProduct(a, b, transB) && ChooseSmall(a, b, transB)) return SmallProduct(a, b, transB);
+  return AtenProduct(a, b, transB);
 }
 
 }  // namespace

@@ -6,7 +6,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
+
+#include "model/kernel_choice.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -204,8 +207,24 @@ at::Tensor ToFloat32(const at::Tensor& t) {
   return t.to(at::kFloat);
 }
 
+namespace {
+
+// Whether the fused GEGLU beats the ATen chain for this shape on this build (model/kernel_choice.h).
+bool ChooseFusedGeglu(const at::Tensor& h) {
+  const int64_t width = h.size(-1), rows = h.numel() / std::max<int64_t>(1, width);
+  return UseCustomKernel(Kernel::kGeglu, std::to_string(rows) + "x" + std::to_string(width), [&] {
+    at::NoGradGuard noGrad;
+    const at::Tensor sh = ScratchTensor({rows, width}, h.options());
+    const double customMs = MedianMs([&] { GegluFunction::apply(sh); });
+    const double atenMs = MedianMs([&] { GegluReference(sh); });
+    return std::make_pair(customMs, atenMs);
+  });
+}
+
+}  // namespace
+
 at::Tensor FusedGeglu(const at::Tensor& h) {
-  if (!UseFusedFloat(h) || h.dim() == 0 || h.size(-1) % 2 != 0) return GegluReference(h);
+  if (!UseFusedFloat(h) || h.dim() == 0 || h.size(-1) % 2 != 0 || !ChooseFusedGeglu(h)) return GegluReference(h);
   return GegluFunction::apply(h)[0];
 }
 

@@ -5,9 +5,11 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "model/init.h"
+#include "model/kernel_choice.h"
 
 namespace ctclip::model {
 
@@ -104,27 +106,57 @@ bool UseFused(const at::Tensor& x) {
   return x.device().is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble);
 }
 
+// xpad (B, T+2, H+2, W+2, D) contiguous, taps (27, D) → (B, T, H, W, D) in one pass.
+at::Tensor ForwardFused(const at::Tensor& xc, const at::Tensor& taps, const at::Tensor& bias) {
+  const int64_t B = xc.size(0), T = xc.size(1) - 2, H = xc.size(2) - 2, W = xc.size(3) - 2, D = xc.size(4);
+  const at::Tensor bc = bias.contiguous();
+  at::Tensor out = at::empty({B, T, H, W, D}, xc.options());
+  AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "peg_dwconv_forward", [&] {
+    FusedForward<scalar_t>(xc.data_ptr<scalar_t>(), taps.data_ptr<scalar_t>(), bc.data_ptr<scalar_t>(),
+                           out.data_ptr<scalar_t>(), B, T, H, W, D);
+  });
+  return out;
+}
+
+// The same as 27 ATen multiply-adds over shifted windows (any device, dtype and layout).
+at::Tensor ForwardAten(const at::Tensor& xpad, const at::Tensor& taps, const at::Tensor& bias) {
+  const int64_t B = xpad.size(0), T = xpad.size(1) - 2, H = xpad.size(2) - 2, W = xpad.size(3) - 2, D = xpad.size(4);
+  at::Tensor out = bias.reshape({1, 1, 1, 1, D}).expand({B, T, H, W, D}).contiguous();
+  for (int64_t k = 0; k < 27; k++) out.addcmul_(Window(xpad, k / 9, (k / 3) % 3, k % 3, T, H, W), taps[k]);
+  return out;
+}
+
+// Whether the fused kernels beat the ATen chain for this shape on this build (model/kernel_choice.h). Forward and
+// backward ask with the same key, so one conv never mixes the two paths.
+bool ChooseFused(const at::Tensor& xpad) {
+  std::string shape;
+  for (int64_t d : xpad.sizes()) shape += (shape.empty() ? "" : "x") + std::to_string(d);
+  shape += xpad.scalar_type() == at::kDouble ? "/f64" : "/f32";
+  return UseCustomKernel(Kernel::kPegConv, shape, [&] {
+    at::NoGradGuard noGrad;
+    const at::Tensor sx = ScratchTensor(xpad.sizes(), xpad.options());
+    const at::Tensor taps = ScratchTensor({27, xpad.size(4)}, xpad.options());
+    const at::Tensor bias = ScratchTensor({xpad.size(4)}, xpad.options());
+    const double customMs = MedianMs([&] { ForwardFused(sx, taps, bias); });
+    const double atenMs = MedianMs([&] { ForwardAten(sx, taps, bias); });
+    return std::make_pair(customMs, atenMs);
+  });
+}
+
 // out[b,t,h,w,d] = bias[d] + Σ_{kt,ky,kx} weight[d,0,kt,ky,kx] · xpad[b, t+kt, h+ky, w+kx, d]
 struct DepthwiseConv3dChannelsLast : public torch::autograd::Function<DepthwiseConv3dChannelsLast> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& xpad,
                                                 const at::Tensor& weight, const at::Tensor& bias) {
-    const int64_t B = xpad.size(0), T = xpad.size(1) - 2, H = xpad.size(2) - 2, W = xpad.size(3) - 2, D = xpad.size(4);
+    const int64_t D = xpad.size(4);
     at::Tensor taps = weight.reshape({D, 27}).t().contiguous();  // (27, D): tap k = (kt·3 + ky)·3 + kx
-    if (UseFused(xpad) && taps.scalar_type() == xpad.scalar_type() && bias.scalar_type() == xpad.scalar_type()) {
+    if (UseFused(xpad) && taps.scalar_type() == xpad.scalar_type() && bias.scalar_type() == xpad.scalar_type() &&
+        ChooseFused(xpad)) {
       const at::Tensor xc = xpad.contiguous();
-      const at::Tensor bc = bias.contiguous();
-      at::Tensor out = at::empty({B, T, H, W, D}, xpad.options());
-      AT_DISPATCH_FLOATING_TYPES(xc.scalar_type(), "peg_dwconv_forward", [&] {
-        FusedForward<scalar_t>(xc.data_ptr<scalar_t>(), taps.data_ptr<scalar_t>(), bc.data_ptr<scalar_t>(),
-                               out.data_ptr<scalar_t>(), B, T, H, W, D);
-      });
       ctx->save_for_backward({xc, taps});
-      return {out};
+      return {ForwardFused(xc, taps, bias)};
     }
-    at::Tensor out = bias.reshape({1, 1, 1, 1, D}).expand({B, T, H, W, D}).contiguous();
-    for (int64_t k = 0; k < 27; k++) out.addcmul_(Window(xpad, k / 9, (k / 3) % 3, k % 3, T, H, W), taps[k]);
     ctx->save_for_backward({xpad, taps});
-    return {out};
+    return {ForwardAten(xpad, taps, bias)};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -136,7 +168,7 @@ struct DepthwiseConv3dChannelsLast : public torch::autograd::Function<DepthwiseC
     const int64_t T = g.size(1), H = g.size(2), W = g.size(3), D = g.size(4);
     at::Tensor gradX, gradW, gradB;
     if (UseFused(xpad) && xpad.is_contiguous() && g.scalar_type() == xpad.scalar_type() &&
-        taps.scalar_type() == xpad.scalar_type()) {
+        taps.scalar_type() == xpad.scalar_type() && ChooseFused(xpad)) {
       const int64_t B = g.size(0);
       AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "peg_dwconv_backward", [&] {
         if (ctx->needs_input_grad(0)) {

@@ -1,5 +1,7 @@
 // matmulGflops(n, iters) → Promise<number>: the achieved GFLOP/s of an n×n float32 matmul on this process's
 // intra-op threads — the practical ceiling that model benchmarks report their throughput against.
+// setKernelMode(spec) → string / kernelChoices() → [{kernel, shape, source, custom, customMs, atenMs}]: which
+// implementation each custom CPU kernel uses (model/kernel_choice.h) — set and inspect.
 #include <napi.h>
 #include <torch/torch.h>
 
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "model/batched_matmul.h"
+#include "model/kernel_choice.h"
 #include "napi/errors.h"
 #include "napi/js_args.h"
 #include "napi/promise_worker.h"
@@ -131,9 +134,41 @@ Napi::Value BatchedMatmulCompare(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_CATCH(env)
 }
 
+Napi::Value SetKernelMode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  Require(info.Length() >= 1 && info[0].IsString(), "ARGUMENT_ERROR",
+          "setKernelMode(spec): a string expected ('table', 'calibrate', 'custom', 'aten' or 'kernel=mode,…')");
+  model::SetKernelMode(info[0].As<Napi::String>().Utf8Value());
+  return Napi::String::New(env, model::KernelModeSpec());
+  CTCLIP_NAPI_CATCH(env)
+}
+
+Napi::Value KernelChoices(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  const std::vector<model::KernelChoiceRecord> records = model::KernelChoices();
+  Napi::Array out = Napi::Array::New(env, records.size());
+  for (size_t i = 0; i < records.size(); i++) {
+    const model::KernelChoiceRecord& r = records[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("kernel", r.kernel);
+    o.Set("shape", r.shape);
+    o.Set("source", r.source);
+    o.Set("custom", r.custom);
+    if (r.customMs >= 0) o.Set("customMs", r.customMs);
+    if (r.atenMs >= 0) o.Set("atenMs", r.atenMs);
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+  CTCLIP_NAPI_CATCH(env)
+}
+
 }  // namespace
 
 void RegisterBenchmarks(Napi::Env env, Napi::Object exports) {
+  exports.Set("setKernelMode", Napi::Function::New(env, SetKernelMode, "setKernelMode"));
+  exports.Set("kernelChoices", Napi::Function::New(env, KernelChoices, "kernelChoices"));
   exports.Set("matmulGflops", Napi::Function::New(env, MatmulGflops, "matmulGflops"));
   exports.Set("batchedMatmulCompare", Napi::Function::New(env, BatchedMatmulCompare, "batchedMatmulCompare"));
 }

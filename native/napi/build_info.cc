@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "compat.h"
+#include "model/kernel_choice.h"
 #include "napi/errors.h"
 #include "napi/registry.h"
 
@@ -72,6 +73,8 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   out.Set("cpuCapability", Match(config, "CPU capability usage: ([A-Za-z0-9_]+)"));
   out.Set("parallelBackend", Match(at::get_parallel_info(), "ATen parallel backend: ([^\\n]+)"));
   out.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
+  // Which implementation the custom CPU kernels use (model/kernel_choice.h; CTCLIP_KERNELS).
+  out.Set("kernelMode", model::KernelModeSpec());
   return out;
   CTCLIP_NAPI_CATCH(env)
 }

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "core/errors.h"
+#include "model/kernel_choice.h"
 
 namespace ctclip::train {
 
@@ -64,6 +65,33 @@ bool FusedOk(const at::Tensor& p, const at::Tensor& g, const AdamWParamState& s)
   return ok(p) && ok(g) && ok(s.exp_avg) && ok(s.exp_avg_sq) && g.numel() == p.numel();
 }
 
+// The generic path: the same update as eight ATen ops (any device, dtype or layout).
+void StepAten(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::Tensor& v, double decay, double w1, double b2,
+              double w2, double bc2Sqrt, double eps, double negStep) {
+  if (decay != 1.0) p.mul_(decay);
+  m.lerp_(g, w1);
+  v.mul_(b2).addcmul_(g, g, w2);
+  at::Tensor denom = v.sqrt();
+  denom.div_(bc2Sqrt).add_(eps);
+  p.addcdiv_(m, denom, negStep);
+}
+
+// Whether the one-pass kernel beats the ATen ops for a parameter of `numel` elements on this build
+// (model/kernel_choice.h); calibration updates scratch tensors, never the parameters.
+bool ChooseFused(int64_t numel) {
+  return model::UseCustomKernel(model::Kernel::kAdamW, std::to_string(numel), [numel] {
+    const auto opts = at::TensorOptions().dtype(at::kFloat);
+    at::Tensor p = model::ScratchTensor({numel}, opts), g = model::ScratchTensor({numel}, opts);
+    at::Tensor m = at::zeros({numel}, opts), v = at::zeros({numel}, opts);
+    const AdamWScalars sc{0.9999f, 0.1f, 0.99f, 0.01f, 0.1f, 1e-8f, -1e-4f, true};
+    const double customMs = model::MedianMs([&] {
+      FusedAdamWFloat(p.data_ptr<float>(), g.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), numel, sc);
+    });
+    const double atenMs = model::MedianMs([&] { StepAten(p, g, m, v, 0.9999, 0.1, 0.99, 0.01, 0.1, 1e-8, -1e-4); });
+    return std::make_pair(customMs, atenMs);
+  });
+}
+
 }  // namespace
 
 void AdamW::Step(double lr) {
@@ -86,7 +114,7 @@ void AdamW::Step(double lr) {
     const double biasCorrection2 = 1.0 - std::pow(b2, step);
     const double stepSize = lr / biasCorrection1;
     const double biasCorrection2Sqrt = std::sqrt(biasCorrection2);
-    if (FusedOk(p, g, s)) {
+    if (FusedOk(p, g, s) && ChooseFused(p.numel())) {
       const AdamWScalars sc{static_cast<float>(1.0 - lr * wd),
                             static_cast<float>(1.0 - b1),
                             static_cast<float>(b2),
@@ -102,12 +130,8 @@ void AdamW::Step(double lr) {
       for (const at::Tensor* t : {&p, &s.exp_avg, &s.exp_avg_sq}) t->unsafeGetTensorImpl()->bump_version();
       continue;
     }
-    if (wd != 0.0) p.mul_(1.0 - lr * wd);
-    s.exp_avg.lerp_(g, 1.0 - b1);
-    s.exp_avg_sq.mul_(b2).addcmul_(g, g, 1.0 - b2);
-    at::Tensor denom = s.exp_avg_sq.sqrt();
-    denom.div_(biasCorrection2Sqrt).add_(options_.eps);
-    p.addcdiv_(s.exp_avg, denom, -stepSize);
+    StepAten(p, g, s.exp_avg, s.exp_avg_sq, wd != 0.0 ? 1.0 - lr * wd : 1.0, 1.0 - b1, b2, 1.0 - b2,
+             biasCorrection2Sqrt, options_.eps, -stepSize);
   }
 }
 
