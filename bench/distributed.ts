@@ -3,8 +3,10 @@
  * 1 thread per rank, B = 4 per rank, the global-batch loss on (2-rank vs 1-rank throughput).
  *
  *   node bench/distributed.js [--preset mid|large|full] [--iters N] [--warmup N] [--device cpu|cuda] [--json]
+ *                             [--no-overlap]
  *
  * `--device cuda`: rank r runs on cuda:<LOCAL_RANK> with NCCL (resolveDevice 'cuda'); default cpu with Gloo.
+ * `--no-overlap`: distributed.overlap_allreduce false (every gradient bucket is sent after the backward pass).
  *
  * Figures: median step time per W, samples/s (B·W / step), the all-reduce share of the step, and the scaling
  * efficiency = samples/s(W=2) ÷ (2 × samples/s(W=1)). On a 2-core machine W = 2 uses both cores, so the ideal is 1.
@@ -34,6 +36,8 @@ export interface DistributedBenchResult {
   preset: CtclipPreset;
   /** The requested device: 'cpu' (Gloo) or 'cuda' (cuda:<LOCAL_RANK>, NCCL). */
   device: string;
+  /** distributed.overlap_allreduce. */
+  overlap: boolean;
   batchPerRank: number;
   threadsPerRank: number;
   rows: DistributedBenchRow[];
@@ -44,7 +48,13 @@ export interface DistributedBenchResult {
 const BATCH = 4;
 
 /** One rank: warm up, time `iters` steps, print `RESULT {...}` on rank 0. */
-async function worker(preset: CtclipPreset, warmup: number, iters: number, requested: string): Promise<void> {
+async function worker(
+  preset: CtclipPreset,
+  warmup: number,
+  iters: number,
+  requested: string,
+  overlap: boolean,
+): Promise<void> {
   const env = distEnvFrom(process.env);
   const addon = loadAddon();
   addon.setNumThreads(1);
@@ -62,7 +72,10 @@ async function worker(preset: CtclipPreset, warmup: number, iters: number, reque
           timeoutMs: 600_000,
         })
       : null;
-  const model = CTClip.create({ ...p.config, training: { ...p.config.training, gather: true } });
+  const model = CTClip.create({
+    ...p.config,
+    training: { ...p.config.training, gather: true, overlap_allreduce: overlap },
+  });
   await model.to(device);
   if (group) {
     model.setDistributed(group.handle);
@@ -120,6 +133,7 @@ async function runWorld(
   warmup: number,
   iters: number,
   device: string,
+  overlap: boolean,
 ): Promise<DistributedBenchRow> {
   const job = resolveLaunchOptions(
     { nprocPerNode: worldSize, masterPort: await freePort(), script: __filename },
@@ -143,6 +157,7 @@ async function runWorld(
               String(iters),
               '--device',
               device,
+              ...(overlap ? [] : ['--no-overlap']),
             ],
             {
               env: { ...process.env, ...torchrunEnv(job, rank, 0) },
@@ -166,16 +181,21 @@ async function runWorld(
 
 /** W = 1 and W = 2 at 1 thread per rank (see the module comment). */
 export async function runDistributedBench(
-  opts: { preset?: CtclipPreset; warmup?: number; iters?: number; device?: string } = {},
+  opts: { preset?: CtclipPreset; warmup?: number; iters?: number; device?: string; overlap?: boolean } = {},
 ): Promise<DistributedBenchResult> {
   const preset = opts.preset ?? 'mid';
   const warmup = opts.warmup ?? 2;
   const iters = opts.iters ?? 7;
   const device = opts.device ?? 'cpu';
-  const rows = [await runWorld(1, preset, warmup, iters, device), await runWorld(2, preset, warmup, iters, device)];
+  const overlap = opts.overlap ?? true;
+  const rows = [
+    await runWorld(1, preset, warmup, iters, device, overlap),
+    await runWorld(2, preset, warmup, iters, device, overlap),
+  ];
   return {
     preset,
     device,
+    overlap,
     batchPerRank: BATCH,
     threadsPerRank: 1,
     rows,
@@ -186,7 +206,7 @@ export async function runDistributedBench(
 export function formatDistributedBench(r: DistributedBenchResult): string[] {
   const where = r.device === 'cpu' ? 'Gloo' : `${r.device}:<LOCAL_RANK>, NCCL`;
   const lines = [
-    `Data parallel, ${r.preset}, B = ${r.batchPerRank} per rank, ${r.threadsPerRank} thread per rank, ${where} on 127.0.0.1:`,
+    `Data parallel, ${r.preset}, B = ${r.batchPerRank} per rank, ${r.threadsPerRank} thread per rank, ${where} on 127.0.0.1, overlap ${r.overlap ? 'on' : 'off'}:`,
   ];
   for (const row of r.rows) {
     lines.push(
@@ -206,6 +226,7 @@ if (require.main === module) {
       iters: { type: 'string', default: '7' },
       device: { type: 'string', default: 'cpu' },
       json: { type: 'boolean', default: false },
+      'no-overlap': { type: 'boolean', default: false },
     },
   });
   const preset = values.preset as CtclipPreset;
@@ -213,10 +234,14 @@ if (require.main === module) {
   const warmup = Number(values.warmup);
   const iters = Number(values.iters);
   const main = values.worker
-    ? worker(preset, warmup, iters, values.device as string)
-    : runDistributedBench({ preset, warmup, iters, device: values.device as string }).then((r) =>
-        console.log(values.json ? JSON.stringify(r) : formatDistributedBench(r).join('\n')),
-      );
+    ? worker(preset, warmup, iters, values.device as string, !values['no-overlap'])
+    : runDistributedBench({
+        preset,
+        warmup,
+        iters,
+        device: values.device as string,
+        overlap: !values['no-overlap'],
+      }).then((r) => console.log(values.json ? JSON.stringify(r) : formatDistributedBench(r).join('\n')));
   main.catch((e) => {
     console.error(e);
     process.exit(1);

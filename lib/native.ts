@@ -440,6 +440,9 @@ export interface CTClipStepResult {
   /** Some rank asked to stop after this step (the same on every rank). */
   stopRequested: boolean;
   worldSize: number;
+  /** Data parallel: the gradient buckets all-reduced, and how many of them were sent during backward (overlap). */
+  allReduceBuckets: number;
+  overlappedBuckets: number;
   /** With `captureGrads`: the all-reduced, un-clipped gradients by parameter name. */
   grads?: { names: string[]; tensors: TensorHandle[] };
 }

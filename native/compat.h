@@ -5,11 +5,15 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
 #include <c10/util/Exception.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <functional>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #define CTCLIP_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
@@ -141,5 +145,25 @@ inline bool IsOutOfMemory(const c10::Error& e) {
   const std::string m = e.what_without_backtrace();
   return m.find("out of memory") != std::string::npos || m.find("can't allocate memory") != std::string::npos;
 }
+
+// A leaf's gradient accumulator (the AccumulateGrad node that adds into .grad): a shared_ptr on 1.x, an
+// intrusive_ptr on current 2.x. Holding it keeps the node, and so the hooks on it, alive across backward passes.
+using GradAccumulator = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
+
+inline GradAccumulator GetGradAccumulator(const at::Tensor& leaf) {
+  return torch::autograd::impl::grad_accumulator(leaf);
+}
+
+// Runs `fn` each time autograd has accumulated a gradient into the leaf's .grad (what DDP hooks; a post hook of the
+// accumulator exists in every supported version). Returns the key for RemoveGradReadyHook.
+inline uintptr_t AddGradReadyHook(const GradAccumulator& acc, std::function<void()> fn) {
+  return acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+      [fn = std::move(fn)](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+        fn();
+        return outputs;
+      }));
+}
+
+inline void RemoveGradReadyHook(const GradAccumulator& acc, uintptr_t key) { acc->del_post_hook(key); }
 
 }  // namespace ctclip::compat

@@ -316,6 +316,12 @@ export const ConfigSchema = z
     checkpoint: CheckpointSchema.prefault({}),
     logging: LoggingSchema.prefault({}),
     device: DeviceSchema.prefault({}),
+    overlap_allreduce: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Send each gradient bucket while the backward pass still runs (as DDP does); false: all buckets after it. Bit-identical results either way',
+      ),
     distributed: DistributedSchema.prefault({}),
   })
   .strict()

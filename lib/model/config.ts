@@ -154,6 +154,8 @@ export const CTClipTrainingSchema = obj({
   local_loss: z.boolean({ error: () => 'true or false (model.loss.local_loss)' }).optional(),
   /** distributed.bucket_mb in bytes. */
   bucket_bytes: int(1, 'an integer >= 1 (distributed.bucket_mb in bytes)').optional(),
+  /** distributed.overlap_allreduce: send gradient buckets during the last backward. Native default true. */
+  overlap_allreduce: z.boolean({ error: () => 'true or false (distributed.overlap_allreduce)' }).optional(),
   loss_scale: LossScaleSchema.optional(),
 }).transform(({ loss_scale, ...t }) => {
   const out: typeof t & { loss_scale?: Omit<z.output<typeof LossScaleSchema>, 'enabled'> & { enabled: boolean } } = t;
@@ -289,6 +291,7 @@ export function modelConfigFromConfig(cfg: Config, vocabSize: number): CTClipNat
       gather: m.loss.gather,
       local_loss: m.loss.local_loss,
       bucket_bytes: Math.max(1, Math.round(cfg.distributed.bucket_mb * 1024 * 1024)),
+      overlap_allreduce: cfg.distributed.overlap_allreduce,
     },
   };
 }

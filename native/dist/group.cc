@@ -84,46 +84,6 @@ bool IsTimeoutMessage(const std::string& message) {
   return message.find("imed out") != std::string::npos || message.find("imeout") != std::string::npos;
 }
 
-void AllReduceMeanBucketed(Group& group, std::vector<at::Tensor>& tensors, int64_t bucketBytes,
-                           const std::string& what) {
-  if (group.size() == 1 || tensors.empty()) return;
-  torch::NoGradGuard noGrad;
-  // Consecutive same-dtype tensors share a bucket until it reaches bucketBytes.
-  std::vector<std::vector<size_t>> buckets;
-  int64_t filled = 0;
-  for (size_t i = 0; i < tensors.size(); i++) {
-    const at::Tensor& t = tensors[i];
-    const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
-    const bool startNew =
-        buckets.empty() || filled >= bucketBytes || tensors[buckets.back().front()].scalar_type() != t.scalar_type();
-    if (startNew) {
-      buckets.emplace_back();
-      filled = 0;
-    }
-    buckets.back().push_back(i);
-    filled += bytes;
-  }
-  std::vector<at::Tensor> flat;
-  flat.reserve(buckets.size());
-  for (const auto& b : buckets) {
-    std::vector<at::Tensor> parts;
-    parts.reserve(b.size());
-    for (size_t i : b) parts.push_back(tensors[i].reshape({-1}));
-    flat.push_back(at::cat(parts));
-  }
-  group.AllReduceSum(flat, what + " (" + std::to_string(buckets.size()) + " bucket(s))");
-  const double inv = 1.0 / static_cast<double>(group.size());
-  for (size_t k = 0; k < buckets.size(); k++) {
-    flat[k].mul_(inv);
-    int64_t offset = 0;
-    for (size_t i : buckets[k]) {
-      const int64_t n = tensors[i].numel();
-      tensors[i].copy_(flat[k].narrow(0, offset, n).view_as(tensors[i]));
-      offset += n;
-    }
-  }
-}
-
 #ifdef CTCLIP_HAVE_C10D
 
 namespace {
@@ -329,6 +289,20 @@ class C10dGroup : public Group {
     for (size_t i = 0; i < tensors.size(); i++) {
       if (!io[i][0].is_same(tensors[i])) tensors[i].copy_(io[i][0]);
     }
+  }
+
+  Pending StartAllReduceSum(const at::Tensor& tensor, const std::string& what) override {
+    Require(tensor.is_contiguous(), "ARGUMENT_ERROR", what + ": the tensor must be contiguous");
+    std::vector<at::Tensor> io{tensor};
+    c10::intrusive_ptr<c10d::Work> work;
+    Guard(what, [&] {
+      c10d::AllreduceOptions o;
+      o.reduceOp = c10d::ReduceOp::SUM;
+      o.timeout = options_.timeout;
+      work = Live()->allreduce(io, o);
+    });
+    // The group outlives the step that waits (the trainer holds it).
+    return Pending([this, work, io, what] { Guard(what, [&] { work->wait(); }); });
   }
 
   at::Tensor AllGather(const at::Tensor& tensor, const std::string& what) override {

@@ -16,6 +16,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,23 @@ struct GroupOptions {
 bool HaveGloo();
 bool HaveNccl();
 
+// A collective in flight (Group::StartAllReduceSum). Wait() returns once it is done and fails as the blocking calls
+// do; waiting twice is a no-op. Dropping it without waiting leaves the collective to finish (or fail) on its own.
+class Pending {
+ public:
+  Pending() = default;
+  explicit Pending(std::function<void()> wait) : wait_(std::move(wait)) {}
+  void Wait() {
+    if (!wait_) return;
+    std::function<void()> w = std::move(wait_);
+    wait_ = nullptr;
+    w();
+  }
+
+ private:
+  std::function<void()> wait_;
+};
+
 class Group {
  public:
   virtual ~Group() = default;
@@ -57,6 +75,9 @@ class Group {
 
   // In place: every tensor becomes the element-wise sum over ranks (issued together, then awaited).
   virtual void AllReduceSum(std::vector<at::Tensor>& tensors, const std::string& what) = 0;
+  // The same for one contiguous tensor, without waiting: it holds the sum once the Pending's Wait() returns. Every
+  // rank must start its collectives in the same order.
+  virtual Pending StartAllReduceSum(const at::Tensor& tensor, const std::string& what) = 0;
   // The concatenation over ranks along dim 0 (every rank passes the same shape).
   virtual at::Tensor AllGather(const at::Tensor& tensor, const std::string& what) = 0;
   // In place: every tensor becomes root's.
@@ -78,10 +99,5 @@ std::string StoreListenHost(const GroupOptions& options);
 std::string FirstLine(const std::exception& e);
 // Whether such a message reports a timeout (DIST_TIMEOUT rather than DIST_ERROR).
 bool IsTimeoutMessage(const std::string& message);
-
-// Gradient averaging in buckets of about `bucketBytes` (same-dtype runs flattened into one buffer each, all
-// buckets in flight at once): afterwards every tensor holds the mean over ranks.
-void AllReduceMeanBucketed(Group& group, std::vector<at::Tensor>& tensors, int64_t bucketBytes,
-                           const std::string& what);
 
 }  // namespace ctclip::dist

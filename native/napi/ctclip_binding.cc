@@ -130,6 +130,7 @@ train::TrainerOptions ParseTraining(const Napi::Object& o) {
   t.gather = Bool(o, "gather", w, true);
   t.localLoss = Bool(o, "local_loss", w, true);
   if (Has(o, "bucket_bytes")) t.bucketBytes = Int(o, "bucket_bytes", w, std::nullopt);
+  t.overlapAllReduce = Bool(o, "overlap_allreduce", w, true);
   t.Validate();
   return t;
 }
@@ -190,6 +191,8 @@ Napi::Value StepResultToJs(Napi::Env env, const train::StepResult& r) {
   o.Set("timings", TimingsToJs(env, r.timings));
   o.Set("stopRequested", r.stopRequested);
   o.Set("worldSize", Napi::Number::New(env, static_cast<double>(r.worldSize)));
+  o.Set("allReduceBuckets", Napi::Number::New(env, static_cast<double>(r.allReduceBuckets)));
+  o.Set("overlappedBuckets", Napi::Number::New(env, static_cast<double>(r.overlappedBuckets)));
   if (!r.grads.empty()) o.Set("grads", NamedTensorsToJs(env, r.grads));
   return o;
 }

@@ -91,6 +91,24 @@ void Trainer::ToDevice(const c10::Device& device) {
   ZeroGrad();
   model_->ToDevice(device);
   optimizer_->ToDevice(device);
+  if (buckets_) MakeBuckets();  // the buffers follow the parameters
+}
+
+void Trainer::MakeBuckets() {
+  buckets_.reset();  // its hooks go first
+  std::vector<at::Tensor> params;
+  for (const auto& [name, p] : optimizer_->params()) params.push_back(p);
+  buckets_ = std::make_unique<GradBuckets>(std::move(params), options_.bucketBytes);
+}
+
+std::string Trainer::GradAllReduceName() const {
+  return "gradient all-reduce (step " + std::to_string(optimizerSteps_ + 1) + ")";
+}
+
+void Trainer::ArmOverlap(bool arm, const std::vector<at::Tensor>& final) {
+  if (!arm || !buckets_ || !options_.overlapAllReduce) return;
+  buckets_->Arm(*group_, GradAllReduceName());
+  for (const at::Tensor& p : final) buckets_->MarkReady(p);
 }
 
 Trainer::Trainer(std::shared_ptr<model::CTClip> model, TrainerOptions options)
@@ -128,6 +146,7 @@ void Trainer::EndStep(bool commit) {
 
 void Trainer::ZeroGrad() {
   EndStep(/*commit=*/false);  // a step in progress is abandoned
+  if (buckets_) buckets_->Abandon();
   for (auto& p : model_->parameters()) p.mutable_grad() = at::Tensor();
   micro_ = 0;
   lossSum_ = at::Tensor();
@@ -142,6 +161,12 @@ void Trainer::setCounters(int64_t optimizerSteps, int64_t skippedSteps) {
 }
 
 MicroStepResult Trainer::Accumulate(const Batch& hostBatch, int64_t accumulationSteps, model::Recorder* recorder) {
+  // A caller's own accumulation may go on after any micro-batch: nothing is sent before OptimizerStep.
+  return AccumulateImpl(hostBatch, accumulationSteps, recorder, false);
+}
+
+MicroStepResult Trainer::AccumulateImpl(const Batch& hostBatch, int64_t accumulationSteps, model::Recorder* recorder,
+                                        bool arm) {
   Require(accumulationSteps >= 1, "ARGUMENT_ERROR",
           "accumulate: training.gradient_accumulation_steps must be >= 1, got " + std::to_string(accumulationSteps));
   Require(hostBatch.ids.defined() && hostBatch.mask.defined() && hostBatch.volumes.defined(), "ARGUMENT_ERROR",
@@ -172,9 +197,11 @@ MicroStepResult Trainer::Accumulate(const Batch& hostBatch, int64_t accumulation
                              r.scale, m.Bias());
     t1 = Clock::now();
     at::Tensor scaled = r.loss.loss * (scaler_.scale() / static_cast<double>(accumulationSteps));
+    ArmOverlap(arm);
     scaled.backward();
     t2 = Clock::now();
   } catch (...) {
+    if (buckets_) buckets_->Abandon();
     if (first) ZeroGrad();  // the step's only micro-batch failed: nothing of it stays
     throw;
   }
@@ -230,8 +257,10 @@ void Trainer::SetDistributed(std::shared_ptr<dist::Group> group) {
     dist::Group* g = group_.get();
     vq.setStatReducer(
         [g](std::vector<at::Tensor>& stats) { g->AllReduceSum(stats, "all-reduce of the codebook statistics"); });
+    MakeBuckets();
   } else {
     vq.setStatReducer(nullptr);
+    buckets_.reset();
   }
 }
 
@@ -243,7 +272,7 @@ void Trainer::BroadcastState(int64_t root) {
   group_->Broadcast(tensors, root, "broadcast of the starting weights from rank " + std::to_string(root));
 }
 
-void Trainer::CachedAccumulate(const std::vector<Batch>& microBatches) {
+void Trainer::CachedAccumulate(const std::vector<Batch>& microBatches, bool arm) {
   model::CTClip& m = *model_;
   model::VectorQuantize& vq = *m.visual_transformer->vq;
   EmaModeScope emaScope(vq);
@@ -306,6 +335,15 @@ void Trainer::CachedAccumulate(const std::vector<Batch>& microBatches) {
             ? ContrastiveLoss(m.config().loss, localText, localImage, allText, allImage, offset, scale, bias)
             : ContrastiveLoss(m.config().loss, allText, allImage, allText, allImage, 0, scale, bias);
     const auto f1 = Clock::now();
+    if (a + 1 == A) {
+      // After the first pass the temperature's (and bias') gradient is complete: later passes detach them.
+      std::vector<at::Tensor> final;
+      if (a > 0) {
+        final.push_back(m.temperature);
+        if (m.Bias().defined()) final.push_back(m.Bias());
+      }
+      ArmOverlap(arm, final);
+    }
     (loss.loss * scaler_.scale()).backward();
     const auto f2 = Clock::now();
     pending_.forwardMs += Ms(f0, f1);
@@ -335,6 +373,8 @@ StepResult Trainer::TrainStep(const std::vector<Batch>& microBatches, double lr,
                 " volumes");
   }
   BeginStep();
+  // The injected gradient (tests) goes in after backward, before anything is sent: no overlap for that step.
+  const bool arm = !flags.injectNonFiniteGrad;
   try {
     std::vector<Batch> onDevice;
     onDevice.reserve(microBatches.size());
@@ -346,9 +386,10 @@ StepResult Trainer::TrainStep(const std::vector<Batch>& microBatches, double lr,
       model::VectorQuantize& vq = *model_->visual_transformer->vq;
       EmaModeScope emaScope(vq);
       if (A == 1) vq.setEmaMode(model::EmaMode::Defer);
-      for (const Batch& batch : onDevice) Accumulate(batch, A);
+      for (size_t a = 0; a < onDevice.size(); a++)
+        AccumulateImpl(onDevice[a], A, nullptr, arm && a + 1 == onDevice.size());
     } else {
-      CachedAccumulate(onDevice);
+      CachedAccumulate(onDevice, arm);
     }
   } catch (...) {
     ZeroGrad();  // abandons the step: gradients, codebook updates and dropout draws
@@ -366,6 +407,7 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
   const auto t0 = Clock::now();
   bool stopAll = flags.stopRequested;
   double allReduceMs = 0;
+  int64_t overlapped = 0;
   const int64_t W = group_ ? group_->size() : 1;
   if (injectNonFiniteGrad) {
     // Before the gradient all-reduce: the +inf reaches every rank's averaged gradient, so all ranks skip together.
@@ -377,7 +419,8 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
     }
   }
   if (W > 1) {
-    // One small all-reduce for the decisions: [loss, stop, has-gradient per parameter] ...
+    // The gradient buckets not yet sent during backward (all of them without overlap) go first; then one small
+    // all-reduce for the decisions: [loss, stop, has-gradient per parameter] ...
     const auto& params = optimizer_->params();
     // Built on the host (flags), sent on the model's device (NCCL reduces CUDA tensors only), read back once.
     at::Tensor hostControl = at::zeros({static_cast<int64_t>(params.size()) + 2}, at::kDouble);
@@ -385,6 +428,8 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
     for (size_t i = 0; i < params.size(); i++) {
       if (params[i].second.grad().defined()) hostControl[static_cast<int64_t>(i) + 2] = 1.0;
     }
+    buckets_->LaunchRest(*group_, GradAllReduceName());
+    overlapped = buckets_->launchedEarly();
     at::Tensor control = hostControl.to(model_->device());
     control[0] = lossSum_.to(at::kDouble);
     std::vector<at::Tensor> c{control};
@@ -396,16 +441,11 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
     hostControl = control.cpu();  // one device → host read for the decisions
     const double* decided = hostControl.data_ptr<double>();
     stopAll = decided[1] > 0;
-    // ... then the gradients themselves, in buckets (zeros stand in where only other ranks have a gradient).
-    std::vector<at::Tensor> reduce;
-    for (size_t i = 0; i < params.size(); i++) {
-      at::Tensor p = params[i].second;
-      if (decided[i + 2] == 0) continue;
-      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-      reduce.push_back(p.grad());
-    }
-    dist::AllReduceMeanBucketed(*group_, reduce, options_.bucketBytes,
-                                "gradient all-reduce (step " + std::to_string(optimizerSteps_ + 1) + ")");
+    // ... and the gradients' mean lands where some rank had a gradient (zeros stood in for the others); a
+    // parameter without one anywhere keeps none.
+    std::vector<bool> keep(params.size());
+    for (size_t i = 0; i < params.size(); i++) keep[i] = decided[i + 2] != 0;
+    buckets_->Finish(keep, W);
     allReduceMs = Ms(t0, Clock::now());
   }
   std::vector<std::pair<std::string, at::Tensor>> captured;
@@ -464,6 +504,8 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
   r.timings.headsMs = phases.headsMs;
   r.stopRequested = stopAll;
   r.worldSize = W;
+  r.allReduceBuckets = W > 1 ? static_cast<int64_t>(buckets_->bucketCount()) : 0;
+  r.overlappedBuckets = overlapped;
   r.grads = std::move(captured);
   ZeroGrad();
   r.timings.allReduceMs = allReduceMs;
@@ -479,8 +521,8 @@ StepResult Trainer::Step(const Batch& batch, double lr) {
   {
     model::VectorQuantize& vq = *model_->visual_transformer->vq;
     EmaModeScope emaScope(vq);
-    vq.setEmaMode(model::EmaMode::Defer);  // one micro-batch: the update waits for the decision (see TrainStep)
-    Accumulate(batch, 1);                  // abandons the step itself when it fails
+    vq.setEmaMode(model::EmaMode::Defer);     // one micro-batch: the update waits for the decision (see TrainStep)
+    AccumulateImpl(batch, 1, nullptr, true);  // abandons the step itself when it fails
   }
   return OptimizerStep(lr);
 }

@@ -22,7 +22,8 @@
 //                         all-gathered with a gradient. Without `gather`: the reference's per-micro-batch, per-rank
 //                         loss (Accumulate × A).
 //
-// Data parallel (SetDistributed): gradients are averaged over ranks in buckets before the norm; the VQ EMA
+// Data parallel (SetDistributed): gradients are averaged over ranks in buckets before the norm (train/grad_buckets.h;
+// with `overlapAllReduce`, the trainer's steps send each bucket while the last backward still runs); the VQ EMA
 // statistics are summed over ranks before every update; the loss, the stop request and which parameters have
 // gradients travel in one small all-reduce, so every rank takes the same skip/clip/stop decisions.
 //
@@ -52,6 +53,7 @@
 #include "model/ctclip.h"
 #include "model/recorder.h"
 #include "train/adamw.h"
+#include "train/grad_buckets.h"
 #include "train/grad_scaler.h"
 #include "train/losses.h"
 
@@ -69,6 +71,9 @@ struct TrainerOptions {
   bool gather = true;                // loss.gather: contrast against the global batch (all micro-batches and ranks)
   bool localLoss = true;             // loss.local_loss: own rows against the global batch (false: the full global loss)
   int64_t bucketBytes = 25LL << 20;  // distributed.bucket_mb
+  // distributed.overlap_allreduce: TrainStep/Step launch each gradient bucket during the last backward. Off: all
+  // buckets after it. The results are bit-identical either way (the same buffers are summed in the same order).
+  bool overlapAllReduce = true;
 
   void Validate() const;
   // ARGUMENT_ERROR when fp16 autocast cannot run on `device` with this libtorch (CPU half kernels: >= 2.1).
@@ -122,6 +127,8 @@ struct StepResult {
   Timings timings;             // forward/backward summed over the micro-batches, plus the optimizer phase
   bool stopRequested = false;  // some rank asked to stop (the same answer on every rank)
   int64_t worldSize = 1;
+  int64_t allReduceBuckets = 0;                           // gradient buckets all-reduced (data parallel)
+  int64_t overlappedBuckets = 0;                          // ... of which launched during backward
   std::vector<std::pair<std::string, at::Tensor>> grads;  // with StepFlags::captureGrads
 };
 
@@ -177,6 +184,7 @@ class Trainer {
   at::Tensor lossFinite_;  // all losses finite so far (bool tensor)
   Timings pending_;
   std::shared_ptr<dist::Group> group_;
+  std::unique_ptr<GradBuckets> buckets_;  // data parallel only
   // The open step (see the file comment): the dropout generator's state when it began.
   bool stepOpen_ = false;
   at::Tensor dropoutState_;
@@ -186,7 +194,14 @@ class Trainer {
   void BeginStep();
   void EndStep(bool commit);
 
-  void CachedAccumulate(const std::vector<Batch>& microBatches);
+  // `arm`: this is the step's last micro-batch and its backward may launch the gradient buckets (ArmOverlap).
+  MicroStepResult AccumulateImpl(const Batch& batch, int64_t accumulationSteps, model::Recorder* recorder, bool arm);
+  void CachedAccumulate(const std::vector<Batch>& microBatches, bool arm);
+  // Before the step's last backward, with overlap on and data parallel: the coming backward launches each bucket
+  // as it fills. `final` are parameters whose gradient is already complete (they take no part in that backward).
+  void ArmOverlap(bool arm, const std::vector<at::Tensor>& final = {});
+  std::string GradAllReduceName() const;
+  void MakeBuckets();
   // The batch on the model's device: ids/mask as int64, volumes in their own dtype (float16 stays float16 until it
   // is on the device; the encoder casts there). The one place batches cross to the device.
   Batch ToModelDevice(const Batch& batch) const;
