@@ -3,10 +3,12 @@
  * 1 thread per rank, B = 4 per rank, the global-batch loss on (2-rank vs 1-rank throughput).
  *
  *   node bench/distributed.js [--preset mid|large|full] [--iters N] [--warmup N] [--device cpu|cuda] [--json]
- *                             [--no-overlap]
+ *                             [--no-overlap] [--bucket-mb MiB]
  *
  * `--device cuda`: rank r runs on cuda:<LOCAL_RANK> with NCCL (resolveDevice 'cuda'); default cpu with Gloo.
  * `--no-overlap`: distributed.overlap_allreduce false (every gradient bucket is sent after the backward pass).
+ * `--bucket-mb`: distributed.bucket_mb (default 25; `mid`'s 9 MiB of gradients are then one bucket, which can only
+ * leave at the end of backward, so overlap needs smaller buckets there).
  *
  * Figures: median step time per W, samples/s (B·W / step), the all-reduce share of the step, and the scaling
  * efficiency = samples/s(W=2) ÷ (2 × samples/s(W=1)). On a 2-core machine W = 2 uses both cores, so the ideal is 1.
@@ -38,6 +40,8 @@ export interface DistributedBenchResult {
   device: string;
   /** distributed.overlap_allreduce. */
   overlap: boolean;
+  /** distributed.bucket_mb. */
+  bucketMb: number;
   batchPerRank: number;
   threadsPerRank: number;
   rows: DistributedBenchRow[];
@@ -54,6 +58,7 @@ async function worker(
   iters: number,
   requested: string,
   overlap: boolean,
+  bucketMb: number,
 ): Promise<void> {
   const env = distEnvFrom(process.env);
   const addon = loadAddon();
@@ -74,7 +79,12 @@ async function worker(
       : null;
   const model = CTClip.create({
     ...p.config,
-    training: { ...p.config.training, gather: true, overlap_allreduce: overlap },
+    training: {
+      ...p.config.training,
+      gather: true,
+      overlap_allreduce: overlap,
+      bucket_bytes: Math.round(bucketMb * 1024 * 1024),
+    },
   });
   await model.to(device);
   if (group) {
@@ -134,6 +144,7 @@ async function runWorld(
   iters: number,
   device: string,
   overlap: boolean,
+  bucketMb: number,
 ): Promise<DistributedBenchRow> {
   const job = resolveLaunchOptions(
     { nprocPerNode: worldSize, masterPort: await freePort(), script: __filename },
@@ -158,6 +169,8 @@ async function runWorld(
               '--device',
               device,
               ...(overlap ? [] : ['--no-overlap']),
+              '--bucket-mb',
+              String(bucketMb),
             ],
             {
               env: { ...process.env, ...torchrunEnv(job, rank, 0) },
@@ -181,21 +194,30 @@ async function runWorld(
 
 /** W = 1 and W = 2 at 1 thread per rank (see the module comment). */
 export async function runDistributedBench(
-  opts: { preset?: CtclipPreset; warmup?: number; iters?: number; device?: string; overlap?: boolean } = {},
+  opts: {
+    preset?: CtclipPreset;
+    warmup?: number;
+    iters?: number;
+    device?: string;
+    overlap?: boolean;
+    bucketMb?: number;
+  } = {},
 ): Promise<DistributedBenchResult> {
   const preset = opts.preset ?? 'mid';
   const warmup = opts.warmup ?? 2;
   const iters = opts.iters ?? 7;
   const device = opts.device ?? 'cpu';
   const overlap = opts.overlap ?? true;
+  const bucketMb = opts.bucketMb ?? 25;
   const rows = [
-    await runWorld(1, preset, warmup, iters, device, overlap),
-    await runWorld(2, preset, warmup, iters, device, overlap),
+    await runWorld(1, preset, warmup, iters, device, overlap, bucketMb),
+    await runWorld(2, preset, warmup, iters, device, overlap, bucketMb),
   ];
   return {
     preset,
     device,
     overlap,
+    bucketMb,
     batchPerRank: BATCH,
     threadsPerRank: 1,
     rows,
@@ -206,7 +228,7 @@ export async function runDistributedBench(
 export function formatDistributedBench(r: DistributedBenchResult): string[] {
   const where = r.device === 'cpu' ? 'Gloo' : `${r.device}:<LOCAL_RANK>, NCCL`;
   const lines = [
-    `Data parallel, ${r.preset}, B = ${r.batchPerRank} per rank, ${r.threadsPerRank} thread per rank, ${where} on 127.0.0.1, overlap ${r.overlap ? 'on' : 'off'}:`,
+    `Data parallel, ${r.preset}, B = ${r.batchPerRank} per rank, ${r.threadsPerRank} thread per rank, ${where} on 127.0.0.1, overlap ${r.overlap ? 'on' : 'off'}, ${r.bucketMb} MiB buckets:`,
   ];
   for (const row of r.rows) {
     lines.push(
@@ -227,6 +249,7 @@ if (require.main === module) {
       device: { type: 'string', default: 'cpu' },
       json: { type: 'boolean', default: false },
       'no-overlap': { type: 'boolean', default: false },
+      'bucket-mb': { type: 'string', default: '25' },
     },
   });
   const preset = values.preset as CtclipPreset;
@@ -234,13 +257,14 @@ if (require.main === module) {
   const warmup = Number(values.warmup);
   const iters = Number(values.iters);
   const main = values.worker
-    ? worker(preset, warmup, iters, values.device as string, !values['no-overlap'])
+    ? worker(preset, warmup, iters, values.device as string, !values['no-overlap'], Number(values['bucket-mb']))
     : runDistributedBench({
         preset,
         warmup,
         iters,
         device: values.device as string,
         overlap: !values['no-overlap'],
+        bucketMb: Number(values['bucket-mb']),
       }).then((r) => console.log(values.json ? JSON.stringify(r) : formatDistributedBench(r).join('\n')));
   main.catch((e) => {
     console.error(e);
