@@ -96,7 +96,9 @@ struct Timings {
   double temporalMs = 0;
   double textMs = 0;
   double headsMs = 0;
-  double allReduceMs = 0;  // data parallel: the step's decision and gradient all-reduces (not in optimizerMs)
+  // Data parallel: the wait for the decision and gradient all-reduces after backward (not in optimizerMs); buckets
+  // sent during backward (overlap) count only for what is left of them then.
+  double allReduceMs = 0;
 };
 
 struct MicroStepResult {
