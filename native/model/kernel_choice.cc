@@ -76,10 +76,15 @@ Modes ParseSpec(const std::string& spec, const std::string& where) {
 // The measured rule per build (docs/performance.md "Kernel choice"). ATen 1.13 without MKL runs CPU bmm as one
 // dispatched addmm per matrix, so the loop kernel wins every small product there (3–50×). On torch ≥ 2 with MKL the
 // NN products (attn·v) are faster in ATen (MKL batched GEMM), while the NT products (q·kᵀ, which ATen runs as a
-// transposed copy + GEMM) stay faster in the loop kernel. PEG, GEGLU and AdamW replace chains of element-wise ops
-// by one pass; they win on both builds.
-bool TableChoice(Kernel kernel) {
+// transposed copy + GEMM) stay faster in the loop kernel. PEG and GEGLU replace chains of element-wise ops by one
+// pass and win on both builds. The one-pass AdamW wins where the step is dispatch-bound (small parameters: 8 ops
+// of ~10 µs each) but loses to ATen's AVX2 element-wise kernels on large ones (ours is compiled for baseline
+// x86-64), so parameters of kAdamWAtenFrom elements and more take the ATen ops.
+constexpr int64_t kAdamWAtenFrom = 65536;
+
+bool TableChoice(Kernel kernel, const std::string& shape) {
   if (kernel == Kernel::kBatchedMatmulNN) return !(CTCLIP_TORCH_AT_LEAST(2, 0) && at::globalContext().hasMKL());
+  if (kernel == Kernel::kAdamW) return std::strtoll(shape.c_str(), nullptr, 10) < kAdamWAtenFrom;
   return true;
 }
 
@@ -135,7 +140,7 @@ bool UseCustomKernel(Kernel kernel, const std::string& shape, const KernelTimer&
     if (it != st.cache.end()) return it->second;
     mode = st.modes[static_cast<size_t>(kernel)];
   }
-  KernelChoiceRecord rec{KernelName(kernel), shape, "table", TableChoice(kernel), -1, -1};
+  KernelChoiceRecord rec{KernelName(kernel), shape, "table", TableChoice(kernel, shape), -1, -1};
   if (mode == Mode::kCustom || mode == Mode::kAten) {
     rec.source = "forced";
     rec.custom = mode == Mode::kCustom;

@@ -39,7 +39,8 @@ const char* KernelName(Kernel kernel);
 using KernelTimer = std::function<std::pair<double, double>()>;
 
 // Whether `kernel` runs the custom implementation for inputs described by `shape` (a short key such as
-// "576x6x32x6"). The first answer per (kernel, shape) is kept for the life of the process and recorded.
+// "576x6x32x6"; AdamW: the parameter's element count). The first answer per (kernel, shape) is kept for the life of the
+// process and recorded.
 bool UseCustomKernel(Kernel kernel, const std::string& shape, const KernelTimer& timer = {});
 
 // Sets the mode (see above); throws NativeError ARGUMENT_ERROR naming the bad part. Clears the recorded choices.

@@ -104,18 +104,21 @@ describe('kernel choice (custom CPU kernels vs ATen)', function () {
     const ours = await twoSteps('bmm=custom,peg=custom,geglu=custom,adamw=custom');
     const aten = await twoSteps('bmm=custom,peg=custom,geglu=custom,adamw=aten');
     expect(ours.losses).to.deep.equal(aten.losses);
-    // Same float32 scalars and op order; at most a rounding step per element (|w| ≲ 1).
-    expect(maxWeightDiff(ours, aten)).to.be.at.most(1e-6);
+    // Same float32 scalars and op order; on libtorch 1.13 the weights agree to a rounding step (≤ 1e-6). ATen 2.x's
+    // vectorised lerp / addcdiv round differently (FMA), and for elements with a near-zero gradient the ratio
+    // m̂ / (√v̂ + eps) amplifies that: allow 5 % of one step (lr 1e-3) per step taken.
+    expect(maxWeightDiff(ours, aten)).to.be.at.most(2 * 0.05 * 1e-3);
   });
 
-  it('the default table: ours everywhere on libtorch 1.x / without MKL; ATen for attn·v on torch ≥ 2 with MKL', async function () {
+  it('the default table: attn·v in ATen on torch ≥ 2 with MKL only; AdamW in ATen from 65,536 elements', async function () {
     await twoSteps('table');
     const info = loadAddon().buildInfo();
     expect(info.kernelMode).to.equal(KERNELS.map((k) => `${k}=table`).join(','));
     const torch2Mkl = Number(info.runtimeTorchVersion.split('.')[0]) >= 2 && /mkl/i.test(info.blas);
     for (const c of loadAddon().kernelChoices()) {
       expect(c.source, `${c.kernel} ${c.shape}`).to.equal('table');
-      expect(c.custom, `${c.kernel} ${c.shape}`).to.equal(c.kernel === 'bmm_nn' ? !torch2Mkl : true);
+      const expected = c.kernel === 'bmm_nn' ? !torch2Mkl : c.kernel === 'adamw' ? Number(c.shape) < 65536 : true;
+      expect(c.custom, `${c.kernel} ${c.shape}`).to.equal(expected);
     }
   });
 
