@@ -357,14 +357,23 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
   return result;
 }
 
-/** The kernel choices of a run on one line: "bmm_nt 576x6x32x6 custom (table), …". */
+/** The kernel choices of a run on one line: "bmm_nt 576x6x32x6/f32 custom (table), …, adamw per parameter: 14 custom (table) + 6 aten (table)". */
 export function formatKernelChoices(choices: KernelChoice[]): string {
   if (choices.length === 0) return 'none used';
+  // AdamW decides per parameter size (dozens of entries): summarised as counts per path and source.
+  const adamw = new Map<string, number>();
+  for (const c of choices.filter((c) => c.kernel === 'adamw')) {
+    const k = `${c.custom ? 'custom' : 'aten'} (${c.source})`;
+    adamw.set(k, (adamw.get(k) ?? 0) + 1);
+  }
+  const adamwLine = [...adamw].map(([k, n]) => `${n} ${k}`).join(' + ');
   return choices
+    .filter((c) => c.kernel !== 'adamw')
     .map((c) => {
       const timed = c.customMs !== undefined ? ` ${c.customMs.toFixed(2)} vs ${(c.atenMs ?? NaN).toFixed(2)} ms` : '';
       return `${c.kernel} ${c.shape} ${c.custom ? 'custom' : 'aten'} (${c.source}${timed})`;
     })
+    .concat(adamwLine ? [`adamw per parameter: ${adamwLine}`] : [])
     .join(', ');
 }
 
