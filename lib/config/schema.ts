@@ -260,6 +260,14 @@ export const WandbSchema = z
     name: z.string().min(1).nullable().default(null).describe('W&B run name; null = experiment.name'),
     group: z.string().min(1).nullable().default(null).describe('W&B run group (e.g. one per experiment series)'),
     job_type: z.string().min(1).nullable().default(null).describe('W&B job type, e.g. train; null = unset'),
+    python: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe(
+        'Python interpreter that runs the wandb client for live logging; null = $CTCLIP_WANDB_PYTHON, else python3',
+      ),
   })
   .strict();
 
@@ -268,7 +276,12 @@ export const LoggingSchema = z
     log_every_n_steps: posInt.default(10).describe('Progress line cadence (and always at step 1)'),
     use_console: z.boolean().default(true).describe('Progress and validation lines on stdout'),
     use_tensorboard: z.boolean().default(false).describe('Write TensorBoard event files under <save_dir>/tensorboard'),
-    use_wandb: z.boolean().default(false).describe('Write a W&B-syncable offline run'),
+    use_wandb: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Log to W&B live through the wandb client (logging.wandb.*), rank 0; without an interpreter that imports wandb, TensorBoard files plus a `wandb sync` hint. Turns TensorBoard on too',
+      ),
     wandb: WandbSchema.prefault({}),
     profile_timing: z
       .union([z.boolean(), posInt])
@@ -303,6 +316,12 @@ export const DistributedSchema = z
       .default(30)
       .describe('Timeout of every collective; a dead or stuck rank fails the others after this long'),
     bucket_mb: posNumber.default(25).describe('Gradient all-reduce bucket size in MiB'),
+    overlap_allreduce: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Send each gradient bucket while the backward pass still runs (as DDP does); false: all buckets after it. Bit-identical results either way',
+      ),
   })
   .strict();
 
@@ -316,12 +335,6 @@ export const ConfigSchema = z
     checkpoint: CheckpointSchema.prefault({}),
     logging: LoggingSchema.prefault({}),
     device: DeviceSchema.prefault({}),
-    overlap_allreduce: z
-      .boolean()
-      .default(true)
-      .describe(
-        'Send each gradient bucket while the backward pass still runs (as DDP does); false: all buckets after it. Bit-identical results either way',
-      ),
     distributed: DistributedSchema.prefault({}),
   })
   .strict()
