@@ -36,3 +36,30 @@ export function makeCTClipBatch(
     volumes: tensorFromBuffer(vol, 'float32', [B, 1, F, H, H]),
   };
 }
+
+/**
+ * The 2-rank children's micro-batch: B = 2 samples (L = 10 tokens, 4 frames of 16×16) from `seed` alone, so each
+ * rank can build any rank's batch; `nan` puts one NaN voxel into the first volume.
+ */
+export function seededMicroBatch(seed: number, nan: boolean): CTClipBatch {
+  const [B, L, F, H] = [2, 10, 4, 16];
+  const ids = new BigInt64Array(B * L);
+  const mask = new BigInt64Array(B * L);
+  const vol = new Float32Array(B * F * H * H);
+  let s = seed * 2654435761;
+  const next = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0);
+  for (let b = 0; b < B; b++) {
+    const len = 3 + ((seed + b) % (L - 2));
+    for (let i = 0; i < len; i++) {
+      ids[b * L + i] = BigInt(i === 0 ? 2 : i === len - 1 ? 3 : 5 + (next() % 45));
+      mask[b * L + i] = 1n;
+    }
+  }
+  for (let k = 0; k < vol.length; k++) vol[k] = (next() / 2 ** 32) * 2 - 1;
+  if (nan) vol[3 * H + 5] = NaN;
+  return {
+    inputIds: tensorFromBuffer(ids, 'int64', [B, L]),
+    attentionMask: tensorFromBuffer(mask, 'int64', [B, L]),
+    volumes: tensorFromBuffer(vol, 'float32', [B, 1, F, H, H]),
+  };
+}

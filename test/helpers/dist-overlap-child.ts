@@ -11,45 +11,18 @@
 import * as fs from 'fs';
 import { distEnvFrom } from '../../lib/dist/env';
 import { ProcessGroup } from '../../lib/dist/group';
-import { CTClip, type CTClipBatch } from '../../lib/model/ctclip';
-import { tensorFromBuffer } from '../../lib/tensor';
+import { CTClip } from '../../lib/model/ctclip';
+import { seededMicroBatch } from './ctclip-batch';
 import { TINY_BERT, TINY_CTCLIP_IMAGE } from './tiny-configs';
 import { stateHashes, trainingState } from './train-state';
 
-const F = 4;
-const L = 10;
-const H = 16;
-const B = 2;
-
-/** B samples from `seed` alone; `nan` puts one NaN voxel into the first volume. */
-function batch(seed: number, nan: boolean): CTClipBatch {
-  const ids = new BigInt64Array(B * L);
-  const mask = new BigInt64Array(B * L);
-  const vol = new Float32Array(B * F * H * H);
-  let s = seed * 2654435761;
-  const next = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0);
-  for (let b = 0; b < B; b++) {
-    const len = 3 + ((seed + b) % (L - 2));
-    for (let i = 0; i < len; i++) {
-      ids[b * L + i] = BigInt(i === 0 ? 2 : i === len - 1 ? 3 : 5 + (next() % 45));
-      mask[b * L + i] = 1n;
-    }
-  }
-  for (let k = 0; k < vol.length; k++) vol[k] = (next() / 2 ** 32) * 2 - 1;
-  if (nan) vol[3 * H + 5] = NaN;
-  return {
-    inputIds: tensorFromBuffer(ids, 'int64', [B, L]),
-    attentionMask: tensorFromBuffer(mask, 'int64', [B, L]),
-    volumes: tensorFromBuffer(vol, 'float32', [B, 1, F, H, H]),
-  };
-}
 
 async function main(): Promise<void> {
   const env = distEnvFrom(process.env);
   const precision = (process.env.OVL_PRECISION ?? 'fp32') as 'fp32' | 'bf16' | 'fp16';
   const group = await ProcessGroup.init(env, { backend: 'gloo', timeoutMs: 60000 });
   const model = CTClip.create({
-    image: { ...TINY_CTCLIP_IMAGE, image_size: H },
+    image: TINY_CTCLIP_IMAGE,
     text: { ...TINY_BERT, hidden_dropout_prob: 0.2, attention_probs_dropout_prob: 0.1 },
     dim_latent: 8,
     seed: 31 + env.rank,
@@ -74,7 +47,7 @@ async function main(): Promise<void> {
   const steps = [];
   for (const [k, p] of plan.entries()) {
     const batches = Array.from({ length: p.micro }, (_, a) =>
-      batch(1000 * (k + 1) + 100 * env.rank + a, p.nan && env.rank === 1 && a === p.micro - 1),
+      seededMicroBatch(1000 * (k + 1) + 100 * env.rank + a, p.nan && env.rank === 1 && a === p.micro - 1),
     );
     const r = await model.trainStepBatches(batches, 1e-3, { injectNonFiniteGrad: p.inject && env.rank === 1 });
     steps.push({

@@ -10,47 +10,20 @@
 import * as fs from 'fs';
 import { distEnvFrom } from '../../lib/dist/env';
 import { ProcessGroup } from '../../lib/dist/group';
-import { CTClip, type CTClipBatch } from '../../lib/model/ctclip';
+import { CTClip } from '../../lib/model/ctclip';
 import type { CTClipNativeConfig } from '../../lib/native';
-import { tensorFromBuffer } from '../../lib/tensor';
+import { seededMicroBatch } from './ctclip-batch';
 import { TINY_BERT, TINY_CTCLIP_IMAGE } from './tiny-configs';
 import { stateHashes, trainingState } from './train-state';
 
-const F = 4;
-const L = 10;
-const H = 16;
-const B = 2;
 
 function config(gather: boolean, seed: number): CTClipNativeConfig {
   return {
-    image: { ...TINY_CTCLIP_IMAGE, image_size: H },
+    image: TINY_CTCLIP_IMAGE,
     text: { ...TINY_BERT, hidden_dropout_prob: 0.2, attention_probs_dropout_prob: 0.1 },
     dim_latent: 8,
     seed,
     training: { max_grad_norm: 0.5, gather },
-  };
-}
-
-/** B samples from `seed` alone; `nan` puts one NaN voxel into the first volume. */
-function batch(seed: number, nan: boolean): CTClipBatch {
-  const ids = new BigInt64Array(B * L);
-  const mask = new BigInt64Array(B * L);
-  const vol = new Float32Array(B * F * H * H);
-  let s = seed * 2654435761;
-  const next = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0);
-  for (let b = 0; b < B; b++) {
-    const len = 3 + ((seed + b) % (L - 2));
-    for (let i = 0; i < len; i++) {
-      ids[b * L + i] = BigInt(i === 0 ? 2 : i === len - 1 ? 3 : 5 + (next() % 45));
-      mask[b * L + i] = 1n;
-    }
-  }
-  for (let k = 0; k < vol.length; k++) vol[k] = (next() / 2 ** 32) * 2 - 1;
-  if (nan) vol[3 * H + 5] = NaN;
-  return {
-    inputIds: tensorFromBuffer(ids, 'int64', [B, L]),
-    attentionMask: tensorFromBuffer(mask, 'int64', [B, L]),
-    volumes: tensorFromBuffer(vol, 'float32', [B, 1, F, H, H]),
   };
 }
 
@@ -69,7 +42,9 @@ async function main(): Promise<void> {
   }
   const [run, ref] = models;
   const micro = (step: number, nanOnThisRank = false) =>
-    Array.from({ length: A }, (_, a) => batch(1000 * step + 100 * env.rank + a, nanOnThisRank && a === A - 1));
+    Array.from({ length: A }, (_, a) =>
+      seededMicroBatch(1000 * step + 100 * env.rank + a, nanOnThisRank && a === A - 1),
+    );
   for (const m of models) await m.trainStepBatches(micro(1), 1e-3);
   const before = stateHashes(trainingState(run));
   const bad = await run.trainStepBatches(micro(2, source === 'nan' && env.rank === 1), 1e-3, {
