@@ -10,7 +10,8 @@ import { loadAddon, type Dtype, type TensorData, type TensorHandle, type TensorI
 
 export type { Dtype, TensorData, TensorHandle, TensorInfo };
 
-const BYTES_PER_ELEMENT: Record<Dtype, number> = {
+/** Bytes per element of each dtype. */
+export const BYTES_PER_ELEMENT: Record<Dtype, number> = {
   float32: 4,
   float16: 2,
   bfloat16: 2,

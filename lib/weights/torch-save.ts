@@ -12,6 +12,7 @@ import { CtclipError } from '../errors';
 import { pickle, PyTuple, type PickleOut } from './pickle';
 import { writeZipStored, type ZipWriteEntry } from './zip';
 import type { Dtype } from '../native';
+import { BYTES_PER_ELEMENT } from '../tensor';
 
 export interface TorchSaveEntry {
   name: string;
@@ -49,16 +50,6 @@ const STORAGE_NAME: Record<Dtype, string> = {
   uint8: 'ByteStorage',
   bool: 'BoolStorage',
 };
-const ITEMSIZE: Record<Dtype, number> = {
-  float32: 4,
-  float16: 2,
-  bfloat16: 2,
-  float64: 8,
-  int64: 8,
-  int32: 4,
-  uint8: 1,
-  bool: 1,
-};
 
 function contiguousStride(shape: number[]): number[] {
   const s = new Array<number>(shape.length);
@@ -78,7 +69,7 @@ export function writeTorchSave(file: string, entries: TorchSaveEntry[], opts: To
   const items: Array<[string, PickleOut]> = [];
   let next = 0;
   for (const e of entries) {
-    const es = ITEMSIZE[e.dtype];
+    const es = BYTES_PER_ELEMENT[e.dtype];
     if (!es) throw new CtclipError('ARGUMENT_ERROR', `writeTorchSave: '${e.name}' has unsupported dtype ${e.dtype}`);
     let key = e.storageKey;
     if (key === undefined || !storages.has(key)) {
