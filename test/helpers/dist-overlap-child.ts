@@ -16,7 +16,6 @@ import { seededMicroBatch } from './ctclip-batch';
 import { TINY_BERT, TINY_CTCLIP_IMAGE } from './tiny-configs';
 import { stateHashes, trainingState } from './train-state';
 
-
 async function main(): Promise<void> {
   const env = distEnvFrom(process.env);
   const precision = (process.env.OVL_PRECISION ?? 'fp32') as 'fp32' | 'bf16' | 'fp16';

@@ -16,7 +16,6 @@ import { seededMicroBatch } from './ctclip-batch';
 import { TINY_BERT, TINY_CTCLIP_IMAGE } from './tiny-configs';
 import { stateHashes, trainingState } from './train-state';
 
-
 function config(gather: boolean, seed: number): CTClipNativeConfig {
   return {
     image: TINY_CTCLIP_IMAGE,
