@@ -98,6 +98,7 @@ describe('config: the original pipeline format', function () {
       name: null,
       group: 'g1',
       job_type: 'sweep',
+      python: null,
     });
     expect(config.logging.profile_timing).to.equal(false);
     // Shared keys pass through unchanged.
