@@ -11,23 +11,13 @@ import { CTClip, type CTClipConfig } from '../../lib/model/ctclip';
 import { loadAddon } from '../../lib/native';
 import { makeCTClipBatch } from '../helpers/ctclip-batch';
 import { requireAddon } from '../helpers/native';
-import { TINY_BERT } from '../helpers/tiny-configs';
+import { TINY_BERT, TINY_CTCLIP_IMAGE } from '../helpers/tiny-configs';
 import { values } from '../helpers/tensors';
 
 // Small, but with every kernel on its custom-eligible path: temporal attention over T' = 4 (bmm NN and NT),
 // PEG and GEGLU in both stacks, fp32 AdamW with weight decay.
 const CONFIG: CTClipConfig = {
-  image: {
-    dim: 32,
-    codebook_size: 16,
-    image_size: 16,
-    patch_size: 8,
-    temporal_patch_size: 2,
-    spatial_depth: 1,
-    temporal_depth: 1,
-    heads: 2,
-    dim_head: 16,
-  },
+  image: { ...TINY_CTCLIP_IMAGE, dim: 32, dim_head: 16 },
   text: TINY_BERT,
   dim_latent: 8,
   seed: 11,
