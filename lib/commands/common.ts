@@ -5,8 +5,6 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'util';
 import { CtclipError } from '../errors';
-import { DEFAULT_MAX_VOXELS } from '../preprocess/nifti';
-import { DEFAULT_MAX_RESAMPLED_VOXELS } from '../preprocess/pipeline';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -127,29 +125,4 @@ export function intOption(name: string, text: string | undefined, fallback?: num
     throw new CtclipError('ARGUMENT_ERROR', `--${name} must be an integer >= ${min}, got '${text}'`);
   }
   return parseInt(text, 10);
-}
-
-/**
- * `--max-voxels` and `--max-resampled-voxels` (the header-checked limits of a NIfTI volume before and after
- * resampling), each a positive integer that JavaScript holds exactly.
- */
-export function voxelLimitOptions(values: { 'max-voxels'?: string; 'max-resampled-voxels'?: string }): {
-  maxVoxels: number;
-  maxResampledVoxels: number;
-} {
-  const limits = {
-    maxVoxels: intOption('max-voxels', values['max-voxels'], DEFAULT_MAX_VOXELS),
-    maxResampledVoxels: intOption('max-resampled-voxels', values['max-resampled-voxels'], DEFAULT_MAX_RESAMPLED_VOXELS),
-  };
-  for (const [flag, v] of [
-    ['max-voxels', limits.maxVoxels],
-    ['max-resampled-voxels', limits.maxResampledVoxels],
-  ] as const) {
-    if (!Number.isSafeInteger(v))
-      throw new CtclipError(
-        'ARGUMENT_ERROR',
-        `--${flag} must be an integer <= ${Number.MAX_SAFE_INTEGER}, got '${values[flag]}'`,
-      );
-  }
-  return limits;
 }

@@ -31,7 +31,8 @@ import {
 import type { Vec3 } from '../preprocess/resample';
 import { configureThreads } from '../runtime';
 import { tensorFromBuffer } from '../tensor';
-import { intOption, parseCommandArgs, runCommand, startCommand, voxelLimitOptions } from './common';
+import { intOption, parseCommandArgs, runCommand, startCommand } from './common';
+import { voxelLimitOptions } from './volume-options';
 import { resolveCheckpointArg } from '../checkpoint/shortcut';
 
 export const USAGE = `usage: ctclip predict VOLUME.nii.gz --checkpoint W --config C [--json] [--spacing X,Y,Z] [--rescale MODE]

@@ -10,7 +10,8 @@
  */
 import { CtclipError } from '../errors';
 import { configureThreads } from '../runtime';
-import { intOption, parseCommandArgs, runCommand, startCommand, voxelLimitOptions } from './common';
+import { intOption, parseCommandArgs, runCommand, startCommand } from './common';
+import { voxelLimitOptions } from './volume-options';
 import { defaultWorkers, preprocessDataset, REPORT_FILE, type Progress } from '../preprocess/dataset';
 import type { RescaleMode } from '../preprocess/pipeline';
 import type { Reorient } from '../preprocess/orientation';
