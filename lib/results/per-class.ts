@@ -7,22 +7,17 @@
  * then, when bootstrapped, `<metric>_ci_lower`, `<metric>_ci_upper` for each per-class bootstrapped metric
  * (AUROC by default). NaN (single-valued classes, or no defined resample) is an EMPTY cell.
  */
-import type { AggregatedMetric } from '../metrics';
+import { AGGREGATED_METRICS, type AggregatedMetric } from '../metrics';
 import { type CsvCell, formatCsv } from '../io/csv';
 import type { EvaluationResults } from './results';
 
-/** The metric columns, in order. */
-export const PER_CLASS_METRIC_COLUMNS = [
-  'auroc',
-  'auprc',
-  'f1',
-  'f1_threshold',
-  'precision',
-  'recall',
-  'specificity',
-  'accuracy',
-  'f1_at_threshold',
-] as const;
+/**
+ * The metric columns, in order: the aggregated metrics in AGGREGATED_METRICS order, with
+ * `f1_threshold`, the threshold of the maximal F1, right after `f1`.
+ */
+export const PER_CLASS_METRIC_COLUMNS: ReadonlyArray<AggregatedMetric | 'f1_threshold'> = AGGREGATED_METRICS.flatMap(
+  (m) => (m === 'f1' ? [m, 'f1_threshold' as const] : [m]),
+);
 
 /** Per-class metrics that have bootstrap intervals in these results, in AGGREGATED_METRICS order of appearance. */
 export function bootstrappedClassMetrics(results: EvaluationResults): AggregatedMetric[] {
