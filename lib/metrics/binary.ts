@@ -303,8 +303,14 @@ export function binaryMetrics(
   opts: BinaryOptions & { name?: string } = {},
 ): BinaryMetrics {
   const threshold = checkThreshold(opts.threshold ?? DEFAULT_THRESHOLD);
-  const col = toBinaryColumn(scores, labels, opts.name ?? 'binaryMetrics');
-  return evaluateSorted(sortClass(col.scores, col.labels), null, threshold, opts.youden ?? false);
+  const sc = sortColumn(scores, labels, opts.name ?? 'binaryMetrics');
+  return evaluateSorted(sc, null, threshold, opts.youden ?? false);
+}
+
+/** One class's checked scores and labels (errors name `name`), sorted by `sortClass`. */
+function sortColumn(scores: ArrayLike<number>, labels: ArrayLike<number>, name: string): SortedClass {
+  const col = toBinaryColumn(scores, labels, name);
+  return sortClass(col.scores, col.labels);
 }
 
 /** scikit-learn `roc_auc_score` for one class; NaN when the labels are single-valued (sklearn raises). */
@@ -315,6 +321,25 @@ export function rocAucScore(scores: ArrayLike<number>, labels: ArrayLike<number>
 /** scikit-learn `average_precision_score` for one class; NaN when the labels are single-valued. */
 export function averagePrecisionScore(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
   return binaryMetrics(scores, labels, { name: 'averagePrecisionScore' }).auprc;
+}
+
+/**
+ * The counts both curves are made of: after each tie group (distinct score, decreasing), the cumulative true
+ * positives `tps[g + 1]` and false positives `fps[g + 1]` of "positive if s ≥ that score"; `tps[0] = fps[0] = 0`.
+ */
+function cumulativeCounts(sc: SortedClass): { tps: Float64Array; fps: Float64Array } {
+  const tps = new Float64Array(sc.nGroups + 1);
+  const fps = new Float64Array(sc.nGroups + 1);
+  let start = 0;
+  for (let g = 0; g < sc.nGroups; g++) {
+    let pos = 0;
+    for (let k = start; k < sc.groupEnd[g]; k++) pos += sc.y[k];
+    const neg = sc.groupEnd[g] - start - pos;
+    start = sc.groupEnd[g];
+    tps[g + 1] = tps[g] + pos;
+    fps[g + 1] = fps[g] + neg;
+  }
+  return { tps, fps };
 }
 
 /** ROC curve points, for plotting. */
@@ -331,28 +356,14 @@ export interface RocCurve {
  * that has no samples (as sklearn, which warns).
  */
 export function rocCurve(scores: ArrayLike<number>, labels: ArrayLike<number>): RocCurve {
-  const col = toBinaryColumn(scores, labels, 'rocCurve');
-  const sc = sortClass(col.scores, col.labels);
-  const m = sc.nGroups + 1;
-  const fps = new Float64Array(m);
-  const tps = new Float64Array(m);
-  const thresholds = new Float64Array(m);
+  const sc = sortColumn(scores, labels, 'rocCurve');
+  const { tps, fps } = cumulativeCounts(sc);
+  const totalPos = tps[sc.nGroups];
+  const totalNeg = fps[sc.nGroups];
+  const thresholds = new Float64Array(sc.nGroups + 1);
   thresholds[0] = Infinity;
-  let start = 0;
-  for (let g = 0; g < sc.nGroups; g++) {
-    let pos = 0;
-    for (let k = start; k < sc.groupEnd[g]; k++) pos += sc.y[k];
-    const neg = sc.groupEnd[g] - start - pos;
-    start = sc.groupEnd[g];
-    tps[g + 1] = tps[g] + pos;
-    fps[g + 1] = fps[g] + neg;
-    thresholds[g + 1] = sc.groupScore[g];
-  }
-  const totalPos = tps[m - 1];
-  const totalNeg = fps[m - 1];
-  const fpr = fps.map((v) => v / totalNeg);
-  const tpr = tps.map((v) => v / totalPos);
-  return { fpr, tpr, thresholds };
+  thresholds.set(sc.groupScore, 1);
+  return { fpr: fps.map((v) => v / totalNeg), tpr: tps.map((v) => v / totalPos), thresholds };
 }
 
 /** Precision–recall curve points, in scikit-learn's order. */
@@ -368,29 +379,19 @@ export interface PrecisionRecallCurve {
  * threshold order, then the final point (1, 0). With no positives sklearn sets every recall to 1; so do we.
  */
 export function precisionRecallCurve(scores: ArrayLike<number>, labels: ArrayLike<number>): PrecisionRecallCurve {
-  const col = toBinaryColumn(scores, labels, 'precisionRecallCurve');
-  const sc = sortClass(col.scores, col.labels);
+  const sc = sortColumn(scores, labels, 'precisionRecallCurve');
   const m = sc.nGroups;
+  const { tps, fps } = cumulativeCounts(sc);
+  const totalPos = tps[m];
   const precision = new Float64Array(m + 1);
   const recall = new Float64Array(m + 1);
-  const thresholds = new Float64Array(m);
-  let totalPos = 0;
-  for (let k = 0; k < sc.n; k++) totalPos += sc.y[k];
-  let tp = 0;
-  let fp = 0;
-  let start = 0;
   for (let g = 0; g < m; g++) {
-    let pos = 0;
-    for (let k = start; k < sc.groupEnd[g]; k++) pos += sc.y[k];
-    fp += sc.groupEnd[g] - start - pos;
-    tp += pos;
-    start = sc.groupEnd[g];
+    const tp = tps[g + 1];
     const at = m - 1 - g; // reverse into increasing-threshold order
-    precision[at] = tp / (tp + fp);
+    precision[at] = tp / (tp + fps[g + 1]);
     recall[at] = totalPos === 0 ? 1 : tp / totalPos;
-    thresholds[at] = sc.groupScore[g];
   }
   precision[m] = 1;
   recall[m] = 0;
-  return { precision, recall, thresholds };
+  return { precision, recall, thresholds: sc.groupScore.slice().reverse() };
 }
