@@ -81,8 +81,18 @@ describe('config: the original pipeline format', function () {
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+  /** Writes dir/orig.yaml: ORIGINAL with each [text, replacement] applied (each text must be there). */
+  function writeOriginal(...edits: Array<[string, string]>): string {
+    let text = ORIGINAL;
+    for (const [from, to] of edits) {
+      expect(text, 'the edit of the original config').to.include(from);
+      text = text.replace(from, to);
+    }
+    return write(dir, 'orig.yaml', text);
+  }
+
   it('translates every key with its original meaning', function () {
-    const f = write(dir, 'orig.yaml', ORIGINAL);
+    const f = writeOriginal();
     const { config, original, notes } = loadConfig(f, { warn: () => {} });
     expect(original).to.equal(true);
     expect(config.model.dim_latent).to.equal(96);
@@ -126,7 +136,7 @@ describe('config: the original pipeline format', function () {
   });
 
   it('names the ignored keys in one warning and the translated keys in another, per file', function () {
-    const f = write(dir, 'orig.yaml', ORIGINAL);
+    const f = writeOriginal();
     const seen: string[] = [];
     const { warnings } = loadConfig(f, { warn: (m) => seen.push(m) });
     expect(warnings).to.deep.equal(seen);
@@ -153,30 +163,24 @@ describe('config: the original pipeline format', function () {
   });
 
   it('reads data.num_workers 0 as one read in flight and one batch ahead', function () {
-    const f = write(dir, 'orig.yaml', ORIGINAL.replace('num_workers: 3', 'num_workers: 0'));
+    const f = writeOriginal(['num_workers: 3', 'num_workers: 0']);
     const { config, notes } = loadConfig(f, { warn: () => {} });
     expect(config.data).to.include({ num_workers: 1, prefetch_factor: 1 });
     expect(notes.find((n) => n.key === 'data.num_workers')?.to).to.equal('data.num_workers, data.prefetch_factor');
   });
 
   it('maps CTViT component timing to the step timing breakdown', function () {
-    const f = write(
-      dir,
-      'orig.yaml',
-      ORIGINAL.replace('profile_timing: false\n  text_encoder', 'profile_timing: true\n  text_encoder'),
-    );
+    const f = writeOriginal(['profile_timing: false\n  text_encoder', 'profile_timing: true\n  text_encoder']);
     const { config } = loadConfig(f, { warn: () => {} });
     expect(config.logging.profile_timing).to.equal(true);
   });
 
   it('fills the keys the original reads with its own defaults when they are absent', function () {
-    const f = write(
-      dir,
-      'orig.yaml',
-      ORIGINAL.replace('    dim_head: 16\n', '')
-        .replace('  warmup_steps: 5\n', '')
-        .replace('  eval_samples: 8\n', '')
-        .replace('  save_every_n_epochs: 0.25\n', ''),
+    const f = writeOriginal(
+      ['    dim_head: 16\n', ''],
+      ['  warmup_steps: 5\n', ''],
+      ['  eval_samples: 8\n', ''],
+      ['  save_every_n_epochs: 0.25\n', ''],
     );
     const { config, notes } = loadConfig(f, { warn: () => {} });
     expect(config.model.image_encoder.dim_head).to.equal(64);
@@ -209,20 +213,18 @@ describe('config: the original pipeline format', function () {
   });
 
   it('applies --set after the translation, in ctclip key names', function () {
-    const f = write(dir, 'orig.yaml', ORIGINAL);
+    const f = writeOriginal();
     const { config } = loadConfig(f, { warn: () => {}, overrides: ['device.use_cuda=false', 'model.dim_latent=32'] });
     expect(config.device.use_cuda).to.equal(false);
     expect(config.model.dim_latent).to.equal(32);
   });
 
   it('fails naming each key that cannot be honoured and the ctclip equivalent', function () {
-    const f = write(
-      dir,
-      'orig.yaml',
-      ORIGINAL.replace('use_mlm: false', 'use_mlm: true')
-        .replace('dim_image: 1024', 'dim_image: 2048')
-        .replace('loss_type: sigmoid', 'loss_type: hinge\n    text_seq_len: 128')
-        .replace('best_metric: auprc', 'best_metric: precision'),
+    const f = writeOriginal(
+      ['use_mlm: false', 'use_mlm: true'],
+      ['dim_image: 1024', 'dim_image: 2048'],
+      ['loss_type: sigmoid', 'loss_type: hinge\n    text_seq_len: 128'],
+      ['best_metric: auprc', 'best_metric: precision'],
     );
     const e = errorOf(() => loadConfig(f, { warn: () => {} }));
     expect(e.code).to.equal('CONFIG_ERROR');
@@ -238,7 +240,7 @@ describe('config: the original pipeline format', function () {
   });
 
   it('refuses a moved key that contradicts the ctclip key set beside it', function () {
-    const f = write(dir, 'orig.yaml', ORIGINAL.replace('model:\n', 'model:\n  dim_latent: 128\n'));
+    const f = writeOriginal(['model:\n', 'model:\n  dim_latent: 128\n']);
     const e = errorOf(() => loadConfig(f, { warn: () => {} }));
     expect(e.message).to.equal(
       `${f}: model.clip.dim_latent: 96 conflicts with model.dim_latent: 128 (ctclip equivalent: model.dim_latent; keep one)`,

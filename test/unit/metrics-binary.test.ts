@@ -18,19 +18,7 @@ import {
   rocCurve,
   sortClass,
 } from '../../lib/metrics';
-
-const ALL_METRICS = [
-  'auroc',
-  'auprc',
-  'f1',
-  'f1_threshold',
-  'n_pr_points',
-  'precision',
-  'recall',
-  'specificity',
-  'accuracy',
-  'f1_at_threshold',
-] as const;
+import { AGGREGATED, CLASS_METRICS } from '../helpers/expected-names';
 
 function expectArgumentError(fn: () => unknown, pattern: RegExp): void {
   try {
@@ -182,7 +170,7 @@ describe('metrics: binary (per class)', function () {
       [[0.2], [0]],
     ] as Array<[number[], number[]]>) {
       const m = binaryMetrics(scores, labels, { youden: true });
-      for (const k of ALL_METRICS) expect(Number.isNaN(m[k]), `${k} for ${JSON.stringify(labels)}`).to.equal(true);
+      for (const k of CLASS_METRICS) expect(Number.isNaN(m[k]), `${k} for ${JSON.stringify(labels)}`).to.equal(true);
       expect(Number.isNaN(m.youden_threshold)).to.equal(true);
       const tpfn = m.counts_at_threshold.tp + m.counts_at_threshold.fn;
       expect(tpfn).to.equal(labels.filter((v) => v === 1).length);
@@ -246,7 +234,7 @@ describe('metrics: binary (per class)', function () {
       if (repS.length === 0) continue;
       const viaWeights = evaluateSorted(sortClass(Float64Array.from(sc), Uint8Array.from(lab)), weights, 0.5);
       const viaRepeat = binaryMetrics(repS, repY);
-      for (const k of ALL_METRICS) {
+      for (const k of CLASS_METRICS) {
         const a = viaWeights[k];
         const b = viaRepeat[k];
         if (Number.isNaN(b)) expect(Number.isNaN(a), k).to.equal(true);
@@ -298,28 +286,18 @@ describe('metrics: multi-label evaluation and aggregates', function () {
 
   it('aggregates over valid classes only, weighting by the number of positives', function () {
     const r = evaluateMultiLabel(scores, labels, classes);
-    const a: BinaryMetrics = binaryMetrics(
-      scores.map((row) => row[0]),
-      labels.map((row) => row[0]),
-    );
-    const b: BinaryMetrics = binaryMetrics(
-      scores.map((row) => row[1]),
-      labels.map((row) => row[1]),
-    );
+    const column = (c: number): BinaryMetrics =>
+      binaryMetrics(
+        scores.map((row) => row[c]),
+        labels.map((row) => row[c]),
+      );
+    const a = column(0);
+    const b = column(1);
     expect(r.n_valid_classes).to.equal(2);
     expect(r.n_classes).to.equal(4);
     expect(r.n_samples).to.equal(6);
     expect(r.threshold).to.equal(0.5);
-    for (const m of [
-      'auroc',
-      'auprc',
-      'f1',
-      'precision',
-      'recall',
-      'specificity',
-      'accuracy',
-      'f1_at_threshold',
-    ] as const) {
+    for (const m of AGGREGATED) {
       expect(r[`macro_${m}`], m).to.be.closeTo((a[m] + b[m]) / 2, 1e-15);
       // allOne has support 6 but NaN metrics: excluded from the weighted average.
       expect(r[`weighted_${m}`], m).to.be.closeTo((2 * a[m] + 3 * b[m]) / 5, 1e-15);
