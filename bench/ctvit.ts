@@ -12,20 +12,11 @@
 import { parseArgs } from 'util';
 import { CTViT, ctvitFlops, type CTViTConfig } from '../lib/model/ctvit';
 import { loadAddon } from '../lib/native';
+import { MID_CTCLIP_CONFIG } from './ctclip';
 import { runBenchMain, STEP_BENCH_OPTIONS, stepBenchNumbers, timeIt, uniformTensor } from './common';
 
-export const MID_CONFIG: CTViTConfig = {
-  dim: 128,
-  codebook_size: 1024,
-  image_size: 96,
-  patch_size: 16,
-  temporal_patch_size: 8,
-  spatial_depth: 2,
-  temporal_depth: 2,
-  heads: 4,
-  dim_head: 32,
-  seed: 0,
-};
+/** `mid`: the image encoder of the CT-CLIP `mid` preset (bench/ctclip.ts), seed 0. */
+export const MID_CONFIG: CTViTConfig = { ...MID_CTCLIP_CONFIG.image, seed: 0 };
 
 export interface CtvitBenchOptions {
   config?: Partial<CTViTConfig>;
