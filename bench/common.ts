@@ -53,6 +53,16 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * The command line of a child bench: `--name value` per entry, in order; `true` gives a bare `--name` and `false`
+ * leaves the flag out.
+ */
+export function cliFlags(flags: Record<string, string | number | boolean>): string[] {
+  return Object.entries(flags).flatMap(([name, v]) =>
+    v === false ? [] : v === true ? [`--${name}`] : [`--${name}`, String(v)],
+  );
+}
+
 /** The parseArgs options every model step bench takes (bench/ctvit.ts, bench/ctclip.ts). */
 export const STEP_BENCH_OPTIONS = {
   batch: { type: 'string' },

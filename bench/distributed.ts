@@ -24,7 +24,7 @@ import { CTClip } from '../lib/model/ctclip';
 import { isCudaDevice, resolveDevice } from '../lib/model/device';
 import { loadAddon } from '../lib/native';
 import { tensorFromBuffer } from '../lib/tensor';
-import { freePort, median, uniformArray } from './common';
+import { cliFlags, freePort, median, uniformArray } from './common';
 import { PRESETS, type CtclipPreset } from './ctclip';
 
 export interface DistributedBenchRow {
@@ -159,18 +159,15 @@ async function runWorld(
             process.execPath,
             [
               __filename,
-              '--worker',
-              '--preset',
-              preset,
-              '--warmup',
-              String(warmup),
-              '--iters',
-              String(iters),
-              '--device',
-              device,
-              ...(overlap ? [] : ['--no-overlap']),
-              '--bucket-mb',
-              String(bucketMb),
+              ...cliFlags({
+                worker: true,
+                preset,
+                warmup,
+                iters,
+                device,
+                'no-overlap': !overlap,
+                'bucket-mb': bucketMb,
+              }),
             ],
             {
               env: { ...process.env, ...torchrunEnv(job, rank, 0) },

@@ -18,7 +18,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { worldPython } from '../test/helpers/python';
 import { PRESETS, type CtclipBenchResult, type CtclipPreset } from './ctclip';
-import { median } from './common';
+import { cliFlags, median } from './common';
 import { runCtclipPresetInChild } from './run';
 
 const REPO = path.resolve(__dirname, '..');
@@ -169,20 +169,7 @@ export async function runSideBySide(opts: SideBySideOptions = {}): Promise<SideB
     precision,
     presets: [],
   };
-  const ourArgs = [
-    '--threads',
-    String(threads),
-    '--batch',
-    String(batch),
-    '--warmup',
-    String(warmup),
-    '--iters',
-    String(iters),
-    '--device',
-    device,
-    '--precision',
-    precision,
-  ];
+  const ourArgs = cliFlags({ threads, batch, warmup, iters, device, precision });
   for (const preset of presets) {
     const spec = referenceSpec(preset, { batch, threads, warmup, iters, device, precision });
     const refMs: number[] = [];

@@ -27,6 +27,7 @@ import { spawnSync } from 'child_process';
 import { parseArgs } from 'util';
 import { addonAvailable, loadAddon } from '../lib/native';
 import type { CtclipBenchResult, CtclipPreset } from './ctclip';
+import { cliFlags } from './common';
 
 interface Row {
   bench: string;
@@ -108,11 +109,8 @@ export function runCtclipPresetInChild(
   extra: string[] = [],
   env: NodeJS.ProcessEnv = process.env,
 ): CtclipBenchResult {
-  const r = spawnSync(process.execPath, [path.join(__dirname, 'ctclip.js'), '--preset', preset, '--json', ...extra], {
-    encoding: 'utf8',
-    env,
-    maxBuffer: 64 << 20,
-  });
+  const args = [path.join(__dirname, 'ctclip.js'), ...cliFlags({ preset, json: true }), ...extra];
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', env, maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`bench ctclip --preset ${preset} failed (exit ${r.status}): ${r.stderr}`);
   return JSON.parse(r.stdout) as CtclipBenchResult;
 }
@@ -176,7 +174,7 @@ async function main(): Promise<void> {
     const presets: CtclipPreset[] = ['mid', 'large'];
     const results: Record<string, CtclipBenchResult> = {};
     for (const preset of presets) {
-      const r = runCtclipPresetInChild(preset, quick ? ['--iters', '2', '--warmup', '1'] : []);
+      const r = runCtclipPresetInChild(preset, quick ? cliFlags({ iters: 2, warmup: 1 }) : []);
       results[preset] = r;
       stepRows.push(stepRowFromResult(`${preset} (B${r.batch}, ${r.precision}, ${r.threads} thr)`, r));
     }
