@@ -51,6 +51,11 @@ export const TINY_TEXT_ENCODER = {
   max_position_embeddings: TINY_BERT.max_position_embeddings,
 };
 
+/** A run config's `model` section of the tiny encoders (latent 8): `TINY_TEXT_ENCODER` with `textEncoder` added. */
+export function tinyRunModel(textEncoder: Record<string, unknown>) {
+  return { dim_latent: 8, image_encoder: TINY_IMAGE_ENCODER, text_encoder: { ...TINY_TEXT_ENCODER, ...textEncoder } };
+}
+
 /** The published CT-CLIP image encoder (480×480, patch 20, temporal patch 10, 4 + 4 layers, codebook 8192). */
 export const PUBLISHED_CTVIT: Omit<CTViTConfig, 'seed'> = {
   dim: 512,

@@ -13,7 +13,8 @@ import * as api from '../../lib/index';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { Tokenizer } from '../../lib/text/tokenizer';
 import { requireAddon } from '../helpers/native';
-import { TINY_IMAGE_ENCODER, TINY_TEXT_ENCODER } from '../helpers/tiny-configs';
+import { BERT_SPECIAL_TOKENS } from '../helpers/expected-names';
+import { tinyRunModel } from '../helpers/tiny-configs';
 
 const WORDS = [
   'lung',
@@ -28,22 +29,12 @@ const WORDS = [
   'no',
   '.',
 ];
-const VOCAB = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', ...WORDS];
+const VOCAB = [...BERT_SPECIAL_TOKENS, ...WORDS];
 
 function tinyConfig(vocab: string | null): Config {
   return parseConfig({
     experiment: { name: 'api', seed: 11 },
-    model: {
-      dim_latent: 8,
-      image_encoder: TINY_IMAGE_ENCODER,
-      text_encoder: {
-        vocab,
-        ...TINY_TEXT_ENCODER,
-        max_length: 10,
-        hidden_dropout_prob: 0,
-        attention_probs_dropout_prob: 0,
-      },
-    },
+    model: tinyRunModel({ vocab, max_length: 10, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0 }),
   });
 }
 

@@ -8,6 +8,7 @@
 import { expect } from 'chai';
 import * as fs from 'fs';
 import { CTClip, type CTClipConfig } from '../../lib/model/ctclip';
+import { BertConfigSchema } from '../../lib/model/config';
 import { loadSafetensors } from '../../lib/weights/safetensors-native';
 import { loadAddon, type SafetensorsContent, type TensorHandle } from '../../lib/native';
 import { fixturePath, fixturesAvailable } from '../helpers/fixtures';
@@ -49,17 +50,8 @@ interface ClipMeta {
   param_count?: number;
 }
 
-const TEXT_KEYS = [
-  'vocab_size',
-  'hidden_size',
-  'num_hidden_layers',
-  'num_attention_heads',
-  'intermediate_size',
-  'max_position_embeddings',
-  'type_vocab_size',
-  'layer_norm_eps',
-  'pad_token_id',
-] as const;
+/** The fixture's BertConfig keys the text encoder takes (a BertConfig may carry others, e.g. hidden_act). */
+const TEXT_KEYS = Object.keys(BertConfigSchema.shape);
 
 function readMeta(dir: string): ClipMeta {
   const meta = JSON.parse(fs.readFileSync(fixturePath(dir, 'meta.json'), 'utf8')) as ClipMeta & {

@@ -19,7 +19,7 @@ import { loadAddon, type TensorHandle } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { makeCTClipBatch } from '../helpers/ctclip-batch';
 import { requireAddon } from '../helpers/native';
-import { TINY_BERT, TINY_CTCLIP_IMAGE, TINY_IMAGE_ENCODER, TINY_TEXT_ENCODER } from '../helpers/tiny-configs';
+import { TINY_BERT, TINY_CTCLIP_IMAGE, tinyRunModel } from '../helpers/tiny-configs';
 import { maxAbs, randomData, scalar, shapeOf, values } from '../helpers/tensors';
 import { expectRejects } from '../helpers/errors';
 
@@ -567,15 +567,7 @@ describe('native: CT-CLIP model and training step', function () {
 
     const config = parseConfig({
       experiment: { name: 't', seed: 3 },
-      model: {
-        dim_latent: 8,
-        image_encoder: TINY_IMAGE_ENCODER,
-        text_encoder: {
-          ...TINY_TEXT_ENCODER,
-          max_length: 10,
-        },
-        loss: { type: 'siglip' },
-      },
+      model: { ...tinyRunModel({ max_length: 10 }), loss: { type: 'siglip' } },
       training: { mixed_precision: 'bf16', max_grad_norm: 1.0 },
     });
     const native = modelConfigFromConfig(config, 50);

@@ -15,7 +15,8 @@ import { CTClip, resolveCTClipConfig, type CTClipBatch, type CTClipConfig } from
 import { loadAddon } from '../../lib/native';
 import { readTensor, tensorFromBuffer } from '../../lib/tensor';
 import { requireAddon } from '../helpers/native';
-import { TINY_BERT, TINY_CTVIT, TINY_IMAGE_ENCODER, TINY_TEXT_ENCODER } from '../helpers/tiny-configs';
+import { BERT_SPECIAL_TOKENS } from '../helpers/expected-names';
+import { TINY_BERT, TINY_CTVIT, tinyRunModel } from '../helpers/tiny-configs';
 
 const B = 3;
 const L = 8;
@@ -196,7 +197,7 @@ describe('native: device placement (CTClip.to)', function () {
 
   describe('save → load with {device}', function () {
     let dir: string;
-    const VOCAB = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'lung', 'opacity', 'is', 'present', 'not', '.'];
+    const VOCAB = [...BERT_SPECIAL_TOKENS, 'lung', 'opacity', 'is', 'present', 'not', '.'];
     before(() => {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-device-'));
       fs.writeFileSync(path.join(dir, 'vocab.txt'), `${VOCAB.join('\n')}\n`);
@@ -206,17 +207,12 @@ describe('native: device placement (CTClip.to)', function () {
     function runConfig(useCuda: boolean | 'auto'): Config {
       return parseConfig({
         experiment: { name: 'device', seed: 3 },
-        model: {
-          dim_latent: 8,
-          image_encoder: TINY_IMAGE_ENCODER,
-          text_encoder: {
-            vocab: path.join(dir, 'vocab.txt'),
-            ...TINY_TEXT_ENCODER,
-            max_length: 8,
-            hidden_dropout_prob: 0.1,
-            attention_probs_dropout_prob: 0.1,
-          },
-        },
+        model: tinyRunModel({
+          vocab: path.join(dir, 'vocab.txt'),
+          max_length: 8,
+          hidden_dropout_prob: 0.1,
+          attention_probs_dropout_prob: 0.1,
+        }),
         device: { use_cuda: useCuda },
       });
     }

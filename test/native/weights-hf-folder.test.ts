@@ -13,6 +13,7 @@ import { type TensorHandle } from '../../lib/tensor';
 import { importHfBertFolder, parseHfBertConfig } from '../../lib/weights';
 import { fixturePath, fixturesAvailable } from '../helpers/fixtures';
 import { requireAddon } from '../helpers/native';
+import { HF_FOLDER_FILES } from '../helpers/expected-names';
 import { caseCMeta, expectSameTensors, tmpDir } from '../helpers/weights-fixtures';
 
 describe('weights: Hugging Face BERT folder', function () {
@@ -54,13 +55,7 @@ describe('weights: Hugging Face BERT folder', function () {
       (process.stdout as { write: unknown }).write = orig;
     }
     expect(code).to.equal(0);
-    expect(fs.readdirSync(out).sort()).to.deep.equal([
-      'config.json',
-      'model.safetensors',
-      'pytorch_model.bin',
-      'tokenizer_config.json',
-      'vocab.txt',
-    ]);
+    expect(fs.readdirSync(out).sort()).to.deep.equal(HF_FOLDER_FILES);
     expect(writes.join('')).to.include('pytorch_model.bin');
   });
 

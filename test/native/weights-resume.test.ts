@@ -11,15 +11,7 @@ import { CheckpointManager } from '../../lib/checkpoint';
 import { loadAddon } from '../../lib/native';
 import { CTClip, resolveCTClipConfig, type CTClipBatch } from '../../lib/model/ctclip';
 import { loadSafetensorsMap } from '../../lib/weights/safetensors-native';
-import {
-  nativeRngFromTensors,
-  nativeRngToTensors,
-  optimizerStateFromModel,
-  optimizerStateToModel,
-  readTrainingState,
-  scalerStateFromModel,
-  trainingStateParts,
-} from '../../lib/model/training-state';
+import * as trainingState from '../../lib/model/training-state';
 import { importTorchFile, loadWeightsFile, saveWeights } from '../../lib/weights';
 import { fixturePath, fixturesAvailable } from '../helpers/fixtures';
 import { requireAddon } from '../helpers/native';
@@ -86,10 +78,10 @@ describe('weights: resume through saved weights + training state (CT-CLIP model)
       1,
       {
         'model.safetensors': (tmp: string) => saveWeights(tmp, sd.names, sd.tensors),
-        ...trainingStateParts({
-          optimizer: optimizerStateFromModel(a.optimizerState()),
-          scaler: scalerStateFromModel(a.scalerState()),
-          nativeRng: nativeRngFromTensors(a.rngState()),
+        ...trainingState.trainingStateParts({
+          optimizer: trainingState.optimizerStateFromModel(a.optimizerState()),
+          scaler: trainingState.scalerStateFromModel(a.scalerState()),
+          nativeRng: trainingState.nativeRngFromTensors(a.rngState()),
           tsRng: {},
         }),
       },
@@ -107,10 +99,10 @@ describe('weights: resume through saved weights + training state (CT-CLIP model)
       expected: b.stateDict().names,
     });
     b.loadStateDict(w.names, w.tensors, { strict: true });
-    const st = await readTrainingState(saved.path);
-    b.loadOptimizerState(optimizerStateToModel(st.optimizer));
+    const st = await trainingState.readTrainingState(saved.path);
+    b.loadOptimizerState(trainingState.optimizerStateToModel(st.optimizer));
     if (st.scaler) b.setScalerState(st.scaler);
-    b.setRngState(nativeRngToTensors(st.nativeRng));
+    b.setRngState(trainingState.nativeRngToTensors(st.nativeRng));
     b.setStepCounters({ optimizerSteps: 1, skippedSteps: 0 });
     b.train();
     await b.trainStep(batch, 1e-3);

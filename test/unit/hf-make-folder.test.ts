@@ -10,9 +10,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { run } from '../../lib/commands/make-hf-folder';
 import { writeSafetensors, type SafetensorsTensor } from '../../lib/io/safetensors';
+import { BERT_SPECIAL_TOKENS, HF_FOLDER_FILES } from '../helpers/expected-names';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'lung', 'opacity', 'is', 'present', '.', '##s'];
+const TOKENS = [...BERT_SPECIAL_TOKENS, 'lung', 'opacity', 'is', 'present', '.', '##s'];
 
 /** A text tower of the debug config's sizes (hidden 64, 2 layers, intermediate 128, 80 positions). */
 async function writeTower(file: string, vocabRows: number, hidden = 64): Promise<void> {
@@ -91,13 +92,7 @@ describe('make-hf-folder: the settings come from the run, not from guesses', () 
       do_lower_case: true,
       model_max_length: 80,
     });
-    expect(fs.readdirSync(out).sort()).to.deep.equal([
-      'config.json',
-      'model.safetensors',
-      'pytorch_model.bin',
-      'tokenizer_config.json',
-      'vocab.txt',
-    ]);
+    expect(fs.readdirSync(out).sort()).to.deep.equal(HF_FOLDER_FILES);
   });
 
   it('without a run config, --heads and --vocab are required (exit 2), and then used', async () => {

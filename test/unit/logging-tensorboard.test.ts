@@ -2,19 +2,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import {
-  TensorBoardWriter,
-  crc32c,
-  decodeEvent,
-  encodeEvent,
-  frameRecord,
-  listEventFiles,
-  maskedCrc32c,
-  readEvents,
-  readRecords,
-  readScalars,
-  SESSION_LOG_START,
-} from '../../lib/logging/tensorboard';
+import * as tensorboard from '../../lib/logging/tensorboard';
 
 /**
  * An event file written by TensorBoard 2.21's own Python EventFileWriter (tensorboard.summary.writer), with
@@ -43,36 +31,39 @@ describe('logging/tensorboard', () => {
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('CRC32C matches the known test vectors (RFC 3720 B.4 and "123456789")', () => {
-    expect(crc32c(Buffer.from('123456789'))).to.equal(0xe3069283);
-    expect(crc32c(Buffer.alloc(32, 0))).to.equal(0x8a9136aa);
-    expect(crc32c(Buffer.alloc(32, 0xff))).to.equal(0x62a8ab43);
-    expect(crc32c(Buffer.from(Array.from({ length: 32 }, (_, i) => i)))).to.equal(0x46dd794e);
-    expect(crc32c(Buffer.from(Array.from({ length: 32 }, (_, i) => 31 - i)))).to.equal(0x113fdb5c);
-    expect(crc32c(Buffer.alloc(0))).to.equal(0);
+    expect(tensorboard.crc32c(Buffer.from('123456789'))).to.equal(0xe3069283);
+    expect(tensorboard.crc32c(Buffer.alloc(32, 0))).to.equal(0x8a9136aa);
+    expect(tensorboard.crc32c(Buffer.alloc(32, 0xff))).to.equal(0x62a8ab43);
+    expect(tensorboard.crc32c(Buffer.from(Array.from({ length: 32 }, (_, i) => i)))).to.equal(0x46dd794e);
+    expect(tensorboard.crc32c(Buffer.from(Array.from({ length: 32 }, (_, i) => 31 - i)))).to.equal(0x113fdb5c);
+    expect(tensorboard.crc32c(Buffer.alloc(0))).to.equal(0);
   });
 
   it('masks the CRC as TFRecord does', () => {
     const data = Buffer.from('123456789');
     const crc = 0xe3069283;
     const expected = ((((crc >>> 15) | (crc << 17)) >>> 0) + 0xa282ead8) % 2 ** 32;
-    expect(maskedCrc32c(data)).to.equal(expected);
+    expect(tensorboard.maskedCrc32c(data)).to.equal(expected);
   });
 
   it('frames a record: u64 LE length, masked CRC of the length, data, masked CRC of the data', () => {
     const data = Buffer.from('hello');
-    const rec = frameRecord(data);
+    const rec = tensorboard.frameRecord(data);
     expect(rec.length).to.equal(8 + 4 + 5 + 4);
     expect(rec.readBigUInt64LE(0)).to.equal(5n);
-    expect(rec.readUInt32LE(8)).to.equal(maskedCrc32c(rec.subarray(0, 8)));
+    expect(rec.readUInt32LE(8)).to.equal(tensorboard.maskedCrc32c(rec.subarray(0, 8)));
     expect(rec.subarray(12, 17).toString()).to.equal('hello');
-    expect(rec.readUInt32LE(17)).to.equal(maskedCrc32c(data));
-    expect(readRecords(Buffer.concat([rec, rec]), 'x').map((r) => r.toString())).to.deep.equal(['hello', 'hello']);
+    expect(rec.readUInt32LE(17)).to.equal(tensorboard.maskedCrc32c(data));
+    expect(tensorboard.readRecords(Buffer.concat([rec, rec]), 'x').map((r) => r.toString())).to.deep.equal([
+      'hello',
+      'hello',
+    ]);
   });
 
   it('reads a file written by TensorBoard itself, and encodes the same events byte for byte', () => {
     const file = path.join(dir, 'events.out.tfevents.1.host.1.0');
     fs.writeFileSync(file, Buffer.from(TB_WRITTEN_HEX, 'hex'));
-    const events = readEvents(file);
+    const events = tensorboard.readEvents(file);
     expect(events).to.have.length(5);
     expect(events[0].fileVersion).to.equal('brain.Event:2');
     expect(events[1]).to.deep.equal({
@@ -92,12 +83,12 @@ describe('logging/tensorboard', () => {
       ],
     });
     // our encoder reproduces TensorBoard's records 1..4 exactly
-    const records = readRecords(fs.readFileSync(file), file);
+    const records = tensorboard.readRecords(fs.readFileSync(file), file);
     const ours = [
-      encodeEvent({ wallTime: 1700000001.25, step: 1, values: [{ tag: 'train/loss', value: 0.6931 }] }),
-      encodeEvent({ wallTime: 1700000002.25, step: 2, values: [{ tag: 'train/lr', value: 1.25e-6 }] }),
-      encodeEvent({ wallTime: 1700000003.25, step: 3, values: [{ tag: 'val/macro_auroc', value: NaN }] }),
-      encodeEvent({
+      tensorboard.encodeEvent({ wallTime: 1700000001.25, step: 1, values: [{ tag: 'train/loss', value: 0.6931 }] }),
+      tensorboard.encodeEvent({ wallTime: 1700000002.25, step: 2, values: [{ tag: 'train/lr', value: 1.25e-6 }] }),
+      tensorboard.encodeEvent({ wallTime: 1700000003.25, step: 3, values: [{ tag: 'val/macro_auroc', value: NaN }] }),
+      tensorboard.encodeEvent({
         wallTime: 1700000010.5,
         step: -3,
         values: [
@@ -107,14 +98,14 @@ describe('logging/tensorboard', () => {
       }),
     ];
     ours.forEach((buf, i) => expect(buf.toString('hex'), `record ${i + 1}`).to.equal(records[i + 1].toString('hex')));
-    expect(Buffer.concat(ours.map(frameRecord)).toString('hex')).to.equal(
+    expect(Buffer.concat(ours.map(tensorboard.frameRecord)).toString('hex')).to.equal(
       TB_WRITTEN_HEX.slice(TB_WRITTEN_HEX.indexOf('2000000000000000')),
     );
   });
 
   it('writer: file name, file_version first, tags/steps/values round trip, flush and close', () => {
     let t = 1700000000.75;
-    const w = new TensorBoardWriter(path.join(dir, 'tb'), { clock: () => t, flushSecs: 0 });
+    const w = new tensorboard.TensorBoardWriter(path.join(dir, 'tb'), { clock: () => t, flushSecs: 0 });
     expect(path.basename(w.file)).to.match(
       new RegExp(
         `^events\\.out\\.tfevents\\.1700000000\\.${os.hostname().replace(/[.]/g, '\\.')}\\.${process.pid}\\.\\d+$`,
@@ -123,11 +114,11 @@ describe('logging/tensorboard', () => {
     w.addScalar('train/loss', 0.5, 10);
     t += 1;
     w.addScalars({ 'val/macro_auroc': 0.75, 'val/per_class_auroc/Lung nodule': 0.8125 }, 20, 123.5);
-    expect(readEvents(w.file)).to.have.length(1); // only file_version until flushed
+    expect(tensorboard.readEvents(w.file)).to.have.length(1); // only file_version until flushed
     w.flush();
     w.addScalar('train/loss', 0.25, 2 ** 40); // int64 step beyond 32 bits
     w.close();
-    const events = readEvents(w.file);
+    const events = tensorboard.readEvents(w.file);
     expect(events[0]).to.deep.equal({ wallTime: 1700000000.75, step: 0, fileVersion: 'brain.Event:2', values: [] });
     expect(events.slice(1)).to.deep.equal([
       { wallTime: 1700000000.75, step: 10, values: [{ tag: 'train/loss', value: 0.5 }] },
@@ -142,11 +133,11 @@ describe('logging/tensorboard', () => {
       { wallTime: 1700000001.75, step: 2 ** 40, values: [{ tag: 'train/loss', value: 0.25 }] },
     ]);
     expect(() => w.addScalar('x', 1, 1)).to.throw(/after close/);
-    const w2 = new TensorBoardWriter(path.join(dir, 'tb'), { clock: () => t, flushSecs: 0 });
+    const w2 = new tensorboard.TensorBoardWriter(path.join(dir, 'tb'), { clock: () => t, flushSecs: 0 });
     w2.close();
     expect(w2.file).to.not.equal(w.file);
-    expect(listEventFiles(path.join(dir, 'tb'))).to.have.length(2);
-    const scalars = readScalars(path.join(dir, 'tb'));
+    expect(tensorboard.listEventFiles(path.join(dir, 'tb'))).to.have.length(2);
+    const scalars = tensorboard.readScalars(path.join(dir, 'tb'));
     expect(scalars.get('train/loss')!.map((p) => [p.step, p.value])).to.deep.equal([
       [10, 0.5],
       [2 ** 40, 0.25],
@@ -154,35 +145,41 @@ describe('logging/tensorboard', () => {
   });
 
   it("a resumed writer (purgeStep) writes torch's SummaryWriter(purge_step) restart events byte for byte", () => {
-    const torch = readRecords(Buffer.from(TORCH_PURGE_HEX, 'hex'), 'torch');
+    const torch = tensorboard.readRecords(Buffer.from(TORCH_PURGE_HEX, 'hex'), 'torch');
     expect(torch).to.have.length(4);
-    expect(decodeEvent(torch[2])).to.deep.equal({
+    expect(tensorboard.decodeEvent(torch[2])).to.deep.equal({
       wallTime: 1700000000.5,
       step: 9,
-      sessionStatus: SESSION_LOG_START,
+      sessionStatus: tensorboard.SESSION_LOG_START,
       values: [],
     });
-    const w = new TensorBoardWriter(path.join(dir, 'tb'), { clock: () => 1700000000.5, flushSecs: 0, purgeStep: 9 });
+    const w = new tensorboard.TensorBoardWriter(path.join(dir, 'tb'), {
+      clock: () => 1700000000.5,
+      flushSecs: 0,
+      purgeStep: 9,
+    });
     w.addScalar('train/loss', 0.5, 9, 1700000001.25);
     w.close();
-    const ours = readRecords(fs.readFileSync(w.file), w.file);
+    const ours = tensorboard.readRecords(fs.readFileSync(w.file), w.file);
     expect(ours).to.have.length(4);
     // Records 1..3 are torch's exactly; record 0 differs only by the source_metadata TensorBoard adds.
     for (let i = 1; i < 4; i++) expect(ours[i].toString('hex'), `record ${i}`).to.equal(torch[i].toString('hex'));
-    expect(() => new TensorBoardWriter(dir, { purgeStep: -1 })).to.throw(/purgeStep must be an integer >= 0, got -1/);
+    expect(() => new tensorboard.TensorBoardWriter(dir, { purgeStep: -1 })).to.throw(
+      /purgeStep must be an integer >= 0, got -1/,
+    );
   });
 
   it('readScalars drops the points at and after a session START step, as TensorBoard does', () => {
     let t = 1700000000;
     const tb = path.join(dir, 'tb');
-    const first = new TensorBoardWriter(tb, { clock: () => t, flushSecs: 0 });
+    const first = new tensorboard.TensorBoardWriter(tb, { clock: () => t, flushSecs: 0 });
     for (let s = 1; s <= 6; s++) first.addScalars({ 'train/loss': s, 'val/x': -s }, s);
     first.close();
     t += 5;
-    const resumed = new TensorBoardWriter(tb, { clock: () => t, flushSecs: 0, purgeStep: 5 });
+    const resumed = new tensorboard.TensorBoardWriter(tb, { clock: () => t, flushSecs: 0, purgeStep: 5 });
     for (let s = 5; s <= 7; s++) resumed.addScalar('train/loss', 10 * s, s);
     resumed.close();
-    const scalars = readScalars(tb);
+    const scalars = tensorboard.readScalars(tb);
     expect(scalars.get('train/loss')!.map((p) => [p.step, p.value])).to.deep.equal([
       [1, 1],
       [2, 2],
@@ -196,7 +193,7 @@ describe('logging/tensorboard', () => {
   });
 
   it('detects a corrupted byte anywhere (length, length CRC, data, data CRC) and truncation', () => {
-    const w = new TensorBoardWriter(dir, { flushSecs: 0 });
+    const w = new tensorboard.TensorBoardWriter(dir, { flushSecs: 0 });
     w.addScalar('train/loss', 0.5, 1);
     w.close();
     const good = fs.readFileSync(w.file);
@@ -205,21 +202,27 @@ describe('logging/tensorboard', () => {
       const bad = Buffer.from(good);
       bad[i] ^= 0x01;
       fs.writeFileSync(w.file, bad);
-      expect(() => readEvents(w.file), `byte ${i}`).to.throw(/CRC mismatch|truncated record/);
+      expect(() => tensorboard.readEvents(w.file), `byte ${i}`).to.throw(/CRC mismatch|truncated record/);
     }
     const bad = Buffer.from(good);
     bad[firstLen + 14] ^= 0x40; // inside the second record's data
     fs.writeFileSync(w.file, bad);
-    expect(() => readEvents(w.file)).to.throw(new RegExp(`data CRC mismatch in the record at byte ${firstLen}`));
+    expect(() => tensorboard.readEvents(w.file)).to.throw(
+      new RegExp(`data CRC mismatch in the record at byte ${firstLen}`),
+    );
     fs.writeFileSync(w.file, good.subarray(0, good.length - 3));
-    expect(() => readEvents(w.file)).to.throw(/truncated record/);
-    expect(readEvents(w.file, { allowTruncatedTail: true })).to.have.length(1);
+    expect(() => tensorboard.readEvents(w.file)).to.throw(/truncated record/);
+    expect(tensorboard.readEvents(w.file, { allowTruncatedTail: true })).to.have.length(1);
   });
 
   it('decodeEvent skips unknown fields and rejects malformed protobuf', () => {
-    const known = encodeEvent({ wallTime: 1, step: 7, values: [{ tag: 't', value: 2 }] });
+    const known = tensorboard.encodeEvent({ wallTime: 1, step: 7, values: [{ tag: 't', value: 2 }] });
     const withUnknown = Buffer.concat([Buffer.from([(9 << 3) | 0, 0x96, 0x01, (11 << 3) | 2, 2, 0x61, 0x62]), known]);
-    expect(decodeEvent(withUnknown)).to.deep.equal({ wallTime: 1, step: 7, values: [{ tag: 't', value: 2 }] });
-    expect(() => decodeEvent(Buffer.from([0x2a, 0x10, 0x0a]))).to.throw(/malformed Event protobuf/);
+    expect(tensorboard.decodeEvent(withUnknown)).to.deep.equal({
+      wallTime: 1,
+      step: 7,
+      values: [{ tag: 't', value: 2 }],
+    });
+    expect(() => tensorboard.decodeEvent(Buffer.from([0x2a, 0x10, 0x0a]))).to.throw(/malformed Event protobuf/);
   });
 });

@@ -13,6 +13,7 @@ import {
   readNifti,
   writeNifti,
   type NiftiDatatype,
+  type WriteNiftiOptions,
 } from '../../lib/preprocess/nifti';
 
 const SHAPE: [number, number, number] = [3, 4, 5];
@@ -107,16 +108,10 @@ describe('preprocess: NIfTI reader/writer', () => {
       [0, 0.8, 0, -20],
       [0, 0, 1.25, 30],
     ];
-    const v = parseNifti(
-      writeNifti({
-        data: vals,
-        shape: SHAPE,
-        datatype: 'int16',
-        spacing: [0.7, 0.8, 1.25],
-        sform,
-        qform: { b: 0, c: 0, d: 1, offset: [1, 2, 3] },
-      }),
-    );
+    // The same int16 volume at 0.7 × 0.8 × 1.25 mm with the given orientation fields, written and parsed back.
+    const withOrientation = (fields: Pick<WriteNiftiOptions, 'sform' | 'qform'>) =>
+      parseNifti(writeNifti({ data: vals, shape: SHAPE, datatype: 'int16', spacing: [0.7, 0.8, 1.25], ...fields }));
+    const v = withOrientation({ sform, qform: { b: 0, c: 0, d: 1, offset: [1, 2, 3] } });
     expect(v.affineSource).to.equal('sform');
     expect(v.affine[0][0]).to.be.closeTo(-0.7, 1e-6);
     expect(v.affine[2][3]).to.be.closeTo(30, 1e-6);
@@ -125,18 +120,10 @@ describe('preprocess: NIfTI reader/writer', () => {
     expect(v.qform![1][1]).to.be.closeTo(-0.8, 1e-6);
     expect(v.qform![2][2]).to.be.closeTo(1.25, 1e-6);
     expect(v.qform![0][3]).to.equal(1);
-    const q = parseNifti(
-      writeNifti({
-        data: vals,
-        shape: SHAPE,
-        datatype: 'int16',
-        spacing: [0.7, 0.8, 1.25],
-        qform: { b: 0, c: 0, d: 0, offset: [0, 0, 0], qfac: -1 },
-      }),
-    );
+    const q = withOrientation({ qform: { b: 0, c: 0, d: 0, offset: [0, 0, 0], qfac: -1 } });
     expect(q.affineSource).to.equal('qform');
     expect(q.affine[2][2]).to.be.closeTo(-1.25, 1e-6); // qfac −1 flips k
-    const p = parseNifti(writeNifti({ data: vals, shape: SHAPE, datatype: 'int16', spacing: [0.7, 0.8, 1.25] }));
+    const p = withOrientation({});
     expect(p.affineSource).to.equal('pixdim');
     expect(p.affine[1][1]).to.be.closeTo(0.8, 1e-6);
     // Identity quaternion with 90° about z: (b, c, d) = (0, 0, sin 45°).

@@ -11,13 +11,10 @@ import { Rng } from '../../lib/rng';
 import { Tokenizer } from '../../lib/text/tokenizer';
 import { basicTokenize, isPunctuation } from '../../lib/text/basic-tokenizer';
 import { buildWordPieceVocab } from '../../lib/text/vocab-builder';
+import { BERT_SPECIAL_TOKENS } from '../helpers/expected-names';
 
 const VOCAB = [
-  '[PAD]',
-  '[UNK]',
-  '[CLS]',
-  '[SEP]',
-  '[MASK]',
+  ...BERT_SPECIAL_TOKENS,
   'the',
   'is',
   'a',
