@@ -24,7 +24,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CtclipError } from '../errors';
 import { aurocBars, type AurocBarRow } from '../report/charts';
-import { Child, Markup, el, fragment, linearScale, pathData, raw, svgNumber } from '../report/svg';
+import { plotBox, plotFrame, xAxis, xAxisTitle, yAxis, yAxisTitle } from '../report/axes';
+import { Child, Markup, el, fragment, linearScale, pathData, raw } from '../report/svg';
+import { CHAR_PX, FONT, MUTED, SERIES_COLORS } from '../report/style';
 import { writeFileAtomic } from '../io/atomic';
 import { formatExp, formatFixed } from './format';
 import { METRICS_FILE, type MetricsEvent, readMetricsJsonl } from './jsonl';
@@ -191,10 +193,6 @@ export function bestValidation(data: RunData): { point: ValidationPoint; metric:
 
 // ---------------------------------------------------------------- charts
 
-const FONT = 'system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif';
-const COLORS = ['#1f5fa8', '#d9631e', '#2a9d4b', '#8e44ad', '#b03a2e'];
-const AXIS_COLOR = '#444';
-
 /** About five "nice" tick values covering [lo, hi]. */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [];
@@ -229,15 +227,9 @@ export interface ChartSeries {
 
 /** One line chart: one `<path class="curve">` per series (see the module comment). */
 export function lineChart(id: string, title: string, yLabel: string, series: readonly ChartSeries[]): Markup {
-  const left = 72;
-  const right = 16;
-  const top = 30;
-  const plotW = 440;
-  const plotH = 190;
   const legendH = series.length > 1 ? 18 : 0;
-  const bottom = 40 + legendH;
-  const width = left + plotW + right;
-  const height = top + plotH + bottom;
+  const box = plotBox({ left: 72, top: 30, right: 16, bottom: 40 + legendH }, 440, 190);
+  const { width, height } = box;
   const xs: number[] = [];
   const ys: number[] = [];
   for (const s of series) {
@@ -258,13 +250,13 @@ export function lineChart(id: string, title: string, yLabel: string, series: rea
     const pad = (y1 - y0) * 0.05;
     [y0, y1] = [y0 - pad, y1 + pad];
   }
-  const sx = linearScale([x0, x1], [left, left + plotW]);
-  const sy = linearScale([y0, y1], [top + plotH, top]);
+  const sx = linearScale([x0, x1], [box.x0, box.x1]);
+  const sy = linearScale([y0, y1], [box.y1, box.y0]);
   const xTicks = niceTicks(x0, x1).filter((t) => t >= x0 && t <= x1);
   const yTicks = niceTicks(y0, y1).filter((t) => t >= y0 && t <= y1);
   const body: Child[] = [];
   series.forEach((s, k) => {
-    const color = COLORS[k % COLORS.length];
+    const color = SERIES_COLORS[k % SERIES_COLORS.length];
     const px = s.steps.map((x) => sx(x));
     const py = s.values.map((y) => (Number.isFinite(y) ? sy(y) : NaN));
     body.push(
@@ -287,7 +279,7 @@ export function lineChart(id: string, title: string, yLabel: string, series: rea
   });
   const legend: Child[] = [];
   if (series.length > 1) {
-    let lx = left;
+    let lx = box.x0;
     const ly = height - 10;
     series.forEach((s, k) => {
       legend.push(
@@ -296,12 +288,12 @@ export function lineChart(id: string, title: string, yLabel: string, series: rea
           y1: ly - 4,
           x2: lx + 16,
           y2: ly - 4,
-          stroke: COLORS[k % COLORS.length],
+          stroke: SERIES_COLORS[k % SERIES_COLORS.length],
           'stroke-width': 2,
         }),
         el('text', { class: 'legend', x: lx + 20, y: ly, fill: '#222' }, s.label),
       );
-      lx += 28 + s.label.length * 6.6;
+      lx += 28 + s.label.length * CHAR_PX;
     });
   }
   return el(
@@ -322,7 +314,7 @@ export function lineChart(id: string, title: string, yLabel: string, series: rea
       'text',
       {
         class: 'chart-title',
-        x: left + plotW / 2,
+        x: box.x0 + box.plotWidth / 2,
         y: 16,
         'text-anchor': 'middle',
         'font-size': 12,
@@ -330,70 +322,22 @@ export function lineChart(id: string, title: string, yLabel: string, series: rea
       },
       title,
     ),
-    el('rect', { class: 'plot-frame', x: left, y: top, width: plotW, height: plotH, fill: 'none', stroke: '#ddd' }),
-    yTicks.map((t) =>
-      el('line', { class: 'grid', x1: left, y1: sy(t), x2: left + plotW, y2: sy(t), stroke: '#f0f0f0' }),
-    ),
-    el(
-      'g',
-      { class: 'axis axis-x', stroke: AXIS_COLOR },
-      el('line', { x1: left, y1: top + plotH, x2: left + plotW, y2: top + plotH }),
-      xTicks.map((t) => [
-        el('line', { class: 'tick', x1: sx(t), y1: top + plotH, x2: sx(t), y2: top + plotH + 4 }),
-        el(
-          'text',
-          {
-            class: 'tick-label',
-            x: sx(t),
-            y: top + plotH + 15,
-            'text-anchor': 'middle',
-            stroke: 'none',
-            fill: AXIS_COLOR,
-          },
-          tickLabel(t, x1 - x0),
-        ),
-      ]),
-    ),
-    el(
-      'g',
-      { class: 'axis axis-y', stroke: AXIS_COLOR },
-      el('line', { x1: left, y1: top, x2: left, y2: top + plotH }),
-      yTicks.map((t) => [
-        el('line', { class: 'tick', x1: left - 4, y1: sy(t), x2: left, y2: sy(t) }),
-        el(
-          'text',
-          { class: 'tick-label', x: left - 6, y: sy(t) + 3.5, 'text-anchor': 'end', stroke: 'none', fill: AXIS_COLOR },
-          tickLabel(t, y1 - y0),
-        ),
-      ]),
-    ),
-    el(
-      'text',
-      {
-        class: 'axis-label axis-label-x',
-        x: left + plotW / 2,
-        y: top + plotH + 32,
-        'text-anchor': 'middle',
-        fill: AXIS_COLOR,
-      },
-      'Step',
-    ),
-    el(
-      'text',
-      {
-        class: 'axis-label axis-label-y',
-        x: 0,
-        y: 0,
-        transform: `translate(12 ${svgNumber(top + plotH / 2)}) rotate(-90)`,
-        'text-anchor': 'middle',
-        fill: AXIS_COLOR,
-      },
-      yLabel,
-    ),
+    plotFrame(box),
+    yTicks.map((t) => el('line', { class: 'grid', x1: box.x0, y1: sy(t), x2: box.x1, y2: sy(t), stroke: '#f0f0f0' })),
+    xAxis(box, xTicks, sx, (t) => tickLabel(t, x1 - x0)),
+    yAxis(box, yTicks, sy, (t) => tickLabel(t, y1 - y0)),
+    xAxisTitle(box, box.y1 + 32, 'Step'),
+    yAxisTitle(box, 12, yLabel),
     xs.length === 0
       ? el(
           'text',
-          { class: 'no-data', x: left + plotW / 2, y: top + plotH / 2, 'text-anchor': 'middle', fill: '#888' },
+          {
+            class: 'no-data',
+            x: box.x0 + box.plotWidth / 2,
+            y: box.y0 + box.plotHeight / 2,
+            'text-anchor': 'middle',
+            fill: MUTED,
+          },
           'no finite values',
         )
       : null,

@@ -11,15 +11,12 @@
  *
  * Class names are user data: they only ever reach the markup as escaped text or attribute values (see svg.ts).
  */
-import { Child, Markup, el, linearScale, pathData, svgNumber } from './svg';
+import { plotBox, plotFrame, xAxis, xAxisTitle, yAxis, yAxisTitle } from './axes';
+import { Child, Markup, el, linearScale, pathData } from './svg';
+import { CHAR_PX, FONT, MUTED, SERIES_COLORS } from './style';
 import type { ClassRocCurve } from '../results/results';
 
-const FONT = 'system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif';
-const CURVE_COLOR = '#1f5fa8';
-const AXIS_COLOR = '#444';
-const MUTED = '#888';
-/** Rough width of one character at 12 px in a sans-serif font, for layout. */
-const CHAR_PX = 6.6;
+const CURVE_COLOR = SERIES_COLORS[0];
 
 /** Shortens `text` to at most `max` characters, ending in "…" when cut. */
 export function truncate(text: string, max: number): string {
@@ -34,15 +31,10 @@ function fmt3(v: number): string {
 
 /** The ROC panel of one class. */
 export function rocPanel(curve: ClassRocCurve): Markup {
-  const left = 44;
-  const top = 30;
-  const size = 160;
-  const bottom = 38;
-  const right = 12;
-  const width = left + size + right;
-  const height = top + size + bottom;
-  const sx = linearScale([0, 1], [left, left + size]);
-  const sy = linearScale([0, 1], [top + size, top]);
+  const box = plotBox({ left: 44, top: 30, right: 12, bottom: 38 }, 160, 160);
+  const { x0, x1, y0, y1, width, height } = box;
+  const sx = linearScale([0, 1], [x0, x1]);
+  const sy = linearScale([0, 1], [y1, y0]);
   const ticks = [0, 0.25, 0.5, 0.75, 1];
   const xs = Array.from(curve.fpr, sx);
   const ys = Array.from(curve.tpr, sy);
@@ -65,7 +57,7 @@ export function rocPanel(curve: ClassRocCurve): Markup {
       'text',
       {
         class: 'panel-title',
-        x: left + size / 2,
+        x: x0 + box.plotWidth / 2,
         y: 16,
         'text-anchor': 'middle',
         'font-size': 11.5,
@@ -73,63 +65,11 @@ export function rocPanel(curve: ClassRocCurve): Markup {
       },
       titleText,
     ),
-    el('rect', { class: 'plot-frame', x: left, y: top, width: size, height: size, fill: 'none', stroke: '#ddd' }),
-    el(
-      'g',
-      { class: 'axis axis-x', stroke: AXIS_COLOR },
-      el('line', { x1: left, y1: top + size, x2: left + size, y2: top + size }),
-      ticks.map((t) => [
-        el('line', { class: 'tick', x1: sx(t), y1: top + size, x2: sx(t), y2: top + size + 4 }),
-        el(
-          'text',
-          {
-            class: 'tick-label',
-            x: sx(t),
-            y: top + size + 15,
-            'text-anchor': 'middle',
-            stroke: 'none',
-            fill: AXIS_COLOR,
-          },
-          String(t),
-        ),
-      ]),
-    ),
-    el(
-      'g',
-      { class: 'axis axis-y', stroke: AXIS_COLOR },
-      el('line', { x1: left, y1: top, x2: left, y2: top + size }),
-      ticks.map((t) => [
-        el('line', { class: 'tick', x1: left - 4, y1: sy(t), x2: left, y2: sy(t) }),
-        el(
-          'text',
-          { class: 'tick-label', x: left - 6, y: sy(t) + 3.5, 'text-anchor': 'end', stroke: 'none', fill: AXIS_COLOR },
-          String(t),
-        ),
-      ]),
-    ),
-    el(
-      'text',
-      {
-        class: 'axis-label axis-label-x',
-        x: left + size / 2,
-        y: height - 6,
-        'text-anchor': 'middle',
-        fill: AXIS_COLOR,
-      },
-      'False positive rate',
-    ),
-    el(
-      'text',
-      {
-        class: 'axis-label axis-label-y',
-        x: 0,
-        y: 0,
-        transform: `translate(11 ${svgNumber(top + size / 2)}) rotate(-90)`,
-        'text-anchor': 'middle',
-        fill: AXIS_COLOR,
-      },
-      'True positive rate',
-    ),
+    plotFrame(box),
+    xAxis(box, ticks, sx, String),
+    yAxis(box, ticks, sy, String),
+    xAxisTitle(box, height - 6, 'False positive rate'),
+    yAxisTitle(box, 11, 'True positive rate'),
     el('line', {
       class: 'roc-diagonal',
       x1: sx(0),
@@ -142,7 +82,7 @@ export function rocPanel(curve: ClassRocCurve): Markup {
     }),
     el(
       'text',
-      { class: 'panel-auroc', x: left + size - 6, y: top + size - 8, 'text-anchor': 'end', fill: '#222' },
+      { class: 'panel-auroc', x: x1 - 6, y: y1 - 8, 'text-anchor': 'end', fill: '#222' },
       `AUROC ${fmt3(curve.auroc)}`,
     ),
     el('path', {
@@ -181,16 +121,13 @@ export function aurocBars(rows: readonly AurocBarRow[], opts: { ciLabel?: string
   const maxChars = Math.max(4, ...rows.map((r) => Array.from(r.name).length));
   const labelChars = Math.min(maxChars, 40);
   const left = Math.round(Math.min(280, Math.max(80, labelChars * CHAR_PX + 12)));
-  const plot = 380;
-  const valueWidth = 190;
   const rowH = 20;
   const top = 26;
-  const bottom = 40;
-  const width = left + plot + valueWidth;
-  const height = top + rows.length * rowH + bottom;
-  const sx = linearScale([0, 1], [left, left + plot]);
+  // Right of the plot: each bar's value and interval.
+  const box = plotBox({ left, top, right: 190, bottom: 40 }, 380, rows.length * rowH);
+  const { x1, y1: axisY, width, height } = box;
+  const sx = linearScale([0, 1], [left, x1]);
   const ticks = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
-  const axisY = top + rows.length * rowH;
   const hasCi = rows.some((r) => Number.isFinite(r.lower) && Number.isFinite(r.upper));
 
   const body: Child[] = [];
@@ -265,7 +202,7 @@ export function aurocBars(rows: readonly AurocBarRow[], opts: { ciLabel?: string
       );
       valueText += ` [${(r.lower as number).toFixed(3)}, ${(r.upper as number).toFixed(3)}]`;
     }
-    body.push(el('text', { class: 'bar-value', x: left + plot + 8, y: yMid + 4, fill: '#222' }, valueText));
+    body.push(el('text', { class: 'bar-value', x: x1 + 8, y: yMid + 4, fill: '#222' }, valueText));
   });
 
   return el(
@@ -297,37 +234,7 @@ export function aurocBars(rows: readonly AurocBarRow[], opts: { ciLabel?: string
       'chance',
     ),
     body,
-    el(
-      'g',
-      { class: 'axis axis-x', stroke: AXIS_COLOR },
-      el('line', { x1: left, y1: axisY, x2: left + plot, y2: axisY }),
-      ticks.map((t) => [
-        el('line', { class: 'tick', x1: sx(t), y1: axisY, x2: sx(t), y2: axisY + 4 }),
-        el(
-          'text',
-          {
-            class: 'tick-label',
-            x: sx(t),
-            y: axisY + 16,
-            'text-anchor': 'middle',
-            stroke: 'none',
-            fill: AXIS_COLOR,
-            'font-size': 10,
-          },
-          String(t),
-        ),
-      ]),
-    ),
-    el(
-      'text',
-      {
-        class: 'axis-label axis-label-x',
-        x: left + plot / 2,
-        y: height - 6,
-        'text-anchor': 'middle',
-        fill: AXIS_COLOR,
-      },
-      'AUROC' + (hasCi ? ` (whiskers: ${opts.ciLabel ?? 'CI'})` : ''),
-    ),
+    xAxis(box, ticks, sx, String, { labelGap: 16, fontSize: 10 }),
+    xAxisTitle(box, height - 6, 'AUROC' + (hasCi ? ` (whiskers: ${opts.ciLabel ?? 'CI'})` : '')),
   );
 }
