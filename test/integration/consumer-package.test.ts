@@ -14,6 +14,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { addonCandidates } from '../../lib/native';
 import { requireAddon } from '../helpers/native';
+import { BERT_SPECIAL_TOKENS } from '../helpers/expected-names';
 
 const REPO = path.resolve(__dirname, '../..');
 const TSC = path.join(REPO, 'node_modules/typescript/bin/tsc');
@@ -99,21 +100,7 @@ main().catch((e: unknown) => {
 });
 `;
 
-const VOCAB = [
-  '[PAD]',
-  '[UNK]',
-  '[CLS]',
-  '[SEP]',
-  '[MASK]',
-  'lung',
-  'opacity',
-  'is',
-  'present',
-  'no',
-  'pleural',
-  'effusion',
-  '.',
-];
+const VOCAB = [...BERT_SPECIAL_TOKENS, 'lung', 'opacity', 'is', 'present', 'no', 'pleural', 'effusion', '.'];
 
 const TINY_YAML = `_base_: node_modules/ctclip/configs/base_config.yaml
 experiment:
