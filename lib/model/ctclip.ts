@@ -20,7 +20,7 @@
  * is accepted too. Token ids and masks: int64 (B, L) tensors (`textTensors(tokenizer.encodeBatch(...))`).
  */
 import { CtclipError } from '../errors';
-import { NativeModel } from './native-model';
+import { NativeModel, type NativeModelOps } from './native-model';
 import {
   loadAddon,
   type CTClipForwardResult,
@@ -31,6 +31,7 @@ import {
   type CTClipStepResult,
   type CTViTTensorKind,
   type DistGroupHandle,
+  type RawAddon,
   type TensorHandle,
 } from '../native';
 import { tensorFromBuffer } from '../tensor';
@@ -109,25 +110,25 @@ function checkLr(lr: number, fn: string): void {
   }
 }
 
+/** The addon functions behind `CTClip`. */
+function ctclipOps(addon: RawAddon): NativeModelOps<CTClipHandle, ResolvedCTClipConfig, CTClipInfo, CTClipStateDict> {
+  return {
+    create: addon.createCTClip,
+    info: addon.ctclipInfo,
+    setTraining: addon.ctclipSetTraining,
+    stateDict: addon.ctclipStateDict,
+    loadStateDict: addon.ctclipLoadStateDict,
+  };
+}
+
 /**
  * A native CT-CLIP model with its trainer state. Its state dict uses the reference's full CTCLIP key names;
  * `loadStateDict` drops the stale `text_transformer.embeddings.position_ids` of older files.
  */
 export class CTClip extends NativeModel<CTClipHandle, ResolvedCTClipConfig, CTClipInfo, CTClipStateDict> {
-  private constructor(handle: CTClipHandle, config: ResolvedCTClipConfig) {
-    const addon = loadAddon();
-    super(handle, config, {
-      info: addon.ctclipInfo,
-      setTraining: addon.ctclipSetTraining,
-      stateDict: addon.ctclipStateDict,
-      loadStateDict: addon.ctclipLoadStateDict,
-    });
-  }
-
   /** Builds a model with seeded initialisation (same seed ⇒ same weights). Starts in eval mode. */
   static create(config: CTClipNativeConfig): CTClip {
-    const resolved = resolveCTClipConfig(config);
-    return new CTClip(loadAddon().createCTClip(resolved), resolved);
+    return new CTClip(resolveCTClipConfig(config), ctclipOps(loadAddon()));
   }
 
   /** The device the model lives on, as libtorch names it ('cpu', 'cuda:0', …). */

@@ -8,7 +8,7 @@
  * every forward, gradient estimator). See native/model/ctvit.h for the exact semantics.
  */
 import { CtclipError } from '../errors';
-import { NativeModel } from './native-model';
+import { NativeModel, type NativeModelOps } from './native-model';
 import {
   loadAddon,
   type CTViTForwardBackwardResult,
@@ -16,6 +16,7 @@ import {
   type CTViTHandle,
   type CTViTInfo,
   type CTViTTensorKind,
+  type RawAddon,
   type TensorHandle,
 } from '../native';
 import { CTViTConfigSchema, parseNativeConfig, type CTViTConfig, type ResolvedCTViTConfig } from './config';
@@ -102,22 +103,22 @@ export interface StateDict {
   shapes: number[][];
 }
 
+/** The addon functions behind `CTViT`. */
+function ctvitOps(addon: RawAddon): NativeModelOps<CTViTHandle, ResolvedCTViTConfig, CTViTInfo, StateDict> {
+  return {
+    create: addon.createCTViT,
+    info: addon.ctvitInfo,
+    setTraining: addon.ctvitSetTraining,
+    stateDict: addon.ctvitStateDict,
+    loadStateDict: addon.ctvitLoadStateDict,
+  };
+}
+
 /** A native CTViT encoder. Its state dict keys are the reference's without the `visual_transformer.` prefix. */
 export class CTViT extends NativeModel<CTViTHandle, ResolvedCTViTConfig, CTViTInfo, StateDict> {
-  private constructor(handle: CTViTHandle, config: ResolvedCTViTConfig) {
-    const addon = loadAddon();
-    super(handle, config, {
-      info: addon.ctvitInfo,
-      setTraining: addon.ctvitSetTraining,
-      stateDict: addon.ctvitStateDict,
-      loadStateDict: addon.ctvitLoadStateDict,
-    });
-  }
-
   /** Builds a model with seeded initialisation (same seed ⇒ same weights). Starts in eval mode. */
   static create(config: CTViTConfig): CTViT {
-    const resolved = resolveCTViTConfig(config);
-    return new CTViT(loadAddon().createCTViT(resolved), resolved);
+    return new CTViT(resolveCTViTConfig(config), ctvitOps(loadAddon()));
   }
 
   /** Length of the image embedding: H'·W'·dim. */

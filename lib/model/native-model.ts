@@ -1,7 +1,7 @@
 /**
- * What every native model wrapper (CTViT, CTClip) shares: the handle and resolved config, train/eval mode, the
- * parameter counts, state-dict access by name, and dispose. Each subclass names its addon functions once in a
- * `NativeModelOps` table; everything model-specific stays in the subclass.
+ * What every native model wrapper (CTViT, CTClip) shares: building the native model from a resolved config, the
+ * handle and config, train/eval mode, the parameter counts, state-dict access by name, and dispose. Each subclass
+ * names its addon functions once in a `NativeModelOps` table; everything model-specific stays in the subclass.
  */
 import { CtclipError } from '../errors';
 import type { TensorHandle } from '../native';
@@ -13,8 +13,10 @@ export interface NativeModelInfo {
   trainableParameterCount: number;
 }
 
-/** The addon functions behind the shared methods, for one model type. */
-export interface NativeModelOps<H, I, S> {
+/** The addon functions of one model type: its native constructor and those behind the shared methods. */
+export interface NativeModelOps<H, C, I, S> {
+  /** Builds the native model (seeded initialisation, eval mode) from a resolved config. */
+  create(config: C): H;
   info(handle: H): I;
   setTraining(handle: H, mode: boolean): void;
   stateDict(handle: H): S;
@@ -29,10 +31,11 @@ export interface NativeModelOps<H, I, S> {
 export abstract class NativeModel<H extends { dispose(): void }, C, I extends NativeModelInfo, S> {
   readonly handle: H;
   readonly config: C;
-  private readonly ops: NativeModelOps<H, I, S>;
+  private readonly ops: NativeModelOps<H, C, I, S>;
 
-  protected constructor(handle: H, config: C, ops: NativeModelOps<H, I, S>) {
-    this.handle = handle;
+  /** Builds the native model of `config`, already resolved (validated, defaults filled) by the subclass. */
+  protected constructor(config: C, ops: NativeModelOps<H, C, I, S>) {
+    this.handle = ops.create(config);
     this.config = config;
     this.ops = ops;
   }
