@@ -33,6 +33,7 @@ import { CTClip, type CTClipConfig } from '../lib/model/ctclip';
 import { ctvitFlops, resolveCTViTConfig } from '../lib/model/ctvit';
 import { loadAddon, type KernelChoice } from '../lib/native';
 import { tensorFromBuffer } from '../lib/tensor';
+import { perfWindow } from './perf-control';
 import { median, runBenchMain, STEP_BENCH_OPTIONS, stepBenchNumbers, uniformArray } from './common';
 
 export const REFERENCE_STEP_MS = 110;
@@ -258,6 +259,7 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
       1e-5,
     );
   for (let i = 0; i < warmup; i++) await step();
+  perfWindow('enable');
   const wall: number[] = [];
   const fwd: number[] = [];
   const bwd: number[] = [];
@@ -279,6 +281,7 @@ export async function runCtclipBench(opts: CtclipBenchOptions = {}): Promise<Ctc
     ph.text.push(r.timings.textMs ?? 0);
     ph.heads.push(r.timings.headsMs ?? 0);
   }
+  perfWindow('disable');
   const info = model.info();
   model.dispose();
   const build = addon.buildInfo();

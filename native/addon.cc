@@ -3,12 +3,14 @@
 
 #include <thread>
 
+#include "core/allocator_tuning.h"
 #include "napi/addon_data.h"
 #include "napi/registry.h"
 
 namespace ctclip {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  ApplyAllocatorTuning();  // before any tensor is allocated
   auto* data = new AddonData();
   data->jsThread = std::this_thread::get_id();
   data->releaser = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),

@@ -104,6 +104,18 @@ def import_reference(ref_dir, run_device):
     return ctvit.CTViT, ct_clip.CTCLIP, vq_version
 
 
+def perf_window(command):
+    """The steady-state window for `perf record --control` (bench/profile.ts; the same protocol as
+    bench/perf-control.ts): a no-op unless CTCLIP_PERF_CTL and CTCLIP_PERF_ACK name perf's control FIFOs."""
+    ctl, ack = os.environ.get("CTCLIP_PERF_CTL"), os.environ.get("CTCLIP_PERF_ACK")
+    if not ctl or not ack:
+        return
+    with open(ctl, "w") as f:
+        f.write(command + "\n")
+    with open(ack) as f:
+        f.readline()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--spec", required=True, help="the preset as JSON (see the module docstring)")
@@ -188,12 +200,14 @@ def main():
 
     for _ in range(int(spec.get("warmup", 2))):
         step()
+    perf_window("enable")
     wall, cpu = [], []
     for _ in range(int(spec.get("iters", 7))):
         c0, t0 = time.process_time(), time.perf_counter()
         step()
         wall.append((time.perf_counter() - t0) * 1e3)
         cpu.append((time.process_time() - c0) * 1e3)
+    perf_window("disable")
     out = {
         "stepTimesMs": wall,
         "stepMs": statistics.median(wall),
