@@ -266,15 +266,8 @@ describe('metrics: binary (per class)', function () {
 
 describe('metrics: multi-label evaluation and aggregates', function () {
   const classes = ['a', 'b', 'allZero', 'allOne'];
-  // 6 samples; a: 2 positives, b: 3 positives, allZero: none, allOne: all.
-  const labels = [
-    [1, 1, 0, 1],
-    [1, 0, 0, 1],
-    [0, 1, 0, 1],
-    [0, 1, 0, 1],
-    [0, 0, 0, 1],
-    [0, 0, 0, 1],
-  ];
+  // 6 samples, a row each (one digit per class); a: 2 positives, b: 3 positives, allZero: none, allOne: all.
+  const labels = ['1101', '1001', '0101', '0101', '0001', '0001'].map((row) => [...row].map(Number));
   const scores = [
     [0.9, 0.6, 0.1, 0.9],
     [0.4, 0.7, 0.2, 0.8],
