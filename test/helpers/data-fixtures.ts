@@ -89,6 +89,7 @@ export function preprocessArgs(
     path.join(dir, 'reports.csv'),
     '--labels',
     path.join(dir, 'labels.csv'),
+    ...(opts.metadata ? ['--metadata', path.join(dir, 'metadata.csv')] : []),
     '--out',
     out,
   ];

@@ -11,25 +11,13 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { runCtclip, runEntry, synthShards } from '../helpers/cli';
 import { repoRoot } from '../helpers/fixtures';
 import { writeDebugConfig } from '../helpers/train-fixtures';
 
-function ctclip(args: string[], cwd = repoRoot) {
-  // A refused FIFO must not block: the old reader waited for a writer forever (killed here after 30 s).
-  return spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'cli.js'), ...args], {
-    cwd,
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-}
-
-function train(args: string[], cwd = repoRoot) {
-  return spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'train.js'), ...args], {
-    cwd,
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-}
+// A refused FIFO must not block: the old reader waited for a writer forever (killed here after 30 s).
+const ctclip = (args: string[], cwd = repoRoot) => runCtclip(args, { cwd, timeout: 30_000 });
+const train = (args: string[], cwd = repoRoot) => runEntry('train.js', args, { cwd, timeout: 60_000 });
 
 describe('config files: missing named files, special files, prototype keys (CLI)', function () {
   this.timeout(120_000);
@@ -37,22 +25,7 @@ describe('config files: missing named files, special files, prototype keys (CLI)
   let shards: string;
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ctclip-config-files-'));
-    const r = ctclip([
-      'synth',
-      '--out',
-      path.join(dir, 'data', 'train'),
-      '--samples',
-      '12',
-      '--shape',
-      '8,8,4',
-      '--shards',
-      '2',
-      '--seed',
-      '3',
-      '--quiet',
-    ]);
-    expect(r.status, r.stderr).to.equal(0);
-    shards = path.join(dir, 'data', 'train', 'shard-{000000..000001}.tar');
+    shards = synthShards(path.join(dir, 'data', 'train'), 12);
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 

@@ -14,14 +14,9 @@ import { TensorBoardWriter, readScalars } from '../../lib/logging/tensorboard';
 import { parseValidationHeader, parseValidationLine } from '../../lib/logging/validation-lines';
 import { Rng } from '../../lib/rng';
 import { lrAt } from '../../lib/schedule';
+import { runCtclip } from '../helpers/cli';
+import { TRAIN_SCALAR_TAGS } from '../helpers/expected-names';
 import { repoRoot } from '../helpers/fixtures';
-
-function ctclip(args: string[]) {
-  return spawnSync(process.execPath, [path.join(repoRoot, 'lib', 'cli.js'), ...args], {
-    cwd: repoRoot,
-    encoding: 'utf8',
-  });
-}
 
 const CLASSES = [
   'Medical material',
@@ -155,24 +150,13 @@ describe('logging: synthetic run → ctclip report', function () {
     expect(events.filter((e) => e.type === 'train')).to.have.length(1 + TOTAL / LOG_EVERY);
     expect(events.filter((e) => e.type === 'val').map((e) => e.step)).to.deep.equal([50, 100, 150, 200]);
     const scalars = readScalars(path.join(runDir, 'tensorboard'));
-    for (const tag of [
-      'train/loss',
-      'train/lr',
-      'train/grad_norm',
-      'train/temperature',
-      'train/step_time',
-      'train/data_time',
-      'train/samples_per_s',
-      'train/skipped_steps',
-    ]) {
-      expect(scalars.get(tag), tag).to.have.length(1 + TOTAL / LOG_EVERY);
-    }
+    for (const tag of TRAIN_SCALAR_TAGS) expect(scalars.get(tag), tag).to.have.length(1 + TOTAL / LOG_EVERY);
     expect(scalars.get('val/weighted_auroc')!.map((p) => p.step)).to.deep.equal([50, 100, 150, 200]);
     expect(scalars.get('val/per_class_auroc/Lung nodule')).to.have.length(4);
   });
 
   it('ctclip report RUN_DIR writes report.html with one curve per series, axis labels and no NaN', () => {
-    const r = ctclip(['report', runDir]);
+    const r = runCtclip(['report', runDir]);
     expect(r.status, r.stderr).to.equal(0);
     const out = path.join(runDir, 'report.html');
     expect(r.stdout.trim()).to.equal(`Report written: ${out}`);
@@ -188,7 +172,7 @@ describe('logging: synthetic run → ctclip report', function () {
     fs.mkdirSync(tbOnly);
     fs.cpSync(path.join(runDir, 'tensorboard'), path.join(tbOnly, 'tensorboard'), { recursive: true });
     const out = path.join(dir, 'elsewhere.html');
-    const r = ctclip(['report', tbOnly, '--out', out]);
+    const r = runCtclip(['report', tbOnly, '--out', out]);
     expect(r.status, r.stderr).to.equal(0);
     const html = fs.readFileSync(out, 'utf8');
     checkReport(html, { perClassLastAndBest: false });
@@ -197,15 +181,15 @@ describe('logging: synthetic run → ctclip report', function () {
   });
 
   it('exit codes: 2 without RUN_DIR, 1 for a directory without logs', () => {
-    const noArg = ctclip(['report']);
+    const noArg = runCtclip(['report']);
     expect(noArg.status).to.equal(2);
     expect(noArg.stderr).to.contain('RUN_DIR is required');
     const empty = path.join(dir, 'empty');
     fs.mkdirSync(empty);
-    const r = ctclip(['report', empty]);
+    const r = runCtclip(['report', empty]);
     expect(r.status).to.equal(1);
     expect(r.stderr).to.match(/no metrics\.jsonl and no TensorBoard event files/);
-    expect(ctclip(['--help']).stdout).to.match(/report\s+write a training run's HTML report/);
+    expect(runCtclip(['--help']).stdout).to.match(/report\s+write a training run's HTML report/);
   });
 });
 

@@ -49,9 +49,7 @@ describe('preprocess: ctclip preprocess (CT-RATE layout, synthetic balls)', func
   let dir: string;
   let out: string;
   const args = (): string[] => [
-    ...preprocessArgs(dir, out),
-    '--metadata',
-    path.join(dir, 'metadata.csv'),
+    ...preprocessArgs(dir, out, { metadata: true }),
     '--split',
     'train',
     '--samples-per-shard',
@@ -245,9 +243,7 @@ describe('preprocess: real head CT → ctclip preprocess → shards → index �
     );
     const out = path.join(dir, 'out');
     const r = cli(
-      ...preprocessArgs(dir, out),
-      '--metadata',
-      path.join(dir, 'metadata.csv'),
+      ...preprocessArgs(dir, out, { metadata: true }),
       '--split',
       'valid',
       '--shape',
