@@ -115,6 +115,46 @@ export function runAsMain(name: string, run: (argv: string[]) => Promise<number>
   );
 }
 
+/**
+ * A choice option: `text`, or the default `choices[0]` when not given; ARGUMENT_ERROR listing the choices (in the
+ * given order) when it is none of them.
+ */
+export function choiceOption<T extends string>(name: string, text: string | undefined, choices: readonly T[]): T {
+  const value = text ?? choices[0];
+  if (!(choices as readonly string[]).includes(value)) {
+    const list = `${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1]}`;
+    throw new CtclipError('ARGUMENT_ERROR', `--${name} must be ${list}, got '${value}'`);
+  }
+  return value as T;
+}
+
+/** A number option value (undefined when not given), or ARGUMENT_ERROR naming the option. */
+export function numberOption(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v))
+    throw new CtclipError('ARGUMENT_ERROR', `--${name} must be a number, got '${text}'`);
+  return v;
+}
+
+/** A float option list `--name a,b,c` (exactly `count` finite numbers), or ARGUMENT_ERROR naming it. */
+export function numberList(name: string, text: string | undefined, count: number): number[] | undefined {
+  if (text === undefined) return undefined;
+  const parts = text.split(',').map((s) => s.trim());
+  const v = parts.map(Number);
+  if (parts.length !== count || parts.some((p) => p === '') || !v.every(Number.isFinite)) {
+    throw new CtclipError('ARGUMENT_ERROR', `--${name} must be ${count} comma-separated numbers, got '${text}'`);
+  }
+  return v;
+}
+
+/** A `numberList` of numbers > 0 (a spacing in mm), or ARGUMENT_ERROR naming it. */
+export function positiveList(name: string, text: string | undefined, count: number): number[] | undefined {
+  const v = numberList(name, text, count);
+  if (v && !v.every((x) => x > 0)) throw new CtclipError('ARGUMENT_ERROR', `--${name} must be positive, got '${text}'`);
+  return v;
+}
+
 /** A positive integer option value, or ARGUMENT_ERROR naming the option. */
 export function intOption(name: string, text: string | undefined, fallback?: number, min = 1): number {
   if (text === undefined) {

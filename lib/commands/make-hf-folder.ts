@@ -19,7 +19,7 @@ import { vocabFile } from '../model/factory';
 import { resolveWeights } from '../model/inference-model';
 import { Tokenizer } from '../text/tokenizer';
 import { writeHfBertFolder, type HfFolderOptions } from '../weights/hf-folder-writer';
-import { intOption, parseCommandArgs, runCommand, startCommand } from './common';
+import { choiceOption, intOption, parseCommandArgs, runCommand, startCommand } from './common';
 
 const USAGE = `usage: ctclip make-hf-folder --from CHECKPOINT --out DIR [--config RUN.yaml] [--vocab FILE] [--heads N] [--dropout P] [--format both|safetensors|bin] [--with-extras]
 
@@ -117,9 +117,7 @@ export function run(argv: string[]): Promise<number> {
       'with-extras': { type: 'boolean', default: false },
     });
     if (!startCommand(values, positionals, USAGE, ['from', 'out'])) return 0;
-    const format = values.format ?? 'both';
-    if (!['both', 'safetensors', 'bin'].includes(format))
-      throw new CtclipError('ARGUMENT_ERROR', `--format must be both, safetensors or bin, got '${format}'`);
+    const format = choiceOption('format', values.format, ['both', 'safetensors', 'bin']);
     // resolveWeights words its argument errors for --checkpoint; here the argument is --from.
     const weights = await resolveWeights(values.from).catch((e: unknown) => {
       if ((e as CtclipError).code !== 'ARGUMENT_ERROR') throw e;

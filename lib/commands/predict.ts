@@ -16,8 +16,7 @@
 import * as path from 'path';
 import { loadConfig } from '../config/load';
 import { CT_RATE_CLASSES } from '../data/classes';
-import { CtclipError } from '../errors';
-import { loadInferenceModel, numberList, resolveClassNames } from '../model/inference-model';
+import { loadInferenceModel, resolveClassNames } from '../model/inference-model';
 import { encodePrompts, scoreVolumes } from '../zeroshot/zero-shot';
 import { toStrictJson } from '../io/strict-json';
 import type { Reorient } from '../preprocess/orientation';
@@ -31,7 +30,16 @@ import {
 import type { Vec3 } from '../preprocess/resample';
 import { configureThreads } from '../runtime';
 import { tensorFromBuffer } from '../tensor';
-import { intOption, parseCommandArgs, runCommand, startCommand } from './common';
+import {
+  choiceOption,
+  intOption,
+  numberList,
+  numberOption,
+  parseCommandArgs,
+  positiveList,
+  runCommand,
+  startCommand,
+} from './common';
 import { voxelLimitOptions } from './volume-options';
 import { resolveCheckpointArg } from '../checkpoint/shortcut';
 
@@ -59,14 +67,6 @@ export const USAGE = `usage: ctclip predict VOLUME.nii.gz --checkpoint W --confi
 
 exit codes: 0 done · 1 runtime failure · 2 bad arguments/config`;
 
-function numberOption(name: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v))
-    throw new CtclipError('ARGUMENT_ERROR', `--${name} must be a number, got '${text}'`);
-  return v;
-}
-
 export function run(argv: string[]): Promise<number> {
   return runCommand('predict', USAGE, async () => {
     const { values, positionals } = parseCommandArgs(argv, {
@@ -88,20 +88,12 @@ export function run(argv: string[]): Promise<number> {
     if (!startCommand(values, positionals, USAGE, ['checkpoint', 'config'], 'VOLUME (a .nii or .nii.gz file)'))
       return 0;
     const file = positionals[0];
-    const spacing = (numberList('spacing', values.spacing, 3) as Vec3 | undefined) ?? DEFAULT_SPACING;
-    if (!spacing.every((x) => x > 0))
-      throw new CtclipError('ARGUMENT_ERROR', `--spacing must be positive, got '${values.spacing}'`);
-    const voxelSpacing = numberList('source-spacing', values['source-spacing'], 3) as Vec3 | undefined;
-    if (voxelSpacing && !voxelSpacing.every((x) => x > 0))
-      throw new CtclipError('ARGUMENT_ERROR', `--source-spacing must be positive, got '${values['source-spacing']}'`);
+    const spacing = (positiveList('spacing', values.spacing, 3) as Vec3 | undefined) ?? DEFAULT_SPACING;
+    const voxelSpacing = positiveList('source-spacing', values['source-spacing'], 3) as Vec3 | undefined;
     const { maxVoxels, maxResampledVoxels } = voxelLimitOptions(values);
     const window = numberList('window', values.window, 2) as [number, number] | undefined;
-    const rescale = (values.rescale ?? 'auto') as RescaleMode;
-    if (!['auto', 'always', 'never'].includes(rescale))
-      throw new CtclipError('ARGUMENT_ERROR', `--rescale must be auto, always or never, got '${values.rescale}'`);
-    const reorient = (values.reorient ?? 'none') as Reorient;
-    if (!['none', 'LPS', 'RAS'].includes(reorient))
-      throw new CtclipError('ARGUMENT_ERROR', `--reorient must be none, LPS or RAS, got '${values.reorient}'`);
+    const rescale = choiceOption<RescaleMode>('rescale', values.rescale, ['auto', 'always', 'never']);
+    const reorient = choiceOption<Reorient>('reorient', values.reorient, ['none', 'LPS', 'RAS']);
     const slope = numberOption('slope', values.slope);
     const intercept = numberOption('intercept', values.intercept);
     const overrides = [...(values.set ?? [])];

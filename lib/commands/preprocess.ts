@@ -10,7 +10,15 @@
  */
 import { CtclipError } from '../errors';
 import { configureThreads } from '../runtime';
-import { intOption, parseCommandArgs, runCommand, startCommand } from './common';
+import {
+  choiceOption,
+  intOption,
+  numberList,
+  parseCommandArgs,
+  positiveList,
+  runCommand,
+  startCommand,
+} from './common';
 import { voxelLimitOptions } from './volume-options';
 import { defaultWorkers, preprocessDataset, REPORT_FILE, type Progress } from '../preprocess/dataset';
 import type { RescaleMode } from '../preprocess/pipeline';
@@ -38,16 +46,6 @@ const USAGE = `usage: ctclip preprocess --volumes DIR --reports reports.csv --la
   --max-resampled-voxels N largest grid after resampling to --spacing (default 536870912 = 2^29)
   --force                  redo everything when --out holds shards of a different plan
   --quiet                  no progress output`;
-
-function numbers(name: string, text: string | undefined, count: number, fallback: number[]): number[] {
-  if (text === undefined) return fallback;
-  const parts = text.split(',').map((s) => s.trim());
-  const v = parts.map(Number);
-  if (parts.length !== count || parts.some((p) => p === '') || !v.every(Number.isFinite)) {
-    throw new CtclipError('ARGUMENT_ERROR', `--${name} must be ${count} comma-separated numbers, got '${text}'`);
-  }
-  return v;
-}
 
 function fmtTime(s: number): string {
   if (!Number.isFinite(s)) return '?';
@@ -78,19 +76,13 @@ export function run(argv: string[]): Promise<number> {
       quiet: { type: 'boolean', default: false },
     });
     if (!startCommand(values, positionals, USAGE, ['volumes', 'reports', 'labels', 'out'])) return 0;
-    const rescale = (values.rescale ?? 'auto') as RescaleMode;
-    if (!['auto', 'always', 'never'].includes(rescale))
-      throw new CtclipError('ARGUMENT_ERROR', `--rescale must be auto, always or never, got '${rescale}'`);
-    const reorient = (values.reorient ?? 'none') as Reorient;
-    if (!['none', 'RAS', 'LPS'].includes(reorient))
-      throw new CtclipError('ARGUMENT_ERROR', `--reorient must be none, RAS or LPS, got '${reorient}'`);
-    const spacing = numbers('spacing', values.spacing, 3, [0.75, 0.75, 1.5]);
-    if (!spacing.every((s) => s > 0))
-      throw new CtclipError('ARGUMENT_ERROR', `--spacing must be positive, got '${values.spacing}'`);
-    const shape = numbers('shape', values.shape, 3, [480, 480, 240]);
+    const rescale = choiceOption<RescaleMode>('rescale', values.rescale, ['auto', 'always', 'never']);
+    const reorient = choiceOption<Reorient>('reorient', values.reorient, ['none', 'RAS', 'LPS']);
+    const spacing = positiveList('spacing', values.spacing, 3) ?? [0.75, 0.75, 1.5];
+    const shape = numberList('shape', values.shape, 3) ?? [480, 480, 240];
     if (!shape.every((s) => Number.isInteger(s) && s > 0))
       throw new CtclipError('ARGUMENT_ERROR', `--shape must be three positive integers, got '${values.shape}'`);
-    const window = numbers('window', values.window, 2, [-1000, 1000]);
+    const window = numberList('window', values.window, 2) ?? [-1000, 1000];
     if (!(window[0] < window[1]))
       throw new CtclipError('ARGUMENT_ERROR', `--window must be LO,HI with LO < HI, got '${values.window}'`);
     if (values.split !== undefined && !/^[A-Za-z0-9]+$/.test(values.split))

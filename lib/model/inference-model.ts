@@ -210,14 +210,3 @@ export async function loadInferenceModel(
     throw e;
   }
 }
-
-/** A float option list `--name a,b,c` (exactly `count` finite numbers), or ARGUMENT_ERROR naming it. */
-export function numberList(name: string, text: string | undefined, count: number): number[] | undefined {
-  if (text === undefined) return undefined;
-  const parts = text.split(',').map((s) => s.trim());
-  const v = parts.map(Number);
-  if (parts.length !== count || parts.some((p) => p === '') || !v.every(Number.isFinite)) {
-    throw new CtclipError('ARGUMENT_ERROR', `--${name} must be ${count} comma-separated numbers, got '${text}'`);
-  }
-  return v;
-}
