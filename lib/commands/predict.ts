@@ -40,7 +40,7 @@ import {
   runCommand,
   startCommand,
 } from './common';
-import { voxelLimitOptions } from './volume-options';
+import { VOLUME_OPTIONS, voxelLimitOptions } from './volume-options';
 import { resolveCheckpointArg } from '../checkpoint/shortcut';
 
 export const USAGE = `usage: ctclip predict VOLUME.nii.gz --checkpoint W --config C [--json] [--spacing X,Y,Z] [--rescale MODE]
@@ -73,15 +73,10 @@ export function run(argv: string[]): Promise<number> {
       checkpoint: { type: 'string' },
       config: { type: 'string' },
       json: { type: 'boolean', default: false },
-      spacing: { type: 'string' },
+      ...VOLUME_OPTIONS,
       'source-spacing': { type: 'string' },
-      'max-voxels': { type: 'string' },
-      'max-resampled-voxels': { type: 'string' },
-      rescale: { type: 'string' },
       slope: { type: 'string' },
       intercept: { type: 'string' },
-      window: { type: 'string' },
-      reorient: { type: 'string' },
       set: { type: 'string', multiple: true },
       threads: { type: 'string' },
     });

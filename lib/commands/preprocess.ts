@@ -19,7 +19,7 @@ import {
   runCommand,
   startCommand,
 } from './common';
-import { voxelLimitOptions } from './volume-options';
+import { VOLUME_OPTIONS, voxelLimitOptions } from './volume-options';
 import { defaultWorkers, preprocessDataset, REPORT_FILE, type Progress } from '../preprocess/dataset';
 import type { RescaleMode } from '../preprocess/pipeline';
 import type { Reorient } from '../preprocess/orientation';
@@ -65,13 +65,8 @@ export function run(argv: string[]): Promise<number> {
       'samples-per-shard': { type: 'string' },
       workers: { type: 'string' },
       threads: { type: 'string' },
-      rescale: { type: 'string' },
-      spacing: { type: 'string' },
+      ...VOLUME_OPTIONS,
       shape: { type: 'string' },
-      window: { type: 'string' },
-      reorient: { type: 'string' },
-      'max-voxels': { type: 'string' },
-      'max-resampled-voxels': { type: 'string' },
       force: { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
     });

@@ -1,11 +1,24 @@
 /**
- * The volume limits predict and preprocess share (kept out of common.ts, which every command loads, so that the
+ * The volume options predict and preprocess share (kept out of common.ts, which every command loads, so that the
  * other commands do not load the preprocessing modules).
  */
 import { CtclipError } from '../errors';
 import { DEFAULT_MAX_VOXELS } from '../preprocess/nifti';
 import { DEFAULT_MAX_RESAMPLED_VOXELS } from '../preprocess/pipeline';
 import { intOption } from './common';
+
+/**
+ * The options of the volume pipeline that both commands take: `--spacing`, `--window`, `--rescale`, `--reorient`
+ * (parsed with common.ts's helpers) and the voxel limits (`voxelLimitOptions`).
+ */
+export const VOLUME_OPTIONS = {
+  spacing: { type: 'string' },
+  window: { type: 'string' },
+  rescale: { type: 'string' },
+  reorient: { type: 'string' },
+  'max-voxels': { type: 'string' },
+  'max-resampled-voxels': { type: 'string' },
+} as const;
 
 /**
  * `--max-voxels` and `--max-resampled-voxels` (the header-checked limits of a NIfTI volume before and after
