@@ -25,7 +25,7 @@ import {
   type Expect,
   type WeightsReport,
 } from './layout';
-import { assertFiniteWeights, importBudget } from './limits';
+import { assertFiniteOrDispose, importBudget } from './limits';
 import type { ReferenceKey } from './reference-keys';
 
 export interface ImportOptions {
@@ -164,16 +164,11 @@ export async function importTorchFile(file: string, opts: ImportOptions = {}): P
       }
       names.push(k.to);
     }
-    try {
-      await assertFiniteWeights(
-        file,
-        load.map((k) => k.from),
-        tensors,
-      );
-    } catch (e) {
-      tensors.forEach((t) => t.dispose());
-      throw e;
-    }
+    await assertFiniteOrDispose(
+      file,
+      load.map((k) => k.from),
+      tensors,
+    );
     return { names, tensors, layout, dropped, report };
   } finally {
     cache.release();

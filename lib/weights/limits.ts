@@ -51,3 +51,16 @@ export async function assertFiniteWeights(file: string, names: string[], tensors
     `${file}: tensor '${key}' holds ${bad.value} at element ${bad.element}; weights must be finite (the file is corrupt or was saved from a diverged run)`,
   );
 }
+
+/**
+ * `assertFiniteWeights` as the last check of a loading route: when it fails, the tensors (which the caller will
+ * never receive) are disposed before the error is thrown.
+ */
+export async function assertFiniteOrDispose(file: string, names: string[], tensors: TensorHandle[]): Promise<void> {
+  try {
+    await assertFiniteWeights(file, names, tensors);
+  } catch (e) {
+    tensors.forEach((t) => t.dispose());
+    throw e;
+  }
+}

@@ -18,7 +18,7 @@ import { loadSafetensors, type SafetensorsContent } from './safetensors-native';
 import { tensorInfo } from '../tensor';
 import { importTorchFile, type ImportedWeights, type ImportOptions } from './import-torch';
 import { enforceStrict, entriesToLoad, mapKeys, REFACTOR_LAYOUT_NAME, type WeightsReport } from './layout';
-import { assertFiniteWeights } from './limits';
+import { assertFiniteOrDispose } from './limits';
 
 export type WeightsFormat = 'torch' | 'safetensors';
 
@@ -90,16 +90,11 @@ export async function importSafetensorsFile(file: string, opts: ImportOptions = 
   const kept = new Set(keep.map((k) => k.from));
   for (const [n, t] of byName) if (!kept.has(n)) t.dispose();
   const tensors: TensorHandle[] = keep.map((k) => byName.get(k.from) as TensorHandle);
-  try {
-    await assertFiniteWeights(
-      file,
-      keep.map((k) => k.from),
-      tensors,
-    );
-  } catch (e) {
-    tensors.forEach((t) => t.dispose());
-    throw e;
-  }
+  await assertFiniteOrDispose(
+    file,
+    keep.map((k) => k.from),
+    tensors,
+  );
   return { names: keep.map((k) => k.to), tensors, layout: report.layout, dropped: report.dropped, report };
 }
 
@@ -110,12 +105,7 @@ export async function importSafetensorsFile(file: string, opts: ImportOptions = 
  */
 export async function readModelSafetensors(file: string): Promise<SafetensorsContent> {
   const c = await loadSafetensors(file);
-  try {
-    await assertFiniteWeights(file, c.names, c.tensors);
-  } catch (e) {
-    c.tensors.forEach((t) => t.dispose());
-    throw e;
-  }
+  await assertFiniteOrDispose(file, c.names, c.tensors);
   return c;
 }
 
