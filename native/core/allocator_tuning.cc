@@ -18,15 +18,16 @@ std::string Decide() {
   const char* off = std::getenv("CTCLIP_MALLOC_TUNING");
   if (off && std::strcmp(off, "0") == 0) return "off (CTCLIP_MALLOC_TUNING=0)";
 #if defined(__GLIBC__)
-  for (const char* name : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"}) {
+  for (const char* name : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX"}) {
     if (std::getenv(name)) return std::string("off (") + name + " is set)";
   }
   const char* tunables = std::getenv("GLIBC_TUNABLES");
   if (tunables && std::strstr(tunables, "glibc.malloc.")) return "off (GLIBC_TUNABLES sets glibc.malloc)";
   // Setting either value also stops glibc's dynamic adjustment of the mmap threshold.
-  if (mallopt(M_MMAP_THRESHOLD, kMmapThreshold) != 1 || mallopt(M_TRIM_THRESHOLD, kTrimThreshold) != 1)
+  if (mallopt(M_MMAP_THRESHOLD, kMmapThreshold) != 1 || mallopt(M_TRIM_THRESHOLD, kTrimThreshold) != 1 ||
+      mallopt(M_ARENA_MAX, 1) != 1)
     return "off (mallopt refused the settings)";
-  return "mmap threshold 32 MiB, trim threshold 512 MiB";
+  return "one arena, mmap threshold 32 MiB, trim threshold 512 MiB";
 #else
   return "off (not glibc)";
 #endif
