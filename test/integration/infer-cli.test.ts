@@ -276,30 +276,23 @@ describe('infer: node lib/inference.js / ctclip infer / ctclip embed on syntheti
     expect(tr.code, describeRun(tr)).to.equal(0);
     const run = path.join(dir, 'run');
     const ckpt = checkpointDirs(run).pop()!;
-    const a = infer(
-      '--checkpoint',
-      ckpt,
-      '--config',
-      cfgFile,
-      '--output',
-      path.join(dir, 'out-ckpt'),
-      '--limit',
-      '6',
-      '--quiet',
-    );
+    // The first six validation samples, from the checkpoint folder or from the run directory, into dir/<out>.
+    const inferSix = (checkpoint: string, out: string) =>
+      infer(
+        '--checkpoint',
+        checkpoint,
+        '--config',
+        cfgFile,
+        '--output',
+        path.join(dir, out),
+        '--limit',
+        '6',
+        '--quiet',
+      );
+    const a = inferSix(ckpt, 'out-ckpt');
     expect(a.status, show(a)).to.equal(0);
     expect(a.stdout).to.match(/Loaded \d+ tensors from checkpoint .*ckpt-step00000002 \(step 2\)/);
-    const b = infer(
-      '--checkpoint',
-      run,
-      '--config',
-      cfgFile,
-      '--output',
-      path.join(dir, 'out-run'),
-      '--limit',
-      '6',
-      '--quiet',
-    );
+    const b = inferSix(run, 'out-run');
     expect(b.status, show(b)).to.equal(0);
     const ra = JSON.parse(fs.readFileSync(path.join(dir, 'out-ckpt', 'results.json'), 'utf8'));
     const rb = JSON.parse(fs.readFileSync(path.join(dir, 'out-run', 'results.json'), 'utf8'));

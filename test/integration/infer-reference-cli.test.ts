@@ -82,20 +82,12 @@ describe('infer: the reference command line (--output X.json, RUN:best|latest, f
     cwd = path.join(dir, `cwd-${n++}`);
     fs.mkdirSync(cwd);
   });
+  /** `infer` in this test's folder on `checkpoint` with the run's config, then `args`. */
+  const inferWith = (checkpoint: string, ...args: string[]): Run =>
+    infer(cwd, '--checkpoint', checkpoint, '--config', cfgFile, ...args);
 
   it('--output results/results.json writes that file with the artifacts beside it; the default output then still works', () => {
-    const r = infer(
-      cwd,
-      '--checkpoint',
-      `${run}:best`,
-      '--config',
-      cfgFile,
-      '--output',
-      'results/results.json',
-      '--bootstrap',
-      '--n_bootstrap',
-      '30',
-    );
+    const r = inferWith(`${run}:best`, '--output', 'results/results.json', '--bootstrap', '--n_bootstrap', '30');
     expect(r.status, show(r)).to.equal(0);
     const results = path.join(cwd, 'results', 'results.json');
     expect(fs.statSync(results).isFile(), 'results.json is a file').to.equal(true);
@@ -106,7 +98,7 @@ describe('infer: the reference command line (--output X.json, RUN:best|latest, f
     expect(first.bootstrap.n_resamples).to.equal(30);
 
     // The default output (results/) is the same folder: the second run replaces the four files.
-    const again = infer(cwd, '--checkpoint', `${run}:latest`, '--config', cfgFile);
+    const again = inferWith(`${run}:latest`);
     expect(again.status, show(again)).to.equal(0);
     expect(fs.statSync(results).isFile()).to.equal(true);
     const second = readJson(results);
@@ -116,7 +108,7 @@ describe('infer: the reference command line (--output X.json, RUN:best|latest, f
   });
 
   it('X.json with another name: exactly X.json, nothing named after the folder; an existing folder named X.json stays a folder', () => {
-    const r = infer(cwd, '--checkpoint', run, '--config', cfgFile, '--output', 'out/inference_results.json');
+    const r = inferWith(run, '--output', 'out/inference_results.json');
     expect(r.status, show(r)).to.equal(0);
     expect(fs.readdirSync(path.join(cwd, 'out')).sort()).to.deep.equal(
       ['inference_results.json', 'per_class.csv', 'predictions.csv', 'report.html'].sort(),
@@ -124,14 +116,14 @@ describe('infer: the reference command line (--output X.json, RUN:best|latest, f
     expect(r.stdout).to.include(`Wrote ${path.join(cwd, 'out', 'inference_results.json')}`);
 
     fs.mkdirSync(path.join(cwd, 'kept.json'));
-    const k = infer(cwd, '--checkpoint', run, '--config', cfgFile, '--output', 'kept.json');
+    const k = inferWith(run, '--output', 'kept.json');
     expect(k.status, show(k)).to.equal(0);
     expect(fs.statSync(path.join(cwd, 'kept.json', 'results.json')).isFile()).to.equal(true);
   });
 
   it('a folder left where results.json goes (an older ctclip made one) is an error naming it, before any file is replaced', () => {
     fs.mkdirSync(path.join(cwd, 'results', 'results.json'), { recursive: true });
-    const r = infer(cwd, '--checkpoint', run, '--config', cfgFile);
+    const r = inferWith(run);
     expect(r.status, show(r)).to.equal(1);
     expect(r.stderr).to.include(`${path.join(cwd, 'results', 'results.json')} is a folder`);
     expect(r.stderr).to.not.match(/EISDIR/);
@@ -142,13 +134,13 @@ describe('infer: the reference command line (--output X.json, RUN:best|latest, f
     const steps = checkpointDirs(run).map((d) => Number(path.basename(d).slice('ckpt-step'.length)));
     expect(steps).to.deep.equal([1, 2, 3]);
     const pointer = readJson(path.join(run, 'best.json'));
-    const best = infer(cwd, '--checkpoint', `${run}:best`, '--config', cfgFile, '--output', 'best.json');
+    const best = inferWith(`${run}:best`, '--output', 'best.json');
     expect(best.status, show(best)).to.equal(0);
     expect(best.stdout).to.include(`Checkpoint ${run}:best → ${path.join(run, pointer.checkpoint)}`);
     const bestCheckpoint = readJson(path.join(cwd, 'best.json')).checkpoint;
     expect(bestCheckpoint.step).to.equal(pointer.step);
     expect(bestCheckpoint.path).to.include(path.join(run, pointer.checkpoint));
-    const latest = infer(cwd, '--checkpoint', `${run}:latest`, '--config', cfgFile, '--output', 'latest.json');
+    const latest = inferWith(`${run}:latest`, '--output', 'latest.json');
     expect(latest.status, show(latest)).to.equal(0);
     expect(readJson(path.join(cwd, 'latest.json')).checkpoint.step).to.equal(3);
 
@@ -156,7 +148,7 @@ describe('infer: the reference command line (--output X.json, RUN:best|latest, f
     const copy = path.join(dir, 'run-pointed');
     fs.cpSync(run, copy, { recursive: true });
     fs.writeFileSync(path.join(copy, 'best.json'), 'ckpt-step00000001\n');
-    const pointed = infer(cwd, '--checkpoint', `${copy}:best`, '--config', cfgFile, '--output', 'pointed.json');
+    const pointed = inferWith(`${copy}:best`, '--output', 'pointed.json');
     expect(pointed.status, show(pointed)).to.equal(0);
     expect(readJson(path.join(cwd, 'pointed.json')).checkpoint.step).to.equal(1);
 
@@ -174,7 +166,7 @@ describe('infer: the reference command line (--output X.json, RUN:best|latest, f
       path.join(minRun, 'best.json'),
       JSON.stringify({ checkpoint: 'ckpt-step00000009', step: 9, metric: 'weighted_auroc', mode: 'min', value: 0 }),
     );
-    const min = infer(cwd, '--checkpoint', `${minRun}:best`, '--config', cfgFile, '--output', 'min.json');
+    const min = inferWith(`${minRun}:best`, '--output', 'min.json');
     expect(min.status, show(min)).to.equal(0);
     expect(min.stderr).to.include('best re-derived from the checkpoints');
     expect(readJson(path.join(cwd, 'min.json')).checkpoint.step, JSON.stringify(values)).to.equal(lowest.step);
@@ -202,7 +194,7 @@ describe('infer: the reference command line (--output X.json, RUN:best|latest, f
     const noBest = path.join(dir, 'run-no-best');
     fs.cpSync(run, noBest, { recursive: true });
     fs.rmSync(path.join(noBest, 'best.json'));
-    const r = infer(cwd, '--checkpoint', `${noBest}:best`, '--config', cfgFile);
+    const r = inferWith(`${noBest}:best`);
     expect(r.status, show(r)).to.equal(2);
     expect(r.stderr).to.include(`the run ${noBest} has no best checkpoint`);
     expect(r.stderr).to.include('no best.json');
@@ -213,31 +205,20 @@ describe('infer: the reference command line (--output X.json, RUN:best|latest, f
 
     const empty = path.join(dir, 'empty-run');
     fs.mkdirSync(empty);
-    const e = infer(cwd, '--checkpoint', `${empty}:latest`, '--config', cfgFile);
+    const e = inferWith(`${empty}:latest`);
     expect(e.status, show(e)).to.equal(2);
     expect(e.stderr).to.include(
       `the run ${empty} has no latest checkpoint; it has no best.json, no latest.json, no checkpoint folders`,
     );
 
     const missing = path.join(dir, 'no-such-run');
-    const m = infer(cwd, '--checkpoint', `${missing}:best`, '--config', cfgFile);
+    const m = inferWith(`${missing}:best`);
     expect(m.status, show(m)).to.equal(2);
     expect(m.stderr).to.include(`${missing} is not a folder`);
   });
 
   it("results.json carries the reference's flat keys, equal to the nested values (CIs with --bootstrap)", () => {
-    const r = infer(
-      cwd,
-      '--checkpoint',
-      run,
-      '--config',
-      cfgFile,
-      '--output',
-      'r.json',
-      '--bootstrap',
-      '--n_bootstrap',
-      '25',
-    );
+    const r = inferWith(run, '--output', 'r.json', '--bootstrap', '--n_bootstrap', '25');
     expect(r.status, show(r)).to.equal(0);
     const j = readJson(path.join(cwd, 'r.json'));
     for (const m of METRICS) {
@@ -255,31 +236,20 @@ describe('infer: the reference command line (--output X.json, RUN:best|latest, f
   });
 
   it('--bootstrap / --n_bootstrap are validation.use_bootstrap / n_bootstrap: --n_bootstrap alone does not bootstrap', () => {
-    const both = infer(
-      cwd,
-      '--checkpoint',
-      run,
-      '--config',
-      cfgFile,
-      '--output',
-      'both.json',
-      '--bootstrap',
-      '--n_bootstrap',
-      '20',
-    );
+    const both = inferWith(run, '--output', 'both.json', '--bootstrap', '--n_bootstrap', '20');
     expect(both.status, show(both)).to.equal(0);
     const b = readJson(path.join(cwd, 'both.json'));
     expect(b.bootstrap.n_resamples).to.equal(20);
     expect(b.config.validation).to.include({ use_bootstrap: true, n_bootstrap: 20 });
 
-    const alone = infer(cwd, '--checkpoint', run, '--config', cfgFile, '--output', 'alone.json', '--n_bootstrap', '20');
+    const alone = inferWith(run, '--output', 'alone.json', '--n_bootstrap', '20');
     expect(alone.status, show(alone)).to.equal(0);
     expect(alone.stderr).to.include('--n_bootstrap 20 has no effect without --bootstrap');
     const a = readJson(path.join(cwd, 'alone.json'));
     expect(a.bootstrap).to.equal(null);
     expect(a).to.not.have.property('macro_auroc_ci_lower');
 
-    const bad = infer(cwd, '--checkpoint', run, '--config', cfgFile, '--n_bootstrap', 'many');
+    const bad = inferWith(run, '--n_bootstrap', 'many');
     expect(bad.status, show(bad)).to.equal(2);
     expect(bad.stderr).to.match(/n_bootstrap/);
   });

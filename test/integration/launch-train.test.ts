@@ -98,6 +98,11 @@ describe('launch + train: 2 real trainer workers (distributed trainer)', functio
     return { cfg, runDir };
   }
 
+  /** The launcher's arguments: 2 workers with `options`, a free master port, the worker on `cfg`. */
+  async function twoWorkers(cfg: string, ...options: string[]): Promise<string[]> {
+    return ['--nproc_per_node', '2', ...options, '--master_port', String(await freePort()), WORKER_JS, '--config', cfg];
+  }
+
   function finalModel(runDir: string): Buffer {
     const last = checkpointDirs(runDir).pop() as string;
     expect(path.basename(last)).to.equal(`ckpt-step${String(TOTAL).padStart(8, '0')}`);
@@ -115,15 +120,7 @@ describe('launch + train: 2 real trainer workers (distributed trainer)', functio
 
   it('2 workers run to completion: exit 0, every step logged once (by rank 0), checkpoints written', async function () {
     const { cfg, runDir } = config('reference');
-    const r = await startLaunch([
-      '--nproc_per_node',
-      '2',
-      '--master_port',
-      String(await freePort()),
-      WORKER_JS,
-      '--config',
-      cfg,
-    ]).done;
+    const r = await startLaunch(await twoWorkers(cfg)).done;
     expect(r.code, show(r)).to.equal(0);
     expect(r.stdout).to.match(new RegExp(`^\\[rank 0\\] Step ${TOTAL}/${TOTAL} `, 'm'));
     expect(r.stdout, 'only rank 0 logs steps').to.not.match(/^\[rank 1\] Step \d+\//m);
@@ -140,24 +137,9 @@ describe('launch + train: 2 real trainer workers (distributed trainer)', functio
   it('rank 1 SIGKILLed after step 5: all restart with --resume latest, final weights equal the uninterrupted run', async function () {
     expect(refWeights, 'the uninterrupted reference run (previous test) did not finish').to.not.equal(undefined);
     const { cfg, runDir } = config('killed');
-    const r = await startLaunch(
-      [
-        '--nproc_per_node',
-        '2',
-        '--max_restarts',
-        '1',
-        '--grace_period',
-        '5',
-        '--master_port',
-        String(await freePort()),
-        WORKER_JS,
-        '--config',
-        cfg,
-      ],
-      {
-        LT_FIRST_ATTEMPT_FAULT: '1:kill-after-step=5',
-      },
-    ).done;
+    const r = await startLaunch(await twoWorkers(cfg, '--max_restarts', '1', '--grace_period', '5'), {
+      LT_FIRST_ATTEMPT_FAULT: '1:kill-after-step=5',
+    }).done;
     expect(r.code, show(r)).to.equal(0);
     expect(r.stdout).to.match(/^\[rank 1\] FAULT kill-after-step 5$/m);
     expect(r.stderr).to.match(/worker rank 1 \(local rank 1\) killed by SIGKILL on attempt 0/);
@@ -176,17 +158,7 @@ describe('launch + train: 2 real trainer workers (distributed trainer)', functio
     const { cfg, runDir } = config('sigint', {
       training: { max_steps: 2000, save_every_n_steps: null, save_every_n_epochs: null },
     });
-    const s = startLaunch([
-      '--nproc_per_node',
-      '2',
-      '--max_restarts',
-      '2',
-      '--master_port',
-      String(await freePort()),
-      WORKER_JS,
-      '--config',
-      cfg,
-    ]);
+    const s = startLaunch(await twoWorkers(cfg, '--max_restarts', '2'));
     await s.waitFor(/^\[rank 0\] Step 3\/2000 /m);
     s.child.kill('SIGINT');
     const r = await s.done;

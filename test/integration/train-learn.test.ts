@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { readScalars } from '../../lib/logging/tensorboard';
+import { TRAIN_SCALAR_TAGS } from '../helpers/expected-names';
 import {
   DEMO_CLASSES,
   describeRun,
@@ -140,17 +141,7 @@ describe('train: the debug config learns zero-shot classification', function () 
     const loss = scalars.get('train/loss')!;
     expect(loss.map((p) => p.step)).to.deep.equal(expectedSteps);
     loss.forEach((p, k) => expect(p.value).to.equal(Math.fround(train[k].loss as number)));
-    for (const tag of [
-      'train/lr',
-      'train/grad_norm',
-      'train/temperature',
-      'train/step_time',
-      'train/data_time',
-      'train/samples_per_s',
-      'train/skipped_steps',
-    ]) {
-      expect(scalars.get(tag)?.length, tag).to.equal(expectedSteps.length);
-    }
+    for (const tag of TRAIN_SCALAR_TAGS) expect(scalars.get(tag)?.length, tag).to.equal(expectedSteps.length);
     const auroc = scalars.get('val/macro_auroc')!;
     expect(auroc.map((p) => p.step)).to.deep.equal([EVAL_EVERY, STEPS]);
     expect(auroc[1].value).to.equal(Math.fround(val[1].macro_auroc as number));

@@ -194,16 +194,19 @@ describe('train: checkpoints and exact resume', function () {
   it('--init-from starts a new run from weights only: our checkpoint folder, or a PyTorch torch.save file', async function () {
     const last = checkpointDirs(refDir).pop() as string;
     const a = config('init-ours');
-    const ours = await runTrain([
-      '--config',
-      a.cfg,
-      '--init-from',
-      last,
-      '--set',
-      'training.max_steps=4',
-      '--set',
-      'training.warmup_steps=2',
-    ]);
+    // Four steps of a new run on `cfg` from the weights in `from`.
+    const initFrom = (cfg: string, from: string) =>
+      runTrain([
+        '--config',
+        cfg,
+        '--init-from',
+        from,
+        '--set',
+        'training.max_steps=4',
+        '--set',
+        'training.warmup_steps=2',
+      ]);
+    const ours = await initFrom(a.cfg, last);
     expect(ours.code, describeRun(ours)).to.equal(0);
     expect(ours.stdout).to.contain(`Initialised the model from ${path.join(last, 'model.safetensors')}`);
     expect(ours.stdout).to.contain('a new run starts at step 0');
@@ -222,16 +225,7 @@ describe('train: checkpoints and exact resume', function () {
     const pt = path.join(dir, 'weights.pt');
     writeTorchSave(pt, entries, { wrapper: 'model_state_dict', extra: { epoch: 1 } });
     const b = config('init-pt');
-    const fromPt = await runTrain([
-      '--config',
-      b.cfg,
-      '--init-from',
-      pt,
-      '--set',
-      'training.max_steps=4',
-      '--set',
-      'training.warmup_steps=2',
-    ]);
+    const fromPt = await initFrom(b.cfg, pt);
     expect(fromPt.code, describeRun(fromPt)).to.equal(0);
     expect(fromPt.stdout).to.contain(`Initialised the model from ${pt}`);
     const ptLosses = trainLosses(b.runDir);
