@@ -36,6 +36,17 @@ export interface TrainData {
   vocab: string;
 }
 
+/** The data of a training and a validation split written by synth under dir/train and dir/valid. */
+export function trainDataIn(dir: string, trainPattern: string, valPattern: string): TrainData {
+  return {
+    dir,
+    trainPattern,
+    valPattern,
+    labelsCsv: path.join(dir, 'valid', 'labels.csv'),
+    vocab: path.join(dir, 'train', 'vocab.txt'),
+  };
+}
+
 const cache = new Map<string, Promise<TrainData>>();
 
 /** Writes (once per process and argument set) a synthetic dataset like the demo's. */
@@ -71,13 +82,7 @@ export function trainData(opts: {
         classes,
       });
       process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-      return {
-        dir,
-        trainPattern: tr.pattern,
-        valPattern: va.pattern,
-        labelsCsv: path.join(dir, 'valid', 'labels.csv'),
-        vocab: path.join(dir, 'train', 'vocab.txt'),
-      };
+      return trainDataIn(dir, tr.pattern, va.pattern);
     })();
     cache.set(key, p);
   }

@@ -18,10 +18,10 @@ import { Rng } from '../../lib/rng';
 import {
   DEMO_CLASSES,
   describeRun,
-  trainerScratch,
   runTrain,
+  trainDataIn,
+  trainerScratch,
   writeTrainConfig,
-  type TrainData,
 } from '../helpers/train-fixtures';
 
 const PER_SHARD = 20;
@@ -171,13 +171,7 @@ describe('soak: training through 5 % of every kind of corrupt sample', function 
       expect(plan.keys.non_finite_volume).to.have.length(n);
     }
 
-    const data: TrainData = {
-      dir,
-      trainPattern: train.split.pattern,
-      valPattern: valid.split.pattern,
-      labelsCsv: path.join(dir, 'valid', 'labels.csv'),
-      vocab: path.join(dir, 'train', 'vocab.txt'),
-    };
+    const data = trainDataIn(dir, train.split.pattern, valid.split.pattern);
     const runDir = path.join(dir, 'run');
     // The debug config's own schedule (12 epochs, validation and a checkpoint every 2); the budget admits the 20 %.
     const cfg = writeTrainConfig(dir, data, runDir, {

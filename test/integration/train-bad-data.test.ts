@@ -12,11 +12,11 @@ import { writeSynthDataset, type SynthResult } from '../../lib/data/synth';
 import {
   DEMO_CLASSES,
   describeRun,
-  trainerScratch,
-  runTrain,
-  writeTrainConfig,
-  type TrainData,
   fixedStepsTraining,
+  runTrain,
+  trainDataIn,
+  trainerScratch,
+  writeTrainConfig,
 } from '../helpers/train-fixtures';
 
 function overwrite(r: SynthResult, i: number, member: 'bin' | 'labels', data: Buffer, at = 0): string {
@@ -62,13 +62,7 @@ describe('train: bad samples in the training and validation data', function () {
     const infVoxel = overwrite(train, 3, 'bin', Buffer.from([0x00, 0x7c]), 2 * 1000);
     await indexShards(train.pattern, { classNames: DEMO_CLASSES });
     await indexShards(valid.pattern, { classNames: DEMO_CLASSES });
-    const data: TrainData = {
-      dir,
-      trainPattern: train.pattern,
-      valPattern: valid.pattern,
-      labelsCsv: path.join(dir, 'valid', 'labels.csv'),
-      vocab: path.join(dir, 'train', 'vocab.txt'),
-    };
+    const data = trainDataIn(dir, train.pattern, valid.pattern);
     const runDir = path.join(dir, 'run');
     const cfg = writeTrainConfig(dir, data, runDir, FOUR_STEPS);
 
