@@ -51,6 +51,8 @@ const PREPROCESS: Coverage = {
   by: 'test',
   file: 'test/integration/preprocess-cli.test.ts',
   mentions: ["'preprocess'"],
+  // --metadata comes from the preprocessArgs helper's option (test/helpers), the other flags are spelled out.
+  flags: ['--volumes', '--split', '--reports', '--labels', '--out', '{ metadata: true }'],
 };
 const TRAIN: Coverage = {
   by: 'test',
@@ -101,7 +103,7 @@ const COVERAGE: Record<string, Coverage> = {
   'node lib/cli.js plan --config configs/base_config.yaml --samples 29500': {
     by: 'test',
     file: 'test/integration/cli.test.ts',
-    mentions: ["ctclip(['plan'"],
+    mentions: ["runCtclip(['plan'"],
   },
 
   // Training on CT-RATE, step by step
@@ -118,7 +120,7 @@ const COVERAGE: Record<string, Coverage> = {
       file: 'test/integration/data-index.test.ts',
       mentions: ["shardsCommand(['index'"],
     },
-  'ctclip plan --config my.yaml': { by: 'test', file: 'test/integration/cli.test.ts', mentions: ["ctclip(['plan'"] },
+  'ctclip plan --config my.yaml': { by: 'test', file: 'test/integration/cli.test.ts', mentions: ["runCtclip(['plan'"] },
   'node lib/train.js --config my.yaml': TRAIN,
   'node lib/train.js --config my.yaml --resume latest': TRAIN,
   'node lib/inference.js --checkpoint runs/ct-rate-base --config my.yaml --output results/ct-rate-base --bootstrap --n_bootstrap 1000':
@@ -126,7 +128,7 @@ const COVERAGE: Record<string, Coverage> = {
   'ctclip report runs/ct-rate-base': {
     by: 'test',
     file: 'test/integration/logging-report.test.ts',
-    mentions: ["ctclip(['report'"],
+    mentions: ["runCtclip(['report'"],
   },
 
   // Evaluation
