@@ -331,44 +331,59 @@ describe('native: c10d process group (Gloo, loopback)', function () {
 });
 
 describe('dist env: torchrun and SLURM variables', function () {
-  it('reads the torchrun environment, with LOCAL_* defaults', function () {
-    const e = distEnvFrom({
-      RANK: '3',
-      WORLD_SIZE: '4',
-      MASTER_ADDR: 'node1',
-      MASTER_PORT: '1234',
-      TORCHELASTIC_USE_AGENT_STORE: 'True',
-      TORCHELASTIC_RESTART_COUNT: '2',
+  // [case, environment, what distEnvFrom must read from it]
+  const cases: [string, Record<string, string>, Record<string, unknown>][] = [
+    [
+      'reads the torchrun environment, with LOCAL_* defaults',
+      { RANK: '3', WORLD_SIZE: '4', MASTER_ADDR: 'node1', MASTER_PORT: '1234' },
+      {
+        rank: 3,
+        worldSize: 4,
+        localRank: 3,
+        localWorldSize: 4,
+        masterAddr: 'node1',
+        masterPort: 1234,
+        source: 'torchrun',
+      },
+    ],
+    [
+      "reads torchrun's agent store and restart count",
+      {
+        RANK: '0',
+        WORLD_SIZE: '2',
+        MASTER_ADDR: 'node1',
+        MASTER_PORT: '1234',
+        TORCHELASTIC_USE_AGENT_STORE: 'True',
+        TORCHELASTIC_RESTART_COUNT: '2',
+      },
+      { useAgentStore: true, restartCount: 2, source: 'torchrun' },
+    ],
+    [
+      'falls back to SLURM variables when RANK is absent, master from the node list',
+      {
+        SLURM_PROCID: '5',
+        SLURM_NTASKS: '8',
+        SLURM_LOCALID: '1',
+        SLURM_NTASKS_PER_NODE: '4(x2)',
+        SLURM_JOB_NODELIST: 'gpu[07-08]',
+      },
+      {
+        rank: 5,
+        worldSize: 8,
+        localRank: 1,
+        localWorldSize: 4,
+        masterAddr: 'gpu07',
+        masterPort: 29500,
+        source: 'slurm',
+      },
+    ],
+  ];
+  for (const [name, env, expected] of cases) {
+    it(name, function () {
+      expect(distEnvFrom(env)).to.deep.include(expected);
     });
-    expect(e).to.deep.include({
-      rank: 3,
-      worldSize: 4,
-      localRank: 3,
-      localWorldSize: 4,
-      masterAddr: 'node1',
-      masterPort: 1234,
-      useAgentStore: true,
-      restartCount: 2,
-      source: 'torchrun',
-    });
-  });
-  it('falls back to SLURM variables when RANK is absent, master from the node list', function () {
-    const e = distEnvFrom({
-      SLURM_PROCID: '5',
-      SLURM_NTASKS: '8',
-      SLURM_LOCALID: '1',
-      SLURM_NTASKS_PER_NODE: '4(x2)',
-      SLURM_JOB_NODELIST: 'gpu[07-08]',
-    });
-    expect(e).to.deep.include({
-      rank: 5,
-      worldSize: 8,
-      localRank: 1,
-      localWorldSize: 4,
-      masterAddr: 'gpu07',
-      masterPort: 29500,
-      source: 'slurm',
-    });
+  }
+  it('takes the first host of a SLURM node list', function () {
     expect(firstSlurmHost('a1,b2')).to.equal('a1');
     expect(firstSlurmHost('rack-[3-5,9],x')).to.equal('rack-3');
   });
