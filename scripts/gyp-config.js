@@ -7,6 +7,8 @@ const { findLibtorch, HOW_TO } = require('./libtorch');
 
 const root = path.resolve(__dirname, '..');
 const what = process.argv[2];
+// The defines, warnings and C++ standard rule CMakeLists.txt reads too (one list, so the two builds cannot drift).
+const flags = JSON.parse(fs.readFileSync(path.join(root, 'native', 'build-flags.json'), 'utf8'));
 
 function sources(dir) {
   const out = [];
@@ -28,14 +30,17 @@ if (!torch) {
   console.error(HOW_TO);
   process.exit(1);
 }
-const versionHeader = torch.includeDirs
-  .map((d) => path.join(d, 'torch', 'version.h'))
-  .concat(torch.includeDirs.map((d) => path.join(d, 'torch', 'csrc', 'api', 'include', 'torch', 'version.h')))
-  .find((p) => fs.existsSync(p));
+// The header that defines TORCH_VERSION_MAJOR: newer libtorch keeps it in torch/headeronly/version.h, which
+// torch/version.h only includes.
+const versionHeader = ['torch/headeronly/version.h', 'torch/version.h', 'torch/csrc/api/include/torch/version.h']
+  .flatMap((rel) => torch.includeDirs.map((d) => path.join(d, ...rel.split('/'))))
+  .find((p) => fs.existsSync(p) && /TORCH_VERSION_MAJOR \d/.test(fs.readFileSync(p, 'utf8')));
 const text = versionHeader ? fs.readFileSync(versionHeader, 'utf8') : '';
 const major = Number((/TORCH_VERSION_MAJOR (\d+)/.exec(text) || [])[1] || 0);
 const minor = Number((/TORCH_VERSION_MINOR (\d+)/.exec(text) || [])[1] || 0);
-const cxx = major > 2 || (major === 2 && minor >= 10) ? 'c++20' : 'c++17';
+const [cxx20Major, cxx20Minor] = flags.cxx20FromLibtorch.split('.').map(Number);
+const cxx20 = major > cxx20Major || (major === cxx20Major && minor >= cxx20Minor);
+const cxx = `c++${cxx20 ? 20 : flags.cxxStandard}`;
 const haveGloo =
   torch.includeDirs.some((d) =>
     fs.existsSync(path.join(d, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupGloo.hpp')),
@@ -57,18 +62,14 @@ switch (what) {
     // (the cmake-js build also records the libtorch folder and source as strings).
     console.log(
       [
-        'NAPI_VERSION=8',
-        'NODE_ADDON_API_DISABLE_DEPRECATED',
-        'NAPI_CPP_EXCEPTIONS',
+        ...flags.napiDefines,
         'CTCLIP_NODE_GYP_BUILD=1',
         ...(haveGloo ? ['CTCLIP_HAVE_GLOO=1', 'USE_DISTRIBUTED', 'USE_C10D_GLOO'] : []),
       ].join(' '),
     );
     break;
   case 'cflags':
-    console.log(
-      [`-std=${cxx}`, '-D_GLIBCXX_USE_CXX11_ABI=1', '-fexceptions', '-Wno-unused-parameter', '-fopenmp'].join(' '),
-    );
+    console.log([`-std=${cxx}`, '-D_GLIBCXX_USE_CXX11_ABI=1', '-fexceptions', ...flags.warnings, '-fopenmp'].join(' '));
     break;
   default:
     console.error(`unknown item '${what}'`);
