@@ -48,14 +48,6 @@ T Get(const std::string& b) {
   std::memcpy(&v, b.data(), sizeof(T));
   return v;
 }
-void PutString(std::string& b, const std::string& s) {
-  Put<uint64_t>(b, s.size());
-  b += s;
-}
-void PutVector(std::string& b, const std::vector<uint8_t>& v) {
-  Put<uint64_t>(b, v.size());
-  b.append(reinterpret_cast<const char*>(v.data()), v.size());
-}
 
 // The most a reply value may hold (the libuv server's own payload limit is 8 MiB).
 constexpr uint64_t kMaxReplyBytes = 64u << 20;
@@ -120,169 +112,89 @@ StoreProtocol ProbeAgentStore(const std::string& host, std::uint16_t port, std::
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// AgentStoreClient
+// The wire for StoreClient
 // ---------------------------------------------------------------------------------------------------------------
-
-AgentStoreClient::AgentStoreClient(std::string host, std::uint16_t port, std::chrono::milliseconds timeout,
-                                   StoreProtocol protocol)
-    : c10d::Store(timeout), host_(std::move(host)), port_(port), protocol_(protocol) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Connect(Clock::now() + timeout);
-}
-
-AgentStoreClient::~AgentStoreClient() { Disconnect(); }
-
-std::string AgentStoreClient::Where() const {
-  return "torchrun's agent store at " + host_ + ":" + std::to_string(port_);
-}
-
-char AgentStoreClient::Code(uint8_t validatedCode) const {
-  // Legacy: no VALIDATE, so SET … GETNUMKEYS are one less; DELETE_KEY is 8 in both (legacy had WATCH_KEY at 7).
-  if (protocol_ == StoreProtocol::kLegacy && validatedCode <= kGetNumKeys) return static_cast<char>(validatedCode - 1);
-  return static_cast<char>(validatedCode);
-}
-
-void AgentStoreClient::Disconnect() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
-void AgentStoreClient::Connect(Clock::time_point deadline) {
-  std::string lastError = "nobody listens there";
-  auto pause = std::chrono::milliseconds(10);
-  for (;;) {
-    const int fd = net::ConnectOnce(host_, port_, deadline, lastError);
-    if (fd >= 0) {
-      std::string hello;
-      if (protocol_ == StoreProtocol::kValidated) {
-        hello.push_back(static_cast<char>(kValidate));
-        Put<uint32_t>(hello, kValidationMagic);
-      }
-      if (net::SendAll(fd, hello.data(), hello.size())) {
-        fd_ = fd;
-        return;
-      }
-      lastError = "the connection closed during the handshake";
-      ::close(fd);
-    }
-    if (Clock::now() + pause >= deadline)
-      throw std::runtime_error("connecting to " + Where() + " timed out: " + lastError);
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::milliseconds(500));
-  }
-}
-
-std::string AgentStoreClient::Call(const std::string& request, Reply reply, std::chrono::milliseconds timeout,
-                                   const std::string& what) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  const auto deadline = Clock::now() + (timeout == kNoTimeout ? std::chrono::hours(24 * 365) : timeout);
-  if (fd_ < 0) Connect(deadline);
-  if (!net::SendAll(fd_, request.data(), request.size())) {
-    Disconnect();
-    throw std::runtime_error(what + ": " + Where() + " closed the connection");
-  }
-  bool timedOut = false;
-  auto fail = [&]() -> std::runtime_error {
-    Disconnect();
-    if (timedOut)
-      return std::runtime_error(what + ": timed out after " + std::to_string(timeout.count()) + " ms waiting for " +
-                                Where());
-    return std::runtime_error(what + ": " + Where() + " closed the connection");
-  };
-  auto read = [&](std::size_t n) {
-    std::string b(n, '\0');
-    if (n > 0 && !net::RecvExact(fd_, b.data(), n, &deadline, &timedOut)) throw fail();
-    return b;
-  };
-  switch (reply) {
-    case Reply::kNone: return {};
-    case Reply::kByte: return read(1);
-    case Reply::kInt64: return read(8);
-    case Reply::kBytes: {
-      const uint64_t n = Get<uint64_t>(read(8));
-      if (n > kMaxReplyBytes) {
-        Disconnect();
-        throw NativeError("DIST_ERROR", what + ": " + Where() + " sent a value of " + std::to_string(n) + " bytes");
-      }
-      return read(static_cast<std::size_t>(n));
-    }
-  }
-  return {};
-}
 
 namespace {
 
-std::string KeysRequest(char code, const std::vector<std::string>& keys) {
-  std::string b(1, code);
-  Put<uint64_t>(b, keys.size());
-  for (const auto& k : keys) PutString(b, k);
-  return b;
-}
+class AgentWire final : public StoreWire {
+ public:
+  explicit AgentWire(StoreProtocol protocol) : protocol_(protocol) {}
 
-std::vector<uint8_t> Bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+  std::string Describe(const std::string& host, std::uint16_t port) const override {
+    return "torchrun's agent store at " + host + ":" + std::to_string(port);
+  }
+
+  // Validated: VALIDATE + the magic, unanswered; legacy: nothing.
+  bool Handshake(int fd, Clock::time_point, const std::string&, std::string& lastError) const override {
+    if (protocol_ == StoreProtocol::kLegacy) return true;
+    std::string hello(1, static_cast<char>(kValidate));
+    Put<uint32_t>(hello, kValidationMagic);
+    if (net::SendAll(fd, hello.data(), hello.size())) return true;
+    lastError = "the connection closed during the handshake";
+    return false;
+  }
+
+  char Code(StoreOp op) const override {
+    uint8_t validated = kSet;
+    switch (op) {
+      case StoreOp::kSet: validated = kSet; break;
+      case StoreOp::kCompareSet: validated = kCompareSet; break;
+      case StoreOp::kGet: validated = kGet; break;
+      case StoreOp::kAdd: validated = kAdd; break;
+      case StoreOp::kCheck: validated = kCheck; break;
+      case StoreOp::kWait: validated = kWait; break;
+      case StoreOp::kNumKeys: validated = kGetNumKeys; break;
+      case StoreOp::kDelete: validated = kDeleteKey; break;
+    }
+    // Legacy: no VALIDATE, so SET … GETNUMKEYS are one less; DELETE_KEY is 8 in both (legacy had WATCH_KEY at 7).
+    if (protocol_ == StoreProtocol::kLegacy && validated <= kGetNumKeys) return static_cast<char>(validated - 1);
+    return static_cast<char>(validated);
+  }
+  void PutLength(std::string& b, std::size_t n) const override { Put<uint64_t>(b, n); }
+  void PutInt(std::string& b, int64_t v) const override { Put<int64_t>(b, v); }
+
+  // Replies carry no status: SET nothing; GET and COMPARE_SET a value; ADD, GETNUMKEYS and DELETE_KEY an i64;
+  // CHECK and WAIT a byte.
+  StoreReply Decode(StoreOp op, StoreReader& reader, const std::string& what, const std::string& where) const override {
+    StoreReply r;
+    switch (op) {
+      case StoreOp::kGet:
+      case StoreOp::kCompareSet: {
+        const uint64_t n = Get<uint64_t>(reader.Read(8));
+        if (n > kMaxReplyBytes) {
+          reader.Drop();
+          throw NativeError("DIST_ERROR", what + ": " + where + " sent a value of " + std::to_string(n) + " bytes");
+        }
+        r.bytes = reader.Read(static_cast<std::size_t>(n));
+        break;
+      }
+      case StoreOp::kAdd:
+      case StoreOp::kNumKeys: r.number = Get<int64_t>(reader.Read(8)); break;
+      case StoreOp::kDelete: r.yes = Get<int64_t>(reader.Read(8)) > 0; break;
+      case StoreOp::kCheck: r.yes = static_cast<uint8_t>(reader.Read(1)[0]) == kCheckReady; break;
+      case StoreOp::kWait:
+        if (static_cast<uint8_t>(reader.Read(1)[0]) != kStopWaiting) {
+          reader.Drop();
+          throw NativeError("DIST_ERROR", "store wait: unexpected reply from " + where);
+        }
+        break;
+      case StoreOp::kSet: break;
+    }
+    return r;
+  }
+
+  // As c10d's client: wait for the key, then read it (GET of a missing key is an error on the server).
+  bool WaitBeforeGet() const override { return true; }
+
+ private:
+  StoreProtocol protocol_;
+};
 
 }  // namespace
 
-void AgentStoreClient::set(const std::string& key, const std::vector<uint8_t>& value) {
-  std::string b(1, Code(kSet));
-  PutString(b, key);
-  PutVector(b, value);
-  Call(b, Reply::kNone, timeout_, "store set");
-}
-
-std::vector<uint8_t> AgentStoreClient::compareSet(const std::string& key, const std::vector<uint8_t>& expected,
-                                                  const std::vector<uint8_t>& desired) {
-  std::string b(1, Code(kCompareSet));
-  PutString(b, key);
-  PutVector(b, expected);
-  PutVector(b, desired);
-  return Bytes(Call(b, Reply::kBytes, timeout_, "store compareSet"));
-}
-
-std::vector<uint8_t> AgentStoreClient::get(const std::string& key) {
-  // As c10d's client: wait for the key, then read it (GET of a missing key is an error on the server).
-  wait({key}, timeout_);
-  std::string b(1, Code(kGet));
-  PutString(b, key);
-  return Bytes(Call(b, Reply::kBytes, timeout_, "store get '" + key.substr(0, 200) + "'"));
-}
-
-int64_t AgentStoreClient::add(const std::string& key, int64_t value) {
-  std::string b(1, Code(kAdd));
-  PutString(b, key);
-  Put<int64_t>(b, value);
-  return Get<int64_t>(Call(b, Reply::kInt64, timeout_, "store add"));
-}
-
-bool AgentStoreClient::deleteKey(const std::string& key) {
-  std::string b(1, Code(kDeleteKey));
-  PutString(b, key);
-  return Get<int64_t>(Call(b, Reply::kInt64, timeout_, "store delete")) > 0;
-}
-
-bool AgentStoreClient::check(const std::vector<std::string>& keys) {
-  return static_cast<uint8_t>(Call(KeysRequest(Code(kCheck), keys), Reply::kByte, timeout_, "store check")[0]) ==
-         kCheckReady;
-}
-
-int64_t AgentStoreClient::getNumKeys() {
-  return Get<int64_t>(Call(std::string(1, Code(kGetNumKeys)), Reply::kInt64, timeout_, "store getNumKeys"));
-}
-
-void AgentStoreClient::wait(const std::vector<std::string>& keys) { wait(keys, timeout_); }
-
-void AgentStoreClient::wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) {
-  const std::string r = Call(KeysRequest(Code(kWait), keys), Reply::kByte, timeout,
-                             "store wait for '" + (keys.empty() ? std::string() : keys[0].substr(0, 200)) + "'");
-  if (static_cast<uint8_t>(r[0]) != kStopWaiting) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    Disconnect();
-    throw NativeError("DIST_ERROR", "store wait: unexpected reply from " + Where());
-  }
-}
-
-c10::intrusive_ptr<c10d::Store> AgentStoreClient::clone() {
-  return c10::make_intrusive<AgentStoreClient>(host_, port_, timeout_, protocol_);
+std::shared_ptr<const StoreWire> AgentStoreWire(StoreProtocol protocol) {
+  return std::make_shared<AgentWire>(protocol);
 }
 
 }  // namespace ctclip::dist

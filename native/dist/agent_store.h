@@ -14,19 +14,18 @@
 // until the store timeout).
 //
 // So ctclip does not use c10d's TCPStore client for the agent store: ProbeAgentStore finds out which protocol the
-// server speaks, without harming either kind (agent_store.cc), and AgentStoreClient speaks it, whatever libtorch
-// this addon was built on.
+// server speaks, without harming either kind (agent_store.cc), and a StoreClient over AgentStoreWire speaks it,
+// whatever libtorch this addon was built on.
 #pragma once
 
 #if defined(CTCLIP_HAVE_GLOO) || defined(CTCLIP_HAVE_NCCL)
 
-#include <torch/csrc/distributed/c10d/Store.hpp>
-
 #include <chrono>
 #include <cstdint>
-#include <mutex>
+#include <memory>
 #include <string>
-#include <vector>
+
+#include "dist/store_client.h"
 
 namespace ctclip::dist {
 
@@ -40,43 +39,8 @@ const char* StoreProtocolName(StoreProtocol p);
 // would) naming the address.
 StoreProtocol ProbeAgentStore(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout);
 
-// A c10d::Store client of a TCPStore server speaking `protocol`. Every operation has the store's timeout; a wait that
-// times out drops the connection (the server forgets a closed connection's waits) and the next call reconnects.
-class AgentStoreClient : public c10d::Store {
- public:
-  // Connects (retrying while nobody listens yet) within `timeout`, which is also every operation's timeout.
-  AgentStoreClient(std::string host, std::uint16_t port, std::chrono::milliseconds timeout, StoreProtocol protocol);
-  ~AgentStoreClient() override;
-
-  void set(const std::string& key, const std::vector<uint8_t>& value) override;
-  std::vector<uint8_t> compareSet(const std::string& key, const std::vector<uint8_t>& expected,
-                                  const std::vector<uint8_t>& desired) override;
-  std::vector<uint8_t> get(const std::string& key) override;
-  int64_t add(const std::string& key, int64_t value) override;
-  bool deleteKey(const std::string& key) override;
-  bool check(const std::vector<std::string>& keys) override;
-  int64_t getNumKeys() override;
-  void wait(const std::vector<std::string>& keys) override;
-  void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) override;
-  // A new connection to the same store (pure virtual in libtorch 2.x, where it overrides; unused on 1.13).
-  c10::intrusive_ptr<c10d::Store> clone();
-
- private:
-  enum class Reply { kNone, kBytes, kInt64, kByte };
-  // Sends `request` and reads its reply (kBytes: the value; kInt64 / kByte: the raw bytes).
-  std::string Call(const std::string& request, Reply reply, std::chrono::milliseconds timeout, const std::string& what);
-  void Connect(std::chrono::steady_clock::time_point deadline);
-  void Disconnect();
-  std::string Where() const;
-  // The request code of a validated-protocol operation in this connection's protocol.
-  char Code(uint8_t validatedCode) const;
-
-  std::string host_;
-  std::uint16_t port_;
-  StoreProtocol protocol_;
-  std::mutex mutex_;
-  int fd_ = -1;
-};
+// The wire format of a TCPStore server speaking `protocol`, for a StoreClient (dist/store_client.h).
+std::shared_ptr<const StoreWire> AgentStoreWire(StoreProtocol protocol);
 
 }  // namespace ctclip::dist
 

@@ -121,13 +121,14 @@ namespace {
 // longer means a wrong address or another program on the port.
 constexpr std::chrono::milliseconds kAgentProbeTimeout{15000};
 
-// A fresh connection to the store this rank uses: rank 0's (StoreClient), or torchrun's agent store in its protocol
-// (AgentStoreClient) under the agent's attempt prefix.
+// A fresh connection to the store this rank uses: rank 0's, or torchrun's agent store in its protocol under the
+// agent's attempt prefix.
 c10::intrusive_ptr<c10d::Store> ConnectStore(const GroupOptions& o, std::chrono::milliseconds timeout) {
   const auto port = static_cast<std::uint16_t>(o.masterPort);
-  if (!o.useAgentStore) return c10::make_intrusive<StoreClient>(o.masterAddr, port, timeout);
-  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<AgentStoreClient>(
-      o.masterAddr, port, timeout, o.agentStoreValidated ? StoreProtocol::kValidated : StoreProtocol::kLegacy);
+  if (!o.useAgentStore) return c10::make_intrusive<StoreClient>(o.masterAddr, port, timeout, RendezvousStoreWire());
+  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<StoreClient>(
+      o.masterAddr, port, timeout,
+      AgentStoreWire(o.agentStoreValidated ? StoreProtocol::kValidated : StoreProtocol::kLegacy));
   return c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(o.restartCount), store);
 }
 

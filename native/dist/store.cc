@@ -433,198 +433,96 @@ void StoreServer::Stop() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Client
+// Client side: the wire for StoreClient
 // ---------------------------------------------------------------------------------------------------------------
-
-StoreClient::StoreClient(std::string host, std::uint16_t port, std::chrono::milliseconds timeout)
-    : c10d::Store(timeout), host_(std::move(host)), port_(port) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  Connect(Clock::now() + timeout);
-}
-
-StoreClient::~StoreClient() { Disconnect(); }
-
-void StoreClient::Disconnect() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
-void StoreClient::Connect(Clock::time_point deadline) {
-  const std::string where = host_ + ":" + std::to_string(port_);
-  std::string lastError = "nobody listens there";
-  auto pause = std::chrono::milliseconds(10);
-  for (;;) {
-    const int fd = net::ConnectOnce(host_, port_, deadline, lastError);
-    if (fd >= 0) {
-      char magic[sizeof(kMagic)];
-      bool timedOut = false;
-      if (!SendAll(fd, kMagic, sizeof(kMagic)) || !RecvExact(fd, magic, sizeof(kMagic), &deadline, &timedOut)) {
-        lastError = timedOut ? "no answer to the handshake" : "the connection closed during the handshake";
-        ::close(fd);
-      } else if (std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) {
-        ::close(fd);
-        throw NativeError(
-            "DIST_ERROR",
-            "the service at " + where +
-                " is not a ctclip rendezvous store (another program on MASTER_PORT? a torchrun agent store "
-                "needs TORCHELASTIC_USE_AGENT_STORE=True)");
-      } else {
-        fd_ = fd;
-        return;
-      }
-    }
-    if (Clock::now() + pause >= deadline) {
-      throw std::runtime_error("connecting to the rendezvous store at " + where + " timed out: " + lastError);
-    }
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::milliseconds(500));
-  }
-}
-
-std::string StoreClient::Call(const std::string& request, std::chrono::milliseconds timeout, const char* what) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  const auto deadline = Clock::now() + (timeout == kNoTimeout ? std::chrono::hours(24 * 365) : timeout);
-  if (fd_ < 0) Connect(deadline);
-  const std::string where = "rendezvous store " + host_ + ":" + std::to_string(port_);
-  if (!SendAll(fd_, request.data(), request.size())) {
-    Disconnect();
-    throw std::runtime_error(std::string(what) + ": the " + where + " closed the connection");
-  }
-  // The reply: status, then an op-specific payload the caller parses from what follows; read it whole here.
-  bool timedOut = false;
-  char status = 0;
-  auto fail = [&]() -> std::runtime_error {
-    Disconnect();
-    if (timedOut)
-      return std::runtime_error(std::string(what) + ": timed out after " + std::to_string(timeout.count()) +
-                                " ms waiting for the " + where);
-    return std::runtime_error(std::string(what) + ": the " + where + " closed the connection");
-  };
-  if (!RecvExact(fd_, &status, 1, &deadline, &timedOut)) throw fail();
-  const uint8_t op = static_cast<uint8_t>(request[0]);
-  std::string payload;
-  if (status != 0) {
-    char len[4];
-    if (!RecvExact(fd_, len, 4, &deadline, &timedOut)) throw fail();
-    const uint32_t n = std::min<uint32_t>(GetU32(len), 4096);
-    std::string msg(n, '\0');
-    if (n > 0 && !RecvExact(fd_, msg.data(), n, &deadline, &timedOut)) throw fail();
-    throw NativeError("DIST_ERROR", std::string(what) + ": " + where + ": " + msg);
-  }
-  auto readFixed = [&](size_t n) {
-    std::string b(n, '\0');
-    if (n > 0 && !RecvExact(fd_, b.data(), n, &deadline, &timedOut)) throw fail();
-    return b;
-  };
-  switch (op) {
-    case kGet:
-    case kCompareSet: {
-      const std::string len = readFixed(4);
-      const uint32_t n = GetU32(len.data());
-      if (n > StoreLimits::kMaxValueBytes) {
-        Disconnect();
-        throw NativeError("DIST_ERROR", std::string(what) + ": the " + where + " sent a value over the limit");
-      }
-      payload = readFixed(n);
-      break;
-    }
-    case kAdd:
-    case kNumKeys: payload = readFixed(8); break;
-    case kCheck:
-    case kDelete: payload = readFixed(1); break;
-    default: break;
-  }
-  return payload;
-}
 
 namespace {
 
-void CheckKey(const std::string& key) {
-  Require(key.size() <= StoreLimits::kMaxKeyBytes, "DIST_ERROR",
-          "rendezvous store: a key of " + std::to_string(key.size()) + " bytes (limit " +
-              std::to_string(StoreLimits::kMaxKeyBytes) + ")");
-}
-void CheckValue(const std::vector<uint8_t>& v) {
-  Require(v.size() <= StoreLimits::kMaxValueBytes, "DIST_ERROR",
-          "rendezvous store: a value of " + std::to_string(v.size()) + " bytes (limit " +
-              std::to_string(StoreLimits::kMaxValueBytes) + ")");
-}
-std::string KeysRequest(Op op, const std::vector<std::string>& keys) {
-  Require(keys.size() <= StoreLimits::kMaxKeysPerRequest, "DIST_ERROR",
-          "rendezvous store: more than " + std::to_string(StoreLimits::kMaxKeysPerRequest) + " keys in one request");
-  std::string b(1, static_cast<char>(op));
-  PutU32(b, static_cast<uint32_t>(keys.size()));
-  for (const auto& k : keys) {
-    CheckKey(k);
-    PutStr(b, k);
+class RendezvousWire final : public StoreWire {
+ public:
+  std::string Describe(const std::string& host, std::uint16_t port) const override {
+    return "the rendezvous store at " + host + ":" + std::to_string(port);
   }
-  return b;
-}
+
+  bool Handshake(int fd, Clock::time_point deadline, const std::string& address,
+                 std::string& lastError) const override {
+    char magic[sizeof(kMagic)];
+    bool timedOut = false;
+    if (!SendAll(fd, kMagic, sizeof(kMagic)) || !RecvExact(fd, magic, sizeof(kMagic), &deadline, &timedOut)) {
+      lastError = timedOut ? "no answer to the handshake" : "the connection closed during the handshake";
+      return false;
+    }
+    if (std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) {
+      throw NativeError("DIST_ERROR", "the service at " + address +
+                                          " is not a ctclip rendezvous store (another program on MASTER_PORT? a "
+                                          "torchrun agent store needs TORCHELASTIC_USE_AGENT_STORE=True)");
+    }
+    return true;
+  }
+
+  char Code(StoreOp op) const override {
+    switch (op) {
+      case StoreOp::kSet: return kSet;
+      case StoreOp::kCompareSet: return kCompareSet;
+      case StoreOp::kGet: return kGet;
+      case StoreOp::kAdd: return kAdd;
+      case StoreOp::kCheck: return kCheck;
+      case StoreOp::kWait: return kWait;
+      case StoreOp::kNumKeys: return kNumKeys;
+      case StoreOp::kDelete: return kDelete;
+    }
+    return 0;
+  }
+  void PutLength(std::string& b, std::size_t n) const override { PutU32(b, static_cast<uint32_t>(n)); }
+  void PutInt(std::string& b, int64_t v) const override { PutI64(b, v); }
+
+  // The server's caps, checked before sending (the server would close the connection).
+  void Check(const StoreRequest& r) const override {
+    Require(r.keys.size() <= StoreLimits::kMaxKeysPerRequest, "DIST_ERROR",
+            "rendezvous store: more than " + std::to_string(StoreLimits::kMaxKeysPerRequest) + " keys in one request");
+    for (const std::string& key : r.keys) {
+      Require(key.size() <= StoreLimits::kMaxKeyBytes, "DIST_ERROR",
+              "rendezvous store: a key of " + std::to_string(key.size()) + " bytes (limit " +
+                  std::to_string(StoreLimits::kMaxKeyBytes) + ")");
+    }
+    for (const std::vector<uint8_t>* v : r.values) {
+      Require(v->size() <= StoreLimits::kMaxValueBytes, "DIST_ERROR",
+              "rendezvous store: a value of " + std::to_string(v->size()) + " bytes (limit " +
+                  std::to_string(StoreLimits::kMaxValueBytes) + ")");
+    }
+  }
+
+  // `status:u8`, then an error message (status 1) or the op's payload.
+  StoreReply Decode(StoreOp op, StoreReader& reader, const std::string& what, const std::string& where) const override {
+    if (reader.Read(1)[0] != 0) {
+      const uint32_t n = std::min<uint32_t>(GetU32(reader.Read(4).data()), 4096);
+      throw NativeError("DIST_ERROR", what + ": " + where + ": " + reader.Read(n));
+    }
+    StoreReply r;
+    switch (op) {
+      case StoreOp::kGet:
+      case StoreOp::kCompareSet: {
+        const uint32_t n = GetU32(reader.Read(4).data());
+        if (n > StoreLimits::kMaxValueBytes) {
+          reader.Drop();
+          throw NativeError("DIST_ERROR", what + ": " + where + " sent a value over the limit");
+        }
+        r.bytes = reader.Read(n);
+        break;
+      }
+      case StoreOp::kAdd:
+      case StoreOp::kNumKeys: r.number = GetI64(reader.Read(8).data()); break;
+      case StoreOp::kCheck:
+      case StoreOp::kDelete: r.yes = reader.Read(1)[0] != 0; break;
+      default: break;
+    }
+    return r;
+  }
+};
 
 }  // namespace
 
-void StoreClient::set(const std::string& key, const std::vector<uint8_t>& value) {
-  CheckKey(key);
-  CheckValue(value);
-  std::string b(1, static_cast<char>(kSet));
-  PutStr(b, key);
-  PutBytes(b, value);
-  Call(b, timeout_, "store set");
-}
-
-std::vector<uint8_t> StoreClient::compareSet(const std::string& key, const std::vector<uint8_t>& expected,
-                                             const std::vector<uint8_t>& desired) {
-  CheckKey(key);
-  CheckValue(expected);
-  CheckValue(desired);
-  std::string b(1, static_cast<char>(kCompareSet));
-  PutStr(b, key);
-  PutBytes(b, expected);
-  PutBytes(b, desired);
-  const std::string v = Call(b, timeout_, "store compareSet");
-  return std::vector<uint8_t>(v.begin(), v.end());
-}
-
-std::vector<uint8_t> StoreClient::get(const std::string& key) {
-  CheckKey(key);
-  std::string b(1, static_cast<char>(kGet));
-  PutStr(b, key);
-  const std::string v = Call(b, timeout_, ("store get '" + key.substr(0, 200) + "'").c_str());
-  return std::vector<uint8_t>(v.begin(), v.end());
-}
-
-int64_t StoreClient::add(const std::string& key, int64_t value) {
-  CheckKey(key);
-  std::string b(1, static_cast<char>(kAdd));
-  PutStr(b, key);
-  PutI64(b, value);
-  return GetI64(Call(b, timeout_, "store add").data());
-}
-
-bool StoreClient::deleteKey(const std::string& key) {
-  CheckKey(key);
-  std::string b(1, static_cast<char>(kDelete));
-  PutStr(b, key);
-  return Call(b, timeout_, "store delete")[0] != 0;
-}
-
-bool StoreClient::check(const std::vector<std::string>& keys) {
-  return Call(KeysRequest(kCheck, keys), timeout_, "store check")[0] != 0;
-}
-
-int64_t StoreClient::getNumKeys() {
-  return GetI64(Call(std::string(1, static_cast<char>(kNumKeys)), timeout_, "store getNumKeys").data());
-}
-
-void StoreClient::wait(const std::vector<std::string>& keys) { wait(keys, timeout_); }
-
-void StoreClient::wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) {
-  Call(KeysRequest(kWait, keys), timeout, "store wait");
-}
-
-c10::intrusive_ptr<c10d::Store> StoreClient::clone() {
-  return c10::make_intrusive<StoreClient>(host_, port_, timeout_);
-}
+std::shared_ptr<const StoreWire> RendezvousStoreWire() { return std::make_shared<RendezvousWire>(); }
 
 }  // namespace ctclip::dist
 
