@@ -2,7 +2,9 @@
 // error code. Nothing here knows about Node; napi/errors.h turns these into JS errors at the binding boundary.
 #pragma once
 
+#include <cstdint>
 #include <exception>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 
@@ -21,6 +23,27 @@ class NativeError : public std::runtime_error {
 // Throws `NativeError(code, message)` when `condition` is false.
 inline void Require(bool condition, const char* code, const std::string& message) {
   if (!condition) throw NativeError(code, message);
+}
+
+// One integer of a config and its key, for the checks below.
+struct ConfigInt {
+  int64_t value;
+  const char* key;
+};
+
+// The checks the model configs share, in order: ARGUMENT_ERROR "<where>: '<key>' must be a positive integer, got
+// <value>" (RequirePositive) or "… must be >= 0, got <value>" (RequireNonNegative) for the first that fails.
+inline void RequirePositive(const char* where, std::initializer_list<ConfigInt> ints) {
+  for (const ConfigInt& i : ints) {
+    Require(i.value > 0, "ARGUMENT_ERROR",
+            std::string(where) + ": '" + i.key + "' must be a positive integer, got " + std::to_string(i.value));
+  }
+}
+inline void RequireNonNegative(const char* where, std::initializer_list<ConfigInt> ints) {
+  for (const ConfigInt& i : ints) {
+    Require(i.value >= 0, "ARGUMENT_ERROR",
+            std::string(where) + ": '" + i.key + "' must be >= 0, got " + std::to_string(i.value));
+  }
 }
 
 // The code and message a caught exception maps to: our own codes from NativeError, TORCH_ERROR for c10::Error,

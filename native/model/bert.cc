@@ -27,18 +27,13 @@ std::shared_ptr<Linear> MakeLinear(int64_t in, int64_t out, double std, at::Gene
 }  // namespace
 
 void BertConfig::Validate() const {
-  auto positive = [](int64_t v, const char* key) {
-    Require(v > 0, "ARGUMENT_ERROR",
-            std::string("text config: '") + key + "' must be a positive integer, got " + std::to_string(v));
-  };
-  positive(vocab_size, "vocab_size");
-  positive(hidden_size, "hidden_size");
-  positive(num_attention_heads, "num_attention_heads");
-  positive(intermediate_size, "intermediate_size");
-  positive(max_position_embeddings, "max_position_embeddings");
-  positive(type_vocab_size, "type_vocab_size");
-  Require(num_hidden_layers >= 0, "ARGUMENT_ERROR",
-          "text config: 'num_hidden_layers' must be >= 0, got " + std::to_string(num_hidden_layers));
+  RequirePositive("text config", {{vocab_size, "vocab_size"},
+                                  {hidden_size, "hidden_size"},
+                                  {num_attention_heads, "num_attention_heads"},
+                                  {intermediate_size, "intermediate_size"},
+                                  {max_position_embeddings, "max_position_embeddings"},
+                                  {type_vocab_size, "type_vocab_size"}});
+  RequireNonNegative("text config", {{num_hidden_layers, "num_hidden_layers"}});
   Require(hidden_size % num_attention_heads == 0, "ARGUMENT_ERROR",
           "text config: 'num_attention_heads' (" + std::to_string(num_attention_heads) +
               ") must divide 'hidden_size' (" + std::to_string(hidden_size) + ")");

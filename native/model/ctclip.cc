@@ -44,8 +44,7 @@ int64_t CTClipConfig::DimImage() const {
 void CTClipConfig::Validate() const {
   image.Validate();
   text.Validate();
-  Require(dim_latent > 0, "ARGUMENT_ERROR",
-          "ctclip config: 'dim_latent' must be a positive integer, got " + std::to_string(dim_latent));
+  RequirePositive("ctclip config", {{dim_latent, "dim_latent"}});
 }
 
 at::Tensor NormalizeLatents(const at::Tensor& t) {
@@ -89,33 +88,6 @@ bool CTClip::IsInert(const std::string& name) const {
   if (StartsWith(name, "to_text_latent_extra.") || StartsWith(name, "to_visual_latent_extra.")) return true;
   if (StartsWith(name, kVisualPrefix)) return visual_transformer->IsInert(name.substr(kVisualPrefix.size()));
   return false;
-}
-
-std::vector<NamedState> CTClip::State() const {
-  std::vector<NamedState> out;
-  for (StateEntry& e : OrderedStateDict(*this)) {
-    TensorKind kind = IsInert(e.name) ? TensorKind::Inert : e.isBuffer ? TensorKind::Buffer : TensorKind::Parameter;
-    out.push_back({std::move(e.name), e.tensor, kind});
-  }
-  return out;
-}
-
-std::vector<std::pair<std::string, at::Tensor>> CTClip::TrainableParameters() const {
-  std::vector<std::pair<std::string, at::Tensor>> out;
-  for (const NamedState& s : State()) {
-    if (s.kind == TensorKind::Parameter) out.emplace_back(s.name, s.tensor);
-  }
-  return out;
-}
-
-int64_t CTClip::ParameterCount(bool trainableOnly) const {
-  int64_t n = 0;
-  for (const StateEntry& e : OrderedStateDict(*this)) {
-    if (e.isBuffer) continue;  // inert buffers (context_norm.beta) included
-    if (trainableOnly && IsInert(e.name)) continue;
-    n += e.tensor.numel();
-  }
-  return n;
 }
 
 at::Tensor CTClip::Scale() const {

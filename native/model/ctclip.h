@@ -70,7 +70,7 @@ struct ImageLatents {
   at::Tensor latents;       // (B, latent), unit rows
 };
 
-class CTClip : public torch::nn::Module {
+class CTClip : public ReferenceModule {
  public:
   explicit CTClip(const CTClipConfig& config);
 
@@ -87,12 +87,8 @@ class CTClip : public torch::nn::Module {
   // logit_bias (SigLIP) or an undefined tensor.
   at::Tensor Bias() const { return logit_bias; }
 
-  // Reference-ordered state with kinds (parameter / buffer / inert); tensors shared with the model.
-  std::vector<NamedState> State() const;
-  // Trainable parameters in state-dict order (inert tensors excluded).
-  std::vector<std::pair<std::string, at::Tensor>> TrainableParameters() const;
-  int64_t ParameterCount(bool trainableOnly) const;
-  bool IsInert(const std::string& name) const;
+  // State(), TrainableParameters(), ParameterCount(): ReferenceModule.
+  bool IsInert(const std::string& name) const override;
 
   const CTClipConfig& config() const { return config_; }
   // The device every parameter and buffer lives on (one device per model).

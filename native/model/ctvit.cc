@@ -29,31 +29,16 @@ double MsSince(Clock::time_point t0) { return std::chrono::duration<double, std:
 
 }  // namespace
 
-const char* TensorKindName(TensorKind kind) {
-  switch (kind) {
-    case TensorKind::Parameter: return "parameter";
-    case TensorKind::Buffer: return "buffer";
-    default: return "inert";
-  }
-}
-
 void CTViTConfig::Validate() const {
-  auto positive = [](int64_t v, const char* key) {
-    Require(v > 0, "ARGUMENT_ERROR",
-            std::string("ctvit config: '") + key + "' must be a positive integer, got " + std::to_string(v));
-  };
-  positive(dim, "dim");
-  positive(codebook_size, "codebook_size");
-  positive(image_size, "image_size");
-  positive(patch_size, "patch_size");
-  positive(temporal_patch_size, "temporal_patch_size");
-  positive(dim_head, "dim_head");
-  positive(heads, "heads");
-  positive(channels, "channels");
-  Require(spatial_depth >= 0, "ARGUMENT_ERROR",
-          "ctvit config: 'spatial_depth' must be >= 0, got " + std::to_string(spatial_depth));
-  Require(temporal_depth >= 0, "ARGUMENT_ERROR",
-          "ctvit config: 'temporal_depth' must be >= 0, got " + std::to_string(temporal_depth));
+  RequirePositive("ctvit config", {{dim, "dim"},
+                                   {codebook_size, "codebook_size"},
+                                   {image_size, "image_size"},
+                                   {patch_size, "patch_size"},
+                                   {temporal_patch_size, "temporal_patch_size"},
+                                   {dim_head, "dim_head"},
+                                   {heads, "heads"},
+                                   {channels, "channels"}});
+  RequireNonNegative("ctvit config", {{spatial_depth, "spatial_depth"}, {temporal_depth, "temporal_depth"}});
   Require(image_size % patch_size == 0, "ARGUMENT_ERROR",
           "ctvit config: 'image_size' (" + std::to_string(image_size) + ") must be divisible by 'patch_size' (" +
               std::to_string(patch_size) + ")");
@@ -140,33 +125,6 @@ at::Tensor CTViT::SpatialBias(int64_t h, int64_t w, const at::TensorOptions& opt
     cpbCacheKey_ = std::move(key);
   }
   return cpbCache_;
-}
-
-std::vector<NamedState> CTViT::State() const {
-  std::vector<NamedState> out;
-  for (StateEntry& e : OrderedStateDict(*this)) {
-    TensorKind kind = IsInert(e.name) ? TensorKind::Inert : e.isBuffer ? TensorKind::Buffer : TensorKind::Parameter;
-    out.push_back({std::move(e.name), e.tensor, kind});
-  }
-  return out;
-}
-
-std::vector<std::pair<std::string, at::Tensor>> CTViT::TrainableParameters() const {
-  std::vector<std::pair<std::string, at::Tensor>> out;
-  for (const NamedState& s : State()) {
-    if (s.kind == TensorKind::Parameter) out.emplace_back(s.name, s.tensor);
-  }
-  return out;
-}
-
-int64_t CTViT::ParameterCount(bool trainableOnly) const {
-  int64_t n = 0;
-  for (const StateEntry& e : OrderedStateDict(*this)) {
-    if (e.isBuffer) continue;
-    if (trainableOnly && IsInert(e.name)) continue;
-    n += e.tensor.numel();
-  }
-  return n;
 }
 
 void CTViT::CheckInput(const at::Tensor& video) const {

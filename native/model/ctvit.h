@@ -68,16 +68,7 @@ struct CTViTPhaseTimes {
   double temporalMs = 0;  // temporal stack + vector quantizer + the embedding (mean over T')
 };
 
-enum class TensorKind { Parameter, Buffer, Inert };
-const char* TensorKindName(TensorKind kind);
-
-struct NamedState {
-  std::string name;
-  at::Tensor tensor;
-  TensorKind kind;
-};
-
-class CTViT : public torch::nn::Module {
+class CTViT : public ReferenceModule {
  public:
   explicit CTViT(const CTViTConfig& config);
 
@@ -91,13 +82,9 @@ class CTViT : public torch::nn::Module {
   // Mean over T' of (B, T', H', W', D) tokens, flattened to (B, H'·W'·D).
   static at::Tensor ImageEmbedding(const at::Tensor& quantized);
 
-  // Reference-ordered state (keys without prefix), tensors shared with the model.
-  std::vector<NamedState> State() const;
-  // Trainable parameters in state-dict order (inert tensors excluded).
-  std::vector<std::pair<std::string, at::Tensor>> TrainableParameters() const;
-  int64_t ParameterCount(bool trainableOnly) const;
+  // State(), TrainableParameters(), ParameterCount(): ReferenceModule (keys without CT-CLIP's prefix).
   const CTViTConfig& config() const { return config_; }
-  bool IsInert(const std::string& name) const;
+  bool IsInert(const std::string& name) const override;
 
   // Returns the phase times accumulated since the last call and resets them.
   CTViTPhaseTimes TakePhaseTimes();

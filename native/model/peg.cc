@@ -27,22 +27,28 @@ at::Tensor Window(const at::Tensor& xpad, int64_t kt, int64_t ky, int64_t kx, in
 constexpr int64_t kTaps = 27;
 constexpr int64_t kRowsPerChunk = 16;  // (b, t, h) rows of W·D elements per weight-gradient partial
 
+// body(r, b, t, h) for every row r = (b·T + t)·H + h of a (B, T, H, …) layout, the rows split across threads (each
+// row writes only its own output, so results do not depend on the thread count).
+template <typename Body>
+void ForEachRow(int64_t B, int64_t T, int64_t H, const Body& body) {
+  at::parallel_for(0, B * T * H, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) body(r, r / (H * T), (r / H) % T, r % H);
+  });
+}
+
 template <typename T>
 void FusedForward(const T* xp, const T* taps, const T* bias, T* out, int64_t B, int64_t Tn, int64_t H, int64_t W,
                   int64_t D) {
   const int64_t Hp = H + 2, Wp = W + 2, Tp = Tn + 2;
-  at::parallel_for(0, B * Tn * H, 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) {
-      const int64_t h = r % H, t = (r / H) % Tn, b = r / (H * Tn);
-      for (int64_t w = 0; w < W; w++) {
-        T* o = out + (r * W + w) * D;
-        for (int64_t d = 0; d < D; d++) o[d] = bias[d];
-        for (int64_t k = 0; k < kTaps; k++) {
-          const int64_t kt = k / 9, ky = (k / 3) % 3, kx = k % 3;
-          const T* src = xp + (((b * Tp + t + kt) * Hp + h + ky) * Wp + w + kx) * D;
-          const T* tap = taps + k * D;
-          for (int64_t d = 0; d < D; d++) o[d] += src[d] * tap[d];
-        }
+  ForEachRow(B, Tn, H, [&](int64_t r, int64_t b, int64_t t, int64_t h) {
+    for (int64_t w = 0; w < W; w++) {
+      T* o = out + (r * W + w) * D;
+      for (int64_t d = 0; d < D; d++) o[d] = bias[d];
+      for (int64_t k = 0; k < kTaps; k++) {
+        const int64_t kt = k / 9, ky = (k / 3) % 3, kx = k % 3;
+        const T* src = xp + (((b * Tp + t + kt) * Hp + h + ky) * Wp + w + kx) * D;
+        const T* tap = taps + k * D;
+        for (int64_t d = 0; d < D; d++) o[d] += src[d] * tap[d];
       }
     }
   });
@@ -52,19 +58,16 @@ void FusedForward(const T* xp, const T* taps, const T* bias, T* out, int64_t B, 
 template <typename T>
 void FusedGradInput(const T* g, const T* taps, T* gx, int64_t B, int64_t Tn, int64_t H, int64_t W, int64_t D) {
   const int64_t Hp = H + 2, Wp = W + 2, Tp = Tn + 2;
-  at::parallel_for(0, B * Tp * Hp, 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) {
-      const int64_t hp = r % Hp, tp = (r / Hp) % Tp, b = r / (Hp * Tp);
-      for (int64_t wp = 0; wp < Wp; wp++) {
-        T* o = gx + (r * Wp + wp) * D;
-        for (int64_t d = 0; d < D; d++) o[d] = T(0);
-        for (int64_t k = 0; k < kTaps; k++) {
-          const int64_t t = tp - k / 9, h = hp - (k / 3) % 3, w = wp - k % 3;
-          if (t < 0 || t >= Tn || h < 0 || h >= H || w < 0 || w >= W) continue;
-          const T* src = g + (((b * Tn + t) * H + h) * W + w) * D;
-          const T* tap = taps + k * D;
-          for (int64_t d = 0; d < D; d++) o[d] += src[d] * tap[d];
-        }
+  ForEachRow(B, Tp, Hp, [&](int64_t r, int64_t b, int64_t tp, int64_t hp) {
+    for (int64_t wp = 0; wp < Wp; wp++) {
+      T* o = gx + (r * Wp + wp) * D;
+      for (int64_t d = 0; d < D; d++) o[d] = T(0);
+      for (int64_t k = 0; k < kTaps; k++) {
+        const int64_t t = tp - k / 9, h = hp - (k / 3) % 3, w = wp - k % 3;
+        if (t < 0 || t >= Tn || h < 0 || h >= H || w < 0 || w >= W) continue;
+        const T* src = g + (((b * Tn + t) * H + h) * W + w) * D;
+        const T* tap = taps + k * D;
+        for (int64_t d = 0; d < D; d++) o[d] += src[d] * tap[d];
       }
     }
   });
@@ -137,9 +140,7 @@ bool ChooseFused(const at::Tensor& xpad) {
     const at::Tensor sx = ScratchTensor(xpad.sizes(), xpad.options());
     const at::Tensor taps = ScratchTensor({27, xpad.size(4)}, xpad.options());
     const at::Tensor bias = ScratchTensor({xpad.size(4)}, xpad.options());
-    const double customMs = MedianMs([&] { ForwardFused(sx, taps, bias); });
-    const double atenMs = MedianMs([&] { ForwardAten(sx, taps, bias); });
-    return std::make_pair(customMs, atenMs);
+    return CompareMs([&] { ForwardFused(sx, taps, bias); }, [&] { ForwardAten(sx, taps, bias); });
   });
 }
 

@@ -73,4 +73,39 @@ LoadReport LoadStateDict(const std::vector<StateEntry>& target, const std::vecto
   return report;
 }
 
+const char* TensorKindName(TensorKind kind) {
+  switch (kind) {
+    case TensorKind::Parameter: return "parameter";
+    case TensorKind::Buffer: return "buffer";
+    default: return "inert";
+  }
+}
+
+std::vector<NamedState> ReferenceModule::State() const {
+  std::vector<NamedState> out;
+  for (StateEntry& e : OrderedStateDict(*this)) {
+    TensorKind kind = IsInert(e.name) ? TensorKind::Inert : e.isBuffer ? TensorKind::Buffer : TensorKind::Parameter;
+    out.push_back({std::move(e.name), e.tensor, kind});
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> ReferenceModule::TrainableParameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const NamedState& s : State()) {
+    if (s.kind == TensorKind::Parameter) out.emplace_back(s.name, s.tensor);
+  }
+  return out;
+}
+
+int64_t ReferenceModule::ParameterCount(bool trainableOnly) const {
+  int64_t n = 0;
+  for (const StateEntry& e : OrderedStateDict(*this)) {
+    if (e.isBuffer) continue;  // inert buffers (context_norm.beta) included
+    if (trainableOnly && IsInert(e.name)) continue;
+    n += e.tensor.numel();
+  }
+  return n;
+}
+
 }  // namespace ctclip::model

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ctclip::model {
@@ -17,6 +18,28 @@ struct StateEntry {
 };
 
 std::vector<StateEntry> OrderedStateDict(const torch::nn::Module& module, const std::string& prefix = "");
+
+enum class TensorKind { Parameter, Buffer, Inert };
+const char* TensorKindName(TensorKind kind);
+
+struct NamedState {
+  std::string name;
+  at::Tensor tensor;
+  TensorKind kind;
+};
+
+// A model whose files interchange with the reference (CTViT, CT-CLIP): its reference-ordered state sorts every
+// entry into parameter, buffer or inert (IsInert: kept so that files interchange, never used or trained).
+class ReferenceModule : public torch::nn::Module {
+ public:
+  // Reference-ordered state with kinds; tensors shared with the model.
+  std::vector<NamedState> State() const;
+  // Trainable parameters in state-dict order (inert tensors excluded).
+  std::vector<std::pair<std::string, at::Tensor>> TrainableParameters() const;
+  // Elements of the parameters (buffers excluded); with `trainableOnly`, of the trainable ones.
+  int64_t ParameterCount(bool trainableOnly) const;
+  virtual bool IsInert(const std::string& name) const = 0;
+};
 
 struct LoadReport {
   std::vector<std::string> missing;     // in the model, not in the given list
