@@ -118,9 +118,8 @@ Napi::Value ExternalMemory(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterBuildInfo(Napi::Env env, Napi::Object exports) {
-  exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
-  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
-  exports.Set("externalMemory", Napi::Function::New(env, ExternalMemory, "externalMemory"));
+  ExportFunctions(env, exports,
+                  {{"buildInfo", BuildInfo}, {"setNumThreads", SetNumThreads}, {"externalMemory", ExternalMemory}});
 }
 
 }  // namespace ctclip

@@ -53,13 +53,9 @@ namespace ctclip {
 
 namespace {
 
-struct ClipState {
-  static constexpr const char* kClassName = "CTClip";
-  static constexpr const char* kCreator = "createCTClip";
-  static constexpr const char* kPrefix = "ctclip";
-  std::shared_ptr<model::CTClip> net;
+struct ClipState : ModelState<model::CTClip> {
+  static constexpr ModelNames kNames{"CTClip", "createCTClip", "ctclip"};
   std::unique_ptr<train::Trainer> trainer;
-  std::mutex mutex;
 };
 
 using Handle = ModelHandle<ClipState>;
@@ -69,6 +65,7 @@ using Handle = ModelHandle<ClipState>;
 using js::Bool;
 using js::Has;
 using js::Int;
+using js::IntsToJs;
 using js::NamedTensorsToJs;
 using js::Number;
 using js::Obj;
@@ -76,6 +73,7 @@ using js::OptFlag;
 using js::StringsFrom;
 using js::StringsToJs;
 using js::TensorsFrom;
+using js::TensorsToJs;
 using js::WrapHost;
 
 model::BertConfig ParseBert(const Napi::Object& o) {
@@ -211,7 +209,7 @@ train::Batch BatchFrom(const Napi::CallbackInfo& info, size_t first, const std::
 Napi::Value CreateCTClip(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  ParsedConfig config = ParseClipConfig(info.Length() > 0 ? info[0] : env.Undefined());
+  ParsedConfig config = ParseClipConfig(info[0]);
   auto state = std::make_shared<ClipState>();
   state->net = std::make_shared<model::CTClip>(config.model);
   state->net->eval();  // explicit train() before training, as with a loaded checkpoint
@@ -221,27 +219,23 @@ Napi::Value CreateCTClip(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Info(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipInfo");
-  std::lock_guard<std::mutex> lock(state->mutex);
-  const model::CTClip& net = *state->net;
-  const train::Trainer& tr = *state->trainer;
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("training", net.is_training());
-  o.Set("parameterCount", Napi::Number::New(env, static_cast<double>(net.ParameterCount(false))));
-  o.Set("trainableParameterCount", Napi::Number::New(env, static_cast<double>(net.ParameterCount(true))));
-  o.Set("dimImage", Napi::Number::New(env, static_cast<double>(net.config().DimImage())));
-  o.Set("dimLatent", Napi::Number::New(env, static_cast<double>(net.config().dim_latent)));
-  o.Set("loss", model::ClipLossTypeName(net.config().loss));
-  o.Set("precision", train::PrecisionName(tr.options().precision));
-  o.Set("optimizerSteps", Napi::Number::New(env, static_cast<double>(tr.optimizerSteps())));
-  o.Set("skippedSteps", Napi::Number::New(env, static_cast<double>(tr.skippedSteps())));
-  o.Set("pendingMicroBatches", Napi::Number::New(env, static_cast<double>(tr.pendingMicroBatches())));
-  o.Set("temperature", net.temperature.item<double>());
-  o.Set("device", net.temperature.device().str());
-  return o;
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::Locked(info, "ctclipInfo", [&](ClipState& state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    const model::CTClip& net = *state.net;
+    const train::Trainer& tr = *state.trainer;
+    Napi::Object o = Napi::Object::New(env);
+    SetModelInfo(env, o, net);
+    o.Set("dimImage", Napi::Number::New(env, static_cast<double>(net.config().DimImage())));
+    o.Set("dimLatent", Napi::Number::New(env, static_cast<double>(net.config().dim_latent)));
+    o.Set("loss", model::ClipLossTypeName(net.config().loss));
+    o.Set("precision", train::PrecisionName(tr.options().precision));
+    o.Set("optimizerSteps", Napi::Number::New(env, static_cast<double>(tr.optimizerSteps())));
+    o.Set("skippedSteps", Napi::Number::New(env, static_cast<double>(tr.skippedSteps())));
+    o.Set("pendingMicroBatches", Napi::Number::New(env, static_cast<double>(tr.pendingMicroBatches())));
+    o.Set("temperature", net.temperature.item<double>());
+    o.Set("device", net.temperature.device().str());
+    return o;
+  });
 }
 
 struct ForwardResult {
@@ -289,60 +283,58 @@ Napi::Value ForwardResultToJs(Napi::Env env, ForwardResult& f) {
 }
 
 Napi::Value Forward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipForward");
-  train::Batch batch = BatchFrom(info, 1, "ctclipForward");
-  const bool withIntermediates = OptFlag(info, 4, "returnIntermediates");
-  return PromiseWorker<ForwardResult>::Start(env,
-                                             [state, batch, withIntermediates]() {
-                                               std::lock_guard<std::mutex> lock(state->mutex);
-                                               torch::NoGradGuard noGrad;
-                                               model::CTClip& net = *state->net;
-                                               ForwardResult f;
-                                               f.withIntermediates = withIntermediates;
-                                               model::Recorder* rec = withIntermediates ? &f.recorder : nullptr;
-                                               f.r.text = net.EncodeText(batch.ids, batch.mask, rec);
-                                               f.r.image = net.EncodeImage(batch.volumes, rec);
-                                               f.r.scale = net.Scale();
-                                               f.r.loss = train::ContrastiveLoss(
-                                                   net.config().loss, f.r.text.latents, f.r.image.latents,
-                                                   f.r.text.latents, f.r.image.latents, 0, f.r.scale, net.Bias());
-                                               f.loss = f.r.loss.loss.item<double>();
-                                               HostForward(f);
-                                               return f;
-                                             },
-                                             ForwardResultToJs, {info[1], info[2], info[3]});
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::With(info, "ctclipForward", [&](std::shared_ptr<ClipState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    train::Batch batch = BatchFrom(info, 1, "ctclipForward");
+    const bool withIntermediates = OptFlag(info, 4, "returnIntermediates");
+    return PromiseWorker<ForwardResult>::Start(env,
+                                               [state, batch, withIntermediates]() {
+                                                 std::lock_guard<std::mutex> lock(state->mutex);
+                                                 torch::NoGradGuard noGrad;
+                                                 model::CTClip& net = *state->net;
+                                                 ForwardResult f;
+                                                 f.withIntermediates = withIntermediates;
+                                                 model::Recorder* rec = withIntermediates ? &f.recorder : nullptr;
+                                                 f.r.text = net.EncodeText(batch.ids, batch.mask, rec);
+                                                 f.r.image = net.EncodeImage(batch.volumes, rec);
+                                                 f.r.scale = net.Scale();
+                                                 f.r.loss = train::ContrastiveLoss(
+                                                     net.config().loss, f.r.text.latents, f.r.image.latents,
+                                                     f.r.text.latents, f.r.image.latents, 0, f.r.scale, net.Bias());
+                                                 f.loss = f.r.loss.loss.item<double>();
+                                                 HostForward(f);
+                                                 return f;
+                                               },
+                                               ForwardResultToJs, {info[1], info[2], info[3]});
+  });
 }
 
 Napi::Value Accumulate(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipAccumulate");
-  train::Batch batch = BatchFrom(info, 1, "ctclipAccumulate");
-  const bool withIntermediates = OptFlag(info, 4, "returnIntermediates");
-  const bool withGrads = OptFlag(info, 4, "returnGrads");
-  int64_t steps = 1;
-  if (info.Length() > 4 && info[4].IsObject()) {
-    Napi::Object o = info[4].As<Napi::Object>();
-    steps = Int(o, "accumulationSteps", "ctclipAccumulate", 1);
-  }
-  return PromiseWorker<ForwardResult>::Start(env,
-                                             [state, batch, withIntermediates, withGrads, steps]() {
-                                               std::lock_guard<std::mutex> lock(state->mutex);
-                                               ForwardResult f;
-                                               f.withIntermediates = withIntermediates;
-                                               f.withGrads = withGrads;
-                                               f.r = state->trainer->Accumulate(
-                                                   batch, steps, withIntermediates ? &f.recorder : nullptr);
-                                               if (withGrads) f.grads = state->trainer->Gradients();
-                                               f.loss = f.r.loss.loss.item<double>();
-                                               HostForward(f);
-                                               return f;
-                                             },
-                                             ForwardResultToJs, {info[1], info[2], info[3]});
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::With(info, "ctclipAccumulate", [&](std::shared_ptr<ClipState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    train::Batch batch = BatchFrom(info, 1, "ctclipAccumulate");
+    const bool withIntermediates = OptFlag(info, 4, "returnIntermediates");
+    const bool withGrads = OptFlag(info, 4, "returnGrads");
+    int64_t steps = 1;
+    if (info.Length() > 4 && info[4].IsObject()) {
+      Napi::Object o = info[4].As<Napi::Object>();
+      steps = Int(o, "accumulationSteps", "ctclipAccumulate", 1);
+    }
+    return PromiseWorker<ForwardResult>::Start(env,
+                                               [state, batch, withIntermediates, withGrads, steps]() {
+                                                 std::lock_guard<std::mutex> lock(state->mutex);
+                                                 ForwardResult f;
+                                                 f.withIntermediates = withIntermediates;
+                                                 f.withGrads = withGrads;
+                                                 f.r = state->trainer->Accumulate(
+                                                     batch, steps, withIntermediates ? &f.recorder : nullptr);
+                                                 if (withGrads) f.grads = state->trainer->Gradients();
+                                                 f.loss = f.r.loss.loss.item<double>();
+                                                 HostForward(f);
+                                                 return f;
+                                               },
+                                               ForwardResultToJs, {info[1], info[2], info[3]});
+  });
 }
 
 double LearningRate(const Napi::CallbackInfo& info, size_t index, const char* fn) {
@@ -352,345 +344,313 @@ double LearningRate(const Napi::CallbackInfo& info, size_t index, const char* fn
 }
 
 Napi::Value OptimizerStep(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipOptimizerStep");
-  const double lr = LearningRate(info, 1, "ctclipOptimizerStep");
-  const bool inject = OptFlag(info, 2, "injectNonFiniteGrad");
-  return PromiseWorker<train::StepResult>::Start(
-      env,
-      [state, lr, inject]() {
-        std::lock_guard<std::mutex> lock(state->mutex);
-        return state->trainer->OptimizerStep(lr, inject);
-      },
-      StepResultToJs);
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::With(info, "ctclipOptimizerStep", [&](std::shared_ptr<ClipState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    const double lr = LearningRate(info, 1, "ctclipOptimizerStep");
+    const bool inject = OptFlag(info, 2, "injectNonFiniteGrad");
+    return PromiseWorker<train::StepResult>::Start(
+        env,
+        [state, lr, inject]() {
+          std::lock_guard<std::mutex> lock(state->mutex);
+          return state->trainer->OptimizerStep(lr, inject);
+        },
+        StepResultToJs);
+  });
 }
 
 Napi::Value TrainStep(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipTrainStep");
-  train::Batch batch = BatchFrom(info, 1, "ctclipTrainStep");
-  const double lr = LearningRate(info, 4, "ctclipTrainStep");
-  return PromiseWorker<train::StepResult>::Start(env,
-                                                 [state, batch, lr]() {
-                                                   std::lock_guard<std::mutex> lock(state->mutex);
-                                                   return state->trainer->Step(batch, lr);
-                                                 },
-                                                 StepResultToJs, {info[1], info[2], info[3]});
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::With(info, "ctclipTrainStep", [&](std::shared_ptr<ClipState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    train::Batch batch = BatchFrom(info, 1, "ctclipTrainStep");
+    const double lr = LearningRate(info, 4, "ctclipTrainStep");
+    return PromiseWorker<train::StepResult>::Start(env,
+                                                   [state, batch, lr]() {
+                                                     std::lock_guard<std::mutex> lock(state->mutex);
+                                                     return state->trainer->Step(batch, lr);
+                                                   },
+                                                   StepResultToJs, {info[1], info[2], info[3]});
+  });
 }
 
 Napi::Value TrainStepBatches(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipTrainStepBatches");
-  Require(info.Length() > 1 && info[1].IsArray(), "ARGUMENT_ERROR",
-          "ctclipTrainStepBatches(handle, batches, lr, flags): batches must be an array of {ids, mask, volumes}");
-  Napi::Array arr = info[1].As<Napi::Array>();
-  std::vector<train::Batch> batches;
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    Require(arr.Get(i).IsObject(), "ARGUMENT_ERROR",
-            "ctclipTrainStepBatches: batches[" + std::to_string(i) + "] must be an object");
-    Napi::Object b = arr.Get(i).As<Napi::Object>();
-    const std::string w = "ctclipTrainStepBatches(batches[" + std::to_string(i) + "].";
-    train::Batch batch;
-    batch.ids = NativeTensor::FromValue(b.Get("ids"), (w + "ids)").c_str());
-    batch.mask = NativeTensor::FromValue(b.Get("mask"), (w + "mask)").c_str());
-    batch.volumes = NativeTensor::FromValue(b.Get("volumes"), (w + "volumes)").c_str());
-    batches.push_back(std::move(batch));
-  }
-  const double lr = LearningRate(info, 2, "ctclipTrainStepBatches");
-  train::StepFlags flags;
-  flags.injectNonFiniteGrad = OptFlag(info, 3, "injectNonFiniteGrad");
-  flags.stopRequested = OptFlag(info, 3, "stopRequested");
-  flags.captureGrads = OptFlag(info, 3, "captureGrads");
-  return PromiseWorker<train::StepResult>::Start(env,
-                                                 [state, batches, lr, flags]() {
-                                                   std::lock_guard<std::mutex> lock(state->mutex);
-                                                   return HostStep(state->trainer->TrainStep(batches, lr, flags));
-                                                 },
-                                                 StepResultToJs, {info[1]});
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::With(info, "ctclipTrainStepBatches", [&](std::shared_ptr<ClipState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    Require(info.Length() > 1 && info[1].IsArray(), "ARGUMENT_ERROR",
+            "ctclipTrainStepBatches(handle, batches, lr, flags): batches must be an array of {ids, mask, volumes}");
+    Napi::Array arr = info[1].As<Napi::Array>();
+    std::vector<train::Batch> batches;
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Require(arr.Get(i).IsObject(), "ARGUMENT_ERROR",
+              "ctclipTrainStepBatches: batches[" + std::to_string(i) + "] must be an object");
+      Napi::Object b = arr.Get(i).As<Napi::Object>();
+      const std::string w = "ctclipTrainStepBatches(batches[" + std::to_string(i) + "].";
+      train::Batch batch;
+      batch.ids = NativeTensor::FromValue(b.Get("ids"), (w + "ids)").c_str());
+      batch.mask = NativeTensor::FromValue(b.Get("mask"), (w + "mask)").c_str());
+      batch.volumes = NativeTensor::FromValue(b.Get("volumes"), (w + "volumes)").c_str());
+      batches.push_back(std::move(batch));
+    }
+    const double lr = LearningRate(info, 2, "ctclipTrainStepBatches");
+    train::StepFlags flags;
+    flags.injectNonFiniteGrad = OptFlag(info, 3, "injectNonFiniteGrad");
+    flags.stopRequested = OptFlag(info, 3, "stopRequested");
+    flags.captureGrads = OptFlag(info, 3, "captureGrads");
+    return PromiseWorker<train::StepResult>::Start(env,
+                                                   [state, batches, lr, flags]() {
+                                                     std::lock_guard<std::mutex> lock(state->mutex);
+                                                     return HostStep(state->trainer->TrainStep(batches, lr, flags));
+                                                   },
+                                                   StepResultToJs, {info[1]});
+  });
 }
 
 Napi::Value SetDistributed(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipSetDistributed");
-  std::shared_ptr<dist::Group> group;
-  if (info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined())
-    group = GroupFromValue(info[1], "ctclipSetDistributed(group)");
-  std::lock_guard<std::mutex> lock(state->mutex);
-  state->trainer->SetDistributed(group);
-  return env.Undefined();
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::With(info, "ctclipSetDistributed", [&](std::shared_ptr<ClipState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    std::shared_ptr<dist::Group> group;
+    if (info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined())
+      group = GroupFromValue(info[1], "ctclipSetDistributed(group)");
+    std::lock_guard<std::mutex> lock(state->mutex);
+    state->trainer->SetDistributed(group);
+    return env.Undefined();
+  });
 }
 
 Napi::Value BroadcastState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipBroadcastState");
-  Require(info.Length() > 1 && info[1].IsNumber(), "ARGUMENT_ERROR",
-          "ctclipBroadcastState(handle, root): root must be a rank");
-  const int64_t root = info[1].As<Napi::Number>().Int64Value();
-  return StartVoidWorker(env, [state, root]() {
-    std::lock_guard<std::mutex> lock(state->mutex);
-    state->trainer->BroadcastState(root);
+  return Handle::With(info, "ctclipBroadcastState", [&](std::shared_ptr<ClipState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    Require(info.Length() > 1 && info[1].IsNumber(), "ARGUMENT_ERROR",
+            "ctclipBroadcastState(handle, root): root must be a rank");
+    const int64_t root = info[1].As<Napi::Number>().Int64Value();
+    return StartVoidWorker(env, [state, root]() {
+      std::lock_guard<std::mutex> lock(state->mutex);
+      state->trainer->BroadcastState(root);
+    });
   });
-  CTCLIP_NAPI_CATCH(env)
 }
 
 Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipZeroGrad");
-  std::lock_guard<std::mutex> lock(state->mutex);
-  state->trainer->ZeroGrad();
-  return env.Undefined();
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::Locked(info, "ctclipZeroGrad", [&](ClipState& state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    state.trainer->ZeroGrad();
+    return env.Undefined();
+  });
 }
 
 Napi::Value EncodeText(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipEncodeText");
-  at::Tensor ids = NativeTensor::FromValue(info[1], "ctclipEncodeText(ids)");
-  at::Tensor mask = NativeTensor::FromValue(info[2], "ctclipEncodeText(mask)");
-  return PromiseWorker<at::Tensor>::Start(
-      env,
-      [state, ids, mask]() {
-        std::lock_guard<std::mutex> lock(state->mutex);
-        torch::NoGradGuard noGrad;
-        return ToHost(state->net->EncodeText(ids, mask).latents);
-      },
-      [](Napi::Env e, at::Tensor& t) -> Napi::Value { return WrapHost(e, t); }, {info[1], info[2]});
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::With(info, "ctclipEncodeText", [&](std::shared_ptr<ClipState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    at::Tensor ids = NativeTensor::FromValue(info[1], "ctclipEncodeText(ids)");
+    at::Tensor mask = NativeTensor::FromValue(info[2], "ctclipEncodeText(mask)");
+    return PromiseWorker<at::Tensor>::Start(
+        env,
+        [state, ids, mask]() {
+          std::lock_guard<std::mutex> lock(state->mutex);
+          torch::NoGradGuard noGrad;
+          return ToHost(state->net->EncodeText(ids, mask).latents);
+        },
+        [](Napi::Env e, at::Tensor& t) -> Napi::Value { return WrapHost(e, t); }, {info[1], info[2]});
+  });
 }
 
 Napi::Value EncodeImage(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipEncodeImage");
-  at::Tensor volumes = NativeTensor::FromValue(info[1], "ctclipEncodeImage(volumes)");
-  return PromiseWorker<at::Tensor>::Start(
-      env,
-      [state, volumes]() {
-        std::lock_guard<std::mutex> lock(state->mutex);
-        torch::NoGradGuard noGrad;
-        return ToHost(state->net->EncodeImage(volumes).latents);
-      },
-      [](Napi::Env e, at::Tensor& t) -> Napi::Value { return WrapHost(e, t); }, {info[1]});
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::With(info, "ctclipEncodeImage", [&](std::shared_ptr<ClipState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    at::Tensor volumes = NativeTensor::FromValue(info[1], "ctclipEncodeImage(volumes)");
+    return PromiseWorker<at::Tensor>::Start(
+        env,
+        [state, volumes]() {
+          std::lock_guard<std::mutex> lock(state->mutex);
+          torch::NoGradGuard noGrad;
+          return ToHost(state->net->EncodeImage(volumes).latents);
+        },
+        [](Napi::Env e, at::Tensor& t) -> Napi::Value { return WrapHost(e, t); }, {info[1]});
+  });
 }
 
 Napi::Value ZeroShot(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipZeroShot");
-  const at::Tensor image = NativeTensor::FromValue(info[1], "ctclipZeroShot(imageLatents)");
-  const at::Tensor prompts =
-      model::ZeroShotPrompts(image, NativeTensor::FromValue(info[2], "ctclipZeroShot(promptLatents)"));
-  std::optional<double> scale;
-  if (info.Length() > 3 && info[3].IsNumber()) scale = info[3].As<Napi::Number>().DoubleValue();
-  return PromiseWorker<model::ZeroShotScores>::Start(
-      env,
-      [state, image, prompts, scale]() {
-        double s;
-        if (scale) {
-          s = *scale;
-        } else {
-          std::lock_guard<std::mutex> lock(state->mutex);
-          torch::NoGradGuard noGrad;
-          s = state->net->Scale().item<double>();
-        }
-        return model::ZeroShot(image, prompts, s);
-      },
-      [](Napi::Env e, model::ZeroShotScores& r) -> Napi::Value {
-        Napi::Object o = Napi::Object::New(e);
-        o.Set("logits", WrapHost(e, r.logits));
-        o.Set("pPresent", WrapHost(e, r.pPresent));
-        return o;
-      },
-      {info[1], info[2]});
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::With(info, "ctclipZeroShot", [&](std::shared_ptr<ClipState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    const at::Tensor image = NativeTensor::FromValue(info[1], "ctclipZeroShot(imageLatents)");
+    const at::Tensor prompts =
+        model::ZeroShotPrompts(image, NativeTensor::FromValue(info[2], "ctclipZeroShot(promptLatents)"));
+    std::optional<double> scale;
+    if (info.Length() > 3 && info[3].IsNumber()) scale = info[3].As<Napi::Number>().DoubleValue();
+    return PromiseWorker<model::ZeroShotScores>::Start(
+        env,
+        [state, image, prompts, scale]() {
+          double s;
+          if (scale) {
+            s = *scale;
+          } else {
+            std::lock_guard<std::mutex> lock(state->mutex);
+            torch::NoGradGuard noGrad;
+            s = state->net->Scale().item<double>();
+          }
+          return model::ZeroShot(image, prompts, s);
+        },
+        [](Napi::Env e, model::ZeroShotScores& r) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(e);
+          o.Set("logits", WrapHost(e, r.logits));
+          o.Set("pPresent", WrapHost(e, r.pPresent));
+          return o;
+        },
+        {info[1], info[2]});
+  });
 }
 
 Napi::Value OptimizerState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipOptimizerState");
-  std::lock_guard<std::mutex> lock(state->mutex);
-  train::AdamWStateExport s = state->trainer->optimizer().Export();
-  Napi::Array avg = Napi::Array::New(env, s.names.size());
-  Napi::Array sq = Napi::Array::New(env, s.names.size());
-  Napi::Array steps = Napi::Array::New(env, s.names.size());
-  for (size_t i = 0; i < s.names.size(); i++) {
-    const auto idx = static_cast<uint32_t>(i);
-    avg.Set(idx, WrapHost(env, s.exp_avg[i]));
-    sq.Set(idx, WrapHost(env, s.exp_avg_sq[i]));
-    steps.Set(idx, Napi::Number::New(env, static_cast<double>(s.steps[i])));
-  }
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("names", StringsToJs(env, s.names));
-  o.Set("exp_avg", avg);
-  o.Set("exp_avg_sq", sq);
-  o.Set("step", steps);
-  return o;
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::Locked(info, "ctclipOptimizerState", [&](ClipState& state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    const train::AdamWStateExport s = state.trainer->optimizer().Export();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("names", StringsToJs(env, s.names));
+    o.Set("exp_avg", TensorsToJs(env, s.exp_avg));
+    o.Set("exp_avg_sq", TensorsToJs(env, s.exp_avg_sq));
+    o.Set("step", IntsToJs(env, s.steps));
+    return o;
+  });
 }
 
 Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipLoadOptimizerState");
-  Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR",
-          "ctclipLoadOptimizerState(handle, {names, exp_avg, exp_avg_sq, step}): state must be an object");
-  Napi::Object o = info[1].As<Napi::Object>();
-  train::AdamWStateExport s;
-  s.names = StringsFrom(o.Get("names"), "optimizer state: names");
-  s.exp_avg = TensorsFrom(o.Get("exp_avg"), "optimizer state: exp_avg");
-  s.exp_avg_sq = TensorsFrom(o.Get("exp_avg_sq"), "optimizer state: exp_avg_sq");
-  Require(o.Get("step").IsArray(), "ARGUMENT_ERROR", "optimizer state: step must be an array of integers");
-  Napi::Array steps = o.Get("step").As<Napi::Array>();
-  for (uint32_t i = 0; i < steps.Length(); i++) {
-    Require(steps.Get(i).IsNumber(), "ARGUMENT_ERROR",
-            "optimizer state: step[" + std::to_string(i) + "] is not a number");
-    s.steps.push_back(steps.Get(i).As<Napi::Number>().Int64Value());
-  }
-  std::lock_guard<std::mutex> lock(state->mutex);
-  state->trainer->optimizer().Import(s);
-  return env.Undefined();
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::With(info, "ctclipLoadOptimizerState", [&](std::shared_ptr<ClipState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR",
+            "ctclipLoadOptimizerState(handle, {names, exp_avg, exp_avg_sq, step}): state must be an object");
+    Napi::Object o = info[1].As<Napi::Object>();
+    train::AdamWStateExport s;
+    s.names = StringsFrom(o.Get("names"), "optimizer state: names");
+    s.exp_avg = TensorsFrom(o.Get("exp_avg"), "optimizer state: exp_avg");
+    s.exp_avg_sq = TensorsFrom(o.Get("exp_avg_sq"), "optimizer state: exp_avg_sq");
+    Require(o.Get("step").IsArray(), "ARGUMENT_ERROR", "optimizer state: step must be an array of integers");
+    Napi::Array steps = o.Get("step").As<Napi::Array>();
+    for (uint32_t i = 0; i < steps.Length(); i++) {
+      Require(steps.Get(i).IsNumber(), "ARGUMENT_ERROR",
+              "optimizer state: step[" + std::to_string(i) + "] is not a number");
+      s.steps.push_back(steps.Get(i).As<Napi::Number>().Int64Value());
+    }
+    std::lock_guard<std::mutex> lock(state->mutex);
+    state->trainer->optimizer().Import(s);
+    return env.Undefined();
+  });
 }
 
 Napi::Value ScalerState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipScalerState");
-  std::lock_guard<std::mutex> lock(state->mutex);
-  const train::GradScaler& sc = state->trainer->scaler();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("enabled", sc.enabled());
-  o.Set("scale", sc.state().scale);
-  o.Set("growthTracker", Napi::Number::New(env, static_cast<double>(sc.state().growth_tracker)));
-  return o;
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::Locked(info, "ctclipScalerState", [&](ClipState& state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    const train::GradScaler& sc = state.trainer->scaler();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("enabled", sc.enabled());
+    o.Set("scale", sc.state().scale);
+    o.Set("growthTracker", Napi::Number::New(env, static_cast<double>(sc.state().growth_tracker)));
+    return o;
+  });
 }
 
 Napi::Value SetScalerState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipSetScalerState");
-  Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR",
-          "ctclipSetScalerState(handle, {scale, growthTracker})");
-  Napi::Object o = info[1].As<Napi::Object>();
-  train::GradScalerState s;
-  s.scale = Number(o, "scale", "scaler state", std::nullopt);
-  s.growth_tracker = Int(o, "growthTracker", "scaler state", std::nullopt);
-  std::lock_guard<std::mutex> lock(state->mutex);
-  state->trainer->scaler().setState(s);
-  return env.Undefined();
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::With(info, "ctclipSetScalerState", [&](std::shared_ptr<ClipState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR",
+            "ctclipSetScalerState(handle, {scale, growthTracker})");
+    Napi::Object o = info[1].As<Napi::Object>();
+    train::GradScalerState s;
+    s.scale = Number(o, "scale", "scaler state", std::nullopt);
+    s.growth_tracker = Int(o, "growthTracker", "scaler state", std::nullopt);
+    std::lock_guard<std::mutex> lock(state->mutex);
+    state->trainer->scaler().setState(s);
+    return env.Undefined();
+  });
 }
 
 Napi::Value RngState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipRngState");
-  std::lock_guard<std::mutex> lock(state->mutex);
-  Napi::Object o = Napi::Object::New(env);
-  for (const auto& [which, t] : model::SaveGeneratorStates(*state->net)) o.Set(which, WrapHost(env, t));
-  return o;
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::Locked(info, "ctclipRngState", [&](ClipState& state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    for (const auto& [which, t] : model::SaveGeneratorStates(*state.net)) o.Set(which, WrapHost(env, t));
+    return o;
+  });
 }
 
 // Restores {init?, dropout?} (model/rng_state.h); `reseeded` lists a dropout generator re-seeded from a state of
 // another device type, so the caller can warn.
 Napi::Value SetRngState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipSetRngState");
-  Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR", "ctclipSetRngState(handle, {init?, dropout?})");
-  Napi::Object o = info[1].As<Napi::Object>();
-  model::GeneratorStates states;
-  for (const char* which : {"init", "dropout"}) {
-    if (Has(o, which)) states.emplace_back(which, NativeTensor::FromValue(o.Get(which), "ctclipSetRngState"));
-  }
-  std::lock_guard<std::mutex> lock(state->mutex);
-  Napi::Object r = Napi::Object::New(env);
-  r.Set("reseeded", StringsToJs(env, model::RestoreGeneratorStates(*state->net, states, "ctclipSetRngState")));
-  return r;
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::With(info, "ctclipSetRngState", [&](std::shared_ptr<ClipState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR", "ctclipSetRngState(handle, {init?, dropout?})");
+    Napi::Object o = info[1].As<Napi::Object>();
+    model::GeneratorStates states;
+    for (const char* which : {"init", "dropout"}) {
+      if (Has(o, which)) states.emplace_back(which, NativeTensor::FromValue(o.Get(which), "ctclipSetRngState"));
+    }
+    std::lock_guard<std::mutex> lock(state->mutex);
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("reseeded", StringsToJs(env, model::RestoreGeneratorStates(*state->net, states, "ctclipSetRngState")));
+    return r;
+  });
 }
 
 // ctclipToDevice(handle, device) → Promise<string>: the device is parsed and checked in the worker, so an
 // unavailable device rejects (DEVICE_UNAVAILABLE) rather than throwing synchronously.
 Napi::Value ToDevice(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipToDevice");
-  Require(info.Length() > 1 && info[1].IsString(), "ARGUMENT_ERROR",
-          "ctclipToDevice(handle, device): device must be a string ('cpu', 'cuda' or 'cuda:N')");
-  const std::string requested = info[1].As<Napi::String>().Utf8Value();
-  return PromiseWorker<std::string>::Start(
-      env,
-      [state, requested]() {
-        const c10::Device device = ParseDevice(requested, "ctclipToDevice");
-        std::lock_guard<std::mutex> lock(state->mutex);
-        state->trainer->ToDevice(device);
-        return state->net->device().str();
-      },
-      [](Napi::Env e, std::string& d) -> Napi::Value { return Napi::String::New(e, d); });
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::With(info, "ctclipToDevice", [&](std::shared_ptr<ClipState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    Require(info.Length() > 1 && info[1].IsString(), "ARGUMENT_ERROR",
+            "ctclipToDevice(handle, device): device must be a string ('cpu', 'cuda' or 'cuda:N')");
+    const std::string requested = info[1].As<Napi::String>().Utf8Value();
+    return PromiseWorker<std::string>::Start(
+        env,
+        [state, requested]() {
+          const c10::Device device = ParseDevice(requested, "ctclipToDevice");
+          std::lock_guard<std::mutex> lock(state->mutex);
+          state->trainer->ToDevice(device);
+          return state->net->device().str();
+        },
+        [](Napi::Env e, std::string& d) -> Napi::Value { return Napi::String::New(e, d); });
+  });
 }
 
 Napi::Value SetStepCounters(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ClipState> state = Handle::From(info, 0, "ctclipSetStepCounters");
-  Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR",
-          "ctclipSetStepCounters(handle, {optimizerSteps, skippedSteps})");
-  Napi::Object o = info[1].As<Napi::Object>();
-  std::lock_guard<std::mutex> lock(state->mutex);
-  state->trainer->setCounters(Int(o, "optimizerSteps", "step counters", std::nullopt),
-                              Int(o, "skippedSteps", "step counters", 0));
-  return env.Undefined();
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::With(info, "ctclipSetStepCounters", [&](std::shared_ptr<ClipState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    Require(info.Length() > 1 && info[1].IsObject(), "ARGUMENT_ERROR",
+            "ctclipSetStepCounters(handle, {optimizerSteps, skippedSteps})");
+    Napi::Object o = info[1].As<Napi::Object>();
+    std::lock_guard<std::mutex> lock(state->mutex);
+    state->trainer->setCounters(Int(o, "optimizerSteps", "step counters", std::nullopt),
+                                Int(o, "skippedSteps", "step counters", 0));
+    return env.Undefined();
+  });
 }
 
 }  // namespace
 
 void RegisterCTClip(Napi::Env env, Napi::Object exports) {
-  Handle::Class* data = Handle::Register(env, exports);
-  auto fn = [&](const char* name, Napi::Value (*cb)(const Napi::CallbackInfo&)) {
-    exports.Set(name, Napi::Function::New(env, cb, name, data));
-  };
-  fn("createCTClip", CreateCTClip);
-  fn("ctclipSetTraining", Handle::SetTraining);
-  fn("ctclipInfo", Info);
-  fn("ctclipStateDict", Handle::StateDict);
-  fn("ctclipLoadStateDict", Handle::LoadStateDict);
-  fn("ctclipForward", Forward);
-  fn("ctclipAccumulate", Accumulate);
-  fn("ctclipOptimizerStep", OptimizerStep);
-  fn("ctclipTrainStep", TrainStep);
-  fn("ctclipTrainStepBatches", TrainStepBatches);
-  fn("ctclipSetDistributed", SetDistributed);
-  fn("ctclipBroadcastState", BroadcastState);
-  fn("ctclipZeroGrad", ZeroGrad);
-  fn("ctclipEncodeText", EncodeText);
-  fn("ctclipEncodeImage", EncodeImage);
-  fn("ctclipZeroShot", ZeroShot);
-  fn("ctclipOptimizerState", OptimizerState);
-  fn("ctclipLoadOptimizerState", LoadOptimizerState);
-  fn("ctclipScalerState", ScalerState);
-  fn("ctclipSetScalerState", SetScalerState);
-  fn("ctclipRngState", RngState);
-  fn("ctclipSetRngState", SetRngState);
-  fn("ctclipSetStepCounters", SetStepCounters);
-  fn("ctclipToDevice", ToDevice);
+  ExportFunctions(env, exports,
+                  {{"createCTClip", CreateCTClip},
+                   {"ctclipSetTraining", Handle::SetTraining},
+                   {"ctclipInfo", Info},
+                   {"ctclipStateDict", Handle::StateDict},
+                   {"ctclipLoadStateDict", Handle::LoadStateDict},
+                   {"ctclipForward", Forward},
+                   {"ctclipAccumulate", Accumulate},
+                   {"ctclipOptimizerStep", OptimizerStep},
+                   {"ctclipTrainStep", TrainStep},
+                   {"ctclipTrainStepBatches", TrainStepBatches},
+                   {"ctclipSetDistributed", SetDistributed},
+                   {"ctclipBroadcastState", BroadcastState},
+                   {"ctclipZeroGrad", ZeroGrad},
+                   {"ctclipEncodeText", EncodeText},
+                   {"ctclipEncodeImage", EncodeImage},
+                   {"ctclipZeroShot", ZeroShot},
+                   {"ctclipOptimizerState", OptimizerState},
+                   {"ctclipLoadOptimizerState", LoadOptimizerState},
+                   {"ctclipScalerState", ScalerState},
+                   {"ctclipSetScalerState", SetScalerState},
+                   {"ctclipRngState", RngState},
+                   {"ctclipSetRngState", SetRngState},
+                   {"ctclipSetStepCounters", SetStepCounters},
+                   {"ctclipToDevice", ToDevice}},
+                  Handle::Register(env, exports));
 }
 
 }  // namespace ctclip

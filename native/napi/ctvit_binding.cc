@@ -31,15 +31,11 @@ namespace ctclip {
 
 namespace {
 
-struct ModelState {
-  static constexpr const char* kClassName = "CTViT";
-  static constexpr const char* kCreator = "createCTViT";
-  static constexpr const char* kPrefix = "ctvit";
-  std::shared_ptr<model::CTViT> net;
-  std::mutex mutex;
+struct CTViTState : ModelState<model::CTViT> {
+  static constexpr ModelNames kNames{"CTViT", "createCTViT", "ctvit"};
 };
 
-using Handle = ModelHandle<ModelState>;
+using Handle = ModelHandle<CTViTState>;
 
 // Config parsing: every error names the key and what was expected.
 int64_t IntOption(const Napi::Object& o, const char* key, bool required, int64_t fallback) {
@@ -112,53 +108,35 @@ Napi::Value ForwardResultToJs(Napi::Env env, ForwardResult& r) {
 Napi::Value CreateCTViT(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  model::CTViTConfig config = ParseCTViTConfig(info.Length() > 0 ? info[0] : env.Undefined(), /*requireSeed=*/true);
-  auto state = std::make_shared<ModelState>();
+  model::CTViTConfig config = ParseCTViTConfig(info[0], /*requireSeed=*/true);
+  auto state = std::make_shared<CTViTState>();
   state->net = std::make_shared<model::CTViT>(config);
   state->net->eval();  // like a freshly loaded checkpoint in a script: explicit train() before training
   return Handle::New(info, state);
   CTCLIP_NAPI_CATCH(env)
 }
 
-Napi::Value CTViTForward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ModelState> state = Handle::From(info, 0, "ctvitForward");
-  at::Tensor video = NativeTensor::FromValue(info[1], "ctvitForward(video)");
-  const bool withIntermediates = js::OptFlag(info, 2, "returnIntermediates");
-  return PromiseWorker<ForwardResult>::Start(env,
-                                             [state, video, withIntermediates]() {
-                                               std::lock_guard<std::mutex> lock(state->mutex);
-                                               torch::NoGradGuard noGrad;
-                                               ForwardResult r;
-                                               r.withIntermediates = withIntermediates;
-                                               r.out = state->net->forward(video,
-                                                                           withIntermediates ? &r.recorder : nullptr);
-                                               return r;
-                                             },
-                                             ForwardResultToJs, {info[1]});
-  CTCLIP_NAPI_CATCH(env)
-}
-
-Napi::Value CTViTForwardBackward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ModelState> state = Handle::From(info, 0, "ctvitForwardBackward");
-  at::Tensor video = NativeTensor::FromValue(info[1], "ctvitForwardBackward(video)");
-  at::Tensor gradOutput = NativeTensor::FromValue(info[2], "ctvitForwardBackward(gradOutput)");
-  const bool withIntermediates = js::OptFlag(info, 3, "returnIntermediates");
+// ctvitForward / ctvitForwardBackward in a worker, under the model's lock. With `gradOutput` defined, also
+// backpropagates loss = Σ embedding ⊙ gradOutput and returns the fresh parameter gradients.
+Napi::Value StartForward(Napi::Env env, std::shared_ptr<CTViTState> state, const at::Tensor& video,
+                         const at::Tensor& gradOutput, bool withIntermediates,
+                         std::initializer_list<Napi::Value> keepAlive) {
   return PromiseWorker<ForwardResult>::Start(
       env,
       [state, video, gradOutput, withIntermediates]() {
         std::lock_guard<std::mutex> lock(state->mutex);
-        torch::AutoGradMode enable(true);
+        const bool backward = gradOutput.defined();
+        torch::AutoGradMode gradMode(backward);
         model::CTViT& net = *state->net;
         // Fresh gradients for this call only (previously returned gradient tensors stay valid).
-        for (auto& p : net.parameters()) p.mutable_grad() = at::Tensor();
+        if (backward) {
+          for (auto& p : net.parameters()) p.mutable_grad() = at::Tensor();
+        }
         ForwardResult r;
         r.withIntermediates = withIntermediates;
-        r.withGrads = true;
+        r.withGrads = backward;
         r.out = net.forward(video, withIntermediates ? &r.recorder : nullptr);
+        if (!backward) return r;
         Require(gradOutput.sizes().equals(r.out.embedding.sizes()), "SHAPE_ERROR",
                 "ctvitForwardBackward: gradOutput has shape " + c10::str(gradOutput.sizes()) +
                     " but the embedding is " + c10::str(r.out.embedding.sizes()));
@@ -173,8 +151,24 @@ Napi::Value CTViTForwardBackward(const Napi::CallbackInfo& info) {
         if (r.out.commitLoss.defined()) r.out.commitLoss = r.out.commitLoss.detach();
         return r;
       },
-      ForwardResultToJs, {info[1], info[2]});
-  CTCLIP_NAPI_CATCH(env)
+      ForwardResultToJs, keepAlive);
+}
+
+Napi::Value CTViTForward(const Napi::CallbackInfo& info) {
+  return Handle::With(info, "ctvitForward", [&](std::shared_ptr<CTViTState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    at::Tensor video = NativeTensor::FromValue(info[1], "ctvitForward(video)");
+    return StartForward(env, state, video, at::Tensor(), js::OptFlag(info, 2, "returnIntermediates"), {info[1]});
+  });
+}
+
+Napi::Value CTViTForwardBackward(const Napi::CallbackInfo& info) {
+  return Handle::With(info, "ctvitForwardBackward", [&](std::shared_ptr<CTViTState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    at::Tensor video = NativeTensor::FromValue(info[1], "ctvitForwardBackward(video)");
+    at::Tensor gradOutput = NativeTensor::FromValue(info[2], "ctvitForwardBackward(gradOutput)");
+    return StartForward(env, state, video, gradOutput, js::OptFlag(info, 3, "returnIntermediates"), {info[1], info[2]});
+  });
 }
 
 struct VqResult {
@@ -183,65 +177,60 @@ struct VqResult {
 };
 
 Napi::Value CTViTVqForward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ModelState> state = Handle::From(info, 0, "ctvitVqForward");
-  at::Tensor x = NativeTensor::FromValue(info[1], "ctvitVqForward(x)");
-  at::Tensor gradOutput;
-  if (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsNull()) {
-    gradOutput = NativeTensor::FromValue(info[2], "ctvitVqForward(gradOutput)");
-  }
-  Require(x.dim() == 3 && x.size(2) == state->net->config().dim, "SHAPE_ERROR",
-          "ctvitVqForward: x must be (B, N, dim=" + std::to_string(state->net->config().dim) + "), got " +
-              c10::str(x.sizes()));
-  return PromiseWorker<VqResult>::Start(
-      env,
-      [state, x, gradOutput]() {
-        std::lock_guard<std::mutex> lock(state->mutex);
-        torch::AutoGradMode enable(gradOutput.defined());
-        VqResult r;
-        at::Tensor input = x.detach().clone().requires_grad_(gradOutput.defined());
-        r.out = state->net->vq->forward(input);
-        if (gradOutput.defined() && r.out.quantized.requires_grad()) {
-          r.out.quantized.backward(gradOutput.to(r.out.quantized.options()));
-          r.grad = input.grad();
-        }
-        r.out.quantized = r.out.quantized.detach();
-        if (r.out.commitLoss.defined()) r.out.commitLoss = r.out.commitLoss.detach();
-        return r;
-      },
-      [](Napi::Env e, VqResult& r) -> Napi::Value {
-        Napi::Object o = Napi::Object::New(e);
-        o.Set("quantized", NativeTensor::Wrap(e, r.out.quantized));
-        o.Set("indices", NativeTensor::Wrap(e, r.out.indices));
-        if (r.out.commitLoss.defined()) o.Set("commitLoss", NativeTensor::Wrap(e, r.out.commitLoss));
-        if (r.grad.defined()) o.Set("grad", NativeTensor::Wrap(e, r.grad));
-        return o;
-      },
-      {info[1]});
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::With(info, "ctvitVqForward", [&](std::shared_ptr<CTViTState> state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    at::Tensor x = NativeTensor::FromValue(info[1], "ctvitVqForward(x)");
+    at::Tensor gradOutput;
+    if (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsNull()) {
+      gradOutput = NativeTensor::FromValue(info[2], "ctvitVqForward(gradOutput)");
+    }
+    Require(x.dim() == 3 && x.size(2) == state->net->config().dim, "SHAPE_ERROR",
+            "ctvitVqForward: x must be (B, N, dim=" + std::to_string(state->net->config().dim) + "), got " +
+                c10::str(x.sizes()));
+    return PromiseWorker<VqResult>::Start(
+        env,
+        [state, x, gradOutput]() {
+          std::lock_guard<std::mutex> lock(state->mutex);
+          torch::AutoGradMode enable(gradOutput.defined());
+          VqResult r;
+          at::Tensor input = x.detach().clone().requires_grad_(gradOutput.defined());
+          r.out = state->net->vq->forward(input);
+          if (gradOutput.defined() && r.out.quantized.requires_grad()) {
+            r.out.quantized.backward(gradOutput.to(r.out.quantized.options()));
+            r.grad = input.grad();
+          }
+          r.out.quantized = r.out.quantized.detach();
+          if (r.out.commitLoss.defined()) r.out.commitLoss = r.out.commitLoss.detach();
+          return r;
+        },
+        [](Napi::Env e, VqResult& r) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(e);
+          o.Set("quantized", NativeTensor::Wrap(e, r.out.quantized));
+          o.Set("indices", NativeTensor::Wrap(e, r.out.indices));
+          if (r.out.commitLoss.defined()) o.Set("commitLoss", NativeTensor::Wrap(e, r.out.commitLoss));
+          if (r.grad.defined()) o.Set("grad", NativeTensor::Wrap(e, r.grad));
+          return o;
+        },
+        {info[1]});
+  });
 }
 
 Napi::Value CTViTInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  std::shared_ptr<ModelState> state = Handle::From(info, 0, "ctvitInfo");
-  std::lock_guard<std::mutex> lock(state->mutex);
-  const model::CTViT& net = *state->net;
-  const model::CTViTConfig& c = net.config();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("config", ConfigToJs(env, c));
-  o.Set("training", net.is_training());
-  o.Set("parameterCount", Napi::Number::New(env, static_cast<double>(net.ParameterCount(false))));
-  o.Set("trainableParameterCount", Napi::Number::New(env, static_cast<double>(net.ParameterCount(true))));
-  const at::Tensor& any = net.to_patch_emb->proj->weight;
-  o.Set("device", any.device().str());
-  o.Set("dtype", any.scalar_type() == at::kFloat ? "float32" : std::string(c10::toString(any.scalar_type())));
-  const int64_t hp = c.image_size / c.patch_size;
-  o.Set("embeddingDim", Napi::Number::New(env, static_cast<double>(hp * hp * c.dim)));
-  o.Set("gridSize", Napi::Number::New(env, static_cast<double>(hp)));
-  return o;
-  CTCLIP_NAPI_CATCH(env)
+  return Handle::Locked(info, "ctvitInfo", [&](CTViTState& state) -> Napi::Value {
+    Napi::Env env = info.Env();
+    const model::CTViT& net = *state.net;
+    const model::CTViTConfig& c = net.config();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("config", ConfigToJs(env, c));
+    SetModelInfo(env, o, net);
+    const at::Tensor& any = net.to_patch_emb->proj->weight;
+    o.Set("device", any.device().str());
+    o.Set("dtype", any.scalar_type() == at::kFloat ? "float32" : std::string(c10::toString(any.scalar_type())));
+    const int64_t hp = c.image_size / c.patch_size;
+    o.Set("embeddingDim", Napi::Number::New(env, static_cast<double>(hp * hp * c.dim)));
+    o.Set("gridSize", Napi::Number::New(env, static_cast<double>(hp)));
+    return o;
+  });
 }
 
 }  // namespace
@@ -284,18 +273,16 @@ model::CTViTConfig ParseCTViTConfig(const Napi::Value& value, bool requireSeed) 
 }
 
 void RegisterCTViT(Napi::Env env, Napi::Object exports) {
-  Handle::Class* data = Handle::Register(env, exports);
-  auto fn = [&](const char* name, Napi::Value (*cb)(const Napi::CallbackInfo&)) {
-    exports.Set(name, Napi::Function::New(env, cb, name, data));
-  };
-  fn("createCTViT", CreateCTViT);
-  fn("ctvitForward", CTViTForward);
-  fn("ctvitForwardBackward", CTViTForwardBackward);
-  fn("ctvitVqForward", CTViTVqForward);
-  fn("ctvitSetTraining", Handle::SetTraining);
-  fn("ctvitInfo", CTViTInfo);
-  fn("ctvitStateDict", Handle::StateDict);
-  fn("ctvitLoadStateDict", Handle::LoadStateDict);
+  ExportFunctions(env, exports,
+                  {{"createCTViT", CreateCTViT},
+                   {"ctvitForward", CTViTForward},
+                   {"ctvitForwardBackward", CTViTForwardBackward},
+                   {"ctvitVqForward", CTViTVqForward},
+                   {"ctvitSetTraining", Handle::SetTraining},
+                   {"ctvitInfo", CTViTInfo},
+                   {"ctvitStateDict", Handle::StateDict},
+                   {"ctvitLoadStateDict", Handle::LoadStateDict}},
+                  Handle::Register(env, exports));
 }
 
 }  // namespace ctclip

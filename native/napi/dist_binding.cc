@@ -86,39 +86,44 @@ c10::Device CollectiveDevice(const dist::Group& group) {
   return c10::Device(c10::DeviceType::CPU);
 }
 
-// Runs `op` on `tensors` staged on the collective's device (Tensor::to is the identity for a tensor already there)
-// and copies the results back into the staged ones' originals.
-void OnCollectiveDevice(const dist::Group& group, std::vector<at::Tensor>& tensors,
-                        const std::function<void(std::vector<at::Tensor>&)>& op) {
-  const c10::Device device = CollectiveDevice(group);
-  std::vector<at::Tensor> work;
-  for (const at::Tensor& t : tensors) work.push_back(t.to(device));
-  op(work);
-  for (size_t i = 0; i < tensors.size(); i++) {
-    if (!work[i].is_same(tensors[i])) tensors[i].copy_(work[i]);
-  }
+using InPlaceOp = std::function<void(dist::Group&, std::vector<at::Tensor>&)>;
+
+// fn(group, tensors, …) → Promise<void>, an in-place collective (distAllReduce, distBroadcast): `prepare` checks the
+// other arguments and returns the collective, which runs in a worker. The tensors are staged on the collective's
+// device (Tensor::to is the identity for a tensor already there) and the results copied back into the staged ones'
+// originals.
+Napi::Value InPlaceCollective(const Napi::CallbackInfo& info, const std::string& fn,
+                              const std::function<InPlaceOp(const dist::Group&)>& prepare) {
+  Napi::Env env = info.Env();
+  CTCLIP_NAPI_TRY
+  std::shared_ptr<dist::Group> group = GroupFromValue(info[0], (fn + "(group)").c_str());
+  std::vector<at::Tensor> tensors = js::TensorsFrom(info[1], fn + "(tensors)");
+  InPlaceOp op = prepare(*group);
+  return StartVoidWorker(env,
+                         [group, tensors, op]() {
+                           const c10::Device device = CollectiveDevice(*group);
+                           std::vector<at::Tensor> work;
+                           for (const at::Tensor& t : tensors) work.push_back(t.to(device));
+                           op(*group, work);
+                           for (size_t i = 0; i < tensors.size(); i++) {
+                             if (!work[i].is_same(tensors[i])) tensors[i].copy_(work[i]);
+                           }
+                         },
+                         {info[1]});
+  CTCLIP_NAPI_CATCH(env)
 }
 
 Napi::Value AllReduce(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distAllReduce(group)");
-  std::vector<at::Tensor> tensors =
-      js::TensorsFrom(info.Length() > 1 ? info[1] : env.Undefined(), "distAllReduce(tensors)");
-  return StartVoidWorker(
-      env,
-      [group, tensors]() mutable {
-        OnCollectiveDevice(*group, tensors, [&](std::vector<at::Tensor>& w) { group->AllReduceSum(w, "all-reduce"); });
-      },
-      {info[1]});
-  CTCLIP_NAPI_CATCH(env)
+  return InPlaceCollective(info, "distAllReduce", [](const dist::Group&) -> InPlaceOp {
+    return [](dist::Group& g, std::vector<at::Tensor>& w) { g.AllReduceSum(w, "all-reduce"); };
+  });
 }
 
 Napi::Value AllGather(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distAllGather(group)");
-  at::Tensor t = NativeTensor::FromValue(info.Length() > 1 ? info[1] : env.Undefined(), "distAllGather(tensor)");
+  auto group = GroupFromValue(info[0], "distAllGather(group)");
+  at::Tensor t = NativeTensor::FromValue(info[1], "distAllGather(tensor)");
   return PromiseWorker<at::Tensor>::Start(
       env, [group, t]() { return group->AllGather(t.to(CollectiveDevice(*group)), "all-gather").to(t.device()); },
       [](Napi::Env e, at::Tensor& r) -> Napi::Value { return NativeTensor::Wrap(e, r); }, {info[1]});
@@ -126,30 +131,20 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Broadcast(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CTCLIP_NAPI_TRY
-  auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distBroadcast(group)");
-  std::vector<at::Tensor> tensors =
-      js::TensorsFrom(info.Length() > 1 ? info[1] : env.Undefined(), "distBroadcast(tensors)");
-  Require(info.Length() > 2 && info[2].IsNumber(), "ARGUMENT_ERROR",
-          "distBroadcast(group, tensors, root): root must be a rank");
-  const int64_t root = info[2].As<Napi::Number>().Int64Value();
-  Require(root >= 0 && root < group->size(), "ARGUMENT_ERROR",
-          "distBroadcast: root " + std::to_string(root) + " is not a rank");
-  return StartVoidWorker(env,
-                         [group, tensors, root]() mutable {
-                           OnCollectiveDevice(*group, tensors, [&](std::vector<at::Tensor>& w) {
-                             group->Broadcast(w, root, "broadcast");
-                           });
-                         },
-                         {info[1]});
-  CTCLIP_NAPI_CATCH(env)
+  return InPlaceCollective(info, "distBroadcast", [&info](const dist::Group& group) -> InPlaceOp {
+    Require(info.Length() > 2 && info[2].IsNumber(), "ARGUMENT_ERROR",
+            "distBroadcast(group, tensors, root): root must be a rank");
+    const int64_t root = info[2].As<Napi::Number>().Int64Value();
+    Require(root >= 0 && root < group.size(), "ARGUMENT_ERROR",
+            "distBroadcast: root " + std::to_string(root) + " is not a rank");
+    return [root](dist::Group& g, std::vector<at::Tensor>& w) { g.Broadcast(w, root, "broadcast"); };
+  });
 }
 
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  auto group = GroupFromValue(info.Length() > 0 ? info[0] : env.Undefined(), "distBarrier(group)");
+  auto group = GroupFromValue(info[0], "distBarrier(group)");
   std::string what = "barrier";
   if (info.Length() > 1 && info[1].IsString()) what = "barrier (" + info[1].As<Napi::String>().Utf8Value() + ")";
   return StartVoidWorker(env, [group, what]() { group->Barrier(what); });
@@ -159,7 +154,7 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
 Napi::Value Shutdown(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
-  Napi::Value v = info.Length() > 0 ? info[0] : env.Undefined();
+  Napi::Value v = info[0];
   Require(v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&kGroupTag), "ARGUMENT_ERROR",
           "distShutdown(group): expected a process group");
   auto* holder = v.As<Napi::Object>().Get("_native").As<Napi::External<GroupHolder>>().Data();
@@ -173,6 +168,18 @@ Napi::Value Shutdown(const Napi::CallbackInfo& info) {
 struct StoreHolder {
   c10::intrusive_ptr<c10d::Store> store;
 };
+
+// {_native, close} of a server JS owns: `holder` is freed with the object, close() runs `close(*holder)` at once.
+template <typename Holder, typename Close>
+Napi::Object ServerObject(Napi::Env env, Holder* holder, Close close) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("_native", Napi::External<Holder>::New(env, holder, [](Napi::Env, Holder* h) { delete h; }));
+  o.Set("close", Napi::Function::New(env, [holder, close](const Napi::CallbackInfo& ci) -> Napi::Value {
+          close(*holder);
+          return ci.Env().Undefined();
+        }));
+  return o;
+}
 #endif
 
 Napi::Value StoreServer(const Napi::CallbackInfo& info) {
@@ -196,15 +203,9 @@ Napi::Value StoreServer(const Napi::CallbackInfo& info) {
     throw NativeError("DIST_ERROR", "distStoreServer: cannot host a store on port " + std::to_string(port) + ": " +
                                         dist::FirstLine(e));
   }
-  Napi::Object o = Napi::Object::New(env);
+  Napi::Object o = ServerObject(env, holder, [](StoreHolder& h) { h.store.reset(); });
   o.TypeTag(&kStoreTag);
-  auto ext = Napi::External<StoreHolder>::New(env, holder, [](Napi::Env, StoreHolder* h) { delete h; });
-  o.Set("_native", ext);
   o.Set("port", Napi::Number::New(env, static_cast<double>(port)));
-  o.Set("close", Napi::Function::New(env, [holder](const Napi::CallbackInfo& ci) -> Napi::Value {
-          holder->store.reset();
-          return ci.Env().Undefined();
-        }));
   return o;
 #else
   throw NativeError("ARGUMENT_ERROR", "distStoreServer: this libtorch has no c10d");
@@ -223,15 +224,11 @@ Napi::Value RendezvousServer(const Napi::CallbackInfo& info) {
           "distRendezvousServer: port must be in 0..65535, got " + std::to_string(port));
 #if defined(CTCLIP_HAVE_GLOO) || defined(CTCLIP_HAVE_NCCL)
   auto server = std::make_shared<dist::StoreServer>(host, static_cast<std::uint16_t>(port));
-  auto* holder = new std::shared_ptr<dist::StoreServer>(server);
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("_native", Napi::External<std::shared_ptr<dist::StoreServer>>::New(
-                       env, holder, [](Napi::Env, std::shared_ptr<dist::StoreServer>* h) { delete h; }));
+  Napi::Object o =
+      ServerObject(env, new std::shared_ptr<dist::StoreServer>(server), [](std::shared_ptr<dist::StoreServer>& s) {
+        if (s) s->Stop();
+      });
   o.Set("address", server->address());
-  o.Set("close", Napi::Function::New(env, [holder](const Napi::CallbackInfo& ci) -> Napi::Value {
-          if (*holder) (*holder)->Stop();
-          return ci.Env().Undefined();
-        }));
   return o;
 #else
   throw NativeError("ARGUMENT_ERROR", "distRendezvousServer: this libtorch has no c10d");
@@ -271,19 +268,17 @@ std::shared_ptr<dist::Group> GroupFromValue(const Napi::Value& value, const char
 }
 
 void RegisterDistributed(Napi::Env env, Napi::Object exports) {
-  auto fn = [&](const char* name, Napi::Value (*cb)(const Napi::CallbackInfo&)) {
-    exports.Set(name, Napi::Function::New(env, cb, name));
-  };
-  fn("distBackends", Backends);
-  fn("distInit", Init);
-  fn("distAllReduce", AllReduce);
-  fn("distAllGather", AllGather);
-  fn("distBroadcast", Broadcast);
-  fn("distBarrier", Barrier);
-  fn("distShutdown", Shutdown);
-  fn("distStoreServer", StoreServer);
-  fn("distRendezvousServer", RendezvousServer);
-  fn("distExitNow", ExitNow);
+  ExportFunctions(env, exports,
+                  {{"distBackends", Backends},
+                   {"distInit", Init},
+                   {"distAllReduce", AllReduce},
+                   {"distAllGather", AllGather},
+                   {"distBroadcast", Broadcast},
+                   {"distBarrier", Barrier},
+                   {"distShutdown", Shutdown},
+                   {"distStoreServer", StoreServer},
+                   {"distRendezvousServer", RendezvousServer},
+                   {"distExitNow", ExitNow}});
 }
 
 }  // namespace ctclip

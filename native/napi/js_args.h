@@ -114,15 +114,23 @@ inline Napi::Array StringsToJs(Napi::Env env, const std::vector<std::string>& v)
   return a;
 }
 
-inline Napi::Array ShapeToJs(Napi::Env env, at::IntArrayRef sizes) {
-  Napi::Array a = Napi::Array::New(env, sizes.size());
-  for (size_t i = 0; i < sizes.size(); i++)
-    a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(sizes[i])));
+// An array of numbers: a shape, per-parameter step counts.
+inline Napi::Array IntsToJs(Napi::Env env, at::IntArrayRef values) {
+  Napi::Array a = Napi::Array::New(env, values.size());
+  for (size_t i = 0; i < values.size(); i++)
+    a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(values[i])));
   return a;
 }
 
 // A tensor handle for JS; every tensor handed to JS is on the host (a no-op for CPU tensors, which stay shared).
 inline Napi::Object WrapHost(Napi::Env env, const at::Tensor& t) { return NativeTensor::Wrap(env, ToHost(t)); }
+
+// An array of tensor handles (WrapHost).
+inline Napi::Array TensorsToJs(Napi::Env env, const std::vector<at::Tensor>& v) {
+  Napi::Array a = Napi::Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); i++) a.Set(static_cast<uint32_t>(i), WrapHost(env, v[i]));
+  return a;
+}
 
 // {names, tensors} of named tensors (gradients, parameters).
 inline Napi::Object NamedTensorsToJs(Napi::Env env, const std::vector<std::pair<std::string, at::Tensor>>& v) {

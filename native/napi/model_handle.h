@@ -1,10 +1,10 @@
 // The JS handle of a native model (CTViT, CT-CLIP), and the state-dict converters both bindings share.
 //
-// A handle is an opaque object that holds a shared `State` until dispose().
+// A handle is an opaque object that holds a shared `State` (a ModelState) until dispose().
 // In-flight work holds its own reference to the state, so disposing never frees a model mid-call.
 //
-// `State` holds `net` (a model with State() and train()) and `mutex`, and names its class, creator and function
-// prefix: `static constexpr const char* kClassName = "CTViT"`, `kCreator = "createCTViT"`, `kPrefix = "ctvit"`. A
+// `State` derives from ModelState<Net> (a model with State() and train()) and names its class, creator and function
+// prefix: `static constexpr ModelNames kNames{"CTViT", "createCTViT", "ctvit"}`. A
 // binding registers the class once (ModelHandle<State>::Register), passes the returned data to every function it
 // exports, reads handles back with ModelHandle<State>::From, and exports the entry points every model shares:
 //   <prefix>SetTraining(h, bool), <prefix>StateDict(h) → {names, tensors, kinds, shapes},
@@ -25,6 +25,22 @@
 
 namespace ctclip {
 
+// What every handle's state holds: the model, and the mutex that serialises everything touching it (a training
+// forward updates the codebook in place, the optimizer mutates parameters), so concurrent calls queue instead of
+// racing.
+// A handle class's JS name, the function that creates its handles, and the prefix of its functions.
+struct ModelNames {
+  const char* className;
+  const char* creator;
+  const char* prefix;
+};
+
+template <typename Net>
+struct ModelState {
+  std::shared_ptr<Net> net;
+  std::mutex mutex;
+};
+
 // {names, tensors, kinds, shapes} of a model's reference-ordered state. The tensors are detached aliases (JS-side use
 // never records autograd history), shared on the CPU, copied from a device.
 inline Napi::Object StateToJs(Napi::Env env, const std::vector<model::NamedState>& entries) {
@@ -37,7 +53,7 @@ inline Napi::Object StateToJs(Napi::Env env, const std::vector<model::NamedState
     names.Set(idx, entries[i].name);
     tensors.Set(idx, js::WrapHost(env, entries[i].tensor.detach()));
     kinds.Set(idx, model::TensorKindName(entries[i].kind));
-    shapes.Set(idx, js::ShapeToJs(env, entries[i].tensor.sizes()));
+    shapes.Set(idx, js::IntsToJs(env, entries[i].tensor.sizes()));
   }
   Napi::Object o = Napi::Object::New(env);
   o.Set("names", names);
@@ -66,6 +82,14 @@ inline StateDictArgs StateDictArgsFrom(const Napi::CallbackInfo& info, const std
   return a;
 }
 
+// The fields every model's info has: training, parameterCount, trainableParameterCount (set on `o`).
+template <typename Net>
+void SetModelInfo(Napi::Env env, Napi::Object& o, const Net& net) {
+  o.Set("training", net.is_training());
+  o.Set("parameterCount", Napi::Number::New(env, static_cast<double>(net.ParameterCount(false))));
+  o.Set("trainableParameterCount", Napi::Number::New(env, static_cast<double>(net.ParameterCount(true))));
+}
+
 // {missing, unexpected} of a load.
 inline Napi::Object LoadReportToJs(Napi::Env env, const model::LoadReport& report) {
   Napi::Object o = Napi::Object::New(env);
@@ -88,12 +112,12 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle<State>> {
   // (freed when the environment shuts down).
   static Class* Register(Napi::Env env, Napi::Object exports) {
     auto* data = new Class();
-    Napi::Function ctor = Base::DefineClass(env, State::kClassName,
+    Napi::Function ctor = Base::DefineClass(env, State::kNames.className,
                                             {Base::InstanceMethod("dispose", &ModelHandle::Dispose),
                                              Base::InstanceAccessor("disposed", &ModelHandle::IsDisposed, nullptr)});
     data->ctor = Napi::Persistent(ctor);
     env.AddCleanupHook([data]() { delete data; });
-    exports.Set(State::kClassName, ctor);
+    exports.Set(State::kNames.className, ctor);
     return data;
   }
 
@@ -107,17 +131,36 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle<State>> {
   static std::shared_ptr<State> From(const Napi::CallbackInfo& info, size_t index, const char* fn) {
     Napi::Value v = info.Length() > index ? info[index] : info.Env().Undefined();
     if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ClassOf(info).ctor.Value())) {
-      throw NativeError("ARGUMENT_ERROR", std::string(fn) + ": expected a " + State::kClassName + " handle");
+      throw NativeError("ARGUMENT_ERROR", std::string(fn) + ": expected a " + State::kNames.className + " handle");
     }
     std::shared_ptr<State> s = Base::Unwrap(v.As<Napi::Object>())->state_;
-    Require(s != nullptr, "ARGUMENT_ERROR", std::string(fn) + ": the " + State::kClassName + " handle was disposed");
+    Require(s != nullptr, "ARGUMENT_ERROR",
+            std::string(fn) + ": the " + State::kNames.className + " handle was disposed");
     return s;
+  }
+
+  // An entry point `fn(handle, …)`: `body(state)` with the state behind info[0], its errors turned into JS errors.
+  template <typename Body>
+  static Napi::Value With(const Napi::CallbackInfo& info, const char* fn, Body body) {
+    Napi::Env env = info.Env();
+    CTCLIP_NAPI_TRY
+    return body(From(info, 0, fn));
+    CTCLIP_NAPI_CATCH(env)
+  }
+
+  // A synchronous entry point that only needs the model: `body(state)` under the model's lock.
+  template <typename Body>
+  static Napi::Value Locked(const Napi::CallbackInfo& info, const char* fn, Body body) {
+    return With(info, fn, [&](std::shared_ptr<State> state) -> Napi::Value {
+      std::lock_guard<std::mutex> lock(state->mutex);
+      return body(*state);
+    });
   }
 
   static Napi::Value SetTraining(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CTCLIP_NAPI_TRY
-    const std::string fn = std::string(State::kPrefix) + "SetTraining";
+    const std::string fn = std::string(State::kNames.prefix) + "SetTraining";
     std::shared_ptr<State> state = From(info, 0, fn.c_str());
     Require(info.Length() > 1 && info[1].IsBoolean(), "ARGUMENT_ERROR",
             fn + "(handle, training): training must be a boolean");
@@ -128,18 +171,14 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle<State>> {
   }
 
   static Napi::Value StateDict(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    CTCLIP_NAPI_TRY
-    std::shared_ptr<State> state = From(info, 0, (std::string(State::kPrefix) + "StateDict").c_str());
-    std::lock_guard<std::mutex> lock(state->mutex);
-    return StateToJs(env, state->net->State());
-    CTCLIP_NAPI_CATCH(env)
+    return Locked(info, (std::string(State::kNames.prefix) + "StateDict").c_str(),
+                  [&](State& state) -> Napi::Value { return StateToJs(info.Env(), state.net->State()); });
   }
 
   static Napi::Value LoadStateDict(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CTCLIP_NAPI_TRY
-    const std::string fn = std::string(State::kPrefix) + "LoadStateDict";
+    const std::string fn = std::string(State::kNames.prefix) + "LoadStateDict";
     std::shared_ptr<State> state = From(info, 0, fn.c_str());
     StateDictArgs args = StateDictArgsFrom(info, fn);
     std::lock_guard<std::mutex> lock(state->mutex);
@@ -149,8 +188,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle<State>> {
 
   explicit ModelHandle(const Napi::CallbackInfo& info) : Base(info) {
     if (info.Length() != 1 || !info[0].IsExternal()) {
-      throw Napi::TypeError::New(
-          info.Env(), std::string(State::kClassName) + " handles are created by " + State::kCreator + " only");
+      throw Napi::TypeError::New(info.Env(), std::string(State::kNames.className) + " handles are created by " +
+                                                 State::kNames.creator + " only");
     }
     state_ = info[0].As<Napi::External<Pending>>().Data()->state;
   }

@@ -7,6 +7,7 @@
 #include "io/finite.h"
 #include "io/safetensors.h"
 #include "napi/errors.h"
+#include "napi/js_args.h"
 #include "napi/promise_worker.h"
 #include "napi/registry.h"
 #include "napi/tensor_handle.h"
@@ -23,17 +24,17 @@ Napi::Value LoadSafetensorsJs(const Napi::CallbackInfo& info) {
   return PromiseWorker<io::SafetensorsContent>::Start(
       env, [path]() { return io::LoadSafetensors(path); },
       [](Napi::Env e, io::SafetensorsContent& c) -> Napi::Value {
-        Napi::Array names = Napi::Array::New(e, c.tensors.size());
-        Napi::Array tensors = Napi::Array::New(e, c.tensors.size());
-        for (size_t i = 0; i < c.tensors.size(); i++) {
-          names.Set(static_cast<uint32_t>(i), c.tensors[i].name);
-          tensors.Set(static_cast<uint32_t>(i), NativeTensor::Wrap(e, c.tensors[i].tensor));
+        std::vector<std::string> names;
+        std::vector<at::Tensor> tensors;
+        for (const io::NamedTensor& t : c.tensors) {
+          names.push_back(t.name);
+          tensors.push_back(t.tensor);
         }
         Napi::Object metadata = Napi::Object::New(e);
         for (const auto& [k, v] : c.metadata) metadata.Set(k, v);
         Napi::Object o = Napi::Object::New(e);
-        o.Set("names", names);
-        o.Set("tensors", tensors);
+        o.Set("names", js::StringsToJs(e, names));
+        o.Set("tensors", js::TensorsToJs(e, tensors));  // loaded on the CPU: WrapHost shares them
         o.Set("metadata", metadata);
         return o;
       });
@@ -106,9 +107,10 @@ Napi::Value FindNonFiniteJs(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterSafetensors(Napi::Env env, Napi::Object exports) {
-  exports.Set("loadSafetensors", Napi::Function::New(env, LoadSafetensorsJs, "loadSafetensors"));
-  exports.Set("saveSafetensors", Napi::Function::New(env, SaveSafetensorsJs, "saveSafetensors"));
-  exports.Set("findNonFinite", Napi::Function::New(env, FindNonFiniteJs, "findNonFinite"));
+  ExportFunctions(env, exports,
+                  {{"loadSafetensors", LoadSafetensorsJs},
+                   {"saveSafetensors", SaveSafetensorsJs},
+                   {"findNonFinite", FindNonFiniteJs}});
 }
 
 }  // namespace ctclip

@@ -109,7 +109,7 @@ Napi::Value ToTypedArray(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("data", data);
   out.Set("dtype", DtypeName(t.scalar_type()));
-  out.Set("shape", js::ShapeToJs(env, t.sizes()));
+  out.Set("shape", js::IntsToJs(env, t.sizes()));
   return out;
   CTCLIP_NAPI_CATCH(env)
 }
@@ -120,7 +120,7 @@ Napi::Value TensorInfo(const Napi::CallbackInfo& info) {
   CTCLIP_NAPI_TRY
   const at::Tensor& t = NativeTensor::FromValue(info[0], "tensorInfo");
   Napi::Object out = Napi::Object::New(env);
-  out.Set("shape", js::ShapeToJs(env, t.sizes()));
+  out.Set("shape", js::IntsToJs(env, t.sizes()));
   out.Set("dtype", DtypeName(t.scalar_type()));
   out.Set("device", t.device().str());
   out.Set("contiguous", t.is_contiguous());
@@ -163,10 +163,11 @@ Napi::Value Transform(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterTensorBridge(Napi::Env env, Napi::Object exports) {
-  exports.Set("fromBuffer", Napi::Function::New(env, FromBuffer, "fromBuffer"));
-  exports.Set("toTypedArray", Napi::Function::New(env, ToTypedArray, "toTypedArray"));
-  exports.Set("tensorInfo", Napi::Function::New(env, TensorInfo, "tensorInfo"));
-  exports.Set("transform", Napi::Function::New(env, Transform, "transform"));
+  ExportFunctions(env, exports,
+                  {{"fromBuffer", FromBuffer},
+                   {"toTypedArray", ToTypedArray},
+                   {"tensorInfo", TensorInfo},
+                   {"transform", Transform}});
 }
 
 }  // namespace ctclip

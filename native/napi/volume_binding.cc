@@ -117,7 +117,7 @@ Napi::Value PreprocessVolumeJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CTCLIP_NAPI_TRY
   at::Tensor input = NativeTensor::FromValue(info[0], "preprocessVolume(volume)");
-  VolumeOpts opts = ParseOpts(info.Length() > 1 ? info[1] : env.Undefined());
+  VolumeOpts opts = ParseOpts(info[1]);
   return PromiseWorker<VolumeResult>::Start(
       env, [input, opts]() { return preprocess::PreprocessVolume(input, opts); },
       [](Napi::Env e, VolumeResult& r) -> Napi::Value {
@@ -149,7 +149,7 @@ Napi::Value PreprocessVolumeJs(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterVolumeOps(Napi::Env env, Napi::Object exports) {
-  exports.Set("preprocessVolume", Napi::Function::New(env, PreprocessVolumeJs, "preprocessVolume"));
+  ExportFunctions(env, exports, {{"preprocessVolume", PreprocessVolumeJs}});
 }
 
 }  // namespace ctclip
