@@ -164,9 +164,7 @@ bool ChooseSmall(const at::Tensor& a, const at::Tensor& b, bool transB) {
     const at::Tensor sa = ScratchTensor({batch, m, k}, a.options());
     const at::Tensor sb =
         ScratchTensor(transB ? std::vector<int64_t>{batch, n, k} : std::vector<int64_t>{batch, k, n}, b.options());
-    const double customMs = MedianMs([&] { SmallProduct(sa, sb, transB); });
-    const double atenMs = MedianMs([&] { AtenProduct(sa, sb, transB); });
-    return std::make_pair(customMs, atenMs);
+    return CompareMs([&] { SmallProduct(sa, sb, transB); }, [&] { AtenProduct(sa, sb, transB); });
   });
 }
 

@@ -215,9 +215,7 @@ bool ChooseFusedGeglu(const at::Tensor& h) {
   return UseCustomKernel(Kernel::kGeglu, std::to_string(rows) + "x" + std::to_string(width), [&] {
     at::NoGradGuard noGrad;
     const at::Tensor sh = ScratchTensor({rows, width}, h.options());
-    const double customMs = MedianMs([&] { GegluFunction::apply(sh); });
-    const double atenMs = MedianMs([&] { GegluReference(sh); });
-    return std::make_pair(customMs, atenMs);
+    return CompareMs([&] { GegluFunction::apply(sh); }, [&] { GegluReference(sh); });
   });
 }
 

@@ -117,16 +117,24 @@ at::Tensor ScratchTensor(at::IntArrayRef sizes, const at::TensorOptions& options
   return at::empty(sizes, options.requires_grad(false)).uniform_(-1, 1, gen);
 }
 
-double MedianMs(const std::function<void()>& fn, int reps) {
-  fn();
-  std::vector<double> ms;
-  for (int i = 0; i < reps; i++) {
+std::pair<double, double> CompareMs(const std::function<void()>& custom, const std::function<void()>& aten, int reps) {
+  custom();
+  aten();
+  auto timed = [](const std::function<void()>& fn) {
     const auto t0 = std::chrono::steady_clock::now();
     fn();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
+  std::vector<double> c, a;
+  for (int i = 0; i < reps; i++) {
+    c.push_back(timed(custom));
+    a.push_back(timed(aten));
   }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  auto median = [](std::vector<double>& v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  return {median(c), median(a)};
 }
 
 bool UseCustomKernel(Kernel kernel, const std::string& shape, const KernelTimer& timer) {

@@ -84,11 +84,12 @@ bool ChooseFused(int64_t numel) {
     at::Tensor p = model::ScratchTensor({numel}, opts), g = model::ScratchTensor({numel}, opts);
     at::Tensor m = at::zeros({numel}, opts), v = at::zeros({numel}, opts);
     const AdamWScalars sc{0.9999f, 0.1f, 0.99f, 0.01f, 0.1f, 1e-8f, -1e-4f, true};
-    const double customMs = model::MedianMs([&] {
-      FusedAdamWFloat(p.data_ptr<float>(), g.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), numel, sc);
-    });
-    const double atenMs = model::MedianMs([&] { StepAten(p, g, m, v, 0.9999, 0.1, 0.99, 0.01, 0.1, 1e-8, -1e-4); });
-    return std::make_pair(customMs, atenMs);
+    return model::CompareMs(
+        [&] {
+          FusedAdamWFloat(p.data_ptr<float>(), g.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), numel,
+                          sc);
+        },
+        [&] { StepAten(p, g, m, v, 0.9999, 0.1, 0.99, 0.01, 0.1, 1e-8, -1e-4); });
   });
 }
 
