@@ -62,6 +62,8 @@ export interface BuildInfo {
   napiVersion: number;
   /** The kernel mode per custom CPU kernel, 'bmm_nn=table,bmm_nt=table,…' (see setKernelMode). */
   kernelMode: string;
+  /** The glibc malloc settings applied when the addon loaded, or 'off (why)' (native/core/allocator_tuning.h). */
+  allocatorTuning: string;
 }
 
 export interface TensorInfo {

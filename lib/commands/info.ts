@@ -45,6 +45,7 @@ export function run(argv: string[]): Promise<number> {
       ],
       ['BLAS', info.blas],
       ['CPU capability', info.cpuCapability || 'unknown'],
+      ['malloc', info.allocatorTuning],
     ];
     const width = Math.max(...rows.map(([k]) => k.length));
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);

@@ -1,18 +1,20 @@
 // glibc malloc settings for a training process, applied once when the addon loads.
 //
 // A train step frees and re-allocates the same few hundred activation and gradient buffers every step, and each
-// step runs on whichever libuv pool thread picks up its AsyncWorker. With glibc's defaults every such thread gets
-// its own malloc arena, so each of the four arenas grows to the step's peak (four times the memory), freed memory
-// above the trim threshold goes back to the kernel, and the mmap threshold keeps moving: the next step touches fresh
-// pages again, and each page fault is expensive in a virtual machine. One arena, the mmap threshold fixed at its
-// maximum (32 MiB) and up to 512 MiB of free heap kept measured, on the `mid` / `large` bench steps (torch 2.13):
-// peak RSS 640 → 367 MiB / 2,276 → 957 MiB and page faults per run 137k → 68k / 595k → 220k. The threads that
-// allocate concurrently are few (the step thread; OpenMP workers rarely allocate), so one arena costs no measurable
-// lock contention (the quiet A/B is in docs/performance.md).
+// step runs on whichever libuv pool thread picks up its AsyncWorker. With glibc's defaults each such thread has its
+// own malloc arena, so every arena grows to the step's peak, freed memory above the trim threshold goes back to the
+// kernel, and the mmap threshold keeps moving: the next step touches fresh pages again, and each page fault is
+// expensive in a virtual machine (the hypervisor backs the page). So, once when the addon loads:
+//  - the mmap threshold is fixed at its maximum (32 MiB) and up to 512 MiB of free heap is kept, unless the
+//    environment sets MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ / MALLOC_TOP_PAD_;
+//  - no further arenas are created (M_ARENA_MAX 1), unless MALLOC_ARENA_MAX is set. Threads that allocated before
+//    the addon loaded (Node's own) keep their arenas, so the full effect needs MALLOC_ARENA_MAX=1 in the
+//    environment at process start: `ctclip launch` sets it for its workers when it is unset.
+// Measured on the `mid` bench step (torch 2.13; docs/performance.md "Allocator"): peak RSS 630 → 540 MiB and page
+// faults per run 150k → 113k in-process; with MALLOC_ARENA_MAX=1 from the start 367 MiB and 68k.
 //
-// Nothing is changed when the user tunes malloc themselves (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_,
-// MALLOC_TOP_PAD_, MALLOC_ARENA_MAX or glibc.malloc tunables in GLIBC_TUNABLES), when CTCLIP_MALLOC_TUNING=0, or on a C
-// library other than glibc.
+// Nothing is changed with CTCLIP_MALLOC_TUNING=0, with glibc.malloc tunables in GLIBC_TUNABLES, or on a C library
+// other than glibc.
 #pragma once
 
 #include <string>
@@ -20,7 +22,7 @@
 namespace ctclip {
 
 // Applies the settings (first call only) and returns what was done, for buildInfo():
-// "one arena, mmap threshold 32 MiB, trim threshold 512 MiB" or "off (<why>)".
+// e.g. "mmap threshold 32 MiB, trim threshold 512 MiB, no new arenas" or "off (<why>)".
 const std::string& ApplyAllocatorTuning();
 
 }  // namespace ctclip

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "compat.h"
+#include "core/allocator_tuning.h"
 #include "model/kernel_choice.h"
 #include "napi/errors.h"
 #include "napi/registry.h"
@@ -75,6 +76,8 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   out.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
   // Which implementation the custom CPU kernels use (model/kernel_choice.h; CTCLIP_KERNELS).
   out.Set("kernelMode", model::KernelModeSpec());
+  // The malloc settings applied at load (core/allocator_tuning.h; CTCLIP_MALLOC_TUNING=0 turns them off).
+  out.Set("allocatorTuning", ApplyAllocatorTuning());
   return out;
   CTCLIP_NAPI_CATCH(env)
 }

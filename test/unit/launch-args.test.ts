@@ -197,6 +197,11 @@ describe('launch: worker environment', () => {
     expect(env).to.not.have.property('TORCHELASTIC_USE_AGENT_STORE');
   });
 
+  it('gives workers one malloc arena (MALLOC_ARENA_MAX=1) unless the environment chooses', () => {
+    expect(workerEnv({ PATH: '/bin' }, o, 0, 0, '1').MALLOC_ARENA_MAX).to.equal('1');
+    expect(workerEnv({ MALLOC_ARENA_MAX: '4' }, o, 1, 0, '1').MALLOC_ARENA_MAX).to.equal('4');
+  });
+
   it('CTCLIP_THREADS: ⌊CPUs / nproc⌋ (at least 1), unless CTCLIP_THREADS or OMP_NUM_THREADS is set', () => {
     expect(threadsChoice({}, 16, 4).value).to.equal('4');
     expect(threadsChoice({}, 16, 3).value).to.equal('5');
