@@ -149,7 +149,9 @@ export async function runSideBySide(opts: SideBySideOptions = {}): Promise<SideB
   const pairs = opts.pairs ?? 5;
   const threads = opts.threads ?? 2;
   const batch = opts.batch ?? 4;
-  const warmup = opts.warmup ?? 2;
+  // 5 warm-up steps per process on both sides: our step runs on whichever libuv thread takes its AsyncWorker, and
+  // glibc gives each such thread its own arena, so our first ~6 steps still page memory in (docs/performance.md).
+  const warmup = opts.warmup ?? 5;
   const iters = opts.iters ?? 7;
   const device = opts.device ?? 'cpu';
   const precision = opts.precision ?? 'fp32';

@@ -166,10 +166,10 @@ Napi::Object TimingsToJs(Napi::Env env, const train::Timings& t) {
   o.Set("forwardMs", t.forwardMs);
   o.Set("backwardMs", t.backwardMs);
   o.Set("optimizerMs", t.optimizerMs);
-  o.Set("spatialMs", t.spatialMs);
-  o.Set("temporalMs", t.temporalMs);
-  o.Set("textMs", t.textMs);
-  o.Set("headsMs", t.headsMs);
+  o.Set("spatialMs", t.phases.spatialMs);
+  o.Set("temporalMs", t.phases.temporalMs);
+  o.Set("textMs", t.phases.textMs);
+  o.Set("headsMs", t.phases.headsMs);
   o.Set("allReduceMs", t.allReduceMs);
   return o;
 }

@@ -497,11 +497,7 @@ StepResult Trainer::OptimizerStep(double lr, const StepFlags& flags) {
   r.temperature = model_->temperature.item<double>();
   r.logitScale = model_->Scale().item<double>();
   r.timings = pending_;
-  const model::PhaseTimes phases = model_->TakePhaseTimes();
-  r.timings.spatialMs = phases.spatialMs;
-  r.timings.temporalMs = phases.temporalMs;
-  r.timings.textMs = phases.textMs;
-  r.timings.headsMs = phases.headsMs;
+  r.timings.phases = model_->TakePhaseTimes();
   r.stopRequested = stopAll;
   r.worldSize = W;
   r.allReduceBuckets = W > 1 ? static_cast<int64_t>(buckets_->bucketCount()) : 0;

@@ -90,12 +90,9 @@ struct Timings {
   double forwardMs = 0;
   double backwardMs = 0;
   double optimizerMs = 0;
-  // Inside forwardMs (model::PhaseTimes, summed over the step's forwards); the rest of forwardMs is the loss,
-  // the all-gathers and the micro-batch bookkeeping.
-  double spatialMs = 0;
-  double temporalMs = 0;
-  double textMs = 0;
-  double headsMs = 0;
+  // Inside forwardMs (summed over the step's forwards); the rest of forwardMs is the loss, the all-gathers and the
+  // micro-batch bookkeeping.
+  model::PhaseTimes phases;
   // Data parallel: the wait for the decision and gradient all-reduces after backward (not in optimizerMs); buckets
   // sent during backward (overlap) count only for what is left of them then.
   double allReduceMs = 0;
