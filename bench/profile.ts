@@ -12,6 +12,8 @@
  * difference in step time can be traced to a category. CPU ms per step = share × the process CPU time per step
  * (all threads); the GEMM FLOPs are the analytic matmul count of bench/ctclip.ts (the same for both sides).
  * Needs Linux `perf` with user-space sampling allowed (kernel.perf_event_paranoid ≤ 2); without it, it says so.
+ * A stripped libtorch (Debian's 1.13) shows its ATen kernels as addresses, which land in the dispatcher category;
+ * the torch wheels keep their symbols.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -21,10 +23,8 @@ import { parseArgs } from 'util';
 import { worldPython } from '../test/helpers/python';
 import { PRESETS, type CtclipBenchResult, type CtclipPreset } from './ctclip';
 import { loadAddon } from '../lib/native';
-import { runBenchMain } from './common';
-import { referenceSpec, referenceUnavailable, type ReferenceRun } from './reference';
-
-const REPO = path.resolve(__dirname, '..');
+import { cliFlags, runBenchMain } from './common';
+import { referenceArgv, referenceSpec, referenceUnavailable, type ReferenceRun } from './reference';
 
 /** The categories, in the order they are matched: the first whose test accepts a sample's (dso, symbol) wins. */
 export const CATEGORIES: { name: string; test: (dso: string, sym: string) => boolean }[] = [
@@ -40,7 +40,9 @@ export const CATEGORIES: { name: string; test: (dso: string, sym: string) => boo
   { name: 'ours: other', test: (dso) => dso === 'ctclip.node' },
   {
     name: 'thread pools (OpenMP / BLAS workers)',
-    test: (dso, sym) => /libgomp|libiomp|libomp/.test(dso) || /blas_thread|exec_blas|GOMP_/.test(sym),
+    // OpenBLAS's pthread workers spin in sched_yield between GEMMs; libpthreadpool is the Debian libtorch's pool.
+    test: (dso, sym) =>
+      /libgomp|libiomp|libomp|libpthreadpool/.test(dso) || /blas_thread|exec_blas|GOMP_|sched_yield/.test(sym),
   },
   {
     name: 'GEMM (BLAS)',
@@ -206,11 +208,8 @@ export async function runProfile(opts: {
 }): Promise<ProfileResult> {
   const missing = perfMissing();
   if (missing) throw new Error(`bench/profile.js needs perf: ${missing}`);
-  const common = ['--threads', String(opts.threads), '--iters', String(opts.iters), '--warmup', '3'];
-  const our = profileChild(
-    [process.execPath, path.join(__dirname, 'ctclip.js'), '--preset', opts.preset, '--json', ...common],
-    opts.freq,
-  );
+  const flags = { preset: opts.preset, json: true, threads: opts.threads, iters: opts.iters, warmup: 3 };
+  const our = profileChild([process.execPath, path.join(__dirname, 'ctclip.js'), ...cliFlags(flags)], opts.freq);
   const r = lastJson<CtclipBenchResult>(our.stdout, 'bench/ctclip.js');
   const ours: ProfileSide = {
     label: `ctclip (torch ${r.torchVersion}, ${r.blas})`,
@@ -233,10 +232,7 @@ export async function runProfile(opts: {
         device: 'cpu',
         precision: 'fp32',
       });
-      const ref = profileChild(
-        [python!, path.join(REPO, 'scripts', 'reference-step.py'), '--spec', JSON.stringify(spec)],
-        opts.freq,
-      );
+      const ref = profileChild(referenceArgv(python!, spec), opts.freq);
       const rr = lastJson<ReferenceRun>(ref.stdout, 'scripts/reference-step.py');
       reference = {
         label: `reference (torch ${rr.torch})`,
@@ -260,9 +256,14 @@ export async function runProfile(opts: {
 }
 
 /** GEMM GFLOP/s per core: the step's matmul FLOPs over the CPU time the profile puts in GEMM. */
+/** One category's share of a side's samples and its CPU ms per step. */
+function categoryOf(side: ProfileSide, name: string): { share: number; cpuMs: number } {
+  const share = side.categories.find((c) => c.name === name)!.share;
+  return { share, cpuMs: share * side.cpuMsPerStep };
+}
+
 export function gemmGflopsPerCore(side: ProfileSide, gflopPerStep: number): number {
-  const gemm = side.categories.find((c) => c.name === 'GEMM (BLAS)')!;
-  return gflopPerStep / ((gemm.share * side.cpuMsPerStep) / 1e3);
+  return gflopPerStep / (categoryOf(side, 'GEMM (BLAS)').cpuMs / 1e3);
 }
 
 export function formatProfile(p: ProfileResult, top: number): string {
@@ -280,22 +281,16 @@ export function formatProfile(p: ProfileResult, top: number): string {
   if (p.referenceMissing) lines.push(`  reference: not run — ${p.referenceMissing}`);
   const head = ['category'.padEnd(48), ...sides.map((s) => `${s.label.split(' ')[0]} % / CPU ms`.padStart(24))];
   lines.push('  ' + head.join(''));
-  const names = CATEGORIES.map((c) => c.name);
-  for (const name of names) {
-    const cells = sides.map((s) => {
-      const c = s.categories.find((x) => x.name === name)!;
-      return `${f(100 * c.share)} % / ${f(c.share * s.cpuMsPerStep)}`.padStart(24);
-    });
-    if (sides.every((s) => s.categories.find((x) => x.name === name)!.share < 0.0005)) continue;
-    lines.push('  ' + name.padEnd(48) + cells.join(''));
+  for (const { name } of CATEGORIES) {
+    const row = sides.map((s) => categoryOf(s, name));
+    if (row.every((c) => c.share < 0.0005)) continue;
+    lines.push('  ' + name.padEnd(48) + row.map((c) => `${f(100 * c.share)} % / ${f(c.cpuMs)}`.padStart(24)).join(''));
   }
   const peakPerCore = p.matmulGflopsPerCore;
   for (const s of sides) {
     const g = gemmGflopsPerCore(s, p.gflopPerStep);
     lines.push(
-      `  GEMM, ${s.label.split(' ')[0]}: ${f(p.gflopPerStep, 2)} GFLOP per step in ${f(
-        s.categories.find((c) => c.name === 'GEMM (BLAS)')!.share * s.cpuMsPerStep,
-      )} CPU ms → ${f(g)} GFLOP/s per core; ceiling ${f(peakPerCore)} GFLOP/s per core (1024² matmul, ${p.threads} threads, per CPU-second) = ${f(
+      `  GEMM, ${s.label.split(' ')[0]}: ${f(p.gflopPerStep, 2)} GFLOP per step in ${f(categoryOf(s, 'GEMM (BLAS)').cpuMs)} CPU ms → ${f(g)} GFLOP/s per core; ceiling ${f(peakPerCore)} GFLOP/s per core (1024² matmul, ${p.threads} threads, per CPU-second) = ${f(
         (100 * g) / peakPerCore,
       )} %`,
     );

@@ -109,8 +109,14 @@ export function referenceSpec(
 }
 
 /** Runs the reference step once in a child Python process; throws with its stderr when it fails. */
+/** The command line of one reference step process: [python, script, --spec, JSON]. */
+export function referenceArgv(python: string, spec: Record<string, unknown>): string[] {
+  return [python, path.join(REPO, 'scripts', 'reference-step.py'), '--spec', JSON.stringify(spec)];
+}
+
 export function runReferenceInChild(python: string, spec: Record<string, unknown>): ReferenceRun {
-  const r = spawnSync(python, [path.join(REPO, 'scripts', 'reference-step.py'), '--spec', JSON.stringify(spec)], {
+  const [cmd, ...args] = referenceArgv(python, spec);
+  const r = spawnSync(cmd, args, {
     encoding: 'utf8',
     env: process.env,
     maxBuffer: 64 << 20,

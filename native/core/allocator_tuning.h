@@ -10,8 +10,9 @@
 //  - no further arenas are created (M_ARENA_MAX 1), unless MALLOC_ARENA_MAX is set. Threads that allocated before
 //    the addon loaded (Node's own) keep their arenas, so the full effect needs MALLOC_ARENA_MAX=1 in the
 //    environment at process start: `ctclip launch` sets it for its workers when it is unset.
-// Measured on the `mid` bench step (torch 2.13; docs/performance.md "Allocator"): peak RSS 630 → 540 MiB and page
-// faults per run 150k → 113k in-process; with MALLOC_ARENA_MAX=1 from the start 367 MiB and 68k.
+// Measured on the bench steps (torch 2.13; docs/performance.md "Allocator"): in-process, `mid` 117 → 107 ms and
+// `large` 885 → 737 ms per step, page faults per `mid` run 150k → 113k (the RSS change was not reproducible); with
+// MALLOC_ARENA_MAX=1 from the start, peak RSS 640 → 367 MiB (`mid`) and 2,276 → 957 MiB (`large`).
 //
 // Nothing is changed with CTCLIP_MALLOC_TUNING=0, with glibc.malloc tunables in GLIBC_TUNABLES, or on a C library
 // other than glibc.

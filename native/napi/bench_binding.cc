@@ -7,8 +7,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include <algorithm>
 #include <chrono>
+#include <tuple>
 #include <vector>
 
 #include "model/batched_matmul.h"
@@ -104,19 +104,17 @@ Napi::Value BatchedMatmulCompare(const Napi::CallbackInfo& info) {
         r.out = maxDiff(o1, o2);
         r.gradA = maxDiff(ga1, ga2);
         r.gradB = maxDiff(gb1, gb2);
-        auto median = [&](bool ours) {
-          std::vector<double> ms;
-          for (int64_t i = 0; i < iters; i++) {
-            const auto start = std::chrono::steady_clock::now();
-            at::Tensor out, ga, gb;
-            run(ours, out, ga, gb);
-            ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-          }
-          std::sort(ms.begin(), ms.end());
-          return ms[ms.size() / 2];
-        };
-        r.smallMs = median(true);
-        r.atenMs = median(false);
+        // Interleaved, as the kernel calibration times them (model/kernel_choice.h: CompareMs).
+        std::tie(r.smallMs, r.atenMs) = model::CompareMs(
+            [&] {
+              at::Tensor out, ga, gb;
+              run(true, out, ga, gb);
+            },
+            [&] {
+              at::Tensor out, ga, gb;
+              run(false, out, ga, gb);
+            },
+            static_cast<int>(iters));
         return r;
       },
       [](Napi::Env e, MatmulCompare& r) -> Napi::Value {
